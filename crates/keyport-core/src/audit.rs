@@ -1,0 +1,89 @@
+//! The audit trail: security-relevant events, written to storage.
+
+use uuid::Uuid;
+
+use crate::{clock::Timestamp, session::ClientInfo, token::SessionId, user::UserId};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditKind {
+    /// An account was created.
+    SignUp,
+    /// A sign-in succeeded.
+    SignIn,
+    /// A sign-in failed (wrong password, unknown email, or rate-limited).
+    SignInFailed,
+    /// A user ended their own session.
+    SignOut,
+    /// A session was revoked by its user from another session.
+    SessionRevoked,
+    /// A user ended all their other sessions.
+    OtherSessionsRevoked,
+    /// A user changed their password.
+    PasswordChanged,
+    /// A user changed their profile.
+    ProfileUpdated,
+    /// A user deleted their account.
+    UserDeleted,
+}
+
+impl AuditKind {
+    /// Stable name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignUp => "sign_up",
+            Self::SignIn => "sign_in",
+            Self::SignInFailed => "sign_in_failed",
+            Self::SignOut => "sign_out",
+            Self::SessionRevoked => "session_revoked",
+            Self::OtherSessionsRevoked => "other_sessions_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::ProfileUpdated => "profile_updated",
+            Self::UserDeleted => "user_deleted",
+        }
+    }
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// Unique, time-ordered id.
+    pub id: Uuid,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened.
+    pub kind: AuditKind,
+    /// The user concerned, when known.
+    pub user_id: Option<UserId>,
+    /// The session concerned, when there is one.
+    pub session_id: Option<SessionId>,
+    /// Where the request came from.
+    pub client: ClientInfo,
+    /// Short machine-readable detail (e.g. `unknown_email`, the attempted email).
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event of `kind` at `at`, from `client`.
+    pub fn new(kind: AuditKind, at: Timestamp, client: &ClientInfo) -> Self {
+        Self { id: Uuid::now_v7(), at, kind, user_id: None, session_id: None, client: client.clone(), detail: None }
+    }
+
+    /// Names the user concerned.
+    pub fn user(mut self, user_id: UserId) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// Names the session concerned.
+    pub fn session(mut self, session_id: &SessionId) -> Self {
+        self.session_id = Some(session_id.clone());
+        self
+    }
+
+    /// Adds a detail.
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+}

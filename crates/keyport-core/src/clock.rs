@@ -1,0 +1,108 @@
+//! Time, injected: domain code asks a [`Clock`], never the system directly,
+//! so expiry is tested by moving a [`ManualClock`] instead of sleeping.
+
+use std::{
+    sync::atomic::{AtomicI64, Ordering},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+/// A point in time: milliseconds since the Unix epoch (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
+
+impl Timestamp {
+    /// The timestamp `millis` milliseconds after the Unix epoch.
+    pub const fn from_unix_millis(millis: i64) -> Self {
+        Self(millis)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub const fn unix_millis(self) -> i64 {
+        self.0
+    }
+
+    /// This time plus `duration`, saturating instead of overflowing.
+    pub fn saturating_add(self, duration: Duration) -> Self {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Self(self.0.saturating_add(millis))
+    }
+
+    /// How long after `earlier` this time is; zero when it is not later.
+    pub fn duration_since(self, earlier: Timestamp) -> Duration {
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
+    }
+}
+
+/// A source of the current time.
+pub trait Clock: Send + Sync + 'static {
+    /// The current time.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// A clock that stands still until told to move: for tests.
+#[derive(Debug)]
+pub struct ManualClock {
+    millis: AtomicI64,
+}
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: Timestamp) -> Self {
+        Self { millis: AtomicI64::new(start.0) }
+    }
+
+    /// A clock showing the current system time.
+    pub fn starting_now() -> Self {
+        Self::new(SystemClock.now())
+    }
+
+    /// Moves the clock forward by `duration`.
+    pub fn advance(&self, duration: Duration) {
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        self.millis.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.millis.load(Ordering::SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_advanced() {
+        let clock = ManualClock::new(Timestamp::from_unix_millis(1_000));
+        assert_eq!(clock.now().unix_millis(), 1_000);
+        clock.advance(Duration::from_secs(2));
+        assert_eq!(clock.now().unix_millis(), 3_000);
+    }
+
+    #[test]
+    fn duration_since_never_goes_negative() {
+        let early = Timestamp::from_unix_millis(10);
+        let late = Timestamp::from_unix_millis(30);
+        assert_eq!(late.duration_since(early), Duration::from_millis(20));
+        assert_eq!(early.duration_since(late), Duration::ZERO);
+    }
+
+    #[test]
+    fn saturating_add_does_not_overflow() {
+        let t = Timestamp::from_unix_millis(i64::MAX - 1);
+        assert_eq!(t.saturating_add(Duration::from_secs(10)).unix_millis(), i64::MAX);
+    }
+}

@@ -1,0 +1,99 @@
+//! The domain error: every way a Keyport operation can fail, each with a
+//! stable reason string that clients branch on.
+
+use std::time::Duration;
+
+/// Result of a domain operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The request field, as named in the API (`email`, `password`, ...).
+    pub field: &'static str,
+    /// What is wrong with it, for a developer reading the error.
+    pub description: String,
+}
+
+impl FieldViolation {
+    /// A violation of `field` described by `description`.
+    pub fn new(field: &'static str, description: impl Into<String>) -> Self {
+        Self { field, description: description.into() }
+    }
+}
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Some request fields are invalid.
+    #[error("invalid argument: {0:?}")]
+    InvalidArgument(Vec<FieldViolation>),
+    /// The new password is shorter than the policy's minimum.
+    #[error("password must have at least {min_length} characters")]
+    WeakPassword {
+        /// The minimum length in characters.
+        min_length: usize,
+    },
+    /// The password is longer than the policy's maximum.
+    #[error("password must have at most {max_length} characters")]
+    PasswordTooLong {
+        /// The maximum length in characters.
+        max_length: usize,
+    },
+    /// Another account already uses this email.
+    #[error("email is already taken")]
+    EmailTaken,
+    /// Email or password is wrong; deliberately does not say which.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// No valid session: token missing, malformed, unknown or revoked.
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The session existed but its time is up.
+    #[error("session expired")]
+    SessionExpired,
+    /// The caller has no session with that id.
+    #[error("session not found")]
+    SessionNotFound,
+    /// Too many failed attempts; try again later.
+    #[error("too many attempts, retry in {retry_after:?}")]
+    RateLimited {
+        /// How long until an attempt may succeed again.
+        retry_after: Duration,
+    },
+    /// Keyport is too busy to take the request now (e.g. the password
+    /// hashing pool is saturated).
+    #[error("server overloaded")]
+    Overloaded,
+    /// The database cannot be reached.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the cause is logged, never shown to callers.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable reason string sent to clients in `google.rpc.ErrorInfo`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
+            Self::WeakPassword { .. } => "WEAK_PASSWORD",
+            Self::PasswordTooLong { .. } => "PASSWORD_TOO_LONG",
+            Self::EmailTaken => "EMAIL_TAKEN",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::Unauthenticated => "UNAUTHENTICATED",
+            Self::SessionExpired => "SESSION_EXPIRED",
+            Self::SessionNotFound => "SESSION_NOT_FOUND",
+            Self::RateLimited { .. } => "RATE_LIMITED",
+            Self::Overloaded => "RESOURCE_EXHAUSTED",
+            Self::Unavailable(_) => "UNAVAILABLE",
+            Self::Internal(_) => "INTERNAL",
+        }
+    }
+
+    /// A single-field [`Error::InvalidArgument`].
+    pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
+        Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+}

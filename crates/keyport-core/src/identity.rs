@@ -1,0 +1,317 @@
+//! The use cases: sign-up, sign-in, session checks and a user's own account.
+//!
+//! [`Identity`] ties the rules of this crate to a [`Store`] and a [`Clock`].
+//! The gRPC layer calls it and only translates types.
+
+use std::sync::Arc;
+
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    clock::Clock,
+    email::Email,
+    error::{Error, FieldViolation, Result},
+    password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy, Verification},
+    rate_limit::{SignInLimiter, SignInLimits},
+    session::{ClientInfo, Freshness, Session, SessionPolicy},
+    store::{Store, StoreError},
+    token::{SessionId, SessionToken},
+    user::{DEFAULT_ROLE, User, UserId, parse_name},
+};
+
+/// Tunable rules of an [`Identity`].
+#[derive(Debug, Clone, Default)]
+pub struct IdentityConfig {
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Password length rules.
+    pub passwords: PasswordPolicy,
+    /// Argon2id cost.
+    pub hashing: HashParams,
+    /// Admission to the hashing pool.
+    pub hashing_limits: HashingLimits,
+    /// Failed sign-in throttling.
+    pub sign_in_limits: SignInLimits,
+}
+
+/// A new session as handed to its user.
+#[derive(Debug)]
+pub struct SessionGrant {
+    /// The bearer token; shown once.
+    pub token: String,
+    /// The session.
+    pub session: Session,
+    /// Its user.
+    pub user: User,
+}
+
+/// A validated session and its user: who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The caller's session.
+    pub session: Session,
+    /// The caller.
+    pub user: User,
+    /// True when validating pushed the session's expiry forward.
+    pub refreshed: bool,
+}
+
+/// Keyport's use cases over a store and a clock.
+#[derive(Clone)]
+pub struct Identity {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    limiter: SignInLimiter,
+    config: IdentityConfig,
+}
+
+impl Identity {
+    /// Builds the use cases. Fails only on invalid hashing parameters.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: IdentityConfig) -> Result<Self> {
+        Ok(Self {
+            hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
+            limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
+            store,
+            clock,
+            config,
+        })
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> &IdentityConfig {
+        &self.config
+    }
+
+    /// Checks that storage answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Creates an account and signs it in.
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
+        let password = self.config.passwords.new_password("password", password)?;
+        let password_hash = self.hasher.hash(password).await?;
+
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(),
+            email,
+            name,
+            email_verified: false,
+            roles: vec![DEFAULT_ROLE.to_owned()],
+            created_at: now,
+            updated_at: now,
+        };
+        let (token, session) = self.new_session(&user, client)?;
+        let audit = AuditEvent::new(AuditKind::SignUp, now, client).user(user.id).session(&session.id);
+        match self.store.create_user(&user, &password_hash, &session, &audit).await {
+            Ok(()) => Ok(SessionGrant { token: token.expose(), session, user }),
+            Err(StoreError::Conflict(_)) => Err(Error::EmailTaken),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Signs in with email and password. Unknown email and wrong password are
+    /// indistinguishable: same error, same work.
+    pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        let email = Email::parse("email", email)?;
+        let password = self.config.passwords.presented_password("password", password)?;
+        let ip = client.ip_address.as_deref();
+        let now = self.clock.now();
+
+        if let Err(limited) = self.limiter.check(email.as_str(), ip) {
+            let audit = AuditEvent::new(AuditKind::SignInFailed, now, client).detail("rate_limited");
+            self.store.record_audit(&audit).await?;
+            return Err(limited);
+        }
+
+        let credentials = self.store.find_credentials_by_email(&email).await?;
+        let (user, stored_hash) = match credentials {
+            Some(c) => (Some(c.user), Some(c.password_hash)),
+            None => (None, None),
+        };
+        let verification = self.hasher.verify(password, stored_hash).await?;
+        let (user, rehash) = match (user, verification) {
+            (Some(user), Verification::Match { rehash }) => (user, rehash),
+            (user, _) => {
+                self.limiter.record_failure(email.as_str(), ip);
+                let audit = AuditEvent::new(AuditKind::SignInFailed, now, client);
+                let audit = match user {
+                    Some(user) => audit.user(user.id).detail("wrong_password"),
+                    None => audit.detail(format!("unknown_email:{email}")),
+                };
+                self.store.record_audit(&audit).await?;
+                return Err(Error::InvalidCredentials);
+            }
+        };
+        self.limiter.record_success(email.as_str());
+        if let Some(new_hash) = rehash {
+            self.store.replace_password_hash(user.id, &new_hash).await?;
+        }
+
+        let (token, session) = self.new_session(&user, client)?;
+        let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id);
+        self.store.create_session(&session, &audit).await?;
+        Ok(SessionGrant { token: token.expose(), session, user })
+    }
+
+    /// Validates a session token, sliding its expiry when due.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let token = SessionToken::parse(token)?;
+        let Some((mut session, user)) = self.store.find_session(token.id()).await? else {
+            return Err(Error::Unauthenticated);
+        };
+        if !session.secret_hash.verify(&token.secret_hash()) {
+            return Err(Error::Unauthenticated);
+        }
+        let now = self.clock.now();
+        let refreshed = match self.config.sessions.freshness(&session, now) {
+            Freshness::Expired => return Err(Error::SessionExpired),
+            Freshness::Valid => false,
+            Freshness::Refresh { expires_at } => {
+                self.store.refresh_session(&session.id, expires_at, now).await?;
+                session.expires_at = expires_at;
+                session.refreshed_at = now;
+                true
+            }
+        };
+        Ok(Principal { session, user, refreshed })
+    }
+
+    /// The caller's live sessions, newest first.
+    pub async fn list_sessions(&self, caller: &Principal) -> Result<Vec<Session>> {
+        Ok(self.store.list_sessions(caller.user.id, self.clock.now()).await?)
+    }
+
+    /// Ends one of the caller's sessions. Another user's session id is
+    /// [`Error::SessionNotFound`], exactly like an unknown one.
+    pub async fn revoke_session(&self, caller: &Principal, session_id: &str, client: &ClientInfo) -> Result<()> {
+        let id = SessionId::parse(session_id)?;
+        let audit =
+            AuditEvent::new(AuditKind::SessionRevoked, self.clock.now(), client).user(caller.user.id).session(&id);
+        if self.store.delete_session(caller.user.id, &id, &audit).await? { Ok(()) } else { Err(Error::SessionNotFound) }
+    }
+
+    /// Ends all the caller's sessions but the calling one.
+    pub async fn revoke_other_sessions(&self, caller: &Principal, client: &ClientInfo) -> Result<u64> {
+        let audit = AuditEvent::new(AuditKind::OtherSessionsRevoked, self.clock.now(), client)
+            .user(caller.user.id)
+            .session(&caller.session.id);
+        Ok(self.store.delete_other_sessions(caller.user.id, &caller.session.id, &audit).await?)
+    }
+
+    /// Ends the calling session.
+    pub async fn sign_out(&self, caller: &Principal, client: &ClientInfo) -> Result<()> {
+        let audit = AuditEvent::new(AuditKind::SignOut, self.clock.now(), client)
+            .user(caller.user.id)
+            .session(&caller.session.id);
+        self.store.delete_session(caller.user.id, &caller.session.id, &audit).await?;
+        Ok(())
+    }
+
+    /// Changes the caller's profile; `None` keeps a field as it is.
+    pub async fn update_current_user(
+        &self,
+        caller: &Principal,
+        name: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let Some(name) = name else {
+            return Ok(caller.user.clone());
+        };
+        let name = parse_name(name)?;
+        let now = self.clock.now();
+        let audit = AuditEvent::new(AuditKind::ProfileUpdated, now, client).user(caller.user.id);
+        Ok(self.store.update_user_name(caller.user.id, &name, now, &audit).await?)
+    }
+
+    /// Changes the caller's password after checking the current one, and ends
+    /// their other sessions. Returns how many ended.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> Result<u64> {
+        let new = self.config.passwords.new_password("new_password", new)?;
+        self.confirm_password(caller, "current_password", current, client).await?;
+        let new_hash = self.hasher.hash(new).await?;
+        let now = self.clock.now();
+        let audit =
+            AuditEvent::new(AuditKind::PasswordChanged, now, client).user(caller.user.id).session(&caller.session.id);
+        Ok(self.store.change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit).await?)
+    }
+
+    /// Deletes the caller's account after checking their password.
+    pub async fn delete_current_user(&self, caller: &Principal, password: &str, client: &ClientInfo) -> Result<()> {
+        self.confirm_password(caller, "password", password, client).await?;
+        let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
+            .user(caller.user.id)
+            .detail(caller.user.email.to_string());
+        Ok(self.store.delete_user(caller.user.id, &audit).await?)
+    }
+
+    /// Deletes sessions past their expiry; returns how many.
+    pub async fn sweep_expired_sessions(&self) -> Result<u64> {
+        Ok(self.store.delete_expired_sessions(self.clock.now()).await?)
+    }
+
+    /// Re-checks the caller's password for a sensitive change. Failures count
+    /// towards the sign-in limits, so a stolen session cannot brute-force it.
+    async fn confirm_password(
+        &self,
+        caller: &Principal,
+        field: &'static str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let password = self.config.passwords.presented_password(field, password)?;
+        let account = caller.user.email.as_str();
+        let ip = client.ip_address.as_deref();
+        self.limiter.check(account, ip)?;
+        let stored = self.store.find_password_hash(caller.user.id).await?;
+        match self.hasher.verify(password, stored).await? {
+            Verification::Match { .. } => Ok(()),
+            Verification::Mismatch => {
+                self.limiter.record_failure(account, ip);
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {
+        let token = SessionToken::generate()?;
+        let now = self.clock.now();
+        let (expires_at, absolute_expires_at) = self.config.sessions.expiries_from(now);
+        let session = Session {
+            id: token.id().clone(),
+            user_id: user.id,
+            secret_hash: token.secret_hash(),
+            created_at: now,
+            expires_at,
+            absolute_expires_at,
+            refreshed_at: now,
+            client: client.clone(),
+        };
+        Ok((token, session))
+    }
+}
+
+/// Combines two validations, reporting every violated field at once.
+fn collect_violations<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => {
+            let mut violations: Vec<FieldViolation> = Vec::new();
+            for error in [a.err(), b.err()].into_iter().flatten() {
+                match error {
+                    Error::InvalidArgument(v) => violations.extend(v),
+                    other => return Err(other),
+                }
+            }
+            Err(Error::InvalidArgument(violations))
+        }
+    }
+}

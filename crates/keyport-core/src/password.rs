@@ -1,0 +1,349 @@
+//! Passwords: the policy a new password must meet, and argon2id hashing on a
+//! bounded pool off the async runtime.
+//!
+//! Hashing is deliberately slow (~18 ms at OWASP parameters), so it never
+//! runs on a runtime worker: a semaphore with one permit per core admits
+//! hashes to tokio's blocking pool, callers wait a bounded time for a permit,
+//! and past a bounded queue they fail fast with [`Error::Overloaded`]. A
+//! sign-in flood therefore cannot starve session checks.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::error::{Error, Result};
+
+/// Rules a new password must meet. No composition rules (NIST 800-63B).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// Fewest characters (after NFKC) a new password may have.
+    pub min_length: usize,
+    /// Most characters a password may have; bounds the hashing cost of abuse.
+    pub max_length: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { min_length: 8, max_length: 256 }
+    }
+}
+
+/// A password after NFKC normalisation; never printed.
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(..)")
+    }
+}
+
+impl PasswordPolicy {
+    /// Checks a password being set (sign-up, change): length bounds apply.
+    pub fn new_password(&self, field: &'static str, raw: &str) -> Result<Password> {
+        let password = self.normalise(field, raw)?;
+        if password.0.chars().count() < self.min_length {
+            return Err(Error::WeakPassword { min_length: self.min_length });
+        }
+        Ok(password)
+    }
+
+    /// Checks a password being presented (sign-in, confirmation). Only
+    /// emptiness and the upper bound are checked: the minimum may have risen
+    /// since the password was set.
+    pub fn presented_password(&self, field: &'static str, raw: &str) -> Result<Password> {
+        self.normalise(field, raw)
+    }
+
+    fn normalise(&self, field: &'static str, raw: &str) -> Result<Password> {
+        if raw.is_empty() {
+            return Err(Error::invalid(field, "must not be empty"));
+        }
+        // Bound the input before normalising: NFKC can expand text up to 18x.
+        if raw.chars().count() > self.max_length {
+            return Err(Error::PasswordTooLong { max_length: self.max_length });
+        }
+        let normalised: String = raw.nfkc().collect();
+        if normalised.chars().count() > self.max_length {
+            return Err(Error::PasswordTooLong { max_length: self.max_length });
+        }
+        Ok(Password(normalised))
+    }
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashParams {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes over memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for HashParams {
+    /// OWASP's argon2id recommendation: m = 19 MiB, t = 2, p = 1.
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+
+/// How the hashing pool admits work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashingLimits {
+    /// Hashes that run at once; one per core by default.
+    pub workers: usize,
+    /// Callers allowed to wait for a worker; more fail at once.
+    pub max_queue: usize,
+    /// Longest a caller waits for a worker before failing.
+    pub max_wait: Duration,
+}
+
+impl Default for HashingLimits {
+    fn default() -> Self {
+        let workers = std::thread::available_parallelism().map_or(1, usize::from);
+        Self { workers, max_queue: 64 * workers, max_wait: Duration::from_secs(2) }
+    }
+}
+
+/// Outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// The password matches; `rehash` holds a new hash when the stored one
+    /// used other parameters than the current ones.
+    Match {
+        /// Replacement hash at the current parameters, if one is due.
+        rehash: Option<String>,
+    },
+    /// The password does not match (or there was no account).
+    Mismatch,
+}
+
+/// Hashes and verifies passwords with argon2id on a bounded pool.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    argon: Argon2<'static>,
+    params: HashParams,
+    permits: Semaphore,
+    waiting: AtomicUsize,
+    limits: HashingLimits,
+    /// A real hash of a random password, verified when the account does not
+    /// exist so that an unknown email costs what a wrong password costs.
+    decoy: String,
+}
+
+impl PasswordHasher {
+    /// A hasher with the given cost and admission limits.
+    pub fn new(params: HashParams, limits: HashingLimits) -> Result<Self> {
+        let argon = argon2(params)?;
+        let mut decoy_password = [0u8; 32];
+        getrandom::fill(&mut decoy_password).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
+        let decoy = hash_with(&argon, &decoy_password)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                argon,
+                params,
+                permits: Semaphore::new(limits.workers.max(1)),
+                waiting: AtomicUsize::new(0),
+                limits,
+                decoy,
+            }),
+        })
+    }
+
+    /// Hashes a new password into a PHC string.
+    pub async fn hash(&self, password: Password) -> Result<String> {
+        let inner = Arc::clone(&self.inner);
+        self.run(move || hash_with(&inner.argon, password.0.as_bytes())).await
+    }
+
+    /// Verifies `password` against `stored`, or against a decoy when there is
+    /// no stored hash (unknown account), so both cases take the same time.
+    pub async fn verify(&self, password: Password, stored: Option<String>) -> Result<Verification> {
+        let inner = Arc::clone(&self.inner);
+        self.run(move || {
+            let exists = stored.is_some();
+            let phc = stored.as_deref().unwrap_or(&inner.decoy);
+            let parsed = PasswordHash::new(phc).map_err(|e| Error::Internal(format!("stored hash: {e}")))?;
+            let matches = inner.argon.verify_password(password.0.as_bytes(), &parsed).is_ok();
+            if !(exists && matches) {
+                return Ok(Verification::Mismatch);
+            }
+            let rehash = if uses_params(&parsed, inner.params) {
+                None
+            } else {
+                Some(hash_with(&inner.argon, password.0.as_bytes())?)
+            };
+            Ok(Verification::Match { rehash })
+        })
+        .await
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        let inner = &self.inner;
+        let permit = match inner.permits.try_acquire() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
+                let permit = if queued >= inner.limits.max_queue {
+                    None
+                } else {
+                    let acquire = inner.permits.acquire();
+                    tokio::time::timeout(inner.limits.max_wait, acquire).await.ok().and_then(Result::ok)
+                };
+                inner.waiting.fetch_sub(1, Ordering::AcqRel);
+                permit
+            }
+        };
+        let Some(_permit) = permit else {
+            tracing::warn!("password hashing pool saturated");
+            return Err(Error::Overloaded);
+        };
+        tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+    }
+}
+
+fn argon2(params: HashParams) -> Result<Argon2<'static>> {
+    let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
+        .map_err(|e| Error::Internal(format!("argon2 parameters: {e}")))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+fn hash_with(argon: &Argon2<'static>, password: &[u8]) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon
+        .hash_password(password, &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Error::Internal(format!("hashing: {e}")))
+}
+
+/// Whether a stored hash is argon2id with exactly the current parameters.
+fn uses_params(hash: &PasswordHash<'_>, params: HashParams) -> bool {
+    let Ok(stored) = Params::try_from(hash) else {
+        return false;
+    };
+    hash.algorithm == Algorithm::Argon2id.ident()
+        && hash.version == Some(Version::V0x13.into())
+        && stored.m_cost() == params.memory_kib
+        && stored.t_cost() == params.iterations
+        && stored.p_cost() == params.parallelism
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHEAP: HashParams = HashParams { memory_kib: 64, iterations: 1, parallelism: 1 };
+
+    fn hasher(params: HashParams) -> PasswordHasher {
+        PasswordHasher::new(params, HashingLimits::default()).unwrap()
+    }
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy::default()
+    }
+
+    #[test]
+    fn policy_bounds_length_in_characters() {
+        assert!(matches!(policy().new_password("p", "short"), Err(Error::WeakPassword { min_length: 8 })));
+        assert!(policy().new_password("p", "eight ch").is_ok());
+        assert!(policy().new_password("p", &"x".repeat(64)).is_ok());
+        assert!(policy().new_password("p", &"é".repeat(256)).is_ok());
+        assert!(matches!(policy().new_password("p", &"x".repeat(257)), Err(Error::PasswordTooLong { .. })));
+        assert!(matches!(policy().new_password("p", ""), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn presented_passwords_skip_the_minimum() {
+        assert!(policy().presented_password("p", "short").is_ok());
+        assert!(policy().presented_password("p", "").is_err());
+        assert!(policy().presented_password("p", &"x".repeat(1_000_000)).is_err());
+    }
+
+    #[test]
+    fn nfkc_expansion_cannot_bypass_the_maximum() {
+        // U+FDFA expands to 18 characters under NFKC.
+        let expanding = "\u{FDFA}".repeat(20);
+        assert!(matches!(policy().new_password("p", &expanding), Err(Error::PasswordTooLong { .. })));
+    }
+
+    #[tokio::test]
+    async fn equivalent_unicode_forms_verify() {
+        let hasher = hasher(CHEAP);
+        // "ﬁ" (U+FB01 ligature) is NFKC-equal to "fi".
+        let stored = hasher.hash(policy().new_password("p", "pro\u{FB01}le-secret").unwrap()).await.unwrap();
+        let outcome =
+            hasher.verify(policy().presented_password("p", "profile-secret").unwrap(), Some(stored)).await.unwrap();
+        assert_eq!(outcome, Verification::Match { rehash: None });
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_phc_and_verify() {
+        let hasher = hasher(CHEAP);
+        let stored = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.unwrap();
+        assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{stored}");
+        let ok = hasher.verify(policy().presented_password("p", "correct horse").unwrap(), Some(stored.clone()));
+        assert_eq!(ok.await.unwrap(), Verification::Match { rehash: None });
+        let bad = hasher.verify(policy().presented_password("p", "wrong horse!").unwrap(), Some(stored));
+        assert_eq!(bad.await.unwrap(), Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn unknown_accounts_never_match() {
+        let hasher = hasher(CHEAP);
+        let outcome = hasher.verify(policy().presented_password("p", "anything!").unwrap(), None);
+        assert_eq!(outcome.await.unwrap(), Verification::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn changed_parameters_trigger_a_rehash() {
+        let old = hasher(CHEAP).hash(policy().new_password("p", "correct horse").unwrap()).await.unwrap();
+        let stronger = HashParams { memory_kib: 128, ..CHEAP };
+        let outcome = hasher(stronger)
+            .verify(policy().presented_password("p", "correct horse").unwrap(), Some(old))
+            .await
+            .unwrap();
+        let Verification::Match { rehash: Some(new) } = outcome else {
+            panic!("expected a rehash, got {outcome:?}");
+        };
+        assert!(new.contains("m=128,t=1,p=1"), "{new}");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_fails_fast() {
+        let hasher =
+            PasswordHasher::new(CHEAP, HashingLimits { workers: 1, max_queue: 0, max_wait: Duration::from_secs(5) })
+                .unwrap();
+        let held = hasher.inner.permits.acquire().await.unwrap();
+        let result = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await;
+        assert!(matches!(result, Err(Error::Overloaded)));
+        drop(held);
+        assert!(hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_busy_pool_fails_after_the_bounded_wait() {
+        let hasher = PasswordHasher::new(
+            CHEAP,
+            HashingLimits { workers: 1, max_queue: 10, max_wait: Duration::from_millis(20) },
+        )
+        .unwrap();
+        let _held = hasher.inner.permits.acquire().await.unwrap();
+        let result = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await;
+        assert!(matches!(result, Err(Error::Overloaded)));
+    }
+}

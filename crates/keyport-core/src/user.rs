@@ -1,0 +1,103 @@
+//! Users and their roles.
+
+use uuid::Uuid;
+
+use crate::{
+    clock::Timestamp,
+    email::Email,
+    error::{Error, Result},
+};
+
+/// Role every new user gets.
+pub const DEFAULT_ROLE: &str = "user";
+/// Longest display name accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 256;
+
+/// A user's stable identifier (UUIDv7: sortable by creation time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(pub Uuid);
+
+impl UserId {
+    /// A fresh id.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A user as the domain sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Stable identifier.
+    pub id: UserId,
+    /// Normalised, unique email address.
+    pub email: Email,
+    /// Display name; may be empty.
+    pub name: String,
+    /// Whether the user proved they own `email`.
+    pub email_verified: bool,
+    /// Granted roles, sorted and unique.
+    pub roles: Vec<String>,
+    /// When the user signed up.
+    pub created_at: Timestamp,
+    /// When the profile last changed.
+    pub updated_at: Timestamp,
+}
+
+/// Validates a display name: trimmed, at most [`MAX_NAME_CHARS`], no control characters.
+pub fn parse_name(raw: &str) -> Result<String> {
+    let name = raw.trim();
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::invalid("name", "must be at most 256 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid("name", "must not contain control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// Whether `role` is a well-formed role name: 1-64 of `a-z 0-9 _ - :`.
+pub fn is_valid_role(role: &str) -> bool {
+    (1..=64).contains(&role.len())
+        && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':'))
+}
+
+/// Roles stored as one space-separated column: joins them.
+pub fn encode_roles(roles: &[String]) -> String {
+    roles.join(" ")
+}
+
+/// Reads roles written by [`encode_roles`], dropping anything malformed.
+pub fn decode_roles(encoded: &str) -> Vec<String> {
+    let mut roles: Vec<String> =
+        encoded.split_ascii_whitespace().filter(|role| is_valid_role(role)).map(str::to_owned).collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        assert_eq!(parse_name("  Ann  ").unwrap(), "Ann");
+        assert_eq!(parse_name("").unwrap(), "");
+        assert!(parse_name(&"é".repeat(256)).is_ok());
+        assert!(parse_name(&"é".repeat(257)).is_err());
+        assert!(parse_name("a\u{1b}[31m").is_err());
+    }
+
+    #[test]
+    fn roles_round_trip_sorted_and_unique() {
+        let roles = vec!["user".to_owned(), "admin".to_owned()];
+        assert_eq!(decode_roles(&encode_roles(&roles)), vec!["admin", "user"]);
+        assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
+    }
+}

@@ -1,0 +1,28 @@
+//! Generates the keyport.v1 Rust code and its file descriptor set.
+//!
+//! protoc comes from `protoc-bin-vendored`, so building needs no system protoc.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["user", "session", "user_service", "session_service"]
+        .map(|name| proto_root.join(format!("keyport/v1/{name}.proto")));
+
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let include = protoc_bin_vendored::include_path()?;
+    // tonic-prost-build finds protoc through these variables; a build script
+    // runs no other thread that could read the environment concurrently.
+    #[allow(unsafe_code)]
+    unsafe {
+        env::set_var("PROTOC", protoc);
+        env::set_var("PROTOC_INCLUDE", include);
+    }
+
+    let descriptor = PathBuf::from(env::var("OUT_DIR")?).join("keyport_descriptor.bin");
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptor)
+        .compile_protos(&files, std::slice::from_ref(&proto_root))?;
+    println!("cargo:rerun-if-changed={}", proto_root.display());
+    Ok(())
+}

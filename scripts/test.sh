@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Runs Keyport's whole test suite: proto lint and format, Rust format, clippy
+# and every workspace test. The one command to run on a fresh Debian machine.
+#
+# Installs what is missing first:
+#   - PostgreSQL (Debian package `postgresql`): the storage tests start their
+#     own server with its initdb/pg_ctl/postgres, found via KEYPORT_PG_BIN;
+#   - the pinned buf from tools/package-lock.json (`npm ci` in tools/).
+#
+# Environment:
+#   CARGO_TARGET_DIR  defaults to $HOME/.cache/keyport/target
+#   KEYPORT_PG_BIN    defaults to the newest /usr/lib/postgresql/*/bin
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS_DIR="$REPO_ROOT/tools"
+BUF="$TOOLS_DIR/node_modules/.bin/buf"
+APT_UPDATED=false
+
+banner() {
+  printf '\n==> %s\n' "$*"
+}
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# Runs a command as root: directly when we are root (as in CI), else via sudo.
+as_root() {
+  if [[ $(id -u) -eq 0 ]]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    die "need root or sudo to run: $*"
+  fi
+}
+
+# Installs Debian packages, refreshing the package lists once per run.
+apt_install() {
+  command -v apt-get >/dev/null 2>&1 ||
+    die "apt-get not found: install $* by hand (this script expects Debian)"
+  if [[ $APT_UPDATED == false ]]; then
+    as_root apt-get update
+    APT_UPDATED=true
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "$@"
+}
+
+# Prints the newest /usr/lib/postgresql/<version>/bin that has initdb, if any.
+newest_pg_bin() {
+  local initdb
+  initdb="$(printf '%s\n' /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)"
+  if [[ -x $initdb ]]; then
+    dirname "$initdb"
+  fi
+}
+
+ensure_postgresql() {
+  if [[ -z ${KEYPORT_PG_BIN:-} && -z $(newest_pg_bin) ]]; then
+    banner "installing PostgreSQL (Debian package postgresql)"
+    apt_install postgresql
+  fi
+  KEYPORT_PG_BIN="${KEYPORT_PG_BIN:-$(newest_pg_bin)}"
+  [[ -n $KEYPORT_PG_BIN ]] ||
+    die "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin"
+  local tool
+  for tool in initdb pg_ctl postgres; do
+    [[ -x $KEYPORT_PG_BIN/$tool ]] ||
+      die "no $tool in KEYPORT_PG_BIN=$KEYPORT_PG_BIN"
+  done
+  export KEYPORT_PG_BIN
+  echo "PostgreSQL binaries: $KEYPORT_PG_BIN"
+}
+
+ensure_npm() {
+  if ! command -v npm >/dev/null 2>&1; then
+    banner "installing Node.js and npm (Debian packages nodejs, npm)"
+    apt_install nodejs npm
+  fi
+}
+
+# Installs tools/ from its lockfile unless the pinned buf is already there.
+ensure_buf() {
+  local pinned
+  pinned="$(node -p "require('$TOOLS_DIR/package.json').devDependencies['@bufbuild/buf']")"
+  if [[ -x $BUF && $("$BUF" --version 2>/dev/null) == "$pinned" ]]; then
+    echo "buf $pinned: already installed"
+    return
+  fi
+  banner "installing buf $pinned (npm ci in tools/)"
+  (cd "$TOOLS_DIR" && npm ci --no-audit --no-fund)
+}
+
+require_rust() {
+  command -v cargo >/dev/null 2>&1 ||
+    die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  cargo fmt --version >/dev/null 2>&1 ||
+    die "rustfmt missing: rustup component add rustfmt"
+  cargo clippy --version >/dev/null 2>&1 ||
+    die "clippy missing: rustup component add clippy"
+}
+
+# Runs one named step of the suite; the first failing step ends the run.
+step() {
+  local name="$1"
+  shift
+  banner "$name"
+  "$@"
+}
+
+main() {
+  cd "$REPO_ROOT"
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keyport/target}"
+
+  banner "checking prerequisites"
+  ensure_postgresql
+  ensure_npm
+  ensure_buf
+  require_rust
+
+  step "buf lint" "$BUF" lint
+  step "buf format" "$BUF" format -d --exit-code
+  step "cargo fmt" cargo fmt --all -- --check
+  step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "cargo test" cargo test --workspace --locked
+
+  banner "all checks passed"
+}
+
+# Run only when executed, so the functions can be sourced and tried one by one.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  main "$@"
+fi
