@@ -1,1 +1,20 @@
-//! wip
+//! Keyport's database schema, as SeaORM migrations.
+//!
+//! Migrations describe tables with the schema builder only and never import
+//! the store's entities: an entity may change later, a shipped migration
+//! must not. Times are `BIGINT` milliseconds since the Unix epoch, which
+//! SQLite and PostgreSQL store and compare alike.
+
+use sea_orm_migration::prelude::*;
+
+mod m0001_identity;
+
+/// Every migration, in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_identity::Migration)]
+    }
+}

@@ -1,0 +1,159 @@
+//! Wiring: storage, use cases and gRPC services into one running server.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use keyport_core::{Clock, Identity, store::StoreError};
+use keyport_proto::v1::{session_service_server::SessionServiceServer, user_service_server::UserServiceServer};
+use keyport_store::{Backend, SeaStore, StoreOptions};
+use tokio::{net::TcpListener, sync::watch};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::ServingStatus;
+
+use crate::{
+    config::Config,
+    context::ClientResolver,
+    health,
+    service::{SessionApi, Shared, UserApi},
+};
+
+/// How often expired sessions are swept from the database.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Why Keyport could not start or keep serving.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// The identity rules are invalid (e.g. impossible argon2 parameters).
+    #[error("configuration: {0}")]
+    Identity(#[from] keyport_core::Error),
+    /// Creating the data directory or binding failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The gRPC transport failed.
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Building the reflection service failed.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// An opened Keyport: migrated database and ready use cases, not yet serving.
+pub struct Keyport {
+    config: Config,
+    identity: Identity,
+}
+
+impl Keyport {
+    /// Opens the database (creating the SQLite data directory if needed),
+    /// applies migrations and builds the use cases.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let store = open_store(&config).await?;
+        store.migrate().await?;
+        let identity = Identity::new(Arc::new(store), clock, config.identity())?;
+        Ok(Self { config, identity })
+    }
+
+    /// The use cases, for in-process callers and tests.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Serves gRPC on `listener` until `shutdown` resolves, then lets
+    /// in-flight calls finish for up to `shutdown_grace_ms`.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let Self { config, identity } = self;
+        let server = &config.server;
+        let shared =
+            Shared { identity: identity.clone(), clients: ClientResolver::new(server.trusted_proxies.clone()) };
+
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        health::report(&reporter, ServingStatus::Serving).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
+        let sessions =
+            SessionServiceServer::new(SessionApi(shared)).max_decoding_message_size(server.max_message_bytes);
+
+        let background = [
+            tokio::spawn(health::monitor(
+                identity.clone(),
+                reporter,
+                Duration::from_millis(config.database.health_check_interval_ms.max(10)),
+            )),
+            tokio::spawn(sweep_expired_sessions(identity)),
+        ];
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let routes = Server::builder()
+            .timeout(Duration::from_millis(server.request_timeout_ms))
+            .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
+            .max_concurrent_streams(server.max_concurrent_streams)
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(users)
+            .add_service(sessions);
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let grace = Duration::from_millis(server.shutdown_grace_ms);
+        let result = tokio::select! {
+            served = routes.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())) => served.map_err(StartError::from),
+            () = async { stopped(stop_rx).await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(?grace, "shutdown grace elapsed; dropping calls still in flight");
+                Ok(())
+            }
+        };
+        for task in background {
+            task.abort();
+        }
+        result
+    }
+}
+
+async fn open_store(config: &Config) -> Result<SeaStore, StartError> {
+    let url = config.effective_database_url();
+    let backend = Backend::of_url(&url)
+        .ok_or_else(|| StoreError::Other("database_url must start with sqlite: or postgres://".into()))?;
+    if config.database_url.is_empty() {
+        create_private_dir(&config.data_dir)?;
+    }
+    let mut options = StoreOptions::for_backend(backend);
+    if config.database.max_connections > 0 {
+        options.max_connections = config.database.max_connections;
+    }
+    options.acquire_timeout = Duration::from_millis(config.database.acquire_timeout_ms);
+    Ok(SeaStore::connect(&url, &options).await?)
+}
+
+/// Creates the data directory readable by its owner only: it holds password hashes.
+fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(path)
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+async fn sweep_expired_sessions(identity: Identity) {
+    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticker.tick().await;
+        match identity.sweep_expired_sessions().await {
+            Ok(0) => {}
+            Ok(swept) => tracing::info!(swept, "deleted expired sessions"),
+            Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+        }
+    }
+}

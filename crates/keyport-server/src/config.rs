@@ -1,0 +1,367 @@
+//! Configuration: defaults, then a TOML file, then `KEYPORT_*` environment
+//! variables, then command-line flags; later sources win.
+//!
+//! Every key is documented in `keyport.example.toml` at the repository root,
+//! which a test checks against [`Config`].
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use keyport_core::{
+    IdentityConfig,
+    password::{HashParams, HashingLimits, PasswordPolicy},
+    rate_limit::SignInLimits,
+    session::SessionPolicy,
+};
+use serde::{Deserialize, Serialize};
+
+/// Everything `keyport serve` can be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded SQLite database (created if missing).
+    pub data_dir: PathBuf,
+    /// Database URL; empty means SQLite in `data_dir`. `postgres://...`
+    /// selects PostgreSQL.
+    pub database_url: String,
+    /// Log output: `pretty` for people, `json` for log collectors.
+    pub log_format: LogFormat,
+    /// Connection pool.
+    pub database: DatabaseConfig,
+    /// Transport limits.
+    pub server: ServerConfig,
+    /// Session lifetimes.
+    pub sessions: SessionsConfig,
+    /// Password rules.
+    pub passwords: PasswordsConfig,
+    /// Argon2id cost and the hashing pool.
+    pub hashing: HashingConfig,
+    /// Failed sign-in throttling.
+    pub sign_in_limits: SignInLimitsConfig,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, coloured when on a terminal.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Pooled connections at most; 0 picks a default per backend (SQLite 4, PostgreSQL 16).
+    pub max_connections: u32,
+    /// Milliseconds to wait for a connection before failing the call.
+    pub acquire_timeout_ms: u64,
+    /// Milliseconds between database health checks (drives gRPC health).
+    pub health_check_interval_ms: u64,
+}
+
+/// Transport limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Longest a call may run, in milliseconds, before it fails with `CANCELLED`.
+    pub request_timeout_ms: u64,
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Calls served at once per connection; more wait.
+    pub max_concurrent_requests_per_connection: usize,
+    /// HTTP/2 streams a client may open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Milliseconds that in-flight calls get to finish after SIGTERM or Ctrl-C.
+    pub shutdown_grace_ms: u64,
+    /// Peers whose `x-keyport-client-ip` and `x-keyport-user-agent` metadata
+    /// is believed (e.g. your web apps' middleware). Others' own address counts.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// Session lifetimes, in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// An unused session expires after this long.
+    pub expires_in_secs: u64,
+    /// Use extends a session at most once per this interval.
+    pub update_age_secs: u64,
+    /// No session outlives this, however it is used.
+    pub absolute_lifetime_secs: u64,
+}
+
+/// Password rules.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasswordsConfig {
+    /// Fewest characters a new password may have.
+    pub min_length: usize,
+    /// Most characters a password may have.
+    pub max_length: usize,
+}
+
+/// Argon2id cost and the hashing pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HashingConfig {
+    /// Memory cost in KiB (OWASP: 19456).
+    pub memory_kib: u32,
+    /// Time cost: passes over memory (OWASP: 2).
+    pub iterations: u32,
+    /// Lanes (OWASP: 1).
+    pub parallelism: u32,
+    /// Hashes computed at once; 0 means one per core.
+    pub workers: usize,
+    /// Callers that may wait for a worker; 0 means 64 per worker. More fail
+    /// at once with `RESOURCE_EXHAUSTED`.
+    pub max_queue: usize,
+    /// Milliseconds a caller waits for a worker before `RESOURCE_EXHAUSTED`.
+    pub max_wait_ms: u64,
+}
+
+/// Failed sign-in throttling.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignInLimitsConfig {
+    /// Failed attempts allowed per account per window.
+    pub per_account: u32,
+    /// Failed attempts allowed per client IP per window.
+    pub per_ip: u32,
+    /// Window length in seconds.
+    pub window_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("keyport-data"),
+            database_url: String::new(),
+            log_format: LogFormat::Pretty,
+            database: DatabaseConfig::default(),
+            server: ServerConfig::default(),
+            sessions: SessionsConfig::default(),
+            passwords: PasswordsConfig::default(),
+            hashing: HashingConfig::default(),
+            sign_in_limits: SignInLimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { max_connections: 0, acquire_timeout_ms: 3_000, health_check_interval_ms: 1_000 }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            request_timeout_ms: 10_000,
+            max_message_bytes: 64 * 1024,
+            max_concurrent_requests_per_connection: 256,
+            max_concurrent_streams: 256,
+            shutdown_grace_ms: 10_000,
+            trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        let policy = SessionPolicy::default();
+        Self {
+            expires_in_secs: policy.expires_in.as_secs(),
+            update_age_secs: policy.update_age.as_secs(),
+            absolute_lifetime_secs: policy.absolute_lifetime.as_secs(),
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        let policy = PasswordPolicy::default();
+        Self { min_length: policy.min_length, max_length: policy.max_length }
+    }
+}
+
+impl Default for HashingConfig {
+    fn default() -> Self {
+        let params = HashParams::default();
+        Self {
+            memory_kib: params.memory_kib,
+            iterations: params.iterations,
+            parallelism: params.parallelism,
+            workers: 0,
+            max_queue: 0,
+            max_wait_ms: 2_000,
+        }
+    }
+}
+
+impl Default for SignInLimitsConfig {
+    fn default() -> Self {
+        let limits = SignInLimits::default();
+        Self { per_account: limits.per_account, per_ip: limits.per_ip, window_secs: limits.window.as_secs() }
+    }
+}
+
+/// Top-level keys, so that unrelated `KEYPORT_*` variables (say,
+/// `KEYPORT_CONFIG`) are not mistaken for settings.
+const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "log_format",
+    "database",
+    "server",
+    "sessions",
+    "passwords",
+    "hashing",
+    "sign_in_limits",
+];
+
+impl Config {
+    /// Layers the sources: defaults < `file` < environment < `overrides`.
+    ///
+    /// Environment variables are `KEYPORT_<KEY>`, with `__` between a
+    /// section and its key: `KEYPORT_LISTEN`, `KEYPORT_SERVER__REQUEST_TIMEOUT_MS`.
+    pub fn load(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        let env = Env::prefixed("KEYPORT_").split("__").filter(|key| {
+            // The key may arrive before or after `__` becomes `.`, in any case.
+            let top = key.as_str().split("__").next().and_then(|k| k.split('.').next()).unwrap_or_default();
+            KEYS.iter().any(|known| known.eq_ignore_ascii_case(top))
+        });
+        figment.merge(env).merge(Serialized::defaults(overrides)).extract().map_err(Box::new)
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("keyport.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The identity rules these settings describe.
+    pub fn identity(&self) -> IdentityConfig {
+        let workers = match self.hashing.workers {
+            0 => HashingLimits::default().workers,
+            n => n,
+        };
+        IdentityConfig {
+            sessions: SessionPolicy {
+                expires_in: Duration::from_secs(self.sessions.expires_in_secs),
+                update_age: Duration::from_secs(self.sessions.update_age_secs),
+                absolute_lifetime: Duration::from_secs(self.sessions.absolute_lifetime_secs),
+            },
+            passwords: PasswordPolicy { min_length: self.passwords.min_length, max_length: self.passwords.max_length },
+            hashing: HashParams {
+                memory_kib: self.hashing.memory_kib,
+                iterations: self.hashing.iterations,
+                parallelism: self.hashing.parallelism,
+            },
+            hashing_limits: HashingLimits {
+                workers,
+                max_queue: if self.hashing.max_queue == 0 { 64 * workers } else { self.hashing.max_queue },
+                max_wait: Duration::from_millis(self.hashing.max_wait_ms),
+            },
+            sign_in_limits: SignInLimits {
+                per_account: self.sign_in_limits.per_account,
+                per_ip: self.sign_in_limits.per_ip,
+                window: Duration::from_secs(self.sign_in_limits.window_secs),
+            },
+        }
+    }
+}
+
+/// Settings given as command-line flags; unset ones leave the layers below alone.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's own signature
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../keyport.example.toml");
+
+    #[test]
+    fn example_file_lists_every_key_with_its_default() {
+        let parsed: Config = toml::from_str(EXAMPLE).expect("example config parses with deny_unknown_fields");
+        assert_eq!(parsed, Config::default());
+        // Every key of the struct appears in the example (not merely defaulted).
+        let example: toml::Table = toml::from_str(EXAMPLE).unwrap();
+        let full = toml::Table::try_from(Config::default()).unwrap();
+        for (key, value) in &full {
+            let present = example.get(key).unwrap_or_else(|| panic!("example lacks `{key}`"));
+            if let (Some(section), Some(example_section)) = (value.as_table(), present.as_table()) {
+                for sub in section.keys() {
+                    assert!(example_section.contains_key(sub), "example lacks `{key}.{sub}`");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "k.toml",
+                "listen = \"127.0.0.1:1000\"\ndata_dir = \"from-file\"\n[hashing]\nmemory_kib = 1024\n",
+            )?;
+            jail.set_env("KEYPORT_DATA_DIR", "from-env");
+            jail.set_env("KEYPORT_HASHING__ITERATIONS", "3");
+            jail.set_env("KEYPORT_PG_BIN", "/unrelated");
+            let overrides = Overrides { listen: Some("127.0.0.1:2000".parse().unwrap()), ..Overrides::default() };
+            let config = Config::load(Some(std::path::Path::new("k.toml")), &overrides).unwrap();
+            assert_eq!(config.listen.port(), 2000);
+            assert_eq!(config.data_dir, PathBuf::from("from-env"));
+            assert_eq!(config.hashing.memory_kib, 1024);
+            assert_eq!(config.hashing.iterations, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("k.toml", "listn = \"127.0.0.1:1000\"\n")?;
+            let error = Config::load(Some(std::path::Path::new("k.toml")), &Overrides::default()).unwrap_err();
+            assert!(error.to_string().contains("listn"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let config = Config::default();
+        assert_eq!(config.effective_database_url(), "sqlite://keyport-data/keyport.db?mode=rwc");
+    }
+}

@@ -1,0 +1,56 @@
+//! Domain types to their `keyport.v1` messages. Generated types stop here.
+
+use keyport_core::{SessionGrant, Timestamp, session::Session, user::User};
+use keyport_proto::v1;
+
+pub(crate) fn timestamp(at: Timestamp) -> prost_types::Timestamp {
+    let millis = at.unix_millis();
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        // Always in 0..1_000_000_000, so the cast cannot truncate.
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub(crate) fn user(user: &User) -> v1::User {
+    v1::User {
+        id: user.id.to_string(),
+        email: user.email.to_string(),
+        name: user.name.clone(),
+        email_verified: user.email_verified,
+        roles: user.roles.clone(),
+        created_at: Some(timestamp(user.created_at)),
+        updated_at: Some(timestamp(user.updated_at)),
+    }
+}
+
+pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
+    v1::Session {
+        id: session.id.to_string(),
+        user_id: session.user_id.to_string(),
+        created_at: Some(timestamp(session.created_at)),
+        expires_at: Some(timestamp(session.expires_at)),
+        absolute_expires_at: Some(timestamp(session.absolute_expires_at)),
+        refreshed_at: Some(timestamp(session.refreshed_at)),
+        ip_address: session.client.ip_address.clone().unwrap_or_default(),
+        user_agent: session.client.user_agent.clone().unwrap_or_default(),
+        current,
+    }
+}
+
+pub(crate) fn grant(grant: SessionGrant) -> v1::SessionGrant {
+    v1::SessionGrant { session: Some(session(&grant.session, true)), user: Some(user(&grant.user)), token: grant.token }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_split_into_seconds_and_nanos() {
+        let t = timestamp(Timestamp::from_unix_millis(1_700_000_000_123));
+        assert_eq!((t.seconds, t.nanos), (1_700_000_000, 123_000_000));
+        let before_epoch = timestamp(Timestamp::from_unix_millis(-1));
+        assert_eq!((before_epoch.seconds, before_epoch.nanos), (-1, 999_000_000));
+    }
+}

@@ -1,0 +1,28 @@
+//! The gRPC services: each RPC reads its request, calls [`Identity`], and
+//! converts the answer. No rules live here.
+
+mod session;
+mod user;
+
+use keyport_core::{Identity, Principal};
+use tonic::{Request, Status};
+
+pub use self::{session::SessionApi, user::UserApi};
+use crate::{context::ClientResolver, context::bearer_token, status::to_status};
+
+/// What every service needs: the use cases and how to read callers.
+#[derive(Clone)]
+pub struct Shared {
+    /// The use cases.
+    pub identity: Identity,
+    /// Reads the end user's address and agent.
+    pub clients: ClientResolver,
+}
+
+impl Shared {
+    /// The principal behind a user-scoped call, from its bearer token.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let token = bearer_token(request.metadata()).map_err(to_status)?;
+        self.identity.authenticate(token).await.map_err(to_status)
+    }
+}

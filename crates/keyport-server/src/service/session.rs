@@ -1,0 +1,75 @@
+//! `keyport.v1.SessionService`.
+
+use keyport_proto::v1::{self, session_service_server::SessionService};
+use tonic::{Request, Response, Status};
+
+use super::Shared;
+use crate::{convert, status::to_status};
+
+/// Implements `SessionService` over [`Shared`].
+#[derive(Clone)]
+pub struct SessionApi(pub Shared);
+
+#[tonic::async_trait]
+impl SessionService for SessionApi {
+    async fn sign_in(&self, request: Request<v1::SignInRequest>) -> Result<Response<v1::SignInResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let grant = self.0.identity.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::SignInResponse {
+            outcome: Some(v1::sign_in_response::Outcome::Session(convert::grant(grant))),
+        }))
+    }
+
+    async fn get_session(
+        &self,
+        request: Request<v1::GetSessionRequest>,
+    ) -> Result<Response<v1::GetSessionResponse>, Status> {
+        let principal = self.0.identity.authenticate(&request.get_ref().token).await.map_err(to_status)?;
+        Ok(Response::new(v1::GetSessionResponse {
+            session: Some(convert::session(&principal.session, true)),
+            user: Some(convert::user(&principal.user)),
+            refreshed: principal.refreshed,
+        }))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<v1::ListSessionsRequest>,
+    ) -> Result<Response<v1::ListSessionsResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let sessions = self.0.identity.list_sessions(&caller).await.map_err(to_status)?;
+        Ok(Response::new(v1::ListSessionsResponse {
+            sessions: sessions.iter().map(|s| convert::session(s, s.id == caller.session.id)).collect(),
+        }))
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<v1::RevokeSessionRequest>,
+    ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        self.0.identity.revoke_session(&caller, &request.get_ref().session_id, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::RevokeSessionResponse {}))
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        request: Request<v1::RevokeOtherSessionsRequest>,
+    ) -> Result<Response<v1::RevokeOtherSessionsResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let revoked = self.0.identity.revoke_other_sessions(&caller, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::RevokeOtherSessionsResponse {
+            revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn sign_out(&self, request: Request<v1::SignOutRequest>) -> Result<Response<v1::SignOutResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        self.0.identity.sign_out(&caller, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::SignOutResponse {}))
+    }
+}

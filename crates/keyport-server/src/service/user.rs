@@ -1,0 +1,72 @@
+//! `keyport.v1.UserService`.
+
+use keyport_proto::v1::{self, user_service_server::UserService};
+use tonic::{Request, Response, Status};
+
+use super::Shared;
+use crate::{convert, status::to_status};
+
+/// Implements `UserService` over [`Shared`].
+#[derive(Clone)]
+pub struct UserApi(pub Shared);
+
+#[tonic::async_trait]
+impl UserService for UserApi {
+    async fn sign_up(&self, request: Request<v1::SignUpRequest>) -> Result<Response<v1::SignUpResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let grant =
+            self.0.identity.sign_up(&body.email, &body.password, &body.name, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::SignUpResponse {
+            user: Some(convert::user(&grant.user)),
+            session: Some(convert::grant(grant)),
+        }))
+    }
+
+    async fn get_current_user(
+        &self,
+        request: Request<v1::GetCurrentUserRequest>,
+    ) -> Result<Response<v1::GetCurrentUserResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        Ok(Response::new(v1::GetCurrentUserResponse { user: Some(convert::user(&caller.user)) }))
+    }
+
+    async fn update_current_user(
+        &self,
+        request: Request<v1::UpdateCurrentUserRequest>,
+    ) -> Result<Response<v1::UpdateCurrentUserResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let user =
+            self.0.identity.update_current_user(&caller, body.name.as_deref(), &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::UpdateCurrentUserResponse { user: Some(convert::user(&user)) }))
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<v1::ChangePasswordRequest>,
+    ) -> Result<Response<v1::ChangePasswordResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let revoked = self
+            .0
+            .identity
+            .change_password(&caller, &body.current_password, &body.new_password, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::ChangePasswordResponse { revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX) }))
+    }
+
+    async fn delete_current_user(
+        &self,
+        request: Request<v1::DeleteCurrentUserRequest>,
+    ) -> Result<Response<v1::DeleteCurrentUserResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        self.0.identity.delete_current_user(&caller, &body.password, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::DeleteCurrentUserResponse {}))
+    }
+}

@@ -1,0 +1,95 @@
+//! The one place where a domain [`Error`] becomes a gRPC [`Status`].
+//!
+//! Every status carries `google.rpc.ErrorInfo` with domain [`ERROR_DOMAIN`]
+//! and the error's stable reason; invalid input adds `google.rpc.BadRequest`
+//! field violations, throttling adds `google.rpc.RetryInfo`. Internal causes
+//! are logged here and never sent.
+
+use std::collections::HashMap;
+
+use keyport_core::Error;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `ErrorInfo.domain` of every Keyport error.
+pub const ERROR_DOMAIN: &str = "keyport.dev";
+
+/// Converts a domain error into the status sent to the caller.
+pub fn to_status(error: Error) -> Status {
+    let reason = error.reason();
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+    let (code, message) = match &error {
+        Error::InvalidArgument(violations) => {
+            for violation in violations {
+                details.add_bad_request_violation(violation.field, &violation.description);
+            }
+            (Code::InvalidArgument, "invalid request".to_owned())
+        }
+        Error::WeakPassword { .. } | Error::PasswordTooLong { .. } => (Code::InvalidArgument, error.to_string()),
+        Error::EmailTaken => (Code::AlreadyExists, error.to_string()),
+        Error::InvalidCredentials | Error::Unauthenticated | Error::SessionExpired => {
+            (Code::Unauthenticated, error.to_string())
+        }
+        Error::SessionNotFound => (Code::NotFound, error.to_string()),
+        Error::RateLimited { retry_after } => {
+            details.set_retry_info(Some(*retry_after));
+            (Code::ResourceExhausted, "too many attempts, try again later".to_owned())
+        }
+        Error::Overloaded => (Code::ResourceExhausted, error.to_string()),
+        Error::Unavailable(cause) => {
+            tracing::warn!(%cause, "database unavailable");
+            (Code::Unavailable, "service temporarily unavailable".to_owned())
+        }
+        Error::Internal(cause) => {
+            tracing::error!(%cause, "internal error");
+            (Code::Internal, "internal error".to_owned())
+        }
+    };
+    Status::with_error_details(code, message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use keyport_core::FieldViolation;
+
+    use super::*;
+
+    fn reason(status: &Status) -> String {
+        status.get_error_details().error_info().map(|info| info.reason.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn every_status_names_its_reason() {
+        let cases = [
+            (Error::InvalidCredentials, Code::Unauthenticated, "INVALID_CREDENTIALS"),
+            (Error::EmailTaken, Code::AlreadyExists, "EMAIL_TAKEN"),
+            (Error::WeakPassword { min_length: 8 }, Code::InvalidArgument, "WEAK_PASSWORD"),
+            (Error::SessionExpired, Code::Unauthenticated, "SESSION_EXPIRED"),
+            (Error::Overloaded, Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+            (Error::Unavailable("db down".into()), Code::Unavailable, "UNAVAILABLE"),
+        ];
+        for (error, code, expected) in cases {
+            let status = to_status(error);
+            assert_eq!(status.code(), code);
+            assert_eq!(reason(&status), expected);
+        }
+    }
+
+    #[test]
+    fn invalid_arguments_list_their_fields() {
+        let status = to_status(Error::InvalidArgument(vec![
+            FieldViolation::new("email", "must not be empty"),
+            FieldViolation::new("name", "too long"),
+        ]));
+        let details = status.get_error_details();
+        let fields: Vec<_> = details.bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["email", "name"]);
+    }
+
+    #[test]
+    fn internal_causes_stay_private() {
+        let status = to_status(Error::Internal("secret table name".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("secret"));
+    }
+}

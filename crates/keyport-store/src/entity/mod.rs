@@ -1,0 +1,7 @@
+//! SeaORM entities, one module per table. Times are milliseconds since the
+//! Unix epoch; ids are text.
+
+pub mod audit_event;
+pub mod password;
+pub mod session;
+pub mod user;

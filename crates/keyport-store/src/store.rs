@@ -1,0 +1,363 @@
+//! [`SeaStore`]: the SeaORM implementation of the storage contract.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use keyport_core::{
+    Timestamp,
+    audit::AuditEvent,
+    email::Email,
+    session::Session,
+    store::{Credentials, Store, StoreError, StoreResult},
+    token::SessionId,
+    user::{User, UserId},
+};
+use keyport_migration::Migrator;
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+    sea_query::{Condition, Expr},
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+};
+use sea_orm_migration::MigratorTrait;
+
+use crate::{
+    convert::{classify, session_from_row, session_to_row, user_from_row, user_to_row},
+    entity::{audit_event, password, session, user},
+};
+
+/// Which database a [`SeaStore`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if it is one Keyport supports.
+    pub fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+/// Connection pool settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Pooled connections at most.
+    pub max_connections: u32,
+    /// How long to wait for a connection before giving up.
+    pub acquire_timeout: Duration,
+}
+
+impl StoreOptions {
+    /// Defaults measured to suit each backend on a small machine.
+    pub fn for_backend(backend: Backend) -> Self {
+        Self {
+            // SQLite serialises writers anyway; a few readers double throughput.
+            max_connections: match backend {
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            },
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Users, sessions and the audit trail in a SeaORM database.
+#[derive(Debug, Clone)]
+pub struct SeaStore {
+    db: DatabaseConnection,
+    backend: Backend,
+}
+
+impl SeaStore {
+    /// Opens a pool on `url` (`sqlite://path?mode=rwc` or `postgres://...`).
+    pub async fn connect(url: &str, options: &StoreOptions) -> StoreResult<Self> {
+        let backend = Backend::of_url(url)
+            .ok_or_else(|| StoreError::Other("database URL must be sqlite: or postgres://".into()))?;
+        let mut connect = ConnectOptions::new(url);
+        connect
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        match backend {
+            Backend::Sqlite => {
+                // A local file does not drop connections: skip the per-acquire ping.
+                connect.test_before_acquire(false).map_sqlx_sqlite_opts(|opts| {
+                    opts.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(Duration::from_secs(5))
+                        .foreign_keys(true)
+                        .create_if_missing(true)
+                });
+            }
+            Backend::Postgres => {
+                // Connections die when the server restarts; check them before use.
+                connect.test_before_acquire(true);
+            }
+        }
+        let db = Database::connect(connect).await.map_err(classify)?;
+        Ok(Self { db, backend })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        Migrator::up(&self.db, None).await.map_err(classify)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The underlying connection, for tests and admin tooling.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) -> StoreResult<()> {
+        self.db.close().await.map_err(classify)
+    }
+}
+
+async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
+    let row = audit_event::ActiveModel {
+        id: Set(event.id.to_string()),
+        at: Set(event.at.unix_millis()),
+        kind: Set(event.kind.as_str().to_owned()),
+        user_id: Set(event.user_id.map(|id| id.to_string())),
+        session_id: Set(event.session_id.as_ref().map(|id| id.as_str().to_owned())),
+        ip_address: Set(event.client.ip_address.clone()),
+        user_agent: Set(event.client.user_agent.clone()),
+        detail: Set(event.detail.clone()),
+    };
+    audit_event::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
+}
+
+async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
+    session::Entity::insert(session_to_row(session)).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SeaStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.db.ping().await.map_err(classify)
+    }
+
+    async fn create_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
+        let password = password::ActiveModel {
+            user_id: Set(user.id.to_string()),
+            hash: Set(password_hash.to_owned()),
+            updated_at: Set(user.created_at.unix_millis()),
+        };
+        password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_session(&txn, session).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+        let Some(row) = user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(classify)?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let Some(password_hash) = self.find_password_hash(user_from_row(row.clone())?.id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Credentials { user: user_from_row(row)?, password_hash }))
+    }
+
+    async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {
+        // `.all()` rather than `.one()`: `.one()` binds its LIMIT, which makes
+        // SQLite re-prepare the statement on every call.
+        let rows = password::Entity::find_by_id(user_id.to_string()).all(&self.db).await.map_err(classify)?;
+        Ok(rows.into_iter().next().map(|row| row.hash))
+    }
+
+    async fn replace_password_hash(&self, user_id: UserId, password_hash: &str) -> StoreResult<()> {
+        password::Entity::update_many()
+            .col_expr(password::Column::Hash, Expr::value(password_hash))
+            .filter(password::Column::UserId.eq(user_id.to_string()))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        insert_session(&txn, session).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn find_session(&self, id: &SessionId) -> StoreResult<Option<(Session, User)>> {
+        let rows = session::Entity::find_by_id(id.as_str())
+            .find_also_related(user::Entity)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        match rows.into_iter().next() {
+            Some((session, Some(user))) => Ok(Some((session_from_row(session)?, user_from_row(user)?))),
+            _ => Ok(None),
+        }
+    }
+
+    async fn refresh_session(&self, id: &SessionId, expires_at: Timestamp, refreshed_at: Timestamp) -> StoreResult<()> {
+        session::Entity::update_many()
+            .col_expr(session::Column::ExpiresAt, Expr::value(expires_at.unix_millis()))
+            .col_expr(session::Column::RefreshedAt, Expr::value(refreshed_at.unix_millis()))
+            .filter(session::Column::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn list_sessions(&self, user_id: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let rows = session::Entity::find()
+            .filter(session::Column::UserId.eq(user_id.to_string()))
+            .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
+            .filter(session::Column::AbsoluteExpiresAt.gt(now.unix_millis()))
+            .order_by_desc(session::Column::CreatedAt)
+            .limit(1000)
+            .all(&self.db)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(session_from_row).collect()
+    }
+
+    async fn delete_session(&self, user_id: UserId, id: &SessionId, audit: &AuditEvent) -> StoreResult<bool> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::Id.eq(id.as_str()))
+            .filter(session::Column::UserId.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?
+            .rows_affected;
+        if deleted > 0 {
+            insert_audit(&txn, audit).await?;
+        }
+        txn.commit().await.map_err(classify)?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_other_sessions(&self, user_id: UserId, keep: &SessionId, audit: &AuditEvent) -> StoreResult<u64> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+
+    async fn update_user_name(
+        &self,
+        user_id: UserId,
+        name: &str,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<User> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        user::Entity::update_many()
+            .col_expr(user::Column::Name, Expr::value(name))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(user::Column::Id.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        insert_audit(&txn, audit).await?;
+        let row = user::Entity::find_by_id(user_id.to_string()).all(&txn).await.map_err(classify)?.pop();
+        let row = row.ok_or_else(|| StoreError::Other(format!("user {user_id} vanished during update")))?;
+        txn.commit().await.map_err(classify)?;
+        user_from_row(row)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        password_hash: &str,
+        keep: &SessionId,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<u64> {
+        let txn = self.db.begin().await.map_err(classify)?;
+        password::Entity::update_many()
+            .col_expr(password::Column::Hash, Expr::value(password_hash))
+            .col_expr(password::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(password::Column::UserId.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+
+    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent) -> StoreResult<()> {
+        let id = user_id.to_string();
+        let txn = self.db.begin().await.map_err(classify)?;
+        // Explicit deletes rather than relying on ON DELETE CASCADE, which
+        // SQLite honours only when foreign keys are switched on.
+        session::Entity::delete_many().filter(session::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        insert_audit(&self.db, event).await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let result = session::Entity::delete_many()
+            .filter(
+                Condition::any()
+                    .add(session::Column::ExpiresAt.lte(now.unix_millis()))
+                    .add(session::Column::AbsoluteExpiresAt.lte(now.unix_millis())),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(result.rows_affected)
+    }
+}
+
+async fn delete_sessions_except(db: &impl ConnectionTrait, user_id: UserId, keep: &SessionId) -> StoreResult<u64> {
+    let result = session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user_id.to_string()))
+        .filter(session::Column::Id.ne(keep.as_str()))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    Ok(result.rows_affected)
+}
