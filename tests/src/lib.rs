@@ -1,3 +1,10 @@
 //! Test kit for Keyport's end-to-end tests: real parts started by the tests.
+//!
+//! [`server::TestServer`] runs the real Keyport in-process on port 0 with a
+//! controllable clock, on SQLite or on a real PostgreSQL from [`pg`].
 
+pub mod grpc;
 pub mod pg;
+pub mod server;
+
+pub use server::{Backend, TestServer};

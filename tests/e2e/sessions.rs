@@ -1,0 +1,217 @@
+//! `SessionService`: validating, listing and ending sessions.
+
+use std::time::Duration;
+
+use keyport_proto::v1::{
+    GetSessionRequest, ListSessionsRequest, RevokeOtherSessionsRequest, RevokeSessionRequest, SignInRequest,
+    SignOutRequest, sign_in_response::Outcome,
+};
+use keyport_tests::{
+    Backend, TestServer,
+    grpc::{authed, reason},
+    server::PASSWORD,
+};
+use tonic::{Code, Request};
+
+use crate::{TestResult, on_both_backends};
+
+on_both_backends!(
+    rejects_malformed_and_unknown_tokens,
+    rejects_a_known_id_with_the_wrong_secret,
+    expires_idle_sessions,
+    slides_expiry_at_most_once_per_update_age,
+    caps_sessions_at_the_absolute_lifetime,
+    lists_only_the_callers_sessions,
+    revokes_one_session_at_once,
+    cannot_revoke_another_users_session,
+    revokes_all_other_sessions,
+    signs_out,
+    user_calls_need_a_valid_bearer_token,
+);
+
+const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+async fn sign_in(server: &TestServer, email: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let response =
+        server.sessions().sign_in(SignInRequest { email: email.into(), password: PASSWORD.into() }).await?.into_inner();
+    match response.outcome {
+        Some(Outcome::Session(grant)) => Ok(grant.token),
+        None => Err("no outcome".into()),
+    }
+}
+
+async fn get_session_reason(server: &TestServer, token: &str) -> String {
+    match server.sessions().get_session(GetSessionRequest { token: token.into() }).await {
+        Ok(_) => "OK".into(),
+        Err(status) => reason(&status),
+    }
+}
+
+async fn rejects_malformed_and_unknown_tokens(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let real = server.sign_up("ann@example.com").await?;
+    let unknown = format!("kp_{}.{}", "A".repeat(22), "B".repeat(43));
+    let cases = ["", "garbage", "kp_", "Bearer kp_x.y", &real[..real.len() - 1], &unknown, &"k".repeat(60_000)];
+    for token in cases {
+        let status = server.sessions().get_session(GetSessionRequest { token: token.into() }).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{token:.40}");
+        assert_eq!(reason(&status), "UNAUTHENTICATED", "{token:.40}");
+    }
+    Ok(())
+}
+
+async fn rejects_a_known_id_with_the_wrong_secret(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let real = server.sign_up("ann@example.com").await?;
+    let (id, secret) = real.split_once('.').ok_or("token has no dot")?;
+    let flipped = if secret.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{id}.{flipped}{}", &secret[1..]);
+    assert_eq!(get_session_reason(&server, &forged).await, "UNAUTHENTICATED");
+    assert_eq!(get_session_reason(&server, &real).await, "OK", "the real token still works");
+    Ok(())
+}
+
+async fn expires_idle_sessions(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ann@example.com").await?;
+    server.clock.advance(7 * DAY - Duration::from_secs(1));
+    assert_eq!(get_session_reason(&server, &token).await, "OK");
+    let token2 = sign_in(&server, "ann@example.com").await?;
+    server.clock.advance(7 * DAY);
+    assert_eq!(get_session_reason(&server, &token2).await, "SESSION_EXPIRED");
+    let status = server.users().get_current_user(authed(Default::default(), &token2)).await.unwrap_err();
+    assert_eq!(reason(&status), "SESSION_EXPIRED");
+    Ok(())
+}
+
+async fn slides_expiry_at_most_once_per_update_age(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ann@example.com").await?;
+    let refreshed_at = "SELECT MAX(refreshed_at) FROM sessions";
+    let created = server.scalar(refreshed_at).await?;
+
+    // Within update_age: a pure read.
+    for _ in 0..3 {
+        server.clock.advance(Duration::from_secs(3600));
+        let response = server.sessions().get_session(GetSessionRequest { token: token.clone() }).await?.into_inner();
+        assert!(!response.refreshed);
+    }
+    assert_eq!(server.scalar(refreshed_at).await?, created, "no write within update_age");
+
+    // Past update_age: one write, reported, with the expiry pushed forward.
+    server.clock.advance(DAY);
+    let response = server.sessions().get_session(GetSessionRequest { token: token.clone() }).await?.into_inner();
+    assert!(response.refreshed);
+    let expires_at = response.session.ok_or("no session")?.expires_at.ok_or("no expiry")?;
+    let now_secs = server.scalar(refreshed_at).await? / 1000;
+    assert_eq!(expires_at.seconds - now_secs, (7 * DAY).as_secs() as i64);
+    let again = server.sessions().get_session(GetSessionRequest { token: token.clone() }).await?.into_inner();
+    assert!(!again.refreshed, "the next call is a read again");
+
+    // A session kept in use outlives its first idle expiry.
+    for _ in 0..4 {
+        server.clock.advance(2 * DAY);
+        assert_eq!(get_session_reason(&server, &token).await, "OK");
+    }
+    Ok(())
+}
+
+async fn caps_sessions_at_the_absolute_lifetime(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ann@example.com").await?;
+    for _ in 0..14 {
+        server.clock.advance(2 * DAY);
+        assert_eq!(get_session_reason(&server, &token).await, "OK");
+    }
+    server.clock.advance(2 * DAY); // 30 days in, however busy the session was
+    assert_eq!(get_session_reason(&server, &token).await, "SESSION_EXPIRED");
+    Ok(())
+}
+
+async fn lists_only_the_callers_sessions(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let ann = server.sign_up("ann@example.com").await?;
+    server.clock.advance(Duration::from_secs(1));
+    let ann2 = sign_in(&server, "ann@example.com").await?;
+    server.sign_up("bob@example.com").await?;
+    let listed = server.sessions().list_sessions(authed(ListSessionsRequest {}, &ann2)).await?.into_inner();
+    assert_eq!(listed.sessions.len(), 2);
+    let current: Vec<bool> = listed.sessions.iter().map(|s| s.current).collect();
+    assert_eq!(current, [true, false], "newest first, the caller's own marked current");
+    let ann_id = ann.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_");
+    assert_eq!(listed.sessions[1].id, ann_id);
+    Ok(())
+}
+
+async fn revokes_one_session_at_once(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let laptop = server.sign_up("ann@example.com").await?;
+    let phone = sign_in(&server, "ann@example.com").await?;
+    let phone_id = phone.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+
+    let revoke = RevokeSessionRequest { session_id: phone_id.clone() };
+    server.sessions().revoke_session(authed(revoke.clone(), &laptop)).await?;
+    assert_eq!(get_session_reason(&server, &phone).await, "UNAUTHENTICATED", "revoked at once");
+    assert_eq!(get_session_reason(&server, &laptop).await, "OK");
+
+    let status = server.sessions().revoke_session(authed(revoke, &laptop)).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::NotFound, "SESSION_NOT_FOUND"), "replayed");
+    for bad in ["", "short", &"*".repeat(22)] {
+        let request = RevokeSessionRequest { session_id: bad.into() };
+        let status = server.sessions().revoke_session(authed(request, &laptop)).await.unwrap_err();
+        assert_eq!(reason(&status), "INVALID_ARGUMENT", "{bad:?}");
+    }
+    Ok(())
+}
+
+async fn cannot_revoke_another_users_session(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let ann = server.sign_up("ann@example.com").await?;
+    let bob = server.sign_up("bob@example.com").await?;
+    let bob_id = bob.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+    let status =
+        server.sessions().revoke_session(authed(RevokeSessionRequest { session_id: bob_id }, &ann)).await.unwrap_err();
+    assert_eq!(reason(&status), "SESSION_NOT_FOUND", "indistinguishable from an unknown id");
+    assert_eq!(get_session_reason(&server, &bob).await, "OK");
+    Ok(())
+}
+
+async fn revokes_all_other_sessions(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let first = server.sign_up("ann@example.com").await?;
+    let second = sign_in(&server, "ann@example.com").await?;
+    let third = sign_in(&server, "ann@example.com").await?;
+    let bob = server.sign_up("bob@example.com").await?;
+    let response = server.sessions().revoke_other_sessions(authed(RevokeOtherSessionsRequest {}, &third)).await?;
+    assert_eq!(response.into_inner().revoked_sessions, 2);
+    assert_eq!(get_session_reason(&server, &first).await, "UNAUTHENTICATED");
+    assert_eq!(get_session_reason(&server, &second).await, "UNAUTHENTICATED");
+    assert_eq!(get_session_reason(&server, &third).await, "OK");
+    assert_eq!(get_session_reason(&server, &bob).await, "OK", "other users are untouched");
+    Ok(())
+}
+
+async fn signs_out(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ann@example.com").await?;
+    server.sessions().sign_out(authed(SignOutRequest {}, &token)).await?;
+    assert_eq!(get_session_reason(&server, &token).await, "UNAUTHENTICATED");
+    let status = server.sessions().sign_out(authed(SignOutRequest {}, &token)).await.unwrap_err();
+    assert_eq!(reason(&status), "UNAUTHENTICATED", "a replayed sign-out is refused");
+    assert_eq!(server.count("sessions").await?, 0);
+    Ok(())
+}
+
+async fn user_calls_need_a_valid_bearer_token(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ann@example.com").await?;
+    let status = server.sessions().list_sessions(ListSessionsRequest {}).await.unwrap_err();
+    assert_eq!((status.code(), reason(&status).as_str()), (Code::Unauthenticated, "UNAUTHENTICATED"));
+    for header in [format!("Basic {token}"), token.clone(), "Bearer ".into(), "Bearer kp_nope".into()] {
+        let mut request = Request::new(ListSessionsRequest {});
+        request.metadata_mut().insert("authorization", header.parse()?);
+        let status = server.sessions().list_sessions(request).await.unwrap_err();
+        assert_eq!(reason(&status), "UNAUTHENTICATED", "{header:.20}");
+    }
+    Ok(())
+}

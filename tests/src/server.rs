@@ -1,0 +1,185 @@
+//! The real Keyport server, in-process on port 0, for one test.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use keyport_core::ManualClock;
+use keyport_proto::v1::{
+    SignUpRequest, session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
+};
+use keyport_server::{Config, Keyport};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::pg::{self, PgCluster};
+
+/// Which database a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh database on the shared PostgreSQL cluster.
+    Postgres,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A running Keyport with its own empty database and a manual clock.
+pub struct TestServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The server's clock; move it to expire sessions.
+    pub clock: Arc<ManualClock>,
+    /// The database URL it uses.
+    pub database_url: String,
+    /// A connection of the test's own to the same database, for checks.
+    pub db: DatabaseConnection,
+    channel: Channel,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), keyport_server::StartError>>>,
+    _dir: TempDir,
+}
+
+/// Argon2 parameters cheap enough for hundreds of test sign-ups; the real
+/// defaults are exercised by the unit tests and the benchmark.
+pub fn fast_hashing(config: &mut Config) {
+    config.hashing.memory_kib = 1024;
+    config.hashing.iterations = 1;
+}
+
+impl TestServer {
+    /// Starts a server on `backend` with test defaults.
+    pub async fn start(backend: Backend) -> Result<Self, BoxError> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server on `backend`, letting `configure` change the config.
+    pub async fn start_with(backend: Backend, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let database_url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => pg::shared()?.create_database("keyport")?,
+        };
+        Self::start_on(dir, database_url, configure).await
+    }
+
+    /// Starts a server on a private PostgreSQL cluster that the test may stop.
+    pub async fn start_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
+        let url = cluster.create_database("keyport")?;
+        Self::start_on(tempfile::tempdir()?, url, configure).await
+    }
+
+    async fn start_on(
+        dir: TempDir,
+        database_url: String,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self, BoxError> {
+        let mut config = Config {
+            data_dir: dir.path().join("data"),
+            // An SQLite URL from an earlier server of the same test is kept as is.
+            database_url,
+            ..Config::default()
+        };
+        fast_hashing(&mut config);
+        config.database.health_check_interval_ms = 100;
+        config.server.shutdown_grace_ms = 2_000;
+        configure(&mut config);
+        let url = config.effective_database_url();
+
+        let clock = Arc::new(ManualClock::starting_now());
+        let keyport = Keyport::open(config, clock.clone()).await?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let task = tokio::spawn(keyport.serve(listener, async move {
+            let _ = stop.await;
+        }));
+        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .connect()
+            .await?;
+        let db = Database::connect(&url).await?;
+        Ok(Self { addr, clock, database_url: url, db, channel, shutdown: Some(shutdown), task: Some(task), _dir: dir })
+    }
+
+    /// Stops this server and starts a new one on the same database, with
+    /// `configure` applied to the test defaults: a restart with new settings.
+    pub async fn restart_with(mut self, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir()?);
+        let url = self.database_url.clone();
+        self.stop_in_place().await?;
+        Self::start_on(dir, url, configure).await
+    }
+
+    /// A `UserService` client.
+    pub fn users(&self) -> UserServiceClient<Channel> {
+        UserServiceClient::new(self.channel.clone())
+    }
+
+    /// A `SessionService` client.
+    pub fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel.clone())
+    }
+
+    /// A `grpc.health.v1` client.
+    pub fn health(&self) -> HealthClient<Channel> {
+        HealthClient::new(self.channel.clone())
+    }
+
+    /// The shared channel, for other generated clients.
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// Signs up `email` with a valid password; returns the session token.
+    pub async fn sign_up(&self, email: &str) -> Result<String, BoxError> {
+        let response = self
+            .users()
+            .sign_up(SignUpRequest { email: email.into(), password: PASSWORD.into(), name: "Test User".into() })
+            .await?
+            .into_inner();
+        Ok(response.session.map(|grant| grant.token).unwrap_or_default())
+    }
+
+    /// Rows in `table`, read through the test's own connection.
+    pub async fn count(&self, table: &str) -> Result<i64, BoxError> {
+        self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    /// The first column of the first row of `sql`, as an integer.
+    pub async fn scalar(&self, sql: &str) -> Result<i64, BoxError> {
+        let backend = self.db.get_database_backend();
+        let row = self.db.query_one_raw(Statement::from_string(backend, sql)).await?;
+        let row = row.ok_or("query returned no row")?;
+        Ok(row.try_get_by_index::<i64>(0)?)
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) -> Result<(), BoxError> {
+        self.stop_in_place().await
+    }
+
+    async fn stop_in_place(&mut self) -> Result<(), BoxError> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await??;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The password every [`TestServer::sign_up`] account has.
+pub const PASSWORD: &str = "correct horse battery staple";
