@@ -14,6 +14,7 @@ use crate::{
     context::ClientResolver,
     health,
     service::{SessionApi, Shared, UserApi},
+    web,
 };
 
 /// How often expired sessions are swept from the database.
@@ -97,10 +98,14 @@ impl Keyport {
             let _ = stop_tx.send(true);
         });
         let routes = Server::builder()
+            // HTTP/1.1 too, for gRPC-web from browsers.
+            .accept_http1(true)
             .timeout(Duration::from_millis(server.request_timeout_ms))
             .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
             .max_concurrent_streams(server.max_concurrent_streams)
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
+            .layer(tonic_web::GrpcWebLayer::new())
             .add_service(health_service)
             .add_service(reflection)
             .add_service(users)

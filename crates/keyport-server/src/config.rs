@@ -84,6 +84,9 @@ pub struct ServerConfig {
     /// Peers whose `x-keyport-client-ip` and `x-keyport-user-agent` metadata
     /// is believed (e.g. your web apps' middleware). Others' own address counts.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Browser origins (e.g. `https://app.example.com`) allowed to call the
+    /// gRPC-web endpoint cross-origin. Empty: no CORS headers at all.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Session lifetimes, in seconds.
@@ -171,6 +174,7 @@ impl Default for ServerConfig {
             max_concurrent_streams: 256,
             shutdown_grace_ms: 10_000,
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
+            cors_allowed_origins: Vec::new(),
         }
     }
 }

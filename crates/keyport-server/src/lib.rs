@@ -12,6 +12,7 @@ mod health;
 pub mod service;
 pub mod status;
 pub mod telemetry;
+mod web;
 
 pub use app::{Keyport, StartError};
 pub use config::Config;
