@@ -52,6 +52,9 @@ pub enum Error {
     /// The session existed but its time is up.
     #[error("session expired")]
     SessionExpired,
+    /// The caller may not do this.
+    #[error("permission denied")]
+    PermissionDenied,
     /// The caller has no session with that id.
     #[error("session not found")]
     SessionNotFound,
@@ -84,6 +87,7 @@ impl Error {
             Self::InvalidCredentials => "INVALID_CREDENTIALS",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::SessionExpired => "SESSION_EXPIRED",
+            Self::PermissionDenied => "PERMISSION_DENIED",
             Self::SessionNotFound => "SESSION_NOT_FOUND",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Overloaded => "RESOURCE_EXHAUSTED",

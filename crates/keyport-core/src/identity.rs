@@ -3,13 +3,14 @@
 //! [`Identity`] ties the rules of this crate to a [`Store`] and a [`Clock`].
 //! The gRPC layer calls it and only translates types.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Clock,
     email::Email,
     error::{Error, FieldViolation, Result},
+    events::{EventPublisher, NoEvents, SessionEvent, UserChange},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy, Verification},
     rate_limit::{SignInLimiter, SignInLimits},
     session::{ClientInfo, Freshness, Session, SessionPolicy},
@@ -19,7 +20,7 @@ use crate::{
 };
 
 /// Tunable rules of an [`Identity`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct IdentityConfig {
     /// Session lifetimes.
     pub sessions: SessionPolicy,
@@ -31,6 +32,22 @@ pub struct IdentityConfig {
     pub hashing_limits: HashingLimits,
     /// Failed sign-in throttling.
     pub sign_in_limits: SignInLimits,
+    /// How long a cache subscribed to session events may reuse a validated
+    /// session before asking again.
+    pub session_cache_ttl: Duration,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            sessions: SessionPolicy::default(),
+            passwords: PasswordPolicy::default(),
+            hashing: HashParams::default(),
+            hashing_limits: HashingLimits::default(),
+            sign_in_limits: SignInLimits::default(),
+            session_cache_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 /// A new session as handed to its user.
@@ -53,6 +70,8 @@ pub struct Principal {
     pub user: User,
     /// True when validating pushed the session's expiry forward.
     pub refreshed: bool,
+    /// How long a subscribed cache may reuse this answer.
+    pub cache_ttl: Duration,
 }
 
 /// Keyport's use cases over a store and a clock.
@@ -62,6 +81,7 @@ pub struct Identity {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     limiter: SignInLimiter,
+    events: Arc<dyn EventPublisher>,
     config: IdentityConfig,
 }
 
@@ -71,10 +91,17 @@ impl Identity {
         Ok(Self {
             hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
             limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
+            events: Arc::new(NoEvents),
             store,
             clock,
             config,
         })
+    }
+
+    /// Sends session events to `events` instead of dropping them.
+    pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
+        self.events = events;
+        self
     }
 
     /// The rules in force.
@@ -176,7 +203,8 @@ impl Identity {
                 true
             }
         };
-        Ok(Principal { session, user, refreshed })
+        let until_expiry = session.expires_at.min(session.absolute_expires_at).duration_since(now);
+        Ok(Principal { session, user, refreshed, cache_ttl: self.config.session_cache_ttl.min(until_expiry) })
     }
 
     /// The caller's live sessions, newest first.
@@ -190,7 +218,14 @@ impl Identity {
         let id = SessionId::parse(session_id)?;
         let audit =
             AuditEvent::new(AuditKind::SessionRevoked, self.clock.now(), client).user(caller.user.id).session(&id);
-        if self.store.delete_session(caller.user.id, &id, &audit).await? { Ok(()) } else { Err(Error::SessionNotFound) }
+        if !self.store.delete_session(caller.user.id, &id, &audit).await? {
+            return Err(Error::SessionNotFound);
+        }
+        self.events.publish(SessionEvent::SessionRevoked {
+            session_id: id,
+            user_id: caller.user.id,
+        });
+        Ok(())
     }
 
     /// Ends all the caller's sessions but the calling one.
@@ -198,7 +233,11 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::OtherSessionsRevoked, self.clock.now(), client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        Ok(self.store.delete_other_sessions(caller.user.id, &caller.session.id, &audit).await?)
+        let revoked = self.store.delete_other_sessions(caller.user.id, &caller.session.id, &audit).await?;
+        if revoked > 0 {
+            self.user_changed(caller.user.id, UserChange::SessionsRevoked);
+        }
+        Ok(revoked)
     }
 
     /// Ends the calling session.
@@ -207,6 +246,10 @@ impl Identity {
             .user(caller.user.id)
             .session(&caller.session.id);
         self.store.delete_session(caller.user.id, &caller.session.id, &audit).await?;
+        self.events.publish(SessionEvent::SessionRevoked {
+            session_id: caller.session.id.clone(),
+            user_id: caller.user.id,
+        });
         Ok(())
     }
 
@@ -223,7 +266,9 @@ impl Identity {
         let name = parse_name(name)?;
         let now = self.clock.now();
         let audit = AuditEvent::new(AuditKind::ProfileUpdated, now, client).user(caller.user.id);
-        Ok(self.store.update_user_name(caller.user.id, &name, now, &audit).await?)
+        let user = self.store.update_user_name(caller.user.id, &name, now, &audit).await?;
+        self.user_changed(user.id, UserChange::Profile);
+        Ok(user)
     }
 
     /// Changes the caller's password after checking the current one, and ends
@@ -241,7 +286,9 @@ impl Identity {
         let now = self.clock.now();
         let audit =
             AuditEvent::new(AuditKind::PasswordChanged, now, client).user(caller.user.id).session(&caller.session.id);
-        Ok(self.store.change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit).await?)
+        let revoked = self.store.change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit).await?;
+        self.user_changed(caller.user.id, UserChange::Password);
+        Ok(revoked)
     }
 
     /// Deletes the caller's account after checking their password.
@@ -250,7 +297,9 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
             .user(caller.user.id)
             .detail(caller.user.email.to_string());
-        Ok(self.store.delete_user(caller.user.id, &audit).await?)
+        self.store.delete_user(caller.user.id, &audit).await?;
+        self.user_changed(caller.user.id, UserChange::Deleted);
+        Ok(())
     }
 
     /// Deletes sessions past their expiry; returns how many.
@@ -279,6 +328,10 @@ impl Identity {
                 Err(Error::InvalidCredentials)
             }
         }
+    }
+
+    fn user_changed(&self, user_id: UserId, change: UserChange) {
+        self.events.publish(SessionEvent::UserChanged { user_id, change });
     }
 
     fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {

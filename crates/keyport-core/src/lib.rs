@@ -10,6 +10,7 @@ pub mod audit;
 pub mod clock;
 pub mod email;
 pub mod error;
+pub mod events;
 pub mod identity;
 pub mod password;
 pub mod rate_limit;

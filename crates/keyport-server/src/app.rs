@@ -4,7 +4,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use keyport_core::{Clock, Identity, store::StoreError};
 use keyport_proto::v1::{session_service_server::SessionServiceServer, user_service_server::UserServiceServer};
-use keyport_store::{Backend, SeaStore, StoreOptions};
+use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
 use tonic_health::ServingStatus;
@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 use crate::{
     config::Config,
     context::ClientResolver,
+    events::EventBus,
     health,
     service::{SessionApi, Shared, UserApi},
     web,
@@ -44,6 +45,7 @@ pub enum StartError {
 pub struct Keyport {
     config: Config,
     identity: Identity,
+    events: EventBus,
 }
 
 impl Keyport {
@@ -52,8 +54,9 @@ impl Keyport {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let store = open_store(&config).await?;
         store.migrate().await?;
-        let identity = Identity::new(Arc::new(store), clock, config.identity())?;
-        Ok(Self { config, identity })
+        let events = EventBus::new(PgEventRelay::new(&store));
+        let identity = Identity::new(Arc::new(store), clock, config.identity())?.with_events(Arc::new(events.clone()));
+        Ok(Self { config, identity, events })
     }
 
     /// The use cases, for in-process callers and tests.
@@ -68,10 +71,15 @@ impl Keyport {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { config, identity } = self;
+        let Self { config, identity, events } = self;
         let server = &config.server;
-        let shared =
-            Shared { identity: identity.clone(), clients: ClientResolver::new(server.trusted_proxies.clone()) };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = Shared {
+            identity: identity.clone(),
+            clients: ClientResolver::new(server.trusted_proxies.clone()),
+            events,
+            stopping: stop_rx.clone(),
+        };
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::report(&reporter, ServingStatus::Serving).await;
@@ -92,7 +100,6 @@ impl Keyport {
             tokio::spawn(sweep_expired_sessions(identity)),
         ];
 
-        let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
             shutdown.await;
             let _ = stop_tx.send(true);

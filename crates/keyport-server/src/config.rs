@@ -99,6 +99,9 @@ pub struct SessionsConfig {
     pub update_age_secs: u64,
     /// No session outlives this, however it is used.
     pub absolute_lifetime_secs: u64,
+    /// How long middleware subscribed to session events may reuse a
+    /// validated session (`GetSessionResponse.cache_ttl`).
+    pub cache_ttl_secs: u64,
 }
 
 /// Password rules.
@@ -186,6 +189,7 @@ impl Default for SessionsConfig {
             expires_in_secs: policy.expires_in.as_secs(),
             update_age_secs: policy.update_age.as_secs(),
             absolute_lifetime_secs: policy.absolute_lifetime.as_secs(),
+            cache_ttl_secs: IdentityConfig::default().session_cache_ttl.as_secs(),
         }
     }
 }
@@ -288,6 +292,7 @@ impl Config {
                 per_ip: self.sign_in_limits.per_ip,
                 window: Duration::from_secs(self.sign_in_limits.window_secs),
             },
+            session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
         }
     }
 }

@@ -36,6 +36,11 @@ impl ClientResolver {
         Self { trusted_proxies }
     }
 
+    /// Whether the call comes from a trusted peer (a web app's middleware).
+    pub fn is_trusted<T>(&self, request: &Request<T>) -> bool {
+        request.remote_addr().is_some_and(|addr| self.trusted_proxies.contains(&addr.ip()))
+    }
+
     /// The end user behind a call: forwarded values from a trusted peer,
     /// otherwise the peer itself.
     pub fn resolve<T>(&self, request: &Request<T>) -> ClientInfo {

@@ -8,6 +8,7 @@ mod app;
 pub mod config;
 pub mod context;
 mod convert;
+mod events;
 mod health;
 pub mod service;
 pub mod status;

@@ -31,6 +31,7 @@ pub fn to_status(error: Error) -> Status {
             (Code::Unauthenticated, error.to_string())
         }
         Error::SessionNotFound => (Code::NotFound, error.to_string()),
+        Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
         Error::RateLimited { retry_after } => {
             details.set_retry_info(Some(*retry_after));
             (Code::ResourceExhausted, "too many attempts, try again later".to_owned())

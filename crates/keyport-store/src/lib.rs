@@ -6,6 +6,7 @@
 
 mod convert;
 pub mod entity;
+pub mod events;
 mod store;
 
 pub use store::{Backend, SeaStore, StoreOptions};

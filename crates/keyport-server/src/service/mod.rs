@@ -3,12 +3,14 @@
 
 mod session;
 mod user;
+mod watch_events;
 
 use keyport_core::{Identity, Principal};
+use tokio::sync::watch;
 use tonic::{Request, Status};
 
-pub use self::{session::SessionApi, user::UserApi};
-use crate::{context::ClientResolver, context::bearer_token, status::to_status};
+pub use self::{session::SessionApi, user::UserApi, watch_events::EventStream};
+use crate::{context::ClientResolver, context::bearer_token, events::EventBus, status::to_status};
 
 /// What every service needs: the use cases and how to read callers.
 #[derive(Clone)]
@@ -17,6 +19,10 @@ pub struct Shared {
     pub identity: Identity,
     /// Reads the end user's address and agent.
     pub clients: ClientResolver,
+    /// Session events for `WatchSessionEvents`.
+    pub(crate) events: EventBus,
+    /// Turns true when the server begins to shut down; ends event streams.
+    pub(crate) stopping: watch::Receiver<bool>,
 }
 
 impl Shared {

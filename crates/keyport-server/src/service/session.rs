@@ -12,6 +12,18 @@ pub struct SessionApi(pub Shared);
 
 #[tonic::async_trait]
 impl SessionService for SessionApi {
+    type WatchSessionEventsStream = super::watch_events::EventStream;
+
+    async fn watch_session_events(
+        &self,
+        request: Request<v1::WatchSessionEventsRequest>,
+    ) -> Result<Response<Self::WatchSessionEventsStream>, Status> {
+        if !self.0.clients.is_trusted(&request) {
+            return Err(to_status(keyport_core::Error::PermissionDenied));
+        }
+        Ok(Response::new(super::watch_events::stream(&self.0)))
+    }
+
     async fn sign_in(&self, request: Request<v1::SignInRequest>) -> Result<Response<v1::SignInResponse>, Status> {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
@@ -30,6 +42,7 @@ impl SessionService for SessionApi {
             session: Some(convert::session(&principal.session, true)),
             user: Some(convert::user(&principal.user)),
             refreshed: principal.refreshed,
+            cache_ttl: prost_types::Duration::try_from(principal.cache_ttl).ok(),
         }))
     }
 
