@@ -1,0 +1,139 @@
+//! Extractors: who is calling, and sign-in/sign-out helpers.
+
+use std::ops::Deref;
+
+use axum::{
+    extract::{FromRequestParts, OptionalFromRequestParts},
+    http::{HeaderValue, StatusCode, header::SET_COOKIE, request::Parts},
+    response::{IntoResponse, Response},
+};
+use keyport_client::{ClientInfo, Error, SignedIn};
+
+use crate::{layer::Guarded, view::PartsView};
+
+const MISSING_LAYER: &str = "keyport_axum: this route uses a Keyport extractor but is not behind `KeyportLayer`; \
+                             add `.layer(KeyportLayer::new(guard))` to the router";
+
+/// The signed-in caller. Rejects with 401 when the request has no valid
+/// session; use `Option<Principal>` on public routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub keyport_client::Principal);
+
+impl Deref for Principal {
+    type Target = keyport_client::Principal;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<Guarded>().is_none() {
+            return Err(missing_layer());
+        }
+        match parts.extensions.get::<keyport_client::Principal>() {
+            Some(principal) => Ok(Self(principal.clone())),
+            None => Err((StatusCode::UNAUTHORIZED, "sign in first").into_response()),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if parts.extensions.get::<Guarded>().is_none() {
+            return Err(missing_layer());
+        }
+        Ok(parts.extensions.get::<keyport_client::Principal>().cloned().map(Self))
+    }
+}
+
+fn missing_layer() -> Response {
+    tracing::error!("{MISSING_LAYER}");
+    (StatusCode::INTERNAL_SERVER_ERROR, MISSING_LAYER).into_response()
+}
+
+/// Sign-in, sign-up, sign-out and session management for handlers, with the
+/// request's client details and token captured.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    guard: keyport_client::web::Guard,
+    client: ClientInfo,
+    token: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(Guarded(guard)) = parts.extensions.get::<Guarded>().cloned() else {
+            return Err(missing_layer());
+        };
+        let view = PartsView(parts);
+        Ok(Self {
+            client: guard.client_info(&view),
+            token: guard.token_of(&view).map(str::to_owned),
+            guard,
+        })
+    }
+}
+
+impl Auth {
+    /// Signs in; the returned header sets the session cookie.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, CookieHeader), Error> {
+        let (signed_in, cookie) = self.guard.sign_in(&self.client, email, password).await?;
+        Ok((signed_in, CookieHeader(cookie)))
+    }
+
+    /// Creates an account and signs it in; the returned header sets the cookie.
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<(SignedIn, CookieHeader), Error> {
+        let (signed_in, cookie) = self.guard.sign_up(&self.client, email, password, name).await?;
+        Ok((signed_in, CookieHeader(cookie)))
+    }
+
+    /// Ends the request's session; the returned header deletes the cookie.
+    pub async fn sign_out(&self) -> Result<CookieHeader, Error> {
+        Ok(CookieHeader(self.guard.sign_out(&self.client, self.token.as_deref()).await?))
+    }
+
+    /// The caller's sessions, newest first.
+    pub async fn list_sessions(&self) -> Result<Vec<keyport_client::SessionSummary>, Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        self.guard.cache().client().list_sessions(token, &self.client).await
+    }
+
+    /// Ends one of the caller's sessions at once.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        self.guard.revoke_session(&self.client, token, session_id).await
+    }
+
+    /// Ends all the caller's other sessions; returns how many.
+    pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        let revoked = self.guard.cache().client().revoke_other_sessions(token, &self.client).await?;
+        Ok(revoked)
+    }
+}
+
+/// A `Set-Cookie` header from [`Auth`], to add to a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieHeader(pub String);
+
+impl axum::response::IntoResponseParts for CookieHeader {
+    type Error = Response;
+
+    fn into_response_parts(
+        self,
+        mut res: axum::response::ResponseParts,
+    ) -> Result<axum::response::ResponseParts, Self::Error> {
+        let value = HeaderValue::from_str(&self.0)
+            .map_err(|_| (StatusCode::INTERNAL_SERVER_ERROR, "invalid cookie").into_response())?;
+        res.headers_mut().append(SET_COOKIE, value);
+        Ok(res)
+    }
+}

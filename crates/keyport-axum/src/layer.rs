@@ -1,0 +1,108 @@
+//! The tower layer: asks the [`Guard`] about every request.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use axum::{
+    body::Body,
+    http::{HeaderValue, Request, Response, StatusCode, header::HeaderName},
+};
+use keyport_client::web::{Guard, Outcome, Reply};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::view::PartsView;
+
+/// Marks requests that went through the layer, so extractors can tell a
+/// missing session from a missing layer.
+#[derive(Debug, Clone)]
+pub(crate) struct Guarded(pub(crate) Guard);
+
+/// Authenticates and authorises every request with Keyport.
+#[derive(Debug, Clone)]
+pub struct KeyportLayer {
+    guard: Guard,
+}
+
+impl KeyportLayer {
+    /// A layer deciding with `guard`.
+    pub fn new(guard: Guard) -> Self {
+        Self { guard }
+    }
+}
+
+impl<S> Layer<S> for KeyportLayer {
+    type Service = KeyportService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        KeyportService {
+            inner,
+            guard: self.guard.clone(),
+        }
+    }
+}
+
+/// The service [`KeyportLayer`] wraps around an app.
+#[derive(Debug, Clone)]
+pub struct KeyportService<S> {
+    inner: S,
+    guard: Guard,
+}
+
+impl<S> Service<Request<Body>> for KeyportService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone may not be ready; the instance polled ready is the one to use.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        Box::pin(async move {
+            // Parts, unlike the whole request, may be shared across the await.
+            let (parts, body) = request.into_parts();
+            let outcome = guard.check(&PartsView(&parts)).await;
+            let mut request = Request::from_parts(parts, body);
+            match outcome {
+                Outcome::Respond(reply) => Ok(into_response(reply)),
+                Outcome::Proceed { principal, set_cookies } => {
+                    request.extensions_mut().insert(Guarded(guard));
+                    if let Some(principal) = principal {
+                        request.extensions_mut().insert(principal);
+                    }
+                    let mut response = inner.call(request).await?;
+                    for cookie in set_cookies {
+                        if let Ok(value) = HeaderValue::from_str(&cookie) {
+                            response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+                        }
+                    }
+                    Ok(response)
+                }
+            }
+        })
+    }
+}
+
+pub(crate) fn into_response(reply: Reply) -> Response<Body> {
+    let mut response = Response::new(Body::from(reply.body));
+    *response.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in reply.headers {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().append(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}

@@ -1,0 +1,31 @@
+//! Axum request parts as the framework-free guard sees them.
+
+use std::net::SocketAddr;
+
+use axum::{extract::ConnectInfo, http::request::Parts};
+use keyport_client::web::RequestView;
+
+/// A request's head, borrowed.
+pub(crate) struct PartsView<'a>(pub(crate) &'a Parts);
+
+impl RequestView for PartsView<'_> {
+    fn method(&self) -> &str {
+        self.0.method.as_str()
+    }
+
+    fn path(&self) -> &str {
+        self.0.uri.path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.0.uri.query()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    fn peer_ip(&self) -> Option<String> {
+        self.0.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string())
+    }
+}

@@ -1,0 +1,306 @@
+//! [`SessionCache`]: validated sessions kept in memory, dropped the moment
+//! Keyport says they were revoked.
+//!
+//! The cache serves entries only while its `WatchSessionEvents` stream is
+//! live. When the stream breaks it stops serving and flushes, and when it is
+//! back (`ready`) it starts empty: a missed event can therefore never leave a
+//! revoked session valid. An answer that was in flight while any event
+//! arrived is not cached, since it may predate that event.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use keyport_proto::v1::watch_session_events_response::Event;
+use subtle::ConstantTimeEq;
+
+use crate::{
+    client::{ClientInfo, KeyportClient},
+    error::Error,
+    principal::ValidatedSession,
+};
+
+/// How the cache behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Sessions kept at most.
+    pub max_entries: usize,
+    /// Longest an entry is served, whatever the server's hint.
+    pub max_ttl: Duration,
+    /// A stream silent for this long counts as dead (the server sends a
+    /// heartbeat every 15 s).
+    pub heartbeat_timeout: Duration,
+    /// Pause before subscribing again after the stream ends.
+    pub reconnect_delay: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 100_000,
+            max_ttl: Duration::from_secs(60),
+            heartbeat_timeout: Duration::from_secs(40),
+            reconnect_delay: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A revocation-aware cache of `GetSession` answers in front of a client.
+#[derive(Debug, Clone)]
+pub struct SessionCache {
+    inner: Arc<Inner>,
+    client: KeyportClient,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: CacheConfig,
+    /// True while the event stream is subscribed; entries are served only then.
+    live: AtomicBool,
+    /// Bumped by every event and every change of `live`.
+    epoch: AtomicU64,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    by_session: HashMap<String, Entry>,
+    by_user: HashMap<String, HashSet<String>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    token: String,
+    session: ValidatedSession,
+    valid_until: Instant,
+}
+
+impl SessionCache {
+    /// A cache in front of `client`, subscribing to its event stream in the
+    /// background for as long as the cache (or a clone) lives.
+    pub fn start(client: KeyportClient, config: CacheConfig) -> Self {
+        let inner = Arc::new(Inner {
+            config,
+            live: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            entries: Mutex::default(),
+        });
+        tokio::spawn(watch(Arc::downgrade(&inner), client.clone()));
+        Self { inner, client }
+    }
+
+    /// The client behind the cache.
+    pub fn client(&self) -> &KeyportClient {
+        &self.client
+    }
+
+    /// Whether the event stream is up, so that entries are being served.
+    pub fn is_live(&self) -> bool {
+        self.inner.live.load(Ordering::Acquire)
+    }
+
+    /// Validates `token`: from the cache when possible, else by asking Keyport.
+    pub async fn get_session(&self, token: &str, client: &ClientInfo) -> Result<ValidatedSession, Error> {
+        if let Some(hit) = self.lookup(token) {
+            return Ok(hit);
+        }
+        let ticket = self.inner.epoch.load(Ordering::Acquire);
+        let answer = self.client.get_session(token, client).await?;
+        self.insert(token, &answer, ticket);
+        Ok(answer)
+    }
+
+    /// A cached, unexpired answer for `token`, if the stream is live.
+    pub fn lookup(&self, token: &str) -> Option<ValidatedSession> {
+        if !self.is_live() {
+            return None;
+        }
+        let session_id = session_id_of(token)?;
+        let entries = self.inner.entries.lock().ok()?;
+        let entry = entries.by_session.get(session_id)?;
+        let same_token: bool = entry.token.as_bytes().ct_eq(token.as_bytes()).into();
+        (same_token && Instant::now() < entry.valid_until).then(|| entry.session.clone())
+    }
+
+    /// Drops a session, e.g. right after this app revoked it.
+    pub fn forget_session(&self, session_id: &str) {
+        self.inner.bump();
+        if let Ok(mut entries) = self.inner.entries.lock() {
+            entries.remove_session(session_id);
+        }
+    }
+
+    /// Drops every session of a user.
+    pub fn forget_user(&self, user_id: &str) {
+        self.inner.bump();
+        if let Ok(mut entries) = self.inner.entries.lock() {
+            entries.remove_user(user_id);
+        }
+    }
+
+    /// How many sessions are cached.
+    pub fn len(&self) -> usize {
+        self.inner.entries.lock().map(|entries| entries.by_session.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn insert(&self, token: &str, answer: &ValidatedSession, ticket: u64) {
+        let ttl = answer.cache_ttl.min(self.inner.config.max_ttl);
+        if ttl.is_zero() || !self.is_live() {
+            return;
+        }
+        let Some(session_id) = session_id_of(token) else { return };
+        let Ok(mut entries) = self.inner.entries.lock() else { return };
+        // Checked under the lock that events take too: an event between the
+        // call and here means the answer may already be stale.
+        if self.inner.epoch.load(Ordering::Acquire) != ticket {
+            return;
+        }
+        if entries.by_session.len() >= self.inner.config.max_entries {
+            entries.evict(Instant::now());
+        }
+        let user_id = answer.principal.user_id.clone();
+        entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
+        let session = ValidatedSession {
+            refreshed: false,
+            ..answer.clone()
+        };
+        let entry = Entry {
+            token: token.to_owned(),
+            session,
+            valid_until: Instant::now() + ttl,
+        };
+        entries.by_session.insert(session_id.to_owned(), entry);
+    }
+}
+
+impl Inner {
+    fn bump(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Goes live or dark; either way starts from an empty cache.
+    fn set_live(&self, live: bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.bump();
+            *entries = Entries::default();
+            self.live.store(live, Ordering::Release);
+        }
+    }
+
+    fn apply(&self, event: Event) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        self.bump();
+        match event {
+            Event::SessionRevoked(revoked) => entries.remove_session(&revoked.session_id),
+            Event::UserChanged(changed) => entries.remove_user(&changed.user_id),
+            Event::Ready(_) | Event::Heartbeat(_) => {}
+        }
+    }
+}
+
+impl Entries {
+    fn remove_session(&mut self, session_id: &str) {
+        if let Some(entry) = self.by_session.remove(session_id) {
+            if let Some(sessions) = self.by_user.get_mut(&entry.session.principal.user_id) {
+                sessions.remove(session_id);
+                if sessions.is_empty() {
+                    self.by_user.remove(&entry.session.principal.user_id);
+                }
+            }
+        }
+    }
+
+    fn remove_user(&mut self, user_id: &str) {
+        for session_id in self.by_user.remove(user_id).unwrap_or_default() {
+            self.by_session.remove(&session_id);
+        }
+    }
+
+    /// Makes room: expired entries first, else an arbitrary one.
+    fn evict(&mut self, now: Instant) {
+        let expired: Vec<String> =
+            self.by_session.iter().filter(|(_, e)| e.valid_until <= now).map(|(id, _)| id.clone()).collect();
+        if expired.is_empty() {
+            if let Some(id) = self.by_session.keys().next().cloned() {
+                self.remove_session(&id);
+            }
+        }
+        for id in expired {
+            self.remove_session(&id);
+        }
+    }
+}
+
+/// The session id inside `kp_<id>.<secret>`.
+fn session_id_of(token: &str) -> Option<&str> {
+    token.strip_prefix("kp_")?.split_once('.').map(|(id, _)| id)
+}
+
+/// Keeps the cache subscribed until the cache is dropped.
+async fn watch(cache: Weak<Inner>, client: KeyportClient) {
+    loop {
+        let Some(inner) = cache.upgrade() else { return };
+        let (heartbeat_timeout, reconnect_delay) = (inner.config.heartbeat_timeout, inner.config.reconnect_delay);
+        drop(inner);
+        match client.watch_session_events().await {
+            Ok(mut stream) => loop {
+                let next = tokio::time::timeout(heartbeat_timeout, stream.message()).await;
+                let Some(inner) = cache.upgrade() else { return };
+                match next {
+                    Ok(Ok(Some(message))) => match message.event {
+                        Some(Event::Ready(_)) => {
+                            inner.set_live(true);
+                            tracing::debug!("session cache live");
+                        }
+                        Some(event) => inner.apply(event),
+                        None => {}
+                    },
+                    Ok(Ok(None)) => {
+                        tracing::warn!("session event stream ended; cache off until resubscribed");
+                        inner.set_live(false);
+                        break;
+                    }
+                    Ok(Err(status)) => {
+                        tracing::warn!(%status, "session event stream failed; cache off until resubscribed");
+                        inner.set_live(false);
+                        break;
+                    }
+                    Err(_) => {
+                        tracing::warn!("session event stream silent; cache off until resubscribed");
+                        inner.set_live(false);
+                        break;
+                    }
+                }
+            },
+            Err(error) => {
+                if let Some(inner) = cache.upgrade() {
+                    inner.set_live(false);
+                }
+                tracing::debug!(%error, "cannot subscribe to session events yet");
+            }
+        }
+        tokio::time::sleep(reconnect_delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_come_from_the_token() {
+        assert_eq!(session_id_of("kp_abc.def"), Some("abc"));
+        assert_eq!(session_id_of("abc.def"), None);
+        assert_eq!(session_id_of("kp_abc"), None);
+    }
+}

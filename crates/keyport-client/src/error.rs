@@ -1,0 +1,152 @@
+//! Errors from Keyport, with the server's stable reason as an enum.
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// The stable reason Keyport gives for a failure (`google.rpc.ErrorInfo.reason`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// Wrong email or password.
+    InvalidCredentials,
+    /// The email is taken.
+    EmailTaken,
+    /// The new password is too short.
+    WeakPassword,
+    /// The password is too long.
+    PasswordTooLong,
+    /// A request field is invalid; see [`Error::field_violations`].
+    InvalidArgument,
+    /// No valid session: missing, malformed, unknown or revoked token.
+    Unauthenticated,
+    /// The session expired.
+    SessionExpired,
+    /// No such session of the caller.
+    SessionNotFound,
+    /// Too many failed attempts.
+    RateLimited,
+    /// Keyport is overloaded.
+    ResourceExhausted,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// Keyport or its database is unreachable.
+    Unavailable,
+    /// An internal error on the server.
+    Internal,
+    /// A reason this SDK does not know yet, or none at all.
+    Other(String),
+}
+
+impl Reason {
+    fn parse(reason: &str) -> Self {
+        match reason {
+            "INVALID_CREDENTIALS" => Self::InvalidCredentials,
+            "EMAIL_TAKEN" => Self::EmailTaken,
+            "WEAK_PASSWORD" => Self::WeakPassword,
+            "PASSWORD_TOO_LONG" => Self::PasswordTooLong,
+            "INVALID_ARGUMENT" => Self::InvalidArgument,
+            "UNAUTHENTICATED" => Self::Unauthenticated,
+            "SESSION_EXPIRED" => Self::SessionExpired,
+            "SESSION_NOT_FOUND" => Self::SessionNotFound,
+            "RATE_LIMITED" => Self::RateLimited,
+            "RESOURCE_EXHAUSTED" => Self::ResourceExhausted,
+            "PERMISSION_DENIED" => Self::PermissionDenied,
+            "UNAVAILABLE" => Self::Unavailable,
+            "INTERNAL" => Self::Internal,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+
+    /// Reason for a status that carries no `ErrorInfo` (e.g. from the transport).
+    fn from_code(code: Code) -> Self {
+        match code {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => Self::Unavailable,
+            Code::Unauthenticated => Self::Unauthenticated,
+            Code::PermissionDenied => Self::PermissionDenied,
+            Code::ResourceExhausted => Self::ResourceExhausted,
+            Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
+            Code::Internal => Self::Internal,
+            other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// A failed call to Keyport.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("keyport: {code:?} {reason:?}: {message}")]
+pub struct Error {
+    code: Code,
+    reason: Reason,
+    message: String,
+    field_violations: Vec<(String, String)>,
+}
+
+impl Error {
+    /// The stable reason.
+    pub fn reason(&self) -> &Reason {
+        &self.reason
+    }
+
+    /// The gRPC status code.
+    pub fn code(&self) -> Code {
+        self.code
+    }
+
+    /// The server's message, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Invalid fields as (field, description), for [`Reason::InvalidArgument`].
+    pub fn field_violations(&self) -> &[(String, String)] {
+        &self.field_violations
+    }
+
+    /// Whether Keyport could not be reached or answered it is unavailable:
+    /// the call may succeed later, and the web middleware fails closed.
+    pub fn is_unavailable(&self) -> bool {
+        self.reason == Reason::Unavailable
+    }
+}
+
+impl From<Status> for Error {
+    fn from(status: Status) -> Self {
+        let details = status.get_error_details();
+        let reason = details
+            .error_info()
+            .map(|info| Reason::parse(&info.reason))
+            .unwrap_or_else(|| Reason::from_code(status.code()));
+        let field_violations = details
+            .bad_request()
+            .map(|bad| bad.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect())
+            .unwrap_or_default();
+        Self {
+            code: status.code(),
+            reason,
+            message: status.message().to_owned(),
+            field_violations,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    #[test]
+    fn reads_the_reason_from_error_info() {
+        let details = ErrorDetails::with_error_info("INVALID_CREDENTIALS", "keyport.dev", HashMap::<String, String>::new());
+        let status = Status::with_error_details(Code::Unauthenticated, "nope", details);
+        assert_eq!(Error::from(status).reason(), &Reason::InvalidCredentials);
+    }
+
+    #[test]
+    fn falls_back_to_the_code_without_details() {
+        assert_eq!(Error::from(Status::unavailable("down")).reason(), &Reason::Unavailable);
+        assert!(Error::from(Status::unavailable("down")).is_unavailable());
+        assert_eq!(Error::from(Status::not_found("x")).reason(), &Reason::Other("NotFound".into()));
+    }
+}

@@ -1,0 +1,89 @@
+//! Who is calling a web app: the user and session behind a token.
+
+use std::time::{Duration, SystemTime};
+
+use keyport_proto::v1;
+
+/// The signed-in user and their session, as the middleware hands it to handlers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id (UUIDv7).
+    pub user_id: String,
+    /// The user's normalised email.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// Whether the email is verified.
+    pub email_verified: bool,
+    /// Roles, sorted.
+    pub roles: Vec<String>,
+    /// The session's id (safe to show; not a credential).
+    pub session_id: String,
+    /// When the session expires unless used again.
+    pub expires_at: SystemTime,
+}
+
+impl Principal {
+    /// Whether the user has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// A `GetSession` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedSession {
+    /// Who the token belongs to.
+    pub principal: Principal,
+    /// The server pushed the expiry forward: re-issue the cookie.
+    pub refreshed: bool,
+    /// How long the answer may be cached by a subscribed cache.
+    pub cache_ttl: Duration,
+}
+
+pub(crate) fn system_time(timestamp: Option<&prost_types::Timestamp>) -> SystemTime {
+    let Some(t) = timestamp else { return SystemTime::UNIX_EPOCH };
+    let seconds = Duration::from_secs(u64::try_from(t.seconds).unwrap_or(0));
+    let nanos = Duration::from_nanos(u64::try_from(t.nanos).unwrap_or(0));
+    SystemTime::UNIX_EPOCH + seconds + nanos
+}
+
+pub(crate) fn principal(user: &v1::User, session: &v1::Session) -> Principal {
+    Principal {
+        user_id: user.id.clone(),
+        email: user.email.clone(),
+        name: user.name.clone(),
+        email_verified: user.email_verified,
+        roles: user.roles.clone(),
+        session_id: session.id.clone(),
+        expires_at: system_time(session.expires_at.as_ref()),
+    }
+}
+
+/// One of a user's sessions, as listed for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// The session's id, to revoke it.
+    pub id: String,
+    /// Sign-in time.
+    pub created_at: SystemTime,
+    /// Idle expiry.
+    pub expires_at: SystemTime,
+    /// Address it was created from.
+    pub ip_address: String,
+    /// User agent it was created from.
+    pub user_agent: String,
+    /// Whether it is the session that asked.
+    pub current: bool,
+}
+
+pub(crate) fn summary(session: &v1::Session) -> SessionSummary {
+    SessionSummary {
+        id: session.id.clone(),
+        created_at: system_time(session.created_at.as_ref()),
+        expires_at: system_time(session.expires_at.as_ref()),
+        ip_address: session.ip_address.clone(),
+        user_agent: session.user_agent.clone(),
+        current: session.current,
+    }
+}

@@ -1,0 +1,115 @@
+//! The session cookie: secure defaults, one place that writes `Set-Cookie`.
+
+use std::time::{Duration, SystemTime};
+
+/// The cookie's `SameSite` attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent on same-site requests and top-level navigations.
+    Lax,
+    /// Sent on same-site requests only.
+    Strict,
+    /// Sent everywhere (needs `Secure`).
+    None,
+}
+
+/// How the session cookie is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    /// Cookie name [default: `__Host-keyport_session`]. The `__Host-` prefix
+    /// makes browsers insist on `Secure`, `Path=/` and no `Domain`.
+    pub name: String,
+    /// Send only over HTTPS (and to `localhost`) [default: true].
+    pub secure: bool,
+    /// Hide from JavaScript [default: true].
+    pub http_only: bool,
+    /// [default: Lax].
+    pub same_site: SameSite,
+    /// [default: `/`].
+    pub path: String,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        Self {
+            name: "__Host-keyport_session".into(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            path: "/".into(),
+        }
+    }
+}
+
+impl CookieSettings {
+    /// `Set-Cookie` value carrying `token` until `expires_at`.
+    pub fn issue(&self, token: &str, expires_at: SystemTime) -> String {
+        let max_age = expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).as_secs();
+        format!("{}={token}; {}; Max-Age={max_age}", self.name, self.attributes())
+    }
+
+    /// `Set-Cookie` value that deletes the cookie.
+    pub fn clear(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.name, self.attributes())
+    }
+
+    /// The cookie's value in a `Cookie` request header, if present.
+    pub fn read<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        cookie_header
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == self.name)
+            .map(|(_, value)| value.trim_matches('"'))
+            .filter(|value| !value.is_empty())
+    }
+
+    fn attributes(&self) -> String {
+        // The `__Host-` prefix is void without these; enforce them.
+        let host_only = self.name.starts_with("__Host-");
+        let path = if host_only { "/" } else { &self.path };
+        let mut attributes = format!("Path={path}");
+        if self.http_only {
+            attributes.push_str("; HttpOnly");
+        }
+        if self.secure || host_only || self.same_site == SameSite::None {
+            attributes.push_str("; Secure");
+        }
+        attributes.push_str(match self.same_site {
+            SameSite::Lax => "; SameSite=Lax",
+            SameSite::Strict => "; SameSite=Strict",
+            SameSite::None => "; SameSite=None",
+        });
+        attributes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issues_with_secure_defaults() {
+        let cookie = CookieSettings::default().issue("kp_a.b", SystemTime::now() + Duration::from_secs(3600));
+        assert!(cookie.starts_with("__Host-keyport_session=kp_a.b; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age="));
+        let max_age: u64 = cookie.rsplit('=').next().unwrap().parse().unwrap();
+        assert!((3590..=3600).contains(&max_age));
+    }
+
+    #[test]
+    fn host_prefix_forces_its_rules() {
+        let settings = CookieSettings {
+            secure: false,
+            path: "/app".into(),
+            ..CookieSettings::default()
+        };
+        assert!(settings.clear().contains("Path=/; HttpOnly; Secure"));
+    }
+
+    #[test]
+    fn reads_its_own_cookie_only() {
+        let settings = CookieSettings::default();
+        assert_eq!(settings.read("a=1; __Host-keyport_session=kp_x.y; b=2"), Some("kp_x.y"));
+        assert_eq!(settings.read("keyport_session=kp_x.y"), None);
+        assert_eq!(settings.read("__Host-keyport_session="), None);
+    }
+}

@@ -1,0 +1,270 @@
+//! [`Guard`]: decides what happens to one HTTP request.
+
+use std::sync::Arc;
+
+use super::{AuthSettings, rules::Access};
+use crate::{
+    cache::SessionCache,
+    client::{ClientInfo, SignedIn},
+    error::{Error, Reason},
+    principal::Principal,
+};
+
+/// What the guard needs to know about a request; each adapter implements it
+/// over its framework's request type.
+pub trait RequestView {
+    /// The method, upper-case (`GET`).
+    fn method(&self) -> &str;
+    /// The path, without the query.
+    fn path(&self) -> &str;
+    /// The query string, without `?`.
+    fn query(&self) -> Option<&str>;
+    /// The first value of a header, if it is valid text.
+    fn header(&self, name: &str) -> Option<&str>;
+    /// The address of the TCP peer.
+    fn peer_ip(&self) -> Option<String>;
+}
+
+/// A response the adapter sends instead of calling the handler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers to set (`Set-Cookie` may repeat).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body (JSON for API requests, empty for redirects).
+    pub body: String,
+}
+
+/// The guard's decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Call the handler, with the principal if the request has a valid session.
+    Proceed {
+        /// Who is calling, if anyone.
+        principal: Option<Principal>,
+        /// `Set-Cookie` values to add to the handler's response (a slid
+        /// expiry, or clearing an invalid cookie).
+        set_cookies: Vec<String>,
+    },
+    /// Answer with this instead.
+    Respond(Reply),
+}
+
+/// Authenticates and authorises requests against Keyport through a
+/// revocation-aware cache.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    cache: SessionCache,
+    settings: Arc<AuthSettings>,
+}
+
+/// Where the request's token came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Bearer,
+    Cookie,
+}
+
+impl Guard {
+    /// A guard using `cache` (and its client) with `settings`.
+    pub fn new(cache: SessionCache, settings: Arc<AuthSettings>) -> Self {
+        Self { cache, settings }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    /// The session cache (and, through it, the client).
+    pub fn cache(&self) -> &SessionCache {
+        &self.cache
+    }
+
+    /// Decides what happens to `request`.
+    pub async fn check(&self, request: &impl RequestView) -> Outcome {
+        let access = self.settings.rules.access_for(request.path());
+        let mut set_cookies = Vec::new();
+        let principal = match self.token(request) {
+            None => None,
+            Some((_, Source::Cookie)) if is_unsafe(request.method()) && !self.same_origin(request) => {
+                return Outcome::Respond(json(403, "CSRF_REJECTED", "cross-origin request with a session cookie"));
+            }
+            Some((token, source)) => match self.cache.get_session(token, &self.client_info(request)).await {
+                Ok(session) => {
+                    if session.refreshed && source == Source::Cookie {
+                        set_cookies.push(self.settings.cookie.issue(token, session.principal.expires_at));
+                    }
+                    Some(session.principal)
+                }
+                Err(error) if error.is_unavailable() || *error.reason() == Reason::ResourceExhausted => {
+                    if *access == Access::Public {
+                        None
+                    } else {
+                        tracing::warn!(%error, "keyport unreachable; failing closed");
+                        return Outcome::Respond(json(503, "AUTH_UNAVAILABLE", "authentication is unavailable"));
+                    }
+                }
+                Err(error) => {
+                    if source == Source::Cookie {
+                        set_cookies.push(self.settings.cookie.clear());
+                    }
+                    if *access != Access::Public {
+                        return Outcome::Respond(self.unauthenticated(request, reason_name(&error), set_cookies));
+                    }
+                    None
+                }
+            },
+        };
+        match (access, principal) {
+            (Access::Public, principal) => Outcome::Proceed { principal, set_cookies },
+            (_, None) => Outcome::Respond(self.unauthenticated(request, "UNAUTHENTICATED", set_cookies)),
+            (Access::Role(role), Some(principal)) if !principal.has_role(role) => {
+                Outcome::Respond(json(403, "FORBIDDEN", "missing role"))
+            }
+            (_, principal) => Outcome::Proceed { principal, set_cookies },
+        }
+    }
+
+    /// Signs in through Keyport; returns the session and the `Set-Cookie` value.
+    pub async fn sign_in(&self, client: &ClientInfo, email: &str, password: &str) -> Result<(SignedIn, String), Error> {
+        let signed_in = self.cache.client().sign_in(email, password, client).await?;
+        let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+        Ok((signed_in, cookie))
+    }
+
+    /// Signs up through Keyport; returns the session and the `Set-Cookie` value.
+    pub async fn sign_up(
+        &self,
+        client: &ClientInfo,
+        email: &str,
+        password: &str,
+        name: &str,
+    ) -> Result<(SignedIn, String), Error> {
+        let signed_in = self.cache.client().sign_up(email, password, name, client).await?;
+        let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+        Ok((signed_in, cookie))
+    }
+
+    /// Signs out the session of `token` (if any) and returns the `Set-Cookie`
+    /// value that deletes the cookie. Succeeds even if the session was gone.
+    pub async fn sign_out(&self, client: &ClientInfo, token: Option<&str>) -> Result<String, Error> {
+        if let Some(token) = token {
+            if let Some(id) = token.strip_prefix("kp_").and_then(|t| t.split_once('.')).map(|(id, _)| id) {
+                self.cache.forget_session(id);
+            }
+            match self.cache.client().sign_out(token, client).await {
+                Ok(()) => {}
+                Err(error) if matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(self.settings.cookie.clear())
+    }
+
+    /// Revokes one of the sessions of `token`'s user and drops it from the
+    /// cache at once.
+    pub async fn revoke_session(&self, client: &ClientInfo, token: &str, session_id: &str) -> Result<(), Error> {
+        self.cache.client().revoke_session(token, session_id, client).await?;
+        self.cache.forget_session(session_id);
+        Ok(())
+    }
+
+    /// The session token of `request` (bearer first, then cookie).
+    pub fn token_of<'r>(&self, request: &'r impl RequestView) -> Option<&'r str> {
+        self.token(request).map(|(token, _)| token)
+    }
+
+    /// The end user's address and agent, to forward to Keyport.
+    pub fn client_info(&self, request: &impl RequestView) -> ClientInfo {
+        let forwarded = self
+            .settings
+            .trust_forwarded_for
+            .then(|| request.header("x-forwarded-for"))
+            .flatten()
+            .and_then(|value| value.split(',').next())
+            .map(|ip| ip.trim().to_owned());
+        ClientInfo {
+            ip_address: forwarded.or_else(|| request.peer_ip()),
+            user_agent: request.header("user-agent").map(str::to_owned),
+        }
+    }
+
+    fn token<'r>(&self, request: &'r impl RequestView) -> Option<(&'r str, Source)> {
+        if let Some(value) = request.header("authorization") {
+            let (scheme, token) = value.split_once(' ')?;
+            return scheme.eq_ignore_ascii_case("bearer").then(|| (token.trim(), Source::Bearer));
+        }
+        let cookies = request.header("cookie")?;
+        self.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
+    }
+
+    /// CSRF defence for cookie-authenticated unsafe requests (OWASP: verify
+    /// the origin with standard headers): `Origin`, else `Referer`, must be
+    /// an allowed origin, or the request's own host when none is configured.
+    fn same_origin(&self, request: &impl RequestView) -> bool {
+        let source = request.header("origin").filter(|o| *o != "null").map(str::to_owned).or_else(|| {
+            let referer = request.header("referer")?;
+            let after_scheme = referer.find("://")? + 3;
+            let end = referer[after_scheme..].find('/').map_or(referer.len(), |i| after_scheme + i);
+            Some(referer[..end].to_owned())
+        });
+        let Some(origin) = source else { return false };
+        let origin = origin.trim_end_matches('/');
+        if self.settings.allowed_origins.is_empty() {
+            let host = request.header("host").unwrap_or_default();
+            origin.split_once("://").is_some_and(|(_, authority)| !host.is_empty() && authority == host)
+        } else {
+            self.settings.allowed_origins.iter().any(|allowed| allowed == origin)
+        }
+    }
+
+    /// 401 JSON for API clients; a redirect to sign in for browsers.
+    fn unauthenticated(&self, request: &impl RequestView, reason: &str, set_cookies: Vec<String>) -> Reply {
+        let mut reply = if wants_html(request) {
+            let mut back = request.path().to_owned();
+            if let Some(query) = request.query() {
+                back.push('?');
+                back.push_str(query);
+            }
+            let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
+            let location = format!("{}?{}={back}", self.settings.sign_in_path, self.settings.return_param);
+            Reply {
+                status: 303,
+                headers: vec![("location", location)],
+                body: String::new(),
+            }
+        } else {
+            let mut reply = json(401, reason, "sign in first");
+            reply.headers.push(("www-authenticate", "Bearer".into()));
+            reply
+        };
+        reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
+        reply
+    }
+}
+
+fn reason_name(error: &Error) -> &'static str {
+    match error.reason() {
+        Reason::SessionExpired => "SESSION_EXPIRED",
+        _ => "UNAUTHENTICATED",
+    }
+}
+
+fn is_unsafe(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
+}
+
+/// Browsers navigating ask for HTML; API clients do not.
+fn wants_html(request: &impl RequestView) -> bool {
+    matches!(request.method(), "GET" | "HEAD") && request.header("accept").is_some_and(|a| a.contains("text/html"))
+}
+
+fn json(status: u16, reason: &str, message: &str) -> Reply {
+    Reply {
+        status,
+        headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
+        body: format!(r#"{{"error":"{reason}","message":"{message}"}}"#),
+    }
+}

@@ -1,0 +1,89 @@
+//! The framework-free core of Keyport's web middleware.
+//!
+//! `keyport-axum` and `keyport-actix` adapt their frameworks' requests to
+//! [`RequestView`], ask a [`Guard`] for an [`Outcome`], and turn that into a
+//! response. Everything that decides — where the token comes from, which
+//! routes need what, CSRF, redirects, cookies — lives here, once.
+
+mod cookie;
+mod guard;
+mod redirect;
+mod rules;
+
+pub use cookie::{CookieSettings, SameSite};
+pub use guard::{Guard, Outcome, Reply, RequestView};
+pub use redirect::safe_return_path;
+pub use rules::{Access, RouteRules};
+
+use std::sync::Arc;
+
+/// Everything the middleware is configured with.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// The session cookie.
+    pub cookie: CookieSettings,
+    /// Which routes need what.
+    pub rules: RouteRules,
+    /// Where browsers are sent to sign in [default: `/sign-in`].
+    pub sign_in_path: String,
+    /// Query parameter carrying the path to return to [default: `return_to`].
+    pub return_param: String,
+    /// Origins allowed to send cookie-authenticated unsafe requests
+    /// (`https://app.example.com`). Empty: the request's own `Host` only.
+    pub allowed_origins: Vec<String>,
+    /// Believe `X-Forwarded-For` for the client address (only behind a
+    /// proxy that sets it) [default: false].
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            cookie: CookieSettings::default(),
+            rules: RouteRules::default(),
+            sign_in_path: "/sign-in".into(),
+            return_param: "return_to".into(),
+            allowed_origins: Vec::new(),
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+impl AuthSettings {
+    /// Settings with these route rules and defaults for the rest.
+    pub fn new(rules: RouteRules) -> Self {
+        Self {
+            rules,
+            ..Self::default()
+        }
+    }
+
+    /// Uses `cookie` for the session cookie.
+    pub fn with_cookie(mut self, cookie: CookieSettings) -> Self {
+        self.cookie = cookie;
+        self
+    }
+
+    /// Sends browsers to `path` to sign in.
+    pub fn with_sign_in_path(mut self, path: impl Into<String>) -> Self {
+        self.sign_in_path = path.into();
+        self
+    }
+
+    /// Allows cookie-authenticated unsafe requests from `origin` too.
+    pub fn allow_origin(mut self, origin: impl Into<String>) -> Self {
+        self.allowed_origins.push(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Believes `X-Forwarded-For` for the client address.
+    pub fn trust_forwarded_for(mut self, trust: bool) -> Self {
+        self.trust_forwarded_for = trust;
+        self
+    }
+
+    /// Shares the settings between workers.
+    pub fn shared(self) -> Arc<Self> {
+        Arc::new(self)
+    }
+}
