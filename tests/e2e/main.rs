@@ -12,6 +12,7 @@ mod sessions;
 mod sign_in;
 mod sign_up;
 mod transport;
+mod web;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 

@@ -3,6 +3,7 @@
 //! [`server::TestServer`] runs the real Keyport in-process on port 0 with a
 //! controllable clock, on SQLite or on a real PostgreSQL from [`pg`].
 
+pub mod apps;
 pub mod grpc;
 pub mod pg;
 pub mod server;

@@ -74,11 +74,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             return Err(missing_layer());
         };
         let view = PartsView(parts);
-        Ok(Self {
-            client: guard.client_info(&view),
-            token: guard.token_of(&view).map(str::to_owned),
-            guard,
-        })
+        Ok(Self { client: guard.client_info(&view), token: guard.token_of(&view).map(str::to_owned), guard })
     }
 }
 

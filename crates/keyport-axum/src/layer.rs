@@ -39,10 +39,7 @@ impl<S> Layer<S> for KeyportLayer {
     type Service = KeyportService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        KeyportService {
-            inner,
-            guard: self.guard.clone(),
-        }
+        KeyportService { inner, guard: self.guard.clone() }
     }
 }
 

@@ -170,15 +170,8 @@ impl SessionCache {
         }
         let user_id = answer.principal.user_id.clone();
         entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
-        let session = ValidatedSession {
-            refreshed: false,
-            ..answer.clone()
-        };
-        let entry = Entry {
-            token: token.to_owned(),
-            session,
-            valid_until: Instant::now() + ttl,
-        };
+        let session = ValidatedSession { refreshed: false, ..answer.clone() };
+        let entry = Entry { token: token.to_owned(), session, valid_until: Instant::now() + ttl };
         entries.by_session.insert(session_id.to_owned(), entry);
     }
 }
@@ -210,12 +203,12 @@ impl Inner {
 
 impl Entries {
     fn remove_session(&mut self, session_id: &str) {
-        if let Some(entry) = self.by_session.remove(session_id) {
-            if let Some(sessions) = self.by_user.get_mut(&entry.session.principal.user_id) {
-                sessions.remove(session_id);
-                if sessions.is_empty() {
-                    self.by_user.remove(&entry.session.principal.user_id);
-                }
+        let Some(entry) = self.by_session.remove(session_id) else { return };
+        let user_id = &entry.session.principal.user_id;
+        if let Some(sessions) = self.by_user.get_mut(user_id) {
+            sessions.remove(session_id);
+            if sessions.is_empty() {
+                self.by_user.remove(user_id);
             }
         }
     }
@@ -230,10 +223,10 @@ impl Entries {
     fn evict(&mut self, now: Instant) {
         let expired: Vec<String> =
             self.by_session.iter().filter(|(_, e)| e.valid_until <= now).map(|(id, _)| id.clone()).collect();
-        if expired.is_empty() {
-            if let Some(id) = self.by_session.keys().next().cloned() {
-                self.remove_session(&id);
-            }
+        if expired.is_empty()
+            && let Some(id) = self.by_session.keys().next().cloned()
+        {
+            self.remove_session(&id);
         }
         for id in expired {
             self.remove_session(&id);

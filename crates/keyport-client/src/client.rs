@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use keyport_proto::v1::{
-    self, session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
-};
+use keyport_proto::v1::{self, session_service_client::SessionServiceClient, user_service_client::UserServiceClient};
 use tonic::{
     Code, Request, Status, Streaming,
     metadata::MetadataValue,
@@ -154,14 +152,8 @@ impl KeyportClient {
 
     /// Signs in with email and password.
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn, Error> {
-        let request = self.request(
-            v1::SignInRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-            },
-            None,
-            client,
-        );
+        let request =
+            self.request(v1::SignInRequest { email: email.to_owned(), password: password.to_owned() }, None, client);
         let response = self.sessions.clone().sign_in(request).await?.into_inner();
         match response.outcome {
             Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant),
@@ -170,13 +162,15 @@ impl KeyportClient {
     }
 
     /// Creates an account and signs it in.
-    pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SignedIn, Error> {
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &str,
+        name: &str,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, Error> {
         let request = self.request(
-            v1::SignUpRequest {
-                email: email.to_owned(),
-                password: password.to_owned(),
-                name: name.to_owned(),
-            },
+            v1::SignUpRequest { email: email.to_owned(), password: password.to_owned(), name: name.to_owned() },
             None,
             client,
         );
@@ -206,13 +200,7 @@ impl KeyportClient {
 
     /// Ends one session of the user behind `token`.
     pub async fn revoke_session(&self, token: &str, session_id: &str, client: &ClientInfo) -> Result<(), Error> {
-        let request = self.request(
-            v1::RevokeSessionRequest {
-                session_id: session_id.to_owned(),
-            },
-            Some(token),
-            client,
-        );
+        let request = self.request(v1::RevokeSessionRequest { session_id: session_id.to_owned() }, Some(token), client);
         self.sessions.clone().revoke_session(request).await?;
         Ok(())
     }
@@ -279,8 +267,5 @@ fn signed_in(grant: v1::SessionGrant) -> Result<SignedIn, Error> {
     let (Some(user), Some(session)) = (&grant.user, &grant.session) else {
         return Err(Status::internal("session grant without user or session").into());
     };
-    Ok(SignedIn {
-        principal: principal(user, session),
-        token: grant.token,
-    })
+    Ok(SignedIn { principal: principal(user, session), token: grant.token })
 }

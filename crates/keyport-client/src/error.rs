@@ -119,12 +119,7 @@ impl From<Status> for Error {
             .bad_request()
             .map(|bad| bad.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect())
             .unwrap_or_default();
-        Self {
-            code: status.code(),
-            reason,
-            message: status.message().to_owned(),
-            field_violations,
-        }
+        Self { code: status.code(), reason, message: status.message().to_owned(), field_violations }
     }
 }
 
@@ -138,7 +133,8 @@ mod tests {
 
     #[test]
     fn reads_the_reason_from_error_info() {
-        let details = ErrorDetails::with_error_info("INVALID_CREDENTIALS", "keyport.dev", HashMap::<String, String>::new());
+        let details =
+            ErrorDetails::with_error_info("INVALID_CREDENTIALS", "keyport.dev", HashMap::<String, String>::new());
         let status = Status::with_error_details(Code::Unauthenticated, "nope", details);
         assert_eq!(Error::from(status).reason(), &Reason::InvalidCredentials);
     }

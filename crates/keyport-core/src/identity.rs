@@ -221,10 +221,7 @@ impl Identity {
         if !self.store.delete_session(caller.user.id, &id, &audit).await? {
             return Err(Error::SessionNotFound);
         }
-        self.events.publish(SessionEvent::SessionRevoked {
-            session_id: id,
-            user_id: caller.user.id,
-        });
+        self.events.publish(SessionEvent::SessionRevoked { session_id: id, user_id: caller.user.id });
         Ok(())
     }
 
@@ -246,10 +243,8 @@ impl Identity {
             .user(caller.user.id)
             .session(&caller.session.id);
         self.store.delete_session(caller.user.id, &caller.session.id, &audit).await?;
-        self.events.publish(SessionEvent::SessionRevoked {
-            session_id: caller.session.id.clone(),
-            user_id: caller.user.id,
-        });
+        self.events
+            .publish(SessionEvent::SessionRevoked { session_id: caller.session.id.clone(), user_id: caller.user.id });
         Ok(())
     }
 

@@ -120,14 +120,8 @@ fn decode(own_origin: &str, payload: &str) -> Option<SessionEvent> {
     }
     let user_id = UserId(Uuid::parse_str(user_id).ok()?);
     match kind {
-        "session" => Some(SessionEvent::SessionRevoked {
-            session_id: SessionId::parse(detail).ok()?,
-            user_id,
-        }),
-        "user" => Some(SessionEvent::UserChanged {
-            user_id,
-            change: UserChange::parse(detail)?,
-        }),
+        "session" => Some(SessionEvent::SessionRevoked { session_id: SessionId::parse(detail).ok()?, user_id }),
+        "user" => Some(SessionEvent::UserChanged { user_id, change: UserChange::parse(detail)? }),
         _ => None,
     }
 }
@@ -140,14 +134,8 @@ mod tests {
     fn events_round_trip_between_replicas_but_not_to_their_origin() {
         let user_id = UserId::generate();
         let events = [
-            SessionEvent::SessionRevoked {
-                session_id: SessionId::from_trusted("A".repeat(22)),
-                user_id,
-            },
-            SessionEvent::UserChanged {
-                user_id,
-                change: UserChange::Deleted,
-            },
+            SessionEvent::SessionRevoked { session_id: SessionId::from_trusted("A".repeat(22)), user_id },
+            SessionEvent::UserChanged { user_id, change: UserChange::Deleted },
         ];
         for event in events {
             let payload = encode("replica-a", &event);

@@ -97,11 +97,7 @@ mod tests {
 
     #[test]
     fn host_prefix_forces_its_rules() {
-        let settings = CookieSettings {
-            secure: false,
-            path: "/app".into(),
-            ..CookieSettings::default()
-        };
+        let settings = CookieSettings { secure: false, path: "/app".into(), ..CookieSettings::default() };
         assert!(settings.clear().contains("Path=/; HttpOnly; Secure"));
     }
 

@@ -230,11 +230,7 @@ impl Guard {
             }
             let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
             let location = format!("{}?{}={back}", self.settings.sign_in_path, self.settings.return_param);
-            Reply {
-                status: 303,
-                headers: vec![("location", location)],
-                body: String::new(),
-            }
+            Reply { status: 303, headers: vec![("location", location)], body: String::new() }
         } else {
             let mut reply = json(401, reason, "sign in first");
             reply.headers.push(("www-authenticate", "Bearer".into()));

@@ -52,10 +52,7 @@ impl Default for AuthSettings {
 impl AuthSettings {
     /// Settings with these route rules and defaults for the rest.
     pub fn new(rules: RouteRules) -> Self {
-        Self {
-            rules,
-            ..Self::default()
-        }
+        Self { rules, ..Self::default() }
     }
 
     /// Uses `cookie` for the session cookie.

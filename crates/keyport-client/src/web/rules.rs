@@ -75,9 +75,10 @@ fn matches(pattern: &str, path: &str) -> bool {
         return path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty();
     }
     if let Some(prefix) = pattern.strip_suffix("/*") {
-        return path.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('/')).is_some_and(|rest| {
-            !rest.is_empty() && !rest.contains('/')
-        });
+        return path
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
     }
     pattern.trim_end_matches('/') == path || (pattern == "/" && path == "/")
 }

@@ -62,10 +62,9 @@ fn event_of(event: SessionEvent) -> Event {
             session_id: session_id.to_string(),
             user_id: user_id.to_string(),
         }),
-        SessionEvent::UserChanged { user_id, change } => Event::UserChanged(v1::UserChanged {
-            user_id: user_id.to_string(),
-            change: user_change(change).into(),
-        }),
+        SessionEvent::UserChanged { user_id, change } => {
+            Event::UserChanged(v1::UserChanged { user_id: user_id.to_string(), change: user_change(change).into() })
+        }
     }
 }
 

@@ -1,0 +1,98 @@
+package keyport
+
+import (
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of Keyport's errors.
+const ErrorDomain = "keyport.dev"
+
+// Stable error reasons that Keyport puts in google.rpc.ErrorInfo.Reason.
+// Each RPC's comment in the proto files lists the reasons it returns.
+const (
+	// ReasonInvalidArgument: the request is malformed (empty, oversized or
+	// invalid field); the error also carries google.rpc.BadRequest field
+	// violations, see [FieldViolations].
+	ReasonInvalidArgument = "INVALID_ARGUMENT"
+	// ReasonInvalidCredentials: wrong email or password (the two are not
+	// told apart).
+	ReasonInvalidCredentials = "INVALID_CREDENTIALS"
+	// ReasonEmailTaken: SignUp with an email that already has an account.
+	ReasonEmailTaken = "EMAIL_TAKEN"
+	// ReasonWeakPassword: the password is shorter than the minimum.
+	ReasonWeakPassword = "WEAK_PASSWORD"
+	// ReasonPasswordTooLong: the password is longer than the maximum.
+	ReasonPasswordTooLong = "PASSWORD_TOO_LONG"
+	// ReasonUnauthenticated: no, malformed, unknown or revoked session token.
+	ReasonUnauthenticated = "UNAUTHENTICATED"
+	// ReasonSessionExpired: the session token was valid but has expired.
+	ReasonSessionExpired = "SESSION_EXPIRED"
+	// ReasonSessionNotFound: RevokeSession with an id that is not one of the
+	// caller's sessions.
+	ReasonSessionNotFound = "SESSION_NOT_FOUND"
+	// ReasonRateLimited: too many failed attempts for this account or
+	// address; retry later.
+	ReasonRateLimited = "RATE_LIMITED"
+	// ReasonResourceExhausted: the server is overloaded (for example its
+	// password hashing pool is saturated); retry later with backoff.
+	ReasonResourceExhausted = "RESOURCE_EXHAUSTED"
+)
+
+// ErrorInfo returns the google.rpc.ErrorInfo detail of a Keyport error: the
+// first one with domain [ErrorDomain], else the first one of any domain. It
+// returns nil when err is nil, is not a gRPC status error, or carries no
+// ErrorInfo (for example a transport error such as Unavailable, or a
+// deadline that expired on the client).
+func ErrorInfo(err error) *errdetails.ErrorInfo {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var first *errdetails.ErrorInfo
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok {
+			continue
+		}
+		if info.GetDomain() == ErrorDomain {
+			return info
+		}
+		if first == nil {
+			first = info
+		}
+	}
+	return first
+}
+
+// ErrorReason returns the stable reason of a Keyport error, such as
+// [ReasonInvalidCredentials] or [ReasonEmailTaken], read from the
+// google.rpc.ErrorInfo detail of its gRPC status (see [ErrorInfo]). It
+// returns "" when err is nil or carries no ErrorInfo; branch on
+// status.Code(err) in that case.
+func ErrorReason(err error) string {
+	return ErrorInfo(err).GetReason()
+}
+
+// FieldViolations returns the google.rpc.BadRequest field violations of a
+// Keyport error (Keyport sends them with invalid input, for example with
+// [ReasonInvalidArgument]), or nil when there are none.
+func FieldViolations(err error) []*errdetails.BadRequest_FieldViolation {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	var out []*errdetails.BadRequest_FieldViolation
+	for _, d := range st.Details() {
+		if br, ok := d.(*errdetails.BadRequest); ok {
+			out = append(out, br.GetFieldViolations()...)
+		}
+	}
+	return out
+}

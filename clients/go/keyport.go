@@ -1,0 +1,132 @@
+// Package keyport is the Go client for Keyport, a gRPC identity service
+// (sign-up, sign-in and sessions).
+//
+// The typed service clients are generated from Keyport's proto files into
+// the package github.com/keyport/keyport/clients/go/gen/keyport/v1; this
+// package adds what every caller needs around them: connecting with TLS,
+// mutual TLS or plaintext, a default per-call deadline, attaching a session
+// token to a call ([WithToken]) and reading the stable error reason that
+// Keyport puts on every error ([ErrorReason]).
+//
+//	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
+//	if err != nil { ... }
+//	defer client.Close()
+//	resp, err := client.Sessions.SignIn(ctx, &keyportv1.SignInRequest{Email: e, Password: p})
+//	if keyport.ErrorReason(err) == keyport.ReasonInvalidCredentials { ... }
+package keyport
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+)
+
+// DefaultTimeout is the deadline Keyport calls get when neither the caller's
+// context nor [WithTimeout] sets one.
+const DefaultTimeout = 10 * time.Second
+
+// Client is a connection to one Keyport server (or a load balancer in front
+// of several) with a typed client per Keyport service. It is safe for
+// concurrent use; create one per process and share it.
+type Client struct {
+	conn *grpc.ClientConn
+
+	// Users is the keyport.v1.UserService client: sign-up and the signed-in
+	// user's own profile.
+	Users keyportv1.UserServiceClient
+	// Sessions is the keyport.v1.SessionService client: sign-in, validating
+	// a session token, and a user's own sessions.
+	Sessions keyportv1.SessionServiceClient
+}
+
+// Dial returns a client for the Keyport server at address ("host:port", or
+// any gRPC target such as "dns:///keyport.internal:50051").
+//
+// The connection is TLS with the system's root certificates unless options
+// say otherwise ([WithInsecure] for plaintext, [WithCAFile] and friends for
+// a private CA, [WithClientCertFiles] for mutual TLS). Like
+// grpc.NewClient, Dial does not wait for the server: the connection is made
+// on the first call, and an unreachable server shows up as an Unavailable
+// error there. Dial fails only on bad options or an invalid target.
+func Dial(address string, opts ...Option) (*Client, error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		if opt == nil {
+			continue
+		}
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("keyport: %w", err)
+		}
+	}
+	dialOpts, err := o.dialOptions()
+	if err != nil {
+		return nil, fmt.Errorf("keyport: %w", err)
+	}
+	conn, err := grpc.NewClient(address, dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("keyport: connecting to %q: %w", address, err)
+	}
+	return NewFromConn(conn), nil
+}
+
+// NewFromConn wraps a gRPC connection that the caller set up itself. The
+// options of [Dial] (such as the default timeout) do not apply; Close
+// closes conn.
+func NewFromConn(conn *grpc.ClientConn) *Client {
+	return &Client{
+		conn:     conn,
+		Users:    keyportv1.NewUserServiceClient(conn),
+		Sessions: keyportv1.NewSessionServiceClient(conn),
+	}
+}
+
+// Conn returns the underlying gRPC connection, for example to run health
+// checks (grpc.health.v1) against the same server.
+func (c *Client) Conn() *grpc.ClientConn {
+	return c.conn
+}
+
+// Close closes the connection. Calls in flight fail with Canceled; the
+// client must not be used afterwards.
+func (c *Client) Close() error {
+	return c.conn.Close()
+}
+
+// authorizationKey is the metadata key that carries the session token.
+const authorizationKey = "authorization"
+
+// WithToken returns a copy of ctx whose outgoing gRPC metadata carries the
+// session token as "authorization: Bearer <token>", as user-scoped Keyport
+// RPCs (GetCurrentUser, ListSessions, SignOut, ...) expect. A token set
+// earlier on ctx is replaced; other outgoing metadata is kept.
+//
+// GetSession is the exception: it takes the token in its request body.
+func WithToken(ctx context.Context, token string) context.Context {
+	md, ok := metadata.FromOutgoingContext(ctx)
+	if ok {
+		md = md.Copy()
+	} else {
+		md = metadata.MD{}
+	}
+	md.Set(authorizationKey, "Bearer "+strings.TrimSpace(token))
+	return metadata.NewOutgoingContext(ctx, md)
+}
+
+// timeoutInterceptor gives unary calls without a deadline one of d.
+// Streaming calls (WatchSessionEvents) are long-lived by design and are left
+// alone.
+func timeoutInterceptor(d time.Duration) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}

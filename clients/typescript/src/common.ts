@@ -1,0 +1,102 @@
+/**
+ * What the Node and browser entry points share: the client shape, options
+ * common to every transport, and address handling.
+ *
+ * @packageDocumentation
+ */
+
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+
+import { sessionInterceptor, type TokenSource } from "./auth.js";
+import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
+import { UserService } from "./gen/keyport/v1/user_service_pb.js";
+
+/** Typed clients for Keyport's services over one transport. */
+export interface KeyportClient {
+  /** `keyport.v1.UserService`: sign-up and the signed-in user's profile. */
+  readonly users: Client<typeof UserService>;
+  /** `keyport.v1.SessionService`: sign-in, token validation, sessions. */
+  readonly sessions: Client<typeof SessionService>;
+  /** The underlying Connect transport, for clients of other services. */
+  readonly transport: Transport;
+  /**
+   * Closes the client's connection (HTTP/2 only; a no-op otherwise). Calls
+   * made afterwards open a new connection. Idle connections do not keep a
+   * Node process alive, so calling this is optional.
+   */
+  close(): void;
+}
+
+/** Options that every transport accepts. */
+export interface CommonClientOptions {
+  /**
+   * Default deadline of every call in milliseconds, sent as `grpc-timeout`
+   * (the server enforces it too). A call can override it with
+   * `{ timeoutMs }` in its call options. Unset: no deadline.
+   */
+  timeoutMs?: number;
+  /**
+   * Session token to send as `authorization: Bearer <token>` on every call,
+   * or a function that returns the current one. Per-call headers (see
+   * `withSession`) take precedence.
+   */
+  token?: TokenSource;
+  /** Extra Connect interceptors, run before the session interceptor. */
+  interceptors?: Interceptor[];
+}
+
+/**
+ * Turns an address into a base URL: `host:port` becomes
+ * `http://host:port` (or `https://` when `tls` is true); `http://` and
+ * `https://` URLs are kept as they are.
+ *
+ * @param address - `host:port`, `[::1]:port`, or an `http(s)://` URL.
+ * @param tls - Whether a scheme-less address should use https.
+ * @returns The base URL, without a trailing slash.
+ * @throws Error on an empty address or another URL scheme.
+ */
+export function baseUrlOf(address: string, tls = false): string {
+  const trimmed = address.trim();
+  if (trimmed === "") {
+    throw new Error("keyport: empty address");
+  }
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(trimmed)?.[1]?.toLowerCase();
+  const url =
+    scheme === undefined ? `${tls ? "https" : "http"}://${trimmed}` : trimmed;
+  if (scheme !== undefined && scheme !== "http" && scheme !== "https") {
+    throw new Error(`keyport: unsupported address scheme "${scheme}://" (use http:// or https://)`);
+  }
+  return url.replace(/\/+$/, "");
+}
+
+/**
+ * The interceptors of a transport built from `options`.
+ *
+ * @param options - The client options.
+ * @returns The caller's interceptors, then the session interceptor if a
+ *   token source is set.
+ */
+export function interceptorsOf(options: CommonClientOptions): Interceptor[] {
+  const interceptors = [...(options.interceptors ?? [])];
+  if (options.token !== undefined) {
+    interceptors.push(sessionInterceptor(options.token));
+  }
+  return interceptors;
+}
+
+/**
+ * Typed Keyport clients over an existing Connect transport, for callers that
+ * build their own transport.
+ *
+ * @param transport - Any gRPC or gRPC-web Connect transport.
+ * @param close - What {@link KeyportClient.close} does.
+ * @returns The clients.
+ */
+export function keyportClientFor(transport: Transport, close: () => void = () => {}): KeyportClient {
+  return {
+    users: createClient(UserService, transport),
+    sessions: createClient(SessionService, transport),
+    transport,
+    close,
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Reading Keyport's rich errors: `google.rpc.ErrorInfo` (a stable `reason`)
+ * and `google.rpc.BadRequest` (field violations) from a failed call.
+ *
+ * @packageDocumentation
+ */
+
+import { ConnectError } from "@connectrpc/connect";
+
+import {
+  BadRequestSchema,
+  type BadRequest_FieldViolation,
+  type ErrorInfo,
+  ErrorInfoSchema,
+} from "./gen/google/rpc/error_details_pb.js";
+
+/** `ErrorInfo.domain` of every error Keyport sends. */
+export const KEYPORT_ERROR_DOMAIN = "keyport.dev";
+
+/**
+ * The stable error reasons Keyport sends in `ErrorInfo.reason`, as listed in
+ * the proto comments of each RPC. Branch on these, never on messages.
+ *
+ * A newer server may send a reason not listed here: treat unknown reasons by
+ * their gRPC code (`ConnectError.code`).
+ */
+export const ErrorReason = {
+  /** Malformed, empty or oversized input; see {@link fieldViolations}. */
+  INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  /** The password is shorter than the server's minimum. */
+  WEAK_PASSWORD: "WEAK_PASSWORD",
+  /** The password is longer than the server's maximum. */
+  PASSWORD_TOO_LONG: "PASSWORD_TOO_LONG",
+  /** Sign-up with an email address that already has an account. */
+  EMAIL_TAKEN: "EMAIL_TAKEN",
+  /** Unknown email or wrong password (deliberately indistinguishable). */
+  INVALID_CREDENTIALS: "INVALID_CREDENTIALS",
+  /** No, malformed, unknown or revoked session token. */
+  UNAUTHENTICATED: "UNAUTHENTICATED",
+  /** The session token was valid but its session has expired. */
+  SESSION_EXPIRED: "SESSION_EXPIRED",
+  /** The caller is authenticated but not allowed to do this. */
+  PERMISSION_DENIED: "PERMISSION_DENIED",
+  /** No such session of the calling user. */
+  SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
+  /** Too many failed attempts; the status also carries `RetryInfo`. */
+  RATE_LIMITED: "RATE_LIMITED",
+  /** The server is overloaded (e.g. password hashing saturated); retry later. */
+  RESOURCE_EXHAUSTED: "RESOURCE_EXHAUSTED",
+  /** The server cannot reach its database; retry later. */
+  UNAVAILABLE: "UNAVAILABLE",
+  /** An internal error; the cause is only in the server's logs. */
+  INTERNAL: "INTERNAL",
+} as const;
+
+/** One of the reasons in {@link ErrorReason}. */
+export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
+
+/**
+ * The `google.rpc.ErrorInfo` that Keyport attached to a failed call (the one
+ * with domain {@link KEYPORT_ERROR_DOMAIN}), decoded from the
+ * `grpc-status-details-bin` trailer.
+ *
+ * @param err - Anything caught from a client call.
+ * @returns The ErrorInfo, or `undefined` when `err` is not a
+ *   `ConnectError` or carries no Keyport ErrorInfo (e.g. a transport failure
+ *   or a deadline that expired on the client).
+ */
+export function errorInfo(err: unknown): ErrorInfo | undefined {
+  if (!(err instanceof ConnectError)) {
+    return undefined;
+  }
+  return err.findDetails(ErrorInfoSchema).find((info) => info.domain === KEYPORT_ERROR_DOMAIN);
+}
+
+/**
+ * The stable reason of a Keyport error, e.g. `"INVALID_CREDENTIALS"`,
+ * `"EMAIL_TAKEN"`, `"WEAK_PASSWORD"`, `"UNAUTHENTICATED"` or
+ * `"SESSION_EXPIRED"` (see {@link ErrorReason}).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await keyport.sessions.signIn({ email, password });
+ * } catch (err) {
+ *   if (errorReason(err) === "INVALID_CREDENTIALS") showWrongPassword();
+ *   else throw err;
+ * }
+ * ```
+ *
+ * @param err - Anything caught from a client call.
+ * @returns `ErrorInfo.reason` of the Keyport ErrorInfo detail, or `undefined`
+ *   when there is none (see {@link errorInfo}).
+ */
+export function errorReason(err: unknown): string | undefined {
+  return errorInfo(err)?.reason;
+}
+
+/**
+ * The field violations (`google.rpc.BadRequest`) that Keyport attaches to an
+ * `INVALID_ARGUMENT` error, e.g. `[{ field: "email", description: "..." }]`.
+ *
+ * @param err - Anything caught from a client call.
+ * @returns Every field violation of every BadRequest detail; empty when there
+ *   are none.
+ */
+export function fieldViolations(err: unknown): BadRequest_FieldViolation[] {
+  if (!(err instanceof ConnectError)) {
+    return [];
+  }
+  return err.findDetails(BadRequestSchema).flatMap((badRequest) => badRequest.fieldViolations);
+}

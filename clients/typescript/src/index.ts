@@ -1,0 +1,106 @@
+/**
+ * Keyport's TypeScript client for Node.js: typed `UserService` and
+ * `SessionService` clients over gRPC (HTTP/2) or gRPC-web (HTTP/1.1).
+ *
+ * Browsers use `@keyport/client/web` instead, which has the same API over
+ * `fetch` and no Node imports.
+ *
+ * @packageDocumentation
+ */
+
+import type * as http2 from "node:http2";
+import type * as tls from "node:tls";
+
+import {
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+
+import {
+  baseUrlOf,
+  type CommonClientOptions,
+  interceptorsOf,
+  type KeyportClient,
+  keyportClientFor,
+} from "./common.js";
+
+export * from "./api.js";
+
+/**
+ * The wire protocol of a client: `"grpc"` (HTTP/2, what services use) or
+ * `"grpc-web"` (HTTP/1.1, what browsers and some proxies can speak). Keyport
+ * serves both on the same port.
+ */
+export type TransportKind = "grpc" | "grpc-web";
+
+/**
+ * TLS settings for an `https://` address: a private CA, a client certificate
+ * for mTLS, or the name to verify. They apply to both transports.
+ */
+export type KeyportTlsOptions = Pick<
+  tls.ConnectionOptions,
+  "ca" | "cert" | "key" | "passphrase" | "pfx" | "servername" | "rejectUnauthorized" | "minVersion"
+>;
+
+/** Options of {@link createKeyportClient}. */
+export interface KeyportClientOptions extends CommonClientOptions {
+  /** The wire protocol; default `"grpc"`. */
+  transport?: TransportKind;
+  /**
+   * TLS settings. Setting them makes a scheme-less address use `https://`;
+   * an `https://` address uses TLS with the system's CAs without them.
+   */
+  tls?: KeyportTlsOptions;
+  /**
+   * Raw options for Node's `http2.connect()` (gRPC transport only), merged
+   * over `tls`; for settings this interface does not name.
+   */
+  http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
+}
+
+/**
+ * Creates typed clients for a Keyport server.
+ *
+ * @example
+ * ```ts
+ * const keyport = createKeyportClient("127.0.0.1:50051", { timeoutMs: 5_000 });
+ * const { session } = await keyport.users.signUp({ email, password, name: "Ada" });
+ * const { sessions } = await keyport.sessions.listSessions({}, withSession(session!.token));
+ * ```
+ *
+ * @param address - `host:port` (plain text unless `options.tls` is set), or
+ *   an `http://` / `https://` URL.
+ * @param options - Transport kind, default deadline, session token, TLS.
+ * @returns Clients for `UserService` and `SessionService` sharing one
+ *   connection.
+ * @throws Error on an empty address or a scheme other than http(s).
+ */
+export function createKeyportClient(address: string, options: KeyportClientOptions = {}): KeyportClient {
+  const baseUrl = baseUrlOf(address, options.tls !== undefined);
+  const interceptors = interceptorsOf(options);
+  const defaultTimeoutMs = options.timeoutMs;
+  const kind = options.transport ?? "grpc";
+  switch (kind) {
+    case "grpc": {
+      const sessionManager = new Http2SessionManager(baseUrl, undefined, {
+        ...options.tls,
+        ...options.http2Options,
+      });
+      const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors, defaultTimeoutMs });
+      return keyportClientFor(transport, () => sessionManager.abort());
+    }
+    case "grpc-web": {
+      const transport = createGrpcWebTransport({
+        baseUrl,
+        httpVersion: "1.1",
+        nodeOptions: { ...options.tls },
+        interceptors,
+        defaultTimeoutMs,
+      });
+      return keyportClientFor(transport);
+    }
+    default:
+      throw new Error(`keyport: unknown transport kind "${String(kind satisfies never)}"`);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * Starts a real `keyport serve` for the tests: the binary named by
+ * `KEYPORT_BIN`, on 127.0.0.1 port 0, with a fresh data directory and cheap
+ * password hashing.
+ */
+
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+/** A running keyport server. */
+export interface KeyportServer {
+  /** `host:port` it listens on. */
+  readonly address: string;
+  /** Stops it (SIGTERM, then SIGKILL) and removes its data directory. */
+  stop(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 10_000;
+
+/**
+ * The keyport binary from `KEYPORT_BIN`.
+ *
+ * @throws Error with instructions when it is unset.
+ */
+export function keyportBin(): string {
+  const bin = process.env.KEYPORT_BIN;
+  if (bin === undefined || bin === "") {
+    throw new Error(
+      "KEYPORT_BIN is not set: the TypeScript SDK tests run against a real keyport server. " +
+        "Build it with `CARGO_TARGET_DIR=/root/.cache/keyport/target cargo build -p keyport-server` and set " +
+        "KEYPORT_BIN=/root/.cache/keyport/target/debug/keyport",
+    );
+  }
+  return bin;
+}
+
+/**
+ * Starts `keyport serve` and resolves once its JSON log says
+ * "keyport serving gRPC" with the address it bound.
+ *
+ * @param env - Extra environment variables for the server.
+ */
+export async function startKeyport(env: Record<string, string> = {}): Promise<KeyportServer> {
+  const bin = keyportBin();
+  const dataDir = await mkdtemp(join(tmpdir(), "keyport-ts-"));
+  const child = spawn(
+    bin,
+    ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"],
+    {
+      env: {
+        ...process.env,
+        KEYPORT_HASHING__MEMORY_KIB: "1024",
+        KEYPORT_HASHING__ITERATIONS: "1",
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+    stderr += chunk;
+  });
+  const stop = async (): Promise<void> => {
+    await stopProcess(child, exited);
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const address = await waitForAddress(child, () => stderr);
+    return { address, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+function waitForAddress(child: ChildProcess, stderr: () => string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    const log: string[] = [];
+    const done = (): void => {
+      clearTimeout(timer);
+      child.off("error", onError);
+      child.off("exit", onExit);
+      lines.removeAllListeners("line");
+    };
+    const fail = (why: string): void => {
+      done();
+      lines.close();
+      reject(new Error(`${why}\n--- stdout ---\n${log.join("\n")}\n--- stderr ---\n${stderr()}`));
+    };
+    const onError = (error: Error): void => fail(`cannot run ${process.env.KEYPORT_BIN}: ${error.message}`);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void =>
+      fail(`keyport exited before serving (code ${code}, signal ${signal})`);
+    const timer = setTimeout(() => fail(`keyport did not start within ${STARTUP_TIMEOUT_MS} ms`), STARTUP_TIMEOUT_MS);
+    child.once("error", onError);
+    child.once("exit", onExit);
+    lines.on("line", (line) => {
+      log.push(line);
+      let entry: unknown;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      const record = entry as { message?: unknown; address?: unknown; fields?: { message?: unknown; address?: unknown } };
+      const message = record.message ?? record.fields?.message;
+      const address = record.address ?? record.fields?.address;
+      if (message === "keyport serving gRPC" && typeof address === "string") {
+        // Later lines are read and dropped, so the server never blocks on a
+        // full pipe.
+        done();
+        resolve(address);
+      }
+    });
+  });
+}
+
+async function stopProcess(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+  child.kill("SIGTERM");
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(true), STOP_TIMEOUT_MS);
+  });
+  const late = await Promise.race([exited.then(() => false), timedOut]);
+  clearTimeout(timer);
+  if (late) {
+    child.kill("SIGKILL");
+    await exited;
+  }
+}

@@ -1,0 +1,324 @@
+//! Conformance of the web middleware: one suite, run against every adapter
+//! through the same conformance app (see `keyport_tests::apps`), in front
+//! of a real Keyport.
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use keyport_client::{
+    CacheConfig, KeyportClient, SessionCache,
+    web::{AuthSettings, Guard},
+};
+use keyport_proto::v1::{RevokeSessionRequest, SignInRequest, sign_in_response::Outcome};
+use keyport_tests::{Backend, TestServer, apps, grpc::authed, server::PASSWORD};
+use reqwest::{
+    StatusCode,
+    header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, ORIGIN, SET_COOKIE},
+    redirect::Policy,
+};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type TestResult = Result<(), BoxError>;
+
+/// Starts an adapter's conformance app in front of Keyport with `guard`.
+pub(crate) type StartApp = fn(Guard) -> futures::future::BoxFuture<'static, std::io::Result<SocketAddr>>;
+
+/// Generates the suite's tests for one adapter.
+macro_rules! web_conformance {
+    ($adapter:ident, $start:expr) => {
+        mod $adapter {
+            use super::*;
+
+            const START: StartApp = $start;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn public_protected_and_role_gated_routes() -> TestResult {
+                super::public_protected_and_role_gated_routes(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bearer_and_cookie_tokens() -> TestResult {
+                super::bearer_and_cookie_tokens(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn expired_revoked_and_malformed_tokens() -> TestResult {
+                super::expired_revoked_and_malformed_tokens(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn browsers_are_redirected_and_apis_get_401() -> TestResult {
+                super::browsers_are_redirected_and_apis_get_401(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cross_origin_cookie_requests_are_rejected() -> TestResult {
+                super::cross_origin_cookie_requests_are_rejected(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sign_in_and_sign_out_set_and_clear_the_cookie() -> TestResult {
+                super::sign_in_and_sign_out_set_and_clear_the_cookie(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revocation_reaches_the_cache() -> TestResult {
+                super::revocation_reaches_the_cache(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fails_closed_when_keyport_is_unreachable() -> TestResult {
+                super::fails_closed_when_keyport_is_unreachable(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn extractor_without_layer_names_the_layer() -> TestResult {
+                super::extractor_without_layer_names_the_layer(START).await
+            }
+        }
+    };
+}
+
+web_conformance!(axum, |guard| Box::pin(apps::axum_app::start(guard)));
+
+/// A Keyport, the conformance app in front of it, and an HTTP client.
+struct Harness {
+    keyport: TestServer,
+    app: SocketAddr,
+    http: reqwest::Client,
+    cache: SessionCache,
+}
+
+impl Harness {
+    async fn start(start: StartApp) -> Result<Self, BoxError> {
+        let keyport = TestServer::start(Backend::Sqlite).await?;
+        let client = KeyportClient::builder(format!("http://{}", keyport.addr)).build()?;
+        let cache = SessionCache::start(client, CacheConfig::default());
+        wait_until_live(&cache).await?;
+        let app = start(Guard::new(cache.clone(), apps::settings().shared())).await?;
+        let http = reqwest::Client::builder().redirect(Policy::none()).build()?;
+        Ok(Self { keyport, app, http, cache })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app)
+    }
+
+    async fn get_bearer(&self, path: &str, token: &str) -> Result<(StatusCode, String), BoxError> {
+        let response = self.http.get(self.url(path)).header(AUTHORIZATION, format!("Bearer {token}")).send().await?;
+        Ok((response.status(), response.text().await?))
+    }
+
+    async fn get_cookie(&self, path: &str, token: &str) -> Result<reqwest::Response, BoxError> {
+        Ok(self.http.get(self.url(path)).header(COOKIE, cookie(token)).send().await?)
+    }
+
+    async fn grant_admin(&self, email: &str) -> TestResult {
+        self.keyport.scalar(&format!("SELECT COUNT(*) FROM users WHERE email = '{email}'")).await?;
+        let sql = format!("UPDATE users SET roles = 'admin user' WHERE email = '{email}'");
+        sea_orm::ConnectionTrait::execute_unprepared(&self.keyport.db, &sql).await?;
+        Ok(())
+    }
+}
+
+fn cookie(token: &str) -> String {
+    format!("__Host-keyport_session={token}")
+}
+
+async fn wait_until_live(cache: &SessionCache) -> TestResult {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cache.is_live() {
+        if Instant::now() > deadline {
+            return Err("session cache never went live".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+async fn public_protected_and_role_gated_routes(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    let bob = h.keyport.sign_up("bob@example.com").await?;
+    h.grant_admin("bob@example.com").await?;
+    // Roles come with the session: bob signs in again to get a fresh answer.
+    let bob_admin = sign_in(&h, "bob@example.com").await?;
+    drop(bob);
+
+    let anonymous = h.http.get(h.url("/public")).send().await?;
+    assert_eq!((anonymous.status(), anonymous.text().await?), (StatusCode::OK, "public:anonymous".into()));
+    assert_eq!(h.get_bearer("/public", &ann).await?, (StatusCode::OK, "public:ann@example.com".into()));
+    assert_eq!(h.get_bearer("/dashboard", &ann).await?, (StatusCode::OK, "dashboard:ann@example.com".into()));
+    assert_eq!(h.get_bearer("/dashboard/", &ann).await?.0, StatusCode::OK.max(StatusCode::NOT_FOUND));
+    assert_eq!(h.get_bearer("/admin", &ann).await?.0, StatusCode::FORBIDDEN, "missing role");
+    assert_eq!(h.get_bearer("/admin", &bob_admin).await?, (StatusCode::OK, "admin:bob@example.com".into()));
+    let (status, body) = h.get_bearer("/api/me", &ann).await?;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.starts_with("me:ann@example.com:"), "{body}");
+    let sneaky = h.http.get(h.url("//admin")).header(AUTHORIZATION, format!("Bearer {ann}")).send().await?;
+    assert_ne!(sneaky.status(), StatusCode::OK, "path tricks do not bypass the role rule");
+    Ok(())
+}
+
+async fn sign_in(h: &Harness, email: &str) -> Result<String, BoxError> {
+    let response = h
+        .keyport
+        .sessions()
+        .sign_in(SignInRequest { email: email.into(), password: PASSWORD.into() })
+        .await?
+        .into_inner();
+    match response.outcome {
+        Some(Outcome::Session(grant)) => Ok(grant.token),
+        None => Err("no outcome".into()),
+    }
+}
+
+async fn bearer_and_cookie_tokens(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    assert_eq!(h.get_bearer("/dashboard", &token).await?.1, "dashboard:ann@example.com");
+    let by_cookie = h.get_cookie("/dashboard", &token).await?;
+    assert_eq!((by_cookie.status(), by_cookie.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
+    let lower = h.http.get(h.url("/dashboard")).header(AUTHORIZATION, format!("bearer {token}")).send().await?;
+    assert_eq!(lower.status(), StatusCode::OK, "the scheme is case-insensitive");
+    Ok(())
+}
+
+async fn expired_revoked_and_malformed_tokens(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    for bad in ["", "garbage", "kp_nope.nope", &format!("{token}x"), &"k".repeat(4000)] {
+        assert_eq!(h.get_bearer("/dashboard", bad).await?.0, StatusCode::UNAUTHORIZED, "{bad:.20}");
+        let response = h.get_cookie("/api/me", bad).await?;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bad:.20}");
+    }
+    // A cookie that no longer works is cleared.
+    let response =
+        h.get_cookie("/api/me", "kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB").await?;
+    let cleared =
+        response.headers().get_all(SET_COOKIE).iter().any(|v| v.to_str().is_ok_and(|v| v.contains("Max-Age=0")));
+    assert!(cleared, "an invalid session cookie is deleted");
+
+    // Expiry: the cache never outlives the session, and Keyport says expired.
+    h.keyport.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    h.cache.forget_user("ignored");
+    let expired = h.get_bearer("/api/me", &token).await?;
+    assert_eq!(expired.0, StatusCode::UNAUTHORIZED);
+    assert!(expired.1.contains("SESSION_EXPIRED"), "{}", expired.1);
+    Ok(())
+}
+
+async fn browsers_are_redirected_and_apis_get_401(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let browser = h.http.get(h.url("/dashboard/settings?tab=a b")).header(ACCEPT, "text/html,*/*").send().await?;
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    let location = browser.headers().get(LOCATION).ok_or("no location")?.to_str()?;
+    assert_eq!(location, "/sign-in?return_to=%2Fdashboard%2Fsettings%3Ftab%3Da%2520b");
+    let api = h.http.get(h.url("/api/me")).header(ACCEPT, "application/json").send().await?;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.headers().get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    let body = api.text().await?;
+    assert!(body.contains(r#""error":"UNAUTHENTICATED""#), "{body}");
+    let post = h.http.post(h.url("/dashboard")).header(ACCEPT, "text/html").send().await?;
+    assert_eq!(post.status(), StatusCode::UNAUTHORIZED, "only navigations are redirected");
+    Ok(())
+}
+
+async fn cross_origin_cookie_requests_are_rejected(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    let own_origin = format!("http://{}", h.app);
+    let post = |origin: Option<&str>| {
+        let mut request = h.http.post(h.url("/api/notes")).header(COOKIE, cookie(&token));
+        if let Some(origin) = origin {
+            request = request.header(ORIGIN, origin);
+        }
+        request.send()
+    };
+    assert_eq!(post(Some(&own_origin)).await?.status(), StatusCode::OK);
+    assert_eq!(post(Some("https://evil.example")).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post(Some("null")).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post(None).await?.status(), StatusCode::FORBIDDEN, "no Origin, no Referer: refused");
+    let referer =
+        h.http.post(h.url("/api/notes")).header(COOKIE, cookie(&token)).header("referer", format!("{own_origin}/page"));
+    assert_eq!(referer.send().await?.status(), StatusCode::OK, "a same-origin Referer is accepted");
+    let bearer = h.http.post(h.url("/api/notes")).header(AUTHORIZATION, format!("Bearer {token}"));
+    assert_eq!(bearer.send().await?.status(), StatusCode::OK, "bearer tokens are not ambient: no CSRF check");
+    Ok(())
+}
+
+async fn sign_in_and_sign_out_set_and_clear_the_cookie(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    h.keyport.sign_up("ann@example.com").await?;
+    let own_origin = format!("http://{}", h.app);
+    let wrong = h.http.post(h.url("/session")).form(&[("email", "ann@example.com"), ("password", "wrong password")]);
+    assert_eq!(wrong.send().await?.status(), StatusCode::UNAUTHORIZED);
+    let response =
+        h.http.post(h.url("/session")).form(&[("email", "ann@example.com"), ("password", PASSWORD)]).send().await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let set_cookie = response.headers().get(SET_COOKIE).ok_or("no cookie")?.to_str()?.to_owned();
+    for attribute in ["__Host-keyport_session=kp_", "Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age="] {
+        assert!(set_cookie.contains(attribute), "{attribute} missing from {set_cookie}");
+    }
+    let token = set_cookie.split(';').next().and_then(|pair| pair.split_once('=')).ok_or("bad cookie")?.1.to_owned();
+    assert_eq!(h.get_cookie("/dashboard", &token).await?.status(), StatusCode::OK);
+
+    let out = h.http.post(h.url("/sign-out")).header(COOKIE, cookie(&token)).header(ORIGIN, &own_origin).send().await?;
+    assert_eq!(out.status(), StatusCode::OK);
+    let cleared = out.headers().get(SET_COOKIE).ok_or("no cookie")?.to_str()?;
+    assert!(cleared.starts_with("__Host-keyport_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert_eq!(h.get_cookie("/dashboard", &token).await?.status(), StatusCode::UNAUTHORIZED, "signed out at once");
+    Ok(())
+}
+
+async fn revocation_reaches_the_cache(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let laptop = h.keyport.sign_up("ann@example.com").await?;
+    let phone = sign_in(&h, "ann@example.com").await?;
+    // Warm the cache, and prove the second request is a hit.
+    assert_eq!(h.get_bearer("/dashboard", &phone).await?.0, StatusCode::OK);
+    assert_eq!(h.cache.len(), 1);
+    assert_eq!(h.get_bearer("/dashboard", &phone).await?.0, StatusCode::OK);
+
+    // Revoked through Keyport directly, not through the app.
+    let phone_id = phone.trim_start_matches("kp_").split_once('.').ok_or("no dot")?.0.to_owned();
+    h.keyport.sessions().revoke_session(authed(RevokeSessionRequest { session_id: phone_id }, &laptop)).await?;
+    let revoked_at = Instant::now();
+    loop {
+        let (status, _) = h.get_bearer("/dashboard", &phone).await?;
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(revoked_at.elapsed() < Duration::from_secs(2), "the revocation never reached the cache");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    eprintln!("revocation seen by the middleware after {:?}", revoked_at.elapsed());
+    assert_eq!(h.get_bearer("/dashboard", &laptop).await?.0, StatusCode::OK);
+    Ok(())
+}
+
+async fn fails_closed_when_keyport_is_unreachable(start: StartApp) -> TestResult {
+    // A port nobody listens on.
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let client = KeyportClient::builder(format!("http://{unused}"))
+        .retries(1, Duration::from_millis(10))
+        .connect_timeout(Duration::from_millis(200))
+        .build()?;
+    let cache = SessionCache::start(client, CacheConfig::default());
+    let app = start(Guard::new(cache, AuthSettings::new(apps::rules()).shared())).await?;
+    let http = reqwest::Client::new();
+    let token = "kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    for path in ["/dashboard", "/admin", "/api/me"] {
+        let response =
+            http.get(format!("http://{app}{path}")).header(AUTHORIZATION, format!("Bearer {token}")).send().await?;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path} fails closed");
+    }
+    let public = http.get(format!("http://{app}/public")).send().await?;
+    assert_eq!(public.status(), StatusCode::OK, "public routes need no Keyport");
+    let no_token = http.get(format!("http://{app}/dashboard")).send().await?;
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED, "no token needs no Keyport to refuse");
+    Ok(())
+}
+
+async fn extractor_without_layer_names_the_layer(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    let (status, body) = h.get_bearer("/unguarded", &token).await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("not behind") && body.to_lowercase().contains("layer"), "{body}");
+    Ok(())
+}

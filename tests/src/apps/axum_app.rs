@@ -1,0 +1,65 @@
+//! The conformance app on Axum with `keyport-axum`.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Form, Router,
+    http::StatusCode,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use keyport_axum::{Auth, KeyportLayer, Principal};
+use keyport_client::web::Guard;
+use tokio::net::TcpListener;
+
+#[derive(serde::Deserialize)]
+struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Serves the conformance app guarded by `guard` on a free port; returns its address.
+pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
+    let guarded = Router::new()
+        .route(
+            "/public",
+            get(|user: Option<Principal>| async move {
+                format!("public:{}", user.map_or("anonymous".to_owned(), |u| u.email.clone()))
+            }),
+        )
+        .route("/dashboard", get(|user: Principal| async move { format!("dashboard:{}", user.email) }))
+        .route("/admin", get(|user: Principal| async move { format!("admin:{}", user.email) }))
+        .route("/api/me", get(|user: Principal| async move { format!("me:{}:{}", user.email, user.session_id) }))
+        .route("/api/notes", post(|_: Principal| async { "created" }))
+        .route("/sign-in", get(|| async { "sign-in page" }))
+        .route(
+            "/session",
+            post(|auth: Auth, Form(form): Form<Credentials>| async move {
+                match auth.sign_in(&form.email, &form.password).await {
+                    Ok((signed_in, cookie)) => {
+                        (cookie, format!("signed-in:{}", signed_in.principal.email)).into_response()
+                    }
+                    Err(error) => (StatusCode::UNAUTHORIZED, format!("{:?}", error.reason())).into_response(),
+                }
+            }),
+        )
+        .route(
+            "/sign-out",
+            post(|auth: Auth| async move {
+                match auth.sign_out().await {
+                    Ok(cookie) => (cookie, "signed-out").into_response(),
+                    Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+                }
+            }),
+        )
+        .layer(KeyportLayer::new(guard));
+    let app =
+        Router::new().route("/unguarded", get(|user: Principal| async move { user.email.clone() })).merge(guarded);
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let _ = axum::serve(listener, service).await;
+    });
+    Ok(addr)
+}

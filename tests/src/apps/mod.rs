@@ -1,0 +1,28 @@
+//! The conformance app: the same routes built with each middleware adapter,
+//! so that one suite checks every adapter's behaviour.
+//!
+//! Routes (rules: `/dashboard(.*)` and `/api/**` need a session, `/admin/**`
+//! needs the `admin` role, the rest is public):
+//! - `GET /public` → `public:<email|anonymous>` (optional principal)
+//! - `GET /dashboard` → `dashboard:<email>`
+//! - `GET /admin` → `admin:<email>`
+//! - `GET /api/me` → `me:<email>:<session id>`
+//! - `POST /api/notes` → `created` (an unsafe method, for CSRF)
+//! - `POST /session` (form `email`, `password`) → `signed-in:<email>` + cookie
+//! - `POST /sign-out` → `signed-out` + cookie deletion
+//! - `GET /sign-in` → `sign-in page`
+//! - `GET /unguarded` → a route outside the layer that uses the extractor
+
+pub mod axum_app;
+
+use keyport_client::web::{AuthSettings, RouteRules};
+
+/// The conformance app's route rules.
+pub fn rules() -> RouteRules {
+    RouteRules::new().protect("/dashboard(.*)").require_role("/admin/**", "admin").protect("/api/**")
+}
+
+/// The conformance app's settings.
+pub fn settings() -> AuthSettings {
+    AuthSettings::new(rules())
+}
