@@ -16,6 +16,9 @@ async fn records_security_events(backend: Backend) -> TestResult {
     assert!(server.sessions().sign_in(failed).await.is_err());
     let unknown = SignInRequest { email: "nobody@example.com".into(), password: "wrong password".into() };
     assert!(server.sessions().sign_in(unknown).await.is_err());
+    let wrong =
+        ChangePasswordRequest { current_password: "not mine".into(), new_password: "another passphrase".into() };
+    assert!(server.users().change_password(authed(wrong, &token)).await.is_err());
     let change = ChangePasswordRequest { current_password: PASSWORD.into(), new_password: "another passphrase".into() };
     server.users().change_password(authed(change, &token)).await?;
     server.sessions().sign_out(authed(SignOutRequest {}, &token)).await?;
@@ -24,6 +27,7 @@ async fn records_security_events(backend: Backend) -> TestResult {
     assert_eq!(server.scalar(&count("sign_up")).await?, 1);
     assert_eq!(server.scalar(&count("sign_in_failed")).await?, 2);
     assert_eq!(server.scalar(&count("password_changed")).await?, 1);
+    assert_eq!(server.scalar(&count("password_confirmation_failed")).await?, 1);
     assert_eq!(server.scalar(&count("sign_out")).await?, 1);
     let from_ip = "SELECT COUNT(*) FROM audit_events WHERE kind = 'sign_in_failed' AND ip_address = '198.51.100.4' \
                    AND user_id IS NOT NULL";

@@ -21,6 +21,8 @@ pub enum AuditKind {
     OtherSessionsRevoked,
     /// A user changed their password.
     PasswordChanged,
+    /// A signed-in user gave a wrong password to confirm a sensitive change.
+    PasswordConfirmationFailed,
     /// A user changed their profile.
     ProfileUpdated,
     /// A user deleted their account.
@@ -38,6 +40,7 @@ impl AuditKind {
             Self::SessionRevoked => "session_revoked",
             Self::OtherSessionsRevoked => "other_sessions_revoked",
             Self::PasswordChanged => "password_changed",
+            Self::PasswordConfirmationFailed => "password_confirmation_failed",
             Self::ProfileUpdated => "profile_updated",
             Self::UserDeleted => "user_deleted",
         }

@@ -320,6 +320,11 @@ impl Identity {
             Verification::Match { .. } => Ok(()),
             Verification::Mismatch => {
                 self.limiter.record_failure(account, ip);
+                let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, self.clock.now(), client)
+                    .user(caller.user.id)
+                    .session(&caller.session.id)
+                    .detail(field);
+                self.store.record_audit(&audit).await?;
                 Err(Error::InvalidCredentials)
             }
         }

@@ -86,6 +86,8 @@ impl Keyport {
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc error details, so that grpcurl can decode reasons.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
         let sessions =
@@ -94,7 +96,7 @@ impl Keyport {
         let background = [
             tokio::spawn(health::monitor(
                 identity.clone(),
-                reporter,
+                reporter.clone(),
                 Duration::from_millis(config.database.health_check_interval_ms.max(10)),
             )),
             tokio::spawn(sweep_expired_sessions(identity)),
@@ -102,6 +104,8 @@ impl Keyport {
 
         tokio::spawn(async move {
             shutdown.await;
+            // Load balancers stop sending new calls while in-flight ones drain.
+            health::report(&reporter, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
         let routes = Server::builder()

@@ -51,10 +51,10 @@ impl ClientResolver {
             .then(|| metadata_str(metadata, CLIENT_IP_KEY))
             .flatten()
             .and_then(|raw| raw.trim().parse::<IpAddr>().ok());
-        let user_agent_key = if trusted { USER_AGENT_KEY } else { "user-agent" };
+        let forwarded_agent = trusted.then(|| metadata_str(metadata, USER_AGENT_KEY)).flatten();
         ClientInfo {
             ip_address: forwarded_ip.or(peer).map(|ip| ip.to_string()),
-            user_agent: metadata_str(metadata, user_agent_key).map(truncate_user_agent),
+            user_agent: forwarded_agent.or_else(|| metadata_str(metadata, "user-agent")).map(truncate_user_agent),
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 
 /// Keyport: sign-up, sign-in and sessions over gRPC.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "keyport", version)]
 struct Cli {
     /// TOML configuration file (see keyport.example.toml).
     #[arg(long, global = true, env = "KEYPORT_CONFIG")]

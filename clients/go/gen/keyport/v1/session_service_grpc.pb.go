@@ -36,7 +36,8 @@ const (
 //
 // Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
 // a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-// overloaded) and an opaque `INTERNAL`. User-scoped RPCs read the session
+// overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
+// opaque `INTERNAL`. User-scoped RPCs read the session
 // token from the `authorization: Bearer <token>` metadata entry and fail
 // with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
 // `SESSION_EXPIRED`.
@@ -185,7 +186,8 @@ type SessionService_WatchSessionEventsClient = grpc.ServerStreamingClient[WatchS
 //
 // Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
 // a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-// overloaded) and an opaque `INTERNAL`. User-scoped RPCs read the session
+// overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
+// opaque `INTERNAL`. User-scoped RPCs read the session
 // token from the `authorization: Bearer <token>` metadata entry and fail
 // with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
 // `SESSION_EXPIRED`.

@@ -37,7 +37,9 @@ const (
 // field violations. Reasons used by every RPC that needs a session:
 // `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
 // `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
-// (server overloaded, retry later) and an opaque `INTERNAL`.
+// (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
+// retry later) and an opaque `INTERNAL`. A request larger than the server's
+// message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
 //
 // User-scoped RPCs read the session token from the `authorization: Bearer
 // <token>` metadata entry.
@@ -62,12 +64,15 @@ type UserServiceClient interface {
 	//
 	// Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
-	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `RESOURCE_EXHAUSTED`.
+	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
+	// `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
+	// `RESOURCE_EXHAUSTED`.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//
 	// Needs a session and the password. Reasons: `UNAUTHENTICATED`,
-	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `RESOURCE_EXHAUSTED`.
+	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
+	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
 }
 
@@ -140,7 +145,9 @@ func (c *userServiceClient) DeleteCurrentUser(ctx context.Context, in *DeleteCur
 // field violations. Reasons used by every RPC that needs a session:
 // `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
 // `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
-// (server overloaded, retry later) and an opaque `INTERNAL`.
+// (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
+// retry later) and an opaque `INTERNAL`. A request larger than the server's
+// message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
 //
 // User-scoped RPCs read the session token from the `authorization: Bearer
 // <token>` metadata entry.
@@ -165,12 +172,15 @@ type UserServiceServer interface {
 	//
 	// Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
-	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `RESOURCE_EXHAUSTED`.
+	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
+	// `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
+	// `RESOURCE_EXHAUSTED`.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//
 	// Needs a session and the password. Reasons: `UNAUTHENTICATED`,
-	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `RESOURCE_EXHAUSTED`.
+	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
+	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }

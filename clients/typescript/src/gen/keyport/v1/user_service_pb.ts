@@ -251,7 +251,9 @@ export const DeleteCurrentUserResponseSchema: GenMessage<DeleteCurrentUserRespon
  * field violations. Reasons used by every RPC that needs a session:
  * `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
  * `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
- * (server overloaded, retry later) and an opaque `INTERNAL`.
+ * (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
+ * retry later) and an opaque `INTERNAL`. A request larger than the server's
+ * message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
  *
  * User-scoped RPCs read the session token from the `authorization: Bearer
  * <token>` metadata entry.
@@ -304,7 +306,9 @@ export const UserService: GenService<{
    *
    * Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
    * `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
-   * `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `RESOURCE_EXHAUSTED`.
+   * `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
+   * `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
+   * `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.ChangePassword
    */
@@ -317,7 +321,8 @@ export const UserService: GenService<{
    * Deletes the calling user with all their sessions and credentials.
    *
    * Needs a session and the password. Reasons: `UNAUTHENTICATED`,
-   * `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `RESOURCE_EXHAUSTED`.
+   * `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
+   * empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.DeleteCurrentUser
    */

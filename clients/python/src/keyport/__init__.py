@@ -1,0 +1,41 @@
+"""Python client for Keyport, the gRPC identity service.
+
+The generated code for the API lives in :mod:`keyport.v1` (messages in the
+``*_pb2`` modules, stubs in ``*_service_pb2_grpc``). This package adds a
+small hand-written layer:
+
+- :class:`KeyportClient`: a channel with the ``UserService`` and
+  ``SessionService`` stubs, a default deadline, TLS/mTLS, and a context
+  manager that closes it;
+- :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
+  that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
+  tells Keyport the end user's address and user agent;
+- :func:`error_reason`, :func:`error_info` and :func:`field_violations`:
+  Keyport's ``google.rpc`` error details of a failed call.
+"""
+
+from keyport.client import (
+    ERROR_DOMAIN,
+    KeyportClient,
+    Metadata,
+    bearer_metadata,
+    error_info,
+    error_reason,
+    field_violations,
+    forwarded_client_metadata,
+)
+
+__all__ = [
+    "ERROR_DOMAIN",
+    "KeyportClient",
+    "Metadata",
+    "__version__",
+    "bearer_metadata",
+    "error_info",
+    "error_reason",
+    "field_violations",
+    "forwarded_client_metadata",
+]
+
+#: Version of this package.
+__version__ = "0.1.0"

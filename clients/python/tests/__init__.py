@@ -1,0 +1,1 @@
+"""Tests of the keyport-client package against a live keyport server."""

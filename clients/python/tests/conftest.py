@@ -1,0 +1,144 @@
+"""Fixtures that run the tests against a real ``keyport`` server.
+
+The server binary comes from the ``KEYPORT_BIN`` environment variable. It is
+started once per test session on a free loopback port with a fresh data
+directory, cheap password hashing, and JSON logs, and stopped with SIGTERM
+at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Optional
+
+import pytest
+
+from keyport import KeyportClient
+from keyport.v1 import user_service_pb2
+
+from .support import PASSWORD, Account, KeyportServer, unique_email
+
+#: How long the server may take to print its listening address.
+START_TIMEOUT_SECS = 30.0
+#: How long the server may take to drain and exit after SIGTERM.
+STOP_TIMEOUT_SECS = 15.0
+
+
+def _keyport_bin() -> Path:
+    raw = os.environ.get("KEYPORT_BIN")
+    if not raw:
+        pytest.fail(
+            "KEYPORT_BIN is not set: point it at a built keyport binary, e.g.\n"
+            "  CARGO_TARGET_DIR=/root/.cache/keyport/target cargo build -p keyport-server\n"
+            "  KEYPORT_BIN=/root/.cache/keyport/target/debug/keyport clients/python/test.sh",
+            pytrace=False,
+        )
+    path = Path(raw)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(f"KEYPORT_BIN={raw} is not an executable file", pytrace=False)
+    return path
+
+
+def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[Optional[str]]", log: List[str]) -> None:
+    """Copies the server's output into ``log`` and ``lines`` until EOF."""
+    assert stream.stdout is not None
+    for line in stream.stdout:
+        line = line.rstrip("\n")
+        log.append(line)
+        lines.put(line)
+    lines.put(None)
+
+
+@pytest.fixture(scope="session")
+def keyport_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """Starts ``keyport serve`` on 127.0.0.1:0 and yields it once it listens."""
+    binary = _keyport_bin()
+    data_dir = tmp_path_factory.mktemp("keyport-data")
+    # Only our own KEYPORT_* settings: a developer's KEYPORT_DATABASE_URL or
+    # KEYPORT_CONFIG must not leak into the test server.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KEYPORT_")}
+    env.update({"KEYPORT_HASHING__MEMORY_KIB": "1024", "KEYPORT_HASHING__ITERATIONS": "1"})
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+            "--log-format",
+            "json",
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+    )
+    log: List[str] = []
+    lines: "queue.Queue[Optional[str]]" = queue.Queue()
+    threading.Thread(target=_pump, args=(process, lines, log), daemon=True).start()
+
+    address: Optional[str] = None
+    deadline = time.monotonic() + START_TIMEOUT_SECS
+    try:
+        while address is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"keyport did not report its address within {START_TIMEOUT_SECS}s", pytrace=False)
+            try:
+                line = lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                process.wait(timeout=5)
+                pytest.fail(
+                    f"keyport exited with {process.returncode} before serving:\n" + "\n".join(log),
+                    pytrace=False,
+                )
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("message") == "keyport serving gRPC":
+                address = str(event["address"])
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+
+    server = KeyportServer(process=process, address=address, data_dir=data_dir, log=log)
+    yield server
+
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=STOP_TIMEOUT_SECS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"keyport did not stop within {STOP_TIMEOUT_SECS}s of SIGTERM:\n{server.log_tail()}")
+    if code != 0:
+        pytest.fail(f"keyport exited with {code} after SIGTERM:\n{server.log_tail()}")
+
+
+@pytest.fixture(scope="session")
+def client(keyport_server: KeyportServer) -> Iterator[KeyportClient]:
+    """A client connected to the test server, with a 10 s default deadline."""
+    with KeyportClient(keyport_server.address, timeout=10) as keyport_client:
+        yield keyport_client
+
+
+@pytest.fixture
+def account(client: KeyportClient) -> Account:
+    """A freshly signed-up user."""
+    email = unique_email()
+    response = client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD, name="Ada"))
+    return Account(email=email, password=PASSWORD, response=response)
