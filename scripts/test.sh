@@ -94,6 +94,32 @@ ensure_buf() {
   (cd "$TOOLS_DIR" && npm ci --no-audit --no-fund)
 }
 
+ensure_go() {
+  if ! command -v go >/dev/null 2>&1; then
+    banner "installing Go (Debian package golang)"
+    apt_install golang
+  fi
+}
+
+# Checks that proto/ stays compatible: against the main branch when working
+# on another branch, else against the previous commit (a clean clone of main
+# in CI). KEYPORT_BREAKING_AGAINST overrides, e.g. '.git#tag=v0.1.0'.
+buf_breaking() {
+  local against
+  if [[ -n ${KEYPORT_BREAKING_AGAINST:-} ]]; then
+    against="$KEYPORT_BREAKING_AGAINST"
+  elif git show-ref --verify -q refs/heads/main && [[ $(git rev-parse HEAD) != $(git rev-parse main) ]]; then
+    against='.git#branch=main'
+  elif git rev-parse -q --verify 'HEAD~1' >/dev/null; then
+    against='.git#ref=HEAD~1'
+  else
+    echo "no earlier revision to compare against; skipping"
+    return 0
+  fi
+  echo "comparing proto/ with $against"
+  "$BUF" breaking --against "$against"
+}
+
 require_rust() {
   command -v cargo >/dev/null 2>&1 ||
     die "cargo not found: install Rust with rustup (https://rustup.rs)"
@@ -119,13 +145,24 @@ main() {
   ensure_postgresql
   ensure_npm
   ensure_buf
+  ensure_go
   require_rust
 
   step "buf lint" "$BUF" lint
   step "buf format" "$BUF" format -d --exit-code
+  step "buf breaking" buf_breaking
   step "cargo fmt" cargo fmt --all -- --check
   step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
   step "cargo test" cargo test --workspace --locked
+
+  # The SDKs and the example apps are tested against the real binaries.
+  step "cargo build (binaries for the SDK and browser tests)" \
+    cargo build --locked -p keyport-server
+  export KEYPORT_BIN="$CARGO_TARGET_DIR/debug/keyport"
+  step "SDK code matches a fresh generation" bash scripts/generate-sdks.sh --check
+  step "TypeScript SDK against a live server" bash clients/typescript/test.sh
+  step "Python SDK against a live server" bash clients/python/test.sh
+  step "Go SDK against a live server" bash clients/go/test.sh
 
   banner "all checks passed"
 }
