@@ -74,6 +74,7 @@ macro_rules! web_conformance {
 }
 
 web_conformance!(axum, |guard| Box::pin(apps::axum_app::start(guard)));
+web_conformance!(actix, |guard| Box::pin(apps::actix_app::start(guard)));
 
 /// A Keyport, the conformance app in front of it, and an HTTP client.
 struct Harness {

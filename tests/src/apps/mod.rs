@@ -13,6 +13,7 @@
 //! - `GET /sign-in` → `sign-in page`
 //! - `GET /unguarded` → a route outside the layer that uses the extractor
 
+pub mod actix_app;
 pub mod axum_app;
 
 use keyport_client::web::{AuthSettings, RouteRules};

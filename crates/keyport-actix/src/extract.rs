@@ -1,0 +1,138 @@
+//! Extractors: who is calling, and sign-in/sign-out helpers.
+
+use std::{
+    future::{Ready, ready},
+    ops::Deref,
+};
+
+use actix_web::{
+    FromRequest, HttpMessage, HttpRequest,
+    dev::Payload,
+    error::{ErrorInternalServerError, ErrorUnauthorized},
+    http::header::{HeaderName, HeaderValue, InvalidHeaderValue, SET_COOKIE, TryIntoHeaderPair},
+};
+use keyport_client::{ClientInfo, Error, SignedIn, web::Guard};
+
+use crate::{middleware::Guarded, view::HttpRequestView};
+
+const MISSING_MIDDLEWARE: &str = "keyport_actix: this route uses a Keyport extractor but is not behind the \
+                                  `KeyportMiddleware` layer; add `.wrap(KeyportMiddleware::new(guard))` to its app \
+                                  or scope";
+
+/// The signed-in caller. Rejects with 401 when the request has no valid
+/// session, and with 500 naming [`KeyportMiddleware`](crate::KeyportMiddleware)
+/// when the route is not behind it.
+///
+/// On public routes take `Option<Principal>`: `None` for anonymous callers.
+/// Actix's `Option<T>` turns *every* rejection into `None`, so there a
+/// missing middleware also reads as anonymous; it is logged as an error,
+/// but the request is not refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub keyport_client::Principal);
+
+impl Deref for Principal {
+    type Target = keyport_client::Principal;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let extensions = request.extensions();
+        if extensions.get::<Guarded>().is_none() {
+            return ready(Err(missing_middleware()));
+        }
+        ready(match extensions.get::<keyport_client::Principal>() {
+            Some(principal) => Ok(Self(principal.clone())),
+            None => Err(ErrorUnauthorized("sign in first")),
+        })
+    }
+}
+
+fn missing_middleware() -> actix_web::Error {
+    tracing::error!("{MISSING_MIDDLEWARE}");
+    ErrorInternalServerError(MISSING_MIDDLEWARE)
+}
+
+/// Sign-in, sign-up, sign-out and session management for handlers, with the
+/// request's client details and token captured. Rejects with 500 when the
+/// route is not behind [`KeyportMiddleware`](crate::KeyportMiddleware).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    guard: Guard,
+    client: ClientInfo,
+    token: Option<String>,
+}
+
+impl FromRequest for Auth {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let Some(Guarded(guard)) = request.extensions().get::<Guarded>().cloned() else {
+            return ready(Err(missing_middleware()));
+        };
+        let view = HttpRequestView(request);
+        ready(Ok(Self {
+            client: guard.client_info(&view),
+            token: guard.token_of(&view).map(str::to_owned),
+            guard: Guard::clone(&guard),
+        }))
+    }
+}
+
+impl Auth {
+    /// Signs in; the returned header sets the session cookie.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, CookieHeader), Error> {
+        let (signed_in, cookie) = self.guard.sign_in(&self.client, email, password).await?;
+        Ok((signed_in, CookieHeader(cookie)))
+    }
+
+    /// Creates an account and signs it in; the returned header sets the cookie.
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<(SignedIn, CookieHeader), Error> {
+        let (signed_in, cookie) = self.guard.sign_up(&self.client, email, password, name).await?;
+        Ok((signed_in, CookieHeader(cookie)))
+    }
+
+    /// Ends the request's session; the returned header deletes the cookie.
+    pub async fn sign_out(&self) -> Result<CookieHeader, Error> {
+        Ok(CookieHeader(self.guard.sign_out(&self.client, self.token.as_deref()).await?))
+    }
+
+    /// The caller's sessions, newest first.
+    pub async fn list_sessions(&self) -> Result<Vec<keyport_client::SessionSummary>, Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        self.guard.cache().client().list_sessions(token, &self.client).await
+    }
+
+    /// Ends one of the caller's sessions at once.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        self.guard.revoke_session(&self.client, token, session_id).await
+    }
+
+    /// Ends all the caller's other sessions; returns how many.
+    pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        self.guard.cache().client().revoke_other_sessions(token, &self.client).await
+    }
+}
+
+/// A `Set-Cookie` header from [`Auth`], to add to a response with
+/// `HttpResponse::Ok().append_header(cookie)` (`insert_header` works too, but
+/// would replace any other `Set-Cookie` the handler set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieHeader(pub String);
+
+impl TryIntoHeaderPair for CookieHeader {
+    type Error = InvalidHeaderValue;
+
+    fn try_into_pair(self) -> Result<(HeaderName, HeaderValue), Self::Error> {
+        Ok((SET_COOKIE, HeaderValue::from_str(&self.0)?))
+    }
+}

@@ -1,0 +1,31 @@
+//! Actix requests as the framework-free guard sees them.
+
+use actix_web::HttpRequest;
+use keyport_client::web::RequestView;
+
+/// A request's head, borrowed. Both the middleware (through
+/// `ServiceRequest::request`) and the extractors see an [`HttpRequest`].
+pub(crate) struct HttpRequestView<'a>(pub(crate) &'a HttpRequest);
+
+impl RequestView for HttpRequestView<'_> {
+    fn method(&self) -> &str {
+        self.0.method().as_str()
+    }
+
+    fn path(&self) -> &str {
+        // The URI's own path: `HttpRequest::match_info` may be rewritten by scopes.
+        self.0.uri().path()
+    }
+
+    fn query(&self) -> Option<&str> {
+        self.0.uri().query()
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.0.headers().get(name).and_then(|value| value.to_str().ok())
+    }
+
+    fn peer_ip(&self) -> Option<String> {
+        self.0.peer_addr().map(|addr| addr.ip().to_string())
+    }
+}
