@@ -157,12 +157,15 @@ main() {
 
   # The SDKs and the example apps are tested against the real binaries.
   step "cargo build (binaries for the SDK and browser tests)" \
-    cargo build --locked -p keyport-server
+    cargo build --locked -p keyport-server -p keyport-example-axum -p keyport-example-actix
   export KEYPORT_BIN="$CARGO_TARGET_DIR/debug/keyport"
+  export EXAMPLE_AXUM_BIN="$CARGO_TARGET_DIR/debug/keyport-example-axum"
+  export EXAMPLE_ACTIX_BIN="$CARGO_TARGET_DIR/debug/keyport-example-actix"
   step "SDK code matches a fresh generation" bash scripts/generate-sdks.sh --check
   step "TypeScript SDK against a live server" bash clients/typescript/test.sh
   step "Python SDK against a live server" bash clients/python/test.sh
   step "Go SDK against a live server" bash clients/go/test.sh
+  step "example apps in headless Chromium" bash examples/browser-test/test.sh
 
   banner "all checks passed"
 }

@@ -66,6 +66,14 @@ macro_rules! web_conformance {
                 super::fails_closed_when_keyport_is_unreachable(START).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn login_csrf_and_browser_responses() -> TestResult {
+                super::login_csrf_and_browser_responses(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_new_sign_in_wins_over_a_dead_cookie() -> TestResult {
+                super::a_new_sign_in_wins_over_a_dead_cookie(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn extractor_without_layer_names_the_layer() -> TestResult {
                 super::extractor_without_layer_names_the_layer(START).await
             }
@@ -321,5 +329,62 @@ async fn extractor_without_layer_names_the_layer(start: StartApp) -> TestResult 
     let (status, body) = h.get_bearer("/unguarded", &token).await?;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(body.contains("not behind") && body.to_lowercase().contains("layer"), "{body}");
+    Ok(())
+}
+
+async fn login_csrf_and_browser_responses(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    // A foreign page posting the sign-in form: refused even without a cookie.
+    let forged = h
+        .http
+        .post(h.url("/session"))
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)]);
+    let forged = forged.send().await?;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(forged.headers().get(SET_COOKIE).is_none(), "no session handed to a forged sign-in");
+    // A browser without the role gets a page, an API client JSON.
+    let page = h.http.get(h.url("/admin")).header(AUTHORIZATION, format!("Bearer {ann}")).header(ACCEPT, "text/html");
+    let page = page.send().await?;
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    assert!(page.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/html")));
+    // A form post navigation without a session goes to sign in.
+    let own_origin = format!("http://{}", h.app);
+    let post = h.http.post(h.url("/api/notes")).header("sec-fetch-mode", "navigate").header(ORIGIN, &own_origin);
+    let post = post.send().await?;
+    assert_eq!(post.status(), StatusCode::SEE_OTHER);
+    assert_eq!(post.headers().get(LOCATION).map(|v| v.as_bytes()), Some(&b"/sign-in"[..]));
+    Ok(())
+}
+
+async fn a_new_sign_in_wins_over_a_dead_cookie(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let old = h.keyport.sign_up("ann@example.com").await?;
+    let own_origin = format!("http://{}", h.app);
+    let signed_in = h
+        .http
+        .post(h.url("/session"))
+        .header(COOKIE, cookie("kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"))
+        .header(ORIGIN, &own_origin)
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await?;
+    assert_eq!(signed_in.status(), StatusCode::OK);
+    let cookies: Vec<&str> = signed_in.headers().get_all(SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(cookies.len(), 1, "only the new session cookie: {cookies:?}");
+    assert!(cookies[0].starts_with("__Host-keyport_session=kp_"), "{cookies:?}");
+
+    // Signing in over a live session ends the old one.
+    let again = h
+        .http
+        .post(h.url("/session"))
+        .header(COOKIE, cookie(&old))
+        .header(ORIGIN, &own_origin)
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await?;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(h.get_bearer("/dashboard", &old).await?.0, StatusCode::UNAUTHORIZED, "the replaced session ended");
     Ok(())
 }

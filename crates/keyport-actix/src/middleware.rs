@@ -90,11 +90,14 @@ where
             match outcome {
                 Outcome::Respond(reply) => Ok(request.into_response(into_response(reply)).map_into_right_body()),
                 Outcome::Proceed { principal, set_cookies } => {
-                    request.extensions_mut().insert(Guarded(guard));
+                    request.extensions_mut().insert(Guarded(Rc::clone(&guard)));
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
                     }
                     let mut response = service.call(request).await?;
+                    let set_by_handler = response.headers().get_all(SET_COOKIE);
+                    let set_cookies =
+                        guard.cookies_to_append(set_cookies, set_by_handler.filter_map(|v| v.to_str().ok()));
                     for cookie in set_cookies {
                         if let Ok(value) = HeaderValue::from_str(&cookie) {
                             response.headers_mut().append(SET_COOKIE, value);

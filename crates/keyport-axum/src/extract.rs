@@ -81,13 +81,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
 impl Auth {
     /// Signs in; the returned header sets the session cookie.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, CookieHeader), Error> {
-        let (signed_in, cookie) = self.guard.sign_in(&self.client, email, password).await?;
+        let (signed_in, cookie) = self.guard.sign_in(&self.client, self.token.as_deref(), email, password).await?;
         Ok((signed_in, CookieHeader(cookie)))
     }
 
     /// Creates an account and signs it in; the returned header sets the cookie.
     pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<(SignedIn, CookieHeader), Error> {
-        let (signed_in, cookie) = self.guard.sign_up(&self.client, email, password, name).await?;
+        let (signed_in, cookie) =
+            self.guard.sign_up(&self.client, self.token.as_deref(), email, password, name).await?;
         Ok((signed_in, CookieHeader(cookie)))
     }
 

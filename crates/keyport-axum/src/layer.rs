@@ -76,11 +76,14 @@ where
             match outcome {
                 Outcome::Respond(reply) => Ok(into_response(reply)),
                 Outcome::Proceed { principal, set_cookies } => {
-                    request.extensions_mut().insert(Guarded(guard));
+                    request.extensions_mut().insert(Guarded(guard.clone()));
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
                     }
                     let mut response = inner.call(request).await?;
+                    let set_by_handler = response.headers().get_all(axum::http::header::SET_COOKIE);
+                    let set_cookies =
+                        guard.cookies_to_append(set_cookies, set_by_handler.iter().filter_map(|v| v.to_str().ok()));
                     for cookie in set_cookies {
                         if let Ok(value) = HeaderValue::from_str(&cookie) {
                             response.headers_mut().append(axum::http::header::SET_COOKIE, value);

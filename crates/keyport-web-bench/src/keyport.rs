@@ -44,11 +44,7 @@ impl Keyport {
         .await??;
         // Keep draining the log so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self {
-            endpoint: format!("http://{address}"),
-            _child: child,
-            _data: data,
-        })
+        Ok(Self { endpoint: format!("http://{address}"), _child: child, _data: data })
     }
 }
 

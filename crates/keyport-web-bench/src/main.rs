@@ -9,6 +9,7 @@
 //!    another client, as another app or replica would) to the cache
 //!    dropping the session.
 
+mod actix;
 mod keyport;
 mod wrk;
 
@@ -65,15 +66,16 @@ async fn main() -> Result<(), BoxError> {
     let settings = AuthSettings::new(RouteRules::new().protect("/hello")).shared();
     let hit_cache = SessionCache::start(client.clone(), CacheConfig::default());
     wait_live(&hit_cache).await?;
-    let never = CacheConfig {
-        max_ttl: Duration::ZERO,
-        ..CacheConfig::default()
-    };
+    let never = CacheConfig { max_ttl: Duration::ZERO, ..CacheConfig::default() };
     let hit = Guard::new(hit_cache.clone(), settings.clone());
     let miss = Guard::new(SessionCache::start(client.clone(), never), settings);
+    let (actix_hit, actix_miss) = (hit.clone(), miss.clone());
 
     println!("# Web middleware benchmark\n");
-    println!("Command: `cargo run --release -p keyport-web-bench -- {}`\n", std::env::args().skip(1).collect::<Vec<_>>().join(" "));
+    println!(
+        "Command: `cargo run --release -p keyport-web-bench -- {}`\n",
+        std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    );
     println!("Machine: {} cores; Keyport on SQLite with default settings, on the same machine.\n", cores());
 
     eprintln!("measuring Guard::check ...");
@@ -100,17 +102,29 @@ async fn main() -> Result<(), BoxError> {
         ("Axum + layer, cache hit", wrk::run(&url(with_hit), Some(&header), connections, seconds)?),
         ("Axum + layer, cache miss", wrk::run(&url(with_miss), Some(&header), connections, seconds)?),
     ];
-    let baseline = loads[0].1.requests_per_sec;
+    let actix_bare = actix::serve(None)?;
+    let actix_with_hit = actix::serve(Some(actix_hit))?;
+    let actix_with_miss = actix::serve(Some(actix_miss))?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let actix_loads = [
+        ("Actix bare (baseline)", wrk::run(&url(actix_bare), None, connections, seconds)?),
+        ("Actix + middleware, cache hit", wrk::run(&url(actix_with_hit), Some(&header), connections, seconds)?),
+        ("Actix + middleware, cache miss", wrk::run(&url(actix_with_miss), Some(&header), connections, seconds)?),
+    ];
     println!("## Throughput (`wrk -t1 -c{connections} -d{seconds}s`, hello world)\n");
+    println!("Each framework's bare app is the baseline of its rows; apps are loaded one at a time.\n");
     println!("| app | requests/s | of bare | mean latency | errors |\n|---|---|---|---|---|");
-    for (name, load) in &loads {
-        println!(
-            "| {name} | {:.0} | {:.1} % | {:.0} µs | {} |",
-            load.requests_per_sec,
-            100.0 * load.requests_per_sec / baseline,
-            load.mean_latency_us,
-            load.errors
-        );
+    for group in [&loads, &actix_loads] {
+        let baseline = group[0].1.requests_per_sec;
+        for (name, load) in group.iter() {
+            println!(
+                "| {name} | {:.0} | {:.1} % | {:.0} µs | {} |",
+                load.requests_per_sec,
+                100.0 * load.requests_per_sec / baseline,
+                load.mean_latency_us,
+                load.errors
+            );
+        }
     }
     println!();
 
@@ -213,10 +227,7 @@ struct View {
 
 impl View {
     fn new(path: &'static str, token: Option<&str>) -> Self {
-        Self {
-            path,
-            authorization: token.map(|token| format!("Bearer {token}")),
-        }
+        Self { path, authorization: token.map(|token| format!("Bearer {token}")) }
     }
 }
 

@@ -27,11 +27,7 @@ pub(crate) fn run(url: &str, header: Option<&str>, connections: u32, seconds: u6
     let requests_per_sec = number_after(&report, "Requests/sec:").ok_or_else(|| format!("no rate in {report}"))?;
     let mean_latency_us = latency_us(&report).unwrap_or(f64::NAN);
     let errors = number_after(&report, "Non-2xx or 3xx responses:").unwrap_or(0.0) as u64;
-    Ok(Load {
-        requests_per_sec,
-        mean_latency_us,
-        errors,
-    })
+    Ok(Load { requests_per_sec, mean_latency_us, errors })
 }
 
 fn number_after(report: &str, label: &str) -> Option<f64> {

@@ -86,11 +86,11 @@ impl Guard {
     pub async fn check(&self, request: &impl RequestView) -> Outcome {
         let access = self.settings.rules.access_for(request.path());
         let mut set_cookies = Vec::new();
+        if self.is_cross_site_write(request) {
+            return Outcome::Respond(json(403, "CSRF_REJECTED", "cross-origin request refused"));
+        }
         let principal = match self.token(request) {
             None => None,
-            Some((_, Source::Cookie)) if is_unsafe(request.method()) && !self.same_origin(request) => {
-                return Outcome::Respond(json(403, "CSRF_REJECTED", "cross-origin request with a session cookie"));
-            }
             Some((token, source)) => match self.cache.get_session(token, &self.client_info(request)).await {
                 Ok(session) => {
                     if session.refreshed && source == Source::Cookie {
@@ -121,30 +121,66 @@ impl Guard {
             (Access::Public, principal) => Outcome::Proceed { principal, set_cookies },
             (_, None) => Outcome::Respond(self.unauthenticated(request, "UNAUTHENTICATED", set_cookies)),
             (Access::Role(role), Some(principal)) if !principal.has_role(role) => {
-                Outcome::Respond(json(403, "FORBIDDEN", "missing role"))
+                Outcome::Respond(self.forbidden(request, set_cookies))
             }
             (_, principal) => Outcome::Proceed { principal, set_cookies },
         }
     }
 
-    /// Signs in through Keyport; returns the session and the `Set-Cookie` value.
-    pub async fn sign_in(&self, client: &ClientInfo, email: &str, password: &str) -> Result<(SignedIn, String), Error> {
+    /// Signs in through Keyport; returns the session and the `Set-Cookie`
+    /// value. The browser's `previous` session, if any, is ended: a new
+    /// sign-in must not leave an old session running unseen.
+    pub async fn sign_in(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        email: &str,
+        password: &str,
+    ) -> Result<(SignedIn, String), Error> {
         let signed_in = self.cache.client().sign_in(email, password, client).await?;
+        self.end_previous(client, previous, &signed_in.token).await;
         let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
     }
 
-    /// Signs up through Keyport; returns the session and the `Set-Cookie` value.
+    /// Signs up through Keyport; returns the session and the `Set-Cookie`
+    /// value, ending the browser's `previous` session like [`Guard::sign_in`].
     pub async fn sign_up(
         &self,
         client: &ClientInfo,
+        previous: Option<&str>,
         email: &str,
         password: &str,
         name: &str,
     ) -> Result<(SignedIn, String), Error> {
         let signed_in = self.cache.client().sign_up(email, password, name, client).await?;
+        self.end_previous(client, previous, &signed_in.token).await;
         let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
+    }
+
+    async fn end_previous(&self, client: &ClientInfo, previous: Option<&str>, current: &str) {
+        if let Some(previous) = previous.filter(|previous| *previous != current)
+            && let Err(error) = self.sign_out(client, Some(previous)).await
+        {
+            tracing::warn!(%error, "could not end the session replaced by a new sign-in");
+        }
+    }
+
+    /// The middleware's pending `Set-Cookie` values to add to a handler's
+    /// response: none when the handler set the session cookie itself (a
+    /// sign-in or sign-out), whose decision wins over a refresh or a clear.
+    pub fn cookies_to_append<'a>(
+        &self,
+        pending: Vec<String>,
+        set_by_handler: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<String> {
+        let prefix = format!("{}=", self.settings.cookie.name);
+        if set_by_handler.into_iter().any(|cookie| cookie.trim_start().starts_with(&prefix)) {
+            Vec::new()
+        } else {
+            pending
+        }
     }
 
     /// Signs out the session of `token` (if any) and returns the `Set-Cookie`
@@ -200,9 +236,22 @@ impl Guard {
         self.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
     }
 
-    /// CSRF defence for cookie-authenticated unsafe requests (OWASP: verify
-    /// the origin with standard headers): `Origin`, else `Referer`, must be
-    /// an allowed origin, or the request's own host when none is configured.
+    /// CSRF defence (OWASP: verify the origin with standard headers). An
+    /// unsafe request without a bearer token is refused when it carries the
+    /// session cookie or comes from a browser (`Origin` or `Referer` set),
+    /// unless that origin is allowed. This also stops login CSRF: a foreign
+    /// page posting to the sign-in handler.
+    fn is_cross_site_write(&self, request: &impl RequestView) -> bool {
+        if !is_unsafe(request.method()) || request.header("authorization").is_some() {
+            return false;
+        }
+        let has_cookie = request.header("cookie").and_then(|c| self.settings.cookie.read(c)).is_some();
+        let from_browser = request.header("origin").is_some() || request.header("referer").is_some();
+        (has_cookie || from_browser) && !self.same_origin(request)
+    }
+
+    /// `Origin`, else `Referer`, is an allowed origin, or the request's own
+    /// host when none is configured.
     fn same_origin(&self, request: &impl RequestView) -> bool {
         let source = request.header("origin").filter(|o| *o != "null").map(str::to_owned).or_else(|| {
             let referer = request.header("referer")?;
@@ -222,19 +271,47 @@ impl Guard {
 
     /// 401 JSON for API clients; a redirect to sign in for browsers.
     fn unauthenticated(&self, request: &impl RequestView, reason: &str, set_cookies: Vec<String>) -> Reply {
-        let mut reply = if wants_html(request) {
-            let mut back = request.path().to_owned();
-            if let Some(query) = request.query() {
-                back.push('?');
-                back.push_str(query);
-            }
-            let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
-            let location = format!("{}?{}={back}", self.settings.sign_in_path, self.settings.return_param);
+        let mut reply = if is_navigation(request) {
+            let location = if matches!(request.method(), "GET" | "HEAD") {
+                let mut back = request.path().to_owned();
+                if let Some(query) = request.query() {
+                    back.push('?');
+                    back.push_str(query);
+                }
+                let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
+                format!("{}?{}={back}", self.settings.sign_in_path, self.settings.return_param)
+            } else {
+                // A form post cannot be replayed by a redirect back: just sign in.
+                self.settings.sign_in_path.clone()
+            };
             Reply { status: 303, headers: vec![("location", location)], body: String::new() }
         } else {
             let mut reply = json(401, reason, "sign in first");
             reply.headers.push(("www-authenticate", "Bearer".into()));
             reply
+        };
+        reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
+        reply
+    }
+}
+
+impl Guard {
+    /// 403: an HTML page (or a redirect to `forbidden_path`) for browsers,
+    /// JSON for API clients.
+    fn forbidden(&self, request: &impl RequestView, set_cookies: Vec<String>) -> Reply {
+        let mut reply = match (&self.settings.forbidden_path, is_navigation(request)) {
+            (Some(path), true) => Reply { status: 303, headers: vec![("location", path.clone())], body: String::new() },
+            (None, true) => Reply {
+                status: 403,
+                headers: vec![
+                    ("content-type", "text/html; charset=utf-8".into()),
+                    ("cache-control", "no-store".into()),
+                ],
+                body: "<!doctype html><title>Forbidden</title><h1>Forbidden</h1><p>Your account lacks the role this \
+                       page needs.</p>"
+                    .into(),
+            },
+            (_, false) => json(403, "FORBIDDEN", "missing role"),
         };
         reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
         reply
@@ -252,9 +329,12 @@ fn is_unsafe(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
-/// Browsers navigating ask for HTML; API clients do not.
-fn wants_html(request: &impl RequestView) -> bool {
-    matches!(request.method(), "GET" | "HEAD") && request.header("accept").is_some_and(|a| a.contains("text/html"))
+/// A browser loading a page (any method, e.g. a form post), as opposed to
+/// an API call: `Sec-Fetch-Mode: navigate`, or a GET that accepts HTML.
+fn is_navigation(request: &impl RequestView) -> bool {
+    request.header("sec-fetch-mode") == Some("navigate")
+        || (matches!(request.method(), "GET" | "HEAD")
+            && request.header("accept").is_some_and(|a| a.contains("text/html")))
 }
 
 fn json(status: u16, reason: &str, message: &str) -> Reply {

@@ -28,6 +28,9 @@ pub struct AuthSettings {
     pub sign_in_path: String,
     /// Query parameter carrying the path to return to [default: `return_to`].
     pub return_param: String,
+    /// Where browsers lacking a route's role are sent; `None` shows a plain
+    /// 403 page [default: `None`].
+    pub forbidden_path: Option<String>,
     /// Origins allowed to send cookie-authenticated unsafe requests
     /// (`https://app.example.com`). Empty: the request's own `Host` only.
     pub allowed_origins: Vec<String>,
@@ -43,6 +46,7 @@ impl Default for AuthSettings {
             rules: RouteRules::default(),
             sign_in_path: "/sign-in".into(),
             return_param: "return_to".into(),
+            forbidden_path: None,
             allowed_origins: Vec::new(),
             trust_forwarded_for: false,
         }
@@ -64,6 +68,12 @@ impl AuthSettings {
     /// Sends browsers to `path` to sign in.
     pub fn with_sign_in_path(mut self, path: impl Into<String>) -> Self {
         self.sign_in_path = path.into();
+        self
+    }
+
+    /// Sends browsers lacking a route's role to `path`.
+    pub fn with_forbidden_path(mut self, path: impl Into<String>) -> Self {
+        self.forbidden_path = Some(path.into());
         self
     }
 

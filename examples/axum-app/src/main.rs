@@ -1,0 +1,314 @@
+//! A small website on Axum whose accounts and sessions live in Keyport,
+//! through `keyport-axum`.
+//!
+//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms), `/dashboard` and
+//! `/sessions` (need a session), `/admin` (needs the `admin` role), and
+//! `POST /sign-out`. The route rules in [`settings`] decide who may see
+//! what; the handlers only read the [`Principal`] the layer found.
+//!
+//! Configuration, from the environment:
+//! - `KEYPORT_URL`: where Keyport serves gRPC [default: `http://127.0.0.1:50051`]
+//! - `LISTEN`: the address to serve the site on [default: `127.0.0.1:3000`]
+//! - `RUST_LOG`: log filter [default: `info`]
+//!
+//! The session cookie is `__Host-keyport_session` (`Secure`, `HttpOnly`,
+//! `SameSite=Lax`). Browsers accept `Secure` cookies from
+//! `http://localhost` and `http://127.0.0.1`, so the site works over plain
+//! HTTP on this machine; anywhere else, serve it over HTTPS.
+
+mod html;
+
+use std::{env, net::SocketAddr, process::ExitCode};
+
+use axum::{
+    Form, Router,
+    extract::Query,
+    http::{HeaderValue, StatusCode, header::LOCATION},
+    response::{Html, IntoResponse, Response},
+    routing::{get, post},
+};
+use keyport_axum::{Auth, KeyportLayer, Principal};
+use keyport_client::{
+    CacheConfig, Error, KeyportClient, Reason, SessionCache,
+    web::{AuthSettings, Guard, RouteRules, safe_return_path},
+};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+const DEFAULT_KEYPORT_URL: &str = "http://127.0.0.1:50051";
+const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
+/// Where a successful sign-in goes when no (valid) `return_to` was given.
+const AFTER_SIGN_IN: &str = "/dashboard";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("keyport-example-axum: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    let keyport_url = env::var("KEYPORT_URL").unwrap_or_else(|_| DEFAULT_KEYPORT_URL.to_owned());
+    let listen = env::var("LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
+
+    // One client and one cache for the whole process: the cache keeps
+    // validated sessions for up to a minute and drops them the moment
+    // Keyport reports a sign-out or revocation.
+    let client = KeyportClient::builder(keyport_url.clone()).build()?;
+    let guard = Guard::new(SessionCache::start(client, CacheConfig::default()), settings().shared());
+
+    let listener = TcpListener::bind(&listen).await?;
+    let address = listener.local_addr()?;
+    // The browser test waits for this line (and reads the port from it).
+    println!("keyport-example-axum listening on http://{address} (Keyport at {keyport_url})");
+
+    // `ConnectInfo` lets the layer pass the visitor's address on to Keyport,
+    // which records it with each session.
+    let service = app(guard).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Who may see what. First matching rule wins; everything else is public
+/// (and still knows who is signed in, through `Option<Principal>`).
+fn settings() -> AuthSettings {
+    let rules =
+        RouteRules::new().protect("/dashboard(.*)").protect("/sessions(.*)").require_role("/admin(.*)", "admin");
+    // Signed-out browsers asking for a protected page are sent to
+    // `/sign-in?return_to=<the page>` (the defaults).
+    AuthSettings::new(rules)
+}
+
+fn app(guard: Guard) -> Router {
+    Router::new()
+        .route("/", get(home))
+        .route("/sign-up", get(sign_up_page).post(sign_up))
+        .route("/sign-in", get(sign_in_page).post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/dashboard", get(dashboard))
+        .route("/sessions", get(sessions))
+        .route("/sessions/revoke", post(revoke_session))
+        .route("/sessions/revoke-others", post(revoke_other_sessions))
+        .route("/admin", get(admin))
+        .fallback(not_found)
+        .layer(KeyportLayer::new(guard))
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+// ----- Pages -----
+
+async fn home(user: Option<Principal>) -> Html<String> {
+    Html(html::home(user.as_deref()))
+}
+
+async fn not_found(user: Option<Principal>) -> Response {
+    let page = html::problem(user.as_deref(), "Not found", "There is no page here.");
+    (StatusCode::NOT_FOUND, Html(page)).into_response()
+}
+
+async fn dashboard(user: Principal) -> Html<String> {
+    Html(html::dashboard(&user))
+}
+
+async fn admin(user: Principal) -> Html<String> {
+    // The route rule already refused anyone without the role.
+    Html(html::admin(&user))
+}
+
+// ----- Sign-up -----
+
+async fn sign_up_page(user: Option<Principal>) -> Html<String> {
+    Html(html::sign_up(user.as_deref(), &html::SignUpForm::default()))
+}
+
+#[derive(Deserialize)]
+struct SignUpForm {
+    email: String,
+    #[serde(default)]
+    name: String,
+    password: String,
+}
+
+async fn sign_up(user: Option<Principal>, auth: Auth, Form(form): Form<SignUpForm>) -> Response {
+    match auth.sign_up(&form.email, &form.password, &form.name).await {
+        // The cookie header signs the new account in at once.
+        Ok((_, cookie)) => (cookie, see_other(AFTER_SIGN_IN)).into_response(),
+        Err(error) => {
+            let (status, message) = form_error(&error);
+            let again = html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message) };
+            (status, Html(html::sign_up(user.as_deref(), &again))).into_response()
+        }
+    }
+}
+
+// ----- Sign-in -----
+
+#[derive(Deserialize)]
+struct SignInQuery {
+    return_to: Option<String>,
+}
+
+async fn sign_in_page(user: Option<Principal>, Query(query): Query<SignInQuery>) -> Html<String> {
+    let return_to = query.return_to.as_deref().and_then(safe_return_path);
+    let notice = return_to.map(|_| "Sign in to see that page.");
+    let form = html::SignInForm { return_to, notice, ..html::SignInForm::default() };
+    Html(html::sign_in(user.as_deref(), &form))
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    email: String,
+    password: String,
+    return_to: Option<String>,
+}
+
+async fn sign_in(user: Option<Principal>, auth: Auth, Form(form): Form<SignInForm>) -> Response {
+    // Never redirect anywhere but a path on this site (no open redirect).
+    let return_to = form.return_to.as_deref().and_then(safe_return_path);
+    match auth.sign_in(&form.email, &form.password).await {
+        Ok((_, cookie)) => (cookie, see_other(return_to.unwrap_or(AFTER_SIGN_IN))).into_response(),
+        Err(error) => {
+            let (status, message) = form_error(&error);
+            let again = html::SignInForm { email: &form.email, return_to, error: Some(&message), notice: None };
+            (status, Html(html::sign_in(user.as_deref(), &again))).into_response()
+        }
+    }
+}
+
+// ----- Sign-out and sessions -----
+
+async fn sign_out(auth: Auth) -> Response {
+    // Ends the session in Keyport (every app sharing it sees that at once)
+    // and deletes the cookie; succeeds if there was no session.
+    match auth.sign_out().await {
+        Ok(cookie) => (cookie, see_other("/")).into_response(),
+        Err(error) => unavailable(None, &error),
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionsQuery {
+    revoked: Option<String>,
+    others: Option<String>,
+}
+
+async fn sessions(user: Principal, auth: Auth, Query(query): Query<SessionsQuery>) -> Response {
+    let notice = match (query.revoked.as_deref(), query.others.as_deref().and_then(|n| n.parse::<u32>().ok())) {
+        (Some("gone"), _) => Some("That session had already ended.".to_owned()),
+        (Some(_), _) => Some("Session revoked.".to_owned()),
+        (None, Some(1)) => Some("Signed out 1 other session.".to_owned()),
+        (None, Some(n)) => Some(format!("Signed out {n} other sessions.")),
+        (None, None) => None,
+    };
+    match auth.list_sessions().await {
+        Ok(list) => Html(html::sessions(&user, &list, notice.as_deref())).into_response(),
+        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
+        Err(error) => unavailable(Some(&user), &error),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeForm {
+    session_id: String,
+}
+
+async fn revoke_session(user: Principal, auth: Auth, Form(form): Form<RevokeForm>) -> Response {
+    match auth.revoke_session(&form.session_id).await {
+        Ok(()) => see_other("/sessions?revoked=1"),
+        Err(error) if *error.reason() == Reason::SessionNotFound => see_other("/sessions?revoked=gone"),
+        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
+        Err(error) => unavailable(Some(&user), &error),
+    }
+}
+
+async fn revoke_other_sessions(user: Principal, auth: Auth) -> Response {
+    match auth.revoke_other_sessions().await {
+        Ok(count) => see_other(&format!("/sessions?others={count}")),
+        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
+        Err(error) => unavailable(Some(&user), &error),
+    }
+}
+
+// ----- Helpers -----
+
+/// A `303 See Other` to a path on this site: after a form POST, the browser
+/// follows it with a GET.
+fn see_other(path: &str) -> Response {
+    let location = HeaderValue::from_str(path).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
+}
+
+fn is_signed_out(error: &Error) -> bool {
+    matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired)
+}
+
+/// What to tell someone whose sign-up or sign-in failed.
+fn form_error(error: &Error) -> (StatusCode, String) {
+    match error.reason() {
+        Reason::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Wrong email or password.".to_owned()),
+        Reason::EmailTaken => (StatusCode::CONFLICT, "An account with this email already exists.".to_owned()),
+        // Keyport's messages for these are written for people
+        // ("password must be at least 8 characters").
+        Reason::WeakPassword | Reason::PasswordTooLong => {
+            (StatusCode::UNPROCESSABLE_ENTITY, capitalise(error.message()))
+        }
+        Reason::InvalidArgument => {
+            let message = match error.field_violations() {
+                [] => capitalise(error.message()),
+                violations => violations
+                    .iter()
+                    .map(|(field, description)| format!("{}: {description}.", capitalise(field)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            (StatusCode::UNPROCESSABLE_ENTITY, message)
+        }
+        Reason::RateLimited => {
+            (StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts. Wait a little and try again.".to_owned())
+        }
+        _ => {
+            tracing::warn!(%error, "keyport call failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "Signing in is unavailable right now. Try again shortly.".to_owned())
+        }
+    }
+}
+
+fn unavailable(user: Option<&keyport_client::Principal>, error: &Error) -> Response {
+    tracing::warn!(%error, "keyport call failed");
+    let page = html::problem(user, "Try again", "Keyport is unavailable right now. Try again shortly.");
+    (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
