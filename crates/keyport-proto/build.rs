@@ -6,7 +6,7 @@ use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["user", "session", "user_service", "session_service"]
+    let files = ["user", "session", "oauth", "user_service", "session_service", "oauth_service"]
         .map(|name| proto_root.join(format!("keyport/v1/{name}.proto")));
 
     let protoc = protoc_bin_vendored::protoc_bin_path()?;

@@ -160,6 +160,10 @@ async fn public_protected_and_role_gated_routes(start: StartApp) -> TestResult {
     assert!(body.starts_with("me:ann@example.com:"), "{body}");
     let sneaky = h.http.get(h.url("//admin")).header(AUTHORIZATION, format!("Bearer {ann}")).send().await?;
     assert_ne!(sneaky.status(), StatusCode::OK, "path tricks do not bypass the role rule");
+    for encoded in ["/%61dmin", "/%61%64min"] {
+        let response = h.http.get(h.url(encoded)).header(AUTHORIZATION, format!("Bearer {ann}")).send().await?;
+        assert_ne!(response.status(), StatusCode::OK, "{encoded} does not bypass the role rule");
+    }
     Ok(())
 }
 

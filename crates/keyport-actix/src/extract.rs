@@ -120,7 +120,7 @@ impl Auth {
     /// Ends all the caller's other sessions; returns how many.
     pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
         let token = self.token.as_deref().unwrap_or_default();
-        self.guard.cache().client().revoke_other_sessions(token, &self.client).await
+        self.guard.revoke_other_sessions(&self.client, token).await
     }
 }
 

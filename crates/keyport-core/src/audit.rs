@@ -27,6 +27,16 @@ pub enum AuditKind {
     ProfileUpdated,
     /// A user deleted their account.
     UserDeleted,
+    /// A user signed in through an OAuth provider.
+    OAuthSignIn,
+    /// A user signed up through an OAuth provider.
+    OAuthSignUp,
+    /// An OAuth sign-in failed (state, provider, id_token, or link refused).
+    OAuthFailed,
+    /// An external identity was linked to a user.
+    AccountLinked,
+    /// An external identity was unlinked from a user.
+    AccountUnlinked,
 }
 
 impl AuditKind {
@@ -43,6 +53,11 @@ impl AuditKind {
             Self::PasswordConfirmationFailed => "password_confirmation_failed",
             Self::ProfileUpdated => "profile_updated",
             Self::UserDeleted => "user_deleted",
+            Self::OAuthSignIn => "oauth_sign_in",
+            Self::OAuthSignUp => "oauth_sign_up",
+            Self::OAuthFailed => "oauth_failed",
+            Self::AccountLinked => "account_linked",
+            Self::AccountUnlinked => "account_unlinked",
         }
     }
 }

@@ -58,6 +58,33 @@ pub enum Error {
     /// The caller has no session with that id.
     #[error("session not found")]
     SessionNotFound,
+    /// No OAuth provider has that id.
+    #[error("unknown OAuth provider")]
+    OAuthProviderUnknown,
+    /// The redirect URI is not in the allow-list, or differs from the start.
+    #[error("redirect URI not allowed")]
+    RedirectUriNotAllowed,
+    /// The OAuth state or binding is missing, wrong, replayed or expired.
+    #[error("OAuth state invalid")]
+    OAuthStateInvalid,
+    /// The provider refused, or the code exchange failed.
+    #[error("OAuth provider error: {0}")]
+    OAuthProviderError(String),
+    /// The provider's id_token failed verification.
+    #[error("id_token invalid: {0}")]
+    OAuthIdTokenInvalid(String),
+    /// The external identity's email belongs to a user it may not be linked to automatically.
+    #[error("account link refused")]
+    AccountLinkRefused,
+    /// The external identity is linked to another user.
+    #[error("already linked to another user")]
+    AlreadyLinked,
+    /// The caller has no such linked account.
+    #[error("linked account not found")]
+    LinkedAccountNotFound,
+    /// Unlinking would leave the user no way to sign in.
+    #[error("last sign-in method")]
+    LastSignInMethod,
     /// Too many failed attempts; try again later.
     #[error("too many attempts, retry in {retry_after:?}")]
     RateLimited {
@@ -89,6 +116,15 @@ impl Error {
             Self::SessionExpired => "SESSION_EXPIRED",
             Self::PermissionDenied => "PERMISSION_DENIED",
             Self::SessionNotFound => "SESSION_NOT_FOUND",
+            Self::OAuthProviderUnknown => "OAUTH_PROVIDER_UNKNOWN",
+            Self::RedirectUriNotAllowed => "REDIRECT_URI_NOT_ALLOWED",
+            Self::OAuthStateInvalid => "OAUTH_STATE_INVALID",
+            Self::OAuthProviderError(_) => "OAUTH_PROVIDER_ERROR",
+            Self::OAuthIdTokenInvalid(_) => "OAUTH_ID_TOKEN_INVALID",
+            Self::AccountLinkRefused => "ACCOUNT_LINK_REFUSED",
+            Self::AlreadyLinked => "ALREADY_LINKED",
+            Self::LinkedAccountNotFound => "LINKED_ACCOUNT_NOT_FOUND",
+            Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
             Self::RateLimited { .. } => "RATE_LIMITED",
             Self::Overloaded => "RESOURCE_EXHAUSTED",
             Self::Unavailable(_) => "UNAVAILABLE",

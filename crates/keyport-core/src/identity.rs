@@ -11,6 +11,7 @@ use crate::{
     email::Email,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
+    oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy, Verification},
     rate_limit::{SignInLimiter, SignInLimits},
     session::{ClientInfo, Freshness, Session, SessionPolicy},
@@ -35,6 +36,8 @@ pub struct IdentityConfig {
     /// How long a cache subscribed to session events may reuse a validated
     /// session before asking again.
     pub session_cache_ttl: Duration,
+    /// Social sign-in rules.
+    pub oauth: OAuthConfig,
 }
 
 impl Default for IdentityConfig {
@@ -46,6 +49,7 @@ impl Default for IdentityConfig {
             hashing_limits: HashingLimits::default(),
             sign_in_limits: SignInLimits::default(),
             session_cache_ttl: Duration::from_secs(60),
+            oauth: OAuthConfig::default(),
         }
     }
 }
@@ -77,12 +81,13 @@ pub struct Principal {
 /// Keyport's use cases over a store and a clock.
 #[derive(Clone)]
 pub struct Identity {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     limiter: SignInLimiter,
     events: Arc<dyn EventPublisher>,
-    config: IdentityConfig,
+    pub(crate) providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
+    pub(crate) config: IdentityConfig,
 }
 
 impl Identity {
@@ -92,10 +97,17 @@ impl Identity {
             hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
             limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
             events: Arc::new(NoEvents),
+            providers: Arc::default(),
             store,
             clock,
             config,
         })
+    }
+
+    /// Offers sign-in with `providers`.
+    pub fn with_providers(mut self, providers: Vec<Arc<dyn IdentityProvider>>) -> Self {
+        self.providers = Arc::new(providers);
+        self
     }
 
     /// Sends session events to `events` instead of dropping them.
@@ -334,7 +346,7 @@ impl Identity {
         self.events.publish(SessionEvent::UserChanged { user_id, change });
     }
 
-    fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {
+    pub(crate) fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {
         let token = SessionToken::generate()?;
         let now = self.clock.now();
         let (expires_at, absolute_expires_at) = self.config.sessions.expiries_from(now);

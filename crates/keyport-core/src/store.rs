@@ -10,6 +10,7 @@ use crate::{
     audit::AuditEvent,
     clock::Timestamp,
     email::Email,
+    oauth::{LinkedAccount, OAuthFlow},
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -119,6 +120,59 @@ pub trait Store: Send + Sync + 'static {
     /// Appends to the audit trail.
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()>;
 
-    /// Deletes sessions past their expiry; returns how many.
+    /// Deletes sessions past their expiry, and OAuth flows past theirs;
+    /// returns how many sessions.
     async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Stores a started OAuth flow.
+    async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()>;
+
+    /// Removes and returns the flow with this state hash: a flow can be
+    /// taken once, however many callers race for it.
+    async fn take_oauth_flow(&self, state_hash: &[u8; 32]) -> StoreResult<Option<OAuthFlow>>;
+
+    /// The linked account for an external identity, with its user.
+    async fn find_linked_account(&self, provider_id: &str, subject: &str)
+    -> StoreResult<Option<(LinkedAccount, User)>>;
+
+    /// The user with this email, whether or not they have a password.
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// Creates a user without a password, their linked account and a first
+    /// session. [`StoreError::Conflict`] when the email or identity is taken.
+    async fn create_oauth_user(
+        &self,
+        user: &User,
+        account: &LinkedAccount,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Links an external identity to an existing user.
+    /// [`StoreError::Conflict`] when the identity is linked already.
+    async fn link_account(&self, account: &LinkedAccount, audit: &AuditEvent) -> StoreResult<()>;
+
+    /// The accounts linked to a user, oldest first.
+    async fn list_linked_accounts(&self, user_id: UserId) -> StoreResult<Vec<LinkedAccount>>;
+
+    /// Unlinks an account unless it is the user's last way to sign in (no
+    /// password and no other account).
+    async fn unlink_account(
+        &self,
+        user_id: UserId,
+        provider_id: &str,
+        subject: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<UnlinkOutcome>;
+}
+
+/// What [`Store::unlink_account`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnlinkOutcome {
+    /// The account was unlinked.
+    Unlinked,
+    /// The user has no such account.
+    NotFound,
+    /// It is the user's last way to sign in; nothing changed.
+    LastSignInMethod,
 }

@@ -3,7 +3,10 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use keyport_core::{Clock, Identity, store::StoreError};
-use keyport_proto::v1::{session_service_server::SessionServiceServer, user_service_server::UserServiceServer};
+use keyport_proto::v1::{
+    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
+};
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch};
 use tonic::transport::{Server, server::TcpIncoming};
@@ -14,7 +17,7 @@ use crate::{
     context::ClientResolver,
     events::EventBus,
     health,
-    service::{SessionApi, Shared, UserApi},
+    service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
 };
 
@@ -36,6 +39,9 @@ pub enum StartError {
     /// The gRPC transport failed.
     #[error("transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// An OAuth provider is misconfigured.
+    #[error("{0}")]
+    OAuth(#[from] keyport_oauth::SettingsError),
     /// Building the reflection service failed.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -55,7 +61,10 @@ impl Keyport {
         let store = open_store(&config).await?;
         store.migrate().await?;
         let events = EventBus::new(PgEventRelay::new(&store));
-        let identity = Identity::new(Arc::new(store), clock, config.identity())?.with_events(Arc::new(events.clone()));
+        let providers = keyport_oauth::providers(&config.oauth.providers)?;
+        let identity = Identity::new(Arc::new(store), clock, config.identity())?
+            .with_events(Arc::new(events.clone()))
+            .with_providers(providers);
         Ok(Self { config, identity, events })
     }
 
@@ -91,7 +100,8 @@ impl Keyport {
             .build_v1()?;
         let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
         let sessions =
-            SessionServiceServer::new(SessionApi(shared)).max_decoding_message_size(server.max_message_bytes);
+            SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
+        let oauth = OAuthServiceServer::new(OAuthApi(shared)).max_decoding_message_size(server.max_message_bytes);
 
         let background = [
             tokio::spawn(health::monitor(
@@ -120,7 +130,8 @@ impl Keyport {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(users)
-            .add_service(sessions);
+            .add_service(sessions)
+            .add_service(oauth);
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let grace = Duration::from_millis(server.shutdown_grace_ms);
         let result = tokio::select! {

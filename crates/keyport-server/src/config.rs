@@ -12,10 +12,12 @@ use figment::{
 };
 use keyport_core::{
     IdentityConfig,
+    oauth::OAuthConfig,
     password::{HashParams, HashingLimits, PasswordPolicy},
     rate_limit::SignInLimits,
     session::SessionPolicy,
 };
+use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};
 
 /// Everything `keyport serve` can be told.
@@ -43,6 +45,35 @@ pub struct Config {
     pub hashing: HashingConfig,
     /// Failed sign-in throttling.
     pub sign_in_limits: SignInLimitsConfig,
+    /// Social sign-in.
+    pub oauth: OAuthSettings,
+}
+
+/// Social sign-in settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// Exact redirect URIs (your web apps' callback URLs) flows may use.
+    pub redirect_uris: Vec<String>,
+    /// Link a provider identity to an existing user with the same email when
+    /// the provider and Keyport both consider that email verified.
+    pub link_verified_emails: bool,
+    /// Seconds a started flow may be finished.
+    pub flow_lifetime_secs: u64,
+    /// The providers (`[[oauth.providers]]`).
+    pub providers: Vec<ProviderSettings>,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        let defaults = OAuthConfig::default();
+        Self {
+            redirect_uris: defaults.redirect_uris,
+            link_verified_emails: defaults.link_verified_emails,
+            flow_lifetime_secs: defaults.flow_lifetime.as_secs(),
+            providers: Vec::new(),
+        }
+    }
 }
 
 /// Log output format.
@@ -158,6 +189,7 @@ impl Default for Config {
             passwords: PasswordsConfig::default(),
             hashing: HashingConfig::default(),
             sign_in_limits: SignInLimitsConfig::default(),
+            oauth: OAuthSettings::default(),
         }
     }
 }
@@ -235,6 +267,7 @@ const KEYS: &[&str] = &[
     "passwords",
     "hashing",
     "sign_in_limits",
+    "oauth",
 ];
 
 impl Config {
@@ -293,6 +326,11 @@ impl Config {
                 window: Duration::from_secs(self.sign_in_limits.window_secs),
             },
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
+            oauth: OAuthConfig {
+                redirect_uris: self.oauth.redirect_uris.clone(),
+                link_verified_emails: self.oauth.link_verified_emails,
+                flow_lifetime: Duration::from_secs(self.oauth.flow_lifetime_secs),
+            },
         }
     }
 }

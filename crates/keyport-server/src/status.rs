@@ -32,6 +32,15 @@ pub fn to_status(error: Error) -> Status {
         }
         Error::SessionNotFound => (Code::NotFound, error.to_string()),
         Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
+        Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
+        Error::RedirectUriNotAllowed | Error::OAuthStateInvalid => (Code::InvalidArgument, error.to_string()),
+        Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
+            // The provider's detail helps operators, not callers.
+            tracing::info!(%cause, reason, "OAuth sign-in refused");
+            (Code::Unauthenticated, "the provider did not confirm the sign-in".to_owned())
+        }
+        Error::AccountLinkRefused | Error::LastSignInMethod => (Code::FailedPrecondition, error.to_string()),
+        Error::AlreadyLinked => (Code::AlreadyExists, error.to_string()),
         Error::RateLimited { retry_after } => {
             details.set_retry_info(Some(*retry_after));
             (Code::ResourceExhausted, "too many attempts, try again later".to_owned())

@@ -7,6 +7,7 @@
 mod convert;
 pub mod entity;
 pub mod events;
+mod oauth;
 mod store;
 
 pub use store::{Backend, SeaStore, StoreOptions};

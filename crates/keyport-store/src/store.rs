@@ -7,8 +7,9 @@ use keyport_core::{
     Timestamp,
     audit::AuditEvent,
     email::Email,
+    oauth::{LinkedAccount, OAuthFlow},
     session::Session,
-    store::{Credentials, Store, StoreError, StoreResult},
+    store::{Credentials, Store, StoreError, StoreResult, UnlinkOutcome},
     token::SessionId,
     user::{User, UserId},
 };
@@ -24,7 +25,8 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::{
     convert::{classify, session_from_row, session_to_row, user_from_row, user_to_row},
-    entity::{audit_event, password, session, user},
+    entity::{account, audit_event, password, session, user},
+    oauth,
 };
 
 /// Which database a [`SeaStore`] talks to.
@@ -132,7 +134,7 @@ impl SeaStore {
     }
 }
 
-async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
+pub(crate) async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
     let row = audit_event::ActiveModel {
         id: Set(event.id.to_string()),
         at: Set(event.at.unix_millis()),
@@ -147,7 +149,7 @@ async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreRes
     Ok(())
 }
 
-async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
+pub(crate) async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
     session::Entity::insert(session_to_row(session)).exec_without_returning(db).await.map_err(classify)?;
     Ok(())
 }
@@ -328,6 +330,7 @@ impl Store for SeaStore {
         // Explicit deletes rather than relying on ON DELETE CASCADE, which
         // SQLite honours only when foreign keys are switched on.
         session::Entity::delete_many().filter(session::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        account::Entity::delete_many().filter(account::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
         password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
         user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
         insert_audit(&txn, audit).await?;
@@ -348,7 +351,56 @@ impl Store for SeaStore {
             .exec(&self.db)
             .await
             .map_err(classify)?;
+        oauth::delete_expired_flows(&self.db, now).await?;
         Ok(result.rows_affected)
+    }
+
+    async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()> {
+        oauth::create_flow(&self.db, flow).await
+    }
+
+    async fn take_oauth_flow(&self, state_hash: &[u8; 32]) -> StoreResult<Option<OAuthFlow>> {
+        oauth::take_flow(&self.db, state_hash).await
+    }
+
+    async fn find_linked_account(
+        &self,
+        provider_id: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(LinkedAccount, User)>> {
+        oauth::find_account(&self.db, provider_id, subject).await
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        oauth::find_user_by_email(&self.db, email).await
+    }
+
+    async fn create_oauth_user(
+        &self,
+        user: &User,
+        account: &LinkedAccount,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        oauth::create_oauth_user(&self.db, user, account, session, audit).await
+    }
+
+    async fn link_account(&self, account: &LinkedAccount, audit: &AuditEvent) -> StoreResult<()> {
+        oauth::link_account(&self.db, account, audit).await
+    }
+
+    async fn list_linked_accounts(&self, user_id: UserId) -> StoreResult<Vec<LinkedAccount>> {
+        oauth::list_accounts(&self.db, user_id).await
+    }
+
+    async fn unlink_account(
+        &self,
+        user_id: UserId,
+        provider_id: &str,
+        subject: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<UnlinkOutcome> {
+        oauth::unlink_account(&self.db, user_id, provider_id, subject, audit).await
     }
 }
 

@@ -207,6 +207,16 @@ impl Guard {
         Ok(())
     }
 
+    /// Ends every other session of `token`'s user; returns how many. The
+    /// user's cached sessions are dropped at once, not only when the event
+    /// arrives.
+    pub async fn revoke_other_sessions(&self, client: &ClientInfo, token: &str) -> Result<u32, Error> {
+        let caller = self.cache.get_session(token, client).await?;
+        let revoked = self.cache.client().revoke_other_sessions(token, client).await?;
+        self.cache.forget_user(&caller.principal.user_id);
+        Ok(revoked)
+    }
+
     /// The session token of `request` (bearer first, then cookie).
     pub fn token_of<'r>(&self, request: &'r impl RequestView) -> Option<&'r str> {
         self.token(request).map(|(token, _)| token)
@@ -219,7 +229,9 @@ impl Guard {
             .trust_forwarded_for
             .then(|| request.header("x-forwarded-for"))
             .flatten()
-            .and_then(|value| value.split(',').next())
+            // The right-most entry is the one our own proxy appended; those
+            // left of it are whatever the client claimed.
+            .and_then(|value| value.rsplit(',').next())
             .map(|ip| ip.trim().to_owned());
         ClientInfo {
             ip_address: forwarded.or_else(|| request.peer_ip()),

@@ -53,11 +53,14 @@ impl RouteRules {
     }
 }
 
-/// Collapses `//` and resolves `.` and `..`, so that `/admin/../admin` or
-/// `//admin` cannot slip past a rule for `/admin`.
+/// Decodes percent-escapes (but `%2F`, which is data inside a segment),
+/// collapses `//` and resolves `.` and `..`, so that `/%61dmin`,
+/// `/admin/../admin` or `//admin` cannot slip past a rule for `/admin`:
+/// frameworks that route on the decoded path would serve `/admin` for them.
 fn normalise(path: &str) -> String {
+    let decoded = decode_except_slash(path);
     let mut segments: Vec<&str> = Vec::new();
-    for segment in path.split('/') {
+    for segment in decoded.split('/') {
         match segment {
             "" | "." => {}
             ".." => {
@@ -67,6 +70,18 @@ fn normalise(path: &str) -> String {
         }
     }
     format!("/{}", segments.join("/"))
+}
+
+fn decode_except_slash(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(index) = rest.to_ascii_lowercase().find("%2f") {
+        out.push_str(&percent_encoding::percent_decode_str(&rest[..index]).decode_utf8_lossy());
+        out.push_str("%2F");
+        rest = &rest[index + 3..];
+    }
+    out.push_str(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy());
+    out
 }
 
 fn matches(pattern: &str, path: &str) -> bool {
@@ -110,9 +125,24 @@ mod tests {
     }
 
     #[test]
+    fn encoded_slashes_stay_inside_their_segment() {
+        assert_eq!(normalise("/a%2Fb/c"), "/a%2Fb/c");
+        assert_eq!(normalise("/a%2fb"), "/a%2Fb");
+    }
+
+    #[test]
     fn path_tricks_do_not_bypass_rules() {
         let rules = rules();
-        for sneaky in ["//admin", "/./admin", "/public/../admin", "/admin/", "/admin//x"] {
+        for sneaky in [
+            "//admin",
+            "/./admin",
+            "/public/../admin",
+            "/admin/",
+            "/admin//x",
+            "/%61dmin",
+            "/%61%64min/x",
+            "/x/%2e%2e/admin",
+        ] {
             assert_eq!(rules.access_for(sneaky), &Access::Role("admin".into()), "{sneaky}");
         }
     }

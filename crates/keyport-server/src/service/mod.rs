@@ -1,6 +1,7 @@
 //! The gRPC services: each RPC reads its request, calls [`Identity`], and
 //! converts the answer. No rules live here.
 
+mod oauth;
 mod session;
 mod user;
 mod watch_events;
@@ -9,7 +10,7 @@ use keyport_core::{Identity, Principal};
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
-pub use self::{session::SessionApi, user::UserApi, watch_events::EventStream};
+pub use self::{oauth::OAuthApi, session::SessionApi, user::UserApi, watch_events::EventStream};
 use crate::{context::ClientResolver, context::bearer_token, events::EventBus, status::to_status};
 
 /// What every service needs: the use cases and how to read callers.

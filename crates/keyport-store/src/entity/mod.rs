@@ -1,7 +1,9 @@
 //! SeaORM entities, one module per table. Times are milliseconds since the
 //! Unix epoch; ids are text.
 
+pub mod account;
 pub mod audit_event;
+pub mod oauth_flow;
 pub mod password;
 pub mod session;
 pub mod user;
