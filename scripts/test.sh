@@ -120,6 +120,15 @@ buf_breaking() {
   "$BUF" breaking --against "$against"
 }
 
+# npm packages of the OpenID Connect provider the OAuth tests start.
+ensure_oidc_provider() {
+  local dir="$REPO_ROOT/tests/oidc-provider"
+  if [[ ! -d $dir/node_modules || $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ]]; then
+    banner "installing the test OpenID Connect provider (npm ci in tests/oidc-provider)"
+    npm ci --prefix "$dir" --no-audit --no-fund
+  fi
+}
+
 require_rust() {
   command -v cargo >/dev/null 2>&1 ||
     die "cargo not found: install Rust with rustup (https://rustup.rs)"
@@ -145,6 +154,7 @@ main() {
   ensure_postgresql
   ensure_npm
   ensure_buf
+  ensure_oidc_provider
   ensure_go
   require_rust
 

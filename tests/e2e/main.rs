@@ -8,6 +8,7 @@
 
 mod account;
 mod audit;
+mod oauth;
 mod sessions;
 mod sign_in;
 mod sign_up;

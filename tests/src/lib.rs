@@ -4,7 +4,9 @@
 //! controllable clock, on SQLite or on a real PostgreSQL from [`pg`].
 
 pub mod apps;
+pub mod github;
 pub mod grpc;
+pub mod oidc;
 pub mod pg;
 pub mod server;
 

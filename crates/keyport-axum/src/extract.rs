@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header::SET_COOKIE, request::Parts},
     response::{IntoResponse, Response},
 };
-use keyport_client::{ClientInfo, Error, SignedIn};
+use keyport_client::{ClientInfo, Error, FinishedOAuth, SignedIn};
 
 use crate::{layer::Guarded, view::PartsView};
 
@@ -64,6 +64,8 @@ pub struct Auth {
     guard: keyport_client::web::Guard,
     client: ClientInfo,
     token: Option<String>,
+    query: Option<String>,
+    cookies: Option<String>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
@@ -74,11 +76,48 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             return Err(missing_layer());
         };
         let view = PartsView(parts);
-        Ok(Self { client: guard.client_info(&view), token: guard.token_of(&view).map(str::to_owned), guard })
+        Ok(Self {
+            client: guard.client_info(&view),
+            token: guard.token_of(&view).map(str::to_owned),
+            query: parts.uri.query().map(str::to_owned),
+            cookies: header(parts, "cookie"),
+            guard,
+        })
     }
 }
 
 impl Auth {
+    /// Starts "Sign in with `provider_id`": redirect the browser to the
+    /// returned URL, with the returned header binding the flow to it.
+    /// `redirect_uri` is your callback's full URL, allowed in Keyport's config.
+    pub async fn start_oauth(&self, provider_id: &str, redirect_uri: &str) -> Result<(String, CookieHeader), Error> {
+        let (url, cookie) = self.guard.start_oauth(&self.client, provider_id, redirect_uri, None).await?;
+        Ok((url, CookieHeader(cookie)))
+    }
+
+    /// Starts linking `provider_id` to the signed-in user (needs a session).
+    pub async fn link_oauth(&self, provider_id: &str, redirect_uri: &str) -> Result<(String, CookieHeader), Error> {
+        let token = self.token.as_deref().unwrap_or_default();
+        let (url, cookie) = self.guard.start_oauth(&self.client, provider_id, redirect_uri, Some(token)).await?;
+        Ok((url, CookieHeader(cookie)))
+    }
+
+    /// Finishes a flow on your callback route (`redirect_uri` as at the
+    /// start). Returns the outcome and the headers to send: the binding
+    /// cookie deleted and, on sign-in, the session cookie.
+    pub async fn finish_oauth(&self, redirect_uri: &str) -> Result<(FinishedOAuth, Vec<CookieHeader>), Error> {
+        let (finished, cookies) = self
+            .guard
+            .finish_oauth(
+                &self.client,
+                self.token.as_deref(),
+                redirect_uri,
+                self.query.as_deref(),
+                self.cookies.as_deref(),
+            )
+            .await?;
+        Ok((finished, cookies.into_iter().map(CookieHeader).collect()))
+    }
     /// Signs in; the returned header sets the session cookie.
     pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, CookieHeader), Error> {
         let (signed_in, cookie) = self.guard.sign_in(&self.client, self.token.as_deref(), email, password).await?;
@@ -133,4 +172,8 @@ impl axum::response::IntoResponseParts for CookieHeader {
         res.headers_mut().append(SET_COOKIE, value);
         Ok(res)
     }
+}
+
+fn header(parts: &Parts, name: &str) -> Option<String> {
+    parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
 }

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
-use keyport_proto::v1::{self, session_service_client::SessionServiceClient, user_service_client::UserServiceClient};
+use keyport_proto::v1::{
+    self, o_auth_service_client::OAuthServiceClient, session_service_client::SessionServiceClient,
+    user_service_client::UserServiceClient,
+};
 use tonic::{
     Code, Request, Status, Streaming,
     metadata::MetadataValue,
@@ -31,6 +34,49 @@ pub struct SignedIn {
     pub token: String,
     /// Who signed in.
     pub principal: Principal,
+}
+
+/// A started social sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedOAuth {
+    /// Where to send the browser.
+    pub authorization_url: String,
+    /// Keep in an HttpOnly cookie of this browser; pass back at the callback.
+    pub binding: String,
+}
+
+/// The parameters a provider's callback brings back, plus the binding.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthCallback {
+    /// `state` query parameter.
+    pub state: String,
+    /// `code` query parameter.
+    pub code: String,
+    /// `error` query parameter, when the provider refused.
+    pub error: String,
+    /// The redirect URI the flow used (this callback's URL, without query).
+    pub redirect_uri: String,
+    /// The binding from the browser's cookie.
+    pub binding: String,
+}
+
+/// How a social sign-in ended.
+#[derive(Debug, Clone)]
+pub enum FinishedOAuth {
+    /// Signed in; `new_user` when the sign-in created the account.
+    SignedIn {
+        /// The session.
+        signed_in: SignedIn,
+        /// Whether the user was created now.
+        new_user: bool,
+    },
+    /// The identity was linked to the signed-in user.
+    Linked {
+        /// Provider id.
+        provider_id: String,
+        /// Subject at the provider.
+        subject: String,
+    },
 }
 
 /// Configures a [`KeyportClient`].
@@ -92,6 +138,7 @@ impl ClientBuilder {
         let channel = endpoint.connect_lazy();
         Ok(KeyportClient {
             sessions: SessionServiceClient::new(channel.clone()),
+            oauth: OAuthServiceClient::new(channel.clone()),
             users: UserServiceClient::new(channel),
             options: self,
         })
@@ -104,6 +151,7 @@ impl ClientBuilder {
 pub struct KeyportClient {
     sessions: SessionServiceClient<Channel>,
     users: UserServiceClient<Channel>,
+    oauth: OAuthServiceClient<Channel>,
     options: ClientBuilder,
 }
 
@@ -209,6 +257,57 @@ impl KeyportClient {
     pub async fn revoke_other_sessions(&self, token: &str, client: &ClientInfo) -> Result<u32, Error> {
         let request = self.request(v1::RevokeOtherSessionsRequest {}, Some(token), client);
         Ok(self.sessions.clone().revoke_other_sessions(request).await?.into_inner().revoked_sessions)
+    }
+
+    /// The configured social sign-in providers: (id, display name).
+    pub async fn list_providers(&self) -> Result<Vec<(String, String)>, Error> {
+        let response = self
+            .idempotent(|| {
+                let mut oauth = self.oauth.clone();
+                let request = self.request(v1::ListProvidersRequest {}, None, &ClientInfo::default());
+                async move { oauth.list_providers(request).await }
+            })
+            .await?;
+        Ok(response.providers.into_iter().map(|p| (p.id, p.display_name)).collect())
+    }
+
+    /// Starts a social sign-in; with `link_token`, links the provider
+    /// identity to that session's user instead.
+    pub async fn start_oauth(
+        &self,
+        provider_id: &str,
+        redirect_uri: &str,
+        link_token: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<StartedOAuth, Error> {
+        let message = v1::StartOAuthRequest {
+            provider_id: provider_id.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            link: link_token.is_some(),
+        };
+        let response = self.oauth.clone().start_o_auth(self.request(message, link_token, client)).await?.into_inner();
+        Ok(StartedOAuth { authorization_url: response.authorization_url, binding: response.binding })
+    }
+
+    /// Finishes a social sign-in from the provider's callback parameters.
+    pub async fn finish_oauth(&self, callback: &OAuthCallback, client: &ClientInfo) -> Result<FinishedOAuth, Error> {
+        let message = v1::FinishOAuthRequest {
+            state: callback.state.clone(),
+            code: callback.code.clone(),
+            redirect_uri: callback.redirect_uri.clone(),
+            binding: callback.binding.clone(),
+            error: callback.error.clone(),
+        };
+        let response = self.oauth.clone().finish_o_auth(self.request(message, None, client)).await?.into_inner();
+        match response.outcome {
+            Some(v1::finish_o_auth_response::Outcome::Session(grant)) => {
+                Ok(FinishedOAuth::SignedIn { signed_in: signed_in(grant)?, new_user: response.new_user })
+            }
+            Some(v1::finish_o_auth_response::Outcome::Linked(account)) => {
+                Ok(FinishedOAuth::Linked { provider_id: account.provider_id, subject: account.subject })
+            }
+            None => Err(Status::internal("FinishOAuth answered without an outcome").into()),
+        }
     }
 
     /// Opens the `WatchSessionEvents` stream (no deadline: it lives long).

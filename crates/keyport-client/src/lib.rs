@@ -16,6 +16,6 @@ mod principal;
 pub mod web;
 
 pub use cache::{CacheConfig, SessionCache};
-pub use client::{ClientBuilder, ClientInfo, KeyportClient, SignedIn};
+pub use client::{ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignedIn, StartedOAuth};
 pub use error::{Error, Reason};
 pub use principal::{Principal, SessionSummary, ValidatedSession};

@@ -53,6 +53,40 @@ impl CookieSettings {
         format!("{}=; {}; Max-Age=0", self.name, self.attributes())
     }
 
+    /// `Set-Cookie` value binding an OAuth flow to this browser for 10 minutes.
+    /// `SameSite=Lax` still sends it on the provider's top-level redirect back.
+    pub fn issue_oauth_binding(&self, binding: &str) -> String {
+        format!("{}={binding}; {}; Max-Age=600", self.oauth_binding_name(), self.binding_attributes())
+    }
+
+    /// `Set-Cookie` value deleting the OAuth binding cookie.
+    pub fn clear_oauth_binding(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.oauth_binding_name(), self.binding_attributes())
+    }
+
+    /// The OAuth binding in a `Cookie` request header, if present.
+    pub fn read_oauth_binding<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        let name = self.oauth_binding_name();
+        cookie_header
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(cookie, _)| *cookie == name)
+            .map(|(_, value)| value)
+            .filter(|value| !value.is_empty())
+    }
+
+    fn oauth_binding_name(&self) -> String {
+        let prefix = if self.name.starts_with("__Host-") { "__Host-" } else { "" };
+        format!("{prefix}keyport_oauth")
+    }
+
+    fn binding_attributes(&self) -> String {
+        // Lax, whatever the session cookie uses: Strict would drop it on the
+        // provider's redirect back.
+        let secure = if self.secure || self.name.starts_with("__Host-") { "; Secure" } else { "" };
+        format!("Path=/; HttpOnly{secure}; SameSite=Lax")
+    }
+
     /// The cookie's value in a `Cookie` request header, if present.
     pub fn read<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
         cookie_header

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::{AuthSettings, rules::Access};
 use crate::{
     cache::SessionCache,
-    client::{ClientInfo, SignedIn},
+    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignedIn},
     error::{Error, Reason},
     principal::Principal,
 };
@@ -215,6 +215,56 @@ impl Guard {
         let revoked = self.cache.client().revoke_other_sessions(token, client).await?;
         self.cache.forget_user(&caller.principal.user_id);
         Ok(revoked)
+    }
+
+    /// Starts a social sign-in (or, with `link_token`, a link): returns where
+    /// to redirect the browser and the `Set-Cookie` value binding the flow to it.
+    pub async fn start_oauth(
+        &self,
+        client: &ClientInfo,
+        provider_id: &str,
+        redirect_uri: &str,
+        link_token: Option<&str>,
+    ) -> Result<(String, String), Error> {
+        let started = self.cache.client().start_oauth(provider_id, redirect_uri, link_token, client).await?;
+        Ok((started.authorization_url, self.settings.cookie.issue_oauth_binding(&started.binding)))
+    }
+
+    /// Finishes a social sign-in from the callback's `query` and the
+    /// browser's `cookie_header`. Returns the outcome and the `Set-Cookie`
+    /// values to send: the binding cookie deleted and, on sign-in, the
+    /// session cookie (the browser's `previous` session is ended).
+    pub async fn finish_oauth(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        redirect_uri: &str,
+        query: Option<&str>,
+        cookie_header: Option<&str>,
+    ) -> Result<(FinishedOAuth, Vec<String>), Error> {
+        let mut callback = OAuthCallback {
+            redirect_uri: redirect_uri.to_owned(),
+            binding: cookie_header
+                .and_then(|c| self.settings.cookie.read_oauth_binding(c))
+                .unwrap_or_default()
+                .to_owned(),
+            ..OAuthCallback::default()
+        };
+        for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+            match &*key {
+                "state" => callback.state = value.into_owned(),
+                "code" => callback.code = value.into_owned(),
+                "error" => callback.error = value.into_owned(),
+                _ => {}
+            }
+        }
+        let mut cookies = vec![self.settings.cookie.clear_oauth_binding()];
+        let finished = self.cache.client().finish_oauth(&callback, client).await?;
+        if let FinishedOAuth::SignedIn { signed_in, .. } = &finished {
+            self.end_previous(client, previous, &signed_in.token).await;
+            cookies.push(self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
+        }
+        Ok((finished, cookies))
     }
 
     /// The session token of `request` (bearer first, then cookie).
