@@ -94,6 +94,14 @@ ensure_buf() {
   (cd "$TOOLS_DIR" && npm ci --no-audit --no-fund)
 }
 
+# The TLS tests make their certificates with the openssl command.
+ensure_openssl() {
+  if ! command -v openssl >/dev/null 2>&1; then
+    banner "installing openssl (Debian package openssl)"
+    apt_install openssl
+  fi
+}
+
 ensure_go() {
   if ! command -v go >/dev/null 2>&1; then
     banner "installing Go (Debian package golang)"
@@ -155,6 +163,7 @@ main() {
   ensure_npm
   ensure_buf
   ensure_oidc_provider
+  ensure_openssl
   ensure_go
   require_rust
 

@@ -12,6 +12,7 @@ mod oauth;
 mod sessions;
 mod sign_in;
 mod sign_up;
+mod tls;
 mod transport;
 mod web;
 

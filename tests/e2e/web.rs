@@ -74,6 +74,10 @@ macro_rules! web_conformance {
                 super::a_new_sign_in_wins_over_a_dead_cookie(START).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_slid_expiry_reissues_the_cookie() -> TestResult {
+                super::a_slid_expiry_reissues_the_cookie(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn extractor_without_layer_names_the_layer() -> TestResult {
                 super::extractor_without_layer_names_the_layer(START).await
             }
@@ -390,5 +394,22 @@ async fn a_new_sign_in_wins_over_a_dead_cookie(start: StartApp) -> TestResult {
         .await?;
     assert_eq!(again.status(), StatusCode::OK);
     assert_eq!(h.get_bearer("/dashboard", &old).await?.0, StatusCode::UNAUTHORIZED, "the replaced session ended");
+    Ok(())
+}
+
+async fn a_slid_expiry_reissues_the_cookie(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    let fresh = h.get_cookie("/dashboard", &token).await?;
+    assert!(fresh.headers().get(SET_COOKIE).is_none(), "nothing to re-issue for a fresh session");
+    // Past update_age, Keyport slides the expiry and the app re-issues the cookie.
+    // A session the cache has never seen, so that its first check reaches Keyport.
+    let second = sign_in(&h, "ann@example.com").await?;
+    h.keyport.clock.advance(Duration::from_secs(2 * 24 * 3600));
+    let slid = h.get_cookie("/dashboard", &second).await?;
+    assert_eq!(slid.status(), StatusCode::OK);
+    let cookie = slid.headers().get(SET_COOKIE).ok_or("no re-issued cookie")?.to_str()?;
+    assert!(cookie.starts_with(&format!("__Host-keyport_session={second};")), "{cookie}");
+    assert!(cookie.contains("Max-Age="), "{cookie}");
     Ok(())
 }

@@ -62,19 +62,29 @@ impl TestServer {
             Backend::Sqlite => String::new(),
             Backend::Postgres => pg::shared()?.create_database("keyport")?,
         };
-        Self::start_on(dir, database_url, configure).await
+        Self::start_on(dir, database_url, configure, None).await
+    }
+
+    /// Starts a server on SQLite that speaks only TLS, and connects to it
+    /// with `tls` (trusted CA, client identity, server name).
+    pub async fn start_tls(
+        configure: impl FnOnce(&mut Config),
+        tls: tonic::transport::ClientTlsConfig,
+    ) -> Result<Self, BoxError> {
+        Self::start_on(tempfile::tempdir()?, String::new(), configure, Some(tls)).await
     }
 
     /// Starts a server on a private PostgreSQL cluster that the test may stop.
     pub async fn start_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
         let url = cluster.create_database("keyport")?;
-        Self::start_on(tempfile::tempdir()?, url, configure).await
+        Self::start_on(tempfile::tempdir()?, url, configure, None).await
     }
 
     async fn start_on(
         dir: TempDir,
         database_url: String,
         configure: impl FnOnce(&mut Config),
+        tls: Option<tonic::transport::ClientTlsConfig>,
     ) -> Result<Self, BoxError> {
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -96,11 +106,14 @@ impl TestServer {
         let task = tokio::spawn(keyport.serve(listener, async move {
             let _ = stop.await;
         }));
-        let channel = Endpoint::from_shared(format!("http://{addr}"))?
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(20))
-            .connect()
-            .await?;
+            .timeout(Duration::from_secs(20));
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls)?;
+        }
+        let channel = endpoint.connect().await?;
         let db = Database::connect(&url).await?;
         Ok(Self { addr, clock, database_url: url, db, channel, shutdown: Some(shutdown), task: Some(task), _dir: dir })
     }
@@ -111,7 +124,7 @@ impl TestServer {
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir()?);
         let url = self.database_url.clone();
         self.stop_in_place().await?;
-        Self::start_on(dir, url, configure).await
+        Self::start_on(dir, url, configure, None).await
     }
 
     /// A `UserService` client.

@@ -87,7 +87,6 @@ pub struct ClientBuilder {
     request_timeout: Duration,
     retries: u32,
     retry_backoff: Duration,
-    #[cfg(feature = "tls")]
     tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
@@ -112,9 +111,8 @@ impl ClientBuilder {
         self
     }
 
-    /// TLS to Keyport: a custom CA and, for mTLS, a client identity, set on
-    /// the given config. Needs the `tls` feature and an `https://` endpoint.
-    #[cfg(feature = "tls")]
+    /// TLS to Keyport: a custom CA (`ca_certificate`) and, for mutual TLS, a
+    /// client `identity`, set on the given config. Needs an `https://` endpoint.
     pub fn tls(mut self, tls: tonic::transport::ClientTlsConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -130,7 +128,6 @@ impl ClientBuilder {
             .tcp_nodelay(true)
             .http2_keep_alive_interval(Duration::from_secs(20))
             .keep_alive_while_idle(true);
-        #[cfg(feature = "tls")]
         let endpoint = match self.tls.clone() {
             Some(tls) => endpoint.tls_config(tls).map_err(invalid)?,
             None => endpoint,
@@ -164,7 +161,6 @@ impl KeyportClient {
             request_timeout: Duration::from_secs(2),
             retries: 2,
             retry_backoff: Duration::from_millis(25),
-            #[cfg(feature = "tls")]
             tls: None,
         }
     }

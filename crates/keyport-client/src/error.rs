@@ -111,10 +111,14 @@ impl Error {
 impl From<Status> for Error {
     fn from(status: Status) -> Self {
         let details = status.get_error_details();
+        // A connection that failed (refused, TLS handshake) is a transport
+        // error, whatever code tonic gave it.
+        let transport_failure = std::error::Error::source(&status)
+            .is_some_and(|source| source.downcast_ref::<tonic::transport::Error>().is_some());
         let reason = details
             .error_info()
             .map(|info| Reason::parse(&info.reason))
-            .unwrap_or_else(|| Reason::from_code(status.code()));
+            .unwrap_or_else(|| if transport_failure { Reason::Unavailable } else { Reason::from_code(status.code()) });
         let field_violations = details
             .bad_request()
             .map(|bad| bad.field_violations.iter().map(|v| (v.field.clone(), v.description.clone())).collect())

@@ -9,7 +9,7 @@ use keyport_proto::v1::{
 };
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -118,7 +118,7 @@ impl Keyport {
             health::report(&reporter, ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
-        let routes = Server::builder()
+        let routes = with_tls(Server::builder(), server)?
             // HTTP/1.1 too, for gRPC-web from browsers.
             .accept_http1(true)
             .timeout(Duration::from_millis(server.request_timeout_ms))
@@ -146,6 +146,20 @@ impl Keyport {
         }
         result
     }
+}
+
+/// Adds TLS (and client certificate checks) when configured.
+fn with_tls(builder: Server, server: &crate::config::ServerConfig) -> Result<Server, StartError> {
+    let (cert, key) = (&server.tls_cert_file, &server.tls_key_file);
+    if cert.as_os_str().is_empty() && key.as_os_str().is_empty() {
+        return Ok(builder);
+    }
+    let identity = TlsIdentity::from_pem(std::fs::read(cert)?, std::fs::read(key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity);
+    if !server.tls_client_ca_file.as_os_str().is_empty() {
+        tls = tls.client_ca_root(Certificate::from_pem(std::fs::read(&server.tls_client_ca_file)?));
+    }
+    Ok(builder.tls_config(tls)?)
 }
 
 async fn open_store(config: &Config) -> Result<SeaStore, StartError> {

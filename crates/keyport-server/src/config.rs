@@ -118,6 +118,14 @@ pub struct ServerConfig {
     /// Browser origins (e.g. `https://app.example.com`) allowed to call the
     /// gRPC-web endpoint cross-origin. Empty: no CORS headers at all.
     pub cors_allowed_origins: Vec<String>,
+    /// PEM certificate chain for TLS; with `tls_key_file`, Keyport speaks
+    /// only TLS. Empty: plaintext (terminate TLS in front instead).
+    pub tls_cert_file: PathBuf,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: PathBuf,
+    /// PEM CA certificates: when set, clients must present a certificate
+    /// signed by one of them (mutual TLS).
+    pub tls_client_ca_file: PathBuf,
 }
 
 /// Session lifetimes, in seconds.
@@ -210,6 +218,9 @@ impl Default for ServerConfig {
             shutdown_grace_ms: 10_000,
             trusted_proxies: vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()],
             cors_allowed_origins: Vec::new(),
+            tls_cert_file: PathBuf::new(),
+            tls_key_file: PathBuf::new(),
+            tls_client_ca_file: PathBuf::new(),
         }
     }
 }
