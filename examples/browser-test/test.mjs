@@ -1,18 +1,22 @@
 // End-to-end test of an example site in headless Chromium, in front of a
-// real Keyport.
+// real Keyport, with a real OpenID Connect provider (tests/oidc-provider,
+// run by this same Node.js) for social sign-in.
 //
 // Needs KEYPORT_BIN (the `keyport` binary) and EXAMPLE_BIN or
-// EXAMPLE_AXUM_BIN (the example site's binary). Uses the system's Chromium
+// EXAMPLE_AXUM_BIN (the example site's binary), and the provider's packages
+// (npm ci --prefix tests/oidc-provider). Uses the system's Chromium
 // (CHROMIUM, default /usr/bin/chromium); never downloads a browser.
 // Screenshots go to SCREENSHOT_DIR (default: a new temporary directory).
 //
 // Run it with ./test.sh, or: node --test test.mjs
 
 import { spawn } from 'node:child_process';
-import { mkdtemp, mkdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -29,6 +33,14 @@ const PASSWORD = 'correct horse battery staple';
 const NAME = 'Ada <b>Lovelace</b>';
 const SECOND_BROWSER_AGENT = 'KeyportBrowserTest/second-browser';
 
+/// The OpenID Connect provider as configured in Keyport, and its client.
+const PROVIDER_SCRIPT = fileURLToPath(new URL('../../tests/oidc-provider/provider.mjs', import.meta.url));
+const PROVIDER_ID = 'corp';
+const PROVIDER_NAME = 'Corp SSO';
+const CLIENT_ID = 'keyport-test';
+const CLIENT_SECRET = 'keyport-test-secret';
+const OIDC_EMAIL = 'ada.oidc@example.com';
+
 function requiredEnv(name) {
   const value = process.env[name];
   if (!value) {
@@ -39,10 +51,11 @@ function requiredEnv(name) {
 
 /** A child process whose output is kept, to show when something fails. */
 class Child {
-  constructor(name, command, args, env) {
+  /** `stdin: 'pipe'` keeps the child's stdin open until it is stopped. */
+  constructor(name, command, args, env, { stdin = 'ignore' } = {}) {
     this.name = name;
     this.output = [];
-    this.process = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.process = spawn(command, args, { env: { ...process.env, ...env }, stdio: [stdin, 'pipe', 'pipe'] });
     this.exited = new Promise((resolve) => this.process.once('exit', (code, signal) => resolve({ code, signal })));
     this.lines = createInterface({ input: this.process.stdout });
     this.lines.on('line', (line) => this.output.push(line));
@@ -84,8 +97,45 @@ class Child {
   }
 }
 
+/**
+ * A free TCP port of 127.0.0.1, released again: the example site's port has
+ * to be known before it starts (see `before`). Another process could take
+ * it in the few seconds until the site binds it; the kernel hands out
+ * ephemeral ports in a scattered order, so that is unlikely, and the site
+ * would then fail to start with "address in use", not misbehave.
+ */
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Keyport's configuration file: the provider, and the site's callback. */
+function keyportConfig(issuer, callback) {
+  // JSON strings are valid TOML basic strings (for these ASCII values).
+  const str = JSON.stringify;
+  return `[oauth]
+redirect_uris = [${str(callback)}]
+
+[[oauth.providers]]
+id = ${str(PROVIDER_ID)}
+kind = "oidc"
+display_name = ${str(PROVIDER_NAME)}
+issuer = ${str(issuer)}
+client_id = ${str(CLIENT_ID)}
+client_secret = ${str(CLIENT_SECRET)}
+`;
+}
+
 let dataDir;
 let screenshotDir;
+let provider;
+let issuer;
 let keyport;
 let site;
 let baseUrl;
@@ -102,10 +152,41 @@ before(async () => {
   screenshotDir = process.env.SCREENSHOT_DIR || path.join(dataDir, 'screenshots');
   await mkdir(screenshotDir, { recursive: true });
 
+  // Order: the OAuth callback URL (the site's address) must be in both the
+  // provider's and Keyport's configuration before they start, and the site
+  // needs Keyport's address when it starts. So the site's port is reserved
+  // first, then the provider starts, then Keyport (on a port of its own
+  // choosing, which it prints), then the site on the reserved port.
+  const sitePort = await freePort();
+  const publicUrl = `http://127.0.0.1:${sitePort}`;
+  const callback = `${publicUrl}/oauth/callback`;
+
+  // Its stdin stays open: the provider exits when it closes.
+  provider = new Child('oidc provider', process.execPath, [PROVIDER_SCRIPT], { REDIRECT_URIS: callback }, { stdin: 'pipe' });
+  issuer = await provider.waitFor((line) => {
+    try {
+      return JSON.parse(line).issuer;
+    } catch {
+      return undefined;
+    }
+  }, '{"issuer": ...} line');
+
+  const config = path.join(dataDir, 'keyport.toml');
+  await writeFile(config, keyportConfig(issuer, callback));
   keyport = new Child(
     'keyport',
     KEYPORT_BIN,
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', path.join(dataDir, 'keyport'), '--log-format', 'json'],
+    [
+      'serve',
+      '--config',
+      config,
+      '--listen',
+      '127.0.0.1:0',
+      '--data-dir',
+      path.join(dataDir, 'keyport'),
+      '--log-format',
+      'json',
+    ],
     // Cheap password hashing: this is a test.
     { KEYPORT_HASHING__MEMORY_KIB: '1024', KEYPORT_HASHING__ITERATIONS: '1' },
   );
@@ -118,12 +199,18 @@ before(async () => {
     }
   }, '"keyport serving gRPC" line');
 
-  // Port 0: the site picks a free port and prints it; no race for a port.
+  // PUBLIC_URL is left to its default, the address listened on.
   site = new Child('example site', EXAMPLE_BIN, [], {
     KEYPORT_URL: `http://${keyportAddress}`,
-    LISTEN: '127.0.0.1:0',
+    LISTEN: `127.0.0.1:${sitePort}`,
   });
-  baseUrl = await site.waitFor((line) => line.match(/listening on (http:\/\/\S+)/)?.[1], '"listening on" line');
+  const started = await site.waitFor(
+    (line) => line.match(/listening on (http:\/\/\S+) .*OAuth callback (\S+)\)/)?.slice(1),
+    '"listening on" line',
+  );
+  [baseUrl] = started;
+  assert.equal(baseUrl, publicUrl);
+  assert.equal(started[1], callback, 'the site uses the callback Keyport allows');
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -149,6 +236,7 @@ after(async () => {
   await browser?.close();
   await site?.stop();
   await keyport?.stop();
+  await provider?.stop();
   if (!process.env.SCREENSHOT_DIR) {
     console.log(`screenshots kept in ${screenshotDir}`);
   }
@@ -177,6 +265,53 @@ async function signIn(page, email, password) {
 
 async function sessionCookie(context) {
   return (await context.cookies()).find((cookie) => cookie.name.endsWith('keyport_session'));
+}
+
+async function bindingCookie(context) {
+  return (await context.cookies()).find((cookie) => cookie.name.endsWith('keyport_oauth'));
+}
+
+/** Tells the provider how its next authorization ends (`next-login` or `next-error`). */
+async function providerNext(what, body) {
+  const response = await fetch(`${issuer}/test/${what}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  assert.equal(response.status, 200, `POST /test/${what}: ${await response.text()}`);
+}
+
+/** A new browser (context) and its page, closed after `run`. */
+async function inNewBrowser(run) {
+  const context = await browser.newContext({ baseURL: baseUrl });
+  try {
+    return await run(await context.newPage(), context);
+  } finally {
+    await context.close();
+  }
+}
+
+/**
+ * Clicks the button `name` (which starts an OAuth flow) and waits for the
+ * site's callback to answer; returns that response and whether the browser
+ * went through the provider on the way.
+ */
+async function throughProvider(page, name) {
+  const visited = [];
+  const onRequest = (request) => {
+    if (request.isNavigationRequest()) visited.push(request.url());
+  };
+  page.on('request', onRequest);
+  try {
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/oauth/callback' && r.url().startsWith(baseUrl)),
+      page.getByRole('button', { name, exact: true }).click(),
+    ]);
+    await page.waitForLoadState();
+    return { response, viaProvider: visited.some((url) => url.startsWith(`${issuer}/`)) };
+  } finally {
+    page.off('request', onRequest);
+  }
 }
 
 test('sign up, with a form error first; the dashboard shows the user', async () => {
@@ -217,6 +352,9 @@ test('sign up, with a form error first; the dashboard shows the user', async () 
 test('an account without the admin role is refused /admin', async () => {
   const response = await firstPage.goto('/admin');
   assert.equal(response.status(), 403);
+  // A browser gets a page, not the API's JSON.
+  assert.match(response.headers()['content-type'], /text\/html/);
+  assert.equal(await heading(firstPage).innerText(), 'Forbidden');
   await firstPage.goto('/dashboard');
 });
 
@@ -371,3 +509,116 @@ test(
     }
   },
 );
+
+// ----- Social sign-in, through the local OpenID Connect provider -----
+
+test('"Sign in with ..." signs a new user up through the provider, and in again later', async () => {
+  await inNewBrowser(async (page, context) => {
+    await providerNext('next-login', { sub: 'oidc-ada', email: OIDC_EMAIL, email_verified: true, name: 'Ada OIDC' });
+    await page.goto('/sign-in');
+    await screenshot(page, '5-sign-in-with-provider');
+    const { response, viaProvider } = await throughProvider(page, `Sign in with ${PROVIDER_NAME}`);
+    assert.ok(viaProvider, 'the browser went through the provider');
+    assert.equal(response.status(), 303);
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#email').innerText(), OIDC_EMAIL);
+    assert.equal(await page.locator('#name').innerText(), 'Ada OIDC');
+    assert.equal(await alert(page).innerText(), 'Welcome! Your account was created.');
+    const userId = await page.locator('#user-id').innerText();
+    await screenshot(page, '6-oauth-dashboard');
+
+    const cookie = await sessionCookie(context);
+    assert.ok(cookie, 'the browser got the session cookie');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(await bindingCookie(context), undefined, 'the flow binding cookie was deleted');
+
+    // Sign out, then in again: the same account, no welcome.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectPath(page, '/');
+    await providerNext('next-login', { sub: 'oidc-ada', email: OIDC_EMAIL, email_verified: true, name: 'Ada OIDC' });
+    await page.goto('/sign-up');
+    await throughProvider(page, `Sign in with ${PROVIDER_NAME}`);
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#email').innerText(), OIDC_EMAIL);
+    assert.equal(await page.locator('#user-id').innerText(), userId);
+    assert.equal(await alert(page).count(), 0);
+  });
+});
+
+test('a provider that refuses shows an error page, and nobody is signed in', async () => {
+  await inNewBrowser(async (page, context) => {
+    await providerNext('next-error', { error: 'access_denied' });
+    await page.goto('/sign-in');
+    const { response, viaProvider } = await throughProvider(page, `Sign in with ${PROVIDER_NAME}`);
+    assert.ok(viaProvider);
+    assert.equal(response.status(), 403);
+    await expectPath(page, '/oauth/callback');
+    assert.equal(await heading(page).innerText(), 'Sign-in failed');
+    assert.match(await alert(page).innerText(), /did not sign you in.*access_denied/);
+    assert.equal(await page.locator('#reason').innerText(), 'OAUTH_PROVIDER_ERROR');
+    await screenshot(page, '7-oauth-refused');
+
+    assert.equal(await sessionCookie(context), undefined, 'no session cookie');
+    assert.equal(await bindingCookie(context), undefined, 'the flow binding cookie was deleted');
+    await page.goto('/dashboard');
+    await expectPath(page, '/sign-in');
+  });
+});
+
+test('the provider cannot sign in to an existing account that has the same email', async () => {
+  // Ada's password account is not email-verified in Keyport, so a provider
+  // vouching for the address must not take it over.
+  await inNewBrowser(async (page, context) => {
+    await providerNext('next-login', { sub: 'oidc-impostor', email: EMAIL, email_verified: true, name: 'Not Ada' });
+    await page.goto('/sign-in');
+    const { response } = await throughProvider(page, `Sign in with ${PROVIDER_NAME}`);
+    assert.equal(response.status(), 409);
+    assert.equal(await page.locator('#reason').innerText(), 'ACCOUNT_LINK_REFUSED');
+    assert.match(await alert(page).innerText(), /already exists.*link the provider from your dashboard/);
+    assert.equal(await sessionCookie(context), undefined, 'no session cookie');
+  });
+});
+
+test('a signed-in user links the provider from the dashboard, then signs in with it', async () => {
+  await inNewBrowser(async (page, context) => {
+    await page.goto('/sign-in');
+    await signIn(page, EMAIL, PASSWORD);
+    await expectPath(page, '/dashboard');
+    const sessionBefore = await page.locator('#session-id').innerText();
+
+    const work = { sub: 'oidc-ada-work', email: 'ada.work@example.com', email_verified: true, name: 'Ada at work' };
+    await providerNext('next-login', work);
+    const { viaProvider } = await throughProvider(page, `Link ${PROVIDER_NAME}`);
+    assert.ok(viaProvider);
+    await page.waitForURL((url) => url.pathname === '/dashboard' && url.searchParams.get('linked') === PROVIDER_ID);
+    assert.equal(await alert(page).innerText(), `Linked your ${PROVIDER_NAME} account.`);
+    // Linking keeps the session and the account.
+    assert.equal(await page.locator('#email').innerText(), EMAIL);
+    assert.equal(await page.locator('#session-id').innerText(), sessionBefore);
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectPath(page, '/');
+    assert.equal(await sessionCookie(context), undefined);
+    await providerNext('next-login', work);
+    await page.goto('/sign-in');
+    await throughProvider(page, `Sign in with ${PROVIDER_NAME}`);
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#email').innerText(), EMAIL, 'signed in to the linked account');
+  });
+});
+
+test('linking needs a session', async () => {
+  // The route rule sends a signed-out browser to sign in, before Keyport.
+  await inNewBrowser(async (page) => {
+    await page.goto('/');
+    // The dashboard's "Link" form, posted without a session.
+    await page.evaluate((provider) => {
+      const form = document.createElement('form');
+      form.method = 'post';
+      form.action = `/oauth/link/${provider}`;
+      document.body.append(form);
+      form.submit();
+    }, PROVIDER_ID);
+    await expectPath(page, '/sign-in');
+  });
+});

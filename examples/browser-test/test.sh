@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser end-to-end test of the example sites: a real Keyport, the example
-# site in front of it, and headless Chromium clicking through sign-up,
-# sign-in, sign-out and session revocation (see test.mjs).
+# site in front of it, a real OpenID Connect provider (tests/oidc-provider),
+# and headless Chromium clicking through sign-up, sign-in, sign-out, session
+# revocation and social sign-in (see test.mjs).
 #
 # Needs:
 #   KEYPORT_BIN        the keyport binary (cargo build -p keyport-server)
@@ -10,7 +11,8 @@
 #   SCREENSHOT_DIR     optional: where screenshots go [default: a temp dir]
 #
 # Installs what is missing: Debian's chromium (the browser used; Playwright
-# never downloads one) and playwright-core from package-lock.json.
+# never downloads one), playwright-core from package-lock.json, and the test
+# OIDC provider's packages from tests/oidc-provider/package-lock.json.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -52,6 +54,14 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 # playwright-core has no install script and downloads nothing; belt and braces.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 npm ci --ignore-scripts --no-audit --no-fund
+
+# The OpenID Connect provider the social sign-in tests sign in at (also used
+# by the Rust end-to-end tests, which expect it installed the same way).
+provider_dir=../../tests/oidc-provider
+if [[ ! -d $provider_dir/node_modules/oidc-provider ]]; then
+  printf '==> installing the test OIDC provider (npm ci --prefix tests/oidc-provider)\n'
+  npm ci --prefix "$provider_dir" --ignore-scripts --no-audit --no-fund
+fi
 
 printf '\n==> Axum example (%s)\n' "$EXAMPLE_AXUM_BIN"
 EXAMPLE_BIN="$EXAMPLE_AXUM_BIN" node --test --test-reporter=spec test.mjs

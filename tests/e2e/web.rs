@@ -78,6 +78,10 @@ macro_rules! web_conformance {
                 super::a_slid_expiry_reissues_the_cookie(START).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn return_paths_never_leave_the_site() -> TestResult {
+                super::return_paths_never_leave_the_site(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn extractor_without_layer_names_the_layer() -> TestResult {
                 super::extractor_without_layer_names_the_layer(START).await
             }
@@ -411,5 +415,76 @@ async fn a_slid_expiry_reissues_the_cookie(start: StartApp) -> TestResult {
     let cookie = slid.headers().get(SET_COOKIE).ok_or("no re-issued cookie")?.to_str()?;
     assert!(cookie.starts_with(&format!("__Host-keyport_session={second};")), "{cookie}");
     assert!(cookie.contains("Max-Age="), "{cookie}");
+    Ok(())
+}
+
+async fn return_paths_never_leave_the_site(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    h.keyport.sign_up("ann@example.com").await?;
+    let own_origin = format!("http://{}", h.app);
+    let cases = [
+        ("/dashboard?tab=1", "/dashboard?tab=1"),
+        ("//evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("/\\evil.example", "/"),
+        ("/%2F%2Fevil.example", "/"),
+        ("/%5Cevil.example", "/"),
+        ("javascript:alert(1)", "/"),
+        ("/ok\r\nSet-Cookie: x=y", "/"),
+    ];
+    for (asked, expected) in cases {
+        let response = h
+            .http
+            .post(h.url("/session"))
+            .header(ORIGIN, &own_origin)
+            .form(&[("email", "ann@example.com"), ("password", PASSWORD), ("return_to", asked)])
+            .send()
+            .await?;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{asked:?}");
+        let location = response.headers().get(LOCATION).ok_or("no location")?.to_str()?;
+        assert_eq!(location, expected, "{asked:?}");
+    }
+    Ok(())
+}
+
+/// A lost event must never leave a revoked session valid: a cache whose
+/// stream broke serves nothing, and starts empty when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_resynchronises_after_a_broken_stream() -> TestResult {
+    let keyport = TestServer::start(Backend::Sqlite).await?;
+    let client = KeyportClient::builder(format!("http://{}", keyport.addr)).build()?;
+    let config = CacheConfig { reconnect_delay: Duration::from_millis(20), ..CacheConfig::default() };
+    let cache = SessionCache::start(client, config);
+    wait_until_live(&cache).await?;
+    let token = keyport.sign_up("ann@example.com").await?;
+    let nobody = keyport_client::ClientInfo::default();
+    cache.get_session(&token, &nobody).await?;
+    assert!(cache.lookup(&token).is_some(), "cached while live");
+
+    // Keyport goes away; the session is revoked behind its back, so no event
+    // is ever sent for it.
+    let url = keyport.database_url.clone();
+    let restarted = keyport.restart_with(|_| {}).await;
+    let keyport = restarted?;
+    assert_eq!(url, keyport.database_url);
+    sea_orm::ConnectionTrait::execute_unprepared(&keyport.db, "DELETE FROM sessions").await?;
+
+    wait_until_live(&cache).await?;
+    assert!(cache.lookup(&token).is_none(), "the cache started over after the stream broke");
+    let error = cache.get_session(&token, &nobody).await.unwrap_err();
+    assert_eq!(error.reason(), &keyport_client::Reason::Unauthenticated);
+    Ok(())
+}
+
+/// The event stream reveals revocations: only trusted peers may open it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_trusted_peers_may_watch_session_events() -> TestResult {
+    let keyport = TestServer::start_with(Backend::Sqlite, |config| config.server.trusted_proxies.clear()).await?;
+    let client = KeyportClient::builder(format!("http://{}", keyport.addr)).build()?;
+    let error = client.watch_session_events().await.unwrap_err();
+    assert_eq!(error.reason(), &keyport_client::Reason::PermissionDenied);
+    let cache = SessionCache::start(client, CacheConfig::default());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!cache.is_live(), "a cache without the stream never serves");
     Ok(())
 }

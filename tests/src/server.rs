@@ -62,7 +62,7 @@ impl TestServer {
             Backend::Sqlite => String::new(),
             Backend::Postgres => pg::shared()?.create_database("keyport")?,
         };
-        Self::start_on(dir, database_url, configure, None).await
+        Self::start_on(dir, database_url, configure, None, None).await
     }
 
     /// Starts a server on SQLite that speaks only TLS, and connects to it
@@ -71,13 +71,13 @@ impl TestServer {
         configure: impl FnOnce(&mut Config),
         tls: tonic::transport::ClientTlsConfig,
     ) -> Result<Self, BoxError> {
-        Self::start_on(tempfile::tempdir()?, String::new(), configure, Some(tls)).await
+        Self::start_on(tempfile::tempdir()?, String::new(), configure, Some(tls), None).await
     }
 
     /// Starts a server on a private PostgreSQL cluster that the test may stop.
     pub async fn start_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
         let url = cluster.create_database("keyport")?;
-        Self::start_on(tempfile::tempdir()?, url, configure, None).await
+        Self::start_on(tempfile::tempdir()?, url, configure, None, None).await
     }
 
     async fn start_on(
@@ -85,6 +85,7 @@ impl TestServer {
         database_url: String,
         configure: impl FnOnce(&mut Config),
         tls: Option<tonic::transport::ClientTlsConfig>,
+        bind: Option<SocketAddr>,
     ) -> Result<Self, BoxError> {
         let mut config = Config {
             data_dir: dir.path().join("data"),
@@ -100,7 +101,7 @@ impl TestServer {
 
         let clock = Arc::new(ManualClock::starting_now());
         let keyport = Keyport::open(config, clock.clone()).await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
         let addr = listener.local_addr()?;
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(keyport.serve(listener, async move {
@@ -118,13 +119,13 @@ impl TestServer {
         Ok(Self { addr, clock, database_url: url, db, channel, shutdown: Some(shutdown), task: Some(task), _dir: dir })
     }
 
-    /// Stops this server and starts a new one on the same database, with
-    /// `configure` applied to the test defaults: a restart with new settings.
+    /// Stops this server and starts a new one on the same database and
+    /// address, with `configure` applied to the test defaults: a restart.
     pub async fn restart_with(mut self, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir()?);
-        let url = self.database_url.clone();
+        let (url, addr) = (self.database_url.clone(), self.addr);
         self.stop_in_place().await?;
-        Self::start_on(dir, url, configure, None).await
+        Self::start_on(dir, url, configure, None, Some(addr)).await
     }
 
     /// A `UserService` client.

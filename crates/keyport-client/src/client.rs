@@ -175,6 +175,40 @@ impl KeyportClient {
         self.users.clone()
     }
 
+    /// The generated `OAuthService` client, for calls this type does not wrap.
+    pub fn oauth_service(&self) -> OAuthServiceClient<Channel> {
+        self.oauth.clone()
+    }
+
+    /// The provider identities linked to `token`'s user: (provider id, subject, email).
+    pub async fn list_linked_accounts(
+        &self,
+        token: &str,
+        client: &ClientInfo,
+    ) -> Result<Vec<(String, String, String)>, Error> {
+        let response = self
+            .idempotent(|| {
+                let mut oauth = self.oauth.clone();
+                let request = self.request(v1::ListLinkedAccountsRequest {}, Some(token), client);
+                async move { oauth.list_linked_accounts(request).await }
+            })
+            .await?;
+        Ok(response.accounts.into_iter().map(|a| (a.provider_id, a.subject, a.email)).collect())
+    }
+
+    /// Unlinks a provider identity from `token`'s user (never the last way in).
+    pub async fn unlink_account(
+        &self,
+        token: &str,
+        provider_id: &str,
+        subject: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let message = v1::UnlinkAccountRequest { provider_id: provider_id.to_owned(), subject: subject.to_owned() };
+        self.oauth.clone().unlink_account(self.request(message, Some(token), client)).await?;
+        Ok(())
+    }
+
     /// Validates a session token. Retried on `UNAVAILABLE`.
     pub async fn get_session(&self, token: &str, client: &ClientInfo) -> Result<ValidatedSession, Error> {
         let response = self

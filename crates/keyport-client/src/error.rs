@@ -30,6 +30,24 @@ pub enum Reason {
     PermissionDenied,
     /// Keyport or its database is unreachable.
     Unavailable,
+    /// No social sign-in provider has that id.
+    OAuthProviderUnknown,
+    /// The redirect URI is not allowed, or differs from the flow's start.
+    RedirectUriNotAllowed,
+    /// The OAuth state or binding is missing, wrong, replayed or expired.
+    OAuthStateInvalid,
+    /// The provider refused, or the code exchange failed.
+    OAuthProviderError,
+    /// The provider's id_token failed verification.
+    OAuthIdTokenInvalid,
+    /// The provider identity's email belongs to an account it may not join.
+    AccountLinkRefused,
+    /// The provider identity is linked to another user.
+    AlreadyLinked,
+    /// The caller has no such linked account.
+    LinkedAccountNotFound,
+    /// Unlinking would leave the user no way to sign in.
+    LastSignInMethod,
     /// An internal error on the server.
     Internal,
     /// A reason this SDK does not know yet, or none at all.
@@ -37,22 +55,44 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every named reason with its wire string.
+    const NAMED: [(Reason, &'static str); 22] = [
+        (Self::InvalidCredentials, "INVALID_CREDENTIALS"),
+        (Self::EmailTaken, "EMAIL_TAKEN"),
+        (Self::WeakPassword, "WEAK_PASSWORD"),
+        (Self::PasswordTooLong, "PASSWORD_TOO_LONG"),
+        (Self::InvalidArgument, "INVALID_ARGUMENT"),
+        (Self::Unauthenticated, "UNAUTHENTICATED"),
+        (Self::SessionExpired, "SESSION_EXPIRED"),
+        (Self::SessionNotFound, "SESSION_NOT_FOUND"),
+        (Self::RateLimited, "RATE_LIMITED"),
+        (Self::ResourceExhausted, "RESOURCE_EXHAUSTED"),
+        (Self::PermissionDenied, "PERMISSION_DENIED"),
+        (Self::Unavailable, "UNAVAILABLE"),
+        (Self::Internal, "INTERNAL"),
+        (Self::OAuthProviderUnknown, "OAUTH_PROVIDER_UNKNOWN"),
+        (Self::RedirectUriNotAllowed, "REDIRECT_URI_NOT_ALLOWED"),
+        (Self::OAuthStateInvalid, "OAUTH_STATE_INVALID"),
+        (Self::OAuthProviderError, "OAUTH_PROVIDER_ERROR"),
+        (Self::OAuthIdTokenInvalid, "OAUTH_ID_TOKEN_INVALID"),
+        (Self::AccountLinkRefused, "ACCOUNT_LINK_REFUSED"),
+        (Self::AlreadyLinked, "ALREADY_LINKED"),
+        (Self::LinkedAccountNotFound, "LINKED_ACCOUNT_NOT_FOUND"),
+        (Self::LastSignInMethod, "LAST_SIGN_IN_METHOD"),
+    ];
+
     fn parse(reason: &str) -> Self {
-        match reason {
-            "INVALID_CREDENTIALS" => Self::InvalidCredentials,
-            "EMAIL_TAKEN" => Self::EmailTaken,
-            "WEAK_PASSWORD" => Self::WeakPassword,
-            "PASSWORD_TOO_LONG" => Self::PasswordTooLong,
-            "INVALID_ARGUMENT" => Self::InvalidArgument,
-            "UNAUTHENTICATED" => Self::Unauthenticated,
-            "SESSION_EXPIRED" => Self::SessionExpired,
-            "SESSION_NOT_FOUND" => Self::SessionNotFound,
-            "RATE_LIMITED" => Self::RateLimited,
-            "RESOURCE_EXHAUSTED" => Self::ResourceExhausted,
-            "PERMISSION_DENIED" => Self::PermissionDenied,
-            "UNAVAILABLE" => Self::Unavailable,
-            "INTERNAL" => Self::Internal,
-            other => Self::Other(other.to_owned()),
+        Self::NAMED
+            .iter()
+            .find(|(_, name)| *name == reason)
+            .map_or_else(|| Self::Other(reason.to_owned()), |(known, _)| known.clone())
+    }
+
+    /// The reason as Keyport sends it (`INVALID_CREDENTIALS`, ...).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Other(other) => other,
+            known => Self::NAMED.iter().find(|(named, _)| named == known).map_or("", |(_, name)| name),
         }
     }
 
@@ -141,6 +181,15 @@ mod tests {
             ErrorDetails::with_error_info("INVALID_CREDENTIALS", "keyport.dev", HashMap::<String, String>::new());
         let status = Status::with_error_details(Code::Unauthenticated, "nope", details);
         assert_eq!(Error::from(status).reason(), &Reason::InvalidCredentials);
+    }
+
+    #[test]
+    fn every_named_reason_round_trips() {
+        for (reason, name) in Reason::NAMED {
+            assert_eq!(Reason::parse(name), reason);
+            assert_eq!(reason.as_str(), name);
+        }
+        assert_eq!(Reason::parse("NEW_REASON").as_str(), "NEW_REASON");
     }
 
     #[test]

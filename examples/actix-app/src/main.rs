@@ -1,14 +1,21 @@
 //! The example website of `examples/axum-app`, on Actix Web with
 //! `keyport-actix`: same pages, same rules, same behaviour.
 //!
-//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms), `/dashboard` and
+//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms, and a "Sign in
+//! with ..." button per provider configured in Keyport), `/dashboard` and
 //! `/sessions` (need a session), `/admin` (needs the `admin` role), and
-//! `POST /sign-out`. The route rules in [`settings`] decide who may see
-//! what; the handlers only read the [`Principal`] the middleware found.
+//! `POST /sign-out`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! browser to the provider, which sends it back to `GET /oauth/callback`;
+//! `POST /oauth/link/{provider}` (needs a session) links a provider account
+//! the same way. The route rules in [`settings`] decide who may see what;
+//! the handlers only read the [`Principal`] the middleware found.
 //!
 //! Configuration, from the environment:
 //! - `KEYPORT_URL`: where Keyport serves gRPC [default: `http://127.0.0.1:50051`]
 //! - `LISTEN`: the address to serve the site on [default: `127.0.0.1:3000`]
+//! - `PUBLIC_URL`: the site's address in the browser; the OAuth callback is
+//!   `{PUBLIC_URL}/oauth/callback`, which must be in Keyport's
+//!   `[oauth] redirect_uris` [default: `http://` and the address listened on]
 //! - `RUST_LOG`: log filter [default: `info`]
 //!
 //! The session cookie is `__Host-keyport_session` (`Secure`, `HttpOnly`,
@@ -21,7 +28,7 @@
 #[path = "../../axum-app/src/html.rs"]
 mod html;
 
-use std::{env, process::ExitCode};
+use std::{env, net::TcpListener, process::ExitCode};
 
 use actix_web::{
     App, HttpResponse, HttpServer,
@@ -29,9 +36,9 @@ use actix_web::{
     rt::System,
     web,
 };
-use keyport_actix::{Auth, KeyportMiddleware, Principal};
+use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
 use keyport_client::{
-    CacheConfig, Error, KeyportClient, Reason, SessionCache,
+    CacheConfig, Error, FinishedOAuth, KeyportClient, Reason, SessionCache,
     web::{AuthSettings, Guard, RouteRules, safe_return_path},
 };
 use serde::Deserialize;
@@ -41,7 +48,19 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Where a successful sign-in goes when no (valid) `return_to` was given.
 const AFTER_SIGN_IN: &str = "/dashboard";
 
+/// The OAuth callback's path; the redirect URI is `PUBLIC_URL` and this.
+const CALLBACK_PATH: &str = "/oauth/callback";
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the handlers share.
+struct Site {
+    /// The middleware's guard: its client lists providers, its settings
+    /// name the cookies.
+    guard: Guard,
+    /// The redirect URI of every OAuth flow: `{PUBLIC_URL}/oauth/callback`.
+    callback: String,
+}
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -68,8 +87,16 @@ async fn run() -> Result<(), BoxError> {
     let client = KeyportClient::builder(keyport_url.clone()).build()?;
     let guard = Guard::new(SessionCache::start(client, CacheConfig::default()), settings().shared());
 
+    // Bound first: the OAuth callback's default address is the bound one.
+    let listener = TcpListener::bind(&listen)?;
+    let address = listener.local_addr()?;
+    let public_url = env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{address}"));
+    let callback = format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'));
+    let site = web::Data::new(Site { guard: guard.clone(), callback: callback.clone() });
+
     let server = HttpServer::new(move || {
         App::new()
+            .app_data(site.clone())
             .wrap(KeyportMiddleware::new(guard.clone()))
             .route("/", web::get().to(home))
             .route("/sign-up", web::get().to(sign_up_page))
@@ -82,13 +109,16 @@ async fn run() -> Result<(), BoxError> {
             .route("/sessions/revoke", web::post().to(revoke_session))
             .route("/sessions/revoke-others", web::post().to(revoke_other_sessions))
             .route("/admin", web::get().to(admin))
+            .route("/oauth/start/{provider}", web::post().to(start_oauth))
+            .route("/oauth/link/{provider}", web::post().to(link_oauth))
+            .route(CALLBACK_PATH, web::get().to(oauth_callback))
             .default_service(web::to(not_found))
     })
-    .bind(&listen)?;
+    .listen(listener)?;
     // The browser test waits for this line (and reads the port from it).
-    for address in server.addrs() {
-        println!("keyport-example-actix listening on http://{address} (Keyport at {keyport_url})");
-    }
+    println!(
+        "keyport-example-actix listening on http://{address} (Keyport at {keyport_url}; OAuth callback {callback})"
+    );
     // Actix stops gracefully on Ctrl-C and SIGTERM by itself.
     server.run().await?;
     Ok(())
@@ -97,8 +127,11 @@ async fn run() -> Result<(), BoxError> {
 /// Who may see what. First matching rule wins; everything else is public
 /// (and still knows who is signed in, through `Option<Principal>`).
 fn settings() -> AuthSettings {
-    let rules =
-        RouteRules::new().protect("/dashboard(.*)").protect("/sessions(.*)").require_role("/admin(.*)", "admin");
+    let rules = RouteRules::new()
+        .protect("/dashboard(.*)")
+        .protect("/sessions(.*)")
+        .protect("/oauth/link/(.*)")
+        .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
     // `/sign-in?return_to=<the page>` (the defaults).
     AuthSettings::new(rules)
@@ -118,8 +151,22 @@ async fn not_found(user: Option<Principal>) -> HttpResponse {
     respond(StatusCode::NOT_FOUND, html::problem(user.as_deref(), "Not found", "There is no page here."))
 }
 
-async fn dashboard(user: Principal) -> HttpResponse {
-    respond(StatusCode::OK, html::dashboard(&user))
+#[derive(Deserialize)]
+struct DashboardQuery {
+    /// Set after a social sign-in created the account.
+    welcome: Option<String>,
+    /// The provider just linked.
+    linked: Option<String>,
+}
+
+async fn dashboard(site: web::Data<Site>, user: Principal, query: web::Query<DashboardQuery>) -> HttpResponse {
+    let providers = providers(&site).await;
+    let notice = match (&query.linked, &query.welcome) {
+        (Some(id), _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
+        (None, Some(_)) => Some("Welcome! Your account was created.".to_owned()),
+        (None, None) => None,
+    };
+    respond(StatusCode::OK, html::dashboard(&user, &providers, notice.as_deref()))
 }
 
 async fn admin(user: Principal) -> HttpResponse {
@@ -129,8 +176,10 @@ async fn admin(user: Principal) -> HttpResponse {
 
 // ----- Sign-up -----
 
-async fn sign_up_page(user: Option<Principal>) -> HttpResponse {
-    respond(StatusCode::OK, html::sign_up(user.as_deref(), &html::SignUpForm::default()))
+async fn sign_up_page(site: web::Data<Site>, user: Option<Principal>) -> HttpResponse {
+    let providers = providers(&site).await;
+    let form = html::SignUpForm { providers: &providers, ..html::SignUpForm::default() };
+    respond(StatusCode::OK, html::sign_up(user.as_deref(), &form))
 }
 
 #[derive(Deserialize)]
@@ -141,13 +190,20 @@ struct SignUpForm {
     password: String,
 }
 
-async fn sign_up(user: Option<Principal>, auth: Auth, form: web::Form<SignUpForm>) -> HttpResponse {
+async fn sign_up(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<SignUpForm>,
+) -> HttpResponse {
     match auth.sign_up(&form.email, &form.password, &form.name).await {
         // The cookie header signs the new account in at once.
         Ok((_, cookie)) => see_other(AFTER_SIGN_IN).append_header(cookie).finish(),
         Err(error) => {
             let (status, message) = form_error(&error);
-            let again = html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message) };
+            let providers = providers(&site).await;
+            let again =
+                html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message), providers: &providers };
             respond(status, html::sign_up(user.as_deref(), &again))
         }
     }
@@ -160,10 +216,11 @@ struct SignInQuery {
     return_to: Option<String>,
 }
 
-async fn sign_in_page(user: Option<Principal>, query: web::Query<SignInQuery>) -> HttpResponse {
+async fn sign_in_page(site: web::Data<Site>, user: Option<Principal>, query: web::Query<SignInQuery>) -> HttpResponse {
     let return_to = query.return_to.as_deref().and_then(safe_return_path);
     let notice = return_to.map(|_| "Sign in to see that page.");
-    let form = html::SignInForm { return_to, notice, ..html::SignInForm::default() };
+    let providers = providers(&site).await;
+    let form = html::SignInForm { return_to, notice, providers: &providers, ..html::SignInForm::default() };
     respond(StatusCode::OK, html::sign_in(user.as_deref(), &form))
 }
 
@@ -174,17 +231,128 @@ struct SignInForm {
     return_to: Option<String>,
 }
 
-async fn sign_in(user: Option<Principal>, auth: Auth, form: web::Form<SignInForm>) -> HttpResponse {
+async fn sign_in(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<SignInForm>,
+) -> HttpResponse {
     // Never redirect anywhere but a path on this site (no open redirect).
     let return_to = form.return_to.as_deref().and_then(safe_return_path);
     match auth.sign_in(&form.email, &form.password).await {
         Ok((_, cookie)) => see_other(return_to.unwrap_or(AFTER_SIGN_IN)).append_header(cookie).finish(),
         Err(error) => {
             let (status, message) = form_error(&error);
-            let again = html::SignInForm { email: &form.email, return_to, error: Some(&message), notice: None };
+            let providers = providers(&site).await;
+            let again = html::SignInForm {
+                email: &form.email,
+                return_to,
+                error: Some(&message),
+                notice: None,
+                providers: &providers,
+            };
             respond(status, html::sign_in(user.as_deref(), &again))
         }
     }
+}
+
+// ----- Social sign-in -----
+
+/// The providers configured in Keyport, for the "Sign in with ..." buttons;
+/// none (and a warning) when Keyport cannot say.
+async fn providers(site: &Site) -> Vec<html::Provider> {
+    match site.guard.cache().client().list_providers().await {
+        Ok(providers) => providers,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the sign-in providers");
+            Vec::new()
+        }
+    }
+}
+
+/// "Sign in with {provider}": Keyport starts the flow; the browser goes to
+/// the provider with a cookie binding the flow to it.
+async fn start_oauth(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    provider: web::Path<String>,
+) -> HttpResponse {
+    match auth.start_oauth(&provider, &site.callback).await {
+        Ok((authorization_url, cookie)) => see_other(&authorization_url).append_header(cookie).finish(),
+        Err(error) => oauth_failed(&site, user.as_deref(), &error, None, None),
+    }
+}
+
+/// "Link {provider}": the same, for the signed-in user (the route rule
+/// already sent anyone else to sign in).
+async fn link_oauth(site: web::Data<Site>, user: Principal, auth: Auth, provider: web::Path<String>) -> HttpResponse {
+    match auth.link_oauth(&provider, &site.callback).await {
+        Ok((authorization_url, cookie)) => see_other(&authorization_url).append_header(cookie).finish(),
+        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fdashboard").finish(),
+        Err(error) => oauth_failed(&site, Some(&user), &error, None, None),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    /// The provider's refusal (`access_denied`...), if it refused.
+    error: Option<String>,
+}
+
+/// Where the provider sends the browser back. Keyport checks the state, the
+/// binding cookie and the provider's answer, then signs in (or signs up, or
+/// links); the response deletes the binding cookie and sets the session's.
+async fn oauth_callback(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    query: web::Query<CallbackQuery>,
+) -> HttpResponse {
+    match auth.finish_oauth(&site.callback).await {
+        Ok((finished, cookies)) => {
+            let location = match finished {
+                FinishedOAuth::SignedIn { new_user: true, .. } => format!("{AFTER_SIGN_IN}?welcome=1"),
+                FinishedOAuth::SignedIn { new_user: false, .. } => AFTER_SIGN_IN.to_owned(),
+                FinishedOAuth::Linked { provider_id, .. } => linked_page(&provider_id),
+            };
+            let mut response = see_other(&location);
+            for cookie in cookies {
+                response.append_header(cookie);
+            }
+            response.finish()
+        }
+        Err(error) => {
+            // The flow is over either way: drop its binding cookie too.
+            let clear = CookieHeader(site.guard.settings().cookie.clear_oauth_binding());
+            oauth_failed(&site, user.as_deref(), &error, query.error.as_deref(), Some(clear))
+        }
+    }
+}
+
+/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
+fn linked_page(provider_id: &str) -> String {
+    if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        format!("{AFTER_SIGN_IN}?linked={provider_id}")
+    } else {
+        AFTER_SIGN_IN.to_owned()
+    }
+}
+
+fn oauth_failed(
+    site: &Site,
+    user: Option<&keyport_client::Principal>,
+    error: &Error,
+    provider_said: Option<&str>,
+    cookie: Option<CookieHeader>,
+) -> HttpResponse {
+    tracing::info!(%error, "social sign-in failed");
+    let (status, page) = html::oauth_failed(user, error, provider_said, &site.callback);
+    let mut response = HttpResponse::build(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST));
+    if let Some(cookie) = cookie {
+        response.append_header(cookie);
+    }
+    response.content_type(ContentType::html()).body(page)
 }
 
 // ----- Sign-out and sessions -----
@@ -243,13 +411,14 @@ async fn revoke_other_sessions(user: Principal, auth: Auth) -> HttpResponse {
 
 // ----- Helpers -----
 
-/// A `303 See Other` to a path on this site, to finish (and add a cookie
-/// to): after a form POST, the browser follows it with a GET.
-fn see_other(path: &str) -> actix_web::HttpResponseBuilder {
+/// A `303 See Other` to a path on this site (or, starting social sign-in,
+/// to the provider), to finish (and add a cookie to): after a form POST,
+/// the browser follows it with a GET.
+fn see_other(location: &str) -> actix_web::HttpResponseBuilder {
     let mut response = HttpResponse::SeeOther();
     // An invalid value would turn the response into a 500, never a panic;
-    // the paths here are validated or constant.
-    response.insert_header((LOCATION, path));
+    // the paths here are validated or constant, the provider's URL Keyport's.
+    response.insert_header((LOCATION, location));
     response
 }
 

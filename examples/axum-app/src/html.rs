@@ -5,7 +5,7 @@
 
 use std::{fmt::Write as _, time::SystemTime};
 
-use keyport_client::{Principal, SessionSummary};
+use keyport_client::{Error, Principal, Reason, SessionSummary};
 
 /// Escapes text for an HTML element or a double-quoted attribute.
 pub(crate) fn escape(text: &str) -> String {
@@ -44,7 +44,13 @@ table { font-size: .9rem; }
 td code { white-space: nowrap; }
 dt { font-weight: 600; margin-top: .5rem; }
 code { background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; }
+.providers { margin-top: 1.5rem; border-top: 1px solid #d0d7de; padding-top: .5rem; }
+.providers form { margin: .25rem 0; }
+.reason { color: #57606a; font-size: .9rem; }
 ";
+
+/// A configured sign-in provider: (id, display name), from `ListProviders`.
+pub(crate) type Provider = (String, String);
 
 /// A whole page: head, navigation (with who is signed in), then `body`.
 pub(crate) fn page(title: &str, user: Option<&Principal>, body: &str) -> String {
@@ -112,6 +118,8 @@ pub(crate) struct SignUpForm<'a> {
     pub(crate) email: &'a str,
     pub(crate) name: &'a str,
     pub(crate) error: Option<&'a str>,
+    /// "Sign in with ..." buttons, one per provider.
+    pub(crate) providers: &'a [Provider],
 }
 
 pub(crate) fn sign_up(user: Option<&Principal>, form: &SignUpForm<'_>) -> String {
@@ -126,8 +134,10 @@ pub(crate) fn sign_up(user: Option<&Principal>, form: &SignUpForm<'_>) -> String
 <input id="password" name="password" type="password" autocomplete="new-password" required>
 <div><button type="submit">Create account</button></div>
 </form>
+{providers}
 <p>Already have an account? <a href="/sign-in">Sign in</a>.</p>"#,
         error = message("error", form.error),
+        providers = provider_buttons(form.providers),
         email = escape(form.email),
         name = escape(form.name),
     );
@@ -142,6 +152,8 @@ pub(crate) struct SignInForm<'a> {
     pub(crate) return_to: Option<&'a str>,
     pub(crate) error: Option<&'a str>,
     pub(crate) notice: Option<&'a str>,
+    /// "Sign in with ..." buttons, one per provider.
+    pub(crate) providers: &'a [Provider],
 }
 
 pub(crate) fn sign_in(user: Option<&Principal>, form: &SignInForm<'_>) -> String {
@@ -167,35 +179,73 @@ pub(crate) fn sign_in(user: Option<&Principal>, form: &SignInForm<'_>) -> String
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <div><button type="submit">Sign in</button></div>
 </form>
+{providers}
 <p>No account yet? <a href="/sign-up">Sign up</a>.</p>"#,
         notice = message("notice", form.notice),
+        providers = provider_buttons(form.providers),
         error = message("error", form.error),
         email = escape(form.email),
     );
     page("Sign in", user, &body)
 }
 
+/// "Sign in with ..." buttons for the sign-in and sign-up pages.
+fn provider_buttons(providers: &[Provider]) -> String {
+    let intro = "<p>Or use an account you have elsewhere (the first time, it creates your account here):</p>";
+    provider_forms(providers, intro, "/oauth/start", "Sign in with")
+}
+
+/// After `intro`, one form per provider posting to `{action}/{id}`, its
+/// button saying `{label} {name}`. Starting a flow sets a cookie, so it is
+/// a `POST` (and the middleware's origin check applies), not a link.
+fn provider_forms(providers: &[Provider], intro: &str, action: &str, label: &str) -> String {
+    if providers.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("<div class=\"providers\">\n{intro}\n");
+    for (id, name) in providers {
+        let _ = writeln!(
+            out,
+            r#"<form method="post" action="{action}/{id}"><button type="submit">{label} {name}</button></form>"#,
+            id = escape(id),
+            name = escape(name),
+        );
+    }
+    out.push_str("</div>");
+    out
+}
+
+/// The display name of provider `id`, or the id itself.
+pub(crate) fn provider_name<'a>(providers: &'a [Provider], id: &'a str) -> &'a str {
+    providers.iter().find(|(known, _)| known == id).map_or(id, |(_, name)| name)
+}
+
 fn display_name(user: &Principal) -> &str {
     if user.name.is_empty() { &user.email } else { &user.name }
 }
 
-pub(crate) fn dashboard(user: &Principal) -> String {
+pub(crate) fn dashboard(user: &Principal, providers: &[Provider], notice: Option<&str>) -> String {
     let roles = if user.roles.is_empty() {
         "none".to_owned()
     } else {
         user.roles.iter().map(|role| format!("<code>{}</code>", escape(role))).collect::<Vec<_>>().join(" ")
     };
+    let intro = "<h2>Sign-in methods</h2>\n<p>Link an account you have elsewhere to sign in here with it too.</p>";
+    let link = provider_forms(providers, intro, "/oauth/link", "Link");
     let body = format!(
-        r#"<p>Hello, {name}. This page needs a session.</p>
+        r#"{notice}
+<p>Hello, {name}. This page needs a session.</p>
 <dl>
 <dt>Email</dt><dd id="email">{email}</dd>
 <dt>Name</dt><dd id="name">{name_or_dash}</dd>
 <dt>Roles</dt><dd id="roles">{roles}</dd>
-<dt>User id</dt><dd><code>{user_id}</code></dd>
+<dt>User id</dt><dd><code id="user-id">{user_id}</code></dd>
 <dt>Session id</dt><dd><code id="session-id">{session_id}</code></dd>
 <dt>Session expires unless used</dt><dd>{expires}</dd>
 </dl>
-<p><a href="/sessions">Manage your sessions</a></p>"#,
+<p><a href="/sessions">Manage your sessions</a></p>
+{link}"#,
+        notice = message("notice", notice),
         name = escape(display_name(user)),
         email = escape(&user.email),
         name_or_dash = if user.name.is_empty() { "—".to_owned() } else { escape(&user.name) },
@@ -262,6 +312,69 @@ pub(crate) fn admin(user: &Principal) -> String {
 pub(crate) fn problem(user: Option<&Principal>, title: &str, text: &str) -> String {
     let body = format!(r#"{}<p><a href="/">Home</a></p>"#, message("error", Some(text)));
     page(title, user, &body)
+}
+
+/// A social sign-in (or link) that failed: why, for people, and what to do.
+/// Returns the HTTP status and the page.
+///
+/// `provider_said` is the callback's `error` parameter, if any;
+/// `callback` is this site's redirect URI (named when Keyport refuses it).
+pub(crate) fn oauth_failed(
+    user: Option<&Principal>,
+    error: &Error,
+    provider_said: Option<&str>,
+    callback: &str,
+) -> (u16, String) {
+    let code = match error.reason() {
+        Reason::SessionExpired => "UNAUTHENTICATED",
+        Reason::ResourceExhausted => "UNAVAILABLE",
+        reason => reason.as_str(),
+    };
+    let (status, text) = match code {
+        "OAUTH_PROVIDER_ERROR" => match provider_said.filter(|said| !said.is_empty()) {
+            Some(said) => (403, format!("The provider did not sign you in: it answered \u{201c}{said}\u{201d}.")),
+            None => (502, "The provider could not confirm who you are. Try again.".to_owned()),
+        },
+        "OAUTH_STATE_INVALID" => (
+            400,
+            "This sign-in expired, was already used, or was started in another browser (or at another address of \
+             this site). Start again."
+                .to_owned(),
+        ),
+        "OAUTH_ID_TOKEN_INVALID" => {
+            (502, "The provider's answer could not be verified, so nobody was signed in. Try again.".to_owned())
+        }
+        "ACCOUNT_LINK_REFUSED" => (
+            409,
+            "An account with this email already exists here. Sign in to it with your password, then link the \
+             provider from your dashboard."
+                .to_owned(),
+        ),
+        "ALREADY_LINKED" => (409, "That account at the provider is already linked to another user here.".to_owned()),
+        "OAUTH_PROVIDER_UNKNOWN" => (404, "There is no such sign-in provider.".to_owned()),
+        "REDIRECT_URI_NOT_ALLOWED" => (
+            500,
+            format!(
+                "Keyport does not allow this site's callback URL {callback}: add it to redirect_uris in the [oauth] \
+                 section of Keyport's configuration (or set PUBLIC_URL to the address the site is served at)."
+            ),
+        ),
+        "UNAUTHENTICATED" => (401, "Your session ended. Sign in again.".to_owned()),
+        "RATE_LIMITED" => (429, "Too many attempts. Wait a little and try again.".to_owned()),
+        _ => (503, "Signing in is unavailable right now. Try again shortly.".to_owned()),
+    };
+    let back = if user.is_some() {
+        r#"<a href="/dashboard">Back to your dashboard</a>"#
+    } else {
+        r#"<a href="/sign-in">Back to sign in</a>"#
+    };
+    let reason = if code.is_empty() {
+        String::new()
+    } else {
+        format!(r#"<p class="reason">Reason: <code id="reason">{}</code></p>"#, escape(code))
+    };
+    let body = format!("{}{reason}<p>{back}</p>", message("error", Some(&text)));
+    (status, page("Sign-in failed", user, &body))
 }
 
 #[cfg(test)]

@@ -1,14 +1,21 @@
 //! A small website on Axum whose accounts and sessions live in Keyport,
 //! through `keyport-axum`.
 //!
-//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms), `/dashboard` and
+//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms, and a "Sign in
+//! with ..." button per provider configured in Keyport), `/dashboard` and
 //! `/sessions` (need a session), `/admin` (needs the `admin` role), and
-//! `POST /sign-out`. The route rules in [`settings`] decide who may see
-//! what; the handlers only read the [`Principal`] the layer found.
+//! `POST /sign-out`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! browser to the provider, which sends it back to `GET /oauth/callback`;
+//! `POST /oauth/link/{provider}` (needs a session) links a provider account
+//! the same way. The route rules in [`settings`] decide who may see what;
+//! the handlers only read the [`Principal`] the layer found.
 //!
 //! Configuration, from the environment:
 //! - `KEYPORT_URL`: where Keyport serves gRPC [default: `http://127.0.0.1:50051`]
 //! - `LISTEN`: the address to serve the site on [default: `127.0.0.1:3000`]
+//! - `PUBLIC_URL`: the site's address in the browser; the OAuth callback is
+//!   `{PUBLIC_URL}/oauth/callback`, which must be in Keyport's
+//!   `[oauth] redirect_uris` [default: `http://` and the address listened on]
 //! - `RUST_LOG`: log filter [default: `info`]
 //!
 //! The session cookie is `__Host-keyport_session` (`Secure`, `HttpOnly`,
@@ -18,18 +25,21 @@
 
 mod html;
 
-use std::{env, net::SocketAddr, process::ExitCode};
+use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use axum::{
     Form, Router,
-    extract::Query,
-    http::{HeaderValue, StatusCode, header::LOCATION},
+    extract::{Path, Query, State},
+    http::{
+        HeaderValue, StatusCode,
+        header::{LOCATION, SET_COOKIE},
+    },
     response::{Html, IntoResponse, Response},
     routing::{get, post},
 };
-use keyport_axum::{Auth, KeyportLayer, Principal};
+use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
 use keyport_client::{
-    CacheConfig, Error, KeyportClient, Reason, SessionCache,
+    CacheConfig, Error, FinishedOAuth, KeyportClient, Reason, SessionCache,
     web::{AuthSettings, Guard, RouteRules, safe_return_path},
 };
 use serde::Deserialize;
@@ -40,7 +50,20 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
 /// Where a successful sign-in goes when no (valid) `return_to` was given.
 const AFTER_SIGN_IN: &str = "/dashboard";
 
+/// The OAuth callback's path; the redirect URI is `PUBLIC_URL` and this.
+const CALLBACK_PATH: &str = "/oauth/callback";
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the handlers share.
+#[derive(Clone)]
+struct Site {
+    /// The middleware's guard: its client lists providers, its settings
+    /// name the cookies.
+    guard: Guard,
+    /// The redirect URI of every OAuth flow: `{PUBLIC_URL}/oauth/callback`.
+    callback: Arc<str>,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -68,12 +91,17 @@ async fn run() -> Result<(), BoxError> {
 
     let listener = TcpListener::bind(&listen).await?;
     let address = listener.local_addr()?;
+    let public_url = env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{address}"));
+    let callback = format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'));
     // The browser test waits for this line (and reads the port from it).
-    println!("keyport-example-axum listening on http://{address} (Keyport at {keyport_url})");
+    println!(
+        "keyport-example-axum listening on http://{address} (Keyport at {keyport_url}; OAuth callback {callback})"
+    );
 
     // `ConnectInfo` lets the layer pass the visitor's address on to Keyport,
     // which records it with each session.
-    let service = app(guard).into_make_service_with_connect_info::<SocketAddr>();
+    let site = Site { guard, callback: callback.into() };
+    let service = app(site).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
@@ -81,14 +109,18 @@ async fn run() -> Result<(), BoxError> {
 /// Who may see what. First matching rule wins; everything else is public
 /// (and still knows who is signed in, through `Option<Principal>`).
 fn settings() -> AuthSettings {
-    let rules =
-        RouteRules::new().protect("/dashboard(.*)").protect("/sessions(.*)").require_role("/admin(.*)", "admin");
+    let rules = RouteRules::new()
+        .protect("/dashboard(.*)")
+        .protect("/sessions(.*)")
+        .protect("/oauth/link/(.*)")
+        .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
     // `/sign-in?return_to=<the page>` (the defaults).
     AuthSettings::new(rules)
 }
 
-fn app(guard: Guard) -> Router {
+fn app(site: Site) -> Router {
+    let guard = site.guard.clone();
     Router::new()
         .route("/", get(home))
         .route("/sign-up", get(sign_up_page).post(sign_up))
@@ -99,7 +131,11 @@ fn app(guard: Guard) -> Router {
         .route("/sessions/revoke", post(revoke_session))
         .route("/sessions/revoke-others", post(revoke_other_sessions))
         .route("/admin", get(admin))
+        .route("/oauth/start/{provider}", post(start_oauth))
+        .route("/oauth/link/{provider}", post(link_oauth))
+        .route(CALLBACK_PATH, get(oauth_callback))
         .fallback(not_found)
+        .with_state(site)
         .layer(KeyportLayer::new(guard))
 }
 
@@ -135,8 +171,22 @@ async fn not_found(user: Option<Principal>) -> Response {
     (StatusCode::NOT_FOUND, Html(page)).into_response()
 }
 
-async fn dashboard(user: Principal) -> Html<String> {
-    Html(html::dashboard(&user))
+#[derive(Deserialize)]
+struct DashboardQuery {
+    /// Set after a social sign-in created the account.
+    welcome: Option<String>,
+    /// The provider just linked.
+    linked: Option<String>,
+}
+
+async fn dashboard(State(site): State<Site>, user: Principal, Query(query): Query<DashboardQuery>) -> Html<String> {
+    let providers = providers(&site).await;
+    let notice = match (&query.linked, &query.welcome) {
+        (Some(id), _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
+        (None, Some(_)) => Some("Welcome! Your account was created.".to_owned()),
+        (None, None) => None,
+    };
+    Html(html::dashboard(&user, &providers, notice.as_deref()))
 }
 
 async fn admin(user: Principal) -> Html<String> {
@@ -146,8 +196,9 @@ async fn admin(user: Principal) -> Html<String> {
 
 // ----- Sign-up -----
 
-async fn sign_up_page(user: Option<Principal>) -> Html<String> {
-    Html(html::sign_up(user.as_deref(), &html::SignUpForm::default()))
+async fn sign_up_page(State(site): State<Site>, user: Option<Principal>) -> Html<String> {
+    let providers = providers(&site).await;
+    Html(html::sign_up(user.as_deref(), &html::SignUpForm { providers: &providers, ..html::SignUpForm::default() }))
 }
 
 #[derive(Deserialize)]
@@ -158,13 +209,20 @@ struct SignUpForm {
     password: String,
 }
 
-async fn sign_up(user: Option<Principal>, auth: Auth, Form(form): Form<SignUpForm>) -> Response {
+async fn sign_up(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<SignUpForm>,
+) -> Response {
     match auth.sign_up(&form.email, &form.password, &form.name).await {
         // The cookie header signs the new account in at once.
         Ok((_, cookie)) => (cookie, see_other(AFTER_SIGN_IN)).into_response(),
         Err(error) => {
             let (status, message) = form_error(&error);
-            let again = html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message) };
+            let providers = providers(&site).await;
+            let again =
+                html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message), providers: &providers };
             (status, Html(html::sign_up(user.as_deref(), &again))).into_response()
         }
     }
@@ -177,10 +235,15 @@ struct SignInQuery {
     return_to: Option<String>,
 }
 
-async fn sign_in_page(user: Option<Principal>, Query(query): Query<SignInQuery>) -> Html<String> {
+async fn sign_in_page(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    Query(query): Query<SignInQuery>,
+) -> Html<String> {
     let return_to = query.return_to.as_deref().and_then(safe_return_path);
     let notice = return_to.map(|_| "Sign in to see that page.");
-    let form = html::SignInForm { return_to, notice, ..html::SignInForm::default() };
+    let providers = providers(&site).await;
+    let form = html::SignInForm { return_to, notice, providers: &providers, ..html::SignInForm::default() };
     Html(html::sign_in(user.as_deref(), &form))
 }
 
@@ -191,17 +254,133 @@ struct SignInForm {
     return_to: Option<String>,
 }
 
-async fn sign_in(user: Option<Principal>, auth: Auth, Form(form): Form<SignInForm>) -> Response {
+async fn sign_in(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<SignInForm>,
+) -> Response {
     // Never redirect anywhere but a path on this site (no open redirect).
     let return_to = form.return_to.as_deref().and_then(safe_return_path);
     match auth.sign_in(&form.email, &form.password).await {
         Ok((_, cookie)) => (cookie, see_other(return_to.unwrap_or(AFTER_SIGN_IN))).into_response(),
         Err(error) => {
             let (status, message) = form_error(&error);
-            let again = html::SignInForm { email: &form.email, return_to, error: Some(&message), notice: None };
+            let providers = providers(&site).await;
+            let again = html::SignInForm {
+                email: &form.email,
+                return_to,
+                error: Some(&message),
+                notice: None,
+                providers: &providers,
+            };
             (status, Html(html::sign_in(user.as_deref(), &again))).into_response()
         }
     }
+}
+
+// ----- Social sign-in -----
+
+/// The providers configured in Keyport, for the "Sign in with ..." buttons;
+/// none (and a warning) when Keyport cannot say.
+async fn providers(site: &Site) -> Vec<html::Provider> {
+    match site.guard.cache().client().list_providers().await {
+        Ok(providers) => providers,
+        Err(error) => {
+            tracing::warn!(%error, "could not list the sign-in providers");
+            Vec::new()
+        }
+    }
+}
+
+/// "Sign in with {provider}": Keyport starts the flow; the browser goes to
+/// the provider with a cookie binding the flow to it.
+async fn start_oauth(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Path(provider): Path<String>,
+) -> Response {
+    match auth.start_oauth(&provider, &site.callback).await {
+        Ok((authorization_url, cookie)) => (cookie, see_other(&authorization_url)).into_response(),
+        Err(error) => oauth_failed(&site, user.as_deref(), &error, None, None),
+    }
+}
+
+/// "Link {provider}": the same, for the signed-in user (the route rule
+/// already sent anyone else to sign in).
+async fn link_oauth(State(site): State<Site>, user: Principal, auth: Auth, Path(provider): Path<String>) -> Response {
+    match auth.link_oauth(&provider, &site.callback).await {
+        Ok((authorization_url, cookie)) => (cookie, see_other(&authorization_url)).into_response(),
+        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fdashboard"),
+        Err(error) => oauth_failed(&site, Some(&user), &error, None, None),
+    }
+}
+
+#[derive(Deserialize)]
+struct CallbackQuery {
+    /// The provider's refusal (`access_denied`...), if it refused.
+    error: Option<String>,
+}
+
+/// Where the provider sends the browser back. Keyport checks the state, the
+/// binding cookie and the provider's answer, then signs in (or signs up, or
+/// links); the response deletes the binding cookie and sets the session's.
+async fn oauth_callback(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    match auth.finish_oauth(&site.callback).await {
+        Ok((finished, cookies)) => {
+            let location = match finished {
+                FinishedOAuth::SignedIn { new_user: true, .. } => format!("{AFTER_SIGN_IN}?welcome=1"),
+                FinishedOAuth::SignedIn { new_user: false, .. } => AFTER_SIGN_IN.to_owned(),
+                FinishedOAuth::Linked { provider_id, .. } => linked_page(&provider_id),
+            };
+            with_cookies(see_other(&location), cookies)
+        }
+        Err(error) => {
+            // The flow is over either way: drop its binding cookie too.
+            let clear = CookieHeader(site.guard.settings().cookie.clear_oauth_binding());
+            oauth_failed(&site, user.as_deref(), &error, query.error.as_deref(), Some(clear))
+        }
+    }
+}
+
+/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
+fn linked_page(provider_id: &str) -> String {
+    if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        format!("{AFTER_SIGN_IN}?linked={provider_id}")
+    } else {
+        AFTER_SIGN_IN.to_owned()
+    }
+}
+
+fn oauth_failed(
+    site: &Site,
+    user: Option<&keyport_client::Principal>,
+    error: &Error,
+    provider_said: Option<&str>,
+    cookie: Option<CookieHeader>,
+) -> Response {
+    tracing::info!(%error, "social sign-in failed");
+    let (status, page) = html::oauth_failed(user, error, provider_said, &site.callback);
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    with_cookies((status, Html(page)).into_response(), cookie)
+}
+
+fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = CookieHeader>) -> Response {
+    for CookieHeader(cookie) in cookies {
+        match HeaderValue::from_str(&cookie) {
+            Ok(value) => {
+                response.headers_mut().append(SET_COOKIE, value);
+            }
+            Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+    response
 }
 
 // ----- Sign-out and sessions -----
@@ -260,10 +439,10 @@ async fn revoke_other_sessions(user: Principal, auth: Auth) -> Response {
 
 // ----- Helpers -----
 
-/// A `303 See Other` to a path on this site: after a form POST, the browser
-/// follows it with a GET.
-fn see_other(path: &str) -> Response {
-    let location = HeaderValue::from_str(path).unwrap_or_else(|_| HeaderValue::from_static("/"));
+/// A `303 See Other` to a path on this site (or, starting social sign-in,
+/// to the provider): after a form POST, the browser follows it with a GET.
+fn see_other(location: &str) -> Response {
+    let location = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
     (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
 }
 

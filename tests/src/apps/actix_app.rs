@@ -4,13 +4,16 @@ use std::{net::SocketAddr, thread};
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, rt::System, web};
 use keyport_actix::{Auth, KeyportMiddleware, Principal};
-use keyport_client::web::Guard;
+use keyport_client::web::{Guard, safe_return_path};
 use tokio::sync::oneshot;
 
 #[derive(serde::Deserialize)]
 struct Credentials {
     email: String,
     password: String,
+    /// Where to go after signing in, validated against open redirects.
+    #[serde(default)]
+    return_to: Option<String>,
 }
 
 /// Serves the conformance app guarded by `guard` on a free port; returns its address.
@@ -74,6 +77,10 @@ fn app(
             "/session",
             web::post().to(|auth: Auth, form: web::Form<Credentials>| async move {
                 match auth.sign_in(&form.email, &form.password).await {
+                    Ok((_, cookie)) if form.return_to.is_some() => {
+                        let back = form.return_to.as_deref().and_then(safe_return_path).unwrap_or("/");
+                        HttpResponse::SeeOther().append_header(cookie).append_header(("location", back)).finish()
+                    }
                     Ok((signed_in, cookie)) => HttpResponse::Ok()
                         .content_type(ContentType::plaintext())
                         .append_header(cookie)

@@ -9,13 +9,16 @@ use axum::{
     routing::{get, post},
 };
 use keyport_axum::{Auth, KeyportLayer, Principal};
-use keyport_client::web::Guard;
+use keyport_client::web::{Guard, safe_return_path};
 use tokio::net::TcpListener;
 
 #[derive(serde::Deserialize)]
 struct Credentials {
     email: String,
     password: String,
+    /// Where to go after signing in, validated against open redirects.
+    #[serde(default)]
+    return_to: Option<String>,
 }
 
 /// Serves the conformance app guarded by `guard` on a free port; returns its address.
@@ -36,6 +39,11 @@ pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
             "/session",
             post(|auth: Auth, Form(form): Form<Credentials>| async move {
                 match auth.sign_in(&form.email, &form.password).await {
+                    Ok((_, cookie)) if form.return_to.is_some() => {
+                        let back = form.return_to.as_deref().and_then(safe_return_path).unwrap_or("/");
+                        (StatusCode::SEE_OTHER, cookie, [(axum::http::header::LOCATION, back.to_owned())])
+                            .into_response()
+                    }
                     Ok((signed_in, cookie)) => {
                         (cookie, format!("signed-in:{}", signed_in.principal.email)).into_response()
                     }

@@ -8,7 +8,8 @@
 //! - `GET /admin` → `admin:<email>`
 //! - `GET /api/me` → `me:<email>:<session id>`
 //! - `POST /api/notes` → `created` (an unsafe method, for CSRF)
-//! - `POST /session` (form `email`, `password`) → `signed-in:<email>` + cookie
+//! - `POST /session` (form `email`, `password`) → `signed-in:<email>` + cookie;
+//!   with a `return_to` field, a 303 to it if it is a safe local path, else to `/`
 //! - `POST /sign-out` → `signed-out` + cookie deletion
 //! - `GET /sign-in` → `sign-in page`
 //! - `GET /unguarded` → a route outside the layer that uses the extractor
