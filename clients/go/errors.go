@@ -37,6 +37,43 @@ const (
 	// ReasonResourceExhausted: the server is overloaded (for example its
 	// password hashing pool is saturated); retry later with backoff.
 	ReasonResourceExhausted = "RESOURCE_EXHAUSTED"
+	// ReasonPermissionDenied: the caller may not do this (for example
+	// WatchSessionEvents from a peer that is not a trusted proxy).
+	ReasonPermissionDenied = "PERMISSION_DENIED"
+	// ReasonUnavailable: Keyport cannot reach its database; retry later.
+	// A connection failure is codes.Unavailable too, but without a reason.
+	ReasonUnavailable = "UNAVAILABLE"
+	// ReasonInternal: an internal server error; the cause is only in the
+	// server's log.
+	ReasonInternal = "INTERNAL"
+
+	// ReasonOAuthProviderUnknown: StartOAuth with a provider id that is not
+	// configured.
+	ReasonOAuthProviderUnknown = "OAUTH_PROVIDER_UNKNOWN"
+	// ReasonRedirectURINotAllowed: the redirect URI is not exactly one of
+	// the server's oauth.redirect_uris, or FinishOAuth used another one than
+	// StartOAuth.
+	ReasonRedirectURINotAllowed = "REDIRECT_URI_NOT_ALLOWED"
+	// ReasonOAuthStateInvalid: FinishOAuth with a state or binding that is
+	// missing, wrong, replayed or expired; start the flow again.
+	ReasonOAuthStateInvalid = "OAUTH_STATE_INVALID"
+	// ReasonOAuthProviderError: the provider refused (e.g. the user
+	// cancelled) or could not be reached, or the code exchange failed.
+	ReasonOAuthProviderError = "OAUTH_PROVIDER_ERROR"
+	// ReasonOAuthIDTokenInvalid: the provider's id_token failed verification.
+	ReasonOAuthIDTokenInvalid = "OAUTH_ID_TOKEN_INVALID"
+	// ReasonAccountLinkRefused: the provider's email belongs to a Keyport
+	// user the identity may not join automatically; the user should sign in
+	// and link the provider explicitly.
+	ReasonAccountLinkRefused = "ACCOUNT_LINK_REFUSED"
+	// ReasonAlreadyLinked: the provider identity is linked to another user.
+	ReasonAlreadyLinked = "ALREADY_LINKED"
+	// ReasonLinkedAccountNotFound: UnlinkAccount of an identity the caller
+	// does not have.
+	ReasonLinkedAccountNotFound = "LINKED_ACCOUNT_NOT_FOUND"
+	// ReasonLastSignInMethod: UnlinkAccount of the caller's only way to sign
+	// in.
+	ReasonLastSignInMethod = "LAST_SIGN_IN_METHOD"
 )
 
 // ErrorInfo returns the google.rpc.ErrorInfo detail of a Keyport error: the

@@ -18,6 +18,7 @@ use crate::{
     store::{Store, StoreError},
     token::{SessionId, SessionToken},
     user::{DEFAULT_ROLE, User, UserId, parse_name},
+    validated_cache::ValidatedCache,
 };
 
 /// Tunable rules of an [`Identity`].
@@ -38,6 +39,9 @@ pub struct IdentityConfig {
     pub session_cache_ttl: Duration,
     /// Social sign-in rules.
     pub oauth: OAuthConfig,
+    /// How long this process reuses a session it read from storage; zero
+    /// turns the cache off. Revocations drop entries at once.
+    pub validated_cache_ttl: Duration,
 }
 
 impl Default for IdentityConfig {
@@ -50,6 +54,7 @@ impl Default for IdentityConfig {
             sign_in_limits: SignInLimits::default(),
             session_cache_ttl: Duration::from_secs(60),
             oauth: OAuthConfig::default(),
+            validated_cache_ttl: Duration::from_secs(5),
         }
     }
 }
@@ -87,6 +92,7 @@ pub struct Identity {
     limiter: SignInLimiter,
     events: Arc<dyn EventPublisher>,
     pub(crate) providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
+    cache: Arc<ValidatedCache>,
     pub(crate) config: IdentityConfig,
 }
 
@@ -98,6 +104,7 @@ impl Identity {
             limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
             events: Arc::new(NoEvents),
             providers: Arc::default(),
+            cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
             store,
             clock,
             config,
@@ -198,13 +205,19 @@ impl Identity {
     /// Validates a session token, sliding its expiry when due.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let token = SessionToken::parse(token)?;
-        let Some((mut session, user)) = self.store.find_session(token.id()).await? else {
-            return Err(Error::Unauthenticated);
+        let now = self.clock.now();
+        let (mut session, user) = match self.cache.get(token.id(), now) {
+            Some(cached) => cached,
+            None => {
+                let ticket = self.cache.ticket();
+                let found = self.store.find_session(token.id()).await?.ok_or(Error::Unauthenticated)?;
+                self.cache.insert(&found.0, &found.1, now, ticket);
+                found
+            }
         };
         if !session.secret_hash.verify(&token.secret_hash()) {
             return Err(Error::Unauthenticated);
         }
-        let now = self.clock.now();
         let refreshed = match self.config.sessions.freshness(&session, now) {
             Freshness::Expired => return Err(Error::SessionExpired),
             Freshness::Valid => false,
@@ -212,6 +225,8 @@ impl Identity {
                 self.store.refresh_session(&session.id, expires_at, now).await?;
                 session.expires_at = expires_at;
                 session.refreshed_at = now;
+                let ticket = self.cache.ticket();
+                self.cache.insert(&session, &user, now, ticket);
                 true
             }
         };
@@ -233,7 +248,7 @@ impl Identity {
         if !self.store.delete_session(caller.user.id, &id, &audit).await? {
             return Err(Error::SessionNotFound);
         }
-        self.events.publish(SessionEvent::SessionRevoked { session_id: id, user_id: caller.user.id });
+        self.publish(SessionEvent::SessionRevoked { session_id: id, user_id: caller.user.id });
         Ok(())
     }
 
@@ -255,8 +270,7 @@ impl Identity {
             .user(caller.user.id)
             .session(&caller.session.id);
         self.store.delete_session(caller.user.id, &caller.session.id, &audit).await?;
-        self.events
-            .publish(SessionEvent::SessionRevoked { session_id: caller.session.id.clone(), user_id: caller.user.id });
+        self.publish(SessionEvent::SessionRevoked { session_id: caller.session.id.clone(), user_id: caller.user.id });
         Ok(())
     }
 
@@ -343,7 +357,25 @@ impl Identity {
     }
 
     fn user_changed(&self, user_id: UserId, change: UserChange) {
-        self.events.publish(SessionEvent::UserChanged { user_id, change });
+        self.publish(SessionEvent::UserChanged { user_id, change });
+    }
+
+    /// Drops what `event` makes stale here, before anyone else hears of it,
+    /// then publishes it.
+    fn publish(&self, event: SessionEvent) {
+        self.cache.apply(&event);
+        self.events.publish(event);
+    }
+
+    /// Applies another replica's event to this process's session cache.
+    pub fn apply_remote_event(&self, event: &SessionEvent) {
+        self.cache.apply(event);
+    }
+
+    /// Empties this process's session cache, and serves from it again only
+    /// when `healthy` (storage and the event relay reachable).
+    pub fn reset_session_cache(&self, healthy: bool) {
+        self.cache.reset(healthy);
     }
 
     pub(crate) fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod email;
 pub mod error;
 pub mod events;
+mod hash_pool;
 pub mod identity;
 pub mod oauth;
 pub mod password;
@@ -20,6 +21,7 @@ pub mod social;
 pub mod store;
 pub mod token;
 pub mod user;
+mod validated_cache;
 
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, FieldViolation, Result};

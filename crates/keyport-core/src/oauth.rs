@@ -77,7 +77,9 @@ pub enum ProviderError {
 impl From<ProviderError> for crate::Error {
     fn from(error: ProviderError) -> Self {
         match error {
-            ProviderError::Refused(cause) | ProviderError::Unavailable(cause) => Self::OAuthProviderError(cause),
+            ProviderError::Refused(cause) => Self::OAuthProviderError(cause),
+            // Retryable, unlike a refusal: the caller may try again later.
+            ProviderError::Unavailable(cause) => Self::Unavailable(cause),
             ProviderError::InvalidIdToken(cause) => Self::OAuthIdTokenInvalid(cause),
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Hashing is deliberately slow (~18 ms at OWASP parameters), so it never
 //! runs on a runtime worker: a semaphore with one permit per core admits
-//! hashes to tokio's blocking pool, callers wait a bounded time for a permit,
+//! hashes to a few dedicated hashing threads, callers wait a bounded time for a permit,
 //! and past a bounded queue they fail fast with [`Error::Overloaded`]. A
 //! sign-in flood therefore cannot starve session checks.
 
@@ -20,7 +20,10 @@ use password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, Sa
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    hash_pool::HashPool,
+};
 
 /// Rules a new password must meet. No composition rules (NIST 800-63B).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +139,7 @@ pub struct PasswordHasher {
 
 struct Inner {
     argon: Argon2<'static>,
+    pool: HashPool,
     params: HashParams,
     permits: Semaphore,
     waiting: AtomicUsize,
@@ -155,6 +159,7 @@ impl PasswordHasher {
         Ok(Self {
             inner: Arc::new(Inner {
                 argon,
+                pool: HashPool::new(limits.workers)?,
                 params,
                 permits: Semaphore::new(limits.workers.max(1)),
                 waiting: AtomicUsize::new(0),
@@ -192,7 +197,7 @@ impl PasswordHasher {
         .await
     }
 
-    /// Runs `work` on the blocking pool once a permit is free.
+    /// Runs `work` on a hashing thread once a permit is free.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
         let inner = &self.inner;
         let permit = match inner.permits.try_acquire() {
@@ -213,7 +218,7 @@ impl PasswordHasher {
             tracing::warn!("password hashing pool saturated");
             return Err(Error::Overloaded);
         };
-        tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+        inner.pool.run(work).await
     }
 }
 

@@ -23,6 +23,10 @@ pub fn providers(settings: &[ProviderSettings]) -> Result<Vec<Arc<dyn IdentityPr
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| SettingsError(format!("HTTP client: {e}")))?;
+    let mut ids = std::collections::HashSet::new();
+    if let Some(duplicate) = settings.iter().find(|setting| !ids.insert(setting.id.as_str())) {
+        return Err(SettingsError(format!("provider id {:?} is configured twice", duplicate.id)));
+    }
     settings
         .iter()
         .map(|setting| {

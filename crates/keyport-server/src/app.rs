@@ -15,7 +15,7 @@ use tonic_health::ServingStatus;
 use crate::{
     config::Config,
     context::ClientResolver,
-    events::EventBus,
+    events::{BusMessage, EventBus},
     health,
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
@@ -81,6 +81,7 @@ impl Keyport {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let Self { config, identity, events } = self;
+        let remote_events = events.subscribe();
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
@@ -109,6 +110,7 @@ impl Keyport {
                 reporter.clone(),
                 Duration::from_millis(config.database.health_check_interval_ms.max(10)),
             )),
+            tokio::spawn(apply_remote_events(identity.clone(), remote_events)),
             tokio::spawn(sweep_expired_sessions(identity)),
         ];
 
@@ -185,6 +187,18 @@ fn create_private_dir(path: &std::path::Path) -> std::io::Result<()> {
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
+}
+
+/// Keeps this process's session cache in step with the other replicas.
+async fn apply_remote_events(identity: Identity, mut bus: tokio::sync::broadcast::Receiver<BusMessage>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match bus.recv().await {
+            Ok(BusMessage::Event(event)) => identity.apply_remote_event(&event),
+            Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => identity.reset_session_cache(true),
+            Err(RecvError::Closed) => return,
+        }
+    }
 }
 
 async fn sweep_expired_sessions(identity: Identity) {

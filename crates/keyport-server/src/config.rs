@@ -141,6 +141,9 @@ pub struct SessionsConfig {
     /// How long middleware subscribed to session events may reuse a
     /// validated session (`GetSessionResponse.cache_ttl`).
     pub cache_ttl_secs: u64,
+    /// How long Keyport itself reuses a session it read from the database,
+    /// in milliseconds; revocations drop entries at once. 0 turns it off.
+    pub server_cache_ttl_ms: u64,
 }
 
 /// Password rules.
@@ -233,6 +236,7 @@ impl Default for SessionsConfig {
             update_age_secs: policy.update_age.as_secs(),
             absolute_lifetime_secs: policy.absolute_lifetime.as_secs(),
             cache_ttl_secs: IdentityConfig::default().session_cache_ttl.as_secs(),
+            server_cache_ttl_ms: u64::try_from(IdentityConfig::default().validated_cache_ttl.as_millis()).unwrap_or(0),
         }
     }
 }
@@ -337,6 +341,7 @@ impl Config {
                 window: Duration::from_secs(self.sign_in_limits.window_secs),
             },
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
+            validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),
             oauth: OAuthConfig {
                 redirect_uris: self.oauth.redirect_uris.clone(),
                 link_verified_emails: self.oauth.link_verified_emails,

@@ -4,15 +4,23 @@
 use std::time::Duration;
 
 use keyport_core::Identity;
-use keyport_proto::v1::{session_service_server::SessionServiceServer, user_service_server::UserServiceServer};
+use keyport_proto::v1::{
+    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
+};
 use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::service::{SessionApi, UserApi};
+use crate::service::{OAuthApi, SessionApi, UserApi};
 
 /// Services whose health is reported, besides the whole server (`""`).
-fn service_names() -> [&'static str; 3] {
-    ["", <UserServiceServer<UserApi> as NamedService>::NAME, <SessionServiceServer<SessionApi> as NamedService>::NAME]
+fn service_names() -> [&'static str; 4] {
+    [
+        "",
+        <UserServiceServer<UserApi> as NamedService>::NAME,
+        <SessionServiceServer<SessionApi> as NamedService>::NAME,
+        <OAuthServiceServer<OAuthApi> as NamedService>::NAME,
+    ]
 }
 
 /// Sets every reported service to `status`.
@@ -49,6 +57,9 @@ pub(crate) async fn monitor(identity: Identity, reporter: HealthReporter, interv
             if healthy {
                 tracing::info!("database reachable again; reporting SERVING");
             }
+            // Events travel through the database: without it, cached
+            // sessions could miss a revocation. Start over when it is back.
+            identity.reset_session_cache(healthy);
             let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
             report(&reporter, status).await;
             serving = healthy;

@@ -153,6 +153,14 @@ pub(crate) async fn unlink_account(
 ) -> StoreResult<UnlinkOutcome> {
     let owner = user_id.to_string();
     let txn = db.begin().await.map_err(classify)?;
+    // Write first: locks the user's row (PostgreSQL) or the database
+    // (SQLite), so two unlinks cannot both see the other account remaining.
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::col(user::Column::UpdatedAt))
+        .filter(user::Column::Id.eq(&owner))
+        .exec(&txn)
+        .await
+        .map_err(classify)?;
     let accounts =
         account::Entity::find().filter(account::Column::UserId.eq(&owner)).all(&txn).await.map_err(classify)?;
     let Some(target) = accounts.iter().find(|a| a.provider_id == provider_id && a.subject == subject) else {

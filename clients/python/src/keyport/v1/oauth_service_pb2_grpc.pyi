@@ -54,8 +54,9 @@ class OAuthServiceStub:
     """Starts a sign-in (or, with `link` and a session, a link) with a provider.
 
     Public; `link` needs a session in `authorization: Bearer`. Reasons:
-    `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `INVALID_ARGUMENT`,
-    `UNAUTHENTICATED` (link without a valid session).
+    `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
+    or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
+    provider's discovery document could not be fetched; retry later).
     """
     FinishOAuth: _grpc.UnaryUnaryMultiCallable[_oauth_service_pb2.FinishOAuthRequest, _oauth_service_pb2.FinishOAuthResponse]
     """Finishes a flow: exchanges the code, checks the provider's answer
@@ -64,7 +65,8 @@ class OAuthServiceStub:
 
     Public. Reasons: `OAUTH_STATE_INVALID` (state or binding missing, wrong,
     replayed or expired), `REDIRECT_URI_NOT_ALLOWED` (differs from the
-    start), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
+    start), `OAUTH_PROVIDER_UNKNOWN` (the provider left the config),
+    `UNAVAILABLE` (the provider could not be reached; retry later), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
     exchange failed, e.g. a reused code or a PKCE mismatch),
     `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
     an existing user and may not be linked automatically: sign in and link
@@ -109,8 +111,9 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
     """Starts a sign-in (or, with `link` and a session, a link) with a provider.
 
     Public; `link` needs a session in `authorization: Bearer`. Reasons:
-    `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `INVALID_ARGUMENT`,
-    `UNAUTHENTICATED` (link without a valid session).
+    `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
+    or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
+    provider's discovery document could not be fetched; retry later).
     """
     FinishOAuth: _aio.UnaryUnaryMultiCallable[_oauth_service_pb2.FinishOAuthRequest, _oauth_service_pb2.FinishOAuthResponse]  # type: ignore[assignment]
     """Finishes a flow: exchanges the code, checks the provider's answer
@@ -119,7 +122,8 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
 
     Public. Reasons: `OAUTH_STATE_INVALID` (state or binding missing, wrong,
     replayed or expired), `REDIRECT_URI_NOT_ALLOWED` (differs from the
-    start), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
+    start), `OAUTH_PROVIDER_UNKNOWN` (the provider left the config),
+    `UNAVAILABLE` (the provider could not be reached; retry later), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
     exchange failed, e.g. a reused code or a PKCE mismatch),
     `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
     an existing user and may not be linked automatically: sign in and link
@@ -173,8 +177,9 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
         """Starts a sign-in (or, with `link` and a session, a link) with a provider.
 
         Public; `link` needs a session in `authorization: Bearer`. Reasons:
-        `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `INVALID_ARGUMENT`,
-        `UNAUTHENTICATED` (link without a valid session).
+        `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
+        or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
+        provider's discovery document could not be fetched; retry later).
         """
 
     @_abc_1.abstractmethod
@@ -189,7 +194,8 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Public. Reasons: `OAUTH_STATE_INVALID` (state or binding missing, wrong,
         replayed or expired), `REDIRECT_URI_NOT_ALLOWED` (differs from the
-        start), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
+        start), `OAUTH_PROVIDER_UNKNOWN` (the provider left the config),
+        `UNAVAILABLE` (the provider could not be reached; retry later), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
         exchange failed, e.g. a reused code or a PKCE mismatch),
         `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
         an existing user and may not be linked automatically: sign in and link

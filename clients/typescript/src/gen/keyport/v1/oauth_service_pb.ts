@@ -339,8 +339,9 @@ export const OAuthService: GenService<{
    * Starts a sign-in (or, with `link` and a session, a link) with a provider.
    *
    * Public; `link` needs a session in `authorization: Bearer`. Reasons:
-   * `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `INVALID_ARGUMENT`,
-   * `UNAUTHENTICATED` (link without a valid session).
+   * `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
+   * or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
+   * provider's discovery document could not be fetched; retry later).
    *
    * @generated from rpc keyport.v1.OAuthService.StartOAuth
    */
@@ -356,7 +357,8 @@ export const OAuthService: GenService<{
    *
    * Public. Reasons: `OAUTH_STATE_INVALID` (state or binding missing, wrong,
    * replayed or expired), `REDIRECT_URI_NOT_ALLOWED` (differs from the
-   * start), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
+   * start), `OAUTH_PROVIDER_UNKNOWN` (the provider left the config),
+   * `UNAVAILABLE` (the provider could not be reached; retry later), `OAUTH_PROVIDER_ERROR` (the provider refused, or the code
    * exchange failed, e.g. a reused code or a PKCE mismatch),
    * `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
    * an existing user and may not be linked automatically: sign in and link

@@ -1,0 +1,104 @@
+//! A short-lived cache of sessions read from storage, in front of the store
+//! on the `GetSession` hot path.
+//!
+//! Entries live a few seconds, are dropped synchronously by this process's
+//! own revocations and by the other replicas' events, and are served only
+//! while storage is healthy (the event relay runs through it). A read that
+//! raced with any event is not cached. Expiry is still checked on every hit,
+//! and a hit that is due for a sliding refresh goes to storage.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{
+        Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use crate::{
+    clock::Timestamp,
+    events::SessionEvent,
+    session::Session,
+    token::SessionId,
+    user::{User, UserId},
+};
+
+/// Entries kept at most; beyond it the cache is cleared (cheap and rare).
+const MAX_ENTRIES: usize = 100_000;
+
+pub(crate) struct ValidatedCache {
+    ttl: Duration,
+    enabled: AtomicBool,
+    generation: AtomicU64,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    by_session: HashMap<SessionId, (Session, User, Timestamp)>,
+    by_user: HashMap<UserId, HashSet<SessionId>>,
+}
+
+impl ValidatedCache {
+    /// A cache whose entries live `ttl`; zero disables it.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Self { ttl, enabled: AtomicBool::new(!ttl.is_zero()), generation: AtomicU64::new(0), entries: Mutex::default() }
+    }
+
+    /// The ticket to present at [`ValidatedCache::insert`].
+    pub(crate) fn ticket(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The cached session and user, if cached less than `ttl` before `now`.
+    pub(crate) fn get(&self, id: &SessionId, now: Timestamp) -> Option<(Session, User)> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (session, user, cached_at) = entries.by_session.get(id)?;
+        (now.duration_since(*cached_at) < self.ttl).then(|| (session.clone(), user.clone()))
+    }
+
+    /// Caches a read made under `ticket`, unless an event came in between.
+    pub(crate) fn insert(&self, session: &Session, user: &User, now: Timestamp, ticket: u64) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if self.generation.load(Ordering::Acquire) != ticket {
+            return;
+        }
+        if entries.by_session.len() >= MAX_ENTRIES {
+            *entries = Entries::default();
+        }
+        entries.by_user.entry(user.id).or_default().insert(session.id.clone());
+        entries.by_session.insert(session.id.clone(), (session.clone(), user.clone(), now));
+    }
+
+    /// Drops what `event` makes stale.
+    pub(crate) fn apply(&self, event: &SessionEvent) {
+        let Ok(mut entries) = self.entries.lock() else { return };
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        match event {
+            SessionEvent::SessionRevoked { session_id, .. } => {
+                entries.by_session.remove(session_id);
+            }
+            SessionEvent::UserChanged { user_id, .. } => {
+                for id in entries.by_user.remove(user_id).unwrap_or_default() {
+                    entries.by_session.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Drops everything and serves again only when `enabled`.
+    pub(crate) fn reset(&self, enabled: bool) {
+        if let Ok(mut entries) = self.entries.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            *entries = Entries::default();
+            self.enabled.store(enabled && !self.ttl.is_zero(), Ordering::Release);
+        }
+    }
+}
