@@ -8,6 +8,7 @@
 //! sign-in flood therefore cannot starve session checks.
 
 use std::{
+    cell::RefCell,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -15,8 +16,8 @@ use std::{
     time::Duration,
 };
 
-use argon2::{Algorithm, Argon2, Params, Version};
-use password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
@@ -155,7 +156,12 @@ impl PasswordHasher {
         let argon = argon2(params)?;
         let mut decoy_password = [0u8; 32];
         getrandom::fill(&mut decoy_password).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-        let decoy = hash_with(&argon, &decoy_password)?;
+        // Through the allocating API on purpose: the calling thread is not a
+        // hashing thread and should not keep 19 MiB of working memory.
+        let decoy =
+            password_hash::PasswordHasher::hash_password(&argon, &decoy_password, &SaltString::generate(&mut OsRng))
+                .map(|hash| hash.to_string())
+                .map_err(|e| Error::Internal(format!("hashing: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 argon,
@@ -183,7 +189,7 @@ impl PasswordHasher {
             let exists = stored.is_some();
             let phc = stored.as_deref().unwrap_or(&inner.decoy);
             let parsed = PasswordHash::new(phc).map_err(|e| Error::Internal(format!("stored hash: {e}")))?;
-            let matches = inner.argon.verify_password(password.0.as_bytes(), &parsed).is_ok();
+            let matches = verify_with(&parsed, password.0.as_bytes())?;
             if !(exists && matches) {
                 return Ok(Verification::Mismatch);
             }
@@ -228,12 +234,65 @@ fn argon2(params: HashParams) -> Result<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
+thread_local! {
+    /// This thread's argon2 working memory, reused from hash to hash. A fresh
+    /// 19 MiB allocation per hash made glibc's heap grow by about that much
+    /// per sign-up (its mmap threshold adapts upwards after the first free).
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 into `out` with this thread's reusable working memory.
+fn argon2_into(argon: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> password_hash::Result<()> {
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = argon.params().block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks]).map_err(Into::into)
+    })
+}
+
+/// A new PHC string for `password`: what `PasswordHasher::hash_password`
+/// builds, with the memory reused.
 fn hash_with(argon: &Argon2<'static>, password: &[u8]) -> Result<String> {
+    let failed = |e: password_hash::Error| Error::Internal(format!("hashing: {e}"));
     let salt = SaltString::generate(&mut OsRng);
-    argon
-        .hash_password(password, &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| Error::Internal(format!("hashing: {e}")))
+    let mut salt_buffer = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buffer).map_err(failed)?;
+    let output_len = argon.params().output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = Output::init_with(output_len, |out| argon2_into(argon, password, salt_bytes, out)).map_err(failed)?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(failed)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(hash.to_string())
+}
+
+/// Whether `password` matches the stored hash, under the stored hash's own
+/// algorithm and parameters; the comparison is constant-time (`Output`'s `==`).
+fn verify_with(stored: &PasswordHash<'_>, password: &[u8]) -> Result<bool> {
+    let invalid = |e: password_hash::Error| Error::Internal(format!("stored hash: {e}"));
+    let algorithm = Algorithm::try_from(stored.algorithm).map_err(invalid)?;
+    let version = stored
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| Error::Internal(format!("stored hash version: {e}")))?
+        .unwrap_or_default();
+    let params = Params::try_from(stored).map_err(invalid)?;
+    let (Some(salt), Some(expected)) = (stored.salt, stored.hash) else {
+        return Err(Error::Internal("stored hash lacks a salt or a hash".into()));
+    };
+    let mut salt_buffer = [0u8; 64];
+    let salt_bytes = salt.decode_b64(&mut salt_buffer).map_err(invalid)?;
+    let argon = Argon2::new(algorithm, version, params);
+    let computed =
+        Output::init_with(expected.len(), |out| argon2_into(&argon, password, salt_bytes, out)).map_err(invalid)?;
+    Ok(computed == expected)
 }
 
 /// Whether a stored hash is argon2id with exactly the current parameters.
@@ -305,6 +364,19 @@ mod tests {
         assert_eq!(ok.await.unwrap(), Verification::Match { rehash: None });
         let bad = hasher.verify(policy().presented_password("p", "wrong horse!").unwrap(), Some(stored));
         assert_eq!(bad.await.unwrap(), Verification::Mismatch);
+    }
+
+    #[test]
+    fn hashes_interoperate_with_the_argon2_crate() {
+        use password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let argon = argon2(CHEAP).unwrap();
+        let ours = hash_with(&argon, b"correct horse").unwrap();
+        assert!(argon.verify_password(b"correct horse", &PasswordHash::new(&ours).unwrap()).is_ok());
+        assert!(argon.verify_password(b"wrong horse", &PasswordHash::new(&ours).unwrap()).is_err());
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = argon.hash_password(b"correct horse", &salt).unwrap().to_string();
+        assert!(verify_with(&PasswordHash::new(&theirs).unwrap(), b"correct horse").unwrap());
+        assert!(!verify_with(&PasswordHash::new(&theirs).unwrap(), b"wrong horse").unwrap());
     }
 
     #[tokio::test]

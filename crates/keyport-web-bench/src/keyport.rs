@@ -24,7 +24,7 @@ impl Keyport {
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
             .arg(data.path())
-            .env("RUST_LOG", "warn,keyport_server=info")
+            .env("RUST_LOG", "warn,keyport=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
