@@ -55,6 +55,12 @@ pub enum Outcome {
 /// revocation-aware cache.
 #[derive(Debug, Clone)]
 pub struct Guard {
+    // Cloned per request by the adapters: one reference count, not a client.
+    inner: Arc<GuardInner>,
+}
+
+#[derive(Debug)]
+struct GuardInner {
     cache: SessionCache,
     settings: Arc<AuthSettings>,
 }
@@ -69,32 +75,32 @@ enum Source {
 impl Guard {
     /// A guard using `cache` (and its client) with `settings`.
     pub fn new(cache: SessionCache, settings: Arc<AuthSettings>) -> Self {
-        Self { cache, settings }
+        Self { inner: Arc::new(GuardInner { cache, settings }) }
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &AuthSettings {
-        &self.settings
+        &self.inner.settings
     }
 
     /// The session cache (and, through it, the client).
     pub fn cache(&self) -> &SessionCache {
-        &self.cache
+        &self.inner.cache
     }
 
     /// Decides what happens to `request`.
     pub async fn check(&self, request: &impl RequestView) -> Outcome {
-        let access = self.settings.rules.access_for(request.path());
+        let access = self.inner.settings.rules.access_for(request.path());
         let mut set_cookies = Vec::new();
         if self.is_cross_site_write(request) {
             return Outcome::Respond(json(403, "CSRF_REJECTED", "cross-origin request refused"));
         }
         let principal = match self.token(request) {
             None => None,
-            Some((token, source)) => match self.cache.get_session(token, &self.client_info(request)).await {
+            Some((token, source)) => match self.inner.cache.get_session(token, &self.client_info(request)).await {
                 Ok(session) => {
                     if session.refreshed && source == Source::Cookie {
-                        set_cookies.push(self.settings.cookie.issue(token, session.principal.expires_at));
+                        set_cookies.push(self.inner.settings.cookie.issue(token, session.principal.expires_at));
                     }
                     Some(session.principal)
                 }
@@ -108,7 +114,7 @@ impl Guard {
                 }
                 Err(error) => {
                     if source == Source::Cookie {
-                        set_cookies.push(self.settings.cookie.clear());
+                        set_cookies.push(self.inner.settings.cookie.clear());
                     }
                     if *access != Access::Public {
                         return Outcome::Respond(self.unauthenticated(request, reason_name(&error), set_cookies));
@@ -137,9 +143,9 @@ impl Guard {
         email: &str,
         password: &str,
     ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.cache.client().sign_in(email, password, client).await?;
+        let signed_in = self.inner.cache.client().sign_in(email, password, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
-        let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+        let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
     }
 
@@ -153,9 +159,9 @@ impl Guard {
         password: &str,
         name: &str,
     ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.cache.client().sign_up(email, password, name, client).await?;
+        let signed_in = self.inner.cache.client().sign_up(email, password, name, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
-        let cookie = self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+        let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
     }
 
@@ -175,7 +181,7 @@ impl Guard {
         pending: Vec<String>,
         set_by_handler: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
-        let prefix = format!("{}=", self.settings.cookie.name);
+        let prefix = format!("{}=", self.inner.settings.cookie.name);
         if set_by_handler.into_iter().any(|cookie| cookie.trim_start().starts_with(&prefix)) {
             Vec::new()
         } else {
@@ -188,22 +194,22 @@ impl Guard {
     pub async fn sign_out(&self, client: &ClientInfo, token: Option<&str>) -> Result<String, Error> {
         if let Some(token) = token {
             if let Some(id) = token.strip_prefix("kp_").and_then(|t| t.split_once('.')).map(|(id, _)| id) {
-                self.cache.forget_session(id);
+                self.inner.cache.forget_session(id);
             }
-            match self.cache.client().sign_out(token, client).await {
+            match self.inner.cache.client().sign_out(token, client).await {
                 Ok(()) => {}
                 Err(error) if matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired) => {}
                 Err(error) => return Err(error),
             }
         }
-        Ok(self.settings.cookie.clear())
+        Ok(self.inner.settings.cookie.clear())
     }
 
     /// Revokes one of the sessions of `token`'s user and drops it from the
     /// cache at once.
     pub async fn revoke_session(&self, client: &ClientInfo, token: &str, session_id: &str) -> Result<(), Error> {
-        self.cache.client().revoke_session(token, session_id, client).await?;
-        self.cache.forget_session(session_id);
+        self.inner.cache.client().revoke_session(token, session_id, client).await?;
+        self.inner.cache.forget_session(session_id);
         Ok(())
     }
 
@@ -211,9 +217,9 @@ impl Guard {
     /// user's cached sessions are dropped at once, not only when the event
     /// arrives.
     pub async fn revoke_other_sessions(&self, client: &ClientInfo, token: &str) -> Result<u32, Error> {
-        let caller = self.cache.get_session(token, client).await?;
-        let revoked = self.cache.client().revoke_other_sessions(token, client).await?;
-        self.cache.forget_user(&caller.principal.user_id);
+        let caller = self.inner.cache.get_session(token, client).await?;
+        let revoked = self.inner.cache.client().revoke_other_sessions(token, client).await?;
+        self.inner.cache.forget_user(&caller.principal.user_id);
         Ok(revoked)
     }
 
@@ -226,8 +232,8 @@ impl Guard {
         redirect_uri: &str,
         link_token: Option<&str>,
     ) -> Result<(String, String), Error> {
-        let started = self.cache.client().start_oauth(provider_id, redirect_uri, link_token, client).await?;
-        Ok((started.authorization_url, self.settings.cookie.issue_oauth_binding(&started.binding)))
+        let started = self.inner.cache.client().start_oauth(provider_id, redirect_uri, link_token, client).await?;
+        Ok((started.authorization_url, self.inner.settings.cookie.issue_oauth_binding(&started.binding)))
     }
 
     /// Finishes a social sign-in from the callback's `query` and the
@@ -245,7 +251,7 @@ impl Guard {
         let mut callback = OAuthCallback {
             redirect_uri: redirect_uri.to_owned(),
             binding: cookie_header
-                .and_then(|c| self.settings.cookie.read_oauth_binding(c))
+                .and_then(|c| self.inner.settings.cookie.read_oauth_binding(c))
                 .unwrap_or_default()
                 .to_owned(),
             ..OAuthCallback::default()
@@ -258,11 +264,11 @@ impl Guard {
                 _ => {}
             }
         }
-        let mut cookies = vec![self.settings.cookie.clear_oauth_binding()];
-        let finished = self.cache.client().finish_oauth(&callback, client).await?;
+        let mut cookies = vec![self.inner.settings.cookie.clear_oauth_binding()];
+        let finished = self.inner.cache.client().finish_oauth(&callback, client).await?;
         if let FinishedOAuth::SignedIn { signed_in, .. } = &finished {
             self.end_previous(client, previous, &signed_in.token).await;
-            cookies.push(self.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
+            cookies.push(self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
         }
         Ok((finished, cookies))
     }
@@ -275,6 +281,7 @@ impl Guard {
     /// The end user's address and agent, to forward to Keyport.
     pub fn client_info(&self, request: &impl RequestView) -> ClientInfo {
         let forwarded = self
+            .inner
             .settings
             .trust_forwarded_for
             .then(|| request.header("x-forwarded-for"))
@@ -295,7 +302,7 @@ impl Guard {
             return scheme.eq_ignore_ascii_case("bearer").then(|| (token.trim(), Source::Bearer));
         }
         let cookies = request.header("cookie")?;
-        self.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
+        self.inner.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
     }
 
     /// CSRF defence (OWASP: verify the origin with standard headers). An
@@ -307,7 +314,7 @@ impl Guard {
         if !is_unsafe(request.method()) || request.header("authorization").is_some() {
             return false;
         }
-        let has_cookie = request.header("cookie").and_then(|c| self.settings.cookie.read(c)).is_some();
+        let has_cookie = request.header("cookie").and_then(|c| self.inner.settings.cookie.read(c)).is_some();
         let from_browser = request.header("origin").is_some() || request.header("referer").is_some();
         (has_cookie || from_browser) && !self.same_origin(request)
     }
@@ -323,11 +330,11 @@ impl Guard {
         });
         let Some(origin) = source else { return false };
         let origin = origin.trim_end_matches('/');
-        if self.settings.allowed_origins.is_empty() {
+        if self.inner.settings.allowed_origins.is_empty() {
             let host = request.header("host").unwrap_or_default();
             origin.split_once("://").is_some_and(|(_, authority)| !host.is_empty() && authority == host)
         } else {
-            self.settings.allowed_origins.iter().any(|allowed| allowed == origin)
+            self.inner.settings.allowed_origins.iter().any(|allowed| allowed == origin)
         }
     }
 
@@ -341,10 +348,10 @@ impl Guard {
                     back.push_str(query);
                 }
                 let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
-                format!("{}?{}={back}", self.settings.sign_in_path, self.settings.return_param)
+                format!("{}?{}={back}", self.inner.settings.sign_in_path, self.inner.settings.return_param)
             } else {
                 // A form post cannot be replayed by a redirect back: just sign in.
-                self.settings.sign_in_path.clone()
+                self.inner.settings.sign_in_path.clone()
             };
             Reply { status: 303, headers: vec![("location", location)], body: String::new() }
         } else {
@@ -361,7 +368,7 @@ impl Guard {
     /// 403: an HTML page (or a redirect to `forbidden_path`) for browsers,
     /// JSON for API clients.
     fn forbidden(&self, request: &impl RequestView, set_cookies: Vec<String>) -> Reply {
-        let mut reply = match (&self.settings.forbidden_path, is_navigation(request)) {
+        let mut reply = match (&self.inner.settings.forbidden_path, is_navigation(request)) {
             (Some(path), true) => Reply { status: 303, headers: vec![("location", path.clone())], body: String::new() },
             (None, true) => Reply {
                 status: 403,
