@@ -215,3 +215,38 @@ async fn user_calls_need_a_valid_bearer_token(backend: Backend) -> TestResult {
     }
     Ok(())
 }
+
+/// Two replicas on one PostgreSQL database: a revocation on one reaches the
+/// other's session cache and its `WatchSessionEvents` subscribers through
+/// LISTEN/NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_reach_other_replicas() -> crate::TestResult {
+    use keyport_proto::v1::{WatchSessionEventsRequest, watch_session_events_response::Event};
+
+    let a = TestServer::start(Backend::Postgres).await?;
+    let b = TestServer::replica_of(&a).await?;
+    let laptop = a.sign_up("ann@example.com").await?;
+    let phone = sign_in(&b, "ann@example.com").await?;
+    // Replica B has read (and cached) the phone's session.
+    assert_eq!(get_session_reason(&b, &phone).await, "OK");
+    let mut events = b.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
+    let first = events.message().await?.and_then(|m| m.event);
+    assert!(matches!(first, Some(Event::Ready(_))), "{first:?}");
+
+    let phone_id = phone.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+    a.sessions().revoke_session(authed(RevokeSessionRequest { session_id: phone_id.clone() }, &laptop)).await?;
+
+    let relayed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.message().await?.and_then(|m| m.event) {
+                Some(Event::SessionRevoked(revoked)) => return Ok::<_, tonic::Status>(revoked),
+                Some(_) => continue,
+                None => return Err(tonic::Status::aborted("stream ended")),
+            }
+        }
+    })
+    .await??;
+    assert_eq!(relayed.session_id, phone_id);
+    assert_eq!(get_session_reason(&b, &phone).await, "UNAUTHENTICATED", "B's own cache dropped it too");
+    Ok(())
+}

@@ -74,6 +74,12 @@ impl TestServer {
         Self::start_on(tempfile::tempdir()?, String::new(), configure, Some(tls), None).await
     }
 
+    /// Starts another replica on `other`'s database (PostgreSQL only: an
+    /// SQLite file belongs to one process).
+    pub async fn replica_of(other: &TestServer) -> Result<Self, BoxError> {
+        Self::start_on(tempfile::tempdir()?, other.database_url.clone(), |_| {}, None, None).await
+    }
+
     /// Starts a server on a private PostgreSQL cluster that the test may stop.
     pub async fn start_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
         let url = cluster.create_database("keyport")?;

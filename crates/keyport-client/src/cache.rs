@@ -235,7 +235,7 @@ impl Entries {
 }
 
 /// The session id inside `kp_<id>.<secret>`.
-fn session_id_of(token: &str) -> Option<&str> {
+pub(crate) fn session_id_of(token: &str) -> Option<&str> {
     token.strip_prefix("kp_")?.split_once('.').map(|(id, _)| id)
 }
 

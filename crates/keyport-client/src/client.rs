@@ -235,7 +235,9 @@ impl KeyportClient {
         let response = self.sessions.clone().sign_in(request).await?.into_inner();
         match response.outcome {
             Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant),
-            None => Err(Status::unimplemented("sign-in needs a step this client does not support").into()),
+            // A newer server may answer with another step (a second factor):
+            // refuse clearly rather than pretend the user is signed in.
+            None => Err(Status::failed_precondition("sign-in needs a step this client version does not know").into()),
         }
     }
 

@@ -194,7 +194,8 @@ async fn apply_remote_events(identity: Identity, mut bus: tokio::sync::broadcast
     use tokio::sync::broadcast::error::RecvError;
     loop {
         match bus.recv().await {
-            Ok(BusMessage::Event(event)) => identity.apply_remote_event(&event),
+            Ok(BusMessage::Relayed(event)) => identity.apply_remote_event(&event),
+            Ok(BusMessage::Event(_)) => {}
             Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => identity.reset_session_cache(true),
             Err(RecvError::Closed) => return,
         }

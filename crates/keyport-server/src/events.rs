@@ -13,8 +13,11 @@ const CAPACITY: usize = 4096;
 /// What subscribers receive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum BusMessage {
-    /// An event to pass on.
+    /// An event of this replica's, to pass on.
     Event(SessionEvent),
+    /// Another replica's event, to pass on and to apply to this replica's
+    /// session cache (its own events were applied before publishing).
+    Relayed(SessionEvent),
     /// Events may have been lost: end every stream so caches start over.
     Resync,
 }
@@ -35,7 +38,7 @@ impl EventBus {
             let sender = sender.clone();
             tokio::spawn(relay.listen(move |relayed| {
                 let message = match relayed {
-                    Relayed::Event(event) => BusMessage::Event(event),
+                    Relayed::Event(event) => BusMessage::Relayed(event),
                     Relayed::Resync => BusMessage::Resync,
                 };
                 let _ = sender.send(message);

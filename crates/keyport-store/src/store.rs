@@ -190,10 +190,11 @@ impl Store for SeaStore {
         else {
             return Ok(None);
         };
-        let Some(password_hash) = self.find_password_hash(user_from_row(row.clone())?.id).await? else {
+        let user = user_from_row(row)?;
+        let Some(password_hash) = self.find_password_hash(user.id).await? else {
             return Ok(None);
         };
-        Ok(Some(Credentials { user: user_from_row(row)?, password_hash }))
+        Ok(Some(Credentials { user, password_hash }))
     }
 
     async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{AuthSettings, rules::Access};
 use crate::{
-    cache::SessionCache,
+    cache::{SessionCache, session_id_of},
     client::{ClientInfo, FinishedOAuth, OAuthCallback, SignedIn},
     error::{Error, Reason},
     principal::Principal,
@@ -181,19 +181,17 @@ impl Guard {
         pending: Vec<String>,
         set_by_handler: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
-        let prefix = format!("{}=", self.inner.settings.cookie.name);
-        if set_by_handler.into_iter().any(|cookie| cookie.trim_start().starts_with(&prefix)) {
-            Vec::new()
-        } else {
-            pending
-        }
+        let name = self.inner.settings.cookie.name.as_str();
+        let sets_session =
+            |cookie: &str| cookie.trim_start().strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
+        if set_by_handler.into_iter().any(sets_session) { Vec::new() } else { pending }
     }
 
     /// Signs out the session of `token` (if any) and returns the `Set-Cookie`
     /// value that deletes the cookie. Succeeds even if the session was gone.
     pub async fn sign_out(&self, client: &ClientInfo, token: Option<&str>) -> Result<String, Error> {
         if let Some(token) = token {
-            if let Some(id) = token.strip_prefix("kp_").and_then(|t| t.split_once('.')).map(|(id, _)| id) {
+            if let Some(id) = session_id_of(token) {
                 self.inner.cache.forget_session(id);
             }
             match self.inner.cache.client().sign_out(token, client).await {
