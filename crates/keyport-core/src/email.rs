@@ -4,6 +4,7 @@
 use std::fmt;
 
 use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 use crate::error::{Error, Result};
 
@@ -24,6 +25,12 @@ impl Email {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err(Error::invalid(field, "must not be empty"));
+        }
+        // Invisible format characters (zero-width space, soft hyphen, bidi
+        // controls) would make `ka\u{200b}te@` an account apart from `kate@`
+        // that looks the same. NFKC keeps most of them, so refuse them.
+        if raw.chars().any(|c| c.general_category() == GeneralCategory::Format) {
+            return Err(Error::invalid(field, "must not contain invisible characters"));
         }
         // Check before normalising so an oversized input costs nothing.
         if raw.len() > MAX_EMAIL_BYTES * 4 {
@@ -121,6 +128,12 @@ mod tests {
             "a@-b.com",
             "a\u{0}@b.com",
             "a@b.com\u{7}",
+            "ka\u{200b}te@example.com",
+            "ka\u{ad}te@example.com",
+            "kate@exam\u{200d}ple.com",
+            "\u{feff}kate@example.com",
+            "kate\u{202e}@example.com",
+            "kate@example.com\u{2060}",
         ] {
             let err = parse(bad).unwrap_err();
             assert_eq!(err.reason(), "INVALID_ARGUMENT", "{bad:?}");

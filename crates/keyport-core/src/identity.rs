@@ -13,9 +13,9 @@ use crate::{
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy, Verification},
-    rate_limit::{SignInLimiter, SignInLimits},
+    rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
     session::{ClientInfo, Freshness, Session, SessionPolicy},
-    store::{Store, StoreError},
+    store::{Expired, SessionBasis, Store, StoreError},
     token::{SessionId, SessionToken},
     user::{DEFAULT_ROLE, User, UserId, parse_name},
     validated_cache::ValidatedCache,
@@ -42,6 +42,8 @@ pub struct IdentityConfig {
     /// How long this process reuses a session it read from storage; zero
     /// turns the cache off. Revocations drop entries at once.
     pub validated_cache_ttl: Duration,
+    /// How long audit events are kept before the sweeper deletes them.
+    pub audit_retention: Duration,
 }
 
 impl Default for IdentityConfig {
@@ -55,6 +57,7 @@ impl Default for IdentityConfig {
             session_cache_ttl: Duration::from_secs(60),
             oauth: OAuthConfig::default(),
             validated_cache_ttl: Duration::from_secs(5),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -163,25 +166,18 @@ impl Identity {
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SessionGrant> {
         let email = Email::parse("email", email)?;
         let password = self.config.passwords.presented_password("password", password)?;
-        let ip = client.ip_address.as_deref();
         let now = self.clock.now();
-
-        if let Err(limited) = self.limiter.check(email.as_str(), ip) {
-            let audit = AuditEvent::new(AuditKind::SignInFailed, now, client).detail("rate_limited");
-            self.store.record_audit(&audit).await?;
-            return Err(limited);
-        }
+        let attempt = self.reserve_attempt(email.as_str(), None, client).await?;
 
         let credentials = self.store.find_credentials_by_email(&email).await?;
         let (user, stored_hash) = match credentials {
             Some(c) => (Some(c.user), Some(c.password_hash)),
             None => (None, None),
         };
-        let verification = self.hasher.verify(password, stored_hash).await?;
-        let (user, rehash) = match (user, verification) {
-            (Some(user), Verification::Match { rehash }) => (user, rehash),
-            (user, _) => {
-                self.limiter.record_failure(email.as_str(), ip);
+        let verification = self.hasher.verify(password, stored_hash.clone()).await?;
+        let (user, verified_hash, rehash) = match (user, stored_hash, verification) {
+            (Some(user), Some(hash), Verification::Match { rehash }) => (user, hash, rehash),
+            (user, _, _) => {
                 let audit = AuditEvent::new(AuditKind::SignInFailed, now, client);
                 let audit = match user {
                     Some(user) => audit.user(user.id).detail("wrong_password"),
@@ -191,14 +187,16 @@ impl Identity {
                 return Err(Error::InvalidCredentials);
             }
         };
-        self.limiter.record_success(email.as_str());
-        if let Some(new_hash) = rehash {
-            self.store.replace_password_hash(user.id, &new_hash).await?;
-        }
 
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id);
-        self.store.create_session(&session, &audit).await?;
+        let basis = SessionBasis::Password { verified_hash: &verified_hash, rehash: rehash.as_deref() };
+        // The password changed (or the user went) while it was being
+        // verified: the old password no longer signs in.
+        if !self.store.create_session(&session, basis, &audit).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        self.limiter.succeeded(attempt);
         Ok(SessionGrant { token: token.expose(), session, user })
     }
 
@@ -206,10 +204,12 @@ impl Identity {
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let token = SessionToken::parse(token)?;
         let now = self.clock.now();
+        // Taken before any read or write: whatever this call caches must not
+        // predate an event that came in meanwhile.
+        let ticket = self.cache.ticket();
         let (mut session, user) = match self.cache.get(token.id(), now) {
             Some(cached) => cached,
             None => {
-                let ticket = self.cache.ticket();
                 let found = self.store.find_session(token.id()).await?.ok_or(Error::Unauthenticated)?;
                 self.cache.insert(&found.0, &found.1, now, ticket);
                 found
@@ -222,10 +222,13 @@ impl Identity {
             Freshness::Expired => return Err(Error::SessionExpired),
             Freshness::Valid => false,
             Freshness::Refresh { expires_at } => {
-                self.store.refresh_session(&session.id, expires_at, now).await?;
+                // No row refreshed: revoked meanwhile, so not valid either.
+                if !self.store.refresh_session(&session.id, expires_at, now).await? {
+                    self.cache.apply(&SessionEvent::SessionRevoked { session_id: session.id, user_id: user.id });
+                    return Err(Error::Unauthenticated);
+                }
                 session.expires_at = expires_at;
                 session.refreshed_at = now;
-                let ticket = self.cache.ticket();
                 self.cache.insert(&session, &user, now, ticket);
                 true
             }
@@ -245,10 +248,11 @@ impl Identity {
         let id = SessionId::parse(session_id)?;
         let audit =
             AuditEvent::new(AuditKind::SessionRevoked, self.clock.now(), client).user(caller.user.id).session(&id);
-        if !self.store.delete_session(caller.user.id, &id, &audit).await? {
+        let event = SessionEvent::SessionRevoked { session_id: id.clone(), user_id: caller.user.id };
+        if !self.store.delete_session(caller.user.id, &id, &audit, &event).await? {
             return Err(Error::SessionNotFound);
         }
-        self.publish(SessionEvent::SessionRevoked { session_id: id, user_id: caller.user.id });
+        self.publish(event);
         Ok(())
     }
 
@@ -257,9 +261,10 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::OtherSessionsRevoked, self.clock.now(), client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        let revoked = self.store.delete_other_sessions(caller.user.id, &caller.session.id, &audit).await?;
+        let event = user_changed(caller.user.id, UserChange::SessionsRevoked);
+        let revoked = self.store.delete_other_sessions(caller.user.id, &caller.session.id, &audit, &event).await?;
         if revoked > 0 {
-            self.user_changed(caller.user.id, UserChange::SessionsRevoked);
+            self.publish(event);
         }
         Ok(revoked)
     }
@@ -269,8 +274,9 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::SignOut, self.clock.now(), client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        self.store.delete_session(caller.user.id, &caller.session.id, &audit).await?;
-        self.publish(SessionEvent::SessionRevoked { session_id: caller.session.id.clone(), user_id: caller.user.id });
+        let event = SessionEvent::SessionRevoked { session_id: caller.session.id.clone(), user_id: caller.user.id };
+        self.store.delete_session(caller.user.id, &caller.session.id, &audit, &event).await?;
+        self.publish(event);
         Ok(())
     }
 
@@ -287,8 +293,9 @@ impl Identity {
         let name = parse_name(name)?;
         let now = self.clock.now();
         let audit = AuditEvent::new(AuditKind::ProfileUpdated, now, client).user(caller.user.id);
-        let user = self.store.update_user_name(caller.user.id, &name, now, &audit).await?;
-        self.user_changed(user.id, UserChange::Profile);
+        let event = user_changed(caller.user.id, UserChange::Profile);
+        let user = self.store.update_user_name(caller.user.id, &name, now, &audit, &event).await?;
+        self.publish(event);
         Ok(user)
     }
 
@@ -307,8 +314,10 @@ impl Identity {
         let now = self.clock.now();
         let audit =
             AuditEvent::new(AuditKind::PasswordChanged, now, client).user(caller.user.id).session(&caller.session.id);
-        let revoked = self.store.change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit).await?;
-        self.user_changed(caller.user.id, UserChange::Password);
+        let event = user_changed(caller.user.id, UserChange::Password);
+        let revoked =
+            self.store.change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit, &event).await?;
+        self.publish(event);
         Ok(revoked)
     }
 
@@ -318,14 +327,18 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
             .user(caller.user.id)
             .detail(caller.user.email.to_string());
-        self.store.delete_user(caller.user.id, &audit).await?;
-        self.user_changed(caller.user.id, UserChange::Deleted);
+        let event = user_changed(caller.user.id, UserChange::Deleted);
+        self.store.delete_user(caller.user.id, &audit, &event).await?;
+        self.publish(event);
         Ok(())
     }
 
-    /// Deletes sessions past their expiry; returns how many.
-    pub async fn sweep_expired_sessions(&self) -> Result<u64> {
-        Ok(self.store.delete_expired_sessions(self.clock.now()).await?)
+    /// Deletes what has outlived its use: expired sessions and OAuth flows,
+    /// and audit events older than the retention period.
+    pub async fn sweep_expired(&self) -> Result<Expired> {
+        let now = self.clock.now();
+        let audit_before = now.saturating_sub(self.config.audit_retention);
+        Ok(self.store.delete_expired(now, audit_before).await?)
     }
 
     /// Re-checks the caller's password for a sensitive change. Failures count
@@ -338,14 +351,14 @@ impl Identity {
         client: &ClientInfo,
     ) -> Result<()> {
         let password = self.config.passwords.presented_password(field, password)?;
-        let account = caller.user.email.as_str();
-        let ip = client.ip_address.as_deref();
-        self.limiter.check(account, ip)?;
+        let attempt = self.reserve_attempt(caller.user.email.as_str(), Some(caller), client).await?;
         let stored = self.store.find_password_hash(caller.user.id).await?;
         match self.hasher.verify(password, stored).await? {
-            Verification::Match { .. } => Ok(()),
+            Verification::Match { .. } => {
+                self.limiter.succeeded(attempt);
+                Ok(())
+            }
             Verification::Mismatch => {
-                self.limiter.record_failure(account, ip);
                 let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, self.clock.now(), client)
                     .user(caller.user.id)
                     .session(&caller.session.id)
@@ -356,8 +369,24 @@ impl Identity {
         }
     }
 
-    fn user_changed(&self, user_id: UserId, change: UserChange) {
-        self.publish(SessionEvent::UserChanged { user_id, change });
+    /// Reserves a password attempt against the limits. A refusal is audited
+    /// only at its milestones (1st, 10th, 100th, ... of the window), so a
+    /// flood of refused attempts costs a handful of rows, not one each.
+    async fn reserve_attempt(&self, account: &str, caller: Option<&Principal>, client: &ClientInfo) -> Result<Attempt> {
+        let refusal: Refusal = match self.limiter.reserve(account, client.ip_address.as_deref()) {
+            Ok(attempt) => return Ok(attempt),
+            Err(refusal) => refusal,
+        };
+        if refusal.is_milestone() {
+            let kind = if caller.is_some() { AuditKind::PasswordConfirmationFailed } else { AuditKind::SignInFailed };
+            let mut audit = AuditEvent::new(kind, self.clock.now(), client)
+                .detail(format!("rate_limited:refused={}", refusal.refused));
+            if let Some(caller) = caller {
+                audit = audit.user(caller.user.id).session(&caller.session.id);
+            }
+            self.store.record_audit(&audit).await?;
+        }
+        Err(refusal.into())
     }
 
     /// Drops what `event` makes stale here, before anyone else hears of it,
@@ -394,6 +423,10 @@ impl Identity {
         };
         Ok((token, session))
     }
+}
+
+fn user_changed(user_id: UserId, change: UserChange) -> SessionEvent {
+    SessionEvent::UserChanged { user_id, change }
 }
 
 /// Combines two validations, reporting every violated field at once.

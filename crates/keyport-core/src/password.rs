@@ -18,7 +18,7 @@ use std::{
 
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::{
@@ -142,7 +142,7 @@ struct Inner {
     argon: Argon2<'static>,
     pool: HashPool,
     params: HashParams,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
     waiting: AtomicUsize,
     limits: HashingLimits,
     /// A real hash of a random password, verified when the account does not
@@ -167,7 +167,7 @@ impl PasswordHasher {
                 argon,
                 pool: HashPool::new(limits.workers)?,
                 params,
-                permits: Semaphore::new(limits.workers.max(1)),
+                permits: Arc::new(Semaphore::new(limits.workers.max(1))),
                 waiting: AtomicUsize::new(0),
                 limits,
                 decoy,
@@ -205,26 +205,40 @@ impl PasswordHasher {
 
     /// Runs `work` on a hashing thread once a permit is free.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-        let inner = &self.inner;
-        let permit = match inner.permits.try_acquire() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
-                let queued = inner.waiting.fetch_add(1, Ordering::AcqRel);
-                let permit = if queued >= inner.limits.max_queue {
-                    None
-                } else {
-                    let acquire = inner.permits.acquire();
-                    tokio::time::timeout(inner.limits.max_wait, acquire).await.ok().and_then(Result::ok)
-                };
-                inner.waiting.fetch_sub(1, Ordering::AcqRel);
-                permit
-            }
-        };
-        let Some(_permit) = permit else {
+        let Some(permit) = self.admit().await else {
             tracing::warn!("password hashing pool saturated");
             return Err(Error::Overloaded);
         };
-        inner.pool.run(work).await
+        self.inner.pool.run(permit, work).await
+    }
+
+    /// A permit to hash: at once if one is free, else after a bounded wait
+    /// in a bounded queue; `None` when the queue is full or the wait ran out.
+    async fn admit(&self) -> Option<OwnedSemaphorePermit> {
+        let inner = &self.inner;
+        if let Ok(permit) = Arc::clone(&inner.permits).try_acquire_owned() {
+            return Some(permit);
+        }
+        // Leaves the queue however this future ends, cancellation included.
+        let _place = QueuePlace::take(&inner.waiting, inner.limits.max_queue)?;
+        let acquire = Arc::clone(&inner.permits).acquire_owned();
+        tokio::time::timeout(inner.limits.max_wait, acquire).await.ok()?.ok()
+    }
+}
+
+/// A caller's place in the queue for a hashing permit, given back on drop.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(waiting: &'a AtomicUsize, max_queue: usize) -> Option<Self> {
+        waiting.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max_queue).then_some(n + 1)).ok()?;
+        Some(Self(waiting))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -422,5 +436,31 @@ mod tests {
         let _held = hasher.inner.permits.acquire().await.unwrap();
         let result = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await;
         assert!(matches!(result, Err(Error::Overloaded)));
+    }
+
+    #[tokio::test]
+    async fn cancelled_callers_give_their_queue_place_back() {
+        let hasher =
+            PasswordHasher::new(CHEAP, HashingLimits { workers: 1, max_queue: 4, max_wait: Duration::from_secs(60) })
+                .unwrap();
+        let held = hasher.inner.permits.acquire().await.unwrap();
+        for _round in 0..3 {
+            let waiters: Vec<_> = (0..4)
+                .map(|_| {
+                    let hasher = hasher.clone();
+                    tokio::spawn(async move { hasher.hash(policy().new_password("p", "correct horse")?).await })
+                })
+                .collect();
+            while hasher.inner.waiting.load(Ordering::Acquire) < 4 {
+                tokio::task::yield_now().await;
+            }
+            for waiter in waiters {
+                waiter.abort();
+                let _ = waiter.await;
+            }
+            assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 0);
+        }
+        drop(held);
+        assert!(hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.is_ok());
     }
 }

@@ -1,9 +1,10 @@
 //! Throttling of failed sign-ins, per account and per client address.
 //!
 //! Fixed windows counted in memory on each replica: cheap, and enough to turn
-//! online guessing from thousands of tries a minute into a handful. Counting
-//! happens before the password is hashed, so a throttled attempt costs
-//! nothing.
+//! online guessing from thousands of tries a minute into a handful. An
+//! attempt is reserved when it is checked, before the password is hashed,
+//! and refunded only when it succeeds: counting after the slow hash let a
+//! burst of parallel guesses all pass the check before any was counted.
 
 use std::{
     collections::HashMap,
@@ -13,7 +14,7 @@ use std::{
 
 use crate::{
     clock::{Clock, Timestamp},
-    error::{Error, Result},
+    error::Error,
 };
 
 /// Limits on failed sign-ins.
@@ -47,7 +48,44 @@ pub struct SignInLimiter {
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: Timestamp,
-    failures: u32,
+    attempts: u32,
+    refused: u64,
+}
+
+/// An attempt counted against the limits until [`SignInLimiter::succeeded`]
+/// refunds it. Dropping it leaves it counted: a cancelled guess is a guess.
+#[derive(Debug)]
+#[must_use = "an attempt stays counted as failed unless it is refunded"]
+pub struct Attempt {
+    account: String,
+    ip: Option<(String, Timestamp)>,
+}
+
+/// Why an attempt was refused, and whether to write it to the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// When the limiting window ends.
+    pub retry_after: Duration,
+    /// Refusals of this key in its window so far, this one included.
+    pub refused: u64,
+}
+
+impl Refusal {
+    /// Whether this refusal deserves an audit row: the 1st, 10th, 100th, ...
+    /// of its window, so a flood writes a handful of rows, not one per try.
+    pub fn is_milestone(&self) -> bool {
+        let mut n = self.refused;
+        while n >= 10 && n % 10 == 0 {
+            n /= 10;
+        }
+        n == 1
+    }
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Self {
+        Error::RateLimited { retry_after: refusal.retry_after }
+    }
 }
 
 impl SignInLimiter {
@@ -56,48 +94,76 @@ impl SignInLimiter {
         Self { limits, clock, windows: Arc::default() }
     }
 
-    /// Fails with [`Error::RateLimited`] when the account or the address has
-    /// used up its failures.
-    pub fn check(&self, account: &str, ip: Option<&str>) -> Result<()> {
+    /// Reserves an attempt for the account and the address, atomically with
+    /// the check: refused when either has used up its failures.
+    pub fn reserve(&self, account: &str, ip: Option<&str>) -> std::result::Result<Attempt, Refusal> {
         let now = self.clock.now();
-        let windows = self.windows.lock().map_err(|_| Error::Internal("rate limiter poisoned".into()))?;
-        let over = |key: String, limit: u32| {
-            windows
-                .get(&key)
-                .filter(|w| now.duration_since(w.started) < self.limits.window && w.failures >= limit)
-                .map(|w| self.limits.window.saturating_sub(now.duration_since(w.started)))
+        let window = self.limits.window;
+        let Ok(mut windows) = self.windows.lock() else {
+            // A poisoned lock must fail closed, not open.
+            return Err(Refusal { retry_after: window, refused: 0 });
         };
-        let account_wait = over(account_key(account), self.limits.per_account);
-        let ip_wait = ip.and_then(|ip| over(ip_key(ip), self.limits.per_ip));
-        match account_wait.max(ip_wait) {
-            Some(retry_after) => Err(Error::RateLimited { retry_after }),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failed attempt against the account and the address.
-    pub fn record_failure(&self, account: &str, ip: Option<&str>) {
-        let now = self.clock.now();
-        let Ok(mut windows) = self.windows.lock() else { return };
         if windows.len() >= MAX_KEYS {
-            windows.retain(|_, w| now.duration_since(w.started) < self.limits.window);
+            windows.retain(|_, w| now.duration_since(w.started) < window);
         }
-        let keys = std::iter::once(account_key(account)).chain(ip.map(ip_key));
-        for key in keys {
-            let window = windows.entry(key).or_insert(Window { started: now, failures: 0 });
-            if now.duration_since(window.started) >= self.limits.window {
-                *window = Window { started: now, failures: 0 };
+        let account_key = account_key(account);
+        let ip_key = ip.map(ip_key);
+        let keys = std::iter::once((&account_key, self.limits.per_account))
+            .chain(ip_key.as_ref().map(|key| (key, self.limits.per_ip)));
+        let mut refusal: Option<Refusal> = None;
+        for (key, limit) in keys.clone() {
+            let current = current_window(&mut windows, key, now, window);
+            if current.attempts >= limit {
+                current.refused = current.refused.saturating_add(1);
+                let retry_after = window.saturating_sub(now.duration_since(current.started));
+                let this = Refusal { retry_after, refused: current.refused };
+                refusal = Some(match refusal {
+                    Some(other) if other.retry_after >= this.retry_after => other,
+                    _ => this,
+                });
             }
-            window.failures = window.failures.saturating_add(1);
         }
+        if let Some(refusal) = refusal {
+            return Err(refusal);
+        }
+        let mut ip_window = None;
+        for (key, _) in keys {
+            let current = current_window(&mut windows, key, now, window);
+            current.attempts = current.attempts.saturating_add(1);
+            if Some(key) == ip_key.as_ref() {
+                ip_window = Some(current.started);
+            }
+        }
+        Ok(Attempt { account: account_key, ip: ip_key.zip(ip_window) })
     }
 
-    /// Forgets the account's failures after a successful sign-in.
-    pub fn record_success(&self, account: &str) {
-        if let Ok(mut windows) = self.windows.lock() {
-            windows.remove(&account_key(account));
+    /// Refunds a successful attempt: the account starts afresh and the
+    /// address gets its attempt back.
+    pub fn succeeded(&self, attempt: Attempt) {
+        let Ok(mut windows) = self.windows.lock() else { return };
+        windows.remove(&attempt.account);
+        if let Some((key, started)) = attempt.ip
+            && let Some(window) = windows.get_mut(&key)
+            && window.started == started
+        {
+            window.attempts = window.attempts.saturating_sub(1);
         }
     }
+}
+
+/// The key's window at `now`, started afresh when the last one ended.
+fn current_window<'a>(
+    windows: &'a mut HashMap<String, Window>,
+    key: &str,
+    now: Timestamp,
+    length: Duration,
+) -> &'a mut Window {
+    let fresh = Window { started: now, attempts: 0, refused: 0 };
+    let window = windows.entry(key.to_owned()).or_insert(fresh);
+    if now.duration_since(window.started) >= length {
+        *window = fresh;
+    }
+    window
 }
 
 fn account_key(account: &str) -> String {
@@ -110,6 +176,8 @@ fn ip_key(ip: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Barrier;
+
     use super::*;
     use crate::clock::ManualClock;
 
@@ -123,32 +191,68 @@ mod tests {
     fn account_is_limited_after_its_failures_until_the_window_ends() {
         let (limiter, clock) = limiter();
         for _ in 0..3 {
-            limiter.check("a@b.co", None).unwrap();
-            limiter.record_failure("a@b.co", None);
+            let _failed = limiter.reserve("a@b.co", None).unwrap();
         }
-        assert!(matches!(limiter.check("a@b.co", None), Err(Error::RateLimited { .. })));
-        assert!(limiter.check("other@b.co", None).is_ok());
+        assert!(limiter.reserve("a@b.co", None).is_err());
+        assert!(limiter.reserve("other@b.co", None).is_ok());
         clock.advance(Duration::from_secs(61));
-        assert!(limiter.check("a@b.co", None).is_ok());
+        assert!(limiter.reserve("a@b.co", None).is_ok());
     }
 
     #[test]
     fn address_is_limited_across_accounts() {
         let (limiter, _) = limiter();
         for i in 0..5 {
-            limiter.record_failure(&format!("user{i}@b.co"), Some("10.0.0.1"));
+            let _failed = limiter.reserve(&format!("user{i}@b.co"), Some("10.0.0.1")).unwrap();
         }
-        assert!(matches!(limiter.check("fresh@b.co", Some("10.0.0.1")), Err(Error::RateLimited { .. })));
-        assert!(limiter.check("fresh@b.co", Some("10.0.0.2")).is_ok());
+        assert!(limiter.reserve("fresh@b.co", Some("10.0.0.1")).is_err());
+        assert!(limiter.reserve("fresh@b.co", Some("10.0.0.2")).is_ok());
     }
 
     #[test]
-    fn success_clears_the_account() {
+    fn success_refunds_the_account_and_the_address() {
+        let (limiter, _) = limiter();
+        for _ in 0..2 {
+            let _failed = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+        }
+        let attempt = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+        limiter.succeeded(attempt);
+        for _ in 0..3 {
+            let _failed = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+        }
+        // 2 + 3 failures from the address: its limit of 5 is reached.
+        assert!(limiter.reserve("z@b.co", Some("10.0.0.1")).is_err());
+    }
+
+    #[test]
+    fn a_burst_of_parallel_attempts_gets_exactly_the_limit() {
+        let (limiter, _) = limiter();
+        let barrier = Barrier::new(32);
+        let admitted = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..32)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        limiter.reserve("a@b.co", None).is_ok()
+                    })
+                })
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).filter(|admitted| *admitted).count()
+        });
+        assert_eq!(admitted, 3);
+    }
+
+    #[test]
+    fn refusals_are_counted_and_milestones_are_sparse() {
         let (limiter, _) = limiter();
         for _ in 0..3 {
-            limiter.record_failure("a@b.co", None);
+            let _failed = limiter.reserve("a@b.co", None).unwrap();
         }
-        limiter.record_success("a@b.co");
-        assert!(limiter.check("a@b.co", None).is_ok());
+        let milestones: Vec<u64> = (0..1000)
+            .filter_map(|_| limiter.reserve("a@b.co", None).err())
+            .filter(Refusal::is_milestone)
+            .map(|r| r.refused)
+            .collect();
+        assert_eq!(milestones, [1, 10, 100, 1000]);
     }
 }

@@ -14,7 +14,7 @@ use crate::{
     identity::{Identity, Principal, SessionGrant},
     oauth::{ExternalIdentity, IdentityProvider, LinkedAccount, OAuthFlow, ProviderInfo, secret_hash},
     session::ClientInfo,
-    store::{StoreError, UnlinkOutcome},
+    store::{SessionBasis, StoreError, UnlinkOutcome},
     user::{DEFAULT_ROLE, User, UserId, parse_name},
 };
 
@@ -257,7 +257,10 @@ impl Identity {
             .user(user.id)
             .session(&session.id)
             .detail(provider_id);
-        self.store.create_session(&session, &audit).await?;
+        // Deleted while the provider was being asked: nobody to sign in.
+        if !self.store.create_session(&session, SessionBasis::User, &audit).await? {
+            return Err(Error::Unauthenticated);
+        }
         Ok(OAuthOutcome::SignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: false })
     }
 

@@ -15,13 +15,13 @@ use tonic_health::ServingStatus;
 use crate::{
     config::Config,
     context::ClientResolver,
-    events::{BusMessage, EventBus},
+    events::{CacheHealth, EventBus},
     health,
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
 };
 
-/// How often expired sessions are swept from the database.
+/// How often expired sessions, flows and audit events are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why Keyport could not start or keep serving.
@@ -52,6 +52,7 @@ pub struct Keyport {
     config: Config,
     identity: Identity,
     events: EventBus,
+    relay: Option<PgEventRelay>,
 }
 
 impl Keyport {
@@ -60,12 +61,13 @@ impl Keyport {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         let store = open_store(&config).await?;
         store.migrate().await?;
-        let events = EventBus::new(PgEventRelay::new(&store));
+        let events = EventBus::new();
+        let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
         let identity = Identity::new(Arc::new(store), clock, config.identity())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
-        Ok(Self { config, identity, events })
+        Ok(Self { config, identity, events, relay })
     }
 
     /// The use cases, for in-process callers and tests.
@@ -80,16 +82,17 @@ impl Keyport {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { config, identity, events } = self;
-        let remote_events = events.subscribe();
+        let Self { config, identity, events, relay } = self;
+        let cache_health = CacheHealth::new(identity.clone());
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
             identity: identity.clone(),
             clients: ClientResolver::new(server.trusted_proxies.clone()),
-            events,
+            events: events.clone(),
             stopping: stop_rx.clone(),
         };
+        let events_for_relay = events;
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::report(&reporter, ServingStatus::Serving).await;
@@ -104,15 +107,18 @@ impl Keyport {
             SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
         let oauth = OAuthServiceServer::new(OAuthApi(shared)).max_decoding_message_size(server.max_message_bytes);
 
-        let background = [
+        let mut background = vec![
             tokio::spawn(health::monitor(
                 identity.clone(),
+                cache_health.clone(),
                 reporter.clone(),
                 Duration::from_millis(config.database.health_check_interval_ms.max(10)),
             )),
-            tokio::spawn(apply_remote_events(identity.clone(), remote_events)),
-            tokio::spawn(sweep_expired_sessions(identity)),
+            tokio::spawn(sweep_expired(identity)),
         ];
+        if let Some(relay) = relay {
+            background.push(tokio::spawn(events_for_relay.relay(relay, cache_health)));
+        }
 
         tokio::spawn(async move {
             shutdown.await;
@@ -189,27 +195,19 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-/// Keeps this process's session cache in step with the other replicas.
-async fn apply_remote_events(identity: Identity, mut bus: tokio::sync::broadcast::Receiver<BusMessage>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match bus.recv().await {
-            Ok(BusMessage::Relayed(event)) => identity.apply_remote_event(&event),
-            Ok(BusMessage::Event(_)) => {}
-            Ok(BusMessage::Resync) | Err(RecvError::Lagged(_)) => identity.reset_session_cache(true),
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
-async fn sweep_expired_sessions(identity: Identity) {
+async fn sweep_expired(identity: Identity) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticker.tick().await;
-        match identity.sweep_expired_sessions().await {
-            Ok(0) => {}
-            Ok(swept) => tracing::info!(swept, "deleted expired sessions"),
-            Err(error) => tracing::warn!(%error, "sweeping expired sessions failed"),
+        match identity.sweep_expired().await {
+            Ok(swept) if swept == Default::default() => {}
+            Ok(swept) => tracing::info!(
+                sessions = swept.sessions,
+                oauth_flows = swept.oauth_flows,
+                audit_events = swept.audit_events,
+                "deleted expired rows"
+            ),
+            Err(error) => tracing::warn!(%error, "sweeping expired rows failed"),
         }
     }
 }

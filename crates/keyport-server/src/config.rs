@@ -47,6 +47,24 @@ pub struct Config {
     pub sign_in_limits: SignInLimitsConfig,
     /// Social sign-in.
     pub oauth: OAuthSettings,
+    /// The audit trail.
+    pub audit: AuditConfig,
+}
+
+/// The audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days an audit event is kept; older ones are deleted by the hourly
+    /// sweep. 0 keeps them forever.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        let retention = IdentityConfig::default().audit_retention;
+        Self { retention_days: retention.as_secs() / 86_400 }
+    }
 }
 
 /// Social sign-in settings.
@@ -201,6 +219,7 @@ impl Default for Config {
             hashing: HashingConfig::default(),
             sign_in_limits: SignInLimitsConfig::default(),
             oauth: OAuthSettings::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -283,6 +302,7 @@ const KEYS: &[&str] = &[
     "hashing",
     "sign_in_limits",
     "oauth",
+    "audit",
 ];
 
 impl Config {
@@ -342,6 +362,10 @@ impl Config {
             },
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
             validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),
+            audit_retention: match self.audit.retention_days {
+                0 => Duration::MAX,
+                days => Duration::from_secs(days.saturating_mul(86_400)),
+            },
             oauth: OAuthConfig {
                 redirect_uris: self.oauth.redirect_uris.clone(),
                 link_verified_emails: self.oauth.link_verified_emails,

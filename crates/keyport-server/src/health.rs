@@ -11,7 +11,10 @@ use keyport_proto::v1::{
 use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::service::{OAuthApi, SessionApi, UserApi};
+use crate::{
+    events::CacheHealth,
+    service::{OAuthApi, SessionApi, UserApi},
+};
 
 /// Services whose health is reported, besides the whole server (`""`).
 fn service_names() -> [&'static str; 4] {
@@ -32,7 +35,7 @@ pub(crate) async fn report(reporter: &HealthReporter, status: ServingStatus) {
 
 /// Pings the database every `interval` and keeps the health status in step,
 /// logging only transitions. Runs until aborted.
-pub(crate) async fn monitor(identity: Identity, reporter: HealthReporter, interval: Duration) {
+pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, reporter: HealthReporter, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serving = true;
@@ -59,7 +62,7 @@ pub(crate) async fn monitor(identity: Identity, reporter: HealthReporter, interv
             }
             // Events travel through the database: without it, cached
             // sessions could miss a revocation. Start over when it is back.
-            identity.reset_session_cache(healthy);
+            cache.set_database_reachable(healthy);
             let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
             report(&reporter, status).await;
             serving = healthy;

@@ -76,8 +76,11 @@ fn parse_user_id(raw: &str) -> Result<UserId, StoreError> {
 /// Sorts a database error into what the domain cares about: a conflict, an
 /// unreachable database, or anything else.
 pub(crate) fn classify(error: DbErr) -> StoreError {
-    if let Some(SqlErr::UniqueConstraintViolation(detail)) = error.sql_err() {
-        return StoreError::Conflict(detail);
+    match error.sql_err() {
+        Some(SqlErr::UniqueConstraintViolation(detail)) => return StoreError::Conflict(detail),
+        // A row referred to was deleted by a concurrent call.
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => return StoreError::NotFound,
+        _ => {}
     }
     let unavailable = match &error {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
@@ -85,6 +88,12 @@ pub(crate) fn classify(error: DbErr) -> StoreError {
         _ => false,
     };
     if unavailable { StoreError::Unavailable(error.to_string()) } else { StoreError::Other(error.to_string()) }
+}
+
+fn is_sqlite_busy(code: &str) -> bool {
+    // SQLite's codes are short numbers whose low byte is the primary code;
+    // PostgreSQL's SQLSTATEs are always five characters.
+    code.len() < 5 && code.parse::<u32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 fn is_connection_loss(error: &sqlx::Error) -> bool {
@@ -96,7 +105,11 @@ fn is_connection_loss(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed => true,
         // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown in progress.
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended
+        // codes, left after the busy timeout: the database is overloaded.
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || is_sqlite_busy(&code)
+        }),
         _ => false,
     }
 }

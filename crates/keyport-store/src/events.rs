@@ -1,8 +1,19 @@
 //! Session events across replicas, through PostgreSQL itself: each replica
-//! `NOTIFY`s what it changed and `LISTEN`s for what the others changed, so no
-//! second system is needed to keep every replica's subscribers in step.
+//! `NOTIFY`s what it changed, in the transaction of the change (see
+//! [`crate::write::notify`]), and `LISTEN`s for what the others changed, so
+//! no second system is needed to keep every replica's caches in step.
+//!
+//! A listening connection can also go quiet without failing (a network
+//! partition leaves TCP waiting for hours). So each replica sends itself a
+//! heartbeat through the channel every [`HEARTBEAT`]; when none has come
+//! back for [`STALL_AFTER`], it reports [`Relayed::Stalled`], and caches stop
+//! trusting what they hold until the relay is back. That bounds how long a
+//! revocation on another replica can go unseen, whatever fails.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use keyport_core::{
     events::{SessionEvent, UserChange},
@@ -15,7 +26,13 @@ use uuid::Uuid;
 use crate::{Backend, SeaStore};
 
 /// The PostgreSQL channel Keyport's replicas talk on.
-const CHANNEL: &str = "keyport_session_events";
+pub(crate) const CHANNEL: &str = "keyport_session_events";
+/// How often a replica sends itself a heartbeat through the channel.
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
+/// How long without a heartbeat back before the relay counts as stalled.
+pub const STALL_AFTER: Duration = Duration::from_millis(1000);
+/// The detail field of a heartbeat notification.
+const HEARTBEAT_KIND: &str = "heartbeat";
 
 /// What the relay hands to its replica.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +42,9 @@ pub enum Relayed {
     /// The listening connection dropped and came back: events may have been
     /// missed, so every subscriber must start over.
     Resync,
+    /// No heartbeat came back for [`STALL_AFTER`]: other replicas' events may
+    /// not be arriving. Followed by [`Relayed::Resync`] once they do again.
+    Stalled,
 }
 
 /// Sends this replica's events to the others and receives theirs.
@@ -40,27 +60,18 @@ impl PgEventRelay {
     pub fn new(store: &SeaStore) -> Option<Self> {
         (store.backend() == Backend::Postgres).then(|| Self {
             pool: store.connection().get_postgres_connection_pool().clone(),
-            origin: Uuid::now_v7().simple().to_string(),
+            origin: store.origin().to_owned(),
         })
     }
 
-    /// Tells the other replicas about `event`, in the background.
-    pub fn notify(&self, event: &SessionEvent) {
-        let payload = encode(&self.origin, event);
-        let pool = self.pool.clone();
-        tokio::spawn(async move {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&pool).await;
-            if let Err(error) = sent {
-                // The other replicas' caches are then bounded by the cache TTL.
-                tracing::error!(%error, "could not relay a session event to other replicas");
-            }
-        });
-    }
-
     /// Listens for the other replicas' events until the pool closes, handing
-    /// each to `deliver`; reconnects on its own and reports gaps as
-    /// [`Relayed::Resync`].
-    pub async fn listen(self, deliver: impl Fn(Relayed) + Send + 'static) {
+    /// each to `deliver`; reconnects on its own, reports gaps as
+    /// [`Relayed::Resync`] and silence as [`Relayed::Stalled`].
+    pub async fn listen(self, deliver: impl Fn(Relayed) + Send + Sync + 'static) {
+        let deliver = Arc::new(deliver);
+        let echo = Arc::new(Echo { last: Mutex::new(Instant::now()), stalled: Default::default() });
+        let heartbeats = tokio::spawn(self.clone().send_heartbeats(echo.clone(), deliver.clone()));
+        let _stop_heartbeats = AbortOnDrop(heartbeats);
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut listener = match self.subscribe().await {
@@ -75,11 +86,16 @@ impl PgEventRelay {
             backoff = Duration::from_millis(100);
             loop {
                 match listener.try_recv().await {
-                    Ok(Some(notification)) => {
-                        if let Some(event) = decode(&self.origin, notification.payload()) {
-                            deliver(Relayed::Event(event));
+                    Ok(Some(notification)) => match decode(&self.origin, notification.payload()) {
+                        Decoded::Event(event) => deliver(Relayed::Event(event)),
+                        Decoded::OwnHeartbeat => {
+                            if echo.came_back() {
+                                tracing::info!("session event relay is live again; asking subscribers to resync");
+                                deliver(Relayed::Resync);
+                            }
                         }
-                    }
+                        Decoded::Ignored => {}
+                    },
                     Ok(None) => {
                         tracing::warn!("session event listener reconnected; asking subscribers to resync");
                         deliver(Relayed::Resync);
@@ -95,6 +111,25 @@ impl PgEventRelay {
         }
     }
 
+    /// Sends a heartbeat every [`HEARTBEAT`] and reports a stall when none
+    /// has come back for [`STALL_AFTER`].
+    async fn send_heartbeats(self, echo: Arc<Echo>, deliver: Arc<impl Fn(Relayed) + Send + Sync + 'static>) {
+        let payload = format!("{}\t{HEARTBEAT_KIND}", self.origin);
+        let mut ticker = tokio::time::interval(HEARTBEAT);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if echo.is_overdue() {
+                tracing::warn!(silence = ?STALL_AFTER, "session event relay stalled; server caches off until it is back");
+                deliver(Relayed::Stalled);
+            }
+            let send = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&self.pool);
+            if let Ok(Err(error)) = tokio::time::timeout(HEARTBEAT, send).await {
+                tracing::debug!(%error, "could not send a session event heartbeat");
+            }
+        }
+    }
+
     async fn subscribe(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;
@@ -102,23 +137,71 @@ impl PgEventRelay {
     }
 }
 
+/// When this replica last heard its own heartbeat, and whether it has said
+/// the relay is stalled.
+struct Echo {
+    last: Mutex<Instant>,
+    stalled: std::sync::atomic::AtomicBool,
+}
+
+impl Echo {
+    /// Records a heartbeat; true when it ends a stall.
+    fn came_back(&self) -> bool {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Instant::now();
+        }
+        self.stalled.swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// True once per stall: the first time the silence exceeds [`STALL_AFTER`].
+    fn is_overdue(&self) -> bool {
+        let silent = self.last.lock().map(|last| last.elapsed() > STALL_AFTER).unwrap_or(true);
+        silent && !self.stalled.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a notification turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+enum Decoded {
+    /// Another replica's event.
+    Event(SessionEvent),
+    /// This replica's heartbeat, back through the channel.
+    OwnHeartbeat,
+    /// This replica's own event, another's heartbeat, or something malformed.
+    Ignored,
+}
+
 /// `origin \t kind \t user_id \t detail`, where detail is the session id or
 /// the kind of user change.
-fn encode(origin: &str, event: &SessionEvent) -> String {
+pub(crate) fn encode(origin: &str, event: &SessionEvent) -> String {
     match event {
         SessionEvent::SessionRevoked { session_id, user_id } => format!("{origin}\tsession\t{user_id}\t{session_id}"),
         SessionEvent::UserChanged { user_id, change } => format!("{origin}\tuser\t{user_id}\t{}", change.as_str()),
     }
 }
 
-/// Reads another replica's notification; `None` for our own or malformed ones.
-fn decode(own_origin: &str, payload: &str) -> Option<SessionEvent> {
+/// Reads a notification of the channel.
+fn decode(own_origin: &str, payload: &str) -> Decoded {
     let mut fields = payload.split('\t');
-    let (origin, kind, user_id, detail) = (fields.next()?, fields.next()?, fields.next()?, fields.next()?);
-    if origin == own_origin {
-        return None;
+    let (Some(origin), Some(kind)) = (fields.next(), fields.next()) else { return Decoded::Ignored };
+    match (origin == own_origin, kind) {
+        (true, HEARTBEAT_KIND) => Decoded::OwnHeartbeat,
+        (true, _) | (false, HEARTBEAT_KIND) => Decoded::Ignored,
+        (false, _) => decode_event(kind, fields.next(), fields.next()).map_or(Decoded::Ignored, Decoded::Event),
     }
-    let user_id = UserId(Uuid::parse_str(user_id).ok()?);
+}
+
+fn decode_event(kind: &str, user_id: Option<&str>, detail: Option<&str>) -> Option<SessionEvent> {
+    let user_id = UserId(Uuid::parse_str(user_id?).ok()?);
+    let detail = detail?;
     match kind {
         "session" => Some(SessionEvent::SessionRevoked { session_id: SessionId::parse(detail).ok()?, user_id }),
         "user" => Some(SessionEvent::UserChanged { user_id, change: UserChange::parse(detail)? }),
@@ -139,15 +222,21 @@ mod tests {
         ];
         for event in events {
             let payload = encode("replica-a", &event);
-            assert_eq!(decode("replica-b", &payload), Some(event));
-            assert_eq!(decode("replica-a", &payload), None);
+            assert_eq!(decode("replica-b", &payload), Decoded::Event(event));
+            assert_eq!(decode("replica-a", &payload), Decoded::Ignored);
         }
+    }
+
+    #[test]
+    fn only_a_replica_own_heartbeats_count_for_it() {
+        assert_eq!(decode("replica-a", "replica-a\theartbeat"), Decoded::OwnHeartbeat);
+        assert_eq!(decode("replica-b", "replica-a\theartbeat"), Decoded::Ignored);
     }
 
     #[test]
     fn malformed_payloads_are_ignored() {
         for payload in ["", "x", "o\tsession\tnot-a-uuid\tid", "o\tweird\t0190d2b4-0000-7000-8000-000000000000\tx"] {
-            assert_eq!(decode("me", payload), None, "{payload:?}");
+            assert_eq!(decode("me", payload), Decoded::Ignored, "{payload:?}");
         }
     }
 }

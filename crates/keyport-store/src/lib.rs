@@ -9,5 +9,6 @@ pub mod entity;
 pub mod events;
 mod oauth;
 mod store;
+mod write;
 
 pub use store::{Backend, SeaStore, StoreOptions};

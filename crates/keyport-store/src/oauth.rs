@@ -11,14 +11,14 @@ use keyport_core::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, TransactionTrait,
+    QueryOrder,
 };
 use uuid::Uuid;
 
 use crate::{
     convert::{classify, user_from_row, user_to_row},
     entity::{account, oauth_flow, password, user},
-    store::{insert_audit, insert_session},
+    write::{begin, insert_audit, insert_session, lock_user},
 };
 
 pub(crate) async fn create_flow(db: &DatabaseConnection, flow: &OAuthFlow) -> StoreResult<()> {
@@ -37,21 +37,12 @@ pub(crate) async fn create_flow(db: &DatabaseConnection, flow: &OAuthFlow) -> St
     Ok(())
 }
 
-/// Reads and deletes the flow in one transaction; of racing callers only the
-/// one whose delete removed the row gets it (the others' deletes wait for it
-/// and then find nothing).
+/// Deletes the flow and returns what it held, in one statement
+/// (`DELETE ... RETURNING`): of racing callers only the one whose delete
+/// removed the row gets it, and nobody upgrades a read lock to a write.
 pub(crate) async fn take_flow(db: &DatabaseConnection, state_hash: &[u8; 32]) -> StoreResult<Option<OAuthFlow>> {
-    let key = state_hash.to_vec();
-    let txn = db.begin().await.map_err(classify)?;
-    let Some(row) = oauth_flow::Entity::find_by_id(key.clone()).all(&txn).await.map_err(classify)?.pop() else {
-        return Ok(None);
-    };
-    let deleted = oauth_flow::Entity::delete_by_id(key).exec(&txn).await.map_err(classify)?;
-    txn.commit().await.map_err(classify)?;
-    if deleted.rows_affected != 1 {
-        return Ok(None);
-    }
-    flow_from_row(row).map(Some)
+    let taken = oauth_flow::Entity::delete_by_id(state_hash.to_vec()).exec_with_returning(db).await.map_err(classify)?;
+    taken.map(flow_from_row).transpose()
 }
 
 fn flow_from_row(row: oauth_flow::Model) -> StoreResult<OAuthFlow> {
@@ -75,13 +66,13 @@ fn flow_from_row(row: oauth_flow::Model) -> StoreResult<OAuthFlow> {
     })
 }
 
-pub(crate) async fn delete_expired_flows(db: &DatabaseConnection, now: Timestamp) -> StoreResult<()> {
-    oauth_flow::Entity::delete_many()
+pub(crate) async fn delete_expired_flows(db: &DatabaseConnection, now: Timestamp) -> StoreResult<u64> {
+    let deleted = oauth_flow::Entity::delete_many()
         .filter(oauth_flow::Column::ExpiresAt.lte(now.unix_millis()))
         .exec(db)
         .await
         .map_err(classify)?;
-    Ok(())
+    Ok(deleted.rows_affected)
 }
 
 pub(crate) async fn find_account(
@@ -115,7 +106,7 @@ pub(crate) async fn create_oauth_user(
     session: &Session,
     audit: &AuditEvent,
 ) -> StoreResult<()> {
-    let txn = db.begin().await.map_err(classify)?;
+    let txn = begin(db).await?;
     user::Entity::insert(user_to_row(new_user)).exec_without_returning(&txn).await.map_err(classify)?;
     insert_account(&txn, linked).await?;
     insert_session(&txn, session).await?;
@@ -128,7 +119,12 @@ pub(crate) async fn link_account(
     linked: &LinkedAccount,
     audit: &AuditEvent,
 ) -> StoreResult<()> {
-    let txn = db.begin().await.map_err(classify)?;
+    let txn = begin(db).await?;
+    // The owner may have been deleted meanwhile; linking to nobody is a
+    // foreign-key error, not a link.
+    if !lock_user(&txn, linked.user_id).await? {
+        return Err(StoreError::NotFound);
+    }
     insert_account(&txn, linked).await?;
     insert_audit(&txn, audit).await?;
     txn.commit().await.map_err(classify)
@@ -152,15 +148,12 @@ pub(crate) async fn unlink_account(
     audit: &AuditEvent,
 ) -> StoreResult<UnlinkOutcome> {
     let owner = user_id.to_string();
-    let txn = db.begin().await.map_err(classify)?;
-    // Write first: locks the user's row (PostgreSQL) or the database
-    // (SQLite), so two unlinks cannot both see the other account remaining.
-    user::Entity::update_many()
-        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::col(user::Column::UpdatedAt))
-        .filter(user::Column::Id.eq(&owner))
-        .exec(&txn)
-        .await
-        .map_err(classify)?;
+    let txn = begin(db).await?;
+    // The owner's row lock serialises unlinks: two cannot both see the
+    // other account remaining.
+    if !lock_user(&txn, user_id).await? {
+        return Ok(UnlinkOutcome::NotFound);
+    }
     let accounts =
         account::Entity::find().filter(account::Column::UserId.eq(&owner)).all(&txn).await.map_err(classify)?;
     let Some(target) = accounts.iter().find(|a| a.provider_id == provider_id && a.subject == subject) else {

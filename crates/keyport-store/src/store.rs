@@ -7,9 +7,10 @@ use keyport_core::{
     Timestamp,
     audit::AuditEvent,
     email::Email,
+    events::SessionEvent,
     oauth::{LinkedAccount, OAuthFlow},
     session::Session,
-    store::{Credentials, Store, StoreError, StoreResult, UnlinkOutcome},
+    store::{Credentials, Expired, SessionBasis, Store, StoreError, StoreResult, UnlinkOutcome},
     token::SessionId,
     user::{User, UserId},
 };
@@ -17,16 +18,18 @@ use keyport_migration::Migrator;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect,
     sea_query::{Condition, Expr},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
+use uuid::Uuid;
 use sea_orm_migration::MigratorTrait;
 
 use crate::{
-    convert::{classify, session_from_row, session_to_row, user_from_row, user_to_row},
+    convert::{classify, session_from_row, user_from_row, user_to_row},
     entity::{account, audit_event, password, session, user},
     oauth,
+    write::{begin, insert_audit, insert_session, lock_user, notify},
 };
 
 /// Which database a [`SeaStore`] talks to.
@@ -79,6 +82,9 @@ impl StoreOptions {
 pub struct SeaStore {
     db: DatabaseConnection,
     backend: Backend,
+    /// Marks this process's own event notifications, which it has applied
+    /// already, so its relay can skip them.
+    origin: String,
 }
 
 impl SeaStore {
@@ -110,7 +116,7 @@ impl SeaStore {
             }
         }
         let db = Database::connect(connect).await.map_err(classify)?;
-        Ok(Self { db, backend })
+        Ok(Self { db, backend, origin: Uuid::now_v7().simple().to_string() })
     }
 
     /// Applies pending migrations.
@@ -123,6 +129,11 @@ impl SeaStore {
         self.backend
     }
 
+    /// The tag this process's event notifications carry.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// The underlying connection, for tests and admin tooling.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
@@ -132,26 +143,6 @@ impl SeaStore {
     pub async fn close(self) -> StoreResult<()> {
         self.db.close().await.map_err(classify)
     }
-}
-
-pub(crate) async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
-    let row = audit_event::ActiveModel {
-        id: Set(event.id.to_string()),
-        at: Set(event.at.unix_millis()),
-        kind: Set(event.kind.as_str().to_owned()),
-        user_id: Set(event.user_id.map(|id| id.to_string())),
-        session_id: Set(event.session_id.as_ref().map(|id| id.as_str().to_owned())),
-        ip_address: Set(event.client.ip_address.clone()),
-        user_agent: Set(event.client.user_agent.clone()),
-        detail: Set(event.detail.clone()),
-    };
-    audit_event::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
-    Ok(())
-}
-
-pub(crate) async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
-    session::Entity::insert(session_to_row(session)).exec_without_returning(db).await.map_err(classify)?;
-    Ok(())
 }
 
 #[async_trait]
@@ -167,7 +158,7 @@ impl Store for SeaStore {
         session: &Session,
         audit: &AuditEvent,
     ) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(classify)?;
+        let txn = begin(&self.db).await?;
         user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
         let password = password::ActiveModel {
             user_id: Set(user.id.to_string()),
@@ -204,21 +195,38 @@ impl Store for SeaStore {
         Ok(rows.into_iter().next().map(|row| row.hash))
     }
 
-    async fn replace_password_hash(&self, user_id: UserId, password_hash: &str) -> StoreResult<()> {
-        password::Entity::update_many()
-            .col_expr(password::Column::Hash, Expr::value(password_hash))
-            .filter(password::Column::UserId.eq(user_id.to_string()))
-            .exec(&self.db)
-            .await
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn create_session(&self, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
-        let txn = self.db.begin().await.map_err(classify)?;
+    async fn create_session(
+        &self,
+        session: &Session,
+        basis: SessionBasis<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let txn = begin(&self.db).await?;
+        // The user's row lock orders this against a concurrent password
+        // change or deletion: either they see this session and end it, or
+        // this sees their change and refuses.
+        if !lock_user(&txn, session.user_id).await? {
+            return Ok(false);
+        }
+        if let SessionBasis::Password { verified_hash, rehash } = basis {
+            let owner = session.user_id.to_string();
+            let current = password::Entity::find_by_id(owner.clone()).all(&txn).await.map_err(classify)?.pop();
+            if current.is_none_or(|row| row.hash != verified_hash) {
+                return Ok(false);
+            }
+            if let Some(rehash) = rehash {
+                password::Entity::update_many()
+                    .col_expr(password::Column::Hash, Expr::value(rehash))
+                    .filter(password::Column::UserId.eq(owner))
+                    .exec(&txn)
+                    .await
+                    .map_err(classify)?;
+            }
+        }
         insert_session(&txn, session).await?;
         insert_audit(&txn, audit).await?;
-        txn.commit().await.map_err(classify)
+        txn.commit().await.map_err(classify)?;
+        Ok(true)
     }
 
     async fn find_session(&self, id: &SessionId) -> StoreResult<Option<(Session, User)>> {
@@ -233,15 +241,20 @@ impl Store for SeaStore {
         }
     }
 
-    async fn refresh_session(&self, id: &SessionId, expires_at: Timestamp, refreshed_at: Timestamp) -> StoreResult<()> {
-        session::Entity::update_many()
+    async fn refresh_session(
+        &self,
+        id: &SessionId,
+        expires_at: Timestamp,
+        refreshed_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let updated = session::Entity::update_many()
             .col_expr(session::Column::ExpiresAt, Expr::value(expires_at.unix_millis()))
             .col_expr(session::Column::RefreshedAt, Expr::value(refreshed_at.unix_millis()))
             .filter(session::Column::Id.eq(id.as_str()))
             .exec(&self.db)
             .await
             .map_err(classify)?;
-        Ok(())
+        Ok(updated.rows_affected > 0)
     }
 
     async fn list_sessions(&self, user_id: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
@@ -257,8 +270,14 @@ impl Store for SeaStore {
         rows.into_iter().map(session_from_row).collect()
     }
 
-    async fn delete_session(&self, user_id: UserId, id: &SessionId, audit: &AuditEvent) -> StoreResult<bool> {
-        let txn = self.db.begin().await.map_err(classify)?;
+    async fn delete_session(
+        &self,
+        user_id: UserId,
+        id: &SessionId,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let txn = begin(&self.db).await?;
         let deleted = session::Entity::delete_many()
             .filter(session::Column::Id.eq(id.as_str()))
             .filter(session::Column::UserId.eq(user_id.to_string()))
@@ -268,15 +287,25 @@ impl Store for SeaStore {
             .rows_affected;
         if deleted > 0 {
             insert_audit(&txn, audit).await?;
+            notify(&txn, &self.origin, event).await?;
         }
         txn.commit().await.map_err(classify)?;
         Ok(deleted > 0)
     }
 
-    async fn delete_other_sessions(&self, user_id: UserId, keep: &SessionId, audit: &AuditEvent) -> StoreResult<u64> {
-        let txn = self.db.begin().await.map_err(classify)?;
+    async fn delete_other_sessions(
+        &self,
+        user_id: UserId,
+        keep: &SessionId,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<u64> {
+        let txn = begin(&self.db).await?;
         let deleted = delete_sessions_except(&txn, user_id, keep).await?;
         insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
+        if deleted > 0 {
+            notify(&txn, &self.origin, event).await?;
+        }
         txn.commit().await.map_err(classify)?;
         Ok(deleted)
     }
@@ -287,8 +316,9 @@ impl Store for SeaStore {
         name: &str,
         now: Timestamp,
         audit: &AuditEvent,
+        event: &SessionEvent,
     ) -> StoreResult<User> {
-        let txn = self.db.begin().await.map_err(classify)?;
+        let txn = begin(&self.db).await?;
         user::Entity::update_many()
             .col_expr(user::Column::Name, Expr::value(name))
             .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
@@ -296,9 +326,11 @@ impl Store for SeaStore {
             .exec(&txn)
             .await
             .map_err(classify)?;
-        insert_audit(&txn, audit).await?;
         let row = user::Entity::find_by_id(user_id.to_string()).all(&txn).await.map_err(classify)?.pop();
-        let row = row.ok_or_else(|| StoreError::Other(format!("user {user_id} vanished during update")))?;
+        // Deleted meanwhile: the caller's session went with the user.
+        let Some(row) = row else { return Err(StoreError::NotFound) };
+        insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         user_from_row(row)
     }
@@ -310,8 +342,12 @@ impl Store for SeaStore {
         keep: &SessionId,
         now: Timestamp,
         audit: &AuditEvent,
+        event: &SessionEvent,
     ) -> StoreResult<u64> {
-        let txn = self.db.begin().await.map_err(classify)?;
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
         password::Entity::update_many()
             .col_expr(password::Column::Hash, Expr::value(password_hash))
             .col_expr(password::Column::UpdatedAt, Expr::value(now.unix_millis()))
@@ -321,13 +357,17 @@ impl Store for SeaStore {
             .map_err(classify)?;
         let deleted = delete_sessions_except(&txn, user_id, keep).await?;
         insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
+        notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         Ok(deleted)
     }
 
-    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent) -> StoreResult<()> {
+    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent, event: &SessionEvent) -> StoreResult<()> {
         let id = user_id.to_string();
-        let txn = self.db.begin().await.map_err(classify)?;
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
         // Explicit deletes rather than relying on ON DELETE CASCADE, which
         // SQLite honours only when foreign keys are switched on.
         session::Entity::delete_many().filter(session::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
@@ -335,6 +375,7 @@ impl Store for SeaStore {
         password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
         user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
         insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)
     }
 
@@ -342,8 +383,8 @@ impl Store for SeaStore {
         insert_audit(&self.db, event).await
     }
 
-    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
-        let result = session::Entity::delete_many()
+    async fn delete_expired(&self, now: Timestamp, audit_before: Timestamp) -> StoreResult<Expired> {
+        let sessions = session::Entity::delete_many()
             .filter(
                 Condition::any()
                     .add(session::Column::ExpiresAt.lte(now.unix_millis()))
@@ -351,9 +392,16 @@ impl Store for SeaStore {
             )
             .exec(&self.db)
             .await
-            .map_err(classify)?;
-        oauth::delete_expired_flows(&self.db, now).await?;
-        Ok(result.rows_affected)
+            .map_err(classify)?
+            .rows_affected;
+        let oauth_flows = oauth::delete_expired_flows(&self.db, now).await?;
+        let audit_events = audit_event::Entity::delete_many()
+            .filter(audit_event::Column::At.lt(audit_before.unix_millis()))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?
+            .rows_affected;
+        Ok(Expired { sessions, oauth_flows, audit_events })
     }
 
     async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()> {

@@ -21,6 +21,11 @@ impl SessionService for SessionApi {
         if !self.0.clients.is_trusted(&request) {
             return Err(to_status(keyport_core::Error::PermissionDenied));
         }
+        // A cache fed by this stream would miss other replicas' revocations.
+        if !self.0.events.is_live() {
+            let cause = "the relay of other replicas' session events is stalled".to_owned();
+            return Err(to_status(keyport_core::Error::Unavailable(cause)));
+        }
         Ok(Response::new(super::watch_events::stream(&self.0)))
     }
 

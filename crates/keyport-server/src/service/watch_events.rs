@@ -32,7 +32,7 @@ pub(crate) fn stream(shared: &Shared) -> EventStream {
         loop {
             let next = tokio::select! {
                 received = bus.recv() => match received {
-                    Ok(BusMessage::Event(event) | BusMessage::Relayed(event)) => Ok(message(event_of(event))),
+                    Ok(BusMessage::Event(event)) => Ok(message(event_of(event))),
                     Ok(BusMessage::Resync) => Err(Status::aborted("session events may have been lost; resynchronise")),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "event subscriber fell behind; cutting it off");
