@@ -9,6 +9,7 @@
 mod account;
 mod audit;
 mod oauth;
+mod races;
 mod sessions;
 mod sign_in;
 mod sign_up;

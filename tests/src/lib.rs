@@ -6,6 +6,7 @@
 pub mod apps;
 pub mod github;
 pub mod grpc;
+pub mod load;
 pub mod oidc;
 pub mod pg;
 pub mod server;

@@ -57,8 +57,8 @@ struct Window {
 #[derive(Debug)]
 #[must_use = "an attempt stays counted as failed unless it is refunded"]
 pub struct Attempt {
-    account: String,
-    ip: Option<(String, Timestamp)>,
+    /// Each key it was counted against, with the start of that key's window.
+    counted: Vec<(String, Timestamp)>,
 }
 
 /// Why an attempt was refused, and whether to write it to the audit trail.
@@ -126,27 +126,26 @@ impl SignInLimiter {
         if let Some(refusal) = refusal {
             return Err(refusal);
         }
-        let mut ip_window = None;
+        let mut counted = Vec::with_capacity(2);
         for (key, _) in keys {
             let current = current_window(&mut windows, key, now, window);
             current.attempts = current.attempts.saturating_add(1);
-            if Some(key) == ip_key.as_ref() {
-                ip_window = Some(current.started);
-            }
+            counted.push((key.clone(), current.started));
         }
-        Ok(Attempt { account: account_key, ip: ip_key.zip(ip_window) })
+        Ok(Attempt { counted })
     }
 
-    /// Refunds a successful attempt: the account starts afresh and the
-    /// address gets its attempt back.
+    /// Refunds a successful attempt to the account and the address. Only
+    /// this attempt: earlier failures stay counted, so a user's sign-in in
+    /// the middle of someone's guessing does not hand them a fresh window.
     pub fn succeeded(&self, attempt: Attempt) {
         let Ok(mut windows) = self.windows.lock() else { return };
-        windows.remove(&attempt.account);
-        if let Some((key, started)) = attempt.ip
-            && let Some(window) = windows.get_mut(&key)
-            && window.started == started
-        {
-            window.attempts = window.attempts.saturating_sub(1);
+        for (key, started) in attempt.counted {
+            if let Some(window) = windows.get_mut(&key)
+                && window.started == started
+            {
+                window.attempts = window.attempts.saturating_sub(1);
+            }
         }
     }
 }
@@ -210,18 +209,22 @@ mod tests {
     }
 
     #[test]
-    fn success_refunds_the_account_and_the_address() {
+    fn success_refunds_only_its_own_attempt() {
         let (limiter, _) = limiter();
         for _ in 0..2 {
             let _failed = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
         }
-        let attempt = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
-        limiter.succeeded(attempt);
-        for _ in 0..3 {
-            let _failed = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+        for _ in 0..5 {
+            let attempt = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+            limiter.succeeded(attempt);
         }
-        // 2 + 3 failures from the address: its limit of 5 is reached.
-        assert!(limiter.reserve("z@b.co", Some("10.0.0.1")).is_err());
+        // The two failures still count: one more reaches the limit of 3.
+        let _failed = limiter.reserve("a@b.co", Some("10.0.0.1")).unwrap();
+        assert!(limiter.reserve("a@b.co", Some("10.0.0.1")).is_err());
+        // The address has 3 failures of its 5.
+        let _failed = limiter.reserve("z@b.co", Some("10.0.0.1")).unwrap();
+        let _failed = limiter.reserve("y@b.co", Some("10.0.0.1")).unwrap();
+        assert!(limiter.reserve("x@b.co", Some("10.0.0.1")).is_err());
     }
 
     #[test]
