@@ -33,6 +33,7 @@ on_both_backends!(
     provider_errors_are_reported,
     codes_are_single_use_and_pkce_bound,
     tampered_id_tokens_are_refused,
+    many_people_finish_at_once,
 );
 
 const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
@@ -409,5 +410,40 @@ async fn tampered_id_tokens_are_refused(backend: Backend) -> TestResult {
     }
     assert_eq!(h.keyport.count("users").await?, 0);
     assert_eq!(h.keyport.count("sessions").await?, 0);
+    Ok(())
+}
+
+async fn many_people_finish_at_once(backend: Backend) -> TestResult {
+    let h = Harness::start(backend).await?;
+    // Eight people at the provider's consent screen...
+    let mut pending = Vec::new();
+    for i in 0..8 {
+        let started = h.start_flow("corp").await?;
+        h.oidc.next_login(&login(&format!("sub-{i}"), &format!("p{i}@example.com"), true)).await?;
+        let callback = h.oidc.follow(&started.authorization_url).await?;
+        pending.push((started, callback.code.unwrap_or_default(), callback.state.unwrap_or_default()));
+    }
+    // ...come back at the same moment: each is signed up, none gets INTERNAL.
+    let results = futures::future::join_all(
+        pending.iter().map(|(started, code, state)| h.finish(started, code.clone(), state.clone())),
+    )
+    .await;
+    for result in &results {
+        if let Err(status) = result {
+            panic!("a concurrent FinishOAuth failed: {status:?}");
+        }
+    }
+    assert_eq!(h.keyport.count("users").await?, 8);
+
+    // One callback replayed eight times at once: exactly one wins.
+    let started = h.start_flow("corp").await?;
+    h.oidc.next_login(&login("sub-replayed", "r@example.com", true)).await?;
+    let callback = h.oidc.follow(&started.authorization_url).await?;
+    let (code, state) = (callback.code.unwrap_or_default(), callback.state.unwrap_or_default());
+    let replays = futures::future::join_all((0..8).map(|_| h.finish(&started, code.clone(), state.clone()))).await;
+    assert_eq!(replays.iter().filter(|r| r.is_ok()).count(), 1);
+    for status in replays.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(reason(status), "OAUTH_STATE_INVALID", "{status:?}");
+    }
     Ok(())
 }

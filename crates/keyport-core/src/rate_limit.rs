@@ -75,7 +75,7 @@ impl Refusal {
     /// of its window, so a flood writes a handful of rows, not one per try.
     pub fn is_milestone(&self) -> bool {
         let mut n = self.refused;
-        while n >= 10 && n % 10 == 0 {
+        while n >= 10 && n.is_multiple_of(10) {
             n /= 10;
         }
         n == 1

@@ -95,8 +95,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Pushes a session's idle expiry forward; false when the session is
     /// gone (revoked meanwhile), so nothing may treat it as valid.
-    async fn refresh_session(&self, id: &SessionId, expires_at: Timestamp, refreshed_at: Timestamp)
-    -> StoreResult<bool>;
+    async fn refresh_session(
+        &self,
+        id: &SessionId,
+        expires_at: Timestamp,
+        refreshed_at: Timestamp,
+    ) -> StoreResult<bool>;
 
     /// A user's sessions that have not expired at `now`, newest first.
     async fn list_sessions(&self, user_id: UserId, now: Timestamp) -> StoreResult<Vec<Session>>;

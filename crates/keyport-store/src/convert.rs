@@ -69,7 +69,7 @@ pub(crate) fn session_to_row(session: &Session) -> session::ActiveModel {
     }
 }
 
-fn parse_user_id(raw: &str) -> Result<UserId, StoreError> {
+pub(crate) fn parse_user_id(raw: &str) -> Result<UserId, StoreError> {
     Uuid::parse_str(raw).map(UserId).map_err(|e| StoreError::Other(format!("malformed user id {raw:?}: {e}")))
 }
 
@@ -107,9 +107,9 @@ fn is_connection_loss(error: &sqlx::Error) -> bool {
         // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown in progress.
         // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended
         // codes, left after the busy timeout: the database is overloaded.
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P") || is_sqlite_busy(&code)
-        }),
+        sqlx::Error::Database(e) => {
+            e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P") || is_sqlite_busy(&code))
+        }
         _ => false,
     }
 }

@@ -8,6 +8,7 @@ mod convert;
 pub mod entity;
 pub mod events;
 mod oauth;
+mod session_lookup;
 mod store;
 mod write;
 

@@ -41,7 +41,8 @@ pub(crate) async fn create_flow(db: &DatabaseConnection, flow: &OAuthFlow) -> St
 /// (`DELETE ... RETURNING`): of racing callers only the one whose delete
 /// removed the row gets it, and nobody upgrades a read lock to a write.
 pub(crate) async fn take_flow(db: &DatabaseConnection, state_hash: &[u8; 32]) -> StoreResult<Option<OAuthFlow>> {
-    let taken = oauth_flow::Entity::delete_by_id(state_hash.to_vec()).exec_with_returning(db).await.map_err(classify)?;
+    let taken =
+        oauth_flow::Entity::delete_by_id(state_hash.to_vec()).exec_with_returning(db).await.map_err(classify)?;
     taken.map(flow_from_row).transpose()
 }
 

@@ -22,13 +22,14 @@ use sea_orm::{
     sea_query::{Condition, Expr},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use uuid::Uuid;
 use sea_orm_migration::MigratorTrait;
+use uuid::Uuid;
 
 use crate::{
     convert::{classify, session_from_row, user_from_row, user_to_row},
     entity::{account, audit_event, password, session, user},
     oauth,
+    session_lookup::SessionLookup,
     write::{begin, insert_audit, insert_session, lock_user, notify},
 };
 
@@ -82,6 +83,7 @@ impl StoreOptions {
 pub struct SeaStore {
     db: DatabaseConnection,
     backend: Backend,
+    sessions: SessionLookup,
     /// Marks this process's own event notifications, which it has applied
     /// already, so its relay can skip them.
     origin: String,
@@ -116,7 +118,8 @@ impl SeaStore {
             }
         }
         let db = Database::connect(connect).await.map_err(classify)?;
-        Ok(Self { db, backend, origin: Uuid::now_v7().simple().to_string() })
+        let sessions = SessionLookup::new(&db, backend);
+        Ok(Self { db, backend, sessions, origin: Uuid::now_v7().simple().to_string() })
     }
 
     /// Applies pending migrations.
@@ -230,15 +233,7 @@ impl Store for SeaStore {
     }
 
     async fn find_session(&self, id: &SessionId) -> StoreResult<Option<(Session, User)>> {
-        let rows = session::Entity::find_by_id(id.as_str())
-            .find_also_related(user::Entity)
-            .all(&self.db)
-            .await
-            .map_err(classify)?;
-        match rows.into_iter().next() {
-            Some((session, Some(user))) => Ok(Some((session_from_row(session)?, user_from_row(user)?))),
-            _ => Ok(None),
-        }
+        self.sessions.find(id).await
     }
 
     async fn refresh_session(

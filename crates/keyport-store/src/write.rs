@@ -6,13 +6,7 @@
 //! between, and the busy timeout does not help; an immediate one takes the
 //! write lock up front and waits its turn under the busy timeout.
 
-use keyport_core::{
-    audit::AuditEvent,
-    events::SessionEvent,
-    session::Session,
-    store::StoreResult,
-    user::UserId,
-};
+use keyport_core::{audit::AuditEvent, events::SessionEvent, session::Session, store::StoreResult, user::UserId};
 use sea_orm::{
     ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
