@@ -2,12 +2,16 @@
 //!
 //! Sections: start to SERVING and idle RSS over fresh starts, a do-nothing
 //! health `Check` baseline, `GetSession` at 1, 16 and 64 concurrent callers,
-//! `SignIn` throughput, and `GetSession` latency during a sign-in flood. The
+//! `SignIn` throughput, `GetSession` latency during a sign-in flood, and the
+//! promises of [`promises`]: cache miss against hit on SQLite and PostgreSQL,
+//! revocation across replicas, a legitimate sign-in during a flood of
+//! abandoned ones. The
 //! result is a Markdown report on stdout (and optionally in a file); see
 //! `docs/benchmarks.md` for how to run it and the latest numbers.
 
 mod load;
 mod procfs;
+mod promises;
 mod report;
 mod server;
 mod workload;
@@ -83,6 +87,12 @@ enum Section {
     SignIn,
     /// `GetSession` at 16 callers while 64 `SignIn` loops saturate hashing.
     Flood,
+    /// `GetSession` with the server cache on and off, on SQLite and PostgreSQL.
+    CacheMiss,
+    /// Revocation on one replica, refused by another, with the CPUs busy.
+    CrossReplica,
+    /// A legitimate `SignIn` alone and during a flood of abandoned sign-ins.
+    CancelledFlood,
 }
 
 #[tokio::main]
@@ -173,7 +183,30 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     }
 
-    let markdown = report.render();
+    let pg = if wants(Section::CacheMiss) || wants(Section::CrossReplica) {
+        eprintln!("starting PostgreSQL (initdb + pg_ctl in a temporary directory)");
+        Some(keyport_tests::pg::PgCluster::start()?)
+    } else {
+        None
+    };
+    let connections = usize::from(args.connections);
+    let cache = match &pg {
+        Some(pg) if wants(Section::CacheMiss) => {
+            Some(promises::cache_miss(&bin, pg, timing, connections, usize::from(args.users)).await?)
+        }
+        _ => None,
+    };
+    let revocations = match &pg {
+        Some(pg) if wants(Section::CrossReplica) => Some(promises::cross_replica(&bin, pg).await?),
+        _ => None,
+    };
+    let flood = match wants(Section::CancelledFlood) {
+        true => Some(promises::cancelled_flood(&bin, timing, connections).await?),
+        false => None,
+    };
+
+    let mut markdown = report.render();
+    markdown.push_str(&promises::render(cache.as_deref(), revocations.as_ref(), flood.as_ref()));
     print!("{markdown}");
     if let Some(path) = &args.out {
         std::fs::write(path, &markdown).map_err(|error| format!("writing {}: {error}", path.display()))?;

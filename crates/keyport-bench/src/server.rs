@@ -54,6 +54,12 @@ impl ServerProcess {
     /// directory; the server's stdout and stderr go to a log file next to it.
     /// Does not wait for the server to be ready: see [`Self::wait_serving`].
     pub(crate) fn spawn(bin: &Path) -> Result<Self, BoxError> {
+        Self::spawn_with(bin, &[])
+    }
+
+    /// [`Self::spawn`] with extra `KEYPORT_*` configuration variables, e.g.
+    /// another database or the server cache turned off.
+    pub(crate) fn spawn_with(bin: &Path, env: &[(&str, String)]) -> Result<Self, BoxError> {
         let dir = tempfile::Builder::new().prefix("keyport-bench-").tempdir()?;
         let data_dir = dir.path().join("data");
         std::fs::create_dir(&data_dir)?;
@@ -69,6 +75,7 @@ impl ServerProcess {
             .arg("--data-dir")
             .arg(&data_dir)
             .env("RUST_LOG", log_filter())
+            .envs(env.iter().map(|(name, value)| (*name, value.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
