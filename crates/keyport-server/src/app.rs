@@ -9,7 +9,7 @@ use keyport_proto::v1::{
 };
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -17,6 +17,7 @@ use crate::{
     context::ClientResolver,
     events::{BusMessage, EventBus},
     health,
+    incoming::{self, ConnectionLimits},
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
 };
@@ -126,6 +127,10 @@ impl Keyport {
             .timeout(Duration::from_millis(server.request_timeout_ms))
             .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
             .max_concurrent_streams(server.max_concurrent_streams)
+            // Live clients acknowledge pings, which also keeps them clear of
+            // the idle timeout; dead ones are closed after the ping timeout.
+            .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
+            .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
             .layer(tonic_web::GrpcWebLayer::new())
@@ -134,7 +139,11 @@ impl Keyport {
             .add_service(users)
             .add_service(sessions)
             .add_service(oauth);
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        warn_if_keepalive_misses_idle_timeout(server);
+        // Our own accept loop: it caps connections, backs off when out of
+        // descriptors, sets TCP keepalive (which tonic ignores with a custom
+        // incoming) and closes silent connections.
+        let incoming = incoming::incoming(listener, ConnectionLimits::of(server));
         let grace = Duration::from_millis(server.shutdown_grace_ms);
         let result = tokio::select! {
             served = routes.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())) => served.map_err(StartError::from),
@@ -147,6 +156,20 @@ impl Keyport {
             task.abort();
         }
         result
+    }
+}
+
+/// An idle timeout shorter than the ping interval closes healthy but quiet
+/// HTTP/2 connections, long-lived `WatchSessionEvents` streams included.
+fn warn_if_keepalive_misses_idle_timeout(server: &crate::config::ServerConfig) {
+    let idle = server.idle_timeout_ms;
+    let ping = server.http2_keepalive_interval_ms;
+    if idle > 0 && (ping == 0 || ping >= idle) {
+        tracing::warn!(
+            idle_timeout_ms = idle,
+            http2_keepalive_interval_ms = ping,
+            "HTTP/2 keepalive pings are not sent within the idle timeout; quiet connections will be closed"
+        );
     }
 }
 

@@ -10,6 +10,7 @@ pub mod context;
 mod convert;
 mod events;
 mod health;
+mod incoming;
 pub mod service;
 pub mod status;
 pub mod telemetry;
