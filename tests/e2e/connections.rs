@@ -1,19 +1,24 @@
 //! Connections: half-open sockets are closed, the connection cap holds and
-//! frees up, and quiet but healthy streams survive through keepalive.
+//! frees up, quiet but healthy streams survive through keepalive, and peers
+//! of an IPv6 listener are recognised by their IPv4 address.
 
 use std::{net::SocketAddr, time::Duration};
 
-use keyport_proto::v1::{SignOutRequest, WatchSessionEventsRequest, watch_session_events_response::Event};
+use keyport_proto::v1::{
+    ListSessionsRequest, SignOutRequest, SignUpRequest, WatchSessionEventsRequest, watch_session_events_response::Event,
+};
 use keyport_server::Config;
-use keyport_tests::{Backend, TestServer, grpc::authed};
+use keyport_tests::{Backend, TestServer, grpc::authed, server::PASSWORD};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-use tonic::transport::Endpoint;
+use tonic::{Request, transport::Endpoint};
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
-use crate::TestResult;
+use crate::{TestResult, on_both_backends};
+
+on_both_backends!(forwarded_addresses_are_trusted_from_ipv4_peers_of_an_ipv6_listener);
 
 /// What a client sends first on an HTTP/2 connection without prior knowledge.
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -127,5 +132,27 @@ async fn quiet_connections_without_keepalive_are_closed() -> TestResult {
     events.message().await?;
     let ended = tokio::time::timeout(PATIENCE, events.message()).await?;
     assert!(!matches!(ended, Ok(Some(_))), "the stream ended: {ended:?}");
+    Ok(())
+}
+
+async fn forwarded_addresses_are_trusted_from_ipv4_peers_of_an_ipv6_listener(backend: Backend) -> TestResult {
+    let bind = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0));
+    let server = TestServer::start_bound(backend, bind, |config| {
+        config.server.trusted_proxies = vec![[127, 0, 0, 1].into()];
+    })
+    .await?;
+    assert!(server.addr.is_ipv4(), "the client connects over IPv4");
+
+    let mut sign_up =
+        Request::new(SignUpRequest { email: "ann@example.com".into(), password: PASSWORD.into(), name: String::new() });
+    sign_up.metadata_mut().insert("x-keyport-client-ip", "203.0.113.7".parse()?);
+    let token = server.users().sign_up(sign_up).await?.into_inner().session.ok_or("no session")?.token;
+    let listed = server.sessions().list_sessions(authed(ListSessionsRequest {}, &token)).await?.into_inner();
+    let addresses: Vec<_> = listed.sessions.iter().map(|session| session.ip_address.as_str()).collect();
+    assert_eq!(addresses, ["203.0.113.7"], "the forwarded address was believed");
+
+    let mut events = server.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
+    let first = events.message().await?.and_then(|m| m.event);
+    assert!(matches!(first, Some(Event::Ready(_))), "{first:?}");
     Ok(())
 }
