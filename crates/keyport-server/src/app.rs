@@ -18,6 +18,7 @@ use crate::{
     events::{BusMessage, EventBus},
     health,
     incoming::{self, ConnectionLimits},
+    oversized::DiscardOversizedLayer,
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
 };
@@ -134,6 +135,8 @@ impl Keyport {
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Inside gRPC-web, which turns its requests into gRPC ones.
+            .layer(DiscardOversizedLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(users)
