@@ -1,6 +1,6 @@
-//! The transport around the services: message limits, gRPC-web, health,
-//! reflection, graceful shutdown, and a database that goes away and comes
-//! back.
+//! The transport around the services: message limits, malformed messages,
+//! gRPC-web, health, reflection, graceful shutdown, and a database that goes
+//! away and comes back.
 
 use std::{
     net::SocketAddr,
@@ -8,7 +8,12 @@ use std::{
 };
 
 use keyport_proto::v1::{GetSessionRequest, SignUpRequest};
-use keyport_tests::{Backend, TestServer, grpc::reason, pg::PgCluster, server::PASSWORD};
+use keyport_tests::{
+    Backend, TestServer,
+    grpc::{call_raw, reason},
+    pg::PgCluster,
+    server::PASSWORD,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -24,6 +29,7 @@ use crate::{TestResult, on_both_backends};
 
 on_both_backends!(
     refuses_oversized_messages,
+    refuses_malformed_messages_with_a_reason,
     answers_oversized_grpc_web_requests_after_reading_them,
     reports_health_and_reflects_its_api,
     drains_in_flight_calls_on_shutdown
@@ -71,6 +77,42 @@ async fn reports_health_and_reflects_its_api(backend: Backend) -> TestResult {
     Ok(())
 }
 
+/// `SignUpRequest`s that are not valid protobuf, each in its own way.
+fn malformed_sign_ups() -> Vec<(&'static str, Vec<u8>)> {
+    // Field 1 (email) is a string: tag 0x0a, a length, the bytes.
+    let valid_rest = [&[0x12, 0x08][..], &PASSWORD.as_bytes()[..8]].concat();
+    vec![
+        ("invalid UTF-8 in a string", [&[0x0a, 0x02, 0xff, 0xfe][..], &valid_rest].concat()),
+        ("wrong wire type", vec![0x08, 0x01]),
+        ("huge length prefix", vec![0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f, b'a', b'b']),
+        // Unknown field 15 as ever deeper groups, past prost's recursion limit.
+        ("deep nesting", vec![(15 << 3) | 3; 200]),
+        ("truncated varint", vec![0x0a, 0x80]),
+    ]
+}
+
+async fn refuses_malformed_messages_with_a_reason(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    for (case, message) in malformed_sign_ups() {
+        let status = call_raw(server.channel(), SIGN_UP, message).await.unwrap_err();
+        assert_eq!(
+            (status.code(), reason(&status).as_str()),
+            (Code::InvalidArgument, "MALFORMED_REQUEST"),
+            "{case}: {status:?}"
+        );
+        assert!(!status.message().contains("Protobuf"), "{case}: the decoder's text stays private: {status:?}");
+    }
+    // gRPC-web gets the same answer.
+    let (_, message) = &malformed_sign_ups()[0];
+    let answer = grpc_web_sign_up(server.addr, &grpc_frame(message), Body::Sized, Pace::AtOnce).await?;
+    assert_eq!(answer.header("grpc-status"), Some("3"), "{answer:?}");
+    assert!(answer.header("grpc-status-details-bin").is_some(), "with ErrorInfo: {answer:?}");
+    assert_eq!(server.count("users").await?, 0, "nothing was written");
+    // The connection is still usable.
+    server.sign_up("ann@example.com").await?;
+    Ok(())
+}
+
 async fn answers_oversized_grpc_web_requests_after_reading_them(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     // Announces 4 MiB (the limit is 64 KiB) and sends them, in slow chunks,
@@ -87,6 +129,14 @@ async fn answers_oversized_grpc_web_requests_after_reading_them(backend: Backend
     }
     assert_eq!(server.count("users").await?, 0);
     Ok(())
+}
+
+/// A gRPC length-prefixed frame around `message`.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap_or(u32::MAX).to_be_bytes());
+    frame.extend_from_slice(message);
+    frame
 }
 
 /// How a request body is framed on HTTP/1.1.

@@ -18,6 +18,7 @@ use crate::{
     events::{BusMessage, EventBus},
     health,
     incoming::{self, ConnectionLimits},
+    malformed::MalformedRequestLayer,
     oversized::DiscardOversizedLayer,
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
@@ -135,8 +136,9 @@ impl Keyport {
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
             .layer(tonic_web::GrpcWebLayer::new())
-            // Inside gRPC-web, which turns its requests into gRPC ones.
+            // Inside gRPC-web, so that browsers get the same answers.
             .layer(DiscardOversizedLayer)
+            .layer(MalformedRequestLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(users)

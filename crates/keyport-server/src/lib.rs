@@ -11,6 +11,7 @@ mod convert;
 mod events;
 mod health;
 mod incoming;
+mod malformed;
 mod oversized;
 pub mod service;
 pub mod status;
