@@ -20,10 +20,7 @@ use tokio::{
 };
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
-use tonic_reflection::pb::v1::{
-    ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-    server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-};
+use tonic_reflection::pb::{v1, v1alpha};
 
 use crate::{TestResult, on_both_backends};
 
@@ -60,21 +57,50 @@ async fn reports_health_and_reflects_its_api(backend: Backend) -> TestResult {
     let status = server.health().check(HealthCheckRequest { service: "nope.Service".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
-    let mut reflection = ServerReflectionClient::new(server.channel());
+    for (version, names) in [("v1", reflected_v1(&server).await?), ("v1alpha", reflected_v1alpha(&server).await?)] {
+        for expected in ["keyport.v1.UserService", "keyport.v1.SessionService", "grpc.health.v1.Health"] {
+            assert!(names.iter().any(|name| name == expected), "{version}: {expected} missing from {names:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Services listed by `grpc.reflection.v1`.
+async fn reflected_v1(server: &TestServer) -> Result<Vec<String>, BoxError> {
+    use v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
     let list = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
+    let mut reflection = ServerReflectionClient::new(server.channel());
     let mut answers = reflection.server_reflection_info(tokio_stream::once(list)).await?.into_inner();
     let answer = answers.message().await?.ok_or("no reflection answer")?;
     let Some(MessageResponse::ListServicesResponse(services)) = answer.message_response else {
         return Err("unexpected reflection answer".into());
     };
-    let names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
-    for expected in ["keyport.v1.UserService", "keyport.v1.SessionService", "grpc.health.v1.Health"] {
-        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
-    }
-    Ok(())
+    Ok(services.service.into_iter().map(|s| s.name).collect())
+}
+
+/// Services listed by `grpc.reflection.v1alpha`, which many tools still speak.
+async fn reflected_v1alpha(server: &TestServer) -> Result<Vec<String>, BoxError> {
+    use v1alpha::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let list = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut reflection = ServerReflectionClient::new(server.channel());
+    let mut answers = reflection.server_reflection_info(tokio_stream::once(list)).await?.into_inner();
+    let answer = answers.message().await?.ok_or("no reflection answer")?;
+    let Some(MessageResponse::ListServicesResponse(services)) = answer.message_response else {
+        return Err("unexpected reflection answer".into());
+    };
+    Ok(services.service.into_iter().map(|s| s.name).collect())
 }
 
 /// `SignUpRequest`s that are not valid protobuf, each in its own way.

@@ -96,12 +96,8 @@ impl Keyport {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::report(&reporter, ServingStatus::Serving).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc error details, so that grpcurl can decode reasons.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
+        let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
         let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
         let sessions =
             SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
@@ -140,7 +136,8 @@ impl Keyport {
             .layer(DiscardOversizedLayer)
             .layer(MalformedRequestLayer)
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(users)
             .add_service(sessions)
             .add_service(oauth);
@@ -162,6 +159,15 @@ impl Keyport {
         }
         result
     }
+}
+
+/// What reflection describes: our API, health, and the google.rpc error
+/// details (so that grpcurl can decode reasons).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
 /// An idle timeout shorter than the ping interval closes healthy but quiet
