@@ -8,6 +8,7 @@
 
 mod account;
 mod audit;
+mod connections;
 mod oauth;
 mod races;
 mod sessions;

@@ -65,6 +65,21 @@ impl TestServer {
         Self::start_on(dir, database_url, configure, None, None).await
     }
 
+    /// Starts a server on `backend` listening on `bind` (say `[::]:0`); the
+    /// test's clients connect to 127.0.0.1 when `bind` is unspecified.
+    pub async fn start_bound(
+        backend: Backend,
+        bind: SocketAddr,
+        configure: impl FnOnce(&mut Config),
+    ) -> Result<Self, BoxError> {
+        let dir = tempfile::tempdir()?;
+        let database_url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => pg::shared()?.create_database("keyport")?,
+        };
+        Self::start_on(dir, database_url, configure, None, Some(bind)).await
+    }
+
     /// Starts a server on SQLite that speaks only TLS, and connects to it
     /// with `tls` (trusted CA, client identity, server name).
     pub async fn start_tls(
@@ -108,7 +123,11 @@ impl TestServer {
         let clock = Arc::new(ManualClock::starting_now());
         let keyport = Keyport::open(config, clock.clone()).await?;
         let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
-        let addr = listener.local_addr()?;
+        let mut addr = listener.local_addr()?;
+        if addr.ip().is_unspecified() {
+            // Through an IPv6 wildcard, an IPv4 client arrives as ::ffff:127.0.0.1.
+            addr.set_ip([127, 0, 0, 1].into());
+        }
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(keyport.serve(listener, async move {
             let _ = stop.await;

@@ -9,7 +9,7 @@ use keyport_proto::v1::{
 };
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch};
-use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig, server::TcpIncoming};
+use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::{
@@ -17,6 +17,9 @@ use crate::{
     context::ClientResolver,
     events::{CacheHealth, EventBus},
     health,
+    incoming::{self, ConnectionLimits},
+    malformed::MalformedRequestLayer,
+    oversized::DiscardOversizedLayer,
     service::{OAuthApi, SessionApi, Shared, UserApi},
     web,
 };
@@ -96,12 +99,8 @@ impl Keyport {
 
         let (reporter, health_service) = tonic_health::server::health_reporter();
         health::report(&reporter, ServingStatus::Serving).await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc error details, so that grpcurl can decode reasons.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
+        // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
+        let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
         let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
         let sessions =
             SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
@@ -132,15 +131,27 @@ impl Keyport {
             .timeout(Duration::from_millis(server.request_timeout_ms))
             .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
             .max_concurrent_streams(server.max_concurrent_streams)
+            // Live clients acknowledge pings, which also keeps them clear of
+            // the idle timeout; dead ones are closed after the ping timeout.
+            .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
+            .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
             .layer(tonic_web::GrpcWebLayer::new())
+            // Inside gRPC-web, so that browsers get the same answers.
+            .layer(DiscardOversizedLayer)
+            .layer(MalformedRequestLayer)
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(users)
             .add_service(sessions)
             .add_service(oauth);
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        warn_if_keepalive_misses_idle_timeout(server);
+        // Our own accept loop: it caps connections, backs off when out of
+        // descriptors, sets TCP keepalive (which tonic ignores with a custom
+        // incoming) and closes silent connections.
+        let incoming = incoming::incoming(listener, ConnectionLimits::of(server));
         let grace = Duration::from_millis(server.shutdown_grace_ms);
         let result = tokio::select! {
             served = routes.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())) => served.map_err(StartError::from),
@@ -153,6 +164,29 @@ impl Keyport {
             task.abort();
         }
         result
+    }
+}
+
+/// What reflection describes: our API, health, and the google.rpc error
+/// details (so that grpcurl can decode reasons).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(keyport_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// An idle timeout shorter than the ping interval closes healthy but quiet
+/// HTTP/2 connections, long-lived `WatchSessionEvents` streams included.
+fn warn_if_keepalive_misses_idle_timeout(server: &crate::config::ServerConfig) {
+    let idle = server.idle_timeout_ms;
+    let ping = server.http2_keepalive_interval_ms;
+    if idle > 0 && (ping == 0 || ping >= idle) {
+        tracing::warn!(
+            idle_timeout_ms = idle,
+            http2_keepalive_interval_ms = ping,
+            "HTTP/2 keepalive pings are not sent within the idle timeout; quiet connections will be closed"
+        );
     }
 }
 

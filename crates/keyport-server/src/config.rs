@@ -144,6 +144,24 @@ pub struct ServerConfig {
     /// PEM CA certificates: when set, clients must present a certificate
     /// signed by one of them (mutual TLS).
     pub tls_client_ca_file: PathBuf,
+    /// Connections open at once; further clients wait in the listen backlog
+    /// until one closes. Keep it below the process's file descriptor limit.
+    pub max_connections: usize,
+    /// Milliseconds a new connection may take to send its first bytes before
+    /// it is closed. 0: no limit.
+    pub handshake_timeout_ms: u64,
+    /// Milliseconds a connection may send nothing before it is closed.
+    /// HTTP/2 clients answer keepalive pings, so only dead or half-open
+    /// connections go quiet this long. 0: no limit.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds between HTTP/2 keepalive pings on a connection. Keep it
+    /// well below `idle_timeout_ms`. 0: no pings.
+    pub http2_keepalive_interval_ms: u64,
+    /// Milliseconds to wait for a ping's acknowledgement before closing.
+    pub http2_keepalive_timeout_ms: u64,
+    /// Milliseconds a connection is quiet before the kernel starts TCP
+    /// keepalive probes. 0: no TCP keepalive.
+    pub tcp_keepalive_ms: u64,
 }
 
 /// Session lifetimes, in seconds.
@@ -243,7 +261,20 @@ impl Default for ServerConfig {
             tls_cert_file: PathBuf::new(),
             tls_key_file: PathBuf::new(),
             tls_client_ca_file: PathBuf::new(),
+            max_connections: 4096,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            http2_keepalive_interval_ms: 20_000,
+            http2_keepalive_timeout_ms: 10_000,
+            tcp_keepalive_ms: 60_000,
         }
+    }
+}
+
+impl ServerConfig {
+    /// `ms` milliseconds, or `None` for 0 (turned off).
+    pub fn millis(ms: u64) -> Option<Duration> {
+        (ms > 0).then(|| Duration::from_millis(ms))
     }
 }
 

@@ -13,11 +13,15 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 /// `ErrorInfo.domain` of every Keyport error.
 pub const ERROR_DOMAIN: &str = "keyport.dev";
+/// Reason of a request whose message is not valid protobuf for its RPC
+/// (bad UTF-8 in a string, a wrong wire type, a length past the end, nesting
+/// too deep). It never reaches the domain, so it has no [`Error`] variant.
+pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
 
 /// Converts a domain error into the status sent to the caller.
 pub fn to_status(error: Error) -> Status {
     let reason = error.reason();
-    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new());
+    let mut details = error_info(reason);
     let (code, message) = match &error {
         Error::InvalidArgument(violations) => {
             for violation in violations {
@@ -58,6 +62,15 @@ pub fn to_status(error: Error) -> Status {
     Status::with_error_details(code, message, details)
 }
 
+/// The status of a request message that failed to decode.
+pub fn malformed_request() -> Status {
+    Status::with_error_details(Code::InvalidArgument, "malformed request message", error_info(MALFORMED_REQUEST))
+}
+
+fn error_info(reason: &str) -> ErrorDetails {
+    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new())
+}
+
 #[cfg(test)]
 mod tests {
     use keyport_core::FieldViolation;
@@ -83,6 +96,12 @@ mod tests {
             assert_eq!(status.code(), code);
             assert_eq!(reason(&status), expected);
         }
+    }
+
+    #[test]
+    fn malformed_requests_are_invalid_arguments_with_a_reason() {
+        let status = malformed_request();
+        assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, MALFORMED_REQUEST));
     }
 
     #[test]
