@@ -24,6 +24,9 @@ const (
 	ReasonWeakPassword = "WEAK_PASSWORD"
 	// ReasonPasswordTooLong: the password is longer than the maximum.
 	ReasonPasswordTooLong = "PASSWORD_TOO_LONG"
+	// ReasonMalformedRequest: the request message is not valid protobuf for
+	// its RPC (a bug in the caller or a tampered request).
+	ReasonMalformedRequest = "MALFORMED_REQUEST"
 	// ReasonUnauthenticated: no, malformed, unknown or revoked session token.
 	ReasonUnauthenticated = "UNAUTHENTICATED"
 	// ReasonSessionExpired: the session token was valid but has expired.

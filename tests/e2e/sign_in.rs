@@ -117,11 +117,17 @@ async fn records_the_client_from_trusted_metadata(backend: Backend) -> TestResul
     let mut sign_in = Request::new(request("ann@example.com", PASSWORD));
     sign_in.metadata_mut().insert("x-keyport-client-ip", "203.0.113.7".parse()?);
     sign_in.metadata_mut().insert("x-keyport-user-agent", "Firefox/140".parse()?);
-    let token = token(server.sessions().sign_in(sign_in).await?.into_inner())?;
-    let session = server.sessions().get_session(GetSessionRequest { token }).await?.into_inner();
+    let forwarded = token(server.sessions().sign_in(sign_in).await?.into_inner())?;
+    let session = server.sessions().get_session(GetSessionRequest { token: forwarded }).await?.into_inner();
     let session = session.session.ok_or("no session")?;
     assert_eq!(session.ip_address, "203.0.113.7");
     assert_eq!(session.user_agent, "Firefox/140");
+
+    // Without the forwarded agent, the trusted peer's own (its gRPC
+    // library's `tonic/...`) is not taken for the end user's.
+    let plain = token(server.sessions().sign_in(request("ann@example.com", PASSWORD)).await?.into_inner())?;
+    let session = server.sessions().get_session(GetSessionRequest { token: plain }).await?.into_inner();
+    assert_eq!(session.session.ok_or("no session")?.user_agent, "");
     Ok(())
 }
 

@@ -43,6 +43,8 @@ export const ErrorReason = {
   PERMISSION_DENIED: "PERMISSION_DENIED",
   /** No such session of the calling user. */
   SESSION_NOT_FOUND: "SESSION_NOT_FOUND",
+  /** The request message is not valid protobuf for its RPC. */
+  MALFORMED_REQUEST: "MALFORMED_REQUEST",
   /** Too many failed attempts; the status also carries `RetryInfo`. */
   RATE_LIMITED: "RATE_LIMITED",
   /** The server is overloaded (e.g. password hashing saturated); retry later. */

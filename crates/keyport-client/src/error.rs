@@ -16,6 +16,8 @@ pub enum Reason {
     PasswordTooLong,
     /// A request field is invalid; see [`Error::field_violations`].
     InvalidArgument,
+    /// The request message is not valid protobuf for its RPC.
+    MalformedRequest,
     /// No valid session: missing, malformed, unknown or revoked token.
     Unauthenticated,
     /// The session expired.
@@ -56,12 +58,13 @@ pub enum Reason {
 
 impl Reason {
     /// Every named reason with its wire string.
-    const NAMED: [(Reason, &'static str); 22] = [
+    const NAMED: [(Reason, &'static str); 23] = [
         (Self::InvalidCredentials, "INVALID_CREDENTIALS"),
         (Self::EmailTaken, "EMAIL_TAKEN"),
         (Self::WeakPassword, "WEAK_PASSWORD"),
         (Self::PasswordTooLong, "PASSWORD_TOO_LONG"),
         (Self::InvalidArgument, "INVALID_ARGUMENT"),
+        (Self::MalformedRequest, "MALFORMED_REQUEST"),
         (Self::Unauthenticated, "UNAUTHENTICATED"),
         (Self::SessionExpired, "SESSION_EXPIRED"),
         (Self::SessionNotFound, "SESSION_NOT_FOUND"),

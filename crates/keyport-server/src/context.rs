@@ -56,10 +56,15 @@ impl ClientResolver {
             .flatten()
             .and_then(|raw| raw.trim().parse::<IpAddr>().ok())
             .map(|ip| ip.to_canonical());
-        let forwarded_agent = trusted.then(|| metadata_str(metadata, USER_AGENT_KEY)).flatten();
+        // A trusted peer is a web app's middleware: its own `user-agent` is
+        // its gRPC library's, not the end user's, so only the forwarded one counts.
+        let agent = match trusted {
+            true => metadata_str(metadata, USER_AGENT_KEY),
+            false => metadata_str(metadata, "user-agent"),
+        };
         ClientInfo {
             ip_address: forwarded_ip.or(peer).map(|ip| ip.to_string()),
-            user_agent: forwarded_agent.or_else(|| metadata_str(metadata, "user-agent")).map(truncate_user_agent),
+            user_agent: agent.map(truncate_user_agent),
         }
     }
 }

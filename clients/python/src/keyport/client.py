@@ -151,7 +151,8 @@ def error_reason(err: grpc.RpcError) -> Optional[str]:
     ``INVALID_CREDENTIALS``, ``EMAIL_TAKEN``, ``WEAK_PASSWORD``,
     ``PASSWORD_TOO_LONG``, ``INVALID_ARGUMENT``, ``UNAUTHENTICATED``,
     ``SESSION_EXPIRED``, ``SESSION_NOT_FOUND``, ``RATE_LIMITED``,
-    ``RESOURCE_EXHAUSTED`` or ``UNAVAILABLE`` (database unreachable).
+    ``RESOURCE_EXHAUSTED``, ``MALFORMED_REQUEST`` (not valid protobuf) or
+    ``UNAVAILABLE`` (database unreachable).
     Branch on it rather than on the status code or message: several reasons
     share a code (``INVALID_CREDENTIALS`` and ``SESSION_EXPIRED`` are both
     ``UNAUTHENTICATED``) and messages may change.

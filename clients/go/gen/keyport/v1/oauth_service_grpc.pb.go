@@ -43,8 +43,9 @@ const (
 // into another browser is refused.
 //
 // Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-// services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-// opaque `INTERNAL`.
+// services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+// `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+// protobuf) and an opaque `INTERNAL`.
 type OAuthServiceClient interface {
 	// Lists the configured providers. Public.
 	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
@@ -155,8 +156,9 @@ func (c *oAuthServiceClient) UnlinkAccount(ctx context.Context, in *UnlinkAccoun
 // into another browser is refused.
 //
 // Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-// services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-// opaque `INTERNAL`.
+// services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+// `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+// protobuf) and an opaque `INTERNAL`.
 type OAuthServiceServer interface {
 	// Lists the configured providers. Public.
 	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)

@@ -39,8 +39,9 @@ class OAuthServiceStub(object):
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     def __init__(self, channel):
@@ -90,8 +91,9 @@ class OAuthServiceServicer(object):
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     def ListProviders(self, request, context):
@@ -201,8 +203,9 @@ class OAuthService(object):
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     @staticmethod

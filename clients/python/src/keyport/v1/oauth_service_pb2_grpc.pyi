@@ -40,8 +40,9 @@ class OAuthServiceStub:
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     @_typing.overload
@@ -100,8 +101,9 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -156,8 +158,9 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
     into another browser is refused.
 
     Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
-    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
-    opaque `INTERNAL`.
+    services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`.
     """
 
     @_abc_1.abstractmethod

@@ -30,8 +30,9 @@ class SessionServiceStub(object):
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.
@@ -85,8 +86,9 @@ class SessionServiceServicer(object):
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.
@@ -98,8 +100,12 @@ class SessionServiceServicer(object):
         Public. An unknown email and a wrong password give the same reason,
         `INVALID_CREDENTIALS`, and take the same time. Other reasons:
         `INVALID_ARGUMENT` (empty or oversized email or password),
-        `RATE_LIMITED` (too many failed attempts for this account or address),
-        `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `RATE_LIMITED` (too many failed attempts for this account or address;
+        each attempt is counted when it starts and refunded if it succeeds, so
+        a burst of parallel guesses gets no more than the limit),
+        `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
+        (or an account deleted) while the sign-in was being verified gives
+        `INVALID_CREDENTIALS`: no session is ever created for an old password.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -111,8 +117,8 @@ class SessionServiceServicer(object):
         The hot path for middleware. Any caller that holds the token may call
         it; the token travels in the request body. Pushes the expiry forward at
         most once per refresh interval and then says so in `refreshed`.
-        Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token),
-        `SESSION_EXPIRED`.
+        Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
+        also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -168,7 +174,11 @@ class SessionServiceServicer(object):
 
         Callable only from peers listed in the server's `trusted_proxies`
         (the same peers trusted to forward client addresses); others get
-        `PERMISSION_DENIED` with reason `PERMISSION_DENIED`.
+        `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
+        this replica does not hear the other replicas' events (its relay is
+        stalled or reconnecting), new streams get `UNAVAILABLE` with reason
+        `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
+        would miss revocations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -225,8 +235,9 @@ class SessionService(object):
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.

@@ -31,8 +31,9 @@ class SessionServiceStub:
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.
@@ -48,8 +49,12 @@ class SessionServiceStub:
     Public. An unknown email and a wrong password give the same reason,
     `INVALID_CREDENTIALS`, and take the same time. Other reasons:
     `INVALID_ARGUMENT` (empty or oversized email or password),
-    `RATE_LIMITED` (too many failed attempts for this account or address),
-    `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `RATE_LIMITED` (too many failed attempts for this account or address;
+    each attempt is counted when it starts and refunded if it succeeds, so
+    a burst of parallel guesses gets no more than the limit),
+    `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
+    (or an account deleted) while the sign-in was being verified gives
+    `INVALID_CREDENTIALS`: no session is ever created for an old password.
     """
     GetSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]
     """Validates a session token and returns its session and user.
@@ -57,8 +62,8 @@ class SessionServiceStub:
     The hot path for middleware. Any caller that holds the token may call
     it; the token travels in the request body. Pushes the expiry forward at
     most once per refresh interval and then says so in `refreshed`.
-    Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token),
-    `SESSION_EXPIRED`.
+    Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
+    also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
     """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]
     """Lists the calling user's live sessions, newest first.
@@ -94,7 +99,11 @@ class SessionServiceStub:
 
     Callable only from peers listed in the server's `trusted_proxies`
     (the same peers trusted to forward client addresses); others get
-    `PERMISSION_DENIED` with reason `PERMISSION_DENIED`.
+    `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
+    this replica does not hear the other replicas' events (its relay is
+    stalled or reconnecting), new streams get `UNAVAILABLE` with reason
+    `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
+    would miss revocations.
     """
 
 @_typing.type_check_only
@@ -103,8 +112,9 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.
@@ -117,8 +127,12 @@ class SessionServiceAsyncStub(SessionServiceStub):
     Public. An unknown email and a wrong password give the same reason,
     `INVALID_CREDENTIALS`, and take the same time. Other reasons:
     `INVALID_ARGUMENT` (empty or oversized email or password),
-    `RATE_LIMITED` (too many failed attempts for this account or address),
-    `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `RATE_LIMITED` (too many failed attempts for this account or address;
+    each attempt is counted when it starts and refunded if it succeeds, so
+    a burst of parallel guesses gets no more than the limit),
+    `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
+    (or an account deleted) while the sign-in was being verified gives
+    `INVALID_CREDENTIALS`: no session is ever created for an old password.
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """Validates a session token and returns its session and user.
@@ -126,8 +140,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     The hot path for middleware. Any caller that holds the token may call
     it; the token travels in the request body. Pushes the expiry forward at
     most once per refresh interval and then says so in `refreshed`.
-    Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token),
-    `SESSION_EXPIRED`.
+    Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
+    also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """Lists the calling user's live sessions, newest first.
@@ -163,7 +177,11 @@ class SessionServiceAsyncStub(SessionServiceStub):
 
     Callable only from peers listed in the server's `trusted_proxies`
     (the same peers trusted to forward client addresses); others get
-    `PERMISSION_DENIED` with reason `PERMISSION_DENIED`.
+    `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
+    this replica does not hear the other replicas' events (its relay is
+    stalled or reconnecting), new streams get `UNAVAILABLE` with reason
+    `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
+    would miss revocations.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -171,8 +189,9 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
-    overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
-    opaque `INTERNAL`. User-scoped RPCs read the session
+    overloaded), `UNAVAILABLE` (database unreachable, retry later),
+    `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+    protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
     token from the `authorization: Bearer <token>` metadata entry and fail
     with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
     `SESSION_EXPIRED`.
@@ -189,8 +208,12 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         Public. An unknown email and a wrong password give the same reason,
         `INVALID_CREDENTIALS`, and take the same time. Other reasons:
         `INVALID_ARGUMENT` (empty or oversized email or password),
-        `RATE_LIMITED` (too many failed attempts for this account or address),
-        `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `RATE_LIMITED` (too many failed attempts for this account or address;
+        each attempt is counted when it starts and refunded if it succeeds, so
+        a burst of parallel guesses gets no more than the limit),
+        `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
+        (or an account deleted) while the sign-in was being verified gives
+        `INVALID_CREDENTIALS`: no session is ever created for an old password.
         """
 
     @_abc_1.abstractmethod
@@ -204,8 +227,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         The hot path for middleware. Any caller that holds the token may call
         it; the token travels in the request body. Pushes the expiry forward at
         most once per refresh interval and then says so in `refreshed`.
-        Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token),
-        `SESSION_EXPIRED`.
+        Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
+        also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
         """
 
     @_abc_1.abstractmethod
@@ -271,7 +294,11 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Callable only from peers listed in the server's `trusted_proxies`
         (the same peers trusted to forward client addresses); others get
-        `PERMISSION_DENIED` with reason `PERMISSION_DENIED`.
+        `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
+        this replica does not hear the other replicas' events (its relay is
+        stalled or reconnecting), new streams get `UNAVAILABLE` with reason
+        `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
+        would miss revocations.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -34,8 +34,10 @@ class UserServiceStub(object):
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.
@@ -83,8 +85,10 @@ class UserServiceServicer(object):
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.
@@ -190,8 +194,10 @@ class UserService(object):
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.

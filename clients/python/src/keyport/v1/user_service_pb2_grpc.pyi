@@ -35,8 +35,10 @@ class UserServiceStub:
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.
@@ -92,8 +94,10 @@ class UserServiceAsyncStub(UserServiceStub):
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.
@@ -145,8 +149,10 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     `UNAUTHENTICATED` (no, malformed, unknown or revoked token),
     `SESSION_EXPIRED`. Every RPC may return `RESOURCE_EXHAUSTED`
     (server overloaded, retry later), `UNAVAILABLE` (database unreachable,
-    retry later) and an opaque `INTERNAL`. A request larger than the server's
-    message limit fails with gRPC code `OUT_OF_RANGE` and no reason.
+    retry later), `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request
+    message is not valid protobuf) and an opaque `INTERNAL`. A request larger
+    than the server's message limit fails with gRPC code `OUT_OF_RANGE` and no
+    reason.
 
     User-scoped RPCs read the session token from the `authorization: Bearer
     <token>` metadata entry.

@@ -319,8 +319,9 @@ export const UnlinkAccountResponseSchema: GenMessage<UnlinkAccountResponse> = /*
  * into another browser is refused.
  *
  * Errors carry `google.rpc.ErrorInfo` (domain `keyport.dev`) like the other
- * services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE` and an
- * opaque `INTERNAL`.
+ * services; every RPC may return `RESOURCE_EXHAUSTED`, `UNAVAILABLE`,
+ * `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+ * protobuf) and an opaque `INTERNAL`.
  *
  * @generated from service keyport.v1.OAuthService
  */

@@ -384,8 +384,9 @@ export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
  *
  * Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
  * a stable `reason`. Every RPC may return `RESOURCE_EXHAUSTED` (server
- * overloaded), `UNAVAILABLE` (database unreachable, retry later) and an
- * opaque `INTERNAL`. User-scoped RPCs read the session
+ * overloaded), `UNAVAILABLE` (database unreachable, retry later),
+ * `MALFORMED_REQUEST` (`INVALID_ARGUMENT`: the request message is not valid
+ * protobuf) and an opaque `INTERNAL`. User-scoped RPCs read the session
  * token from the `authorization: Bearer <token>` metadata entry and fail
  * with `UNAUTHENTICATED` (no, malformed, unknown or revoked token) or
  * `SESSION_EXPIRED`.
@@ -399,8 +400,12 @@ export const SessionService: GenService<{
    * Public. An unknown email and a wrong password give the same reason,
    * `INVALID_CREDENTIALS`, and take the same time. Other reasons:
    * `INVALID_ARGUMENT` (empty or oversized email or password),
-   * `RATE_LIMITED` (too many failed attempts for this account or address),
-   * `RESOURCE_EXHAUSTED` (password hashing saturated).
+   * `RATE_LIMITED` (too many failed attempts for this account or address;
+   * each attempt is counted when it starts and refunded if it succeeds, so
+   * a burst of parallel guesses gets no more than the limit),
+   * `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
+   * (or an account deleted) while the sign-in was being verified gives
+   * `INVALID_CREDENTIALS`: no session is ever created for an old password.
    *
    * @generated from rpc keyport.v1.SessionService.SignIn
    */
@@ -415,8 +420,8 @@ export const SessionService: GenService<{
    * The hot path for middleware. Any caller that holds the token may call
    * it; the token travels in the request body. Pushes the expiry forward at
    * most once per refresh interval and then says so in `refreshed`.
-   * Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token),
-   * `SESSION_EXPIRED`.
+   * Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
+   * also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
    *
    * @generated from rpc keyport.v1.SessionService.GetSession
    */
@@ -487,7 +492,11 @@ export const SessionService: GenService<{
    *
    * Callable only from peers listed in the server's `trusted_proxies`
    * (the same peers trusted to forward client addresses); others get
-   * `PERMISSION_DENIED` with reason `PERMISSION_DENIED`.
+   * `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
+   * this replica does not hear the other replicas' events (its relay is
+   * stalled or reconnecting), new streams get `UNAVAILABLE` with reason
+   * `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
+   * would miss revocations.
    *
    * @generated from rpc keyport.v1.SessionService.WatchSessionEvents
    */
