@@ -1,12 +1,21 @@
 //! The audit trail records who did what, from where.
 
+use std::{sync::Arc, time::Duration};
+
+use keyport_core::{
+    Identity, IdentityConfig, ManualClock, Timestamp,
+    audit::{AuditEvent, AuditKind},
+    session::ClientInfo,
+    store::Store,
+};
 use keyport_proto::v1::{ChangePasswordRequest, SignInRequest, SignOutRequest};
-use keyport_tests::{Backend, TestServer, grpc::authed, server::PASSWORD};
+use keyport_store::{SeaStore, StoreOptions};
+use keyport_tests::{Backend, TestServer, grpc::authed, pg, server::PASSWORD};
 use tonic::Request;
 
 use crate::{TestResult, on_both_backends};
 
-on_both_backends!(records_security_events);
+on_both_backends!(records_security_events, the_sweep_deletes_audit_events_past_retention);
 
 async fn records_security_events(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
@@ -34,5 +43,31 @@ async fn records_security_events(backend: Backend) -> TestResult {
     assert_eq!(server.scalar(from_ip).await?, 1, "a failure names the account and the address");
     let unknown = "SELECT COUNT(*) FROM audit_events WHERE kind = 'sign_in_failed' AND user_id IS NULL";
     assert_eq!(server.scalar(unknown).await?, 1);
+    Ok(())
+}
+
+async fn the_sweep_deletes_audit_events_past_retention(backend: Backend) -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (url, store_backend) = match backend {
+        Backend::Sqlite => {
+            (format!("sqlite://{}?mode=rwc", dir.path().join("k.db").display()), keyport_store::Backend::Sqlite)
+        }
+        Backend::Postgres => (pg::shared()?.create_database("retention")?, keyport_store::Backend::Postgres),
+    };
+    let store = SeaStore::connect(&url, &StoreOptions::for_backend(store_backend)).await?;
+    store.migrate().await?;
+    let day = Duration::from_secs(24 * 3600);
+    let clock = Arc::new(ManualClock::starting_now());
+    let now = keyport_core::Clock::now(clock.as_ref());
+    let client = ClientInfo::default();
+    for age_days in [400, 91, 89, 1, 0] {
+        let at: Timestamp = now.saturating_sub(day * age_days);
+        store.record_audit(&AuditEvent::new(AuditKind::SignIn, at, &client)).await?;
+    }
+    let config = IdentityConfig { audit_retention: day * 90, ..IdentityConfig::default() };
+    let identity = Identity::new(Arc::new(store.clone()), clock, config)?;
+    let swept = identity.sweep_expired().await?;
+    assert_eq!(swept.audit_events, 2, "the events older than 90 days");
+    assert_eq!(identity.sweep_expired().await?.audit_events, 0);
     Ok(())
 }

@@ -532,3 +532,79 @@ async fn a_subscriber_of_another_replica_never_reads_back_a_stale_answer() -> Te
     }
     Ok(())
 }
+
+/// Resumes stopped PostgreSQL backends when dropped, whatever the test did.
+struct Stopped(Vec<i32>);
+
+impl Stopped {
+    fn signal(pids: &[i32], signal: &str) -> std::io::Result<()> {
+        for pid in pids {
+            std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Self::signal(&self.0, "-CONT");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_relay_turns_caches_off_until_it_is_back() -> TestResult {
+    let a = TestServer::start(Backend::Postgres).await?;
+    let b = TestServer::replica_of(&a).await?;
+    let mut events = watch(&b).await?;
+    let token = a.sign_up("ann@example.com").await?;
+    assert_eq!(session_reason(&b, &token).await, "OK");
+
+    // Freeze the listening connections: they stay open but deliver nothing,
+    // as in a network partition that TCP does not notice for hours.
+    let listeners: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_all(a.db.get_postgres_connection_pool())
+    .await?;
+    assert_eq!(listeners.len(), 2, "one listener per replica");
+    Stopped::signal(&listeners, "-STOP")?;
+    let stopped = Stopped(listeners);
+
+    // B notices by itself: its stream ends, and new ones are refused.
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match events.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Code::Ok,
+                Err(status) => return status.code(),
+            }
+        }
+    })
+    .await?;
+    assert_eq!(ended, Code::Aborted);
+    let refused = b.sessions().watch_session_events(WatchSessionEventsRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(reason(&refused), "UNAVAILABLE");
+
+    // Meanwhile B's own cache is off: a sign-out on A, whose notification
+    // B cannot hear, is refused by B at once.
+    a.sessions().sign_out(authed(SignOutRequest {}, &token)).await?;
+    assert_eq!(session_reason(&b, &token).await, "UNAUTHENTICATED");
+
+    // Back: B accepts streams again once its heartbeats return.
+    drop(stopped);
+    let back = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match b.sessions().watch_session_events(WatchSessionEventsRequest {}).await {
+                Ok(stream) => return Ok::<_, Status>(stream),
+                Err(status) if status.code() == Code::Unavailable => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(status) => return Err(status),
+            }
+        }
+    })
+    .await??;
+    drop(back);
+    Ok(())
+}

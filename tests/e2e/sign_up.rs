@@ -50,7 +50,10 @@ async fn signs_up_and_hands_out_a_working_session(backend: Backend) -> TestResul
 async fn rejects_invalid_emails_and_writes_nothing(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let overlong = format!("{}@example.com", "a".repeat(250));
-    for email in ["", "   ", "not-an-email", "a@b", "two@@example.com", "sp ace@example.com", &overlong] {
+    let invisible =
+        ["ka\u{200b}te@example.com", "ka\u{ad}te@example.com", "kate@exam\u{200d}ple.com", "\u{feff}kate@example.com"];
+    let malformed = ["", "   ", "not-an-email", "a@b", "two@@example.com", "sp ace@example.com", &overlong];
+    for email in malformed.into_iter().chain(invisible) {
         let status = server.users().sign_up(request(email, PASSWORD, "")).await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{email:?}");
         assert_eq!(reason(&status), "INVALID_ARGUMENT", "{email:?}");
