@@ -196,6 +196,16 @@ async fn bearer_and_cookie_tokens(start: StartApp) -> TestResult {
     assert_eq!((by_cookie.status(), by_cookie.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
     let lower = h.http.get(h.url("/dashboard")).header(AUTHORIZATION, format!("bearer {token}")).send().await?;
     assert_eq!(lower.status(), StatusCode::OK, "the scheme is case-insensitive");
+    // A site behind basic auth: the browser sends `Basic` credentials along
+    // with the cookie, and the cookie still counts.
+    let basic = h
+        .http
+        .get(h.url("/dashboard"))
+        .header(AUTHORIZATION, "Basic c3RhZ2luZzpzZWNyZXQ=")
+        .header(COOKIE, cookie(&token))
+        .send()
+        .await?;
+    assert_eq!((basic.status(), basic.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
     Ok(())
 }
 
@@ -259,6 +269,14 @@ async fn cross_origin_cookie_requests_are_rejected(start: StartApp) -> TestResul
     assert_eq!(referer.send().await?.status(), StatusCode::OK, "a same-origin Referer is accepted");
     let bearer = h.http.post(h.url("/api/notes")).header(AUTHORIZATION, format!("Bearer {token}"));
     assert_eq!(bearer.send().await?.status(), StatusCode::OK, "bearer tokens are not ambient: no CSRF check");
+    // Basic credentials are as ambient as cookies: they do not skip the check.
+    let basic = h
+        .http
+        .post(h.url("/api/notes"))
+        .header(AUTHORIZATION, "Basic c3RhZ2luZzpzZWNyZXQ=")
+        .header(COOKIE, cookie(&token))
+        .header(ORIGIN, "https://evil.example");
+    assert_eq!(basic.send().await?.status(), StatusCode::FORBIDDEN, "a cross-site write with Basic auth");
     Ok(())
 }
 

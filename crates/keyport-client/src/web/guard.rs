@@ -295,9 +295,8 @@ impl Guard {
     }
 
     fn token<'r>(&self, request: &'r impl RequestView) -> Option<(&'r str, Source)> {
-        if let Some(value) = request.header("authorization") {
-            let (scheme, token) = value.split_once(' ')?;
-            return scheme.eq_ignore_ascii_case("bearer").then(|| (token.trim(), Source::Bearer));
+        if let Some(token) = bearer(request) {
+            return Some((token, Source::Bearer));
         }
         let cookies = request.header("cookie")?;
         self.inner.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
@@ -309,7 +308,10 @@ impl Guard {
     /// unless that origin is allowed. This also stops login CSRF: a foreign
     /// page posting to the sign-in handler.
     fn is_cross_site_write(&self, request: &impl RequestView) -> bool {
-        if !is_unsafe(request.method()) || request.header("authorization").is_some() {
+        // Only a bearer token is not ambient. `Basic` credentials (a staging
+        // site behind basic auth) are sent by browsers on their own, exactly
+        // like cookies, so they must not skip the check.
+        if !is_unsafe(request.method()) || bearer(request).is_some() {
             return false;
         }
         let has_cookie = request.header("cookie").and_then(|c| self.inner.settings.cookie.read(c)).is_some();
@@ -410,4 +412,12 @@ fn json(status: u16, reason: &str, message: &str) -> Reply {
         headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
         body: format!(r#"{{"error":"{reason}","message":"{message}"}}"#),
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. Any other scheme
+/// (`Basic` from a site behind basic auth) is not Keyport's and leaves the
+/// session cookie in charge.
+fn bearer(request: &impl RequestView) -> Option<&str> {
+    let (scheme, token) = request.header("authorization")?.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
