@@ -3,13 +3,12 @@
 use std::time::Duration;
 
 use keyport_proto::v1::{
-    GetSessionRequest, ListSessionsRequest, RevokeOtherSessionsRequest, RevokeSessionRequest, SignInRequest,
-    SignOutRequest, sign_in_response::Outcome,
+    GetSessionRequest, ListSessionsRequest, RevokeOtherSessionsRequest, RevokeSessionRequest, SignOutRequest,
 };
 use keyport_tests::{
     Backend, TestServer,
     grpc::{authed, reason},
-    server::PASSWORD,
+    server::{PASSWORD, session_id},
 };
 use tonic::{Code, Request};
 
@@ -32,19 +31,7 @@ on_both_backends!(
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
 async fn sign_in(server: &TestServer, email: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let response =
-        server.sessions().sign_in(SignInRequest { email: email.into(), password: PASSWORD.into() }).await?.into_inner();
-    match response.outcome {
-        Some(Outcome::Session(grant)) => Ok(grant.token),
-        None => Err("no outcome".into()),
-    }
-}
-
-async fn get_session_reason(server: &TestServer, token: &str) -> String {
-    match server.sessions().get_session(GetSessionRequest { token: token.into() }).await {
-        Ok(_) => "OK".into(),
-        Err(status) => reason(&status),
-    }
+    Ok(server.sign_in(email, PASSWORD).await?)
 }
 
 async fn rejects_malformed_and_unknown_tokens(backend: Backend) -> TestResult {
@@ -66,8 +53,8 @@ async fn rejects_a_known_id_with_the_wrong_secret(backend: Backend) -> TestResul
     let (id, secret) = real.split_once('.').ok_or("token has no dot")?;
     let flipped = if secret.starts_with('A') { "B" } else { "A" };
     let forged = format!("{id}.{flipped}{}", &secret[1..]);
-    assert_eq!(get_session_reason(&server, &forged).await, "UNAUTHENTICATED");
-    assert_eq!(get_session_reason(&server, &real).await, "OK", "the real token still works");
+    assert_eq!(server.session_reason(&forged).await, "UNAUTHENTICATED");
+    assert_eq!(server.session_reason(&real).await, "OK", "the real token still works");
     Ok(())
 }
 
@@ -75,10 +62,10 @@ async fn expires_idle_sessions(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ann@example.com").await?;
     server.clock.advance(7 * DAY - Duration::from_secs(1));
-    assert_eq!(get_session_reason(&server, &token).await, "OK");
+    assert_eq!(server.session_reason(&token).await, "OK");
     let token2 = sign_in(&server, "ann@example.com").await?;
     server.clock.advance(7 * DAY);
-    assert_eq!(get_session_reason(&server, &token2).await, "SESSION_EXPIRED");
+    assert_eq!(server.session_reason(&token2).await, "SESSION_EXPIRED");
     let status = server.users().get_current_user(authed(Default::default(), &token2)).await.unwrap_err();
     assert_eq!(reason(&status), "SESSION_EXPIRED");
     Ok(())
@@ -111,7 +98,7 @@ async fn slides_expiry_at_most_once_per_update_age(backend: Backend) -> TestResu
     // A session kept in use outlives its first idle expiry.
     for _ in 0..4 {
         server.clock.advance(2 * DAY);
-        assert_eq!(get_session_reason(&server, &token).await, "OK");
+        assert_eq!(server.session_reason(&token).await, "OK");
     }
     Ok(())
 }
@@ -121,10 +108,10 @@ async fn caps_sessions_at_the_absolute_lifetime(backend: Backend) -> TestResult 
     let token = server.sign_up("ann@example.com").await?;
     for _ in 0..14 {
         server.clock.advance(2 * DAY);
-        assert_eq!(get_session_reason(&server, &token).await, "OK");
+        assert_eq!(server.session_reason(&token).await, "OK");
     }
     server.clock.advance(2 * DAY); // 30 days in, however busy the session was
-    assert_eq!(get_session_reason(&server, &token).await, "SESSION_EXPIRED");
+    assert_eq!(server.session_reason(&token).await, "SESSION_EXPIRED");
     Ok(())
 }
 
@@ -147,12 +134,12 @@ async fn revokes_one_session_at_once(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let laptop = server.sign_up("ann@example.com").await?;
     let phone = sign_in(&server, "ann@example.com").await?;
-    let phone_id = phone.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+    let phone_id = session_id(&phone);
 
     let revoke = RevokeSessionRequest { session_id: phone_id.clone() };
     server.sessions().revoke_session(authed(revoke.clone(), &laptop)).await?;
-    assert_eq!(get_session_reason(&server, &phone).await, "UNAUTHENTICATED", "revoked at once");
-    assert_eq!(get_session_reason(&server, &laptop).await, "OK");
+    assert_eq!(server.session_reason(&phone).await, "UNAUTHENTICATED", "revoked at once");
+    assert_eq!(server.session_reason(&laptop).await, "OK");
 
     let status = server.sessions().revoke_session(authed(revoke, &laptop)).await.unwrap_err();
     assert_eq!((status.code(), reason(&status).as_str()), (Code::NotFound, "SESSION_NOT_FOUND"), "replayed");
@@ -168,11 +155,11 @@ async fn cannot_revoke_another_users_session(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let ann = server.sign_up("ann@example.com").await?;
     let bob = server.sign_up("bob@example.com").await?;
-    let bob_id = bob.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+    let bob_id = session_id(&bob);
     let status =
         server.sessions().revoke_session(authed(RevokeSessionRequest { session_id: bob_id }, &ann)).await.unwrap_err();
     assert_eq!(reason(&status), "SESSION_NOT_FOUND", "indistinguishable from an unknown id");
-    assert_eq!(get_session_reason(&server, &bob).await, "OK");
+    assert_eq!(server.session_reason(&bob).await, "OK");
     Ok(())
 }
 
@@ -184,10 +171,10 @@ async fn revokes_all_other_sessions(backend: Backend) -> TestResult {
     let bob = server.sign_up("bob@example.com").await?;
     let response = server.sessions().revoke_other_sessions(authed(RevokeOtherSessionsRequest {}, &third)).await?;
     assert_eq!(response.into_inner().revoked_sessions, 2);
-    assert_eq!(get_session_reason(&server, &first).await, "UNAUTHENTICATED");
-    assert_eq!(get_session_reason(&server, &second).await, "UNAUTHENTICATED");
-    assert_eq!(get_session_reason(&server, &third).await, "OK");
-    assert_eq!(get_session_reason(&server, &bob).await, "OK", "other users are untouched");
+    assert_eq!(server.session_reason(&first).await, "UNAUTHENTICATED");
+    assert_eq!(server.session_reason(&second).await, "UNAUTHENTICATED");
+    assert_eq!(server.session_reason(&third).await, "OK");
+    assert_eq!(server.session_reason(&bob).await, "OK", "other users are untouched");
     Ok(())
 }
 
@@ -195,7 +182,7 @@ async fn signs_out(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ann@example.com").await?;
     server.sessions().sign_out(authed(SignOutRequest {}, &token)).await?;
-    assert_eq!(get_session_reason(&server, &token).await, "UNAUTHENTICATED");
+    assert_eq!(server.session_reason(&token).await, "UNAUTHENTICATED");
     let status = server.sessions().sign_out(authed(SignOutRequest {}, &token)).await.unwrap_err();
     assert_eq!(reason(&status), "UNAUTHENTICATED", "a replayed sign-out is refused");
     assert_eq!(server.count("sessions").await?, 0);
@@ -228,12 +215,12 @@ async fn revocations_reach_other_replicas() -> crate::TestResult {
     let laptop = a.sign_up("ann@example.com").await?;
     let phone = sign_in(&b, "ann@example.com").await?;
     // Replica B has read (and cached) the phone's session.
-    assert_eq!(get_session_reason(&b, &phone).await, "OK");
+    assert_eq!(b.session_reason(&phone).await, "OK");
     let mut events = b.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
     let first = events.message().await?.and_then(|m| m.event);
     assert!(matches!(first, Some(Event::Ready(_))), "{first:?}");
 
-    let phone_id = phone.split_once('.').ok_or("no dot")?.0.trim_start_matches("kp_").to_owned();
+    let phone_id = session_id(&phone);
     a.sessions().revoke_session(authed(RevokeSessionRequest { session_id: phone_id.clone() }, &laptop)).await?;
 
     let relayed = tokio::time::timeout(Duration::from_secs(5), async {
@@ -247,6 +234,6 @@ async fn revocations_reach_other_replicas() -> crate::TestResult {
     })
     .await??;
     assert_eq!(relayed.session_id, phone_id);
-    assert_eq!(get_session_reason(&b, &phone).await, "UNAUTHENTICATED", "B's own cache dropped it too");
+    assert_eq!(b.session_reason(&phone).await, "UNAUTHENTICATED", "B's own cache dropped it too");
     Ok(())
 }

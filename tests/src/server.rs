@@ -183,6 +183,25 @@ impl TestServer {
         Ok(response.session.map(|grant| grant.token).unwrap_or_default())
     }
 
+    /// Signs `email` in with `password`; returns the session token.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<String, tonic::Status> {
+        use keyport_proto::v1::{SignInRequest, sign_in_response::Outcome};
+        let request = SignInRequest { email: email.into(), password: password.into() };
+        match self.sessions().sign_in(request).await?.into_inner().outcome {
+            Some(Outcome::Session(grant)) => Ok(grant.token),
+            None => Err(tonic::Status::internal("SignIn answered without a session")),
+        }
+    }
+
+    /// What `GetSession` says of `token`: `"OK"`, or the refusal's reason.
+    pub async fn session_reason(&self, token: &str) -> String {
+        let request = keyport_proto::v1::GetSessionRequest { token: token.into() };
+        match self.sessions().get_session(request).await {
+            Ok(_) => "OK".into(),
+            Err(status) => crate::grpc::reason(&status),
+        }
+    }
+
     /// Rows in `table`, read through the test's own connection.
     pub async fn count(&self, table: &str) -> Result<i64, BoxError> {
         self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
@@ -218,6 +237,11 @@ impl Drop for TestServer {
             task.abort();
         }
     }
+}
+
+/// The session id (the lookup half) of a session token `kp_<id>.<secret>`.
+pub fn session_id(token: &str) -> String {
+    token.split_once('.').map(|(id, _)| id.trim_start_matches("kp_").to_owned()).unwrap_or_default()
 }
 
 /// The password every [`TestServer::sign_up`] account has.
