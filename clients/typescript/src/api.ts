@@ -23,6 +23,7 @@ export {
   ErrorReason,
   errorReason,
   fieldViolations,
+  isErrorReason,
   KEYPORT_ERROR_DOMAIN,
 } from "./errors.js";
 
@@ -43,6 +44,25 @@ export {
   type RetryInfo,
   RetryInfoSchema,
 } from "./gen/google/rpc/error_details_pb.js";
+
+// The protobuf-es helpers that work on the schemas above, from the copy of
+// `@bufbuild/protobuf` this package uses: an app that imports them from here
+// cannot end up mixing two copies (whose types do not match).
+export {
+  clone,
+  create,
+  equals,
+  fromBinary,
+  fromJson,
+  fromJsonString,
+  isMessage,
+  type JsonValue,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+  toJson,
+  toJsonString,
+} from "@bufbuild/protobuf";
 
 // From Connect, so that callers need not import it for the common cases.
 export { type CallOptions, Code, ConnectError } from "@connectrpc/connect";

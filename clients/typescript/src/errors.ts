@@ -21,8 +21,9 @@ export const KEYPORT_ERROR_DOMAIN = "keyport.dev";
  * The stable error reasons Keyport sends in `ErrorInfo.reason`, as listed in
  * the proto comments of each RPC. Branch on these, never on messages.
  *
- * A newer server may send a reason not listed here: treat unknown reasons by
- * their gRPC code (`ConnectError.code`).
+ * A newer server may send a reason not listed here; {@link errorReason}
+ * returns `undefined` for it, so handle that case by the gRPC code
+ * (`ConnectError.code`).
  */
 export const ErrorReason = {
   /** Malformed, empty or oversized input; see {@link fieldViolations}. */
@@ -53,10 +54,40 @@ export const ErrorReason = {
   UNAVAILABLE: "UNAVAILABLE",
   /** An internal error; the cause is only in the server's logs. */
   INTERNAL: "INTERNAL",
+  /** `StartOAuth` with a provider id that is not configured. */
+  OAUTH_PROVIDER_UNKNOWN: "OAUTH_PROVIDER_UNKNOWN",
+  /** The redirect URI is not exactly in the server's list, or not the one the flow started with. */
+  REDIRECT_URI_NOT_ALLOWED: "REDIRECT_URI_NOT_ALLOWED",
+  /** `FinishOAuth` with a missing, wrong, replayed or expired state or binding: start again. */
+  OAUTH_STATE_INVALID: "OAUTH_STATE_INVALID",
+  /** The provider refused (e.g. the user cancelled) or was unreachable, or the code exchange failed. */
+  OAUTH_PROVIDER_ERROR: "OAUTH_PROVIDER_ERROR",
+  /** The provider's id_token failed verification. */
+  OAUTH_ID_TOKEN_INVALID: "OAUTH_ID_TOKEN_INVALID",
+  /** The email has a Keyport account that may not be joined automatically: sign in and link. */
+  ACCOUNT_LINK_REFUSED: "ACCOUNT_LINK_REFUSED",
+  /** The provider identity is linked to another user. */
+  ALREADY_LINKED: "ALREADY_LINKED",
+  /** `UnlinkAccount` of an identity the caller does not have. */
+  LINKED_ACCOUNT_NOT_FOUND: "LINKED_ACCOUNT_NOT_FOUND",
+  /** `UnlinkAccount` of the caller's only way to sign in. */
+  LAST_SIGN_IN_METHOD: "LAST_SIGN_IN_METHOD",
 } as const;
 
 /** One of the reasons in {@link ErrorReason}. */
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
+
+const knownReasons: ReadonlySet<string> = new Set(Object.values(ErrorReason));
+
+/**
+ * Whether `value` is one of the reasons this version of the SDK knows.
+ *
+ * @param value - Any string, e.g. `errorInfo(err)?.reason`.
+ * @returns `true` for a member of {@link ErrorReason}.
+ */
+export function isErrorReason(value: string): value is ErrorReason {
+  return knownReasons.has(value);
+}
 
 /**
  * The `google.rpc.ErrorInfo` that Keyport attached to a failed call (the one
@@ -78,7 +109,8 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
 /**
  * The stable reason of a Keyport error, e.g. `"INVALID_CREDENTIALS"`,
  * `"EMAIL_TAKEN"`, `"WEAK_PASSWORD"`, `"UNAUTHENTICATED"` or
- * `"SESSION_EXPIRED"` (see {@link ErrorReason}).
+ * `"SESSION_EXPIRED"` (see {@link ErrorReason}). The result is typed as the
+ * {@link ErrorReason} union, so a `switch` over it is checked by the compiler.
  *
  * @example
  * ```ts
@@ -92,10 +124,12 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
  *
  * @param err - Anything caught from a client call.
  * @returns `ErrorInfo.reason` of the Keyport ErrorInfo detail, or `undefined`
- *   when there is none (see {@link errorInfo}).
+ *   when there is none (see {@link errorInfo}) or its reason is not one this
+ *   SDK knows (a newer server's; `errorInfo(err)?.reason` has the raw string).
  */
-export function errorReason(err: unknown): string | undefined {
-  return errorInfo(err)?.reason;
+export function errorReason(err: unknown): ErrorReason | undefined {
+  const reason = errorInfo(err)?.reason;
+  return reason !== undefined && isErrorReason(reason) ? reason : undefined;
 }
 
 /**

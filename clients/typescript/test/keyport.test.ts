@@ -1,10 +1,12 @@
 /**
  * The TypeScript SDK against a real keyport server (KEYPORT_BIN): sign-up,
- * sign-in, sessions, error reasons, deadlines, TLS, and gRPC-web.
+ * sign-in, sessions, error reasons, deadlines and gRPC-web (TLS is in
+ * tls.test.ts).
  */
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 
@@ -16,8 +18,11 @@ import {
   ConnectError,
   createKeyportClient,
   errorInfo,
+  ErrorInfoSchema,
+  ErrorReason,
   errorReason,
   fieldViolations,
+  isErrorReason,
   KEYPORT_ERROR_DOMAIN,
   type KeyportClient,
   type SessionGrant,
@@ -25,7 +30,6 @@ import {
 } from "../src/index.js";
 import { createKeyportClient as createKeyportWebClient } from "../src/web.js";
 import { type KeyportServer, startKeyport } from "./support/keyport-server.js";
-import { haveOpenssl, startTlsProxy } from "./support/tls-proxy.js";
 
 const PASSWORD = "correct horse battery staple";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -290,27 +294,6 @@ describe("@keyport/client against a live keyport", () => {
     const bad = await failure(() => web.users.getCurrentUser({}, withSession("kp_nope.nope")));
     assert.equal(errorReason(bad), "UNAUTHENTICATED");
   });
-
-  it("uses TLS for an https address, trusting a private CA", { skip: !haveOpenssl() && "openssl is not installed" }, async () => {
-    const proxy = await startTlsProxy(server.address);
-    try {
-      const { email, grant } = await signUp("tls");
-      for (const transport of ["grpc", "grpc-web"] as const) {
-        const secure = client(`https://${proxy.address}`, { transport, tls: { ca: proxy.ca } });
-        const { user } = await secure.users.getCurrentUser({}, withSession(grant.token));
-        assert.equal(user?.email, email, transport);
-        secure.close();
-      }
-      // Without the CA the certificate is refused.
-      const untrusting = client(`https://${proxy.address}`);
-      const refused = await failure(() => untrusting.users.getCurrentUser({}, withSession(grant.token)));
-      assert.match(refused.message, /self-signed certificate/);
-      assert.equal(errorReason(refused), undefined);
-      untrusting.close();
-    } finally {
-      await proxy.close();
-    }
-  });
 });
 
 describe("@keyport/client without a server", () => {
@@ -346,6 +329,31 @@ describe("@keyport/client without a server", () => {
     assert.equal(errorReason(undefined), undefined);
     assert.equal(errorReason(new ConnectError("no details", Code.Internal)), undefined);
     assert.deepEqual(fieldViolations("nope"), []);
+  });
+
+  it("narrows reasons to ErrorReason: a reason it does not know is undefined, yet in errorInfo", () => {
+    const withReason = (reason: string, domain = KEYPORT_ERROR_DOMAIN) =>
+      new ConnectError("x", Code.FailedPrecondition, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain } }]);
+    assert.equal(errorReason(withReason("LAST_SIGN_IN_METHOD")), "LAST_SIGN_IN_METHOD");
+    assert.equal(errorReason(withReason("A_REASON_FROM_A_NEWER_SERVER")), undefined);
+    assert.equal(errorInfo(withReason("A_REASON_FROM_A_NEWER_SERVER"))?.reason, "A_REASON_FROM_A_NEWER_SERVER");
+    assert.equal(errorReason(withReason("LAST_SIGN_IN_METHOD", "example.com")), undefined);
+    assert.equal(isErrorReason("OAUTH_STATE_INVALID"), true);
+    assert.equal(isErrorReason("oauth_state_invalid"), false);
+  });
+
+  it("lists every reason the server sends, and no other", async () => {
+    // The server's reasons: `Error::reason` in keyport-core, plus the one the
+    // gRPC layer adds for undecodable requests.
+    const source = async (path: string) => readFile(new URL(`../../../${path}`, import.meta.url), "utf8");
+    const core = await source("crates/keyport-core/src/error.rs");
+    const body = core.slice(core.indexOf("pub fn reason(&self)"), core.indexOf("pub fn invalid("));
+    const server = [...body.matchAll(/=> "([A-Z_]+)"/g)].map((match) => match[1]);
+    const status = await source("crates/keyport-server/src/status.rs");
+    server.push(...[...status.matchAll(/pub const MALFORMED_REQUEST: &str = "([A-Z_]+)"/g)].map((match) => match[1]));
+    assert.ok(server.length > 20, `found the server's reasons: ${server.join(", ")}`);
+    assert.deepEqual(Object.values(ErrorReason).sort(), server.sort());
+    assert.deepEqual(Object.keys(ErrorReason), Object.values(ErrorReason));
   });
 
   it("accepts host:port and http(s) URLs, and nothing else", () => {

@@ -1,0 +1,74 @@
+/**
+ * Type-level tests, checked by `npm run typecheck` (tsc) and never run: they
+ * hold when this file compiles. They import the built package, as an app
+ * does.
+ */
+
+import { ErrorReason, errorReason, isErrorReason } from "@keyport/client";
+import { errorReason as webErrorReason } from "@keyport/client/web";
+
+/** `true` when `A` and `B` are the same type (not merely assignable). */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+// errorReason returns the union, not `string`, from both entry points.
+export const nodeReturnType: Equals<ReturnType<typeof errorReason>, ErrorReason | undefined> = true;
+export const webReturnType: Equals<ReturnType<typeof webErrorReason>, ErrorReason | undefined> = true;
+
+// The union names the social sign-in reasons too.
+export const oauthReason: ErrorReason = "OAUTH_STATE_INVALID";
+export const linkReason: ErrorReason = ErrorReason.LAST_SIGN_IN_METHOD;
+
+// @ts-expect-error: a reason Keyport never sends is not an ErrorReason.
+export const notAReason: ErrorReason = "WRONG_PASSWORD";
+
+export function narrowsAString(raw: string): ErrorReason | undefined {
+  return isErrorReason(raw) ? raw : undefined;
+}
+
+/**
+ * A `switch` over every reason: if a reason is added to `ErrorReason` without
+ * a case here, `reason` is not `never` in the default branch and this file
+ * stops compiling.
+ */
+export function describe(err: unknown): string {
+  const reason = errorReason(err);
+  switch (reason) {
+    case undefined:
+      return "not from Keyport";
+    case "INVALID_ARGUMENT":
+    case "WEAK_PASSWORD":
+    case "PASSWORD_TOO_LONG":
+    case "MALFORMED_REQUEST":
+    case "REDIRECT_URI_NOT_ALLOWED":
+    case "OAUTH_STATE_INVALID":
+      return "bad input";
+    case "EMAIL_TAKEN":
+    case "ALREADY_LINKED":
+      return "exists";
+    case "INVALID_CREDENTIALS":
+    case "UNAUTHENTICATED":
+    case "SESSION_EXPIRED":
+    case "OAUTH_PROVIDER_ERROR":
+    case "OAUTH_ID_TOKEN_INVALID":
+      return "sign in again";
+    case "PERMISSION_DENIED":
+      return "forbidden";
+    case "SESSION_NOT_FOUND":
+    case "OAUTH_PROVIDER_UNKNOWN":
+    case "LINKED_ACCOUNT_NOT_FOUND":
+      return "not found";
+    case "ACCOUNT_LINK_REFUSED":
+    case "LAST_SIGN_IN_METHOD":
+      return "refused";
+    case "RATE_LIMITED":
+    case "RESOURCE_EXHAUSTED":
+    case "UNAVAILABLE":
+      return "retry later";
+    case "INTERNAL":
+      return "server error";
+    default: {
+      const unhandled: never = reason;
+      return unhandled;
+    }
+  }
+}
