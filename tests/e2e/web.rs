@@ -85,6 +85,34 @@ macro_rules! web_conformance {
             async fn extractor_without_layer_names_the_layer() -> TestResult {
                 super::extractor_without_layer_names_the_layer(START).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn patterns_users_write_guard_their_routes() -> TestResult {
+                super::patterns_users_write_guard_their_routes(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn preflights_reach_the_app() -> TestResult {
+                super::preflights_reach_the_app(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn same_origin_fetch_metadata_passes_the_csrf_check() -> TestResult {
+                super::same_origin_fetch_metadata_passes_the_csrf_check(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_hung_keyport_does_not_hold_pages() -> TestResult {
+                super::a_hung_keyport_does_not_hold_pages(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn junk_tokens_cost_one_call() -> TestResult {
+                super::junk_tokens_cost_one_call(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn refusal_pages_can_be_replaced() -> TestResult {
+                super::refusal_pages_can_be_replaced(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn an_offline_guard_runs_the_rules_without_keyport() -> TestResult {
+                super::an_offline_guard_runs_the_rules_without_keyport(START).await
+            }
         }
     };
 }
@@ -462,6 +490,199 @@ async fn return_paths_never_leave_the_site(start: StartApp) -> TestResult {
         let location = response.headers().get(LOCATION).ok_or("no location")?.to_str()?;
         assert_eq!(location, expected, "{asked:?}");
     }
+    Ok(())
+}
+
+/// The patterns that used to leave their routes public (`/(api|trpc)(.*)`,
+/// `/users/:id`, `/org/*/billing`) refuse anonymous callers, and pass
+/// signed-in ones, including through encoded and dot-segment paths.
+async fn patterns_users_write_guard_their_routes(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    for path in ["/trpc/x", "/trpc/a/b", "/users/1", "/org/acme/billing", "/%75sers/1", "/x/../org/acme/billing"] {
+        let anonymous = h.http.get(h.url(path)).send().await?;
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "{path} refuses anonymous callers");
+    }
+    for path in ["/trpc/x", "/users/1", "/org/acme/billing"] {
+        assert_eq!(h.get_bearer(path, &ann).await?, (StatusCode::OK, "open:ann@example.com".into()), "{path}");
+    }
+    Ok(())
+}
+
+/// A CORS preflight carries no credentials; it reaches the app's answer
+/// even on a protected route. A plain `OPTIONS` does not skip the rules.
+async fn preflights_reach_the_app(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let preflight = h
+        .http
+        .request(reqwest::Method::OPTIONS, h.url("/api/notes"))
+        .header(ORIGIN, "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await?;
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    assert_eq!(preflight.headers().get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"*"[..]));
+    let plain = h.http.request(reqwest::Method::OPTIONS, h.url("/api/notes")).send().await?;
+    assert_eq!(plain.status(), StatusCode::UNAUTHORIZED, "not a preflight: the route's rule applies");
+    Ok(())
+}
+
+/// `Sec-Fetch-Site: same-origin` (set by browsers, never by pages) lets a
+/// page with `Referrer-Policy: no-referrer` post (`Origin: null`); other
+/// sites stay refused.
+async fn same_origin_fetch_metadata_passes_the_csrf_check(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    let post = |site: &str, origin: &str| {
+        h.http
+            .post(h.url("/api/notes"))
+            .header(COOKIE, cookie(&token))
+            .header("sec-fetch-site", site)
+            .header(ORIGIN, origin)
+            .send()
+    };
+    assert_eq!(post("same-origin", "null").await?.status(), StatusCode::OK);
+    assert_eq!(post("cross-site", "null").await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post("same-site", "https://evil.example").await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post("cross-site", "https://evil.example").await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post("none", "null").await?.status(), StatusCode::FORBIDDEN);
+    Ok(())
+}
+
+/// A Keyport that accepts connections and never answers (a stopped
+/// process: the kernel completes the handshake, nobody reads) must not
+/// hold a public page for the client's 5 s deadline: it renders signed out
+/// after `public_wait`, and a protected page fails closed after
+/// `protected_wait`, as an HTML page for browsers.
+async fn a_hung_keyport_does_not_hold_pages(start: StartApp) -> TestResult {
+    // Never accepted: connections wait in the backlog, like a SIGSTOPped server's.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = KeyportClient::builder(format!("http://{}", hung.local_addr()?))
+        .request_timeout(Duration::from_secs(5))
+        .build()?;
+    let settings = apps::settings().with_waits(Duration::from_millis(100), Duration::from_millis(300));
+    let app = start(Guard::new(SessionCache::start(client, CacheConfig::default()), settings.shared())).await?;
+    let http = reqwest::Client::new();
+    let token = "kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+    let started = Instant::now();
+    let public = http.get(format!("http://{app}/public")).header(COOKIE, cookie(token)).send().await?;
+    let public_took = started.elapsed();
+    assert_eq!((public.status(), public.text().await?), (StatusCode::OK, "public:anonymous".into()));
+    let started = Instant::now();
+    let page = http.get(format!("http://{app}/dashboard")).header(COOKIE, cookie(token)).header(ACCEPT, "text/html");
+    let page = page.send().await?;
+    let protected_took = started.elapsed();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/html")));
+    assert!(page.headers().get(SET_COOKIE).is_none(), "an outage is no reason to drop the cookie");
+    eprintln!("hung keyport: public page in {public_took:?}, protected page refused in {protected_took:?}");
+    // Bounds far above the budgets and far below the 5 s deadline.
+    assert!(public_took < Duration::from_secs(2), "public page waited {public_took:?}");
+    assert!(protected_took < Duration::from_millis(2500), "protected page waited {protected_took:?}");
+    drop(hung);
+    Ok(())
+}
+
+/// A made-up or revoked token is refused by Keyport once, then from memory:
+/// replaying it does not drive calls onto Keyport.
+async fn junk_tokens_cost_one_call(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let junk = "kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    let before = h.cache.stats();
+    for _ in 0..20 {
+        let response = h.get_cookie("/public", junk).await?;
+        assert_eq!((response.status(), response.text().await?), (StatusCode::OK, "public:anonymous".into()));
+    }
+    let after = h.cache.stats();
+    assert_eq!(after.misses - before.misses, 1, "one call to Keyport for 20 requests");
+    assert_eq!(after.refusal_hits - before.refusal_hits, 19);
+    assert!(after.refusals >= 1 && after.live, "{after:?}");
+
+    // A revoked session is refused from memory too, and a valid one still passes.
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    let other = sign_in(&h, "ann@example.com").await?;
+    let id = keyport_tests::server::session_id(&other);
+    h.keyport.sessions().revoke_session(authed(RevokeSessionRequest { session_id: id }, &ann)).await?;
+    let before = h.cache.stats();
+    for _ in 0..5 {
+        assert_eq!(h.get_bearer("/dashboard", &other).await?.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(h.cache.stats().misses - before.misses, 1);
+    assert_eq!(h.get_bearer("/dashboard", &ann).await?.0, StatusCode::OK);
+    Ok(())
+}
+
+/// The app replaces the built-in refusal responses where its hook answers,
+/// and keeps them where it does not.
+async fn refusal_pages_can_be_replaced(start: StartApp) -> TestResult {
+    use keyport_client::web::{Refusal, RefusalPage, Reply};
+    let keyport = TestServer::start(Backend::Sqlite).await?;
+    let client = KeyportClient::builder(format!("http://{}", keyport.addr)).build()?;
+    let cache = SessionCache::start(client, CacheConfig::default());
+    wait_until_live(&cache).await?;
+    let page = RefusalPage::new(|context| match context.refusal {
+        Refusal::Forbidden if context.browser => Some(Reply::html(403, format!("<p>no entry to {}</p>", context.path))),
+        Refusal::Unauthenticated { reason } if !context.browser => Some(Reply::json(401, reason, "custom")),
+        _ => None,
+    });
+    let settings = apps::settings().with_refusal_page(page);
+    let app = start(Guard::new(cache, settings.shared())).await?;
+    let http = reqwest::Client::builder().redirect(Policy::none()).build()?;
+    let ann = keyport.sign_up("ann@example.com").await?;
+
+    let forbidden = http
+        .get(format!("http://{app}/admin"))
+        .header(AUTHORIZATION, format!("Bearer {ann}"))
+        .header(ACCEPT, "text/html")
+        .send()
+        .await?;
+    assert_eq!(
+        (forbidden.status(), forbidden.text().await?),
+        (StatusCode::FORBIDDEN, "<p>no entry to /admin</p>".into())
+    );
+    let api = http.get(format!("http://{app}/api/me")).send().await?;
+    assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api.headers().get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
+    assert_eq!(api.text().await?, r#"{"error":"UNAUTHENTICATED","message":"custom"}"#);
+    let browser = http.get(format!("http://{app}/dashboard")).header(ACCEPT, "text/html").send().await?;
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER, "no hook answer: the default redirect");
+    Ok(())
+}
+
+/// `Guard::offline`: the real middleware with fixed principals and no
+/// Keyport, for testing an app's handlers.
+async fn an_offline_guard_runs_the_rules_without_keyport(start: StartApp) -> TestResult {
+    use keyport_client::Principal;
+    let sessions = [
+        ("ann-token", Principal::for_tests("ann@example.com", &[])),
+        ("root-token", Principal::for_tests("root@example.com", &["admin"])),
+    ];
+    let app = start(Guard::offline(apps::settings().shared(), sessions)).await?;
+    let http = reqwest::Client::builder().redirect(Policy::none()).build()?;
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("http://{app}{path}"));
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        request.send()
+    };
+    let dashboard = get("/dashboard", Some("ann-token")).await?;
+    assert_eq!((dashboard.status(), dashboard.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
+    assert_eq!(get("/admin", Some("ann-token")).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get("/admin", Some("root-token")).await?.status(), StatusCode::OK);
+    assert_eq!(get("/dashboard", None).await?.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/dashboard", Some("made-up")).await?.status(), StatusCode::UNAUTHORIZED);
+    let by_cookie = http.get(format!("http://{app}/api/me")).header(COOKIE, cookie("ann-token")).send().await?;
+    assert_eq!(by_cookie.text().await?, "me:ann@example.com:test-session-ann@example.com");
+    // What needs Keyport says so instead of pretending.
+    let sign_in = http
+        .post(format!("http://{app}/session"))
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await?;
+    assert_eq!(sign_in.status(), StatusCode::UNAUTHORIZED);
+    assert!(sign_in.text().await?.contains("FailedPrecondition"));
     Ok(())
 }
 

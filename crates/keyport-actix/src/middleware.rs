@@ -17,6 +17,8 @@ use actix_web::{
 };
 use keyport_client::web::{Guard, Outcome, Reply};
 
+use tracing::Instrument;
+
 use crate::view::HttpRequestView;
 
 /// Marks requests that went through the middleware, so extractors can tell a
@@ -83,30 +85,34 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         let service = Rc::clone(&self.service);
         let guard = Rc::clone(&self.guard);
+        let span = guard.span(&HttpRequestView(request.request()));
         // Actix workers are single-threaded: the future need not be `Send`,
         // so the request may be borrowed across the guard's await.
-        Box::pin(async move {
-            let outcome = guard.check(&HttpRequestView(request.request())).await;
-            match outcome {
-                Outcome::Respond(reply) => Ok(request.into_response(into_response(reply)).map_into_right_body()),
-                Outcome::Proceed { principal, set_cookies } => {
-                    request.extensions_mut().insert(Guarded(Rc::clone(&guard)));
-                    if let Some(principal) = principal {
-                        request.extensions_mut().insert(principal);
-                    }
-                    let mut response = service.call(request).await?;
-                    let set_by_handler = response.headers().get_all(SET_COOKIE);
-                    let set_cookies =
-                        guard.cookies_to_append(set_cookies, set_by_handler.filter_map(|v| v.to_str().ok()));
-                    for cookie in set_cookies {
-                        if let Ok(value) = HeaderValue::from_str(&cookie) {
-                            response.headers_mut().append(SET_COOKIE, value);
+        Box::pin(
+            async move {
+                let outcome = guard.check(&HttpRequestView(request.request())).await;
+                match outcome {
+                    Outcome::Respond(reply) => Ok(request.into_response(into_response(reply)).map_into_right_body()),
+                    Outcome::Proceed { principal, set_cookies } => {
+                        request.extensions_mut().insert(Guarded(Rc::clone(&guard)));
+                        if let Some(principal) = principal {
+                            request.extensions_mut().insert(principal);
                         }
+                        let mut response = service.call(request).await?;
+                        let set_by_handler = response.headers().get_all(SET_COOKIE);
+                        let set_cookies =
+                            guard.cookies_to_append(set_cookies, set_by_handler.filter_map(|v| v.to_str().ok()));
+                        for cookie in set_cookies {
+                            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                                response.headers_mut().append(SET_COOKIE, value);
+                            }
+                        }
+                        Ok(response.map_into_left_body())
                     }
-                    Ok(response.map_into_left_body())
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

@@ -139,7 +139,7 @@ impl Auth {
     /// The caller's sessions, newest first.
     pub async fn list_sessions(&self) -> Result<Vec<keyport_client::SessionSummary>, Error> {
         let token = self.token.as_deref().unwrap_or_default();
-        self.guard.cache().client().list_sessions(token, &self.client).await
+        self.guard.list_sessions(&self.client, token).await
     }
 
     /// Ends one of the caller's sessions at once.

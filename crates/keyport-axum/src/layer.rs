@@ -14,6 +14,7 @@ use axum::{
 use keyport_client::web::{Guard, Outcome, Reply};
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Instrument;
 
 use crate::view::PartsView;
 
@@ -68,31 +69,35 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let guard = self.guard.clone();
-        Box::pin(async move {
-            // Parts, unlike the whole request, may be shared across the await.
-            let (parts, body) = request.into_parts();
-            let outcome = guard.check(&PartsView(&parts)).await;
-            let mut request = Request::from_parts(parts, body);
-            match outcome {
-                Outcome::Respond(reply) => Ok(into_response(reply)),
-                Outcome::Proceed { principal, set_cookies } => {
-                    request.extensions_mut().insert(Guarded(guard.clone()));
-                    if let Some(principal) = principal {
-                        request.extensions_mut().insert(principal);
-                    }
-                    let mut response = inner.call(request).await?;
-                    let set_by_handler = response.headers().get_all(axum::http::header::SET_COOKIE);
-                    let set_cookies =
-                        guard.cookies_to_append(set_cookies, set_by_handler.iter().filter_map(|v| v.to_str().ok()));
-                    for cookie in set_cookies {
-                        if let Ok(value) = HeaderValue::from_str(&cookie) {
-                            response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+        // Parts, unlike the whole request, may be shared across the await.
+        let (parts, body) = request.into_parts();
+        let span = guard.span(&PartsView(&parts));
+        Box::pin(
+            async move {
+                let outcome = guard.check(&PartsView(&parts)).await;
+                let mut request = Request::from_parts(parts, body);
+                match outcome {
+                    Outcome::Respond(reply) => Ok(into_response(reply)),
+                    Outcome::Proceed { principal, set_cookies } => {
+                        request.extensions_mut().insert(Guarded(guard.clone()));
+                        if let Some(principal) = principal {
+                            request.extensions_mut().insert(principal);
                         }
+                        let mut response = inner.call(request).await?;
+                        let set_by_handler = response.headers().get_all(axum::http::header::SET_COOKIE);
+                        let set_cookies =
+                            guard.cookies_to_append(set_cookies, set_by_handler.iter().filter_map(|v| v.to_str().ok()));
+                        for cookie in set_cookies {
+                            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                                response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+                            }
+                        }
+                        Ok(response)
                     }
-                    Ok(response)
                 }
             }
-        })
+            .instrument(span),
+        )
     }
 }
 

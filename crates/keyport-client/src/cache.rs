@@ -23,6 +23,7 @@ use crate::{
     client::{ClientInfo, KeyportClient},
     error::Error,
     principal::ValidatedSession,
+    refusals::Refusals,
 };
 
 /// How the cache behaves.
@@ -37,6 +38,12 @@ pub struct CacheConfig {
     pub heartbeat_timeout: Duration,
     /// Pause before subscribing again after the stream ends.
     pub reconnect_delay: Duration,
+    /// How long a token Keyport refused as unknown, revoked or expired is
+    /// refused without asking again (it cannot become valid); zero to always
+    /// ask.
+    pub refusal_ttl: Duration,
+    /// Refused tokens remembered at most.
+    pub max_refusals: usize,
 }
 
 impl Default for CacheConfig {
@@ -46,6 +53,8 @@ impl Default for CacheConfig {
             max_ttl: Duration::from_secs(60),
             heartbeat_timeout: Duration::from_secs(40),
             reconnect_delay: Duration::from_millis(250),
+            refusal_ttl: Duration::from_secs(30),
+            max_refusals: 10_000,
         }
     }
 }
@@ -65,6 +74,36 @@ struct Inner {
     /// Bumped by every event and every change of `live`.
     epoch: AtomicU64,
     entries: Mutex<Entries>,
+    refusals: Refusals,
+    counters: Counters,
+}
+
+/// What the cache has done since it started, for metrics.
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    refusal_hits: AtomicU64,
+    subscriptions: AtomicU64,
+}
+
+/// A snapshot of the cache, for metrics and health pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Sessions cached now.
+    pub entries: usize,
+    /// Refused tokens remembered now.
+    pub refusals: usize,
+    /// Whether the event stream is up (entries are served only then).
+    pub live: bool,
+    /// Answers served from the cache.
+    pub hits: u64,
+    /// Tokens Keyport was asked about.
+    pub misses: u64,
+    /// Refusals served without asking Keyport.
+    pub refusal_hits: u64,
+    /// Times the event stream went live (1 + resubscriptions).
+    pub subscriptions: u64,
 }
 
 #[derive(Debug, Default)]
@@ -89,6 +128,8 @@ impl SessionCache {
             live: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             entries: Mutex::default(),
+            refusals: Refusals::new(config.refusal_ttl, config.max_refusals),
+            counters: Counters::default(),
         });
         tokio::spawn(watch(Arc::downgrade(&inner), client.clone()));
         Self { inner, client }
@@ -105,14 +146,43 @@ impl SessionCache {
     }
 
     /// Validates `token`: from the cache when possible, else by asking Keyport.
+    /// A token Keyport refused as unknown, revoked or expired is refused
+    /// again without a call for [`CacheConfig::refusal_ttl`].
     pub async fn get_session(&self, token: &str, client: &ClientInfo) -> Result<ValidatedSession, Error> {
+        let counters = &self.inner.counters;
         if let Some(hit) = self.lookup(token) {
             return Ok(hit);
         }
+        if let Some(refused) = self.inner.refusals.get(token) {
+            counters.refusal_hits.fetch_add(1, Ordering::Relaxed);
+            return Err(refused);
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
         let ticket = self.inner.epoch.load(Ordering::Acquire);
-        let answer = self.client.get_session(token, client).await?;
-        self.insert(token, &answer, ticket);
-        Ok(answer)
+        match self.client.get_session(token, client).await {
+            Ok(answer) => {
+                self.insert(token, &answer, ticket);
+                Ok(answer)
+            }
+            Err(error) => {
+                self.inner.refusals.remember(token, &error);
+                Err(error)
+            }
+        }
+    }
+
+    /// What the cache holds and has done.
+    pub fn stats(&self) -> CacheStats {
+        let counters = &self.inner.counters;
+        CacheStats {
+            entries: self.len(),
+            refusals: self.inner.refusals.len(),
+            live: self.is_live(),
+            hits: counters.hits.load(Ordering::Relaxed),
+            misses: counters.misses.load(Ordering::Relaxed),
+            refusal_hits: counters.refusal_hits.load(Ordering::Relaxed),
+            subscriptions: counters.subscriptions.load(Ordering::Relaxed),
+        }
     }
 
     /// A cached, unexpired answer for `token`, if the stream is live.
@@ -124,7 +194,11 @@ impl SessionCache {
         let entries = self.inner.entries.lock().ok()?;
         let entry = entries.by_session.get(session_id)?;
         let same_token: bool = entry.token.as_bytes().ct_eq(token.as_bytes()).into();
-        (same_token && Instant::now() < entry.valid_until).then(|| entry.session.clone())
+        let hit = (same_token && Instant::now() < entry.valid_until).then(|| entry.session.clone());
+        if hit.is_some() {
+            self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 
     /// Drops a session, e.g. right after this app revoked it.
@@ -252,6 +326,7 @@ async fn watch(cache: Weak<Inner>, client: KeyportClient) {
                 match next {
                     Ok(Ok(Some(message))) => match message.event {
                         Some(Event::Ready(_)) => {
+                            inner.counters.subscriptions.fetch_add(1, Ordering::Relaxed);
                             inner.set_live(true);
                             tracing::debug!("session cache live");
                         }

@@ -24,6 +24,23 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A made-up principal for tests with an [offline
+    /// guard](crate::web::Guard::offline): ids derived from `email`, the
+    /// name its local part, the email verified, the session valid for an hour.
+    pub fn for_tests(email: &str, roles: &[&str]) -> Self {
+        let mut roles: Vec<String> = roles.iter().map(|role| (*role).to_owned()).collect();
+        roles.sort();
+        Self {
+            user_id: format!("test-user-{email}"),
+            email: email.to_owned(),
+            name: email.split('@').next().unwrap_or_default().to_owned(),
+            email_verified: true,
+            roles,
+            session_id: format!("test-session-{email}"),
+            expires_at: SystemTime::now() + Duration::from_secs(3600),
+        }
+    }
+
     /// Whether the user has `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)

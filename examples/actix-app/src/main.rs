@@ -261,7 +261,7 @@ async fn sign_in(
 /// The providers configured in Keyport, for the "Sign in with ..." buttons;
 /// none (and a warning) when Keyport cannot say.
 async fn providers(site: &Site) -> Vec<html::Provider> {
-    match site.guard.cache().client().list_providers().await {
+    match site.guard.list_providers().await {
         Ok(providers) => providers,
         Err(error) => {
             tracing::warn!(%error, "could not list the sign-in providers");

@@ -1,13 +1,19 @@
 //! The conformance app: the same routes built with each middleware adapter,
 //! so that one suite checks every adapter's behaviour.
 //!
-//! Routes (rules: `/dashboard(.*)` and `/api/**` need a session, `/admin/**`
-//! needs the `admin` role, the rest is public):
+//! Routes (rules: `/dashboard(.*)`, `/(api|trpc)(.*)`, `/users/:id` and
+//! `/org/*/billing` need a session, `/admin/**` needs the `admin` role, the
+//! rest is public):
 //! - `GET /public` → `public:<email|anonymous>` (optional principal)
 //! - `GET /dashboard` → `dashboard:<email>`
 //! - `GET /admin` → `admin:<email>`
 //! - `GET /api/me` → `me:<email>:<session id>`
-//! - `POST /api/notes` → `created` (an unsafe method, for CSRF)
+//! - `POST /api/notes` → `created` (an unsafe method, for CSRF);
+//!   `OPTIONS /api/notes` → 204 with `access-control-allow-origin: *` (the
+//!   app's CORS answer to a preflight)
+//! - `GET /trpc/{*rest}`, `/users/{id}`, `/org/{org}/billing` →
+//!   `open:<email|anonymous>`: handlers that trust the rules and take an
+//!   optional principal, so a rule that failed open would show `anonymous`
 //! - `POST /session` (form `email`, `password`) → `signed-in:<email>` + cookie;
 //!   with a `return_to` field, a 303 to it if it is a safe local path, else to `/`
 //! - `POST /sign-out` → `signed-out` + cookie deletion
@@ -21,7 +27,12 @@ use keyport_client::web::{AuthSettings, RouteRules};
 
 /// The conformance app's route rules.
 pub fn rules() -> RouteRules {
-    RouteRules::new().protect("/dashboard(.*)").require_role("/admin/**", "admin").protect("/api/**")
+    RouteRules::new()
+        .protect("/dashboard(.*)")
+        .require_role("/admin/**", "admin")
+        .protect("/(api|trpc)(.*)")
+        .protect("/users/:id")
+        .protect("/org/*/billing")
 }
 
 /// The conformance app's settings.

@@ -2,12 +2,20 @@
 
 use std::sync::Arc;
 
-use super::{AuthSettings, rules::Access};
+use std::{collections::HashMap, time::Duration};
+
+use tonic::Status;
+
+use super::{
+    AuthSettings,
+    reply::{Refusal, RefusalContext, default_json, default_page},
+    rules::Access,
+};
 use crate::{
     cache::{SessionCache, session_id_of},
     client::{ClientInfo, FinishedOAuth, OAuthCallback, SignedIn},
     error::{Error, Reason},
-    principal::Principal,
+    principal::{Principal, SessionSummary, ValidatedSession},
 };
 
 /// What the guard needs to know about a request; each adapter implements it
@@ -61,8 +69,17 @@ pub struct Guard {
 
 #[derive(Debug)]
 struct GuardInner {
-    cache: SessionCache,
+    sessions: Sessions,
     settings: Arc<AuthSettings>,
+}
+
+/// Where sessions are checked.
+#[derive(Debug)]
+enum Sessions {
+    // Boxed: a cache (with its client) is far larger than a map.
+    Keyport(Box<SessionCache>),
+    /// Fixed tokens and principals, for testing handlers: [`Guard::offline`].
+    Offline(HashMap<String, Principal>),
 }
 
 /// Where the request's token came from.
@@ -75,7 +92,22 @@ enum Source {
 impl Guard {
     /// A guard using `cache` (and its client) with `settings`.
     pub fn new(cache: SessionCache, settings: Arc<AuthSettings>) -> Self {
-        Self { inner: Arc::new(GuardInner { cache, settings }) }
+        Self { inner: Arc::new(GuardInner { sessions: Sessions::Keyport(Box::new(cache)), settings }) }
+    }
+
+    /// A guard for tests of an app's handlers, with no Keyport behind it:
+    /// each of `sessions`' tokens (sent as a bearer token or the session
+    /// cookie) is that principal's session, and any other token is refused
+    /// as `UNAUTHENTICATED`. Route rules, CSRF checks, redirects and refusal
+    /// pages work as in production. Calls that need Keyport (sign-in,
+    /// sign-up, social sign-in, session lists, revocations) fail with
+    /// `FAILED_PRECONDITION`; sign-out only clears the cookie.
+    pub fn offline(
+        settings: Arc<AuthSettings>,
+        sessions: impl IntoIterator<Item = (impl Into<String>, Principal)>,
+    ) -> Self {
+        let sessions = sessions.into_iter().map(|(token, principal)| (token.into(), principal)).collect();
+        Self { inner: Arc::new(GuardInner { sessions: Sessions::Offline(sessions), settings }) }
     }
 
     /// The settings in force.
@@ -83,21 +115,52 @@ impl Guard {
         &self.inner.settings
     }
 
-    /// The session cache (and, through it, the client).
-    pub fn cache(&self) -> &SessionCache {
-        &self.inner.cache
+    /// The session cache (and, through it, the client); `None` for an
+    /// [offline](Guard::offline) guard.
+    pub fn cache(&self) -> Option<&SessionCache> {
+        match &self.inner.sessions {
+            Sessions::Keyport(cache) => Some(cache),
+            Sessions::Offline(_) => None,
+        }
+    }
+
+    fn keyport(&self, action: &str) -> Result<&SessionCache, Error> {
+        self.cache().ok_or_else(|| {
+            Status::failed_precondition(format!("an offline guard has no Keyport to {action}; use Guard::new")).into()
+        })
+    }
+
+    /// The span the adapters run each guarded request in (handler included).
+    /// [`Guard::check`] records the `decision` and, for a signed-in caller,
+    /// `user_id` and `session_id`; never a token.
+    pub fn span(&self, request: &impl RequestView) -> tracing::Span {
+        tracing::info_span!(
+            "keyport.guard",
+            http.method = request.method(),
+            http.path = request.path(),
+            decision = tracing::field::Empty,
+            user_id = tracing::field::Empty,
+            session_id = tracing::field::Empty,
+        )
     }
 
     /// Decides what happens to `request`.
     pub async fn check(&self, request: &impl RequestView) -> Outcome {
-        let access = self.inner.settings.rules.access_for(request.path());
-        let mut set_cookies = Vec::new();
-        if self.is_cross_site_write(request) {
-            return Outcome::Respond(json(403, "CSRF_REJECTED", "cross-origin request refused"));
+        let span = tracing::Span::current();
+        // Browsers never send credentials on a CORS preflight, so it could
+        // only ever be refused; the app's CORS handling must answer it.
+        if is_preflight(request) {
+            span.record("decision", "PREFLIGHT");
+            return Outcome::Proceed { principal: None, set_cookies: Vec::new() };
         }
+        let access = self.inner.settings.rules.access_for(request.path());
+        if self.is_cross_site_write(request) {
+            return self.refuse(request, Refusal::CrossSite, Vec::new());
+        }
+        let mut set_cookies = Vec::new();
         let principal = match self.token(request) {
             None => None,
-            Some((token, source)) => match self.inner.cache.get_session(token, &self.client_info(request)).await {
+            Some((token, source)) => match self.validate(token, request, access).await {
                 Ok(session) => {
                     if session.refreshed && source == Source::Cookie {
                         set_cookies.push(self.inner.settings.cookie.issue(token, session.principal.expires_at));
@@ -105,31 +168,74 @@ impl Guard {
                     Some(session.principal)
                 }
                 Err(error) if error.is_unavailable() || *error.reason() == Reason::ResourceExhausted => {
-                    if *access == Access::Public {
-                        None
-                    } else {
+                    if *access != Access::Public {
                         tracing::warn!(%error, "keyport unreachable; failing closed");
-                        return Outcome::Respond(json(503, "AUTH_UNAVAILABLE", "authentication is unavailable"));
+                        return self.refuse(request, Refusal::Unavailable, set_cookies);
                     }
+                    // A public page renders signed out rather than wait.
+                    tracing::debug!(%error, "keyport unreachable; public page served signed out");
+                    None
                 }
                 Err(error) => {
                     if source == Source::Cookie {
                         set_cookies.push(self.inner.settings.cookie.clear());
                     }
                     if *access != Access::Public {
-                        return Outcome::Respond(self.unauthenticated(request, reason_name(&error), set_cookies));
+                        let refusal = Refusal::Unauthenticated { reason: reason_name(&error) };
+                        return self.refuse(request, refusal, set_cookies);
                     }
                     None
                 }
             },
         };
         match (access, principal) {
-            (Access::Public, principal) => Outcome::Proceed { principal, set_cookies },
-            (_, None) => Outcome::Respond(self.unauthenticated(request, "UNAUTHENTICATED", set_cookies)),
-            (Access::Role(role), Some(principal)) if !principal.has_role(role) => {
-                Outcome::Respond(self.forbidden(request, set_cookies))
+            (Access::Public, None) => {
+                span.record("decision", "ANONYMOUS");
+                Outcome::Proceed { principal: None, set_cookies }
             }
-            (_, principal) => Outcome::Proceed { principal, set_cookies },
+            (_, None) => self.refuse(request, Refusal::Unauthenticated { reason: "UNAUTHENTICATED" }, set_cookies),
+            (Access::Role(role), Some(principal)) if !principal.has_role(role) => {
+                record_principal(&span, &principal);
+                self.refuse(request, Refusal::Forbidden, set_cookies)
+            }
+            (_, Some(principal)) => {
+                record_principal(&span, &principal);
+                span.record("decision", "ALLOWED");
+                Outcome::Proceed { principal: Some(principal), set_cookies }
+            }
+        }
+    }
+
+    /// The session of `token`: from the cache, else from Keyport within the
+    /// route's wait budget (an answer later than that counts as unavailable).
+    async fn validate(
+        &self,
+        token: &str,
+        request: &impl RequestView,
+        access: &Access,
+    ) -> Result<ValidatedSession, Error> {
+        let cache = match &self.inner.sessions {
+            Sessions::Keyport(cache) => cache,
+            Sessions::Offline(sessions) => {
+                return sessions
+                    .get(token)
+                    .map(|principal| ValidatedSession {
+                        principal: principal.clone(),
+                        refreshed: false,
+                        cache_ttl: Duration::ZERO,
+                    })
+                    .ok_or_else(|| Status::unauthenticated("not one of the offline guard's tokens").into());
+            }
+        };
+        // A hit needs neither the client's details nor a timer.
+        if let Some(hit) = cache.lookup(token) {
+            return Ok(hit);
+        }
+        let settings = &self.inner.settings;
+        let wait = if *access == Access::Public { settings.public_wait } else { settings.protected_wait };
+        match tokio::time::timeout(wait, cache.get_session(token, &self.client_info(request))).await {
+            Ok(answer) => answer,
+            Err(_) => Err(Status::unavailable(format!("keyport did not answer within {wait:?}")).into()),
         }
     }
 
@@ -143,7 +249,7 @@ impl Guard {
         email: &str,
         password: &str,
     ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.inner.cache.client().sign_in(email, password, client).await?;
+        let signed_in = self.keyport("sign in")?.client().sign_in(email, password, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
         let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
@@ -159,7 +265,7 @@ impl Guard {
         password: &str,
         name: &str,
     ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.inner.cache.client().sign_up(email, password, name, client).await?;
+        let signed_in = self.keyport("sign up")?.client().sign_up(email, password, name, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
         let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))
@@ -190,11 +296,11 @@ impl Guard {
     /// Signs out the session of `token` (if any) and returns the `Set-Cookie`
     /// value that deletes the cookie. Succeeds even if the session was gone.
     pub async fn sign_out(&self, client: &ClientInfo, token: Option<&str>) -> Result<String, Error> {
-        if let Some(token) = token {
+        if let (Some(token), Some(cache)) = (token, self.cache()) {
             if let Some(id) = session_id_of(token) {
-                self.inner.cache.forget_session(id);
+                cache.forget_session(id);
             }
-            match self.inner.cache.client().sign_out(token, client).await {
+            match cache.client().sign_out(token, client).await {
                 Ok(()) => {}
                 Err(error) if matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired) => {}
                 Err(error) => return Err(error),
@@ -203,11 +309,26 @@ impl Guard {
         Ok(self.inner.settings.cookie.clear())
     }
 
+    /// The configured social sign-in providers: (id, display name). None
+    /// for an offline guard.
+    pub async fn list_providers(&self) -> Result<Vec<(String, String)>, Error> {
+        match self.cache() {
+            Some(cache) => cache.client().list_providers().await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The sessions of `token`'s user, newest first.
+    pub async fn list_sessions(&self, client: &ClientInfo, token: &str) -> Result<Vec<SessionSummary>, Error> {
+        self.keyport("list sessions")?.client().list_sessions(token, client).await
+    }
+
     /// Revokes one of the sessions of `token`'s user and drops it from the
     /// cache at once.
     pub async fn revoke_session(&self, client: &ClientInfo, token: &str, session_id: &str) -> Result<(), Error> {
-        self.inner.cache.client().revoke_session(token, session_id, client).await?;
-        self.inner.cache.forget_session(session_id);
+        let cache = self.keyport("revoke a session")?;
+        cache.client().revoke_session(token, session_id, client).await?;
+        cache.forget_session(session_id);
         Ok(())
     }
 
@@ -215,9 +336,10 @@ impl Guard {
     /// user's cached sessions are dropped at once, not only when the event
     /// arrives.
     pub async fn revoke_other_sessions(&self, client: &ClientInfo, token: &str) -> Result<u32, Error> {
-        let caller = self.inner.cache.get_session(token, client).await?;
-        let revoked = self.inner.cache.client().revoke_other_sessions(token, client).await?;
-        self.inner.cache.forget_user(&caller.principal.user_id);
+        let cache = self.keyport("revoke sessions")?;
+        let caller = cache.get_session(token, client).await?;
+        let revoked = cache.client().revoke_other_sessions(token, client).await?;
+        cache.forget_user(&caller.principal.user_id);
         Ok(revoked)
     }
 
@@ -230,7 +352,11 @@ impl Guard {
         redirect_uri: &str,
         link_token: Option<&str>,
     ) -> Result<(String, String), Error> {
-        let started = self.inner.cache.client().start_oauth(provider_id, redirect_uri, link_token, client).await?;
+        let started = self
+            .keyport("start a social sign-in")?
+            .client()
+            .start_oauth(provider_id, redirect_uri, link_token, client)
+            .await?;
         Ok((started.authorization_url, self.inner.settings.cookie.issue_oauth_binding(&started.binding)))
     }
 
@@ -263,7 +389,7 @@ impl Guard {
             }
         }
         let mut cookies = vec![self.inner.settings.cookie.clear_oauth_binding()];
-        let finished = self.inner.cache.client().finish_oauth(&callback, client).await?;
+        let finished = self.keyport("finish a social sign-in")?.client().finish_oauth(&callback, client).await?;
         if let FinishedOAuth::SignedIn { signed_in, .. } = &finished {
             self.end_previous(client, previous, &signed_in.token).await;
             cookies.push(self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
@@ -314,6 +440,12 @@ impl Guard {
         if !is_unsafe(request.method()) || bearer(request).is_some() {
             return false;
         }
+        // Set by the browser, never by a page: trusted where present. A page
+        // with `Referrer-Policy: no-referrer` posts with `Origin: null`, and
+        // only this header says the post is its own.
+        if request.header("sec-fetch-site") == Some("same-origin") {
+            return false;
+        }
         let has_cookie = request.header("cookie").and_then(|c| self.inner.settings.cookie.read(c)).is_some();
         let from_browser = request.header("origin").is_some() || request.header("referer").is_some();
         (has_cookie || from_browser) && !self.same_origin(request)
@@ -338,53 +470,50 @@ impl Guard {
         }
     }
 
-    /// 401 JSON for API clients; a redirect to sign in for browsers.
-    fn unauthenticated(&self, request: &impl RequestView, reason: &str, set_cookies: Vec<String>) -> Reply {
-        let mut reply = if is_navigation(request) {
-            let location = if matches!(request.method(), "GET" | "HEAD") {
-                let mut back = request.path().to_owned();
-                if let Some(query) = request.query() {
-                    back.push('?');
-                    back.push_str(query);
+    /// Answers for the handler: the app's [`RefusalPage`](super::RefusalPage)
+    /// if it has one for this refusal, else the default (a redirect to sign
+    /// in or an HTML page for browsers, JSON for API clients).
+    fn refuse(&self, request: &impl RequestView, refusal: Refusal, set_cookies: Vec<String>) -> Outcome {
+        tracing::Span::current().record("decision", refusal.reason());
+        let browser = is_navigation(request);
+        let settings = &self.inner.settings;
+        let context = RefusalContext { refusal, browser, path: request.path() };
+        let mut reply =
+            settings.refusal_page.as_ref().and_then(|page| page.reply(&context)).unwrap_or_else(|| {
+                match (refusal, browser, &settings.forbidden_path) {
+                    (Refusal::Unauthenticated { .. }, true, _) => Reply::see_other(self.sign_in_location(request)),
+                    (Refusal::Forbidden, true, Some(path)) => Reply::see_other(path.clone()),
+                    (_, true, _) => default_page(refusal),
+                    (_, false, _) => default_json(refusal),
                 }
-                let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
-                format!("{}?{}={back}", self.inner.settings.sign_in_path, self.inner.settings.return_param)
-            } else {
-                // A form post cannot be replayed by a redirect back: just sign in.
-                self.inner.settings.sign_in_path.clone()
-            };
-            Reply { status: 303, headers: vec![("location", location)], body: String::new() }
-        } else {
-            let mut reply = json(401, reason, "sign in first");
+            });
+        if reply.status == 401 && !reply.headers.iter().any(|(name, _)| *name == "www-authenticate") {
             reply.headers.push(("www-authenticate", "Bearer".into()));
-            reply
-        };
+        }
         reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
-        reply
+        Outcome::Respond(reply)
+    }
+
+    /// The sign-in page, with the page to come back to (a form post cannot
+    /// be replayed by a redirect back, so it just signs in).
+    fn sign_in_location(&self, request: &impl RequestView) -> String {
+        let settings = &self.inner.settings;
+        if !matches!(request.method(), "GET" | "HEAD") {
+            return settings.sign_in_path.clone();
+        }
+        let mut back = request.path().to_owned();
+        if let Some(query) = request.query() {
+            back.push('?');
+            back.push_str(query);
+        }
+        let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
+        format!("{}?{}={back}", settings.sign_in_path, settings.return_param)
     }
 }
 
-impl Guard {
-    /// 403: an HTML page (or a redirect to `forbidden_path`) for browsers,
-    /// JSON for API clients.
-    fn forbidden(&self, request: &impl RequestView, set_cookies: Vec<String>) -> Reply {
-        let mut reply = match (&self.inner.settings.forbidden_path, is_navigation(request)) {
-            (Some(path), true) => Reply { status: 303, headers: vec![("location", path.clone())], body: String::new() },
-            (None, true) => Reply {
-                status: 403,
-                headers: vec![
-                    ("content-type", "text/html; charset=utf-8".into()),
-                    ("cache-control", "no-store".into()),
-                ],
-                body: "<!doctype html><title>Forbidden</title><h1>Forbidden</h1><p>Your account lacks the role this \
-                       page needs.</p>"
-                    .into(),
-            },
-            (_, false) => json(403, "FORBIDDEN", "missing role"),
-        };
-        reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
-        reply
-    }
+fn record_principal(span: &tracing::Span, principal: &Principal) {
+    span.record("user_id", principal.user_id.as_str());
+    span.record("session_id", principal.session_id.as_str());
 }
 
 fn reason_name(error: &Error) -> &'static str {
@@ -406,12 +535,12 @@ fn is_navigation(request: &impl RequestView) -> bool {
             && request.header("accept").is_some_and(|a| a.contains("text/html")))
 }
 
-fn json(status: u16, reason: &str, message: &str) -> Reply {
-    Reply {
-        status,
-        headers: vec![("content-type", "application/json".into()), ("cache-control", "no-store".into())],
-        body: format!(r#"{{"error":"{reason}","message":"{message}"}}"#),
-    }
+/// A CORS preflight: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method`.
+fn is_preflight(request: &impl RequestView) -> bool {
+    request.method() == "OPTIONS"
+        && request.header("origin").is_some()
+        && request.header("access-control-request-method").is_some()
 }
 
 /// The token of an `Authorization: Bearer <token>` header. Any other scheme

@@ -7,15 +7,18 @@
 
 mod cookie;
 mod guard;
+mod pattern;
 mod redirect;
+mod reply;
 mod rules;
 
 pub use cookie::{CookieSettings, SameSite};
 pub use guard::{Guard, Outcome, Reply, RequestView};
 pub use redirect::safe_return_path;
-pub use rules::{Access, RouteRules};
+pub use reply::{Refusal, RefusalContext, RefusalPage};
+pub use rules::{Access, PatternError, RouteRules};
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 /// Everything the middleware is configured with.
 #[derive(Debug, Clone)]
@@ -37,6 +40,14 @@ pub struct AuthSettings {
     /// Believe `X-Forwarded-For` for the client address (only behind a
     /// proxy that sets it) [default: false].
     pub trust_forwarded_for: bool,
+    /// Longest a public route waits for Keyport to check an uncached token
+    /// before it is served signed out [default: 250 ms].
+    pub public_wait: Duration,
+    /// Longest a protected route waits for Keyport before it answers 503
+    /// [default: 1 s].
+    pub protected_wait: Duration,
+    /// The app's own refusal responses [default: none, the built-in ones].
+    pub refusal_page: Option<RefusalPage>,
 }
 
 impl Default for AuthSettings {
@@ -49,6 +60,9 @@ impl Default for AuthSettings {
             forbidden_path: None,
             allowed_origins: Vec::new(),
             trust_forwarded_for: false,
+            public_wait: Duration::from_millis(250),
+            protected_wait: Duration::from_secs(1),
+            refusal_page: None,
         }
     }
 }
@@ -86,6 +100,20 @@ impl AuthSettings {
     /// Believes `X-Forwarded-For` for the client address.
     pub fn trust_forwarded_for(mut self, trust: bool) -> Self {
         self.trust_forwarded_for = trust;
+        self
+    }
+
+    /// How long public and protected routes wait for Keyport on a token the
+    /// cache does not hold.
+    pub fn with_waits(mut self, public: Duration, protected: Duration) -> Self {
+        self.public_wait = public;
+        self.protected_wait = protected;
+        self
+    }
+
+    /// Answers refusals with `page` where it returns a reply.
+    pub fn with_refusal_page(mut self, page: RefusalPage) -> Self {
+        self.refusal_page = Some(page);
         self
     }
 

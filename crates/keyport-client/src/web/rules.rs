@@ -1,6 +1,9 @@
 //! Route rules, in the spirit of Clerk's `createRouteMatcher`: patterns
 //! mapped to what a request needs; first match wins; unmatched is public.
 
+pub use super::pattern::PatternError;
+use super::pattern::{NormalPath, Pattern, normalise};
+
 /// What a route needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
@@ -12,13 +15,18 @@ pub enum Access {
     Role(String),
 }
 
-/// Ordered `(pattern, access)` pairs.
+/// Ordered `(pattern, access)` pairs. The pattern syntax is in
+/// `docs/middleware.md` ("Route rules"): `/exact`, `*` (one segment, or a
+/// glob within one: `*.pdf`), `**` (any number of segments, anywhere),
+/// `:param` and `{param}` (one segment), `{*rest}` (like `**`), and Clerk's
+/// groups `(.*)` and `(a|b)`.
 ///
-/// Patterns: `/exact`, `/prefix/*` (one more segment), `/prefix/**` or
-/// `/prefix(.*)` (the prefix itself and anything below it).
+/// A pattern outside that syntax is refused when the rules are built: the
+/// builder methods panic (as Axum's `Router::route` does on a bad path), and
+/// [`RouteRules::try_add`] returns the error, for patterns read from config.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RouteRules {
-    rules: Vec<(String, Access)>,
+    rules: Vec<(Pattern, Access)>,
 }
 
 impl RouteRules {
@@ -28,74 +36,64 @@ impl RouteRules {
     }
 
     /// Requires a session on `pattern`.
-    pub fn protect(mut self, pattern: impl Into<String>) -> Self {
-        self.rules.push((pattern.into(), Access::Authenticated));
-        self
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid; the message says why.
+    pub fn protect(self, pattern: &str) -> Self {
+        self.add(pattern, Access::Authenticated)
     }
 
     /// Requires `role` on `pattern`.
-    pub fn require_role(mut self, pattern: impl Into<String>, role: impl Into<String>) -> Self {
-        self.rules.push((pattern.into(), Access::Role(role.into())));
-        self
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid or `role` is empty.
+    pub fn require_role(self, pattern: &str, role: impl Into<String>) -> Self {
+        self.add(pattern, Access::Role(role.into()))
     }
 
     /// Leaves `pattern` public even inside a protected prefix (put it first).
-    pub fn public(mut self, pattern: impl Into<String>) -> Self {
-        self.rules.push((pattern.into(), Access::Public));
-        self
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid.
+    pub fn public(self, pattern: &str) -> Self {
+        self.add(pattern, Access::Public)
+    }
+
+    /// Adds a rule, or says why `pattern` (or an empty role) is refused.
+    pub fn try_add(mut self, pattern: &str, access: Access) -> Result<Self, PatternError> {
+        if access == Access::Role(String::new()) {
+            return Err(PatternError { pattern: pattern.to_owned(), problem: "the role is empty".into() });
+        }
+        self.rules.push((Pattern::parse(pattern)?, access));
+        Ok(self)
+    }
+
+    #[expect(
+        clippy::panic,
+        reason = "a pattern is code: a bad one must stop the app at startup, as Axum's `Router::route` does, never \
+                  leave its routes public"
+    )]
+    fn add(self, pattern: &str, access: Access) -> Self {
+        self.try_add(pattern, access).unwrap_or_else(|error| panic!("keyport: {error}"))
     }
 
     /// What `path` needs.
     pub fn access_for(&self, path: &str) -> &Access {
+        self.access_for_normal(&normalise(path))
+    }
+
+    fn access_for_normal(&self, path: &NormalPath) -> &Access {
         const PUBLIC: &Access = &Access::Public;
-        let path = normalise(path);
-        self.rules.iter().find(|(pattern, _)| matches(pattern, &path)).map_or(PUBLIC, |(_, access)| access)
+        self.rules.iter().find(|(pattern, _)| pattern.matches(path)).map_or(PUBLIC, |(_, access)| access)
     }
-}
 
-/// Decodes percent-escapes (but `%2F`, which is data inside a segment),
-/// collapses `//` and resolves `.` and `..`, so that `/%61dmin`,
-/// `/admin/../admin` or `//admin` cannot slip past a rule for `/admin`:
-/// frameworks that route on the decoded path would serve `/admin` for them.
-fn normalise(path: &str) -> String {
-    let decoded = decode_except_slash(path);
-    let mut segments: Vec<&str> = Vec::new();
-    for segment in decoded.split('/') {
-        match segment {
-            "" | "." => {}
-            ".." => {
-                segments.pop();
-            }
-            s => segments.push(s),
-        }
+    /// The rules, in order, as written.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Access)> {
+        self.rules.iter().map(|(pattern, access)| (pattern.source(), access))
     }
-    format!("/{}", segments.join("/"))
-}
-
-fn decode_except_slash(path: &str) -> String {
-    let mut out = String::with_capacity(path.len());
-    let mut rest = path;
-    while let Some(index) = rest.to_ascii_lowercase().find("%2f") {
-        out.push_str(&percent_encoding::percent_decode_str(&rest[..index]).decode_utf8_lossy());
-        out.push_str("%2F");
-        rest = &rest[index + 3..];
-    }
-    out.push_str(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy());
-    out
-}
-
-fn matches(pattern: &str, path: &str) -> bool {
-    if let Some(prefix) = pattern.strip_suffix("/**").or_else(|| pattern.strip_suffix("(.*)")) {
-        let prefix = prefix.trim_end_matches('/');
-        return path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty();
-    }
-    if let Some(prefix) = pattern.strip_suffix("/*") {
-        return path
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix('/'))
-            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'));
-    }
-    pattern.trim_end_matches('/') == path || (pattern == "/" && path == "/")
 }
 
 #[cfg(test)]
@@ -121,13 +119,42 @@ mod tests {
         assert_eq!(rules.access_for("/api/me"), &Access::Authenticated);
         assert_eq!(rules.access_for("/api/me/deeper"), &Access::Public);
         assert_eq!(rules.access_for("/"), &Access::Public);
-        assert_eq!(rules.access_for("/dashboardx"), &Access::Public, "prefixes match whole segments");
+        assert_eq!(rules.access_for("/dashboardx"), &Access::Authenticated, "`(.*)` is any text, as in Clerk");
+        assert_eq!(rules.access_for("/adminx"), &Access::Public, "`/**` matches whole segments");
+    }
+
+    /// The patterns that used to leave their routes public.
+    #[test]
+    fn the_forms_users_write_protect_their_routes() {
+        let rules = RouteRules::new()
+            .protect("/(api|trpc)(.*)")
+            .protect("/users/{id}")
+            .protect("/members/:id")
+            .protect("/org/*/billing")
+            .protect("/files/*.pdf")
+            .require_role("/console/**/admin", "admin");
+        for path in ["/trpc/x", "/api", "/users/1", "/members/1", "/org/acme/billing", "/files/a.pdf"] {
+            assert_eq!(rules.access_for(path), &Access::Authenticated, "{path}");
+        }
+        for path in ["/console/admin", "/console/a/b/admin"] {
+            assert_eq!(rules.access_for(path), &Access::Role("admin".into()), "{path}");
+        }
+        assert_eq!(rules.access_for("/files/a.txt"), &Access::Public);
     }
 
     #[test]
-    fn encoded_slashes_stay_inside_their_segment() {
-        assert_eq!(normalise("/a%2Fb/c"), "/a%2Fb/c");
-        assert_eq!(normalise("/a%2fb"), "/a%2Fb");
+    fn invalid_patterns_and_empty_roles_are_refused() {
+        assert_eq!(RouteRules::new().try_add("admin", Access::Authenticated).unwrap_err().pattern, "admin");
+        let error = RouteRules::new().try_add("/admin", Access::Role(String::new())).unwrap_err();
+        assert_eq!(error.to_string(), "route pattern `/admin`: the role is empty");
+        let rules = RouteRules::new().try_add("/ok", Access::Authenticated).unwrap();
+        assert_eq!(rules.iter().collect::<Vec<_>>(), [("/ok", &Access::Authenticated)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "keyport: route pattern `/users/[id]`")]
+    fn the_builder_panics_on_an_invalid_pattern() {
+        let _ = RouteRules::new().protect("/users/[id]");
     }
 
     #[test]

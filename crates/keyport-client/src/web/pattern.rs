@@ -1,0 +1,301 @@
+//! Route patterns: parsed once, refused when not understood, matched against
+//! a normalised path.
+//!
+//! A rule that silently matches nothing leaves its routes public, so every
+//! character of a pattern must mean something known; anything else is a
+//! [`PatternError`] when the rules are built, never a public route at run time.
+
+use std::fmt;
+
+use regex::Regex;
+
+/// A route pattern, compiled.
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    source: String,
+    regex: Regex,
+}
+
+/// Why a route pattern was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("route pattern `{pattern}`: {problem}")]
+pub struct PatternError {
+    /// The pattern as written.
+    pub pattern: String,
+    /// What is wrong with it, and what to write instead.
+    pub problem: String,
+}
+
+impl Pattern {
+    /// Parses `source` (syntax in `docs/middleware.md`, "Route rules").
+    pub(crate) fn parse(source: &str) -> Result<Self, PatternError> {
+        let refuse = |problem: String| PatternError { pattern: source.to_owned(), problem };
+        let Some(rest) = source.strip_prefix('/') else {
+            return Err(refuse("must start with `/`".into()));
+        };
+        let mut regex = String::from("^");
+        // A trailing `/` adds nothing: paths are matched without one.
+        let segments = rest.strip_suffix('/').unwrap_or(rest);
+        for segment in segments.split('/').filter(|_| !segments.is_empty()) {
+            regex.push_str(&segment_regex(segment).map_err(refuse)?);
+        }
+        regex.push('$');
+        let regex = Regex::new(&regex).map_err(|e| refuse(format!("internal error: {e}")))?;
+        Ok(Self { source: source.to_owned(), regex })
+    }
+
+    /// The pattern as written.
+    pub(crate) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether `path`, as returned by [`normalise`], matches.
+    pub(crate) fn matches(&self, path: &NormalPath) -> bool {
+        self.regex.is_match(&path.0)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+/// The regex of one segment, including the `/` before it.
+fn segment_regex(segment: &str) -> Result<String, String> {
+    const ONE: &str = "/[^/]+";
+    const ANY_SEGMENTS: &str = "(?:/[^/]+)*";
+    if segment.is_empty() {
+        return Err("empty segment (`//`): write one `/`".into());
+    }
+    match segment {
+        "*" => return Ok(ONE.into()),
+        // Zero or more segments, anywhere: `/api/**/admin` is `/api/admin` too.
+        "**" => return Ok(ANY_SEGMENTS.into()),
+        // Clerk's `/dashboard/(.*)`: the segment and all below it, or nothing.
+        "(.*)" => return Ok("(?:/.*)?".into()),
+        _ => {}
+    }
+    if let Some(name) = segment.strip_prefix(':') {
+        return param_name(name).map(|()| ONE.into());
+    }
+    if let Some(inner) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+        return match inner.strip_prefix('*') {
+            // Axum's catch-all; like `**`, it also covers the parent path.
+            Some(name) => param_name(name).map(|()| ANY_SEGMENTS.into()),
+            None => param_name(inner).map(|()| ONE.into()),
+        };
+    }
+    let mut regex = String::from("/");
+    let mut chars = segment.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '*' if chars.peek().is_some_and(|(_, next)| *next == '*') => {
+                return Err(format!("`**` in `{segment}` must be a whole segment: `/a/**/b`"));
+            }
+            // A glob within one segment: `/files/*.pdf`.
+            '*' => regex.push_str("[^/]*"),
+            '(' => {
+                let end =
+                    segment[at..].find(')').map(|i| at + i).ok_or_else(|| format!("unclosed `(` in `{segment}`"))?;
+                regex.push_str(&group_regex(&segment[at + 1..end])?);
+                while chars.next_if(|(i, _)| *i <= end).is_some() {}
+            }
+            ')' => return Err(format!("`)` without `(` in `{segment}`")),
+            ':' | '{' | '}' => {
+                return Err(format!(
+                    "a parameter must be a whole segment (`/users/:id` or `/users/{{id}}`), in `{segment}`"
+                ));
+            }
+            '%' => return Err("percent-escapes are not needed: write the decoded character".into()),
+            '?' | '#' => return Err(format!("`{c}` starts a query or fragment, which rules never see")),
+            '[' | ']' | '+' | '\\' | '^' | '$' | '|' => {
+                return Err(format!(
+                    "`{c}` is not supported (only `*`, `**`, `:param`, `{{param}}`, `(.*)` and `(a|b)` are)"
+                ));
+            }
+            c => regex.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    Ok(regex)
+}
+
+/// `(.*)` (any characters, `/` included, as in Clerk's matcher) or
+/// `(a|b|...)`: one of these literal texts.
+fn group_regex(group: &str) -> Result<String, String> {
+    if group == ".*" {
+        return Ok(".*".into());
+    }
+    let mut alternatives = Vec::new();
+    for alternative in group.split('|') {
+        if alternative.is_empty() {
+            return Err(format!("empty alternative in `({group})`"));
+        }
+        if let Some(c) = alternative.chars().find(|c| !is_literal(*c)) {
+            return Err(format!("`{c}` in `({group})`: alternatives are plain text (or the whole group is `(.*)`)"));
+        }
+        alternatives.push(regex::escape(alternative));
+    }
+    Ok(format!("(?:{})", alternatives.join("|")))
+}
+
+fn is_literal(c: char) -> bool {
+    !matches!(c, '*' | '(' | ')' | '{' | '}' | ':' | '%' | '?' | '#' | '[' | ']' | '+' | '\\' | '^' | '$' | '|' | '/')
+        && !c.is_control()
+}
+
+fn param_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid { Ok(()) } else { Err(format!("`{name}` is not a parameter name (letters, digits, `_`)")) }
+}
+
+/// A path ready for matching: decoded, `.`/`..` resolved, no `//`, no
+/// trailing `/`, and the root as the empty string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct NormalPath(String);
+
+/// Decodes percent-escapes (but `%2F`, which is data inside a segment),
+/// collapses `//` and resolves `.` and `..`, so that `/%61dmin`,
+/// `/admin/../admin` or `//admin` cannot slip past a rule for `/admin`:
+/// frameworks that route on the decoded path would serve `/admin` for them.
+pub(crate) fn normalise(path: &str) -> NormalPath {
+    let decoded = decode_except_slash(path);
+    let mut normal = String::with_capacity(decoded.len());
+    let mut kept = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                if let Some(start) = kept.pop() {
+                    normal.truncate(start);
+                }
+            }
+            s => {
+                kept.push(normal.len());
+                normal.push('/');
+                normal.push_str(s);
+            }
+        }
+    }
+    NormalPath(normal)
+}
+
+fn decode_except_slash(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return path.into();
+    }
+    let mut out = String::with_capacity(path.len());
+    let mut rest = path;
+    while let Some(index) = rest.to_ascii_lowercase().find("%2f") {
+        out.push_str(&percent_encoding::percent_decode_str(&rest[..index]).decode_utf8_lossy());
+        out.push_str("%2F");
+        rest = &rest[index + 3..];
+    }
+    out.push_str(&percent_encoding::percent_decode_str(rest).decode_utf8_lossy());
+    out.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matches(pattern: &str, path: &str) -> bool {
+        Pattern::parse(pattern).unwrap_or_else(|e| panic!("{e}")).matches(&normalise(path))
+    }
+
+    /// Each form, with paths it must match and paths it must not.
+    #[test]
+    fn every_form_matches_what_its_docs_say() {
+        let table: &[(&str, &[&str], &[&str])] = &[
+            ("/", &["/", "", "//", "/./", "/x/.."], &["/x"]),
+            ("/exact", &["/exact", "/exact/", "//exact", "/%65xact", "/x/../exact"], &["/exactly", "/exact/x", "/"]),
+            ("/api/*", &["/api/me", "/api/%2F"], &["/api", "/api/me/deeper", "/apix/me"]),
+            ("/org/*/billing", &["/org/acme/billing", "/org/a%2Fb/billing"], &["/org/billing", "/org/a/b/billing"]),
+            ("/users/:id", &["/users/1", "/users/%31", "/users/1/"], &["/users", "/users/1/edit"]),
+            ("/users/{id}", &["/users/1", "/users/x.y"], &["/users", "/users/1/edit"]),
+            ("/files/{*path}", &["/files", "/files/a", "/files/a/b"], &["/filesx", "/file"]),
+            ("/files/*.pdf", &["/files/a.pdf", "/files/%61.pdf", "/files/.pdf"], &["/files/a.pdfx", "/files/a/b.pdf"]),
+            ("/admin/**", &["/admin", "/admin/x", "/admin/x/y", "/%61dmin/x"], &["/adminx", "/x/admin"]),
+            ("/api/**/admin", &["/api/admin", "/api/v1/admin", "/api/v1/x/admin"], &["/api/v1", "/api/admin/x"]),
+            ("/**", &["/", "/a", "/a/b"], &[]),
+            ("/dashboard(.*)", &["/dashboard", "/dashboard/x/y", "/dashboardx"], &["/dash", "/x/dashboard"]),
+            ("/dashboard/(.*)", &["/dashboard", "/dashboard/x/y"], &["/dashboardx"]),
+            ("/(api|trpc)(.*)", &["/api", "/api/x", "/trpc/x", "/trpcx"], &["/", "/apx", "/x/api"]),
+            ("/(.*)", &["/", "/a/b"], &[]),
+            ("/v(1|2)/users", &["/v1/users", "/v2/users"], &["/v3/users", "/v12/users"]),
+            ("/café", &["/café", "/caf%C3%A9"], &["/cafe"]),
+            ("/a.b", &["/a.b"], &["/axb"]),
+        ];
+        for (pattern, hits, misses) in table {
+            for path in *hits {
+                assert!(matches(pattern, path), "`{pattern}` should match `{path}`");
+            }
+            for path in *misses {
+                assert!(!matches(pattern, path), "`{pattern}` should not match `{path}`");
+            }
+        }
+    }
+
+    #[test]
+    fn patterns_it_cannot_interpret_are_refused() {
+        for pattern in [
+            "",
+            "admin",
+            "*",
+            "//admin",
+            "/a**b",
+            "/a/**x",
+            "/users/:",
+            "/users/:1d",
+            "/users/{}",
+            "/users/{id",
+            "/users/id}",
+            "/users/user-{id}",
+            "/users/:id.json",
+            "/(api|trpc",
+            "/api)",
+            "/(api|)",
+            "/(a*|b)",
+            "/(a/b)",
+            "/users/[id]",
+            "/a+",
+            "/a?b",
+            "/a#b",
+            "/a\\b",
+            "/^a$",
+            "/a|b",
+            "/caf%C3%A9",
+        ] {
+            let error = Pattern::parse(pattern).expect_err(pattern);
+            assert_eq!(error.pattern, pattern);
+            assert!(!error.problem.is_empty());
+        }
+    }
+
+    #[test]
+    fn errors_say_what_to_write() {
+        let error = Pattern::parse("/users/[id]").unwrap_err();
+        assert!(error.to_string().starts_with("route pattern `/users/[id]`: `[` is not supported"), "{error}");
+        let error = Pattern::parse("admin").unwrap_err();
+        assert_eq!(error.to_string(), "route pattern `admin`: must start with `/`");
+    }
+
+    #[test]
+    fn normalising_resolves_dots_and_keeps_encoded_slashes_in_their_segment() {
+        assert_eq!(normalise("/a%2Fb/c"), NormalPath("/a%2Fb/c".into()));
+        assert_eq!(normalise("/a%2fb"), NormalPath("/a%2Fb".into()));
+        assert_eq!(normalise("/a/./b/../c//"), NormalPath("/a/c".into()));
+        assert_eq!(normalise("/../.."), NormalPath(String::new()));
+        assert_eq!(normalise("/x/%2e%2e/admin"), NormalPath("/admin".into()));
+    }
+}
