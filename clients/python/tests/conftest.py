@@ -8,6 +8,7 @@ at the end.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -16,7 +17,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
 
@@ -46,25 +47,19 @@ def _keyport_bin() -> Path:
     return path
 
 
-def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[Optional[str]]", log: List[str]) -> None:
-    """Copies the server's output into ``log`` and ``lines`` until EOF."""
-    assert stream.stdout is not None
-    for line in stream.stdout:
-        line = line.rstrip("\n")
-        log.append(line)
-        lines.put(line)
-    lines.put(None)
+@contextlib.contextmanager
+def running_keyport(data_dir: Path, extra_env: Optional[Dict[str, str]] = None) -> Iterator[KeyportServer]:
+    """Runs ``keyport serve`` on 127.0.0.1:0 with ``extra_env`` and yields it once it listens.
 
-
-@pytest.fixture(scope="session")
-def keyport_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
-    """Starts ``keyport serve`` on 127.0.0.1:0 and yields it once it listens."""
+    On exit it stops the server with SIGTERM and fails the test if the
+    server does not exit cleanly.
+    """
     binary = _keyport_bin()
-    data_dir = tmp_path_factory.mktemp("keyport-data")
     # Only our own KEYPORT_* settings: a developer's KEYPORT_DATABASE_URL or
     # KEYPORT_CONFIG must not leak into the test server.
     env = {key: value for key, value in os.environ.items() if not key.startswith("KEYPORT_")}
     env.update({"KEYPORT_HASHING__MEMORY_KIB": "1024", "KEYPORT_HASHING__ITERATIONS": "1"})
+    env.update(extra_env or {})
     process = subprocess.Popen(
         [
             str(binary),
@@ -127,6 +122,23 @@ def keyport_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Keyport
         pytest.fail(f"keyport did not stop within {STOP_TIMEOUT_SECS}s of SIGTERM:\n{server.log_tail()}")
     if code != 0:
         pytest.fail(f"keyport exited with {code} after SIGTERM:\n{server.log_tail()}")
+
+
+def _pump(stream: "subprocess.Popen[str]", lines: "queue.Queue[Optional[str]]", log: List[str]) -> None:
+    """Copies the server's output into ``log`` and ``lines`` until EOF."""
+    assert stream.stdout is not None
+    for line in stream.stdout:
+        line = line.rstrip("\n")
+        log.append(line)
+        lines.put(line)
+    lines.put(None)
+
+
+@pytest.fixture(scope="session")
+def keyport_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """The plaintext test server, shared by the whole session."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-data")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -1,60 +1,43 @@
-"""TLS and mTLS options of KeyportClient, through a TLS proxy to the live server."""
+"""TLS and mutual TLS against keyport started with ``[server] tls_cert_file``,
+``tls_key_file`` and ``tls_client_ca_file`` (certificates from ``openssl``),
+including the README's TLS example run as a script."""
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterator
+import subprocess
+import sys
+from typing import Iterator, Optional
 
 import grpc
 import pytest
 
-from keyport import KeyportClient, error_reason
+from keyport import KeyportClient, Unauthenticated, error_reason
 from keyport.v1 import session_service_pb2, user_service_pb2
 
+from .conftest import running_keyport
+from .pki import Pki, create_pki
 from .support import PASSWORD, KeyportServer, failed_call, unique_email
-from .tls_proxy import Pem, TlsProxy, self_signed
-
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-
-
-@dataclass(frozen=True)
-class Certs:
-    """The server's certificate and two client certificates."""
-
-    server: Pem
-    #: Trusted by the mTLS proxy.
-    client: Pem
-    #: Not trusted by anyone.
-    stranger: Pem
+from .test_readme import _block
 
 
 @pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """Throw-away certificates for this module."""
-    directory: Path = tmp_path_factory.mktemp("tls")
-    return Certs(
-        server=self_signed(directory, "server", "localhost"),
-        client=self_signed(directory, "client", "keyport-test-client"),
-        stranger=self_signed(directory, "stranger", "someone-else"),
-    )
+    return create_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="module")
-def tls_proxy(keyport_server: KeyportServer, certs: Certs) -> Iterator[TlsProxy]:
-    """TLS in front of the test server."""
-    proxy = TlsProxy(keyport_server.address, certs.server)
-    yield proxy
-    proxy.close()
+def tls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """Keyport serving TLS only."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-tls"), pki.server_env(mutual=False)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def mtls_proxy(keyport_server: KeyportServer, certs: Certs) -> Iterator[TlsProxy]:
-    """TLS in front of the test server that demands the "client" certificate."""
-    proxy = TlsProxy(keyport_server.address, certs.server, client_ca=certs.client)
-    yield proxy
-    proxy.close()
+def mtls_server(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """Keyport serving TLS that requires a client certificate from the PKI's CA."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-mtls"), pki.server_env(mutual=True)) as server:
+        yield server
 
 
 def _round_trip(client: KeyportClient) -> None:
@@ -65,54 +48,60 @@ def _round_trip(client: KeyportClient) -> None:
     assert checked.user.email == email
 
 
-def _unavailable(client: KeyportClient) -> None:
-    with pytest.raises(grpc.RpcError) as excinfo:
+def _refused(client: KeyportClient) -> None:
+    """The call fails before Keyport answers: UNAVAILABLE with no reason."""
+    with client, pytest.raises(grpc.RpcError) as excinfo:
         client.sessions.GetSession(session_service_pb2.GetSessionRequest(token="kp_x.y"))
     assert failed_call(excinfo).code() == grpc.StatusCode.UNAVAILABLE
     assert error_reason(excinfo.value) is None
 
 
-def test_tls_with_a_private_root(tls_proxy: TlsProxy, certs: Certs) -> None:
-    with KeyportClient(tls_proxy.address, timeout=10, tls=True, root_certificates=certs.server.cert) as client:
+def _client(server: KeyportServer, pki: Pki, ca: Optional[str] = "ca", leaf: Optional[str] = None) -> KeyportClient:
+    return KeyportClient(
+        server.address,
+        timeout=10,
+        tls=True,
+        root_certificates=pki.read(f"{ca}.pem") if ca else None,
+        certificate_chain=pki.read(f"{leaf}.pem") if leaf else None,
+        private_key=pki.read(f"{leaf}.key") if leaf else None,
+    )
+
+
+def test_tls_with_the_servers_ca(tls_server: KeyportServer, pki: Pki) -> None:
+    with _client(tls_server, pki) as client:
         _round_trip(client)
         # Errors keep their details through TLS.
-        with pytest.raises(grpc.RpcError) as excinfo:
+        with pytest.raises(Unauthenticated):
             client.sessions.GetSession(session_service_pb2.GetSessionRequest(token="kp_x.y"))
-        assert error_reason(excinfo.value) == "UNAUTHENTICATED"
 
 
-def test_tls_rejects_an_untrusted_server(tls_proxy: TlsProxy) -> None:
-    # System roots do not know the throw-away certificate.
-    with KeyportClient(tls_proxy.address, timeout=10, tls=True) as client:
-        _unavailable(client)
+def test_tls_refuses_an_untrusted_server(tls_server: KeyportServer, pki: Pki) -> None:
+    _refused(_client(tls_server, pki, ca=None))  # the system roots
+    _refused(_client(tls_server, pki, ca="other-ca"))
 
 
-def test_plaintext_client_cannot_talk_to_a_tls_port(tls_proxy: TlsProxy) -> None:
-    with KeyportClient(tls_proxy.address, timeout=10) as client:
-        _unavailable(client)
+def test_plaintext_client_cannot_talk_to_a_tls_port(tls_server: KeyportServer) -> None:
+    _refused(KeyportClient(tls_server.address, timeout=10))
 
 
-def test_mtls_with_the_expected_client_certificate(mtls_proxy: TlsProxy, certs: Certs) -> None:
-    with KeyportClient(
-        mtls_proxy.address,
-        timeout=10,
-        tls=True,
-        root_certificates=certs.server.cert,
-        private_key=certs.client.key,
-        certificate_chain=certs.client.cert,
-    ) as client:
+def test_mtls_with_a_client_certificate_from_the_trusted_ca(mtls_server: KeyportServer, pki: Pki) -> None:
+    with _client(mtls_server, pki, leaf="client") as client:
         _round_trip(client)
 
 
-@pytest.mark.parametrize("who", ["nobody", "stranger"])
-def test_mtls_refuses_other_clients(mtls_proxy: TlsProxy, certs: Certs, who: str) -> None:
-    stranger = certs.stranger if who == "stranger" else None
-    with KeyportClient(
-        mtls_proxy.address,
-        timeout=10,
-        tls=True,
-        root_certificates=certs.server.cert,
-        private_key=stranger.key if stranger else None,
-        certificate_chain=stranger.cert if stranger else None,
-    ) as client:
-        _unavailable(client)
+@pytest.mark.parametrize("leaf", [None, "stranger"])
+def test_mtls_refuses_other_clients(mtls_server: KeyportServer, pki: Pki, leaf: Optional[str]) -> None:
+    _refused(_client(mtls_server, pki, leaf=leaf))
+
+
+def test_readme_tls_example_connects_with_mutual_tls(mtls_server: KeyportServer, pki: Pki) -> None:
+    example = _block("python", after="### TLS and mutual TLS")
+    assert "keyport.internal:50051" in example and '"/etc/myapp/tls"' in example
+    script = example.replace("keyport.internal:50051", mtls_server.address).replace(
+        '"/etc/myapp/tls"', repr(str(pki.dir))
+    )
+
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "connected over mutual TLS; that token is not valid\n"

@@ -11,24 +11,81 @@ small hand-written layer:
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
   tells Keyport the end user's address and user agent;
 - :func:`error_reason`, :func:`error_info` and :func:`field_violations`:
-  Keyport's ``google.rpc`` error details of a failed call.
+  Keyport's ``google.rpc`` error details of a failed call;
+- :class:`Reason`, the reasons, and :class:`KeyportError` with a subclass
+  per reason (:class:`InvalidCredentials`, :class:`RateLimited`, ...), which
+  :class:`KeyportClient` raises for the errors Keyport answers.
 """
 
 from keyport.client import (
-    ERROR_DOMAIN,
+    DEFAULT_TIMEOUT,
     KeyportClient,
     Metadata,
     bearer_metadata,
+    forwarded_client_metadata,
+)
+from keyport.errors import (
+    ERROR_DOMAIN,
+    AccountLinkRefused,
+    AlreadyLinked,
+    EmailTaken,
+    Internal,
+    InvalidArgument,
+    InvalidCredentials,
+    KeyportError,
+    LastSignInMethod,
+    LinkedAccountNotFound,
+    MalformedRequest,
+    OAuthIdTokenInvalid,
+    OAuthProviderError,
+    OAuthProviderUnknown,
+    OAuthStateInvalid,
+    PasswordTooLong,
+    PermissionDenied,
+    RateLimited,
+    Reason,
+    RedirectUriNotAllowed,
+    ResourceExhausted,
+    SessionExpired,
+    SessionNotFound,
+    Unauthenticated,
+    Unavailable,
+    WeakPassword,
     error_info,
     error_reason,
     field_violations,
-    forwarded_client_metadata,
 )
 
 __all__ = [
+    "AccountLinkRefused",
+    "AlreadyLinked",
+    "DEFAULT_TIMEOUT",
     "ERROR_DOMAIN",
+    "EmailTaken",
+    "Internal",
+    "InvalidArgument",
+    "InvalidCredentials",
     "KeyportClient",
+    "KeyportError",
+    "LastSignInMethod",
+    "LinkedAccountNotFound",
+    "MalformedRequest",
     "Metadata",
+    "OAuthIdTokenInvalid",
+    "OAuthProviderError",
+    "OAuthProviderUnknown",
+    "OAuthStateInvalid",
+    "PasswordTooLong",
+    "PermissionDenied",
+    "RateLimited",
+    "Reason",
+    "RedirectUriNotAllowed",
+    "ResourceExhausted",
+    "SessionExpired",
+    "SessionNotFound",
+    "Unauthenticated",
+    "Unavailable",
+    "WeakPassword",
     "__version__",
     "bearer_metadata",
     "error_info",

@@ -1,24 +1,25 @@
 """Hand-written layer over the generated ``keyport.v1`` stubs.
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
-``UserService`` and ``SessionService`` stubs on it. The helpers turn a
-session token into call metadata and read Keyport's stable error reason
-(``google.rpc.ErrorInfo.reason``) out of a failed call.
+``UserService`` and ``SessionService`` stubs on it, with a default deadline
+and Keyport's errors raised as :class:`keyport.KeyportError` subclasses. The
+helpers turn a session token into call metadata; the error readers live in
+:mod:`keyport.errors` and are re-exported here.
 """
 
 from __future__ import annotations
 
 import collections
 from types import TracebackType
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Type, cast
+from typing import Any, Callable, Optional, Sequence, Tuple, Type
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
+from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
 from keyport.v1 import session_service_pb2_grpc, user_service_pb2_grpc
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "ERROR_DOMAIN",
     "KeyportClient",
     "Metadata",
@@ -29,8 +30,9 @@ __all__ = [
     "forwarded_client_metadata",
 ]
 
-#: ``ErrorInfo.domain`` of every error that Keyport itself raises.
-ERROR_DOMAIN = "keyport.dev"
+#: Default deadline of unary calls, in seconds: the Go SDK's
+#: ``keyport.DefaultTimeout`` (10 s).
+DEFAULT_TIMEOUT = 10.0
 
 #: gRPC call metadata: a sequence of ``(key, value)`` pairs.
 Metadata = Tuple[Tuple[str, str], ...]
@@ -100,99 +102,6 @@ def forwarded_client_metadata(*, ip_address: Optional[str] = None, user_agent: O
     return tuple(entries)
 
 
-def _rich_status(err: grpc.RpcError) -> Optional[status_pb2.Status]:
-    """Decodes the ``grpc-status-details-bin`` trailer of a failed call.
-
-    Returns ``None`` when the error carries no rich status, is not a call
-    (so has no trailers), or its rich status contradicts the call's own
-    code or message (a proxy rewrote it, so its details cannot be trusted).
-    """
-    if not hasattr(err, "trailing_metadata"):
-        return None
-    try:
-        # Sync errors are grpc.Call; grpc.aio's AioRpcError is not, but has
-        # the same code()/details()/trailing_metadata() that from_call reads.
-        status: Optional[status_pb2.Status] = rpc_status.from_call(cast(grpc.Call, err))
-    except (ValueError, AttributeError, TypeError):
-        return None
-    return status
-
-
-def error_info(err: grpc.RpcError, domain: Optional[str] = ERROR_DOMAIN) -> Optional[error_details_pb2.ErrorInfo]:
-    """Returns the ``google.rpc.ErrorInfo`` detail of a failed call.
-
-    Works for errors raised by synchronous stubs and by ``grpc.aio`` stubs.
-
-    Args:
-        err: The error raised by a stub call.
-        domain: Only an ``ErrorInfo`` of this domain counts; Keyport's is
-            :data:`ERROR_DOMAIN`. ``None`` accepts any domain.
-
-    Returns:
-        The first matching ``ErrorInfo``, or ``None`` if the call carried
-        none (for example a transport failure such as ``UNAVAILABLE`` that
-        never reached Keyport).
-    """
-    status = _rich_status(err)
-    if status is None:
-        return None
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info) and (domain is None or info.domain == domain):
-                return info
-    return None
-
-
-def error_reason(err: grpc.RpcError) -> Optional[str]:
-    """Returns Keyport's stable error reason for a failed call.
-
-    The reason is ``ErrorInfo.reason`` of domain ``keyport.dev``, such as
-    ``INVALID_CREDENTIALS``, ``EMAIL_TAKEN``, ``WEAK_PASSWORD``,
-    ``PASSWORD_TOO_LONG``, ``INVALID_ARGUMENT``, ``UNAUTHENTICATED``,
-    ``SESSION_EXPIRED``, ``SESSION_NOT_FOUND``, ``RATE_LIMITED``,
-    ``RESOURCE_EXHAUSTED``, ``MALFORMED_REQUEST`` (not valid protobuf) or
-    ``UNAVAILABLE`` (database unreachable).
-    Branch on it rather than on the status code or message: several reasons
-    share a code (``INVALID_CREDENTIALS`` and ``SESSION_EXPIRED`` are both
-    ``UNAUTHENTICATED``) and messages may change.
-
-    Args:
-        err: The error raised by a stub call.
-
-    Returns:
-        The reason, or ``None`` if the error did not come from Keyport with
-        an ``ErrorInfo`` (for example a connection failure).
-    """
-    info = error_info(err)
-    return info.reason if info is not None else None
-
-
-def field_violations(err: grpc.RpcError) -> List[Tuple[str, str]]:
-    """Returns the invalid request fields named by a failed call.
-
-    Keyport attaches a ``google.rpc.BadRequest`` detail to
-    ``INVALID_ARGUMENT`` errors, one violation per offending field.
-
-    Args:
-        err: The error raised by a stub call.
-
-    Returns:
-        ``(field, description)`` pairs in the server's order; empty if the
-        error carries no ``BadRequest``.
-    """
-    status = _rich_status(err)
-    if status is None:
-        return []
-    violations: List[Tuple[str, str]] = []
-    for detail in status.details:
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad_request = error_details_pb2.BadRequest()
-            if detail.Unpack(bad_request):
-                violations.extend((v.field, v.description) for v in bad_request.field_violations)
-    return violations
-
-
 class _CallDetails(
     collections.namedtuple(
         "_CallDetails",
@@ -228,13 +137,103 @@ class _DefaultTimeout(grpc.UnaryUnaryClientInterceptor):
         return continuation(client_call_details, request)
 
 
+def _translate(err: BaseException) -> BaseException:
+    """The :class:`KeyportError` of a failed call Keyport answered, else ``err``."""
+    if isinstance(err, grpc.RpcError):
+        return KeyportError.from_rpc_error(err) or err
+    return err
+
+
+class _TranslatedCall(grpc.Call, grpc.Future):  # type: ignore[type-arg]
+    """A unary call's outcome whose errors are raised as :class:`KeyportError`.
+
+    grpc's interceptor API hands back an object that is both a ``Call`` and
+    a ``Future`` and raises only when ``result()`` is called (by the stub's
+    ``__call__`` and ``with_call``, or by the caller of ``.future()``); this
+    wraps it so that blocking calls and futures translate alike.
+    """
+
+    def __init__(self, outcome: Any) -> None:
+        self._outcome = outcome
+
+    def result(self, timeout: Optional[float] = None) -> Any:
+        try:
+            return self._outcome.result(timeout)
+        except grpc.RpcError as err:
+            translated = _translate(err)
+            if translated is err:
+                raise
+            raise translated from None
+
+    def exception(self, timeout: Optional[float] = None) -> Any:
+        err = self._outcome.exception(timeout)
+        return None if err is None else _translate(err)
+
+    def traceback(self, timeout: Optional[float] = None) -> Any:
+        return self._outcome.traceback(timeout)
+
+    def add_done_callback(self, fn: Callable[[Any], None]) -> None:
+        self._outcome.add_done_callback(lambda _: fn(self))
+
+    def cancel(self) -> bool:
+        return bool(self._outcome.cancel())
+
+    def cancelled(self) -> bool:
+        return bool(self._outcome.cancelled())
+
+    def running(self) -> bool:
+        return bool(self._outcome.running())
+
+    def done(self) -> bool:
+        return bool(self._outcome.done())
+
+    def code(self) -> grpc.StatusCode:
+        code: grpc.StatusCode = self._outcome.code()
+        return code
+
+    def details(self) -> str:
+        return str(self._outcome.details())
+
+    def initial_metadata(self) -> Any:
+        return self._outcome.initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        return self._outcome.trailing_metadata()
+
+    def is_active(self) -> bool:
+        return bool(self._outcome.is_active())
+
+    def time_remaining(self) -> Any:
+        return self._outcome.time_remaining()
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        return bool(self._outcome.add_callback(callback))
+
+
+class _KeyportErrors(grpc.UnaryUnaryClientInterceptor):
+    """Raises Keyport's errors of unary calls as :class:`KeyportError` subclasses."""
+
+    def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.ClientCallDetails, Any], Any],
+        client_call_details: grpc.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        """Continues the call and wraps its outcome."""
+        return _TranslatedCall(continuation(client_call_details, request))
+
+
 class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
     Call the RPCs on :attr:`users` and :attr:`sessions` with request
     messages from :mod:`keyport.v1.user_service_pb2` and
-    :mod:`keyport.v1.session_service_pb2`; failures raise
-    :class:`grpc.RpcError`, whose reason :func:`error_reason` reads.
+    :mod:`keyport.v1.session_service_pb2`. A failed unary call that Keyport
+    answered raises the :class:`keyport.KeyportError` subclass of its reason
+    (``InvalidCredentials``, ``RateLimited``, ...), itself a
+    :class:`grpc.RpcError`; one that never reached Keyport raises a plain
+    :class:`grpc.RpcError`. Server streams raise plain
+    :class:`grpc.RpcError` (see :meth:`keyport.KeyportError.from_rpc_error`).
 
     Use it as a context manager, or call :meth:`close`, to release the
     channel::
@@ -243,8 +242,9 @@ class KeyportClient:
             reply = client.sessions.SignIn(SignInRequest(email=..., password=...))
 
     Attributes:
-        channel: The underlying gRPC channel (with the default-timeout
-            interceptor, if any).
+        channel: The underlying gRPC channel, with the default-timeout and
+            error interceptors: stubs built on it (``OAuthServiceStub``)
+            behave like :attr:`users` and :attr:`sessions`.
         users: Stub of ``keyport.v1.UserService``.
         sessions: Stub of ``keyport.v1.SessionService``.
     """
@@ -257,7 +257,7 @@ class KeyportClient:
         self,
         address: str,
         *,
-        timeout: Optional[float] = None,
+        timeout: Optional[float] = DEFAULT_TIMEOUT,
         tls: bool = False,
         root_certificates: Optional[bytes] = None,
         private_key: Optional[bytes] = None,
@@ -271,7 +271,8 @@ class KeyportClient:
         Args:
             address: ``host:port`` of the Keyport gRPC listener.
             timeout: Default deadline in seconds for every unary call that
-                does not pass its own ``timeout=``. ``None`` means no
+                does not pass its own ``timeout=``: :data:`DEFAULT_TIMEOUT`
+                (10 s, as in the Go SDK) unless given. ``None`` means no
                 deadline. Streaming calls never get a default deadline.
             tls: Connect with TLS. Without it the channel is plaintext.
             root_certificates: PEM CA certificates that verify the server;
@@ -308,11 +309,10 @@ class KeyportClient:
 
         self.address = address
         self.timeout = timeout
-        self.channel = (
-            grpc.intercept_channel(self._raw_channel, _DefaultTimeout(timeout))
-            if timeout is not None
-            else self._raw_channel
-        )
+        interceptors: Tuple[Any, ...] = (_KeyportErrors(),)
+        if timeout is not None:
+            interceptors += (_DefaultTimeout(timeout),)
+        self.channel = grpc.intercept_channel(self._raw_channel, *interceptors)
         self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
         self.sessions = session_service_pb2_grpc.SessionServiceStub(self.channel)
 

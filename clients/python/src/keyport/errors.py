@@ -1,0 +1,476 @@
+"""Keyport's error reasons, and exceptions keyed by them.
+
+Every error Keyport raises is a gRPC status with a ``google.rpc.ErrorInfo``
+detail of domain ``keyport.dev`` whose ``reason`` is stable. This module
+reads those details (:func:`error_reason`, :func:`error_info`,
+:func:`field_violations`), names the reasons (:class:`Reason`), and turns a
+failed call into the :class:`KeyportError` subclass of its reason
+(:meth:`KeyportError.from_rpc_error`), which :class:`keyport.KeyportClient`
+raises for every failed unary call that Keyport answered.
+"""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, cast
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+__all__ = [
+    "ERROR_DOMAIN",
+    "AccountLinkRefused",
+    "AlreadyLinked",
+    "EmailTaken",
+    "Internal",
+    "InvalidArgument",
+    "InvalidCredentials",
+    "KeyportError",
+    "LastSignInMethod",
+    "LinkedAccountNotFound",
+    "MalformedRequest",
+    "OAuthIdTokenInvalid",
+    "OAuthProviderError",
+    "OAuthProviderUnknown",
+    "OAuthStateInvalid",
+    "PasswordTooLong",
+    "PermissionDenied",
+    "RateLimited",
+    "Reason",
+    "RedirectUriNotAllowed",
+    "ResourceExhausted",
+    "SessionExpired",
+    "SessionNotFound",
+    "Unauthenticated",
+    "Unavailable",
+    "WeakPassword",
+    "error_info",
+    "error_reason",
+    "field_violations",
+]
+
+#: ``ErrorInfo.domain`` of every error that Keyport itself raises.
+ERROR_DOMAIN = "keyport.dev"
+
+
+class Reason(str, enum.Enum):
+    """The stable reasons Keyport sends in ``ErrorInfo.reason``.
+
+    Members are strings, so ``error_reason(err) == Reason.EMAIL_TAKEN``
+    works; ``.value`` is the plain string. A newer server may send a reason
+    not listed here.
+    """
+
+    #: Malformed, empty or oversized input; see :func:`field_violations`.
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    #: The password is shorter than the server's minimum.
+    WEAK_PASSWORD = "WEAK_PASSWORD"
+    #: The password is longer than the server's maximum.
+    PASSWORD_TOO_LONG = "PASSWORD_TOO_LONG"
+    #: ``SignUp`` with an email address that already has an account.
+    EMAIL_TAKEN = "EMAIL_TAKEN"
+    #: Unknown email or wrong password (deliberately indistinguishable).
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    #: No, malformed, unknown or revoked session token.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    #: The session token was valid but its session has expired.
+    SESSION_EXPIRED = "SESSION_EXPIRED"
+    #: The caller may not do this (``WatchSessionEvents`` from an untrusted peer).
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    #: ``RevokeSession`` of an id that is not one of the caller's sessions.
+    SESSION_NOT_FOUND = "SESSION_NOT_FOUND"
+    #: The request message is not valid protobuf for its RPC.
+    MALFORMED_REQUEST = "MALFORMED_REQUEST"
+    #: Too many failed sign-ins; the status also carries ``RetryInfo``.
+    RATE_LIMITED = "RATE_LIMITED"
+    #: The server is overloaded (password hashing saturated); retry later.
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    #: Keyport cannot reach its database; retry later.
+    UNAVAILABLE = "UNAVAILABLE"
+    #: An internal error; the cause is only in the server's log.
+    INTERNAL = "INTERNAL"
+    #: ``StartOAuth`` with a provider id that is not configured.
+    OAUTH_PROVIDER_UNKNOWN = "OAUTH_PROVIDER_UNKNOWN"
+    #: The redirect URI is not exactly in the server's list, or not the flow's.
+    REDIRECT_URI_NOT_ALLOWED = "REDIRECT_URI_NOT_ALLOWED"
+    #: ``FinishOAuth`` with a missing, wrong, replayed or expired state or binding.
+    OAUTH_STATE_INVALID = "OAUTH_STATE_INVALID"
+    #: The provider refused or was unreachable, or the code exchange failed.
+    OAUTH_PROVIDER_ERROR = "OAUTH_PROVIDER_ERROR"
+    #: The provider's id_token failed verification.
+    OAUTH_ID_TOKEN_INVALID = "OAUTH_ID_TOKEN_INVALID"
+    #: The email has a Keyport account that may not be joined automatically.
+    ACCOUNT_LINK_REFUSED = "ACCOUNT_LINK_REFUSED"
+    #: The provider identity is linked to another user.
+    ALREADY_LINKED = "ALREADY_LINKED"
+    #: ``UnlinkAccount`` of an identity the caller does not have.
+    LINKED_ACCOUNT_NOT_FOUND = "LINKED_ACCOUNT_NOT_FOUND"
+    #: ``UnlinkAccount`` of the caller's only way to sign in.
+    LAST_SIGN_IN_METHOD = "LAST_SIGN_IN_METHOD"
+
+
+def _rich_status(err: grpc.RpcError) -> Optional[status_pb2.Status]:
+    """Decodes the ``grpc-status-details-bin`` trailer of a failed call.
+
+    Returns ``None`` when the error carries no rich status, is not a call
+    (so has no trailers), or its rich status contradicts the call's own
+    code or message (a proxy rewrote it, so its details cannot be trusted).
+    """
+    if not hasattr(err, "trailing_metadata"):
+        return None
+    try:
+        # Sync errors are grpc.Call; grpc.aio's AioRpcError is not, but has
+        # the same code()/details()/trailing_metadata() that from_call reads.
+        status: Optional[status_pb2.Status] = rpc_status.from_call(cast(grpc.Call, err))
+    except (ValueError, AttributeError, TypeError):
+        return None
+    return status
+
+
+def error_info(err: grpc.RpcError, domain: Optional[str] = ERROR_DOMAIN) -> Optional[error_details_pb2.ErrorInfo]:
+    """Returns the ``google.rpc.ErrorInfo`` detail of a failed call.
+
+    Works for errors raised by synchronous stubs and by ``grpc.aio`` stubs,
+    and for :class:`KeyportError`.
+
+    Args:
+        err: The error raised by a stub call.
+        domain: Only an ``ErrorInfo`` of this domain counts; Keyport's is
+            :data:`ERROR_DOMAIN`. ``None`` accepts any domain.
+
+    Returns:
+        The first matching ``ErrorInfo``, or ``None`` if the call carried
+        none (for example a transport failure such as ``UNAVAILABLE`` that
+        never reached Keyport).
+    """
+    status = _rich_status(err)
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info) and (domain is None or info.domain == domain):
+                return info
+    return None
+
+
+def error_reason(err: grpc.RpcError) -> Optional[str]:
+    """Returns Keyport's stable error reason for a failed call.
+
+    The reason is ``ErrorInfo.reason`` of domain ``keyport.dev``: one of
+    :class:`Reason` (which compares equal to the string), such as
+    ``INVALID_CREDENTIALS``, ``EMAIL_TAKEN`` or ``SESSION_EXPIRED``.
+    Branch on it rather than on the status code or message: several reasons
+    share a code (``INVALID_CREDENTIALS`` and ``SESSION_EXPIRED`` are both
+    ``UNAUTHENTICATED``) and messages may change.
+
+    Args:
+        err: The error raised by a stub call.
+
+    Returns:
+        The reason, or ``None`` if the error did not come from Keyport with
+        an ``ErrorInfo`` (for example a connection failure).
+    """
+    info = error_info(err)
+    return info.reason if info is not None else None
+
+
+def field_violations(err: grpc.RpcError) -> List[Tuple[str, str]]:
+    """Returns the invalid request fields named by a failed call.
+
+    Keyport attaches a ``google.rpc.BadRequest`` detail to
+    ``INVALID_ARGUMENT`` errors, one violation per offending field.
+
+    Args:
+        err: The error raised by a stub call.
+
+    Returns:
+        ``(field, description)`` pairs in the server's order; empty if the
+        error carries no ``BadRequest``.
+    """
+    status = _rich_status(err)
+    if status is None:
+        return []
+    violations: List[Tuple[str, str]] = []
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations.extend((v.field, v.description) for v in bad_request.field_violations)
+    return violations
+
+
+def _retry_delay(err: grpc.RpcError) -> Optional[datetime.timedelta]:
+    """The ``google.rpc.RetryInfo`` delay of a failed call, if it has one."""
+    status = _rich_status(err)
+    if status is None:
+        return None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            retry = error_details_pb2.RetryInfo()
+            if detail.Unpack(retry) and retry.HasField("retry_delay"):
+                return retry.retry_delay.ToTimedelta()
+    return None
+
+
+class KeyportError(grpc.RpcError, grpc.Call):
+    """A failed call that Keyport answered with an error reason.
+
+    :class:`keyport.KeyportClient` raises the subclass of the reason
+    (:class:`InvalidCredentials`, :class:`RateLimited`, ...), or this class
+    itself for a reason this version does not know. Errors that never
+    reached Keyport (connection failures, client-side deadlines) carry no
+    reason and stay plain :class:`grpc.RpcError`.
+
+    It is a :class:`grpc.RpcError` and a :class:`grpc.Call`, so
+    ``except grpc.RpcError``, ``err.code()``, ``err.details()`` and the
+    helpers :func:`error_reason`, :func:`error_info` and
+    :func:`field_violations` keep working on it.
+
+    Attributes:
+        reason: ``ErrorInfo.reason``, e.g. ``"INVALID_CREDENTIALS"``.
+        metadata: ``ErrorInfo.metadata``.
+        rpc_error: The error grpc raised.
+    """
+
+    #: The reason of this class; ``None`` on the base class.
+    REASON: Optional[Reason] = None
+
+    reason: str
+    metadata: Dict[str, str]
+    rpc_error: grpc.RpcError
+
+    def __init__(self, rpc_error: grpc.RpcError, info: error_details_pb2.ErrorInfo) -> None:
+        """Wraps ``rpc_error``, whose Keyport ``ErrorInfo`` is ``info``."""
+        super().__init__(rpc_error)
+        self.rpc_error = rpc_error
+        self.reason = info.reason
+        self.metadata = dict(info.metadata)
+
+    @classmethod
+    def from_rpc_error(cls, err: grpc.RpcError) -> Optional[KeyportError]:
+        """The :class:`KeyportError` subclass instance for a failed call.
+
+        For calls that :class:`keyport.KeyportClient` does not translate
+        itself: server streams and stubs on channels of your own::
+
+            except grpc.RpcError as err:
+                raise KeyportError.from_rpc_error(err) or err
+
+        Args:
+            err: The error raised by a stub call (sync or ``grpc.aio``).
+
+        Returns:
+            ``err`` if it is a :class:`KeyportError` already; an instance of
+            the class of its reason if Keyport sent one; ``None`` if the
+            error carries no Keyport ``ErrorInfo``.
+        """
+        if isinstance(err, KeyportError):
+            return err
+        info = error_info(err)
+        if info is None:
+            return None
+        error_class = _CLASSES.get(info.reason, KeyportError)
+        return error_class(err, info)
+
+    def code(self) -> grpc.StatusCode:
+        """The gRPC status code."""
+        return cast(grpc.Call, self.rpc_error).code()
+
+    def details(self) -> str:
+        """The status message (meant for logs, not for branching)."""
+        return cast(grpc.Call, self.rpc_error).details()
+
+    def initial_metadata(self) -> Any:
+        """The call's initial metadata."""
+        return cast(grpc.Call, self.rpc_error).initial_metadata()
+
+    def trailing_metadata(self) -> Any:
+        """The call's trailing metadata, with ``grpc-status-details-bin``."""
+        return cast(grpc.Call, self.rpc_error).trailing_metadata()
+
+    def is_active(self) -> bool:
+        """``False``: the call is over."""
+        return False
+
+    def time_remaining(self) -> Optional[float]:  # type: ignore[override]
+        """The time the call had left, as grpc reports it."""
+        remaining: Optional[float] = cast(grpc.Call, self.rpc_error).time_remaining()
+        return remaining
+
+    def cancel(self) -> bool:
+        """``False``: the call is over."""
+        return False
+
+    def add_callback(self, callback: Callable[[], None]) -> bool:
+        """``False``: the call is over, the callback is not registered."""
+        return False
+
+    def __str__(self) -> str:
+        """``<REASON> (<code>): <message>``."""
+        try:
+            return f"{self.reason} ({self.code().name}): {self.details()}"
+        except (AttributeError, TypeError):
+            return self.reason
+
+
+class InvalidArgument(KeyportError):
+    """``INVALID_ARGUMENT``: malformed input; see :attr:`field_violations`."""
+
+    REASON = Reason.INVALID_ARGUMENT
+
+    @property
+    def field_violations(self) -> List[Tuple[str, str]]:
+        """``(field, description)`` pairs from ``google.rpc.BadRequest``."""
+        return field_violations(self)
+
+
+class WeakPassword(KeyportError):
+    """``WEAK_PASSWORD``: the password is shorter than the minimum."""
+
+    REASON = Reason.WEAK_PASSWORD
+
+
+class PasswordTooLong(KeyportError):
+    """``PASSWORD_TOO_LONG``: the password is longer than the maximum."""
+
+    REASON = Reason.PASSWORD_TOO_LONG
+
+
+class EmailTaken(KeyportError):
+    """``EMAIL_TAKEN``: ``SignUp`` with an address that has an account."""
+
+    REASON = Reason.EMAIL_TAKEN
+
+
+class InvalidCredentials(KeyportError):
+    """``INVALID_CREDENTIALS``: unknown email or wrong password."""
+
+    REASON = Reason.INVALID_CREDENTIALS
+
+
+class Unauthenticated(KeyportError):
+    """``UNAUTHENTICATED``: no, malformed, unknown or revoked session token."""
+
+    REASON = Reason.UNAUTHENTICATED
+
+
+class SessionExpired(KeyportError):
+    """``SESSION_EXPIRED``: the session's lifetime ended; sign in again."""
+
+    REASON = Reason.SESSION_EXPIRED
+
+
+class PermissionDenied(KeyportError):
+    """``PERMISSION_DENIED``: e.g. ``WatchSessionEvents`` from an untrusted peer."""
+
+    REASON = Reason.PERMISSION_DENIED
+
+
+class SessionNotFound(KeyportError):
+    """``SESSION_NOT_FOUND``: not one of the caller's sessions."""
+
+    REASON = Reason.SESSION_NOT_FOUND
+
+
+class MalformedRequest(KeyportError):
+    """``MALFORMED_REQUEST``: the request is not valid protobuf for its RPC."""
+
+    REASON = Reason.MALFORMED_REQUEST
+
+
+class RateLimited(KeyportError):
+    """``RATE_LIMITED``: too many failed sign-ins; wait :attr:`retry_delay`."""
+
+    REASON = Reason.RATE_LIMITED
+
+    @property
+    def retry_delay(self) -> Optional[datetime.timedelta]:
+        """How long to wait before trying again (``google.rpc.RetryInfo``)."""
+        return _retry_delay(self)
+
+
+class ResourceExhausted(KeyportError):
+    """``RESOURCE_EXHAUSTED``: the server is overloaded; retry with backoff."""
+
+    REASON = Reason.RESOURCE_EXHAUSTED
+
+
+class Unavailable(KeyportError):
+    """``UNAVAILABLE``: Keyport cannot reach its database; retry later."""
+
+    REASON = Reason.UNAVAILABLE
+
+
+class Internal(KeyportError):
+    """``INTERNAL``: a server error; the cause is only in the server's log."""
+
+    REASON = Reason.INTERNAL
+
+
+class OAuthProviderUnknown(KeyportError):
+    """``OAUTH_PROVIDER_UNKNOWN``: the provider id is not configured."""
+
+    REASON = Reason.OAUTH_PROVIDER_UNKNOWN
+
+
+class RedirectUriNotAllowed(KeyportError):
+    """``REDIRECT_URI_NOT_ALLOWED``: not in the server's list, or not the flow's."""
+
+    REASON = Reason.REDIRECT_URI_NOT_ALLOWED
+
+
+class OAuthStateInvalid(KeyportError):
+    """``OAUTH_STATE_INVALID``: missing, wrong, replayed or expired state; start again."""
+
+    REASON = Reason.OAUTH_STATE_INVALID
+
+
+class OAuthProviderError(KeyportError):
+    """``OAUTH_PROVIDER_ERROR``: the provider refused or failed."""
+
+    REASON = Reason.OAUTH_PROVIDER_ERROR
+
+
+class OAuthIdTokenInvalid(KeyportError):
+    """``OAUTH_ID_TOKEN_INVALID``: the provider's id_token failed verification."""
+
+    REASON = Reason.OAUTH_ID_TOKEN_INVALID
+
+
+class AccountLinkRefused(KeyportError):
+    """``ACCOUNT_LINK_REFUSED``: sign in and link explicitly."""
+
+    REASON = Reason.ACCOUNT_LINK_REFUSED
+
+
+class AlreadyLinked(KeyportError):
+    """``ALREADY_LINKED``: the provider identity belongs to another user."""
+
+    REASON = Reason.ALREADY_LINKED
+
+
+class LinkedAccountNotFound(KeyportError):
+    """``LINKED_ACCOUNT_NOT_FOUND``: the caller has no such linked identity."""
+
+    REASON = Reason.LINKED_ACCOUNT_NOT_FOUND
+
+
+class LastSignInMethod(KeyportError):
+    """``LAST_SIGN_IN_METHOD``: the caller's only way to sign in."""
+
+    REASON = Reason.LAST_SIGN_IN_METHOD
+
+
+def _by_reason() -> Dict[str, Type[KeyportError]]:
+    classes: Dict[str, Type[KeyportError]] = {}
+    for error_class in KeyportError.__subclasses__():
+        assert error_class.REASON is not None
+        classes[error_class.REASON.value] = error_class
+    return classes
+
+
+#: The exception class of each reason.
+_CLASSES = _by_reason()

@@ -1,0 +1,168 @@
+"""Reasons and the exceptions keyed by them, against the live server."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+import grpc
+import pytest
+
+import keyport
+from keyport import (
+    DEFAULT_TIMEOUT,
+    EmailTaken,
+    InvalidArgument,
+    InvalidCredentials,
+    KeyportClient,
+    KeyportError,
+    MalformedRequest,
+    OAuthProviderUnknown,
+    RateLimited,
+    Reason,
+    SessionNotFound,
+    Unauthenticated,
+    WeakPassword,
+    bearer_metadata,
+    error_reason,
+)
+from keyport.v1 import oauth_service_pb2, oauth_service_pb2_grpc, session_service_pb2, user_service_pb2
+
+from .support import PASSWORD, Account, KeyportServer, unique_email
+from .test_client import _FakeError, _info
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _sign_in(client: KeyportClient, email: str, password: str) -> session_service_pb2.SignInResponse:
+    return client.sessions.SignIn(session_service_pb2.SignInRequest(email=email, password=password))
+
+
+def test_wrong_password_raises_invalid_credentials(client: KeyportClient, account: Account) -> None:
+    with pytest.raises(InvalidCredentials) as excinfo:
+        _sign_in(client, account.email, "wrong password")
+    err = excinfo.value
+    assert err.reason == Reason.INVALID_CREDENTIALS == "INVALID_CREDENTIALS"
+    # Still what grpc raises, for code written against grpc.RpcError.
+    assert isinstance(err, grpc.RpcError) and isinstance(err, grpc.Call)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert error_reason(err) == "INVALID_CREDENTIALS"
+    assert str(err).startswith("INVALID_CREDENTIALS (UNAUTHENTICATED): ")
+
+
+def test_each_failure_raises_the_class_of_its_reason(client: KeyportClient, account: Account) -> None:
+    with pytest.raises(EmailTaken):
+        client.users.SignUp(user_service_pb2.SignUpRequest(email=account.email, password=PASSWORD))
+    with pytest.raises(WeakPassword):
+        client.users.SignUp(user_service_pb2.SignUpRequest(email=unique_email(), password="short"))
+    with pytest.raises(InvalidArgument) as invalid:
+        client.users.SignUp(user_service_pb2.SignUpRequest(email="not an email", password=PASSWORD))
+    assert [field for field, _ in invalid.value.field_violations] == ["email"]
+    with pytest.raises(Unauthenticated):
+        client.users.GetCurrentUser(user_service_pb2.GetCurrentUserRequest(), metadata=bearer_metadata("kp_x.y"))
+    other = client.users.SignUp(user_service_pb2.SignUpRequest(email=unique_email("other"), password=PASSWORD))
+    with pytest.raises(SessionNotFound):
+        client.sessions.RevokeSession(
+            session_service_pb2.RevokeSessionRequest(session_id=other.session.session.id),
+            metadata=bearer_metadata(account.token),
+        )
+
+
+def test_a_request_that_is_not_protobuf_is_malformed_request(client: KeyportClient) -> None:
+    # Raw bytes through the client's channel: no serializer, so they go as they are.
+    get_session: grpc.UnaryUnaryMultiCallable[bytes, bytes] = client.channel.unary_unary(
+        "/keyport.v1.SessionService/GetSession"
+    )
+    with pytest.raises(MalformedRequest) as excinfo:
+        get_session(b"\xff\xff\xff")
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_stubs_on_the_clients_channel_raise_them_too(client: KeyportClient) -> None:
+    oauth = oauth_service_pb2_grpc.OAuthServiceStub(client.channel)
+    with pytest.raises(OAuthProviderUnknown):
+        oauth.StartOAuth(
+            oauth_service_pb2.StartOAuthRequest(provider_id="nope", redirect_uri="https://app.example.com/callback")
+        )
+
+
+def test_rate_limited_carries_the_retry_delay(client: KeyportClient, account: Account) -> None:
+    # Default limit: 10 failed attempts per account per window.
+    for _ in range(10):
+        with pytest.raises(InvalidCredentials):
+            _sign_in(client, account.email, "wrong password, again")
+    with pytest.raises(RateLimited) as excinfo:
+        _sign_in(client, account.email, "wrong password, again")
+    err = excinfo.value
+    assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert err.retry_delay is not None
+    assert datetime.timedelta(0) < err.retry_delay <= datetime.timedelta(minutes=15)
+    # Even the right password waits for the window.
+    with pytest.raises(RateLimited):
+        _sign_in(client, account.email, PASSWORD)
+
+
+def test_futures_and_with_call_raise_them_too(client: KeyportClient, account: Account) -> None:
+    request = session_service_pb2.SignInRequest(email=account.email, password="wrong password")
+    future = client.sessions.SignIn.future(request)
+    assert isinstance(future.exception(timeout=10), InvalidCredentials)
+    with pytest.raises(InvalidCredentials):
+        future.result()
+    with pytest.raises(InvalidCredentials):
+        client.sessions.SignIn.with_call(request)
+    response, call = client.sessions.SignIn.with_call(
+        session_service_pb2.SignInRequest(email=account.email, password=PASSWORD)
+    )
+    assert response.session.token and call.code() == grpc.StatusCode.OK
+
+
+def test_errors_that_never_reached_keyport_stay_plain_rpc_errors() -> None:
+    with KeyportClient("127.0.0.1:1", timeout=5) as nowhere:
+        with pytest.raises(grpc.RpcError) as excinfo:
+            nowhere.sessions.GetSession(session_service_pb2.GetSessionRequest(token="kp_x.y"))
+    assert not isinstance(excinfo.value, KeyportError)
+    assert KeyportError.from_rpc_error(excinfo.value) is None
+
+
+def test_from_rpc_error_picks_the_class_and_keeps_unknown_reasons() -> None:
+    known = KeyportError.from_rpc_error(
+        _FakeError(grpc.StatusCode.FAILED_PRECONDITION, "only way in", [_info("LAST_SIGN_IN_METHOD")])
+    )
+    assert type(known) is keyport.LastSignInMethod
+    newer = KeyportError.from_rpc_error(
+        _FakeError(grpc.StatusCode.FAILED_PRECONDITION, "new", [_info("A_REASON_FROM_A_NEWER_SERVER")])
+    )
+    assert type(newer) is KeyportError and newer.reason == "A_REASON_FROM_A_NEWER_SERVER"
+    assert KeyportError.from_rpc_error(newer) is newer
+    foreign = _FakeError(grpc.StatusCode.UNAVAILABLE, "proxy", [_info("UPSTREAM_DOWN", domain="proxy.example")])
+    assert KeyportError.from_rpc_error(foreign) is None
+
+
+def test_every_reason_the_server_sends_has_a_member_and_a_class() -> None:
+    # The server's reasons: Error::reason in keyport-core, plus the one the
+    # gRPC layer adds for undecodable requests.
+    core = (REPO / "crates/keyport-core/src/error.rs").read_text(encoding="utf-8")
+    body = core[core.index("pub fn reason(&self)") : core.index("pub fn invalid(")]
+    server = set(re.findall(r'=> "([A-Z_]+)"', body))
+    status = (REPO / "crates/keyport-server/src/status.rs").read_text(encoding="utf-8")
+    server |= set(re.findall(r'pub const MALFORMED_REQUEST: &str = "([A-Z_]+)"', status))
+    assert len(server) > 20
+    assert {reason.value for reason in Reason} == server
+    classes = {cls.REASON: cls for cls in KeyportError.__subclasses__()}
+    assert set(classes) == set(Reason)
+    for reason, cls in classes.items():
+        assert cls.__name__ in keyport.__all__ and getattr(keyport, cls.__name__) is cls, reason
+
+
+def test_the_default_deadline_is_ten_seconds_as_in_the_go_sdk(keyport_server: KeyportServer) -> None:
+    request = session_service_pb2.SignInRequest(email=unique_email(), password=PASSWORD)
+    assert DEFAULT_TIMEOUT == 10.0
+    with KeyportClient(keyport_server.address) as default:
+        assert default.timeout == DEFAULT_TIMEOUT
+        future = default.sessions.SignIn.future(request)
+        remaining = future.time_remaining()
+        assert remaining is not None and 8 < remaining <= 10
+        assert isinstance(future.exception(timeout=10), InvalidCredentials)
+    with KeyportClient(keyport_server.address, timeout=None) as unbounded:
+        assert unbounded.sessions.SignIn.future(request).time_remaining() is None
