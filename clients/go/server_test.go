@@ -28,6 +28,26 @@ var (
 	serverErr error
 )
 
+// startTestServer starts a keyport of its own for one test, with the extra
+// environment env, and stops it when the test ends.
+func startTestServer(t *testing.T, env ...string) string {
+	t.Helper()
+	bin := os.Getenv("KEYPORT_BIN")
+	if bin == "" {
+		t.Fatal("KEYPORT_BIN is not set; " + buildHint)
+	}
+	srv, err := startServer(bin, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv.addr
+}
+
 // liveServer returns the address of the keyport server started by TestMain,
 // or fails the test with the reason it could not be started.
 func liveServer(t *testing.T) string {
@@ -71,8 +91,9 @@ type server struct {
 }
 
 // startServer runs `keyport serve` on a free port with a fresh data
-// directory and cheap password hashing, and waits until it logs its address.
-func startServer(bin string) (*server, error) {
+// directory, cheap password hashing and the extra environment entries env
+// ("KEY=value"), and waits until it logs its address.
+func startServer(bin string, env ...string) (*server, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("KEYPORT_BIN=%s: %w; %s", bin, err, buildHint)
 	}
@@ -88,6 +109,7 @@ func startServer(bin string) (*server, error) {
 		"KEYPORT_HASHING__MEMORY_KIB=1024",
 		"KEYPORT_HASHING__ITERATIONS=1",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()

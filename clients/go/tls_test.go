@@ -9,7 +9,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,16 +16,16 @@ import (
 
 	keyport "github.com/keyport/keyport/clients/go"
 	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 )
 
-// The keyport server has no TLS settings yet, so the TLS options are
-// checked against an in-process gRPC server that requires mutual TLS and
-// implements nothing: a call that gets through the handshake comes back
-// Unimplemented, one that does not comes back Unavailable.
+// The TLS options against real keyport servers started with [server]
+// tls_cert_file, tls_key_file and (for mutual TLS) tls_client_ca_file. The
+// certificates come from crypto/x509 rather than the openssl command, so the
+// Go tests need nothing but Go: a throwaway CA, a server certificate for
+// "keyport.test", a client certificate from the same CA, and a stranger's
+// from another CA.
 
 // testCA is a throwaway certificate authority.
 type testCA struct {
@@ -101,37 +100,32 @@ func writeFile(t *testing.T, dir, name string, data []byte) string {
 	return p
 }
 
-func TestMutualTLS(t *testing.T) {
+func TestTLS(t *testing.T) {
 	ca := newTestCA(t)
 	serverCert, serverKey := ca.issue(t, 2, x509.ExtKeyUsageServerAuth, "keyport.test")
 	clientCert, clientKey := ca.issue(t, 3, x509.ExtKeyUsageClientAuth, "client.test")
+	stranger, strangerKey := newTestCA(t).issue(t, 4, x509.ExtKeyUsageClientAuth, "stranger.test")
 	dir := t.TempDir()
 	caFile := writeFile(t, dir, "ca.pem", ca.pem)
+	serverEnv := []string{
+		"KEYPORT_SERVER__TLS_CERT_FILE=" + writeFile(t, dir, "server.pem", serverCert),
+		"KEYPORT_SERVER__TLS_KEY_FILE=" + writeFile(t, dir, "server-key.pem", serverKey),
+	}
 	clientCertFile := writeFile(t, dir, "client.pem", clientCert)
 	clientKeyFile := writeFile(t, dir, "client-key.pem", clientKey)
-
-	pair, err := tls.X509KeyPair(serverCert, serverKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	strangerFile := writeFile(t, dir, "stranger.pem", stranger)
+	strangerKeyFile := writeFile(t, dir, "stranger-key.pem", strangerKey)
 	pool := x509.NewCertPool()
 	pool.AddCert(ca.cert)
-	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{
-		Certificates: []tls.Certificate{pair},
-		ClientCAs:    pool,
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		MinVersion:   tls.VersionTLS12,
-	})))
-	keyportv1.RegisterSessionServiceServer(srv, keyportv1.UnimplementedSessionServiceServer{})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	addr := lis.Addr().String()
 
-	call := func(t *testing.T, opts ...keyport.Option) codes.Code {
+	// Keyport serving TLS only, and Keyport requiring client certificates
+	// from ca (mutual TLS).
+	tlsAddr := startTestServer(t, serverEnv...)
+	mtlsAddr := startTestServer(t, append(serverEnv, "KEYPORT_SERVER__TLS_CLIENT_CA_FILE="+caFile)...)
+
+	// call returns the code and reason of GetSession with a bogus token:
+	// Unauthenticated/UNAUTHENTICATED when Keyport answered.
+	call := func(t *testing.T, addr string, opts ...keyport.Option) (codes.Code, string) {
 		t.Helper()
 		c, err := keyport.Dial(addr, append(opts, keyport.WithTimeout(5*time.Second))...)
 		if err != nil {
@@ -139,38 +133,54 @@ func TestMutualTLS(t *testing.T) {
 		}
 		defer c.Close()
 		_, err = c.Sessions.GetSession(t.Context(), &keyportv1.GetSessionRequest{Token: "kp_x.y"})
-		return status.Code(err)
+		return status.Code(err), keyport.ErrorReason(err)
 	}
 
 	tests := []struct {
 		name string
+		addr string
 		opts []keyport.Option
 		want codes.Code
 	}{
-		{"CA file and client cert files", []keyport.Option{
+		{"TLS with the CA file", tlsAddr, []keyport.Option{
+			keyport.WithCAFile(caFile), keyport.WithServerName("keyport.test"),
+		}, codes.Unauthenticated},
+		// As in the README and ExampleDial_mutualTLS.
+		{"mTLS with CA file and client cert files", mtlsAddr, []keyport.Option{
 			keyport.WithCAFile(caFile), keyport.WithClientCertFiles(clientCertFile, clientKeyFile), keyport.WithServerName("keyport.test"),
-		}, codes.Unimplemented},
-		{"root pool and client cert", []keyport.Option{
+		}, codes.Unauthenticated},
+		{"mTLS with root pool and client cert", mtlsAddr, []keyport.Option{
 			keyport.WithRootCAs(pool), keyport.WithClientCert(mustPair(t, clientCert, clientKey)), keyport.WithServerName("keyport.test"),
-		}, codes.Unimplemented},
-		{"TLS config plus client cert", []keyport.Option{
+		}, codes.Unauthenticated},
+		{"mTLS with TLS config plus client cert", mtlsAddr, []keyport.Option{
 			keyport.WithTLSConfig(&tls.Config{RootCAs: pool, ServerName: "keyport.test"}), keyport.WithClientCertFiles(clientCertFile, clientKeyFile),
-		}, codes.Unimplemented},
-		{"no client cert", []keyport.Option{
+		}, codes.Unauthenticated},
+		{"mTLS without a client cert", mtlsAddr, []keyport.Option{
 			keyport.WithCAFile(caFile), keyport.WithServerName("keyport.test"),
 		}, codes.Unavailable},
-		{"system roots do not trust the test CA", []keyport.Option{
-			keyport.WithClientCertFiles(clientCertFile, clientKeyFile), keyport.WithServerName("keyport.test"),
+		{"mTLS with a client cert from another CA", mtlsAddr, []keyport.Option{
+			keyport.WithCAFile(caFile), keyport.WithClientCertFiles(strangerFile, strangerKeyFile), keyport.WithServerName("keyport.test"),
 		}, codes.Unavailable},
-		{"wrong server name", []keyport.Option{
-			keyport.WithCAFile(caFile), keyport.WithClientCertFiles(clientCertFile, clientKeyFile), keyport.WithServerName("other.test"),
+		{"system roots do not trust the test CA", tlsAddr, []keyport.Option{
+			keyport.WithServerName("keyport.test"),
 		}, codes.Unavailable},
-		{"plaintext", []keyport.Option{keyport.WithInsecure()}, codes.Unavailable},
+		{"wrong server name", tlsAddr, []keyport.Option{
+			keyport.WithCAFile(caFile), keyport.WithServerName("other.test"),
+		}, codes.Unavailable},
+		{"plaintext to a TLS port", tlsAddr, []keyport.Option{keyport.WithInsecure()}, codes.Unavailable},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := call(t, tc.opts...); got != tc.want {
-				t.Errorf("GetSession over %s: %v, want %v", tc.name, got, tc.want)
+			code, reason := call(t, tc.addr, tc.opts...)
+			if code != tc.want {
+				t.Errorf("GetSession over %s: %v (%q), want %v", tc.name, code, reason, tc.want)
+			}
+			wantReason := ""
+			if tc.want == codes.Unauthenticated {
+				wantReason = keyport.ReasonUnauthenticated
+			}
+			if reason != wantReason {
+				t.Errorf("GetSession over %s: reason %q, want %q", tc.name, reason, wantReason)
 			}
 		})
 	}
