@@ -379,7 +379,18 @@ test('sign in in a second browser, with a wrong password first', async () => {
   assert.equal(await alert(page).innerText(), 'Wrong email or password.');
   assert.equal(await page.getByLabel('Email').inputValue(), EMAIL);
 
-  await signIn(page, EMAIL, PASSWORD);
+  // The site sends `Referrer-Policy: no-referrer`, so Chromium posts the
+  // form with `Origin: null` and no Referer: only `Sec-Fetch-Site` tells the
+  // middleware the post is the site's own.
+  const [post] = await Promise.all([
+    page.waitForRequest((request) => request.method() === 'POST' && request.url().endsWith('/sign-in')),
+    signIn(page, EMAIL, PASSWORD),
+  ]);
+  const sent = await post.allHeaders();
+  assert.equal(sent['origin'], 'null', 'a no-referrer page posts with Origin: null');
+  assert.equal(sent['referer'], undefined);
+  assert.equal(sent['sec-fetch-site'], 'same-origin');
+  assert.equal((await post.response())?.headers()['referrer-policy'], 'no-referrer');
   await expectPath(page, '/dashboard');
   assert.equal(await page.locator('#email').innerText(), EMAIL);
   secondSessionId = await page.locator('#session-id').innerText();

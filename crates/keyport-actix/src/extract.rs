@@ -44,12 +44,10 @@ impl FromRequest for Principal {
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         let extensions = request.extensions();
-        if extensions.get::<Guarded>().is_none() {
-            return ready(Err(missing_middleware()));
-        }
-        ready(match extensions.get::<keyport_client::Principal>() {
-            Some(principal) => Ok(Self(principal.clone())),
-            None => Err(ErrorUnauthorized("sign in first")),
+        ready(match extensions.get::<Guarded>() {
+            None => Err(missing_middleware()),
+            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(principal.clone())),
+            Some(Guarded { principal: None, .. }) => Err(ErrorUnauthorized("sign in first")),
         })
     }
 }
@@ -76,7 +74,8 @@ impl FromRequest for Auth {
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let Some(Guarded(guard)) = request.extensions().get::<Guarded>().cloned() else {
+        let Some(guard) = request.extensions().get::<Guarded>().map(|guarded| std::rc::Rc::clone(&guarded.guard))
+        else {
             return ready(Err(missing_middleware()));
         };
         let view = HttpRequestView(request);

@@ -21,10 +21,15 @@ use tracing::Instrument;
 
 use crate::view::HttpRequestView;
 
-/// Marks requests that went through the middleware, so extractors can tell a
-/// missing session from a missing middleware.
+/// What the middleware leaves on a request it let through: the guard, and
+/// the caller if signed in. One extension, so one allocation per request;
+/// its presence also tells extractors a missing session from a missing
+/// middleware.
 #[derive(Debug, Clone)]
-pub(crate) struct Guarded(pub(crate) Rc<Guard>);
+pub(crate) struct Guarded {
+    pub(crate) guard: Rc<Guard>,
+    pub(crate) principal: Option<keyport_client::Principal>,
+}
 
 /// Authenticates and authorises every request with Keyport.
 ///
@@ -94,10 +99,7 @@ where
                 match outcome {
                     Outcome::Respond(reply) => Ok(request.into_response(into_response(reply)).map_into_right_body()),
                     Outcome::Proceed { principal, set_cookies } => {
-                        request.extensions_mut().insert(Guarded(Rc::clone(&guard)));
-                        if let Some(principal) = principal {
-                            request.extensions_mut().insert(principal);
-                        }
+                        request.extensions_mut().insert(Guarded { guard: Rc::clone(&guard), principal });
                         let mut response = service.call(request).await?;
                         let set_by_handler = response.headers().get_all(SET_COOKIE);
                         let set_cookies =

@@ -31,12 +31,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        if parts.extensions.get::<Guarded>().is_none() {
-            return Err(missing_layer());
-        }
-        match parts.extensions.get::<keyport_client::Principal>() {
-            Some(principal) => Ok(Self(principal.clone())),
-            None => Err((StatusCode::UNAUTHORIZED, "sign in first").into_response()),
+        match parts.extensions.get::<Guarded>() {
+            None => Err(missing_layer()),
+            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(principal.clone())),
+            Some(Guarded { principal: None, .. }) => Err((StatusCode::UNAUTHORIZED, "sign in first").into_response()),
         }
     }
 }
@@ -45,10 +43,10 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
-        if parts.extensions.get::<Guarded>().is_none() {
-            return Err(missing_layer());
+        match parts.extensions.get::<Guarded>() {
+            None => Err(missing_layer()),
+            Some(guarded) => Ok(guarded.principal.clone().map(Self)),
         }
-        Ok(parts.extensions.get::<keyport_client::Principal>().cloned().map(Self))
     }
 }
 
@@ -72,7 +70,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(Guarded(guard)) = parts.extensions.get::<Guarded>().cloned() else {
+        let Some(guard) = parts.extensions.get::<Guarded>().map(|guarded| guarded.guard.clone()) else {
             return Err(missing_layer());
         };
         let view = PartsView(parts);

@@ -18,10 +18,14 @@ use tracing::Instrument;
 
 use crate::view::PartsView;
 
-/// Marks requests that went through the layer, so extractors can tell a
-/// missing session from a missing layer.
+/// What the layer leaves on a request it let through: the guard, and the
+/// caller if signed in. One extension, so one allocation per request; its
+/// presence also tells extractors a missing session from a missing layer.
 #[derive(Debug, Clone)]
-pub(crate) struct Guarded(pub(crate) Guard);
+pub(crate) struct Guarded {
+    pub(crate) guard: Guard,
+    pub(crate) principal: Option<keyport_client::Principal>,
+}
 
 /// Authenticates and authorises every request with Keyport.
 #[derive(Debug, Clone)]
@@ -79,10 +83,7 @@ where
                 match outcome {
                     Outcome::Respond(reply) => Ok(into_response(reply)),
                     Outcome::Proceed { principal, set_cookies } => {
-                        request.extensions_mut().insert(Guarded(guard.clone()));
-                        if let Some(principal) = principal {
-                            request.extensions_mut().insert(principal);
-                        }
+                        request.extensions_mut().insert(Guarded { guard: guard.clone(), principal });
                         let mut response = inner.call(request).await?;
                         let set_by_handler = response.headers().get_all(axum::http::header::SET_COOKIE);
                         let set_cookies =

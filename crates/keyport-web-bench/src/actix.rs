@@ -8,7 +8,7 @@ use keyport_client::web::Guard;
 
 use crate::BoxError;
 
-/// Serves `/hello` on a free port from a thread of its own (Actix runs its
+/// Serves `/hello` (and `/public`) on a free port from a thread of its own (Actix runs its
 /// own system), behind the middleware when `guard` is given.
 pub(crate) fn serve(guard: Option<Guard>) -> Result<SocketAddr, BoxError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
@@ -19,13 +19,16 @@ pub(crate) fn serve(guard: Option<Guard>) -> Result<SocketAddr, BoxError> {
             let hello = || web::get().to(|| async { "hello" });
             let server = match guard {
                 Some(guard) => HttpServer::new(move || {
-                    App::new().wrap(KeyportMiddleware::new(guard.clone())).route("/hello", hello())
+                    App::new()
+                        .wrap(KeyportMiddleware::new(guard.clone()))
+                        .route("/hello", hello())
+                        .route("/public", hello())
                 })
                 .workers(workers)
                 .disable_signals()
                 .listen(listener)
                 .map(HttpServer::run),
-                None => HttpServer::new(move || App::new().route("/hello", hello()))
+                None => HttpServer::new(move || App::new().route("/hello", hello()).route("/public", hello()))
                     .workers(workers)
                     .disable_signals()
                     .listen(listener)

@@ -3,9 +3,14 @@
 //!
 //! 1. Added time per request: `Guard::check` on a cache hit, on a miss, and
 //!    on a public route without a token (the floor), in a tight loop.
-//! 2. Throughput: a hello-world Axum app bare, behind the layer with a cache
-//!    hit, and behind the layer with every request a miss, loaded by `wrk`.
-//! 3. Revocation delay: from `RevokeSession` returning (called through
+//! 2. Throughput: a hello-world Axum and Actix app bare, behind the layer
+//!    with a cache hit, and behind the layer with every request a miss,
+//!    loaded by `wrk` in alternating rounds; and a public route sent a
+//!    made-up session cookie, with refused tokens remembered and without.
+//! 3. A hung Keyport (accepts, never answers): how long a public and a
+//!    protected route wait, with the default budgets and with the client's
+//!    whole deadline (the behaviour before the budgets existed).
+//! 4. Revocation delay: from `RevokeSession` returning (called through
 //!    another client, as another app or replica would) to the cache
 //!    dropping the session.
 
@@ -37,9 +42,12 @@ struct Args {
     /// The `keyport` binary [default: next to this executable].
     #[arg(long)]
     keyport_bin: Option<PathBuf>,
-    /// Seconds of `wrk` load per app.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds of `wrk` load per app and round.
+    #[arg(long, default_value_t = 4)]
     duration: u64,
+    /// Rounds of load; each round loads every app of a group once, in turn.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
     /// Concurrent `wrk` connections.
     #[arg(long, default_value_t = 64)]
     connections: u32,
@@ -91,42 +99,75 @@ async fn main() -> Result<(), BoxError> {
     println!("| protected route, cache miss (a `GetSession` call) | {:.2} µs |\n", on_miss.as_secs_f64() * 1e6);
 
     eprintln!("loading the apps with wrk ...");
-    let bare = serve(hello()).await?;
-    let with_hit = serve(hello().layer(KeyportLayer::new(hit))).await?;
-    let with_miss = serve(hello().layer(KeyportLayer::new(miss))).await?;
-    let header = format!("Authorization: Bearer {token}");
-    let (seconds, connections) = (args.duration, args.connections);
-    let url = |addr: SocketAddr| format!("http://{addr}/hello");
-    let loads = [
-        ("Axum bare (baseline)", wrk::run(&url(bare), None, connections, seconds)?),
-        ("Axum + layer, cache hit", wrk::run(&url(with_hit), Some(&header), connections, seconds)?),
-        ("Axum + layer, cache miss", wrk::run(&url(with_miss), Some(&header), connections, seconds)?),
+    let junk_settings = AuthSettings::new(RouteRules::new().protect("/hello")).shared();
+    let no_refusals = CacheConfig { refusal_ttl: Duration::ZERO, ..CacheConfig::default() };
+    let remembering = Guard::new(SessionCache::start(client.clone(), CacheConfig::default()), junk_settings.clone());
+    let forgetting = Guard::new(SessionCache::start(client.clone(), no_refusals), junk_settings);
+    let bearer = format!("Authorization: Bearer {token}");
+    let junk = "Cookie: __Host-keyport_session=kp_AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    let hello_at = |addr: SocketAddr| format!("http://{addr}/hello");
+    let public_at = |addr: SocketAddr| format!("http://{addr}/public");
+    let axum_group = [
+        Variant::new("Axum bare (baseline)", hello_at(serve(hello()).await?), None),
+        Variant::new(
+            "Axum + layer, cache hit",
+            hello_at(serve(hello().layer(KeyportLayer::new(hit))).await?),
+            Some(&bearer),
+        ),
+        Variant::new(
+            "Axum + layer, cache miss",
+            hello_at(serve(hello().layer(KeyportLayer::new(miss))).await?),
+            Some(&bearer),
+        ),
     ];
-    let actix_bare = actix::serve(None)?;
-    let actix_with_hit = actix::serve(Some(actix_hit))?;
-    let actix_with_miss = actix::serve(Some(actix_miss))?;
+    let actix_group = [
+        Variant::new("Actix bare (baseline)", hello_at(actix::serve(None)?), None),
+        Variant::new("Actix + middleware, cache hit", hello_at(actix::serve(Some(actix_hit))?), Some(&bearer)),
+        Variant::new("Actix + middleware, cache miss", hello_at(actix::serve(Some(actix_miss))?), Some(&bearer)),
+    ];
+    let remembering_app = serve(hello().layer(KeyportLayer::new(remembering))).await?;
+    let junk_group = [
+        Variant::new("Axum + layer, public route, no cookie (baseline)", public_at(remembering_app), None),
+        Variant::new("... made-up cookie, refusals remembered", public_at(remembering_app), Some(junk)),
+        Variant::new(
+            "... made-up cookie, refusals not remembered (before)",
+            public_at(serve(hello().layer(KeyportLayer::new(forgetting))).await?),
+            Some(junk),
+        ),
+    ];
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let actix_loads = [
-        ("Actix bare (baseline)", wrk::run(&url(actix_bare), None, connections, seconds)?),
-        ("Actix + middleware, cache hit", wrk::run(&url(actix_with_hit), Some(&header), connections, seconds)?),
-        ("Actix + middleware, cache miss", wrk::run(&url(actix_with_miss), Some(&header), connections, seconds)?),
-    ];
-    println!("## Throughput (`wrk -t1 -c{connections} -d{seconds}s`, hello world)\n");
-    println!("Each framework's bare app is the baseline of its rows; apps are loaded one at a time.\n");
-    println!("| app | requests/s | of bare | mean latency | errors |\n|---|---|---|---|---|");
-    for group in [&loads, &actix_loads] {
-        let baseline = group[0].1.requests_per_sec;
-        for (name, load) in group.iter() {
-            println!(
-                "| {name} | {:.0} | {:.1} % | {:.0} µs | {} |",
-                load.requests_per_sec,
-                100.0 * load.requests_per_sec / baseline,
-                load.mean_latency_us,
-                load.errors
-            );
+    let (seconds, connections, rounds) = (args.duration, args.connections, args.rounds.max(1));
+    println!("## Throughput (`wrk -t1 -c{connections} -d{seconds}s`, hello world, {rounds} rounds)\n");
+    println!(
+        "Apps are loaded one at a time; each round loads every app of a group in turn, so that the machine's \
+         drift reaches all of them. \"Of baseline\" is the median over rounds of the app's rate divided by its \
+         group's baseline in the same round.\n"
+    );
+    println!("| app | requests/s (median) | of baseline | mean latency | errors |\n|---|---|---|---|---|");
+    for group in [&axum_group[..], &actix_group[..], &junk_group[..]] {
+        for row in load_in_rounds(group, rounds, connections, seconds)? {
+            println!("{row}");
         }
     }
     println!();
+
+    eprintln!("timing a hung Keyport ...");
+    println!("## A hung Keyport (accepts connections, never answers)\n");
+    println!("Mean time for `Guard::check` to decide on a token the cache does not hold, 5 requests each.\n");
+    println!("| budgets | public route | protected route |\n|---|---|---|");
+    let hung = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let hung_client = KeyportClient::builder(format!("http://{}", hung.local_addr()?)).build()?;
+    let defaults = AuthSettings::new(RouteRules::new().protect("/hello"));
+    let whole_deadline = AuthSettings::new(RouteRules::new().protect("/hello"))
+        .with_waits(Duration::from_secs(2), Duration::from_secs(2));
+    for (name, settings) in [("defaults (250 ms / 1 s)", defaults), ("client deadline, 2 s (before)", whole_deadline)] {
+        let guard = Guard::new(SessionCache::start(hung_client.clone(), CacheConfig::default()), settings.shared());
+        let public = time_uncached(&guard, "/public", 5).await;
+        let protected = time_uncached(&guard, "/hello", 5).await;
+        println!("| {name} | {:.0} ms | {:.0} ms |", public.as_secs_f64() * 1e3, protected.as_secs_f64() * 1e3);
+    }
+    println!();
+    drop(hung);
 
     eprintln!("timing revocations ...");
     let revoker = KeyportClient::builder(&keyport.endpoint).build()?;
@@ -144,7 +185,61 @@ async fn main() -> Result<(), BoxError> {
 }
 
 fn hello() -> Router {
-    Router::new().route("/hello", get(|| async { "hello" }))
+    Router::new().route("/hello", get(|| async { "hello" })).route("/public", get(|| async { "hello" }))
+}
+
+/// One app to load: where, and with which header.
+struct Variant {
+    name: &'static str,
+    url: String,
+    header: Option<String>,
+}
+
+impl Variant {
+    fn new(name: &'static str, url: String, header: Option<&str>) -> Self {
+        Self { name, url, header: header.map(str::to_owned) }
+    }
+}
+
+/// Loads each app of `group` once per round, in turn; returns a table row
+/// per app. The first app is the group's baseline.
+fn load_in_rounds(group: &[Variant], rounds: usize, connections: u32, seconds: u64) -> Result<Vec<String>, BoxError> {
+    let mut loads = vec![Vec::with_capacity(rounds); group.len()];
+    for _ in 0..rounds {
+        for (variant, loads) in group.iter().zip(&mut loads) {
+            loads.push(wrk::run(&variant.url, variant.header.as_deref(), connections, seconds)?);
+        }
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let rows = group
+        .iter()
+        .zip(&loads)
+        .map(|(variant, own)| {
+            let ratios = own.iter().zip(&loads[0]).map(|(a, b)| a.requests_per_sec / b.requests_per_sec).collect();
+            format!(
+                "| {} | {:.0} | {:.1} % | {:.0} µs | {} |",
+                variant.name,
+                median(own.iter().map(|l| l.requests_per_sec).collect()),
+                100.0 * median(ratios),
+                median(own.iter().map(|l| l.mean_latency_us).collect()),
+                own.iter().map(|l| l.errors).sum::<u64>(),
+            )
+        })
+        .collect();
+    Ok(rows)
+}
+
+/// Mean time of `check` on `path` with tokens the cache has never seen.
+async fn time_uncached(guard: &Guard, path: &'static str, count: u32) -> Duration {
+    let start = Instant::now();
+    for i in 0..count {
+        let view = View::new(path, Some(&format!("kp_hung{i:018}.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB")));
+        std::hint::black_box(guard.check(&view).await);
+    }
+    start.elapsed() / count
 }
 
 async fn serve(app: Router) -> Result<SocketAddr, BoxError> {

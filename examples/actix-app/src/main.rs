@@ -33,6 +33,7 @@ use std::{env, net::TcpListener, process::ExitCode};
 use actix_web::{
     App, HttpResponse, HttpServer,
     http::{StatusCode, header::ContentType, header::LOCATION},
+    middleware::DefaultHeaders,
     rt::System,
     web,
 };
@@ -94,27 +95,7 @@ async fn run() -> Result<(), BoxError> {
     let callback = format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'));
     let site = web::Data::new(Site { guard: guard.clone(), callback: callback.clone() });
 
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(site.clone())
-            .wrap(KeyportMiddleware::new(guard.clone()))
-            .route("/", web::get().to(home))
-            .route("/sign-up", web::get().to(sign_up_page))
-            .route("/sign-up", web::post().to(sign_up))
-            .route("/sign-in", web::get().to(sign_in_page))
-            .route("/sign-in", web::post().to(sign_in))
-            .route("/sign-out", web::post().to(sign_out))
-            .route("/dashboard", web::get().to(dashboard))
-            .route("/sessions", web::get().to(sessions))
-            .route("/sessions/revoke", web::post().to(revoke_session))
-            .route("/sessions/revoke-others", web::post().to(revoke_other_sessions))
-            .route("/admin", web::get().to(admin))
-            .route("/oauth/start/{provider}", web::post().to(start_oauth))
-            .route("/oauth/link/{provider}", web::post().to(link_oauth))
-            .route(CALLBACK_PATH, web::get().to(oauth_callback))
-            .default_service(web::to(not_found))
-    })
-    .listen(listener)?;
+    let server = HttpServer::new(move || app(site.clone(), guard.clone())).listen(listener)?;
     // The browser test waits for this line (and reads the port from it).
     println!(
         "keyport-example-actix listening on http://{address} (Keyport at {keyport_url}; OAuth callback {callback})"
@@ -122,6 +103,43 @@ async fn run() -> Result<(), BoxError> {
     // Actix stops gracefully on Ctrl-C and SIGTERM by itself.
     server.run().await?;
     Ok(())
+}
+
+/// The site: every route behind the middleware, every response with
+/// `Referrer-Policy: no-referrer` (no page address leaks to other sites; the
+/// middleware's CSRF check relies on `Sec-Fetch-Site` for such pages, whose
+/// forms post with `Origin: null`).
+fn app(
+    site: web::Data<Site>,
+    guard: Guard,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    App::new()
+        .app_data(site)
+        .wrap(KeyportMiddleware::new(guard))
+        .wrap(DefaultHeaders::new().add(("referrer-policy", "no-referrer")))
+        .route("/", web::get().to(home))
+        .route("/sign-up", web::get().to(sign_up_page))
+        .route("/sign-up", web::post().to(sign_up))
+        .route("/sign-in", web::get().to(sign_in_page))
+        .route("/sign-in", web::post().to(sign_in))
+        .route("/sign-out", web::post().to(sign_out))
+        .route("/dashboard", web::get().to(dashboard))
+        .route("/sessions", web::get().to(sessions))
+        .route("/sessions/revoke", web::post().to(revoke_session))
+        .route("/sessions/revoke-others", web::post().to(revoke_other_sessions))
+        .route("/admin", web::get().to(admin))
+        .route("/oauth/start/{provider}", web::post().to(start_oauth))
+        .route("/oauth/link/{provider}", web::post().to(link_oauth))
+        .route(CALLBACK_PATH, web::get().to(oauth_callback))
+        .default_service(web::to(not_found))
 }
 
 /// Who may see what. First matching rule wins; everything else is public
@@ -466,4 +484,67 @@ fn unavailable(user: Option<&keyport_client::Principal>, error: &Error) -> HttpR
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The site's own tests: the real middleware and rules, with made-up
+/// sessions and no Keyport (`Guard::offline`).
+#[cfg(test)]
+mod tests {
+    use actix_web::{
+        http::header::{ACCEPT, AUTHORIZATION},
+        test::{TestRequest, call_service, init_service, read_body},
+    };
+    use keyport_client::Principal;
+
+    use super::*;
+
+    /// Status, `Location` and `Referrer-Policy`, and body of `GET path`.
+    fn get(path: &str, token: Option<&str>) -> (u16, String, String, String) {
+        System::new().block_on(async {
+            let sessions = [
+                ("ann-token", Principal::for_tests("ann@example.com", &[])),
+                ("root-token", Principal::for_tests("root@example.com", &["admin"])),
+            ];
+            let guard = Guard::offline(settings().shared(), sessions);
+            let site =
+                web::Data::new(Site { guard: guard.clone(), callback: "http://localhost/oauth/callback".into() });
+            let app = init_service(app(site, guard)).await;
+            let mut request = TestRequest::get().uri(path).insert_header((ACCEPT, "text/html"));
+            if let Some(token) = token {
+                request = request.insert_header((AUTHORIZATION, format!("Bearer {token}")));
+            }
+            let response = call_service(&app, request.to_request()).await;
+            let header =
+                |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let (status, location, policy) =
+                (response.status().as_u16(), header("location"), header("referrer-policy"));
+            let body = String::from_utf8_lossy(&read_body(response).await).into_owned();
+            (status, location, policy, body)
+        })
+    }
+
+    #[test]
+    fn the_dashboard_sends_visitors_to_sign_in_and_greets_members() {
+        let (status, location, ..) = get("/dashboard", None);
+        assert_eq!((status, location.as_str()), (303, "/sign-in?return_to=%2Fdashboard"));
+        let (status, _, _, body) = get("/dashboard", Some("ann-token"));
+        assert_eq!(status, 200);
+        assert!(body.contains("ann@example.com"), "{body}");
+    }
+
+    #[test]
+    fn the_admin_page_needs_the_role() {
+        assert_eq!(get("/admin", Some("ann-token")).0, 403);
+        assert_eq!(get("/admin", Some("made-up")).0, 303, "an unknown token is no session");
+        let (status, _, _, body) = get("/admin", Some("root-token"));
+        assert_eq!(status, 200);
+        assert!(body.contains("root@example.com"), "{body}");
+    }
+
+    #[test]
+    fn every_page_asks_for_no_referrer() {
+        for (path, token) in [("/", None), ("/dashboard", None), ("/admin", Some("ann-token")), ("/nope", None)] {
+            assert_eq!(get(path, token).2, "no-referrer", "{path}");
+        }
+    }
 }

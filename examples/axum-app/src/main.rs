@@ -32,7 +32,7 @@ use axum::{
     extract::{Path, Query, State},
     http::{
         HeaderValue, StatusCode,
-        header::{LOCATION, SET_COOKIE},
+        header::{LOCATION, REFERRER_POLICY, SET_COOKIE},
     },
     response::{Html, IntoResponse, Response},
     routing::{get, post},
@@ -137,6 +137,13 @@ fn app(site: Site) -> Router {
         .fallback(not_found)
         .with_state(site)
         .layer(KeyportLayer::new(guard))
+        // Outside the guard, so its refusals carry it too: no page address
+        // leaks to other sites. Forms on such pages post with `Origin: null`;
+        // the guard's CSRF check then relies on `Sec-Fetch-Site`.
+        .layer(axum::middleware::map_response(|mut response: Response| async move {
+            response.headers_mut().insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+            response
+        }))
 }
 
 async fn shutdown_signal() {
@@ -490,4 +497,68 @@ fn unavailable(user: Option<&keyport_client::Principal>, error: &Error) -> Respo
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The site's own tests: the real layer and rules, with made-up sessions and
+/// no Keyport (`Guard::offline`).
+#[cfg(test)]
+mod tests {
+    use axum::{
+        body::{Body, to_bytes},
+        http::{
+            Request,
+            header::{ACCEPT, AUTHORIZATION},
+        },
+    };
+    use keyport_client::Principal;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Status, `Location`, `Referrer-Policy` and body of `GET path`.
+    async fn get(path: &str, token: Option<&str>) -> Result<(u16, String, String, String), BoxError> {
+        let sessions = [
+            ("ann-token", Principal::for_tests("ann@example.com", &[])),
+            ("root-token", Principal::for_tests("root@example.com", &["admin"])),
+        ];
+        let guard = Guard::offline(settings().shared(), sessions);
+        let site = Site { guard, callback: "http://localhost/oauth/callback".into() };
+        let mut request = Request::get(path).header(ACCEPT, "text/html");
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let response = app(site).oneshot(request.body(Body::empty())?).await?;
+        let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let (status, location, policy) = (response.status().as_u16(), header(LOCATION), header(REFERRER_POLICY));
+        let body = to_bytes(response.into_body(), 1 << 20).await?;
+        Ok((status, location, policy, String::from_utf8_lossy(&body).into_owned()))
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_sends_visitors_to_sign_in_and_greets_members() -> Result<(), BoxError> {
+        let (status, location, ..) = get("/dashboard", None).await?;
+        assert_eq!((status, location.as_str()), (303, "/sign-in?return_to=%2Fdashboard"));
+        let (status, _, _, body) = get("/dashboard", Some("ann-token")).await?;
+        assert_eq!(status, 200);
+        assert!(body.contains("ann@example.com"), "{body}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_admin_page_needs_the_role() -> Result<(), BoxError> {
+        assert_eq!(get("/admin", Some("ann-token")).await?.0, 403);
+        assert_eq!(get("/admin", Some("made-up")).await?.0, 303, "an unknown token is no session");
+        let (status, _, _, body) = get("/admin", Some("root-token")).await?;
+        assert_eq!(status, 200);
+        assert!(body.contains("root@example.com"), "{body}");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_page_asks_for_no_referrer() -> Result<(), BoxError> {
+        for (path, token) in [("/", None), ("/dashboard", None), ("/admin", Some("ann-token")), ("/nope", None)] {
+            assert_eq!(get(path, token).await?.2, "no-referrer", "{path}");
+        }
+        Ok(())
+    }
 }

@@ -550,3 +550,139 @@ fn bearer(request: &impl RequestView) -> Option<&str> {
     let (scheme, token) = request.header("authorization")?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        sync::Mutex,
+        task::{Context, Poll, Waker},
+    };
+
+    use tracing::{Instrument, field::Visit, span};
+    use tracing_subscriber::{Layer, layer::SubscriberExt, registry::Registry};
+
+    use super::*;
+    use crate::web::RouteRules;
+
+    struct View {
+        method: &'static str,
+        path: &'static str,
+        headers: Vec<(&'static str, &'static str)>,
+    }
+
+    impl RequestView for View {
+        fn method(&self) -> &str {
+            self.method
+        }
+        fn path(&self) -> &str {
+            self.path
+        }
+        fn query(&self) -> Option<&str> {
+            Some("code=secret-code")
+        }
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        }
+        fn peer_ip(&self) -> Option<String> {
+            None
+        }
+    }
+
+    /// Every field recorded on any span, as `name=value`.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<String>>>);
+
+    impl Visit for Recorded {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if let Ok(mut fields) = self.0.lock() {
+                fields.push(format!("{}={value:?}", field.name()).replace('"', ""));
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> Layer<S> for Recorded {
+        fn on_new_span(
+            &self,
+            attrs: &span::Attributes<'_>,
+            _: &span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            attrs.record(&mut self.clone());
+        }
+        fn on_record(&self, _: &span::Id, values: &span::Record<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    /// An offline guard's checks never wait, so one poll finishes them.
+    fn now<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => unreachable!("an offline check waited"),
+        }
+    }
+
+    fn guard() -> Guard {
+        let settings = AuthSettings::new(RouteRules::new().require_role("/admin", "admin").protect("/app")).shared();
+        Guard::offline(settings, [("ann-token", Principal::for_tests("ann@example.com", &[]))])
+    }
+
+    /// The fields the span of one request ends up with.
+    fn traced(view: &View) -> Vec<String> {
+        let recorded = Recorded::default();
+        let subscriber = Registry::default().with(recorded.clone());
+        let guard = guard();
+        tracing::subscriber::with_default(subscriber, || {
+            now(async { guard.check(view).await }.instrument(guard.span(view)));
+        });
+        recorded.0.lock().map(|fields| fields.clone()).unwrap_or_default()
+    }
+
+    #[test]
+    fn the_span_records_the_decision_and_the_caller_but_never_the_token() {
+        let bearer = vec![("authorization", "Bearer ann-token")];
+        let allowed = traced(&View { method: "GET", path: "/app", headers: bearer.clone() });
+        for field in ["http.method=GET", "http.path=/app", "decision=ALLOWED", "user_id=test-user-ann@example.com"] {
+            assert!(allowed.contains(&field.to_owned()), "{field} missing from {allowed:?}");
+        }
+        assert!(allowed.contains(&"session_id=test-session-ann@example.com".to_owned()), "{allowed:?}");
+        let forbidden = traced(&View { method: "GET", path: "/admin", headers: bearer });
+        assert!(forbidden.contains(&"decision=FORBIDDEN".to_owned()), "{forbidden:?}");
+        let anonymous = traced(&View { method: "GET", path: "/app", headers: vec![] });
+        assert!(anonymous.contains(&"decision=UNAUTHENTICATED".to_owned()), "{anonymous:?}");
+        let cookie = vec![("cookie", "__Host-keyport_session=ann-token"), ("origin", "https://evil.example")];
+        let csrf = traced(&View { method: "POST", path: "/app", headers: cookie });
+        assert!(csrf.contains(&"decision=CSRF_REJECTED".to_owned()), "{csrf:?}");
+        for fields in [&allowed, &forbidden, &anonymous, &csrf] {
+            assert!(fields.iter().all(|f| !f.contains("ann-token") && !f.contains("secret-code")), "{fields:?}");
+        }
+    }
+
+    #[test]
+    fn preflights_and_same_origin_fetch_metadata() {
+        let guard = guard();
+        let preflight = View {
+            method: "OPTIONS",
+            path: "/admin",
+            headers: vec![("origin", "https://app.example"), ("access-control-request-method", "POST")],
+        };
+        assert!(matches!(now(guard.check(&preflight)), Outcome::Proceed { principal: None, .. }));
+        let plain = View { method: "OPTIONS", path: "/admin", headers: vec![] };
+        assert!(matches!(now(guard.check(&plain)), Outcome::Respond(Reply { status: 401, .. })));
+        let cookie = "__Host-keyport_session=ann-token";
+        let own = View {
+            method: "POST",
+            path: "/app",
+            headers: vec![("cookie", cookie), ("origin", "null"), ("sec-fetch-site", "same-origin")],
+        };
+        assert!(matches!(now(guard.check(&own)), Outcome::Proceed { principal: Some(_), .. }));
+        let foreign = View {
+            method: "POST",
+            path: "/app",
+            headers: vec![("cookie", cookie), ("origin", "null"), ("sec-fetch-site", "cross-site")],
+        };
+        assert!(matches!(now(guard.check(&foreign)), Outcome::Respond(Reply { status: 403, .. })));
+    }
+}

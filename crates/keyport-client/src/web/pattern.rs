@@ -5,7 +5,7 @@
 //! character of a pattern must mean something known; anything else is a
 //! [`PatternError`] when the rules are built, never a public route at run time.
 
-use std::fmt;
+use std::{borrow::Cow, fmt};
 
 use regex::Regex;
 
@@ -50,7 +50,7 @@ impl Pattern {
     }
 
     /// Whether `path`, as returned by [`normalise`], matches.
-    pub(crate) fn matches(&self, path: &NormalPath) -> bool {
+    pub(crate) fn matches(&self, path: &NormalPath<'_>) -> bool {
         self.regex.is_match(&path.0)
     }
 }
@@ -162,13 +162,22 @@ fn param_name(name: &str) -> Result<(), String> {
 /// A path ready for matching: decoded, `.`/`..` resolved, no `//`, no
 /// trailing `/`, and the root as the empty string.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct NormalPath(String);
+pub(crate) struct NormalPath<'a>(Cow<'a, str>);
 
 /// Decodes percent-escapes (but `%2F`, which is data inside a segment),
 /// collapses `//` and resolves `.` and `..`, so that `/%61dmin`,
 /// `/admin/../admin` or `//admin` cannot slip past a rule for `/admin`:
 /// frameworks that route on the decoded path would serve `/admin` for them.
-pub(crate) fn normalise(path: &str) -> NormalPath {
+pub(crate) fn normalise(path: &str) -> NormalPath<'_> {
+    // Most paths are already normal: borrow them (one scan, no allocation).
+    let trimmed = path.strip_suffix('/').unwrap_or(path);
+    let is_normal = trimmed.is_empty()
+        || (trimmed.starts_with('/')
+            && !trimmed.contains('%')
+            && trimmed[1..].split('/').all(|segment| !matches!(segment, "" | "." | "..")));
+    if is_normal {
+        return NormalPath(Cow::Borrowed(trimmed));
+    }
     let decoded = decode_except_slash(path);
     let mut normal = String::with_capacity(decoded.len());
     let mut kept = Vec::new();
@@ -187,10 +196,10 @@ pub(crate) fn normalise(path: &str) -> NormalPath {
             }
         }
     }
-    NormalPath(normal)
+    NormalPath(Cow::Owned(normal))
 }
 
-fn decode_except_slash(path: &str) -> std::borrow::Cow<'_, str> {
+fn decode_except_slash(path: &str) -> Cow<'_, str> {
     if !path.contains('%') {
         return path.into();
     }
@@ -292,10 +301,15 @@ mod tests {
 
     #[test]
     fn normalising_resolves_dots_and_keeps_encoded_slashes_in_their_segment() {
-        assert_eq!(normalise("/a%2Fb/c"), NormalPath("/a%2Fb/c".into()));
-        assert_eq!(normalise("/a%2fb"), NormalPath("/a%2Fb".into()));
-        assert_eq!(normalise("/a/./b/../c//"), NormalPath("/a/c".into()));
-        assert_eq!(normalise("/../.."), NormalPath(String::new()));
-        assert_eq!(normalise("/x/%2e%2e/admin"), NormalPath("/admin".into()));
+        let normal = |path: &str| normalise(path).0.into_owned();
+        assert_eq!(normal("/a%2Fb/c"), "/a%2Fb/c");
+        assert_eq!(normal("/a%2fb"), "/a%2Fb");
+        assert_eq!(normal("/a/./b/../c//"), "/a/c");
+        assert_eq!(normal("/../.."), "");
+        assert_eq!(normal("/x/%2e%2e/admin"), "/admin");
+        assert_eq!(normal("/"), "");
+        assert_eq!(normal("/a/b/"), "/a/b");
+        assert_eq!(normal("a/b"), "/a/b", "no leading slash: made absolute");
+        assert!(matches!(normalise("/a/b").0, Cow::Borrowed(_)), "a normal path is borrowed");
     }
 }

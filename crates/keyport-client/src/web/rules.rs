@@ -85,7 +85,7 @@ impl RouteRules {
         self.access_for_normal(&normalise(path))
     }
 
-    fn access_for_normal(&self, path: &NormalPath) -> &Access {
+    fn access_for_normal(&self, path: &NormalPath<'_>) -> &Access {
         const PUBLIC: &Access = &Access::Public;
         self.rules.iter().find(|(pattern, _)| pattern.matches(path)).map_or(PUBLIC, |(_, access)| access)
     }
