@@ -287,6 +287,9 @@ impl Guard {
         pending: Vec<String>,
         set_by_handler: impl IntoIterator<Item = &'a str>,
     ) -> Vec<String> {
+        if pending.is_empty() {
+            return pending;
+        }
         let name = self.inner.settings.cookie.name.as_str();
         let sets_session =
             |cookie: &str| cookie.trim_start().strip_prefix(name).is_some_and(|rest| rest.starts_with('='));
