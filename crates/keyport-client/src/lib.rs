@@ -11,6 +11,7 @@
 
 mod cache;
 mod client;
+mod endpoints;
 mod error;
 mod principal;
 pub mod web;
