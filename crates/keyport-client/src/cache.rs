@@ -42,6 +42,12 @@ pub struct CacheConfig {
     pub heartbeat_timeout: Duration,
     /// Pause before subscribing again after the stream ends.
     pub reconnect_delay: Duration,
+    /// How often the endpoint the stream is on is asked for its health
+    /// (`grpc.health.v1`). One that does not answer within the client's
+    /// request timeout counts as down and the cache goes dark: a frozen
+    /// server keeps its stream open and silent, which only the heartbeat
+    /// timeout would notice otherwise.
+    pub liveness_interval: Duration,
 }
 
 impl Default for CacheConfig {
@@ -51,6 +57,7 @@ impl Default for CacheConfig {
             max_ttl: Duration::from_secs(60),
             heartbeat_timeout: Duration::from_secs(40),
             reconnect_delay: Duration::from_millis(250),
+            liveness_interval: Duration::from_secs(1),
         }
     }
 }
@@ -251,13 +258,14 @@ pub(crate) fn session_id_of(token: &str) -> Option<&str> {
 async fn watch(cache: Weak<Inner>, client: KeyportClient) {
     loop {
         let Some(inner) = cache.upgrade() else { return };
-        let (heartbeat_timeout, reconnect_delay) = (inner.config.heartbeat_timeout, inner.config.reconnect_delay);
+        let CacheConfig { heartbeat_timeout, reconnect_delay, liveness_interval, .. } = inner.config;
         drop(inner);
         match client.subscribe_session_events().await {
-            Ok(EventSubscription { mut events, mut endpoint }) => loop {
+            Ok(EventSubscription { mut events, endpoint }) => loop {
                 let next = tokio::select! {
                     next = tokio::time::timeout(heartbeat_timeout, events.message()) => Some(next),
                     () = endpoint.down() => None,
+                    () = endpoint.check_every(liveness_interval) => None,
                 };
                 let Some(inner) = cache.upgrade() else { return };
                 match next {

@@ -212,9 +212,24 @@ pub(crate) struct SubscribedEndpoint {
 
 impl SubscribedEndpoint {
     /// Resolves once a call or probe found the endpoint not answering.
-    pub(crate) async fn down(&mut self) {
-        if self.health.wait_for(|health| *health != Health::Up).await.is_err() {
+    pub(crate) async fn down(&self) {
+        let mut health = self.health.clone();
+        if health.wait_for(|health| *health != Health::Up).await.is_err() {
             std::future::pending::<()>().await;
+        }
+    }
+
+    /// Checks every `interval` that the endpoint still answers (a frozen
+    /// server keeps the stream open, silent, until the heartbeat timeout);
+    /// resolves, having marked it down, once it does not.
+    pub(crate) async fn check_every(&self, interval: Duration) {
+        let mut health = self.health.clone();
+        loop {
+            tokio::time::sleep(interval).await;
+            if *health.borrow_and_update() != Health::Up {
+                return;
+            }
+            self.endpoints.check_answers(self.id).await;
         }
     }
 

@@ -174,6 +174,14 @@ impl Endpoints {
         }
     }
 
+    /// Asks `id` for its health; marks it down if it does not answer.
+    pub(crate) async fn check_answers(&self, id: EndpointId) {
+        let timeout = self.shared.probing.timeout;
+        if let Err(failure) = check(&self.channel(id), timeout).await {
+            self.failed(id, failure);
+        }
+    }
+
     /// Follows the health mark of `id`.
     pub(crate) fn watch(&self, id: EndpointId) -> watch::Receiver<Health> {
         self.endpoint(id).map_or_else(|| watch::Sender::new(Health::Up).subscribe(), |e| e.health.subscribe())
@@ -212,25 +220,37 @@ async fn probe(shared: Weak<Shared>, id: EndpointId, probing: Probing) {
         if *endpoint.health.borrow() == Health::Up {
             return;
         }
-        let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
-        request.set_timeout(probing.timeout);
-        let mut health = HealthClient::new(endpoint.channel.clone());
-        let answer = tokio::time::timeout(probing.timeout, health.check(request)).await;
-        match answer {
-            Ok(Ok(response)) if response.get_ref().status == ServingStatus::Serving as i32 => {
+        match check(&endpoint.channel, probing.timeout).await {
+            Ok(true) => {
                 tracing::info!(endpoint = %endpoint.uri, "keyport endpoint answers again");
                 endpoint.health.send_replace(Health::Up);
                 return;
             }
-            Ok(Err(status)) => {
-                if let Some(mark) = Failure::of(&status).health() {
+            Err(failure) => {
+                if let Some(mark) = failure.health() {
                     endpoint.health.send_replace(mark);
                 }
             }
-            // Not serving (its database is unreachable, or it is stopping), or silent.
-            Ok(Ok(_)) | Err(_) => {}
+            // Not serving: its database is unreachable, or it is stopping.
+            Ok(false) => {}
         }
         delay = (delay * 2).min(probing.max_delay);
+    }
+}
+
+/// Asks `channel` for the whole server's health: whether it is SERVING, or
+/// how the check failed.
+async fn check(channel: &Channel, timeout: Duration) -> Result<bool, Failure> {
+    let mut request = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    request.set_timeout(timeout);
+    let mut health = HealthClient::new(channel.clone());
+    match tokio::time::timeout(timeout, health.check(request)).await {
+        Ok(Ok(response)) => Ok(response.get_ref().status == ServingStatus::Serving as i32),
+        Ok(Err(status)) => match Failure::of(&status) {
+            Failure::Answered => Ok(false),
+            failure => Err(failure),
+        },
+        Err(_) => Err(Failure::NoAnswer),
     }
 }
 
