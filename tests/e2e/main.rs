@@ -9,6 +9,7 @@
 mod account;
 mod audit;
 mod connections;
+mod failover;
 mod oauth;
 mod races;
 mod sessions;

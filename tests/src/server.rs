@@ -39,7 +39,50 @@ pub struct TestServer {
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), keyport_server::StartError>>>,
+    /// Set for [`TestServer::isolated_replica_of`]: the runtime it runs on.
+    runtime: Option<OwnRuntime>,
     _dir: TempDir,
+}
+
+/// A runtime on a thread of its own, for a server that a test freezes or
+/// kills as a whole, as SIGSTOP or SIGKILL would its process.
+struct OwnRuntime {
+    handle: tokio::runtime::Handle,
+    /// Dropping it ends the thread, which drops the runtime and every task on it.
+    end: Option<oneshot::Sender<()>>,
+    /// Held while frozen: sending (or dropping) it thaws the runtime.
+    thaw: std::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    ended: Option<oneshot::Receiver<()>>,
+}
+
+impl OwnRuntime {
+    fn start() -> Result<Self, BoxError> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        let (end, until) = oneshot::channel::<()>();
+        let (ended_tx, ended) = oneshot::channel::<()>();
+        std::thread::Builder::new().name("keyport-isolated".into()).spawn(move || {
+            let _ = runtime.block_on(until);
+            // Every task goes, with its sockets: the kernel closes them as
+            // it does for a process that died.
+            drop(runtime);
+            let _ = ended_tx.send(());
+        })?;
+        Ok(Self { handle, end: Some(end), thaw: std::sync::Mutex::new(None), ended: Some(ended) })
+    }
+
+    fn thaw(&self) {
+        if let Ok(mut thaw) = self.thaw.lock() {
+            thaw.take();
+        }
+    }
+}
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        self.thaw();
+        self.end.take();
+    }
 }
 
 /// Argon2 parameters cheap enough for hundreds of test sign-ups; the real
@@ -89,10 +132,23 @@ impl TestServer {
         Self::start_on(tempfile::tempdir()?, String::new(), configure, Some(tls), None).await
     }
 
-    /// Starts another replica on `other`'s database (PostgreSQL only: an
-    /// SQLite file belongs to one process).
+    /// Starts another replica on `other`'s database. On PostgreSQL the two
+    /// exchange events (revocations reach the other's caches and streams). On
+    /// SQLite they share the file but not events: use it only where what one
+    /// changes need not be pushed by the other.
     pub async fn replica_of(other: &TestServer) -> Result<Self, BoxError> {
         Self::start_on(tempfile::tempdir()?, other.database_url.clone(), |_| {}, None, None).await
+    }
+
+    /// Like [`TestServer::replica_of`], but on a runtime and thread of its
+    /// own, so that the test can [`freeze`](Self::freeze) or
+    /// [`kill`](Self::kill) the whole server, as SIGSTOP or SIGKILL would.
+    pub async fn isolated_replica_of(other: &TestServer) -> Result<Self, BoxError> {
+        let runtime = OwnRuntime::start()?;
+        let mut server =
+            Self::start_isolated(tempfile::tempdir()?, other.database_url.clone(), Some(&runtime.handle)).await?;
+        server.runtime = Some(runtime);
+        Ok(server)
     }
 
     /// Starts a server on a private PostgreSQL cluster that the test may stop.
@@ -108,6 +164,25 @@ impl TestServer {
         tls: Option<tonic::transport::ClientTlsConfig>,
         bind: Option<SocketAddr>,
     ) -> Result<Self, BoxError> {
+        Self::start_in(dir, database_url, configure, tls, bind, None).await
+    }
+
+    async fn start_isolated(
+        dir: TempDir,
+        database_url: String,
+        runtime: Option<&tokio::runtime::Handle>,
+    ) -> Result<Self, BoxError> {
+        Self::start_in(dir, database_url, |_| {}, None, None, runtime).await
+    }
+
+    async fn start_in(
+        dir: TempDir,
+        database_url: String,
+        configure: impl FnOnce(&mut Config),
+        tls: Option<tonic::transport::ClientTlsConfig>,
+        bind: Option<SocketAddr>,
+        runtime: Option<&tokio::runtime::Handle>,
+    ) -> Result<Self, BoxError> {
         let mut config = Config {
             data_dir: dir.path().join("data"),
             // An SQLite URL from an earlier server of the same test is kept as is.
@@ -121,17 +196,13 @@ impl TestServer {
         let url = config.effective_database_url();
 
         let clock = Arc::new(ManualClock::starting_now());
-        let keyport = Keyport::open(config, clock.clone()).await?;
-        let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
-        let mut addr = listener.local_addr()?;
-        if addr.ip().is_unspecified() {
-            // Through an IPv6 wildcard, an IPv4 client arrives as ::ffff:127.0.0.1.
-            addr.set_ip([127, 0, 0, 1].into());
-        }
-        let (shutdown, stop) = oneshot::channel::<()>();
-        let task = tokio::spawn(keyport.serve(listener, async move {
-            let _ = stop.await;
-        }));
+        let launched = launch(config, clock.clone(), bind);
+        let (addr, shutdown, task) = match runtime {
+            // Opened, bound and served there, so that every task and socket
+            // of the server belongs to that runtime.
+            Some(runtime) => runtime.spawn(launched).await??,
+            None => launched.await?,
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))?
             .connect_timeout(Duration::from_secs(5))
@@ -141,7 +212,55 @@ impl TestServer {
         }
         let channel = endpoint.connect().await?;
         let db = Database::connect(&url).await?;
-        Ok(Self { addr, clock, database_url: url, db, channel, shutdown: Some(shutdown), task: Some(task), _dir: dir })
+        Ok(Self {
+            addr,
+            clock,
+            database_url: url,
+            db,
+            channel,
+            shutdown: Some(shutdown),
+            task: Some(task),
+            runtime: None,
+            _dir: dir,
+        })
+    }
+
+    /// Freezes a server from [`TestServer::isolated_replica_of`] until
+    /// [`thaw`](Self::thaw): its one thread blocks, as if SIGSTOPped. The
+    /// kernel still completes TCP handshakes into the listen backlog and
+    /// keeps established connections open; nothing is read or answered.
+    pub async fn freeze(&self) -> Result<(), BoxError> {
+        let runtime = self.runtime.as_ref().ok_or("only an isolated replica can be frozen")?;
+        let (thaw, frozen_until) = std::sync::mpsc::channel::<()>();
+        let (frozen_tx, frozen) = oneshot::channel::<()>();
+        *runtime.thaw.lock().map_err(|_| "poisoned")? = Some(thaw);
+        runtime.handle.spawn(async move {
+            let _ = frozen_tx.send(());
+            // Blocks the runtime's only thread: every task of the server stops.
+            let _ = frozen_until.recv();
+        });
+        frozen.await?;
+        Ok(())
+    }
+
+    /// Lets a frozen server run again.
+    pub fn thaw(&self) {
+        if let Some(runtime) = &self.runtime {
+            runtime.thaw();
+        }
+    }
+
+    /// Kills a server from [`TestServer::isolated_replica_of`] at once, with
+    /// no graceful shutdown: its runtime is dropped with every task, listener
+    /// and connection, as the kernel closes a dead process's sockets.
+    pub async fn kill(mut self) -> Result<(), BoxError> {
+        let mut runtime = self.runtime.take().ok_or("only an isolated replica can be killed")?;
+        let ended = runtime.ended.take().ok_or("killed twice")?;
+        self.shutdown.take();
+        self.task.take();
+        drop(runtime);
+        ended.await?;
+        Ok(())
     }
 
     /// Stops this server and starts a new one on the same database and
@@ -229,6 +348,24 @@ impl TestServer {
         }
         Ok(())
     }
+}
+
+type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_server::StartError>>);
+
+/// Opens Keyport, binds and serves, on the runtime this runs on.
+async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr>) -> Result<Launched, BoxError> {
+    let keyport = Keyport::open(config, clock).await?;
+    let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+    let mut addr = listener.local_addr()?;
+    if addr.ip().is_unspecified() {
+        // Through an IPv6 wildcard, an IPv4 client arrives as ::ffff:127.0.0.1.
+        addr.set_ip([127, 0, 0, 1].into());
+    }
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let task = tokio::spawn(keyport.serve(listener, async move {
+        let _ = stop.await;
+    }));
+    Ok((addr, shutdown, task))
 }
 
 impl Drop for TestServer {

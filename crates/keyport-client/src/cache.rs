@@ -6,6 +6,11 @@
 //! back (`ready`) it starts empty: a missed event can therefore never leave a
 //! revoked session valid. An answer that was in flight while any event
 //! arrived is not cached, since it may predate that event.
+//!
+//! With several endpoints the stream is on one of them; when that one stops
+//! answering (the stream breaks, falls silent, or any call of the client
+//! finds the endpoint down), the cache goes dark and subscribes again through
+//! another, starting empty as after any break.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,7 +25,7 @@ use keyport_proto::v1::watch_session_events_response::Event;
 use subtle::ConstantTimeEq;
 
 use crate::{
-    client::{ClientInfo, KeyportClient},
+    client::{ClientInfo, EventSubscription, KeyportClient},
     error::Error,
     principal::ValidatedSession,
     refusals::Refusals,
@@ -44,6 +49,12 @@ pub struct CacheConfig {
     pub refusal_ttl: Duration,
     /// Refused tokens remembered at most.
     pub max_refusals: usize,
+    /// How often the endpoint the stream is on is asked for its health
+    /// (`grpc.health.v1`). One that does not answer within the client's
+    /// request timeout counts as down and the cache goes dark: a frozen
+    /// server keeps its stream open and silent, which only the heartbeat
+    /// timeout would notice otherwise.
+    pub liveness_interval: Duration,
 }
 
 impl Default for CacheConfig {
@@ -55,6 +66,7 @@ impl Default for CacheConfig {
             reconnect_delay: Duration::from_millis(250),
             refusal_ttl: Duration::from_secs(30),
             max_refusals: 10_000,
+            liveness_interval: Duration::from_secs(1),
         }
     }
 }
@@ -313,18 +325,25 @@ pub(crate) fn session_id_of(token: &str) -> Option<&str> {
     token.strip_prefix("kp_")?.split_once('.').map(|(id, _)| id)
 }
 
-/// Keeps the cache subscribed until the cache is dropped.
+/// Keeps the cache subscribed until the cache is dropped, through whichever
+/// endpoint answers: when the one it is subscribed to breaks the stream,
+/// falls silent, or is found down by any call of the client, the cache goes
+/// dark and subscribes again, through another endpoint if there is one.
 async fn watch(cache: Weak<Inner>, client: KeyportClient) {
     loop {
         let Some(inner) = cache.upgrade() else { return };
-        let (heartbeat_timeout, reconnect_delay) = (inner.config.heartbeat_timeout, inner.config.reconnect_delay);
+        let CacheConfig { heartbeat_timeout, reconnect_delay, liveness_interval, .. } = inner.config;
         drop(inner);
-        match client.watch_session_events().await {
-            Ok(mut stream) => loop {
-                let next = tokio::time::timeout(heartbeat_timeout, stream.message()).await;
+        match client.subscribe_session_events().await {
+            Ok(EventSubscription { mut events, endpoint }) => loop {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(heartbeat_timeout, events.message()) => Some(next),
+                    () = endpoint.down() => None,
+                    () = endpoint.check_every(liveness_interval) => None,
+                };
                 let Some(inner) = cache.upgrade() else { return };
                 match next {
-                    Ok(Ok(Some(message))) => match message.event {
+                    Some(Ok(Ok(Some(message)))) => match message.event {
                         Some(Event::Ready(_)) => {
                             inner.counters.subscriptions.fetch_add(1, Ordering::Relaxed);
                             inner.set_live(true);
@@ -333,18 +352,27 @@ async fn watch(cache: Weak<Inner>, client: KeyportClient) {
                         Some(event) => inner.apply(event),
                         None => {}
                     },
-                    Ok(Ok(None)) => {
+                    Some(Ok(Ok(None))) => {
                         tracing::warn!("session event stream ended; cache off until resubscribed");
                         inner.set_live(false);
                         break;
                     }
-                    Ok(Err(status)) => {
+                    Some(Ok(Err(status))) => {
                         tracing::warn!(%status, "session event stream failed; cache off until resubscribed");
                         inner.set_live(false);
+                        endpoint.broke(Some(&status));
                         break;
                     }
-                    Err(_) => {
+                    Some(Err(_)) => {
                         tracing::warn!("session event stream silent; cache off until resubscribed");
+                        inner.set_live(false);
+                        endpoint.broke(None);
+                        break;
+                    }
+                    None => {
+                        // Its events may stop at any moment without the stream
+                        // saying so (a frozen server keeps the connection open).
+                        tracing::warn!("session event stream's endpoint down; cache off until resubscribed");
                         inner.set_live(false);
                         break;
                     }

@@ -1,6 +1,6 @@
-//! [`KeyportClient`]: typed calls to Keyport over one tonic channel.
+//! [`KeyportClient`]: typed calls to Keyport, over one endpoint or several.
 
-use std::time::Duration;
+use std::{future::Future, time::Duration};
 
 use keyport_proto::v1::{
     self, o_auth_service_client::OAuthServiceClient, session_service_client::SessionServiceClient,
@@ -13,6 +13,7 @@ use tonic::{
 };
 
 use crate::{
+    endpoints::{EndpointId, Endpoints, Failure, Health, Probing},
     error::Error,
     principal::{Principal, SessionSummary, ValidatedSession, principal, summary},
 };
@@ -82,16 +83,27 @@ pub enum FinishedOAuth {
 /// Configures a [`KeyportClient`].
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
-    endpoint: String,
+    endpoints: Vec<String>,
     connect_timeout: Duration,
     request_timeout: Duration,
     retries: u32,
     retry_backoff: Duration,
+    probe_delay: (Duration, Duration),
     tls: Option<tonic::transport::ClientTlsConfig>,
 }
 
 impl ClientBuilder {
-    /// Deadline of each call (sent as `grpc-timeout`) [default: 2 s].
+    /// Adds another endpoint: a replica of the same Keyport (`http://host:port`).
+    /// Calls take turns over the endpoints that answer, and fail over when
+    /// one does not (see [`KeyportClient::builder_for`]).
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoints.push(endpoint.into());
+        self
+    }
+
+    /// Deadline of each attempt of a call (sent as `grpc-timeout`) [default: 2 s].
+    /// It is also how long an endpoint that stopped answering can hold a call
+    /// before the call moves on (idempotent calls) or fails.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -103,81 +115,186 @@ impl ClientBuilder {
         self
     }
 
-    /// Extra attempts of idempotent calls after `UNAVAILABLE` [default: 2],
-    /// starting `backoff` apart and doubling [default: 25 ms].
+    /// Extra attempts of idempotent calls after `UNAVAILABLE` or no answer
+    /// [default: 2]. A retry goes to another endpoint when there is one; once
+    /// every endpoint was tried, the next round waits `backoff` first,
+    /// doubling [default: 25 ms].
     pub fn retries(mut self, retries: u32, backoff: Duration) -> Self {
         self.retries = retries;
         self.retry_backoff = backoff;
         self
     }
 
+    /// How often an endpoint that stopped answering is checked again
+    /// (`grpc.health.v1`), in the background: `first` after the failure,
+    /// doubling up to `max` [default: 250 ms up to 5 s]. Calls avoid it until
+    /// it reports SERVING.
+    pub fn probe_delay(mut self, first: Duration, max: Duration) -> Self {
+        self.probe_delay = (first, max.max(first));
+        self
+    }
+
     /// TLS to Keyport: a custom CA (`ca_certificate`) and, for mutual TLS, a
-    /// client `identity`, set on the given config. Needs an `https://` endpoint.
+    /// client `identity`, set on the given config. Applies to every endpoint,
+    /// which must all be `https://`.
     pub fn tls(mut self, tls: tonic::transport::ClientTlsConfig) -> Self {
         self.tls = Some(tls);
         self
     }
 
-    /// Builds the client. It connects lazily, on the first call, and
-    /// reconnects by itself.
+    /// Builds the client, inside a Tokio runtime. It connects lazily, on the
+    /// first call, and reconnects by itself. Fails on an invalid endpoint, or none.
     pub fn build(self) -> Result<KeyportClient, Error> {
         let invalid = |e: tonic::transport::Error| Error::from(Status::invalid_argument(format!("endpoint: {e}")));
-        let endpoint = Endpoint::from_shared(self.endpoint.clone()).map_err(invalid)?;
-        let endpoint = endpoint
-            .connect_timeout(self.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_while_idle(true);
-        let endpoint = match self.tls.clone() {
-            Some(tls) => endpoint.tls_config(tls).map_err(invalid)?,
-            None => endpoint,
-        };
-        let channel = endpoint.connect_lazy();
-        Ok(KeyportClient {
-            sessions: SessionServiceClient::new(channel.clone()),
-            oauth: OAuthServiceClient::new(channel.clone()),
-            users: UserServiceClient::new(channel),
-            options: self,
-        })
+        let mut channels = Vec::with_capacity(self.endpoints.len());
+        for uri in &self.endpoints {
+            let endpoint = Endpoint::from_shared(uri.clone()).map_err(invalid)?;
+            let endpoint = endpoint
+                .connect_timeout(self.connect_timeout)
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(20))
+                .keep_alive_while_idle(true);
+            let endpoint = match self.tls.clone() {
+                Some(tls) => endpoint.tls_config(tls).map_err(invalid)?,
+                None => endpoint,
+            };
+            channels.push((uri.clone(), endpoint.connect_lazy()));
+        }
+        let probing =
+            Probing { first_delay: self.probe_delay.0, max_delay: self.probe_delay.1, timeout: self.request_timeout };
+        let endpoints = Endpoints::new(channels, probing)
+            .ok_or_else(|| Error::from(Status::invalid_argument("no Keyport endpoint given")))?;
+        Ok(KeyportClient { endpoints, options: self })
     }
 }
 
-/// A typed client of Keyport's gRPC API. Cheap to clone: clones share one
-/// HTTP/2 connection.
+/// A typed client of Keyport's gRPC API, over one endpoint or several
+/// replicas. Cheap to clone: clones share connections and health marks.
+///
+/// Calls take turns over the endpoints that answer. An endpoint whose
+/// connection is refused or breaks, or that lets an attempt reach its
+/// deadline, is avoided at once and checked again in the background.
+/// Idempotent calls (`GetSession`, `ListSessions`, ...) are retried on
+/// another endpoint. Calls that change something (`SignIn`, `SignUp`,
+/// `SignOut`, ...) move to another endpoint only when the connection could
+/// not be made, so that the request never left; if it may have reached a
+/// server, their error is returned as is. With no endpoint answering, calls
+/// fail with `UNAVAILABLE` at once.
 #[derive(Debug, Clone)]
 pub struct KeyportClient {
-    sessions: SessionServiceClient<Channel>,
-    users: UserServiceClient<Channel>,
-    oauth: OAuthServiceClient<Channel>,
+    endpoints: Endpoints,
     options: ClientBuilder,
+}
+
+/// Whether a call may be sent again after it may have reached a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// It changes nothing: retry on `UNAVAILABLE` or no answer.
+    Idempotent,
+    /// It changes something: another endpoint only if the request never left.
+    NeverSent,
+}
+
+/// A `WatchSessionEvents` stream with the endpoint it is subscribed to.
+pub(crate) struct EventSubscription {
+    /// The stream.
+    pub(crate) events: Streaming<v1::WatchSessionEventsResponse>,
+    /// Its endpoint's health.
+    pub(crate) endpoint: SubscribedEndpoint,
+}
+
+/// The endpoint of an [`EventSubscription`].
+pub(crate) struct SubscribedEndpoint {
+    id: EndpointId,
+    endpoints: Endpoints,
+    health: tokio::sync::watch::Receiver<Health>,
+}
+
+impl SubscribedEndpoint {
+    /// Resolves once a call or probe found the endpoint not answering.
+    pub(crate) async fn down(&self) {
+        let mut health = self.health.clone();
+        if health.wait_for(|health| *health != Health::Up).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Checks every `interval` that the endpoint still answers (a frozen
+    /// server keeps the stream open, silent, until the heartbeat timeout);
+    /// resolves, having marked it down, once it does not.
+    pub(crate) async fn check_every(&self, interval: Duration) {
+        let mut health = self.health.clone();
+        loop {
+            tokio::time::sleep(interval).await;
+            if *health.borrow_and_update() != Health::Up {
+                return;
+            }
+            self.endpoints.check_answers(self.id).await;
+        }
+    }
+
+    /// Records that the stream broke with `status`, or went silent (`None`).
+    pub(crate) fn broke(&self, status: Option<&Status>) {
+        let failure = status.map_or(Failure::NoAnswer, Failure::of);
+        self.endpoints.failed(self.id, failure);
+    }
 }
 
 impl KeyportClient {
     /// A builder for a client of the Keyport at `endpoint` (`http://host:port`).
+    /// Add replicas with [`ClientBuilder::endpoint`].
     pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        Self::builder_for([endpoint])
+    }
+
+    /// A builder for a client of several replicas of one Keyport (say, every
+    /// `keyport` serving one PostgreSQL database): calls are spread over
+    /// those that answer and fail over when one does not.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), keyport_client::Error> {
+    /// let client = keyport_client::KeyportClient::builder_for(["http://10.0.0.1:50051", "http://10.0.0.2:50051"])
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A host name that resolves to several addresses is one endpoint: each
+    /// connection goes to the first address that accepts it, so it gives
+    /// failover when connecting but neither balancing nor failover of an
+    /// open connection. List the replicas instead.
+    pub fn builder_for<I>(endpoints: I) -> ClientBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
         ClientBuilder {
-            endpoint: endpoint.into(),
+            endpoints: endpoints.into_iter().map(Into::into).collect(),
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(2),
             retries: 2,
             retry_backoff: Duration::from_millis(25),
+            probe_delay: (Duration::from_millis(250), Duration::from_secs(5)),
             tls: None,
         }
     }
 
-    /// The generated `SessionService` client, for calls this type does not wrap.
+    /// The generated `SessionService` client, for calls this type does not
+    /// wrap: over one endpoint that answers now, without failover.
     pub fn session_service(&self) -> SessionServiceClient<Channel> {
-        self.sessions.clone()
+        SessionServiceClient::new(self.endpoints.any_channel())
     }
 
-    /// The generated `UserService` client, for calls this type does not wrap.
+    /// The generated `UserService` client, for calls this type does not
+    /// wrap: over one endpoint that answers now, without failover.
     pub fn user_service(&self) -> UserServiceClient<Channel> {
-        self.users.clone()
+        UserServiceClient::new(self.endpoints.any_channel())
     }
 
-    /// The generated `OAuthService` client, for calls this type does not wrap.
+    /// The generated `OAuthService` client, for calls this type does not
+    /// wrap: over one endpoint that answers now, without failover.
     pub fn oauth_service(&self) -> OAuthServiceClient<Channel> {
-        self.oauth.clone()
+        OAuthServiceClient::new(self.endpoints.any_channel())
     }
 
     /// The provider identities linked to `token`'s user: (provider id, subject, email).
@@ -187,8 +304,8 @@ impl KeyportClient {
         client: &ClientInfo,
     ) -> Result<Vec<(String, String, String)>, Error> {
         let response = self
-            .idempotent(|| {
-                let mut oauth = self.oauth.clone();
+            .idempotent(|channel| {
+                let mut oauth = OAuthServiceClient::new(channel);
                 let request = self.request(v1::ListLinkedAccountsRequest {}, Some(token), client);
                 async move { oauth.list_linked_accounts(request).await }
             })
@@ -205,15 +322,19 @@ impl KeyportClient {
         client: &ClientInfo,
     ) -> Result<(), Error> {
         let message = v1::UnlinkAccountRequest { provider_id: provider_id.to_owned(), subject: subject.to_owned() };
-        self.oauth.clone().unlink_account(self.request(message, Some(token), client)).await?;
+        self.once(|channel| {
+            let request = self.request(message.clone(), Some(token), client);
+            async move { OAuthServiceClient::new(channel).unlink_account(request).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// Validates a session token. Retried on `UNAVAILABLE`.
     pub async fn get_session(&self, token: &str, client: &ClientInfo) -> Result<ValidatedSession, Error> {
         let response = self
-            .idempotent(|| {
-                let mut sessions = self.sessions.clone();
+            .idempotent(|channel| {
+                let mut sessions = SessionServiceClient::new(channel);
                 let request = self.request(v1::GetSessionRequest { token: token.to_owned() }, None, client);
                 async move { sessions.get_session(request).await }
             })
@@ -230,9 +351,13 @@ impl KeyportClient {
 
     /// Signs in with email and password.
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn, Error> {
-        let request =
-            self.request(v1::SignInRequest { email: email.to_owned(), password: password.to_owned() }, None, client);
-        let response = self.sessions.clone().sign_in(request).await?.into_inner();
+        let message = v1::SignInRequest { email: email.to_owned(), password: password.to_owned() };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { SessionServiceClient::new(channel).sign_in(request).await }
+            })
+            .await?;
         match response.outcome {
             Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant),
             // A newer server may answer with another step (a second factor):
@@ -249,28 +374,33 @@ impl KeyportClient {
         name: &str,
         client: &ClientInfo,
     ) -> Result<SignedIn, Error> {
-        let request = self.request(
-            v1::SignUpRequest { email: email.to_owned(), password: password.to_owned(), name: name.to_owned() },
-            None,
-            client,
-        );
-        let response = self.users.clone().sign_up(request).await?.into_inner();
+        let message =
+            v1::SignUpRequest { email: email.to_owned(), password: password.to_owned(), name: name.to_owned() };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { UserServiceClient::new(channel).sign_up(request).await }
+            })
+            .await?;
         let grant = response.session.ok_or_else(|| Status::internal("SignUp answered without a session"))?;
         signed_in(grant)
     }
 
     /// Ends the session of `token`.
     pub async fn sign_out(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
-        let request = self.request(v1::SignOutRequest {}, Some(token), client);
-        self.sessions.clone().sign_out(request).await?;
+        self.once(|channel| {
+            let request = self.request(v1::SignOutRequest {}, Some(token), client);
+            async move { SessionServiceClient::new(channel).sign_out(request).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// The sessions of the user behind `token`, newest first.
     pub async fn list_sessions(&self, token: &str, client: &ClientInfo) -> Result<Vec<SessionSummary>, Error> {
         let response = self
-            .idempotent(|| {
-                let mut sessions = self.sessions.clone();
+            .idempotent(|channel| {
+                let mut sessions = SessionServiceClient::new(channel);
                 let request = self.request(v1::ListSessionsRequest {}, Some(token), client);
                 async move { sessions.list_sessions(request).await }
             })
@@ -280,22 +410,31 @@ impl KeyportClient {
 
     /// Ends one session of the user behind `token`.
     pub async fn revoke_session(&self, token: &str, session_id: &str, client: &ClientInfo) -> Result<(), Error> {
-        let request = self.request(v1::RevokeSessionRequest { session_id: session_id.to_owned() }, Some(token), client);
-        self.sessions.clone().revoke_session(request).await?;
+        self.once(|channel| {
+            let message = v1::RevokeSessionRequest { session_id: session_id.to_owned() };
+            let request = self.request(message, Some(token), client);
+            async move { SessionServiceClient::new(channel).revoke_session(request).await }
+        })
+        .await?;
         Ok(())
     }
 
     /// Ends every other session of the user behind `token`; returns how many.
     pub async fn revoke_other_sessions(&self, token: &str, client: &ClientInfo) -> Result<u32, Error> {
-        let request = self.request(v1::RevokeOtherSessionsRequest {}, Some(token), client);
-        Ok(self.sessions.clone().revoke_other_sessions(request).await?.into_inner().revoked_sessions)
+        let response = self
+            .once(|channel| {
+                let request = self.request(v1::RevokeOtherSessionsRequest {}, Some(token), client);
+                async move { SessionServiceClient::new(channel).revoke_other_sessions(request).await }
+            })
+            .await?;
+        Ok(response.revoked_sessions)
     }
 
     /// The configured social sign-in providers: (id, display name).
     pub async fn list_providers(&self) -> Result<Vec<(String, String)>, Error> {
         let response = self
-            .idempotent(|| {
-                let mut oauth = self.oauth.clone();
+            .idempotent(|channel| {
+                let mut oauth = OAuthServiceClient::new(channel);
                 let request = self.request(v1::ListProvidersRequest {}, None, &ClientInfo::default());
                 async move { oauth.list_providers(request).await }
             })
@@ -317,7 +456,12 @@ impl KeyportClient {
             redirect_uri: redirect_uri.to_owned(),
             link: link_token.is_some(),
         };
-        let response = self.oauth.clone().start_o_auth(self.request(message, link_token, client)).await?.into_inner();
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), link_token, client);
+                async move { OAuthServiceClient::new(channel).start_o_auth(request).await }
+            })
+            .await?;
         Ok(StartedOAuth { authorization_url: response.authorization_url, binding: response.binding })
     }
 
@@ -330,7 +474,12 @@ impl KeyportClient {
             binding: callback.binding.clone(),
             error: callback.error.clone(),
         };
-        let response = self.oauth.clone().finish_o_auth(self.request(message, None, client)).await?.into_inner();
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { OAuthServiceClient::new(channel).finish_o_auth(request).await }
+            })
+            .await?;
         match response.outcome {
             Some(v1::finish_o_auth_response::Outcome::Session(grant)) => {
                 Ok(FinishedOAuth::SignedIn { signed_in: signed_in(grant)?, new_user: response.new_user })
@@ -342,10 +491,28 @@ impl KeyportClient {
         }
     }
 
-    /// Opens the `WatchSessionEvents` stream (no deadline: it lives long).
+    /// Opens the `WatchSessionEvents` stream on an endpoint that answers
+    /// (no deadline once open: it lives long).
     pub async fn watch_session_events(&self) -> Result<Streaming<v1::WatchSessionEventsResponse>, Error> {
-        let request = Request::new(v1::WatchSessionEventsRequest {});
-        Ok(self.sessions.clone().watch_session_events(request).await?.into_inner())
+        Ok(self.subscribe_session_events().await?.events)
+    }
+
+    /// Opens the `WatchSessionEvents` stream, and says on which endpoint.
+    pub(crate) async fn subscribe_session_events(&self) -> Result<EventSubscription, Error> {
+        let timeout = self.options.request_timeout;
+        let (events, id) = self
+            .call(Replay::Idempotent, |channel| async move {
+                let mut sessions = SessionServiceClient::new(channel);
+                let request = Request::new(v1::WatchSessionEventsRequest {});
+                // Only opening has a deadline: a frozen endpoint must not hold it forever.
+                match tokio::time::timeout(timeout, sessions.watch_session_events(request)).await {
+                    Ok(opened) => opened,
+                    Err(_) => Err(Status::from_error(Box::new(tonic::TimeoutExpired(())))),
+                }
+            })
+            .await?;
+        let endpoint = SubscribedEndpoint { id, endpoints: self.endpoints.clone(), health: self.endpoints.watch(id) };
+        Ok(EventSubscription { events, endpoint })
     }
 
     /// A request with the deadline, the bearer token and the end user's details.
@@ -370,26 +537,81 @@ impl KeyportClient {
         request
     }
 
-    /// Runs an idempotent call, retrying with exponential backoff while
-    /// Keyport is unavailable.
+    /// Runs an idempotent call, retrying on another endpoint (or, once
+    /// all were tried, after a backoff) while Keyport is unavailable.
     async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<tonic::Response<T>, Status>>,
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        Ok(self.call(Replay::Idempotent, call).await?.0)
+    }
+
+    /// Runs a call that changes something: on another endpoint only when
+    /// the connection could not be made, so that the request never left.
+    async fn once<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+    {
+        Ok(self.call(Replay::NeverSent, call).await?.0)
+    }
+
+    /// Sends `call` to endpoints in turn, keeping their health marks, as
+    /// `replay` allows; returns the answer and the endpoint that gave it.
+    async fn call<T, F, Fut>(&self, replay: Replay, call: F) -> Result<(T, EndpointId), Error>
+    where
+        F: Fn(Channel) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
         let mut backoff = self.options.retry_backoff;
-        let mut attempt = 0;
+        let mut tried: Vec<EndpointId> = Vec::new();
+        // Attempts that may have reached a server, and rounds over the
+        // endpoints, beyond the first: each at most `retries`.
+        let (mut retried, mut rounds) = (0, 0);
+        let mut last: Option<Status> = None;
         loop {
-            match call().await {
-                Ok(response) => return Ok(response.into_inner()),
-                Err(status) if status.code() == Code::Unavailable && attempt < self.options.retries => {
-                    attempt += 1;
-                    tracing::debug!(attempt, ?backoff, "keyport unavailable; retrying");
+            let id = match self.endpoints.pick(&tried) {
+                Some(id) => id,
+                // Every endpoint had its turn: start a new round after a pause.
+                None if replay == Replay::Idempotent && !tried.is_empty() && rounds < self.options.retries => {
+                    tracing::debug!(?backoff, "no keyport endpoint answered; retrying");
+                    rounds += 1;
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
+                    tried.clear();
+                    continue;
                 }
-                Err(status) => return Err(status.into()),
+                None => return Err(last.unwrap_or_else(|| self.endpoints.none_available()).into()),
+            };
+            let status = match call(self.endpoints.channel(id)).await {
+                Ok(response) => {
+                    self.endpoints.succeeded(id);
+                    return Ok((response.into_inner(), id));
+                }
+                Err(status) => status,
+            };
+            let failure = Failure::of(&status);
+            self.endpoints.failed(id, failure);
+            let again = match (replay, failure) {
+                (_, Failure::NotSent { .. }) => true,
+                (Replay::Idempotent, Failure::NoAnswer) => true,
+                (Replay::Idempotent, Failure::Answered) => status.code() == Code::Unavailable,
+                (Replay::NeverSent, _) => false,
+            };
+            if !again {
+                return Err(status.into());
             }
+            // A request that never left costs nothing to send elsewhere.
+            if !matches!(failure, Failure::NotSent { .. }) {
+                if retried >= self.options.retries {
+                    return Err(status.into());
+                }
+                retried += 1;
+            }
+            tracing::debug!(%status, ?failure, "keyport call failed; trying another endpoint");
+            tried.push(id);
+            last = Some(status);
         }
     }
 }

@@ -1,17 +1,21 @@
 //! The Rust SDK for Keyport.
 //!
-//! - [`KeyportClient`]: typed calls over one lazily connected tonic channel,
-//!   with per-call deadlines, retries of idempotent calls on `UNAVAILABLE`,
-//!   and errors whose [`Reason`] is an enum.
+//! - [`KeyportClient`]: typed calls over one endpoint or several replicas
+//!   ([`KeyportClient::builder_for`]), with per-attempt deadlines, failover
+//!   away from replicas that do not answer, retries of idempotent calls on
+//!   another replica, and errors whose [`Reason`] is an enum. Calls that
+//!   change something are never replayed once they may have reached a server.
 //! - [`SessionCache`]: a bounded cache of validated sessions, fed by
 //!   `WatchSessionEvents` so that revocations reach it at once; it serves
-//!   nothing while its event stream is down, and remembers refused tokens
+//!   nothing while its event stream is down, resubscribes through another
+//!   replica when its own stops answering, and remembers refused tokens
 //!   briefly so junk cookies do not each cost a call.
 //! - [`web`]: the framework-free core of the Axum and Actix-web middleware:
 //!   token extraction, route rules, cookies, CSRF and redirect decisions.
 
 mod cache;
 mod client;
+mod endpoints;
 mod error;
 mod principal;
 mod refusals;

@@ -233,8 +233,18 @@ impl Guard {
         }
         let settings = &self.inner.settings;
         let wait = if *access == Access::Public { settings.public_wait } else { settings.protected_wait };
-        match tokio::time::timeout(wait, cache.get_session(token, &self.client_info(request))).await {
-            Ok(answer) => answer,
+        // The call runs on its own task and outlives the wait: when this
+        // request stops waiting, the client still sees the attempt through
+        // (marking a replica that never answers as down, so the next
+        // requests fail over) and the answer still warms the cache. Each
+        // such task ends within the client's deadline.
+        let call = {
+            let (cache, token, client) = (SessionCache::clone(cache), token.to_owned(), self.client_info(request));
+            tokio::spawn(async move { cache.get_session(&token, &client).await })
+        };
+        match tokio::time::timeout(wait, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(failed)) => Err(Status::internal(format!("the session check failed: {failed}")).into()),
             Err(_) => Err(Status::unavailable(format!("keyport did not answer within {wait:?}")).into()),
         }
     }

@@ -105,7 +105,8 @@ pub(crate) fn default_page(refusal: Refusal) -> Reply {
         Refusal::Unauthenticated { .. } => (401, "Sign in", "Sign in to see this page."),
     };
     let reason = refusal.reason();
-    let page = format!("<!doctype html><title>{title}</title><h1>{title}</h1><p>{text}</p><p><code>{reason}</code></p>");
+    let page =
+        format!("<!doctype html><title>{title}</title><h1>{title}</h1><p>{text}</p><p><code>{reason}</code></p>");
     let mut reply = Reply::html(status, page);
     if refusal == Refusal::Unavailable {
         reply.headers.push(("retry-after", "5".into()));
