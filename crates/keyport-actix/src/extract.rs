@@ -46,7 +46,7 @@ impl FromRequest for Principal {
         let extensions = request.extensions();
         ready(match extensions.get::<Guarded>() {
             None => Err(missing_middleware()),
-            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(principal.clone())),
+            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(keyport_client::Principal::clone(principal))),
             Some(Guarded { principal: None, .. }) => Err(ErrorUnauthorized("sign in first")),
         })
     }

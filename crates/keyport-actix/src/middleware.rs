@@ -28,7 +28,7 @@ use crate::view::HttpRequestView;
 #[derive(Debug, Clone)]
 pub(crate) struct Guarded {
     pub(crate) guard: Rc<Guard>,
-    pub(crate) principal: Option<keyport_client::Principal>,
+    pub(crate) principal: Option<std::sync::Arc<keyport_client::Principal>>,
 }
 
 /// Authenticates and authorises every request with Keyport.

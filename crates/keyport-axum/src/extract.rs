@@ -33,7 +33,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Guarded>() {
             None => Err(missing_layer()),
-            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(principal.clone())),
+            Some(Guarded { principal: Some(principal), .. }) => Ok(Self(keyport_client::Principal::clone(principal))),
             Some(Guarded { principal: None, .. }) => Err((StatusCode::UNAUTHORIZED, "sign in first").into_response()),
         }
     }
@@ -45,7 +45,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         match parts.extensions.get::<Guarded>() {
             None => Err(missing_layer()),
-            Some(guarded) => Ok(guarded.principal.clone().map(Self)),
+            Some(guarded) => Ok(guarded.principal.as_deref().cloned().map(Self)),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::view::PartsView;
 #[derive(Debug, Clone)]
 pub(crate) struct Guarded {
     pub(crate) guard: Guard,
-    pub(crate) principal: Option<keyport_client::Principal>,
+    pub(crate) principal: Option<std::sync::Arc<keyport_client::Principal>>,
 }
 
 /// Authenticates and authorises every request with Keyport.

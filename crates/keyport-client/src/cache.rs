@@ -27,7 +27,7 @@ use subtle::ConstantTimeEq;
 use crate::{
     client::{ClientInfo, EventSubscription, KeyportClient},
     error::Error,
-    principal::ValidatedSession,
+    principal::{Principal, ValidatedSession},
     refusals::Refusals,
 };
 
@@ -127,7 +127,10 @@ struct Entries {
 #[derive(Debug)]
 struct Entry {
     token: String,
-    session: ValidatedSession,
+    // Shared with every request it answers: a hit costs a reference count,
+    // not a copy of the principal's strings.
+    principal: Arc<Principal>,
+    cache_ttl: Duration,
     valid_until: Instant,
 }
 
@@ -199,6 +202,20 @@ impl SessionCache {
 
     /// A cached, unexpired answer for `token`, if the stream is live.
     pub fn lookup(&self, token: &str) -> Option<ValidatedSession> {
+        self.lookup_entry(token, |entry| ValidatedSession {
+            principal: Principal::clone(&entry.principal),
+            refreshed: false,
+            cache_ttl: entry.cache_ttl,
+        })
+    }
+
+    /// Like [`SessionCache::lookup`], sharing the cached principal instead
+    /// of copying it (what the web middleware does on every hit).
+    pub fn lookup_shared(&self, token: &str) -> Option<Arc<Principal>> {
+        self.lookup_entry(token, |entry| Arc::clone(&entry.principal))
+    }
+
+    fn lookup_entry<T>(&self, token: &str, answer: impl FnOnce(&Entry) -> T) -> Option<T> {
         if !self.is_live() {
             return None;
         }
@@ -206,7 +223,7 @@ impl SessionCache {
         let entries = self.inner.entries.lock().ok()?;
         let entry = entries.by_session.get(session_id)?;
         let same_token: bool = entry.token.as_bytes().ct_eq(token.as_bytes()).into();
-        let hit = (same_token && Instant::now() < entry.valid_until).then(|| entry.session.clone());
+        let hit = (same_token && Instant::now() < entry.valid_until).then(|| answer(entry));
         if hit.is_some() {
             self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -256,8 +273,12 @@ impl SessionCache {
         }
         let user_id = answer.principal.user_id.clone();
         entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
-        let session = ValidatedSession { refreshed: false, ..answer.clone() };
-        let entry = Entry { token: token.to_owned(), session, valid_until: Instant::now() + ttl };
+        let entry = Entry {
+            token: token.to_owned(),
+            principal: Arc::new(answer.principal.clone()),
+            cache_ttl: answer.cache_ttl,
+            valid_until: Instant::now() + ttl,
+        };
         entries.by_session.insert(session_id.to_owned(), entry);
     }
 }
@@ -290,7 +311,7 @@ impl Inner {
 impl Entries {
     fn remove_session(&mut self, session_id: &str) {
         let Some(entry) = self.by_session.remove(session_id) else { return };
-        let user_id = &entry.session.principal.user_id;
+        let user_id = &entry.principal.user_id;
         if let Some(sessions) = self.by_user.get_mut(user_id) {
             sessions.remove(session_id);
             if sessions.is_empty() {

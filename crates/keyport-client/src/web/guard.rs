@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use tonic::Status;
 
@@ -15,7 +15,7 @@ use crate::{
     cache::{SessionCache, session_id_of},
     client::{ClientInfo, FinishedOAuth, OAuthCallback, SignedIn},
     error::{Error, Reason},
-    principal::{Principal, SessionSummary, ValidatedSession},
+    principal::{Principal, SessionSummary},
 };
 
 /// What the guard needs to know about a request; each adapter implements it
@@ -49,8 +49,8 @@ pub struct Reply {
 pub enum Outcome {
     /// Call the handler, with the principal if the request has a valid session.
     Proceed {
-        /// Who is calling, if anyone.
-        principal: Option<Principal>,
+        /// Who is calling, if anyone (shared with the cache entry).
+        principal: Option<Arc<Principal>>,
         /// `Set-Cookie` values to add to the handler's response (a slid
         /// expiry, or clearing an invalid cookie).
         set_cookies: Vec<String>,
@@ -79,7 +79,14 @@ enum Sessions {
     // Boxed: a cache (with its client) is far larger than a map.
     Keyport(Box<SessionCache>),
     /// Fixed tokens and principals, for testing handlers: [`Guard::offline`].
-    Offline(HashMap<String, Principal>),
+    Offline(HashMap<String, Arc<Principal>>),
+}
+
+/// A valid session, as the guard uses it.
+struct Checked {
+    principal: Arc<Principal>,
+    /// Keyport pushed the expiry forward: re-issue the cookie.
+    refreshed: bool,
 }
 
 /// Where the request's token came from.
@@ -106,7 +113,7 @@ impl Guard {
         settings: Arc<AuthSettings>,
         sessions: impl IntoIterator<Item = (impl Into<String>, Principal)>,
     ) -> Self {
-        let sessions = sessions.into_iter().map(|(token, principal)| (token.into(), principal)).collect();
+        let sessions = sessions.into_iter().map(|(token, principal)| (token.into(), Arc::new(principal))).collect();
         Self { inner: Arc::new(GuardInner { sessions: Sessions::Offline(sessions), settings }) }
     }
 
@@ -161,11 +168,11 @@ impl Guard {
         let principal = match self.token(request) {
             None => None,
             Some((token, source)) => match self.validate(token, request, access).await {
-                Ok(session) => {
-                    if session.refreshed && source == Source::Cookie {
-                        set_cookies.push(self.inner.settings.cookie.issue(token, session.principal.expires_at));
+                Ok(Checked { principal, refreshed }) => {
+                    if refreshed && source == Source::Cookie {
+                        set_cookies.push(self.inner.settings.cookie.issue(token, principal.expires_at));
                     }
-                    Some(session.principal)
+                    Some(principal)
                 }
                 Err(error) if error.is_unavailable() || *error.reason() == Reason::ResourceExhausted => {
                     if *access != Access::Public {
@@ -208,28 +215,19 @@ impl Guard {
 
     /// The session of `token`: from the cache, else from Keyport within the
     /// route's wait budget (an answer later than that counts as unavailable).
-    async fn validate(
-        &self,
-        token: &str,
-        request: &impl RequestView,
-        access: &Access,
-    ) -> Result<ValidatedSession, Error> {
+    async fn validate(&self, token: &str, request: &impl RequestView, access: &Access) -> Result<Checked, Error> {
         let cache = match &self.inner.sessions {
             Sessions::Keyport(cache) => cache,
             Sessions::Offline(sessions) => {
                 return sessions
                     .get(token)
-                    .map(|principal| ValidatedSession {
-                        principal: principal.clone(),
-                        refreshed: false,
-                        cache_ttl: Duration::ZERO,
-                    })
+                    .map(|principal| Checked { principal: Arc::clone(principal), refreshed: false })
                     .ok_or_else(|| Status::unauthenticated("not one of the offline guard's tokens").into());
             }
         };
         // A hit needs neither the client's details nor a timer.
-        if let Some(hit) = cache.lookup(token) {
-            return Ok(hit);
+        if let Some(principal) = cache.lookup_shared(token) {
+            return Ok(Checked { principal, refreshed: false });
         }
         let settings = &self.inner.settings;
         let wait = if *access == Access::Public { settings.public_wait } else { settings.protected_wait };
@@ -243,7 +241,9 @@ impl Guard {
             tokio::spawn(async move { cache.get_session(&token, &client).await })
         };
         match tokio::time::timeout(wait, call).await {
-            Ok(Ok(answer)) => answer,
+            Ok(Ok(answer)) => {
+                answer.map(|session| Checked { principal: Arc::new(session.principal), refreshed: session.refreshed })
+            }
             Ok(Err(failed)) => Err(Status::internal(format!("the session check failed: {failed}")).into()),
             Err(_) => Err(Status::unavailable(format!("keyport did not answer within {wait:?}")).into()),
         }
