@@ -48,6 +48,9 @@ struct Args {
     /// Rounds of load; each round loads every app of a group once, in turn.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Throughput groups to load: `axum`, `actix`, `junk` (all by default).
+    #[arg(long, value_delimiter = ',', default_value = "axum,actix,junk")]
+    groups: Vec<String>,
     /// Concurrent `wrk` connections.
     #[arg(long, default_value_t = 64)]
     connections: u32,
@@ -150,7 +153,8 @@ async fn main() -> Result<(), BoxError> {
          group's baseline in the same round.\n"
     );
     println!("| app | requests/s (median) | of baseline | mean latency | errors |\n|---|---|---|---|---|");
-    for group in [&axum_group[..], &actix_group[..], &junk_group[..]] {
+    let groups = [("axum", &axum_group[..]), ("actix", &actix_group[..]), ("junk", &junk_group[..])];
+    for (_, group) in groups.into_iter().filter(|(name, _)| args.groups.iter().any(|g| g == name)) {
         for row in load_in_rounds(group, rounds, connections, seconds)? {
             println!("{row}");
         }
