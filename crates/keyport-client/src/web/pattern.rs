@@ -5,7 +5,7 @@
 //! character of a pattern must mean something known; anything else is a
 //! [`PatternError`] when the rules are built, never a public route at run time.
 
-use std::{borrow::Cow, fmt};
+use std::borrow::Cow;
 
 use regex::Regex;
 
@@ -62,12 +62,6 @@ impl PartialEq for Pattern {
 }
 
 impl Eq for Pattern {}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.source)
-    }
-}
 
 /// The regex of one segment, including the `/` before it.
 fn segment_regex(segment: &str) -> Result<String, String> {
