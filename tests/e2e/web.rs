@@ -234,6 +234,11 @@ async fn bearer_and_cookie_tokens(start: StartApp) -> TestResult {
         .send()
         .await?;
     assert_eq!((basic.status(), basic.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
+    // Another app's cookie with a UTF-8 value (browsers send them raw) does
+    // not hide the session cookie beside it.
+    let utf8 = reqwest::header::HeaderValue::from_bytes(format!("theme=crème; {}", cookie(&token)).as_bytes())?;
+    let beside = h.http.get(h.url("/dashboard")).header(COOKIE, utf8).send().await?;
+    assert_eq!((beside.status(), beside.text().await?), (StatusCode::OK, "dashboard:ann@example.com".into()));
     Ok(())
 }
 

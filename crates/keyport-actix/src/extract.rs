@@ -11,7 +11,10 @@ use actix_web::{
     error::{ErrorInternalServerError, ErrorUnauthorized},
     http::header::{HeaderName, HeaderValue, InvalidHeaderValue, SET_COOKIE, TryIntoHeaderPair},
 };
-use keyport_client::{ClientInfo, Error, FinishedOAuth, SignedIn, web::Guard};
+use keyport_client::{
+    ClientInfo, Error, FinishedOAuth, SignedIn,
+    web::{Guard, RequestView as _},
+};
 
 use crate::{middleware::Guarded, view::HttpRequestView};
 
@@ -83,7 +86,7 @@ impl FromRequest for Auth {
             client: guard.client_info(&view),
             token: guard.token_of(&view).map(str::to_owned),
             query: Some(request.query_string().to_owned()).filter(|query| !query.is_empty()),
-            cookies: request.headers().get("cookie").and_then(|value| value.to_str().ok()).map(str::to_owned),
+            cookies: view.header("cookie").map(str::to_owned),
             guard: Guard::clone(&guard),
         }))
     }

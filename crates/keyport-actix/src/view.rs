@@ -1,6 +1,6 @@
 //! Actix requests as the framework-free guard sees them.
 
-use actix_web::HttpRequest;
+use actix_web::{HttpRequest, http::header};
 use keyport_client::web::RequestView;
 
 /// A request's head, borrowed. Both the middleware (through
@@ -22,7 +22,16 @@ impl RequestView for HttpRequestView<'_> {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.0.headers().get(name).and_then(|value| value.to_str().ok())
+        let headers = self.0.headers();
+        // The guard's hot headers by constant, sparing a parse of the name.
+        let value = match name {
+            "authorization" => headers.get(header::AUTHORIZATION),
+            "cookie" => headers.get(header::COOKIE),
+            _ => headers.get(name),
+        };
+        // UTF-8, not `to_str`'s visible ASCII: another app's cookie with a
+        // UTF-8 value must not hide the session cookie beside it.
+        value.and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
     }
 
     fn peer_ip(&self) -> Option<String> {

@@ -7,7 +7,7 @@ use axum::{
     http::{HeaderValue, StatusCode, header::SET_COOKIE, request::Parts},
     response::{IntoResponse, Response},
 };
-use keyport_client::{ClientInfo, Error, FinishedOAuth, SignedIn};
+use keyport_client::{ClientInfo, Error, FinishedOAuth, SignedIn, web::RequestView as _};
 
 use crate::{layer::Guarded, view::PartsView};
 
@@ -78,7 +78,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             client: guard.client_info(&view),
             token: guard.token_of(&view).map(str::to_owned),
             query: parts.uri.query().map(str::to_owned),
-            cookies: header(parts, "cookie"),
+            cookies: view.header("cookie").map(str::to_owned),
             guard,
         })
     }
@@ -170,8 +170,4 @@ impl axum::response::IntoResponseParts for CookieHeader {
         res.headers_mut().append(SET_COOKIE, value);
         Ok(res)
     }
-}
-
-fn header(parts: &Parts, name: &str) -> Option<String> {
-    parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
 }

@@ -22,7 +22,9 @@ impl RequestView for PartsView<'_> {
     }
 
     fn header(&self, name: &str) -> Option<&str> {
-        self.0.headers.get(name).and_then(|value| value.to_str().ok())
+        // UTF-8, not `to_str`'s visible ASCII: another app's cookie with a
+        // UTF-8 value must not hide the session cookie beside it.
+        self.0.headers.get(name).and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
     }
 
     fn peer_ip(&self) -> Option<String> {

@@ -101,6 +101,24 @@ async fn main() -> Result<(), BoxError> {
     println!("| protected route, cache hit | {:.2} µs |", on_hit.as_secs_f64() * 1e6);
     println!("| protected route, cache miss (a `GetSession` call) | {:.2} µs |\n", on_miss.as_secs_f64() * 1e6);
 
+    eprintln!("timing Actix in process ...");
+    let bearer_value = format!("Bearer {token}");
+    let (header, iterations, rounds) = (bearer_value.clone(), args.iterations, args.rounds.max(1));
+    let guard = actix_hit.clone();
+    // Actix runs its own system, which cannot start inside Tokio's.
+    let in_process = std::thread::Builder::new()
+        .name("actix-in-process".into())
+        .spawn(move || actix::time_in_process(guard, ("authorization", &header), iterations, rounds))?
+        .join()
+        .map_err(|_| "the in-process Actix run panicked")?;
+    println!("## Added time per request (Actix in process, no socket; fastest of {rounds} rounds)\n");
+    println!("| app | per request |\n|---|---|");
+    let names = ["Actix bare", "Actix + a pass-through `from_fn` middleware", "Actix + middleware, cache hit"];
+    for (name, time) in names.into_iter().zip(in_process) {
+        println!("| {name} | {:.2} µs |", time.as_secs_f64() * 1e6);
+    }
+    println!();
+
     eprintln!("loading the apps with wrk ...");
     let junk_settings = AuthSettings::new(RouteRules::new().protect("/hello")).shared();
     let no_refusals = CacheConfig { refusal_ttl: Duration::ZERO, ..CacheConfig::default() };

@@ -229,6 +229,19 @@ impl Guard {
         if let Some(principal) = cache.lookup_shared(token) {
             return Ok(Checked { principal, refreshed: false });
         }
+        // Boxed: the miss's state (a task handle, a timer) would otherwise
+        // live in every request's future, hit or miss, and be moved with it.
+        Box::pin(self.fetch(cache, token, request, access)).await
+    }
+
+    /// The session of `token` from Keyport, within the route's wait budget.
+    async fn fetch(
+        &self,
+        cache: &SessionCache,
+        token: &str,
+        request: &impl RequestView,
+        access: &Access,
+    ) -> Result<Checked, Error> {
         let settings = &self.inner.settings;
         let wait = if *access == Access::Public { settings.public_wait } else { settings.protected_wait };
         // The call runs on its own task and outlives the wait: when this

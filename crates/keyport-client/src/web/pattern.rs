@@ -14,6 +14,47 @@ use regex::Regex;
 pub(crate) struct Pattern {
     source: String,
     regex: Regex,
+    /// The plain-text forms most rules take, matched without the regex
+    /// (whose per-thread cache costs more than the match on a hot path).
+    text: Option<Text>,
+}
+
+/// A pattern of plain text, with at most a trailing `(.*)` or `/(.*)`.
+#[derive(Debug, Clone)]
+enum Text {
+    /// `/a/b`: exactly this path.
+    Exact(String),
+    /// `/a(.*)`: any path starting with this text.
+    Prefix(String),
+    /// `/a/(.*)`: this path or any below it.
+    Subtree(String),
+}
+
+impl Text {
+    /// The plain-text form of `segments` (a pattern after its leading `/`,
+    /// already validated), if it has one.
+    fn of(segments: &str) -> Option<Self> {
+        let plain = |text: &str| text.chars().all(|c| c == '/' || is_literal(c));
+        // Normalised paths have no trailing `/`, and the root is "".
+        let path = |text: &str| if text.is_empty() { String::new() } else { format!("/{text}") };
+        if let Some(parent) = segments.strip_suffix("/(.*)") {
+            return plain(parent).then(|| Self::Subtree(path(parent)));
+        }
+        if let Some(prefix) = segments.strip_suffix("(.*)") {
+            return plain(prefix).then(|| Self::Prefix(path(prefix)));
+        }
+        plain(segments).then(|| Self::Exact(path(segments)))
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(text) => path == text,
+            Self::Prefix(text) => path.starts_with(text.as_str()),
+            Self::Subtree(text) => {
+                path.strip_prefix(text.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+        }
+    }
 }
 
 /// Why a route pattern was refused.
@@ -41,7 +82,7 @@ impl Pattern {
         }
         regex.push('$');
         let regex = Regex::new(&regex).map_err(|e| refuse(format!("internal error: {e}")))?;
-        Ok(Self { source: source.to_owned(), regex })
+        Ok(Self { source: source.to_owned(), regex, text: Text::of(segments) })
     }
 
     /// The pattern as written.
@@ -51,7 +92,10 @@ impl Pattern {
 
     /// Whether `path`, as returned by [`normalise`], matches.
     pub(crate) fn matches(&self, path: &NormalPath<'_>) -> bool {
-        self.regex.is_match(&path.0)
+        match &self.text {
+            Some(text) => text.matches(&path.0),
+            None => self.regex.is_match(&path.0),
+        }
     }
 }
 
@@ -247,6 +291,19 @@ mod tests {
                 assert!(!matches(pattern, path), "`{pattern}` should not match `{path}`");
             }
         }
+        // The plain-text fast path answers as the regex does, on every path.
+        let paths: Vec<NormalPath<'_>> =
+            table.iter().flat_map(|(_, hits, misses)| hits.iter().chain(*misses)).map(|p| normalise(p)).collect();
+        let mut fast = 0;
+        for (source, _, _) in table {
+            let pattern = Pattern::parse(source).unwrap_or_else(|e| panic!("{e}"));
+            let Some(text) = &pattern.text else { continue };
+            fast += 1;
+            for path in &paths {
+                assert_eq!(text.matches(&path.0), pattern.regex.is_match(&path.0), "`{source}` on `{}`", path.0);
+            }
+        }
+        assert_eq!(fast, 7, "the plain-text forms in the table");
     }
 
     #[test]
