@@ -6,8 +6,16 @@ use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["user", "session", "oauth", "user_service", "session_service", "oauth_service"]
-        .map(|name| proto_root.join(format!("keyport/v1/{name}.proto")));
+    // Every file of the package: a new one needs no edit here.
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(proto_root.join("keyport/v1"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "proto") {
+            files.push(path);
+        }
+    }
+    // Sorted, so the descriptor set does not depend on the directory's order.
+    files.sort();
 
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;

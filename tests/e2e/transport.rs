@@ -57,6 +57,15 @@ async fn reports_health_and_reflects_its_api(backend: Backend) -> TestResult {
     let status = server.health().check(HealthCheckRequest { service: "nope.Service".into() }).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 
+    // Every service of the API (reflection lists each one in the proto
+    // files) is registered: health, like routing, reads the registry.
+    let api: Vec<String> =
+        reflected_v1(&server).await?.into_iter().filter(|name| name.starts_with("keyport.v1.")).collect();
+    assert!(api.len() >= 3, "{api:?}");
+    for service in &api {
+        let check = server.health().check(HealthCheckRequest { service: service.clone() }).await?.into_inner();
+        assert_eq!(check.status(), ServingStatus::Serving, "{service} is in the proto but not registered");
+    }
     for (version, names) in [("v1", reflected_v1(&server).await?), ("v1alpha", reflected_v1alpha(&server).await?)] {
         for expected in ["keyport.v1.UserService", "keyport.v1.SessionService", "grpc.health.v1.Health"] {
             assert!(names.iter().any(|name| name == expected), "{version}: {expected} missing from {names:?}");
@@ -265,7 +274,13 @@ async fn drains_in_flight_calls_on_shutdown(backend: Backend) -> TestResult {
             .sign_up(SignUpRequest { email: "ann@example.com".into(), password: PASSWORD.into(), name: String::new() })
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Stop only once the sign-up is inside the server, hashing.
+    let hashing = async {
+        while server.identity.hashes_running() == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), hashing).await?;
     let db = server.db.clone();
     server.stop().await?;
     let response = call.await?;

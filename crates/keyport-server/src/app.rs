@@ -3,25 +3,21 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use keyport_core::{Clock, Identity, store::StoreError};
-use keyport_proto::v1::{
-    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
-};
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 
 use crate::{
+    caller::ClientResolver,
     config::Config,
-    context::ClientResolver,
     events::{CacheHealth, EventBus},
-    health,
+    grpc_web,
+    health::{self, Health},
     incoming::{self, ConnectionLimits},
     malformed::MalformedRequestLayer,
     oversized::DiscardOversizedLayer,
-    service::{OAuthApi, SessionApi, Shared, UserApi},
-    web,
+    service::{self, Shared},
 };
 
 /// How often expired sessions, flows and audit events are swept.
@@ -86,7 +82,6 @@ impl Keyport {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
         let Self { config, identity, events, relay } = self;
-        let cache_health = CacheHealth::new(identity.clone());
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
@@ -95,75 +90,87 @@ impl Keyport {
             events: events.clone(),
             stopping: stop_rx.clone(),
         };
-        let events_for_relay = events;
-
+        let api = service::registry(&shared, server.max_message_bytes);
         let (reporter, health_service) = tonic_health::server::health_reporter();
-        health::report(&reporter, ServingStatus::Serving).await;
-        // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
-        let (reflection_v1, reflection_v1alpha) = (reflection().build_v1()?, reflection().build_v1alpha()?);
-        let users = UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
-        let sessions =
-            SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(server.max_message_bytes);
-        let oauth = OAuthServiceServer::new(OAuthApi(shared)).max_decoding_message_size(server.max_message_bytes);
+        let health = Health::new(reporter, api.names());
+        health.report(ServingStatus::Serving).await;
 
-        let mut background = vec![
-            tokio::spawn(health::monitor(
-                identity.clone(),
-                cache_health.clone(),
-                reporter.clone(),
-                Duration::from_millis(config.database.health_check_interval_ms.max(10)),
-            )),
-            tokio::spawn(sweep_expired(identity)),
-        ];
-        if let Some(relay) = relay {
-            background.push(tokio::spawn(events_for_relay.relay(relay, cache_health)));
-        }
-
-        tokio::spawn(async move {
+        // Every task started here ends with `serve` (the set aborts them
+        // when dropped), whichever way it returns.
+        let mut background = spawn_background(&config, identity, events, relay, health.clone());
+        background.spawn(async move {
             shutdown.await;
             // Load balancers stop sending new calls while in-flight ones drain.
-            health::report(&reporter, ServingStatus::NotServing).await;
+            health.report(ServingStatus::NotServing).await;
             let _ = stop_tx.send(true);
         });
-        let routes = with_tls(Server::builder(), server)?
-            // HTTP/1.1 too, for gRPC-web from browsers.
-            .accept_http1(true)
-            .timeout(Duration::from_millis(server.request_timeout_ms))
-            .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
-            .max_concurrent_streams(server.max_concurrent_streams)
-            // Live clients acknowledge pings, which also keeps them clear of
-            // the idle timeout; dead ones are closed after the ping timeout.
-            .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
-            .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
-            .layer(tower::util::option_layer(web::cors(&server.cors_allowed_origins)))
-            .layer(tonic_web::GrpcWebLayer::new())
-            // Inside gRPC-web, so that browsers get the same answers.
-            .layer(DiscardOversizedLayer)
-            .layer(MalformedRequestLayer)
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(users)
-            .add_service(sessions)
-            .add_service(oauth);
-        warn_if_keepalive_misses_idle_timeout(server);
-        // Our own accept loop: it caps connections, backs off when out of
-        // descriptors, sets TCP keepalive (which tonic ignores with a custom
-        // incoming) and closes silent connections.
-        let incoming = incoming::incoming(listener, ConnectionLimits::of(server));
-        let grace = Duration::from_millis(server.shutdown_grace_ms);
-        let result = tokio::select! {
-            served = routes.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone())) => served.map_err(StartError::from),
-            () = async { stopped(stop_rx).await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(?grace, "shutdown grace elapsed; dropping calls still in flight");
-                Ok(())
-            }
-        };
-        for task in background {
-            task.abort();
+
+        let mut routes = api.into_routes().add_service(health_service);
+        // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
+        routes = routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
+        run(server, routes, listener, stop_rx).await
+    }
+}
+
+/// The work a serving replica does besides answering calls: following the
+/// database's health, sweeping expired rows, and (on PostgreSQL) relaying
+/// the other replicas' session events.
+fn spawn_background(
+    config: &Config,
+    identity: Identity,
+    events: EventBus,
+    relay: Option<PgEventRelay>,
+    health: Health,
+) -> JoinSet<()> {
+    let cache_health = CacheHealth::new(identity.clone());
+    let interval = Duration::from_millis(config.database.health_check_interval_ms.max(10));
+    let mut tasks = JoinSet::new();
+    tasks.spawn(health::monitor(identity.clone(), cache_health.clone(), health, interval));
+    tasks.spawn(sweep_expired(identity));
+    if let Some(relay) = relay {
+        tasks.spawn(events.relay(relay, cache_health));
+    }
+    tasks
+}
+
+/// Serves `routes` on `listener`, with the transport's limits and layers,
+/// until `stop` turns true and the calls in flight end (or the shutdown
+/// grace elapses).
+async fn run(
+    server: &crate::config::ServerConfig,
+    routes: tonic::service::Routes,
+    listener: TcpListener,
+    stop: watch::Receiver<bool>,
+) -> Result<(), StartError> {
+    let router = with_tls(Server::builder(), server)?
+        // HTTP/1.1 too, for gRPC-web from browsers.
+        .accept_http1(true)
+        .timeout(Duration::from_millis(server.request_timeout_ms))
+        .concurrency_limit_per_connection(server.max_concurrent_requests_per_connection)
+        .max_concurrent_streams(server.max_concurrent_streams)
+        // Live clients acknowledge pings, which also keeps them clear of
+        // the idle timeout; dead ones are closed after the ping timeout.
+        .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
+        .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
+        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        .layer(tower::util::option_layer(grpc_web::cors(&server.cors_allowed_origins)))
+        .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-web, so that browsers get the same answers.
+        .layer(DiscardOversizedLayer)
+        .layer(MalformedRequestLayer)
+        .add_routes(routes);
+    warn_if_keepalive_misses_idle_timeout(server);
+    // Our own accept loop: it caps connections, backs off when out of
+    // descriptors, sets TCP keepalive (which tonic ignores with a custom
+    // incoming) and closes silent connections.
+    let incoming = incoming::incoming(listener, ConnectionLimits::of(server));
+    let grace = Duration::from_millis(server.shutdown_grace_ms);
+    tokio::select! {
+        served = router.serve_with_incoming_shutdown(incoming, stopped(stop.clone())) => served.map_err(StartError::from),
+        () = async { stopped(stop).await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(?grace, "shutdown grace elapsed; dropping calls still in flight");
+            Ok(())
         }
-        result
     }
 }
 

@@ -1,7 +1,13 @@
 //! Domain types to their `keyport.v1` messages. Generated types stop here.
 
-use keyport_core::{SessionGrant, Timestamp, session::Session, user::User};
-use keyport_proto::v1;
+use keyport_core::{
+    SessionGrant, Timestamp,
+    events::{SessionEvent, UserChange},
+    oauth::{LinkedAccount, ProviderInfo, ProviderKind},
+    session::Session,
+    user::User,
+};
+use keyport_proto::v1::{self, watch_session_events_response::Event};
 
 pub(crate) fn timestamp(at: Timestamp) -> prost_types::Timestamp {
     let millis = at.unix_millis();
@@ -40,6 +46,46 @@ pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
 
 pub(crate) fn grant(grant: SessionGrant) -> v1::SessionGrant {
     v1::SessionGrant { session: Some(session(&grant.session, true)), user: Some(user(&grant.user)), token: grant.token }
+}
+
+pub(crate) fn provider(provider: ProviderInfo) -> v1::OAuthProvider {
+    let kind = match provider.kind {
+        ProviderKind::Oidc => v1::ProviderKind::Oidc,
+        ProviderKind::GitHub => v1::ProviderKind::Github,
+    };
+    v1::OAuthProvider { id: provider.id, display_name: provider.display_name, kind: kind.into() }
+}
+
+pub(crate) fn linked_account(account: &LinkedAccount) -> v1::LinkedAccount {
+    v1::LinkedAccount {
+        provider_id: account.provider_id.clone(),
+        subject: account.subject.clone(),
+        email: account.email.clone(),
+        linked_at: Some(timestamp(account.linked_at)),
+    }
+}
+
+pub(crate) fn session_event(event: SessionEvent) -> Event {
+    match event {
+        SessionEvent::SessionRevoked { session_id, user_id } => Event::SessionRevoked(v1::SessionRevoked {
+            session_id: session_id.to_string(),
+            user_id: user_id.to_string(),
+        }),
+        SessionEvent::UserChanged { user_id, change } => {
+            Event::UserChanged(v1::UserChanged { user_id: user_id.to_string(), change: user_change(change).into() })
+        }
+    }
+}
+
+fn user_change(change: UserChange) -> v1::UserChange {
+    match change {
+        UserChange::Profile => v1::UserChange::Profile,
+        UserChange::Password => v1::UserChange::Password,
+        UserChange::Roles => v1::UserChange::Roles,
+        UserChange::Banned => v1::UserChange::Banned,
+        UserChange::Deleted => v1::UserChange::Deleted,
+        UserChange::SessionsRevoked => v1::UserChange::SessionsRevoked,
+    }
 }
 
 #[cfg(test)]

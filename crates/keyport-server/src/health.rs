@@ -1,41 +1,38 @@
 //! gRPC health that follows the database: NOT_SERVING while it cannot be
 //! reached, SERVING again once it answers.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use keyport_core::Identity;
-use keyport_proto::v1::{
-    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
-};
-use tonic::server::NamedService;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{
-    events::CacheHealth,
-    service::{OAuthApi, SessionApi, UserApi},
-};
+use crate::events::CacheHealth;
 
-/// Services whose health is reported, besides the whole server (`""`).
-fn service_names() -> [&'static str; 4] {
-    [
-        "",
-        <UserServiceServer<UserApi> as NamedService>::NAME,
-        <SessionServiceServer<SessionApi> as NamedService>::NAME,
-        <OAuthServiceServer<OAuthApi> as NamedService>::NAME,
-    ]
+/// Reports one status for the whole server (`""`) and each API service.
+#[derive(Clone)]
+pub(crate) struct Health {
+    reporter: HealthReporter,
+    names: Arc<[&'static str]>,
 }
 
-/// Sets every reported service to `status`.
-pub(crate) async fn report(reporter: &HealthReporter, status: ServingStatus) {
-    for name in service_names() {
-        reporter.set_service_status(name, status).await;
+impl Health {
+    /// Health for the services named `services` (besides the whole server).
+    pub(crate) fn new(reporter: HealthReporter, services: &[&'static str]) -> Self {
+        let names = std::iter::once("").chain(services.iter().copied()).collect();
+        Self { reporter, names }
+    }
+
+    /// Sets every reported service to `status`.
+    pub(crate) async fn report(&self, status: ServingStatus) {
+        for name in self.names.iter() {
+            self.reporter.set_service_status(*name, status).await;
+        }
     }
 }
 
 /// Pings the database every `interval` and keeps the health status in step,
 /// logging only transitions. Runs until aborted.
-pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, reporter: HealthReporter, interval: Duration) {
+pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, health: Health, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serving = true;
@@ -64,7 +61,7 @@ pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, reporter: He
             // sessions could miss a revocation. Start over when it is back.
             cache.set_database_reachable(healthy);
             let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
-            report(&reporter, status).await;
+            health.report(status).await;
             serving = healthy;
         }
     }

@@ -5,18 +5,19 @@
 //! type to run the real server in-process on port 0 with a controlled clock.
 
 mod app;
+pub mod caller;
 pub mod config;
-pub mod context;
 mod convert;
 mod events;
+mod grpc_web;
 mod health;
 mod incoming;
 mod malformed;
 mod oversized;
+mod registry;
 pub mod service;
 pub mod status;
 pub mod telemetry;
-mod web;
 
 pub use app::{Keyport, StartError};
 pub use config::Config;

@@ -7,11 +7,24 @@ mod user;
 mod watch_events;
 
 use keyport_core::{Identity, Principal};
+use keyport_proto::v1::{
+    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
+    user_service_server::UserServiceServer,
+};
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{oauth::OAuthApi, session::SessionApi, user::UserApi, watch_events::EventStream};
-use crate::{context::ClientResolver, context::bearer_token, events::EventBus, status::to_status};
+use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
+
+/// Every API service Keyport serves, each refusing requests over
+/// `max_message_bytes`. A new service is one line here.
+pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
+    Registry::new()
+        .with(UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(OAuthServiceServer::new(OAuthApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+}
 
 /// What every service needs: the use cases and how to read callers.
 #[derive(Clone)]

@@ -1,14 +1,11 @@
 //! `keyport.v1.OAuthService`.
 
-use keyport_core::{
-    oauth::{LinkedAccount, ProviderKind},
-    social::{Callback, OAuthOutcome},
-};
+use keyport_core::social::{Callback, OAuthOutcome};
 use keyport_proto::v1::{self, o_auth_service_server::OAuthService};
 use tonic::{Request, Response, Status};
 
 use super::Shared;
-use crate::{context::bearer_token, convert, status::to_status};
+use crate::{caller::bearer_token, convert, status::to_status};
 
 /// Implements `OAuthService` over [`Shared`].
 #[derive(Clone)]
@@ -20,21 +17,7 @@ impl OAuthService for OAuthApi {
         &self,
         _request: Request<v1::ListProvidersRequest>,
     ) -> Result<Response<v1::ListProvidersResponse>, Status> {
-        let providers = self
-            .0
-            .identity
-            .oauth_providers()
-            .into_iter()
-            .map(|provider| v1::OAuthProvider {
-                id: provider.id,
-                display_name: provider.display_name,
-                kind: match provider.kind {
-                    ProviderKind::Oidc => v1::ProviderKind::Oidc,
-                    ProviderKind::GitHub => v1::ProviderKind::Github,
-                }
-                .into(),
-            })
-            .collect();
+        let providers = self.0.identity.oauth_providers().into_iter().map(convert::provider).collect();
         Ok(Response::new(v1::ListProvidersResponse { providers }))
     }
 
@@ -84,7 +67,7 @@ impl OAuthService for OAuthApi {
                 new_user,
             },
             OAuthOutcome::Linked(account) => v1::FinishOAuthResponse {
-                outcome: Some(v1::finish_o_auth_response::Outcome::Linked(linked(&account))),
+                outcome: Some(v1::finish_o_auth_response::Outcome::Linked(convert::linked_account(&account))),
                 new_user: false,
             },
         };
@@ -97,7 +80,9 @@ impl OAuthService for OAuthApi {
     ) -> Result<Response<v1::ListLinkedAccountsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let accounts = self.0.identity.list_linked_accounts(&caller).await.map_err(to_status)?;
-        Ok(Response::new(v1::ListLinkedAccountsResponse { accounts: accounts.iter().map(linked).collect() }))
+        Ok(Response::new(v1::ListLinkedAccountsResponse {
+            accounts: accounts.iter().map(convert::linked_account).collect(),
+        }))
     }
 
     async fn unlink_account(
@@ -109,14 +94,5 @@ impl OAuthService for OAuthApi {
         let body = request.get_ref();
         self.0.identity.unlink_account(&caller, &body.provider_id, &body.subject, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::UnlinkAccountResponse {}))
-    }
-}
-
-fn linked(account: &LinkedAccount) -> v1::LinkedAccount {
-    v1::LinkedAccount {
-        provider_id: account.provider_id.clone(),
-        subject: account.subject.clone(),
-        email: account.email.clone(),
-        linked_at: Some(convert::timestamp(account.linked_at)),
     }
 }

@@ -2,14 +2,13 @@
 
 use std::time::Duration;
 
-use keyport_core::events::{SessionEvent, UserChange};
 use keyport_proto::v1::{self, watch_session_events_response::Event};
 use tokio::sync::{broadcast::error::RecvError, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::Shared;
-use crate::events::BusMessage;
+use crate::{convert, events::BusMessage};
 
 /// How often an idle stream proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -32,7 +31,7 @@ pub(crate) fn stream(shared: &Shared) -> EventStream {
         loop {
             let next = tokio::select! {
                 received = bus.recv() => match received {
-                    Ok(BusMessage::Event(event)) => Ok(message(event_of(event))),
+                    Ok(BusMessage::Event(event)) => Ok(message(convert::session_event(event))),
                     Ok(BusMessage::Resync) => Err(Status::aborted("session events may have been lost; resynchronise")),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "event subscriber fell behind; cutting it off");
@@ -54,27 +53,4 @@ pub(crate) fn stream(shared: &Shared) -> EventStream {
 
 fn message(event: Event) -> v1::WatchSessionEventsResponse {
     v1::WatchSessionEventsResponse { event: Some(event) }
-}
-
-fn event_of(event: SessionEvent) -> Event {
-    match event {
-        SessionEvent::SessionRevoked { session_id, user_id } => Event::SessionRevoked(v1::SessionRevoked {
-            session_id: session_id.to_string(),
-            user_id: user_id.to_string(),
-        }),
-        SessionEvent::UserChanged { user_id, change } => {
-            Event::UserChanged(v1::UserChanged { user_id: user_id.to_string(), change: user_change(change).into() })
-        }
-    }
-}
-
-fn user_change(change: UserChange) -> v1::UserChange {
-    match change {
-        UserChange::Profile => v1::UserChange::Profile,
-        UserChange::Password => v1::UserChange::Password,
-        UserChange::Roles => v1::UserChange::Roles,
-        UserChange::Banned => v1::UserChange::Banned,
-        UserChange::Deleted => v1::UserChange::Deleted,
-        UserChange::SessionsRevoked => v1::UserChange::SessionsRevoked,
-    }
 }
