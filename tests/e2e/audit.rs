@@ -10,7 +10,12 @@ use keyport_core::{
 };
 use keyport_proto::v1::{ChangePasswordRequest, SignInRequest, SignOutRequest};
 use keyport_store::{SeaStore, StoreOptions};
-use keyport_tests::{Backend, TestServer, grpc::authed, pg, server::PASSWORD};
+use keyport_tests::{
+    Backend, TestServer,
+    grpc::{authed, reason},
+    pg,
+    server::PASSWORD,
+};
 use tonic::Request;
 
 use crate::{TestResult, on_both_backends};
@@ -22,12 +27,13 @@ async fn records_security_events(backend: Backend) -> TestResult {
     let token = server.sign_up("ann@example.com").await?;
     let mut failed = Request::new(SignInRequest { email: "ann@example.com".into(), password: "wrong password".into() });
     failed.metadata_mut().insert("x-keyport-client-ip", "198.51.100.4".parse()?);
-    assert!(server.sessions().sign_in(failed).await.is_err());
+    assert_eq!(reason(&server.sessions().sign_in(failed).await.unwrap_err()), "INVALID_CREDENTIALS");
     let unknown = SignInRequest { email: "nobody@example.com".into(), password: "wrong password".into() };
-    assert!(server.sessions().sign_in(unknown).await.is_err());
+    assert_eq!(reason(&server.sessions().sign_in(unknown).await.unwrap_err()), "INVALID_CREDENTIALS");
     let wrong =
         ChangePasswordRequest { current_password: "not mine".into(), new_password: "another passphrase".into() };
-    assert!(server.users().change_password(authed(wrong, &token)).await.is_err());
+    let refused = server.users().change_password(authed(wrong, &token)).await.unwrap_err();
+    assert_eq!(reason(&refused), "INVALID_CREDENTIALS", "{refused:?}");
     let change = ChangePasswordRequest { current_password: PASSWORD.into(), new_password: "another passphrase".into() };
     server.users().change_password(authed(change, &token)).await?;
     server.sessions().sign_out(authed(SignOutRequest {}, &token)).await?;

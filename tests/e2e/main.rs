@@ -2,6 +2,10 @@
 //! Rust client. Every scenario runs twice, on SQLite and on a real
 //! PostgreSQL that the test kit starts itself.
 
+#![allow(
+    clippy::disallowed_methods,
+    reason = "tests time what they observe; the server under test reads its injected clock"
+)]
 // Scenarios are test code called from generated `#[tokio::test]`s, which
 // clippy's allow-*-in-tests settings do not see.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

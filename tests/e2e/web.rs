@@ -153,9 +153,9 @@ impl Harness {
     }
 
     async fn grant_admin(&self, email: &str) -> TestResult {
-        self.keyport.scalar(&format!("SELECT COUNT(*) FROM users WHERE email = '{email}'")).await?;
         let sql = format!("UPDATE users SET roles = 'admin user' WHERE email = '{email}'");
-        sea_orm::ConnectionTrait::execute_unprepared(&self.keyport.db, &sql).await?;
+        let updated = sea_orm::ConnectionTrait::execute_unprepared(&self.keyport.db, &sql).await?;
+        assert_eq!(updated.rows_affected(), 1, "{email} has an account");
         Ok(())
     }
 }
@@ -349,16 +349,18 @@ async fn revocation_reaches_the_cache(start: StartApp) -> TestResult {
     // Revoked through Keyport directly, not through the app.
     let phone_id = phone.trim_start_matches("kp_").split_once('.').ok_or("no dot")?.0.to_owned();
     h.keyport.sessions().revoke_session(authed(RevokeSessionRequest { session_id: phone_id }, &laptop)).await?;
-    let revoked_at = Instant::now();
-    loop {
-        let (status, _) = h.get_bearer("/dashboard", &phone).await?;
-        if status == StatusCode::UNAUTHORIZED {
-            break;
+    // The event drops the entry; how fast is the benchmark's business
+    // (docs/benchmarks.md), not this test's.
+    let dropped = async {
+        while h.cache.lookup(&phone).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        assert!(revoked_at.elapsed() < Duration::from_secs(2), "the revocation never reached the cache");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    eprintln!("revocation seen by the middleware after {:?}", revoked_at.elapsed());
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .map_err(|_| "the revocation never reached the cache")?;
+    assert!(h.cache.is_live(), "dropped by the event, not by a broken stream");
+    assert_eq!(h.get_bearer("/dashboard", &phone).await?.0, StatusCode::UNAUTHORIZED, "refused at once");
     assert_eq!(h.get_bearer("/dashboard", &laptop).await?.0, StatusCode::OK);
     Ok(())
 }
@@ -728,7 +730,14 @@ async fn only_trusted_peers_may_watch_session_events() -> TestResult {
     let error = client.watch_session_events().await.unwrap_err();
     assert_eq!(error.reason(), &keyport_client::Reason::PermissionDenied);
     let cache = SessionCache::start(client, CacheConfig::default());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Refused twice: it has tried, and tried again, and never went live.
+    let refused = async {
+        while cache.stats().subscribe_failures < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), refused).await?;
     assert!(!cache.is_live(), "a cache without the stream never serves");
+    assert_eq!(cache.stats().subscriptions, 0);
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use keyport_core::ManualClock;
+use keyport_core::{Identity, ManualClock};
 use keyport_proto::v1::{
     SignUpRequest, session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
 };
@@ -36,6 +36,9 @@ pub struct TestServer {
     pub database_url: String,
     /// A connection of the test's own to the same database, for checks.
     pub db: DatabaseConnection,
+    /// The server's use cases, for what only the inside can see (e.g. a
+    /// hash in progress).
+    pub identity: Identity,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), keyport_server::StartError>>>,
@@ -197,7 +200,7 @@ impl TestServer {
 
         let clock = Arc::new(ManualClock::starting_now());
         let launched = launch(config, clock.clone(), bind);
-        let (addr, shutdown, task) = match runtime {
+        let (addr, shutdown, task, identity) = match runtime {
             // Opened, bound and served there, so that every task and socket
             // of the server belongs to that runtime.
             Some(runtime) => runtime.spawn(launched).await??,
@@ -217,6 +220,7 @@ impl TestServer {
             clock,
             database_url: url,
             db,
+            identity,
             channel,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -350,11 +354,12 @@ impl TestServer {
     }
 }
 
-type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_server::StartError>>);
+type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_server::StartError>>, Identity);
 
 /// Opens Keyport, binds and serves, on the runtime this runs on.
 async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr>) -> Result<Launched, BoxError> {
     let keyport = Keyport::open(config, clock).await?;
+    let identity = keyport.identity().clone();
     let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
     let mut addr = listener.local_addr()?;
     if addr.ip().is_unspecified() {
@@ -365,7 +370,7 @@ async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr
     let task = tokio::spawn(keyport.serve(listener, async move {
         let _ = stop.await;
     }));
-    Ok((addr, shutdown, task))
+    Ok((addr, shutdown, task, identity))
 }
 
 impl Drop for TestServer {

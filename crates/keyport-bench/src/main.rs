@@ -9,6 +9,8 @@
 //! result is a Markdown report on stdout (and optionally in a file); see
 //! `docs/benchmarks.md` for how to run it and the latest numbers.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
+
 mod load;
 mod procfs;
 mod promises;

@@ -25,6 +25,7 @@ use keyport_proto::v1::watch_session_events_response::Event;
 
 use crate::{
     client::{ClientInfo, EventSubscription, KeyportClient},
+    clock::{Clock, SystemClock},
     error::Error,
     principal::{Principal, ValidatedSession},
     refusals::Refusals,
@@ -87,6 +88,8 @@ struct Inner {
     entries: Mutex<Entries>,
     refusals: Refusals,
     counters: Counters,
+    /// What entry lifetimes are measured by.
+    clock: Arc<dyn Clock>,
 }
 
 /// What the cache has done since it started, for metrics.
@@ -96,6 +99,7 @@ struct Counters {
     misses: AtomicU64,
     refusal_hits: AtomicU64,
     subscriptions: AtomicU64,
+    subscribe_failures: AtomicU64,
 }
 
 /// A snapshot of the cache, for metrics and health pages.
@@ -115,6 +119,9 @@ pub struct CacheStats {
     pub refusal_hits: u64,
     /// Times the event stream went live (1 + resubscriptions).
     pub subscriptions: u64,
+    /// Attempts to subscribe that failed (Keyport down, or refusing this
+    /// caller the stream).
+    pub subscribe_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -137,15 +144,28 @@ impl SessionCache {
     /// A cache in front of `client`, subscribing to its event stream in the
     /// background for as long as the cache (or a clone) lives.
     pub fn start(client: KeyportClient, config: CacheConfig) -> Self {
+        Self::start_with_clock(client, config, Arc::new(SystemClock))
+    }
+
+    /// Like [`SessionCache::start`], with entry lifetimes read from `clock`
+    /// (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn start_with_clock(client: KeyportClient, config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
+        let cache = Self::detached(client, config, clock);
+        tokio::spawn(watch(Arc::downgrade(&cache.inner), cache.client.clone()));
+        cache
+    }
+
+    /// A cache that does not subscribe (so it is never live on its own).
+    fn detached(client: KeyportClient, config: CacheConfig, clock: Arc<dyn Clock>) -> Self {
         let inner = Arc::new(Inner {
             config,
             live: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
             entries: Mutex::default(),
-            refusals: Refusals::new(config.refusal_ttl, config.max_refusals),
+            refusals: Refusals::new(config.refusal_ttl, config.max_refusals, clock.clone()),
             counters: Counters::default(),
+            clock,
         });
-        tokio::spawn(watch(Arc::downgrade(&inner), client.clone()));
         Self { inner, client }
     }
 
@@ -196,6 +216,7 @@ impl SessionCache {
             misses: counters.misses.load(Ordering::Relaxed),
             refusal_hits: counters.refusal_hits.load(Ordering::Relaxed),
             subscriptions: counters.subscriptions.load(Ordering::Relaxed),
+            subscribe_failures: counters.subscribe_failures.load(Ordering::Relaxed),
         }
     }
 
@@ -224,7 +245,7 @@ impl SessionCache {
         // Constant time, a word at a time (`subtle` goes a byte at a time,
         // which cost more than the rest of a hit).
         let same_token = constant_time_eq::constant_time_eq(entry.token.as_bytes(), token.as_bytes());
-        let hit = (same_token && Instant::now() < entry.valid_until).then(|| answer(entry));
+        let hit = (same_token && self.inner.clock.now() < entry.valid_until).then(|| answer(entry));
         if hit.is_some() {
             self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
         }
@@ -270,7 +291,7 @@ impl SessionCache {
             return;
         }
         if entries.by_session.len() >= self.inner.config.max_entries {
-            entries.evict(Instant::now());
+            entries.evict(self.inner.clock.now());
         }
         let user_id = answer.principal.user_id.clone();
         entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
@@ -278,7 +299,7 @@ impl SessionCache {
             token: token.to_owned(),
             principal: Arc::new(answer.principal.clone()),
             cache_ttl: answer.cache_ttl,
-            valid_until: Instant::now() + ttl,
+            valid_until: self.inner.clock.now() + ttl,
         };
         entries.by_session.insert(session_id.to_owned(), entry);
     }
@@ -403,6 +424,7 @@ async fn watch(cache: Weak<Inner>, client: KeyportClient) {
             Err(error) => {
                 if let Some(inner) = cache.upgrade() {
                     inner.set_live(false);
+                    inner.counters.subscribe_failures.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::debug!(%error, "cannot subscribe to session events yet");
             }
@@ -414,6 +436,52 @@ async fn watch(cache: Weak<Inner>, client: KeyportClient) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
+
+    fn answer(ttl: Duration) -> ValidatedSession {
+        ValidatedSession { principal: Principal::for_tests("ann@example.com", &[]), refreshed: false, cache_ttl: ttl }
+    }
+
+    /// A live cache nobody feeds events, on a clock the test moves.
+    fn live_cache(config: CacheConfig) -> (SessionCache, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let client = KeyportClient::builder("http://127.0.0.1:9").build().unwrap();
+        let cache = SessionCache::detached(client, config, clock.clone());
+        cache.inner.set_live(true);
+        (cache, clock)
+    }
+
+    #[tokio::test]
+    async fn entries_live_for_the_shorter_of_the_hint_and_max_ttl() {
+        let config = CacheConfig { max_ttl: Duration::from_secs(60), ..CacheConfig::default() };
+        let (cache, clock) = live_cache(config);
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        cache.insert("kp_short.x", &answer(Duration::from_secs(5)), ticket);
+        cache.insert("kp_long.x", &answer(Duration::from_secs(600)), ticket);
+        assert!(cache.lookup("kp_short.x").is_some() && cache.lookup("kp_long.x").is_some());
+        clock.advance(Duration::from_millis(4_999));
+        assert!(cache.lookup("kp_short.x").is_some(), "within the server's 5 s hint");
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.lookup("kp_short.x").is_none(), "gone at the hint");
+        clock.advance(Duration::from_secs(55) - Duration::from_millis(1));
+        assert!(cache.lookup("kp_long.x").is_some(), "a 600 s hint is capped");
+        clock.advance(Duration::from_millis(1));
+        assert!(cache.lookup("kp_long.x").is_none(), "gone at max_ttl");
+        assert!(cache.lookup("kp_short.y").is_none(), "another token for the session never hits");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_served_or_kept_while_not_live() {
+        let (cache, _clock) = live_cache(CacheConfig::default());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        cache.insert("kp_a.x", &answer(Duration::from_secs(5)), ticket);
+        cache.inner.set_live(false);
+        assert!(cache.lookup("kp_a.x").is_none());
+        cache.inner.set_live(true);
+        let stale = cache.inner.epoch.load(Ordering::Acquire) - 1;
+        cache.insert("kp_b.x", &answer(Duration::from_secs(5)), stale);
+        assert!(cache.lookup("kp_b.x").is_none(), "an answer that raced an event is not kept");
+    }
 
     #[test]
     fn session_ids_come_from_the_token() {

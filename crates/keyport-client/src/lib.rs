@@ -15,6 +15,7 @@
 
 mod cache;
 mod client;
+mod clock;
 mod endpoints;
 mod error;
 mod principal;
@@ -23,5 +24,6 @@ pub mod web;
 
 pub use cache::{CacheConfig, CacheStats, SessionCache};
 pub use client::{ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignedIn, StartedOAuth};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
 pub use principal::{Principal, SessionSummary, ValidatedSession};

@@ -27,6 +27,7 @@ impl Principal {
     /// A made-up principal for tests with an [offline
     /// guard](crate::web::Guard::offline): ids derived from `email`, the
     /// name its local part, the email verified, the session valid for an hour.
+    #[expect(clippy::disallowed_methods, reason = "a test principal's hour starts on the wall clock")]
     pub fn for_tests(email: &str, roles: &[&str]) -> Self {
         let mut roles: Vec<String> = roles.iter().map(|role| (*role).to_owned()).collect();
         roles.sort();

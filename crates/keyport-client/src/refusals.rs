@@ -9,11 +9,14 @@
 use std::{
     collections::HashMap,
     hash::{BuildHasher, RandomState},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use crate::error::{Error, Reason};
+use crate::{
+    clock::Clock,
+    error::{Error, Reason},
+};
 
 #[derive(Debug)]
 pub(crate) struct Refusals {
@@ -22,18 +25,19 @@ pub(crate) struct Refusals {
     // Keyed per process: nobody outside can aim at a collision.
     hasher: RandomState,
     entries: Mutex<HashMap<u64, (Error, Instant)>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Refusals {
-    pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
-        Self { ttl, max_entries, hasher: RandomState::new(), entries: Mutex::default() }
+    pub(crate) fn new(ttl: Duration, max_entries: usize, clock: Arc<dyn Clock>) -> Self {
+        Self { ttl, max_entries, hasher: RandomState::new(), entries: Mutex::default(), clock }
     }
 
     /// The remembered refusal of `token`, if it is still fresh.
     pub(crate) fn get(&self, token: &str) -> Option<Error> {
         let entries = self.entries.lock().ok()?;
         let (error, until) = entries.get(&self.hasher.hash_one(token))?;
-        (Instant::now() < *until).then(|| error.clone())
+        (self.clock.now() < *until).then(|| error.clone())
     }
 
     /// Remembers `error` for `token` if it is a refusal that cannot change.
@@ -42,7 +46,7 @@ impl Refusals {
             return;
         }
         let Ok(mut entries) = self.entries.lock() else { return };
-        let now = Instant::now();
+        let now = self.clock.now();
         if entries.len() >= self.max_entries {
             entries.retain(|_, (_, until)| *until > now);
             // Still full of fresh refusals (a flood of distinct junk): start
@@ -70,10 +74,11 @@ mod tests {
     use tonic::Status;
 
     use super::*;
+    use crate::clock::{ManualClock, SystemClock};
 
     #[test]
     fn remembers_final_refusals_only() {
-        let refusals = Refusals::new(Duration::from_secs(30), 10);
+        let refusals = Refusals::new(Duration::from_secs(30), 10, Arc::new(SystemClock));
         refusals.remember("kp_a.x", &Status::unauthenticated("no").into());
         refusals.remember("kp_b.x", &Status::unavailable("down").into());
         refusals.remember("kp_c.x", &Status::invalid_argument("bad").into());
@@ -85,7 +90,7 @@ mod tests {
 
     #[test]
     fn stays_within_its_bound() {
-        let refusals = Refusals::new(Duration::from_secs(30), 3);
+        let refusals = Refusals::new(Duration::from_secs(30), 3, Arc::new(SystemClock));
         for i in 0..10 {
             refusals.remember(&format!("kp_{i}.x"), &Status::unauthenticated("no").into());
             assert!(refusals.len() <= 3);
@@ -95,9 +100,12 @@ mod tests {
 
     #[test]
     fn refusals_expire() {
-        let refusals = Refusals::new(Duration::from_millis(1), 3);
+        let clock = Arc::new(ManualClock::new());
+        let refusals = Refusals::new(Duration::from_secs(30), 3, clock.clone());
         refusals.remember("kp_a.x", &Status::unauthenticated("no").into());
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(refusals.get("kp_a.x").is_none());
+        clock.advance(Duration::from_secs(29));
+        assert!(refusals.get("kp_a.x").is_some(), "still within its 30 s");
+        clock.advance(Duration::from_secs(1));
+        assert!(refusals.get("kp_a.x").is_none(), "gone at 30 s");
     }
 }

@@ -84,7 +84,7 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event of `kind` at `at`, from `client`.
     pub fn new(kind: AuditKind, at: Timestamp, client: &ClientInfo) -> Self {
-        Self { id: Uuid::now_v7(), at, kind, user_id: None, session_id: None, client: client.clone(), detail: None }
+        Self { id: at.uuid_v7(), at, kind, user_id: None, session_id: None, client: client.clone(), detail: None }
     }
 
     /// Names the user concerned.

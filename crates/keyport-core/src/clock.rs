@@ -11,6 +11,17 @@ use std::{
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// A fresh UUIDv7 bearing this time: ids sort by creation, and follow
+    /// the injected clock like every other time.
+    pub fn uuid_v7(self) -> uuid::Uuid {
+        // Shared, so ids made in one millisecond (a stopped test clock
+        // included) still sort in the order they were made.
+        static CONTEXT: std::sync::Mutex<uuid::ContextV7> = std::sync::Mutex::new(uuid::ContextV7::new());
+        let millis = u64::try_from(self.0).unwrap_or(0);
+        let (seconds, nanos) = (millis / 1000, (millis % 1000) as u32 * 1_000_000);
+        uuid::Uuid::new_v7(uuid::Timestamp::from_unix(&CONTEXT, seconds, nanos))
+    }
+
     /// The timestamp `millis` milliseconds after the Unix epoch.
     pub const fn from_unix_millis(millis: i64) -> Self {
         Self(millis)
@@ -50,6 +61,7 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[expect(clippy::disallowed_methods, reason = "the one place the domain reads the time")]
     fn now(&self) -> Timestamp {
         let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
         Timestamp(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
@@ -96,6 +108,15 @@ mod tests {
         assert_eq!(clock.now().unix_millis(), 1_000);
         clock.advance(Duration::from_secs(2));
         assert_eq!(clock.now().unix_millis(), 3_000);
+    }
+
+    #[test]
+    fn ids_follow_the_clock_and_sort_in_order_made() {
+        let at = Timestamp::from_unix_millis(1_700_000_000_123);
+        let ids: Vec<uuid::Uuid> = (0..100).map(|_| at.uuid_v7()).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "one millisecond, still in order");
+        let (seconds, nanos) = ids[0].get_timestamp().map(|t| t.to_unix()).unwrap_or_default();
+        assert_eq!((seconds, nanos / 1_000_000), (1_700_000_000, 123));
     }
 
     #[test]

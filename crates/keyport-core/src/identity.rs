@@ -131,6 +131,12 @@ impl Identity {
         &self.config
     }
 
+    /// Password hashes and verifications running right now (of at most
+    /// `hashing_limits.workers`).
+    pub fn hashes_running(&self) -> usize {
+        self.hasher.running()
+    }
+
     /// Checks that storage answers.
     pub async fn ping(&self) -> Result<()> {
         Ok(self.store.ping().await?)
@@ -144,7 +150,7 @@ impl Identity {
 
         let now = self.clock.now();
         let user = User {
-            id: UserId::generate(),
+            id: UserId::generate(now),
             email,
             name,
             email_verified: false,

@@ -175,6 +175,11 @@ impl PasswordHasher {
         })
     }
 
+    /// Hashes and verifications running on the pool's threads right now.
+    pub fn running(&self) -> usize {
+        self.inner.limits.workers.max(1).saturating_sub(self.inner.permits.available_permits())
+    }
+
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: Password) -> Result<String> {
         let inner = Arc::clone(&self.inner);

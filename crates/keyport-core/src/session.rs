@@ -107,7 +107,7 @@ mod tests {
         let (expires_at, absolute_expires_at) = policy().expiries_from(created);
         Session {
             id: SessionId::from_trusted("id".into()),
-            user_id: crate::user::UserId::generate(),
+            user_id: crate::user::UserId::generate(created),
             secret_hash: SecretHash([0; 32]),
             created_at: created,
             expires_at,

@@ -221,7 +221,7 @@ impl Identity {
         }
 
         let user = User {
-            id: UserId::generate(),
+            id: UserId::generate(now),
             email,
             name: parse_name(external.name.as_deref().unwrap_or_default()).unwrap_or_default(),
             email_verified: external.email_verified,

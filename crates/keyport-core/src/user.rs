@@ -18,9 +18,9 @@ pub const MAX_NAME_CHARS: usize = 256;
 pub struct UserId(pub Uuid);
 
 impl UserId {
-    /// A fresh id.
-    pub fn generate() -> Self {
-        Self(Uuid::now_v7())
+    /// A fresh id for a user created at `at`.
+    pub fn generate(at: Timestamp) -> Self {
+        Self(at.uuid_v7())
     }
 }
 

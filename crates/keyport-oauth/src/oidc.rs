@@ -1,6 +1,6 @@
 //! OpenID Connect providers, through the `openidconnect` crate.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use keyport_core::oauth::{AuthorizationRequest, ExternalIdentity, IdentityProvider, ProviderError, ProviderInfo};
@@ -10,7 +10,9 @@ use openidconnect::{
     core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata},
     reqwest,
 };
+// tokio's clock (which tests can pause) for the metadata's age.
 use tokio::sync::RwLock;
+use tokio::time::Instant;
 
 use crate::settings::{ResolvedSettings, SettingsError};
 

@@ -12,7 +12,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use keyport_core::{
@@ -22,6 +22,8 @@ use keyport_core::{
 };
 use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
 use uuid::Uuid;
+// Heartbeat ages on tokio's clock, which tests can pause.
+use tokio::time::Instant;
 
 use crate::{Backend, SeaStore};
 
@@ -215,7 +217,7 @@ mod tests {
 
     #[test]
     fn events_round_trip_between_replicas_but_not_to_their_origin() {
-        let user_id = UserId::generate();
+        let user_id = UserId::generate(keyport_core::Timestamp::from_unix_millis(1));
         let events = [
             SessionEvent::SessionRevoked { session_id: SessionId::from_trusted("A".repeat(22)), user_id },
             SessionEvent::UserChanged { user_id, change: UserChange::Deleted },

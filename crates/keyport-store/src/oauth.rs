@@ -173,7 +173,7 @@ pub(crate) async fn unlink_account(
 
 async fn insert_account(db: &impl ConnectionTrait, linked: &LinkedAccount) -> StoreResult<()> {
     let row = account::ActiveModel {
-        id: Set(Uuid::now_v7().to_string()),
+        id: Set(linked.linked_at.uuid_v7().to_string()),
         user_id: Set(linked.user_id.to_string()),
         provider_id: Set(linked.provider_id.clone()),
         subject: Set(linked.subject.clone()),

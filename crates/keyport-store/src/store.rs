@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keyport_core::{
-    Timestamp,
+    Clock, SystemClock, Timestamp,
     audit::AuditEvent,
     email::Email,
     events::SessionEvent,
@@ -23,7 +23,6 @@ use sea_orm::{
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
 use sea_orm_migration::MigratorTrait;
-use uuid::Uuid;
 
 use crate::{
     convert::{classify, session_from_row, user_from_row, user_to_row},
@@ -119,7 +118,7 @@ impl SeaStore {
         }
         let db = Database::connect(connect).await.map_err(classify)?;
         let sessions = SessionLookup::new(&db, backend);
-        Ok(Self { db, backend, sessions, origin: Uuid::now_v7().simple().to_string() })
+        Ok(Self { db, backend, sessions, origin: SystemClock.now().uuid_v7().simple().to_string() })
     }
 
     /// Applies pending migrations.

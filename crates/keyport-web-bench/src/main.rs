@@ -14,6 +14,8 @@
 //!    another client, as another app or replica would) to the cache
 //!    dropping the session.
 
+#![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
+
 mod actix;
 mod keyport;
 mod wrk;

@@ -43,6 +43,7 @@ impl Default for CookieSettings {
 
 impl CookieSettings {
     /// `Set-Cookie` value carrying `token` until `expires_at`.
+    #[expect(clippy::disallowed_methods, reason = "Max-Age counts from now on the browser's wall clock")]
     pub fn issue(&self, token: &str, expires_at: SystemTime) -> String {
         let max_age = expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).as_secs();
         format!("{}={token}; {}; Max-Age={max_age}", self.name, self.attributes())
@@ -122,6 +123,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(clippy::disallowed_methods, reason = "Max-Age is relative to the wall clock")]
     fn issues_with_secure_defaults() {
         let cookie = CookieSettings::default().issue("kp_a.b", SystemTime::now() + Duration::from_secs(3600));
         assert!(cookie.starts_with("__Host-keyport_session=kp_a.b; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age="));
