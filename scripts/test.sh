@@ -7,6 +7,9 @@
 #     own server with its initdb/pg_ctl/postgres, found via KEYPORT_PG_BIN;
 #   - the pinned buf from tools/package-lock.json (`npm ci` in tools/).
 #
+# `scripts/test.sh --quick` runs the Rust part only (cargo fmt, clippy and
+# every workspace test), for day-to-day work; CI runs everything.
+#
 # Environment:
 #   CARGO_TARGET_DIR  defaults to $HOME/.cache/keyport/target
 #   KEYPORT_PG_BIN    defaults to the newest /usr/lib/postgresql/*/bin
@@ -154,25 +157,41 @@ step() {
   "$@"
 }
 
+# The Rust checks: what --quick runs, and the first half of a full run.
+rust_checks() {
+  step "cargo fmt" cargo fmt --all -- --check
+  step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
+  step "cargo test" cargo test --workspace --locked
+}
+
 main() {
+  local quick=false
+  case "${1:-}" in
+    "") ;;
+    --quick) quick=true ;;
+    *) die "usage: scripts/test.sh [--quick]" ;;
+  esac
   cd "$REPO_ROOT"
   export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/keyport/target}"
 
   banner "checking prerequisites"
   ensure_postgresql
   ensure_npm
-  ensure_buf
   ensure_oidc_provider
   ensure_openssl
-  ensure_go
   require_rust
+  if [[ $quick == true ]]; then
+    rust_checks
+    banner "Rust checks passed (the SDK, proto and browser checks were skipped: run without --quick)"
+    return
+  fi
+  ensure_buf
+  ensure_go
 
   step "buf lint" "$BUF" lint
   step "buf format" "$BUF" format -d --exit-code
   step "buf breaking" buf_breaking
-  step "cargo fmt" cargo fmt --all -- --check
-  step "cargo clippy" cargo clippy --workspace --all-targets --locked -- -D warnings
-  step "cargo test" cargo test --workspace --locked
+  rust_checks
 
   # The SDKs and the example apps are tested against the real binaries.
   step "cargo build (binaries for the SDK and browser tests)" \
