@@ -14,6 +14,7 @@ mod account;
 mod audit;
 mod connections;
 mod failover;
+mod layering;
 mod oauth;
 mod races;
 mod sessions;
