@@ -2,7 +2,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use keyport_core::{Clock, Identity, store::StoreError};
+use keyport_core::{Accounts, Clock, store::StoreError};
 use keyport_proto::v1::{
     o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer,
@@ -53,7 +53,7 @@ pub enum StartError {
 /// An opened Keyport: migrated database and ready use cases, not yet serving.
 pub struct Keyport {
     config: Config,
-    identity: Identity,
+    identity: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
 }
@@ -67,14 +67,14 @@ impl Keyport {
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
-        let identity = Identity::new(Arc::new(store), clock, config.identity())?
+        let identity = Accounts::new(Arc::new(store), clock, config.identity())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
         Ok(Self { config, identity, events, relay })
     }
 
     /// The use cases, for in-process callers and tests.
-    pub fn identity(&self) -> &Identity {
+    pub fn identity(&self) -> &Accounts {
         &self.identity
     }
 
@@ -229,7 +229,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn sweep_expired(identity: Identity) {
+async fn sweep_expired(identity: Accounts) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticker.tick().await;

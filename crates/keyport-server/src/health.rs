@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use keyport_core::Identity;
+use keyport_core::Accounts;
 use keyport_proto::v1::{
     o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer,
@@ -35,7 +35,7 @@ pub(crate) async fn report(reporter: &HealthReporter, status: ServingStatus) {
 
 /// Pings the database every `interval` and keeps the health status in step,
 /// logging only transitions. Runs until aborted.
-pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, reporter: HealthReporter, interval: Duration) {
+pub(crate) async fn monitor(identity: Accounts, cache: CacheHealth, reporter: HealthReporter, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serving = true;

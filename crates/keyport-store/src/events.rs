@@ -23,7 +23,7 @@ use keyport_core::{
 use sea_orm::sqlx::{self, PgPool, postgres::PgListener};
 use uuid::Uuid;
 
-use crate::{Backend, SeaStore};
+use crate::{backend::Backend, store::SeaStore};
 
 /// The PostgreSQL channel Keyport's replicas talk on.
 pub(crate) const CHANNEL: &str = "keyport_session_events";

@@ -1,4 +1,4 @@
-//! The gRPC services: each RPC reads its request, calls [`Identity`], and
+//! The gRPC services: each RPC reads its request, calls [`Accounts`], and
 //! converts the answer. No rules live here.
 
 mod oauth;
@@ -6,7 +6,7 @@ mod session;
 mod user;
 mod watch_events;
 
-use keyport_core::{Identity, Principal};
+use keyport_core::{Accounts, Principal};
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
@@ -17,7 +17,7 @@ use crate::{context::ClientResolver, context::bearer_token, events::EventBus, st
 #[derive(Clone)]
 pub struct Shared {
     /// The use cases.
-    pub identity: Identity,
+    pub identity: Accounts,
     /// Reads the end user's address and agent.
     pub clients: ClientResolver,
     /// Session events for `WatchSessionEvents`.
