@@ -256,7 +256,7 @@ impl SessionStore for MemoryStore {
             .filter(|s| s.user_id == user_id && s.expires_at > now && s.absolute_expires_at > now)
             .cloned()
             .collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        live.sort_by_key(|session| std::cmp::Reverse(session.created_at));
         live.truncate(LIST_SESSIONS_LIMIT);
         Ok(live)
     }
