@@ -3,10 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use keyport_core::{
-    Identity, IdentityConfig, ManualClock, Timestamp,
+    Accounts, AccountsConfig, ManualClock, Timestamp,
     audit::{AuditEvent, AuditKind},
     session::ClientInfo,
-    store::Store,
+    store::AuditStore,
 };
 use keyport_proto::v1::{ChangePasswordRequest, SignInRequest, SignOutRequest};
 use keyport_store::{SeaStore, StoreOptions};
@@ -70,8 +70,8 @@ async fn the_sweep_deletes_audit_events_past_retention(backend: Backend) -> Test
         let at: Timestamp = now.saturating_sub(day * age_days);
         store.record_audit(&AuditEvent::new(AuditKind::SignIn, at, &client)).await?;
     }
-    let config = IdentityConfig { audit_retention: day * 90, ..IdentityConfig::default() };
-    let identity = Identity::new(Arc::new(store.clone()), clock, config)?;
+    let config = AccountsConfig { audit_retention: day * 90, ..AccountsConfig::default() };
+    let identity = Accounts::new(Arc::new(store.clone()), clock, config)?;
     let swept = identity.sweep_expired().await?;
     assert_eq!(swept.audit_events, 2, "the events older than 90 days");
     assert_eq!(identity.sweep_expired().await?.audit_events, 0);

@@ -2,7 +2,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use keyport_core::{Identity, ManualClock};
+use keyport_core::{Accounts, ManualClock};
 use keyport_proto::v1::{
     SignUpRequest, session_service_client::SessionServiceClient, user_service_client::UserServiceClient,
 };
@@ -38,7 +38,7 @@ pub struct TestServer {
     pub db: DatabaseConnection,
     /// The server's use cases, for what only the inside can see (e.g. a
     /// hash in progress).
-    pub identity: Identity,
+    pub identity: Accounts,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), keyport_server::StartError>>>,
@@ -354,7 +354,7 @@ impl TestServer {
     }
 }
 
-type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_server::StartError>>, Identity);
+type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_server::StartError>>, Accounts);
 
 /// Opens Keyport, binds and serves, on the runtime this runs on.
 async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr>) -> Result<Launched, BoxError> {

@@ -2,28 +2,33 @@
 //! session lasts.
 //!
 //! This crate knows nothing of gRPC, SQL or HTTP. It holds the identity rules
-//! ([`email`], [`password`], [`token`], [`session`]), the storage contract the
-//! database layer implements ([`store`]), the injected [`clock`], and the use
-//! cases that tie them together ([`Identity`]).
+//! ([`email`], [`password`], [`token`], [`session`], [`oauth`]), the storage
+//! contract the database layer implements ([`store`], one trait per area,
+//! with an in-memory implementation for tests in [`store::memory`]), the
+//! injected [`clock`], and the use cases that tie them together
+//! ([`Accounts`]).
+//!
+//! Each area has the same three places: its types and rules (`user.rs`,
+//! `session.rs`, `oauth.rs`, `audit.rs`), its use cases on [`Accounts`]
+//! (`accounts/<area>.rs`), and its storage trait (`store/<area>.rs`).
 
+pub mod accounts;
 pub mod audit;
 pub mod clock;
 pub mod email;
 pub mod error;
 pub mod events;
 mod hash_pool;
-pub mod identity;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;
 pub mod session;
-pub mod social;
 pub mod store;
 pub mod token;
 pub mod user;
 mod validated_cache;
 
+pub use accounts::{Accounts, AccountsConfig};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, FieldViolation, Result};
-pub use identity::{Identity, IdentityConfig, Principal, SessionGrant};
-pub use session::ClientInfo;
+pub use session::{ClientInfo, Principal, SessionGrant};

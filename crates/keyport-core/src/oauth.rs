@@ -1,4 +1,10 @@
-//! Social sign-in: the provider contract, OAuth flows and linked accounts.
+//! The OAuth area (social sign-in): the provider contract, OAuth flows,
+//! linked accounts, and what its use cases take and give.
+//!
+//! One name, "oauth", for the area in every layer: this module (types and
+//! rules), the use cases in `accounts/oauth.rs` (on [`crate::Accounts`]),
+//! their storage [`crate::store::OAuthStore`], the provider implementations
+//! in the `keyport-oauth` crate, and the gRPC `OAuthService`.
 //!
 //! The protocol work (PKCE, code exchange, id_token verification) is done by
 //! an [`IdentityProvider`] implementation outside this crate; here live the
@@ -12,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use crate::{clock::Timestamp, user::UserId};
+use crate::{clock::Timestamp, session::SessionGrant, user::UserId};
 
 /// Protocols Keyport signs in with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,4 +170,46 @@ pub struct LinkedAccount {
 /// SHA-256 of a flow secret (state or binding).
 pub fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
+}
+
+/// A started flow, as handed to the web app.
+#[derive(Debug, Clone)]
+pub struct StartedFlow {
+    /// Where to send the browser.
+    pub authorization_url: String,
+    /// The flow's state.
+    pub state: String,
+    /// The secret the app keeps in a cookie of this browser.
+    pub binding: String,
+    /// When the flow expires.
+    pub expires_at: Timestamp,
+}
+
+/// What a provider's callback brought back.
+#[derive(Debug, Clone, Default)]
+pub struct Callback {
+    /// The `state` parameter.
+    pub state: String,
+    /// The `code` parameter.
+    pub code: String,
+    /// The redirect URI the flow used.
+    pub redirect_uri: String,
+    /// The binding from the browser's cookie.
+    pub binding: String,
+    /// The provider's `error` parameter, if it refused.
+    pub error: String,
+}
+
+/// How a finished flow ended.
+#[derive(Debug)]
+pub enum OAuthOutcome {
+    /// Signed in, or signed up when `new_user`.
+    SignedIn {
+        /// The new session.
+        grant: SessionGrant,
+        /// Whether the user was created by this sign-in.
+        new_user: bool,
+    },
+    /// Linked to the user who started the flow.
+    Linked(LinkedAccount),
 }

@@ -1,11 +1,14 @@
 //! Sessions and their sliding expiry.
+//!
+//! The use cases are in `accounts/sessions.rs` (on [`crate::Accounts`]),
+//! their storage is [`crate::store::SessionStore`].
 
 use std::time::Duration;
 
 use crate::{
     clock::Timestamp,
     token::{SecretHash, SessionId},
-    user::UserId,
+    user::{User, UserId},
 };
 
 /// How long sessions live.
@@ -55,6 +58,30 @@ pub struct Session {
     pub refreshed_at: Timestamp,
     /// Where the session was created from.
     pub client: ClientInfo,
+}
+
+/// A new session as handed to its user.
+#[derive(Debug)]
+pub struct SessionGrant {
+    /// The bearer token; shown once.
+    pub token: String,
+    /// The session.
+    pub session: Session,
+    /// Its user.
+    pub user: User,
+}
+
+/// A validated session and its user: who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The caller's session.
+    pub session: Session,
+    /// The caller.
+    pub user: User,
+    /// True when validating pushed the session's expiry forward.
+    pub refreshed: bool,
+    /// How long a subscribed cache may reuse this answer.
+    pub cache_ttl: Duration,
 }
 
 /// What validating a session at a given time decides.

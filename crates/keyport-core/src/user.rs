@@ -1,4 +1,7 @@
 //! Users and their roles.
+//!
+//! The use cases are in `accounts/users.rs` (on [`crate::Accounts`]), their
+//! storage is [`crate::store::UserStore`].
 
 use uuid::Uuid;
 
@@ -67,20 +70,6 @@ pub fn is_valid_role(role: &str) -> bool {
         && role.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b':'))
 }
 
-/// Roles stored as one space-separated column: joins them.
-pub fn encode_roles(roles: &[String]) -> String {
-    roles.join(" ")
-}
-
-/// Reads roles written by [`encode_roles`], dropping anything malformed.
-pub fn decode_roles(encoded: &str) -> Vec<String> {
-    let mut roles: Vec<String> =
-        encoded.split_ascii_whitespace().filter(|role| is_valid_role(role)).map(str::to_owned).collect();
-    roles.sort();
-    roles.dedup();
-    roles
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,12 +81,5 @@ mod tests {
         assert!(parse_name(&"é".repeat(256)).is_ok());
         assert!(parse_name(&"é".repeat(257)).is_err());
         assert!(parse_name("a\u{1b}[31m").is_err());
-    }
-
-    #[test]
-    fn roles_round_trip_sorted_and_unique() {
-        let roles = vec!["user".to_owned(), "admin".to_owned()];
-        assert_eq!(decode_roles(&encode_roles(&roles)), vec!["admin", "user"]);
-        assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
     }
 }

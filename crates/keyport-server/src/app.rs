@@ -2,7 +2,7 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use keyport_core::{Clock, Identity, store::StoreError};
+use keyport_core::{Accounts, Clock, store::StoreError};
 use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
@@ -49,7 +49,7 @@ pub enum StartError {
 /// An opened Keyport: migrated database and ready use cases, not yet serving.
 pub struct Keyport {
     config: Config,
-    identity: Identity,
+    identity: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
 }
@@ -63,14 +63,14 @@ impl Keyport {
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
-        let identity = Identity::new(Arc::new(store), clock, config.identity())?
+        let identity = Accounts::new(Arc::new(store), clock, config.identity())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
         Ok(Self { config, identity, events, relay })
     }
 
     /// The use cases, for in-process callers and tests.
-    pub fn identity(&self) -> &Identity {
+    pub fn identity(&self) -> &Accounts {
         &self.identity
     }
 
@@ -117,7 +117,7 @@ impl Keyport {
 /// the other replicas' session events.
 fn spawn_background(
     config: &Config,
-    identity: Identity,
+    identity: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
     health: Health,
@@ -236,7 +236,7 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn sweep_expired(identity: Identity) {
+async fn sweep_expired(identity: Accounts) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticker.tick().await;

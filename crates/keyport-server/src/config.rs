@@ -11,7 +11,7 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use keyport_core::{
-    IdentityConfig,
+    AccountsConfig,
     oauth::OAuthConfig,
     password::{HashParams, HashingLimits, PasswordPolicy},
     rate_limit::SignInLimits,
@@ -62,7 +62,7 @@ pub struct AuditConfig {
 
 impl Default for AuditConfig {
     fn default() -> Self {
-        let retention = IdentityConfig::default().audit_retention;
+        let retention = AccountsConfig::default().audit_retention;
         Self { retention_days: retention.as_secs() / 86_400 }
     }
 }
@@ -285,8 +285,8 @@ impl Default for SessionsConfig {
             expires_in_secs: policy.expires_in.as_secs(),
             update_age_secs: policy.update_age.as_secs(),
             absolute_lifetime_secs: policy.absolute_lifetime.as_secs(),
-            cache_ttl_secs: IdentityConfig::default().session_cache_ttl.as_secs(),
-            server_cache_ttl_ms: u64::try_from(IdentityConfig::default().validated_cache_ttl.as_millis()).unwrap_or(0),
+            cache_ttl_secs: AccountsConfig::default().session_cache_ttl.as_secs(),
+            server_cache_ttl_ms: u64::try_from(AccountsConfig::default().validated_cache_ttl.as_millis()).unwrap_or(0),
         }
     }
 }
@@ -364,12 +364,12 @@ impl Config {
     }
 
     /// The identity rules these settings describe.
-    pub fn identity(&self) -> IdentityConfig {
+    pub fn identity(&self) -> AccountsConfig {
         let workers = match self.hashing.workers {
             0 => HashingLimits::default().workers,
             n => n,
         };
-        IdentityConfig {
+        AccountsConfig {
             sessions: SessionPolicy {
                 expires_in: Duration::from_secs(self.sessions.expires_in_secs),
                 update_age: Duration::from_secs(self.sessions.update_age_secs),

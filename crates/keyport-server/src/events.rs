@@ -14,7 +14,7 @@ use std::sync::{
 };
 
 use keyport_core::{
-    Identity,
+    Accounts,
     events::{EventPublisher, SessionEvent},
 };
 use keyport_store::events::{PgEventRelay, Relayed};
@@ -97,14 +97,14 @@ impl EventPublisher for EventBus {
 /// since revocations travel through both. Every change empties the cache.
 #[derive(Clone)]
 pub(crate) struct CacheHealth {
-    identity: Identity,
+    identity: Accounts,
     /// (database reachable, relay live)
     state: Arc<Mutex<(bool, bool)>>,
 }
 
 impl CacheHealth {
     /// Both healthy, as at start.
-    pub(crate) fn new(identity: Identity) -> Self {
+    pub(crate) fn new(identity: Accounts) -> Self {
         Self { identity, state: Arc::new(Mutex::new((true, true))) }
     }
 

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use keyport_core::Identity;
+use keyport_core::Accounts;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::events::CacheHealth;
@@ -32,7 +32,7 @@ impl Health {
 
 /// Pings the database every `interval` and keeps the health status in step,
 /// logging only transitions. Runs until aborted.
-pub(crate) async fn monitor(identity: Identity, cache: CacheHealth, health: Health, interval: Duration) {
+pub(crate) async fn monitor(identity: Accounts, cache: CacheHealth, health: Health, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serving = true;

@@ -25,7 +25,7 @@ use uuid::Uuid;
 // Heartbeat ages on tokio's clock, which tests can pause.
 use tokio::time::Instant;
 
-use crate::{Backend, SeaStore};
+use crate::{backend::Backend, store::SeaStore};
 
 /// The PostgreSQL channel Keyport's replicas talk on.
 pub(crate) const CHANNEL: &str = "keyport_session_events";

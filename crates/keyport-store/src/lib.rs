@@ -1,15 +1,28 @@
-//! Keyport's storage: the [`keyport_core::store::Store`] contract implemented
-//! with SeaORM over SQLite (the embedded default) and PostgreSQL.
+//! Keyport's storage: the [`keyport_core::store`] contract, every area of
+//! it, implemented with SeaORM over SQLite (the embedded default) and
+//! PostgreSQL.
 //!
 //! [`SeaStore::connect`] opens and tunes the connection pool; the schema
 //! comes from `keyport-migration` and is applied by [`SeaStore::migrate`].
+//!
+//! One module per area implements its trait on [`SeaStore`] (`users.rs`,
+//! `sessions.rs`, `oauth.rs`, `audit.rs`); what they share sits below them:
+//! `rows.rs` (row conversions and shared inserts), `write.rs` (write
+//! transactions), `db_error.rs` (error classification). No module imports
+//! an area module.
 
-mod convert;
+mod audit;
+mod backend;
+mod db_error;
 pub mod entity;
 pub mod events;
 mod oauth;
+mod rows;
 mod session_lookup;
+mod sessions;
 mod store;
+mod users;
 mod write;
 
-pub use store::{Backend, SeaStore, StoreOptions};
+pub use backend::{Backend, StoreOptions};
+pub use store::SeaStore;

@@ -13,14 +13,18 @@ use keyport_core::{
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
-    user::{User, decode_roles},
+    user::User,
 };
 use sea_orm::{
     DatabaseConnection, DbErr, RuntimeErr,
     sqlx::{self, PgPool, SqlitePool},
 };
 
-use crate::{Backend, convert::classify};
+use crate::{
+    backend::Backend,
+    db_error::classify,
+    rows::{decode_roles, parse_user_id},
+};
 
 /// A session joined with its user, columns in [`Row`] order, up to the
 /// placeholder of the session id (which differs by backend).
@@ -74,7 +78,7 @@ fn from_row(id: &SessionId, row: Row) -> StoreResult<(Session, User)> {
         (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
     let (email, name, email_verified, roles, user_created_at, user_updated_at) =
         (row.8, row.9, row.10, row.11, row.12, row.13);
-    let user_id = crate::convert::parse_user_id(&user_id)?;
+    let user_id = parse_user_id(&user_id)?;
     let secret_hash: [u8; 32] = secret_hash
         .as_slice()
         .try_into()

@@ -1,4 +1,5 @@
-//! Building blocks of write transactions, shared by every area of the store.
+//! Building blocks of write transactions, shared by every area of the store
+//! (the row inserts they share are in [`crate::rows`]).
 //!
 //! Every write transaction starts with [`begin`]: on SQLite that is
 //! `BEGIN IMMEDIATE`. A deferred transaction that reads and then writes
@@ -6,15 +7,15 @@
 //! between, and the busy timeout does not help; an immediate one takes the
 //! write lock up front and waits its turn under the busy timeout.
 
-use keyport_core::{audit::AuditEvent, events::SessionEvent, session::Session, store::StoreResult, user::UserId};
+use keyport_core::{events::SessionEvent, store::StoreResult, token::SessionId, user::UserId};
 use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QuerySelect,
-    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::{
-    convert::{classify, session_to_row},
-    entity::{audit_event, session, user},
+    db_error::classify,
+    entity::{session, user},
     events::{CHANNEL, encode},
 };
 
@@ -50,24 +51,18 @@ pub(crate) async fn notify(txn: &DatabaseTransaction, origin: &str, event: &Sess
     Ok(())
 }
 
-/// Appends to the audit trail.
-pub(crate) async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
-    let row = audit_event::ActiveModel {
-        id: Set(event.id.to_string()),
-        at: Set(event.at.unix_millis()),
-        kind: Set(event.kind.as_str().to_owned()),
-        user_id: Set(event.user_id.map(|id| id.to_string())),
-        session_id: Set(event.session_id.as_ref().map(|id| id.as_str().to_owned())),
-        ip_address: Set(event.client.ip_address.clone()),
-        user_agent: Set(event.client.user_agent.clone()),
-        detail: Set(event.detail.clone()),
-    };
-    audit_event::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
-    Ok(())
-}
-
-/// Inserts a session row.
-pub(crate) async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
-    session::Entity::insert(session_to_row(session)).exec_without_returning(db).await.map_err(classify)?;
-    Ok(())
+/// Deletes a user's sessions except `keep`; returns how many. Revoking the
+/// other sessions and changing the password both end them.
+pub(crate) async fn delete_sessions_except(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    keep: &SessionId,
+) -> StoreResult<u64> {
+    let result = session::Entity::delete_many()
+        .filter(session::Column::UserId.eq(user_id.to_string()))
+        .filter(session::Column::Id.ne(keep.as_str()))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    Ok(result.rows_affected)
 }

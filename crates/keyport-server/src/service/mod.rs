@@ -1,4 +1,4 @@
-//! The gRPC services: each RPC reads its request, calls [`Identity`], and
+//! The gRPC services: each RPC reads its request, calls [`Accounts`], and
 //! converts the answer. No rules live here.
 
 mod oauth;
@@ -6,7 +6,7 @@ mod session;
 mod user;
 mod watch_events;
 
-use keyport_core::{Identity, Principal};
+use keyport_core::{Accounts, Principal};
 use keyport_proto::v1::{
     o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
     user_service_server::UserServiceServer,
@@ -30,7 +30,7 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
 #[derive(Clone)]
 pub struct Shared {
     /// The use cases.
-    pub identity: Identity,
+    pub identity: Accounts,
     /// Reads the end user's address and agent.
     pub clients: ClientResolver,
     /// Session events for `WatchSessionEvents`.

@@ -1,6 +1,6 @@
 //! `keyport.v1.OAuthService`.
 
-use keyport_core::social::{Callback, OAuthOutcome};
+use keyport_core::oauth::{Callback, OAuthOutcome};
 use keyport_proto::v1::{self, o_auth_service_server::OAuthService};
 use tonic::{Request, Response, Status};
 

@@ -1,19 +1,22 @@
-//! The social sign-in use cases on [`Identity`]: start and finish an OAuth
-//! flow, list and unlink linked accounts.
+//! The OAuth use cases: start and finish a flow (sign in, sign up or link
+//! with a provider), list and unlink linked accounts. The area's types and
+//! rules are in [`crate::oauth`].
 
 use std::sync::Arc;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use subtle::ConstantTimeEq;
 
+use super::Accounts;
 use crate::{
     audit::{AuditEvent, AuditKind},
-    clock::Timestamp,
     email::Email,
     error::{Error, Result},
-    identity::{Identity, Principal, SessionGrant},
-    oauth::{ExternalIdentity, IdentityProvider, LinkedAccount, OAuthFlow, ProviderInfo, secret_hash},
-    session::ClientInfo,
+    oauth::{
+        Callback, ExternalIdentity, IdentityProvider, LinkedAccount, OAuthFlow, OAuthOutcome, ProviderInfo,
+        StartedFlow, secret_hash,
+    },
+    session::{ClientInfo, Principal, SessionGrant},
     store::{SessionBasis, StoreError, UnlinkOutcome},
     user::{DEFAULT_ROLE, User, UserId, parse_name},
 };
@@ -21,49 +24,7 @@ use crate::{
 /// Longest `state`, `binding` or `code` accepted from a callback.
 const MAX_CALLBACK_PARAM: usize = 2048;
 
-/// A started flow, as handed to the web app.
-#[derive(Debug, Clone)]
-pub struct StartedFlow {
-    /// Where to send the browser.
-    pub authorization_url: String,
-    /// The flow's state.
-    pub state: String,
-    /// The secret the app keeps in a cookie of this browser.
-    pub binding: String,
-    /// When the flow expires.
-    pub expires_at: Timestamp,
-}
-
-/// What a provider's callback brought back.
-#[derive(Debug, Clone, Default)]
-pub struct Callback {
-    /// The `state` parameter.
-    pub state: String,
-    /// The `code` parameter.
-    pub code: String,
-    /// The redirect URI the flow used.
-    pub redirect_uri: String,
-    /// The binding from the browser's cookie.
-    pub binding: String,
-    /// The provider's `error` parameter, if it refused.
-    pub error: String,
-}
-
-/// How a finished flow ended.
-#[derive(Debug)]
-pub enum OAuthOutcome {
-    /// Signed in, or signed up when `new_user`.
-    SignedIn {
-        /// The new session.
-        grant: SessionGrant,
-        /// Whether the user was created by this sign-in.
-        new_user: bool,
-    },
-    /// Linked to the user who started the flow.
-    Linked(LinkedAccount),
-}
-
-impl Identity {
+impl Accounts {
     /// The configured providers.
     pub fn oauth_providers(&self) -> Vec<ProviderInfo> {
         self.providers.iter().map(|provider| provider.info().clone()).collect()
@@ -95,7 +56,7 @@ impl Identity {
             created_at: now,
             expires_at: now.saturating_add(self.config.oauth.flow_lifetime),
         };
-        self.store.create_oauth_flow(&flow).await?;
+        self.oauth_store().create_oauth_flow(&flow).await?;
         Ok(StartedFlow { authorization_url: request.url, state: request.state, binding, expires_at: flow.expires_at })
     }
 
@@ -105,14 +66,14 @@ impl Identity {
         let result = self.finish(callback, client).await;
         if let Err(error) = &result {
             let audit = AuditEvent::new(AuditKind::OAuthFailed, self.clock.now(), client).detail(error.reason());
-            self.store.record_audit(&audit).await?;
+            self.audit_store().record_audit(&audit).await?;
         }
         result
     }
 
     /// The caller's linked accounts, oldest first.
     pub async fn list_linked_accounts(&self, caller: &Principal) -> Result<Vec<LinkedAccount>> {
-        Ok(self.store.list_linked_accounts(caller.user.id).await?)
+        Ok(self.oauth_store().list_linked_accounts(caller.user.id).await?)
     }
 
     /// Unlinks one of the caller's accounts, unless it is their last way in.
@@ -126,7 +87,7 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::AccountUnlinked, self.clock.now(), client)
             .user(caller.user.id)
             .detail(format!("{provider_id}:{subject}"));
-        match self.store.unlink_account(caller.user.id, provider_id, subject, &audit).await? {
+        match self.oauth_store().unlink_account(caller.user.id, provider_id, subject, &audit).await? {
             UnlinkOutcome::Unlinked => Ok(()),
             UnlinkOutcome::NotFound => Err(Error::LinkedAccountNotFound),
             UnlinkOutcome::LastSignInMethod => Err(Error::LastSignInMethod),
@@ -161,7 +122,8 @@ impl Identity {
         if !sane(&callback.state) || !sane(&callback.binding) {
             return Err(Error::OAuthStateInvalid);
         }
-        let flow = self.store.take_oauth_flow(&secret_hash(&callback.state)).await?.ok_or(Error::OAuthStateInvalid)?;
+        let flow =
+            self.oauth_store().take_oauth_flow(&secret_hash(&callback.state)).await?.ok_or(Error::OAuthStateInvalid)?;
         let bound: bool = flow.binding_hash.ct_eq(&secret_hash(&callback.binding)).into();
         if !bound || self.clock.now() >= flow.expires_at {
             return Err(Error::OAuthStateInvalid);
@@ -176,7 +138,7 @@ impl Identity {
         external: ExternalIdentity,
         client: &ClientInfo,
     ) -> Result<LinkedAccount> {
-        if let Some((account, _)) = self.store.find_linked_account(provider_id, &external.subject).await? {
+        if let Some((account, _)) = self.oauth_store().find_linked_account(provider_id, &external.subject).await? {
             return if account.user_id == user_id { Ok(account) } else { Err(Error::AlreadyLinked) };
         }
         let account = LinkedAccount {
@@ -189,7 +151,7 @@ impl Identity {
         let audit = AuditEvent::new(AuditKind::AccountLinked, account.linked_at, client)
             .user(user_id)
             .detail(format!("{provider_id}:{}", account.subject));
-        match self.store.link_account(&account, &audit).await {
+        match self.oauth_store().link_account(&account, &audit).await {
             Ok(()) => Ok(account),
             Err(StoreError::Conflict(_)) => Err(Error::AlreadyLinked),
             Err(other) => Err(other.into()),
@@ -203,13 +165,13 @@ impl Identity {
         client: &ClientInfo,
     ) -> Result<OAuthOutcome> {
         let now = self.clock.now();
-        if let Some((_, user)) = self.store.find_linked_account(provider_id, &external.subject).await? {
+        if let Some((_, user)) = self.oauth_store().find_linked_account(provider_id, &external.subject).await? {
             return self.external_session(user, provider_id, client).await;
         }
         let raw_email = external.email.as_deref().unwrap_or_default();
         let email = Email::parse("email", raw_email)
             .map_err(|_| Error::OAuthProviderError("the provider shared no usable email".into()))?;
-        if let Some(user) = self.store.find_user_by_email(&email).await? {
+        if let Some(user) = self.user_store().find_user_by_email(&email).await? {
             // Joining an existing account is account takeover unless both
             // sides proved they own the address.
             let may_link = self.config.oauth.link_verified_emails && external.email_verified && user.email_verified;
@@ -239,7 +201,7 @@ impl Identity {
         let (token, session) = self.new_session(&user, client)?;
         let audit =
             AuditEvent::new(AuditKind::OAuthSignUp, now, client).user(user.id).session(&session.id).detail(provider_id);
-        match self.store.create_oauth_user(&user, &account, &session, &audit).await {
+        match self.oauth_store().create_oauth_user(&user, &account, &session, &audit).await {
             Ok(()) => Ok(OAuthOutcome::SignedIn {
                 grant: SessionGrant { token: token.expose(), session, user },
                 new_user: true,
@@ -258,7 +220,7 @@ impl Identity {
             .session(&session.id)
             .detail(provider_id);
         // Deleted while the provider was being asked: nobody to sign in.
-        if !self.store.create_session(&session, SessionBasis::User, &audit).await? {
+        if !self.session_store().create_session(&session, SessionBasis::User, &audit).await? {
             return Err(Error::Unauthenticated);
         }
         Ok(OAuthOutcome::SignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: false })

@@ -1,17 +1,22 @@
-//! Rows to domain types and back, and database errors to [`StoreError`].
+//! Rows shared by the areas: users and sessions to rows and back (with the
+//! roles column format), and the inserts several areas' transactions make.
 
 use keyport_core::{
     Timestamp,
+    audit::AuditEvent,
     email::Email,
     session::{ClientInfo, Session},
-    store::StoreError,
+    store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
-    user::{User, UserId, decode_roles, encode_roles},
+    user::{User, UserId, is_valid_role},
 };
-use sea_orm::{ActiveValue::Set, DbErr, RuntimeErr, SqlErr, sqlx};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
-use crate::entity::{session, user};
+use crate::{
+    db_error::classify,
+    entity::{audit_event, session, user},
+};
 
 pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
     Ok(User {
@@ -73,43 +78,50 @@ pub(crate) fn parse_user_id(raw: &str) -> Result<UserId, StoreError> {
     Uuid::parse_str(raw).map(UserId).map_err(|e| StoreError::Other(format!("malformed user id {raw:?}: {e}")))
 }
 
-/// Sorts a database error into what the domain cares about: a conflict, an
-/// unreachable database, or anything else.
-pub(crate) fn classify(error: DbErr) -> StoreError {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(detail)) => return StoreError::Conflict(detail),
-        // A row referred to was deleted by a concurrent call.
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => return StoreError::NotFound,
-        _ => {}
-    }
-    let unavailable = match &error {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => is_connection_loss(e),
-        _ => false,
+/// Roles stored as one space-separated column: joins them.
+pub(crate) fn encode_roles(roles: &[String]) -> String {
+    roles.join(" ")
+}
+
+/// Reads roles written by [`encode_roles`], dropping anything malformed.
+pub(crate) fn decode_roles(encoded: &str) -> Vec<String> {
+    let mut roles: Vec<String> =
+        encoded.split_ascii_whitespace().filter(|role| is_valid_role(role)).map(str::to_owned).collect();
+    roles.sort();
+    roles.dedup();
+    roles
+}
+
+/// Appends to the audit trail.
+pub(crate) async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) -> StoreResult<()> {
+    let row = audit_event::ActiveModel {
+        id: Set(event.id.to_string()),
+        at: Set(event.at.unix_millis()),
+        kind: Set(event.kind.as_str().to_owned()),
+        user_id: Set(event.user_id.map(|id| id.to_string())),
+        session_id: Set(event.session_id.as_ref().map(|id| id.as_str().to_owned())),
+        ip_address: Set(event.client.ip_address.clone()),
+        user_agent: Set(event.client.user_agent.clone()),
+        detail: Set(event.detail.clone()),
     };
-    if unavailable { StoreError::Unavailable(error.to_string()) } else { StoreError::Other(error.to_string()) }
+    audit_event::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
 }
 
-fn is_sqlite_busy(code: &str) -> bool {
-    // SQLite's codes are short numbers whose low byte is the primary code;
-    // PostgreSQL's SQLSTATEs are always five characters.
-    code.len() < 5 && code.parse::<u32>().is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+/// Inserts a session row.
+pub(crate) async fn insert_session(db: &impl ConnectionTrait, session: &Session) -> StoreResult<()> {
+    session::Entity::insert(session_to_row(session)).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
 }
 
-fn is_connection_loss(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // PostgreSQL: 08xxx connection exceptions, 57P0x shutdown in progress.
-        // SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6) with their extended
-        // codes, left after the busy timeout: the database is overloaded.
-        sqlx::Error::Database(e) => {
-            e.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P") || is_sqlite_busy(&code))
-        }
-        _ => false,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_sorted_and_unique() {
+        let roles = vec!["user".to_owned(), "admin".to_owned()];
+        assert_eq!(decode_roles(&encode_roles(&roles)), vec!["admin", "user"]);
+        assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
     }
 }

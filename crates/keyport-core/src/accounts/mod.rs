@@ -1,0 +1,237 @@
+//! The use cases, by area: sign-up and a user's own account
+//! (`users.rs`), sign-in and sessions (`sessions.rs`), sign-in with a
+//! provider and linked accounts (`oauth.rs`).
+//!
+//! [`Accounts`] ties the rules of this crate to a [`Store`] and a [`Clock`].
+//! The gRPC layer calls it and only translates types. Use cases reach
+//! storage through one accessor per area (`self.session_store()`, ...), so
+//! each call names the area it touches.
+
+use std::{sync::Arc, time::Duration};
+
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    clock::Clock,
+    error::{Error, FieldViolation, Result},
+    events::{EventPublisher, NoEvents, SessionEvent, UserChange},
+    oauth::{IdentityProvider, OAuthConfig},
+    password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
+    rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
+    session::{ClientInfo, Principal, Session, SessionPolicy},
+    store::{AuditStore, Expired, OAuthStore, SessionStore, Store, UserStore},
+    token::SessionToken,
+    user::{User, UserId},
+    validated_cache::ValidatedCache,
+};
+
+mod oauth;
+mod sessions;
+#[cfg(test)]
+mod tests;
+mod users;
+
+/// Tunable rules of [`Accounts`].
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Password length rules.
+    pub passwords: PasswordPolicy,
+    /// Argon2id cost.
+    pub hashing: HashParams,
+    /// Admission to the hashing pool.
+    pub hashing_limits: HashingLimits,
+    /// Failed sign-in throttling.
+    pub sign_in_limits: SignInLimits,
+    /// How long a cache subscribed to session events may reuse a validated
+    /// session before asking again.
+    pub session_cache_ttl: Duration,
+    /// Social sign-in rules.
+    pub oauth: OAuthConfig,
+    /// How long this process reuses a session it read from storage; zero
+    /// turns the cache off. Revocations drop entries at once.
+    pub validated_cache_ttl: Duration,
+    /// How long audit events are kept before the sweeper deletes them.
+    pub audit_retention: Duration,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            sessions: SessionPolicy::default(),
+            passwords: PasswordPolicy::default(),
+            hashing: HashParams::default(),
+            hashing_limits: HashingLimits::default(),
+            sign_in_limits: SignInLimits::default(),
+            session_cache_ttl: Duration::from_secs(60),
+            oauth: OAuthConfig::default(),
+            validated_cache_ttl: Duration::from_secs(5),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
+        }
+    }
+}
+
+/// Keyport's use cases over a store and a clock: the accounts of users,
+/// how they sign in, and their sessions.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    hasher: PasswordHasher,
+    limiter: SignInLimiter,
+    events: Arc<dyn EventPublisher>,
+    providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
+    cache: Arc<ValidatedCache>,
+    config: AccountsConfig,
+}
+
+impl Accounts {
+    /// Builds the use cases. Fails only on invalid hashing parameters.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AccountsConfig) -> Result<Self> {
+        Ok(Self {
+            hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
+            limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
+            events: Arc::new(NoEvents),
+            providers: Arc::default(),
+            cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
+            store,
+            clock,
+            config,
+        })
+    }
+
+    /// Offers sign-in with `providers`.
+    pub fn with_providers(mut self, providers: Vec<Arc<dyn IdentityProvider>>) -> Self {
+        self.providers = Arc::new(providers);
+        self
+    }
+
+    /// Sends session events to `events` instead of dropping them.
+    pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The rules in force.
+    pub fn config(&self) -> &AccountsConfig {
+        &self.config
+    }
+
+    /// Password hashes and verifications running right now (of at most
+    /// `hashing_limits.workers`).
+    pub fn hashes_running(&self) -> usize {
+        self.hasher.running()
+    }
+
+    /// Checks that storage answers.
+    pub async fn ping(&self) -> Result<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// Deletes what has outlived its use: expired sessions, expired OAuth
+    /// flows, and audit events older than the retention period.
+    pub async fn sweep_expired(&self) -> Result<Expired> {
+        let now = self.clock.now();
+        let audit_before = now.saturating_sub(self.config.audit_retention);
+        Ok(Expired {
+            sessions: self.session_store().delete_expired_sessions(now).await?,
+            oauth_flows: self.oauth_store().delete_expired_oauth_flows(now).await?,
+            audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
+        })
+    }
+
+    /// Applies another replica's event to this process's session cache.
+    pub fn apply_remote_event(&self, event: &SessionEvent) {
+        self.cache.apply(event);
+    }
+
+    /// Empties this process's session cache, and serves from it again only
+    /// when `healthy` (storage and the event relay reachable).
+    pub fn reset_session_cache(&self, healthy: bool) {
+        self.cache.reset(healthy);
+    }
+
+    // Each area's storage on its own, so that a use case names the areas it
+    // touches at every call (and a new area's use cases get their own).
+
+    fn user_store(&self) -> &dyn UserStore {
+        self.store.as_ref()
+    }
+
+    fn session_store(&self) -> &dyn SessionStore {
+        self.store.as_ref()
+    }
+
+    fn oauth_store(&self) -> &dyn OAuthStore {
+        self.store.as_ref()
+    }
+
+    fn audit_store(&self) -> &dyn AuditStore {
+        self.store.as_ref()
+    }
+
+    /// Reserves a password attempt against the limits. A refusal is audited
+    /// only at its milestones (1st, 10th, 100th, ... of the window), so a
+    /// flood of refused attempts costs a handful of rows, not one each.
+    async fn reserve_attempt(&self, account: &str, caller: Option<&Principal>, client: &ClientInfo) -> Result<Attempt> {
+        let refusal: Refusal = match self.limiter.reserve(account, client.ip_address.as_deref()) {
+            Ok(attempt) => return Ok(attempt),
+            Err(refusal) => refusal,
+        };
+        if refusal.is_milestone() {
+            let kind = if caller.is_some() { AuditKind::PasswordConfirmationFailed } else { AuditKind::SignInFailed };
+            let mut audit = AuditEvent::new(kind, self.clock.now(), client)
+                .detail(format!("rate_limited:refused={}", refusal.refused));
+            if let Some(caller) = caller {
+                audit = audit.user(caller.user.id).session(&caller.session.id);
+            }
+            self.audit_store().record_audit(&audit).await?;
+        }
+        Err(refusal.into())
+    }
+
+    /// Drops what `event` makes stale here, before anyone else hears of it,
+    /// then publishes it.
+    fn publish(&self, event: SessionEvent) {
+        self.cache.apply(&event);
+        self.events.publish(event);
+    }
+
+    fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {
+        let token = SessionToken::generate()?;
+        let now = self.clock.now();
+        let (expires_at, absolute_expires_at) = self.config.sessions.expiries_from(now);
+        let session = Session {
+            id: token.id().clone(),
+            user_id: user.id,
+            secret_hash: token.secret_hash(),
+            created_at: now,
+            expires_at,
+            absolute_expires_at,
+            refreshed_at: now,
+            client: client.clone(),
+        };
+        Ok((token, session))
+    }
+}
+
+fn user_changed(user_id: UserId, change: UserChange) -> SessionEvent {
+    SessionEvent::UserChanged { user_id, change }
+}
+
+/// Combines two validations, reporting every violated field at once.
+fn collect_violations<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
+    match (a, b) {
+        (Ok(a), Ok(b)) => Ok((a, b)),
+        (a, b) => {
+            let mut violations: Vec<FieldViolation> = Vec::new();
+            for error in [a.err(), b.err()].into_iter().flatten() {
+                match error {
+                    Error::InvalidArgument(v) => violations.extend(v),
+                    other => return Err(other),
+                }
+            }
+            Err(Error::InvalidArgument(violations))
+        }
+    }
+}

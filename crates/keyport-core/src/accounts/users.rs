@@ -1,0 +1,123 @@
+//! Sign-up and a user's own account: profile, password, deletion.
+
+use super::{Accounts, collect_violations, user_changed};
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    email::Email,
+    error::{Error, Result},
+    events::UserChange,
+    password::Verification,
+    session::{ClientInfo, Principal, SessionGrant},
+    store::StoreError,
+    user::{DEFAULT_ROLE, User, UserId, parse_name},
+};
+
+impl Accounts {
+    /// Creates an account and signs it in.
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
+        let password = self.config.passwords.new_password("password", password)?;
+        let password_hash = self.hasher.hash(password).await?;
+
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(now),
+            email,
+            name,
+            email_verified: false,
+            roles: vec![DEFAULT_ROLE.to_owned()],
+            created_at: now,
+            updated_at: now,
+        };
+        let (token, session) = self.new_session(&user, client)?;
+        let audit = AuditEvent::new(AuditKind::SignUp, now, client).user(user.id).session(&session.id);
+        match self.user_store().create_user(&user, &password_hash, &session, &audit).await {
+            Ok(()) => Ok(SessionGrant { token: token.expose(), session, user }),
+            Err(StoreError::Conflict(_)) => Err(Error::EmailTaken),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Changes the caller's profile; `None` keeps a field as it is.
+    pub async fn update_current_user(
+        &self,
+        caller: &Principal,
+        name: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        let Some(name) = name else {
+            return Ok(caller.user.clone());
+        };
+        let name = parse_name(name)?;
+        let now = self.clock.now();
+        let audit = AuditEvent::new(AuditKind::ProfileUpdated, now, client).user(caller.user.id);
+        let event = user_changed(caller.user.id, UserChange::Profile);
+        let user = self.user_store().update_user_name(caller.user.id, &name, now, &audit, &event).await?;
+        self.publish(event);
+        Ok(user)
+    }
+
+    /// Changes the caller's password after checking the current one, and ends
+    /// their other sessions. Returns how many ended.
+    pub async fn change_password(
+        &self,
+        caller: &Principal,
+        current: &str,
+        new: &str,
+        client: &ClientInfo,
+    ) -> Result<u64> {
+        let new = self.config.passwords.new_password("new_password", new)?;
+        self.confirm_password(caller, "current_password", current, client).await?;
+        let new_hash = self.hasher.hash(new).await?;
+        let now = self.clock.now();
+        let audit =
+            AuditEvent::new(AuditKind::PasswordChanged, now, client).user(caller.user.id).session(&caller.session.id);
+        let event = user_changed(caller.user.id, UserChange::Password);
+        let revoked = self
+            .user_store()
+            .change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit, &event)
+            .await?;
+        self.publish(event);
+        Ok(revoked)
+    }
+
+    /// Deletes the caller's account after checking their password.
+    pub async fn delete_current_user(&self, caller: &Principal, password: &str, client: &ClientInfo) -> Result<()> {
+        self.confirm_password(caller, "password", password, client).await?;
+        let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
+            .user(caller.user.id)
+            .detail(caller.user.email.to_string());
+        let event = user_changed(caller.user.id, UserChange::Deleted);
+        self.user_store().delete_user(caller.user.id, &audit, &event).await?;
+        self.publish(event);
+        Ok(())
+    }
+
+    /// Re-checks the caller's password for a sensitive change. Failures count
+    /// towards the sign-in limits, so a stolen session cannot brute-force it.
+    async fn confirm_password(
+        &self,
+        caller: &Principal,
+        field: &'static str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let password = self.config.passwords.presented_password(field, password)?;
+        let attempt = self.reserve_attempt(caller.user.email.as_str(), Some(caller), client).await?;
+        let stored = self.user_store().find_password_hash(caller.user.id).await?;
+        match self.hasher.verify(password, stored).await? {
+            Verification::Match { .. } => {
+                self.limiter.succeeded(attempt);
+                Ok(())
+            }
+            Verification::Mismatch => {
+                let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, self.clock.now(), client)
+                    .user(caller.user.id)
+                    .session(&caller.session.id)
+                    .detail(field);
+                self.audit_store().record_audit(&audit).await?;
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! [`MemoryStore`]: every storage area in one process's memory.
+//!
+//! For unit tests of the use cases (with a [`ManualClock`](crate::ManualClock))
+//! and for examples; it keeps nothing across restarts and shares nothing
+//! between processes. It keeps the rules the SQL store's schema and
+//! transactions keep: emails and linked identities are unique, an OAuth flow
+//! is taken once, deleting a user deletes their password, sessions and
+//! linked accounts, and writes about a user who is gone are refused. Every
+//! call holds one lock for its whole work, which makes it one transaction.
+//!
+//! Session events are not sent anywhere: there are no other replicas to
+//! tell, and [`crate::Accounts`] applies and publishes them itself.
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+};
+
+use async_trait::async_trait;
+
+use super::{
+    AuditStore, Credentials, OAuthStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, UnlinkOutcome,
+    UserStore,
+};
+use crate::{
+    audit::AuditEvent,
+    clock::Timestamp,
+    email::Email,
+    events::SessionEvent,
+    oauth::{LinkedAccount, OAuthFlow},
+    session::Session,
+    token::SessionId,
+    user::{User, UserId},
+};
+
+/// Most sessions [`SessionStore::list_sessions`] returns, as in the SQL store.
+const LIST_SESSIONS_LIMIT: usize = 1000;
+
+/// Users, sessions, OAuth flows, linked accounts and the audit trail in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    users: HashMap<UserId, User>,
+    passwords: HashMap<UserId, String>,
+    sessions: HashMap<SessionId, Session>,
+    accounts: Vec<LinkedAccount>,
+    flows: HashMap<[u8; 32], OAuthFlow>,
+    audit: Vec<AuditEvent>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The audit trail so far, oldest first: what a test inspects.
+    pub fn audit_trail(&self) -> StoreResult<Vec<AuditEvent>> {
+        Ok(self.tables()?.audit.clone())
+    }
+
+    fn tables(&self) -> StoreResult<MutexGuard<'_, Tables>> {
+        // A panic while the lock was held may have left a write half done.
+        self.tables.lock().map_err(|_| StoreError::Other("the memory store was poisoned".into()))
+    }
+}
+
+impl Tables {
+    fn user_by_email(&self, email: &Email) -> Option<&User> {
+        self.users.values().find(|user| user.email == *email)
+    }
+
+    fn ensure_email_free(&self, email: &Email) -> StoreResult<()> {
+        match self.user_by_email(email) {
+            Some(_) => Err(StoreError::Conflict(format!("email {email} is taken"))),
+            None => Ok(()),
+        }
+    }
+
+    fn ensure_identity_free(&self, account: &LinkedAccount) -> StoreResult<()> {
+        let taken = self.accounts.iter().any(|a| a.provider_id == account.provider_id && a.subject == account.subject);
+        if taken {
+            return Err(StoreError::Conflict(format!("{}:{} is linked", account.provider_id, account.subject)));
+        }
+        Ok(())
+    }
+
+    /// Checked before a write starts, so that a refusal leaves nothing half
+    /// written, as a rolled-back transaction would.
+    fn ensure_session_free(&self, session: &Session) -> StoreResult<()> {
+        if self.sessions.contains_key(&session.id) {
+            return Err(StoreError::Conflict(format!("session {} exists", session.id)));
+        }
+        Ok(())
+    }
+
+    fn delete_sessions_except(&mut self, user_id: UserId, keep: &SessionId) -> u64 {
+        let before = self.sessions.len();
+        self.sessions.retain(|id, session| session.user_id != user_id || id == keep);
+        count(before - self.sessions.len())
+    }
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        self.tables().map(drop)
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.ensure_email_free(&user.email)?;
+        tables.ensure_session_free(session)?;
+        tables.users.insert(user.id, user.clone());
+        tables.passwords.insert(user.id, password_hash.to_owned());
+        tables.sessions.insert(session.id.clone(), session.clone());
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
+    async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+        let tables = self.tables()?;
+        let Some(user) = tables.user_by_email(email) else { return Ok(None) };
+        let Some(password_hash) = tables.passwords.get(&user.id) else { return Ok(None) };
+        Ok(Some(Credentials { user: user.clone(), password_hash: password_hash.clone() }))
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        Ok(self.tables()?.user_by_email(email).cloned())
+    }
+
+    async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {
+        Ok(self.tables()?.passwords.get(&user_id).cloned())
+    }
+
+    async fn update_user_name(
+        &self,
+        user_id: UserId,
+        name: &str,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<User> {
+        let mut tables = self.tables()?;
+        let user = tables.users.get_mut(&user_id).ok_or(StoreError::NotFound)?;
+        name.clone_into(&mut user.name);
+        user.updated_at = now;
+        let user = user.clone();
+        tables.audit.push(audit.clone());
+        Ok(user)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        password_hash: &str,
+        keep: &SessionId,
+        _now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        // Replaces a password, never adds one: the SQL store updates the row.
+        if let Some(hash) = tables.passwords.get_mut(&user_id) {
+            password_hash.clone_into(hash);
+        }
+        let deleted = tables.delete_sessions_except(user_id, keep);
+        tables.audit.push(audit.clone().detail(format!("revoked:{deleted}")));
+        Ok(deleted)
+    }
+
+    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent, _event: &SessionEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        if tables.users.remove(&user_id).is_none() {
+            return Err(StoreError::NotFound);
+        }
+        tables.passwords.remove(&user_id);
+        tables.sessions.retain(|_, session| session.user_id != user_id);
+        tables.accounts.retain(|account| account.user_id != user_id);
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        basis: SessionBasis<'_>,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&session.user_id) {
+            return Ok(false);
+        }
+        tables.ensure_session_free(session)?;
+        if let SessionBasis::Password { verified_hash, rehash } = basis {
+            let Some(current) = tables.passwords.get_mut(&session.user_id) else { return Ok(false) };
+            if current != verified_hash {
+                return Ok(false);
+            }
+            if let Some(rehash) = rehash {
+                rehash.clone_into(current);
+            }
+        }
+        tables.sessions.insert(session.id.clone(), session.clone());
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn find_session(&self, id: &SessionId) -> StoreResult<Option<(Session, User)>> {
+        let tables = self.tables()?;
+        let Some(session) = tables.sessions.get(id) else { return Ok(None) };
+        Ok(tables.users.get(&session.user_id).map(|user| (session.clone(), user.clone())))
+    }
+
+    async fn refresh_session(
+        &self,
+        id: &SessionId,
+        expires_at: Timestamp,
+        refreshed_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(session) = tables.sessions.get_mut(id) else { return Ok(false) };
+        session.expires_at = expires_at;
+        session.refreshed_at = refreshed_at;
+        Ok(true)
+    }
+
+    async fn list_sessions(&self, user_id: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
+        let tables = self.tables()?;
+        let mut live: Vec<Session> = tables
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user_id && s.expires_at > now && s.absolute_expires_at > now)
+            .cloned()
+            .collect();
+        live.sort_by_key(|session| std::cmp::Reverse(session.created_at));
+        live.truncate(LIST_SESSIONS_LIMIT);
+        Ok(live)
+    }
+
+    async fn delete_session(
+        &self,
+        user_id: UserId,
+        id: &SessionId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if tables.sessions.get(id).is_none_or(|session| session.user_id != user_id) {
+            return Ok(false);
+        }
+        tables.sessions.remove(id);
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn delete_other_sessions(
+        &self,
+        user_id: UserId,
+        keep: &SessionId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let deleted = tables.delete_sessions_except(user_id, keep);
+        tables.audit.push(audit.clone().detail(format!("revoked:{deleted}")));
+        Ok(deleted)
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.sessions.len();
+        tables.sessions.retain(|_, session| session.expires_at > now && session.absolute_expires_at > now);
+        Ok(count(before - tables.sessions.len()))
+    }
+}
+
+#[async_trait]
+impl OAuthStore for MemoryStore {
+    async fn create_oauth_flow(&self, flow: &OAuthFlow) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        if tables.flows.contains_key(&flow.state_hash) {
+            return Err(StoreError::Conflict("an OAuth flow with this state exists".into()));
+        }
+        tables.flows.insert(flow.state_hash, flow.clone());
+        Ok(())
+    }
+
+    async fn take_oauth_flow(&self, state_hash: &[u8; 32]) -> StoreResult<Option<OAuthFlow>> {
+        Ok(self.tables()?.flows.remove(state_hash))
+    }
+
+    async fn delete_expired_oauth_flows(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.flows.len();
+        tables.flows.retain(|_, flow| flow.expires_at > now);
+        Ok(count(before - tables.flows.len()))
+    }
+
+    async fn find_linked_account(
+        &self,
+        provider_id: &str,
+        subject: &str,
+    ) -> StoreResult<Option<(LinkedAccount, User)>> {
+        let tables = self.tables()?;
+        let account = tables.accounts.iter().find(|a| a.provider_id == provider_id && a.subject == subject);
+        let Some(account) = account else { return Ok(None) };
+        Ok(tables.users.get(&account.user_id).map(|user| (account.clone(), user.clone())))
+    }
+
+    async fn create_oauth_user(
+        &self,
+        user: &User,
+        account: &LinkedAccount,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.ensure_email_free(&user.email)?;
+        tables.ensure_identity_free(account)?;
+        tables.ensure_session_free(session)?;
+        tables.users.insert(user.id, user.clone());
+        tables.accounts.push(account.clone());
+        tables.sessions.insert(session.id.clone(), session.clone());
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
+    async fn link_account(&self, account: &LinkedAccount, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&account.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.ensure_identity_free(account)?;
+        tables.accounts.push(account.clone());
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
+    async fn list_linked_accounts(&self, user_id: UserId) -> StoreResult<Vec<LinkedAccount>> {
+        let tables = self.tables()?;
+        let mut accounts: Vec<LinkedAccount> =
+            tables.accounts.iter().filter(|account| account.user_id == user_id).cloned().collect();
+        accounts.sort_by_key(|account| account.linked_at);
+        Ok(accounts)
+    }
+
+    async fn unlink_account(
+        &self,
+        user_id: UserId,
+        provider_id: &str,
+        subject: &str,
+        audit: &AuditEvent,
+    ) -> StoreResult<UnlinkOutcome> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&user_id) {
+            return Ok(UnlinkOutcome::NotFound);
+        }
+        let theirs = |a: &LinkedAccount| a.user_id == user_id;
+        let target =
+            tables.accounts.iter().position(|a| theirs(a) && a.provider_id == provider_id && a.subject == subject);
+        let Some(target) = target else { return Ok(UnlinkOutcome::NotFound) };
+        let has_password = tables.passwords.contains_key(&user_id);
+        if !has_password && tables.accounts.iter().filter(|a| theirs(a)).count() <= 1 {
+            return Ok(UnlinkOutcome::LastSignInMethod);
+        }
+        tables.accounts.remove(target);
+        tables.audit.push(audit.clone());
+        Ok(UnlinkOutcome::Unlinked)
+    }
+}
+
+#[async_trait]
+impl AuditStore for MemoryStore {
+    async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
+        self.tables()?.audit.push(event.clone());
+        Ok(())
+    }
+
+    async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let kept_before = tables.audit.len();
+        tables.audit.retain(|event| event.at >= before);
+        Ok(count(kept_before - tables.audit.len()))
+    }
+}

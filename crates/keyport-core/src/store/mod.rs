@@ -1,0 +1,89 @@
+//! The storage contract: what the domain needs from a database, one trait
+//! per area.
+//!
+//! | area | trait | what it keeps |
+//! |---|---|---|
+//! | users | [`UserStore`] | users, their passwords and profile |
+//! | sessions | [`SessionStore`] | sessions |
+//! | OAuth | [`OAuthStore`] | started OAuth flows and linked accounts |
+//! | audit | [`AuditStore`] | the audit trail |
+//!
+//! [`Store`] is all of them together, plus [`Store::ping`]: one store type
+//! (the SQL store in `keyport-store`, or [`memory::MemoryStore`]) implements
+//! every area, and each use case imports only the traits of the areas it
+//! touches. A new area adds a trait here, a bound on [`Store`], and an
+//! implementation in each store.
+//!
+//! Each method is one atomic unit of work; where an operation touches several
+//! rows (sign-up, password change, deletion) the implementation runs it in a
+//! transaction, so a failure leaves nothing half-written.
+//!
+//! Methods that end sessions or change a user take the [`SessionEvent`] that
+//! other replicas must hear of, and emit it in the same transaction as the
+//! change (PostgreSQL `NOTIFY` is transactional): a change is never committed
+//! without its event, and the event is out before the call returns.
+//!
+//! [`SessionEvent`]: crate::events::SessionEvent
+
+use async_trait::async_trait;
+
+mod audit;
+pub mod memory;
+mod oauth;
+mod sessions;
+mod users;
+
+pub use audit::AuditStore;
+pub use oauth::{OAuthStore, UnlinkOutcome};
+pub use sessions::{SessionBasis, SessionStore};
+pub use users::{Credentials, UserStore};
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. the email is taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached, or stayed busy too long.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The user the call is about is gone (deleted by a concurrent call).
+    #[error("the user no longer exists")]
+    NotFound,
+    /// Anything else.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<StoreError> for crate::Error {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            // The caller's session went with the user.
+            StoreError::NotFound => Self::Unauthenticated,
+            StoreError::Conflict(cause) | StoreError::Other(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Every area's storage in one: what [`crate::Accounts`] runs on.
+#[async_trait]
+pub trait Store: UserStore + SessionStore + OAuthStore + AuditStore {
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+/// What [`crate::Accounts::sweep_expired`] removed, area by area.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Sessions past their expiry ([`SessionStore::delete_expired_sessions`]).
+    pub sessions: u64,
+    /// OAuth flows past theirs ([`OAuthStore::delete_expired_oauth_flows`]).
+    pub oauth_flows: u64,
+    /// Audit events past the retention period
+    /// ([`AuditStore::delete_audit_events_before`]).
+    pub audit_events: u64,
+}

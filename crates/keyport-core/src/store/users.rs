@@ -1,0 +1,74 @@
+//! Storage of users, their passwords and profile.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::{
+    audit::AuditEvent,
+    clock::Timestamp,
+    email::Email,
+    events::SessionEvent,
+    session::Session,
+    token::SessionId,
+    user::{User, UserId},
+};
+
+/// A user together with their password hash.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The user.
+    pub user: User,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// Users and their passwords.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Creates a user with a password and a first session.
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the email is taken.
+    async fn create_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// The user with this email and their password hash; `None` for a user
+    /// without a password (signed up through a provider).
+    async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>>;
+
+    /// The user with this email, whether or not they have a password.
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// The password hash of a user.
+    async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>>;
+
+    /// Sets a user's display name and emits `event`.
+    async fn update_user_name(
+        &self,
+        user_id: UserId,
+        name: &str,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<User>;
+
+    /// Replaces the password and deletes every session but `keep`, atomically,
+    /// and emits `event`; returns how many sessions ended.
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        password_hash: &str,
+        keep: &SessionId,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<u64>;
+
+    /// Deletes a user with everything that is theirs (password, sessions,
+    /// linked accounts), and emits `event`. The audit trail keeps its
+    /// entries about them.
+    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent, event: &SessionEvent) -> StoreResult<()>;
+}

@@ -1,0 +1,148 @@
+//! The users area: users, their passwords and profile.
+
+use async_trait::async_trait;
+use keyport_core::{
+    Timestamp,
+    audit::AuditEvent,
+    email::Email,
+    events::SessionEvent,
+    session::Session,
+    store::{Credentials, StoreError, StoreResult, UserStore},
+    token::SessionId,
+    user::{User, UserId},
+};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+
+use crate::{
+    SeaStore,
+    db_error::classify,
+    entity::{account, password, session, user},
+    rows::{insert_audit, insert_session, user_from_row, user_to_row},
+    write::{begin, delete_sessions_except, lock_user, notify},
+};
+
+#[async_trait]
+impl UserStore for SeaStore {
+    async fn create_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let txn = begin(&self.db).await?;
+        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
+        let password = password::ActiveModel {
+            user_id: Set(user.id.to_string()),
+            hash: Set(password_hash.to_owned()),
+            updated_at: Set(user.created_at.unix_millis()),
+        };
+        password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_session(&txn, session).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
+        let Some(row) = user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(classify)?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let user = user_from_row(row)?;
+        let Some(password_hash) = self.find_password_hash(user.id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Credentials { user, password_hash }))
+    }
+
+    async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        let row = user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .all(&self.db)
+            .await
+            .map_err(classify)?
+            .pop();
+        row.map(user_from_row).transpose()
+    }
+
+    async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {
+        // `.all()` rather than `.one()`: `.one()` binds its LIMIT, which makes
+        // SQLite re-prepare the statement on every call.
+        let rows = password::Entity::find_by_id(user_id.to_string()).all(&self.db).await.map_err(classify)?;
+        Ok(rows.into_iter().next().map(|row| row.hash))
+    }
+
+    async fn update_user_name(
+        &self,
+        user_id: UserId,
+        name: &str,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<User> {
+        let txn = begin(&self.db).await?;
+        user::Entity::update_many()
+            .col_expr(user::Column::Name, Expr::value(name))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(user::Column::Id.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let row = user::Entity::find_by_id(user_id.to_string()).all(&txn).await.map_err(classify)?.pop();
+        // Deleted meanwhile: the caller's session went with the user.
+        let Some(row) = row else { return Err(StoreError::NotFound) };
+        insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        user_from_row(row)
+    }
+
+    async fn change_password(
+        &self,
+        user_id: UserId,
+        password_hash: &str,
+        keep: &SessionId,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<u64> {
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        password::Entity::update_many()
+            .col_expr(password::Column::Hash, Expr::value(password_hash))
+            .col_expr(password::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(password::Column::UserId.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(deleted)
+    }
+
+    async fn delete_user(&self, user_id: UserId, audit: &AuditEvent, event: &SessionEvent) -> StoreResult<()> {
+        let id = user_id.to_string();
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Err(StoreError::NotFound);
+        }
+        // Explicit deletes rather than relying on ON DELETE CASCADE, which
+        // SQLite honours only when foreign keys are switched on.
+        session::Entity::delete_many().filter(session::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        account::Entity::delete_many().filter(account::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
+        insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)
+    }
+}
