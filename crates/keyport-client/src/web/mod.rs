@@ -2,9 +2,12 @@
 //!
 //! `keyport-axum` and `keyport-actix` adapt their frameworks' requests to
 //! [`RequestView`], ask a [`Guard`] for an [`Outcome`], and turn that into a
-//! response. Everything that decides — where the token comes from, which
+//! response; their `Auth` extractors deref to [`Auth`], the steps a handler
+//! takes (sign-in, sign-up, sign-out, social sign-in, sessions).
+//! Everything that decides — where the token comes from, which
 //! routes need what, CSRF, redirects, cookies — lives here, once.
 
+mod auth;
 mod cookie;
 mod guard;
 mod pattern;
@@ -12,6 +15,7 @@ mod redirect;
 mod reply;
 mod rules;
 
+pub use auth::Auth;
 pub use cookie::{CookieSettings, SameSite};
 pub use guard::{Guard, Outcome, Reply, RequestView};
 pub use redirect::safe_return_path;
