@@ -125,15 +125,10 @@ impl<C: From<String>> Auth<C> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        future::Future,
-        task::{Context, Poll, Waker},
-    };
-
     use super::*;
     use crate::{
         Principal,
-        web::{AuthSettings, RouteRules},
+        web::{AuthSettings, RouteRules, tests::now},
     };
 
     struct View(Vec<(&'static str, &'static str)>);
@@ -153,15 +148,6 @@ mod tests {
         }
         fn peer_ip(&self) -> Option<String> {
             Some("192.0.2.7".into())
-        }
-    }
-
-    /// An offline guard never waits, so one poll finishes its steps.
-    fn now<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(output) => output,
-            Poll::Pending => unreachable!("an offline step waited"),
         }
     }
 

@@ -126,3 +126,20 @@ impl AuthSettings {
         Arc::new(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        task::{Context, Poll, Waker},
+    };
+
+    /// An offline guard never waits, so one poll finishes its checks and steps.
+    pub(super) fn now<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => unreachable!("an offline guard waited"),
+        }
+    }
+}
