@@ -7,9 +7,10 @@ use std::{
     task::{Context, Poll},
 };
 
-use axum::{
-    body::Body,
-    http::{HeaderValue, Request, Response, StatusCode, header::HeaderName},
+use axum_core::body::Body;
+use http::{
+    HeaderValue, Request, Response, StatusCode,
+    header::{HeaderName, SET_COOKIE},
 };
 use keyport_client::web::{Guard, Outcome, Reply};
 use tower_layer::Layer;
@@ -85,12 +86,12 @@ where
                     Outcome::Proceed { principal, set_cookies } => {
                         request.extensions_mut().insert(Guarded { guard: guard.clone(), principal });
                         let mut response = inner.call(request).await?;
-                        let set_by_handler = response.headers().get_all(axum::http::header::SET_COOKIE);
+                        let set_by_handler = response.headers().get_all(SET_COOKIE);
                         let set_cookies =
                             guard.cookies_to_append(set_cookies, set_by_handler.iter().filter_map(|v| v.to_str().ok()));
                         for cookie in set_cookies {
                             if let Ok(value) = HeaderValue::from_str(&cookie) {
-                                response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+                                response.headers_mut().append(SET_COOKIE, value);
                             }
                         }
                         Ok(response)

@@ -1,8 +1,6 @@
 //! Axum request parts as the framework-free guard sees them.
 
-use std::net::SocketAddr;
-
-use axum::{extract::ConnectInfo, http::request::Parts};
+use http::request::Parts;
 use keyport_client::web::RequestView;
 
 /// A request's head, borrowed.
@@ -27,7 +25,17 @@ impl RequestView for PartsView<'_> {
         self.0.headers.get(name).and_then(|value| std::str::from_utf8(value.as_bytes()).ok())
     }
 
+    /// What `into_make_service_with_connect_info::<SocketAddr>()` recorded.
+    #[cfg(feature = "connect-info")]
     fn peer_ip(&self) -> Option<String> {
-        self.0.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip().to_string())
+        use axum::extract::ConnectInfo;
+        self.0.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip().to_string())
+    }
+
+    /// Without axum's `ConnectInfo` there is no peer address to read: only
+    /// a trusted `X-Forwarded-For` names the client.
+    #[cfg(not(feature = "connect-info"))]
+    fn peer_ip(&self) -> Option<String> {
+        None
     }
 }

@@ -1,31 +1,12 @@
-//! A small website on Axum whose accounts and sessions live in Keyport,
-//! through `keyport-axum`.
-//!
-//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms, and a "Sign in
-//! with ..." button per provider configured in Keyport), `/dashboard` and
-//! `/sessions` (need a session), `/admin` (needs the `admin` role), and
-//! `POST /sign-out`. Social sign-in: `POST /oauth/start/{provider}` sends the
-//! browser to the provider, which sends it back to `GET /oauth/callback`;
-//! `POST /oauth/link/{provider}` (needs a session) links a provider account
-//! the same way. The route rules in [`settings`] decide who may see what;
-//! the handlers only read the [`Principal`] the layer found.
-//!
-//! Configuration, from the environment:
-//! - `KEYPORT_URL`: where Keyport serves gRPC [default: `http://127.0.0.1:50051`]
-//! - `LISTEN`: the address to serve the site on [default: `127.0.0.1:3000`]
-//! - `PUBLIC_URL`: the site's address in the browser; the OAuth callback is
-//!   `{PUBLIC_URL}/oauth/callback`, which must be in Keyport's
-//!   `[oauth] redirect_uris` [default: `http://` and the address listened on]
-//! - `RUST_LOG`: log filter [default: `info`]
-//!
-//! The session cookie is `__Host-keyport_session` (`Secure`, `HttpOnly`,
-//! `SameSite=Lax`). Browsers accept `Secure` cookies from
-//! `http://localhost` and `http://127.0.0.1`, so the site works over plain
-//! HTTP on this machine; anywhere else, serve it over HTTPS.
+//! The example website (`examples/site`) on Axum, with `keyport-axum`:
+//! [`KeyportLayer`] in front of the router, the [`Principal`] and [`Auth`]
+//! extractors in the handlers. Each handler calls the request's `Auth` and
+//! lets the framework-free [`Site`] decide the page or redirect, which
+//! [`respond`] turns into an Axum response; see `keyport_example_site` for
+//! the pages, the route rules and the configuration (`KEYPORT_URL`,
+//! `LISTEN`, `PUBLIC_URL`, `RUST_LOG`).
 
-mod html;
-
-use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, process::ExitCode};
 
 use axum::{
     Form, Router,
@@ -38,89 +19,34 @@ use axum::{
     routing::{get, post},
 };
 use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
-use keyport_client::{
-    CacheConfig, Error, FinishedOAuth, KeyportClient, Reason, SessionCache,
-    web::{AuthSettings, Guard, RouteRules, safe_return_path},
+use keyport_example_site::{
+    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, RevokeForm, SessionsQuery, SignInForm, SignInQuery,
+    SignUpForm, Site,
 };
-use serde::Deserialize;
 use tokio::net::TcpListener;
-
-const DEFAULT_KEYPORT_URL: &str = "http://127.0.0.1:50051";
-const DEFAULT_LISTEN: &str = "127.0.0.1:3000";
-/// Where a successful sign-in goes when no (valid) `return_to` was given.
-const AFTER_SIGN_IN: &str = "/dashboard";
-
-/// The OAuth callback's path; the redirect URI is `PUBLIC_URL` and this.
-const CALLBACK_PATH: &str = "/oauth/callback";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What the handlers share.
-#[derive(Clone)]
-struct Site {
-    /// The middleware's guard: its client lists providers, its settings
-    /// name the cookies.
-    guard: Guard,
-    /// The redirect URI of every OAuth flow: `{PUBLIC_URL}/oauth/callback`.
-    callback: Arc<str>,
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("keyport-example-axum: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    keyport_example_site::init_tracing();
+    keyport_example_site::exit_code("keyport-example-axum", run().await)
 }
 
 async fn run() -> Result<(), BoxError> {
-    let keyport_url = env::var("KEYPORT_URL").unwrap_or_else(|_| DEFAULT_KEYPORT_URL.to_owned());
-    let listen = env::var("LISTEN").unwrap_or_else(|_| DEFAULT_LISTEN.to_owned());
-
-    // One client and one cache for the whole process: the cache keeps
-    // validated sessions for up to a minute and drops them the moment
-    // Keyport reports a sign-out or revocation.
-    let client = KeyportClient::builder(keyport_url.clone()).build()?;
-    let guard = Guard::new(SessionCache::start(client, CacheConfig::default()), settings().shared());
-
-    let listener = TcpListener::bind(&listen).await?;
-    let address = listener.local_addr()?;
-    let public_url = env::var("PUBLIC_URL").unwrap_or_else(|_| format!("http://{address}"));
-    let callback = format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'));
-    // The browser test waits for this line (and reads the port from it).
-    println!(
-        "keyport-example-axum listening on http://{address} (Keyport at {keyport_url}; OAuth callback {callback})"
-    );
-
+    let config = Config::from_env();
+    let guard = config.guard()?;
+    let listener = TcpListener::bind(&config.listen).await?;
+    let site = config.site("keyport-example-axum", guard, listener.local_addr()?);
     // `ConnectInfo` lets the layer pass the visitor's address on to Keyport,
     // which records it with each session.
-    let site = Site { guard, callback: callback.into() };
     let service = app(site).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await?;
     Ok(())
 }
 
-/// Who may see what. First matching rule wins; everything else is public
-/// (and still knows who is signed in, through `Option<Principal>`).
-fn settings() -> AuthSettings {
-    let rules = RouteRules::new()
-        .protect("/dashboard(.*)")
-        .protect("/sessions(.*)")
-        .protect("/oauth/link/(.*)")
-        .require_role("/admin(.*)", "admin");
-    // Signed-out browsers asking for a protected page are sent to
-    // `/sign-in?return_to=<the page>` (the defaults).
-    AuthSettings::new(rules)
-}
-
 fn app(site: Site) -> Router {
-    let guard = site.guard.clone();
+    let guard = site.guard().clone();
     Router::new()
         .route("/", get(home))
         .route("/sign-up", get(sign_up_page).post(sign_up))
@@ -167,219 +93,18 @@ async fn shutdown_signal() {
     }
 }
 
-// ----- Pages -----
-
-async fn home(user: Option<Principal>) -> Html<String> {
-    Html(html::home(user.as_deref()))
-}
-
-async fn not_found(user: Option<Principal>) -> Response {
-    let page = html::problem(user.as_deref(), "Not found", "There is no page here.");
-    (StatusCode::NOT_FOUND, Html(page)).into_response()
-}
-
-#[derive(Deserialize)]
-struct DashboardQuery {
-    /// Set after a social sign-in created the account.
-    welcome: Option<String>,
-    /// The provider just linked.
-    linked: Option<String>,
-}
-
-async fn dashboard(State(site): State<Site>, user: Principal, Query(query): Query<DashboardQuery>) -> Html<String> {
-    let providers = providers(&site).await;
-    let notice = match (&query.linked, &query.welcome) {
-        (Some(id), _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
-        (None, Some(_)) => Some("Welcome! Your account was created.".to_owned()),
-        (None, None) => None,
+/// The site's answer as an Axum response: a page, or a `303 See Other`,
+/// with its `Set-Cookie` headers.
+fn respond(answer: Answer<CookieHeader>) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = match answer.location {
+        Some(location) => {
+            let location = HeaderValue::from_str(&location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+            (status, [(LOCATION, location)]).into_response()
+        }
+        None => (status, Html(answer.html)).into_response(),
     };
-    Html(html::dashboard(&user, &providers, notice.as_deref()))
-}
-
-async fn admin(user: Principal) -> Html<String> {
-    // The route rule already refused anyone without the role.
-    Html(html::admin(&user))
-}
-
-// ----- Sign-up -----
-
-async fn sign_up_page(State(site): State<Site>, user: Option<Principal>) -> Html<String> {
-    let providers = providers(&site).await;
-    Html(html::sign_up(user.as_deref(), &html::SignUpForm { providers: &providers, ..html::SignUpForm::default() }))
-}
-
-#[derive(Deserialize)]
-struct SignUpForm {
-    email: String,
-    #[serde(default)]
-    name: String,
-    password: String,
-}
-
-async fn sign_up(
-    State(site): State<Site>,
-    user: Option<Principal>,
-    auth: Auth,
-    Form(form): Form<SignUpForm>,
-) -> Response {
-    match auth.sign_up(&form.email, &form.password, &form.name).await {
-        // The cookie header signs the new account in at once.
-        Ok((_, cookie)) => (cookie, see_other(AFTER_SIGN_IN)).into_response(),
-        Err(error) => {
-            let (status, message) = form_error(&error);
-            let providers = providers(&site).await;
-            let again =
-                html::SignUpForm { email: &form.email, name: &form.name, error: Some(&message), providers: &providers };
-            (status, Html(html::sign_up(user.as_deref(), &again))).into_response()
-        }
-    }
-}
-
-// ----- Sign-in -----
-
-#[derive(Deserialize)]
-struct SignInQuery {
-    return_to: Option<String>,
-}
-
-async fn sign_in_page(
-    State(site): State<Site>,
-    user: Option<Principal>,
-    Query(query): Query<SignInQuery>,
-) -> Html<String> {
-    let return_to = query.return_to.as_deref().and_then(safe_return_path);
-    let notice = return_to.map(|_| "Sign in to see that page.");
-    let providers = providers(&site).await;
-    let form = html::SignInForm { return_to, notice, providers: &providers, ..html::SignInForm::default() };
-    Html(html::sign_in(user.as_deref(), &form))
-}
-
-#[derive(Deserialize)]
-struct SignInForm {
-    email: String,
-    password: String,
-    return_to: Option<String>,
-}
-
-async fn sign_in(
-    State(site): State<Site>,
-    user: Option<Principal>,
-    auth: Auth,
-    Form(form): Form<SignInForm>,
-) -> Response {
-    // Never redirect anywhere but a path on this site (no open redirect).
-    let return_to = form.return_to.as_deref().and_then(safe_return_path);
-    match auth.sign_in(&form.email, &form.password).await {
-        Ok((_, cookie)) => (cookie, see_other(return_to.unwrap_or(AFTER_SIGN_IN))).into_response(),
-        Err(error) => {
-            let (status, message) = form_error(&error);
-            let providers = providers(&site).await;
-            let again = html::SignInForm {
-                email: &form.email,
-                return_to,
-                error: Some(&message),
-                notice: None,
-                providers: &providers,
-            };
-            (status, Html(html::sign_in(user.as_deref(), &again))).into_response()
-        }
-    }
-}
-
-// ----- Social sign-in -----
-
-/// The providers configured in Keyport, for the "Sign in with ..." buttons;
-/// none (and a warning) when Keyport cannot say.
-async fn providers(site: &Site) -> Vec<html::Provider> {
-    match site.guard.list_providers().await {
-        Ok(providers) => providers,
-        Err(error) => {
-            tracing::warn!(%error, "could not list the sign-in providers");
-            Vec::new()
-        }
-    }
-}
-
-/// "Sign in with {provider}": Keyport starts the flow; the browser goes to
-/// the provider with a cookie binding the flow to it.
-async fn start_oauth(
-    State(site): State<Site>,
-    user: Option<Principal>,
-    auth: Auth,
-    Path(provider): Path<String>,
-) -> Response {
-    match auth.start_oauth(&provider, &site.callback).await {
-        Ok((authorization_url, cookie)) => (cookie, see_other(&authorization_url)).into_response(),
-        Err(error) => oauth_failed(&site, user.as_deref(), &error, None, None),
-    }
-}
-
-/// "Link {provider}": the same, for the signed-in user (the route rule
-/// already sent anyone else to sign in).
-async fn link_oauth(State(site): State<Site>, user: Principal, auth: Auth, Path(provider): Path<String>) -> Response {
-    match auth.link_oauth(&provider, &site.callback).await {
-        Ok((authorization_url, cookie)) => (cookie, see_other(&authorization_url)).into_response(),
-        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fdashboard"),
-        Err(error) => oauth_failed(&site, Some(&user), &error, None, None),
-    }
-}
-
-#[derive(Deserialize)]
-struct CallbackQuery {
-    /// The provider's refusal (`access_denied`...), if it refused.
-    error: Option<String>,
-}
-
-/// Where the provider sends the browser back. Keyport checks the state, the
-/// binding cookie and the provider's answer, then signs in (or signs up, or
-/// links); the response deletes the binding cookie and sets the session's.
-async fn oauth_callback(
-    State(site): State<Site>,
-    user: Option<Principal>,
-    auth: Auth,
-    Query(query): Query<CallbackQuery>,
-) -> Response {
-    match auth.finish_oauth(&site.callback).await {
-        Ok((finished, cookies)) => {
-            let location = match finished {
-                FinishedOAuth::SignedIn { new_user: true, .. } => format!("{AFTER_SIGN_IN}?welcome=1"),
-                FinishedOAuth::SignedIn { new_user: false, .. } => AFTER_SIGN_IN.to_owned(),
-                FinishedOAuth::Linked { provider_id, .. } => linked_page(&provider_id),
-            };
-            with_cookies(see_other(&location), cookies)
-        }
-        Err(error) => {
-            // The flow is over either way: drop its binding cookie too.
-            let clear = CookieHeader(site.guard.settings().cookie.clear_oauth_binding());
-            oauth_failed(&site, user.as_deref(), &error, query.error.as_deref(), Some(clear))
-        }
-    }
-}
-
-/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
-fn linked_page(provider_id: &str) -> String {
-    if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        format!("{AFTER_SIGN_IN}?linked={provider_id}")
-    } else {
-        AFTER_SIGN_IN.to_owned()
-    }
-}
-
-fn oauth_failed(
-    site: &Site,
-    user: Option<&keyport_client::Principal>,
-    error: &Error,
-    provider_said: Option<&str>,
-    cookie: Option<CookieHeader>,
-) -> Response {
-    tracing::info!(%error, "social sign-in failed");
-    let (status, page) = html::oauth_failed(user, error, provider_said, &site.callback);
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-    with_cookies((status, Html(page)).into_response(), cookie)
-}
-
-fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = CookieHeader>) -> Response {
-    for CookieHeader(cookie) in cookies {
+    for CookieHeader(cookie) in answer.cookies {
         match HeaderValue::from_str(&cookie) {
             Ok(value) => {
                 response.headers_mut().append(SET_COOKIE, value);
@@ -390,113 +115,104 @@ fn with_cookies(mut response: Response, cookies: impl IntoIterator<Item = Cookie
     response
 }
 
+// ----- Pages -----
+
+async fn home(State(site): State<Site>, user: Option<Principal>) -> Response {
+    respond(site.home(user.as_deref()))
+}
+
+async fn not_found(State(site): State<Site>, user: Option<Principal>) -> Response {
+    respond(site.not_found(user.as_deref()))
+}
+
+async fn dashboard(State(site): State<Site>, user: Principal, Query(query): Query<DashboardQuery>) -> Response {
+    respond(site.dashboard(&user, &query).await)
+}
+
+async fn admin(State(site): State<Site>, user: Principal) -> Response {
+    respond(site.admin(&user))
+}
+
+// ----- Sign-up and sign-in -----
+
+async fn sign_up_page(State(site): State<Site>, user: Option<Principal>) -> Response {
+    respond(site.sign_up_page(user.as_deref()).await)
+}
+
+async fn sign_up(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<SignUpForm>,
+) -> Response {
+    let signed_up = auth.sign_up(&form.email, &form.password, &form.name).await;
+    respond(site.signed_up(user.as_deref(), &form, signed_up).await)
+}
+
+async fn sign_in_page(State(site): State<Site>, user: Option<Principal>, Query(query): Query<SignInQuery>) -> Response {
+    respond(site.sign_in_page(user.as_deref(), &query).await)
+}
+
+async fn sign_in(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<SignInForm>,
+) -> Response {
+    let signed_in = auth.sign_in(&form.email, &form.password).await;
+    respond(site.signed_in(user.as_deref(), &form, signed_in).await)
+}
+
+// ----- Social sign-in -----
+
+async fn start_oauth(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Path(provider): Path<String>,
+) -> Response {
+    respond(site.oauth_started(user.as_deref(), auth.start_oauth(&provider, site.callback()).await))
+}
+
+async fn link_oauth(State(site): State<Site>, user: Principal, auth: Auth, Path(provider): Path<String>) -> Response {
+    respond(site.link_started(&user, auth.link_oauth(&provider, site.callback()).await))
+}
+
+async fn oauth_callback(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    respond(site.oauth_finished(user.as_deref(), &query, auth.finish_oauth(site.callback()).await))
+}
+
 // ----- Sign-out and sessions -----
 
-async fn sign_out(auth: Auth) -> Response {
-    // Ends the session in Keyport (every app sharing it sees that at once)
-    // and deletes the cookie; succeeds if there was no session.
-    match auth.sign_out().await {
-        Ok(cookie) => (cookie, see_other("/")).into_response(),
-        Err(error) => unavailable(None, &error),
-    }
+async fn sign_out(State(site): State<Site>, auth: Auth) -> Response {
+    respond(site.signed_out(auth.sign_out().await))
 }
 
-#[derive(Deserialize)]
-struct SessionsQuery {
-    revoked: Option<String>,
-    others: Option<String>,
+async fn sessions(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Query(query): Query<SessionsQuery>,
+) -> Response {
+    respond(site.sessions(&user, &query, auth.list_sessions().await))
 }
 
-async fn sessions(user: Principal, auth: Auth, Query(query): Query<SessionsQuery>) -> Response {
-    let notice = match (query.revoked.as_deref(), query.others.as_deref().and_then(|n| n.parse::<u32>().ok())) {
-        (Some("gone"), _) => Some("That session had already ended.".to_owned()),
-        (Some(_), _) => Some("Session revoked.".to_owned()),
-        (None, Some(1)) => Some("Signed out 1 other session.".to_owned()),
-        (None, Some(n)) => Some(format!("Signed out {n} other sessions.")),
-        (None, None) => None,
-    };
-    match auth.list_sessions().await {
-        Ok(list) => Html(html::sessions(&user, &list, notice.as_deref())).into_response(),
-        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
-        Err(error) => unavailable(Some(&user), &error),
-    }
+async fn revoke_session(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<RevokeForm>,
+) -> Response {
+    respond(site.revoked_session(&user, auth.revoke_session(&form.session_id).await))
 }
 
-#[derive(Deserialize)]
-struct RevokeForm {
-    session_id: String,
-}
-
-async fn revoke_session(user: Principal, auth: Auth, Form(form): Form<RevokeForm>) -> Response {
-    match auth.revoke_session(&form.session_id).await {
-        Ok(()) => see_other("/sessions?revoked=1"),
-        Err(error) if *error.reason() == Reason::SessionNotFound => see_other("/sessions?revoked=gone"),
-        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
-        Err(error) => unavailable(Some(&user), &error),
-    }
-}
-
-async fn revoke_other_sessions(user: Principal, auth: Auth) -> Response {
-    match auth.revoke_other_sessions().await {
-        Ok(count) => see_other(&format!("/sessions?others={count}")),
-        Err(error) if is_signed_out(&error) => see_other("/sign-in?return_to=%2Fsessions"),
-        Err(error) => unavailable(Some(&user), &error),
-    }
-}
-
-// ----- Helpers -----
-
-/// A `303 See Other` to a path on this site (or, starting social sign-in,
-/// to the provider): after a form POST, the browser follows it with a GET.
-fn see_other(location: &str) -> Response {
-    let location = HeaderValue::from_str(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
-    (StatusCode::SEE_OTHER, [(LOCATION, location)]).into_response()
-}
-
-fn is_signed_out(error: &Error) -> bool {
-    matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired)
-}
-
-/// What to tell someone whose sign-up or sign-in failed.
-fn form_error(error: &Error) -> (StatusCode, String) {
-    match error.reason() {
-        Reason::InvalidCredentials => (StatusCode::UNAUTHORIZED, "Wrong email or password.".to_owned()),
-        Reason::EmailTaken => (StatusCode::CONFLICT, "An account with this email already exists.".to_owned()),
-        // Keyport's messages for these are written for people
-        // ("password must be at least 8 characters").
-        Reason::WeakPassword | Reason::PasswordTooLong => {
-            (StatusCode::UNPROCESSABLE_ENTITY, capitalise(error.message()))
-        }
-        Reason::InvalidArgument => {
-            let message = match error.field_violations() {
-                [] => capitalise(error.message()),
-                violations => violations
-                    .iter()
-                    .map(|(field, description)| format!("{}: {description}.", capitalise(field)))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            };
-            (StatusCode::UNPROCESSABLE_ENTITY, message)
-        }
-        Reason::RateLimited => {
-            (StatusCode::TOO_MANY_REQUESTS, "Too many failed attempts. Wait a little and try again.".to_owned())
-        }
-        _ => {
-            tracing::warn!(%error, "keyport call failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "Signing in is unavailable right now. Try again shortly.".to_owned())
-        }
-    }
-}
-
-fn unavailable(user: Option<&keyport_client::Principal>, error: &Error) -> Response {
-    tracing::warn!(%error, "keyport call failed");
-    let page = html::problem(user, "Try again", "Keyport is unavailable right now. Try again shortly.");
-    (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+async fn revoke_other_sessions(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.revoked_other_sessions(&user, auth.revoke_other_sessions().await))
 }
 
 /// The site's own tests: the real layer and rules, with made-up sessions and
@@ -510,7 +226,7 @@ mod tests {
             header::{ACCEPT, AUTHORIZATION},
         },
     };
-    use keyport_client::Principal;
+    use keyport_client::{Principal, web::Guard};
     use tower::ServiceExt;
 
     use super::*;
@@ -521,8 +237,8 @@ mod tests {
             ("ann-token", Principal::for_tests("ann@example.com", &[])),
             ("root-token", Principal::for_tests("root@example.com", &["admin"])),
         ];
-        let guard = Guard::offline(settings().shared(), sessions);
-        let site = Site { guard, callback: "http://localhost/oauth/callback".into() };
+        let guard = Guard::offline(keyport_example_site::settings().shared(), sessions);
+        let site = Site::new(guard, "http://localhost/oauth/callback");
         let mut request = Request::get(path).header(ACCEPT, "text/html");
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));

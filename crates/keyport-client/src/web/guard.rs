@@ -579,17 +579,13 @@ fn bearer(request: &impl RequestView) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        future::Future,
-        sync::Mutex,
-        task::{Context, Poll, Waker},
-    };
+    use std::sync::Mutex;
 
     use tracing::{Instrument, field::Visit, span};
     use tracing_subscriber::{Layer, layer::SubscriberExt, registry::Registry};
 
     use super::*;
-    use crate::web::RouteRules;
+    use crate::web::{RouteRules, tests::now};
 
     struct View {
         method: &'static str,
@@ -638,15 +634,6 @@ mod tests {
         }
         fn on_record(&self, _: &span::Id, values: &span::Record<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
             values.record(&mut self.clone());
-        }
-    }
-
-    /// An offline guard's checks never wait, so one poll finishes them.
-    fn now<F: Future>(future: F) -> F::Output {
-        let mut future = std::pin::pin!(future);
-        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(output) => output,
-            Poll::Pending => unreachable!("an offline check waited"),
         }
     }
 

@@ -2,9 +2,12 @@
 //!
 //! `keyport-axum` and `keyport-actix` adapt their frameworks' requests to
 //! [`RequestView`], ask a [`Guard`] for an [`Outcome`], and turn that into a
-//! response. Everything that decides — where the token comes from, which
+//! response; their `Auth` extractors deref to [`Auth`], the steps a handler
+//! takes (sign-in, sign-up, sign-out, social sign-in, sessions).
+//! Everything that decides — where the token comes from, which
 //! routes need what, CSRF, redirects, cookies — lives here, once.
 
+mod auth;
 mod cookie;
 mod guard;
 mod pattern;
@@ -12,6 +15,7 @@ mod redirect;
 mod reply;
 mod rules;
 
+pub use auth::Auth;
 pub use cookie::{CookieSettings, SameSite};
 pub use guard::{Guard, Outcome, Reply, RequestView};
 pub use redirect::safe_return_path;
@@ -120,5 +124,22 @@ impl AuthSettings {
     /// Shares the settings between workers.
     pub fn shared(self) -> Arc<Self> {
         Arc::new(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        task::{Context, Poll, Waker},
+    };
+
+    /// An offline guard never waits, so one poll finishes its checks and steps.
+    pub(super) fn now<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(output) => output,
+            Poll::Pending => unreachable!("an offline guard waited"),
+        }
     }
 }

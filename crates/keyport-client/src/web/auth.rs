@@ -1,0 +1,179 @@
+//! [`Auth`]: the sign-in, sign-up, sign-out, social sign-in and session
+//! steps a handler takes for one request, written once for every adapter.
+
+use super::guard::{Guard, RequestView};
+use crate::{
+    client::{ClientInfo, FinishedOAuth, SignedIn},
+    error::Error,
+    principal::SessionSummary,
+};
+
+/// Sign-in, sign-up, sign-out and session management for one request, with
+/// its client details and token captured.
+///
+/// Framework-free: each adapter's `Auth` extractor builds one with
+/// [`Auth::new`] from the guard its middleware left on the request, and
+/// derefs to it. `C` is the adapter's `Set-Cookie` header type (each
+/// adapter's `CookieHeader`, which its framework knows how to add to a
+/// response); `String`, the raw header value, by default.
+#[derive(Debug, Clone)]
+pub struct Auth<C = String> {
+    guard: Guard,
+    client: ClientInfo,
+    token: Option<String>,
+    query: Option<String>,
+    cookies: Option<String>,
+    _cookie: std::marker::PhantomData<fn(String) -> C>,
+}
+
+impl<C: From<String>> Auth<C> {
+    /// The steps for `request`, through `guard`: the caller's address and
+    /// agent, its session token (bearer first, then cookie), the query (an
+    /// OAuth callback's answer) and the `Cookie` header (the flow's binding).
+    pub fn new(guard: Guard, request: &impl RequestView) -> Self {
+        Self {
+            client: guard.client_info(request),
+            token: guard.token_of(request).map(str::to_owned),
+            query: request.query().map(str::to_owned),
+            cookies: request.header("cookie").map(str::to_owned),
+            guard,
+            _cookie: std::marker::PhantomData,
+        }
+    }
+
+    /// The guard the steps go through.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The caller's address and agent, as forwarded to Keyport.
+    pub fn client_info(&self) -> &ClientInfo {
+        &self.client
+    }
+
+    /// Starts "Sign in with `provider_id`": redirect the browser to the
+    /// returned URL, with the returned header binding the flow to it.
+    /// `redirect_uri` is your callback's full URL, allowed in Keyport's config.
+    pub async fn start_oauth(&self, provider_id: &str, redirect_uri: &str) -> Result<(String, C), Error> {
+        let (url, cookie) = self.guard.start_oauth(&self.client, provider_id, redirect_uri, None).await?;
+        Ok((url, C::from(cookie)))
+    }
+
+    /// Starts linking `provider_id` to the signed-in user (needs a session).
+    pub async fn link_oauth(&self, provider_id: &str, redirect_uri: &str) -> Result<(String, C), Error> {
+        let (url, cookie) =
+            self.guard.start_oauth(&self.client, provider_id, redirect_uri, Some(self.session_token())).await?;
+        Ok((url, C::from(cookie)))
+    }
+
+    /// Finishes a flow on your callback route (`redirect_uri` as at the
+    /// start). Returns the outcome and the headers to send: the binding
+    /// cookie deleted and, on sign-in, the session cookie.
+    pub async fn finish_oauth(&self, redirect_uri: &str) -> Result<(FinishedOAuth, Vec<C>), Error> {
+        let (finished, cookies) = self
+            .guard
+            .finish_oauth(
+                &self.client,
+                self.token.as_deref(),
+                redirect_uri,
+                self.query.as_deref(),
+                self.cookies.as_deref(),
+            )
+            .await?;
+        Ok((finished, cookies.into_iter().map(C::from).collect()))
+    }
+
+    /// Signs in; the returned header sets the session cookie.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, C), Error> {
+        let (signed_in, cookie) = self.guard.sign_in(&self.client, self.token.as_deref(), email, password).await?;
+        Ok((signed_in, C::from(cookie)))
+    }
+
+    /// Creates an account and signs it in; the returned header sets the cookie.
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<(SignedIn, C), Error> {
+        let (signed_in, cookie) =
+            self.guard.sign_up(&self.client, self.token.as_deref(), email, password, name).await?;
+        Ok((signed_in, C::from(cookie)))
+    }
+
+    /// Ends the request's session; the returned header deletes the cookie.
+    pub async fn sign_out(&self) -> Result<C, Error> {
+        Ok(C::from(self.guard.sign_out(&self.client, self.token.as_deref()).await?))
+    }
+
+    /// The caller's sessions, newest first.
+    pub async fn list_sessions(&self) -> Result<Vec<SessionSummary>, Error> {
+        self.guard.list_sessions(&self.client, self.session_token()).await
+    }
+
+    /// Ends one of the caller's sessions at once.
+    pub async fn revoke_session(&self, session_id: &str) -> Result<(), Error> {
+        self.guard.revoke_session(&self.client, self.session_token(), session_id).await
+    }
+
+    /// Ends all the caller's other sessions; returns how many.
+    pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
+        self.guard.revoke_other_sessions(&self.client, self.session_token()).await
+    }
+
+    /// The request's token for calls that need one: without a token,
+    /// Keyport answers `UNAUTHENTICATED` to the empty one.
+    fn session_token(&self) -> &str {
+        self.token.as_deref().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Principal,
+        web::{AuthSettings, RouteRules, tests::now},
+    };
+
+    struct View(Vec<(&'static str, &'static str)>);
+
+    impl RequestView for View {
+        fn method(&self) -> &str {
+            "POST"
+        }
+        fn path(&self) -> &str {
+            "/oauth/callback"
+        }
+        fn query(&self) -> Option<&str> {
+            Some("state=s&code=c")
+        }
+        fn header(&self, name: &str) -> Option<&str> {
+            self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+        }
+        fn peer_ip(&self) -> Option<String> {
+            Some("192.0.2.7".into())
+        }
+    }
+
+    fn offline() -> Guard {
+        let settings = AuthSettings::new(RouteRules::new()).shared();
+        Guard::offline(settings, [("ann-token", Principal::for_tests("ann@example.com", &[]))])
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Header(String);
+
+    impl From<String> for Header {
+        fn from(value: String) -> Self {
+            Self(value)
+        }
+    }
+
+    #[test]
+    fn captures_the_callers_details_and_returns_the_adapters_header_type() {
+        let view = View(vec![("user-agent", "test-agent"), ("cookie", "__Host-keyport_session=ann-token")]);
+        let auth = Auth::<Header>::new(offline(), &view);
+        assert_eq!(auth.client_info().ip_address.as_deref(), Some("192.0.2.7"));
+        assert_eq!(auth.client_info().user_agent.as_deref(), Some("test-agent"));
+        let Header(cleared) = now(auth.sign_out()).unwrap_or_else(|error| Header(error.to_string()));
+        assert!(cleared.starts_with("__Host-keyport_session=;"), "{cleared}");
+        let refused = now(auth.sign_in("ann@example.com", "password")).map(|(_, header)| header);
+        assert_eq!(refused.err().map(|error| error.code()), Some(tonic::Code::FailedPrecondition));
+    }
+}

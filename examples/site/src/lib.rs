@@ -1,0 +1,511 @@
+//! The example website, without a web framework: its configuration, route
+//! rules, forms, pages and what each handler answers. `examples/axum-app`
+//! and `examples/actix-app` serve it with `keyport-axum` and
+//! `keyport-actix`: their handlers take the extractors, call the request's
+//! `Auth`, hand the result to a [`Site`] method and turn the [`Answer`] into
+//! their framework's response, so both sites behave the same by
+//! construction.
+//!
+//! Pages: `/` (public), `/sign-up` and `/sign-in` (forms, and a "Sign in
+//! with ..." button per provider configured in Keyport), `/dashboard` and
+//! `/sessions` (need a session), `/admin` (needs the `admin` role), and
+//! `POST /sign-out`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! browser to the provider, which sends it back to `GET /oauth/callback`;
+//! `POST /oauth/link/{provider}` (needs a session) links a provider account
+//! the same way. The route rules in [`settings`] decide who may see what;
+//! the handlers only read the `Principal` the middleware found.
+//!
+//! Configuration, from the environment ([`Config::from_env`]):
+//! - `KEYPORT_URL`: where Keyport serves gRPC [default: `http://127.0.0.1:50051`]
+//! - `LISTEN`: the address to serve the site on [default: `127.0.0.1:3000`]
+//! - `PUBLIC_URL`: the site's address in the browser; the OAuth callback is
+//!   `{PUBLIC_URL}/oauth/callback`, which must be in Keyport's
+//!   `[oauth] redirect_uris` [default: `http://` and the address listened on]
+//! - `RUST_LOG`: log filter [default: `info`]
+//!
+//! The session cookie is `__Host-keyport_session` (`Secure`, `HttpOnly`,
+//! `SameSite=Lax`). Browsers accept `Secure` cookies from
+//! `http://localhost` and `http://127.0.0.1`, so the site works over plain
+//! HTTP on this machine; anywhere else, serve it over HTTPS.
+
+mod html;
+
+use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
+
+use keyport_client::{
+    CacheConfig, Error, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache, SessionSummary, SignedIn,
+    web::{AuthSettings, Guard, RouteRules, safe_return_path},
+};
+use serde::Deserialize;
+
+/// Where a successful sign-in goes when no (valid) `return_to` was given.
+const AFTER_SIGN_IN: &str = "/dashboard";
+
+/// The OAuth callback's path; the redirect URI is `PUBLIC_URL` and this.
+pub const CALLBACK_PATH: &str = "/oauth/callback";
+
+/// What a site's `main` returns once it stopped: failure, and the error
+/// on stderr after the binary's `name`, if it stopped on one.
+pub fn exit_code(name: &str, stopped: Result<(), Box<dyn std::error::Error + Send + Sync>>) -> ExitCode {
+    match stopped {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` [default: `info`].
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// The site's configuration, from the environment.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where Keyport serves gRPC (`KEYPORT_URL`).
+    pub keyport_url: String,
+    /// The address to serve the site on (`LISTEN`).
+    pub listen: String,
+    /// The site's address in the browser (`PUBLIC_URL`), if set.
+    pub public_url: Option<String>,
+}
+
+impl Config {
+    /// `KEYPORT_URL`, `LISTEN` and `PUBLIC_URL`, with their defaults.
+    pub fn from_env() -> Self {
+        Self {
+            keyport_url: env::var("KEYPORT_URL").unwrap_or_else(|_| "http://127.0.0.1:50051".to_owned()),
+            listen: env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:3000".to_owned()),
+            public_url: env::var("PUBLIC_URL").ok(),
+        }
+    }
+
+    /// The middleware's guard: one client and one cache for the whole
+    /// process (every worker shares them). The cache keeps validated
+    /// sessions for up to a minute and drops them the moment Keyport reports
+    /// a sign-out or revocation. Call it on the runtime the site runs on:
+    /// the cache's background task is spawned there.
+    pub fn guard(&self) -> Result<Guard, Error> {
+        let client = KeyportClient::builder(self.keyport_url.clone()).build()?;
+        Ok(Guard::new(SessionCache::start(client, CacheConfig::default()), settings().shared()))
+    }
+
+    /// The site served with `guard` on `address` (the bound one, which is
+    /// the OAuth callback's default host). Prints the line the browser test
+    /// waits for (and reads the port from), naming the binary `name`.
+    pub fn site(&self, name: &str, guard: Guard, address: SocketAddr) -> Site {
+        let public_url = self.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+        let callback = format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/'));
+        println!("{name} listening on http://{address} (Keyport at {}; OAuth callback {callback})", self.keyport_url);
+        Site::new(guard, callback)
+    }
+}
+
+/// Who may see what. First matching rule wins; everything else is public
+/// (and still knows who is signed in, through `Option<Principal>`).
+pub fn settings() -> AuthSettings {
+    let rules = RouteRules::new()
+        .protect("/dashboard(.*)")
+        .protect("/sessions(.*)")
+        .protect("/oauth/link/(.*)")
+        .require_role("/admin(.*)", "admin");
+    // Signed-out browsers asking for a protected page are sent to
+    // `/sign-in?return_to=<the page>` (the defaults).
+    AuthSettings::new(rules)
+}
+
+/// What a handler answers, for the example to turn into its framework's
+/// response: a page, or a `303 See Other`, with `Set-Cookie` headers in the
+/// adapter's `CookieHeader` type `C`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer<C> {
+    /// The HTTP status.
+    pub status: u16,
+    /// Where a `303 See Other` goes: a path on this site or, starting social
+    /// sign-in, the provider. After a form POST, the browser follows it with
+    /// a GET. `None` for a page.
+    pub location: Option<String>,
+    /// The HTML page; empty for a redirect.
+    pub html: String,
+    /// Headers to add with `Set-Cookie`.
+    pub cookies: Vec<C>,
+}
+
+impl<C> Answer<C> {
+    fn page(status: u16, html: String) -> Self {
+        Self { status, location: None, html, cookies: Vec::new() }
+    }
+
+    fn see_other(location: impl Into<String>) -> Self {
+        Self { status: 303, location: Some(location.into()), html: String::new(), cookies: Vec::new() }
+    }
+
+    fn with_cookies(mut self, cookies: impl IntoIterator<Item = C>) -> Self {
+        self.cookies.extend(cookies);
+        self
+    }
+}
+
+/// `GET /dashboard`'s query.
+#[derive(Debug, Deserialize)]
+pub struct DashboardQuery {
+    /// Set after a social sign-in created the account.
+    welcome: Option<String>,
+    /// The provider just linked.
+    linked: Option<String>,
+}
+
+/// `POST /sign-up`'s form.
+#[derive(Debug, Deserialize)]
+pub struct SignUpForm {
+    /// The new account's email.
+    pub email: String,
+    /// The new account's name (optional).
+    #[serde(default)]
+    pub name: String,
+    /// The new account's password.
+    pub password: String,
+}
+
+/// `GET /sign-in`'s query.
+#[derive(Debug, Deserialize)]
+pub struct SignInQuery {
+    /// The page to come back to.
+    return_to: Option<String>,
+}
+
+/// `POST /sign-in`'s form.
+#[derive(Debug, Deserialize)]
+pub struct SignInForm {
+    /// The account's email.
+    pub email: String,
+    /// The account's password.
+    pub password: String,
+    /// The page to come back to.
+    return_to: Option<String>,
+}
+
+/// `GET /oauth/callback`'s query (Keyport reads the rest of it).
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    /// The provider's refusal (`access_denied`...), if it refused.
+    error: Option<String>,
+}
+
+/// `GET /sessions`' query: what the last revocation did.
+#[derive(Debug, Deserialize)]
+pub struct SessionsQuery {
+    revoked: Option<String>,
+    others: Option<String>,
+}
+
+/// `POST /sessions/revoke`'s form.
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    /// The session to end.
+    pub session_id: String,
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct Site {
+    /// The middleware's guard: its client lists providers, its settings
+    /// name the cookies.
+    guard: Guard,
+    /// The redirect URI of every OAuth flow: `{PUBLIC_URL}/oauth/callback`.
+    callback: Arc<str>,
+}
+
+impl Site {
+    /// The site whose handlers use `guard`, with OAuth redirect URI `callback`.
+    pub fn new(guard: Guard, callback: impl Into<Arc<str>>) -> Self {
+        Self { guard, callback: callback.into() }
+    }
+
+    /// The middleware's guard.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// The redirect URI of every OAuth flow: `{PUBLIC_URL}/oauth/callback`.
+    pub fn callback(&self) -> &str {
+        &self.callback
+    }
+
+    // ----- Pages -----
+
+    /// `GET /`.
+    pub fn home<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        Answer::page(200, html::home(user))
+    }
+
+    /// Any other path.
+    pub fn not_found<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        Answer::page(404, html::problem(user, "Not found", "There is no page here."))
+    }
+
+    /// `GET /dashboard`.
+    pub async fn dashboard<C>(&self, user: &Principal, query: &DashboardQuery) -> Answer<C> {
+        let providers = self.providers().await;
+        let notice = match (&query.linked, &query.welcome) {
+            (Some(id), _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
+            (None, Some(_)) => Some("Welcome! Your account was created.".to_owned()),
+            (None, None) => None,
+        };
+        Answer::page(200, html::dashboard(user, &providers, notice.as_deref()))
+    }
+
+    /// `GET /admin`: the route rule already refused anyone without the role.
+    pub fn admin<C>(&self, user: &Principal) -> Answer<C> {
+        Answer::page(200, html::admin(user))
+    }
+
+    // ----- Sign-up and sign-in -----
+
+    /// `GET /sign-up`.
+    pub async fn sign_up_page<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        let providers = self.providers().await;
+        Answer::page(
+            200,
+            html::sign_up(user, &html::SignUpForm { providers: &providers, ..html::SignUpForm::default() }),
+        )
+    }
+
+    /// `POST /sign-up`, once `Auth::sign_up` answered `signed_up`: the cookie
+    /// header signs the new account in at once, or the form shows again.
+    pub async fn signed_up<C>(
+        &self,
+        user: Option<&Principal>,
+        form: &SignUpForm,
+        signed_up: Result<(SignedIn, C), Error>,
+    ) -> Answer<C> {
+        match signed_up {
+            Ok((_, cookie)) => Answer::see_other(AFTER_SIGN_IN).with_cookies([cookie]),
+            Err(error) => {
+                let (status, message) = form_error(&error);
+                let providers = self.providers().await;
+                let again = html::SignUpForm {
+                    email: &form.email,
+                    name: &form.name,
+                    error: Some(&message),
+                    providers: &providers,
+                };
+                Answer::page(status, html::sign_up(user, &again))
+            }
+        }
+    }
+
+    /// `GET /sign-in`.
+    pub async fn sign_in_page<C>(&self, user: Option<&Principal>, query: &SignInQuery) -> Answer<C> {
+        let return_to = query.return_to.as_deref().and_then(safe_return_path);
+        let notice = return_to.map(|_| "Sign in to see that page.");
+        let providers = self.providers().await;
+        let form = html::SignInForm { return_to, notice, providers: &providers, ..html::SignInForm::default() };
+        Answer::page(200, html::sign_in(user, &form))
+    }
+
+    /// `POST /sign-in`, once `Auth::sign_in` answered `signed_in`: back to
+    /// the page asked for (never anywhere but a path on this site: no open
+    /// redirect), or the form again.
+    pub async fn signed_in<C>(
+        &self,
+        user: Option<&Principal>,
+        form: &SignInForm,
+        signed_in: Result<(SignedIn, C), Error>,
+    ) -> Answer<C> {
+        let return_to = form.return_to.as_deref().and_then(safe_return_path);
+        match signed_in {
+            Ok((_, cookie)) => Answer::see_other(return_to.unwrap_or(AFTER_SIGN_IN)).with_cookies([cookie]),
+            Err(error) => {
+                let (status, message) = form_error(&error);
+                let providers = self.providers().await;
+                let again = html::SignInForm {
+                    email: &form.email,
+                    return_to,
+                    error: Some(&message),
+                    notice: None,
+                    providers: &providers,
+                };
+                Answer::page(status, html::sign_in(user, &again))
+            }
+        }
+    }
+
+    // ----- Social sign-in -----
+
+    /// The providers configured in Keyport, for the "Sign in with ..." buttons;
+    /// none (and a warning) when Keyport cannot say.
+    async fn providers(&self) -> Vec<html::Provider> {
+        match self.guard.list_providers().await {
+            Ok(providers) => providers,
+            Err(error) => {
+                tracing::warn!(%error, "could not list the sign-in providers");
+                Vec::new()
+            }
+        }
+    }
+
+    /// `POST /oauth/start/{provider}` ("Sign in with {provider}"), once
+    /// `Auth::start_oauth` answered `started`: the browser goes to the
+    /// provider with a cookie binding the flow to it.
+    pub fn oauth_started<C>(&self, user: Option<&Principal>, started: Result<(String, C), Error>) -> Answer<C> {
+        match started {
+            Ok((authorization_url, cookie)) => Answer::see_other(authorization_url).with_cookies([cookie]),
+            Err(error) => self.oauth_failed(user, &error, None),
+        }
+    }
+
+    /// `POST /oauth/link/{provider}` ("Link {provider}"), once
+    /// `Auth::link_oauth` answered `started`: the same, for the signed-in
+    /// user (the route rule already sent anyone else to sign in).
+    pub fn link_started<C>(&self, user: &Principal, started: Result<(String, C), Error>) -> Answer<C> {
+        match started {
+            Ok((authorization_url, cookie)) => Answer::see_other(authorization_url).with_cookies([cookie]),
+            Err(error) if is_signed_out(&error) => Answer::see_other("/sign-in?return_to=%2Fdashboard"),
+            Err(error) => self.oauth_failed(Some(user), &error, None),
+        }
+    }
+
+    /// `GET /oauth/callback`, where the provider sends the browser back,
+    /// once `Auth::finish_oauth` answered `finished`: Keyport checked the
+    /// state, the binding cookie and the provider's answer, then signed in
+    /// (or up, or linked); the answer deletes the binding cookie and sets
+    /// the session's.
+    pub fn oauth_finished<C: From<String>>(
+        &self,
+        user: Option<&Principal>,
+        query: &CallbackQuery,
+        finished: Result<(FinishedOAuth, Vec<C>), Error>,
+    ) -> Answer<C> {
+        match finished {
+            Ok((finished, cookies)) => {
+                let location = match finished {
+                    FinishedOAuth::SignedIn { new_user: true, .. } => format!("{AFTER_SIGN_IN}?welcome=1"),
+                    FinishedOAuth::SignedIn { new_user: false, .. } => AFTER_SIGN_IN.to_owned(),
+                    FinishedOAuth::Linked { provider_id, .. } => linked_page(&provider_id),
+                };
+                Answer::see_other(location).with_cookies(cookies)
+            }
+            Err(error) => {
+                // The flow is over either way: drop its binding cookie too.
+                let clear = C::from(self.guard.settings().cookie.clear_oauth_binding());
+                self.oauth_failed(user, &error, query.error.as_deref()).with_cookies([clear])
+            }
+        }
+    }
+
+    fn oauth_failed<C>(&self, user: Option<&Principal>, error: &Error, provider_said: Option<&str>) -> Answer<C> {
+        tracing::info!(%error, "social sign-in failed");
+        let (status, page) = html::oauth_failed(user, error, provider_said, &self.callback);
+        Answer::page(status, page)
+    }
+
+    // ----- Sign-out and sessions -----
+
+    /// `POST /sign-out`, once `Auth::sign_out` answered `signed_out`: it
+    /// ended the session in Keyport (every app sharing it sees that at once)
+    /// and the cookie header deletes the cookie; it succeeds if there was no
+    /// session.
+    pub fn signed_out<C>(&self, signed_out: Result<C, Error>) -> Answer<C> {
+        match signed_out {
+            Ok(cookie) => Answer::see_other("/").with_cookies([cookie]),
+            Err(error) => unavailable(None, &error),
+        }
+    }
+
+    /// `GET /sessions`, once `Auth::list_sessions` answered `listed`.
+    pub fn sessions<C>(
+        &self,
+        user: &Principal,
+        query: &SessionsQuery,
+        listed: Result<Vec<SessionSummary>, Error>,
+    ) -> Answer<C> {
+        let notice = match (query.revoked.as_deref(), query.others.as_deref().and_then(|n| n.parse::<u32>().ok())) {
+            (Some("gone"), _) => Some("That session had already ended.".to_owned()),
+            (Some(_), _) => Some("Session revoked.".to_owned()),
+            (None, Some(1)) => Some("Signed out 1 other session.".to_owned()),
+            (None, Some(n)) => Some(format!("Signed out {n} other sessions.")),
+            (None, None) => None,
+        };
+        match listed {
+            Ok(list) => Answer::page(200, html::sessions(user, &list, notice.as_deref())),
+            Err(error) if is_signed_out(&error) => Answer::see_other("/sign-in?return_to=%2Fsessions"),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /sessions/revoke`, once `Auth::revoke_session` answered `revoked`.
+    pub fn revoked_session<C>(&self, user: &Principal, revoked: Result<(), Error>) -> Answer<C> {
+        match revoked {
+            Ok(()) => Answer::see_other("/sessions?revoked=1"),
+            Err(error) if *error.reason() == Reason::SessionNotFound => Answer::see_other("/sessions?revoked=gone"),
+            Err(error) if is_signed_out(&error) => Answer::see_other("/sign-in?return_to=%2Fsessions"),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /sessions/revoke-others`, once `Auth::revoke_other_sessions`
+    /// answered `revoked` (how many).
+    pub fn revoked_other_sessions<C>(&self, user: &Principal, revoked: Result<u32, Error>) -> Answer<C> {
+        match revoked {
+            Ok(count) => Answer::see_other(format!("/sessions?others={count}")),
+            Err(error) if is_signed_out(&error) => Answer::see_other("/sign-in?return_to=%2Fsessions"),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+}
+
+/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
+fn linked_page(provider_id: &str) -> String {
+    if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        format!("{AFTER_SIGN_IN}?linked={provider_id}")
+    } else {
+        AFTER_SIGN_IN.to_owned()
+    }
+}
+
+fn is_signed_out(error: &Error) -> bool {
+    matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired)
+}
+
+/// What to tell someone whose sign-up or sign-in failed: the status and
+/// the message.
+fn form_error(error: &Error) -> (u16, String) {
+    match error.reason() {
+        Reason::InvalidCredentials => (401, "Wrong email or password.".to_owned()),
+        Reason::EmailTaken => (409, "An account with this email already exists.".to_owned()),
+        // Keyport's messages for these are written for people
+        // ("password must be at least 8 characters").
+        Reason::WeakPassword | Reason::PasswordTooLong => (422, capitalise(error.message())),
+        Reason::InvalidArgument => {
+            let message = match error.field_violations() {
+                [] => capitalise(error.message()),
+                violations => violations
+                    .iter()
+                    .map(|(field, description)| format!("{}: {description}.", capitalise(field)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            };
+            (422, message)
+        }
+        Reason::RateLimited => (429, "Too many failed attempts. Wait a little and try again.".to_owned()),
+        _ => {
+            tracing::warn!(%error, "keyport call failed");
+            (503, "Signing in is unavailable right now. Try again shortly.".to_owned())
+        }
+    }
+}
+
+fn unavailable<C>(user: Option<&Principal>, error: &Error) -> Answer<C> {
+    tracing::warn!(%error, "keyport call failed");
+    Answer::page(503, html::problem(user, "Try again", "Keyport is unavailable right now. Try again shortly."))
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
