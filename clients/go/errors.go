@@ -8,8 +8,11 @@ import (
 // ErrorDomain is the google.rpc.ErrorInfo domain of Keyport's errors.
 const ErrorDomain = "keyport.dev"
 
-// Stable error reasons that Keyport puts in google.rpc.ErrorInfo.Reason.
-// Each RPC's comment in the proto files lists the reasons it returns.
+// Stable error reasons that Keyport puts in google.rpc.ErrorInfo.Reason: one
+// per value of the proto's keyport.v1.ErrorReason (see
+// [keyportv1.ErrorReason]), named as sent, without the ERROR_REASON_ prefix.
+// The package's tests check the two lists match. Each RPC's comment in the
+// proto files lists the reasons it returns.
 const (
 	// ReasonInvalidArgument: the request is malformed (empty, oversized or
 	// invalid field); the error also carries google.rpc.BadRequest field
@@ -77,6 +80,9 @@ const (
 	// ReasonLastSignInMethod: UnlinkAccount of the caller's only way to sign
 	// in.
 	ReasonLastSignInMethod = "LAST_SIGN_IN_METHOD"
+	// ReasonEventsLost: a WatchSessionEvents stream ended because events
+	// may have been lost; flush what was cached from it and subscribe again.
+	ReasonEventsLost = "EVENTS_LOST"
 )
 
 // ErrorInfo returns the google.rpc.ErrorInfo detail of a Keyport error: the

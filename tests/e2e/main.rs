@@ -17,6 +17,7 @@ mod failover;
 mod layering;
 mod oauth;
 mod races;
+mod reasons;
 mod sessions;
 mod sign_in;
 mod sign_up;

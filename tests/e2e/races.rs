@@ -567,13 +567,13 @@ async fn a_stalled_relay_turns_caches_off_until_it_is_back() -> TestResult {
         loop {
             match events.message().await {
                 Ok(Some(_)) => continue,
-                Ok(None) => return Code::Ok,
-                Err(status) => return status.code(),
+                Ok(None) => return (Code::Ok, String::new()),
+                Err(status) => return (status.code(), reason(&status)),
             }
         }
     })
     .await?;
-    assert_eq!(ended, Code::Aborted);
+    assert_eq!(ended, (Code::Aborted, "EVENTS_LOST".to_owned()));
     let refused = b.sessions().watch_session_events(WatchSessionEventsRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
     assert_eq!(reason(&refused), "UNAVAILABLE");

@@ -13,13 +13,19 @@ import {
   type ErrorInfo,
   ErrorInfoSchema,
 } from "./gen/google/rpc/error_details_pb.js";
+import type { ErrorReason as ProtoErrorReason } from "./gen/keyport/v1/errors_pb.js";
 
 /** `ErrorInfo.domain` of every error Keyport sends. */
 export const KEYPORT_ERROR_DOMAIN = "keyport.dev";
 
+/** The reason names of the proto's `keyport.v1.ErrorReason`, without `UNSPECIFIED`. */
+type ProtoReasonName = Exclude<keyof typeof ProtoErrorReason, "UNSPECIFIED">;
+
 /**
- * The stable error reasons Keyport sends in `ErrorInfo.reason`, as listed in
- * the proto comments of each RPC. Branch on these, never on messages.
+ * The stable error reasons Keyport sends in `ErrorInfo.reason`: one per value
+ * of the proto's `keyport.v1.ErrorReason` (`proto/keyport/v1/errors.proto`),
+ * which the compiler checks, so a reason added there does not build until it
+ * is named here. Branch on these, never on messages.
  *
  * A newer server may send a reason not listed here; {@link errorReason}
  * returns `undefined` for it, so handle that case by the gRPC code
@@ -72,7 +78,9 @@ export const ErrorReason = {
   LINKED_ACCOUNT_NOT_FOUND: "LINKED_ACCOUNT_NOT_FOUND",
   /** `UnlinkAccount` of the caller's only way to sign in. */
   LAST_SIGN_IN_METHOD: "LAST_SIGN_IN_METHOD",
-} as const;
+  /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
+  EVENTS_LOST: "EVENTS_LOST",
+} as const satisfies { readonly [Name in ProtoReasonName]: Name };
 
 /** One of the reasons in {@link ErrorReason}. */
 export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];

@@ -37,6 +37,14 @@ pub struct SignedIn {
     pub principal: Principal,
 }
 
+/// How a password sign-in ended, as the proto's `SignInResponse.outcome`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignInOutcome {
+    /// The user is signed in.
+    Session(SignedIn),
+}
+
 /// A started social sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedOAuth {
@@ -350,7 +358,11 @@ impl KeyportClient {
     }
 
     /// Signs in with email and password.
-    pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn, Error> {
+    ///
+    /// The outcome is an enum because a sign-in may need another step (a
+    /// second factor) in a later version; match it with a `_` arm that
+    /// refuses, so such a step is never taken for a signed-in user.
+    pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignInOutcome, Error> {
         let message = v1::SignInRequest { email: email.to_owned(), password: password.to_owned() };
         let response = self
             .once(|channel| {
@@ -359,7 +371,7 @@ impl KeyportClient {
             })
             .await?;
         match response.outcome {
-            Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant),
+            Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant).map(SignInOutcome::Session),
             // A newer server may answer with another step (a second factor):
             // refuse clearly rather than pretend the user is signed in.
             None => Err(Status::failed_precondition("sign-in needs a step this client version does not know").into()),

@@ -1,10 +1,13 @@
 //! Errors from Keyport, with the server's stable reason as an enum.
 
+use keyport_proto::v1::ErrorReason;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-/// The stable reason Keyport gives for a failure (`google.rpc.ErrorInfo.reason`).
+/// The stable reason Keyport gives for a failure (`google.rpc.ErrorInfo.reason`),
+/// one per value of the proto's `keyport.v1.ErrorReason`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Reason {
     /// Wrong email or password.
     InvalidCredentials,
@@ -50,6 +53,9 @@ pub enum Reason {
     LinkedAccountNotFound,
     /// Unlinking would leave the user no way to sign in.
     LastSignInMethod,
+    /// `WatchSessionEvents` ended because events may have been lost: flush
+    /// and subscribe again.
+    EventsLost,
     /// An internal error on the server.
     Internal,
     /// A reason this SDK does not know yet, or none at all.
@@ -57,45 +63,46 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every named reason with its wire string.
-    const NAMED: [(Reason, &'static str); 23] = [
-        (Self::InvalidCredentials, "INVALID_CREDENTIALS"),
-        (Self::EmailTaken, "EMAIL_TAKEN"),
-        (Self::WeakPassword, "WEAK_PASSWORD"),
-        (Self::PasswordTooLong, "PASSWORD_TOO_LONG"),
-        (Self::InvalidArgument, "INVALID_ARGUMENT"),
-        (Self::MalformedRequest, "MALFORMED_REQUEST"),
-        (Self::Unauthenticated, "UNAUTHENTICATED"),
-        (Self::SessionExpired, "SESSION_EXPIRED"),
-        (Self::SessionNotFound, "SESSION_NOT_FOUND"),
-        (Self::RateLimited, "RATE_LIMITED"),
-        (Self::ResourceExhausted, "RESOURCE_EXHAUSTED"),
-        (Self::PermissionDenied, "PERMISSION_DENIED"),
-        (Self::Unavailable, "UNAVAILABLE"),
-        (Self::Internal, "INTERNAL"),
-        (Self::OAuthProviderUnknown, "OAUTH_PROVIDER_UNKNOWN"),
-        (Self::RedirectUriNotAllowed, "REDIRECT_URI_NOT_ALLOWED"),
-        (Self::OAuthStateInvalid, "OAUTH_STATE_INVALID"),
-        (Self::OAuthProviderError, "OAUTH_PROVIDER_ERROR"),
-        (Self::OAuthIdTokenInvalid, "OAUTH_ID_TOKEN_INVALID"),
-        (Self::AccountLinkRefused, "ACCOUNT_LINK_REFUSED"),
-        (Self::AlreadyLinked, "ALREADY_LINKED"),
-        (Self::LinkedAccountNotFound, "LINKED_ACCOUNT_NOT_FOUND"),
-        (Self::LastSignInMethod, "LAST_SIGN_IN_METHOD"),
-    ];
-
     fn parse(reason: &str) -> Self {
-        Self::NAMED
-            .iter()
-            .find(|(_, name)| *name == reason)
-            .map_or_else(|| Self::Other(reason.to_owned()), |(known, _)| known.clone())
+        keyport_proto::reason::parse(reason).map_or_else(|| Self::Other(reason.to_owned()), Self::from)
     }
 
     /// The reason as Keyport sends it (`INVALID_CREDENTIALS`, ...).
     pub fn as_str(&self) -> &str {
         match self {
             Self::Other(other) => other,
-            known => Self::NAMED.iter().find(|(named, _)| named == known).map_or("", |(_, name)| name),
+            named => keyport_proto::reason::wire_name(named.to_proto()),
+        }
+    }
+
+    /// The proto value of a named reason; [`Reason::Other`] has none.
+    fn to_proto(&self) -> ErrorReason {
+        match self {
+            Self::InvalidCredentials => ErrorReason::InvalidCredentials,
+            Self::EmailTaken => ErrorReason::EmailTaken,
+            Self::WeakPassword => ErrorReason::WeakPassword,
+            Self::PasswordTooLong => ErrorReason::PasswordTooLong,
+            Self::InvalidArgument => ErrorReason::InvalidArgument,
+            Self::MalformedRequest => ErrorReason::MalformedRequest,
+            Self::Unauthenticated => ErrorReason::Unauthenticated,
+            Self::SessionExpired => ErrorReason::SessionExpired,
+            Self::SessionNotFound => ErrorReason::SessionNotFound,
+            Self::RateLimited => ErrorReason::RateLimited,
+            Self::ResourceExhausted => ErrorReason::ResourceExhausted,
+            Self::PermissionDenied => ErrorReason::PermissionDenied,
+            Self::Unavailable => ErrorReason::Unavailable,
+            Self::OAuthProviderUnknown => ErrorReason::OauthProviderUnknown,
+            Self::RedirectUriNotAllowed => ErrorReason::RedirectUriNotAllowed,
+            Self::OAuthStateInvalid => ErrorReason::OauthStateInvalid,
+            Self::OAuthProviderError => ErrorReason::OauthProviderError,
+            Self::OAuthIdTokenInvalid => ErrorReason::OauthIdTokenInvalid,
+            Self::AccountLinkRefused => ErrorReason::AccountLinkRefused,
+            Self::AlreadyLinked => ErrorReason::AlreadyLinked,
+            Self::LinkedAccountNotFound => ErrorReason::LinkedAccountNotFound,
+            Self::LastSignInMethod => ErrorReason::LastSignInMethod,
+            Self::EventsLost => ErrorReason::EventsLost,
+            Self::Internal => ErrorReason::Internal,
+            Self::Other(_) => ErrorReason::Unspecified,
         }
     }
 
@@ -109,6 +116,40 @@ impl Reason {
             Code::InvalidArgument | Code::OutOfRange => Self::InvalidArgument,
             Code::Internal => Self::Internal,
             other => Self::Other(format!("{other:?}")),
+        }
+    }
+}
+
+/// Exhaustive, so a reason added to the proto does not compile until this
+/// client names it.
+impl From<ErrorReason> for Reason {
+    fn from(reason: ErrorReason) -> Self {
+        match reason {
+            ErrorReason::InvalidCredentials => Self::InvalidCredentials,
+            ErrorReason::EmailTaken => Self::EmailTaken,
+            ErrorReason::WeakPassword => Self::WeakPassword,
+            ErrorReason::PasswordTooLong => Self::PasswordTooLong,
+            ErrorReason::InvalidArgument => Self::InvalidArgument,
+            ErrorReason::MalformedRequest => Self::MalformedRequest,
+            ErrorReason::Unauthenticated => Self::Unauthenticated,
+            ErrorReason::SessionExpired => Self::SessionExpired,
+            ErrorReason::SessionNotFound => Self::SessionNotFound,
+            ErrorReason::RateLimited => Self::RateLimited,
+            ErrorReason::ResourceExhausted => Self::ResourceExhausted,
+            ErrorReason::PermissionDenied => Self::PermissionDenied,
+            ErrorReason::Unavailable => Self::Unavailable,
+            ErrorReason::OauthProviderUnknown => Self::OAuthProviderUnknown,
+            ErrorReason::RedirectUriNotAllowed => Self::RedirectUriNotAllowed,
+            ErrorReason::OauthStateInvalid => Self::OAuthStateInvalid,
+            ErrorReason::OauthProviderError => Self::OAuthProviderError,
+            ErrorReason::OauthIdTokenInvalid => Self::OAuthIdTokenInvalid,
+            ErrorReason::AccountLinkRefused => Self::AccountLinkRefused,
+            ErrorReason::AlreadyLinked => Self::AlreadyLinked,
+            ErrorReason::LinkedAccountNotFound => Self::LinkedAccountNotFound,
+            ErrorReason::LastSignInMethod => Self::LastSignInMethod,
+            ErrorReason::EventsLost => Self::EventsLost,
+            ErrorReason::Internal => Self::Internal,
+            ErrorReason::Unspecified => Self::Other(String::new()),
         }
     }
 }
@@ -187,11 +228,14 @@ mod tests {
     }
 
     #[test]
-    fn every_named_reason_round_trips() {
-        for (reason, name) in Reason::NAMED {
-            assert_eq!(Reason::parse(name), reason);
-            assert_eq!(reason.as_str(), name);
+    fn every_proto_reason_is_named_and_round_trips() {
+        for proto in keyport_proto::reason::every() {
+            let reason = Reason::from(proto);
+            assert!(!matches!(reason, Reason::Other(_)), "{proto:?} has no name");
+            assert_eq!(reason.as_str(), keyport_proto::reason::wire_name(proto));
+            assert_eq!(Reason::parse(reason.as_str()), reason);
         }
+        assert_eq!(Reason::parse("NEW_REASON"), Reason::Other("NEW_REASON".into()));
         assert_eq!(Reason::parse("NEW_REASON").as_str(), "NEW_REASON");
     }
 

@@ -23,7 +23,9 @@ mod refusals;
 pub mod web;
 
 pub use cache::{CacheConfig, CacheStats, SessionCache};
-pub use client::{ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignedIn, StartedOAuth};
+pub use client::{
+    ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignedIn, StartedOAuth,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
 pub use principal::{Principal, SessionSummary, ValidatedSession};

@@ -1,5 +1,8 @@
-//! The domain error: every way a Keyport operation can fail, each with a
-//! stable reason string that clients branch on.
+//! The domain error: every way a Keyport operation can fail.
+//!
+//! The server sends each variant with a stable reason from the proto's
+//! `ErrorReason` (`keyport-server/src/status.rs` maps them, exhaustively), so
+//! a new variant needs a reason there before it compiles.
 
 use std::time::Duration;
 
@@ -104,34 +107,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable reason string sent to clients in `google.rpc.ErrorInfo`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Self::InvalidArgument(_) => "INVALID_ARGUMENT",
-            Self::WeakPassword { .. } => "WEAK_PASSWORD",
-            Self::PasswordTooLong { .. } => "PASSWORD_TOO_LONG",
-            Self::EmailTaken => "EMAIL_TAKEN",
-            Self::InvalidCredentials => "INVALID_CREDENTIALS",
-            Self::Unauthenticated => "UNAUTHENTICATED",
-            Self::SessionExpired => "SESSION_EXPIRED",
-            Self::PermissionDenied => "PERMISSION_DENIED",
-            Self::SessionNotFound => "SESSION_NOT_FOUND",
-            Self::OAuthProviderUnknown => "OAUTH_PROVIDER_UNKNOWN",
-            Self::RedirectUriNotAllowed => "REDIRECT_URI_NOT_ALLOWED",
-            Self::OAuthStateInvalid => "OAUTH_STATE_INVALID",
-            Self::OAuthProviderError(_) => "OAUTH_PROVIDER_ERROR",
-            Self::OAuthIdTokenInvalid(_) => "OAUTH_ID_TOKEN_INVALID",
-            Self::AccountLinkRefused => "ACCOUNT_LINK_REFUSED",
-            Self::AlreadyLinked => "ALREADY_LINKED",
-            Self::LinkedAccountNotFound => "LINKED_ACCOUNT_NOT_FOUND",
-            Self::LastSignInMethod => "LAST_SIGN_IN_METHOD",
-            Self::RateLimited { .. } => "RATE_LIMITED",
-            Self::Overloaded => "RESOURCE_EXHAUSTED",
-            Self::Unavailable(_) => "UNAVAILABLE",
-            Self::Internal(_) => "INTERNAL",
-        }
-    }
-
     /// A single-field [`Error::InvalidArgument`].
     pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])

@@ -1,26 +1,50 @@
 //! The one place where a domain [`Error`] becomes a gRPC [`Status`].
 //!
 //! Every status carries `google.rpc.ErrorInfo` with domain [`ERROR_DOMAIN`]
-//! and the error's stable reason; invalid input adds `google.rpc.BadRequest`
+//! and the error's stable reason, a value of the proto's `ErrorReason`; invalid input adds `google.rpc.BadRequest`
 //! field violations, throttling adds `google.rpc.RetryInfo`. Internal causes
 //! are logged here and never sent.
 
 use std::collections::HashMap;
 
 use keyport_core::Error;
+pub use keyport_proto::reason::ERROR_DOMAIN;
+use keyport_proto::{reason::wire_name, v1::ErrorReason};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// `ErrorInfo.domain` of every Keyport error.
-pub const ERROR_DOMAIN: &str = "keyport.dev";
-/// Reason of a request whose message is not valid protobuf for its RPC
-/// (bad UTF-8 in a string, a wrong wire type, a length past the end, nesting
-/// too deep). It never reaches the domain, so it has no [`Error`] variant.
-pub const MALFORMED_REQUEST: &str = "MALFORMED_REQUEST";
+/// The reason a domain error is sent with. Exhaustive on purpose: a new
+/// [`Error`] variant does not compile until it names its reason here.
+pub fn reason_of(error: &Error) -> ErrorReason {
+    match error {
+        Error::InvalidArgument(_) => ErrorReason::InvalidArgument,
+        Error::WeakPassword { .. } => ErrorReason::WeakPassword,
+        Error::PasswordTooLong { .. } => ErrorReason::PasswordTooLong,
+        Error::EmailTaken => ErrorReason::EmailTaken,
+        Error::InvalidCredentials => ErrorReason::InvalidCredentials,
+        Error::Unauthenticated => ErrorReason::Unauthenticated,
+        Error::SessionExpired => ErrorReason::SessionExpired,
+        Error::PermissionDenied => ErrorReason::PermissionDenied,
+        Error::SessionNotFound => ErrorReason::SessionNotFound,
+        Error::OAuthProviderUnknown => ErrorReason::OauthProviderUnknown,
+        Error::RedirectUriNotAllowed => ErrorReason::RedirectUriNotAllowed,
+        Error::OAuthStateInvalid => ErrorReason::OauthStateInvalid,
+        Error::OAuthProviderError(_) => ErrorReason::OauthProviderError,
+        Error::OAuthIdTokenInvalid(_) => ErrorReason::OauthIdTokenInvalid,
+        Error::AccountLinkRefused => ErrorReason::AccountLinkRefused,
+        Error::AlreadyLinked => ErrorReason::AlreadyLinked,
+        Error::LinkedAccountNotFound => ErrorReason::LinkedAccountNotFound,
+        Error::LastSignInMethod => ErrorReason::LastSignInMethod,
+        Error::RateLimited { .. } => ErrorReason::RateLimited,
+        Error::Overloaded => ErrorReason::ResourceExhausted,
+        Error::Unavailable(_) => ErrorReason::Unavailable,
+        Error::Internal(_) => ErrorReason::Internal,
+    }
+}
 
 /// Converts a domain error into the status sent to the caller.
 pub fn to_status(error: Error) -> Status {
-    let reason = error.reason();
+    let reason = reason_of(&error);
     let mut details = error_info(reason);
     let (code, message) = match &error {
         Error::InvalidArgument(violations) => {
@@ -40,7 +64,7 @@ pub fn to_status(error: Error) -> Status {
         Error::RedirectUriNotAllowed | Error::OAuthStateInvalid => (Code::InvalidArgument, error.to_string()),
         Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
             // The provider's detail helps operators, not callers.
-            tracing::info!(%cause, reason, "OAuth sign-in refused");
+            tracing::info!(%cause, reason = wire_name(reason), "OAuth sign-in refused");
             (Code::Unauthenticated, "the provider did not confirm the sign-in".to_owned())
         }
         Error::AccountLinkRefused | Error::LastSignInMethod => (Code::FailedPrecondition, error.to_string()),
@@ -62,13 +86,24 @@ pub fn to_status(error: Error) -> Status {
     Status::with_error_details(code, message, details)
 }
 
-/// The status of a request message that failed to decode.
+/// The status of a request message that failed to decode. It never reaches
+/// the domain, so it has no [`Error`] variant.
 pub fn malformed_request() -> Status {
-    Status::with_error_details(Code::InvalidArgument, "malformed request message", error_info(MALFORMED_REQUEST))
+    Status::with_error_details(
+        Code::InvalidArgument,
+        "malformed request message",
+        error_info(ErrorReason::MalformedRequest),
+    )
 }
 
-fn error_info(reason: &str) -> ErrorDetails {
-    ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::<String, String>::new())
+/// The status that ends a `WatchSessionEvents` stream which may have missed
+/// events: the subscriber flushes what it cached and subscribes again.
+pub fn events_lost(message: &'static str) -> Status {
+    Status::with_error_details(Code::Aborted, message, error_info(ErrorReason::EventsLost))
+}
+
+fn error_info(reason: ErrorReason) -> ErrorDetails {
+    ErrorDetails::with_error_info(wire_name(reason), ERROR_DOMAIN, HashMap::<String, String>::new())
 }
 
 #[cfg(test)]
@@ -82,26 +117,15 @@ mod tests {
     }
 
     #[test]
-    fn every_status_names_its_reason() {
-        let cases = [
-            (Error::InvalidCredentials, Code::Unauthenticated, "INVALID_CREDENTIALS"),
-            (Error::EmailTaken, Code::AlreadyExists, "EMAIL_TAKEN"),
-            (Error::WeakPassword { min_length: 8 }, Code::InvalidArgument, "WEAK_PASSWORD"),
-            (Error::SessionExpired, Code::Unauthenticated, "SESSION_EXPIRED"),
-            (Error::Overloaded, Code::ResourceExhausted, "RESOURCE_EXHAUSTED"),
-            (Error::Unavailable("db down".into()), Code::Unavailable, "UNAVAILABLE"),
-        ];
-        for (error, code, expected) in cases {
-            let status = to_status(error);
-            assert_eq!(status.code(), code);
-            assert_eq!(reason(&status), expected);
-        }
+    fn malformed_requests_are_invalid_arguments_with_a_reason() {
+        let status = malformed_request();
+        assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, "MALFORMED_REQUEST"));
     }
 
     #[test]
-    fn malformed_requests_are_invalid_arguments_with_a_reason() {
-        let status = malformed_request();
-        assert_eq!((status.code(), reason(&status).as_str()), (Code::InvalidArgument, MALFORMED_REQUEST));
+    fn lost_events_abort_the_stream_with_a_reason() {
+        let status = events_lost("resynchronise");
+        assert_eq!((status.code(), reason(&status).as_str()), (Code::Aborted, "EVENTS_LOST"));
     }
 
     #[test]

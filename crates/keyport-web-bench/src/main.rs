@@ -30,7 +30,7 @@ use axum::{Router, routing::get};
 use clap::Parser;
 use keyport_axum::KeyportLayer;
 use keyport_client::{
-    CacheConfig, ClientInfo, KeyportClient, SessionCache,
+    CacheConfig, ClientInfo, KeyportClient, SessionCache, SignInOutcome,
     web::{AuthSettings, Guard, RequestView, RouteRules},
 };
 
@@ -330,7 +330,10 @@ async fn revocation_delays(
     let mut delays = Vec::with_capacity(count);
     let nobody = ClientInfo::default();
     for _ in 0..count {
-        let session = client.sign_in("bench@example.com", PASSWORD, &nobody).await?;
+        let session = match client.sign_in("bench@example.com", PASSWORD, &nobody).await? {
+            SignInOutcome::Session(session) => session,
+            _ => return Err("the bench user needs another sign-in step".into()),
+        };
         cache.get_session(&session.token, &nobody).await?;
         if cache.lookup(&session.token).is_none() {
             return Err("a fresh session was not cached".into());

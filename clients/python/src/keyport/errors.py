@@ -24,6 +24,7 @@ __all__ = [
     "AccountLinkRefused",
     "AlreadyLinked",
     "EmailTaken",
+    "EventsLost",
     "Internal",
     "InvalidArgument",
     "InvalidCredentials",
@@ -57,6 +58,10 @@ ERROR_DOMAIN = "keyport.dev"
 
 class Reason(str, enum.Enum):
     """The stable reasons Keyport sends in ``ErrorInfo.reason``.
+
+    One member per value of the proto's ``keyport.v1.ErrorReason``
+    (:mod:`keyport.v1.errors_pb2`), named as sent: without its
+    ``ERROR_REASON_`` prefix. The SDK's tests check the two lists match.
 
     Members are strings, so ``error_reason(err) == Reason.EMAIL_TAKEN``
     works; ``.value`` is the plain string. A newer server may send a reason
@@ -109,6 +114,9 @@ class Reason(str, enum.Enum):
     LINKED_ACCOUNT_NOT_FOUND = "LINKED_ACCOUNT_NOT_FOUND"
     #: ``UnlinkAccount`` of the caller's only way to sign in.
     LAST_SIGN_IN_METHOD = "LAST_SIGN_IN_METHOD"
+    #: ``WatchSessionEvents`` ended because events may have been lost: flush
+    #: what was cached from the stream and subscribe again.
+    EVENTS_LOST = "EVENTS_LOST"
 
 
 def _rich_status(err: grpc.RpcError) -> Optional[status_pb2.Status]:
@@ -462,6 +470,12 @@ class LastSignInMethod(KeyportError):
     """``LAST_SIGN_IN_METHOD``: the caller's only way to sign in."""
 
     REASON = Reason.LAST_SIGN_IN_METHOD
+
+
+class EventsLost(KeyportError):
+    """``EVENTS_LOST``: a ``WatchSessionEvents`` stream may have missed events."""
+
+    REASON = Reason.EVENTS_LOST
 
 
 def _by_reason() -> Dict[str, Type[KeyportError]]:

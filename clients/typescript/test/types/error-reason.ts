@@ -63,6 +63,7 @@ export function describe(err: unknown): string {
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":
     case "UNAVAILABLE":
+    case "EVENTS_LOST":
       return "retry later";
     case "INTERNAL":
       return "server error";

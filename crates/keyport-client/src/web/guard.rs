@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     cache::{SessionCache, session_id_of},
-    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignedIn},
+    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignInOutcome, SignedIn},
     error::{Error, Reason},
     principal::{Principal, SessionSummary},
 };
@@ -272,7 +272,9 @@ impl Guard {
         email: &str,
         password: &str,
     ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.keyport("sign in")?.client().sign_in(email, password, client).await?;
+        // Exhaustive within this crate: a new outcome must be handled here.
+        let SignInOutcome::Session(signed_in) =
+            self.keyport("sign in")?.client().sign_in(email, password, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
         let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
         Ok((signed_in, cookie))

@@ -65,7 +65,7 @@ impl Accounts {
     pub async fn finish_oauth(&self, callback: &Callback, client: &ClientInfo) -> Result<OAuthOutcome> {
         let result = self.finish(callback, client).await;
         if let Err(error) = &result {
-            let audit = AuditEvent::new(AuditKind::OAuthFailed, self.clock.now(), client).detail(error.reason());
+            let audit = AuditEvent::new(AuditKind::OAuthFailed, self.clock.now(), client).detail(audit_detail(error));
             self.audit_store().record_audit(&audit).await?;
         }
         result
@@ -235,4 +235,11 @@ fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
     Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the audit trail keeps of a failed flow: the error's message, which
+/// may quote the provider, capped so a callback cannot fill the table.
+fn audit_detail(error: &Error) -> String {
+    const MAX_CHARS: usize = 200;
+    error.to_string().chars().take(MAX_CHARS).collect()
 }

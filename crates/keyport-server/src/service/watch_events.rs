@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::Shared;
-use crate::{convert, events::BusMessage};
+use crate::{convert, events::BusMessage, status};
 
 /// How often an idle stream proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -17,7 +17,8 @@ const HEARTBEAT: Duration = Duration::from_secs(15);
 pub type EventStream = ReceiverStream<Result<v1::WatchSessionEventsResponse, Status>>;
 
 /// Subscribes to the bus and streams from it until the client leaves, the
-/// server stops, or the subscription lags (then `ABORTED`: resynchronise).
+/// server stops, or the subscription lags (then `ABORTED` with reason
+/// `EVENTS_LOST`: resynchronise).
 pub(crate) fn stream(shared: &Shared) -> EventStream {
     // Subscribe before `ready` goes out, so nothing after it can be missed.
     let mut bus = shared.events.subscribe();
@@ -32,10 +33,10 @@ pub(crate) fn stream(shared: &Shared) -> EventStream {
             let next = tokio::select! {
                 received = bus.recv() => match received {
                     Ok(BusMessage::Event(event)) => Ok(message(convert::session_event(event))),
-                    Ok(BusMessage::Resync) => Err(Status::aborted("session events may have been lost; resynchronise")),
+                    Ok(BusMessage::Resync) => Err(status::events_lost("session events may have been lost; resynchronise")),
                     Err(RecvError::Lagged(missed)) => {
                         tracing::warn!(missed, "event subscriber fell behind; cutting it off");
-                        Err(Status::aborted("subscriber fell behind; resynchronise"))
+                        Err(status::events_lost("subscriber fell behind; resynchronise"))
                     }
                     Err(RecvError::Closed) => return,
                 },

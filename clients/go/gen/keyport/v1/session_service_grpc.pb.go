@@ -85,9 +85,10 @@ type SessionServiceClient interface {
 	// sessions (the Rust middleware subscribes to it).
 	//
 	// The first message is `ready`: every event after that point reaches the
-	// stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-	// end of the stream a cache must drop everything it holds and subscribe
-	// again, so that a missed event never leaves a revoked session valid.
+	// stream. A subscriber that falls behind is cut off with `ABORTED` and
+	// reason `EVENTS_LOST`; on any end of the stream a cache must drop
+	// everything it holds and subscribe again, so that a missed event never
+	// leaves a revoked session valid.
 	// `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 	//
 	// Callable only from peers listed in the server's `trusted_proxies`
@@ -95,8 +96,8 @@ type SessionServiceClient interface {
 	// `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
 	// this replica does not hear the other replicas' events (its relay is
 	// stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-	// `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-	// would miss revocations.
+	// `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+	// cache fed by them would miss revocations.
 	WatchSessionEvents(ctx context.Context, in *WatchSessionEventsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionEventsResponse], error)
 }
 
@@ -244,9 +245,10 @@ type SessionServiceServer interface {
 	// sessions (the Rust middleware subscribes to it).
 	//
 	// The first message is `ready`: every event after that point reaches the
-	// stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-	// end of the stream a cache must drop everything it holds and subscribe
-	// again, so that a missed event never leaves a revoked session valid.
+	// stream. A subscriber that falls behind is cut off with `ABORTED` and
+	// reason `EVENTS_LOST`; on any end of the stream a cache must drop
+	// everything it holds and subscribe again, so that a missed event never
+	// leaves a revoked session valid.
 	// `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 	//
 	// Callable only from peers listed in the server's `trusted_proxies`
@@ -254,8 +256,8 @@ type SessionServiceServer interface {
 	// `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
 	// this replica does not hear the other replicas' events (its relay is
 	// stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-	// `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-	// would miss revocations.
+	// `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+	// cache fed by them would miss revocations.
 	WatchSessionEvents(*WatchSessionEventsRequest, grpc.ServerStreamingServer[WatchSessionEventsResponse]) error
 	mustEmbedUnimplementedSessionServiceServer()
 }

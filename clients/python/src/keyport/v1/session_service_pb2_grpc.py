@@ -167,9 +167,10 @@ class SessionServiceServicer(object):
         sessions (the Rust middleware subscribes to it).
 
         The first message is `ready`: every event after that point reaches the
-        stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-        end of the stream a cache must drop everything it holds and subscribe
-        again, so that a missed event never leaves a revoked session valid.
+        stream. A subscriber that falls behind is cut off with `ABORTED` and
+        reason `EVENTS_LOST`; on any end of the stream a cache must drop
+        everything it holds and subscribe again, so that a missed event never
+        leaves a revoked session valid.
         `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 
         Callable only from peers listed in the server's `trusted_proxies`
@@ -177,8 +178,8 @@ class SessionServiceServicer(object):
         `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
         this replica does not hear the other replicas' events (its relay is
         stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-        `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-        would miss revocations.
+        `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+        cache fed by them would miss revocations.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -92,9 +92,10 @@ class SessionServiceStub:
     sessions (the Rust middleware subscribes to it).
 
     The first message is `ready`: every event after that point reaches the
-    stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-    end of the stream a cache must drop everything it holds and subscribe
-    again, so that a missed event never leaves a revoked session valid.
+    stream. A subscriber that falls behind is cut off with `ABORTED` and
+    reason `EVENTS_LOST`; on any end of the stream a cache must drop
+    everything it holds and subscribe again, so that a missed event never
+    leaves a revoked session valid.
     `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 
     Callable only from peers listed in the server's `trusted_proxies`
@@ -102,8 +103,8 @@ class SessionServiceStub:
     `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
     this replica does not hear the other replicas' events (its relay is
     stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-    `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-    would miss revocations.
+    `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+    cache fed by them would miss revocations.
     """
 
 @_typing.type_check_only
@@ -170,9 +171,10 @@ class SessionServiceAsyncStub(SessionServiceStub):
     sessions (the Rust middleware subscribes to it).
 
     The first message is `ready`: every event after that point reaches the
-    stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-    end of the stream a cache must drop everything it holds and subscribe
-    again, so that a missed event never leaves a revoked session valid.
+    stream. A subscriber that falls behind is cut off with `ABORTED` and
+    reason `EVENTS_LOST`; on any end of the stream a cache must drop
+    everything it holds and subscribe again, so that a missed event never
+    leaves a revoked session valid.
     `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 
     Callable only from peers listed in the server's `trusted_proxies`
@@ -180,8 +182,8 @@ class SessionServiceAsyncStub(SessionServiceStub):
     `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
     this replica does not hear the other replicas' events (its relay is
     stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-    `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-    would miss revocations.
+    `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+    cache fed by them would miss revocations.
     """
 
 class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -287,9 +289,10 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         sessions (the Rust middleware subscribes to it).
 
         The first message is `ready`: every event after that point reaches the
-        stream. A subscriber that falls behind is cut off with `ABORTED`; on any
-        end of the stream a cache must drop everything it holds and subscribe
-        again, so that a missed event never leaves a revoked session valid.
+        stream. A subscriber that falls behind is cut off with `ABORTED` and
+        reason `EVENTS_LOST`; on any end of the stream a cache must drop
+        everything it holds and subscribe again, so that a missed event never
+        leaves a revoked session valid.
         `heartbeat` arrives every 15 seconds, so silence means a dead stream.
 
         Callable only from peers listed in the server's `trusted_proxies`
@@ -297,8 +300,8 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         `PERMISSION_DENIED` with reason `PERMISSION_DENIED`. On PostgreSQL, while
         this replica does not hear the other replicas' events (its relay is
         stalled or reconnecting), new streams get `UNAVAILABLE` with reason
-        `UNAVAILABLE` and open streams end with `ABORTED`: a cache fed by them
-        would miss revocations.
+        `UNAVAILABLE` and open streams end with `ABORTED` (`EVENTS_LOST`): a
+        cache fed by them would miss revocations.
         """
 
 def add_SessionServiceServicer_to_server(servicer: SessionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
