@@ -27,6 +27,12 @@ const (
 	ReasonWeakPassword = "WEAK_PASSWORD"
 	// ReasonPasswordTooLong: the password is longer than the maximum.
 	ReasonPasswordTooLong = "PASSWORD_TOO_LONG"
+	// ReasonPasswordTooCommon: the new password is one of the 100,000 most
+	// common passwords (compared without case).
+	ReasonPasswordTooCommon = "PASSWORD_TOO_COMMON"
+	// ReasonPasswordContainsEmail: the new password is, or contains, the
+	// account's email address.
+	ReasonPasswordContainsEmail = "PASSWORD_CONTAINS_EMAIL"
 	// ReasonMalformedRequest: the request message is not valid protobuf for
 	// its RPC (a bug in the caller or a tampered request).
 	ReasonMalformedRequest = "MALFORMED_REQUEST"

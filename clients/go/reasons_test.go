@@ -21,6 +21,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonRedirectURINotAllowed, keyport.ReasonOAuthStateInvalid, keyport.ReasonOAuthProviderError,
 		keyport.ReasonOAuthIDTokenInvalid, keyport.ReasonAccountLinkRefused, keyport.ReasonAlreadyLinked,
 		keyport.ReasonLinkedAccountNotFound, keyport.ReasonLastSignInMethod, keyport.ReasonEventsLost,
+		keyport.ReasonPasswordTooCommon, keyport.ReasonPasswordContainsEmail,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

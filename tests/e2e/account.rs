@@ -76,6 +76,8 @@ async fn refuses_a_password_change_without_the_current_password(backend: Backend
         ("", "a brand new passphrase", Code::InvalidArgument, "INVALID_ARGUMENT"),
         (PASSWORD, "short", Code::InvalidArgument, "WEAK_PASSWORD"),
         (PASSWORD, &*"x".repeat(300), Code::InvalidArgument, "PASSWORD_TOO_LONG"),
+        (PASSWORD, "iloveyou123", Code::InvalidArgument, "PASSWORD_TOO_COMMON"),
+        (PASSWORD, "Ann@Example.com", Code::InvalidArgument, "PASSWORD_CONTAINS_EMAIL"),
     ];
     for (current, new, code, expected) in cases {
         let change = ChangePasswordRequest { current_password: current.into(), new_password: new.into() };

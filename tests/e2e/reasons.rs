@@ -20,6 +20,8 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::InvalidArgument(vec![FieldViolation::new("email", "must not be empty")]), Code::InvalidArgument),
         (Error::WeakPassword { min_length: 8 }, Code::InvalidArgument),
         (Error::PasswordTooLong { max_length: 128 }, Code::InvalidArgument),
+        (Error::PasswordTooCommon, Code::InvalidArgument),
+        (Error::PasswordContainsEmail, Code::InvalidArgument),
         (Error::EmailTaken, Code::AlreadyExists),
         (Error::InvalidCredentials, Code::Unauthenticated),
         (Error::Unauthenticated, Code::Unauthenticated),

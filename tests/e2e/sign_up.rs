@@ -72,6 +72,10 @@ async fn rejects_weak_and_overlong_passwords(backend: Backend) -> TestResult {
         ("seven77", Code::InvalidArgument, "WEAK_PASSWORD"),
         (&*"x".repeat(257), Code::InvalidArgument, "PASSWORD_TOO_LONG"),
         (&*"x".repeat(60_000), Code::InvalidArgument, "PASSWORD_TOO_LONG"),
+        ("password1", Code::InvalidArgument, "PASSWORD_TOO_COMMON"),
+        ("QWERTY123456", Code::InvalidArgument, "PASSWORD_TOO_COMMON"),
+        ("ann@example.com", Code::InvalidArgument, "PASSWORD_CONTAINS_EMAIL"),
+        ("the ANN password", Code::InvalidArgument, "PASSWORD_CONTAINS_EMAIL"),
     ];
     for (password, code, expected) in cases {
         let status = server.users().sign_up(request("ann@example.com", password, "")).await.unwrap_err();

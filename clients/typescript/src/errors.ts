@@ -38,6 +38,10 @@ export const ErrorReason = {
   WEAK_PASSWORD: "WEAK_PASSWORD",
   /** The password is longer than the server's maximum. */
   PASSWORD_TOO_LONG: "PASSWORD_TOO_LONG",
+  /** The new password is one of the 100,000 most common passwords. */
+  PASSWORD_TOO_COMMON: "PASSWORD_TOO_COMMON",
+  /** The new password is, or contains, the account's email address. */
+  PASSWORD_CONTAINS_EMAIL: "PASSWORD_CONTAINS_EMAIL",
   /** Sign-up with an email address that already has an account. */
   EMAIL_TAKEN: "EMAIL_TAKEN",
   /** Unknown email or wrong password (deliberately indistinguishable). */

@@ -17,6 +17,10 @@ pub enum Reason {
     WeakPassword,
     /// The password is too long.
     PasswordTooLong,
+    /// The new password is one of the most common passwords.
+    PasswordTooCommon,
+    /// The new password is or contains the account's email.
+    PasswordContainsEmail,
     /// A request field is invalid; see [`Error::field_violations`].
     InvalidArgument,
     /// The request message is not valid protobuf for its RPC.
@@ -82,6 +86,8 @@ impl Reason {
             Self::EmailTaken => ErrorReason::EmailTaken,
             Self::WeakPassword => ErrorReason::WeakPassword,
             Self::PasswordTooLong => ErrorReason::PasswordTooLong,
+            Self::PasswordTooCommon => ErrorReason::PasswordTooCommon,
+            Self::PasswordContainsEmail => ErrorReason::PasswordContainsEmail,
             Self::InvalidArgument => ErrorReason::InvalidArgument,
             Self::MalformedRequest => ErrorReason::MalformedRequest,
             Self::Unauthenticated => ErrorReason::Unauthenticated,
@@ -129,6 +135,8 @@ impl From<ErrorReason> for Reason {
             ErrorReason::EmailTaken => Self::EmailTaken,
             ErrorReason::WeakPassword => Self::WeakPassword,
             ErrorReason::PasswordTooLong => Self::PasswordTooLong,
+            ErrorReason::PasswordTooCommon => Self::PasswordTooCommon,
+            ErrorReason::PasswordContainsEmail => Self::PasswordContainsEmail,
             ErrorReason::InvalidArgument => Self::InvalidArgument,
             ErrorReason::MalformedRequest => Self::MalformedRequest,
             ErrorReason::Unauthenticated => Self::Unauthenticated,

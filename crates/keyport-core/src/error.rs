@@ -43,6 +43,12 @@ pub enum Error {
         /// The maximum length in characters.
         max_length: usize,
     },
+    /// The new password is one of the most common passwords.
+    #[error("password is too common")]
+    PasswordTooCommon,
+    /// The new password is, or contains, the account's email.
+    #[error("password must not contain the email address")]
+    PasswordContainsEmail,
     /// Another account already uses this email.
     #[error("email is already taken")]
     EmailTaken,

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clock;
+pub mod common_passwords;
 pub mod email;
 pub mod error;
 pub mod events;

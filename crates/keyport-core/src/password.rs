@@ -22,24 +22,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::{
+    common_passwords,
+    email::Email,
     error::{Error, Result},
     hash_pool::HashPool,
 };
 
-/// Rules a new password must meet. No composition rules (NIST 800-63B).
+/// Rules a new password must meet. No composition rules (NIST 800-63B
+/// 3.1.1.2): length bounds, not a common password, not the owner's email.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordPolicy {
     /// Fewest characters (after NFKC) a new password may have.
     pub min_length: usize,
     /// Most characters a password may have; bounds the hashing cost of abuse.
     pub max_length: usize,
+    /// Refuse the passwords of [`crate::common_passwords`], without case.
+    pub refuse_common: bool,
 }
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { min_length: 8, max_length: 256 }
+        Self { min_length: 8, max_length: 256, refuse_common: true }
     }
 }
+
+/// Shortest email local part a password may not contain; a shorter one
+/// (`jo@...`) would refuse too many good passwords, so it is only refused
+/// as the whole password.
+const MIN_LOCAL_PART_CONTAINED: usize = 3;
 
 /// A password after NFKC normalisation; never printed.
 pub struct Password(String);
@@ -51,11 +61,25 @@ impl std::fmt::Debug for Password {
 }
 
 impl PasswordPolicy {
-    /// Checks a password being set (sign-up, change): length bounds apply.
-    pub fn new_password(&self, field: &'static str, raw: &str) -> Result<Password> {
+    /// Checks a password being set (sign-up, change) for the account of
+    /// `owner`: length bounds apply, and it may not be a common password nor
+    /// be or contain the email (its local part, from three characters).
+    pub fn new_password(&self, field: &'static str, raw: &str, owner: &Email) -> Result<Password> {
         let password = self.normalise(field, raw)?;
         if password.0.chars().count() < self.min_length {
             return Err(Error::WeakPassword { min_length: self.min_length });
+        }
+        let folded = password.0.to_lowercase();
+        let email = owner.as_str().to_lowercase();
+        let local = email.rsplit_once('@').map_or(email.as_str(), |(local, _)| local);
+        if folded == email
+            || folded == local
+            || (local.chars().count() >= MIN_LOCAL_PART_CONTAINED && folded.contains(local))
+        {
+            return Err(Error::PasswordContainsEmail);
+        }
+        if self.refuse_common && common_passwords::is_common(&folded) {
+            return Err(Error::PasswordTooCommon);
         }
         Ok(password)
     }
@@ -340,14 +364,39 @@ mod tests {
         PasswordPolicy::default()
     }
 
+    /// A new password for kate@example.com under the default policy.
+    fn checked(raw: &str) -> Result<Password> {
+        policy().new_password("p", raw, &Email::parse("email", "Kate.Smith@example.com")?)
+    }
+
+    #[test]
+    fn common_passwords_and_the_email_are_refused() {
+        for common in ["password1", "Password123", "QWERTYUIOP", "iloveyou2"] {
+            assert!(matches!(checked(common), Err(Error::PasswordTooCommon)), "{common}");
+        }
+        for email in ["kate.smith@example.com", "KATE.SMITH", "my kate.smith pass", "xKate.Smith!"] {
+            assert!(matches!(checked(email), Err(Error::PasswordContainsEmail)), "{email}");
+        }
+        assert!(checked("correct horse battery staple").is_ok());
+        // Off by configuration: only the list goes, the email rule stays.
+        let lenient = PasswordPolicy { refuse_common: false, ..policy() };
+        let owner = Email::parse("email", "kate.smith@example.com").unwrap();
+        assert!(lenient.new_password("p", "password1", &owner).is_ok());
+        assert!(matches!(lenient.new_password("p", "kate.smith1", &owner), Err(Error::PasswordContainsEmail)));
+        // A two-letter local part is refused only as the whole password.
+        let jo = Email::parse("email", "jo@example.com").unwrap();
+        assert!(policy().new_password("p", "jo horse battery", &jo).is_ok());
+        assert!(matches!(policy().new_password("p", "jo@example.com", &jo), Err(Error::PasswordContainsEmail)));
+    }
+
     #[test]
     fn policy_bounds_length_in_characters() {
-        assert!(matches!(policy().new_password("p", "short"), Err(Error::WeakPassword { min_length: 8 })));
-        assert!(policy().new_password("p", "eight ch").is_ok());
-        assert!(policy().new_password("p", &"x".repeat(64)).is_ok());
-        assert!(policy().new_password("p", &"é".repeat(256)).is_ok());
-        assert!(matches!(policy().new_password("p", &"x".repeat(257)), Err(Error::PasswordTooLong { .. })));
-        assert!(matches!(policy().new_password("p", ""), Err(Error::InvalidArgument(_))));
+        assert!(matches!(checked("short"), Err(Error::WeakPassword { min_length: 8 })));
+        assert!(checked("eight ch").is_ok());
+        assert!(checked(&"x".repeat(64)).is_ok());
+        assert!(checked(&"é".repeat(256)).is_ok());
+        assert!(matches!(checked(&"x".repeat(257)), Err(Error::PasswordTooLong { .. })));
+        assert!(matches!(checked(""), Err(Error::InvalidArgument(_))));
     }
 
     #[test]
@@ -361,14 +410,14 @@ mod tests {
     fn nfkc_expansion_cannot_bypass_the_maximum() {
         // U+FDFA expands to 18 characters under NFKC.
         let expanding = "\u{FDFA}".repeat(20);
-        assert!(matches!(policy().new_password("p", &expanding), Err(Error::PasswordTooLong { .. })));
+        assert!(matches!(checked(&expanding), Err(Error::PasswordTooLong { .. })));
     }
 
     #[tokio::test]
     async fn equivalent_unicode_forms_verify() {
         let hasher = hasher(CHEAP);
         // "ﬁ" (U+FB01 ligature) is NFKC-equal to "fi".
-        let stored = hasher.hash(policy().new_password("p", "pro\u{FB01}le-secret").unwrap()).await.unwrap();
+        let stored = hasher.hash(checked("pro\u{FB01}le-secret").unwrap()).await.unwrap();
         let outcome =
             hasher.verify(policy().presented_password("p", "profile-secret").unwrap(), Some(stored)).await.unwrap();
         assert_eq!(outcome, Verification::Match { rehash: None });
@@ -377,7 +426,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_are_argon2id_phc_and_verify() {
         let hasher = hasher(CHEAP);
-        let stored = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.unwrap();
+        let stored = hasher.hash(checked("correct horse").unwrap()).await.unwrap();
         assert!(stored.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{stored}");
         let ok = hasher.verify(policy().presented_password("p", "correct horse").unwrap(), Some(stored.clone()));
         assert_eq!(ok.await.unwrap(), Verification::Match { rehash: None });
@@ -407,7 +456,7 @@ mod tests {
 
     #[tokio::test]
     async fn changed_parameters_trigger_a_rehash() {
-        let old = hasher(CHEAP).hash(policy().new_password("p", "correct horse").unwrap()).await.unwrap();
+        let old = hasher(CHEAP).hash(checked("correct horse").unwrap()).await.unwrap();
         let stronger = HashParams { memory_kib: 128, ..CHEAP };
         let outcome = hasher(stronger)
             .verify(policy().presented_password("p", "correct horse").unwrap(), Some(old))
@@ -425,10 +474,10 @@ mod tests {
             PasswordHasher::new(CHEAP, HashingLimits { workers: 1, max_queue: 0, max_wait: Duration::from_secs(5) })
                 .unwrap();
         let held = hasher.inner.permits.acquire().await.unwrap();
-        let result = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await;
+        let result = hasher.hash(checked("correct horse").unwrap()).await;
         assert!(matches!(result, Err(Error::Overloaded)));
         drop(held);
-        assert!(hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.is_ok());
+        assert!(hasher.hash(checked("correct horse").unwrap()).await.is_ok());
     }
 
     #[tokio::test]
@@ -439,7 +488,7 @@ mod tests {
         )
         .unwrap();
         let _held = hasher.inner.permits.acquire().await.unwrap();
-        let result = hasher.hash(policy().new_password("p", "correct horse").unwrap()).await;
+        let result = hasher.hash(checked("correct horse").unwrap()).await;
         assert!(matches!(result, Err(Error::Overloaded)));
     }
 
@@ -453,7 +502,7 @@ mod tests {
             let waiters: Vec<_> = (0..4)
                 .map(|_| {
                     let hasher = hasher.clone();
-                    tokio::spawn(async move { hasher.hash(policy().new_password("p", "correct horse")?).await })
+                    tokio::spawn(async move { hasher.hash(checked("correct horse")?).await })
                 })
                 .collect();
             while hasher.inner.waiting.load(Ordering::Acquire) < 4 {
@@ -466,6 +515,6 @@ mod tests {
             assert_eq!(hasher.inner.waiting.load(Ordering::Acquire), 0);
         }
         drop(held);
-        assert!(hasher.hash(policy().new_password("p", "correct horse").unwrap()).await.is_ok());
+        assert!(hasher.hash(checked("correct horse").unwrap()).await.is_ok());
     }
 }

@@ -190,6 +190,8 @@ pub struct PasswordsConfig {
     pub min_length: usize,
     /// Most characters a password may have.
     pub max_length: usize,
+    /// Refuse the 100,000 most common passwords (compared without case).
+    pub refuse_common: bool,
 }
 
 /// Argon2id cost and the hashing pool.
@@ -294,7 +296,7 @@ impl Default for SessionsConfig {
 impl Default for PasswordsConfig {
     fn default() -> Self {
         let policy = PasswordPolicy::default();
-        Self { min_length: policy.min_length, max_length: policy.max_length }
+        Self { min_length: policy.min_length, max_length: policy.max_length, refuse_common: policy.refuse_common }
     }
 }
 
@@ -375,7 +377,11 @@ impl Config {
                 update_age: Duration::from_secs(self.sessions.update_age_secs),
                 absolute_lifetime: Duration::from_secs(self.sessions.absolute_lifetime_secs),
             },
-            passwords: PasswordPolicy { min_length: self.passwords.min_length, max_length: self.passwords.max_length },
+            passwords: PasswordPolicy {
+                min_length: self.passwords.min_length,
+                max_length: self.passwords.max_length,
+                refuse_common: self.passwords.refuse_common,
+            },
             hashing: HashParams {
                 memory_kib: self.hashing.memory_kib,
                 iterations: self.hashing.iterations,

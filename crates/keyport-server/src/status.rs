@@ -20,6 +20,8 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::InvalidArgument(_) => ErrorReason::InvalidArgument,
         Error::WeakPassword { .. } => ErrorReason::WeakPassword,
         Error::PasswordTooLong { .. } => ErrorReason::PasswordTooLong,
+        Error::PasswordTooCommon => ErrorReason::PasswordTooCommon,
+        Error::PasswordContainsEmail => ErrorReason::PasswordContainsEmail,
         Error::EmailTaken => ErrorReason::EmailTaken,
         Error::InvalidCredentials => ErrorReason::InvalidCredentials,
         Error::Unauthenticated => ErrorReason::Unauthenticated,
@@ -53,7 +55,10 @@ pub fn to_status(error: Error) -> Status {
             }
             (Code::InvalidArgument, "invalid request".to_owned())
         }
-        Error::WeakPassword { .. } | Error::PasswordTooLong { .. } => (Code::InvalidArgument, error.to_string()),
+        Error::WeakPassword { .. }
+        | Error::PasswordTooLong { .. }
+        | Error::PasswordTooCommon
+        | Error::PasswordContainsEmail => (Code::InvalidArgument, error.to_string()),
         Error::EmailTaken => (Code::AlreadyExists, error.to_string()),
         Error::InvalidCredentials | Error::Unauthenticated | Error::SessionExpired => {
             (Code::Unauthenticated, error.to_string())

@@ -36,6 +36,8 @@ __all__ = [
     "OAuthProviderError",
     "OAuthProviderUnknown",
     "OAuthStateInvalid",
+    "PasswordContainsEmail",
+    "PasswordTooCommon",
     "PasswordTooLong",
     "PermissionDenied",
     "RateLimited",
@@ -74,6 +76,10 @@ class Reason(str, enum.Enum):
     WEAK_PASSWORD = "WEAK_PASSWORD"
     #: The password is longer than the server's maximum.
     PASSWORD_TOO_LONG = "PASSWORD_TOO_LONG"
+    #: The new password is one of the 100,000 most common passwords.
+    PASSWORD_TOO_COMMON = "PASSWORD_TOO_COMMON"
+    #: The new password is, or contains, the account's email address.
+    PASSWORD_CONTAINS_EMAIL = "PASSWORD_CONTAINS_EMAIL"
     #: ``SignUp`` with an email address that already has an account.
     EMAIL_TAKEN = "EMAIL_TAKEN"
     #: Unknown email or wrong password (deliberately indistinguishable).
@@ -345,6 +351,18 @@ class PasswordTooLong(KeyportError):
     """``PASSWORD_TOO_LONG``: the password is longer than the maximum."""
 
     REASON = Reason.PASSWORD_TOO_LONG
+
+
+class PasswordTooCommon(KeyportError):
+    """``PASSWORD_TOO_COMMON``: the new password is one of the most common."""
+
+    REASON = Reason.PASSWORD_TOO_COMMON
+
+
+class PasswordContainsEmail(KeyportError):
+    """``PASSWORD_CONTAINS_EMAIL``: the new password is or contains the email."""
+
+    REASON = Reason.PASSWORD_CONTAINS_EMAIL
 
 
 class EmailTaken(KeyportError):

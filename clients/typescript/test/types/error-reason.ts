@@ -38,6 +38,8 @@ export function describe(err: unknown): string {
     case "INVALID_ARGUMENT":
     case "WEAK_PASSWORD":
     case "PASSWORD_TOO_LONG":
+    case "PASSWORD_TOO_COMMON":
+    case "PASSWORD_CONTAINS_EMAIL":
     case "MALFORMED_REQUEST":
     case "REDIRECT_URI_NOT_ALLOWED":
     case "OAUTH_STATE_INVALID":

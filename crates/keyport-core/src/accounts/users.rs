@@ -16,7 +16,7 @@ impl Accounts {
     /// Creates an account and signs it in.
     pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SessionGrant> {
         let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
-        let password = self.config.passwords.new_password("password", password)?;
+        let password = self.config.passwords.new_password("password", password, &email)?;
         let password_hash = self.hasher.hash(password).await?;
 
         let now = self.clock.now();
@@ -66,7 +66,7 @@ impl Accounts {
         new: &str,
         client: &ClientInfo,
     ) -> Result<u64> {
-        let new = self.config.passwords.new_password("new_password", new)?;
+        let new = self.config.passwords.new_password("new_password", new, &caller.user.email)?;
         self.confirm_password(caller, "current_password", current, client).await?;
         let new_hash = self.hasher.hash(new).await?;
         let now = self.clock.now();

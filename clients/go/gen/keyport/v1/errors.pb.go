@@ -116,6 +116,14 @@ const (
 	// subscriber fell behind, or the server's relay reconnected): flush what
 	// was cached from the stream and subscribe again. gRPC code `ABORTED`.
 	ErrorReason_ERROR_REASON_EVENTS_LOST ErrorReason = 24
+	// The new password is one of the 100,000 most common passwords (compared
+	// without case); the server's `passwords.refuse_common` turns this off.
+	// gRPC code `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_PASSWORD_TOO_COMMON ErrorReason = 25
+	// The new password is the account's email address or its local part, or
+	// contains a local part of three or more characters. gRPC code
+	// `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_PASSWORD_CONTAINS_EMAIL ErrorReason = 26
 )
 
 // Enum value maps for ErrorReason.
@@ -146,6 +154,8 @@ var (
 		22: "ERROR_REASON_UNAVAILABLE",
 		23: "ERROR_REASON_INTERNAL",
 		24: "ERROR_REASON_EVENTS_LOST",
+		25: "ERROR_REASON_PASSWORD_TOO_COMMON",
+		26: "ERROR_REASON_PASSWORD_CONTAINS_EMAIL",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":              0,
@@ -173,6 +183,8 @@ var (
 		"ERROR_REASON_UNAVAILABLE":              22,
 		"ERROR_REASON_INTERNAL":                 23,
 		"ERROR_REASON_EVENTS_LOST":              24,
+		"ERROR_REASON_PASSWORD_TOO_COMMON":      25,
+		"ERROR_REASON_PASSWORD_CONTAINS_EMAIL":  26,
 	}
 )
 
@@ -208,7 +220,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\x84\a\n" +
+	"keyport.v1*\xd4\a\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -235,7 +247,9 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x1fERROR_REASON_RESOURCE_EXHAUSTED\x10\x15\x12\x1c\n" +
 	"\x18ERROR_REASON_UNAVAILABLE\x10\x16\x12\x19\n" +
 	"\x15ERROR_REASON_INTERNAL\x10\x17\x12\x1c\n" +
-	"\x18ERROR_REASON_EVENTS_LOST\x10\x18B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x18ERROR_REASON_EVENTS_LOST\x10\x18\x12$\n" +
+	" ERROR_REASON_PASSWORD_TOO_COMMON\x10\x19\x12(\n" +
+	"$ERROR_REASON_PASSWORD_CONTAINS_EMAIL\x10\x1aB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

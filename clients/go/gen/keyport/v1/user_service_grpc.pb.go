@@ -51,7 +51,8 @@ type UserServiceClient interface {
 	// Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-	// `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+	// `RESOURCE_EXHAUSTED` (password hashing saturated).
 	SignUp(ctx context.Context, in *SignUpRequest, opts ...grpc.CallOption) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.
 	//
@@ -67,8 +68,8 @@ type UserServiceClient interface {
 	// Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
 	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-	// `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-	// `RESOURCE_EXHAUSTED`.
+	// `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//
@@ -161,7 +162,8 @@ type UserServiceServer interface {
 	// Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-	// `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+	// `RESOURCE_EXHAUSTED` (password hashing saturated).
 	SignUp(context.Context, *SignUpRequest) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.
 	//
@@ -177,8 +179,8 @@ type UserServiceServer interface {
 	// Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
 	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-	// `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-	// `RESOURCE_EXHAUSTED`.
+	// `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//

@@ -100,7 +100,8 @@ class UserServiceServicer(object):
         Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-        `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+        `RESOURCE_EXHAUSTED` (password hashing saturated).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -131,8 +132,8 @@ class UserServiceServicer(object):
         Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
         `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-        `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-        `RESOURCE_EXHAUSTED`.
+        `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

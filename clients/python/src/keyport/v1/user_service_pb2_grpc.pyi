@@ -54,7 +54,8 @@ class UserServiceStub:
     Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-    `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+    `RESOURCE_EXHAUSTED` (password hashing saturated).
     """
     GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]
     """Returns the user that owns the calling session.
@@ -73,8 +74,8 @@ class UserServiceStub:
     Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
     `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-    `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-    `RESOURCE_EXHAUSTED`.
+    `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
     DeleteCurrentUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.DeleteCurrentUserRequest, _user_service_pb2.DeleteCurrentUserResponse]
     """Deletes the calling user with all their sessions and credentials.
@@ -110,7 +111,8 @@ class UserServiceAsyncStub(UserServiceStub):
     Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-    `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+    `RESOURCE_EXHAUSTED` (password hashing saturated).
     """
     GetCurrentUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
     """Returns the user that owns the calling session.
@@ -129,8 +131,8 @@ class UserServiceAsyncStub(UserServiceStub):
     Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
     `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-    `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-    `RESOURCE_EXHAUSTED`.
+    `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
     DeleteCurrentUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.DeleteCurrentUserRequest, _user_service_pb2.DeleteCurrentUserResponse]  # type: ignore[assignment]
     """Deletes the calling user with all their sessions and credentials.
@@ -169,7 +171,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-        `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+        `RESOURCE_EXHAUSTED` (password hashing saturated).
         """
 
     @_abc_1.abstractmethod
@@ -206,8 +209,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
         `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-        `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-        `RESOURCE_EXHAUSTED`.
+        `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
         """
 
     @_abc_1.abstractmethod

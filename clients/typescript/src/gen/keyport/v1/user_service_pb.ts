@@ -269,7 +269,8 @@ export const UserService: GenService<{
    * Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
    * than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
    * (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
-   * `EMAIL_TAKEN`, `RESOURCE_EXHAUSTED` (password hashing saturated).
+   * `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+   * `RESOURCE_EXHAUSTED` (password hashing saturated).
    *
    * @generated from rpc keyport.v1.UserService.SignUp
    */
@@ -309,8 +310,8 @@ export const UserService: GenService<{
    * Needs a session and the current password. Reasons: `UNAUTHENTICATED`,
    * `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
    * `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
-   * `PASSWORD_TOO_LONG`, `RATE_LIMITED` (too many wrong passwords),
-   * `RESOURCE_EXHAUSTED`.
+   * `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
+   * `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.ChangePassword
    */
