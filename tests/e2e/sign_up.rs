@@ -1,12 +1,17 @@
 //! `UserService.SignUp`.
 
-use keyport_proto::v1::{GetSessionRequest, SignUpRequest};
+use std::{sync::Arc, time::Duration};
+
+use futures::future::join_all;
+use keyport_proto::v1::{GetSessionRequest, SignInRequest, SignUpRequest};
 use keyport_tests::{
     Backend, TestServer,
     grpc::{reason, violated_fields},
     server::PASSWORD,
 };
+use tokio::sync::Barrier;
 use tonic::Code;
+use tonic_types::StatusExt;
 
 use crate::{TestResult, on_both_backends};
 
@@ -17,6 +22,7 @@ on_both_backends!(
     accepts_long_and_unicode_passwords,
     refuses_a_taken_email_in_any_case,
     rejects_overlong_names,
+    each_address_has_a_budget_of_sign_ups,
 );
 
 fn request(email: &str, password: &str, name: &str) -> SignUpRequest {
@@ -120,5 +126,42 @@ async fn rejects_overlong_names(backend: Backend) -> TestResult {
     let status = server.users().sign_up(request("ann@example.com", PASSWORD, "bell\u{7}")).await.unwrap_err();
     assert_eq!(violated_fields(&status), ["name"]);
     assert_eq!(server.count("users").await?, 0);
+    Ok(())
+}
+
+async fn each_address_has_a_budget_of_sign_ups(backend: Backend) -> TestResult {
+    let server = Arc::new(
+        TestServer::start_with(backend, |config| {
+            config.request_limits.burst = 3;
+            config.request_limits.per_minute = 60;
+        })
+        .await?,
+    );
+    let callers = 8;
+    let barrier = Arc::new(Barrier::new(callers));
+    let attempts = (0..callers).map(|n| {
+        let (server, barrier) = (server.clone(), barrier.clone());
+        async move {
+            barrier.wait().await;
+            server.users().sign_up(request(&format!("user{n}@example.com"), PASSWORD, "")).await
+        }
+    });
+    let results = join_all(attempts).await;
+    let admitted: Vec<usize> =
+        results.iter().enumerate().filter(|(_, result)| result.is_ok()).map(|(n, _)| n).collect();
+    assert_eq!(admitted.len(), 3, "exactly the burst passes");
+    for status in results.into_iter().filter_map(Result::err) {
+        assert_eq!((status.code(), reason(&status).as_str()), (Code::ResourceExhausted, "RATE_LIMITED"));
+        let retry = status.get_error_details().retry_info().and_then(|info| info.retry_delay).ok_or("no RetryInfo")?;
+        assert!(retry > Duration::ZERO && retry <= Duration::from_secs(5), "{retry:?}");
+    }
+    assert_eq!(server.count("users").await?, 3, "a refused sign-up writes nothing");
+    // Sign-in has a budget of its own, and the sign-up budget refills.
+    let first = format!("user{}@example.com", admitted[0]);
+    server.sessions().sign_in(SignInRequest { email: first, password: PASSWORD.into() }).await?;
+    server.clock.advance(Duration::from_secs(1));
+    server.users().sign_up(request("late@example.com", PASSWORD, "")).await?;
+    let again = server.users().sign_up(request("later@example.com", PASSWORD, "")).await.unwrap_err();
+    assert_eq!(reason(&again), "RATE_LIMITED");
     Ok(())
 }

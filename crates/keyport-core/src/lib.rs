@@ -23,6 +23,7 @@ mod hash_pool;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;
+pub mod request_limit;
 pub mod session;
 pub mod store;
 pub mod token;

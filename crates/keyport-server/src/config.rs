@@ -15,6 +15,7 @@ use keyport_core::{
     oauth::OAuthConfig,
     password::{HashParams, HashingLimits, PasswordPolicy},
     rate_limit::SignInLimits,
+    request_limit::RequestLimits,
     session::SessionPolicy,
 };
 use keyport_oauth::ProviderSettings;
@@ -45,6 +46,8 @@ pub struct Config {
     pub hashing: HashingConfig,
     /// Failed sign-in throttling.
     pub sign_in_limits: SignInLimitsConfig,
+    /// Budgets of the public RPCs per client address.
+    pub request_limits: RequestLimitsConfig,
     /// Social sign-in.
     pub oauth: OAuthSettings,
     /// The audit trail.
@@ -225,6 +228,24 @@ pub struct SignInLimitsConfig {
     pub window_secs: u64,
 }
 
+/// Budgets of the public RPCs (`SignUp`, `SignIn`, `StartOAuth`,
+/// `FinishOAuth`) per client address, each RPC its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestLimitsConfig {
+    /// Requests an address may make at once; 0 turns the budgets off.
+    pub burst: u32,
+    /// Requests per minute an address may keep making after its burst.
+    pub per_minute: u32,
+}
+
+impl Default for RequestLimitsConfig {
+    fn default() -> Self {
+        let limits = RequestLimits::default();
+        Self { burst: limits.burst, per_minute: limits.per_minute }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -238,6 +259,7 @@ impl Default for Config {
             passwords: PasswordsConfig::default(),
             hashing: HashingConfig::default(),
             sign_in_limits: SignInLimitsConfig::default(),
+            request_limits: RequestLimitsConfig::default(),
             oauth: OAuthSettings::default(),
             audit: AuditConfig::default(),
         }
@@ -334,6 +356,7 @@ const KEYS: &[&str] = &[
     "passwords",
     "hashing",
     "sign_in_limits",
+    "request_limits",
     "oauth",
     "audit",
 ];
@@ -396,6 +419,10 @@ impl Config {
                 per_account: self.sign_in_limits.per_account,
                 per_ip: self.sign_in_limits.per_ip,
                 window: Duration::from_secs(self.sign_in_limits.window_secs),
+            },
+            request_limits: RequestLimits {
+                burst: self.request_limits.burst,
+                per_minute: self.request_limits.per_minute,
             },
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
             validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),

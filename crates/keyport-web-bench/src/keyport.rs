@@ -25,6 +25,8 @@ impl Keyport {
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
             .arg(data.path())
             .env("RUST_LOG", "warn,keyport=info")
+            // Every request comes from one address; budgets would skew it.
+            .env("KEYPORT_REQUEST_LIMITS__BURST", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

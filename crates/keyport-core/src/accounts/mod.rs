@@ -17,6 +17,7 @@ use crate::{
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
     rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
+    request_limit::{PublicAction, RequestLimiter, RequestLimits},
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{AuditStore, Expired, OAuthStore, SessionStore, Store, UserStore},
     token::SessionToken,
@@ -43,6 +44,8 @@ pub struct AccountsConfig {
     pub hashing_limits: HashingLimits,
     /// Failed sign-in throttling.
     pub sign_in_limits: SignInLimits,
+    /// Budgets of the public RPCs per client address.
+    pub request_limits: RequestLimits,
     /// How long a cache subscribed to session events may reuse a validated
     /// session before asking again.
     pub session_cache_ttl: Duration,
@@ -63,6 +66,7 @@ impl Default for AccountsConfig {
             hashing: HashParams::default(),
             hashing_limits: HashingLimits::default(),
             sign_in_limits: SignInLimits::default(),
+            request_limits: RequestLimits::default(),
             session_cache_ttl: Duration::from_secs(60),
             oauth: OAuthConfig::default(),
             validated_cache_ttl: Duration::from_secs(5),
@@ -79,6 +83,7 @@ pub struct Accounts {
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
     limiter: SignInLimiter,
+    requests: RequestLimiter,
     events: Arc<dyn EventPublisher>,
     providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
     cache: Arc<ValidatedCache>,
@@ -91,6 +96,7 @@ impl Accounts {
         Ok(Self {
             hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
             limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
+            requests: RequestLimiter::new(config.request_limits, clock.clone()),
             events: Arc::new(NoEvents),
             providers: Arc::default(),
             cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
@@ -126,6 +132,11 @@ impl Accounts {
     /// Checks that storage answers.
     pub async fn ping(&self) -> Result<()> {
         Ok(self.store.ping().await?)
+    }
+
+    /// Takes one request of a public RPC from the client address's budget.
+    fn admit(&self, action: PublicAction, client: &ClientInfo) -> Result<()> {
+        self.requests.admit(action, client.ip_address.as_deref())
     }
 
     /// Deletes what has outlived its use: expired sessions, expired OAuth

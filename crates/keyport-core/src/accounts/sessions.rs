@@ -7,6 +7,7 @@ use crate::{
     error::{Error, Result},
     events::{SessionEvent, UserChange},
     password::Verification,
+    request_limit::PublicAction,
     session::{ClientInfo, Freshness, Principal, Session, SessionGrant},
     store::SessionBasis,
     token::{SessionId, SessionToken},
@@ -16,6 +17,7 @@ impl Accounts {
     /// Signs in with email and password. Unknown email and wrong password are
     /// indistinguishable: same error, same work.
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        self.admit(PublicAction::SignIn, client)?;
         let email = Email::parse("email", email)?;
         let password = self.config.passwords.presented_password("password", password)?;
         let now = self.clock.now();

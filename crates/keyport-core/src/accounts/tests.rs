@@ -240,7 +240,7 @@ async fn deleting_a_user_deletes_their_sessions_password_and_linked_accounts() -
     let grant = kit.accounts.sign_up("ann@example.com", PASSWORD, "Ann", &kit.client).await?;
     let other = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
     let caller = kit.accounts.authenticate(&grant.token).await?;
-    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, Some(&caller)).await?;
+    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, Some(&caller), &kit.client).await?;
     let linked = kit.accounts.finish_oauth(&kit.callback(&flow), &kit.client).await?;
     assert!(matches!(linked, OAuthOutcome::Linked(ref account) if account.user_id == caller.user.id), "{linked:?}");
 
@@ -256,7 +256,7 @@ async fn deleting_a_user_deletes_their_sessions_password_and_linked_accounts() -
     assert!(matches!(password, Err(Error::InvalidCredentials)), "{password:?}");
     // The identity is no longer linked to anyone: signing in with it makes
     // a new user.
-    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None).await?;
+    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None, &kit.client).await?;
     match kit.accounts.finish_oauth(&kit.callback(&flow), &kit.client).await? {
         OAuthOutcome::SignedIn { grant: fresh, new_user } => {
             assert!(new_user);
@@ -271,7 +271,7 @@ async fn deleting_a_user_deletes_their_sessions_password_and_linked_accounts() -
 #[tokio::test]
 async fn an_oauth_flow_finishes_once() -> TestResult {
     let kit = kit()?;
-    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None).await?;
+    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None, &kit.client).await?;
     let callback = kit.callback(&flow);
     let first = kit.accounts.finish_oauth(&callback, &kit.client).await?;
     assert!(matches!(first, OAuthOutcome::SignedIn { new_user: true, .. }), "{first:?}");
@@ -279,7 +279,7 @@ async fn an_oauth_flow_finishes_once() -> TestResult {
     assert!(matches!(replay, Err(Error::OAuthStateInvalid)), "{replay:?}");
 
     // A wrong binding burns the flow: the right one cannot use it after.
-    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None).await?;
+    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None, &kit.client).await?;
     let stolen = Callback { binding: "someone else's browser".into(), ..kit.callback(&flow) };
     assert!(matches!(kit.accounts.finish_oauth(&stolen, &kit.client).await, Err(Error::OAuthStateInvalid)));
     assert!(matches!(
@@ -293,12 +293,12 @@ async fn an_oauth_flow_finishes_once() -> TestResult {
 #[tokio::test]
 async fn an_oauth_flow_expires_and_is_swept() -> TestResult {
     let kit = kit()?;
-    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None).await?;
+    let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, None, &kit.client).await?;
     kit.clock.advance(kit.accounts.config().oauth.flow_lifetime);
     let late = kit.accounts.finish_oauth(&kit.callback(&flow), &kit.client).await;
     assert!(matches!(late, Err(Error::OAuthStateInvalid)), "{late:?}");
 
-    kit.accounts.start_oauth("idp", REDIRECT_URI, None).await?;
+    kit.accounts.start_oauth("idp", REDIRECT_URI, None, &kit.client).await?;
     kit.clock.advance(kit.accounts.config().oauth.flow_lifetime);
     assert_eq!(kit.accounts.sweep_expired().await?.oauth_flows, 1);
     Ok(())

@@ -7,6 +7,7 @@ use crate::{
     error::{Error, Result},
     events::UserChange,
     password::Verification,
+    request_limit::PublicAction,
     session::{ClientInfo, Principal, SessionGrant},
     store::StoreError,
     user::{DEFAULT_ROLE, User, UserId, parse_name},
@@ -15,6 +16,7 @@ use crate::{
 impl Accounts {
     /// Creates an account and signs it in.
     pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        self.admit(PublicAction::SignUp, client)?;
         let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
         let password = self.config.passwords.new_password("password", password, &email)?;
         let password_hash = self.hasher.hash(password).await?;

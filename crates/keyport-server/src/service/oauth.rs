@@ -25,6 +25,7 @@ impl OAuthService for OAuthApi {
         &self,
         request: Request<v1::StartOAuthRequest>,
     ) -> Result<Response<v1::StartOAuthResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
         // Only a link needs (and checks) a session; a sign-in ignores one.
         let link_to = if request.get_ref().link {
             let token = bearer_token(request.metadata()).map_err(to_status)?;
@@ -36,7 +37,7 @@ impl OAuthService for OAuthApi {
         let started = self
             .0
             .identity
-            .start_oauth(&body.provider_id, &body.redirect_uri, link_to.as_ref())
+            .start_oauth(&body.provider_id, &body.redirect_uri, link_to.as_ref(), &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::StartOAuthResponse {
