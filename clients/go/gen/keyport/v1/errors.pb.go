@@ -98,7 +98,8 @@ const (
 	// `UnlinkAccount` of the caller's only way to sign in. gRPC code
 	// `FAILED_PRECONDITION`.
 	ErrorReason_ERROR_REASON_LAST_SIGN_IN_METHOD ErrorReason = 19
-	// Too many failed attempts for this account or address. gRPC code
+	// Too many failed attempts for this account or address, or a client
+	// address past its request budget for a public RPC. gRPC code
 	// `RESOURCE_EXHAUSTED`, with a `google.rpc.RetryInfo` detail saying when
 	// to try again.
 	ErrorReason_ERROR_REASON_RATE_LIMITED ErrorReason = 20

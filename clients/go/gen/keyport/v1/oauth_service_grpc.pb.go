@@ -54,7 +54,8 @@ type OAuthServiceClient interface {
 	// Public; `link` needs a session in `authorization: Bearer`. Reasons:
 	// `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
 	// or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-	// provider's discovery document could not be fetched; retry later).
+	// provider's discovery document could not be fetched; retry later),
+	// `RATE_LIMITED` (the client address used up its budget for this RPC).
 	StartOAuth(ctx context.Context, in *StartOAuthRequest, opts ...grpc.CallOption) (*StartOAuthResponse, error)
 	// Finishes a flow: exchanges the code, checks the provider's answer
 	// (id_token signature, `iss`, `aud`, `nonce`, expiry), then signs the
@@ -67,7 +68,8 @@ type OAuthServiceClient interface {
 	// exchange failed, e.g. a reused code or a PKCE mismatch),
 	// `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
 	// an existing user and may not be linked automatically: sign in and link
-	// explicitly), `ALREADY_LINKED` (linking an identity another user has).
+	// explicitly), `ALREADY_LINKED` (linking an identity another user has),
+	// `RATE_LIMITED` (the client address used up its budget for this RPC).
 	FinishOAuth(ctx context.Context, in *FinishOAuthRequest, opts ...grpc.CallOption) (*FinishOAuthResponse, error)
 	// Lists the external identities linked to the caller.
 	//
@@ -167,7 +169,8 @@ type OAuthServiceServer interface {
 	// Public; `link` needs a session in `authorization: Bearer`. Reasons:
 	// `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
 	// or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-	// provider's discovery document could not be fetched; retry later).
+	// provider's discovery document could not be fetched; retry later),
+	// `RATE_LIMITED` (the client address used up its budget for this RPC).
 	StartOAuth(context.Context, *StartOAuthRequest) (*StartOAuthResponse, error)
 	// Finishes a flow: exchanges the code, checks the provider's answer
 	// (id_token signature, `iss`, `aud`, `nonce`, expiry), then signs the
@@ -180,7 +183,8 @@ type OAuthServiceServer interface {
 	// exchange failed, e.g. a reused code or a PKCE mismatch),
 	// `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
 	// an existing user and may not be linked automatically: sign in and link
-	// explicitly), `ALREADY_LINKED` (linking an identity another user has).
+	// explicitly), `ALREADY_LINKED` (linking an identity another user has),
+	// `RATE_LIMITED` (the client address used up its budget for this RPC).
 	FinishOAuth(context.Context, *FinishOAuthRequest) (*FinishOAuthResponse, error)
 	// Lists the external identities linked to the caller.
 	//

@@ -52,6 +52,7 @@ type UserServiceClient interface {
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
 	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+	// `RATE_LIMITED` (the client address used up its budget of sign-ups),
 	// `RESOURCE_EXHAUSTED` (password hashing saturated).
 	SignUp(ctx context.Context, in *SignUpRequest, opts ...grpc.CallOption) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.
@@ -163,6 +164,7 @@ type UserServiceServer interface {
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
 	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+	// `RATE_LIMITED` (the client address used up its budget of sign-ups),
 	// `RESOURCE_EXHAUSTED` (password hashing saturated).
 	SignUp(context.Context, *SignUpRequest) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.

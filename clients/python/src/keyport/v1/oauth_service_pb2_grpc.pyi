@@ -57,7 +57,8 @@ class OAuthServiceStub:
     Public; `link` needs a session in `authorization: Bearer`. Reasons:
     `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
     or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-    provider's discovery document could not be fetched; retry later).
+    provider's discovery document could not be fetched; retry later),
+    `RATE_LIMITED` (the client address used up its budget for this RPC).
     """
     FinishOAuth: _grpc.UnaryUnaryMultiCallable[_oauth_service_pb2.FinishOAuthRequest, _oauth_service_pb2.FinishOAuthResponse]
     """Finishes a flow: exchanges the code, checks the provider's answer
@@ -71,7 +72,8 @@ class OAuthServiceStub:
     exchange failed, e.g. a reused code or a PKCE mismatch),
     `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
     an existing user and may not be linked automatically: sign in and link
-    explicitly), `ALREADY_LINKED` (linking an identity another user has).
+    explicitly), `ALREADY_LINKED` (linking an identity another user has),
+    `RATE_LIMITED` (the client address used up its budget for this RPC).
     """
     ListLinkedAccounts: _grpc.UnaryUnaryMultiCallable[_oauth_service_pb2.ListLinkedAccountsRequest, _oauth_service_pb2.ListLinkedAccountsResponse]
     """Lists the external identities linked to the caller.
@@ -115,7 +117,8 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
     Public; `link` needs a session in `authorization: Bearer`. Reasons:
     `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
     or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-    provider's discovery document could not be fetched; retry later).
+    provider's discovery document could not be fetched; retry later),
+    `RATE_LIMITED` (the client address used up its budget for this RPC).
     """
     FinishOAuth: _aio.UnaryUnaryMultiCallable[_oauth_service_pb2.FinishOAuthRequest, _oauth_service_pb2.FinishOAuthResponse]  # type: ignore[assignment]
     """Finishes a flow: exchanges the code, checks the provider's answer
@@ -129,7 +132,8 @@ class OAuthServiceAsyncStub(OAuthServiceStub):
     exchange failed, e.g. a reused code or a PKCE mismatch),
     `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
     an existing user and may not be linked automatically: sign in and link
-    explicitly), `ALREADY_LINKED` (linking an identity another user has).
+    explicitly), `ALREADY_LINKED` (linking an identity another user has),
+    `RATE_LIMITED` (the client address used up its budget for this RPC).
     """
     ListLinkedAccounts: _aio.UnaryUnaryMultiCallable[_oauth_service_pb2.ListLinkedAccountsRequest, _oauth_service_pb2.ListLinkedAccountsResponse]  # type: ignore[assignment]
     """Lists the external identities linked to the caller.
@@ -182,7 +186,8 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
         Public; `link` needs a session in `authorization: Bearer`. Reasons:
         `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
         or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-        provider's discovery document could not be fetched; retry later).
+        provider's discovery document could not be fetched; retry later),
+        `RATE_LIMITED` (the client address used up its budget for this RPC).
         """
 
     @_abc_1.abstractmethod
@@ -202,7 +207,8 @@ class OAuthServiceServicer(metaclass=_abc_1.ABCMeta):
         exchange failed, e.g. a reused code or a PKCE mismatch),
         `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
         an existing user and may not be linked automatically: sign in and link
-        explicitly), `ALREADY_LINKED` (linking an identity another user has).
+        explicitly), `ALREADY_LINKED` (linking an identity another user has),
+        `RATE_LIMITED` (the client address used up its budget for this RPC).
         """
 
     @_abc_1.abstractmethod

@@ -102,7 +102,8 @@ class SessionServiceServicer(object):
         `INVALID_ARGUMENT` (empty or oversized email or password),
         `RATE_LIMITED` (too many failed attempts for this account or address;
         each attempt is counted when it starts and refunded if it succeeds, so
-        a burst of parallel guesses gets no more than the limit),
+        a burst of parallel guesses gets no more than the limit; or the client
+        address used up its budget of sign-in requests, failed or not),
         `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
         (or an account deleted) while the sign-in was being verified gives
         `INVALID_CREDENTIALS`: no session is ever created for an old password.

@@ -101,6 +101,7 @@ class UserServiceServicer(object):
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
         `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+        `RATE_LIMITED` (the client address used up its budget of sign-ups),
         `RESOURCE_EXHAUSTED` (password hashing saturated).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -55,6 +55,7 @@ class UserServiceStub:
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
     `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+    `RATE_LIMITED` (the client address used up its budget of sign-ups),
     `RESOURCE_EXHAUSTED` (password hashing saturated).
     """
     GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]
@@ -112,6 +113,7 @@ class UserServiceAsyncStub(UserServiceStub):
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
     `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+    `RATE_LIMITED` (the client address used up its budget of sign-ups),
     `RESOURCE_EXHAUSTED` (password hashing saturated).
     """
     GetCurrentUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
@@ -172,6 +174,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
         `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+        `RATE_LIMITED` (the client address used up its budget of sign-ups),
         `RESOURCE_EXHAUSTED` (password hashing saturated).
         """
 

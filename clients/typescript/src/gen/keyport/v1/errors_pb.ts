@@ -191,7 +191,8 @@ export enum ErrorReason {
   LAST_SIGN_IN_METHOD = 19,
 
   /**
-   * Too many failed attempts for this account or address. gRPC code
+   * Too many failed attempts for this account or address, or a client
+   * address past its request budget for a public RPC. gRPC code
    * `RESOURCE_EXHAUSTED`, with a `google.rpc.RetryInfo` detail saying when
    * to try again.
    *

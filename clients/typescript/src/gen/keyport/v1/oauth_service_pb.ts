@@ -342,7 +342,8 @@ export const OAuthService: GenService<{
    * Public; `link` needs a session in `authorization: Bearer`. Reasons:
    * `OAUTH_PROVIDER_UNKNOWN`, `REDIRECT_URI_NOT_ALLOWED`, `UNAUTHENTICATED`
    * or `SESSION_EXPIRED` (link without a valid session), `UNAVAILABLE` (the
-   * provider's discovery document could not be fetched; retry later).
+   * provider's discovery document could not be fetched; retry later),
+   * `RATE_LIMITED` (the client address used up its budget for this RPC).
    *
    * @generated from rpc keyport.v1.OAuthService.StartOAuth
    */
@@ -363,7 +364,8 @@ export const OAuthService: GenService<{
    * exchange failed, e.g. a reused code or a PKCE mismatch),
    * `OAUTH_ID_TOKEN_INVALID`, `ACCOUNT_LINK_REFUSED` (the email belongs to
    * an existing user and may not be linked automatically: sign in and link
-   * explicitly), `ALREADY_LINKED` (linking an identity another user has).
+   * explicitly), `ALREADY_LINKED` (linking an identity another user has),
+   * `RATE_LIMITED` (the client address used up its budget for this RPC).
    *
    * @generated from rpc keyport.v1.OAuthService.FinishOAuth
    */

@@ -270,6 +270,7 @@ export const UserService: GenService<{
    * than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
    * (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
    * `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
+   * `RATE_LIMITED` (the client address used up its budget of sign-ups),
    * `RESOURCE_EXHAUSTED` (password hashing saturated).
    *
    * @generated from rpc keyport.v1.UserService.SignUp
