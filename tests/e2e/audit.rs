@@ -71,9 +71,9 @@ async fn the_sweep_deletes_audit_events_past_retention(backend: Backend) -> Test
         store.record_audit(&AuditEvent::new(AuditKind::SignIn, at, &client)).await?;
     }
     let config = AccountsConfig { audit_retention: day * 90, ..AccountsConfig::default() };
-    let identity = Accounts::new(Arc::new(store.clone()), clock, config)?;
-    let swept = identity.sweep_expired().await?;
+    let accounts = Accounts::new(Arc::new(store.clone()), clock, config)?;
+    let swept = accounts.sweep_expired().await?;
     assert_eq!(swept.audit_events, 2, "the events older than 90 days");
-    assert_eq!(identity.sweep_expired().await?.audit_events, 0);
+    assert_eq!(accounts.sweep_expired().await?.audit_events, 0);
     Ok(())
 }

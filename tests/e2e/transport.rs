@@ -276,7 +276,7 @@ async fn drains_in_flight_calls_on_shutdown(backend: Backend) -> TestResult {
     });
     // Stop only once the sign-up is inside the server, hashing.
     let hashing = async {
-        while server.identity.hashes_running() == 0 {
+        while server.accounts.hashes_running() == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     };

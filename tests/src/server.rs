@@ -38,7 +38,7 @@ pub struct TestServer {
     pub db: DatabaseConnection,
     /// The server's use cases, for what only the inside can see (e.g. a
     /// hash in progress).
-    pub identity: Accounts,
+    pub accounts: Accounts,
     channel: Channel,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), keyport_server::StartError>>>,
@@ -200,7 +200,7 @@ impl TestServer {
 
         let clock = Arc::new(ManualClock::starting_now());
         let launched = launch(config, clock.clone(), bind);
-        let (addr, shutdown, task, identity) = match runtime {
+        let (addr, shutdown, task, accounts) = match runtime {
             // Opened, bound and served there, so that every task and socket
             // of the server belongs to that runtime.
             Some(runtime) => runtime.spawn(launched).await??,
@@ -220,7 +220,7 @@ impl TestServer {
             clock,
             database_url: url,
             db,
-            identity,
+            accounts,
             channel,
             shutdown: Some(shutdown),
             task: Some(task),
@@ -359,7 +359,7 @@ type Launched = (SocketAddr, oneshot::Sender<()>, JoinHandle<Result<(), keyport_
 /// Opens Keyport, binds and serves, on the runtime this runs on.
 async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr>) -> Result<Launched, BoxError> {
     let keyport = Keyport::open(config, clock).await?;
-    let identity = keyport.identity().clone();
+    let accounts = keyport.accounts().clone();
     let listener = TcpListener::bind(bind.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
     let mut addr = listener.local_addr()?;
     if addr.ip().is_unspecified() {
@@ -370,7 +370,7 @@ async fn launch(config: Config, clock: Arc<ManualClock>, bind: Option<SocketAddr
     let task = tokio::spawn(keyport.serve(listener, async move {
         let _ = stop.await;
     }));
-    Ok((addr, shutdown, task, identity))
+    Ok((addr, shutdown, task, accounts))
 }
 
 impl Drop for TestServer {

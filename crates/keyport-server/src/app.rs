@@ -49,7 +49,7 @@ pub enum StartError {
 /// An opened Keyport: migrated database and ready use cases, not yet serving.
 pub struct Keyport {
     config: Config,
-    identity: Accounts,
+    accounts: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
 }
@@ -63,15 +63,15 @@ impl Keyport {
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
-        let identity = Accounts::new(Arc::new(store), clock, config.identity())?
+        let accounts = Accounts::new(Arc::new(store), clock, config.accounts())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
-        Ok(Self { config, identity, events, relay })
+        Ok(Self { config, accounts, events, relay })
     }
 
     /// The use cases, for in-process callers and tests.
-    pub fn identity(&self) -> &Accounts {
-        &self.identity
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// Serves gRPC on `listener` until `shutdown` resolves, then lets
@@ -81,11 +81,11 @@ impl Keyport {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { config, identity, events, relay } = self;
+        let Self { config, accounts, events, relay } = self;
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
-            identity: identity.clone(),
+            accounts: accounts.clone(),
             clients: ClientResolver::new(server.trusted_proxies.clone()),
             events: events.clone(),
             stopping: stop_rx.clone(),
@@ -97,7 +97,7 @@ impl Keyport {
 
         // Every task started here ends with `serve` (the set aborts them
         // when dropped), whichever way it returns.
-        let mut background = spawn_background(&config, identity, events, relay, health.clone());
+        let mut background = spawn_background(&config, accounts, events, relay, health.clone());
         background.spawn(async move {
             shutdown.await;
             // Load balancers stop sending new calls while in-flight ones drain.
@@ -117,16 +117,16 @@ impl Keyport {
 /// the other replicas' session events.
 fn spawn_background(
     config: &Config,
-    identity: Accounts,
+    accounts: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
     health: Health,
 ) -> JoinSet<()> {
-    let cache_health = CacheHealth::new(identity.clone());
+    let cache_health = CacheHealth::new(accounts.clone());
     let interval = Duration::from_millis(config.database.health_check_interval_ms.max(10));
     let mut tasks = JoinSet::new();
-    tasks.spawn(health::monitor(identity.clone(), cache_health.clone(), health, interval));
-    tasks.spawn(sweep_expired(identity));
+    tasks.spawn(health::monitor(accounts.clone(), cache_health.clone(), health, interval));
+    tasks.spawn(sweep_expired(accounts));
     if let Some(relay) = relay {
         tasks.spawn(events.relay(relay, cache_health));
     }
@@ -236,11 +236,11 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn sweep_expired(identity: Accounts) {
+async fn sweep_expired(accounts: Accounts) {
     let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticker.tick().await;
-        match identity.sweep_expired().await {
+        match accounts.sweep_expired().await {
             Ok(swept) if swept == Default::default() => {}
             Ok(swept) => tracing::info!(
                 sessions = swept.sessions,

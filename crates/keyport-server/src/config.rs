@@ -389,7 +389,7 @@ impl Config {
     }
 
     /// The identity rules these settings describe.
-    pub fn identity(&self) -> AccountsConfig {
+    pub fn accounts(&self) -> AccountsConfig {
         let workers = match self.hashing.workers {
             0 => HashingLimits::default().workers,
             n => n,

@@ -66,7 +66,7 @@ impl EventBus {
         relay
             .listen(move |relayed| match relayed {
                 Relayed::Event(event) => {
-                    cache.identity.apply_remote_event(&event);
+                    cache.accounts.apply_remote_event(&event);
                     let _ = self.sender.send(BusMessage::Event(event));
                 }
                 Relayed::Resync => {
@@ -97,15 +97,15 @@ impl EventPublisher for EventBus {
 /// since revocations travel through both. Every change empties the cache.
 #[derive(Clone)]
 pub(crate) struct CacheHealth {
-    identity: Accounts,
+    accounts: Accounts,
     /// (database reachable, relay live)
     state: Arc<Mutex<(bool, bool)>>,
 }
 
 impl CacheHealth {
     /// Both healthy, as at start.
-    pub(crate) fn new(identity: Accounts) -> Self {
-        Self { identity, state: Arc::new(Mutex::new((true, true))) }
+    pub(crate) fn new(accounts: Accounts) -> Self {
+        Self { accounts, state: Arc::new(Mutex::new((true, true))) }
     }
 
     /// The database became reachable, or stopped being.
@@ -122,6 +122,6 @@ impl CacheHealth {
         let Ok(mut state) = self.state.lock() else { return };
         change(&mut state);
         // Under the lock, so concurrent updates cannot apply out of order.
-        self.identity.reset_session_cache(state.0 && state.1);
+        self.accounts.reset_session_cache(state.0 && state.1);
     }
 }

@@ -32,13 +32,13 @@ impl Health {
 
 /// Pings the database every `interval` and keeps the health status in step,
 /// logging only transitions. Runs until aborted.
-pub(crate) async fn monitor(identity: Accounts, cache: CacheHealth, health: Health, interval: Duration) {
+pub(crate) async fn monitor(accounts: Accounts, cache: CacheHealth, health: Health, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut serving = true;
     loop {
         ticker.tick().await;
-        let healthy = match tokio::time::timeout(interval.max(Duration::from_millis(500)), identity.ping()).await {
+        let healthy = match tokio::time::timeout(interval.max(Duration::from_millis(500)), accounts.ping()).await {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
                 if serving {

@@ -30,7 +30,7 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
 #[derive(Clone)]
 pub struct Shared {
     /// The use cases.
-    pub identity: Accounts,
+    pub accounts: Accounts,
     /// Reads the end user's address and agent.
     pub clients: ClientResolver,
     /// Session events for `WatchSessionEvents`.
@@ -43,6 +43,6 @@ impl Shared {
     /// The principal behind a user-scoped call, from its bearer token.
     async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let token = bearer_token(request.metadata()).map_err(to_status)?;
-        self.identity.authenticate(token).await.map_err(to_status)
+        self.accounts.authenticate(token).await.map_err(to_status)
     }
 }

@@ -17,7 +17,7 @@ impl OAuthService for OAuthApi {
         &self,
         _request: Request<v1::ListProvidersRequest>,
     ) -> Result<Response<v1::ListProvidersResponse>, Status> {
-        let providers = self.0.identity.oauth_providers().into_iter().map(convert::provider).collect();
+        let providers = self.0.accounts.oauth_providers().into_iter().map(convert::provider).collect();
         Ok(Response::new(v1::ListProvidersResponse { providers }))
     }
 
@@ -29,14 +29,14 @@ impl OAuthService for OAuthApi {
         // Only a link needs (and checks) a session; a sign-in ignores one.
         let link_to = if request.get_ref().link {
             let token = bearer_token(request.metadata()).map_err(to_status)?;
-            Some(self.0.identity.authenticate(token).await.map_err(to_status)?)
+            Some(self.0.accounts.authenticate(token).await.map_err(to_status)?)
         } else {
             None
         };
         let body = request.get_ref();
         let started = self
             .0
-            .identity
+            .accounts
             .start_oauth(&body.provider_id, &body.redirect_uri, link_to.as_ref(), &client)
             .await
             .map_err(to_status)?;
@@ -61,7 +61,7 @@ impl OAuthService for OAuthApi {
             binding: body.binding,
             error: body.error,
         };
-        let outcome = self.0.identity.finish_oauth(&callback, &client).await.map_err(to_status)?;
+        let outcome = self.0.accounts.finish_oauth(&callback, &client).await.map_err(to_status)?;
         let response = match outcome {
             OAuthOutcome::SignedIn { grant, new_user } => v1::FinishOAuthResponse {
                 outcome: Some(v1::finish_o_auth_response::Outcome::Session(convert::grant(grant))),
@@ -80,7 +80,7 @@ impl OAuthService for OAuthApi {
         request: Request<v1::ListLinkedAccountsRequest>,
     ) -> Result<Response<v1::ListLinkedAccountsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let accounts = self.0.identity.list_linked_accounts(&caller).await.map_err(to_status)?;
+        let accounts = self.0.accounts.list_linked_accounts(&caller).await.map_err(to_status)?;
         Ok(Response::new(v1::ListLinkedAccountsResponse {
             accounts: accounts.iter().map(convert::linked_account).collect(),
         }))
@@ -93,7 +93,7 @@ impl OAuthService for OAuthApi {
         let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.get_ref();
-        self.0.identity.unlink_account(&caller, &body.provider_id, &body.subject, &client).await.map_err(to_status)?;
+        self.0.accounts.unlink_account(&caller, &body.provider_id, &body.subject, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::UnlinkAccountResponse {}))
     }
 }

@@ -32,7 +32,7 @@ impl SessionService for SessionApi {
     async fn sign_in(&self, request: Request<v1::SignInRequest>) -> Result<Response<v1::SignInResponse>, Status> {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
-        let grant = self.0.identity.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
+        let grant = self.0.accounts.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::SignInResponse {
             outcome: Some(v1::sign_in_response::Outcome::Session(convert::grant(grant))),
         }))
@@ -42,7 +42,7 @@ impl SessionService for SessionApi {
         &self,
         request: Request<v1::GetSessionRequest>,
     ) -> Result<Response<v1::GetSessionResponse>, Status> {
-        let principal = self.0.identity.authenticate(&request.get_ref().token).await.map_err(to_status)?;
+        let principal = self.0.accounts.authenticate(&request.get_ref().token).await.map_err(to_status)?;
         Ok(Response::new(v1::GetSessionResponse {
             session: Some(convert::session(&principal.session, true)),
             user: Some(convert::user(&principal.user)),
@@ -56,7 +56,7 @@ impl SessionService for SessionApi {
         request: Request<v1::ListSessionsRequest>,
     ) -> Result<Response<v1::ListSessionsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
-        let sessions = self.0.identity.list_sessions(&caller).await.map_err(to_status)?;
+        let sessions = self.0.accounts.list_sessions(&caller).await.map_err(to_status)?;
         Ok(Response::new(v1::ListSessionsResponse {
             sessions: sessions.iter().map(|s| convert::session(s, s.id == caller.session.id)).collect(),
         }))
@@ -68,7 +68,7 @@ impl SessionService for SessionApi {
     ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        self.0.identity.revoke_session(&caller, &request.get_ref().session_id, &client).await.map_err(to_status)?;
+        self.0.accounts.revoke_session(&caller, &request.get_ref().session_id, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::RevokeSessionResponse {}))
     }
 
@@ -78,7 +78,7 @@ impl SessionService for SessionApi {
     ) -> Result<Response<v1::RevokeOtherSessionsResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        let revoked = self.0.identity.revoke_other_sessions(&caller, &client).await.map_err(to_status)?;
+        let revoked = self.0.accounts.revoke_other_sessions(&caller, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::RevokeOtherSessionsResponse {
             revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
         }))
@@ -87,7 +87,7 @@ impl SessionService for SessionApi {
     async fn sign_out(&self, request: Request<v1::SignOutRequest>) -> Result<Response<v1::SignOutResponse>, Status> {
         let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        self.0.identity.sign_out(&caller, &client).await.map_err(to_status)?;
+        self.0.accounts.sign_out(&caller, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::SignOutResponse {}))
     }
 }

@@ -16,7 +16,7 @@ impl UserService for UserApi {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
         let grant =
-            self.0.identity.sign_up(&body.email, &body.password, &body.name, &client).await.map_err(to_status)?;
+            self.0.accounts.sign_up(&body.email, &body.password, &body.name, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::SignUpResponse {
             user: Some(convert::user(&grant.user)),
             session: Some(convert::grant(grant)),
@@ -39,7 +39,7 @@ impl UserService for UserApi {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
         let user =
-            self.0.identity.update_current_user(&caller, body.name.as_deref(), &client).await.map_err(to_status)?;
+            self.0.accounts.update_current_user(&caller, body.name.as_deref(), &client).await.map_err(to_status)?;
         Ok(Response::new(v1::UpdateCurrentUserResponse { user: Some(convert::user(&user)) }))
     }
 
@@ -52,7 +52,7 @@ impl UserService for UserApi {
         let body = request.into_inner();
         let revoked = self
             .0
-            .identity
+            .accounts
             .change_password(&caller, &body.current_password, &body.new_password, &client)
             .await
             .map_err(to_status)?;
@@ -66,7 +66,7 @@ impl UserService for UserApi {
         let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
-        self.0.identity.delete_current_user(&caller, &body.password, &client).await.map_err(to_status)?;
+        self.0.accounts.delete_current_user(&caller, &body.password, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::DeleteCurrentUserResponse {}))
     }
 }
