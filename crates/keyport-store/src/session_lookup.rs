@@ -7,14 +7,7 @@
 //! `sqlx` statement runs from each connection's statement cache. Measured
 //! by `keyport-bench` (docs/benchmarks.md, "GetSession, server cache off").
 
-use keyport_core::{
-    Timestamp,
-    email::Email,
-    session::{ClientInfo, Session},
-    store::{StoreError, StoreResult},
-    token::{SecretHash, SessionId},
-    user::User,
-};
+use keyport_core::{session::Session, store::StoreResult, token::SessionId, user::User};
 use sea_orm::{
     DatabaseConnection, DbErr, RuntimeErr,
     sqlx::{self, PgPool, SqlitePool},
@@ -23,7 +16,8 @@ use sea_orm::{
 use crate::{
     backend::Backend,
     db_error::classify,
-    rows::{decode_roles, parse_user_id},
+    entity::{session, user},
+    rows::{session_from_row, user_from_row},
 };
 
 /// A session joined with its user, columns in [`Row`] order, up to the
@@ -73,34 +67,28 @@ impl SessionLookup {
     }
 }
 
+/// The row as the two entity models, so the one conversion of each
+/// (`rows.rs`) applies here too.
 fn from_row(id: &SessionId, row: Row) -> StoreResult<(Session, User)> {
-    let (user_id, secret_hash, created_at, expires_at, absolute_expires_at, refreshed_at, ip_address, user_agent) =
-        (row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7);
-    let (email, name, email_verified, roles, user_created_at, user_updated_at) =
-        (row.8, row.9, row.10, row.11, row.12, row.13);
-    let user_id = parse_user_id(&user_id)?;
-    let secret_hash: [u8; 32] = secret_hash
-        .as_slice()
-        .try_into()
-        .map_err(|_| StoreError::Other(format!("session {id} has a malformed secret hash")))?;
-    let session = Session {
-        id: id.clone(),
-        user_id,
-        secret_hash: SecretHash(secret_hash),
-        created_at: Timestamp::from_unix_millis(created_at),
-        expires_at: Timestamp::from_unix_millis(expires_at),
-        absolute_expires_at: Timestamp::from_unix_millis(absolute_expires_at),
-        refreshed_at: Timestamp::from_unix_millis(refreshed_at),
-        client: ClientInfo { ip_address, user_agent },
+    let session = session::Model {
+        id: id.as_str().to_owned(),
+        user_id: row.0.clone(),
+        secret_hash: row.1,
+        created_at: row.2,
+        expires_at: row.3,
+        absolute_expires_at: row.4,
+        refreshed_at: row.5,
+        ip_address: row.6,
+        user_agent: row.7,
     };
-    let user = User {
-        id: user_id,
-        email: Email::from_trusted(email),
-        name,
-        email_verified,
-        roles: decode_roles(&roles),
-        created_at: Timestamp::from_unix_millis(user_created_at),
-        updated_at: Timestamp::from_unix_millis(user_updated_at),
+    let user = user::Model {
+        id: row.0,
+        email: row.8,
+        name: row.9,
+        email_verified: row.10,
+        roles: row.11,
+        created_at: row.12,
+        updated_at: row.13,
     };
-    Ok((session, user))
+    Ok((session_from_row(session)?, user_from_row(user)?))
 }
