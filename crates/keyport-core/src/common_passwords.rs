@@ -10,7 +10,12 @@ const LIST: &str = include_str!("../data/common-passwords.txt");
 
 /// Whether `password`, compared without case, is on the list.
 pub fn is_common(password: &str) -> bool {
-    contains(LIST, &password.to_lowercase())
+    is_listed(&password.to_lowercase())
+}
+
+/// Whether `folded`, already lowercase, is on the list.
+pub(crate) fn is_listed(folded: &str) -> bool {
+    contains(LIST, folded)
 }
 
 /// Binary search for a whole line equal to `needle` in `list`, a text of

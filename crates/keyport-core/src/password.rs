@@ -78,7 +78,7 @@ impl PasswordPolicy {
         {
             return Err(Error::PasswordContainsEmail);
         }
-        if self.refuse_common && common_passwords::is_common(&folded) {
+        if self.refuse_common && common_passwords::is_listed(&folded) {
             return Err(Error::PasswordTooCommon);
         }
         Ok(password)
