@@ -37,6 +37,8 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::AlreadyLinked, Code::AlreadyExists),
         (Error::LinkedAccountNotFound, Code::NotFound),
         (Error::LastSignInMethod, Code::FailedPrecondition),
+        (Error::EmailTokenInvalid, Code::InvalidArgument),
+        (Error::MailDisabled, Code::FailedPrecondition),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

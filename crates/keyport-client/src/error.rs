@@ -57,6 +57,11 @@ pub enum Reason {
     LinkedAccountNotFound,
     /// Unlinking would leave the user no way to sign in.
     LastSignInMethod,
+    /// The verification or reset link is unknown, used, replaced, expired
+    /// or for another purpose: ask for a new one.
+    EmailTokenInvalid,
+    /// The server has no mail delivery configured.
+    MailDisabled,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -106,6 +111,8 @@ impl Reason {
             Self::AlreadyLinked => ErrorReason::AlreadyLinked,
             Self::LinkedAccountNotFound => ErrorReason::LinkedAccountNotFound,
             Self::LastSignInMethod => ErrorReason::LastSignInMethod,
+            Self::EmailTokenInvalid => ErrorReason::EmailTokenInvalid,
+            Self::MailDisabled => ErrorReason::MailDisabled,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -155,6 +162,8 @@ impl From<ErrorReason> for Reason {
             ErrorReason::AlreadyLinked => Self::AlreadyLinked,
             ErrorReason::LinkedAccountNotFound => Self::LinkedAccountNotFound,
             ErrorReason::LastSignInMethod => Self::LastSignInMethod,
+            ErrorReason::EmailTokenInvalid => Self::EmailTokenInvalid,
+            ErrorReason::MailDisabled => Self::MailDisabled,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

@@ -37,6 +37,14 @@ pub enum AuditKind {
     AccountLinked,
     /// An external identity was unlinked from a user.
     AccountUnlinked,
+    /// A verification link was mailed to a user.
+    EmailVerificationRequested,
+    /// A user verified their address.
+    EmailVerified,
+    /// A password-reset link was mailed to a user.
+    PasswordResetRequested,
+    /// A user set a new password through a reset link.
+    PasswordReset,
 }
 
 impl AuditKind {
@@ -58,6 +66,10 @@ impl AuditKind {
             Self::OAuthFailed => "oauth_failed",
             Self::AccountLinked => "account_linked",
             Self::AccountUnlinked => "account_unlinked",
+            Self::EmailVerificationRequested => "email_verification_requested",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
         }
     }
 }

@@ -94,6 +94,14 @@ pub enum Error {
     /// Unlinking would leave the user no way to sign in.
     #[error("last sign-in method")]
     LastSignInMethod,
+    /// The email token is unknown, used, replaced by a newer one, expired,
+    /// of another purpose, or for an address the user no longer has; one
+    /// answer for all, so a token reveals nothing about others.
+    #[error("email token invalid")]
+    EmailTokenInvalid,
+    /// The call needs to send mail and this server has no mail configured.
+    #[error("mail delivery is not configured")]
+    MailDisabled,
     /// Too many failed attempts; try again later.
     #[error("too many attempts, retry in {retry_after:?}")]
     RateLimited {

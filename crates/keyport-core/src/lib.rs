@@ -20,6 +20,7 @@ pub mod email;
 pub mod error;
 pub mod events;
 mod hash_pool;
+pub mod mail;
 pub mod oauth;
 pub mod password;
 pub mod rate_limit;

@@ -1,5 +1,5 @@
 //! Request budgets per client address for the public RPCs (sign-up, sign-in,
-//! social sign-in), whatever their outcome: a flood from one address is
+//! social sign-in, the calls that send mail or take an email token), whatever their outcome: a flood from one address is
 //! refused before it costs a password hash or a call to a provider.
 //!
 //! Each (action, address) pair has a token bucket, kept as the generic cell
@@ -31,6 +31,12 @@ pub enum PublicAction {
     StartOAuth,
     /// `FinishOAuth`.
     FinishOAuth,
+    /// `RequestPasswordReset`.
+    RequestPasswordReset,
+    /// `RequestEmailVerification`.
+    RequestEmailVerification,
+    /// `VerifyEmail` and `ResetPassword`: presenting an email token.
+    UseEmailToken,
 }
 
 /// The budget of each public RPC per client address.

@@ -15,6 +15,7 @@ use crate::{
     grpc_web,
     health::{self, Health},
     incoming::{self, ConnectionLimits},
+    mail::Courier,
     malformed::MalformedRequestLayer,
     oversized::DiscardOversizedLayer,
     service::{self, Shared},
@@ -41,6 +42,9 @@ pub enum StartError {
     /// An OAuth provider is misconfigured.
     #[error("{0}")]
     OAuth(#[from] keyport_oauth::SettingsError),
+    /// The mail settings are incomplete or wrong.
+    #[error("{0}")]
+    Mail(#[from] crate::mail::MailConfigError),
     /// Building the reflection service failed.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -52,6 +56,7 @@ pub struct Keyport {
     accounts: Accounts,
     events: EventBus,
     relay: Option<PgEventRelay>,
+    courier: Option<Courier>,
 }
 
 impl Keyport {
@@ -63,10 +68,17 @@ impl Keyport {
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
-        let accounts = Accounts::new(Arc::new(store), clock, config.accounts())?
+        let mut accounts = Accounts::new(Arc::new(store), clock, config.accounts())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
-        Ok(Self { config, accounts, events, relay })
+        let courier = if config.mail.enabled() {
+            accounts = accounts.with_mail(config.mail.settings()?);
+            Some(Courier::new(accounts.clone(), &config.mail)?)
+        } else {
+            tracing::info!("mail is off (no mail.smtp_host): verification and password-reset calls answer MAIL_DISABLED");
+            None
+        };
+        Ok(Self { config, accounts, events, relay, courier })
     }
 
     /// The use cases, for in-process callers and tests.
@@ -81,7 +93,7 @@ impl Keyport {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { config, accounts, events, relay } = self;
+        let Self { config, accounts, events, relay, courier } = self;
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
@@ -98,6 +110,9 @@ impl Keyport {
         // Every task started here ends with `serve` (the set aborts them
         // when dropped), whichever way it returns.
         let mut background = spawn_background(&config, accounts, events, relay, health.clone());
+        if let Some(courier) = courier {
+            background.spawn(courier.run(stop_rx.clone()));
+        }
         background.spawn(async move {
             shutdown.await;
             // Load balancers stop sending new calls while in-flight ones drain.
@@ -245,6 +260,8 @@ async fn sweep_expired(accounts: Accounts) {
             Ok(swept) => tracing::info!(
                 sessions = swept.sessions,
                 oauth_flows = swept.oauth_flows,
+                email_tokens = swept.email_tokens,
+                mails = swept.mails,
                 audit_events = swept.audit_events,
                 "deleted expired rows"
             ),

@@ -21,6 +21,8 @@ use keyport_core::{
 use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};
 
+use crate::mail::MailConfig;
+
 /// Everything `keyport serve` can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -52,6 +54,8 @@ pub struct Config {
     pub oauth: OAuthSettings,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Mail delivery and the links in mails; off until `smtp_host` is set.
+    pub mail: MailConfig,
 }
 
 /// The audit trail.
@@ -262,6 +266,7 @@ impl Default for Config {
             request_limits: RequestLimitsConfig::default(),
             oauth: OAuthSettings::default(),
             audit: AuditConfig::default(),
+            mail: MailConfig::default(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod events;
 mod grpc_web;
 mod health;
 mod incoming;
+pub mod mail;
 mod malformed;
 mod oversized;
 mod registry;

@@ -37,6 +37,8 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::AlreadyLinked => ErrorReason::AlreadyLinked,
         Error::LinkedAccountNotFound => ErrorReason::LinkedAccountNotFound,
         Error::LastSignInMethod => ErrorReason::LastSignInMethod,
+        Error::EmailTokenInvalid => ErrorReason::EmailTokenInvalid,
+        Error::MailDisabled => ErrorReason::MailDisabled,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -66,7 +68,10 @@ pub fn to_status(error: Error) -> Status {
         Error::SessionNotFound => (Code::NotFound, error.to_string()),
         Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
-        Error::RedirectUriNotAllowed | Error::OAuthStateInvalid => (Code::InvalidArgument, error.to_string()),
+        Error::RedirectUriNotAllowed | Error::OAuthStateInvalid | Error::EmailTokenInvalid => {
+            (Code::InvalidArgument, error.to_string())
+        }
+        Error::MailDisabled => (Code::FailedPrecondition, error.to_string()),
         Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
             // The provider's detail helps operators, not callers.
             tracing::info!(%cause, reason = wire_name(reason), "OAuth sign-in refused");

@@ -6,7 +6,7 @@
 //! comes from `keyport-migration` and is applied by [`SeaStore::migrate`].
 //!
 //! One module per area implements its trait on [`SeaStore`] (`users.rs`,
-//! `sessions.rs`, `oauth.rs`, `audit.rs`); what they share sits below them:
+//! `sessions.rs`, `oauth.rs`, `audit.rs`, `mail.rs`); what they share sits below them:
 //! `rows.rs` (row conversions and shared inserts), `write.rs` (write
 //! transactions), `db_error.rs` (error classification). No module imports
 //! an area module.
@@ -16,6 +16,7 @@ mod backend;
 mod db_error;
 pub mod entity;
 pub mod events;
+mod mail;
 mod oauth;
 mod rows;
 mod session_lookup;

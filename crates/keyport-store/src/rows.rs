@@ -5,6 +5,7 @@ use keyport_core::{
     Timestamp,
     audit::AuditEvent,
     email::Email,
+    mail::Mail,
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
@@ -15,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     db_error::classify,
-    entity::{audit_event, session, user},
+    entity::{audit_event, mail_outbox, session, user},
 };
 
 pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
@@ -125,3 +126,26 @@ mod tests {
         assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
     }
 }
+
+/// Queues a mail in the outbox, pending from its creation.
+pub(crate) async fn insert_mail(db: &impl ConnectionTrait, mail: &Mail) -> StoreResult<()> {
+    let row = mail_outbox::ActiveModel {
+        id: Set(mail.id.to_string()),
+        kind: Set(mail.kind.as_str().to_owned()),
+        recipient: Set(mail.to.as_str().to_owned()),
+        subject: Set(mail.subject.clone()),
+        text_body: Set(mail.text.clone()),
+        html_body: Set(mail.html.clone()),
+        status: Set(MAIL_PENDING.to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(mail.created_at.unix_millis()),
+        created_at: Set(mail.created_at.unix_millis()),
+        sent_at: Set(None),
+        last_error: Set(None),
+    };
+    mail_outbox::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
+}
+
+/// `mail_outbox.status` of a message waiting for (another) attempt.
+pub(crate) const MAIL_PENDING: &str = "pending";

@@ -6,6 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     events::SessionEvent,
+    mail::{Mail, TokenPurpose},
     session::Session,
     store::{Credentials, StoreError, StoreResult, UserStore},
     token::SessionId,
@@ -16,9 +17,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{account, password, session, user},
-    rows::{insert_audit, insert_session, user_from_row, user_to_row},
-    write::{begin, delete_sessions_except, lock_user, notify},
+    entity::{account, email_token, password, session, user},
+    rows::{insert_audit, insert_mail, insert_session, user_from_row, user_to_row},
+    write::{begin, delete_email_tokens, delete_sessions_except, lock_user, notify},
 };
 
 #[async_trait]
@@ -108,6 +109,7 @@ impl UserStore for SeaStore {
         password_hash: &str,
         keep: &SessionId,
         now: Timestamp,
+        notice: Option<&Mail>,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<u64> {
@@ -123,6 +125,10 @@ impl UserStore for SeaStore {
             .await
             .map_err(classify)?;
         let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        delete_email_tokens(&txn, user_id, TokenPurpose::ResetPassword).await?;
+        if let Some(notice) = notice {
+            insert_mail(&txn, notice).await?;
+        }
         insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
@@ -139,6 +145,11 @@ impl UserStore for SeaStore {
         // SQLite honours only when foreign keys are switched on.
         session::Entity::delete_many().filter(session::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
         account::Entity::delete_many().filter(account::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        email_token::Entity::delete_many()
+            .filter(email_token::Column::UserId.eq(&id))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
         password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
         user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
         insert_audit(&txn, audit).await?;

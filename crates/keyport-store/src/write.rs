@@ -7,7 +7,7 @@
 //! between, and the busy timeout does not help; an immediate one takes the
 //! write lock up front and waits its turn under the busy timeout.
 
-use keyport_core::{events::SessionEvent, store::StoreResult, token::SessionId, user::UserId};
+use keyport_core::{events::SessionEvent, mail::TokenPurpose, store::StoreResult, token::SessionId, user::UserId};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -15,7 +15,7 @@ use sea_orm::{
 
 use crate::{
     db_error::classify,
-    entity::{session, user},
+    entity::{email_token, session, user},
     events::{CHANNEL, encode},
 };
 
@@ -65,4 +65,20 @@ pub(crate) async fn delete_sessions_except(
         .await
         .map_err(classify)?;
     Ok(result.rows_affected)
+}
+
+/// Deletes a user's email tokens of `purpose`: a newer link, a password
+/// change or a reset voids the older ones.
+pub(crate) async fn delete_email_tokens(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    purpose: TokenPurpose,
+) -> StoreResult<()> {
+    email_token::Entity::delete_many()
+        .filter(email_token::Column::UserId.eq(user_id.to_string()))
+        .filter(email_token::Column::Purpose.eq(purpose.as_str()))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    Ok(())
 }

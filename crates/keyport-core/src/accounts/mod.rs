@@ -1,6 +1,7 @@
 //! The use cases, by area: sign-up and a user's own account
 //! (`users.rs`), sign-in and sessions (`sessions.rs`), sign-in with a
-//! provider and linked accounts (`oauth.rs`).
+//! provider and linked accounts (`oauth.rs`), and the flows through the
+//! user's mailbox (`mail.rs`).
 //!
 //! [`Accounts`] ties the rules of this crate to a [`Store`] and a [`Clock`].
 //! The gRPC layer calls it and only translates types. Use cases reach
@@ -9,22 +10,26 @@
 
 use std::{sync::Arc, time::Duration};
 
+use tokio::sync::{Notify, Semaphore};
+
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Clock,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
+    mail::{MAX_RESET_PASSWORD_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
     rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
     request_limit::{PublicAction, RequestLimiter, RequestLimits},
     session::{ClientInfo, Principal, Session, SessionPolicy},
-    store::{AuditStore, Expired, OAuthStore, SessionStore, Store, UserStore},
+    store::{AuditStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore, Store, UserStore},
     token::SessionToken,
     user::{User, UserId},
     validated_cache::ValidatedCache,
 };
 
+mod mail;
 mod oauth;
 mod sessions;
 #[cfg(test)]
@@ -87,6 +92,10 @@ pub struct Accounts {
     events: Arc<dyn EventPublisher>,
     providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
     cache: Arc<ValidatedCache>,
+    mail: Option<Arc<MailSettings>>,
+    /// Woken whenever a use case queues a mail, so the courier sends it now.
+    mail_queued: Arc<Notify>,
+    detached_resets: Arc<Semaphore>,
     config: AccountsConfig,
 }
 
@@ -100,6 +109,9 @@ impl Accounts {
             events: Arc::new(NoEvents),
             providers: Arc::default(),
             cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
+            mail: None,
+            mail_queued: Arc::new(Notify::new()),
+            detached_resets: Arc::new(Semaphore::new(mail::MAX_DETACHED_RESETS)),
             store,
             clock,
             config,
@@ -116,6 +128,37 @@ impl Accounts {
     pub fn with_events(mut self, events: Arc<dyn EventPublisher>) -> Self {
         self.events = events;
         self
+    }
+
+    /// Sends mail with `settings` (the flows that need mail answer
+    /// [`Error::MailDisabled`] without). Token lifetimes are capped at
+    /// their maximum.
+    pub fn with_mail(mut self, mut settings: MailSettings) -> Self {
+        settings.verify_email_ttl = settings.verify_email_ttl.min(MAX_VERIFY_EMAIL_TTL);
+        settings.reset_password_ttl = settings.reset_password_ttl.min(MAX_RESET_PASSWORD_TTL);
+        self.mail = Some(Arc::new(settings));
+        self
+    }
+
+    /// Whether mail is configured.
+    pub fn sends_mail(&self) -> bool {
+        self.mail.is_some()
+    }
+
+    /// Resolves after a use case queued a mail (at once if one did since
+    /// the last call): what the courier waits on between polls.
+    pub async fn mail_queued(&self) {
+        self.mail_queued.notified().await;
+    }
+
+    /// The outbox, for the courier.
+    pub fn outbox(&self) -> &dyn MailStore {
+        self.mail_store()
+    }
+
+    /// The time now, by this instance's clock.
+    pub fn now(&self) -> crate::clock::Timestamp {
+        self.clock.now()
     }
 
     /// The rules in force.
@@ -147,6 +190,8 @@ impl Accounts {
         Ok(Expired {
             sessions: self.session_store().delete_expired_sessions(now).await?,
             oauth_flows: self.oauth_store().delete_expired_oauth_flows(now).await?,
+            email_tokens: self.email_token_store().delete_expired_email_tokens(now).await?,
+            mails: self.mail_store().delete_mail_before(audit_before).await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
         })
     }
@@ -178,6 +223,14 @@ impl Accounts {
     }
 
     fn audit_store(&self) -> &dyn AuditStore {
+        self.store.as_ref()
+    }
+
+    fn email_token_store(&self) -> &dyn EmailTokenStore {
+        self.store.as_ref()
+    }
+
+    fn mail_store(&self) -> &dyn MailStore {
         self.store.as_ref()
     }
 

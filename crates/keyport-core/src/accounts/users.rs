@@ -1,11 +1,14 @@
 //! Sign-up and a user's own account: profile, password, deletion.
 
+use std::time::Duration;
+
 use super::{Accounts, collect_violations, user_changed};
 use crate::{
     audit::{AuditEvent, AuditKind},
     email::Email,
     error::{Error, Result},
     events::UserChange,
+    mail::MailKind,
     password::Verification,
     request_limit::PublicAction,
     session::{ClientInfo, Principal, SessionGrant},
@@ -75,11 +78,21 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::PasswordChanged, now, client).user(caller.user.id).session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::Password);
+        // Tell the mailbox, so a change by someone else does not go unseen.
+        let notice = match self.mail_settings() {
+            Ok(settings) => {
+                Some(self.compose(settings, MailKind::PasswordChanged, &caller.user, "", Duration::ZERO)?)
+            }
+            Err(_) => None,
+        };
         let revoked = self
             .user_store()
-            .change_password(caller.user.id, &new_hash, &caller.session.id, now, &audit, &event)
+            .change_password(caller.user.id, &new_hash, &caller.session.id, now, notice.as_ref(), &audit, &event)
             .await?;
         self.publish(event);
+        if notice.is_some() {
+            self.mail_queued.notify_one();
+        }
         Ok(revoked)
     }
 

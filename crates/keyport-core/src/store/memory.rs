@@ -19,14 +19,15 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, Credentials, OAuthStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, UnlinkOutcome,
-    UserStore,
+    AuditStore, Credentials, EmailTokenStore, MailStore, OAuthStore, SessionBasis, SessionStore, Store, StoreError,
+    StoreResult, UnlinkOutcome, UserStore,
 };
 use crate::{
     audit::AuditEvent,
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
+    mail::{EmailToken, Mail, QueuedMail, TokenPurpose},
     oauth::{LinkedAccount, OAuthFlow},
     session::Session,
     token::SessionId,
@@ -49,13 +50,36 @@ struct Tables {
     sessions: HashMap<SessionId, Session>,
     accounts: Vec<LinkedAccount>,
     flows: HashMap<[u8; 32], OAuthFlow>,
+    email_tokens: HashMap<[u8; 32], EmailToken>,
+    outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
+}
+
+/// A queued message and where its delivery stands.
+#[derive(Debug, Clone)]
+struct OutboxEntry {
+    mail: Mail,
+    status: MailStatus,
+    attempts: u32,
+    next_attempt_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MailStatus {
+    Pending,
+    Sent,
+    Failed,
 }
 
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Every message queued so far, oldest first: what a test inspects.
+    pub fn outbox(&self) -> StoreResult<Vec<Mail>> {
+        Ok(self.tables()?.outbox.iter().map(|entry| entry.mail.clone()).collect())
     }
 
     /// The audit trail so far, oldest first: what a test inspects.
@@ -96,6 +120,33 @@ impl Tables {
             return Err(StoreError::Conflict(format!("session {} exists", session.id)));
         }
         Ok(())
+    }
+
+    fn queue(&mut self, mail: &Mail) {
+        let entry =
+            OutboxEntry { mail: mail.clone(), status: MailStatus::Pending, attempts: 0, next_attempt_at: mail.created_at };
+        self.outbox.push(entry);
+    }
+
+    fn delete_tokens_of(&mut self, user_id: UserId, purpose: TokenPurpose) {
+        self.email_tokens.retain(|_, token| token.user_id != user_id || token.purpose != purpose);
+    }
+
+    /// Takes `user_id`'s unexpired token with this hash and purpose, if the
+    /// user still has the address it was sent to.
+    fn take_token(
+        &mut self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        user_id: UserId,
+        now: Timestamp,
+    ) -> Option<EmailToken> {
+        let token = self.email_tokens.get(hash).filter(|t| {
+            t.purpose == purpose && t.user_id == user_id && t.expires_at > now
+        })?;
+        let token = token.clone();
+        let current = self.users.get(&token.user_id).is_some_and(|user| user.email == token.email);
+        current.then(|| self.email_tokens.remove(hash)).flatten()
     }
 
     fn delete_sessions_except(&mut self, user_id: UserId, keep: &SessionId) -> u64 {
@@ -173,6 +224,7 @@ impl UserStore for MemoryStore {
         password_hash: &str,
         keep: &SessionId,
         _now: Timestamp,
+        notice: Option<&Mail>,
         audit: &AuditEvent,
         _event: &SessionEvent,
     ) -> StoreResult<u64> {
@@ -185,6 +237,10 @@ impl UserStore for MemoryStore {
             password_hash.clone_into(hash);
         }
         let deleted = tables.delete_sessions_except(user_id, keep);
+        tables.delete_tokens_of(user_id, TokenPurpose::ResetPassword);
+        if let Some(notice) = notice {
+            tables.queue(notice);
+        }
         tables.audit.push(audit.clone().detail(format!("revoked:{deleted}")));
         Ok(deleted)
     }
@@ -197,8 +253,146 @@ impl UserStore for MemoryStore {
         tables.passwords.remove(&user_id);
         tables.sessions.retain(|_, session| session.user_id != user_id);
         tables.accounts.retain(|account| account.user_id != user_id);
+        tables.email_tokens.retain(|_, token| token.user_id != user_id);
         tables.audit.push(audit.clone());
         Ok(())
+    }
+}
+
+#[async_trait]
+impl EmailTokenStore for MemoryStore {
+    async fn issue_email_token(&self, token: &EmailToken, mail: &Mail, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&token.user_id) {
+            return Err(StoreError::NotFound);
+        }
+        tables.delete_tokens_of(token.user_id, token.purpose);
+        tables.email_tokens.insert(token.hash, token.clone());
+        tables.queue(mail);
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
+    async fn find_email_token(
+        &self,
+        hash: &[u8; 32],
+        purpose: TokenPurpose,
+        now: Timestamp,
+    ) -> StoreResult<Option<EmailToken>> {
+        let tables = self.tables()?;
+        Ok(tables.email_tokens.get(hash).filter(|t| t.purpose == purpose && t.expires_at > now).cloned())
+    }
+
+    async fn verify_email(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<User>> {
+        let mut tables = self.tables()?;
+        let Some(token) = tables.take_token(hash, TokenPurpose::VerifyEmail, user_id, now) else { return Ok(None) };
+        let Some(user) = tables.users.get_mut(&token.user_id) else { return Ok(None) };
+        user.email_verified = true;
+        user.updated_at = now;
+        let user = user.clone();
+        tables.audit.push(audit.clone());
+        Ok(Some(user))
+    }
+
+    async fn reset_password(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        notice: &Mail,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        if tables.take_token(hash, TokenPurpose::ResetPassword, user_id, now).is_none() {
+            return Ok(None);
+        }
+        let Some(user) = tables.users.get_mut(&user_id) else { return Ok(None) };
+        user.email_verified = true;
+        user.updated_at = now;
+        tables.passwords.insert(user_id, password_hash.to_owned());
+        let before = tables.sessions.len();
+        tables.sessions.retain(|_, session| session.user_id != user_id);
+        let ended = count(before - tables.sessions.len());
+        tables.delete_tokens_of(user_id, TokenPurpose::ResetPassword);
+        tables.queue(notice);
+        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        Ok(Some(ended))
+    }
+
+    async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.email_tokens.len();
+        tables.email_tokens.retain(|_, token| token.expires_at > now);
+        Ok(count(before - tables.email_tokens.len()))
+    }
+}
+
+#[async_trait]
+impl MailStore for MemoryStore {
+    async fn queue_mail(&self, mail: &Mail) -> StoreResult<()> {
+        self.tables()?.queue(mail);
+        Ok(())
+    }
+
+    async fn claim_mail(&self, now: Timestamp, lease_until: Timestamp, limit: u32) -> StoreResult<Vec<QueuedMail>> {
+        let mut tables = self.tables()?;
+        let due = tables
+            .outbox
+            .iter_mut()
+            .filter(|entry| entry.status == MailStatus::Pending && entry.next_attempt_at <= now)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(due
+            .map(|entry| {
+                entry.next_attempt_at = lease_until;
+                let queued = QueuedMail {
+                    id: entry.mail.id,
+                    to: entry.mail.to.to_string(),
+                    subject: entry.mail.subject.clone(),
+                    text: entry.mail.text.clone(),
+                    html: entry.mail.html.clone(),
+                    attempts: entry.attempts,
+                };
+                entry.attempts += 1;
+                queued
+            })
+            .collect())
+    }
+
+    async fn mark_mail_sent(&self, id: uuid::Uuid, _at: Timestamp) -> StoreResult<()> {
+        if let Some(entry) = self.tables()?.outbox.iter_mut().find(|entry| entry.mail.id == id) {
+            entry.status = MailStatus::Sent;
+        }
+        Ok(())
+    }
+
+    async fn mark_mail_failed(&self, id: uuid::Uuid, _error: &str, retry_at: Option<Timestamp>) -> StoreResult<()> {
+        if let Some(entry) = self.tables()?.outbox.iter_mut().find(|entry| entry.mail.id == id) {
+            match retry_at {
+                Some(at) => entry.next_attempt_at = at,
+                None => entry.status = MailStatus::Failed,
+            }
+        }
+        Ok(())
+    }
+
+    async fn count_pending_mail(&self) -> StoreResult<u64> {
+        Ok(count(self.tables()?.outbox.iter().filter(|entry| entry.status == MailStatus::Pending).count()))
+    }
+
+    async fn delete_mail_before(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let len = tables.outbox.len();
+        tables.outbox.retain(|entry| entry.status == MailStatus::Pending || entry.mail.created_at >= before);
+        Ok(count(len - tables.outbox.len()))
     }
 }
 

@@ -7,6 +7,7 @@
 //! | sessions | [`SessionStore`] | sessions |
 //! | OAuth | [`OAuthStore`] | started OAuth flows and linked accounts |
 //! | audit | [`AuditStore`] | the audit trail |
+//! | mail | [`EmailTokenStore`], [`MailStore`] | one-time email tokens, the outbox |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
 //! (the SQL store in `keyport-store`, or [`memory::MemoryStore`]) implements
@@ -28,12 +29,14 @@
 use async_trait::async_trait;
 
 mod audit;
+mod mail;
 pub mod memory;
 mod oauth;
 mod sessions;
 mod users;
 
 pub use audit::AuditStore;
+pub use mail::{EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use sessions::{SessionBasis, SessionStore};
 pub use users::{Credentials, UserStore};
@@ -71,7 +74,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every area's storage in one: what [`crate::Accounts`] runs on.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + OAuthStore + AuditStore {
+pub trait Store: UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + MailStore {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -83,6 +86,12 @@ pub struct Expired {
     pub sessions: u64,
     /// OAuth flows past theirs ([`OAuthStore::delete_expired_oauth_flows`]).
     pub oauth_flows: u64,
+    /// Email tokens past theirs
+    /// ([`EmailTokenStore::delete_expired_email_tokens`]).
+    pub email_tokens: u64,
+    /// Sent and failed mails past the retention period
+    /// ([`MailStore::delete_mail_before`]).
+    pub mails: u64,
     /// Audit events past the retention period
     /// ([`AuditStore::delete_audit_events_before`]).
     pub audit_events: u64,

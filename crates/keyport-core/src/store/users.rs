@@ -8,6 +8,7 @@ use crate::{
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
+    mail::Mail,
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -55,14 +56,17 @@ pub trait UserStore: Send + Sync + 'static {
         event: &SessionEvent,
     ) -> StoreResult<User>;
 
-    /// Replaces the password and deletes every session but `keep`, atomically,
-    /// and emits `event`; returns how many sessions ended.
+    /// Replaces the password, deletes every session but `keep` and every
+    /// password-reset token, queues `notice` when given, atomically, and
+    /// emits `event`; returns how many sessions ended.
+    #[allow(clippy::too_many_arguments)]
     async fn change_password(
         &self,
         user_id: UserId,
         password_hash: &str,
         keep: &SessionId,
         now: Timestamp,
+        notice: Option<&Mail>,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<u64>;

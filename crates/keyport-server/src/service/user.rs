@@ -69,4 +69,45 @@ impl UserService for UserApi {
         self.0.accounts.delete_current_user(&caller, &body.password, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::DeleteCurrentUserResponse {}))
     }
+
+    async fn request_email_verification(
+        &self,
+        request: Request<v1::RequestEmailVerificationRequest>,
+    ) -> Result<Response<v1::RequestEmailVerificationResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        self.0.accounts.request_email_verification(&caller, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::RequestEmailVerificationResponse {}))
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<v1::VerifyEmailRequest>,
+    ) -> Result<Response<v1::VerifyEmailResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let user = self.0.accounts.verify_email(&body.token, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::VerifyEmailResponse { user: Some(convert::user(&user)) }))
+    }
+
+    async fn request_password_reset(
+        &self,
+        request: Request<v1::RequestPasswordResetRequest>,
+    ) -> Result<Response<v1::RequestPasswordResetResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        self.0.accounts.request_password_reset(&body.email, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::RequestPasswordResetResponse {}))
+    }
+
+    async fn reset_password(
+        &self,
+        request: Request<v1::ResetPasswordRequest>,
+    ) -> Result<Response<v1::ResetPasswordResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let revoked =
+            self.0.accounts.reset_password(&body.token, &body.new_password, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::ResetPasswordResponse { revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX) }))
+    }
 }

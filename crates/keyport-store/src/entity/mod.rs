@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod audit_event;
+pub mod email_token;
+pub mod mail_outbox;
 pub mod oauth_flow;
 pub mod password;
 pub mod session;

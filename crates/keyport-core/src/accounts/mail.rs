@@ -1,0 +1,181 @@
+//! The flows that go through the user's mailbox: verifying an address and
+//! resetting a forgotten password.
+//!
+//! Each sends a single-use link ([`MailToken`], stored hashed) that only the
+//! mailbox's owner sees. The link is built from the configured public base
+//! URL, never from anything in the request. A token works for its purpose
+//! only, for the address it was sent to, until it expires, is used, or a
+//! newer one replaces it.
+
+use std::{sync::Arc, time::Duration};
+
+use super::{Accounts, user_changed};
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    email::Email,
+    error::{Error, Result},
+    events::UserChange,
+    mail::{
+        EmailToken, Mail, MailKind, MailSettings, MailToken, TokenPurpose,
+        templates::{MailContext, Rendered},
+    },
+    request_limit::PublicAction,
+    session::{ClientInfo, Principal},
+    user::User,
+};
+
+/// Password-reset requests being handled after their answer went out; past
+/// it, new requests are refused as overloaded (for known and unknown
+/// addresses alike).
+pub(crate) const MAX_DETACHED_RESETS: usize = 64;
+
+impl Accounts {
+    /// Mails the caller a link that verifies their address. Does nothing
+    /// when the address is verified already.
+    pub async fn request_email_verification(&self, caller: &Principal, client: &ClientInfo) -> Result<()> {
+        let settings = self.mail_settings()?;
+        self.admit(PublicAction::RequestEmailVerification, client)?;
+        if caller.user.email_verified {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let token = MailToken::generate()?;
+        let ttl = settings.verify_email_ttl;
+        let link = settings.link(&settings.verify_email_path, &token);
+        let mail = self.compose(settings, MailKind::VerifyEmail, &caller.user, &link, ttl)?;
+        let stored = EmailToken {
+            hash: token.hash(),
+            purpose: TokenPurpose::VerifyEmail,
+            user_id: caller.user.id,
+            email: caller.user.email.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, now, client)
+            .user(caller.user.id)
+            .session(&caller.session.id);
+        self.email_token_store().issue_email_token(&stored, &mail, &audit).await?;
+        self.mail_queued.notify_one();
+        Ok(())
+    }
+
+    /// Marks the address a verification link was sent to as verified, and
+    /// returns the user. Anyone holding the link may use it, once.
+    pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<User> {
+        self.admit(PublicAction::UseEmailToken, client)?;
+        let token = MailToken::parse(token)?;
+        let now = self.clock.now();
+        let found = self.email_token_store().find_email_token(&token.hash(), TokenPurpose::VerifyEmail, now).await?;
+        let found = found.ok_or(Error::EmailTokenInvalid)?;
+        let audit = AuditEvent::new(AuditKind::EmailVerified, now, client)
+            .user(found.user_id)
+            .detail(found.email.to_string());
+        let event = user_changed(found.user_id, UserChange::Profile);
+        let user = self.email_token_store().verify_email(&token.hash(), found.user_id, now, &audit, &event).await?;
+        let user = user.ok_or(Error::EmailTokenInvalid)?;
+        self.publish(event);
+        Ok(user)
+    }
+
+    /// Mails a password-reset link to `email` if it is the address of an
+    /// account with a password. Answers the same, in the same time, whether
+    /// or not it is: the lookup and the mail happen after the answer.
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        let settings = self.mail_settings()?;
+        self.admit(PublicAction::RequestPasswordReset, client)?;
+        let email = Email::parse("email", email)?;
+        // The permit bounds the work in flight; it is taken before the
+        // answer, whatever the address, so a refusal says nothing either.
+        let permit = Arc::clone(&self.detached_resets).try_acquire_owned().map_err(|_| Error::Overloaded)?;
+        let accounts = self.clone();
+        let settings = settings.clone();
+        let client = client.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(error) = accounts.issue_reset(&settings, &email, &client).await {
+                tracing::warn!(%error, "issuing a password-reset link failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Sets a new password with a reset link, ends every session of the
+    /// user (this one signs in nobody), and mails them a notice. Returns
+    /// how many sessions ended.
+    pub async fn reset_password(&self, token: &str, new_password: &str, client: &ClientInfo) -> Result<u64> {
+        self.admit(PublicAction::UseEmailToken, client)?;
+        let token = MailToken::parse(token)?;
+        let now = self.clock.now();
+        // Checked before the costly hash, so a flood of bad links costs
+        // lookups only; used up below, in the transaction that sets the password.
+        let found = self.email_token_store().find_email_token(&token.hash(), TokenPurpose::ResetPassword, now).await?;
+        let found = found.ok_or(Error::EmailTokenInvalid)?;
+        let user = self.user_store().find_user_by_email(&found.email).await?;
+        let user = user.filter(|user| user.id == found.user_id).ok_or(Error::EmailTokenInvalid)?;
+        let password = self.config.passwords.new_password("new_password", new_password, &user.email)?;
+        let password_hash = self.hasher.hash(password).await?;
+
+        let now = self.clock.now();
+        let settings = self.mail_settings()?;
+        let notice = self.compose(settings, MailKind::PasswordChanged, &user, "", Duration::ZERO)?;
+        let audit = AuditEvent::new(AuditKind::PasswordReset, now, client).user(user.id);
+        let event = user_changed(user.id, UserChange::Password);
+        let ended = self
+            .email_token_store()
+            .reset_password(&token.hash(), user.id, &password_hash, now, &notice, &audit, &event)
+            .await?
+            .ok_or(Error::EmailTokenInvalid)?;
+        self.publish(event);
+        self.mail_queued.notify_one();
+        Ok(ended)
+    }
+
+    /// The part of [`Accounts::request_password_reset`] that runs after the
+    /// answer: for an account with a password, a fresh token (voiding the
+    /// older) and its mail.
+    async fn issue_reset(&self, settings: &MailSettings, email: &Email, client: &ClientInfo) -> Result<()> {
+        let Some(credentials) = self.user_store().find_credentials_by_email(email).await? else {
+            return Ok(());
+        };
+        let user = credentials.user;
+        let now = self.clock.now();
+        let token = MailToken::generate()?;
+        let ttl = settings.reset_password_ttl;
+        let link = settings.link(&settings.reset_password_path, &token);
+        let mail = self.compose(settings, MailKind::ResetPassword, &user, &link, ttl)?;
+        let stored = EmailToken {
+            hash: token.hash(),
+            purpose: TokenPurpose::ResetPassword,
+            user_id: user.id,
+            email: user.email.clone(),
+            created_at: now,
+            expires_at: now.saturating_add(ttl),
+        };
+        let audit = AuditEvent::new(AuditKind::PasswordResetRequested, now, client).user(user.id);
+        self.email_token_store().issue_email_token(&stored, &mail, &audit).await?;
+        self.mail_queued.notify_one();
+        Ok(())
+    }
+
+    /// The mail settings, or [`Error::MailDisabled`] without them.
+    pub(super) fn mail_settings(&self) -> Result<&MailSettings> {
+        self.mail.as_deref().ok_or(Error::MailDisabled)
+    }
+
+    /// Renders a `kind` message to `user`.
+    pub(super) fn compose(
+        &self,
+        settings: &MailSettings,
+        kind: MailKind,
+        user: &User,
+        link: &str,
+        expires_in: Duration,
+    ) -> Result<Mail> {
+        let context = MailContext { email: user.email.as_str(), name: &user.name, link, expires_in };
+        let Rendered { subject, text, html } =
+            settings.templates.render(kind, &context).map_err(|e| Error::Internal(e.to_string()))?;
+        let now = self.clock.now();
+        Ok(Mail { id: now.uuid_v7(), kind, to: user.email.clone(), subject, text, html, created_at: now })
+    }
+
+}

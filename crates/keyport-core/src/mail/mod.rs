@@ -1,0 +1,131 @@
+//! Mail: the messages Keyport sends, the one-time tokens they carry, and the
+//! templates that render them.
+//!
+//! A use case that needs a mail renders it ([`templates`]) and hands it to
+//! storage together with its change, in one transaction: the outbox row
+//! exists exactly when the change does. A courier (in `keyport-server`)
+//! sends what the outbox holds. Tokens ([`token`]) are random, shown only in
+//! the mail, and stored as SHA-256.
+
+pub mod templates;
+pub mod token;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::{clock::Timestamp, email::Email};
+
+pub use templates::{MailTemplates, TemplateError};
+pub use token::{EmailToken, MailToken, TokenPurpose};
+
+/// What a message is about; each kind has its own templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MailKind {
+    /// A link that proves the user owns their address.
+    VerifyEmail,
+    /// A link that sets a new password.
+    ResetPassword,
+    /// A notice that the password changed (by the user, or by a reset).
+    PasswordChanged,
+}
+
+impl MailKind {
+    /// Every kind, for template loading and checks.
+    pub const ALL: [Self; 3] = [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged];
+
+    /// Stable name: in the outbox, and the stem of the template files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::VerifyEmail => "verify_email",
+            Self::ResetPassword => "reset_password",
+            Self::PasswordChanged => "password_changed",
+        }
+    }
+
+    /// Reads a name written by [`MailKind::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+}
+
+/// A rendered message, ready for the outbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// Unique, time-ordered id.
+    pub id: Uuid,
+    /// What it is about.
+    pub kind: MailKind,
+    /// The recipient.
+    pub to: Email,
+    /// Subject line (one line).
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// When it was queued.
+    pub created_at: Timestamp,
+}
+
+impl std::fmt::Debug for Mail {
+    // Bodies carry live tokens: keep them out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail").field("id", &self.id).field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+/// A message a courier claimed from the outbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    /// The outbox id.
+    pub id: Uuid,
+    /// The recipient, as queued.
+    pub to: String,
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body.
+    pub html: String,
+    /// Delivery attempts before this one.
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for QueuedMail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueuedMail").field("id", &self.id).field("attempts", &self.attempts).finish_non_exhaustive()
+    }
+}
+
+/// How the flows that send mail build their links and time their tokens.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// The rendered templates.
+    pub templates: MailTemplates,
+    /// Where the links in mails point: the web app's origin (and base
+    /// path), from configuration only, never from a request.
+    pub public_base_url: String,
+    /// Path of the web app's verify-email page, which calls `VerifyEmail`.
+    pub verify_email_path: String,
+    /// Path of the web app's reset-password page, which calls `ResetPassword`.
+    pub reset_password_path: String,
+    /// Lifetime of a verification link (at most 24 h).
+    pub verify_email_ttl: Duration,
+    /// Lifetime of a password-reset link (at most 1 h).
+    pub reset_password_ttl: Duration,
+}
+
+/// Longest lifetime of a verification link (ASVS 5.0 V6.4).
+pub const MAX_VERIFY_EMAIL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime of a password-reset link (OWASP Forgot Password).
+pub const MAX_RESET_PASSWORD_TTL: Duration = Duration::from_secs(3600);
+
+impl MailSettings {
+    /// The link to `path` on the web app carrying `token`.
+    pub(crate) fn link(&self, path: &str, token: &MailToken) -> String {
+        let base = self.public_base_url.trim_end_matches('/');
+        // Tokens are base64url: safe in a query string as they are.
+        format!("{base}{path}?token={}", token.expose())
+    }
+}
