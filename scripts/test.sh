@@ -5,7 +5,9 @@
 # Installs what is missing first:
 #   - PostgreSQL (Debian package `postgresql`): the storage tests start their
 #     own server with its initdb/pg_ctl/postgres, found via KEYPORT_PG_BIN;
-#   - the pinned buf from tools/package-lock.json (`npm ci` in tools/).
+#   - the pinned buf from tools/package-lock.json (`npm ci` in tools/);
+#   - Mailpit, the SMTP server the mail tests start (`go install` into
+#     ~/.cache/keyport/bin, found by the tests there or via KEYPORT_MAILPIT).
 #
 # `scripts/test.sh --quick` runs the Rust part only (cargo fmt, clippy and
 # every workspace test), for day-to-day work; CI runs everything.
@@ -112,6 +114,26 @@ ensure_go() {
   fi
 }
 
+MAILPIT_VERSION=v1.33.1
+
+# Installs the pinned Mailpit with `go install` unless it is there already.
+ensure_mailpit() {
+  local bin_dir="$HOME/.cache/keyport/bin"
+  local stamp="$bin_dir/mailpit.version"
+  if [[ -n ${KEYPORT_MAILPIT:-} ]]; then
+    echo "Mailpit: $KEYPORT_MAILPIT (KEYPORT_MAILPIT)"
+    return
+  fi
+  if [[ -x $bin_dir/mailpit && $(cat "$stamp" 2>/dev/null) == "$MAILPIT_VERSION" ]]; then
+    echo "Mailpit $MAILPIT_VERSION: already installed"
+    return
+  fi
+  banner "installing Mailpit $MAILPIT_VERSION (go install, about 2 minutes)"
+  mkdir -p "$bin_dir"
+  GOBIN="$bin_dir" go install "github.com/axllent/mailpit@$MAILPIT_VERSION"
+  echo "$MAILPIT_VERSION" >"$stamp"
+}
+
 # Checks that proto/ stays compatible: against the main branch when working
 # on another branch, else against the previous commit (a clean clone of main
 # in CI). KEYPORT_BREAKING_AGAINST overrides, e.g. '.git#tag=v0.1.0'.
@@ -179,6 +201,8 @@ main() {
   ensure_npm
   ensure_oidc_provider
   ensure_openssl
+  ensure_go
+  ensure_mailpit
   require_rust
   if [[ $quick == true ]]; then
     rust_checks
@@ -186,7 +210,6 @@ main() {
     return
   fi
   ensure_buf
-  ensure_go
 
   step "buf lint" "$BUF" lint
   step "buf format" "$BUF" format -d --exit-code

@@ -17,10 +17,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m0001_identity::Migration),
-            Box::new(m0002_oauth::Migration),
-            Box::new(m0003_mail::Migration),
-        ]
+        vec![Box::new(m0001_identity::Migration), Box::new(m0002_oauth::Migration), Box::new(m0003_mail::Migration)]
     }
 }

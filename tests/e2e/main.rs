@@ -15,6 +15,7 @@ mod audit;
 mod connections;
 mod failover;
 mod layering;
+mod mail;
 mod oauth;
 mod races;
 mod reasons;

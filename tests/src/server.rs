@@ -143,6 +143,12 @@ impl TestServer {
         Self::start_on(tempfile::tempdir()?, other.database_url.clone(), |_| {}, None, None).await
     }
 
+    /// Like [`TestServer::replica_of`], with `configure` changing the new
+    /// replica's config.
+    pub async fn replica_of_with(other: &TestServer, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
+        Self::start_on(tempfile::tempdir()?, other.database_url.clone(), configure, None, None).await
+    }
+
     /// Like [`TestServer::replica_of`], but on a runtime and thread of its
     /// own, so that the test can [`freeze`](Self::freeze) or
     /// [`kill`](Self::kill) the whole server, as SIGSTOP or SIGKILL would.

@@ -75,7 +75,9 @@ impl Keyport {
             accounts = accounts.with_mail(config.mail.settings()?);
             Some(Courier::new(accounts.clone(), &config.mail)?)
         } else {
-            tracing::info!("mail is off (no mail.smtp_host): verification and password-reset calls answer MAIL_DISABLED");
+            tracing::info!(
+                "mail is off (no mail.smtp_host): verification and password-reset calls answer MAIL_DISABLED"
+            );
             None
         };
         Ok(Self { config, accounts, events, relay, courier })

@@ -115,18 +115,6 @@ pub(crate) async fn insert_session(db: &impl ConnectionTrait, session: &Session)
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn roles_round_trip_sorted_and_unique() {
-        let roles = vec!["user".to_owned(), "admin".to_owned()];
-        assert_eq!(decode_roles(&encode_roles(&roles)), vec!["admin", "user"]);
-        assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
-    }
-}
-
 /// Queues a mail in the outbox, pending from its creation.
 pub(crate) async fn insert_mail(db: &impl ConnectionTrait, mail: &Mail) -> StoreResult<()> {
     let row = mail_outbox::ActiveModel {
@@ -149,3 +137,15 @@ pub(crate) async fn insert_mail(db: &impl ConnectionTrait, mail: &Mail) -> Store
 
 /// `mail_outbox.status` of a message waiting for (another) attempt.
 pub(crate) const MAIL_PENDING: &str = "pending";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_round_trip_sorted_and_unique() {
+        let roles = vec!["user".to_owned(), "admin".to_owned()];
+        assert_eq!(decode_roles(&encode_roles(&roles)), vec!["admin", "user"]);
+        assert_eq!(decode_roles("user user  Bad! admin"), vec!["admin", "user"]);
+    }
+}

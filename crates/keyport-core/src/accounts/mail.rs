@@ -67,9 +67,8 @@ impl Accounts {
         let now = self.clock.now();
         let found = self.email_token_store().find_email_token(&token.hash(), TokenPurpose::VerifyEmail, now).await?;
         let found = found.ok_or(Error::EmailTokenInvalid)?;
-        let audit = AuditEvent::new(AuditKind::EmailVerified, now, client)
-            .user(found.user_id)
-            .detail(found.email.to_string());
+        let audit =
+            AuditEvent::new(AuditKind::EmailVerified, now, client).user(found.user_id).detail(found.email.to_string());
         let event = user_changed(found.user_id, UserChange::Profile);
         let user = self.email_token_store().verify_email(&token.hash(), found.user_id, now, &audit, &event).await?;
         let user = user.ok_or(Error::EmailTokenInvalid)?;
@@ -177,5 +176,4 @@ impl Accounts {
         let now = self.clock.now();
         Ok(Mail { id: now.uuid_v7(), kind, to: user.email.clone(), subject, text, html, created_at: now })
     }
-
 }

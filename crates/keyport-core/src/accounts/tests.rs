@@ -303,3 +303,59 @@ async fn an_oauth_flow_expires_and_is_swept() -> TestResult {
     assert_eq!(kit.accounts.sweep_expired().await?.oauth_flows, 1);
     Ok(())
 }
+
+fn mail_settings(ttl: Duration) -> Result<crate::mail::MailSettings, Box<dyn std::error::Error>> {
+    Ok(crate::mail::MailSettings {
+        templates: crate::mail::MailTemplates::load(None, "Acme")?,
+        public_base_url: "https://app.example".into(),
+        verify_email_path: "/verify".into(),
+        reset_password_path: "/reset".into(),
+        verify_email_ttl: ttl,
+        reset_password_ttl: ttl,
+    })
+}
+
+/// The token in the newest queued mail's link.
+fn newest_link_token(store: &MemoryStore) -> Result<String, Box<dyn std::error::Error>> {
+    let outbox = store.outbox()?;
+    let text = &outbox.last().ok_or("no mail queued")?.text;
+    let start = text.find("?token=").ok_or("no link")? + "?token=".len();
+    Ok(text[start..].split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+#[tokio::test]
+async fn without_mail_settings_the_mail_flows_are_refused() -> TestResult {
+    let kit = kit()?;
+    let grant = kit.accounts.sign_up("ann@example.com", PASSWORD, "Ann", &kit.client).await?;
+    let caller = kit.accounts.authenticate(&grant.token).await?;
+    let reset = kit.accounts.request_password_reset("ann@example.com", &kit.client).await;
+    assert!(matches!(reset, Err(Error::MailDisabled)), "{reset:?}");
+    let verify = kit.accounts.request_email_verification(&caller, &kit.client).await;
+    assert!(matches!(verify, Err(Error::MailDisabled)), "{verify:?}");
+    assert!(kit.store.outbox()?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn link_lifetimes_are_capped_and_links_use_the_configured_base() -> TestResult {
+    let mut kit = kit()?;
+    // A day asked for; a reset link still dies after an hour.
+    kit.accounts = kit.accounts.clone().with_mail(mail_settings(24 * HOUR)?);
+    kit.accounts.sign_up("ann@example.com", PASSWORD, "Ann", &kit.client).await?;
+    kit.accounts.request_password_reset("ann@example.com", &kit.client).await?;
+    // The lookup and the mail run after the answer.
+    for _ in 0..100 {
+        if !kit.store.outbox()?.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let outbox = kit.store.outbox()?;
+    assert!(outbox[0].text.contains("https://app.example/reset?token=kpm_"), "{}", outbox[0].text);
+    assert!(outbox[0].text.contains("1 hour"), "{}", outbox[0].text);
+    let token = newest_link_token(&kit.store)?;
+    kit.clock.advance(HOUR + Duration::from_secs(1));
+    let late = kit.accounts.reset_password(&token, "a new passphrase here", &kit.client).await;
+    assert!(matches!(late, Err(Error::EmailTokenInvalid)), "{late:?}");
+    Ok(())
+}

@@ -150,7 +150,7 @@ impl MailTemplates {
 /// "1 hour", "24 hours", "15 minutes".
 fn in_words(duration: Duration) -> String {
     let minutes = duration.as_secs().div_ceil(60).max(1);
-    let (count, unit) = if minutes % 60 == 0 { (minutes / 60, "hour") } else { (minutes, "minute") };
+    let (count, unit) = if minutes.is_multiple_of(60) { (minutes / 60, "hour") } else { (minutes, "minute") };
     let plural = if count == 1 { "" } else { "s" };
     format!("{count} {unit}{plural}")
 }
@@ -177,7 +177,8 @@ mod tests {
     #[test]
     fn html_escapes_values_and_subjects_stay_on_one_line() {
         let templates = MailTemplates::load(None, "Acme\r\nBcc: x@evil.test").unwrap();
-        let mail = templates.render(MailKind::VerifyEmail, &context("https://a.test/v?t=1", "<script>x</script>")).unwrap();
+        let mail =
+            templates.render(MailKind::VerifyEmail, &context("https://a.test/v?t=1", "<script>x</script>")).unwrap();
         assert!(!mail.html.contains("<script>"), "{}", mail.html);
         assert!(!mail.subject.contains('\n') && !mail.subject.contains('\r'), "{:?}", mail.subject);
     }

@@ -123,8 +123,12 @@ impl Tables {
     }
 
     fn queue(&mut self, mail: &Mail) {
-        let entry =
-            OutboxEntry { mail: mail.clone(), status: MailStatus::Pending, attempts: 0, next_attempt_at: mail.created_at };
+        let entry = OutboxEntry {
+            mail: mail.clone(),
+            status: MailStatus::Pending,
+            attempts: 0,
+            next_attempt_at: mail.created_at,
+        };
         self.outbox.push(entry);
     }
 
@@ -141,9 +145,10 @@ impl Tables {
         user_id: UserId,
         now: Timestamp,
     ) -> Option<EmailToken> {
-        let token = self.email_tokens.get(hash).filter(|t| {
-            t.purpose == purpose && t.user_id == user_id && t.expires_at > now
-        })?;
+        let token = self
+            .email_tokens
+            .get(hash)
+            .filter(|t| t.purpose == purpose && t.user_id == user_id && t.expires_at > now)?;
         let token = token.clone();
         let current = self.users.get(&token.user_id).is_some_and(|user| user.email == token.email);
         current.then(|| self.email_tokens.remove(hash)).flatten()

@@ -155,7 +155,9 @@ impl MailConfig {
         if !scheme_ok || host.is_empty() || base.contains(['?', '#', ' ']) {
             return Err(invalid("public_base_url", "must be an absolute http(s) URL without query or fragment"));
         }
-        for (field, path) in [("verify_email_path", &self.verify_email_path), ("reset_password_path", &self.reset_password_path)] {
+        for (field, path) in
+            [("verify_email_path", &self.verify_email_path), ("reset_password_path", &self.reset_password_path)]
+        {
             if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
                 return Err(invalid(field, "must be a path starting with /"));
             }
@@ -193,7 +195,8 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_settings_are_refused_by_name() {
-        let cases: [(&str, fn(&mut MailConfig)); 5] = [
+        type Breakage = fn(&mut MailConfig);
+        let cases: [(&str, Breakage); 5] = [
             ("from", |c| c.from = String::new()),
             ("public_base_url", |c| c.public_base_url = String::new()),
             ("public_base_url", |c| c.public_base_url = "app.acme.example".into()),
