@@ -398,6 +398,60 @@ impl KeyportClient {
         signed_in(grant)
     }
 
+    /// Mails the user behind `token` a link that verifies their address
+    /// (nothing when it is verified already). Fails with
+    /// [`Reason::MailDisabled`](crate::Reason::MailDisabled) on a server
+    /// without mail.
+    pub async fn request_email_verification(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
+        self.once(|channel| {
+            let request = self.request(v1::RequestEmailVerificationRequest {}, Some(token), client);
+            async move { UserServiceClient::new(channel).request_email_verification(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Marks an address verified with the `token` query parameter of a
+    /// verification link.
+    pub async fn verify_email(&self, link_token: &str, client: &ClientInfo) -> Result<(), Error> {
+        self.once(|channel| {
+            let request = self.request(v1::VerifyEmailRequest { token: link_token.to_owned() }, None, client);
+            async move { UserServiceClient::new(channel).verify_email(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Mails a password-reset link to `email` if an account with a password
+    /// has it; answers the same either way.
+    pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<(), Error> {
+        self.once(|channel| {
+            let request = self.request(v1::RequestPasswordResetRequest { email: email.to_owned() }, None, client);
+            async move { UserServiceClient::new(channel).request_password_reset(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a new password with the `token` query parameter of a reset
+    /// link; every session of the user ends and nobody is signed in.
+    /// Returns how many sessions ended.
+    pub async fn reset_password(
+        &self,
+        link_token: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<u32, Error> {
+        let message = v1::ResetPasswordRequest { token: link_token.to_owned(), new_password: new_password.to_owned() };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { UserServiceClient::new(channel).reset_password(request).await }
+            })
+            .await?;
+        Ok(response.revoked_sessions)
+    }
+
     /// Ends the session of `token`.
     pub async fn sign_out(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
         self.once(|channel| {
