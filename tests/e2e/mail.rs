@@ -297,3 +297,30 @@ async fn two_replicas_send_each_message_exactly_once() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_address_gets_a_capped_number_of_link_mails() -> TestResult {
+    let mailpit = Mailpit::start().await?;
+    let server = TestServer::start_with(Backend::Sqlite, |config| {
+        mailpit.configure(&mut config.mail);
+        config.mail.per_recipient_burst = 2;
+        config.mail.per_recipient_per_hour = 1;
+    })
+    .await?;
+    let session = server.sign_up("ann@example.com").await?;
+    // Resets answer alike whether or not a mail goes out.
+    for _ in 0..4 {
+        server.users().request_password_reset(reset_request("ann@example.com")).await?;
+    }
+    mailpit.wait_for("ann@example.com", 2).await?;
+    let verify = server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await;
+    let status = verify.unwrap_err();
+    assert_eq!(reason(&status), "RATE_LIMITED");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(mailpit.messages_to("ann@example.com").await?.len(), 2);
+    // An hour later the address may get one more.
+    server.clock.advance(Duration::from_secs(3600));
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await?;
+    mailpit.wait_for("ann@example.com", 3).await?;
+    Ok(())
+}

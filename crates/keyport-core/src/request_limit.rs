@@ -1,6 +1,8 @@
-//! Request budgets per client address for the public RPCs (sign-up, sign-in,
-//! social sign-in, the calls that send mail or take an email token), whatever their outcome: a flood from one address is
-//! refused before it costs a password hash or a call to a provider.
+//! Request budgets per client address for the public RPCs (sign-up,
+//! sign-in, social sign-in, the calls that send mail or take an email
+//! token), whatever their outcome: a flood from one address is refused
+//! before it costs a password hash, a mail or a call to a provider. The
+//! same [`Buckets`] cap the mails one recipient gets.
 //!
 //! Each (action, address) pair has a token bucket, kept as the generic cell
 //! rate algorithm's one timestamp (the "theoretical arrival time"): a burst
@@ -55,18 +57,67 @@ impl Default for RequestLimits {
     }
 }
 
-/// Most addresses tracked at once. Past it, idle buckets are swept, and if
-/// that is not enough new addresses share one bucket: a flood from many
-/// addresses stays limited as a whole instead of growing memory.
+/// Most keys tracked at once. Past it, idle buckets are swept, and if that
+/// is not enough new keys share one bucket (or are refused): a flood from
+/// many addresses stays limited as a whole instead of growing memory.
 const MAX_KEYS: usize = 100_000;
+
+/// Token buckets by key, each kept as the generic cell rate algorithm's one
+/// timestamp: `burst` at once, then one per `interval`.
+pub(crate) struct Buckets<K> {
+    burst: u32,
+    interval: Duration,
+    clock: Arc<dyn Clock>,
+    /// Each bucket's theoretical arrival time: when it is full again.
+    table: Mutex<HashMap<K, Timestamp>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Buckets<K> {
+    /// Buckets of `burst` refilled one per `interval`; a zero burst or
+    /// interval admits everything.
+    pub(crate) fn new(burst: u32, interval: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self { burst, interval, clock, table: Mutex::default() }
+    }
+
+    /// Takes one token from `key`'s bucket, or refuses with
+    /// [`Error::RateLimited`] saying when one will be free. When the table
+    /// is full, a new key uses `overflow`'s bucket, or is refused without one.
+    pub(crate) fn admit(&self, key: K, overflow: Option<K>) -> Result<(), Error> {
+        if self.burst == 0 || self.interval.is_zero() {
+            return Ok(());
+        }
+        let tolerance = self.interval.saturating_mul(self.burst - 1);
+        let now = self.clock.now();
+        let Ok(mut table) = self.table.lock() else {
+            // A poisoned lock must fail closed, not open.
+            return Err(Error::RateLimited { retry_after: self.interval });
+        };
+        let mut key = key;
+        if table.len() >= MAX_KEYS && !table.contains_key(&key) {
+            table.retain(|_, full_at| *full_at > now);
+            if table.len() >= MAX_KEYS {
+                key = overflow.ok_or(Error::RateLimited { retry_after: self.interval })?;
+            }
+        }
+        let full_at = table.get(&key).copied().filter(|at| *at > now).unwrap_or(now);
+        let waiting = full_at.duration_since(now);
+        if waiting > tolerance {
+            return Err(Error::RateLimited { retry_after: waiting - tolerance });
+        }
+        table.insert(key, full_at.saturating_add(self.interval));
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<K, Timestamp>> {
+        self.table.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Admits or refuses public requests by their client address.
 #[derive(Clone)]
 pub struct RequestLimiter {
-    limits: RequestLimits,
-    clock: Arc<dyn Clock>,
-    /// Each bucket's theoretical arrival time: when it is full again.
-    buckets: Arc<Mutex<HashMap<(PublicAction, Key), Timestamp>>>,
+    buckets: Arc<Buckets<(PublicAction, Key)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -79,36 +130,18 @@ enum Key {
 impl RequestLimiter {
     /// A limiter with `limits`, reading time from `clock`.
     pub fn new(limits: RequestLimits, clock: Arc<dyn Clock>) -> Self {
-        Self { limits, clock, buckets: Arc::default() }
+        let interval = match limits.per_minute {
+            0 => Duration::ZERO,
+            per_minute => Duration::from_secs(60) / per_minute,
+        };
+        Self { buckets: Arc::new(Buckets::new(limits.burst, interval, clock)) }
     }
 
     /// Takes one request of `action` from the budget of `address`, or
     /// refuses with [`Error::RateLimited`] saying when one will be free.
     pub fn admit(&self, action: PublicAction, address: Option<&str>) -> Result<(), Error> {
-        if self.limits.burst == 0 || self.limits.per_minute == 0 {
-            return Ok(());
-        }
-        let interval = Duration::from_secs(60) / self.limits.per_minute;
-        let tolerance = interval.saturating_mul(self.limits.burst - 1);
-        let now = self.clock.now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            // A poisoned lock must fail closed, not open.
-            return Err(Error::RateLimited { retry_after: interval });
-        };
-        let mut key = (action, address.and_then(network_of).map_or(Key::Shared, Key::Address));
-        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
-            buckets.retain(|_, full_at| *full_at > now);
-            if buckets.len() >= MAX_KEYS {
-                key.1 = Key::Shared;
-            }
-        }
-        let full_at = buckets.get(&key).copied().filter(|at| *at > now).unwrap_or(now);
-        let waiting = full_at.duration_since(now);
-        if waiting > tolerance {
-            return Err(Error::RateLimited { retry_after: waiting - tolerance });
-        }
-        buckets.insert(key, full_at.saturating_add(interval));
-        Ok(())
+        let key = address.and_then(network_of).map_or(Key::Shared, Key::Address);
+        self.buckets.admit((action, key), Some((action, Key::Shared)))
     }
 }
 
@@ -215,14 +248,14 @@ mod tests {
     fn a_full_table_puts_new_addresses_in_one_shared_bucket() {
         let (limiter, _) = limiter(1, 1);
         {
-            let mut buckets = limiter.buckets.lock().unwrap();
-            let busy = limiter.clock.now().saturating_add(Duration::from_secs(3600));
+            let mut buckets = limiter.buckets.table();
+            let busy = limiter.buckets.clock.now().saturating_add(Duration::from_secs(3600));
             for n in 0..MAX_KEYS as u32 {
                 buckets.insert((PublicAction::SignUp, Key::Address(IpAddr::from(n.to_be_bytes()))), busy);
             }
         }
         limiter.admit(PublicAction::SignUp, Some("203.0.113.7")).unwrap();
         assert!(retry_after(limiter.admit(PublicAction::SignUp, Some("203.0.113.8"))).is_some());
-        assert_eq!(limiter.buckets.lock().unwrap().len(), MAX_KEYS + 1);
+        assert_eq!(limiter.buckets.table().len(), MAX_KEYS + 1);
     }
 }

@@ -5,7 +5,8 @@
 //! mailbox's owner sees. The link is built from the configured public base
 //! URL, never from anything in the request. A token works for its purpose
 //! only, for the address it was sent to, until it expires, is used, or a
-//! newer one replaces it.
+//! newer one replaces it. Each address gets a capped number of link mails
+//! (`MailSettings::recipient_limits`), whoever asks for them.
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,6 +39,7 @@ impl Accounts {
         if caller.user.email_verified {
             return Ok(());
         }
+        self.recipients.admit(caller.user.email.clone(), None)?;
         let now = self.clock.now();
         let token = MailToken::generate()?;
         let ttl = settings.verify_email_ttl;
@@ -136,6 +138,11 @@ impl Accounts {
         let Some(credentials) = self.user_store().find_credentials_by_email(email).await? else {
             return Ok(());
         };
+        if let Err(refused) = self.recipients.admit(email.clone(), None) {
+            // The caller got its answer already; the mailbox is spared.
+            tracing::info!(%refused, "password-reset mail skipped: the address had enough for now");
+            return Ok(());
+        }
         let user = credentials.user;
         let now = self.clock.now();
         let token = MailToken::generate()?;

@@ -15,13 +15,14 @@ use tokio::sync::{Notify, Semaphore};
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Clock,
+    email::Email,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
     mail::{MAX_RESET_PASSWORD_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
     rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
-    request_limit::{PublicAction, RequestLimiter, RequestLimits},
+    request_limit::{Buckets, PublicAction, RequestLimiter, RequestLimits},
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{AuditStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore, Store, UserStore},
     token::SessionToken,
@@ -93,6 +94,8 @@ pub struct Accounts {
     providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
     cache: Arc<ValidatedCache>,
     mail: Option<Arc<MailSettings>>,
+    /// Link mails per recipient address.
+    recipients: Arc<Buckets<Email>>,
     /// Woken whenever a use case queues a mail, so the courier sends it now.
     mail_queued: Arc<Notify>,
     detached_resets: Arc<Semaphore>,
@@ -110,6 +113,7 @@ impl Accounts {
             providers: Arc::default(),
             cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
             mail: None,
+            recipients: Arc::new(Buckets::new(0, Duration::ZERO, clock.clone())),
             mail_queued: Arc::new(Notify::new()),
             detached_resets: Arc::new(Semaphore::new(mail::MAX_DETACHED_RESETS)),
             store,
@@ -136,6 +140,8 @@ impl Accounts {
     pub fn with_mail(mut self, mut settings: MailSettings) -> Self {
         settings.verify_email_ttl = settings.verify_email_ttl.min(MAX_VERIFY_EMAIL_TTL);
         settings.reset_password_ttl = settings.reset_password_ttl.min(MAX_RESET_PASSWORD_TTL);
+        let limits = settings.recipient_limits;
+        self.recipients = Arc::new(Buckets::new(limits.burst, limits.interval(), self.clock.clone()));
         self.mail = Some(Arc::new(settings));
         self
     }

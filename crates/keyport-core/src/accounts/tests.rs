@@ -312,6 +312,7 @@ fn mail_settings(ttl: Duration) -> Result<crate::mail::MailSettings, Box<dyn std
         reset_password_path: "/reset".into(),
         verify_email_ttl: ttl,
         reset_password_ttl: ttl,
+        recipient_limits: crate::mail::RecipientLimits::default(),
     })
 }
 

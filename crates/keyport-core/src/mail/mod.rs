@@ -114,6 +114,35 @@ pub struct MailSettings {
     pub verify_email_ttl: Duration,
     /// Lifetime of a password-reset link (at most 1 h).
     pub reset_password_ttl: Duration,
+    /// How many link mails (verification, reset) one address may get.
+    pub recipient_limits: RecipientLimits,
+}
+
+/// The cap on link mails per recipient address, whoever asks: a burst, then
+/// a steady rate. Counted in memory on each replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecipientLimits {
+    /// Mails an address may get at once, after a quiet spell; 0 turns the
+    /// cap off.
+    pub burst: u32,
+    /// Mails per hour an address may keep getting after its burst.
+    pub per_hour: u32,
+}
+
+impl Default for RecipientLimits {
+    fn default() -> Self {
+        Self { burst: 3, per_hour: 6 }
+    }
+}
+
+impl RecipientLimits {
+    /// The time between two mails once the burst is spent; zero when off.
+    pub fn interval(self) -> Duration {
+        match self.per_hour {
+            0 => Duration::ZERO,
+            per_hour => Duration::from_secs(3600) / per_hour,
+        }
+    }
 }
 
 /// Longest lifetime of a verification link (ASVS 5.0 V6.4).

@@ -9,7 +9,7 @@ mod courier;
 
 use std::{path::PathBuf, time::Duration};
 
-use keyport_core::mail::{MailSettings, MailTemplates};
+use keyport_core::mail::{MailSettings, MailTemplates, RecipientLimits};
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,11 @@ pub struct MailConfig {
     pub verify_email_ttl_secs: u64,
     /// Seconds a password-reset link works (at most 3600).
     pub reset_password_ttl_secs: u64,
+    /// Link mails (verification, reset) an address may get at once; 0
+    /// turns the cap off.
+    pub per_recipient_burst: u32,
+    /// Link mails per hour an address may keep getting after its burst.
+    pub per_recipient_per_hour: u32,
     /// What mails call the product.
     pub app_name: String,
     /// Directory of template files that replace the built-in ones of the
@@ -92,6 +97,8 @@ impl Default for MailConfig {
             reset_password_path: "/reset-password".into(),
             verify_email_ttl_secs: 86_400,
             reset_password_ttl_secs: 3_600,
+            per_recipient_burst: RecipientLimits::default().burst,
+            per_recipient_per_hour: RecipientLimits::default().per_hour,
             app_name: "Keyport".into(),
             templates_dir: PathBuf::new(),
             max_attempts: 10,
@@ -170,6 +177,10 @@ impl MailConfig {
             reset_password_path: self.reset_password_path.clone(),
             verify_email_ttl: Duration::from_secs(self.verify_email_ttl_secs),
             reset_password_ttl: Duration::from_secs(self.reset_password_ttl_secs),
+            recipient_limits: RecipientLimits {
+                burst: self.per_recipient_burst,
+                per_hour: self.per_recipient_per_hour,
+            },
         })
     }
 }
