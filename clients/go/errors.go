@@ -86,6 +86,15 @@ const (
 	// ReasonLastSignInMethod: UnlinkAccount of the caller's only way to sign
 	// in.
 	ReasonLastSignInMethod = "LAST_SIGN_IN_METHOD"
+	// ReasonEmailTokenInvalid: VerifyEmail or ResetPassword with a token
+	// (from a verification or password-reset link) that is unknown, used,
+	// replaced by a newer link, expired, meant for another purpose, or for
+	// an address the account no longer has; ask for a new link.
+	ReasonEmailTokenInvalid = "EMAIL_TOKEN_INVALID"
+	// ReasonMailDisabled: the call needs to send mail
+	// (RequestEmailVerification, RequestPasswordReset) and the server has no
+	// mail delivery configured.
+	ReasonMailDisabled = "MAIL_DISABLED"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

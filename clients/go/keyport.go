@@ -36,8 +36,8 @@ const DefaultTimeout = 10 * time.Second
 type Client struct {
 	conn *grpc.ClientConn
 
-	// Users is the keyport.v1.UserService client: sign-up and the signed-in
-	// user's own profile.
+	// Users is the keyport.v1.UserService client: sign-up, the signed-in
+	// user's own profile, email verification and password reset.
 	Users keyportv1.UserServiceClient
 	// Sessions is the keyport.v1.SessionService client: sign-in, validating
 	// a session token, and a user's own sessions.

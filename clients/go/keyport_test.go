@@ -319,6 +319,16 @@ func TestSignOut(t *testing.T) {
 	}
 }
 
+func TestMailDisabled(t *testing.T) {
+	c := newClient(t)
+
+	_, err := c.Users.RequestPasswordReset(t.Context(), &keyportv1.RequestPasswordResetRequest{Email: uniqueEmail()})
+	wantError(t, "RequestPasswordReset without mail", err, codes.FailedPrecondition, keyport.ReasonMailDisabled)
+
+	_, err = c.Users.VerifyEmail(t.Context(), &keyportv1.VerifyEmailRequest{Token: "kpm_not-a-token"})
+	wantError(t, "VerifyEmail with a malformed token", err, codes.InvalidArgument, keyport.ReasonEmailTokenInvalid)
+}
+
 func TestWrongPassword(t *testing.T) {
 	c := newClient(t)
 	email, _ := signUp(t, c)

@@ -21,7 +21,8 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonRedirectURINotAllowed, keyport.ReasonOAuthStateInvalid, keyport.ReasonOAuthProviderError,
 		keyport.ReasonOAuthIDTokenInvalid, keyport.ReasonAccountLinkRefused, keyport.ReasonAlreadyLinked,
 		keyport.ReasonLinkedAccountNotFound, keyport.ReasonLastSignInMethod, keyport.ReasonEventsLost,
-		keyport.ReasonPasswordTooCommon, keyport.ReasonPasswordContainsEmail,
+		keyport.ReasonPasswordTooCommon, keyport.ReasonPasswordContainsEmail, keyport.ReasonEmailTokenInvalid,
+		keyport.ReasonMailDisabled,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

@@ -11,10 +11,12 @@ import keyport
 from keyport import (
     DEFAULT_TIMEOUT,
     EmailTaken,
+    EmailTokenInvalid,
     InvalidArgument,
     InvalidCredentials,
     KeyportClient,
     KeyportError,
+    MailDisabled,
     MalformedRequest,
     OAuthProviderUnknown,
     RateLimited,
@@ -81,6 +83,15 @@ def test_stubs_on_the_clients_channel_raise_them_too(client: KeyportClient) -> N
         oauth.StartOAuth(
             oauth_service_pb2.StartOAuthRequest(provider_id="nope", redirect_uri="https://app.example.com/callback")
         )
+
+
+def test_a_server_without_mail_refuses_the_mail_flows(client: KeyportClient) -> None:
+    with pytest.raises(MailDisabled) as disabled:
+        client.users.RequestPasswordReset(user_service_pb2.RequestPasswordResetRequest(email=unique_email("reset")))
+    assert disabled.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(EmailTokenInvalid) as invalid:
+        client.users.VerifyEmail(user_service_pb2.VerifyEmailRequest(token="kpm_not-a-token"))
+    assert invalid.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_rate_limited_carries_the_retry_delay(client: KeyportClient, account: Account) -> None:

@@ -13,7 +13,7 @@ import { UserService } from "./gen/keyport/v1/user_service_pb.js";
 
 /** Typed clients for Keyport's services over one transport. */
 export interface KeyportClient {
-  /** `keyport.v1.UserService`: sign-up and the signed-in user's profile. */
+  /** `keyport.v1.UserService`: sign-up, the signed-in user's profile, email verification and password reset. */
   readonly users: Client<typeof UserService>;
   /** `keyport.v1.SessionService`: sign-in, token validation, sessions. */
   readonly sessions: Client<typeof SessionService>;

@@ -82,6 +82,10 @@ export const ErrorReason = {
   LINKED_ACCOUNT_NOT_FOUND: "LINKED_ACCOUNT_NOT_FOUND",
   /** `UnlinkAccount` of the caller's only way to sign in. */
   LAST_SIGN_IN_METHOD: "LAST_SIGN_IN_METHOD",
+  /** A verification or password-reset link's token is unknown, used, replaced or expired: request a new link. */
+  EMAIL_TOKEN_INVALID: "EMAIL_TOKEN_INVALID",
+  /** The call needs to send mail and the server has no mail delivery configured. */
+  MAIL_DISABLED: "MAIL_DISABLED",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

@@ -250,6 +250,16 @@ describe("@keyport/client against a live keyport", () => {
     assert.equal(errorReason(none), "UNAUTHENTICATED");
   });
 
+  it("answers the mail flows of a server without mail (MAIL_DISABLED, EMAIL_TOKEN_INVALID)", async () => {
+    const reset = await failure(() => keyport.users.requestPasswordReset({ email: uniqueEmail("reset") }));
+    assert.equal(reset.code, Code.FailedPrecondition);
+    assert.equal(errorReason(reset), "MAIL_DISABLED");
+
+    const verify = await failure(() => keyport.users.verifyEmail({ token: "kpm_not-a-token" }));
+    assert.equal(verify.code, Code.InvalidArgument);
+    assert.equal(errorReason(verify), "EMAIL_TOKEN_INVALID");
+  });
+
   it("sends a token given in the client options on every call", async () => {
     const { email, grant } = await signUp("tokenoption");
     let token: string | undefined = grant.token;

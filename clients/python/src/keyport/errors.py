@@ -24,6 +24,7 @@ __all__ = [
     "AccountLinkRefused",
     "AlreadyLinked",
     "EmailTaken",
+    "EmailTokenInvalid",
     "EventsLost",
     "Internal",
     "InvalidArgument",
@@ -31,6 +32,7 @@ __all__ = [
     "KeyportError",
     "LastSignInMethod",
     "LinkedAccountNotFound",
+    "MailDisabled",
     "MalformedRequest",
     "OAuthIdTokenInvalid",
     "OAuthProviderError",
@@ -120,6 +122,11 @@ class Reason(str, enum.Enum):
     LINKED_ACCOUNT_NOT_FOUND = "LINKED_ACCOUNT_NOT_FOUND"
     #: ``UnlinkAccount`` of the caller's only way to sign in.
     LAST_SIGN_IN_METHOD = "LAST_SIGN_IN_METHOD"
+    #: A verification or password-reset link's token is unknown, used,
+    #: replaced or expired: request a new link.
+    EMAIL_TOKEN_INVALID = "EMAIL_TOKEN_INVALID"
+    #: The call needs to send mail and the server has no mail delivery configured.
+    MAIL_DISABLED = "MAIL_DISABLED"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -488,6 +495,18 @@ class LastSignInMethod(KeyportError):
     """``LAST_SIGN_IN_METHOD``: the caller's only way to sign in."""
 
     REASON = Reason.LAST_SIGN_IN_METHOD
+
+
+class EmailTokenInvalid(KeyportError):
+    """``EMAIL_TOKEN_INVALID``: the link's token is unknown, used, replaced or expired."""
+
+    REASON = Reason.EMAIL_TOKEN_INVALID
+
+
+class MailDisabled(KeyportError):
+    """``MAIL_DISABLED``: the server has no mail delivery configured."""
+
+    REASON = Reason.MAIL_DISABLED
 
 
 class EventsLost(KeyportError):

@@ -43,6 +43,7 @@ export function describe(err: unknown): string {
     case "MALFORMED_REQUEST":
     case "REDIRECT_URI_NOT_ALLOWED":
     case "OAUTH_STATE_INVALID":
+    case "EMAIL_TOKEN_INVALID":
       return "bad input";
     case "EMAIL_TAKEN":
     case "ALREADY_LINKED":
@@ -61,6 +62,7 @@ export function describe(err: unknown): string {
       return "not found";
     case "ACCOUNT_LINK_REFUSED":
     case "LAST_SIGN_IN_METHOD":
+    case "MAIL_DISABLED":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":

@@ -125,6 +125,14 @@ const (
 	// contains a local part of three or more characters. gRPC code
 	// `INVALID_ARGUMENT`.
 	ErrorReason_ERROR_REASON_PASSWORD_CONTAINS_EMAIL ErrorReason = 26
+	// The email token (from a verification or password-reset link) is
+	// unknown, used, replaced by a newer link, expired, meant for another
+	// purpose, or for an address the account no longer has. One reason for
+	// all: ask the user to request a new link. gRPC code `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_EMAIL_TOKEN_INVALID ErrorReason = 27
+	// The call needs to send mail and the server has no mail delivery
+	// configured (`[mail]`). gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_MAIL_DISABLED ErrorReason = 28
 )
 
 // Enum value maps for ErrorReason.
@@ -157,6 +165,8 @@ var (
 		24: "ERROR_REASON_EVENTS_LOST",
 		25: "ERROR_REASON_PASSWORD_TOO_COMMON",
 		26: "ERROR_REASON_PASSWORD_CONTAINS_EMAIL",
+		27: "ERROR_REASON_EMAIL_TOKEN_INVALID",
+		28: "ERROR_REASON_MAIL_DISABLED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":              0,
@@ -186,6 +196,8 @@ var (
 		"ERROR_REASON_EVENTS_LOST":              24,
 		"ERROR_REASON_PASSWORD_TOO_COMMON":      25,
 		"ERROR_REASON_PASSWORD_CONTAINS_EMAIL":  26,
+		"ERROR_REASON_EMAIL_TOKEN_INVALID":      27,
+		"ERROR_REASON_MAIL_DISABLED":            28,
 	}
 )
 
@@ -221,7 +233,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xd4\a\n" +
+	"keyport.v1*\x9a\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -250,7 +262,9 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x15ERROR_REASON_INTERNAL\x10\x17\x12\x1c\n" +
 	"\x18ERROR_REASON_EVENTS_LOST\x10\x18\x12$\n" +
 	" ERROR_REASON_PASSWORD_TOO_COMMON\x10\x19\x12(\n" +
-	"$ERROR_REASON_PASSWORD_CONTAINS_EMAIL\x10\x1aB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"$ERROR_REASON_PASSWORD_CONTAINS_EMAIL\x10\x1a\x12$\n" +
+	" ERROR_REASON_EMAIL_TOKEN_INVALID\x10\x1b\x12\x1e\n" +
+	"\x1aERROR_REASON_MAIL_DISABLED\x10\x1cB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

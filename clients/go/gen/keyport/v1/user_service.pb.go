@@ -500,6 +500,357 @@ func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
 	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{9}
 }
 
+// Request of `RequestEmailVerification`.
+type RequestEmailVerificationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailVerificationRequest) Reset() {
+	*x = RequestEmailVerificationRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailVerificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailVerificationRequest) ProtoMessage() {}
+
+func (x *RequestEmailVerificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailVerificationRequest.ProtoReflect.Descriptor instead.
+func (*RequestEmailVerificationRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{10}
+}
+
+// Response of `RequestEmailVerification`.
+type RequestEmailVerificationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailVerificationResponse) Reset() {
+	*x = RequestEmailVerificationResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailVerificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailVerificationResponse) ProtoMessage() {}
+
+func (x *RequestEmailVerificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailVerificationResponse.ProtoReflect.Descriptor instead.
+func (*RequestEmailVerificationResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{11}
+}
+
+// Request of `VerifyEmail`.
+type VerifyEmailRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token from the link's `token` query parameter (`kpm_...`).
+	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailRequest) Reset() {
+	*x = VerifyEmailRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailRequest) ProtoMessage() {}
+
+func (x *VerifyEmailRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailRequest.ProtoReflect.Descriptor instead.
+func (*VerifyEmailRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *VerifyEmailRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+// Response of `VerifyEmail`.
+type VerifyEmailResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, with `email_verified` set.
+	User          *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VerifyEmailResponse) Reset() {
+	*x = VerifyEmailResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VerifyEmailResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VerifyEmailResponse) ProtoMessage() {}
+
+func (x *VerifyEmailResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VerifyEmailResponse.ProtoReflect.Descriptor instead.
+func (*VerifyEmailResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *VerifyEmailResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of `RequestPasswordReset`.
+type RequestPasswordResetRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address the user signs in with.
+	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetRequest) Reset() {
+	*x = RequestPasswordResetRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetRequest) ProtoMessage() {}
+
+func (x *RequestPasswordResetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetRequest.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RequestPasswordResetRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// Response of `RequestPasswordReset`: the same whether or not an account
+// has the address.
+type RequestPasswordResetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordResetResponse) Reset() {
+	*x = RequestPasswordResetResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordResetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordResetResponse) ProtoMessage() {}
+
+func (x *RequestPasswordResetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordResetResponse.ProtoReflect.Descriptor instead.
+func (*RequestPasswordResetResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{15}
+}
+
+// Request of `ResetPassword`.
+type ResetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token from the link's `token` query parameter (`kpm_...`).
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// The new password, under the same rules as at sign-up.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResetPasswordRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ResetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// Response of `ResetPassword`.
+type ResetPasswordResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions of the user were ended.
+	RevokedSessions uint32 `protobuf:"varint,1,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ResetPasswordResponse) GetRevokedSessions() uint32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
 var File_keyport_v1_user_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_user_service_proto_rawDesc = "" +
@@ -528,13 +879,31 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions\"6\n" +
 	"\x18DeleteCurrentUserRequest\x12\x1a\n" +
 	"\bpassword\x18\x01 \x01(\tR\bpassword\"\x1b\n" +
-	"\x19DeleteCurrentUserResponse2\xc4\x03\n" +
+	"\x19DeleteCurrentUserResponse\"!\n" +
+	"\x1fRequestEmailVerificationRequest\"\"\n" +
+	" RequestEmailVerificationResponse\"*\n" +
+	"\x12VerifyEmailRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\";\n" +
+	"\x13VerifyEmailResponse\x12$\n" +
+	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\"3\n" +
+	"\x1bRequestPasswordResetRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"\x1e\n" +
+	"\x1cRequestPasswordResetResponse\"O\n" +
+	"\x14ResetPasswordRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"B\n" +
+	"\x15ResetPasswordResponse\x12)\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions2\xcc\x06\n" +
 	"\vUserService\x12?\n" +
 	"\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n" +
 	"\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n" +
 	"\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n" +
 	"\x0eChangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n" +
-	"\x11DeleteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x11DeleteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n" +
+	"\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n" +
+	"\vVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n" +
+	"\x14RequestPasswordReset\x12'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n" +
+	"\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_user_service_proto_rawDescOnce sync.Once
@@ -548,41 +917,58 @@ func file_keyport_v1_user_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_user_service_proto_rawDescData
 }
 
-var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_keyport_v1_user_service_proto_goTypes = []any{
-	(*SignUpRequest)(nil),             // 0: keyport.v1.SignUpRequest
-	(*SignUpResponse)(nil),            // 1: keyport.v1.SignUpResponse
-	(*GetCurrentUserRequest)(nil),     // 2: keyport.v1.GetCurrentUserRequest
-	(*GetCurrentUserResponse)(nil),    // 3: keyport.v1.GetCurrentUserResponse
-	(*UpdateCurrentUserRequest)(nil),  // 4: keyport.v1.UpdateCurrentUserRequest
-	(*UpdateCurrentUserResponse)(nil), // 5: keyport.v1.UpdateCurrentUserResponse
-	(*ChangePasswordRequest)(nil),     // 6: keyport.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),    // 7: keyport.v1.ChangePasswordResponse
-	(*DeleteCurrentUserRequest)(nil),  // 8: keyport.v1.DeleteCurrentUserRequest
-	(*DeleteCurrentUserResponse)(nil), // 9: keyport.v1.DeleteCurrentUserResponse
-	(*User)(nil),                      // 10: keyport.v1.User
-	(*SessionGrant)(nil),              // 11: keyport.v1.SessionGrant
+	(*SignUpRequest)(nil),                    // 0: keyport.v1.SignUpRequest
+	(*SignUpResponse)(nil),                   // 1: keyport.v1.SignUpResponse
+	(*GetCurrentUserRequest)(nil),            // 2: keyport.v1.GetCurrentUserRequest
+	(*GetCurrentUserResponse)(nil),           // 3: keyport.v1.GetCurrentUserResponse
+	(*UpdateCurrentUserRequest)(nil),         // 4: keyport.v1.UpdateCurrentUserRequest
+	(*UpdateCurrentUserResponse)(nil),        // 5: keyport.v1.UpdateCurrentUserResponse
+	(*ChangePasswordRequest)(nil),            // 6: keyport.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),           // 7: keyport.v1.ChangePasswordResponse
+	(*DeleteCurrentUserRequest)(nil),         // 8: keyport.v1.DeleteCurrentUserRequest
+	(*DeleteCurrentUserResponse)(nil),        // 9: keyport.v1.DeleteCurrentUserResponse
+	(*RequestEmailVerificationRequest)(nil),  // 10: keyport.v1.RequestEmailVerificationRequest
+	(*RequestEmailVerificationResponse)(nil), // 11: keyport.v1.RequestEmailVerificationResponse
+	(*VerifyEmailRequest)(nil),               // 12: keyport.v1.VerifyEmailRequest
+	(*VerifyEmailResponse)(nil),              // 13: keyport.v1.VerifyEmailResponse
+	(*RequestPasswordResetRequest)(nil),      // 14: keyport.v1.RequestPasswordResetRequest
+	(*RequestPasswordResetResponse)(nil),     // 15: keyport.v1.RequestPasswordResetResponse
+	(*ResetPasswordRequest)(nil),             // 16: keyport.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),            // 17: keyport.v1.ResetPasswordResponse
+	(*User)(nil),                             // 18: keyport.v1.User
+	(*SessionGrant)(nil),                     // 19: keyport.v1.SessionGrant
 }
 var file_keyport_v1_user_service_proto_depIdxs = []int32{
-	10, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
-	11, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
-	10, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
-	10, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
-	0,  // 4: keyport.v1.UserService.SignUp:input_type -> keyport.v1.SignUpRequest
-	2,  // 5: keyport.v1.UserService.GetCurrentUser:input_type -> keyport.v1.GetCurrentUserRequest
-	4,  // 6: keyport.v1.UserService.UpdateCurrentUser:input_type -> keyport.v1.UpdateCurrentUserRequest
-	6,  // 7: keyport.v1.UserService.ChangePassword:input_type -> keyport.v1.ChangePasswordRequest
-	8,  // 8: keyport.v1.UserService.DeleteCurrentUser:input_type -> keyport.v1.DeleteCurrentUserRequest
-	1,  // 9: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
-	3,  // 10: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
-	5,  // 11: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
-	7,  // 12: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
-	9,  // 13: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
-	9,  // [9:14] is the sub-list for method output_type
-	4,  // [4:9] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	18, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
+	19, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
+	18, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
+	18, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
+	18, // 4: keyport.v1.VerifyEmailResponse.user:type_name -> keyport.v1.User
+	0,  // 5: keyport.v1.UserService.SignUp:input_type -> keyport.v1.SignUpRequest
+	2,  // 6: keyport.v1.UserService.GetCurrentUser:input_type -> keyport.v1.GetCurrentUserRequest
+	4,  // 7: keyport.v1.UserService.UpdateCurrentUser:input_type -> keyport.v1.UpdateCurrentUserRequest
+	6,  // 8: keyport.v1.UserService.ChangePassword:input_type -> keyport.v1.ChangePasswordRequest
+	8,  // 9: keyport.v1.UserService.DeleteCurrentUser:input_type -> keyport.v1.DeleteCurrentUserRequest
+	10, // 10: keyport.v1.UserService.RequestEmailVerification:input_type -> keyport.v1.RequestEmailVerificationRequest
+	12, // 11: keyport.v1.UserService.VerifyEmail:input_type -> keyport.v1.VerifyEmailRequest
+	14, // 12: keyport.v1.UserService.RequestPasswordReset:input_type -> keyport.v1.RequestPasswordResetRequest
+	16, // 13: keyport.v1.UserService.ResetPassword:input_type -> keyport.v1.ResetPasswordRequest
+	1,  // 14: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
+	3,  // 15: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
+	5,  // 16: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
+	7,  // 17: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
+	9,  // 18: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
+	11, // 19: keyport.v1.UserService.RequestEmailVerification:output_type -> keyport.v1.RequestEmailVerificationResponse
+	13, // 20: keyport.v1.UserService.VerifyEmail:output_type -> keyport.v1.VerifyEmailResponse
+	15, // 21: keyport.v1.UserService.RequestPasswordReset:output_type -> keyport.v1.RequestPasswordResetResponse
+	17, // 22: keyport.v1.UserService.ResetPassword:output_type -> keyport.v1.ResetPasswordResponse
+	14, // [14:23] is the sub-list for method output_type
+	5,  // [5:14] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_user_service_proto_init() }
@@ -599,7 +985,7 @@ func file_keyport_v1_user_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_user_service_proto_rawDesc), len(file_keyport_v1_user_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,18 +19,24 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	UserService_SignUp_FullMethodName            = "/keyport.v1.UserService/SignUp"
-	UserService_GetCurrentUser_FullMethodName    = "/keyport.v1.UserService/GetCurrentUser"
-	UserService_UpdateCurrentUser_FullMethodName = "/keyport.v1.UserService/UpdateCurrentUser"
-	UserService_ChangePassword_FullMethodName    = "/keyport.v1.UserService/ChangePassword"
-	UserService_DeleteCurrentUser_FullMethodName = "/keyport.v1.UserService/DeleteCurrentUser"
+	UserService_SignUp_FullMethodName                   = "/keyport.v1.UserService/SignUp"
+	UserService_GetCurrentUser_FullMethodName           = "/keyport.v1.UserService/GetCurrentUser"
+	UserService_UpdateCurrentUser_FullMethodName        = "/keyport.v1.UserService/UpdateCurrentUser"
+	UserService_ChangePassword_FullMethodName           = "/keyport.v1.UserService/ChangePassword"
+	UserService_DeleteCurrentUser_FullMethodName        = "/keyport.v1.UserService/DeleteCurrentUser"
+	UserService_RequestEmailVerification_FullMethodName = "/keyport.v1.UserService/RequestEmailVerification"
+	UserService_VerifyEmail_FullMethodName              = "/keyport.v1.UserService/VerifyEmail"
+	UserService_RequestPasswordReset_FullMethodName     = "/keyport.v1.UserService/RequestPasswordReset"
+	UserService_ResetPassword_FullMethodName            = "/keyport.v1.UserService/ResetPassword"
 )
 
 // UserServiceClient is the client API for UserService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Accounts: sign-up and the signed-in user's own profile.
+// Accounts: sign-up, the signed-in user's own profile, and the flows
+// through the user's mailbox (verifying the address, resetting a forgotten
+// password).
 //
 // Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
 // a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -78,6 +84,41 @@ type UserServiceClient interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
+	// Mails the calling user a single-use link that verifies their address;
+	// a newer link voids the older. Does nothing when the address is
+	// verified already. The link is `mail.public_base_url` +
+	// `mail.verify_email_path` + `?token=<token>`; the page there calls
+	// `VerifyEmail` with the token.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+	// address used up its budget).
+	RequestEmailVerification(ctx context.Context, in *RequestEmailVerificationRequest, opts ...grpc.CallOption) (*RequestEmailVerificationResponse, error)
+	// Marks the address a verification link was sent to as verified.
+	//
+	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+	// (unknown, malformed, used, replaced, expired, of another kind, or for
+	// an address the account no longer has), `RATE_LIMITED`.
+	VerifyEmail(ctx context.Context, in *VerifyEmailRequest, opts ...grpc.CallOption) (*VerifyEmailResponse, error)
+	// Mails a single-use password-reset link to the address, if it belongs to
+	// an account with a password; a newer link voids the older. Answers the
+	// same, in the same time, whether or not an account has the address, so
+	// it cannot be used to find accounts. The link is `mail.public_base_url`
+	// + `mail.reset_password_path` + `?token=<token>`; the page there calls
+	// `ResetPassword`.
+	//
+	// Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+	// requests in progress).
+	RequestPasswordReset(ctx context.Context, in *RequestPasswordResetRequest, opts ...grpc.CallOption) (*RequestPasswordResetResponse, error)
+	// Sets a new password with a reset link's token, ends every session of
+	// the account and mails it a notice. Signs nobody in: the user signs in
+	// with the new password. The address counts as verified from then on.
+	//
+	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
 }
 
 type userServiceClient struct {
@@ -138,11 +179,53 @@ func (c *userServiceClient) DeleteCurrentUser(ctx context.Context, in *DeleteCur
 	return out, nil
 }
 
+func (c *userServiceClient) RequestEmailVerification(ctx context.Context, in *RequestEmailVerificationRequest, opts ...grpc.CallOption) (*RequestEmailVerificationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestEmailVerificationResponse)
+	err := c.cc.Invoke(ctx, UserService_RequestEmailVerification_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) VerifyEmail(ctx context.Context, in *VerifyEmailRequest, opts ...grpc.CallOption) (*VerifyEmailResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(VerifyEmailResponse)
+	err := c.cc.Invoke(ctx, UserService_VerifyEmail_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) RequestPasswordReset(ctx context.Context, in *RequestPasswordResetRequest, opts ...grpc.CallOption) (*RequestPasswordResetResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestPasswordResetResponse)
+	err := c.cc.Invoke(ctx, UserService_RequestPasswordReset_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetPasswordResponse)
+	err := c.cc.Invoke(ctx, UserService_ResetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // UserServiceServer is the server API for UserService service.
 // All implementations must embed UnimplementedUserServiceServer
 // for forward compatibility.
 //
-// Accounts: sign-up and the signed-in user's own profile.
+// Accounts: sign-up, the signed-in user's own profile, and the flows
+// through the user's mailbox (verifying the address, resetting a forgotten
+// password).
 //
 // Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
 // a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -190,6 +273,41 @@ type UserServiceServer interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
+	// Mails the calling user a single-use link that verifies their address;
+	// a newer link voids the older. Does nothing when the address is
+	// verified already. The link is `mail.public_base_url` +
+	// `mail.verify_email_path` + `?token=<token>`; the page there calls
+	// `VerifyEmail` with the token.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+	// address used up its budget).
+	RequestEmailVerification(context.Context, *RequestEmailVerificationRequest) (*RequestEmailVerificationResponse, error)
+	// Marks the address a verification link was sent to as verified.
+	//
+	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+	// (unknown, malformed, used, replaced, expired, of another kind, or for
+	// an address the account no longer has), `RATE_LIMITED`.
+	VerifyEmail(context.Context, *VerifyEmailRequest) (*VerifyEmailResponse, error)
+	// Mails a single-use password-reset link to the address, if it belongs to
+	// an account with a password; a newer link voids the older. Answers the
+	// same, in the same time, whether or not an account has the address, so
+	// it cannot be used to find accounts. The link is `mail.public_base_url`
+	// + `mail.reset_password_path` + `?token=<token>`; the page there calls
+	// `ResetPassword`.
+	//
+	// Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+	// requests in progress).
+	RequestPasswordReset(context.Context, *RequestPasswordResetRequest) (*RequestPasswordResetResponse, error)
+	// Sets a new password with a reset link's token, ends every session of
+	// the account and mails it a notice. Signs nobody in: the user signs in
+	// with the new password. The address counts as verified from then on.
+	//
+	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -214,6 +332,18 @@ func (UnimplementedUserServiceServer) ChangePassword(context.Context, *ChangePas
 }
 func (UnimplementedUserServiceServer) DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteCurrentUser not implemented")
+}
+func (UnimplementedUserServiceServer) RequestEmailVerification(context.Context, *RequestEmailVerificationRequest) (*RequestEmailVerificationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestEmailVerification not implemented")
+}
+func (UnimplementedUserServiceServer) VerifyEmail(context.Context, *VerifyEmailRequest) (*VerifyEmailResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method VerifyEmail not implemented")
+}
+func (UnimplementedUserServiceServer) RequestPasswordReset(context.Context, *RequestPasswordResetRequest) (*RequestPasswordResetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestPasswordReset not implemented")
+}
+func (UnimplementedUserServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -326,6 +456,78 @@ func _UserService_DeleteCurrentUser_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_RequestEmailVerification_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestEmailVerificationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).RequestEmailVerification(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_RequestEmailVerification_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).RequestEmailVerification(ctx, req.(*RequestEmailVerificationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_VerifyEmail_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(VerifyEmailRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).VerifyEmail(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_VerifyEmail_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).VerifyEmail(ctx, req.(*VerifyEmailRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_RequestPasswordReset_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestPasswordResetRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).RequestPasswordReset(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_RequestPasswordReset_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).RequestPasswordReset(ctx, req.(*RequestPasswordResetRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_ResetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ResetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ResetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ResetPassword(ctx, req.(*ResetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -352,6 +554,22 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteCurrentUser",
 			Handler:    _UserService_DeleteCurrentUser_Handler,
+		},
+		{
+			MethodName: "RequestEmailVerification",
+			Handler:    _UserService_RequestEmailVerification_Handler,
+		},
+		{
+			MethodName: "VerifyEmail",
+			Handler:    _UserService_VerifyEmail_Handler,
+		},
+		{
+			MethodName: "RequestPasswordReset",
+			Handler:    _UserService_RequestPasswordReset_Handler,
+		},
+		{
+			MethodName: "ResetPassword",
+			Handler:    _UserService_ResetPassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -26,7 +26,7 @@ from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"[\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse2\xc4\x03\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"[\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse\"!\n\x1fRequestEmailVerificationRequest\"\"\n RequestEmailVerificationResponse\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"5\n\x13VerifyEmailResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"1\n\x15ResetPasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r2\xcc\x06\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n\x0bVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n\x14RequestPasswordReset\x12\'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,6 +53,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELETECURRENTUSERREQUEST']._serialized_end=620
   _globals['_DELETECURRENTUSERRESPONSE']._serialized_start=622
   _globals['_DELETECURRENTUSERRESPONSE']._serialized_end=649
-  _globals['_USERSERVICE']._serialized_start=652
-  _globals['_USERSERVICE']._serialized_end=1104
+  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_start=651
+  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_end=684
+  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_start=686
+  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_end=720
+  _globals['_VERIFYEMAILREQUEST']._serialized_start=722
+  _globals['_VERIFYEMAILREQUEST']._serialized_end=757
+  _globals['_VERIFYEMAILRESPONSE']._serialized_start=759
+  _globals['_VERIFYEMAILRESPONSE']._serialized_end=812
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=814
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=858
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=860
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=890
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=892
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=951
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=953
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1002
+  _globals['_USERSERVICE']._serialized_start=1005
+  _globals['_USERSERVICE']._serialized_end=1849
 # @@protoc_insertion_point(module_scope)

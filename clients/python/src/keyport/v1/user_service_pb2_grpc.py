@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class UserServiceStub(object):
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -74,10 +76,32 @@ class UserServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserResponse.FromString,
                 _registered_method=True)
+        self.RequestEmailVerification = channel.unary_unary(
+                '/keyport.v1.UserService/RequestEmailVerification',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationResponse.FromString,
+                _registered_method=True)
+        self.VerifyEmail = channel.unary_unary(
+                '/keyport.v1.UserService/VerifyEmail',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.VerifyEmailRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.VerifyEmailResponse.FromString,
+                _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/keyport.v1.UserService/RequestPasswordReset',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/keyport.v1.UserService/ResetPassword',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer(object):
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -151,6 +175,61 @@ class UserServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestEmailVerification(self, request, context):
+        """Mails the calling user a single-use link that verifies their address;
+        a newer link voids the older. Does nothing when the address is
+        verified already. The link is `mail.public_base_url` +
+        `mail.verify_email_path` + `?token=<token>`; the page there calls
+        `VerifyEmail` with the token.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+        address used up its budget).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyEmail(self, request, context):
+        """Marks the address a verification link was sent to as verified.
+
+        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+        (unknown, malformed, used, replaced, expired, of another kind, or for
+        an address the account no longer has), `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestPasswordReset(self, request, context):
+        """Mails a single-use password-reset link to the address, if it belongs to
+        an account with a password; a newer link voids the older. Answers the
+        same, in the same time, whether or not an account has the address, so
+        it cannot be used to find accounts. The link is `mail.public_base_url`
+        + `mail.reset_password_path` + `?token=<token>`; the page there calls
+        `ResetPassword`.
+
+        Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+        requests in progress).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """Sets a new password with a reset link's token, ends every session of
+        the account and mails it a notice. Signs nobody in: the user signs in
+        with the new password. The address counts as verified from then on.
+
+        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+        `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -179,6 +258,26 @@ def add_UserServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserResponse.SerializeToString,
             ),
+            'RequestEmailVerification': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestEmailVerification,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationResponse.SerializeToString,
+            ),
+            'VerifyEmail': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEmail,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.VerifyEmailRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.VerifyEmailResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'keyport.v1.UserService', rpc_method_handlers)
@@ -188,7 +287,9 @@ def add_UserServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class UserService(object):
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -330,6 +431,114 @@ class UserService(object):
             '/keyport.v1.UserService/DeleteCurrentUser',
             keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserRequest.SerializeToString,
             keyport_dot_v1_dot_user__service__pb2.DeleteCurrentUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestEmailVerification(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/RequestEmailVerification',
+            keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.RequestEmailVerificationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEmail(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/VerifyEmail',
+            keyport_dot_v1_dot_user__service__pb2.VerifyEmailRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.VerifyEmailResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/RequestPasswordReset',
+            keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/ResetPassword',
+            keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

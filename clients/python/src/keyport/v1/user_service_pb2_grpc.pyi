@@ -27,7 +27,9 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class UserServiceStub:
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -85,10 +87,51 @@ class UserServiceStub:
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
+    RequestEmailVerification: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]
+    """Mails the calling user a single-use link that verifies their address;
+    a newer link voids the older. Does nothing when the address is
+    verified already. The link is `mail.public_base_url` +
+    `mail.verify_email_path` + `?token=<token>`; the page there calls
+    `VerifyEmail` with the token.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+    address used up its budget).
+    """
+    VerifyEmail: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]
+    """Marks the address a verification link was sent to as verified.
+
+    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+    (unknown, malformed, used, replaced, expired, of another kind, or for
+    an address the account no longer has), `RATE_LIMITED`.
+    """
+    RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordResetRequest, _user_service_pb2.RequestPasswordResetResponse]
+    """Mails a single-use password-reset link to the address, if it belongs to
+    an account with a password; a newer link voids the older. Answers the
+    same, in the same time, whether or not an account has the address, so
+    it cannot be used to find accounts. The link is `mail.public_base_url`
+    + `mail.reset_password_path` + `?token=<token>`; the page there calls
+    `ResetPassword`.
+
+    Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+    requests in progress).
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.ResetPasswordRequest, _user_service_pb2.ResetPasswordResponse]
+    """Sets a new password with a reset link's token, ends every session of
+    the account and mails it a notice. Signs nobody in: the user signs in
+    with the new password. The address counts as verified from then on.
+
+    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+    `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -143,9 +186,50 @@ class UserServiceAsyncStub(UserServiceStub):
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
+    RequestEmailVerification: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]  # type: ignore[assignment]
+    """Mails the calling user a single-use link that verifies their address;
+    a newer link voids the older. Does nothing when the address is
+    verified already. The link is `mail.public_base_url` +
+    `mail.verify_email_path` + `?token=<token>`; the page there calls
+    `VerifyEmail` with the token.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+    address used up its budget).
+    """
+    VerifyEmail: _aio.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]  # type: ignore[assignment]
+    """Marks the address a verification link was sent to as verified.
+
+    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+    (unknown, malformed, used, replaced, expired, of another kind, or for
+    an address the account no longer has), `RATE_LIMITED`.
+    """
+    RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordResetRequest, _user_service_pb2.RequestPasswordResetResponse]  # type: ignore[assignment]
+    """Mails a single-use password-reset link to the address, if it belongs to
+    an account with a password; a newer link voids the older. Answers the
+    same, in the same time, whether or not an account has the address, so
+    it cannot be used to find accounts. The link is `mail.public_base_url`
+    + `mail.reset_password_path` + `?token=<token>`; the page there calls
+    `ResetPassword`.
+
+    Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+    requests in progress).
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_user_service_pb2.ResetPasswordRequest, _user_service_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """Sets a new password with a reset link's token, ends every session of
+    the account and mails it a notice. Signs nobody in: the user signs in
+    with the new password. The address counts as verified from then on.
+
+    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+    `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Accounts: sign-up and the signed-in user's own profile.
+    """Accounts: sign-up, the signed-in user's own profile, and the flows
+    through the user's mailbox (verifying the address, resetting a forgotten
+    password).
 
     Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
     a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -227,6 +311,69 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs a session and the password. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
         empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestEmailVerification(
+        self,
+        request: _user_service_pb2.RequestEmailVerificationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.RequestEmailVerificationResponse, _abc.Awaitable[_user_service_pb2.RequestEmailVerificationResponse]]:
+        """Mails the calling user a single-use link that verifies their address;
+        a newer link voids the older. Does nothing when the address is
+        verified already. The link is `mail.public_base_url` +
+        `mail.verify_email_path` + `?token=<token>`; the page there calls
+        `VerifyEmail` with the token.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+        address used up its budget).
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyEmail(
+        self,
+        request: _user_service_pb2.VerifyEmailRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.VerifyEmailResponse, _abc.Awaitable[_user_service_pb2.VerifyEmailResponse]]:
+        """Marks the address a verification link was sent to as verified.
+
+        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+        (unknown, malformed, used, replaced, expired, of another kind, or for
+        an address the account no longer has), `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestPasswordReset(
+        self,
+        request: _user_service_pb2.RequestPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.RequestPasswordResetResponse, _abc.Awaitable[_user_service_pb2.RequestPasswordResetResponse]]:
+        """Mails a single-use password-reset link to the address, if it belongs to
+        an account with a password; a newer link voids the older. Answers the
+        same, in the same time, whether or not an account has the address, so
+        it cannot be used to find accounts. The link is `mail.public_base_url`
+        + `mail.reset_password_path` + `?token=<token>`; the page there calls
+        `ResetPassword`.
+
+        Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+        requests in progress).
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _user_service_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.ResetPasswordResponse, _abc.Awaitable[_user_service_pb2.ResetPasswordResponse]]:
+        """Sets a new password with a reset link's token, ends every session of
+        the account and mails it a notice. Signs nobody in: the user signs in
+        with the new password. The address counts as verified from then on.
+
+        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+        `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

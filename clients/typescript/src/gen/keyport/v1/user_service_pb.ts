@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/user_service.proto.
  */
 export const file_keyport_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiWwoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0IjgKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciI2ChhVcGRhdGVDdXJyZW50VXNlclJlcXVlc3QSEQoEbmFtZRgBIAEoCUgAiAEBQgcKBV9uYW1lIjsKGVVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiMgoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIiwKGERlbGV0ZUN1cnJlbnRVc2VyUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSIbChlEZWxldGVDdXJyZW50VXNlclJlc3BvbnNlMsQDCgtVc2VyU2VydmljZRI/CgZTaWduVXASGS5rZXlwb3J0LnYxLlNpZ25VcFJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25VcFJlc3BvbnNlElcKDkdldEN1cnJlbnRVc2VyEiEua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaIi5rZXlwb3J0LnYxLkdldEN1cnJlbnRVc2VyUmVzcG9uc2USYAoRVXBkYXRlQ3VycmVudFVzZXISJC5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVxdWVzdBolLmtleXBvcnQudjEuVXBkYXRlQ3VycmVudFVzZXJSZXNwb25zZRJXCg5DaGFuZ2VQYXNzd29yZBIhLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiIua2V5cG9ydC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEmAKEURlbGV0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLkRlbGV0ZUN1cnJlbnRVc2VyUmVzcG9uc2ViBnByb3RvMw", [file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiWwoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0IjgKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciI2ChhVcGRhdGVDdXJyZW50VXNlclJlcXVlc3QSEQoEbmFtZRgBIAEoCUgAiAEBQgcKBV9uYW1lIjsKGVVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiMgoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIiwKGERlbGV0ZUN1cnJlbnRVc2VyUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSIbChlEZWxldGVDdXJyZW50VXNlclJlc3BvbnNlIiEKH1JlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlcXVlc3QiIgogUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVzcG9uc2UiIwoSVmVyaWZ5RW1haWxSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjUKE1ZlcmlmeUVtYWlsUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciIsChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSI7ChRSZXNldFBhc3N3b3JkUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiMQoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0yzAYKC1VzZXJTZXJ2aWNlEj8KBlNpZ25VcBIZLmtleXBvcnQudjEuU2lnblVwUmVxdWVzdBoaLmtleXBvcnQudjEuU2lnblVwUmVzcG9uc2USVwoOR2V0Q3VycmVudFVzZXISIS5rZXlwb3J0LnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBoiLmtleXBvcnQudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZRJgChFVcGRhdGVDdXJyZW50VXNlchIkLmtleXBvcnQudjEuVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0GiUua2V5cG9ydC52MS5VcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlElcKDkNoYW5nZVBhc3N3b3JkEiEua2V5cG9ydC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIi5rZXlwb3J0LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USYAoRRGVsZXRlQ3VycmVudFVzZXISJC5rZXlwb3J0LnYxLkRlbGV0ZUN1cnJlbnRVc2VyUmVxdWVzdBolLmtleXBvcnQudjEuRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZRJ1ChhSZXF1ZXN0RW1haWxWZXJpZmljYXRpb24SKy5rZXlwb3J0LnYxLlJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlcXVlc3QaLC5rZXlwb3J0LnYxLlJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlEk4KC1ZlcmlmeUVtYWlsEh4ua2V5cG9ydC52MS5WZXJpZnlFbWFpbFJlcXVlc3QaHy5rZXlwb3J0LnYxLlZlcmlmeUVtYWlsUmVzcG9uc2USaQoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSJy5rZXlwb3J0LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBooLmtleXBvcnQudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRJUCg1SZXNldFBhc3N3b3JkEiAua2V5cG9ydC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBohLmtleXBvcnQudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlYgZwcm90bzM", [file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignUp`.
@@ -244,7 +244,167 @@ export const DeleteCurrentUserResponseSchema: GenMessage<DeleteCurrentUserRespon
   messageDesc(file_keyport_v1_user_service, 9);
 
 /**
- * Accounts: sign-up and the signed-in user's own profile.
+ * Request of `RequestEmailVerification`.
+ *
+ * @generated from message keyport.v1.RequestEmailVerificationRequest
+ */
+export type RequestEmailVerificationRequest = Message<"keyport.v1.RequestEmailVerificationRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestEmailVerificationRequest.
+ * Use `create(RequestEmailVerificationRequestSchema)` to create a new message.
+ */
+export const RequestEmailVerificationRequestSchema: GenMessage<RequestEmailVerificationRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 10);
+
+/**
+ * Response of `RequestEmailVerification`.
+ *
+ * @generated from message keyport.v1.RequestEmailVerificationResponse
+ */
+export type RequestEmailVerificationResponse = Message<"keyport.v1.RequestEmailVerificationResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestEmailVerificationResponse.
+ * Use `create(RequestEmailVerificationResponseSchema)` to create a new message.
+ */
+export const RequestEmailVerificationResponseSchema: GenMessage<RequestEmailVerificationResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 11);
+
+/**
+ * Request of `VerifyEmail`.
+ *
+ * @generated from message keyport.v1.VerifyEmailRequest
+ */
+export type VerifyEmailRequest = Message<"keyport.v1.VerifyEmailRequest"> & {
+  /**
+   * The token from the link's `token` query parameter (`kpm_...`).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message keyport.v1.VerifyEmailRequest.
+ * Use `create(VerifyEmailRequestSchema)` to create a new message.
+ */
+export const VerifyEmailRequestSchema: GenMessage<VerifyEmailRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 12);
+
+/**
+ * Response of `VerifyEmail`.
+ *
+ * @generated from message keyport.v1.VerifyEmailResponse
+ */
+export type VerifyEmailResponse = Message<"keyport.v1.VerifyEmailResponse"> & {
+  /**
+   * The user, with `email_verified` set.
+   *
+   * @generated from field: keyport.v1.User user = 1;
+   */
+  user?: User | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.VerifyEmailResponse.
+ * Use `create(VerifyEmailResponseSchema)` to create a new message.
+ */
+export const VerifyEmailResponseSchema: GenMessage<VerifyEmailResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 13);
+
+/**
+ * Request of `RequestPasswordReset`.
+ *
+ * @generated from message keyport.v1.RequestPasswordResetRequest
+ */
+export type RequestPasswordResetRequest = Message<"keyport.v1.RequestPasswordResetRequest"> & {
+  /**
+   * The address the user signs in with.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message keyport.v1.RequestPasswordResetRequest.
+ * Use `create(RequestPasswordResetRequestSchema)` to create a new message.
+ */
+export const RequestPasswordResetRequestSchema: GenMessage<RequestPasswordResetRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 14);
+
+/**
+ * Response of `RequestPasswordReset`: the same whether or not an account
+ * has the address.
+ *
+ * @generated from message keyport.v1.RequestPasswordResetResponse
+ */
+export type RequestPasswordResetResponse = Message<"keyport.v1.RequestPasswordResetResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestPasswordResetResponse.
+ * Use `create(RequestPasswordResetResponseSchema)` to create a new message.
+ */
+export const RequestPasswordResetResponseSchema: GenMessage<RequestPasswordResetResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 15);
+
+/**
+ * Request of `ResetPassword`.
+ *
+ * @generated from message keyport.v1.ResetPasswordRequest
+ */
+export type ResetPasswordRequest = Message<"keyport.v1.ResetPasswordRequest"> & {
+  /**
+   * The token from the link's `token` query parameter (`kpm_...`).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * The new password, under the same rules as at sign-up.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message keyport.v1.ResetPasswordRequest.
+ * Use `create(ResetPasswordRequestSchema)` to create a new message.
+ */
+export const ResetPasswordRequestSchema: GenMessage<ResetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 16);
+
+/**
+ * Response of `ResetPassword`.
+ *
+ * @generated from message keyport.v1.ResetPasswordResponse
+ */
+export type ResetPasswordResponse = Message<"keyport.v1.ResetPasswordResponse"> & {
+  /**
+   * How many sessions of the user were ended.
+   *
+   * @generated from field: uint32 revoked_sessions = 1;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message keyport.v1.ResetPasswordResponse.
+ * Use `create(ResetPasswordResponseSchema)` to create a new message.
+ */
+export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 17);
+
+/**
+ * Accounts: sign-up, the signed-in user's own profile, and the flows
+ * through the user's mailbox (verifying the address, resetting a forgotten
+ * password).
  *
  * Errors carry a `google.rpc.ErrorInfo` detail with domain `keyport.dev` and
  * a stable `reason`; invalid input also carries `google.rpc.BadRequest`
@@ -334,6 +494,73 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof DeleteCurrentUserRequestSchema;
     output: typeof DeleteCurrentUserResponseSchema;
+  },
+  /**
+   * Mails the calling user a single-use link that verifies their address;
+   * a newer link voids the older. Does nothing when the address is
+   * verified already. The link is `mail.public_base_url` +
+   * `mail.verify_email_path` + `?token=<token>`; the page there calls
+   * `VerifyEmail` with the token.
+   *
+   * Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+   * `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
+   * address used up its budget).
+   *
+   * @generated from rpc keyport.v1.UserService.RequestEmailVerification
+   */
+  requestEmailVerification: {
+    methodKind: "unary";
+    input: typeof RequestEmailVerificationRequestSchema;
+    output: typeof RequestEmailVerificationResponseSchema;
+  },
+  /**
+   * Marks the address a verification link was sent to as verified.
+   *
+   * Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
+   * (unknown, malformed, used, replaced, expired, of another kind, or for
+   * an address the account no longer has), `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.UserService.VerifyEmail
+   */
+  verifyEmail: {
+    methodKind: "unary";
+    input: typeof VerifyEmailRequestSchema;
+    output: typeof VerifyEmailResponseSchema;
+  },
+  /**
+   * Mails a single-use password-reset link to the address, if it belongs to
+   * an account with a password; a newer link voids the older. Answers the
+   * same, in the same time, whether or not an account has the address, so
+   * it cannot be used to find accounts. The link is `mail.public_base_url`
+   * + `mail.reset_password_path` + `?token=<token>`; the page there calls
+   * `ResetPassword`.
+   *
+   * Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+   * `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED` (too many
+   * requests in progress).
+   *
+   * @generated from rpc keyport.v1.UserService.RequestPasswordReset
+   */
+  requestPasswordReset: {
+    methodKind: "unary";
+    input: typeof RequestPasswordResetRequestSchema;
+    output: typeof RequestPasswordResetResponseSchema;
+  },
+  /**
+   * Sets a new password with a reset link's token, ends every session of
+   * the account and mails it a notice. Signs nobody in: the user signs in
+   * with the new password. The address counts as verified from then on.
+   *
+   * Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
+   * `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+   * `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+   *
+   * @generated from rpc keyport.v1.UserService.ResetPassword
+   */
+  resetPassword: {
+    methodKind: "unary";
+    input: typeof ResetPasswordRequestSchema;
+    output: typeof ResetPasswordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyport_v1_user_service, 0);
