@@ -364,6 +364,7 @@ const KEYS: &[&str] = &[
     "request_limits",
     "oauth",
     "audit",
+    "mail",
 ];
 
 impl Config {
@@ -467,6 +468,14 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../keyport.example.toml");
+
+    #[test]
+    fn every_top_level_key_is_read_from_the_environment() {
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        for key in defaults.keys() {
+            assert!(KEYS.contains(&key.as_str()), "KEYS lacks `{key}`: KEYPORT_{}__* would be ignored", key.to_uppercase());
+        }
+    }
 
     #[test]
     fn example_file_lists_every_key_with_its_default() {
