@@ -8,12 +8,16 @@
 // (CHROMIUM, default /usr/bin/chromium); never downloads a browser.
 // Screenshots go to SCREENSHOT_DIR (default: a new temporary directory).
 //
+// Mail goes to a real SMTP server, Mailpit (KEYPORT_MAILPIT, default
+// ~/.cache/keyport/bin/mailpit, where scripts/test.sh installs it), whose
+// HTTP API the test reads to follow the verification and reset links.
+//
 // Run it with ./test.sh, or: node --test test.mjs
 
 import { spawn } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +29,7 @@ import { chromium } from 'playwright-core';
 const KEYPORT_BIN = requiredEnv('KEYPORT_BIN');
 const EXAMPLE_BIN = process.env.EXAMPLE_BIN || requiredEnv('EXAMPLE_AXUM_BIN');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const MAILPIT = process.env.KEYPORT_MAILPIT || path.join(homedir(), '.cache/keyport/bin/mailpit');
 const STARTUP_TIMEOUT_MS = 60_000;
 
 const EMAIL = 'ada@example.com';
@@ -115,11 +120,19 @@ async function freePort() {
   return port;
 }
 
-/** Keyport's configuration file: the provider, and the site's callback. */
-function keyportConfig(issuer, callback) {
+/** Keyport's configuration file: the provider, the site's callback, and mail. */
+function keyportConfig(issuer, callback, publicUrl, smtpPort) {
   // JSON strings are valid TOML basic strings (for these ASCII values).
   const str = JSON.stringify;
-  return `[oauth]
+  return `[mail]
+smtp_host = "127.0.0.1"
+smtp_port = ${smtpPort}
+security = "none"
+from = "Keyport example <no-reply@example.com>"
+public_base_url = ${str(publicUrl)}
+poll_interval_ms = 100
+
+[oauth]
 redirect_uris = [${str(callback)}]
 
 [[oauth.providers]]
@@ -134,6 +147,8 @@ client_secret = ${str(CLIENT_SECRET)}
 
 let dataDir;
 let screenshotDir;
+let mailpit;
+let mailApi;
 let provider;
 let issuer;
 let keyport;
@@ -171,8 +186,17 @@ before(async () => {
     }
   }, '{"issuer": ...} line');
 
+  const [smtpPort, mailApiPort] = [await freePort(), await freePort()];
+  mailApi = `http://127.0.0.1:${mailApiPort}`;
+  mailpit = new Child('mailpit', MAILPIT, [
+    '--smtp', `127.0.0.1:${smtpPort}`,
+    '--listen', `127.0.0.1:${mailApiPort}`,
+    '--smtp-auth-accept-any', '--smtp-auth-allow-insecure', '--smtp-disable-rdns',
+  ]);
+  await waitForMailpit();
+
   const config = path.join(dataDir, 'keyport.toml');
-  await writeFile(config, keyportConfig(issuer, callback));
+  await writeFile(config, keyportConfig(issuer, callback, publicUrl, smtpPort));
   keyport = new Child(
     'keyport',
     KEYPORT_BIN,
@@ -237,11 +261,50 @@ after(async () => {
   await site?.stop();
   await keyport?.stop();
   await provider?.stop();
+  await mailpit?.stop();
   if (!process.env.SCREENSHOT_DIR) {
     console.log(`screenshots kept in ${screenshotDir}`);
   }
   await rm(path.join(dataDir, 'keyport'), { recursive: true, force: true });
 });
+
+/** Waits until Mailpit's API answers. */
+async function waitForMailpit() {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  for (;;) {
+    try {
+      if ((await fetch(`${mailApi}/readyz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || mailpit.process.exitCode !== null) {
+      throw new Error(`mailpit (${MAILPIT}) did not start:\n${mailpit.output.join('\n')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The newest mail's text to `to`, once there are `count` of them. */
+async function mailTo(to, count = 1) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const search = await fetch(`${mailApi}/api/v1/search?query=${encodeURIComponent(`to:"${to}"`)}`);
+    const { messages } = await search.json();
+    if (messages.length >= count) {
+      const message = await (await fetch(`${mailApi}/api/v1/message/${messages[0].ID}`)).json();
+      return message.Text;
+    }
+    assert.ok(Date.now() < deadline, `${messages.length} of ${count} mails to ${to}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The link to `pathname` on the site in a mail's text. */
+function linkIn(text, pathname) {
+  const match = text.match(new RegExp(`${baseUrl}${pathname}\\?token=kpm_[A-Za-z0-9_-]+`));
+  assert.ok(match, `no ${pathname} link in:\n${text}`);
+  return match[0];
+}
 
 async function screenshot(page, name) {
   const site = path.basename(EXAMPLE_BIN);
@@ -631,5 +694,85 @@ test('linking needs a session', async () => {
       form.submit();
     }, PROVIDER_ID);
     await expectPath(page, '/sign-in');
+  });
+});
+
+test('verify the address through the mailbox', async () => {
+  const email = 'grace@example.com';
+  await inNewBrowser(async (page) => {
+    await page.goto('/sign-up');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expectPath(page, '/dashboard');
+    assert.match(await page.locator('#email-verified').innerText(), /^no/);
+
+    await page.getByRole('button', { name: 'Send me a verification link' }).click();
+    await page.waitForURL((url) => url.pathname === '/dashboard' && url.searchParams.get('verify') === 'sent');
+    assert.equal(await alert(page).innerText(), 'A verification link is on its way to your mailbox.');
+    const link = linkIn(await mailTo(email), '/verify-email');
+
+    await page.goto(link);
+    assert.equal(await heading(page).innerText(), 'Email verified');
+    await page.goto('/dashboard');
+    assert.equal(await page.locator('#email-verified').innerText(), 'yes');
+    await screenshot(page, '5-verified');
+
+    // The link worked once.
+    const again = await page.goto(link);
+    assert.equal(again.status(), 400);
+    assert.equal(await heading(page).innerText(), 'This link no longer works');
+  });
+});
+
+test('reset a forgotten password through the mailbox', async () => {
+  const email = 'hopper@example.com';
+  const newPassword = 'a brand new passphrase';
+  await inNewBrowser(async (page, context) => {
+    await page.goto('/sign-up');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expectPath(page, '/dashboard');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectPath(page, '/');
+
+    // An address without an account gets the very same page.
+    for (const address of ['nobody@example.com', email]) {
+      await page.goto('/sign-in');
+      await page.getByRole('link', { name: 'Forgot your password?' }).click();
+      await expectPath(page, '/forgot-password');
+      await page.getByLabel('Email').fill(address);
+      await page.getByRole('button', { name: 'Send me a link' }).click();
+      await page.waitForLoadState();
+      assert.equal(await heading(page).innerText(), 'Check your mail');
+    }
+    const link = linkIn(await mailTo(email), '/reset-password');
+
+    await page.goto(link);
+    assert.equal(await heading(page).innerText(), 'Choose a new password');
+    await page.getByLabel('New password').fill('password123');
+    await page.getByRole('button', { name: 'Set my new password' }).click();
+    await page.waitForLoadState();
+    assert.match(await alert(page).innerText(), /too common/i, 'a refused password keeps the link usable');
+    await page.getByLabel('New password').fill(newPassword);
+    await page.getByRole('button', { name: 'Set my new password' }).click();
+    await page.waitForURL((url) => url.pathname === '/sign-in' && url.searchParams.has('reset'));
+    assert.equal(await alert(page).innerText(), 'Your password was changed. Sign in with the new one.');
+    assert.match(await mailTo(email, 2), /password .*was just changed/);
+
+    await signIn(page, email, PASSWORD);
+    assert.equal(await alert(page).innerText(), 'Wrong email or password.');
+    await signIn(page, email, newPassword);
+    await expectPath(page, '/dashboard');
+    assert.ok(await sessionCookie(context));
+    await screenshot(page, '6-after-reset');
+
+    const reused = await page.goto(link);
+    assert.equal(reused.status(), 200, 'the form shows; Keyport refuses the token when it is posted');
+    await page.getByLabel('New password').fill('yet another passphrase');
+    await page.getByRole('button', { name: 'Set my new password' }).click();
+    await page.waitForLoadState();
+    assert.equal(await heading(page).innerText(), 'This link no longer works');
   });
 });

@@ -169,6 +169,17 @@ impl Mailpit {
         Err("mailpit did not answer within 10 s".into())
     }
 
+    /// How many messages were delivered, to anyone.
+    pub async fn total(&self) -> Result<u64, BoxError> {
+        #[derive(Deserialize)]
+        struct Count {
+            total: u64,
+        }
+        let url = format!("http://127.0.0.1:{}/api/v1/messages?limit=1", self.http_port);
+        let count: Count = self.http.get(&url).send().await?.error_for_status()?.json().await?;
+        Ok(count.total)
+    }
+
     /// Every message delivered to `to`, newest first.
     pub async fn messages_to(&self, to: &str) -> Result<Vec<Delivered>, BoxError> {
         let url = format!("http://127.0.0.1:{}/api/v1/search", self.http_port);

@@ -5,13 +5,15 @@
 //! `SignIn` throughput, `GetSession` latency during a sign-in flood, and the
 //! promises of [`promises`]: cache miss against hit on SQLite and PostgreSQL,
 //! revocation across replicas, a legitimate sign-in during a flood of
-//! abandoned ones. The
+//! abandoned ones, and the mail flows (reset for known against unknown
+//! addresses, courier throughput into Mailpit). The
 //! result is a Markdown report on stdout (and optionally in a file); see
 //! `docs/benchmarks.md` for how to run it and the latest numbers.
 
 #![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
 
 mod load;
+mod mail;
 mod procfs;
 mod promises;
 mod report;
@@ -95,6 +97,9 @@ enum Section {
     CrossReplica,
     /// A legitimate `SignIn` alone and during a flood of abandoned sign-ins.
     CancelledFlood,
+    /// `RequestPasswordReset` for known and unknown addresses, and the
+    /// courier's throughput into a real SMTP server (Mailpit).
+    Mail,
 }
 
 #[tokio::main]
@@ -207,8 +212,16 @@ async fn run(args: Args) -> Result<(), BoxError> {
         false => None,
     };
 
+    let mail = match wants(Section::Mail) {
+        true => Some(mail::mail(&bin).await?),
+        false => None,
+    };
+
     let mut markdown = report.render();
     markdown.push_str(&promises::render(cache.as_deref(), revocations.as_ref(), flood.as_ref()));
+    if let Some(mail) = &mail {
+        markdown.push_str(&mail::render(mail));
+    }
     print!("{markdown}");
     if let Some(path) = &args.out {
         std::fs::write(path, &markdown).map_err(|error| format!("writing {}: {error}", path.display()))?;

@@ -473,7 +473,11 @@ mod tests {
     fn every_top_level_key_is_read_from_the_environment() {
         let defaults = toml::Table::try_from(Config::default()).unwrap();
         for key in defaults.keys() {
-            assert!(KEYS.contains(&key.as_str()), "KEYS lacks `{key}`: KEYPORT_{}__* would be ignored", key.to_uppercase());
+            assert!(
+                KEYS.contains(&key.as_str()),
+                "KEYS lacks `{key}`: KEYPORT_{}__* would be ignored",
+                key.to_uppercase()
+            );
         }
     }
 

@@ -18,8 +18,8 @@ use actix_web::{
 use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
 use keyport_client::web::Guard;
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, RevokeForm, SessionsQuery, SignInForm, SignInQuery,
-    SignUpForm, Site,
+    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, ForgotPasswordForm, LinkQuery, ResetPasswordForm,
+    RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,6 +77,12 @@ fn app(
         .route("/oauth/start/{provider}", web::post().to(start_oauth))
         .route("/oauth/link/{provider}", web::post().to(link_oauth))
         .route(CALLBACK_PATH, web::get().to(oauth_callback))
+        .route("/verify-email", web::get().to(verify_email))
+        .route("/verify-email/send", web::post().to(request_email_verification))
+        .route("/forgot-password", web::get().to(forgot_password_page))
+        .route("/forgot-password", web::post().to(forgot_password))
+        .route("/reset-password", web::get().to(reset_password_page))
+        .route("/reset-password", web::post().to(reset_password))
         .default_service(web::to(not_found))
 }
 
@@ -170,6 +176,53 @@ async fn oauth_callback(
     query: web::Query<CallbackQuery>,
 ) -> HttpResponse {
     respond(site.oauth_finished(user.as_deref(), &query, auth.finish_oauth(site.callback()).await))
+}
+
+// ----- Through the mailbox -----
+
+async fn request_email_verification(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.verification_requested(&user, auth.request_email_verification().await))
+}
+
+async fn verify_email(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    query: web::Query<LinkQuery>,
+) -> HttpResponse {
+    respond(site.email_verified(user.as_deref(), auth.verify_email(&query.token).await))
+}
+
+async fn forgot_password_page(site: web::Data<Site>, user: Option<Principal>) -> HttpResponse {
+    respond(site.forgot_password_page(user.as_deref()))
+}
+
+async fn forgot_password(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<ForgotPasswordForm>,
+) -> HttpResponse {
+    let requested = auth.request_password_reset(&form.email).await;
+    respond(site.password_reset_requested(user.as_deref(), &form, requested))
+}
+
+async fn reset_password_page(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    query: web::Query<LinkQuery>,
+) -> HttpResponse {
+    respond(site.reset_password_page(user.as_deref(), &query))
+}
+
+async fn reset_password(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<ResetPasswordForm>,
+) -> HttpResponse {
+    let reset = auth.reset_password(&form.token, &form.password).await;
+    respond(site.password_reset(user.as_deref(), &form, reset))
 }
 
 // ----- Sign-out and sessions -----

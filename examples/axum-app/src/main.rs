@@ -20,8 +20,8 @@ use axum::{
 };
 use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, RevokeForm, SessionsQuery, SignInForm, SignInQuery,
-    SignUpForm, Site,
+    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, ForgotPasswordForm, LinkQuery, ResetPasswordForm,
+    RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
 };
 use tokio::net::TcpListener;
 
@@ -60,6 +60,10 @@ fn app(site: Site) -> Router {
         .route("/oauth/start/{provider}", post(start_oauth))
         .route("/oauth/link/{provider}", post(link_oauth))
         .route(CALLBACK_PATH, get(oauth_callback))
+        .route("/verify-email", get(verify_email))
+        .route("/verify-email/send", post(request_email_verification))
+        .route("/forgot-password", get(forgot_password_page).post(forgot_password))
+        .route("/reset-password", get(reset_password_page).post(reset_password))
         .fallback(not_found)
         .with_state(site)
         .layer(KeyportLayer::new(guard))
@@ -185,6 +189,53 @@ async fn oauth_callback(
     Query(query): Query<CallbackQuery>,
 ) -> Response {
     respond(site.oauth_finished(user.as_deref(), &query, auth.finish_oauth(site.callback()).await))
+}
+
+// ----- Through the mailbox -----
+
+async fn request_email_verification(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.verification_requested(&user, auth.request_email_verification().await))
+}
+
+async fn verify_email(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    respond(site.email_verified(user.as_deref(), auth.verify_email(&query.token).await))
+}
+
+async fn forgot_password_page(State(site): State<Site>, user: Option<Principal>) -> Response {
+    respond(site.forgot_password_page(user.as_deref()))
+}
+
+async fn forgot_password(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<ForgotPasswordForm>,
+) -> Response {
+    let requested = auth.request_password_reset(&form.email).await;
+    respond(site.password_reset_requested(user.as_deref(), &form, requested))
+}
+
+async fn reset_password_page(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    respond(site.reset_password_page(user.as_deref(), &query))
+}
+
+async fn reset_password(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<ResetPasswordForm>,
+) -> Response {
+    let reset = auth.reset_password(&form.token, &form.password).await;
+    respond(site.password_reset(user.as_deref(), &form, reset))
 }
 
 // ----- Sign-out and sessions -----

@@ -180,6 +180,7 @@ pub(crate) fn sign_in(user: Option<&Principal>, form: &SignInForm<'_>) -> String
 <div><button type="submit">Sign in</button></div>
 </form>
 {providers}
+<p><a href="/forgot-password">Forgot your password?</a></p>
 <p>No account yet? <a href="/sign-up">Sign up</a>.</p>"#,
         notice = message("notice", form.notice),
         providers = provider_buttons(form.providers),
@@ -237,6 +238,7 @@ pub(crate) fn dashboard(user: &Principal, providers: &[Provider], notice: Option
 <p>Hello, {name}. This page needs a session.</p>
 <dl>
 <dt>Email</dt><dd id="email">{email}</dd>
+<dt>Email verified</dt><dd id="email-verified">{verified}</dd>
 <dt>Name</dt><dd id="name">{name_or_dash}</dd>
 <dt>Roles</dt><dd id="roles">{roles}</dd>
 <dt>User id</dt><dd><code id="user-id">{user_id}</code></dd>
@@ -248,6 +250,11 @@ pub(crate) fn dashboard(user: &Principal, providers: &[Provider], notice: Option
         notice = message("notice", notice),
         name = escape(display_name(user)),
         email = escape(&user.email),
+        verified = if user.email_verified {
+            "yes".to_owned()
+        } else {
+            r#"no <form class="inline" method="post" action="/verify-email/send"><button type="submit">Send me a verification link</button></form>"#.to_owned()
+        },
         name_or_dash = if user.name.is_empty() { "—".to_owned() } else { escape(&user.name) },
         user_id = escape(&user.user_id),
         session_id = escape(&user.session_id),
@@ -309,6 +316,63 @@ pub(crate) fn admin(user: &Principal) -> String {
 }
 
 /// A page for a failure that has no form to go back to.
+/// `GET /forgot-password`, and the same form again after a refusal.
+pub(crate) fn forgot_password(user: Option<&Principal>, email: &str, error: Option<&str>) -> String {
+    let body = format!(
+        r#"{error}
+<p>Enter the email you sign in with. If an account has it, we mail it a link to choose a new password.</p>
+<form method="post" action="/forgot-password">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="{email}">
+<div><button type="submit">Send me a link</button></div>
+</form>"#,
+        error = message("error", error),
+        email = escape(email),
+    );
+    page("Forgot your password?", user, &body)
+}
+
+/// What `POST /forgot-password` answers for every address, known or not.
+pub(crate) fn reset_link_sent(user: Option<&Principal>) -> String {
+    let body = r#"<p class="notice" role="status">If an account has this address, a link to choose a new password is on its way. It works once, for an hour.</p>
+<p><a href="/sign-in">Back to sign-in</a></p>"#;
+    page("Check your mail", user, body)
+}
+
+/// `GET /reset-password?token=...`: the new-password form, carrying the token.
+pub(crate) fn reset_password(user: Option<&Principal>, token: &str, error: Option<&str>) -> String {
+    let body = format!(
+        r#"{error}
+<form method="post" action="/reset-password">
+<input type="hidden" name="token" value="{token}">
+<label for="password">New password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="8">
+<div><button type="submit">Set my new password</button></div>
+</form>
+<p>Setting it signs you out everywhere.</p>"#,
+        error = message("error", error),
+        token = escape(token),
+    );
+    page("Choose a new password", user, &body)
+}
+
+/// A page saying something went well.
+pub(crate) fn done(user: Option<&Principal>, title: &str, text: &str) -> String {
+    let body = format!(r#"{}<p><a href="/dashboard">Dashboard</a></p>"#, message("notice", Some(text)));
+    page(title, user, &body)
+}
+
+/// A problem page with a link to what to do next.
+pub(crate) fn problem_with_link(user: Option<&Principal>, title: &str, text: &str, href: &str, how: &str) -> String {
+    let body = format!(r#"<p>{}</p><p><a href="{}">{}</a></p>"#, escape(text), escape(href), escape(&capitalised(how)));
+    page(title, user, &body)
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 pub(crate) fn problem(user: Option<&Principal>, title: &str, text: &str) -> String {
     let body = format!(r#"{}<p><a href="/">Home</a></p>"#, message("error", Some(text)));
     page(title, user, &body)

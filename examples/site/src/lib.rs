@@ -9,7 +9,9 @@
 //! Pages: `/` (public), `/sign-up` and `/sign-in` (forms, and a "Sign in
 //! with ..." button per provider configured in Keyport), `/dashboard` and
 //! `/sessions` (need a session), `/admin` (needs the `admin` role), and
-//! `POST /sign-out`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! `POST /sign-out`. Through the mailbox: `/forgot-password` and
+//! `/reset-password` (public), `GET /verify-email` (the link's page) and
+//! `POST /verify-email/send` (needs a session). Social sign-in: `POST /oauth/start/{provider}` sends the
 //! browser to the provider, which sends it back to `GET /oauth/callback`;
 //! `POST /oauth/link/{provider}` (needs a session) links a provider account
 //! the same way. The route rules in [`settings`] decide who may see what;
@@ -112,6 +114,7 @@ pub fn settings() -> AuthSettings {
         .protect("/dashboard(.*)")
         .protect("/sessions(.*)")
         .protect("/oauth/link/(.*)")
+        .protect("/verify-email/send")
         .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
     // `/sign-in?return_to=<the page>` (the defaults).
@@ -157,6 +160,8 @@ pub struct DashboardQuery {
     welcome: Option<String>,
     /// The provider just linked.
     linked: Option<String>,
+    /// Set once a verification link was mailed.
+    verify: Option<String>,
 }
 
 /// `POST /sign-up`'s form.
@@ -176,6 +181,8 @@ pub struct SignUpForm {
 pub struct SignInQuery {
     /// The page to come back to.
     return_to: Option<String>,
+    /// Set after a password reset.
+    reset: Option<String>,
 }
 
 /// `POST /sign-in`'s form.
@@ -201,6 +208,30 @@ pub struct CallbackQuery {
 pub struct SessionsQuery {
     revoked: Option<String>,
     others: Option<String>,
+}
+
+/// `POST /forgot-password`'s form.
+#[derive(Debug, Deserialize)]
+pub struct ForgotPasswordForm {
+    /// The address to send a reset link to.
+    pub email: String,
+}
+
+/// `GET /reset-password` and `GET /verify-email`: the link's token.
+#[derive(Debug, Deserialize)]
+pub struct LinkQuery {
+    /// The `kpm_...` token from the mail's link.
+    #[serde(default)]
+    pub token: String,
+}
+
+/// `POST /reset-password`'s form.
+#[derive(Debug, Deserialize)]
+pub struct ResetPasswordForm {
+    /// The link's token, carried through the form.
+    pub token: String,
+    /// The new password.
+    pub password: String,
 }
 
 /// `POST /sessions/revoke`'s form.
@@ -251,10 +282,11 @@ impl Site {
     /// `GET /dashboard`.
     pub async fn dashboard<C>(&self, user: &Principal, query: &DashboardQuery) -> Answer<C> {
         let providers = self.providers().await;
-        let notice = match (&query.linked, &query.welcome) {
-            (Some(id), _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
-            (None, Some(_)) => Some("Welcome! Your account was created.".to_owned()),
-            (None, None) => None,
+        let notice = match (&query.linked, &query.welcome, &query.verify) {
+            (Some(id), _, _) => Some(format!("Linked your {} account.", html::provider_name(&providers, id))),
+            (None, Some(_), _) => Some("Welcome! Your account was created.".to_owned()),
+            (None, None, Some(_)) => Some("A verification link is on its way to your mailbox.".to_owned()),
+            (None, None, None) => None,
         };
         Answer::page(200, html::dashboard(user, &providers, notice.as_deref()))
     }
@@ -302,7 +334,11 @@ impl Site {
     /// `GET /sign-in`.
     pub async fn sign_in_page<C>(&self, user: Option<&Principal>, query: &SignInQuery) -> Answer<C> {
         let return_to = query.return_to.as_deref().and_then(safe_return_path);
-        let notice = return_to.map(|_| "Sign in to see that page.");
+        let notice = match (return_to, query.reset.is_some()) {
+            (_, true) => Some("Your password was changed. Sign in with the new one."),
+            (Some(_), false) => Some("Sign in to see that page."),
+            (None, false) => None,
+        };
         let providers = self.providers().await;
         let form = html::SignInForm { return_to, notice, providers: &providers, ..html::SignInForm::default() };
         Answer::page(200, html::sign_in(user, &form))
@@ -404,6 +440,82 @@ impl Site {
         Answer::page(status, page)
     }
 
+    // ----- Through the mailbox: verify the address, reset the password -----
+
+    /// `POST /verify-email/send`, once `Auth::request_email_verification`
+    /// answered `requested`.
+    pub fn verification_requested<C>(&self, user: &Principal, requested: Result<(), Error>) -> Answer<C> {
+        match requested {
+            Ok(()) => Answer::see_other("/dashboard?verify=sent"),
+            Err(error) if is_signed_out(&error) => Answer::see_other("/sign-in?return_to=%2Fdashboard"),
+            Err(error) => mail_refused(Some(user), &error),
+        }
+    }
+
+    /// `GET /verify-email?token=...`, once `Auth::verify_email` answered `verified`.
+    pub fn email_verified<C>(&self, user: Option<&Principal>, verified: Result<(), Error>) -> Answer<C> {
+        match verified {
+            Ok(()) => Answer::page(200, html::done(user, "Email verified", "Thank you: your address is verified.")),
+            Err(error) => link_refused(user, &error, "/dashboard", "send a new one from your dashboard"),
+        }
+    }
+
+    /// `GET /forgot-password`.
+    pub fn forgot_password_page<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        Answer::page(200, html::forgot_password(user, "", None))
+    }
+
+    /// `POST /forgot-password`, once `Auth::request_password_reset` answered
+    /// `requested`: the same page for every address, known or not.
+    pub fn password_reset_requested<C>(
+        &self,
+        user: Option<&Principal>,
+        form: &ForgotPasswordForm,
+        requested: Result<(), Error>,
+    ) -> Answer<C> {
+        match requested {
+            Ok(()) => Answer::page(200, html::reset_link_sent(user)),
+            Err(error) if *error.reason() == Reason::InvalidArgument => {
+                Answer::page(422, html::forgot_password(user, &form.email, Some("Enter a valid email address.")))
+            }
+            Err(error) => mail_refused(user, &error),
+        }
+    }
+
+    /// `GET /reset-password?token=...`: the form; Keyport checks the token
+    /// when it is posted.
+    pub fn reset_password_page<C>(&self, user: Option<&Principal>, query: &LinkQuery) -> Answer<C> {
+        Answer::page(200, html::reset_password(user, &query.token, None))
+    }
+
+    /// `POST /reset-password`, once `Auth::reset_password` answered `reset`:
+    /// every session ended, so the user signs in again with the new password.
+    pub fn password_reset<C: From<String>>(
+        &self,
+        user: Option<&Principal>,
+        form: &ResetPasswordForm,
+        reset: Result<u32, Error>,
+    ) -> Answer<C> {
+        match reset {
+            // This browser's session ended too: drop its cookie.
+            Ok(_) => {
+                Answer::see_other("/sign-in?reset=1").with_cookies([C::from(self.guard.settings().cookie.clear())])
+            }
+            Err(error)
+                if matches!(
+                    error.reason(),
+                    Reason::WeakPassword
+                        | Reason::PasswordTooLong
+                        | Reason::PasswordTooCommon
+                        | Reason::PasswordContainsEmail
+                ) =>
+            {
+                Answer::page(422, html::reset_password(user, &form.token, Some(&capitalise(error.message()))))
+            }
+            Err(error) => link_refused(user, &error, "/forgot-password", "ask for a new one"),
+        }
+    }
+
     // ----- Sign-out and sessions -----
 
     /// `POST /sign-out`, once `Auth::sign_out` answered `signed_out`: it
@@ -497,6 +609,43 @@ fn form_error(error: &Error) -> (u16, String) {
             tracing::warn!(%error, "keyport call failed");
             (503, "Signing in is unavailable right now. Try again shortly.".to_owned())
         }
+    }
+}
+
+/// A mail that could not be requested: not set up, or too many for now.
+fn mail_refused<C>(user: Option<&Principal>, error: &Error) -> Answer<C> {
+    match error.reason() {
+        Reason::MailDisabled => Answer::page(
+            503,
+            html::problem(
+                user,
+                "Mail is not set up",
+                "This Keyport has no mail delivery configured ([mail] in its config).",
+            ),
+        ),
+        Reason::RateLimited => Answer::page(
+            429,
+            html::problem(user, "Not so fast", "Several mails went out already. Wait a little and try again."),
+        ),
+        _ => unavailable(user, error),
+    }
+}
+
+/// A verification or reset link that no longer works.
+fn link_refused<C>(user: Option<&Principal>, error: &Error, again: &str, how: &str) -> Answer<C> {
+    match error.reason() {
+        Reason::EmailTokenInvalid => Answer::page(
+            400,
+            html::problem_with_link(
+                user,
+                "This link no longer works",
+                "It was used already, replaced by a newer one, or it expired.",
+                again,
+                how,
+            ),
+        ),
+        Reason::RateLimited => Answer::page(429, html::problem(user, "Not so fast", "Wait a little and try again.")),
+        _ => unavailable(user, error),
     }
 }
 

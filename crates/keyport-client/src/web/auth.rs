@@ -1,5 +1,6 @@
-//! [`Auth`]: the sign-in, sign-up, sign-out, social sign-in and session
-//! steps a handler takes for one request, written once for every adapter.
+//! [`Auth`]: the sign-in, sign-up, sign-out, social sign-in, session and
+//! mailbox (verify, reset) steps a handler takes for one request, written
+//! once for every adapter.
 
 use super::guard::{Guard, RequestView};
 use crate::{
@@ -114,6 +115,27 @@ impl<C: From<String>> Auth<C> {
     /// Ends all the caller's other sessions; returns how many.
     pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
         self.guard.revoke_other_sessions(&self.client, self.session_token()).await
+    }
+
+    /// Mails the signed-in user a link that verifies their address.
+    pub async fn request_email_verification(&self) -> Result<(), Error> {
+        self.guard.request_email_verification(&self.client, self.session_token()).await
+    }
+
+    /// Marks an address verified with the `token` of a verification link.
+    pub async fn verify_email(&self, link_token: &str) -> Result<(), Error> {
+        self.guard.verify_email(&self.client, link_token).await
+    }
+
+    /// Mails a password-reset link to `email` if an account has it.
+    pub async fn request_password_reset(&self, email: &str) -> Result<(), Error> {
+        self.guard.request_password_reset(&self.client, email).await
+    }
+
+    /// Sets a new password with the `token` of a reset link; returns how
+    /// many sessions ended. Nobody is signed in: send the user to sign in.
+    pub async fn reset_password(&self, link_token: &str, new_password: &str) -> Result<u32, Error> {
+        self.guard.reset_password(&self.client, link_token, new_password).await
     }
 
     /// The request's token for calls that need one: without a token,

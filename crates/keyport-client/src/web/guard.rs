@@ -371,6 +371,34 @@ impl Guard {
         Ok(revoked)
     }
 
+    /// Mails `token`'s user a link that verifies their address.
+    pub async fn request_email_verification(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
+        self.keyport("request an email verification")?.client().request_email_verification(token, client).await
+    }
+
+    /// Marks an address verified with a verification link's token. The
+    /// cache drops the user's sessions when Keyport's event arrives.
+    pub async fn verify_email(&self, client: &ClientInfo, link_token: &str) -> Result<(), Error> {
+        self.keyport("verify an email")?.client().verify_email(link_token, client).await
+    }
+
+    /// Mails a password-reset link to `email` if an account has it; the
+    /// same answer either way.
+    pub async fn request_password_reset(&self, client: &ClientInfo, email: &str) -> Result<(), Error> {
+        self.keyport("request a password reset")?.client().request_password_reset(email, client).await
+    }
+
+    /// Sets a new password with a reset link's token; every session of the
+    /// user ends (the cache hears of it at once) and nobody is signed in.
+    pub async fn reset_password(
+        &self,
+        client: &ClientInfo,
+        link_token: &str,
+        new_password: &str,
+    ) -> Result<u32, Error> {
+        self.keyport("reset a password")?.client().reset_password(link_token, new_password, client).await
+    }
+
     /// Starts a social sign-in (or, with `link_token`, a link): returns where
     /// to redirect the browser and the `Set-Cookie` value binding the flow to it.
     pub async fn start_oauth(

@@ -25,10 +25,12 @@ use crate::{
     user::User,
 };
 
-/// Password-reset requests being handled after their answer went out; past
-/// it, new requests are refused as overloaded (for known and unknown
-/// addresses alike).
-pub(crate) const MAX_DETACHED_RESETS: usize = 64;
+/// Password-reset requests being handled after their answer went out. A
+/// new request waits for one of them to finish, up to
+/// [`DETACHED_RESET_WAIT`], then is refused as overloaded (for known and
+/// unknown addresses alike).
+pub(crate) const MAX_DETACHED_RESETS: usize = 256;
+const DETACHED_RESET_WAIT: Duration = Duration::from_secs(1);
 
 impl Accounts {
     /// Mails the caller a link that verifies their address. Does nothing
@@ -86,8 +88,12 @@ impl Accounts {
         self.admit(PublicAction::RequestPasswordReset, client)?;
         let email = Email::parse("email", email)?;
         // The permit bounds the work in flight; it is taken before the
-        // answer, whatever the address, so a refusal says nothing either.
-        let permit = Arc::clone(&self.detached_resets).try_acquire_owned().map_err(|_| Error::Overloaded)?;
+        // answer, whatever the address, so a wait or a refusal says nothing
+        // about it either.
+        let permit = tokio::time::timeout(DETACHED_RESET_WAIT, Arc::clone(&self.detached_resets).acquire_owned())
+            .await
+            .map_err(|_| Error::Overloaded)?
+            .map_err(|_| Error::Overloaded)?;
         let accounts = self.clone();
         let settings = settings.clone();
         let client = client.clone();
