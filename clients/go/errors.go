@@ -95,6 +95,9 @@ const (
 	// (RequestEmailVerification, RequestPasswordReset) and the server has no
 	// mail delivery configured.
 	ReasonMailDisabled = "MAIL_DISABLED"
+	// ReasonEmailNotVerified: SignIn with the right password for an
+	// unverified address, on a server that requires verified addresses.
+	ReasonEmailNotVerified = "EMAIL_NOT_VERIFIED"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

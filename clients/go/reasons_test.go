@@ -23,6 +23,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonLinkedAccountNotFound, keyport.ReasonLastSignInMethod, keyport.ReasonEventsLost,
 		keyport.ReasonPasswordTooCommon, keyport.ReasonPasswordContainsEmail, keyport.ReasonEmailTokenInvalid,
 		keyport.ReasonMailDisabled,
+		keyport.ReasonEmailNotVerified,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

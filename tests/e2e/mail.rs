@@ -179,7 +179,7 @@ async fn of_parallel_resets_with_one_link_exactly_one_succeeds(backend: Backend)
 async fn verifies_an_address_through_the_mailbox(backend: Backend) -> TestResult {
     let (server, mailpit) = with_mail(backend).await?;
     let session = server.sign_up("ann@example.com").await?;
-    server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await?;
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
     let mail = mailpit.wait_for("ann@example.com", 1).await?.remove(0);
     assert!(mail.subject.contains("Verify"), "{}", mail.subject);
     let token = mail.token(VERIFY_PATH).ok_or("no verification link")?;
@@ -196,11 +196,15 @@ async fn verifies_an_address_through_the_mailbox(backend: Backend) -> TestResult
     assert_eq!(reason(&replay), "EMAIL_TOKEN_INVALID");
 
     // Verified already: nothing more is sent.
-    server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await?;
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mailpit.messages_to("ann@example.com").await?.len(), 1);
-    let anonymous = server.users().request_email_verification(RequestEmailVerificationRequest {}).await.unwrap_err();
-    assert_eq!(reason(&anonymous), "UNAUTHENTICATED");
+    // Without a session the address is asked for; a bad session is refused.
+    let anonymous =
+        server.users().request_email_verification(RequestEmailVerificationRequest::default()).await.unwrap_err();
+    assert_eq!(reason(&anonymous), "INVALID_ARGUMENT");
+    let forged = authed(RequestEmailVerificationRequest { email: "ann@example.com".into() }, "kp_forged");
+    assert_eq!(reason(&server.users().request_email_verification(forged).await.unwrap_err()), "UNAUTHENTICATED");
     Ok(())
 }
 
@@ -226,7 +230,7 @@ async fn a_message_queued_while_smtp_is_down_is_delivered_once_it_is_back(backen
     let (server, mut mailpit) = with_mail(backend).await?;
     let session = server.sign_up("ann@example.com").await?;
     mailpit.stop();
-    server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await?;
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
     // Wait for the failed attempt, then bring SMTP back and let the retry come due.
     let failed_attempt = "SELECT COUNT(*) FROM mail_outbox WHERE attempts >= 1 AND status = 'pending'";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -253,7 +257,7 @@ async fn without_mail_the_flows_that_need_it_answer_mail_disabled() -> TestResul
     assert_eq!((status.code(), reason(&status).as_str()), (Code::FailedPrecondition, "MAIL_DISABLED"));
     let status = server
         .users()
-        .request_email_verification(authed(RequestEmailVerificationRequest {}, &session))
+        .request_email_verification(authed(RequestEmailVerificationRequest::default(), &session))
         .await
         .unwrap_err();
     assert_eq!(reason(&status), "MAIL_DISABLED");
@@ -282,7 +286,7 @@ async fn two_replicas_send_each_message_exactly_once() -> TestResult {
         let barrier = barrier.clone();
         calls.push(tokio::spawn(async move {
             barrier.wait().await;
-            users.request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await
+            users.request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await
         }));
     }
     for call in calls {
@@ -313,14 +317,15 @@ async fn each_address_gets_a_capped_number_of_link_mails() -> TestResult {
         server.users().request_password_reset(reset_request("ann@example.com")).await?;
     }
     mailpit.wait_for("ann@example.com", 2).await?;
-    let verify = server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await;
+    let verify =
+        server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await;
     let status = verify.unwrap_err();
     assert_eq!(reason(&status), "RATE_LIMITED");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(mailpit.messages_to("ann@example.com").await?.len(), 2);
     // An hour later the address may get one more.
     server.clock.advance(Duration::from_secs(3600));
-    server.users().request_email_verification(authed(RequestEmailVerificationRequest {}, &session)).await?;
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
     mailpit.wait_for("ann@example.com", 3).await?;
     Ok(())
 }

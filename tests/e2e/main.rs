@@ -24,6 +24,7 @@ mod sign_in;
 mod sign_up;
 mod tls;
 mod transport;
+mod verified_sign_up;
 mod web;
 
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

@@ -39,6 +39,7 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::LastSignInMethod, Code::FailedPrecondition),
         (Error::EmailTokenInvalid, Code::InvalidArgument),
         (Error::MailDisabled, Code::FailedPrecondition),
+        (Error::EmailNotVerified, Code::FailedPrecondition),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

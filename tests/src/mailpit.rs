@@ -143,7 +143,15 @@ impl Mailpit {
             .arg(format!("127.0.0.1:{}", self.http_port))
             .arg("--database")
             .arg(self.dir.path().join("mailpit.db"))
-            .args(["--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--smtp-disable-rdns", "--quiet"])
+            // `--max 0`: keep every message (the default prunes past 500).
+            .args([
+                "--max",
+                "0",
+                "--smtp-auth-accept-any",
+                "--smtp-auth-allow-insecure",
+                "--smtp-disable-rdns",
+                "--quiet",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

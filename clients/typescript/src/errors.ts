@@ -86,6 +86,8 @@ export const ErrorReason = {
   EMAIL_TOKEN_INVALID: "EMAIL_TOKEN_INVALID",
   /** The call needs to send mail and the server has no mail delivery configured. */
   MAIL_DISABLED: "MAIL_DISABLED",
+  /** `SignIn` with the right password for an unverified address, on a server that requires verified addresses. */
+  EMAIL_NOT_VERIFIED: "EMAIL_NOT_VERIFIED",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

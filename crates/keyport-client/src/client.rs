@@ -45,6 +45,18 @@ pub enum SignInOutcome {
     Session(SignedIn),
 }
 
+/// How a sign-up ended, as the proto's `SignUpResponse`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignUpOutcome {
+    /// The account exists and is signed in.
+    SignedIn(SignedIn),
+    /// The server requires verified addresses: nobody is signed in, and a
+    /// mail is on its way to the address (a verification link for a new
+    /// account, a notice for an existing one). Tell the user to check it.
+    VerificationRequired,
+}
+
 /// A started social sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartedOAuth {
@@ -378,14 +390,15 @@ impl KeyportClient {
         }
     }
 
-    /// Creates an account and signs it in.
+    /// Creates an account and signs it in, or (when the server requires
+    /// verified addresses) answers [`SignUpOutcome::VerificationRequired`].
     pub async fn sign_up(
         &self,
         email: &str,
         password: &str,
         name: &str,
         client: &ClientInfo,
-    ) -> Result<SignedIn, Error> {
+    ) -> Result<SignUpOutcome, Error> {
         let message =
             v1::SignUpRequest { email: email.to_owned(), password: password.to_owned(), name: name.to_owned() };
         let response = self
@@ -394,8 +407,11 @@ impl KeyportClient {
                 async move { UserServiceClient::new(channel).sign_up(request).await }
             })
             .await?;
+        if response.verification_required {
+            return Ok(SignUpOutcome::VerificationRequired);
+        }
         let grant = response.session.ok_or_else(|| Status::internal("SignUp answered without a session"))?;
-        signed_in(grant)
+        signed_in(grant).map(SignUpOutcome::SignedIn)
     }
 
     /// Mails the user behind `token` a link that verifies their address
@@ -404,7 +420,20 @@ impl KeyportClient {
     /// without mail.
     pub async fn request_email_verification(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
         self.once(|channel| {
-            let request = self.request(v1::RequestEmailVerificationRequest {}, Some(token), client);
+            let request = self.request(v1::RequestEmailVerificationRequest::default(), Some(token), client);
+            async move { UserServiceClient::new(channel).request_email_verification(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Mails a new verification link to `email`, for a user who cannot sign
+    /// in before verifying ([`Reason::EmailNotVerified`](crate::Reason::EmailNotVerified));
+    /// answers the same whether or not such an account exists.
+    pub async fn request_email_verification_for(&self, email: &str, client: &ClientInfo) -> Result<(), Error> {
+        self.once(|channel| {
+            let message = v1::RequestEmailVerificationRequest { email: email.to_owned() };
+            let request = self.request(message, None, client);
             async move { UserServiceClient::new(channel).request_email_verification(request).await }
         })
         .await?;

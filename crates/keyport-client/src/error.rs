@@ -62,6 +62,9 @@ pub enum Reason {
     EmailTokenInvalid,
     /// The server has no mail delivery configured.
     MailDisabled,
+    /// The password was right, but the address must be verified before
+    /// signing in: offer to send a new link.
+    EmailNotVerified,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -113,6 +116,7 @@ impl Reason {
             Self::LastSignInMethod => ErrorReason::LastSignInMethod,
             Self::EmailTokenInvalid => ErrorReason::EmailTokenInvalid,
             Self::MailDisabled => ErrorReason::MailDisabled,
+            Self::EmailNotVerified => ErrorReason::EmailNotVerified,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -164,6 +168,7 @@ impl From<ErrorReason> for Reason {
             ErrorReason::LastSignInMethod => Self::LastSignInMethod,
             ErrorReason::EmailTokenInvalid => Self::EmailTokenInvalid,
             ErrorReason::MailDisabled => Self::MailDisabled,
+            ErrorReason::EmailNotVerified => Self::EmailNotVerified,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

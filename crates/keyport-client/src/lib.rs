@@ -24,7 +24,8 @@ pub mod web;
 
 pub use cache::{CacheConfig, CacheStats, SessionCache};
 pub use client::{
-    ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignedIn, StartedOAuth,
+    ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn,
+    StartedOAuth,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};

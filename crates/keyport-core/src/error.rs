@@ -99,6 +99,10 @@ pub enum Error {
     /// answer for all, so a token reveals nothing about others.
     #[error("email token invalid")]
     EmailTokenInvalid,
+    /// The password is right, but the account's address is not verified
+    /// and this server requires it before sign-in.
+    #[error("the email address is not verified yet")]
+    EmailNotVerified,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

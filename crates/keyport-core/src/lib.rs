@@ -34,4 +34,4 @@ mod validated_cache;
 pub use accounts::{Accounts, AccountsConfig};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use error::{Error, FieldViolation, Result};
-pub use session::{ClientInfo, Principal, SessionGrant};
+pub use session::{ClientInfo, Principal, SessionGrant, SignUpOutcome};

@@ -184,3 +184,24 @@ mod tests {
         assert_eq!(policy().freshness(&s, T0.saturating_add(24 * HOUR)), Freshness::Expired);
     }
 }
+
+/// What a sign-up did.
+#[derive(Debug)]
+pub enum SignUpOutcome {
+    /// The account exists and is signed in.
+    SignedIn(Box<SessionGrant>),
+    /// The server requires verified addresses: a link (or, if the address
+    /// had an account, a notice) is on its way to the address. Nobody is
+    /// signed in, and nothing says whether the account is new.
+    VerificationSent,
+}
+
+impl SignUpOutcome {
+    /// The session, when the sign-up signed in.
+    pub fn into_grant(self) -> Option<SessionGrant> {
+        match self {
+            Self::SignedIn(grant) => Some(*grant),
+            Self::VerificationSent => None,
+        }
+    }
+}

@@ -74,6 +74,9 @@ impl Keyport {
         let courier = if config.mail.enabled() {
             accounts = accounts.with_mail(config.mail.settings()?);
             Some(Courier::new(accounts.clone(), &config.mail)?)
+        } else if config.sign_up.require_email_verification {
+            let problem = "sign_up.require_email_verification needs mail delivery".to_owned();
+            return Err(crate::mail::MailConfigError::Invalid { field: "smtp_host", problem }.into());
         } else {
             tracing::info!(
                 "mail is off (no mail.smtp_host): verification and password-reset calls answer MAIL_DISABLED"

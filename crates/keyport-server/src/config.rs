@@ -56,6 +56,18 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Mail delivery and the links in mails; off until `smtp_host` is set.
     pub mail: MailConfig,
+    /// Sign-up rules.
+    pub sign_up: SignUpConfig,
+}
+
+/// Sign-up rules.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignUpConfig {
+    /// Password accounts sign in only once their address is verified, and
+    /// `SignUp` answers the same for new and taken addresses (the owner of
+    /// a taken one gets a mail). Needs `[mail]`.
+    pub require_email_verification: bool,
 }
 
 /// The audit trail.
@@ -267,6 +279,7 @@ impl Default for Config {
             oauth: OAuthSettings::default(),
             audit: AuditConfig::default(),
             mail: MailConfig::default(),
+            sign_up: SignUpConfig::default(),
         }
     }
 }
@@ -365,6 +378,7 @@ const KEYS: &[&str] = &[
     "oauth",
     "audit",
     "mail",
+    "sign_up",
 ];
 
 impl Config {
@@ -432,6 +446,7 @@ impl Config {
             },
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
             validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),
+            require_email_verification: self.sign_up.require_email_verification,
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

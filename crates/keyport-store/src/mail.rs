@@ -18,7 +18,6 @@ use keyport_core::{
     user::{User, UserId},
 };
 use sea_orm::{
-    ActiveValue::Set,
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
@@ -28,7 +27,7 @@ use crate::{
     SeaStore,
     db_error::classify,
     entity::{email_token, mail_outbox, password, session, user},
-    rows::{MAIL_PENDING, insert_audit, insert_mail, parse_user_id, user_from_row},
+    rows::{MAIL_PENDING, insert_audit, insert_email_token, insert_mail, parse_user_id, user_from_row},
     write::{begin, delete_email_tokens, lock_user, notify},
 };
 
@@ -44,15 +43,7 @@ impl EmailTokenStore for SeaStore {
             return Err(StoreError::NotFound);
         }
         delete_email_tokens(&txn, token.user_id, token.purpose).await?;
-        let row = email_token::ActiveModel {
-            token_hash: Set(token.hash.to_vec()),
-            purpose: Set(token.purpose.as_str().to_owned()),
-            user_id: Set(token.user_id.to_string()),
-            email: Set(token.email.as_str().to_owned()),
-            created_at: Set(token.created_at.unix_millis()),
-            expires_at: Set(token.expires_at.unix_millis()),
-        };
-        email_token::Entity::insert(row).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_email_token(&txn, token).await?;
         insert_mail(&txn, mail).await?;
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)

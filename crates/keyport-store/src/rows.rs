@@ -5,7 +5,7 @@ use keyport_core::{
     Timestamp,
     audit::AuditEvent,
     email::Email,
-    mail::Mail,
+    mail::{EmailToken, Mail},
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     db_error::classify,
-    entity::{audit_event, mail_outbox, session, user},
+    entity::{audit_event, email_token, mail_outbox, session, user},
 };
 
 pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
@@ -132,6 +132,20 @@ pub(crate) async fn insert_mail(db: &impl ConnectionTrait, mail: &Mail) -> Store
         last_error: Set(None),
     };
     mail_outbox::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
+}
+
+/// Stores an email token (its hash only).
+pub(crate) async fn insert_email_token(db: &impl ConnectionTrait, token: &EmailToken) -> StoreResult<()> {
+    let row = email_token::ActiveModel {
+        token_hash: Set(token.hash.to_vec()),
+        purpose: Set(token.purpose.as_str().to_owned()),
+        user_id: Set(token.user_id.to_string()),
+        email: Set(token.email.as_str().to_owned()),
+        created_at: Set(token.created_at.unix_millis()),
+        expires_at: Set(token.expires_at.unix_millis()),
+    };
+    email_token::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
     Ok(())
 }
 

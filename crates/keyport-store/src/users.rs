@@ -6,7 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     events::SessionEvent,
-    mail::{Mail, TokenPurpose},
+    mail::{EmailToken, Mail, TokenPurpose},
     session::Session,
     store::{Credentials, StoreError, StoreResult, UserStore},
     token::SessionId,
@@ -18,7 +18,7 @@ use crate::{
     SeaStore,
     db_error::classify,
     entity::{account, email_token, password, session, user},
-    rows::{insert_audit, insert_mail, insert_session, user_from_row, user_to_row},
+    rows::{insert_audit, insert_email_token, insert_mail, insert_session, user_from_row, user_to_row},
     write::{begin, delete_email_tokens, delete_sessions_except, lock_user, notify},
 };
 
@@ -40,6 +40,28 @@ impl UserStore for SeaStore {
         };
         password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
         insert_session(&txn, session).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn create_unverified_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        token: &EmailToken,
+        mail: &Mail,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let txn = begin(&self.db).await?;
+        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
+        let password = password::ActiveModel {
+            user_id: Set(user.id.to_string()),
+            hash: Set(password_hash.to_owned()),
+            updated_at: Set(user.created_at.unix_millis()),
+        };
+        password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_email_token(&txn, token).await?;
+        insert_mail(&txn, mail).await?;
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)
     }

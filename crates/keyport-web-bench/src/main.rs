@@ -30,7 +30,7 @@ use axum::{Router, routing::get};
 use clap::Parser;
 use keyport_axum::KeyportLayer;
 use keyport_client::{
-    CacheConfig, ClientInfo, KeyportClient, SessionCache, SignInOutcome,
+    CacheConfig, ClientInfo, KeyportClient, SessionCache, SignInOutcome, SignUpOutcome,
     web::{AuthSettings, Guard, RequestView, RouteRules},
 };
 
@@ -74,7 +74,10 @@ async fn main() -> Result<(), BoxError> {
     let keyport = keyport::Keyport::start(&binary).await?;
     let client = KeyportClient::builder(&keyport.endpoint).build()?;
     let signed_up = client.sign_up("bench@example.com", PASSWORD, "Bench", &ClientInfo::default()).await?;
-    let token = signed_up.token;
+    let SignUpOutcome::SignedIn(signed_in) = signed_up else {
+        return Err("the benchmark's Keyport requires email verification".into());
+    };
+    let token = signed_in.token;
 
     let settings = AuthSettings::new(RouteRules::new().protect("/hello")).shared();
     let hit_cache = SessionCache::start(client.clone(), CacheConfig::default());

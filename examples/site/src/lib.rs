@@ -36,7 +36,7 @@ use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use keyport_client::{
     CacheConfig, Error, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache, SessionSummary, SignedIn,
-    web::{AuthSettings, Guard, RouteRules, safe_return_path},
+    web::{AuthSettings, Guard, RouteRules, SignedUp, safe_return_path},
 };
 use serde::Deserialize;
 
@@ -308,15 +308,24 @@ impl Site {
     }
 
     /// `POST /sign-up`, once `Auth::sign_up` answered `signed_up`: the cookie
-    /// header signs the new account in at once, or the form shows again.
+    /// header signs the new account in at once, a "check your mail" page
+    /// when Keyport requires verified addresses, or the form again.
     pub async fn signed_up<C>(
         &self,
         user: Option<&Principal>,
         form: &SignUpForm,
-        signed_up: Result<(SignedIn, C), Error>,
+        signed_up: Result<SignedUp<C>, Error>,
     ) -> Answer<C> {
         match signed_up {
-            Ok((_, cookie)) => Answer::see_other(AFTER_SIGN_IN).with_cookies([cookie]),
+            Ok(SignedUp::SignedIn(_, cookie)) => Answer::see_other(AFTER_SIGN_IN).with_cookies([cookie]),
+            Ok(_) => Answer::page(
+                200,
+                html::done(
+                    user,
+                    "Check your mail",
+                    "We mailed you a link. Follow it to verify your address, then sign in.",
+                ),
+            ),
             Err(error) => {
                 let (status, message) = form_error(&error);
                 let providers = self.providers().await;
@@ -605,6 +614,9 @@ fn form_error(error: &Error) -> (u16, String) {
             (422, message)
         }
         Reason::RateLimited => (429, "Too many failed attempts. Wait a little and try again.".to_owned()),
+        Reason::EmailNotVerified => {
+            (403, "Verify your email address first: follow the link we mailed you when you signed up.".to_owned())
+        }
         _ => {
             tracing::warn!(%error, "keyport call failed");
             (503, "Signing in is unavailable right now. Try again shortly.".to_owned())

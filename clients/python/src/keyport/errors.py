@@ -25,6 +25,7 @@ __all__ = [
     "AlreadyLinked",
     "EmailTaken",
     "EmailTokenInvalid",
+    "EmailNotVerified",
     "EventsLost",
     "Internal",
     "InvalidArgument",
@@ -127,6 +128,9 @@ class Reason(str, enum.Enum):
     EMAIL_TOKEN_INVALID = "EMAIL_TOKEN_INVALID"
     #: The call needs to send mail and the server has no mail delivery configured.
     MAIL_DISABLED = "MAIL_DISABLED"
+    #: ``SignIn`` with the right password for an unverified address, on a
+    #: server that requires verified addresses: offer a new link.
+    EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -507,6 +511,12 @@ class MailDisabled(KeyportError):
     """``MAIL_DISABLED``: the server has no mail delivery configured."""
 
     REASON = Reason.MAIL_DISABLED
+
+
+class EmailNotVerified(KeyportError):
+    """``EMAIL_NOT_VERIFIED``: the address must be verified before signing in."""
+
+    REASON = Reason.EMAIL_NOT_VERIFIED
 
 
 class EventsLost(KeyportError):

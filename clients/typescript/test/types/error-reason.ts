@@ -63,6 +63,7 @@ export function describe(err: unknown): string {
     case "ACCOUNT_LINK_REFUSED":
     case "LAST_SIGN_IN_METHOD":
     case "MAIL_DISABLED":
+    case "EMAIL_NOT_VERIFIED":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":

@@ -2,7 +2,7 @@
 //! mailbox (verify, reset) steps a handler takes for one request, written
 //! once for every adapter.
 
-use super::guard::{Guard, RequestView};
+use super::guard::{Guard, RequestView, SignedUp};
 use crate::{
     client::{ClientInfo, FinishedOAuth, SignedIn},
     error::Error,
@@ -90,11 +90,20 @@ impl<C: From<String>> Auth<C> {
         Ok((signed_in, C::from(cookie)))
     }
 
-    /// Creates an account and signs it in; the returned header sets the cookie.
-    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<(SignedIn, C), Error> {
-        let (signed_in, cookie) =
-            self.guard.sign_up(&self.client, self.token.as_deref(), email, password, name).await?;
-        Ok((signed_in, C::from(cookie)))
+    /// Creates an account and signs it in (the returned header sets the
+    /// cookie), or, when the server requires verified addresses, answers
+    /// [`SignedUp::VerificationRequired`].
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str) -> Result<SignedUp<C>, Error> {
+        Ok(match self.guard.sign_up(&self.client, self.token.as_deref(), email, password, name).await? {
+            SignedUp::SignedIn(signed_in, cookie) => SignedUp::SignedIn(signed_in, C::from(cookie)),
+            SignedUp::VerificationRequired => SignedUp::VerificationRequired,
+        })
+    }
+
+    /// Mails a new verification link to `email` (for a user refused with
+    /// `EmailNotVerified`); the same answer whether or not the account exists.
+    pub async fn request_email_verification_for(&self, email: &str) -> Result<(), Error> {
+        self.guard.request_email_verification_for(&self.client, email).await
     }
 
     /// Ends the request's session; the returned header deletes the cookie.

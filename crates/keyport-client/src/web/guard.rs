@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     cache::{SessionCache, session_id_of},
-    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignInOutcome, SignedIn},
+    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn},
     error::{Error, Reason},
     principal::{Principal, SessionSummary},
 };
@@ -280,8 +280,10 @@ impl Guard {
         Ok((signed_in, cookie))
     }
 
-    /// Signs up through Keyport; returns the session and the `Set-Cookie`
-    /// value, ending the browser's `previous` session like [`Guard::sign_in`].
+    /// Signs up through Keyport: the session and the `Set-Cookie` value,
+    /// ending the browser's `previous` session like [`Guard::sign_in`]; or
+    /// [`SignedUp::VerificationRequired`] when the server requires verified
+    /// addresses (nobody signed in, nothing to set).
     pub async fn sign_up(
         &self,
         client: &ClientInfo,
@@ -289,11 +291,15 @@ impl Guard {
         email: &str,
         password: &str,
         name: &str,
-    ) -> Result<(SignedIn, String), Error> {
-        let signed_in = self.keyport("sign up")?.client().sign_up(email, password, name, client).await?;
-        self.end_previous(client, previous, &signed_in.token).await;
-        let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
-        Ok((signed_in, cookie))
+    ) -> Result<SignedUp<String>, Error> {
+        match self.keyport("sign up")?.client().sign_up(email, password, name, client).await? {
+            SignUpOutcome::SignedIn(signed_in) => {
+                self.end_previous(client, previous, &signed_in.token).await;
+                let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+                Ok(SignedUp::SignedIn(signed_in, cookie))
+            }
+            _ => Ok(SignedUp::VerificationRequired),
+        }
     }
 
     async fn end_previous(&self, client: &ClientInfo, previous: Option<&str>, current: &str) {
@@ -374,6 +380,12 @@ impl Guard {
     /// Mails `token`'s user a link that verifies their address.
     pub async fn request_email_verification(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
         self.keyport("request an email verification")?.client().request_email_verification(token, client).await
+    }
+
+    /// Mails a new verification link to `email`, if an unverified account
+    /// has it; the same answer either way.
+    pub async fn request_email_verification_for(&self, client: &ClientInfo, email: &str) -> Result<(), Error> {
+        self.keyport("request an email verification")?.client().request_email_verification_for(email, client).await
     }
 
     /// Marks an address verified with a verification link's token. The
@@ -605,6 +617,19 @@ fn is_preflight(request: &impl RequestView) -> bool {
 fn bearer(request: &impl RequestView) -> Option<&str> {
     let (scheme, token) = request.header("authorization")?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// How a sign-up through the web layer ended. `C` is the adapter's
+/// `Set-Cookie` header type.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignedUp<C> {
+    /// Signed in: the session, and the header that sets its cookie.
+    SignedIn(SignedIn, C),
+    /// The server requires verified addresses: nobody is signed in, and a
+    /// mail is on its way (a link for a new account, a notice for an
+    /// existing one). Show a "check your mail" page.
+    VerificationRequired,
 }
 
 #[cfg(test)]

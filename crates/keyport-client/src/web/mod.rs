@@ -17,7 +17,7 @@ mod rules;
 
 pub use auth::Auth;
 pub use cookie::{CookieSettings, SameSite};
-pub use guard::{Guard, Outcome, Reply, RequestView};
+pub use guard::{Guard, Outcome, Reply, RequestView, SignedUp};
 pub use redirect::safe_return_path;
 pub use reply::{Refusal, RefusalContext, RefusalPage};
 pub use rules::{Access, PatternError, RouteRules};

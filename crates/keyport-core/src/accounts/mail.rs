@@ -25,9 +25,9 @@ use crate::{
     user::User,
 };
 
-/// Password-reset requests being handled after their answer went out. A
-/// new request waits for one of them to finish, up to
-/// [`DETACHED_RESET_WAIT`], then is refused as overloaded (for known and
+/// Requests (password reset, verification by address) being handled after
+/// their answer went out. A new request waits for one of them to finish, up
+/// to [`DETACHED_RESET_WAIT`], then is refused as overloaded (for known and
 /// unknown addresses alike).
 pub(crate) const MAX_DETACHED_RESETS: usize = 256;
 const DETACHED_RESET_WAIT: Duration = Duration::from_secs(1);
@@ -42,24 +42,66 @@ impl Accounts {
             return Ok(());
         }
         self.recipients.admit(caller.user.email.clone(), None)?;
+        let (token, mail) = self.verification_for(settings, &caller.user)?;
+        let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, client)
+            .user(caller.user.id)
+            .session(&caller.session.id);
+        self.email_token_store().issue_email_token(&token, &mail, &audit).await?;
+        self.mail_queued.notify_one();
+        Ok(())
+    }
+
+    /// Mails a new verification link to `email`, for someone who cannot sign
+    /// in yet because their address is unverified. Answers the same, in the
+    /// same time, whether or not an unverified account has the address: the
+    /// lookup and the mail happen after the answer.
+    pub async fn request_email_verification_for(&self, email: &str, client: &ClientInfo) -> Result<()> {
+        self.mail_settings()?;
+        self.admit(PublicAction::RequestEmailVerification, client)?;
+        let email = Email::parse("email", email)?;
+        self.detached(client, move |accounts, client| async move {
+            let Some(user) = accounts.user_store().find_user_by_email(&email).await? else { return Ok(()) };
+            if user.email_verified || accounts.recipients.admit(email, None).is_err() {
+                return Ok(());
+            }
+            let settings = accounts.mail_settings()?;
+            let (token, mail) = accounts.verification_for(settings, &user)?;
+            let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, &client).user(user.id);
+            accounts.email_token_store().issue_email_token(&token, &mail, &audit).await?;
+            accounts.mail_queued.notify_one();
+            Ok(())
+        })
+        .await
+    }
+
+    /// A fresh verification token for `user`'s address, and its mail.
+    pub(super) fn verification_for(&self, settings: &MailSettings, user: &User) -> Result<(EmailToken, Mail)> {
         let now = self.clock.now();
         let token = MailToken::generate()?;
         let ttl = settings.verify_email_ttl;
         let link = settings.link(&settings.verify_email_path, &token);
-        let mail = self.compose(settings, MailKind::VerifyEmail, &caller.user, &link, ttl)?;
+        let mail = self.compose(settings, MailKind::VerifyEmail, user, &link, ttl)?;
         let stored = EmailToken {
             hash: token.hash(),
             purpose: TokenPurpose::VerifyEmail,
-            user_id: caller.user.id,
-            email: caller.user.email.clone(),
+            user_id: user.id,
+            email: user.email.clone(),
             created_at: now,
             expires_at: now.saturating_add(ttl),
         };
-        let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, now, client)
-            .user(caller.user.id)
-            .session(&caller.session.id);
-        self.email_token_store().issue_email_token(&stored, &mail, &audit).await?;
-        self.mail_queued.notify_one();
+        Ok((stored, mail))
+    }
+
+    /// Tells the owner of `email` that someone tried to sign up with it
+    /// (within the recipient's cap; past it, nothing is sent).
+    pub(super) async fn notify_existing_account(&self, settings: &MailSettings, email: &Email) -> Result<()> {
+        let Some(owner) = self.user_store().find_user_by_email(email).await? else { return Ok(()) };
+        if self.recipients.admit(email.clone(), None).is_err() {
+            return Ok(());
+        }
+        let link = settings.page(&settings.forgot_password_path);
+        let mail = self.compose(settings, MailKind::AccountExists, &owner, &link, Duration::ZERO)?;
+        self.mail_store().queue_mail(&mail).await?;
         Ok(())
     }
 
@@ -87,20 +129,32 @@ impl Accounts {
         let settings = self.mail_settings()?;
         self.admit(PublicAction::RequestPasswordReset, client)?;
         let email = Email::parse("email", email)?;
-        // The permit bounds the work in flight; it is taken before the
-        // answer, whatever the address, so a wait or a refusal says nothing
-        // about it either.
+        let settings = settings.clone();
+        self.detached(
+            client,
+            move |accounts, client| async move { accounts.issue_reset(&settings, &email, &client).await },
+        )
+        .await
+    }
+
+    /// Runs `work` after the answer, on its own task: what the enumeration-
+    /// safe requests do with the address they were given. A permit bounds
+    /// the work in flight; it is taken before the answer, whatever the
+    /// address, so a wait or a refusal says nothing about it either.
+    async fn detached<F, Fut>(&self, client: &ClientInfo, work: F) -> Result<()>
+    where
+        F: FnOnce(Accounts, ClientInfo) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
         let permit = tokio::time::timeout(DETACHED_RESET_WAIT, Arc::clone(&self.detached_resets).acquire_owned())
             .await
             .map_err(|_| Error::Overloaded)?
             .map_err(|_| Error::Overloaded)?;
-        let accounts = self.clone();
-        let settings = settings.clone();
-        let client = client.clone();
+        let (accounts, client) = (self.clone(), client.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(error) = accounts.issue_reset(&settings, &email, &client).await {
-                tracing::warn!(%error, "issuing a password-reset link failed");
+            if let Err(error) = work(accounts, client).await {
+                tracing::warn!(%error, "mailing a link after the answer failed");
             }
         });
         Ok(())

@@ -62,6 +62,9 @@ pub struct AccountsConfig {
     pub validated_cache_ttl: Duration,
     /// How long audit events are kept before the sweeper deletes them.
     pub audit_retention: Duration,
+    /// Password accounts sign in only once their address is verified, and
+    /// sign-up answers the same for new and taken addresses. Needs mail.
+    pub require_email_verification: bool,
 }
 
 impl Default for AccountsConfig {
@@ -77,6 +80,7 @@ impl Default for AccountsConfig {
             oauth: OAuthConfig::default(),
             validated_cache_ttl: Duration::from_secs(5),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
+            require_email_verification: false,
         }
     }
 }

@@ -42,6 +42,14 @@ impl Accounts {
             }
         };
 
+        if self.config.require_email_verification && !user.email_verified {
+            // Only after the right password: a wrong one says nothing more.
+            self.limiter.succeeded(attempt);
+            let audit =
+                AuditEvent::new(AuditKind::SignInFailed, now, client).user(user.id).detail("email_not_verified");
+            self.audit_store().record_audit(&audit).await?;
+            return Err(Error::EmailNotVerified);
+        }
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id);
         let basis = SessionBasis::Password { verified_hash: &verified_hash, rehash: rehash.as_deref() };

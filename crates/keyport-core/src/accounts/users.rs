@@ -11,17 +11,21 @@ use crate::{
     mail::MailKind,
     password::Verification,
     request_limit::PublicAction,
-    session::{ClientInfo, Principal, SessionGrant},
+    session::{ClientInfo, Principal, SessionGrant, SignUpOutcome},
     store::StoreError,
     user::{DEFAULT_ROLE, User, UserId, parse_name},
 };
 
 impl Accounts {
-    /// Creates an account and signs it in.
-    pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SessionGrant> {
+    /// Creates an account and signs it in; or, when the address must be
+    /// verified first, answers [`SignUpOutcome::VerificationSent`] whether
+    /// or not the address was free, and mails its owner either a
+    /// verification link (a new account) or a notice (an existing one).
+    pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SignUpOutcome> {
         self.admit(PublicAction::SignUp, client)?;
         let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
         let password = self.config.passwords.new_password("password", password, &email)?;
+        // Hashed whether or not the address is free: both answers cost the same.
         let password_hash = self.hasher.hash(password).await?;
 
         let now = self.clock.now();
@@ -34,13 +38,36 @@ impl Accounts {
             created_at: now,
             updated_at: now,
         };
+        if self.config.require_email_verification {
+            return self.sign_up_unverified(user, &password_hash, client).await;
+        }
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::SignUp, now, client).user(user.id).session(&session.id);
         match self.user_store().create_user(&user, &password_hash, &session, &audit).await {
-            Ok(()) => Ok(SessionGrant { token: token.expose(), session, user }),
+            Ok(()) => Ok(SignUpOutcome::SignedIn(Box::new(SessionGrant { token: token.expose(), session, user }))),
             Err(StoreError::Conflict(_)) => Err(Error::EmailTaken),
             Err(other) => Err(other.into()),
         }
+    }
+
+    /// Sign-up when addresses must be verified: the account without a
+    /// session and its verification link, or, for a taken address, a notice
+    /// to its owner. The caller cannot tell which.
+    async fn sign_up_unverified(&self, user: User, password_hash: &str, client: &ClientInfo) -> Result<SignUpOutcome> {
+        let settings = self.mail_settings()?;
+        // A new account's link always goes out (nothing was sent to the
+        // address before), but it counts towards the recipient's cap, which
+        // then limits the notices a flood of sign-ups could send.
+        let _ = self.recipients.admit(user.email.clone(), None);
+        let (token, mail) = self.verification_for(settings, &user)?;
+        let audit = AuditEvent::new(AuditKind::SignUp, user.created_at, client).user(user.id);
+        match self.user_store().create_unverified_user(&user, password_hash, &token, &mail, &audit).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => self.notify_existing_account(settings, &user.email).await?,
+            Err(other) => return Err(other.into()),
+        }
+        self.mail_queued.notify_one();
+        Ok(SignUpOutcome::VerificationSent)
     }
 
     /// Changes the caller's profile; `None` keeps a field as it is.

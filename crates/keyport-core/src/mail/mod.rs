@@ -28,11 +28,14 @@ pub enum MailKind {
     ResetPassword,
     /// A notice that the password changed (by the user, or by a reset).
     PasswordChanged,
+    /// A notice that someone tried to sign up with an address that has an
+    /// account already (sent instead of telling the caller).
+    AccountExists,
 }
 
 impl MailKind {
     /// Every kind, for template loading and checks.
-    pub const ALL: [Self; 3] = [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged];
+    pub const ALL: [Self; 4] = [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged, Self::AccountExists];
 
     /// Stable name: in the outbox, and the stem of the template files.
     pub fn as_str(self) -> &'static str {
@@ -40,6 +43,7 @@ impl MailKind {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
             Self::PasswordChanged => "password_changed",
+            Self::AccountExists => "account_exists",
         }
     }
 
@@ -110,6 +114,9 @@ pub struct MailSettings {
     pub verify_email_path: String,
     /// Path of the web app's reset-password page, which calls `ResetPassword`.
     pub reset_password_path: String,
+    /// Path of the web app's forgot-password page, which calls
+    /// `RequestPasswordReset` (linked from the `account_exists` notice).
+    pub forgot_password_path: String,
     /// Lifetime of a verification link (at most 24 h).
     pub verify_email_ttl: Duration,
     /// Lifetime of a password-reset link (at most 1 h).
@@ -151,6 +158,11 @@ pub const MAX_VERIFY_EMAIL_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_RESET_PASSWORD_TTL: Duration = Duration::from_secs(3600);
 
 impl MailSettings {
+    /// The link to a page of the web app, without a token.
+    pub(crate) fn page(&self, path: &str) -> String {
+        format!("{}{path}", self.public_base_url.trim_end_matches('/'))
+    }
+
     /// The link to `path` on the web app carrying `token`.
     pub(crate) fn link(&self, path: &str, token: &MailToken) -> String {
         let base = self.public_base_url.trim_end_matches('/');

@@ -47,7 +47,7 @@ pub enum TemplateError {
 }
 
 /// The built-in templates, by file name.
-const BUILT_IN: [(&str, &str); 9] = [
+const BUILT_IN: [(&str, &str); 12] = [
     ("verify_email.subject.txt", include_str!("../../templates/mail/verify_email.subject.txt")),
     ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -57,6 +57,9 @@ const BUILT_IN: [(&str, &str); 9] = [
     ("password_changed.subject.txt", include_str!("../../templates/mail/password_changed.subject.txt")),
     ("password_changed.txt", include_str!("../../templates/mail/password_changed.txt")),
     ("password_changed.html", include_str!("../../templates/mail/password_changed.html")),
+    ("account_exists.subject.txt", include_str!("../../templates/mail/account_exists.subject.txt")),
+    ("account_exists.txt", include_str!("../../templates/mail/account_exists.txt")),
+    ("account_exists.html", include_str!("../../templates/mail/account_exists.html")),
 ];
 
 /// What a rendered message says, before it gets an id and a recipient.

@@ -191,6 +191,24 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn create_unverified_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        token: &EmailToken,
+        mail: &Mail,
+        audit: &AuditEvent,
+    ) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.ensure_email_free(&user.email)?;
+        tables.users.insert(user.id, user.clone());
+        tables.passwords.insert(user.id, password_hash.to_owned());
+        tables.email_tokens.insert(token.hash, token.clone());
+        tables.queue(mail);
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
     async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
         let tables = self.tables()?;
         let Some(user) = tables.user_by_email(email) else { return Ok(None) };

@@ -8,7 +8,7 @@ use crate::{
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
-    mail::Mail,
+    mail::{EmailToken, Mail},
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -33,6 +33,19 @@ pub trait UserStore: Send + Sync + 'static {
         user: &User,
         password_hash: &str,
         session: &Session,
+        audit: &AuditEvent,
+    ) -> StoreResult<()>;
+
+    /// Creates a user with a password and no session, the token that
+    /// verifies their address, and its mail, atomically: what sign-up does
+    /// when the address must be verified first.
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the email is taken.
+    async fn create_unverified_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        token: &EmailToken,
+        mail: &Mail,
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 

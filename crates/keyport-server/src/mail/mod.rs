@@ -56,6 +56,9 @@ pub struct MailConfig {
     pub verify_email_path: String,
     /// Path of the page that takes a reset link's token.
     pub reset_password_path: String,
+    /// Path of the page that asks for a reset link (linked from the notice
+    /// to the owner of an address someone tried to sign up with).
+    pub forgot_password_path: String,
     /// Seconds a verification link works (at most 86400).
     pub verify_email_ttl_secs: u64,
     /// Seconds a password-reset link works (at most 3600).
@@ -95,6 +98,7 @@ impl Default for MailConfig {
             public_base_url: String::new(),
             verify_email_path: "/verify-email".into(),
             reset_password_path: "/reset-password".into(),
+            forgot_password_path: "/forgot-password".into(),
             verify_email_ttl_secs: 86_400,
             reset_password_ttl_secs: 3_600,
             per_recipient_burst: RecipientLimits::default().burst,
@@ -175,6 +179,7 @@ impl MailConfig {
             public_base_url: base.to_owned(),
             verify_email_path: self.verify_email_path.clone(),
             reset_password_path: self.reset_password_path.clone(),
+            forgot_password_path: self.forgot_password_path.clone(),
             verify_email_ttl: Duration::from_secs(self.verify_email_ttl_secs),
             reset_password_ttl: Duration::from_secs(self.reset_password_ttl_secs),
             recipient_limits: RecipientLimits {

@@ -1,5 +1,6 @@
 //! `keyport.v1.UserService`.
 
+use keyport_core::SignUpOutcome;
 use keyport_proto::v1::{self, user_service_server::UserService};
 use tonic::{Request, Response, Status};
 
@@ -15,11 +16,17 @@ impl UserService for UserApi {
     async fn sign_up(&self, request: Request<v1::SignUpRequest>) -> Result<Response<v1::SignUpResponse>, Status> {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
-        let grant =
+        let outcome =
             self.0.accounts.sign_up(&body.email, &body.password, &body.name, &client).await.map_err(to_status)?;
-        Ok(Response::new(v1::SignUpResponse {
-            user: Some(convert::user(&grant.user)),
-            session: Some(convert::grant(grant)),
+        Ok(Response::new(match outcome {
+            SignUpOutcome::SignedIn(grant) => v1::SignUpResponse {
+                user: Some(convert::user(&grant.user)),
+                session: Some(convert::grant(*grant)),
+                verification_required: false,
+            },
+            SignUpOutcome::VerificationSent => {
+                v1::SignUpResponse { user: None, session: None, verification_required: true }
+            }
         }))
     }
 
@@ -74,9 +81,14 @@ impl UserService for UserApi {
         &self,
         request: Request<v1::RequestEmailVerificationRequest>,
     ) -> Result<Response<v1::RequestEmailVerificationResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        self.0.accounts.request_email_verification(&caller, &client).await.map_err(to_status)?;
+        if request.metadata().contains_key("authorization") {
+            let caller = self.0.caller(&request).await?;
+            self.0.accounts.request_email_verification(&caller, &client).await.map_err(to_status)?;
+        } else {
+            let email = &request.get_ref().email;
+            self.0.accounts.request_email_verification_for(email, &client).await.map_err(to_status)?;
+        }
         Ok(Response::new(v1::RequestEmailVerificationResponse {}))
     }
 

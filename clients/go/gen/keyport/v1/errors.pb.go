@@ -133,6 +133,11 @@ const (
 	// The call needs to send mail and the server has no mail delivery
 	// configured (`[mail]`). gRPC code `FAILED_PRECONDITION`.
 	ErrorReason_ERROR_REASON_MAIL_DISABLED ErrorReason = 28
+	// `SignIn` with the right password for an account whose address is not
+	// verified, on a server with `sign_up.require_email_verification`: the
+	// user follows the link mailed at sign-up, or asks for a new one with
+	// `RequestEmailVerification`. gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_EMAIL_NOT_VERIFIED ErrorReason = 29
 )
 
 // Enum value maps for ErrorReason.
@@ -167,6 +172,7 @@ var (
 		26: "ERROR_REASON_PASSWORD_CONTAINS_EMAIL",
 		27: "ERROR_REASON_EMAIL_TOKEN_INVALID",
 		28: "ERROR_REASON_MAIL_DISABLED",
+		29: "ERROR_REASON_EMAIL_NOT_VERIFIED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":              0,
@@ -198,6 +204,7 @@ var (
 		"ERROR_REASON_PASSWORD_CONTAINS_EMAIL":  26,
 		"ERROR_REASON_EMAIL_TOKEN_INVALID":      27,
 		"ERROR_REASON_MAIL_DISABLED":            28,
+		"ERROR_REASON_EMAIL_NOT_VERIFIED":       29,
 	}
 )
 
@@ -233,7 +240,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\x9a\b\n" +
+	"keyport.v1*\xbf\b\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -264,7 +271,8 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	" ERROR_REASON_PASSWORD_TOO_COMMON\x10\x19\x12(\n" +
 	"$ERROR_REASON_PASSWORD_CONTAINS_EMAIL\x10\x1a\x12$\n" +
 	" ERROR_REASON_EMAIL_TOKEN_INVALID\x10\x1b\x12\x1e\n" +
-	"\x1aERROR_REASON_MAIL_DISABLED\x10\x1cB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x1aERROR_REASON_MAIL_DISABLED\x10\x1c\x12#\n" +
+	"\x1fERROR_REASON_EMAIL_NOT_VERIFIED\x10\x1dB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

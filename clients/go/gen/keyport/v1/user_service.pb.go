@@ -89,12 +89,16 @@ func (x *SignUpRequest) GetName() string {
 // Response of `SignUp`.
 type SignUpResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The new user.
+	// The new user; unset when `verification_required`.
 	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
-	// A session for the new user.
-	Session       *SessionGrant `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// A session for the new user; unset when `verification_required`.
+	Session *SessionGrant `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// The server requires verified addresses: nobody was signed in, and a
+	// mail is on its way to the address (a link for a new account, a notice
+	// for an existing one). Tell the user to check their mail.
+	VerificationRequired bool `protobuf:"varint,3,opt,name=verification_required,json=verificationRequired,proto3" json:"verification_required,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *SignUpResponse) Reset() {
@@ -139,6 +143,13 @@ func (x *SignUpResponse) GetSession() *SessionGrant {
 		return x.Session
 	}
 	return nil
+}
+
+func (x *SignUpResponse) GetVerificationRequired() bool {
+	if x != nil {
+		return x.VerificationRequired
+	}
+	return false
 }
 
 // Request of `GetCurrentUser`.
@@ -502,7 +513,10 @@ func (*DeleteCurrentUserResponse) Descriptor() ([]byte, []int) {
 
 // Request of `RequestEmailVerification`.
 type RequestEmailVerificationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Without a session: the address to mail a new link to. Ignored when the
+	// call carries a session.
+	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -535,6 +549,13 @@ func (x *RequestEmailVerificationRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use RequestEmailVerificationRequest.ProtoReflect.Descriptor instead.
 func (*RequestEmailVerificationRequest) Descriptor() ([]byte, []int) {
 	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RequestEmailVerificationRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
 }
 
 // Response of `RequestEmailVerification`.
@@ -860,10 +881,11 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\rSignUpRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x12\n" +
-	"\x04name\x18\x03 \x01(\tR\x04name\"j\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"\x9f\x01\n" +
 	"\x0eSignUpResponse\x12$\n" +
 	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x122\n" +
-	"\asession\x18\x02 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\"\x17\n" +
+	"\asession\x18\x02 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\x123\n" +
+	"\x15verification_required\x18\x03 \x01(\bR\x14verificationRequired\"\x17\n" +
 	"\x15GetCurrentUserRequest\">\n" +
 	"\x16GetCurrentUserResponse\x12$\n" +
 	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\"<\n" +
@@ -879,8 +901,9 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions\"6\n" +
 	"\x18DeleteCurrentUserRequest\x12\x1a\n" +
 	"\bpassword\x18\x01 \x01(\tR\bpassword\"\x1b\n" +
-	"\x19DeleteCurrentUserResponse\"!\n" +
-	"\x1fRequestEmailVerificationRequest\"\"\n" +
+	"\x19DeleteCurrentUserResponse\"7\n" +
+	"\x1fRequestEmailVerificationRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"\"\n" +
 	" RequestEmailVerificationResponse\"*\n" +
 	"\x12VerifyEmailRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\";\n" +

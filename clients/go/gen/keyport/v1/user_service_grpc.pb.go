@@ -54,12 +54,19 @@ const (
 type UserServiceClient interface {
 	// Creates an account with an email and a password and signs it in.
 	//
+	// With `sign_up.require_email_verification`, it signs nobody in and
+	// answers `verification_required` whether or not the address was free:
+	// a new account gets a verification link by mail, the owner of a taken
+	// address a notice instead, so the answer does not reveal accounts.
+	// `EMAIL_TAKEN` is then never returned.
+	//
 	// Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
 	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
 	// `RATE_LIMITED` (the client address used up its budget of sign-ups),
-	// `RESOURCE_EXHAUSTED` (password hashing saturated).
+	// `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+	// (verification required but no mail configured).
 	SignUp(ctx context.Context, in *SignUpRequest, opts ...grpc.CallOption) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.
 	//
@@ -84,15 +91,22 @@ type UserServiceClient interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
-	// Mails the calling user a single-use link that verifies their address;
-	// a newer link voids the older. Does nothing when the address is
-	// verified already. The link is `mail.public_base_url` +
-	// `mail.verify_email_path` + `?token=<token>`; the page there calls
-	// `VerifyEmail` with the token.
+	// Mails a single-use link that verifies an address; a newer link voids
+	// the older. Does nothing when the address is verified already. The link
+	// is `mail.public_base_url` + `mail.verify_email_path` +
+	// `?token=<token>`; the page there calls `VerifyEmail` with the token.
 	//
-	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-	// `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-	// address used up its budget).
+	// With a session (`authorization` metadata), the link goes to the
+	// caller's address. Without one, to `email`, if an unverified account has
+	// it: for users who cannot sign in until they verify
+	// (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+	// whether or not such an account exists.
+	//
+	// Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+	// is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+	// malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+	// client address used up its budget, or the caller's address had its
+	// link mails for now), `RESOURCE_EXHAUSTED`.
 	RequestEmailVerification(ctx context.Context, in *RequestEmailVerificationRequest, opts ...grpc.CallOption) (*RequestEmailVerificationResponse, error)
 	// Marks the address a verification link was sent to as verified.
 	//
@@ -243,12 +257,19 @@ func (c *userServiceClient) ResetPassword(ctx context.Context, in *ResetPassword
 type UserServiceServer interface {
 	// Creates an account with an email and a password and signs it in.
 	//
+	// With `sign_up.require_email_verification`, it signs nobody in and
+	// answers `verification_required` whether or not the address was free:
+	// a new account gets a verification link by mail, the owner of a taken
+	// address a notice instead, so the answer does not reveal accounts.
+	// `EMAIL_TAKEN` is then never returned.
+	//
 	// Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
 	// than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
 	// (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
 	// `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
 	// `RATE_LIMITED` (the client address used up its budget of sign-ups),
-	// `RESOURCE_EXHAUSTED` (password hashing saturated).
+	// `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+	// (verification required but no mail configured).
 	SignUp(context.Context, *SignUpRequest) (*SignUpResponse, error)
 	// Returns the user that owns the calling session.
 	//
@@ -273,15 +294,22 @@ type UserServiceServer interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
 	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
-	// Mails the calling user a single-use link that verifies their address;
-	// a newer link voids the older. Does nothing when the address is
-	// verified already. The link is `mail.public_base_url` +
-	// `mail.verify_email_path` + `?token=<token>`; the page there calls
-	// `VerifyEmail` with the token.
+	// Mails a single-use link that verifies an address; a newer link voids
+	// the older. Does nothing when the address is verified already. The link
+	// is `mail.public_base_url` + `mail.verify_email_path` +
+	// `?token=<token>`; the page there calls `VerifyEmail` with the token.
 	//
-	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-	// `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-	// address used up its budget).
+	// With a session (`authorization` metadata), the link goes to the
+	// caller's address. Without one, to `email`, if an unverified account has
+	// it: for users who cannot sign in until they verify
+	// (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+	// whether or not such an account exists.
+	//
+	// Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+	// is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+	// malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+	// client address used up its budget, or the caller's address had its
+	// link mails for now), `RESOURCE_EXHAUSTED`.
 	RequestEmailVerification(context.Context, *RequestEmailVerificationRequest) (*RequestEmailVerificationResponse, error)
 	// Marks the address a verification link was sent to as verified.
 	//

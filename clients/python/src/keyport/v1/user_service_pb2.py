@@ -26,7 +26,7 @@ from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"[\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse\"!\n\x1fRequestEmailVerificationRequest\"\"\n RequestEmailVerificationResponse\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"5\n\x13VerifyEmailResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"1\n\x15ResetPasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r2\xcc\x06\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n\x0bVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n\x14RequestPasswordReset\x12\'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"z\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x1d\n\x15verification_required\x18\x03 \x01(\x08\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse\"0\n\x1fRequestEmailVerificationRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\"\n RequestEmailVerificationResponse\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"5\n\x13VerifyEmailResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"1\n\x15ResetPasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r2\xcc\x06\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n\x0bVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n\x14RequestPasswordReset\x12\'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,39 +36,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNUPREQUEST']._serialized_start=94
   _globals['_SIGNUPREQUEST']._serialized_end=156
   _globals['_SIGNUPRESPONSE']._serialized_start=158
-  _globals['_SIGNUPRESPONSE']._serialized_end=249
-  _globals['_GETCURRENTUSERREQUEST']._serialized_start=251
-  _globals['_GETCURRENTUSERREQUEST']._serialized_end=274
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=276
-  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=332
-  _globals['_UPDATECURRENTUSERREQUEST']._serialized_start=334
-  _globals['_UPDATECURRENTUSERREQUEST']._serialized_end=388
-  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_start=390
-  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_end=449
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=451
-  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=522
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=524
-  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=574
-  _globals['_DELETECURRENTUSERREQUEST']._serialized_start=576
-  _globals['_DELETECURRENTUSERREQUEST']._serialized_end=620
-  _globals['_DELETECURRENTUSERRESPONSE']._serialized_start=622
-  _globals['_DELETECURRENTUSERRESPONSE']._serialized_end=649
-  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_start=651
-  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_end=684
-  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_start=686
-  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_end=720
-  _globals['_VERIFYEMAILREQUEST']._serialized_start=722
-  _globals['_VERIFYEMAILREQUEST']._serialized_end=757
-  _globals['_VERIFYEMAILRESPONSE']._serialized_start=759
-  _globals['_VERIFYEMAILRESPONSE']._serialized_end=812
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=814
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=858
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=860
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=890
-  _globals['_RESETPASSWORDREQUEST']._serialized_start=892
-  _globals['_RESETPASSWORDREQUEST']._serialized_end=951
-  _globals['_RESETPASSWORDRESPONSE']._serialized_start=953
-  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1002
-  _globals['_USERSERVICE']._serialized_start=1005
-  _globals['_USERSERVICE']._serialized_end=1849
+  _globals['_SIGNUPRESPONSE']._serialized_end=280
+  _globals['_GETCURRENTUSERREQUEST']._serialized_start=282
+  _globals['_GETCURRENTUSERREQUEST']._serialized_end=305
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_start=307
+  _globals['_GETCURRENTUSERRESPONSE']._serialized_end=363
+  _globals['_UPDATECURRENTUSERREQUEST']._serialized_start=365
+  _globals['_UPDATECURRENTUSERREQUEST']._serialized_end=419
+  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_start=421
+  _globals['_UPDATECURRENTUSERRESPONSE']._serialized_end=480
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_start=482
+  _globals['_CHANGEPASSWORDREQUEST']._serialized_end=553
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_start=555
+  _globals['_CHANGEPASSWORDRESPONSE']._serialized_end=605
+  _globals['_DELETECURRENTUSERREQUEST']._serialized_start=607
+  _globals['_DELETECURRENTUSERREQUEST']._serialized_end=651
+  _globals['_DELETECURRENTUSERRESPONSE']._serialized_start=653
+  _globals['_DELETECURRENTUSERRESPONSE']._serialized_end=680
+  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_start=682
+  _globals['_REQUESTEMAILVERIFICATIONREQUEST']._serialized_end=730
+  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_start=732
+  _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_end=766
+  _globals['_VERIFYEMAILREQUEST']._serialized_start=768
+  _globals['_VERIFYEMAILREQUEST']._serialized_end=803
+  _globals['_VERIFYEMAILRESPONSE']._serialized_start=805
+  _globals['_VERIFYEMAILRESPONSE']._serialized_end=858
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=860
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=904
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=906
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=936
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=938
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=997
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=999
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1048
+  _globals['_USERSERVICE']._serialized_start=1051
+  _globals['_USERSERVICE']._serialized_end=1895
 # @@protoc_insertion_point(module_scope)

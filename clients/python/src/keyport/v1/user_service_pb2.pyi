@@ -18,12 +18,14 @@ class SignUpRequest(_message.Message):
     def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
 
 class SignUpResponse(_message.Message):
-    __slots__ = ("user", "session")
+    __slots__ = ("user", "session", "verification_required")
     USER_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    VERIFICATION_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     user: _user_pb2.User
     session: _session_pb2.SessionGrant
-    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ...) -> None: ...
+    verification_required: bool
+    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., verification_required: bool = ...) -> None: ...
 
 class GetCurrentUserRequest(_message.Message):
     __slots__ = ()
@@ -72,8 +74,10 @@ class DeleteCurrentUserResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RequestEmailVerificationRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("email",)
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    def __init__(self, email: _Optional[str] = ...) -> None: ...
 
 class RequestEmailVerificationResponse(_message.Message):
     __slots__ = ()

@@ -121,12 +121,19 @@ class UserServiceServicer(object):
     def SignUp(self, request, context):
         """Creates an account with an email and a password and signs it in.
 
+        With `sign_up.require_email_verification`, it signs nobody in and
+        answers `verification_required` whether or not the address was free:
+        a new account gets a verification link by mail, the owner of a taken
+        address a notice instead, so the answer does not reveal accounts.
+        `EMAIL_TAKEN` is then never returned.
+
         Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
         `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
         `RATE_LIMITED` (the client address used up its budget of sign-ups),
-        `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+        (verification required but no mail configured).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -176,15 +183,22 @@ class UserServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RequestEmailVerification(self, request, context):
-        """Mails the calling user a single-use link that verifies their address;
-        a newer link voids the older. Does nothing when the address is
-        verified already. The link is `mail.public_base_url` +
-        `mail.verify_email_path` + `?token=<token>`; the page there calls
-        `VerifyEmail` with the token.
+        """Mails a single-use link that verifies an address; a newer link voids
+        the older. Does nothing when the address is verified already. The link
+        is `mail.public_base_url` + `mail.verify_email_path` +
+        `?token=<token>`; the page there calls `VerifyEmail` with the token.
 
-        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-        `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-        address used up its budget).
+        With a session (`authorization` metadata), the link goes to the
+        caller's address. Without one, to `email`, if an unverified account has
+        it: for users who cannot sign in until they verify
+        (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+        whether or not such an account exists.
+
+        Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+        is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+        malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+        client address used up its budget, or the caller's address had its
+        link mails for now), `RESOURCE_EXHAUSTED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

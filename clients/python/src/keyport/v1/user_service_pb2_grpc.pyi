@@ -53,12 +53,19 @@ class UserServiceStub:
     SignUp: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.SignUpRequest, _user_service_pb2.SignUpResponse]
     """Creates an account with an email and a password and signs it in.
 
+    With `sign_up.require_email_verification`, it signs nobody in and
+    answers `verification_required` whether or not the address was free:
+    a new account gets a verification link by mail, the owner of a taken
+    address a notice instead, so the answer does not reveal accounts.
+    `EMAIL_TAKEN` is then never returned.
+
     Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
     `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
     `RATE_LIMITED` (the client address used up its budget of sign-ups),
-    `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+    (verification required but no mail configured).
     """
     GetCurrentUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]
     """Returns the user that owns the calling session.
@@ -88,15 +95,22 @@ class UserServiceStub:
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
     RequestEmailVerification: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]
-    """Mails the calling user a single-use link that verifies their address;
-    a newer link voids the older. Does nothing when the address is
-    verified already. The link is `mail.public_base_url` +
-    `mail.verify_email_path` + `?token=<token>`; the page there calls
-    `VerifyEmail` with the token.
+    """Mails a single-use link that verifies an address; a newer link voids
+    the older. Does nothing when the address is verified already. The link
+    is `mail.public_base_url` + `mail.verify_email_path` +
+    `?token=<token>`; the page there calls `VerifyEmail` with the token.
 
-    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-    `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-    address used up its budget).
+    With a session (`authorization` metadata), the link goes to the
+    caller's address. Without one, to `email`, if an unverified account has
+    it: for users who cannot sign in until they verify
+    (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+    whether or not such an account exists.
+
+    Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+    is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+    malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+    client address used up its budget, or the caller's address had its
+    link mails for now), `RESOURCE_EXHAUSTED`.
     """
     VerifyEmail: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]
     """Marks the address a verification link was sent to as verified.
@@ -152,12 +166,19 @@ class UserServiceAsyncStub(UserServiceStub):
     SignUp: _aio.UnaryUnaryMultiCallable[_user_service_pb2.SignUpRequest, _user_service_pb2.SignUpResponse]  # type: ignore[assignment]
     """Creates an account with an email and a password and signs it in.
 
+    With `sign_up.require_email_verification`, it signs nobody in and
+    answers `verification_required` whether or not the address was free:
+    a new account gets a verification link by mail, the owner of a taken
+    address a notice instead, so the answer does not reveal accounts.
+    `EMAIL_TAKEN` is then never returned.
+
     Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
     than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
     (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
     `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
     `RATE_LIMITED` (the client address used up its budget of sign-ups),
-    `RESOURCE_EXHAUSTED` (password hashing saturated).
+    `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+    (verification required but no mail configured).
     """
     GetCurrentUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.GetCurrentUserRequest, _user_service_pb2.GetCurrentUserResponse]  # type: ignore[assignment]
     """Returns the user that owns the calling session.
@@ -187,15 +208,22 @@ class UserServiceAsyncStub(UserServiceStub):
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
     """
     RequestEmailVerification: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]  # type: ignore[assignment]
-    """Mails the calling user a single-use link that verifies their address;
-    a newer link voids the older. Does nothing when the address is
-    verified already. The link is `mail.public_base_url` +
-    `mail.verify_email_path` + `?token=<token>`; the page there calls
-    `VerifyEmail` with the token.
+    """Mails a single-use link that verifies an address; a newer link voids
+    the older. Does nothing when the address is verified already. The link
+    is `mail.public_base_url` + `mail.verify_email_path` +
+    `?token=<token>`; the page there calls `VerifyEmail` with the token.
 
-    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-    `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-    address used up its budget).
+    With a session (`authorization` metadata), the link goes to the
+    caller's address. Without one, to `email`, if an unverified account has
+    it: for users who cannot sign in until they verify
+    (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+    whether or not such an account exists.
+
+    Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+    is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+    malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+    client address used up its budget, or the caller's address had its
+    link mails for now), `RESOURCE_EXHAUSTED`.
     """
     VerifyEmail: _aio.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]  # type: ignore[assignment]
     """Marks the address a verification link was sent to as verified.
@@ -254,12 +282,19 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_user_service_pb2.SignUpResponse, _abc.Awaitable[_user_service_pb2.SignUpResponse]]:
         """Creates an account with an email and a password and signs it in.
 
+        With `sign_up.require_email_verification`, it signs nobody in and
+        answers `verification_required` whether or not the address was free:
+        a new account gets a verification link by mail, the owner of a taken
+        address a notice instead, so the answer does not reveal accounts.
+        `EMAIL_TAKEN` is then never returned.
+
         Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
         than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
         (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
         `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
         `RATE_LIMITED` (the client address used up its budget of sign-ups),
-        `RESOURCE_EXHAUSTED` (password hashing saturated).
+        `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+        (verification required but no mail configured).
         """
 
     @_abc_1.abstractmethod
@@ -319,15 +354,22 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_service_pb2.RequestEmailVerificationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_service_pb2.RequestEmailVerificationResponse, _abc.Awaitable[_user_service_pb2.RequestEmailVerificationResponse]]:
-        """Mails the calling user a single-use link that verifies their address;
-        a newer link voids the older. Does nothing when the address is
-        verified already. The link is `mail.public_base_url` +
-        `mail.verify_email_path` + `?token=<token>`; the page there calls
-        `VerifyEmail` with the token.
+        """Mails a single-use link that verifies an address; a newer link voids
+        the older. Does nothing when the address is verified already. The link
+        is `mail.public_base_url` + `mail.verify_email_path` +
+        `?token=<token>`; the page there calls `VerifyEmail` with the token.
 
-        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-        `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-        address used up its budget).
+        With a session (`authorization` metadata), the link goes to the
+        caller's address. Without one, to `email`, if an unverified account has
+        it: for users who cannot sign in until they verify
+        (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+        whether or not such an account exists.
+
+        Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+        is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+        malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+        client address used up its budget, or the caller's address had its
+        link mails for now), `RESOURCE_EXHAUSTED`.
         """
 
     @_abc_1.abstractmethod

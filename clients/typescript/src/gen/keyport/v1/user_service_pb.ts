@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/user_service.proto.
  */
 export const file_keyport_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiWwoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiFwoVR2V0Q3VycmVudFVzZXJSZXF1ZXN0IjgKFkdldEN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciI2ChhVcGRhdGVDdXJyZW50VXNlclJlcXVlc3QSEQoEbmFtZRgBIAEoCUgAiAEBQgcKBV9uYW1lIjsKGVVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciJHChVDaGFuZ2VQYXNzd29yZFJlcXVlc3QSGAoQY3VycmVudF9wYXNzd29yZBgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiMgoWQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIiwKGERlbGV0ZUN1cnJlbnRVc2VyUmVxdWVzdBIQCghwYXNzd29yZBgBIAEoCSIbChlEZWxldGVDdXJyZW50VXNlclJlc3BvbnNlIiEKH1JlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlcXVlc3QiIgogUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVzcG9uc2UiIwoSVmVyaWZ5RW1haWxSZXF1ZXN0Eg0KBXRva2VuGAEgASgJIjUKE1ZlcmlmeUVtYWlsUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlciIsChtSZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QSDQoFZW1haWwYASABKAkiHgocUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZSI7ChRSZXNldFBhc3N3b3JkUmVxdWVzdBINCgV0b2tlbhgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiMQoVUmVzZXRQYXNzd29yZFJlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0yzAYKC1VzZXJTZXJ2aWNlEj8KBlNpZ25VcBIZLmtleXBvcnQudjEuU2lnblVwUmVxdWVzdBoaLmtleXBvcnQudjEuU2lnblVwUmVzcG9uc2USVwoOR2V0Q3VycmVudFVzZXISIS5rZXlwb3J0LnYxLkdldEN1cnJlbnRVc2VyUmVxdWVzdBoiLmtleXBvcnQudjEuR2V0Q3VycmVudFVzZXJSZXNwb25zZRJgChFVcGRhdGVDdXJyZW50VXNlchIkLmtleXBvcnQudjEuVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0GiUua2V5cG9ydC52MS5VcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlElcKDkNoYW5nZVBhc3N3b3JkEiEua2V5cG9ydC52MS5DaGFuZ2VQYXNzd29yZFJlcXVlc3QaIi5rZXlwb3J0LnYxLkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USYAoRRGVsZXRlQ3VycmVudFVzZXISJC5rZXlwb3J0LnYxLkRlbGV0ZUN1cnJlbnRVc2VyUmVxdWVzdBolLmtleXBvcnQudjEuRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZRJ1ChhSZXF1ZXN0RW1haWxWZXJpZmljYXRpb24SKy5rZXlwb3J0LnYxLlJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlcXVlc3QaLC5rZXlwb3J0LnYxLlJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlEk4KC1ZlcmlmeUVtYWlsEh4ua2V5cG9ydC52MS5WZXJpZnlFbWFpbFJlcXVlc3QaHy5rZXlwb3J0LnYxLlZlcmlmeUVtYWlsUmVzcG9uc2USaQoUUmVxdWVzdFBhc3N3b3JkUmVzZXQSJy5rZXlwb3J0LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVxdWVzdBooLmtleXBvcnQudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXNwb25zZRJUCg1SZXNldFBhc3N3b3JkEiAua2V5cG9ydC52MS5SZXNldFBhc3N3b3JkUmVxdWVzdBohLmtleXBvcnQudjEuUmVzZXRQYXNzd29yZFJlc3BvbnNlYgZwcm90bzM", [file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiegoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSHQoVdmVyaWZpY2F0aW9uX3JlcXVpcmVkGAMgASgIIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI4ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNgoYVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0EhEKBG5hbWUYASABKAlIAIgBAUIHCgVfbmFtZSI7ChlVcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIsChhEZWxldGVDdXJyZW50VXNlclJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiGwoZRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZSIwCh9SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIiIKIFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIiMKElZlcmlmeUVtYWlsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI1ChNWZXJpZnlFbWFpbFJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiLAobUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIh4KHFJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiOwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjEKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNMswGCgtVc2VyU2VydmljZRI/CgZTaWduVXASGS5rZXlwb3J0LnYxLlNpZ25VcFJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25VcFJlc3BvbnNlElcKDkdldEN1cnJlbnRVc2VyEiEua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaIi5rZXlwb3J0LnYxLkdldEN1cnJlbnRVc2VyUmVzcG9uc2USYAoRVXBkYXRlQ3VycmVudFVzZXISJC5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVxdWVzdBolLmtleXBvcnQudjEuVXBkYXRlQ3VycmVudFVzZXJSZXNwb25zZRJXCg5DaGFuZ2VQYXNzd29yZBIhLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiIua2V5cG9ydC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEmAKEURlbGV0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLkRlbGV0ZUN1cnJlbnRVc2VyUmVzcG9uc2USdQoYUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uEisua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Giwua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXNwb25zZRJOCgtWZXJpZnlFbWFpbBIeLmtleXBvcnQudjEuVmVyaWZ5RW1haWxSZXF1ZXN0Gh8ua2V5cG9ydC52MS5WZXJpZnlFbWFpbFJlc3BvbnNlEmkKFFJlcXVlc3RQYXNzd29yZFJlc2V0Eicua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaKC5rZXlwb3J0LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2USVAoNUmVzZXRQYXNzd29yZBIgLmtleXBvcnQudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaIS5rZXlwb3J0LnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZWIGcHJvdG8z", [file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignUp`.
@@ -59,18 +59,27 @@ export const SignUpRequestSchema: GenMessage<SignUpRequest> = /*@__PURE__*/
  */
 export type SignUpResponse = Message<"keyport.v1.SignUpResponse"> & {
   /**
-   * The new user.
+   * The new user; unset when `verification_required`.
    *
    * @generated from field: keyport.v1.User user = 1;
    */
   user?: User | undefined;
 
   /**
-   * A session for the new user.
+   * A session for the new user; unset when `verification_required`.
    *
    * @generated from field: keyport.v1.SessionGrant session = 2;
    */
   session?: SessionGrant | undefined;
+
+  /**
+   * The server requires verified addresses: nobody was signed in, and a
+   * mail is on its way to the address (a link for a new account, a notice
+   * for an existing one). Tell the user to check their mail.
+   *
+   * @generated from field: bool verification_required = 3;
+   */
+  verificationRequired: boolean;
 };
 
 /**
@@ -249,6 +258,13 @@ export const DeleteCurrentUserResponseSchema: GenMessage<DeleteCurrentUserRespon
  * @generated from message keyport.v1.RequestEmailVerificationRequest
  */
 export type RequestEmailVerificationRequest = Message<"keyport.v1.RequestEmailVerificationRequest"> & {
+  /**
+   * Without a session: the address to mail a new link to. Ignored when the
+   * call carries a session.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
 };
 
 /**
@@ -426,12 +442,19 @@ export const UserService: GenService<{
   /**
    * Creates an account with an email and a password and signs it in.
    *
+   * With `sign_up.require_email_verification`, it signs nobody in and
+   * answers `verification_required` whether or not the address was free:
+   * a new account gets a verification link by mail, the owner of a taken
+   * address a notice instead, so the answer does not reveal accounts.
+   * `EMAIL_TAKEN` is then never returned.
+   *
    * Public. Reasons: `INVALID_ARGUMENT` (email empty, malformed or longer
    * than 254 bytes; name longer than 256 characters), `WEAK_PASSWORD`
    * (shorter than the minimum), `PASSWORD_TOO_LONG` (over the maximum),
    * `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`, `EMAIL_TAKEN`,
    * `RATE_LIMITED` (the client address used up its budget of sign-ups),
-   * `RESOURCE_EXHAUSTED` (password hashing saturated).
+   * `RESOURCE_EXHAUSTED` (password hashing saturated), `MAIL_DISABLED`
+   * (verification required but no mail configured).
    *
    * @generated from rpc keyport.v1.UserService.SignUp
    */
@@ -496,15 +519,22 @@ export const UserService: GenService<{
     output: typeof DeleteCurrentUserResponseSchema;
   },
   /**
-   * Mails the calling user a single-use link that verifies their address;
-   * a newer link voids the older. Does nothing when the address is
-   * verified already. The link is `mail.public_base_url` +
-   * `mail.verify_email_path` + `?token=<token>`; the page there calls
-   * `VerifyEmail` with the token.
+   * Mails a single-use link that verifies an address; a newer link voids
+   * the older. Does nothing when the address is verified already. The link
+   * is `mail.public_base_url` + `mail.verify_email_path` +
+   * `?token=<token>`; the page there calls `VerifyEmail` with the token.
    *
-   * Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
-   * `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the client
-   * address used up its budget).
+   * With a session (`authorization` metadata), the link goes to the
+   * caller's address. Without one, to `email`, if an unverified account has
+   * it: for users who cannot sign in until they verify
+   * (`EMAIL_NOT_VERIFIED`). That answer is the same, in the same time,
+   * whether or not such an account exists.
+   *
+   * Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED` (a session was sent but
+   * is not valid), `INVALID_ARGUMENT` (no session and `email` empty or
+   * malformed), `MAIL_DISABLED` (no mail configured), `RATE_LIMITED` (the
+   * client address used up its budget, or the caller's address had its
+   * link mails for now), `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.RequestEmailVerification
    */
