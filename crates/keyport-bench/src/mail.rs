@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use keyport_proto::v1::{RequestPasswordResetRequest, user_service_client::UserServiceClient};
 use keyport_tests::mailpit::{FROM, Mailpit, PUBLIC_BASE_URL};
 use tokio::task::JoinSet;
+use tonic::transport::Channel;
 
 use crate::{BoxError, server::ServerProcess, workload};
 
@@ -35,12 +36,31 @@ pub(crate) struct MailBench {
     known: Histogram<u64>,
     /// The same for addresses without one, in µs.
     unknown: Histogram<u64>,
-    /// From the first call of the burst to the last of its mails in Mailpit.
-    burst_delivered_in: Duration,
+    /// For each `mail.max_connections` tried: from the first call of the
+    /// burst to the last of its mails in Mailpit.
+    bursts: Vec<(u32, Duration)>,
 }
 
-/// Runs the section against a fresh `keyport` sending to a fresh Mailpit.
+/// SMTP connections of the courier: the default, and one as the baseline.
+const CONNECTIONS: [u32; 2] = [4, 1];
+
+type Latencies = (Histogram<u64>, Histogram<u64>);
+
+/// Runs the section: each setting of [`CONNECTIONS`] against a fresh
+/// `keyport` sending to a fresh Mailpit, the latency comparison on the first.
 pub(crate) async fn mail(bin: &Path) -> Result<MailBench, BoxError> {
+    let mut latency = None;
+    let mut bursts = Vec::new();
+    for connections in CONNECTIONS {
+        let (measured, burst) = run(bin, connections, latency.is_none()).await?;
+        latency = latency.or(measured);
+        bursts.push((connections, burst));
+    }
+    let (known, unknown) = latency.ok_or("no latency measured")?;
+    Ok(MailBench { known, unknown, bursts })
+}
+
+async fn run(bin: &Path, connections: u32, measure_latency: bool) -> Result<(Option<Latencies>, Duration), BoxError> {
     let mailpit = Mailpit::start().await?;
     let env = [
         ("KEYPORT_MAIL__SMTP_HOST", "127.0.0.1".to_owned()),
@@ -50,33 +70,17 @@ pub(crate) async fn mail(bin: &Path) -> Result<MailBench, BoxError> {
         ("KEYPORT_MAIL__PUBLIC_BASE_URL", PUBLIC_BASE_URL.to_owned()),
         // Every known address gets many mails here, on purpose.
         ("KEYPORT_MAIL__PER_RECIPIENT_BURST", "0".to_owned()),
+        ("KEYPORT_MAIL__MAX_CONNECTIONS", connections.to_string()),
     ];
     let mut server = ServerProcess::spawn_with(bin, &env)?;
     server.wait_serving(SERVING_LIMIT).await?;
     let channels = workload::connect(server.addr(), 4).await?;
     let users = workload::sign_up_users(&channels, USERS).await?;
     let known: Arc<[String]> = users.into_iter().map(|user| user.email).collect();
+    let latency = if measure_latency { Some(compare(&channels, &known, &mailpit).await?) } else { None };
 
-    eprintln!("RequestPasswordReset, 1 caller, {ROUNDS} known and {ROUNDS} unknown addresses, alternating");
-    let mut client = UserServiceClient::new(channels[0].clone());
-    let mut known_latency = Histogram::new(3)?;
-    let mut unknown_latency = Histogram::new(3)?;
-    for round in 0..ROUNDS {
-        let unknown = format!("nobody{round}@bench.test");
-        let pair = [(&known[round % known.len()], true), (&unknown, false)];
-        // Alternate which goes first, so that neither always follows the other.
-        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-        for index in order {
-            let (email, is_known) = pair[index];
-            let started = Instant::now();
-            client.request_password_reset(RequestPasswordResetRequest { email: email.clone() }).await?;
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            if is_known { known_latency.record(micros)? } else { unknown_latency.record(micros)? }
-        }
-    }
-    wait_for_total(&mailpit, ROUNDS as u64).await?;
-
-    eprintln!("courier: {BURST} mails queued by {BURST_CALLERS} callers, until all are in Mailpit");
+    eprintln!("courier, {connections} SMTP connections: {BURST} mails queued by {BURST_CALLERS} callers");
+    let before = mailpit.total().await?;
     let started = Instant::now();
     let mut callers = JoinSet::new();
     for caller in 0..BURST_CALLERS {
@@ -93,10 +97,33 @@ pub(crate) async fn mail(bin: &Path) -> Result<MailBench, BoxError> {
     while let Some(done) = callers.join_next().await {
         done??;
     }
-    wait_for_total(&mailpit, (ROUNDS + BURST) as u64).await?;
-    let burst_delivered_in = started.elapsed();
+    wait_for_total(&mailpit, before + BURST as u64).await?;
+    let delivered_in = started.elapsed();
     server.ensure_running()?;
-    Ok(MailBench { known: known_latency, unknown: unknown_latency, burst_delivered_in })
+    Ok((latency, delivered_in))
+}
+
+/// `RequestPasswordReset` latencies of known and unknown addresses: one
+/// caller, alternating which goes first; then waits for the known ones' mails.
+async fn compare(channels: &[Channel], known: &[String], mailpit: &Mailpit) -> Result<Latencies, BoxError> {
+    eprintln!("RequestPasswordReset, 1 caller, {ROUNDS} known and {ROUNDS} unknown addresses, alternating");
+    let mut client = UserServiceClient::new(channels[0].clone());
+    let mut known_latency = Histogram::new(3)?;
+    let mut unknown_latency = Histogram::new(3)?;
+    for round in 0..ROUNDS {
+        let unknown = format!("nobody{round}@bench.test");
+        let pair = [(&known[round % known.len()], true), (&unknown, false)];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for index in order {
+            let (email, is_known) = pair[index];
+            let started = Instant::now();
+            client.request_password_reset(RequestPasswordResetRequest { email: email.clone() }).await?;
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            if is_known { known_latency.record(micros)? } else { unknown_latency.record(micros)? }
+        }
+    }
+    wait_for_total(mailpit, ROUNDS as u64).await?;
+    Ok((known_latency, unknown_latency))
 }
 
 async fn wait_for_total(mailpit: &Mailpit, total: u64) -> Result<(), BoxError> {
@@ -139,13 +166,17 @@ pub(crate) fn render(bench: &MailBench) -> String {
     }
     let difference = ms(&bench.known, 0.5) - ms(&bench.unknown, 0.5);
     let _ = writeln!(out, "\nMedian difference (known - unknown): {difference:+.3} ms.\n");
-    let seconds = bench.burst_delivered_in.as_secs_f64();
     let _ = writeln!(out, "## Mail: courier throughput into Mailpit\n");
     let _ = writeln!(
         out,
-        "{BURST} reset mails queued by {BURST_CALLERS} callers; from the first call until Mailpit held the last: \
-         {seconds:.2} s, **{:.0} mails/s** (one courier, one SMTP connection at a time, SQLite).\n",
-        BURST as f64 / seconds
+        "{BURST} reset mails queued by {BURST_CALLERS} callers; from the first call until Mailpit held the last. \
+         One replica (one courier) on SQLite, with `mail.max_connections` SMTP connections (1 is the baseline).\n"
     );
+    let _ = writeln!(out, "| `max_connections` | seconds | mails/s |\n|---:|---:|---:|");
+    for (connections, took) in &bench.bursts {
+        let seconds = took.as_secs_f64();
+        let _ = writeln!(out, "| {connections} | {seconds:.2} | {:.0} |", BURST as f64 / seconds);
+    }
+    let _ = writeln!(out);
     out
 }

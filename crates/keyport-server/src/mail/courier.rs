@@ -1,7 +1,8 @@
 //! The courier: takes due messages from the outbox and sends them over
 //! SMTP, retrying with backoff.
 //!
-//! Every replica runs one. A claim hides a message from the other couriers
+//! Every replica runs one, sending up to `mail.max_connections` messages at
+//! once over as many pooled SMTP connections. A claim hides a message from the other couriers
 //! for [`LEASE`], longer than an SMTP exchange may take, so on a clean path
 //! each message is sent exactly once; a replica that dies mid-send leaves it
 //! to be retried when the lease ends (at-least-once, never lost). Between
@@ -10,11 +11,13 @@
 
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use keyport_core::{Accounts, mail::QueuedMail};
 use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, MultiPart},
     transport::smtp::{
+        PoolConfig,
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
     },
@@ -36,6 +39,7 @@ pub(crate) struct Courier {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     max_attempts: u32,
+    connections: usize,
     retry_base: Duration,
     poll_interval: Duration,
 }
@@ -47,6 +51,7 @@ impl Courier {
             transport: transport(config)?,
             from: config.sender()?,
             max_attempts: config.max_attempts.max(1),
+            connections: usize::try_from(config.max_connections.max(1)).unwrap_or(1),
             retry_base: Duration::from_millis(config.retry_base_ms.max(1)),
             poll_interval: Duration::from_millis(config.poll_interval_ms.max(10)),
             accounts,
@@ -76,13 +81,20 @@ impl Courier {
                 }
                 continue;
             }
-            for mail in batch {
-                if *stop.borrow() {
-                    // Claimed but not sent: retried when the lease ends.
-                    return;
-                }
-                self.deliver(mail).await;
-            }
+            // Several at once, each on a pooled connection of its own: one
+            // SMTP exchange is mostly waiting on the network.
+            let (courier, stopping) = (&self, stop.clone());
+            futures::stream::iter(batch)
+                .for_each_concurrent(self.connections, |mail| {
+                    let stopping = stopping.clone();
+                    async move {
+                        // Claimed but not sent: retried when the lease ends.
+                        if !*stopping.borrow() {
+                            courier.deliver(mail).await;
+                        }
+                    }
+                })
+                .await;
         }
     }
 
@@ -130,7 +142,8 @@ fn transport(config: &MailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, 
     let host = config.smtp_host.clone();
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host)
         .port(config.port())
-        .timeout(Some(Duration::from_millis(config.timeout_ms.max(1))));
+        .timeout(Some(Duration::from_millis(config.timeout_ms.max(1))))
+        .pool_config(PoolConfig::new().max_size(config.max_connections.max(1)));
     if config.security != SmtpSecurity::None {
         let mut tls = TlsParameters::builder(host);
         if !config.ca_file.as_os_str().is_empty() {

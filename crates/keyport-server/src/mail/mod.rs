@@ -75,6 +75,8 @@ pub struct MailConfig {
     pub templates_dir: PathBuf,
     /// Delivery attempts of a message before it is marked failed.
     pub max_attempts: u32,
+    /// SMTP connections (and messages in flight) per replica.
+    pub max_connections: u32,
     /// Milliseconds before the first retry; each next one waits twice as
     /// long, up to an hour.
     pub retry_base_ms: u64,
@@ -106,6 +108,7 @@ impl Default for MailConfig {
             app_name: "Keyport".into(),
             templates_dir: PathBuf::new(),
             max_attempts: 10,
+            max_connections: 4,
             retry_base_ms: 5_000,
             poll_interval_ms: 1_000,
             timeout_ms: 30_000,
