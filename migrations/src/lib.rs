@@ -10,6 +10,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_identity;
 mod m0002_oauth;
 mod m0003_mail;
+mod m0004_email_sign_in;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -17,6 +18,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_identity::Migration), Box::new(m0002_oauth::Migration), Box::new(m0003_mail::Migration)]
+        vec![
+            Box::new(m0001_identity::Migration),
+            Box::new(m0002_oauth::Migration),
+            Box::new(m0003_mail::Migration),
+            Box::new(m0004_email_sign_in::Migration),
+        ]
     }
 }

@@ -1,6 +1,9 @@
 //! [`KeyportClient`]: typed calls to Keyport, over one endpoint or several.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    time::{Duration, SystemTime},
+};
 
 use keyport_proto::v1::{
     self, o_auth_service_client::OAuthServiceClient, session_service_client::SessionServiceClient,
@@ -55,6 +58,25 @@ pub enum SignUpOutcome {
     /// mail is on its way to the address (a verification link for a new
     /// account, a notice for an existing one). Tell the user to check it.
     VerificationRequired,
+}
+
+/// A started email sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartedEmailSignIn {
+    /// The secret to keep in an `HttpOnly` cookie of the browser that
+    /// asked; [`KeyportClient::finish_email_sign_in`] needs it.
+    pub binding: String,
+    /// When the mailed link and code stop working.
+    pub expires_at: SystemTime,
+}
+
+/// What finishes an email sign-in: the mailed link's `token`, or the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailProof<'a> {
+    /// The `token` query parameter of the link.
+    Link(&'a str),
+    /// The six-digit code, as typed.
+    Code(&'a str),
 }
 
 /// A started social sign-in.
@@ -479,6 +501,43 @@ impl KeyportClient {
             })
             .await?;
         Ok(response.revoked_sessions)
+    }
+
+    /// Mails `email` a link and a code that sign in (if an account has the
+    /// address, or the server signs up by email); the same answer either way.
+    pub async fn start_email_sign_in(&self, email: &str, client: &ClientInfo) -> Result<StartedEmailSignIn, Error> {
+        let response = self
+            .once(|channel| {
+                let request = self.request(v1::StartEmailSignInRequest { email: email.to_owned() }, None, client);
+                async move { SessionServiceClient::new(channel).start_email_sign_in(request).await }
+            })
+            .await?;
+        let expires_at = crate::principal::system_time(response.expires_at.as_ref());
+        Ok(StartedEmailSignIn { binding: response.binding, expires_at })
+    }
+
+    /// Finishes an email sign-in with the browser's `binding` and `proof`.
+    /// Returns the session and whether the sign-in created the account.
+    pub async fn finish_email_sign_in(
+        &self,
+        binding: &str,
+        proof: EmailProof<'_>,
+        client: &ClientInfo,
+    ) -> Result<(SignedIn, bool), Error> {
+        use v1::finish_email_sign_in_request::Proof;
+        let proof = match proof {
+            EmailProof::Link(token) => Proof::Token(token.to_owned()),
+            EmailProof::Code(code) => Proof::Code(code.to_owned()),
+        };
+        let message = v1::FinishEmailSignInRequest { binding: binding.to_owned(), proof: Some(proof) };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { SessionServiceClient::new(channel).finish_email_sign_in(request).await }
+            })
+            .await?;
+        let grant = response.session.ok_or_else(|| Status::internal("FinishEmailSignIn answered without a session"))?;
+        Ok((signed_in(grant)?, response.new_user))
     }
 
     /// Ends the session of `token`.

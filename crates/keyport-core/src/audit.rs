@@ -45,6 +45,12 @@ pub enum AuditKind {
     PasswordResetRequested,
     /// A user set a new password through a reset link.
     PasswordReset,
+    /// A user signed in with a mailed link or code.
+    EmailSignIn,
+    /// An email sign-in created the user.
+    EmailSignUp,
+    /// A wrong link or code was presented for an email sign-in.
+    EmailSignInFailed,
 }
 
 impl AuditKind {
@@ -70,6 +76,9 @@ impl AuditKind {
             Self::EmailVerified => "email_verified",
             Self::PasswordResetRequested => "password_reset_requested",
             Self::PasswordReset => "password_reset",
+            Self::EmailSignIn => "email_sign_in",
+            Self::EmailSignUp => "email_sign_up",
+            Self::EmailSignInFailed => "email_sign_in_failed",
         }
     }
 }

@@ -37,7 +37,10 @@ pub enum PublicAction {
     RequestPasswordReset,
     /// `RequestEmailVerification`.
     RequestEmailVerification,
-    /// `VerifyEmail` and `ResetPassword`: presenting an email token.
+    /// `StartEmailSignIn`.
+    StartEmailSignIn,
+    /// `VerifyEmail`, `ResetPassword` and `FinishEmailSignIn`: presenting
+    /// an email token or code.
     UseEmailToken,
 }
 

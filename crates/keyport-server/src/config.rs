@@ -68,6 +68,9 @@ pub struct SignUpConfig {
     /// `SignUp` answers the same for new and taken addresses (the owner of
     /// a taken one gets a mail). Needs `[mail]`.
     pub require_email_verification: bool,
+    /// An email sign-in (`StartEmailSignIn`) for an address without an
+    /// account creates one, passwordless and verified.
+    pub by_email: bool,
 }
 
 /// The audit trail.
@@ -447,6 +450,7 @@ impl Config {
             session_cache_ttl: Duration::from_secs(self.sessions.cache_ttl_secs),
             validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),
             require_email_verification: self.sign_up.require_email_verification,
+            sign_up_by_email: self.sign_up.by_email,
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

@@ -13,11 +13,12 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     events::SessionEvent,
-    mail::{EmailToken, Mail, QueuedMail, TokenPurpose},
-    store::{EmailTokenStore, MailStore, StoreError, StoreResult},
+    mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
+    store::{EmailSignInStore, EmailTokenStore, MailStore, StoreError, StoreResult},
     user::{User, UserId},
 };
 use sea_orm::{
+    ActiveValue::Set,
     ColumnTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, LockBehavior, LockType},
 };
@@ -26,7 +27,7 @@ use uuid::Uuid;
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{email_token, mail_outbox, password, session, user},
+    entity::{email_sign_in, email_token, mail_outbox, password, session, user},
     rows::{MAIL_PENDING, insert_audit, insert_email_token, insert_mail, parse_user_id, user_from_row},
     write::{begin, delete_email_tokens, lock_user, notify},
 };
@@ -182,6 +183,82 @@ fn token_from_row(row: email_token::Model) -> StoreResult<EmailToken> {
         purpose,
         user_id: parse_user_id(&row.user_id)?,
         email: Email::from_trusted(row.email),
+        created_at: Timestamp::from_unix_millis(row.created_at),
+        expires_at: Timestamp::from_unix_millis(row.expires_at),
+    })
+}
+
+#[async_trait]
+impl EmailSignInStore for SeaStore {
+    async fn create_email_sign_in(&self, sign_in: &EmailSignIn, mail: &Mail) -> StoreResult<()> {
+        let txn = begin(&self.db).await?;
+        email_sign_in::Entity::delete_many()
+            .filter(email_sign_in::Column::Email.eq(sign_in.email.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let row = email_sign_in::ActiveModel {
+            binding_hash: Set(sign_in.binding_hash.to_vec()),
+            email: Set(sign_in.email.as_str().to_owned()),
+            link_hash: Set(sign_in.link_hash.to_vec()),
+            code_hash: Set(sign_in.code_hash.to_vec()),
+            attempts: Set(0),
+            created_at: Set(sign_in.created_at.unix_millis()),
+            expires_at: Set(sign_in.expires_at.unix_millis()),
+        };
+        email_sign_in::Entity::insert(row).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_mail(&txn, mail).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    /// One `UPDATE ... RETURNING`: the attempt is counted in the statement
+    /// that checks the limit, so parallel guesses cannot share one.
+    async fn reserve_email_sign_in_attempt(
+        &self,
+        binding_hash: &[u8; 32],
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<EmailSignIn>> {
+        let max = i32::try_from(max_attempts).unwrap_or(i32::MAX);
+        let updated = email_sign_in::Entity::update_many()
+            .col_expr(email_sign_in::Column::Attempts, Expr::col(email_sign_in::Column::Attempts).add(1))
+            .filter(email_sign_in::Column::BindingHash.eq(binding_hash.to_vec()))
+            .filter(email_sign_in::Column::Attempts.lt(max))
+            .filter(email_sign_in::Column::ExpiresAt.gt(now.unix_millis()))
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(classify)?;
+        updated.into_iter().next().map(sign_in_from_row).transpose()
+    }
+
+    async fn take_email_sign_in(&self, binding_hash: &[u8; 32]) -> StoreResult<Option<EmailSignIn>> {
+        let taken = email_sign_in::Entity::delete_by_id(binding_hash.to_vec())
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(classify)?;
+        taken.map(sign_in_from_row).transpose()
+    }
+
+    async fn delete_expired_email_sign_ins(&self, now: Timestamp) -> StoreResult<u64> {
+        let deleted = email_sign_in::Entity::delete_many()
+            .filter(email_sign_in::Column::ExpiresAt.lte(now.unix_millis()))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(deleted.rows_affected)
+    }
+}
+
+fn sign_in_from_row(row: email_sign_in::Model) -> StoreResult<EmailSignIn> {
+    let hash = |bytes: Vec<u8>| -> StoreResult<[u8; 32]> {
+        bytes.try_into().map_err(|_| StoreError::Other("malformed email sign-in hash".into()))
+    };
+    Ok(EmailSignIn {
+        binding_hash: hash(row.binding_hash)?,
+        email: Email::from_trusted(row.email),
+        link_hash: hash(row.link_hash)?,
+        code_hash: hash(row.code_hash)?,
+        attempts: u32::try_from(row.attempts).unwrap_or(u32::MAX),
         created_at: Timestamp::from_unix_millis(row.created_at),
         expires_at: Timestamp::from_unix_millis(row.expires_at),
     })

@@ -18,7 +18,7 @@ use sea_orm::{
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{password, session},
+    entity::{password, session, user},
     rows::{insert_audit, insert_session, session_from_row},
     write::{begin, delete_sessions_except, lock_user, notify},
 };
@@ -51,6 +51,19 @@ impl SessionStore for SeaStore {
                     .exec(&txn)
                     .await
                     .map_err(classify)?;
+            }
+        }
+        if let SessionBasis::Mailbox { email } = basis {
+            let verified = user::Entity::update_many()
+                .col_expr(user::Column::EmailVerified, Expr::value(true))
+                .filter(user::Column::Id.eq(session.user_id.to_string()))
+                .filter(user::Column::Email.eq(email.as_str()))
+                .exec(&txn)
+                .await
+                .map_err(classify)?;
+            // The address changed meanwhile: the mailbox proves nothing now.
+            if verified.rows_affected == 0 {
+                return Ok(false);
             }
         }
         insert_session(&txn, session).await?;

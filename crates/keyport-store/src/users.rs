@@ -66,6 +66,14 @@ impl UserStore for SeaStore {
         txn.commit().await.map_err(classify)
     }
 
+    async fn create_mailbox_user(&self, user: &User, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
+        let txn = begin(&self.db).await?;
+        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_session(&txn, session).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
     async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
         let Some(row) = user::Entity::find()
             .filter(user::Column::Email.eq(email.as_str()))

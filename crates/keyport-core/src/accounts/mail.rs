@@ -141,7 +141,7 @@ impl Accounts {
     /// safe requests do with the address they were given. A permit bounds
     /// the work in flight; it is taken before the answer, whatever the
     /// address, so a wait or a refusal says nothing about it either.
-    async fn detached<F, Fut>(&self, client: &ClientInfo, work: F) -> Result<()>
+    pub(super) async fn detached<F, Fut>(&self, client: &ClientInfo, work: F) -> Result<()>
     where
         F: FnOnce(Accounts, ClientInfo) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
@@ -237,10 +237,21 @@ impl Accounts {
         link: &str,
         expires_in: Duration,
     ) -> Result<Mail> {
-        let context = MailContext { email: user.email.as_str(), name: &user.name, link, expires_in };
+        let context = MailContext { email: user.email.as_str(), name: &user.name, link, code: "", expires_in };
+        self.render(settings, kind, &user.email, &context)
+    }
+
+    /// Renders a `kind` message to `to` with `context`.
+    pub(super) fn render(
+        &self,
+        settings: &MailSettings,
+        kind: MailKind,
+        to: &Email,
+        context: &MailContext<'_>,
+    ) -> Result<Mail> {
         let Rendered { subject, text, html } =
-            settings.templates.render(kind, &context).map_err(|e| Error::Internal(e.to_string()))?;
+            settings.templates.render(kind, context).map_err(|e| Error::Internal(e.to_string()))?;
         let now = self.clock.now();
-        Ok(Mail { id: now.uuid_v7(), kind, to: user.email.clone(), subject, text, html, created_at: now })
+        Ok(Mail { id: now.uuid_v7(), kind, to: to.clone(), subject, text, html, created_at: now })
     }
 }

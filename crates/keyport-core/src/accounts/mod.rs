@@ -1,7 +1,7 @@
 //! The use cases, by area: sign-up and a user's own account
 //! (`users.rs`), sign-in and sessions (`sessions.rs`), sign-in with a
 //! provider and linked accounts (`oauth.rs`), and the flows through the
-//! user's mailbox (`mail.rs`).
+//! user's mailbox (`mail.rs`, and signing in through it: `email_sign_in.rs`).
 //!
 //! [`Accounts`] ties the rules of this crate to a [`Store`] and a [`Clock`].
 //! The gRPC layer calls it and only translates types. Use cases reach
@@ -18,23 +18,28 @@ use crate::{
     email::Email,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
-    mail::{MAX_RESET_PASSWORD_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
+    mail::{MAX_RESET_PASSWORD_TTL, MAX_SIGN_IN_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
     rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
     request_limit::{Buckets, PublicAction, RequestLimiter, RequestLimits},
     session::{ClientInfo, Principal, Session, SessionPolicy},
-    store::{AuditStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore, Store, UserStore},
+    store::{
+        AuditStore, EmailSignInStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore, Store, UserStore,
+    },
     token::SessionToken,
     user::{User, UserId},
     validated_cache::ValidatedCache,
 };
 
+mod email_sign_in;
 mod mail;
 mod oauth;
 mod sessions;
 #[cfg(test)]
 mod tests;
+
+pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 mod users;
 
 /// Tunable rules of [`Accounts`].
@@ -65,6 +70,8 @@ pub struct AccountsConfig {
     /// Password accounts sign in only once their address is verified, and
     /// sign-up answers the same for new and taken addresses. Needs mail.
     pub require_email_verification: bool,
+    /// An email sign-in for an address without an account creates one.
+    pub sign_up_by_email: bool,
 }
 
 impl Default for AccountsConfig {
@@ -81,6 +88,7 @@ impl Default for AccountsConfig {
             validated_cache_ttl: Duration::from_secs(5),
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             require_email_verification: false,
+            sign_up_by_email: false,
         }
     }
 }
@@ -144,6 +152,7 @@ impl Accounts {
     pub fn with_mail(mut self, mut settings: MailSettings) -> Self {
         settings.verify_email_ttl = settings.verify_email_ttl.min(MAX_VERIFY_EMAIL_TTL);
         settings.reset_password_ttl = settings.reset_password_ttl.min(MAX_RESET_PASSWORD_TTL);
+        settings.sign_in_ttl = settings.sign_in_ttl.min(MAX_SIGN_IN_TTL);
         let limits = settings.recipient_limits;
         self.recipients = Arc::new(Buckets::new(limits.burst, limits.interval(), self.clock.clone()));
         self.mail = Some(Arc::new(settings));
@@ -201,6 +210,7 @@ impl Accounts {
             sessions: self.session_store().delete_expired_sessions(now).await?,
             oauth_flows: self.oauth_store().delete_expired_oauth_flows(now).await?,
             email_tokens: self.email_token_store().delete_expired_email_tokens(now).await?,
+            email_sign_ins: self.email_sign_in_store().delete_expired_email_sign_ins(now).await?,
             mails: self.mail_store().delete_mail_before(audit_before).await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
         })
@@ -237,6 +247,10 @@ impl Accounts {
     }
 
     fn email_token_store(&self) -> &dyn EmailTokenStore {
+        self.store.as_ref()
+    }
+
+    fn email_sign_in_store(&self) -> &dyn EmailSignInStore {
         self.store.as_ref()
     }
 

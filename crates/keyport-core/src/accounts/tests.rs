@@ -326,6 +326,8 @@ fn mail_settings(ttl: Duration) -> Result<crate::mail::MailSettings, Box<dyn std
         verify_email_ttl: ttl,
         reset_password_ttl: ttl,
         recipient_limits: crate::mail::RecipientLimits::default(),
+        sign_in_path: "/sign-in/email".into(),
+        sign_in_ttl: Duration::from_secs(600),
     })
 }
 

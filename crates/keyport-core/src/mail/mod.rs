@@ -7,6 +7,7 @@
 //! sends what the outbox holds. Tokens ([`token`]) are random, shown only in
 //! the mail, and stored as SHA-256.
 
+pub mod sign_in;
 pub mod templates;
 pub mod token;
 
@@ -31,11 +32,14 @@ pub enum MailKind {
     /// A notice that someone tried to sign up with an address that has an
     /// account already (sent instead of telling the caller).
     AccountExists,
+    /// A link and a code that sign in.
+    SignIn,
 }
 
 impl MailKind {
     /// Every kind, for template loading and checks.
-    pub const ALL: [Self; 4] = [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged, Self::AccountExists];
+    pub const ALL: [Self; 5] =
+        [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged, Self::AccountExists, Self::SignIn];
 
     /// Stable name: in the outbox, and the stem of the template files.
     pub fn as_str(self) -> &'static str {
@@ -44,6 +48,7 @@ impl MailKind {
             Self::ResetPassword => "reset_password",
             Self::PasswordChanged => "password_changed",
             Self::AccountExists => "account_exists",
+            Self::SignIn => "sign_in",
         }
     }
 
@@ -121,6 +126,11 @@ pub struct MailSettings {
     pub verify_email_ttl: Duration,
     /// Lifetime of a password-reset link (at most 1 h).
     pub reset_password_ttl: Duration,
+    /// Path of the web app's page that takes a sign-in link's token and
+    /// calls `FinishEmailSignIn`.
+    pub sign_in_path: String,
+    /// Lifetime of an email sign-in's link and code (at most 10 min).
+    pub sign_in_ttl: Duration,
     /// How many link mails (verification, reset) one address may get.
     pub recipient_limits: RecipientLimits,
 }
@@ -154,6 +164,8 @@ impl RecipientLimits {
 
 /// Longest lifetime of a verification link (ASVS 5.0 V6.4).
 pub const MAX_VERIFY_EMAIL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Longest lifetime of an email sign-in's link and code.
+pub const MAX_SIGN_IN_TTL: Duration = Duration::from_secs(600);
 /// Longest lifetime of a password-reset link (OWASP Forgot Password).
 pub const MAX_RESET_PASSWORD_TTL: Duration = Duration::from_secs(3600);
 

@@ -13,6 +13,7 @@
 //! | `email` | the recipient's address |
 //! | `name` | the user's display name (may be empty) |
 //! | `link` | the link to follow (empty for notices) |
+//! | `code` | the sign-in code (empty but for `sign_in`) |
 //! | `expires_in` | how long the link works, in words ("1 hour") |
 //!
 //! Loading renders every template once with sample values, so a broken
@@ -47,7 +48,7 @@ pub enum TemplateError {
 }
 
 /// The built-in templates, by file name.
-const BUILT_IN: [(&str, &str); 12] = [
+const BUILT_IN: [(&str, &str); 15] = [
     ("verify_email.subject.txt", include_str!("../../templates/mail/verify_email.subject.txt")),
     ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -60,6 +61,9 @@ const BUILT_IN: [(&str, &str); 12] = [
     ("account_exists.subject.txt", include_str!("../../templates/mail/account_exists.subject.txt")),
     ("account_exists.txt", include_str!("../../templates/mail/account_exists.txt")),
     ("account_exists.html", include_str!("../../templates/mail/account_exists.html")),
+    ("sign_in.subject.txt", include_str!("../../templates/mail/sign_in.subject.txt")),
+    ("sign_in.txt", include_str!("../../templates/mail/sign_in.txt")),
+    ("sign_in.html", include_str!("../../templates/mail/sign_in.html")),
 ];
 
 /// What a rendered message says, before it gets an id and a recipient.
@@ -82,6 +86,8 @@ pub struct MailContext<'a> {
     pub name: &'a str,
     /// The link to follow; empty for notices.
     pub link: &'a str,
+    /// The code to type; empty but for sign-in mails.
+    pub code: &'a str,
     /// How long the link works.
     pub expires_in: Duration,
 }
@@ -120,6 +126,7 @@ impl MailTemplates {
             email: "ann@example.com",
             name: "Ann",
             link: "https://app.example.com/x?token=kpm_sample",
+            code: "123456",
             expires_in: Duration::from_secs(3600),
         };
         for kind in MailKind::ALL {
@@ -135,6 +142,7 @@ impl MailTemplates {
             (Value::from("email"), Value::from(context.email)),
             (Value::from("name"), Value::from(context.name)),
             (Value::from("link"), Value::from(context.link)),
+            (Value::from("code"), Value::from(context.code)),
             (Value::from("expires_in"), Value::from(in_words(context.expires_in))),
         ]));
         let part = |suffix: &str| {
@@ -163,7 +171,7 @@ mod tests {
     use super::*;
 
     fn context<'a>(link: &'a str, name: &'a str) -> MailContext<'a> {
-        MailContext { email: "ann@example.com", name, link, expires_in: Duration::from_secs(3600) }
+        MailContext { email: "ann@example.com", name, link, code: "", expires_in: Duration::from_secs(3600) }
     }
 
     #[test]

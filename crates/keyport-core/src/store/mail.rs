@@ -8,7 +8,7 @@ use crate::{
     audit::AuditEvent,
     clock::Timestamp,
     events::SessionEvent,
-    mail::{EmailToken, Mail, QueuedMail, TokenPurpose},
+    mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     user::{User, UserId},
 };
 
@@ -63,6 +63,31 @@ pub trait EmailTokenStore: Send + Sync + 'static {
 
     /// Deletes the tokens past their expiry at `now`; returns how many.
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// Started email sign-ins.
+#[async_trait]
+pub trait EmailSignInStore: Send + Sync + 'static {
+    /// Stores a started sign-in in place of the earlier ones of its address
+    /// (a newer mail voids the older) and queues its `mail`, atomically.
+    async fn create_email_sign_in(&self, sign_in: &EmailSignIn, mail: &Mail) -> StoreResult<()>;
+
+    /// Counts one proof against the unexpired sign-in with this binding and
+    /// returns it, if it has attempts left (fewer than `max_attempts`);
+    /// `None` otherwise. Atomic: N parallel guesses take N attempts.
+    async fn reserve_email_sign_in_attempt(
+        &self,
+        binding_hash: &[u8; 32],
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<EmailSignIn>>;
+
+    /// Removes and returns the sign-in with this binding: of racing callers
+    /// with the right proof, one gets it.
+    async fn take_email_sign_in(&self, binding_hash: &[u8; 32]) -> StoreResult<Option<EmailSignIn>>;
+
+    /// Deletes the sign-ins past their expiry at `now`; returns how many.
+    async fn delete_expired_email_sign_ins(&self, now: Timestamp) -> StoreResult<u64>;
 }
 
 /// The outbox, as the courier sees it.

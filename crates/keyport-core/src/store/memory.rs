@@ -19,15 +19,15 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, Credentials, EmailTokenStore, MailStore, OAuthStore, SessionBasis, SessionStore, Store, StoreError,
-    StoreResult, UnlinkOutcome, UserStore,
+    AuditStore, Credentials, EmailSignInStore, EmailTokenStore, MailStore, OAuthStore, SessionBasis, SessionStore,
+    Store, StoreError, StoreResult, UnlinkOutcome, UserStore,
 };
 use crate::{
     audit::AuditEvent,
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
-    mail::{EmailToken, Mail, QueuedMail, TokenPurpose},
+    mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     oauth::{LinkedAccount, OAuthFlow},
     session::Session,
     token::SessionId,
@@ -51,6 +51,7 @@ struct Tables {
     accounts: Vec<LinkedAccount>,
     flows: HashMap<[u8; 32], OAuthFlow>,
     email_tokens: HashMap<[u8; 32], EmailToken>,
+    email_sign_ins: HashMap<[u8; 32], EmailSignIn>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -209,6 +210,16 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn create_mailbox_user(&self, user: &User, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.ensure_email_free(&user.email)?;
+        tables.ensure_session_free(session)?;
+        tables.users.insert(user.id, user.clone());
+        tables.sessions.insert(session.id.clone(), session.clone());
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
     async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>> {
         let tables = self.tables()?;
         let Some(user) = tables.user_by_email(email) else { return Ok(None) };
@@ -360,6 +371,43 @@ impl EmailTokenStore for MemoryStore {
 }
 
 #[async_trait]
+impl EmailSignInStore for MemoryStore {
+    async fn create_email_sign_in(&self, sign_in: &EmailSignIn, mail: &Mail) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.email_sign_ins.retain(|_, other| other.email != sign_in.email);
+        tables.email_sign_ins.insert(sign_in.binding_hash, sign_in.clone());
+        tables.queue(mail);
+        Ok(())
+    }
+
+    async fn reserve_email_sign_in_attempt(
+        &self,
+        binding_hash: &[u8; 32],
+        max_attempts: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<EmailSignIn>> {
+        let mut tables = self.tables()?;
+        let Some(sign_in) = tables.email_sign_ins.get_mut(binding_hash) else { return Ok(None) };
+        if sign_in.expires_at <= now || sign_in.attempts >= max_attempts {
+            return Ok(None);
+        }
+        sign_in.attempts += 1;
+        Ok(Some(sign_in.clone()))
+    }
+
+    async fn take_email_sign_in(&self, binding_hash: &[u8; 32]) -> StoreResult<Option<EmailSignIn>> {
+        Ok(self.tables()?.email_sign_ins.remove(binding_hash))
+    }
+
+    async fn delete_expired_email_sign_ins(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.email_sign_ins.len();
+        tables.email_sign_ins.retain(|_, sign_in| sign_in.expires_at > now);
+        Ok(count(before - tables.email_sign_ins.len()))
+    }
+}
+
+#[async_trait]
 impl MailStore for MemoryStore {
     async fn queue_mail(&self, mail: &Mail) -> StoreResult<()> {
         self.tables()?.queue(mail);
@@ -432,6 +480,12 @@ impl SessionStore for MemoryStore {
             return Ok(false);
         }
         tables.ensure_session_free(session)?;
+        if let SessionBasis::Mailbox { email } = basis {
+            match tables.users.get_mut(&session.user_id) {
+                Some(user) if user.email == *email => user.email_verified = true,
+                _ => return Ok(false),
+            }
+        }
         if let SessionBasis::Password { verified_hash, rehash } = basis {
             let Some(current) = tables.passwords.get_mut(&session.user_id) else { return Ok(false) };
             if current != verified_hash {

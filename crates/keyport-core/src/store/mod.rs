@@ -7,7 +7,7 @@
 //! | sessions | [`SessionStore`] | sessions |
 //! | OAuth | [`OAuthStore`] | started OAuth flows and linked accounts |
 //! | audit | [`AuditStore`] | the audit trail |
-//! | mail | [`EmailTokenStore`], [`MailStore`] | one-time email tokens, the outbox |
+//! | mail | [`EmailTokenStore`], [`EmailSignInStore`], [`MailStore`] | one-time email tokens, started email sign-ins, the outbox |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
 //! (the SQL store in `keyport-store`, or [`memory::MemoryStore`]) implements
@@ -36,7 +36,7 @@ mod sessions;
 mod users;
 
 pub use audit::AuditStore;
-pub use mail::{EmailTokenStore, MailStore};
+pub use mail::{EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use sessions::{SessionBasis, SessionStore};
 pub use users::{Credentials, UserStore};
@@ -74,7 +74,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every area's storage in one: what [`crate::Accounts`] runs on.
 #[async_trait]
-pub trait Store: UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + MailStore {
+pub trait Store:
+    UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + EmailSignInStore + MailStore
+{
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 }
@@ -89,6 +91,9 @@ pub struct Expired {
     /// Email tokens past theirs
     /// ([`EmailTokenStore::delete_expired_email_tokens`]).
     pub email_tokens: u64,
+    /// Email sign-ins past theirs
+    /// ([`EmailSignInStore::delete_expired_email_sign_ins`]).
+    pub email_sign_ins: u64,
     /// Sent and failed mails past the retention period
     /// ([`MailStore::delete_mail_before`]).
     pub mails: u64,

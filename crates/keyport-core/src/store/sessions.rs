@@ -6,6 +6,7 @@ use super::StoreResult;
 use crate::{
     audit::AuditEvent,
     clock::Timestamp,
+    email::Email,
     events::SessionEvent,
     session::Session,
     token::SessionId,
@@ -78,4 +79,10 @@ pub enum SessionBasis<'a> {
     },
     /// Proof from elsewhere (an identity provider): the user must still exist.
     User,
+    /// Proof of the mailbox (an email sign-in): the user must still have
+    /// this address, which from then on counts as verified.
+    Mailbox {
+        /// The address the link or code was sent to.
+        email: &'a Email,
+    },
 }

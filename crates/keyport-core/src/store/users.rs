@@ -49,6 +49,11 @@ pub trait UserStore: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
+    /// Creates a user without a password, whose address a mail proved, with
+    /// a first session. [`StoreError::Conflict`](super::StoreError::Conflict)
+    /// when the email is taken.
+    async fn create_mailbox_user(&self, user: &User, session: &Session, audit: &AuditEvent) -> StoreResult<()>;
+
     /// The user with this email and their password hash; `None` for a user
     /// without a password (signed up through a provider).
     async fn find_credentials_by_email(&self, email: &Email) -> StoreResult<Option<Credentials>>;

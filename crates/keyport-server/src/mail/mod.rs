@@ -59,6 +59,11 @@ pub struct MailConfig {
     /// Path of the page that asks for a reset link (linked from the notice
     /// to the owner of an address someone tried to sign up with).
     pub forgot_password_path: String,
+    /// Path of the page that takes a sign-in link's token (and the
+    /// browser's binding cookie) and calls `FinishEmailSignIn`.
+    pub sign_in_path: String,
+    /// Seconds an email sign-in's link and code work (at most 600).
+    pub sign_in_ttl_secs: u64,
     /// Seconds a verification link works (at most 86400).
     pub verify_email_ttl_secs: u64,
     /// Seconds a password-reset link works (at most 3600).
@@ -101,6 +106,8 @@ impl Default for MailConfig {
             verify_email_path: "/verify-email".into(),
             reset_password_path: "/reset-password".into(),
             forgot_password_path: "/forgot-password".into(),
+            sign_in_path: "/sign-in/email".into(),
+            sign_in_ttl_secs: 600,
             verify_email_ttl_secs: 86_400,
             reset_password_ttl_secs: 3_600,
             per_recipient_burst: RecipientLimits::default().burst,
@@ -169,9 +176,13 @@ impl MailConfig {
         if !scheme_ok || host.is_empty() || base.contains(['?', '#', ' ']) {
             return Err(invalid("public_base_url", "must be an absolute http(s) URL without query or fragment"));
         }
-        for (field, path) in
-            [("verify_email_path", &self.verify_email_path), ("reset_password_path", &self.reset_password_path)]
-        {
+        let paths = [
+            ("verify_email_path", &self.verify_email_path),
+            ("reset_password_path", &self.reset_password_path),
+            ("forgot_password_path", &self.forgot_password_path),
+            ("sign_in_path", &self.sign_in_path),
+        ];
+        for (field, path) in paths {
             if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
                 return Err(invalid(field, "must be a path starting with /"));
             }
@@ -185,6 +196,8 @@ impl MailConfig {
             forgot_password_path: self.forgot_password_path.clone(),
             verify_email_ttl: Duration::from_secs(self.verify_email_ttl_secs),
             reset_password_ttl: Duration::from_secs(self.reset_password_ttl_secs),
+            sign_in_path: self.sign_in_path.clone(),
+            sign_in_ttl: Duration::from_secs(self.sign_in_ttl_secs),
             recipient_limits: RecipientLimits {
                 burst: self.per_recipient_burst,
                 per_hour: self.per_recipient_per_hour,

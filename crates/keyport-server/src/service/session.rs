@@ -1,5 +1,6 @@
 //! `keyport.v1.SessionService`.
 
+use keyport_core::mail::sign_in::SignInProof;
 use keyport_proto::v1::{self, session_service_server::SessionService};
 use tonic::{Request, Response, Status};
 
@@ -35,6 +36,39 @@ impl SessionService for SessionApi {
         let grant = self.0.accounts.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::SignInResponse {
             outcome: Some(v1::sign_in_response::Outcome::Session(convert::grant(grant))),
+        }))
+    }
+
+    async fn start_email_sign_in(
+        &self,
+        request: Request<v1::StartEmailSignInRequest>,
+    ) -> Result<Response<v1::StartEmailSignInResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let started =
+            self.0.accounts.start_email_sign_in(&request.get_ref().email, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::StartEmailSignInResponse {
+            binding: started.binding,
+            expires_at: Some(convert::timestamp(started.expires_at)),
+        }))
+    }
+
+    async fn finish_email_sign_in(
+        &self,
+        request: Request<v1::FinishEmailSignInRequest>,
+    ) -> Result<Response<v1::FinishEmailSignInResponse>, Status> {
+        use v1::finish_email_sign_in_request::Proof;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let proof = match &body.proof {
+            Some(Proof::Token(token)) => SignInProof::Link(token),
+            Some(Proof::Code(code)) => SignInProof::Code(code),
+            None => return Err(to_status(keyport_core::Error::EmailTokenInvalid)),
+        };
+        let signed_in = self.0.accounts.finish_email_sign_in(&body.binding, proof, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::FinishEmailSignInResponse {
+            user: Some(convert::user(&signed_in.grant.user)),
+            session: Some(convert::grant(signed_in.grant)),
+            new_user: signed_in.new_user,
         }))
     }
 

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod audit_event;
+pub mod email_sign_in;
 pub mod email_token;
 pub mod mail_outbox;
 pub mod oauth_flow;

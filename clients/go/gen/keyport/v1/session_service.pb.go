@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -150,6 +151,267 @@ type SignInResponse_Session struct {
 
 func (*SignInResponse_Session) isSignInResponse_Outcome() {}
 
+// Request of `StartEmailSignIn`.
+type StartEmailSignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address to sign in with.
+	Email         string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartEmailSignInRequest) Reset() {
+	*x = StartEmailSignInRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartEmailSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartEmailSignInRequest) ProtoMessage() {}
+
+func (x *StartEmailSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartEmailSignInRequest.ProtoReflect.Descriptor instead.
+func (*StartEmailSignInRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StartEmailSignInRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+// Response of `StartEmailSignIn`: the same for every address.
+type StartEmailSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keep it in a cookie of this browser; `FinishEmailSignIn` needs it.
+	Binding string `protobuf:"bytes,1,opt,name=binding,proto3" json:"binding,omitempty"`
+	// When the link and the code stop working.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartEmailSignInResponse) Reset() {
+	*x = StartEmailSignInResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartEmailSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartEmailSignInResponse) ProtoMessage() {}
+
+func (x *StartEmailSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartEmailSignInResponse.ProtoReflect.Descriptor instead.
+func (*StartEmailSignInResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StartEmailSignInResponse) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *StartEmailSignInResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Request of `FinishEmailSignIn`.
+type FinishEmailSignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `binding` of `StartEmailSignIn`, from the browser's cookie.
+	Binding string `protobuf:"bytes,1,opt,name=binding,proto3" json:"binding,omitempty"`
+	// What the mail gave the user.
+	//
+	// Types that are valid to be assigned to Proof:
+	//
+	//	*FinishEmailSignInRequest_Token
+	//	*FinishEmailSignInRequest_Code
+	Proof         isFinishEmailSignInRequest_Proof `protobuf_oneof:"proof"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishEmailSignInRequest) Reset() {
+	*x = FinishEmailSignInRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishEmailSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishEmailSignInRequest) ProtoMessage() {}
+
+func (x *FinishEmailSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishEmailSignInRequest.ProtoReflect.Descriptor instead.
+func (*FinishEmailSignInRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FinishEmailSignInRequest) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *FinishEmailSignInRequest) GetProof() isFinishEmailSignInRequest_Proof {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
+func (x *FinishEmailSignInRequest) GetToken() string {
+	if x != nil {
+		if x, ok := x.Proof.(*FinishEmailSignInRequest_Token); ok {
+			return x.Token
+		}
+	}
+	return ""
+}
+
+func (x *FinishEmailSignInRequest) GetCode() string {
+	if x != nil {
+		if x, ok := x.Proof.(*FinishEmailSignInRequest_Code); ok {
+			return x.Code
+		}
+	}
+	return ""
+}
+
+type isFinishEmailSignInRequest_Proof interface {
+	isFinishEmailSignInRequest_Proof()
+}
+
+type FinishEmailSignInRequest_Token struct {
+	// The `token` query parameter of the link (`kpm_...`).
+	Token string `protobuf:"bytes,2,opt,name=token,proto3,oneof"`
+}
+
+type FinishEmailSignInRequest_Code struct {
+	// The six-digit code, as typed (spaces are ignored).
+	Code string `protobuf:"bytes,3,opt,name=code,proto3,oneof"`
+}
+
+func (*FinishEmailSignInRequest_Token) isFinishEmailSignInRequest_Proof() {}
+
+func (*FinishEmailSignInRequest_Code) isFinishEmailSignInRequest_Proof() {}
+
+// Response of `FinishEmailSignIn`.
+type FinishEmailSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed-in user.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The new session.
+	Session *SessionGrant `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// Whether this sign-in created the account.
+	NewUser       bool `protobuf:"varint,3,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishEmailSignInResponse) Reset() {
+	*x = FinishEmailSignInResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishEmailSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishEmailSignInResponse) ProtoMessage() {}
+
+func (x *FinishEmailSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishEmailSignInResponse.ProtoReflect.Descriptor instead.
+func (*FinishEmailSignInResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *FinishEmailSignInResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *FinishEmailSignInResponse) GetSession() *SessionGrant {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *FinishEmailSignInResponse) GetNewUser() bool {
+	if x != nil {
+		return x.NewUser
+	}
+	return false
+}
+
 // Request of `GetSession`.
 type GetSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -161,7 +423,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -173,7 +435,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -186,7 +448,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{2}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetSessionRequest) GetToken() string {
@@ -215,7 +477,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -227,7 +489,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -240,7 +502,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{3}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -280,7 +542,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +554,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +567,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 // Response of `ListSessions`.
@@ -319,7 +581,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +593,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +606,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -365,7 +627,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -377,7 +639,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -390,7 +652,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -409,7 +671,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +683,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +696,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
 }
 
 // Request of `RevokeOtherSessions`.
@@ -446,7 +708,7 @@ type RevokeOtherSessionsRequest struct {
 
 func (x *RevokeOtherSessionsRequest) Reset() {
 	*x = RevokeOtherSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +720,7 @@ func (x *RevokeOtherSessionsRequest) String() string {
 func (*RevokeOtherSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +733,7 @@ func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
 }
 
 // Response of `RevokeOtherSessions`.
@@ -485,7 +747,7 @@ type RevokeOtherSessionsResponse struct {
 
 func (x *RevokeOtherSessionsResponse) Reset() {
 	*x = RevokeOtherSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -497,7 +759,7 @@ func (x *RevokeOtherSessionsResponse) String() string {
 func (*RevokeOtherSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -510,7 +772,7 @@ func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RevokeOtherSessionsResponse) GetRevokedSessions() uint32 {
@@ -529,7 +791,7 @@ type SignOutRequest struct {
 
 func (x *SignOutRequest) Reset() {
 	*x = SignOutRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -541,7 +803,7 @@ func (x *SignOutRequest) String() string {
 func (*SignOutRequest) ProtoMessage() {}
 
 func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -554,7 +816,7 @@ func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
 func (*SignOutRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
 }
 
 // Response of `SignOut`.
@@ -566,7 +828,7 @@ type SignOutResponse struct {
 
 func (x *SignOutResponse) Reset() {
 	*x = SignOutResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +840,7 @@ func (x *SignOutResponse) String() string {
 func (*SignOutResponse) ProtoMessage() {}
 
 func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +853,7 @@ func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
 func (*SignOutResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
 }
 
 // Request of `WatchSessionEvents`.
@@ -603,7 +865,7 @@ type WatchSessionEventsRequest struct {
 
 func (x *WatchSessionEventsRequest) Reset() {
 	*x = WatchSessionEventsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -615,7 +877,7 @@ func (x *WatchSessionEventsRequest) String() string {
 func (*WatchSessionEventsRequest) ProtoMessage() {}
 
 func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -628,7 +890,7 @@ func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
 }
 
 // One message of the `WatchSessionEvents` stream.
@@ -649,7 +911,7 @@ type WatchSessionEventsResponse struct {
 
 func (x *WatchSessionEventsResponse) Reset() {
 	*x = WatchSessionEventsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +923,7 @@ func (x *WatchSessionEventsResponse) String() string {
 func (*WatchSessionEventsResponse) ProtoMessage() {}
 
 func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +936,7 @@ func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WatchSessionEventsResponse) GetEvent() isWatchSessionEventsResponse_Event {
@@ -761,7 +1023,7 @@ type StreamReady struct {
 
 func (x *StreamReady) Reset() {
 	*x = StreamReady{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1035,7 @@ func (x *StreamReady) String() string {
 func (*StreamReady) ProtoMessage() {}
 
 func (x *StreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1048,7 @@ func (x *StreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReady.ProtoReflect.Descriptor instead.
 func (*StreamReady) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
 }
 
 // Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -798,7 +1060,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -810,7 +1072,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -823,7 +1085,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
 }
 
 var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
@@ -831,13 +1093,28 @@ var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
 const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\n" +
 	" keyport/v1/session_service.proto\x12\n" +
-	"keyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"A\n" +
+	"keyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"A\n" +
 	"\rSignInRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"Q\n" +
 	"\x0eSignInResponse\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantH\x00R\asessionB\t\n" +
-	"\aoutcome\")\n" +
+	"\aoutcome\"/\n" +
+	"\x17StartEmailSignInRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\"o\n" +
+	"\x18StartEmailSignInResponse\x12\x18\n" +
+	"\abinding\x18\x01 \x01(\tR\abinding\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"k\n" +
+	"\x18FinishEmailSignInRequest\x12\x18\n" +
+	"\abinding\x18\x01 \x01(\tR\abinding\x12\x16\n" +
+	"\x05token\x18\x02 \x01(\tH\x00R\x05token\x12\x14\n" +
+	"\x04code\x18\x03 \x01(\tH\x00R\x04codeB\a\n" +
+	"\x05proof\"\x90\x01\n" +
+	"\x19FinishEmailSignInResponse\x12$\n" +
+	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x122\n" +
+	"\asession\x18\x02 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\x12\x19\n" +
+	"\bnew_user\x18\x03 \x01(\bR\anewUser\")\n" +
 	"\x11GetSessionRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xbf\x01\n" +
 	"\x12GetSessionResponse\x12-\n" +
@@ -865,9 +1142,11 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\theartbeat\x18\x04 \x01(\v2\x15.keyport.v1.HeartbeatH\x00R\theartbeatB\a\n" +
 	"\x05event\"\r\n" +
 	"\vStreamReady\"\v\n" +
-	"\tHeartbeat2\xda\x04\n" +
+	"\tHeartbeat2\x9b\x06\n" +
 	"\x0eSessionService\x12?\n" +
-	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12K\n" +
+	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12]\n" +
+	"\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n" +
+	"\x11FinishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n" +
 	"\n" +
 	"GetSession\x12\x1d.keyport.v1.GetSessionRequest\x1a\x1e.keyport.v1.GetSessionResponse\x12Q\n" +
 	"\fListSessions\x12\x1f.keyport.v1.ListSessionsRequest\x1a .keyport.v1.ListSessionsResponse\x12T\n" +
@@ -888,60 +1167,72 @@ func file_keyport_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_service_proto_rawDescData
 }
 
-var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignInRequest)(nil),               // 0: keyport.v1.SignInRequest
 	(*SignInResponse)(nil),              // 1: keyport.v1.SignInResponse
-	(*GetSessionRequest)(nil),           // 2: keyport.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),          // 3: keyport.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),         // 4: keyport.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),        // 5: keyport.v1.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),        // 6: keyport.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),       // 7: keyport.v1.RevokeSessionResponse
-	(*RevokeOtherSessionsRequest)(nil),  // 8: keyport.v1.RevokeOtherSessionsRequest
-	(*RevokeOtherSessionsResponse)(nil), // 9: keyport.v1.RevokeOtherSessionsResponse
-	(*SignOutRequest)(nil),              // 10: keyport.v1.SignOutRequest
-	(*SignOutResponse)(nil),             // 11: keyport.v1.SignOutResponse
-	(*WatchSessionEventsRequest)(nil),   // 12: keyport.v1.WatchSessionEventsRequest
-	(*WatchSessionEventsResponse)(nil),  // 13: keyport.v1.WatchSessionEventsResponse
-	(*StreamReady)(nil),                 // 14: keyport.v1.StreamReady
-	(*Heartbeat)(nil),                   // 15: keyport.v1.Heartbeat
-	(*SessionGrant)(nil),                // 16: keyport.v1.SessionGrant
-	(*Session)(nil),                     // 17: keyport.v1.Session
-	(*User)(nil),                        // 18: keyport.v1.User
-	(*durationpb.Duration)(nil),         // 19: google.protobuf.Duration
-	(*SessionRevoked)(nil),              // 20: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),                 // 21: keyport.v1.UserChanged
+	(*StartEmailSignInRequest)(nil),     // 2: keyport.v1.StartEmailSignInRequest
+	(*StartEmailSignInResponse)(nil),    // 3: keyport.v1.StartEmailSignInResponse
+	(*FinishEmailSignInRequest)(nil),    // 4: keyport.v1.FinishEmailSignInRequest
+	(*FinishEmailSignInResponse)(nil),   // 5: keyport.v1.FinishEmailSignInResponse
+	(*GetSessionRequest)(nil),           // 6: keyport.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),          // 7: keyport.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),         // 8: keyport.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),        // 9: keyport.v1.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),        // 10: keyport.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),       // 11: keyport.v1.RevokeSessionResponse
+	(*RevokeOtherSessionsRequest)(nil),  // 12: keyport.v1.RevokeOtherSessionsRequest
+	(*RevokeOtherSessionsResponse)(nil), // 13: keyport.v1.RevokeOtherSessionsResponse
+	(*SignOutRequest)(nil),              // 14: keyport.v1.SignOutRequest
+	(*SignOutResponse)(nil),             // 15: keyport.v1.SignOutResponse
+	(*WatchSessionEventsRequest)(nil),   // 16: keyport.v1.WatchSessionEventsRequest
+	(*WatchSessionEventsResponse)(nil),  // 17: keyport.v1.WatchSessionEventsResponse
+	(*StreamReady)(nil),                 // 18: keyport.v1.StreamReady
+	(*Heartbeat)(nil),                   // 19: keyport.v1.Heartbeat
+	(*SessionGrant)(nil),                // 20: keyport.v1.SessionGrant
+	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
+	(*User)(nil),                        // 22: keyport.v1.User
+	(*Session)(nil),                     // 23: keyport.v1.Session
+	(*durationpb.Duration)(nil),         // 24: google.protobuf.Duration
+	(*SessionRevoked)(nil),              // 25: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),                 // 26: keyport.v1.UserChanged
 }
 var file_keyport_v1_session_service_proto_depIdxs = []int32{
-	16, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
-	17, // 1: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
-	18, // 2: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
-	19, // 3: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
-	17, // 4: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
-	14, // 5: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
-	20, // 6: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
-	21, // 7: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
-	15, // 8: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
-	0,  // 9: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
-	2,  // 10: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
-	4,  // 11: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
-	6,  // 12: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
-	8,  // 13: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
-	10, // 14: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
-	12, // 15: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
-	1,  // 16: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
-	3,  // 17: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
-	5,  // 18: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
-	7,  // 19: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
-	9,  // 20: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
-	11, // 21: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
-	13, // 22: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
-	16, // [16:23] is the sub-list for method output_type
-	9,  // [9:16] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	20, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
+	21, // 1: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	22, // 2: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
+	20, // 3: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	23, // 4: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
+	22, // 5: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
+	24, // 6: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
+	23, // 7: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
+	18, // 8: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
+	25, // 9: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
+	26, // 10: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
+	19, // 11: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
+	0,  // 12: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
+	2,  // 13: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
+	4,  // 14: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
+	6,  // 15: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
+	8,  // 16: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
+	10, // 17: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
+	12, // 18: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
+	14, // 19: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
+	16, // 20: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
+	1,  // 21: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
+	3,  // 22: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
+	5,  // 23: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
+	7,  // 24: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
+	9,  // 25: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
+	11, // 26: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
+	13, // 27: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
+	15, // 28: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
+	17, // 29: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
+	21, // [21:30] is the sub-list for method output_type
+	12, // [12:21] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_service_proto_init() }
@@ -954,7 +1245,11 @@ func file_keyport_v1_session_service_proto_init() {
 	file_keyport_v1_session_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*SignInResponse_Session)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[13].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[4].OneofWrappers = []any{
+		(*FinishEmailSignInRequest_Token)(nil),
+		(*FinishEmailSignInRequest_Code)(nil),
+	}
+	file_keyport_v1_session_service_proto_msgTypes[17].OneofWrappers = []any{
 		(*WatchSessionEventsResponse_Ready)(nil),
 		(*WatchSessionEventsResponse_SessionRevoked)(nil),
 		(*WatchSessionEventsResponse_UserChanged)(nil),
@@ -966,7 +1261,7 @@ func file_keyport_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_service_proto_rawDesc), len(file_keyport_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

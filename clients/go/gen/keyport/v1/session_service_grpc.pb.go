@@ -20,6 +20,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SessionService_SignIn_FullMethodName              = "/keyport.v1.SessionService/SignIn"
+	SessionService_StartEmailSignIn_FullMethodName    = "/keyport.v1.SessionService/StartEmailSignIn"
+	SessionService_FinishEmailSignIn_FullMethodName   = "/keyport.v1.SessionService/FinishEmailSignIn"
 	SessionService_GetSession_FullMethodName          = "/keyport.v1.SessionService/GetSession"
 	SessionService_ListSessions_FullMethodName        = "/keyport.v1.SessionService/ListSessions"
 	SessionService_RevokeSession_FullMethodName       = "/keyport.v1.SessionService/RevokeSession"
@@ -56,6 +58,30 @@ type SessionServiceClient interface {
 	// (or an account deleted) while the sign-in was being verified gives
 	// `INVALID_CREDENTIALS`: no session is ever created for an old password.
 	SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error)
+	// Starts a sign-in without a password: mails the address a link
+	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+	// six-digit code, if an account has the address or `sign_up.by_email` is
+	// on. Answers the same, in the same time, for every address: the lookup
+	// and the mail happen after the answer. Keep the returned `binding` in a
+	// cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+	// finishes only with it, so a link opened or a code typed in another
+	// browser is refused. A newer start for the address voids the older.
+	//
+	// Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+	// `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+	// budget), `RESOURCE_EXHAUSTED`.
+	StartEmailSignIn(ctx context.Context, in *StartEmailSignInRequest, opts ...grpc.CallOption) (*StartEmailSignInResponse, error)
+	// Finishes an email sign-in with the browser's `binding` and the link's
+	// token or the code, and creates a session; the address counts as
+	// verified from then on. With `sign_up.by_email`, an address without an
+	// account gets one (`new_user`). Each proof, right or wrong, takes one of
+	// 5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+	// (at most 10 minutes).
+	//
+	// Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+	// unknown, wrong, used, replaced, expired, out of attempts, or from
+	// another browser: one answer for all), `RATE_LIMITED`.
+	FinishEmailSignIn(ctx context.Context, in *FinishEmailSignInRequest, opts ...grpc.CallOption) (*FinishEmailSignInResponse, error)
 	// Validates a session token and returns its session and user.
 	//
 	// The hot path for middleware. Any caller that holds the token may call
@@ -114,6 +140,26 @@ func (c *sessionServiceClient) SignIn(ctx context.Context, in *SignInRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SignInResponse)
 	err := c.cc.Invoke(ctx, SessionService_SignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) StartEmailSignIn(ctx context.Context, in *StartEmailSignInRequest, opts ...grpc.CallOption) (*StartEmailSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartEmailSignInResponse)
+	err := c.cc.Invoke(ctx, SessionService_StartEmailSignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) FinishEmailSignIn(ctx context.Context, in *FinishEmailSignInRequest, opts ...grpc.CallOption) (*FinishEmailSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishEmailSignInResponse)
+	err := c.cc.Invoke(ctx, SessionService_FinishEmailSignIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -217,6 +263,30 @@ type SessionServiceServer interface {
 	// (or an account deleted) while the sign-in was being verified gives
 	// `INVALID_CREDENTIALS`: no session is ever created for an old password.
 	SignIn(context.Context, *SignInRequest) (*SignInResponse, error)
+	// Starts a sign-in without a password: mails the address a link
+	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+	// six-digit code, if an account has the address or `sign_up.by_email` is
+	// on. Answers the same, in the same time, for every address: the lookup
+	// and the mail happen after the answer. Keep the returned `binding` in a
+	// cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+	// finishes only with it, so a link opened or a code typed in another
+	// browser is refused. A newer start for the address voids the older.
+	//
+	// Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+	// `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+	// budget), `RESOURCE_EXHAUSTED`.
+	StartEmailSignIn(context.Context, *StartEmailSignInRequest) (*StartEmailSignInResponse, error)
+	// Finishes an email sign-in with the browser's `binding` and the link's
+	// token or the code, and creates a session; the address counts as
+	// verified from then on. With `sign_up.by_email`, an address without an
+	// account gets one (`new_user`). Each proof, right or wrong, takes one of
+	// 5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+	// (at most 10 minutes).
+	//
+	// Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+	// unknown, wrong, used, replaced, expired, out of attempts, or from
+	// another browser: one answer for all), `RATE_LIMITED`.
+	FinishEmailSignIn(context.Context, *FinishEmailSignInRequest) (*FinishEmailSignInResponse, error)
 	// Validates a session token and returns its session and user.
 	//
 	// The hot path for middleware. Any caller that holds the token may call
@@ -274,6 +344,12 @@ type UnimplementedSessionServiceServer struct{}
 func (UnimplementedSessionServiceServer) SignIn(context.Context, *SignInRequest) (*SignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignIn not implemented")
 }
+func (UnimplementedSessionServiceServer) StartEmailSignIn(context.Context, *StartEmailSignInRequest) (*StartEmailSignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartEmailSignIn not implemented")
+}
+func (UnimplementedSessionServiceServer) FinishEmailSignIn(context.Context, *FinishEmailSignInRequest) (*FinishEmailSignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FinishEmailSignIn not implemented")
+}
 func (UnimplementedSessionServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSession not implemented")
 }
@@ -327,6 +403,42 @@ func _SessionService_SignIn_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SessionServiceServer).SignIn(ctx, req.(*SignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_StartEmailSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartEmailSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).StartEmailSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_StartEmailSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).StartEmailSignIn(ctx, req.(*StartEmailSignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_FinishEmailSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishEmailSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).FinishEmailSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_FinishEmailSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).FinishEmailSignIn(ctx, req.(*FinishEmailSignInRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -442,6 +554,14 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignIn",
 			Handler:    _SessionService_SignIn_Handler,
+		},
+		{
+			MethodName: "StartEmailSignIn",
+			Handler:    _SessionService_StartEmailSignIn_Handler,
+		},
+		{
+			MethodName: "FinishEmailSignIn",
+			Handler:    _SessionService_FinishEmailSignIn_Handler,
 		},
 		{
 			MethodName: "GetSession",

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from keyport.v1 import session_pb2 as _session_pb2
 from keyport.v1 import user_pb2 as _user_pb2
 from google.protobuf.internal import containers as _containers
@@ -24,6 +25,40 @@ class SignInResponse(_message.Message):
     SESSION_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.SessionGrant
     def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ...) -> None: ...
+
+class StartEmailSignInRequest(_message.Message):
+    __slots__ = ("email",)
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    def __init__(self, email: _Optional[str] = ...) -> None: ...
+
+class StartEmailSignInResponse(_message.Message):
+    __slots__ = ("binding", "expires_at")
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    binding: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, binding: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FinishEmailSignInRequest(_message.Message):
+    __slots__ = ("binding", "token", "code")
+    BINDING_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    binding: str
+    token: str
+    code: str
+    def __init__(self, binding: _Optional[str] = ..., token: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class FinishEmailSignInResponse(_message.Message):
+    __slots__ = ("user", "session", "new_user")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    NEW_USER_FIELD_NUMBER: _ClassVar[int]
+    user: _user_pb2.User
+    session: _session_pb2.SessionGrant
+    new_user: bool
+    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., new_user: bool = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("token",)

@@ -49,6 +49,16 @@ class SessionServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.SignInRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_session__service__pb2.SignInResponse.FromString,
                 _registered_method=True)
+        self.StartEmailSignIn = channel.unary_unary(
+                '/keyport.v1.SessionService/StartEmailSignIn',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInResponse.FromString,
+                _registered_method=True)
+        self.FinishEmailSignIn = channel.unary_unary(
+                '/keyport.v1.SessionService/FinishEmailSignIn',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInResponse.FromString,
+                _registered_method=True)
         self.GetSession = channel.unary_unary(
                 '/keyport.v1.SessionService/GetSession',
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.GetSessionRequest.SerializeToString,
@@ -107,6 +117,40 @@ class SessionServiceServicer(object):
         `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
         (or an account deleted) while the sign-in was being verified gives
         `INVALID_CREDENTIALS`: no session is ever created for an old password.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartEmailSignIn(self, request, context):
+        """Starts a sign-in without a password: mails the address a link
+        (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+        six-digit code, if an account has the address or `sign_up.by_email` is
+        on. Answers the same, in the same time, for every address: the lookup
+        and the mail happen after the answer. Keep the returned `binding` in a
+        cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+        finishes only with it, so a link opened or a code typed in another
+        browser is refused. A newer start for the address voids the older.
+
+        Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+        `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+        budget), `RESOURCE_EXHAUSTED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishEmailSignIn(self, request, context):
+        """Finishes an email sign-in with the browser's `binding` and the link's
+        token or the code, and creates a session; the address counts as
+        verified from then on. With `sign_up.by_email`, an address without an
+        account gets one (`new_user`). Each proof, right or wrong, takes one of
+        5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+        (at most 10 minutes).
+
+        Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+        unknown, wrong, used, replaced, expired, out of attempts, or from
+        another browser: one answer for all), `RATE_LIMITED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -194,6 +238,16 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.SignInRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_session__service__pb2.SignInResponse.SerializeToString,
             ),
+            'StartEmailSignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartEmailSignIn,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInResponse.SerializeToString,
+            ),
+            'FinishEmailSignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishEmailSignIn,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInResponse.SerializeToString,
+            ),
             'GetSession': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSession,
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.GetSessionRequest.FromString,
@@ -262,6 +316,60 @@ class SessionService(object):
             '/keyport.v1.SessionService/SignIn',
             keyport_dot_v1_dot_session__service__pb2.SignInRequest.SerializeToString,
             keyport_dot_v1_dot_session__service__pb2.SignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartEmailSignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/StartEmailSignIn',
+            keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.StartEmailSignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishEmailSignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/FinishEmailSignIn',
+            keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.FinishEmailSignInResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -57,6 +57,32 @@ class SessionServiceStub:
     (or an account deleted) while the sign-in was being verified gives
     `INVALID_CREDENTIALS`: no session is ever created for an old password.
     """
+    StartEmailSignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]
+    """Starts a sign-in without a password: mails the address a link
+    (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+    six-digit code, if an account has the address or `sign_up.by_email` is
+    on. Answers the same, in the same time, for every address: the lookup
+    and the mail happen after the answer. Keep the returned `binding` in a
+    cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+    finishes only with it, so a link opened or a code typed in another
+    browser is refused. A newer start for the address voids the older.
+
+    Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+    `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+    budget), `RESOURCE_EXHAUSTED`.
+    """
+    FinishEmailSignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.FinishEmailSignInRequest, _session_service_pb2.FinishEmailSignInResponse]
+    """Finishes an email sign-in with the browser's `binding` and the link's
+    token or the code, and creates a session; the address counts as
+    verified from then on. With `sign_up.by_email`, an address without an
+    account gets one (`new_user`). Each proof, right or wrong, takes one of
+    5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+    (at most 10 minutes).
+
+    Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+    unknown, wrong, used, replaced, expired, out of attempts, or from
+    another browser: one answer for all), `RATE_LIMITED`.
+    """
     GetSession: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]
     """Validates a session token and returns its session and user.
 
@@ -136,6 +162,32 @@ class SessionServiceAsyncStub(SessionServiceStub):
     `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
     (or an account deleted) while the sign-in was being verified gives
     `INVALID_CREDENTIALS`: no session is ever created for an old password.
+    """
+    StartEmailSignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]  # type: ignore[assignment]
+    """Starts a sign-in without a password: mails the address a link
+    (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+    six-digit code, if an account has the address or `sign_up.by_email` is
+    on. Answers the same, in the same time, for every address: the lookup
+    and the mail happen after the answer. Keep the returned `binding` in a
+    cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+    finishes only with it, so a link opened or a code typed in another
+    browser is refused. A newer start for the address voids the older.
+
+    Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+    `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+    budget), `RESOURCE_EXHAUSTED`.
+    """
+    FinishEmailSignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.FinishEmailSignInRequest, _session_service_pb2.FinishEmailSignInResponse]  # type: ignore[assignment]
+    """Finishes an email sign-in with the browser's `binding` and the link's
+    token or the code, and creates a session; the address counts as
+    verified from then on. With `sign_up.by_email`, an address without an
+    account gets one (`new_user`). Each proof, right or wrong, takes one of
+    5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+    (at most 10 minutes).
+
+    Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+    unknown, wrong, used, replaced, expired, out of attempts, or from
+    another browser: one answer for all), `RATE_LIMITED`.
     """
     GetSession: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetSessionRequest, _session_service_pb2.GetSessionResponse]  # type: ignore[assignment]
     """Validates a session token and returns its session and user.
@@ -219,6 +271,44 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
         (or an account deleted) while the sign-in was being verified gives
         `INVALID_CREDENTIALS`: no session is ever created for an old password.
+        """
+
+    @_abc_1.abstractmethod
+    def StartEmailSignIn(
+        self,
+        request: _session_service_pb2.StartEmailSignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.StartEmailSignInResponse, _abc.Awaitable[_session_service_pb2.StartEmailSignInResponse]]:
+        """Starts a sign-in without a password: mails the address a link
+        (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+        six-digit code, if an account has the address or `sign_up.by_email` is
+        on. Answers the same, in the same time, for every address: the lookup
+        and the mail happen after the answer. Keep the returned `binding` in a
+        cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+        finishes only with it, so a link opened or a code typed in another
+        browser is refused. A newer start for the address voids the older.
+
+        Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+        `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+        budget), `RESOURCE_EXHAUSTED`.
+        """
+
+    @_abc_1.abstractmethod
+    def FinishEmailSignIn(
+        self,
+        request: _session_service_pb2.FinishEmailSignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.FinishEmailSignInResponse, _abc.Awaitable[_session_service_pb2.FinishEmailSignInResponse]]:
+        """Finishes an email sign-in with the browser's `binding` and the link's
+        token or the code, and creates a session; the address counts as
+        verified from then on. With `sign_up.by_email`, an address without an
+        account gets one (`new_user`). Each proof, right or wrong, takes one of
+        5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+        (at most 10 minutes).
+
+        Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+        unknown, wrong, used, replaced, expired, out of attempts, or from
+        another browser: one answer for all), `RATE_LIMITED`.
         """
 
     @_abc_1.abstractmethod

@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Session, SessionGrant, SessionRevoked, UserChanged } from "./session_pb.js";
 import { file_keyport_v1_session } from "./session_pb.js";
 import type { User } from "./user_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/session_service.proto.
  */
 export const file_keyport_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkgKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAQgkKB291dGNvbWUiIgoRR2V0U2Vzc2lvblJlcXVlc3QSDQoFdG9rZW4YASABKAkimwEKEkdldFNlc3Npb25SZXNwb25zZRIkCgdzZXNzaW9uGAEgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uEh4KBHVzZXIYAiABKAsyEC5rZXlwb3J0LnYxLlVzZXISEQoJcmVmcmVzaGVkGAMgASgIEiwKCWNhY2hlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Ij0KFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiUKCHNlc3Npb25zGAEgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjcKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIhAKDlNpZ25PdXRSZXF1ZXN0IhEKD1NpZ25PdXRSZXNwb25zZSIbChlXYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0IuMBChpXYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZRIoCgVyZWFkeRgBIAEoCzIXLmtleXBvcnQudjEuU3RyZWFtUmVhZHlIABI1Cg9zZXNzaW9uX3Jldm9rZWQYAiABKAsyGi5rZXlwb3J0LnYxLlNlc3Npb25SZXZva2VkSAASLwoMdXNlcl9jaGFuZ2VkGAMgASgLMhcua2V5cG9ydC52MS5Vc2VyQ2hhbmdlZEgAEioKCWhlYXJ0YmVhdBgEIAEoCzIVLmtleXBvcnQudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiDQoLU3RyZWFtUmVhZHkiCwoJSGVhcnRiZWF0MtoECg5TZXNzaW9uU2VydmljZRI/CgZTaWduSW4SGS5rZXlwb3J0LnYxLlNpZ25JblJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25JblJlc3BvbnNlEksKCkdldFNlc3Npb24SHS5rZXlwb3J0LnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMTGlzdFNlc3Npb25zEh8ua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiAua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJUCg1SZXZva2VTZXNzaW9uEiAua2V5cG9ydC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBohLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmYKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJi5rZXlwb3J0LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0Gicua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USQgoHU2lnbk91dBIaLmtleXBvcnQudjEuU2lnbk91dFJlcXVlc3QaGy5rZXlwb3J0LnYxLlNpZ25PdXRSZXNwb25zZRJlChJXYXRjaFNlc3Npb25FdmVudHMSJS5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QaJi5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkgKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAQgkKB291dGNvbWUiKAoXU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkiWwoYU3RhcnRFbWFpbFNpZ25JblJlc3BvbnNlEg8KB2JpbmRpbmcYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0Eg8KB2JpbmRpbmcYASABKAkSDwoFdG9rZW4YAiABKAlIABIOCgRjb2RlGAMgASgJSABCBwoFcHJvb2YieAoZRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRIeCgR1c2VyGAEgASgLMhAua2V5cG9ydC52MS5Vc2VyEikKB3Nlc3Npb24YAiABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudBIQCghuZXdfdXNlchgDIAEoCCIiChFHZXRTZXNzaW9uUmVxdWVzdBINCgV0b2tlbhgBIAEoCSKbAQoSR2V0U2Vzc2lvblJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgCIAEoCzIQLmtleXBvcnQudjEuVXNlchIRCglyZWZyZXNoZWQYAyABKAgSLAoJY2FjaGVfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPQoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiNwobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0iEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIhsKGVdhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3Qi4wEKGldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlEigKBXJlYWR5GAEgASgLMhcua2V5cG9ydC52MS5TdHJlYW1SZWFkeUgAEjUKD3Nlc3Npb25fcmV2b2tlZBgCIAEoCzIaLmtleXBvcnQudjEuU2Vzc2lvblJldm9rZWRIABIvCgx1c2VyX2NoYW5nZWQYAyABKAsyFy5rZXlwb3J0LnYxLlVzZXJDaGFuZ2VkSAASKgoJaGVhcnRiZWF0GAQgASgLMhUua2V5cG9ydC52MS5IZWFydGJlYXRIAEIHCgVldmVudCINCgtTdHJlYW1SZWFkeSILCglIZWFydGJlYXQymwYKDlNlc3Npb25TZXJ2aWNlEj8KBlNpZ25JbhIZLmtleXBvcnQudjEuU2lnbkluUmVxdWVzdBoaLmtleXBvcnQudjEuU2lnbkluUmVzcG9uc2USXQoQU3RhcnRFbWFpbFNpZ25JbhIjLmtleXBvcnQudjEuU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QaJC5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXNwb25zZRJgChFGaW5pc2hFbWFpbFNpZ25JbhIkLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0GiUua2V5cG9ydC52MS5GaW5pc2hFbWFpbFNpZ25JblJlc3BvbnNlEksKCkdldFNlc3Npb24SHS5rZXlwb3J0LnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMTGlzdFNlc3Npb25zEh8ua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiAua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJUCg1SZXZva2VTZXNzaW9uEiAua2V5cG9ydC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBohLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmYKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJi5rZXlwb3J0LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0Gicua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USQgoHU2lnbk91dBIaLmtleXBvcnQudjEuU2lnbk91dFJlcXVlc3QaGy5rZXlwb3J0LnYxLlNpZ25PdXRSZXNwb25zZRJlChJXYXRjaFNlc3Npb25FdmVudHMSJS5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QaJi5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignIn`.
@@ -79,6 +79,134 @@ export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
   messageDesc(file_keyport_v1_session_service, 1);
 
 /**
+ * Request of `StartEmailSignIn`.
+ *
+ * @generated from message keyport.v1.StartEmailSignInRequest
+ */
+export type StartEmailSignInRequest = Message<"keyport.v1.StartEmailSignInRequest"> & {
+  /**
+   * The address to sign in with.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+};
+
+/**
+ * Describes the message keyport.v1.StartEmailSignInRequest.
+ * Use `create(StartEmailSignInRequestSchema)` to create a new message.
+ */
+export const StartEmailSignInRequestSchema: GenMessage<StartEmailSignInRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 2);
+
+/**
+ * Response of `StartEmailSignIn`: the same for every address.
+ *
+ * @generated from message keyport.v1.StartEmailSignInResponse
+ */
+export type StartEmailSignInResponse = Message<"keyport.v1.StartEmailSignInResponse"> & {
+  /**
+   * Keep it in a cookie of this browser; `FinishEmailSignIn` needs it.
+   *
+   * @generated from field: string binding = 1;
+   */
+  binding: string;
+
+  /**
+   * When the link and the code stop working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.StartEmailSignInResponse.
+ * Use `create(StartEmailSignInResponseSchema)` to create a new message.
+ */
+export const StartEmailSignInResponseSchema: GenMessage<StartEmailSignInResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 3);
+
+/**
+ * Request of `FinishEmailSignIn`.
+ *
+ * @generated from message keyport.v1.FinishEmailSignInRequest
+ */
+export type FinishEmailSignInRequest = Message<"keyport.v1.FinishEmailSignInRequest"> & {
+  /**
+   * The `binding` of `StartEmailSignIn`, from the browser's cookie.
+   *
+   * @generated from field: string binding = 1;
+   */
+  binding: string;
+
+  /**
+   * What the mail gave the user.
+   *
+   * @generated from oneof keyport.v1.FinishEmailSignInRequest.proof
+   */
+  proof: {
+    /**
+     * The `token` query parameter of the link (`kpm_...`).
+     *
+     * @generated from field: string token = 2;
+     */
+    value: string;
+    case: "token";
+  } | {
+    /**
+     * The six-digit code, as typed (spaces are ignored).
+     *
+     * @generated from field: string code = 3;
+     */
+    value: string;
+    case: "code";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message keyport.v1.FinishEmailSignInRequest.
+ * Use `create(FinishEmailSignInRequestSchema)` to create a new message.
+ */
+export const FinishEmailSignInRequestSchema: GenMessage<FinishEmailSignInRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 4);
+
+/**
+ * Response of `FinishEmailSignIn`.
+ *
+ * @generated from message keyport.v1.FinishEmailSignInResponse
+ */
+export type FinishEmailSignInResponse = Message<"keyport.v1.FinishEmailSignInResponse"> & {
+  /**
+   * The signed-in user.
+   *
+   * @generated from field: keyport.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * The new session.
+   *
+   * @generated from field: keyport.v1.SessionGrant session = 2;
+   */
+  session?: SessionGrant | undefined;
+
+  /**
+   * Whether this sign-in created the account.
+   *
+   * @generated from field: bool new_user = 3;
+   */
+  newUser: boolean;
+};
+
+/**
+ * Describes the message keyport.v1.FinishEmailSignInResponse.
+ * Use `create(FinishEmailSignInResponseSchema)` to create a new message.
+ */
+export const FinishEmailSignInResponseSchema: GenMessage<FinishEmailSignInResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 5);
+
+/**
  * Request of `GetSession`.
  *
  * @generated from message keyport.v1.GetSessionRequest
@@ -97,7 +225,7 @@ export type GetSessionRequest = Message<"keyport.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 2);
+  messageDesc(file_keyport_v1_session_service, 6);
 
 /**
  * Response of `GetSession`.
@@ -141,7 +269,7 @@ export type GetSessionResponse = Message<"keyport.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 3);
+  messageDesc(file_keyport_v1_session_service, 7);
 
 /**
  * Request of `ListSessions`.
@@ -156,7 +284,7 @@ export type ListSessionsRequest = Message<"keyport.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 4);
+  messageDesc(file_keyport_v1_session_service, 8);
 
 /**
  * Response of `ListSessions`.
@@ -177,7 +305,7 @@ export type ListSessionsResponse = Message<"keyport.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 5);
+  messageDesc(file_keyport_v1_session_service, 9);
 
 /**
  * Request of `RevokeSession`.
@@ -198,7 +326,7 @@ export type RevokeSessionRequest = Message<"keyport.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 6);
+  messageDesc(file_keyport_v1_session_service, 10);
 
 /**
  * Response of `RevokeSession`.
@@ -213,7 +341,7 @@ export type RevokeSessionResponse = Message<"keyport.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 7);
+  messageDesc(file_keyport_v1_session_service, 11);
 
 /**
  * Request of `RevokeOtherSessions`.
@@ -228,7 +356,7 @@ export type RevokeOtherSessionsRequest = Message<"keyport.v1.RevokeOtherSessions
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema: GenMessage<RevokeOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 8);
+  messageDesc(file_keyport_v1_session_service, 12);
 
 /**
  * Response of `RevokeOtherSessions`.
@@ -249,7 +377,7 @@ export type RevokeOtherSessionsResponse = Message<"keyport.v1.RevokeOtherSession
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 9);
+  messageDesc(file_keyport_v1_session_service, 13);
 
 /**
  * Request of `SignOut`.
@@ -264,7 +392,7 @@ export type SignOutRequest = Message<"keyport.v1.SignOutRequest"> & {
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 10);
+  messageDesc(file_keyport_v1_session_service, 14);
 
 /**
  * Response of `SignOut`.
@@ -279,7 +407,7 @@ export type SignOutResponse = Message<"keyport.v1.SignOutResponse"> & {
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 11);
+  messageDesc(file_keyport_v1_session_service, 15);
 
 /**
  * Request of `WatchSessionEvents`.
@@ -294,7 +422,7 @@ export type WatchSessionEventsRequest = Message<"keyport.v1.WatchSessionEventsRe
  * Use `create(WatchSessionEventsRequestSchema)` to create a new message.
  */
 export const WatchSessionEventsRequestSchema: GenMessage<WatchSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 12);
+  messageDesc(file_keyport_v1_session_service, 16);
 
 /**
  * One message of the `WatchSessionEvents` stream.
@@ -347,7 +475,7 @@ export type WatchSessionEventsResponse = Message<"keyport.v1.WatchSessionEventsR
  * Use `create(WatchSessionEventsResponseSchema)` to create a new message.
  */
 export const WatchSessionEventsResponseSchema: GenMessage<WatchSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 13);
+  messageDesc(file_keyport_v1_session_service, 17);
 
 /**
  * First message of a `WatchSessionEvents` stream.
@@ -362,7 +490,7 @@ export type StreamReady = Message<"keyport.v1.StreamReady"> & {
  * Use `create(StreamReadySchema)` to create a new message.
  */
 export const StreamReadySchema: GenMessage<StreamReady> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 14);
+  messageDesc(file_keyport_v1_session_service, 18);
 
 /**
  * Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -377,7 +505,7 @@ export type Heartbeat = Message<"keyport.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 15);
+  messageDesc(file_keyport_v1_session_service, 19);
 
 /**
  * Sessions: sign-in, validating a token, and a user's own sessions.
@@ -414,6 +542,46 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof SignInRequestSchema;
     output: typeof SignInResponseSchema;
+  },
+  /**
+   * Starts a sign-in without a password: mails the address a link
+   * (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
+   * six-digit code, if an account has the address or `sign_up.by_email` is
+   * on. Answers the same, in the same time, for every address: the lookup
+   * and the mail happen after the answer. Keep the returned `binding` in a
+   * cookie of the browser that asked (`HttpOnly`, `Secure`): the sign-in
+   * finishes only with it, so a link opened or a code typed in another
+   * browser is refused. A newer start for the address voids the older.
+   *
+   * Public. Reasons: `INVALID_ARGUMENT` (email empty or malformed),
+   * `MAIL_DISABLED`, `RATE_LIMITED` (the client address used up its
+   * budget), `RESOURCE_EXHAUSTED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.StartEmailSignIn
+   */
+  startEmailSignIn: {
+    methodKind: "unary";
+    input: typeof StartEmailSignInRequestSchema;
+    output: typeof StartEmailSignInResponseSchema;
+  },
+  /**
+   * Finishes an email sign-in with the browser's `binding` and the link's
+   * token or the code, and creates a session; the address counts as
+   * verified from then on. With `sign_up.by_email`, an address without an
+   * account gets one (`new_user`). Each proof, right or wrong, takes one of
+   * 5 attempts; the link and code work once, for `mail.sign_in_ttl_secs`
+   * (at most 10 minutes).
+   *
+   * Public. Reasons: `EMAIL_TOKEN_INVALID` (binding, token or code
+   * unknown, wrong, used, replaced, expired, out of attempts, or from
+   * another browser: one answer for all), `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.FinishEmailSignIn
+   */
+  finishEmailSignIn: {
+    methodKind: "unary";
+    input: typeof FinishEmailSignInRequestSchema;
+    output: typeof FinishEmailSignInResponseSchema;
   },
   /**
    * Validates a session token and returns its session and user.
