@@ -776,3 +776,65 @@ test('reset a forgotten password through the mailbox', async () => {
     assert.equal(await heading(page).innerText(), 'This link no longer works');
   });
 });
+
+/** The newest mail to `to`, whole (subject and text), once there are `count`. */
+async function mailWhole(to, count) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const search = await fetch(`${mailApi}/api/v1/search?query=${encodeURIComponent(`to:"${to}"`)}`);
+    const { messages } = await search.json();
+    if (messages.length >= count) {
+      return (await fetch(`${mailApi}/api/v1/message/${messages[0].ID}`)).json();
+    }
+    assert.ok(Date.now() < deadline, `${messages.length} of ${count} mails to ${to}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('sign in with a mailed code, and with the link only in the same browser', async () => {
+  const email = 'turing@example.com';
+  await inNewBrowser(async (page) => {
+    await page.goto('/sign-up');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expectPath(page, '/dashboard');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await expectPath(page, '/');
+  });
+
+  await inNewBrowser(async (page, context) => {
+    await page.goto('/sign-in');
+    await page.getByLabel('Or get a sign-in code by mail').fill(email);
+    await page.getByRole('button', { name: 'Email me a code' }).click();
+    await expectPath(page, '/sign-in/email');
+    assert.ok((await context.cookies()).some((cookie) => cookie.name.endsWith('keyport_email')), 'the binding cookie');
+    const mail = await mailWhole(email, 1);
+    const code = mail.Subject.split(' ').pop();
+    assert.match(code, /^\d{6}$/);
+    await page.getByLabel('Code').fill(code);
+    await page.getByRole('button', { name: 'Sign in with the code' }).click();
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#email').innerText(), email);
+    assert.equal(await page.locator('#email-verified').innerText(), 'yes', 'the code proved the mailbox');
+    assert.equal((await context.cookies()).some((cookie) => cookie.name.endsWith('keyport_email')), false);
+    await screenshot(page, '7-email-code');
+
+    // A second sign-in, whose link is opened in another browser first.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto('/sign-in');
+    await page.getByLabel('Or get a sign-in code by mail').fill(email);
+    await page.getByRole('button', { name: 'Email me a code' }).click();
+    await expectPath(page, '/sign-in/email');
+    const link = linkIn((await mailWhole(email, 2)).Text, '/sign-in/email');
+    await inNewBrowser(async (elsewhere, elsewhereContext) => {
+      const response = await elsewhere.goto(link);
+      assert.equal(response.status(), 400);
+      assert.match(await alert(elsewhere).innerText(), /from another browser/);
+      assert.equal(await sessionCookie(elsewhereContext), undefined);
+    });
+    await page.goto(link);
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#email').innerText(), email);
+  });
+});

@@ -24,8 +24,8 @@ pub mod web;
 
 pub use cache::{CacheConfig, CacheStats, SessionCache};
 pub use client::{
-    ClientBuilder, ClientInfo, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn,
-    StartedOAuth,
+    ClientBuilder, ClientInfo, EmailProof, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignUpOutcome,
+    SignedIn, StartedEmailSignIn, StartedOAuth,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};

@@ -16,10 +16,10 @@ use actix_web::{
     web,
 };
 use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
-use keyport_client::web::Guard;
+use keyport_client::{EmailProof, web::Guard};
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, ForgotPasswordForm, LinkQuery, ResetPasswordForm,
-    RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
+    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
+    LinkQuery, ResetPasswordForm, RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,6 +77,9 @@ fn app(
         .route("/oauth/start/{provider}", web::post().to(start_oauth))
         .route("/oauth/link/{provider}", web::post().to(link_oauth))
         .route(CALLBACK_PATH, web::get().to(oauth_callback))
+        .route("/sign-in/email/start", web::post().to(start_email_sign_in))
+        .route("/sign-in/email", web::get().to(email_sign_in_page))
+        .route("/sign-in/email", web::post().to(email_code))
         .route("/verify-email", web::get().to(verify_email))
         .route("/verify-email/send", web::post().to(request_email_verification))
         .route("/forgot-password", web::get().to(forgot_password_page))
@@ -179,6 +182,39 @@ async fn oauth_callback(
 }
 
 // ----- Through the mailbox -----
+
+async fn start_email_sign_in(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<EmailSignInForm>,
+) -> HttpResponse {
+    respond(site.email_sign_in_started(user.as_deref(), auth.start_email_sign_in(&form.email).await))
+}
+
+/// The code form, or, reached through the mailed link, the sign-in itself.
+async fn email_sign_in_page(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    query: web::Query<LinkQuery>,
+) -> HttpResponse {
+    if query.token.is_empty() {
+        return respond(site.email_code_page(user.as_deref()));
+    }
+    let finished = auth.finish_email_sign_in(EmailProof::Link(&query.token)).await;
+    respond(site.email_signed_in(user.as_deref(), finished))
+}
+
+async fn email_code(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<EmailCodeForm>,
+) -> HttpResponse {
+    let finished = auth.finish_email_sign_in(EmailProof::Code(&form.code)).await;
+    respond(site.email_signed_in(user.as_deref(), finished))
+}
 
 async fn request_email_verification(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
     respond(site.verification_requested(&user, auth.request_email_verification().await))

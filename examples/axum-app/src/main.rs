@@ -19,9 +19,10 @@ use axum::{
     routing::{get, post},
 };
 use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
+use keyport_client::EmailProof;
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, ForgotPasswordForm, LinkQuery, ResetPasswordForm,
-    RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
+    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
+    LinkQuery, ResetPasswordForm, RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
 };
 use tokio::net::TcpListener;
 
@@ -60,6 +61,8 @@ fn app(site: Site) -> Router {
         .route("/oauth/start/{provider}", post(start_oauth))
         .route("/oauth/link/{provider}", post(link_oauth))
         .route(CALLBACK_PATH, get(oauth_callback))
+        .route("/sign-in/email/start", post(start_email_sign_in))
+        .route("/sign-in/email", get(email_sign_in_page).post(email_code))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/send", post(request_email_verification))
         .route("/forgot-password", get(forgot_password_page).post(forgot_password))
@@ -192,6 +195,39 @@ async fn oauth_callback(
 }
 
 // ----- Through the mailbox -----
+
+async fn start_email_sign_in(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<EmailSignInForm>,
+) -> Response {
+    respond(site.email_sign_in_started(user.as_deref(), auth.start_email_sign_in(&form.email).await))
+}
+
+/// The code form, or, reached through the mailed link, the sign-in itself.
+async fn email_sign_in_page(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Query(query): Query<LinkQuery>,
+) -> Response {
+    if query.token.is_empty() {
+        return respond(site.email_code_page(user.as_deref()));
+    }
+    let finished = auth.finish_email_sign_in(EmailProof::Link(&query.token)).await;
+    respond(site.email_signed_in(user.as_deref(), finished))
+}
+
+async fn email_code(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<EmailCodeForm>,
+) -> Response {
+    let finished = auth.finish_email_sign_in(EmailProof::Code(&form.code)).await;
+    respond(site.email_signed_in(user.as_deref(), finished))
+}
 
 async fn request_email_verification(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
     respond(site.verification_requested(&user, auth.request_email_verification().await))

@@ -181,6 +181,11 @@ pub(crate) fn sign_in(user: Option<&Principal>, form: &SignInForm<'_>) -> String
 </form>
 {providers}
 <p><a href="/forgot-password">Forgot your password?</a></p>
+<form method="post" action="/sign-in/email/start" class="providers">
+<label for="code-email">Or get a sign-in code by mail</label>
+<input id="code-email" name="email" type="email" autocomplete="username" required>
+<div><button type="submit">Email me a code</button></div>
+</form>
 <p>No account yet? <a href="/sign-up">Sign up</a>.</p>"#,
         notice = message("notice", form.notice),
         providers = provider_buttons(form.providers),
@@ -354,6 +359,21 @@ pub(crate) fn reset_password(user: Option<&Principal>, token: &str, error: Optio
         token = escape(token),
     );
     page("Choose a new password", user, &body)
+}
+
+/// `GET /sign-in/email`: the code form, after `StartEmailSignIn`.
+pub(crate) fn email_code(user: Option<&Principal>, error: Option<&str>) -> String {
+    let body = format!(
+        r#"{error}
+<p>If an account has this address, a six-digit code and a link are on their way. Enter the code here, or open the link in this browser. Both work once, for 10 minutes.</p>
+<form method="post" action="/sign-in/email">
+<label for="code">Code</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required>
+<div><button type="submit">Sign in with the code</button></div>
+</form>"#,
+        error = message("error", error),
+    );
+    page("Check your mail", user, &body)
 }
 
 /// A page saying something went well.

@@ -11,7 +11,8 @@
 //! `/sessions` (need a session), `/admin` (needs the `admin` role), and
 //! `POST /sign-out`. Through the mailbox: `/forgot-password` and
 //! `/reset-password` (public), `GET /verify-email` (the link's page) and
-//! `POST /verify-email/send` (needs a session). Social sign-in: `POST /oauth/start/{provider}` sends the
+//! `POST /verify-email/send` (needs a session); signing in with a mailed
+//! code or link: `POST /sign-in/email/start`, then `/sign-in/email`. Social sign-in: `POST /oauth/start/{provider}` sends the
 //! browser to the provider, which sends it back to `GET /oauth/callback`;
 //! `POST /oauth/link/{provider}` (needs a session) links a provider account
 //! the same way. The route rules in [`settings`] decide who may see what;
@@ -223,6 +224,20 @@ pub struct LinkQuery {
     /// The `kpm_...` token from the mail's link.
     #[serde(default)]
     pub token: String,
+}
+
+/// `POST /sign-in/email/start`'s form.
+#[derive(Debug, Deserialize)]
+pub struct EmailSignInForm {
+    /// The address to send a code and a link to.
+    pub email: String,
+}
+
+/// `POST /sign-in/email`'s form.
+#[derive(Debug, Deserialize)]
+pub struct EmailCodeForm {
+    /// The mailed six-digit code.
+    pub code: String,
 }
 
 /// `POST /reset-password`'s form.
@@ -522,6 +537,48 @@ impl Site {
                 Answer::page(422, html::reset_password(user, &form.token, Some(&capitalise(error.message()))))
             }
             Err(error) => link_refused(user, &error, "/forgot-password", "ask for a new one"),
+        }
+    }
+
+    // ----- Sign-in with a mailed code or link -----
+
+    /// `POST /sign-in/email/start`, once `Auth::start_email_sign_in`
+    /// answered `started`: the binding cookie, and on to the code form.
+    pub fn email_sign_in_started<C>(&self, user: Option<&Principal>, started: Result<C, Error>) -> Answer<C> {
+        match started {
+            Ok(binding) => Answer::see_other("/sign-in/email").with_cookies([binding]),
+            Err(error) if *error.reason() == Reason::InvalidArgument => {
+                Answer::page(422, html::email_code(user, Some("Enter a valid email address.")))
+            }
+            Err(error) => mail_refused(user, &error),
+        }
+    }
+
+    /// `GET /sign-in/email` without a token: the code form.
+    pub fn email_code_page<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        Answer::page(200, html::email_code(user, None))
+    }
+
+    /// `POST /sign-in/email` (the code) or `GET /sign-in/email?token=...`
+    /// (the link), once `Auth::finish_email_sign_in` answered `finished`.
+    pub fn email_signed_in<C>(
+        &self,
+        user: Option<&Principal>,
+        finished: Result<(SignedIn, bool, Vec<C>), Error>,
+    ) -> Answer<C> {
+        match finished {
+            Ok((_, new_user, cookies)) => {
+                let location = if new_user { format!("{AFTER_SIGN_IN}?welcome=1") } else { AFTER_SIGN_IN.to_owned() };
+                Answer::see_other(location).with_cookies(cookies)
+            }
+            Err(error) if *error.reason() == Reason::EmailTokenInvalid => Answer::page(
+                400,
+                html::email_code(
+                    user,
+                    Some("That code or link does not work (wrong, used, expired, or from another browser)."),
+                ),
+            ),
+            Err(error) => link_refused(user, &error, "/sign-in", "sign in again"),
         }
     }
 

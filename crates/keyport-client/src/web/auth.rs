@@ -4,7 +4,7 @@
 
 use super::guard::{Guard, RequestView, SignedUp};
 use crate::{
-    client::{ClientInfo, FinishedOAuth, SignedIn},
+    client::{ClientInfo, EmailProof, FinishedOAuth, SignedIn},
     error::Error,
     principal::SessionSummary,
 };
@@ -98,6 +98,23 @@ impl<C: From<String>> Auth<C> {
             SignedUp::SignedIn(signed_in, cookie) => SignedUp::SignedIn(signed_in, C::from(cookie)),
             SignedUp::VerificationRequired => SignedUp::VerificationRequired,
         })
+    }
+
+    /// Starts an email sign-in for `email`; the returned header binds it to
+    /// this browser. The same answer whether or not the address has an account.
+    pub async fn start_email_sign_in(&self, email: &str) -> Result<C, Error> {
+        Ok(C::from(self.guard.start_email_sign_in(&self.client, email).await?))
+    }
+
+    /// Finishes an email sign-in with the mailed code or link token and the
+    /// browser's binding cookie. Returns the session, whether the account is
+    /// new, and the headers to send (binding deleted, session cookie set).
+    pub async fn finish_email_sign_in(&self, proof: EmailProof<'_>) -> Result<(SignedIn, bool, Vec<C>), Error> {
+        let (signed_in, new_user, cookies) = self
+            .guard
+            .finish_email_sign_in(&self.client, self.token.as_deref(), self.cookies.as_deref(), proof)
+            .await?;
+        Ok((signed_in, new_user, cookies.into_iter().map(C::from).collect()))
     }
 
     /// Mails a new verification link to `email` (for a user refused with

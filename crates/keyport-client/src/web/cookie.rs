@@ -67,18 +67,37 @@ impl CookieSettings {
 
     /// The OAuth binding in a `Cookie` request header, if present.
     pub fn read_oauth_binding<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
-        let name = self.oauth_binding_name();
-        cookie_header
-            .split(';')
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(cookie, _)| *cookie == name)
-            .map(|(_, value)| value)
-            .filter(|value| !value.is_empty())
+        read_named(cookie_header, &self.oauth_binding_name())
+    }
+
+    /// `Set-Cookie` value binding an email sign-in to this browser for 10
+    /// minutes (the longest a sign-in link or code works).
+    pub fn issue_email_binding(&self, binding: &str) -> String {
+        format!("{}={binding}; {}; Max-Age=600", self.email_binding_name(), self.binding_attributes())
+    }
+
+    /// `Set-Cookie` value deleting the email sign-in binding cookie.
+    pub fn clear_email_binding(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.email_binding_name(), self.binding_attributes())
+    }
+
+    /// The email sign-in binding in a `Cookie` request header, if present.
+    pub fn read_email_binding<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        read_named(cookie_header, &self.email_binding_name())
     }
 
     fn oauth_binding_name(&self) -> String {
+        self.binding_name("keyport_oauth")
+    }
+
+    fn email_binding_name(&self) -> String {
+        self.binding_name("keyport_email")
+    }
+
+    /// `base`, with the `__Host-` prefix when the session cookie has it.
+    fn binding_name(&self, base: &str) -> String {
         let prefix = if self.name.starts_with("__Host-") { "__Host-" } else { "" };
-        format!("{prefix}keyport_oauth")
+        format!("{prefix}{base}")
     }
 
     fn binding_attributes(&self) -> String {
@@ -116,6 +135,16 @@ impl CookieSettings {
         });
         attributes
     }
+}
+
+/// The value of cookie `name` in a `Cookie` request header, if set.
+fn read_named<'a>(cookie_header: &'a str, name: &str) -> Option<&'a str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(cookie, _)| *cookie == name)
+        .map(|(_, value)| value)
+        .filter(|value| !value.is_empty())
 }
 
 #[cfg(test)]

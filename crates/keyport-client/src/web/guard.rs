@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     cache::{SessionCache, session_id_of},
-    client::{ClientInfo, FinishedOAuth, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn},
+    client::{ClientInfo, EmailProof, FinishedOAuth, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn},
     error::{Error, Reason},
     principal::{Principal, SessionSummary},
 };
@@ -380,6 +380,35 @@ impl Guard {
     /// Mails `token`'s user a link that verifies their address.
     pub async fn request_email_verification(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
         self.keyport("request an email verification")?.client().request_email_verification(token, client).await
+    }
+
+    /// Starts an email sign-in: returns the `Set-Cookie` value binding it to
+    /// this browser. The answer is the same whether or not `email` has an
+    /// account.
+    pub async fn start_email_sign_in(&self, client: &ClientInfo, email: &str) -> Result<String, Error> {
+        let started = self.keyport("start an email sign-in")?.client().start_email_sign_in(email, client).await?;
+        Ok(self.inner.settings.cookie.issue_email_binding(&started.binding))
+    }
+
+    /// Finishes an email sign-in with `proof` and the binding in the
+    /// browser's `cookie_header`. Returns the session, whether the account
+    /// is new, and the `Set-Cookie` values to send: the binding deleted and
+    /// the session's cookie (the browser's `previous` session is ended).
+    pub async fn finish_email_sign_in(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        cookie_header: Option<&str>,
+        proof: EmailProof<'_>,
+    ) -> Result<(SignedIn, bool, Vec<String>), Error> {
+        let cookie = &self.inner.settings.cookie;
+        let binding = cookie_header.and_then(|header| cookie.read_email_binding(header)).unwrap_or_default();
+        let (signed_in, new_user) =
+            self.keyport("finish an email sign-in")?.client().finish_email_sign_in(binding, proof, client).await?;
+        self.end_previous(client, previous, &signed_in.token).await;
+        let cookies =
+            vec![cookie.clear_email_binding(), cookie.issue(&signed_in.token, signed_in.principal.expires_at)];
+        Ok((signed_in, new_user, cookies))
     }
 
     /// Mails a new verification link to `email`, if an unverified account
