@@ -98,6 +98,9 @@ const (
 	// ReasonEmailNotVerified: SignIn with the right password for an
 	// unverified address, on a server that requires verified addresses.
 	ReasonEmailNotVerified = "EMAIL_NOT_VERIFIED"
+	// ReasonReauthenticationRequired: a sensitive change from an account
+	// without a password needs a recent sign-in.
+	ReasonReauthenticationRequired = "REAUTHENTICATION_REQUIRED"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

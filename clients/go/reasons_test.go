@@ -24,6 +24,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonPasswordTooCommon, keyport.ReasonPasswordContainsEmail, keyport.ReasonEmailTokenInvalid,
 		keyport.ReasonMailDisabled,
 		keyport.ReasonEmailNotVerified,
+		keyport.ReasonReauthenticationRequired,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

@@ -13,6 +13,7 @@
 mod account;
 mod audit;
 mod connections;
+mod email_change;
 mod email_sign_in;
 mod failover;
 mod layering;

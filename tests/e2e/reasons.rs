@@ -40,6 +40,7 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::EmailTokenInvalid, Code::InvalidArgument),
         (Error::MailDisabled, Code::FailedPrecondition),
         (Error::EmailNotVerified, Code::FailedPrecondition),
+        (Error::ReauthenticationRequired, Code::FailedPrecondition),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

@@ -88,6 +88,8 @@ export const ErrorReason = {
   MAIL_DISABLED: "MAIL_DISABLED",
   /** `SignIn` with the right password for an unverified address, on a server that requires verified addresses. */
   EMAIL_NOT_VERIFIED: "EMAIL_NOT_VERIFIED",
+  /** A sensitive change from an account without a password needs a recent sign-in. */
+  REAUTHENTICATION_REQUIRED: "REAUTHENTICATION_REQUIRED",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

@@ -540,6 +540,43 @@ impl KeyportClient {
         Ok((signed_in(grant)?, response.new_user))
     }
 
+    /// Asks to move `token`'s user to `new_email` (with their `password`,
+    /// ignored for an account without one); the new address gets a link.
+    pub async fn request_email_change(
+        &self,
+        token: &str,
+        new_email: &str,
+        password: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let message = v1::RequestEmailChangeRequest { new_email: new_email.to_owned(), password: password.to_owned() };
+        self.once(|channel| {
+            let request = self.request(message.clone(), Some(token), client);
+            async move { UserServiceClient::new(channel).request_email_change(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Moves the account to the address of a change-of-address link;
+    /// with `end_sessions`, every session of the user ends. Returns how
+    /// many sessions ended.
+    pub async fn confirm_email_change(
+        &self,
+        link_token: &str,
+        end_sessions: bool,
+        client: &ClientInfo,
+    ) -> Result<u32, Error> {
+        let message = v1::ConfirmEmailChangeRequest { token: link_token.to_owned(), end_sessions };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { UserServiceClient::new(channel).confirm_email_change(request).await }
+            })
+            .await?;
+        Ok(response.revoked_sessions)
+    }
+
     /// Ends the session of `token`.
     pub async fn sign_out(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
         self.once(|channel| {

@@ -65,6 +65,9 @@ pub enum Reason {
     /// The password was right, but the address must be verified before
     /// signing in: offer to send a new link.
     EmailNotVerified,
+    /// A sensitive change needs a recent sign-in (the account has no
+    /// password to confirm it with): sign in again and retry.
+    ReauthenticationRequired,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -117,6 +120,7 @@ impl Reason {
             Self::EmailTokenInvalid => ErrorReason::EmailTokenInvalid,
             Self::MailDisabled => ErrorReason::MailDisabled,
             Self::EmailNotVerified => ErrorReason::EmailNotVerified,
+            Self::ReauthenticationRequired => ErrorReason::ReauthenticationRequired,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -169,6 +173,7 @@ impl From<ErrorReason> for Reason {
             ErrorReason::EmailTokenInvalid => Self::EmailTokenInvalid,
             ErrorReason::MailDisabled => Self::MailDisabled,
             ErrorReason::EmailNotVerified => Self::EmailNotVerified,
+            ErrorReason::ReauthenticationRequired => Self::ReauthenticationRequired,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

@@ -51,6 +51,10 @@ pub enum AuditKind {
     EmailSignUp,
     /// A wrong link or code was presented for an email sign-in.
     EmailSignInFailed,
+    /// A user asked to move their account to another address.
+    EmailChangeRequested,
+    /// A change-of-address link moved an account to its new address.
+    EmailChanged,
 }
 
 impl AuditKind {
@@ -79,6 +83,8 @@ impl AuditKind {
             Self::EmailSignIn => "email_sign_in",
             Self::EmailSignUp => "email_sign_up",
             Self::EmailSignInFailed => "email_sign_in_failed",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
         }
     }
 }

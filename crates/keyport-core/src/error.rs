@@ -103,6 +103,11 @@ pub enum Error {
     /// and this server requires it before sign-in.
     #[error("the email address is not verified yet")]
     EmailNotVerified,
+    /// A sensitive change needs proof of who the caller is: a password
+    /// account gives its password; an account without one signs in again
+    /// (a fresh session) first.
+    #[error("sign in again to do this")]
+    ReauthenticationRequired,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

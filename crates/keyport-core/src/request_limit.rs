@@ -39,6 +39,8 @@ pub enum PublicAction {
     RequestEmailVerification,
     /// `StartEmailSignIn`.
     StartEmailSignIn,
+    /// `RequestEmailChange`.
+    RequestEmailChange,
     /// `VerifyEmail`, `ResetPassword` and `FinishEmailSignIn`: presenting
     /// an email token or code.
     UseEmailToken,

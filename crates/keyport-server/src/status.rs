@@ -40,6 +40,7 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::EmailTokenInvalid => ErrorReason::EmailTokenInvalid,
         Error::MailDisabled => ErrorReason::MailDisabled,
         Error::EmailNotVerified => ErrorReason::EmailNotVerified,
+        Error::ReauthenticationRequired => ErrorReason::ReauthenticationRequired,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -72,7 +73,9 @@ pub fn to_status(error: Error) -> Status {
         Error::RedirectUriNotAllowed | Error::OAuthStateInvalid | Error::EmailTokenInvalid => {
             (Code::InvalidArgument, error.to_string())
         }
-        Error::MailDisabled | Error::EmailNotVerified => (Code::FailedPrecondition, error.to_string()),
+        Error::MailDisabled | Error::EmailNotVerified | Error::ReauthenticationRequired => {
+            (Code::FailedPrecondition, error.to_string())
+        }
         Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
             // The provider's detail helps operators, not callers.
             tracing::info!(%cause, reason = wire_name(reason), "OAuth sign-in refused");

@@ -14,7 +14,7 @@ use keyport_core::{
     email::Email,
     events::SessionEvent,
     mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
-    store::{EmailSignInStore, EmailTokenStore, MailStore, StoreError, StoreResult},
+    store::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore, StoreError, StoreResult},
     user::{User, UserId},
 };
 use sea_orm::{
@@ -37,7 +37,7 @@ const MAIL_FAILED: &str = "failed";
 
 #[async_trait]
 impl EmailTokenStore for SeaStore {
-    async fn issue_email_token(&self, token: &EmailToken, mail: &Mail, audit: &AuditEvent) -> StoreResult<()> {
+    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
         let txn = begin(&self.db).await?;
         // The lock orders this after a concurrent deletion or password change.
         if !lock_user(&txn, token.user_id).await? {
@@ -45,9 +45,65 @@ impl EmailTokenStore for SeaStore {
         }
         delete_email_tokens(&txn, token.user_id, token.purpose).await?;
         insert_email_token(&txn, token).await?;
-        insert_mail(&txn, mail).await?;
+        for mail in mails {
+            insert_mail(&txn, mail).await?;
+        }
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)
+    }
+
+    async fn change_email(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        now: Timestamp,
+        end_sessions: bool,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<EmailChange> {
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Ok(EmailChange::TokenInvalid);
+        }
+        let taken = email_token::Entity::delete_many()
+            .filter(email_token::Column::TokenHash.eq(hash.to_vec()))
+            .filter(email_token::Column::Purpose.eq(TokenPurpose::ChangeEmail.as_str()))
+            .filter(email_token::Column::UserId.eq(user_id.to_string()))
+            .filter(email_token::Column::ExpiresAt.gt(now.unix_millis()))
+            .exec_with_returning(&txn)
+            .await
+            .map_err(classify)?;
+        let Some(token) = taken.into_iter().next() else { return Ok(EmailChange::TokenInvalid) };
+        let id = user_id.to_string();
+        let moved = user::Entity::update_many()
+            .col_expr(user::Column::Email, Expr::value(token.email.clone()))
+            .col_expr(user::Column::EmailVerified, Expr::value(true))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(user::Column::Id.eq(&id))
+            .exec(&txn)
+            .await;
+        match moved.map_err(classify) {
+            Ok(_) => {}
+            // The unique index: another account has the address now.
+            Err(StoreError::Conflict(_)) => return Ok(EmailChange::EmailTaken),
+            Err(other) => return Err(other),
+        }
+        let ended = if end_sessions {
+            session::Entity::delete_many()
+                .filter(session::Column::UserId.eq(&id))
+                .exec(&txn)
+                .await
+                .map_err(classify)?
+                .rows_affected
+        } else {
+            0
+        };
+        let row = user::Entity::find_by_id(id).one(&txn).await.map_err(classify)?;
+        let Some(row) = row else { return Ok(EmailChange::TokenInvalid) };
+        insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(EmailChange::Changed { user: user_from_row(row)?, ended })
     }
 
     async fn find_email_token(

@@ -44,6 +44,7 @@ __all__ = [
     "PasswordTooLong",
     "PermissionDenied",
     "RateLimited",
+    "ReauthenticationRequired",
     "Reason",
     "RedirectUriNotAllowed",
     "ResourceExhausted",
@@ -131,6 +132,9 @@ class Reason(str, enum.Enum):
     #: ``SignIn`` with the right password for an unverified address, on a
     #: server that requires verified addresses: offer a new link.
     EMAIL_NOT_VERIFIED = "EMAIL_NOT_VERIFIED"
+    #: A sensitive change from an account without a password needs a recent
+    #: sign-in: sign in again and retry.
+    REAUTHENTICATION_REQUIRED = "REAUTHENTICATION_REQUIRED"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -517,6 +521,12 @@ class EmailNotVerified(KeyportError):
     """``EMAIL_NOT_VERIFIED``: the address must be verified before signing in."""
 
     REASON = Reason.EMAIL_NOT_VERIFIED
+
+
+class ReauthenticationRequired(KeyportError):
+    """``REAUTHENTICATION_REQUIRED``: sign in again before this change."""
+
+    REASON = Reason.REAUTHENTICATION_REQUIRED
 
 
 class EventsLost(KeyportError):

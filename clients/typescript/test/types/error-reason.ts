@@ -64,6 +64,7 @@ export function describe(err: unknown): string {
     case "LAST_SIGN_IN_METHOD":
     case "MAIL_DISABLED":
     case "EMAIL_NOT_VERIFIED":
+    case "REAUTHENTICATION_REQUIRED":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":

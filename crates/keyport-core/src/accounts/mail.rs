@@ -46,7 +46,7 @@ impl Accounts {
         let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        self.email_token_store().issue_email_token(&token, &mail, &audit).await?;
+        self.email_token_store().issue_email_token(&token, std::slice::from_ref(&mail), &audit).await?;
         self.mail_queued.notify_one();
         Ok(())
     }
@@ -67,7 +67,7 @@ impl Accounts {
             let settings = accounts.mail_settings()?;
             let (token, mail) = accounts.verification_for(settings, &user)?;
             let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, &client).user(user.id);
-            accounts.email_token_store().issue_email_token(&token, &mail, &audit).await?;
+            accounts.email_token_store().issue_email_token(&token, std::slice::from_ref(&mail), &audit).await?;
             accounts.mail_queued.notify_one();
             Ok(())
         })
@@ -218,7 +218,7 @@ impl Accounts {
             expires_at: now.saturating_add(ttl),
         };
         let audit = AuditEvent::new(AuditKind::PasswordResetRequested, now, client).user(user.id);
-        self.email_token_store().issue_email_token(&stored, &mail, &audit).await?;
+        self.email_token_store().issue_email_token(&stored, std::slice::from_ref(&mail), &audit).await?;
         self.mail_queued.notify_one();
         Ok(())
     }

@@ -32,6 +32,7 @@ use crate::{
     validated_cache::ValidatedCache,
 };
 
+mod email_change;
 mod email_sign_in;
 mod mail;
 mod oauth;

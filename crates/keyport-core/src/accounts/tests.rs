@@ -323,6 +323,7 @@ fn mail_settings(ttl: Duration) -> Result<crate::mail::MailSettings, Box<dyn std
         verify_email_path: "/verify".into(),
         reset_password_path: "/reset".into(),
         forgot_password_path: "/forgot".into(),
+        change_email_path: "/change-email".into(),
         verify_email_ttl: ttl,
         reset_password_ttl: ttl,
         recipient_limits: crate::mail::RecipientLimits::default(),

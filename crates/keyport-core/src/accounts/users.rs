@@ -137,7 +137,7 @@ impl Accounts {
 
     /// Re-checks the caller's password for a sensitive change. Failures count
     /// towards the sign-in limits, so a stolen session cannot brute-force it.
-    async fn confirm_password(
+    pub(super) async fn confirm_password(
         &self,
         caller: &Principal,
         field: &'static str,

@@ -34,12 +34,23 @@ pub enum MailKind {
     AccountExists,
     /// A link and a code that sign in.
     SignIn,
+    /// A link, to the new address, that confirms a change of address.
+    ChangeEmail,
+    /// A notice, to the old address, that a change of address was asked for.
+    EmailChangeRequested,
 }
 
 impl MailKind {
     /// Every kind, for template loading and checks.
-    pub const ALL: [Self; 5] =
-        [Self::VerifyEmail, Self::ResetPassword, Self::PasswordChanged, Self::AccountExists, Self::SignIn];
+    pub const ALL: [Self; 7] = [
+        Self::VerifyEmail,
+        Self::ResetPassword,
+        Self::PasswordChanged,
+        Self::AccountExists,
+        Self::SignIn,
+        Self::ChangeEmail,
+        Self::EmailChangeRequested,
+    ];
 
     /// Stable name: in the outbox, and the stem of the template files.
     pub fn as_str(self) -> &'static str {
@@ -49,6 +60,8 @@ impl MailKind {
             Self::PasswordChanged => "password_changed",
             Self::AccountExists => "account_exists",
             Self::SignIn => "sign_in",
+            Self::ChangeEmail => "change_email",
+            Self::EmailChangeRequested => "email_change_requested",
         }
     }
 
@@ -119,6 +132,9 @@ pub struct MailSettings {
     pub verify_email_path: String,
     /// Path of the web app's reset-password page, which calls `ResetPassword`.
     pub reset_password_path: String,
+    /// Path of the web app's page that takes a change-of-address link's
+    /// token and calls `ConfirmEmailChange`.
+    pub change_email_path: String,
     /// Path of the web app's forgot-password page, which calls
     /// `RequestPasswordReset` (linked from the `account_exists` notice).
     pub forgot_password_path: String,

@@ -48,7 +48,7 @@ pub enum TemplateError {
 }
 
 /// The built-in templates, by file name.
-const BUILT_IN: [(&str, &str); 15] = [
+const BUILT_IN: [(&str, &str); 21] = [
     ("verify_email.subject.txt", include_str!("../../templates/mail/verify_email.subject.txt")),
     ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -64,6 +64,12 @@ const BUILT_IN: [(&str, &str); 15] = [
     ("sign_in.subject.txt", include_str!("../../templates/mail/sign_in.subject.txt")),
     ("sign_in.txt", include_str!("../../templates/mail/sign_in.txt")),
     ("sign_in.html", include_str!("../../templates/mail/sign_in.html")),
+    ("change_email.subject.txt", include_str!("../../templates/mail/change_email.subject.txt")),
+    ("change_email.txt", include_str!("../../templates/mail/change_email.txt")),
+    ("change_email.html", include_str!("../../templates/mail/change_email.html")),
+    ("email_change_requested.subject.txt", include_str!("../../templates/mail/email_change_requested.subject.txt")),
+    ("email_change_requested.txt", include_str!("../../templates/mail/email_change_requested.txt")),
+    ("email_change_requested.html", include_str!("../../templates/mail/email_change_requested.html")),
 ];
 
 /// What a rendered message says, before it gets an id and a recipient.

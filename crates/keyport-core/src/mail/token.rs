@@ -31,6 +31,8 @@ pub enum TokenPurpose {
     VerifyEmail,
     /// Set a new password.
     ResetPassword,
+    /// Move the account to the address the token was sent to.
+    ChangeEmail,
 }
 
 impl TokenPurpose {
@@ -39,12 +41,13 @@ impl TokenPurpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
         }
     }
 
     /// Reads a name written by [`TokenPurpose::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::VerifyEmail, Self::ResetPassword].into_iter().find(|purpose| purpose.as_str() == name)
+        [Self::VerifyEmail, Self::ResetPassword, Self::ChangeEmail].into_iter().find(|purpose| purpose.as_str() == name)
     }
 }
 
@@ -100,7 +103,8 @@ pub struct EmailToken {
     pub purpose: TokenPurpose,
     /// Whose it is.
     pub user_id: UserId,
-    /// The address it was sent to: it is void once the user's email differs.
+    /// The address it was sent to: it is void once the user's email differs
+    /// (for a change of address: the new address, to move to).
     pub email: Email,
     /// When it was issued.
     pub created_at: Timestamp,

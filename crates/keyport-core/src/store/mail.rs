@@ -16,10 +16,24 @@ use crate::{
 #[async_trait]
 pub trait EmailTokenStore: Send + Sync + 'static {
     /// Stores `token` in place of the user's earlier tokens of its purpose
-    /// (a newer link voids the older), queues `mail` and records `audit`,
+    /// (a newer link voids the older), queues `mails` and records `audit`,
     /// atomically. [`StoreError::NotFound`](super::StoreError::NotFound)
     /// when the user is gone.
-    async fn issue_email_token(&self, token: &EmailToken, mail: &Mail, audit: &AuditEvent) -> StoreResult<()>;
+    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()>;
+
+    /// Uses up `user_id`'s change-of-address token and moves the account to
+    /// the token's address (verified), ending every session of the user
+    /// when `end_sessions`; records `audit` and emits `event`, atomically.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_email(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        now: Timestamp,
+        end_sessions: bool,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<EmailChange>;
 
     /// The unexpired token with this hash and purpose, without using it up.
     async fn find_email_token(
@@ -63,6 +77,22 @@ pub trait EmailTokenStore: Send + Sync + 'static {
 
     /// Deletes the tokens past their expiry at `now`; returns how many.
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64>;
+}
+
+/// What [`EmailTokenStore::change_email`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmailChange {
+    /// The account has its new address; `ended` sessions were ended.
+    Changed {
+        /// The user, as changed.
+        user: User,
+        /// Sessions ended.
+        ended: u64,
+    },
+    /// The token is gone, expired, of another kind or another user's.
+    TokenInvalid,
+    /// Another account took the address meanwhile; nothing changed.
+    EmailTaken,
 }
 
 /// Started email sign-ins.

@@ -19,8 +19,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, Credentials, EmailSignInStore, EmailTokenStore, MailStore, OAuthStore, SessionBasis, SessionStore,
-    Store, StoreError, StoreResult, UnlinkOutcome, UserStore,
+    AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, MailStore, OAuthStore, SessionBasis,
+    SessionStore, Store, StoreError, StoreResult, UnlinkOutcome, UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -295,14 +295,16 @@ impl UserStore for MemoryStore {
 
 #[async_trait]
 impl EmailTokenStore for MemoryStore {
-    async fn issue_email_token(&self, token: &EmailToken, mail: &Mail, audit: &AuditEvent) -> StoreResult<()> {
+    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
         let mut tables = self.tables()?;
         if !tables.users.contains_key(&token.user_id) {
             return Err(StoreError::NotFound);
         }
         tables.delete_tokens_of(token.user_id, token.purpose);
         tables.email_tokens.insert(token.hash, token.clone());
-        tables.queue(mail);
+        for mail in mails {
+            tables.queue(mail);
+        }
         tables.audit.push(audit.clone());
         Ok(())
     }
@@ -360,6 +362,40 @@ impl EmailTokenStore for MemoryStore {
         tables.queue(notice);
         tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
         Ok(Some(ended))
+    }
+
+    async fn change_email(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        now: Timestamp,
+        end_sessions: bool,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<EmailChange> {
+        let mut tables = self.tables()?;
+        let token = tables
+            .email_tokens
+            .get(hash)
+            .filter(|t| t.purpose == TokenPurpose::ChangeEmail && t.user_id == user_id && t.expires_at > now);
+        let Some(token) = token.cloned() else { return Ok(EmailChange::TokenInvalid) };
+        if tables.user_by_email(&token.email).is_some() {
+            return Ok(EmailChange::EmailTaken);
+        }
+        tables.email_tokens.remove(hash);
+        let Some(user) = tables.users.get_mut(&user_id) else { return Ok(EmailChange::TokenInvalid) };
+        user.email = token.email.clone();
+        user.email_verified = true;
+        user.updated_at = now;
+        let user = user.clone();
+        let mut ended = 0;
+        if end_sessions {
+            let before = tables.sessions.len();
+            tables.sessions.retain(|_, session| session.user_id != user_id);
+            ended = count(before - tables.sessions.len());
+        }
+        tables.audit.push(audit.clone());
+        Ok(EmailChange::Changed { user, ended })
     }
 
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64> {

@@ -36,7 +36,7 @@ mod sessions;
 mod users;
 
 pub use audit::AuditStore;
-pub use mail::{EmailSignInStore, EmailTokenStore, MailStore};
+pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use sessions::{SessionBasis, SessionStore};
 pub use users::{Credentials, UserStore};

@@ -56,6 +56,9 @@ pub struct MailConfig {
     pub verify_email_path: String,
     /// Path of the page that takes a reset link's token.
     pub reset_password_path: String,
+    /// Path of the page that takes a change-of-address link's token and
+    /// calls `ConfirmEmailChange`.
+    pub change_email_path: String,
     /// Path of the page that asks for a reset link (linked from the notice
     /// to the owner of an address someone tried to sign up with).
     pub forgot_password_path: String,
@@ -106,6 +109,7 @@ impl Default for MailConfig {
             verify_email_path: "/verify-email".into(),
             reset_password_path: "/reset-password".into(),
             forgot_password_path: "/forgot-password".into(),
+            change_email_path: "/change-email".into(),
             sign_in_path: "/sign-in/email".into(),
             sign_in_ttl_secs: 600,
             verify_email_ttl_secs: 86_400,
@@ -181,6 +185,7 @@ impl MailConfig {
             ("reset_password_path", &self.reset_password_path),
             ("forgot_password_path", &self.forgot_password_path),
             ("sign_in_path", &self.sign_in_path),
+            ("change_email_path", &self.change_email_path),
         ];
         for (field, path) in paths {
             if !path.starts_with('/') || path.contains(['?', '#', ' ']) {
@@ -194,6 +199,7 @@ impl MailConfig {
             verify_email_path: self.verify_email_path.clone(),
             reset_password_path: self.reset_password_path.clone(),
             forgot_password_path: self.forgot_password_path.clone(),
+            change_email_path: self.change_email_path.clone(),
             verify_email_ttl: Duration::from_secs(self.verify_email_ttl_secs),
             reset_password_ttl: Duration::from_secs(self.reset_password_ttl_secs),
             sign_in_path: self.sign_in_path.clone(),

@@ -122,4 +122,33 @@ impl UserService for UserApi {
             self.0.accounts.reset_password(&body.token, &body.new_password, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::ResetPasswordResponse { revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }
+
+    async fn request_email_change(
+        &self,
+        request: Request<v1::RequestEmailChangeRequest>,
+    ) -> Result<Response<v1::RequestEmailChangeResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        self.0
+            .accounts
+            .request_email_change(&caller, &body.new_email, &body.password, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::RequestEmailChangeResponse {}))
+    }
+
+    async fn confirm_email_change(
+        &self,
+        request: Request<v1::ConfirmEmailChangeRequest>,
+    ) -> Result<Response<v1::ConfirmEmailChangeResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let (user, revoked) =
+            self.0.accounts.confirm_email_change(&body.token, body.end_sessions, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::ConfirmEmailChangeResponse {
+            user: Some(convert::user(&user)),
+            revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
+    }
 }

@@ -872,6 +872,208 @@ func (x *ResetPasswordResponse) GetRevokedSessions() uint32 {
 	return 0
 }
 
+// Request of `RequestEmailChange`.
+type RequestEmailChangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The address to move the account to.
+	NewEmail string `protobuf:"bytes,1,opt,name=new_email,json=newEmail,proto3" json:"new_email,omitempty"`
+	// The account's password; ignored for an account without one.
+	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailChangeRequest) Reset() {
+	*x = RequestEmailChangeRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailChangeRequest) ProtoMessage() {}
+
+func (x *RequestEmailChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailChangeRequest.ProtoReflect.Descriptor instead.
+func (*RequestEmailChangeRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RequestEmailChangeRequest) GetNewEmail() string {
+	if x != nil {
+		return x.NewEmail
+	}
+	return ""
+}
+
+func (x *RequestEmailChangeRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// Response of `RequestEmailChange`.
+type RequestEmailChangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestEmailChangeResponse) Reset() {
+	*x = RequestEmailChangeResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestEmailChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestEmailChangeResponse) ProtoMessage() {}
+
+func (x *RequestEmailChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestEmailChangeResponse.ProtoReflect.Descriptor instead.
+func (*RequestEmailChangeResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{19}
+}
+
+// Request of `ConfirmEmailChange`.
+type ConfirmEmailChangeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token from the link's `token` query parameter (`kpm_...`).
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// End every session of the user.
+	EndSessions   bool `protobuf:"varint,2,opt,name=end_sessions,json=endSessions,proto3" json:"end_sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConfirmEmailChangeRequest) Reset() {
+	*x = ConfirmEmailChangeRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEmailChangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEmailChangeRequest) ProtoMessage() {}
+
+func (x *ConfirmEmailChangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEmailChangeRequest.ProtoReflect.Descriptor instead.
+func (*ConfirmEmailChangeRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ConfirmEmailChangeRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *ConfirmEmailChangeRequest) GetEndSessions() bool {
+	if x != nil {
+		return x.EndSessions
+	}
+	return false
+}
+
+// Response of `ConfirmEmailChange`.
+type ConfirmEmailChangeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, with the new address.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// How many sessions ended.
+	RevokedSessions uint32 `protobuf:"varint,2,opt,name=revoked_sessions,json=revokedSessions,proto3" json:"revoked_sessions,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ConfirmEmailChangeResponse) Reset() {
+	*x = ConfirmEmailChangeResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConfirmEmailChangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConfirmEmailChangeResponse) ProtoMessage() {}
+
+func (x *ConfirmEmailChangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConfirmEmailChangeResponse.ProtoReflect.Descriptor instead.
+func (*ConfirmEmailChangeResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ConfirmEmailChangeResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ConfirmEmailChangeResponse) GetRevokedSessions() uint32 {
+	if x != nil {
+		return x.RevokedSessions
+	}
+	return 0
+}
+
 var File_keyport_v1_user_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_user_service_proto_rawDesc = "" +
@@ -916,7 +1118,17 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"B\n" +
 	"\x15ResetPasswordResponse\x12)\n" +
-	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions2\xcc\x06\n" +
+	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions\"T\n" +
+	"\x19RequestEmailChangeRequest\x12\x1b\n" +
+	"\tnew_email\x18\x01 \x01(\tR\bnewEmail\x12\x1a\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x1c\n" +
+	"\x1aRequestEmailChangeResponse\"T\n" +
+	"\x19ConfirmEmailChangeRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12!\n" +
+	"\fend_sessions\x18\x02 \x01(\bR\vendSessions\"m\n" +
+	"\x1aConfirmEmailChangeResponse\x12$\n" +
+	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x12)\n" +
+	"\x10revoked_sessions\x18\x02 \x01(\rR\x0frevokedSessions2\x96\b\n" +
 	"\vUserService\x12?\n" +
 	"\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n" +
 	"\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n" +
@@ -926,7 +1138,9 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n" +
 	"\vVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n" +
 	"\x14RequestPasswordReset\x12'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n" +
-	"\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponse\x12c\n" +
+	"\x12RequestEmailChange\x12%.keyport.v1.RequestEmailChangeRequest\x1a&.keyport.v1.RequestEmailChangeResponse\x12c\n" +
+	"\x12ConfirmEmailChange\x12%.keyport.v1.ConfirmEmailChangeRequest\x1a&.keyport.v1.ConfirmEmailChangeResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_user_service_proto_rawDescOnce sync.Once
@@ -940,7 +1154,7 @@ func file_keyport_v1_user_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_user_service_proto_rawDescData
 }
 
-var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_keyport_v1_user_service_proto_goTypes = []any{
 	(*SignUpRequest)(nil),                    // 0: keyport.v1.SignUpRequest
 	(*SignUpResponse)(nil),                   // 1: keyport.v1.SignUpResponse
@@ -960,38 +1174,47 @@ var file_keyport_v1_user_service_proto_goTypes = []any{
 	(*RequestPasswordResetResponse)(nil),     // 15: keyport.v1.RequestPasswordResetResponse
 	(*ResetPasswordRequest)(nil),             // 16: keyport.v1.ResetPasswordRequest
 	(*ResetPasswordResponse)(nil),            // 17: keyport.v1.ResetPasswordResponse
-	(*User)(nil),                             // 18: keyport.v1.User
-	(*SessionGrant)(nil),                     // 19: keyport.v1.SessionGrant
+	(*RequestEmailChangeRequest)(nil),        // 18: keyport.v1.RequestEmailChangeRequest
+	(*RequestEmailChangeResponse)(nil),       // 19: keyport.v1.RequestEmailChangeResponse
+	(*ConfirmEmailChangeRequest)(nil),        // 20: keyport.v1.ConfirmEmailChangeRequest
+	(*ConfirmEmailChangeResponse)(nil),       // 21: keyport.v1.ConfirmEmailChangeResponse
+	(*User)(nil),                             // 22: keyport.v1.User
+	(*SessionGrant)(nil),                     // 23: keyport.v1.SessionGrant
 }
 var file_keyport_v1_user_service_proto_depIdxs = []int32{
-	18, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
-	19, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
-	18, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
-	18, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
-	18, // 4: keyport.v1.VerifyEmailResponse.user:type_name -> keyport.v1.User
-	0,  // 5: keyport.v1.UserService.SignUp:input_type -> keyport.v1.SignUpRequest
-	2,  // 6: keyport.v1.UserService.GetCurrentUser:input_type -> keyport.v1.GetCurrentUserRequest
-	4,  // 7: keyport.v1.UserService.UpdateCurrentUser:input_type -> keyport.v1.UpdateCurrentUserRequest
-	6,  // 8: keyport.v1.UserService.ChangePassword:input_type -> keyport.v1.ChangePasswordRequest
-	8,  // 9: keyport.v1.UserService.DeleteCurrentUser:input_type -> keyport.v1.DeleteCurrentUserRequest
-	10, // 10: keyport.v1.UserService.RequestEmailVerification:input_type -> keyport.v1.RequestEmailVerificationRequest
-	12, // 11: keyport.v1.UserService.VerifyEmail:input_type -> keyport.v1.VerifyEmailRequest
-	14, // 12: keyport.v1.UserService.RequestPasswordReset:input_type -> keyport.v1.RequestPasswordResetRequest
-	16, // 13: keyport.v1.UserService.ResetPassword:input_type -> keyport.v1.ResetPasswordRequest
-	1,  // 14: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
-	3,  // 15: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
-	5,  // 16: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
-	7,  // 17: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
-	9,  // 18: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
-	11, // 19: keyport.v1.UserService.RequestEmailVerification:output_type -> keyport.v1.RequestEmailVerificationResponse
-	13, // 20: keyport.v1.UserService.VerifyEmail:output_type -> keyport.v1.VerifyEmailResponse
-	15, // 21: keyport.v1.UserService.RequestPasswordReset:output_type -> keyport.v1.RequestPasswordResetResponse
-	17, // 22: keyport.v1.UserService.ResetPassword:output_type -> keyport.v1.ResetPasswordResponse
-	14, // [14:23] is the sub-list for method output_type
-	5,  // [5:14] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	22, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
+	23, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
+	22, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
+	22, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
+	22, // 4: keyport.v1.VerifyEmailResponse.user:type_name -> keyport.v1.User
+	22, // 5: keyport.v1.ConfirmEmailChangeResponse.user:type_name -> keyport.v1.User
+	0,  // 6: keyport.v1.UserService.SignUp:input_type -> keyport.v1.SignUpRequest
+	2,  // 7: keyport.v1.UserService.GetCurrentUser:input_type -> keyport.v1.GetCurrentUserRequest
+	4,  // 8: keyport.v1.UserService.UpdateCurrentUser:input_type -> keyport.v1.UpdateCurrentUserRequest
+	6,  // 9: keyport.v1.UserService.ChangePassword:input_type -> keyport.v1.ChangePasswordRequest
+	8,  // 10: keyport.v1.UserService.DeleteCurrentUser:input_type -> keyport.v1.DeleteCurrentUserRequest
+	10, // 11: keyport.v1.UserService.RequestEmailVerification:input_type -> keyport.v1.RequestEmailVerificationRequest
+	12, // 12: keyport.v1.UserService.VerifyEmail:input_type -> keyport.v1.VerifyEmailRequest
+	14, // 13: keyport.v1.UserService.RequestPasswordReset:input_type -> keyport.v1.RequestPasswordResetRequest
+	16, // 14: keyport.v1.UserService.ResetPassword:input_type -> keyport.v1.ResetPasswordRequest
+	18, // 15: keyport.v1.UserService.RequestEmailChange:input_type -> keyport.v1.RequestEmailChangeRequest
+	20, // 16: keyport.v1.UserService.ConfirmEmailChange:input_type -> keyport.v1.ConfirmEmailChangeRequest
+	1,  // 17: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
+	3,  // 18: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
+	5,  // 19: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
+	7,  // 20: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
+	9,  // 21: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
+	11, // 22: keyport.v1.UserService.RequestEmailVerification:output_type -> keyport.v1.RequestEmailVerificationResponse
+	13, // 23: keyport.v1.UserService.VerifyEmail:output_type -> keyport.v1.VerifyEmailResponse
+	15, // 24: keyport.v1.UserService.RequestPasswordReset:output_type -> keyport.v1.RequestPasswordResetResponse
+	17, // 25: keyport.v1.UserService.ResetPassword:output_type -> keyport.v1.ResetPasswordResponse
+	19, // 26: keyport.v1.UserService.RequestEmailChange:output_type -> keyport.v1.RequestEmailChangeResponse
+	21, // 27: keyport.v1.UserService.ConfirmEmailChange:output_type -> keyport.v1.ConfirmEmailChangeResponse
+	17, // [17:28] is the sub-list for method output_type
+	6,  // [6:17] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_user_service_proto_init() }
@@ -1008,7 +1231,7 @@ func file_keyport_v1_user_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_user_service_proto_rawDesc), len(file_keyport_v1_user_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,6 +28,8 @@ const (
 	UserService_VerifyEmail_FullMethodName              = "/keyport.v1.UserService/VerifyEmail"
 	UserService_RequestPasswordReset_FullMethodName     = "/keyport.v1.UserService/RequestPasswordReset"
 	UserService_ResetPassword_FullMethodName            = "/keyport.v1.UserService/ResetPassword"
+	UserService_RequestEmailChange_FullMethodName       = "/keyport.v1.UserService/RequestEmailChange"
+	UserService_ConfirmEmailChange_FullMethodName       = "/keyport.v1.UserService/ConfirmEmailChange"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -133,6 +135,29 @@ type UserServiceClient interface {
 	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
 	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
 	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
+	// Asks to move the calling user's account to `new_email`. The caller
+	// proves who they are again: `password` for an account with one (wrong
+	// ones count like failed sign-ins); an account without a password needs a
+	// session from the last 10 minutes. The new address gets a single-use
+	// link (`mail.public_base_url` + `mail.change_email_path` +
+	// `?token=<token>`, valid like a verification link); the old address gets
+	// a notice. Nothing changes until the link is used. An address another
+	// account has gets no mail, and the answer does not say so.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+	// `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+	// (no password and the session is older than 10 minutes),
+	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	RequestEmailChange(ctx context.Context, in *RequestEmailChangeRequest, opts ...grpc.CallOption) (*RequestEmailChangeResponse, error)
+	// Moves the account to the address a change-of-address link was sent to;
+	// the address counts as verified. With `end_sessions`, every session of
+	// the user ends (caches hear of it at once).
+	//
+	// Public: the token proves the new mailbox. Reasons:
+	// `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+	// since the request; nothing changed), `RATE_LIMITED`.
+	ConfirmEmailChange(ctx context.Context, in *ConfirmEmailChangeRequest, opts ...grpc.CallOption) (*ConfirmEmailChangeResponse, error)
 }
 
 type userServiceClient struct {
@@ -227,6 +252,26 @@ func (c *userServiceClient) ResetPassword(ctx context.Context, in *ResetPassword
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResetPasswordResponse)
 	err := c.cc.Invoke(ctx, UserService_ResetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) RequestEmailChange(ctx context.Context, in *RequestEmailChangeRequest, opts ...grpc.CallOption) (*RequestEmailChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestEmailChangeResponse)
+	err := c.cc.Invoke(ctx, UserService_RequestEmailChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) ConfirmEmailChange(ctx context.Context, in *ConfirmEmailChangeRequest, opts ...grpc.CallOption) (*ConfirmEmailChangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ConfirmEmailChangeResponse)
+	err := c.cc.Invoke(ctx, UserService_ConfirmEmailChange_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -336,6 +381,29 @@ type UserServiceServer interface {
 	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
 	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
 	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
+	// Asks to move the calling user's account to `new_email`. The caller
+	// proves who they are again: `password` for an account with one (wrong
+	// ones count like failed sign-ins); an account without a password needs a
+	// session from the last 10 minutes. The new address gets a single-use
+	// link (`mail.public_base_url` + `mail.change_email_path` +
+	// `?token=<token>`, valid like a verification link); the old address gets
+	// a notice. Nothing changes until the link is used. An address another
+	// account has gets no mail, and the answer does not say so.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+	// `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+	// (no password and the session is older than 10 minutes),
+	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	RequestEmailChange(context.Context, *RequestEmailChangeRequest) (*RequestEmailChangeResponse, error)
+	// Moves the account to the address a change-of-address link was sent to;
+	// the address counts as verified. With `end_sessions`, every session of
+	// the user ends (caches hear of it at once).
+	//
+	// Public: the token proves the new mailbox. Reasons:
+	// `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+	// since the request; nothing changed), `RATE_LIMITED`.
+	ConfirmEmailChange(context.Context, *ConfirmEmailChangeRequest) (*ConfirmEmailChangeResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -372,6 +440,12 @@ func (UnimplementedUserServiceServer) RequestPasswordReset(context.Context, *Req
 }
 func (UnimplementedUserServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
+}
+func (UnimplementedUserServiceServer) RequestEmailChange(context.Context, *RequestEmailChangeRequest) (*RequestEmailChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestEmailChange not implemented")
+}
+func (UnimplementedUserServiceServer) ConfirmEmailChange(context.Context, *ConfirmEmailChangeRequest) (*ConfirmEmailChangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ConfirmEmailChange not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -556,6 +630,42 @@ func _UserService_ResetPassword_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_RequestEmailChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestEmailChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).RequestEmailChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_RequestEmailChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).RequestEmailChange(ctx, req.(*RequestEmailChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_ConfirmEmailChange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ConfirmEmailChangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).ConfirmEmailChange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_ConfirmEmailChange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).ConfirmEmailChange(ctx, req.(*ConfirmEmailChangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -598,6 +708,14 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetPassword",
 			Handler:    _UserService_ResetPassword_Handler,
+		},
+		{
+			MethodName: "RequestEmailChange",
+			Handler:    _UserService_RequestEmailChange_Handler,
+		},
+		{
+			MethodName: "ConfirmEmailChange",
+			Handler:    _UserService_ConfirmEmailChange_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

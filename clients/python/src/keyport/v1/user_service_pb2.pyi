@@ -118,3 +118,31 @@ class ResetPasswordResponse(_message.Message):
     REVOKED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
     revoked_sessions: int
     def __init__(self, revoked_sessions: _Optional[int] = ...) -> None: ...
+
+class RequestEmailChangeRequest(_message.Message):
+    __slots__ = ("new_email", "password")
+    NEW_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    new_email: str
+    password: str
+    def __init__(self, new_email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
+
+class RequestEmailChangeResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ConfirmEmailChangeRequest(_message.Message):
+    __slots__ = ("token", "end_sessions")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    END_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    end_sessions: bool
+    def __init__(self, token: _Optional[str] = ..., end_sessions: bool = ...) -> None: ...
+
+class ConfirmEmailChangeResponse(_message.Message):
+    __slots__ = ("user", "revoked_sessions")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    user: _user_pb2.User
+    revoked_sessions: int
+    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., revoked_sessions: _Optional[int] = ...) -> None: ...

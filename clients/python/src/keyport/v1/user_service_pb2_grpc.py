@@ -96,6 +96,16 @@ class UserServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.FromString,
                 _registered_method=True)
+        self.RequestEmailChange = channel.unary_unary(
+                '/keyport.v1.UserService/RequestEmailChange',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeResponse.FromString,
+                _registered_method=True)
+        self.ConfirmEmailChange = channel.unary_unary(
+                '/keyport.v1.UserService/ConfirmEmailChange',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer(object):
@@ -244,6 +254,39 @@ class UserServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestEmailChange(self, request, context):
+        """Asks to move the calling user's account to `new_email`. The caller
+        proves who they are again: `password` for an account with one (wrong
+        ones count like failed sign-ins); an account without a password needs a
+        session from the last 10 minutes. The new address gets a single-use
+        link (`mail.public_base_url` + `mail.change_email_path` +
+        `?token=<token>`, valid like a verification link); the old address gets
+        a notice. Nothing changes until the link is used. An address another
+        account has gets no mail, and the answer does not say so.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+        `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+        (no password and the session is older than 10 minutes),
+        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConfirmEmailChange(self, request, context):
+        """Moves the account to the address a change-of-address link was sent to;
+        the address counts as verified. With `end_sessions`, every session of
+        the user ends (caches hear of it at once).
+
+        Public: the token proves the new mailbox. Reasons:
+        `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+        since the request; nothing changed), `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -291,6 +334,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.ResetPassword,
                     request_deserializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'RequestEmailChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestEmailChange,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeResponse.SerializeToString,
+            ),
+            'ConfirmEmailChange': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConfirmEmailChange,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -553,6 +606,60 @@ class UserService(object):
             '/keyport.v1.UserService/ResetPassword',
             keyport_dot_v1_dot_user__service__pb2.ResetPasswordRequest.SerializeToString,
             keyport_dot_v1_dot_user__service__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestEmailChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/RequestEmailChange',
+            keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.RequestEmailChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConfirmEmailChange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/ConfirmEmailChange',
+            keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

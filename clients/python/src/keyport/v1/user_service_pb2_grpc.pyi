@@ -140,6 +140,31 @@ class UserServiceStub:
     `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
     `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
     """
+    RequestEmailChange: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailChangeRequest, _user_service_pb2.RequestEmailChangeResponse]
+    """Asks to move the calling user's account to `new_email`. The caller
+    proves who they are again: `password` for an account with one (wrong
+    ones count like failed sign-ins); an account without a password needs a
+    session from the last 10 minutes. The new address gets a single-use
+    link (`mail.public_base_url` + `mail.change_email_path` +
+    `?token=<token>`, valid like a verification link); the old address gets
+    a notice. Nothing changes until the link is used. An address another
+    account has gets no mail, and the answer does not say so.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+    `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+    (no password and the session is older than 10 minutes),
+    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
+    ConfirmEmailChange: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.ConfirmEmailChangeRequest, _user_service_pb2.ConfirmEmailChangeResponse]
+    """Moves the account to the address a change-of-address link was sent to;
+    the address counts as verified. With `end_sessions`, every session of
+    the user ends (caches hear of it at once).
+
+    Public: the token proves the new mailbox. Reasons:
+    `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+    since the request; nothing changed), `RATE_LIMITED`.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -252,6 +277,31 @@ class UserServiceAsyncStub(UserServiceStub):
     Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
     `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
     `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
+    RequestEmailChange: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailChangeRequest, _user_service_pb2.RequestEmailChangeResponse]  # type: ignore[assignment]
+    """Asks to move the calling user's account to `new_email`. The caller
+    proves who they are again: `password` for an account with one (wrong
+    ones count like failed sign-ins); an account without a password needs a
+    session from the last 10 minutes. The new address gets a single-use
+    link (`mail.public_base_url` + `mail.change_email_path` +
+    `?token=<token>`, valid like a verification link); the old address gets
+    a notice. Nothing changes until the link is used. An address another
+    account has gets no mail, and the answer does not say so.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+    `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+    (no password and the session is older than 10 minutes),
+    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
+    ConfirmEmailChange: _aio.UnaryUnaryMultiCallable[_user_service_pb2.ConfirmEmailChangeRequest, _user_service_pb2.ConfirmEmailChangeResponse]  # type: ignore[assignment]
+    """Moves the account to the address a change-of-address link was sent to;
+    the address counts as verified. With `end_sessions`, every session of
+    the user ends (caches hear of it at once).
+
+    Public: the token proves the new mailbox. Reasons:
+    `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+    since the request; nothing changed), `RATE_LIMITED`.
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -416,6 +466,43 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`,
         `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
         `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestEmailChange(
+        self,
+        request: _user_service_pb2.RequestEmailChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.RequestEmailChangeResponse, _abc.Awaitable[_user_service_pb2.RequestEmailChangeResponse]]:
+        """Asks to move the calling user's account to `new_email`. The caller
+        proves who they are again: `password` for an account with one (wrong
+        ones count like failed sign-ins); an account without a password needs a
+        session from the last 10 minutes. The new address gets a single-use
+        link (`mail.public_base_url` + `mail.change_email_path` +
+        `?token=<token>`, valid like a verification link); the old address gets
+        a notice. Nothing changes until the link is used. An address another
+        account has gets no mail, and the answer does not say so.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+        `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+        (no password and the session is older than 10 minutes),
+        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        """
+
+    @_abc_1.abstractmethod
+    def ConfirmEmailChange(
+        self,
+        request: _user_service_pb2.ConfirmEmailChangeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.ConfirmEmailChangeResponse, _abc.Awaitable[_user_service_pb2.ConfirmEmailChangeResponse]]:
+        """Moves the account to the address a change-of-address link was sent to;
+        the address counts as verified. With `end_sessions`, every session of
+        the user ends (caches hear of it at once).
+
+        Public: the token proves the new mailbox. Reasons:
+        `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+        since the request; nothing changed), `RATE_LIMITED`.
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

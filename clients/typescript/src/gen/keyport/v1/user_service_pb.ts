@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/user_service.proto.
  */
 export const file_keyport_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiegoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSHQoVdmVyaWZpY2F0aW9uX3JlcXVpcmVkGAMgASgIIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI4ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNgoYVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0EhEKBG5hbWUYASABKAlIAIgBAUIHCgVfbmFtZSI7ChlVcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIsChhEZWxldGVDdXJyZW50VXNlclJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiGwoZRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZSIwCh9SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIiIKIFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIiMKElZlcmlmeUVtYWlsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI1ChNWZXJpZnlFbWFpbFJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiLAobUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIh4KHFJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiOwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjEKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNMswGCgtVc2VyU2VydmljZRI/CgZTaWduVXASGS5rZXlwb3J0LnYxLlNpZ25VcFJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25VcFJlc3BvbnNlElcKDkdldEN1cnJlbnRVc2VyEiEua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlcXVlc3QaIi5rZXlwb3J0LnYxLkdldEN1cnJlbnRVc2VyUmVzcG9uc2USYAoRVXBkYXRlQ3VycmVudFVzZXISJC5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVxdWVzdBolLmtleXBvcnQudjEuVXBkYXRlQ3VycmVudFVzZXJSZXNwb25zZRJXCg5DaGFuZ2VQYXNzd29yZBIhLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0GiIua2V5cG9ydC52MS5DaGFuZ2VQYXNzd29yZFJlc3BvbnNlEmAKEURlbGV0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLkRlbGV0ZUN1cnJlbnRVc2VyUmVzcG9uc2USdQoYUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uEisua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Giwua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXNwb25zZRJOCgtWZXJpZnlFbWFpbBIeLmtleXBvcnQudjEuVmVyaWZ5RW1haWxSZXF1ZXN0Gh8ua2V5cG9ydC52MS5WZXJpZnlFbWFpbFJlc3BvbnNlEmkKFFJlcXVlc3RQYXNzd29yZFJlc2V0Eicua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlcXVlc3QaKC5rZXlwb3J0LnYxLlJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2USVAoNUmVzZXRQYXNzd29yZBIgLmtleXBvcnQudjEuUmVzZXRQYXNzd29yZFJlcXVlc3QaIS5rZXlwb3J0LnYxLlJlc2V0UGFzc3dvcmRSZXNwb25zZWIGcHJvdG8z", [file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiegoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSHQoVdmVyaWZpY2F0aW9uX3JlcXVpcmVkGAMgASgIIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI4ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNgoYVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0EhEKBG5hbWUYASABKAlIAIgBAUIHCgVfbmFtZSI7ChlVcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIsChhEZWxldGVDdXJyZW50VXNlclJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiGwoZRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZSIwCh9SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIiIKIFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIiMKElZlcmlmeUVtYWlsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI1ChNWZXJpZnlFbWFpbFJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiLAobUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIh4KHFJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiOwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjEKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIkAKGVJlcXVlc3RFbWFpbENoYW5nZVJlcXVlc3QSEQoJbmV3X2VtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIhwKGlJlcXVlc3RFbWFpbENoYW5nZVJlc3BvbnNlIkAKGUNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMZW5kX3Nlc3Npb25zGAIgASgIIlYKGkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoDTKWCAoLVXNlclNlcnZpY2USPwoGU2lnblVwEhkua2V5cG9ydC52MS5TaWduVXBSZXF1ZXN0Ghoua2V5cG9ydC52MS5TaWduVXBSZXNwb25zZRJXCg5HZXRDdXJyZW50VXNlchIhLmtleXBvcnQudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiIua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlEmAKEVVwZGF0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5VcGRhdGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS5rZXlwb3J0LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJgChFEZWxldGVDdXJyZW50VXNlchIkLmtleXBvcnQudjEuRGVsZXRlQ3VycmVudFVzZXJSZXF1ZXN0GiUua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlc3BvbnNlEnUKGFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvbhIrLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVxdWVzdBosLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVzcG9uc2USTgoLVmVyaWZ5RW1haWwSHi5rZXlwb3J0LnYxLlZlcmlmeUVtYWlsUmVxdWVzdBofLmtleXBvcnQudjEuVmVyaWZ5RW1haWxSZXNwb25zZRJpChRSZXF1ZXN0UGFzc3dvcmRSZXNldBInLmtleXBvcnQudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gigua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlElQKDVJlc2V0UGFzc3dvcmQSIC5rZXlwb3J0LnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GiEua2V5cG9ydC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USYwoSUmVxdWVzdEVtYWlsQ2hhbmdlEiUua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXF1ZXN0GiYua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXNwb25zZRJjChJDb25maXJtRW1haWxDaGFuZ2USJS5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QaJi5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlYgZwcm90bzM", [file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignUp`.
@@ -418,6 +418,105 @@ export const ResetPasswordResponseSchema: GenMessage<ResetPasswordResponse> = /*
   messageDesc(file_keyport_v1_user_service, 17);
 
 /**
+ * Request of `RequestEmailChange`.
+ *
+ * @generated from message keyport.v1.RequestEmailChangeRequest
+ */
+export type RequestEmailChangeRequest = Message<"keyport.v1.RequestEmailChangeRequest"> & {
+  /**
+   * The address to move the account to.
+   *
+   * @generated from field: string new_email = 1;
+   */
+  newEmail: string;
+
+  /**
+   * The account's password; ignored for an account without one.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message keyport.v1.RequestEmailChangeRequest.
+ * Use `create(RequestEmailChangeRequestSchema)` to create a new message.
+ */
+export const RequestEmailChangeRequestSchema: GenMessage<RequestEmailChangeRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 18);
+
+/**
+ * Response of `RequestEmailChange`.
+ *
+ * @generated from message keyport.v1.RequestEmailChangeResponse
+ */
+export type RequestEmailChangeResponse = Message<"keyport.v1.RequestEmailChangeResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestEmailChangeResponse.
+ * Use `create(RequestEmailChangeResponseSchema)` to create a new message.
+ */
+export const RequestEmailChangeResponseSchema: GenMessage<RequestEmailChangeResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 19);
+
+/**
+ * Request of `ConfirmEmailChange`.
+ *
+ * @generated from message keyport.v1.ConfirmEmailChangeRequest
+ */
+export type ConfirmEmailChangeRequest = Message<"keyport.v1.ConfirmEmailChangeRequest"> & {
+  /**
+   * The token from the link's `token` query parameter (`kpm_...`).
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * End every session of the user.
+   *
+   * @generated from field: bool end_sessions = 2;
+   */
+  endSessions: boolean;
+};
+
+/**
+ * Describes the message keyport.v1.ConfirmEmailChangeRequest.
+ * Use `create(ConfirmEmailChangeRequestSchema)` to create a new message.
+ */
+export const ConfirmEmailChangeRequestSchema: GenMessage<ConfirmEmailChangeRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 20);
+
+/**
+ * Response of `ConfirmEmailChange`.
+ *
+ * @generated from message keyport.v1.ConfirmEmailChangeResponse
+ */
+export type ConfirmEmailChangeResponse = Message<"keyport.v1.ConfirmEmailChangeResponse"> & {
+  /**
+   * The user, with the new address.
+   *
+   * @generated from field: keyport.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * How many sessions ended.
+   *
+   * @generated from field: uint32 revoked_sessions = 2;
+   */
+  revokedSessions: number;
+};
+
+/**
+ * Describes the message keyport.v1.ConfirmEmailChangeResponse.
+ * Use `create(ConfirmEmailChangeResponseSchema)` to create a new message.
+ */
+export const ConfirmEmailChangeResponseSchema: GenMessage<ConfirmEmailChangeResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 21);
+
+/**
  * Accounts: sign-up, the signed-in user's own profile, and the flows
  * through the user's mailbox (verifying the address, resetting a forgotten
  * password).
@@ -591,6 +690,45 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ResetPasswordRequestSchema;
     output: typeof ResetPasswordResponseSchema;
+  },
+  /**
+   * Asks to move the calling user's account to `new_email`. The caller
+   * proves who they are again: `password` for an account with one (wrong
+   * ones count like failed sign-ins); an account without a password needs a
+   * session from the last 10 minutes. The new address gets a single-use
+   * link (`mail.public_base_url` + `mail.change_email_path` +
+   * `?token=<token>`, valid like a verification link); the old address gets
+   * a notice. Nothing changes until the link is used. An address another
+   * account has gets no mail, and the answer does not say so.
+   *
+   * Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+   * `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
+   * `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
+   * (no password and the session is older than 10 minutes),
+   * `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+   *
+   * @generated from rpc keyport.v1.UserService.RequestEmailChange
+   */
+  requestEmailChange: {
+    methodKind: "unary";
+    input: typeof RequestEmailChangeRequestSchema;
+    output: typeof RequestEmailChangeResponseSchema;
+  },
+  /**
+   * Moves the account to the address a change-of-address link was sent to;
+   * the address counts as verified. With `end_sessions`, every session of
+   * the user ends (caches hear of it at once).
+   *
+   * Public: the token proves the new mailbox. Reasons:
+   * `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
+   * since the request; nothing changed), `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.UserService.ConfirmEmailChange
+   */
+  confirmEmailChange: {
+    methodKind: "unary";
+    input: typeof ConfirmEmailChangeRequestSchema;
+    output: typeof ConfirmEmailChangeResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyport_v1_user_service, 0);
