@@ -128,3 +128,61 @@ async fn an_account_without_a_password_needs_a_fresh_session(backend: Backend) -
     assert_eq!(reason(&stale.unwrap_err()), "REAUTHENTICATION_REQUIRED");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_account_without_a_password_sets_one_with_a_mailed_code() -> TestResult {
+    first_password(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_account_without_a_password_sets_one_with_a_mailed_code() -> TestResult {
+    first_password(Backend::Postgres).await
+}
+
+/// Signs `email` in by mail (creating the account); returns the session token.
+async fn mailbox_session(server: &TestServer, mailpit: &Mailpit, email: &str, nth: usize) -> Result<String, BoxError> {
+    let start = StartEmailSignInRequest { email: email.into() };
+    let binding = server.sessions().start_email_sign_in(start).await?.into_inner().binding;
+    let code = mailpit.wait_for(email, nth).await?[0].subject.rsplit(' ').next().unwrap_or_default().to_owned();
+    let finish = FinishEmailSignInRequest { binding, proof: Some(Proof::Code(code)) };
+    Ok(server.sessions().finish_email_sign_in(finish).await?.into_inner().session.ok_or("no session")?.token)
+}
+
+async fn first_password(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{RequestPasswordSetupRequest, SetPasswordRequest};
+    let (server, mailpit) = with_mail(backend).await?;
+    let session = mailbox_session(&server, &mailpit, "new@example.com", 1).await?;
+    let other = mailbox_session(&server, &mailpit, "new@example.com", 2).await?;
+    server.users().request_password_setup(authed(RequestPasswordSetupRequest {}, &session)).await?;
+    let code =
+        mailpit.wait_for("new@example.com", 3).await?[0].subject.rsplit(' ').next().unwrap_or_default().to_owned();
+    assert!(code.len() == 6, "{code}");
+    let set = |code: &str, password: &str| SetPasswordRequest { code: code.into(), new_password: password.into() };
+
+    // Only in the session that asked, and only the right code.
+    let elsewhere = server.users().set_password(authed(set(&code, "a first passphrase"), &other)).await.unwrap_err();
+    assert_eq!(reason(&elsewhere), "EMAIL_TOKEN_INVALID");
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let guess = server.users().set_password(authed(set(wrong, "a first passphrase"), &session)).await.unwrap_err();
+    assert_eq!(reason(&guess), "EMAIL_TOKEN_INVALID");
+    let weak = server.users().set_password(authed(set(&code, "short"), &session)).await.unwrap_err();
+    assert_eq!(reason(&weak), "WEAK_PASSWORD");
+
+    server.users().set_password(authed(set(&code, "a first passphrase"), &session)).await?;
+    server.sign_in("new@example.com", "a first passphrase").await?;
+    assert_eq!(server.session_reason(&other).await, "OK", "other sessions stay");
+    let notice = mailpit.wait_for("new@example.com", 4).await?.remove(0);
+    assert!(notice.subject.contains("password was changed"), "{}", notice.subject);
+    // Once: the account has a password now.
+    let again = server.users().set_password(authed(set(&code, "another passphrase"), &session)).await.unwrap_err();
+    assert_eq!(reason(&again), "INVALID_ARGUMENT");
+    let again = server.users().request_password_setup(authed(RequestPasswordSetupRequest {}, &session)).await;
+    assert_eq!(reason(&again.unwrap_err()), "INVALID_ARGUMENT");
+
+    // A stale session of another passwordless account must sign in again first.
+    let stale = mailbox_session(&server, &mailpit, "late@example.com", 1).await?;
+    server.clock.advance(Duration::from_secs(11 * 60));
+    let refused = server.users().request_password_setup(authed(RequestPasswordSetupRequest {}, &stale)).await;
+    assert_eq!(reason(&refused.unwrap_err()), "REAUTHENTICATION_REQUIRED");
+    Ok(())
+}

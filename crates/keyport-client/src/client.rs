@@ -577,6 +577,34 @@ impl KeyportClient {
         Ok(response.revoked_sessions)
     }
 
+    /// Mails `token`'s user (an account without a password, on a session
+    /// from the last 10 minutes) a code to set a first password.
+    pub async fn request_password_setup(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
+        self.once(|channel| {
+            let request = self.request(v1::RequestPasswordSetupRequest {}, Some(token), client);
+            async move { UserServiceClient::new(channel).request_password_setup(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the first password of `token`'s user with the mailed `code`.
+    pub async fn set_password(
+        &self,
+        token: &str,
+        code: &str,
+        new_password: &str,
+        client: &ClientInfo,
+    ) -> Result<(), Error> {
+        let message = v1::SetPasswordRequest { code: code.to_owned(), new_password: new_password.to_owned() };
+        self.once(|channel| {
+            let request = self.request(message.clone(), Some(token), client);
+            async move { UserServiceClient::new(channel).set_password(request).await }
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Ends the session of `token`.
     pub async fn sign_out(&self, token: &str, client: &ClientInfo) -> Result<(), Error> {
         self.once(|channel| {

@@ -55,6 +55,8 @@ pub enum AuditKind {
     EmailChangeRequested,
     /// A change-of-address link moved an account to its new address.
     EmailChanged,
+    /// A code to set a first password was mailed.
+    PasswordSetupRequested,
 }
 
 impl AuditKind {
@@ -85,6 +87,7 @@ impl AuditKind {
             Self::EmailSignInFailed => "email_sign_in_failed",
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
+            Self::PasswordSetupRequested => "password_setup_requested",
         }
     }
 }

@@ -192,6 +192,38 @@ impl EmailTokenStore for SeaStore {
         Ok(Some(ended))
     }
 
+    async fn set_first_password(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        notice: &Mail,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let txn = begin(&self.db).await?;
+        if take_token(&txn, hash, TokenPurpose::SetPassword, user_id, now).await?.is_none() {
+            return Ok(false);
+        }
+        let row = password::ActiveModel {
+            user_id: Set(user_id.to_string()),
+            hash: Set(password_hash.to_owned()),
+            updated_at: Set(now.unix_millis()),
+        };
+        // The primary key refuses a second password (set meanwhile).
+        match password::Entity::insert(row).exec_without_returning(&txn).await.map_err(classify) {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return Ok(false),
+            Err(other) => return Err(other),
+        }
+        insert_mail(&txn, notice).await?;
+        insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(true)
+    }
+
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64> {
         let deleted = email_token::Entity::delete_many()
             .filter(email_token::Column::ExpiresAt.lte(now.unix_millis()))

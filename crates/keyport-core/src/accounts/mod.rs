@@ -34,6 +34,7 @@ use crate::{
 
 mod email_change;
 mod email_sign_in;
+mod first_password;
 mod mail;
 mod oauth;
 mod sessions;

@@ -38,11 +38,13 @@ pub enum MailKind {
     ChangeEmail,
     /// A notice, to the old address, that a change of address was asked for.
     EmailChangeRequested,
+    /// A code that lets an account without a password set one.
+    PasswordSetup,
 }
 
 impl MailKind {
     /// Every kind, for template loading and checks.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::VerifyEmail,
         Self::ResetPassword,
         Self::PasswordChanged,
@@ -50,6 +52,7 @@ impl MailKind {
         Self::SignIn,
         Self::ChangeEmail,
         Self::EmailChangeRequested,
+        Self::PasswordSetup,
     ];
 
     /// Stable name: in the outbox, and the stem of the template files.
@@ -62,6 +65,7 @@ impl MailKind {
             Self::SignIn => "sign_in",
             Self::ChangeEmail => "change_email",
             Self::EmailChangeRequested => "email_change_requested",
+            Self::PasswordSetup => "password_setup",
         }
     }
 

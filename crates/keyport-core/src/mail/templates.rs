@@ -48,7 +48,7 @@ pub enum TemplateError {
 }
 
 /// The built-in templates, by file name.
-const BUILT_IN: [(&str, &str); 21] = [
+const BUILT_IN: [(&str, &str); 24] = [
     ("verify_email.subject.txt", include_str!("../../templates/mail/verify_email.subject.txt")),
     ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -70,6 +70,9 @@ const BUILT_IN: [(&str, &str); 21] = [
     ("email_change_requested.subject.txt", include_str!("../../templates/mail/email_change_requested.subject.txt")),
     ("email_change_requested.txt", include_str!("../../templates/mail/email_change_requested.txt")),
     ("email_change_requested.html", include_str!("../../templates/mail/email_change_requested.html")),
+    ("password_setup.subject.txt", include_str!("../../templates/mail/password_setup.subject.txt")),
+    ("password_setup.txt", include_str!("../../templates/mail/password_setup.txt")),
+    ("password_setup.html", include_str!("../../templates/mail/password_setup.html")),
 ];
 
 /// What a rendered message says, before it gets an id and a recipient.

@@ -33,6 +33,8 @@ pub enum TokenPurpose {
     ResetPassword,
     /// Move the account to the address the token was sent to.
     ChangeEmail,
+    /// Set a first password (a mailed code, keyed by the session that asked).
+    SetPassword,
 }
 
 impl TokenPurpose {
@@ -42,12 +44,15 @@ impl TokenPurpose {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
             Self::ChangeEmail => "change_email",
+            Self::SetPassword => "set_password",
         }
     }
 
     /// Reads a name written by [`TokenPurpose::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::VerifyEmail, Self::ResetPassword, Self::ChangeEmail].into_iter().find(|purpose| purpose.as_str() == name)
+        [Self::VerifyEmail, Self::ResetPassword, Self::ChangeEmail, Self::SetPassword]
+            .into_iter()
+            .find(|purpose| purpose.as_str() == name)
     }
 }
 

@@ -75,6 +75,22 @@ pub trait EmailTokenStore: Send + Sync + 'static {
         event: &SessionEvent,
     ) -> StoreResult<Option<u64>>;
 
+    /// Uses up `user_id`'s set-password token and gives the account its
+    /// first password, queuing `notice`, recording `audit` and emitting
+    /// `event`, atomically; false (and nothing changed) when the token is
+    /// gone or expired, or the account has a password meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn set_first_password(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        notice: &Mail,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<bool>;
+
     /// Deletes the tokens past their expiry at `now`; returns how many.
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64>;
 }

@@ -398,6 +398,29 @@ impl EmailTokenStore for MemoryStore {
         Ok(EmailChange::Changed { user, ended })
     }
 
+    async fn set_first_password(
+        &self,
+        hash: &[u8; 32],
+        user_id: UserId,
+        password_hash: &str,
+        now: Timestamp,
+        notice: &Mail,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if tables.passwords.contains_key(&user_id) {
+            return Ok(false);
+        }
+        if tables.take_token(hash, TokenPurpose::SetPassword, user_id, now).is_none() {
+            return Ok(false);
+        }
+        tables.passwords.insert(user_id, password_hash.to_owned());
+        tables.queue(notice);
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
     async fn delete_expired_email_tokens(&self, now: Timestamp) -> StoreResult<u64> {
         let mut tables = self.tables()?;
         let before = tables.email_tokens.len();

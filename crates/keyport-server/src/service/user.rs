@@ -151,4 +151,25 @@ impl UserService for UserApi {
             revoked_sessions: u32::try_from(revoked).unwrap_or(u32::MAX),
         }))
     }
+
+    async fn request_password_setup(
+        &self,
+        request: Request<v1::RequestPasswordSetupRequest>,
+    ) -> Result<Response<v1::RequestPasswordSetupResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        self.0.accounts.request_password_setup(&caller, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::RequestPasswordSetupResponse {}))
+    }
+
+    async fn set_password(
+        &self,
+        request: Request<v1::SetPasswordRequest>,
+    ) -> Result<Response<v1::SetPasswordResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        self.0.accounts.set_password(&caller, &body.code, &body.new_password, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::SetPasswordResponse {}))
+    }
 }

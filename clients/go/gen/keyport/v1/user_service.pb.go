@@ -1074,6 +1074,172 @@ func (x *ConfirmEmailChangeResponse) GetRevokedSessions() uint32 {
 	return 0
 }
 
+// Request of `RequestPasswordSetup`.
+type RequestPasswordSetupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordSetupRequest) Reset() {
+	*x = RequestPasswordSetupRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordSetupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordSetupRequest) ProtoMessage() {}
+
+func (x *RequestPasswordSetupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordSetupRequest.ProtoReflect.Descriptor instead.
+func (*RequestPasswordSetupRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{22}
+}
+
+// Response of `RequestPasswordSetup`.
+type RequestPasswordSetupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestPasswordSetupResponse) Reset() {
+	*x = RequestPasswordSetupResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestPasswordSetupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestPasswordSetupResponse) ProtoMessage() {}
+
+func (x *RequestPasswordSetupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestPasswordSetupResponse.ProtoReflect.Descriptor instead.
+func (*RequestPasswordSetupResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{23}
+}
+
+// Request of `SetPassword`.
+type SetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The six-digit code from the mail (spaces are ignored).
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// The password, under the same rules as at sign-up.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordRequest) Reset() {
+	*x = SetPasswordRequest{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordRequest) ProtoMessage() {}
+
+func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetPasswordRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// Response of `SetPassword`.
+type SetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordResponse) Reset() {
+	*x = SetPasswordResponse{}
+	mi := &file_keyport_v1_user_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordResponse) ProtoMessage() {}
+
+func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_user_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{25}
+}
+
 var File_keyport_v1_user_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_user_service_proto_rawDesc = "" +
@@ -1128,7 +1294,13 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\fend_sessions\x18\x02 \x01(\bR\vendSessions\"m\n" +
 	"\x1aConfirmEmailChangeResponse\x12$\n" +
 	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x12)\n" +
-	"\x10revoked_sessions\x18\x02 \x01(\rR\x0frevokedSessions2\x96\b\n" +
+	"\x10revoked_sessions\x18\x02 \x01(\rR\x0frevokedSessions\"\x1d\n" +
+	"\x1bRequestPasswordSetupRequest\"\x1e\n" +
+	"\x1cRequestPasswordSetupResponse\"K\n" +
+	"\x12SetPasswordRequest\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"\x15\n" +
+	"\x13SetPasswordResponse2\xd1\t\n" +
 	"\vUserService\x12?\n" +
 	"\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n" +
 	"\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n" +
@@ -1140,7 +1312,9 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x14RequestPasswordReset\x12'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n" +
 	"\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponse\x12c\n" +
 	"\x12RequestEmailChange\x12%.keyport.v1.RequestEmailChangeRequest\x1a&.keyport.v1.RequestEmailChangeResponse\x12c\n" +
-	"\x12ConfirmEmailChange\x12%.keyport.v1.ConfirmEmailChangeRequest\x1a&.keyport.v1.ConfirmEmailChangeResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x12ConfirmEmailChange\x12%.keyport.v1.ConfirmEmailChangeRequest\x1a&.keyport.v1.ConfirmEmailChangeResponse\x12i\n" +
+	"\x14RequestPasswordSetup\x12'.keyport.v1.RequestPasswordSetupRequest\x1a(.keyport.v1.RequestPasswordSetupResponse\x12N\n" +
+	"\vSetPassword\x12\x1e.keyport.v1.SetPasswordRequest\x1a\x1f.keyport.v1.SetPasswordResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_user_service_proto_rawDescOnce sync.Once
@@ -1154,7 +1328,7 @@ func file_keyport_v1_user_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_user_service_proto_rawDescData
 }
 
-var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_keyport_v1_user_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_keyport_v1_user_service_proto_goTypes = []any{
 	(*SignUpRequest)(nil),                    // 0: keyport.v1.SignUpRequest
 	(*SignUpResponse)(nil),                   // 1: keyport.v1.SignUpResponse
@@ -1178,16 +1352,20 @@ var file_keyport_v1_user_service_proto_goTypes = []any{
 	(*RequestEmailChangeResponse)(nil),       // 19: keyport.v1.RequestEmailChangeResponse
 	(*ConfirmEmailChangeRequest)(nil),        // 20: keyport.v1.ConfirmEmailChangeRequest
 	(*ConfirmEmailChangeResponse)(nil),       // 21: keyport.v1.ConfirmEmailChangeResponse
-	(*User)(nil),                             // 22: keyport.v1.User
-	(*SessionGrant)(nil),                     // 23: keyport.v1.SessionGrant
+	(*RequestPasswordSetupRequest)(nil),      // 22: keyport.v1.RequestPasswordSetupRequest
+	(*RequestPasswordSetupResponse)(nil),     // 23: keyport.v1.RequestPasswordSetupResponse
+	(*SetPasswordRequest)(nil),               // 24: keyport.v1.SetPasswordRequest
+	(*SetPasswordResponse)(nil),              // 25: keyport.v1.SetPasswordResponse
+	(*User)(nil),                             // 26: keyport.v1.User
+	(*SessionGrant)(nil),                     // 27: keyport.v1.SessionGrant
 }
 var file_keyport_v1_user_service_proto_depIdxs = []int32{
-	22, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
-	23, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
-	22, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
-	22, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
-	22, // 4: keyport.v1.VerifyEmailResponse.user:type_name -> keyport.v1.User
-	22, // 5: keyport.v1.ConfirmEmailChangeResponse.user:type_name -> keyport.v1.User
+	26, // 0: keyport.v1.SignUpResponse.user:type_name -> keyport.v1.User
+	27, // 1: keyport.v1.SignUpResponse.session:type_name -> keyport.v1.SessionGrant
+	26, // 2: keyport.v1.GetCurrentUserResponse.user:type_name -> keyport.v1.User
+	26, // 3: keyport.v1.UpdateCurrentUserResponse.user:type_name -> keyport.v1.User
+	26, // 4: keyport.v1.VerifyEmailResponse.user:type_name -> keyport.v1.User
+	26, // 5: keyport.v1.ConfirmEmailChangeResponse.user:type_name -> keyport.v1.User
 	0,  // 6: keyport.v1.UserService.SignUp:input_type -> keyport.v1.SignUpRequest
 	2,  // 7: keyport.v1.UserService.GetCurrentUser:input_type -> keyport.v1.GetCurrentUserRequest
 	4,  // 8: keyport.v1.UserService.UpdateCurrentUser:input_type -> keyport.v1.UpdateCurrentUserRequest
@@ -1199,19 +1377,23 @@ var file_keyport_v1_user_service_proto_depIdxs = []int32{
 	16, // 14: keyport.v1.UserService.ResetPassword:input_type -> keyport.v1.ResetPasswordRequest
 	18, // 15: keyport.v1.UserService.RequestEmailChange:input_type -> keyport.v1.RequestEmailChangeRequest
 	20, // 16: keyport.v1.UserService.ConfirmEmailChange:input_type -> keyport.v1.ConfirmEmailChangeRequest
-	1,  // 17: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
-	3,  // 18: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
-	5,  // 19: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
-	7,  // 20: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
-	9,  // 21: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
-	11, // 22: keyport.v1.UserService.RequestEmailVerification:output_type -> keyport.v1.RequestEmailVerificationResponse
-	13, // 23: keyport.v1.UserService.VerifyEmail:output_type -> keyport.v1.VerifyEmailResponse
-	15, // 24: keyport.v1.UserService.RequestPasswordReset:output_type -> keyport.v1.RequestPasswordResetResponse
-	17, // 25: keyport.v1.UserService.ResetPassword:output_type -> keyport.v1.ResetPasswordResponse
-	19, // 26: keyport.v1.UserService.RequestEmailChange:output_type -> keyport.v1.RequestEmailChangeResponse
-	21, // 27: keyport.v1.UserService.ConfirmEmailChange:output_type -> keyport.v1.ConfirmEmailChangeResponse
-	17, // [17:28] is the sub-list for method output_type
-	6,  // [6:17] is the sub-list for method input_type
+	22, // 17: keyport.v1.UserService.RequestPasswordSetup:input_type -> keyport.v1.RequestPasswordSetupRequest
+	24, // 18: keyport.v1.UserService.SetPassword:input_type -> keyport.v1.SetPasswordRequest
+	1,  // 19: keyport.v1.UserService.SignUp:output_type -> keyport.v1.SignUpResponse
+	3,  // 20: keyport.v1.UserService.GetCurrentUser:output_type -> keyport.v1.GetCurrentUserResponse
+	5,  // 21: keyport.v1.UserService.UpdateCurrentUser:output_type -> keyport.v1.UpdateCurrentUserResponse
+	7,  // 22: keyport.v1.UserService.ChangePassword:output_type -> keyport.v1.ChangePasswordResponse
+	9,  // 23: keyport.v1.UserService.DeleteCurrentUser:output_type -> keyport.v1.DeleteCurrentUserResponse
+	11, // 24: keyport.v1.UserService.RequestEmailVerification:output_type -> keyport.v1.RequestEmailVerificationResponse
+	13, // 25: keyport.v1.UserService.VerifyEmail:output_type -> keyport.v1.VerifyEmailResponse
+	15, // 26: keyport.v1.UserService.RequestPasswordReset:output_type -> keyport.v1.RequestPasswordResetResponse
+	17, // 27: keyport.v1.UserService.ResetPassword:output_type -> keyport.v1.ResetPasswordResponse
+	19, // 28: keyport.v1.UserService.RequestEmailChange:output_type -> keyport.v1.RequestEmailChangeResponse
+	21, // 29: keyport.v1.UserService.ConfirmEmailChange:output_type -> keyport.v1.ConfirmEmailChangeResponse
+	23, // 30: keyport.v1.UserService.RequestPasswordSetup:output_type -> keyport.v1.RequestPasswordSetupResponse
+	25, // 31: keyport.v1.UserService.SetPassword:output_type -> keyport.v1.SetPasswordResponse
+	19, // [19:32] is the sub-list for method output_type
+	6,  // [6:19] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1231,7 +1413,7 @@ func file_keyport_v1_user_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_user_service_proto_rawDesc), len(file_keyport_v1_user_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

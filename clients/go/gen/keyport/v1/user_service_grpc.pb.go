@@ -30,6 +30,8 @@ const (
 	UserService_ResetPassword_FullMethodName            = "/keyport.v1.UserService/ResetPassword"
 	UserService_RequestEmailChange_FullMethodName       = "/keyport.v1.UserService/RequestEmailChange"
 	UserService_ConfirmEmailChange_FullMethodName       = "/keyport.v1.UserService/ConfirmEmailChange"
+	UserService_RequestPasswordSetup_FullMethodName     = "/keyport.v1.UserService/RequestPasswordSetup"
+	UserService_SetPassword_FullMethodName              = "/keyport.v1.UserService/SetPassword"
 )
 
 // UserServiceClient is the client API for UserService service.
@@ -158,6 +160,26 @@ type UserServiceClient interface {
 	// `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
 	// since the request; nothing changed), `RATE_LIMITED`.
 	ConfirmEmailChange(ctx context.Context, in *ConfirmEmailChangeRequest, opts ...grpc.CallOption) (*ConfirmEmailChangeResponse, error)
+	// Mails the calling user a six-digit code to set a first password, for
+	// an account without one (created by social or email sign-in). The code
+	// works for 10 minutes, once, in this session only; a newer request
+	// voids the older.
+	//
+	// Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+	// `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+	// again), `INVALID_ARGUMENT` (the account has a password: use
+	// `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+	RequestPasswordSetup(ctx context.Context, in *RequestPasswordSetupRequest, opts ...grpc.CallOption) (*RequestPasswordSetupResponse, error)
+	// Sets the calling user's first password with the code of
+	// `RequestPasswordSetup`, from the same session. Other sessions stay; the
+	// owner gets a notice. Wrong codes count like failed sign-ins.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+	// session), `INVALID_ARGUMENT` (the account has a password),
+	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
 }
 
 type userServiceClient struct {
@@ -272,6 +294,26 @@ func (c *userServiceClient) ConfirmEmailChange(ctx context.Context, in *ConfirmE
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ConfirmEmailChangeResponse)
 	err := c.cc.Invoke(ctx, UserService_ConfirmEmailChange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) RequestPasswordSetup(ctx context.Context, in *RequestPasswordSetupRequest, opts ...grpc.CallOption) (*RequestPasswordSetupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestPasswordSetupResponse)
+	err := c.cc.Invoke(ctx, UserService_RequestPasswordSetup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *userServiceClient) SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPasswordResponse)
+	err := c.cc.Invoke(ctx, UserService_SetPassword_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -404,6 +446,26 @@ type UserServiceServer interface {
 	// `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
 	// since the request; nothing changed), `RATE_LIMITED`.
 	ConfirmEmailChange(context.Context, *ConfirmEmailChangeRequest) (*ConfirmEmailChangeResponse, error)
+	// Mails the calling user a six-digit code to set a first password, for
+	// an account without one (created by social or email sign-in). The code
+	// works for 10 minutes, once, in this session only; a newer request
+	// voids the older.
+	//
+	// Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+	// `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+	// again), `INVALID_ARGUMENT` (the account has a password: use
+	// `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+	RequestPasswordSetup(context.Context, *RequestPasswordSetupRequest) (*RequestPasswordSetupResponse, error)
+	// Sets the calling user's first password with the code of
+	// `RequestPasswordSetup`, from the same session. Other sessions stay; the
+	// owner gets a notice. Wrong codes count like failed sign-ins.
+	//
+	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+	// `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+	// session), `INVALID_ARGUMENT` (the account has a password),
+	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }
 
@@ -446,6 +508,12 @@ func (UnimplementedUserServiceServer) RequestEmailChange(context.Context, *Reque
 }
 func (UnimplementedUserServiceServer) ConfirmEmailChange(context.Context, *ConfirmEmailChangeRequest) (*ConfirmEmailChangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ConfirmEmailChange not implemented")
+}
+func (UnimplementedUserServiceServer) RequestPasswordSetup(context.Context, *RequestPasswordSetupRequest) (*RequestPasswordSetupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestPasswordSetup not implemented")
+}
+func (UnimplementedUserServiceServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
 }
 func (UnimplementedUserServiceServer) mustEmbedUnimplementedUserServiceServer() {}
 func (UnimplementedUserServiceServer) testEmbeddedByValue()                     {}
@@ -666,6 +734,42 @@ func _UserService_ConfirmEmailChange_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _UserService_RequestPasswordSetup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestPasswordSetupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).RequestPasswordSetup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_RequestPasswordSetup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).RequestPasswordSetup(ctx, req.(*RequestPasswordSetupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _UserService_SetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(UserServiceServer).SetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: UserService_SetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(UserServiceServer).SetPassword(ctx, req.(*SetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // UserService_ServiceDesc is the grpc.ServiceDesc for UserService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -716,6 +820,14 @@ var UserService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ConfirmEmailChange",
 			Handler:    _UserService_ConfirmEmailChange_Handler,
+		},
+		{
+			MethodName: "RequestPasswordSetup",
+			Handler:    _UserService_RequestPasswordSetup_Handler,
+		},
+		{
+			MethodName: "SetPassword",
+			Handler:    _UserService_SetPassword_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -146,3 +146,23 @@ class ConfirmEmailChangeResponse(_message.Message):
     user: _user_pb2.User
     revoked_sessions: int
     def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., revoked_sessions: _Optional[int] = ...) -> None: ...
+
+class RequestPasswordSetupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class RequestPasswordSetupResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetPasswordRequest(_message.Message):
+    __slots__ = ("code", "new_password")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    new_password: str
+    def __init__(self, code: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class SetPasswordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -106,6 +106,16 @@ class UserServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.FromString,
                 _registered_method=True)
+        self.RequestPasswordSetup = channel.unary_unary(
+                '/keyport.v1.UserService/RequestPasswordSetup',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupResponse.FromString,
+                _registered_method=True)
+        self.SetPassword = channel.unary_unary(
+                '/keyport.v1.UserService/SetPassword',
+                request_serializer=keyport_dot_v1_dot_user__service__pb2.SetPasswordRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_user__service__pb2.SetPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class UserServiceServicer(object):
@@ -287,6 +297,36 @@ class UserServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestPasswordSetup(self, request, context):
+        """Mails the calling user a six-digit code to set a first password, for
+        an account without one (created by social or email sign-in). The code
+        works for 10 minutes, once, in this session only; a newer request
+        voids the older.
+
+        Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+        `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+        again), `INVALID_ARGUMENT` (the account has a password: use
+        `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPassword(self, request, context):
+        """Sets the calling user's first password with the code of
+        `RequestPasswordSetup`, from the same session. Other sessions stay; the
+        owner gets a notice. Wrong codes count like failed sign-ins.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+        session), `INVALID_ARGUMENT` (the account has a password),
+        `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UserServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -344,6 +384,16 @@ def add_UserServiceServicer_to_server(servicer, server):
                     servicer.ConfirmEmailChange,
                     request_deserializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.SerializeToString,
+            ),
+            'RequestPasswordSetup': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordSetup,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupResponse.SerializeToString,
+            ),
+            'SetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPassword,
+                    request_deserializer=keyport_dot_v1_dot_user__service__pb2.SetPasswordRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_user__service__pb2.SetPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -660,6 +710,60 @@ class UserService(object):
             '/keyport.v1.UserService/ConfirmEmailChange',
             keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeRequest.SerializeToString,
             keyport_dot_v1_dot_user__service__pb2.ConfirmEmailChangeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordSetup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/RequestPasswordSetup',
+            keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.RequestPasswordSetupResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.UserService/SetPassword',
+            keyport_dot_v1_dot_user__service__pb2.SetPasswordRequest.SerializeToString,
+            keyport_dot_v1_dot_user__service__pb2.SetPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

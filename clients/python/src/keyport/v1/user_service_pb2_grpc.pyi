@@ -165,6 +165,28 @@ class UserServiceStub:
     `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
     since the request; nothing changed), `RATE_LIMITED`.
     """
+    RequestPasswordSetup: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordSetupRequest, _user_service_pb2.RequestPasswordSetupResponse]
+    """Mails the calling user a six-digit code to set a first password, for
+    an account without one (created by social or email sign-in). The code
+    works for 10 minutes, once, in this session only; a newer request
+    voids the older.
+
+    Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+    `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+    again), `INVALID_ARGUMENT` (the account has a password: use
+    `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+    """
+    SetPassword: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.SetPasswordRequest, _user_service_pb2.SetPasswordResponse]
+    """Sets the calling user's first password with the code of
+    `RequestPasswordSetup`, from the same session. Other sessions stay; the
+    owner gets a notice. Wrong codes count like failed sign-ins.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+    session), `INVALID_ARGUMENT` (the account has a password),
+    `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -302,6 +324,28 @@ class UserServiceAsyncStub(UserServiceStub):
     Public: the token proves the new mailbox. Reasons:
     `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
     since the request; nothing changed), `RATE_LIMITED`.
+    """
+    RequestPasswordSetup: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordSetupRequest, _user_service_pb2.RequestPasswordSetupResponse]  # type: ignore[assignment]
+    """Mails the calling user a six-digit code to set a first password, for
+    an account without one (created by social or email sign-in). The code
+    works for 10 minutes, once, in this session only; a newer request
+    voids the older.
+
+    Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+    `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+    again), `INVALID_ARGUMENT` (the account has a password: use
+    `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+    """
+    SetPassword: _aio.UnaryUnaryMultiCallable[_user_service_pb2.SetPasswordRequest, _user_service_pb2.SetPasswordResponse]  # type: ignore[assignment]
+    """Sets the calling user's first password with the code of
+    `RequestPasswordSetup`, from the same session. Other sessions stay; the
+    owner gets a notice. Wrong codes count like failed sign-ins.
+
+    Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+    `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+    session), `INVALID_ARGUMENT` (the account has a password),
+    `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -503,6 +547,40 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Public: the token proves the new mailbox. Reasons:
         `EMAIL_TOKEN_INVALID`, `EMAIL_TAKEN` (another account took the address
         since the request; nothing changed), `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def RequestPasswordSetup(
+        self,
+        request: _user_service_pb2.RequestPasswordSetupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.RequestPasswordSetupResponse, _abc.Awaitable[_user_service_pb2.RequestPasswordSetupResponse]]:
+        """Mails the calling user a six-digit code to set a first password, for
+        an account without one (created by social or email sign-in). The code
+        works for 10 minutes, once, in this session only; a newer request
+        voids the older.
+
+        Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+        `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+        again), `INVALID_ARGUMENT` (the account has a password: use
+        `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPassword(
+        self,
+        request: _user_service_pb2.SetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_user_service_pb2.SetPasswordResponse, _abc.Awaitable[_user_service_pb2.SetPasswordResponse]]:
+        """Sets the calling user's first password with the code of
+        `RequestPasswordSetup`, from the same session. Other sessions stay; the
+        owner gets a notice. Wrong codes count like failed sign-ins.
+
+        Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+        `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+        session), `INVALID_ARGUMENT` (the account has a password),
+        `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/user_service.proto.
  */
 export const file_keyport_v1_user_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiegoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSHQoVdmVyaWZpY2F0aW9uX3JlcXVpcmVkGAMgASgIIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI4ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNgoYVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0EhEKBG5hbWUYASABKAlIAIgBAUIHCgVfbmFtZSI7ChlVcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIsChhEZWxldGVDdXJyZW50VXNlclJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiGwoZRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZSIwCh9SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIiIKIFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIiMKElZlcmlmeUVtYWlsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI1ChNWZXJpZnlFbWFpbFJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiLAobUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIh4KHFJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiOwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjEKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIkAKGVJlcXVlc3RFbWFpbENoYW5nZVJlcXVlc3QSEQoJbmV3X2VtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIhwKGlJlcXVlc3RFbWFpbENoYW5nZVJlc3BvbnNlIkAKGUNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMZW5kX3Nlc3Npb25zGAIgASgIIlYKGkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoDTKWCAoLVXNlclNlcnZpY2USPwoGU2lnblVwEhkua2V5cG9ydC52MS5TaWduVXBSZXF1ZXN0Ghoua2V5cG9ydC52MS5TaWduVXBSZXNwb25zZRJXCg5HZXRDdXJyZW50VXNlchIhLmtleXBvcnQudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiIua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlEmAKEVVwZGF0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5VcGRhdGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS5rZXlwb3J0LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJgChFEZWxldGVDdXJyZW50VXNlchIkLmtleXBvcnQudjEuRGVsZXRlQ3VycmVudFVzZXJSZXF1ZXN0GiUua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlc3BvbnNlEnUKGFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvbhIrLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVxdWVzdBosLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVzcG9uc2USTgoLVmVyaWZ5RW1haWwSHi5rZXlwb3J0LnYxLlZlcmlmeUVtYWlsUmVxdWVzdBofLmtleXBvcnQudjEuVmVyaWZ5RW1haWxSZXNwb25zZRJpChRSZXF1ZXN0UGFzc3dvcmRSZXNldBInLmtleXBvcnQudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gigua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlElQKDVJlc2V0UGFzc3dvcmQSIC5rZXlwb3J0LnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GiEua2V5cG9ydC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USYwoSUmVxdWVzdEVtYWlsQ2hhbmdlEiUua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXF1ZXN0GiYua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXNwb25zZRJjChJDb25maXJtRW1haWxDaGFuZ2USJS5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QaJi5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlYgZwcm90bzM", [file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch1rZXlwb3J0L3YxL3VzZXJfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSI+Cg1TaWduVXBSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEgwKBG5hbWUYAyABKAkiegoOU2lnblVwUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSHQoVdmVyaWZpY2F0aW9uX3JlcXVpcmVkGAMgASgIIhcKFUdldEN1cnJlbnRVc2VyUmVxdWVzdCI4ChZHZXRDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNgoYVXBkYXRlQ3VycmVudFVzZXJSZXF1ZXN0EhEKBG5hbWUYASABKAlIAIgBAUIHCgVfbmFtZSI7ChlVcGRhdGVDdXJyZW50VXNlclJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiRwoVQ2hhbmdlUGFzc3dvcmRSZXF1ZXN0EhgKEGN1cnJlbnRfcGFzc3dvcmQYASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjIKFkNoYW5nZVBhc3N3b3JkUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIsChhEZWxldGVDdXJyZW50VXNlclJlcXVlc3QSEAoIcGFzc3dvcmQYASABKAkiGwoZRGVsZXRlQ3VycmVudFVzZXJSZXNwb25zZSIwCh9SZXF1ZXN0RW1haWxWZXJpZmljYXRpb25SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIiIKIFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvblJlc3BvbnNlIiMKElZlcmlmeUVtYWlsUmVxdWVzdBINCgV0b2tlbhgBIAEoCSI1ChNWZXJpZnlFbWFpbFJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiLAobUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIh4KHFJlcXVlc3RQYXNzd29yZFJlc2V0UmVzcG9uc2UiOwoUUmVzZXRQYXNzd29yZFJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMbmV3X3Bhc3N3b3JkGAIgASgJIjEKFVJlc2V0UGFzc3dvcmRSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIkAKGVJlcXVlc3RFbWFpbENoYW5nZVJlcXVlc3QSEQoJbmV3X2VtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIhwKGlJlcXVlc3RFbWFpbENoYW5nZVJlc3BvbnNlIkAKGUNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QSDQoFdG9rZW4YASABKAkSFAoMZW5kX3Nlc3Npb25zGAIgASgIIlYKGkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXISGAoQcmV2b2tlZF9zZXNzaW9ucxgCIAEoDSIdChtSZXF1ZXN0UGFzc3dvcmRTZXR1cFJlcXVlc3QiHgocUmVxdWVzdFBhc3N3b3JkU2V0dXBSZXNwb25zZSI4ChJTZXRQYXNzd29yZFJlcXVlc3QSDAoEY29kZRgBIAEoCRIUCgxuZXdfcGFzc3dvcmQYAiABKAkiFQoTU2V0UGFzc3dvcmRSZXNwb25zZTLRCQoLVXNlclNlcnZpY2USPwoGU2lnblVwEhkua2V5cG9ydC52MS5TaWduVXBSZXF1ZXN0Ghoua2V5cG9ydC52MS5TaWduVXBSZXNwb25zZRJXCg5HZXRDdXJyZW50VXNlchIhLmtleXBvcnQudjEuR2V0Q3VycmVudFVzZXJSZXF1ZXN0GiIua2V5cG9ydC52MS5HZXRDdXJyZW50VXNlclJlc3BvbnNlEmAKEVVwZGF0ZUN1cnJlbnRVc2VyEiQua2V5cG9ydC52MS5VcGRhdGVDdXJyZW50VXNlclJlcXVlc3QaJS5rZXlwb3J0LnYxLlVwZGF0ZUN1cnJlbnRVc2VyUmVzcG9uc2USVwoOQ2hhbmdlUGFzc3dvcmQSIS5rZXlwb3J0LnYxLkNoYW5nZVBhc3N3b3JkUmVxdWVzdBoiLmtleXBvcnQudjEuQ2hhbmdlUGFzc3dvcmRSZXNwb25zZRJgChFEZWxldGVDdXJyZW50VXNlchIkLmtleXBvcnQudjEuRGVsZXRlQ3VycmVudFVzZXJSZXF1ZXN0GiUua2V5cG9ydC52MS5EZWxldGVDdXJyZW50VXNlclJlc3BvbnNlEnUKGFJlcXVlc3RFbWFpbFZlcmlmaWNhdGlvbhIrLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVxdWVzdBosLmtleXBvcnQudjEuUmVxdWVzdEVtYWlsVmVyaWZpY2F0aW9uUmVzcG9uc2USTgoLVmVyaWZ5RW1haWwSHi5rZXlwb3J0LnYxLlZlcmlmeUVtYWlsUmVxdWVzdBofLmtleXBvcnQudjEuVmVyaWZ5RW1haWxSZXNwb25zZRJpChRSZXF1ZXN0UGFzc3dvcmRSZXNldBInLmtleXBvcnQudjEuUmVxdWVzdFBhc3N3b3JkUmVzZXRSZXF1ZXN0Gigua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRSZXNldFJlc3BvbnNlElQKDVJlc2V0UGFzc3dvcmQSIC5rZXlwb3J0LnYxLlJlc2V0UGFzc3dvcmRSZXF1ZXN0GiEua2V5cG9ydC52MS5SZXNldFBhc3N3b3JkUmVzcG9uc2USYwoSUmVxdWVzdEVtYWlsQ2hhbmdlEiUua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXF1ZXN0GiYua2V5cG9ydC52MS5SZXF1ZXN0RW1haWxDaGFuZ2VSZXNwb25zZRJjChJDb25maXJtRW1haWxDaGFuZ2USJS5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlcXVlc3QaJi5rZXlwb3J0LnYxLkNvbmZpcm1FbWFpbENoYW5nZVJlc3BvbnNlEmkKFFJlcXVlc3RQYXNzd29yZFNldHVwEicua2V5cG9ydC52MS5SZXF1ZXN0UGFzc3dvcmRTZXR1cFJlcXVlc3QaKC5rZXlwb3J0LnYxLlJlcXVlc3RQYXNzd29yZFNldHVwUmVzcG9uc2USTgoLU2V0UGFzc3dvcmQSHi5rZXlwb3J0LnYxLlNldFBhc3N3b3JkUmVxdWVzdBofLmtleXBvcnQudjEuU2V0UGFzc3dvcmRSZXNwb25zZWIGcHJvdG8z", [file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignUp`.
@@ -517,6 +517,79 @@ export const ConfirmEmailChangeResponseSchema: GenMessage<ConfirmEmailChangeResp
   messageDesc(file_keyport_v1_user_service, 21);
 
 /**
+ * Request of `RequestPasswordSetup`.
+ *
+ * @generated from message keyport.v1.RequestPasswordSetupRequest
+ */
+export type RequestPasswordSetupRequest = Message<"keyport.v1.RequestPasswordSetupRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestPasswordSetupRequest.
+ * Use `create(RequestPasswordSetupRequestSchema)` to create a new message.
+ */
+export const RequestPasswordSetupRequestSchema: GenMessage<RequestPasswordSetupRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 22);
+
+/**
+ * Response of `RequestPasswordSetup`.
+ *
+ * @generated from message keyport.v1.RequestPasswordSetupResponse
+ */
+export type RequestPasswordSetupResponse = Message<"keyport.v1.RequestPasswordSetupResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.RequestPasswordSetupResponse.
+ * Use `create(RequestPasswordSetupResponseSchema)` to create a new message.
+ */
+export const RequestPasswordSetupResponseSchema: GenMessage<RequestPasswordSetupResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 23);
+
+/**
+ * Request of `SetPassword`.
+ *
+ * @generated from message keyport.v1.SetPasswordRequest
+ */
+export type SetPasswordRequest = Message<"keyport.v1.SetPasswordRequest"> & {
+  /**
+   * The six-digit code from the mail (spaces are ignored).
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * The password, under the same rules as at sign-up.
+   *
+   * @generated from field: string new_password = 2;
+   */
+  newPassword: string;
+};
+
+/**
+ * Describes the message keyport.v1.SetPasswordRequest.
+ * Use `create(SetPasswordRequestSchema)` to create a new message.
+ */
+export const SetPasswordRequestSchema: GenMessage<SetPasswordRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 24);
+
+/**
+ * Response of `SetPassword`.
+ *
+ * @generated from message keyport.v1.SetPasswordResponse
+ */
+export type SetPasswordResponse = Message<"keyport.v1.SetPasswordResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.SetPasswordResponse.
+ * Use `create(SetPasswordResponseSchema)` to create a new message.
+ */
+export const SetPasswordResponseSchema: GenMessage<SetPasswordResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_user_service, 25);
+
+/**
  * Accounts: sign-up, the signed-in user's own profile, and the flows
  * through the user's mailbox (verifying the address, resetting a forgotten
  * password).
@@ -729,6 +802,42 @@ export const UserService: GenService<{
     methodKind: "unary";
     input: typeof ConfirmEmailChangeRequestSchema;
     output: typeof ConfirmEmailChangeResponseSchema;
+  },
+  /**
+   * Mails the calling user a six-digit code to set a first password, for
+   * an account without one (created by social or email sign-in). The code
+   * works for 10 minutes, once, in this session only; a newer request
+   * voids the older.
+   *
+   * Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
+   * `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
+   * again), `INVALID_ARGUMENT` (the account has a password: use
+   * `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.UserService.RequestPasswordSetup
+   */
+  requestPasswordSetup: {
+    methodKind: "unary";
+    input: typeof RequestPasswordSetupRequestSchema;
+    output: typeof RequestPasswordSetupResponseSchema;
+  },
+  /**
+   * Sets the calling user's first password with the code of
+   * `RequestPasswordSetup`, from the same session. Other sessions stay; the
+   * owner gets a notice. Wrong codes count like failed sign-ins.
+   *
+   * Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
+   * `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
+   * session), `INVALID_ARGUMENT` (the account has a password),
+   * `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+   * `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+   *
+   * @generated from rpc keyport.v1.UserService.SetPassword
+   */
+  setPassword: {
+    methodKind: "unary";
+    input: typeof SetPasswordRequestSchema;
+    output: typeof SetPasswordResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyport_v1_user_service, 0);
