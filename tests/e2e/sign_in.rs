@@ -82,16 +82,24 @@ async fn throttles_repeated_failures(backend: Backend) -> TestResult {
         let status = server.sessions().sign_in(request("ann@example.com", "guess guess")).await.unwrap_err();
         assert_eq!(reason(&status), "INVALID_CREDENTIALS");
     }
-    // Even the right password is refused until the window passes.
+    // Even the right password waits out the delay: 1 s after the third failure.
     let status = server.sessions().sign_in(request("ann@example.com", PASSWORD)).await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
     assert_eq!(reason(&status), "RATE_LIMITED");
-    assert!(status.get_error_details().retry_info().is_some(), "says when to retry");
+    let retry = status.get_error_details().retry_info().and_then(|info| info.retry_delay).ok_or("no RetryInfo")?;
+    assert_eq!(retry, std::time::Duration::from_secs(1));
     // Case variants count against the same account.
     let status = server.sessions().sign_in(request("ANN@example.com", PASSWORD)).await.unwrap_err();
     assert_eq!(reason(&status), "RATE_LIMITED");
 
-    server.clock.advance(std::time::Duration::from_secs(15 * 60));
+    // Each further failure doubles the wait; it never becomes a lock.
+    server.clock.advance(std::time::Duration::from_secs(1));
+    let status = server.sessions().sign_in(request("ann@example.com", "guess guess")).await.unwrap_err();
+    assert_eq!(reason(&status), "INVALID_CREDENTIALS");
+    let status = server.sessions().sign_in(request("ann@example.com", PASSWORD)).await.unwrap_err();
+    let retry = status.get_error_details().retry_info().and_then(|info| info.retry_delay).ok_or("no RetryInfo")?;
+    assert_eq!(retry, std::time::Duration::from_secs(2));
+    server.clock.advance(std::time::Duration::from_secs(2));
     server.sessions().sign_in(request("ann@example.com", PASSWORD)).await?;
     Ok(())
 }

@@ -1,10 +1,15 @@
 //! Throttling of failed sign-ins, per account and per client address.
 //!
-//! Fixed windows counted in memory on each replica: cheap, and enough to turn
-//! online guessing from thousands of tries a minute into a handful. An
-//! attempt is reserved when it is checked, before the password is hashed,
-//! and refunded only when it succeeds: counting after the slow hash let a
-//! burst of parallel guesses all pass the check before any was counted.
+//! Each account and each address may fail a number of times; past it, each
+//! further attempt must wait a delay that doubles with every failure (1 s,
+//! 2 s, 4 s, ...) up to the window's length. No fixed lock: a user is
+//! delayed at most one window after an attacker's last guess, and a steady
+//! attacker gets about one guess per window (fewer than 100 a day with the
+//! defaults, NIST 800-63B 5.2.2). Failures are forgotten once a key has
+//! been idle for a window. Counted in memory on each replica. An attempt is
+//! reserved when it is checked, before the password is hashed, and refunded
+//! only when it succeeds: counting after the slow hash let a burst of
+//! parallel guesses all pass the check before any was counted.
 
 use std::{
     collections::HashMap,
@@ -20,11 +25,11 @@ use crate::{
 /// Limits on failed sign-ins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SignInLimits {
-    /// Failures allowed per account within `window`.
+    /// Failures an account may have before delays start.
     pub per_account: u32,
-    /// Failures allowed per client IP within `window`.
+    /// Failures a client IP may have before delays start.
     pub per_ip: u32,
-    /// Length of a counting window.
+    /// The longest delay, and the idle time after which failures are forgotten.
     pub window: Duration,
 }
 
@@ -47,9 +52,28 @@ pub struct SignInLimiter {
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
+    /// When the key's run of failures began: an attempt's refund applies
+    /// only within the run it was counted in.
     started: Timestamp,
+    /// The latest attempt counted.
+    last: Timestamp,
     attempts: u32,
     refused: u64,
+}
+
+/// The first delay past the free failures; each further failure doubles it.
+const FIRST_DELAY: Duration = Duration::from_secs(1);
+
+impl Window {
+    /// When the next attempt may come, given `limit` free failures.
+    fn next_allowed(&self, limit: u32, longest: Duration) -> Timestamp {
+        if self.attempts < limit {
+            return self.last;
+        }
+        let doublings = (self.attempts - limit).min(30);
+        let delay = FIRST_DELAY.saturating_mul(1 << doublings).min(longest);
+        self.last.saturating_add(delay)
+    }
 }
 
 /// An attempt counted against the limits until [`SignInLimiter::succeeded`]
@@ -104,7 +128,7 @@ impl SignInLimiter {
             return Err(Refusal { retry_after: window, refused: 0 });
         };
         if windows.len() >= MAX_KEYS {
-            windows.retain(|_, w| now.duration_since(w.started) < window);
+            windows.retain(|_, w| now.duration_since(w.last) < window);
         }
         let account_key = account_key(account);
         let ip_key = ip.map(ip_key);
@@ -113,9 +137,10 @@ impl SignInLimiter {
         let mut refusal: Option<Refusal> = None;
         for (key, limit) in keys.clone() {
             let current = current_window(&mut windows, key, now, window);
-            if current.attempts >= limit {
+            let allowed_at = current.next_allowed(limit, window);
+            if now < allowed_at {
                 current.refused = current.refused.saturating_add(1);
-                let retry_after = window.saturating_sub(now.duration_since(current.started));
+                let retry_after = allowed_at.duration_since(now);
                 let this = Refusal { retry_after, refused: current.refused };
                 refusal = Some(match refusal {
                     Some(other) if other.retry_after >= this.retry_after => other,
@@ -130,6 +155,7 @@ impl SignInLimiter {
         for (key, _) in keys {
             let current = current_window(&mut windows, key, now, window);
             current.attempts = current.attempts.saturating_add(1);
+            current.last = now;
             counted.push((key.clone(), current.started));
         }
         Ok(Attempt { counted })
@@ -150,16 +176,17 @@ impl SignInLimiter {
     }
 }
 
-/// The key's window at `now`, started afresh when the last one ended.
+/// The key's run of failures at `now`, started afresh after `idle` without
+/// attempts.
 fn current_window<'a>(
     windows: &'a mut HashMap<String, Window>,
     key: &str,
     now: Timestamp,
-    length: Duration,
+    idle: Duration,
 ) -> &'a mut Window {
-    let fresh = Window { started: now, attempts: 0, refused: 0 };
+    let fresh = Window { started: now, last: now, attempts: 0, refused: 0 };
     let window = windows.entry(key.to_owned()).or_insert(fresh);
-    if now.duration_since(window.started) >= length {
+    if now.duration_since(window.last) >= idle {
         *window = fresh;
     }
     window
@@ -187,15 +214,30 @@ mod tests {
     }
 
     #[test]
-    fn account_is_limited_after_its_failures_until_the_window_ends() {
+    fn past_its_free_failures_an_account_waits_a_doubling_delay() {
         let (limiter, clock) = limiter();
         for _ in 0..3 {
             let _failed = limiter.reserve("a@b.co", None).unwrap();
         }
-        assert!(limiter.reserve("a@b.co", None).is_err());
         assert!(limiter.reserve("other@b.co", None).is_ok());
-        clock.advance(Duration::from_secs(61));
-        assert!(limiter.reserve("a@b.co", None).is_ok());
+        // 1 s, then 2 s, 4 s, ... after each further failure.
+        for delay in [1, 2, 4, 8, 16, 32] {
+            let refusal = limiter.reserve("a@b.co", None).unwrap_err();
+            assert_eq!(refusal.retry_after, Duration::from_secs(delay));
+            clock.advance(Duration::from_secs(delay) - Duration::from_millis(1));
+            assert!(limiter.reserve("a@b.co", None).is_err(), "not before {delay} s");
+            clock.advance(Duration::from_millis(1));
+            let _failed = limiter.reserve("a@b.co", None).unwrap();
+        }
+        // Capped at the window (60 s here), never a lock.
+        assert_eq!(limiter.reserve("a@b.co", None).unwrap_err().retry_after, Duration::from_secs(60));
+        clock.advance(Duration::from_secs(60));
+        let _failed = limiter.reserve("a@b.co", None).unwrap();
+        // A window without attempts forgets the failures.
+        clock.advance(Duration::from_secs(60));
+        for _ in 0..3 {
+            let _failed = limiter.reserve("a@b.co", None).unwrap();
+        }
     }
 
     #[test]

@@ -239,11 +239,11 @@ pub struct HashingConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SignInLimitsConfig {
-    /// Failed attempts allowed per account per window.
+    /// Failed attempts an account may have before delays start.
     pub per_account: u32,
-    /// Failed attempts allowed per client IP per window.
+    /// Failed attempts a client IP may have before delays start.
     pub per_ip: u32,
-    /// Window length in seconds.
+    /// Longest delay, and idle time after which failures are forgotten, in seconds.
     pub window_secs: u64,
 }
 
