@@ -196,8 +196,13 @@ fn account_key(account: &str) -> String {
     format!("account:{account}")
 }
 
+/// An IPv6 host usually holds a whole /64: count the network, as the
+/// request budgets do, or one host gets 2^64 budgets.
 fn ip_key(ip: &str) -> String {
-    format!("ip:{ip}")
+    match crate::request_limit::network_of(ip) {
+        Some(network) => format!("ip:{network}"),
+        None => format!("ip:{ip}"),
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +243,16 @@ mod tests {
         for _ in 0..3 {
             let _failed = limiter.reserve("a@b.co", None).unwrap();
         }
+    }
+
+    #[test]
+    fn an_ipv6_network_is_one_address() {
+        let (limiter, _) = limiter();
+        for i in 0..5 {
+            let _failed = limiter.reserve(&format!("user{i}@b.co"), Some(&format!("2001:db8:1:2::{i}"))).unwrap();
+        }
+        assert!(limiter.reserve("fresh@b.co", Some("2001:db8:1:2:ffff::1")).is_err());
+        assert!(limiter.reserve("fresh@b.co", Some("2001:db8:1:3::1")).is_ok());
     }
 
     #[test]

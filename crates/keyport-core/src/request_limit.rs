@@ -151,7 +151,7 @@ impl RequestLimiter {
 }
 
 /// The address a budget belongs to: an IPv4 address, or an IPv6 /64.
-fn network_of(address: &str) -> Option<IpAddr> {
+pub(crate) fn network_of(address: &str) -> Option<IpAddr> {
     match address.parse::<IpAddr>().ok()? {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => Some(IpAddr::V4(v4)),
