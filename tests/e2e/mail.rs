@@ -27,6 +27,7 @@ on_both_backends!(
     unknown_and_passwordless_addresses_get_the_same_answer_and_no_mail,
     of_parallel_resets_with_one_link_exactly_one_succeeds,
     verifies_an_address_through_the_mailbox,
+    verifies_with_the_mailed_code_in_the_session_that_asked,
     bad_tokens_are_refused_with_one_reason,
     a_message_queued_while_smtp_is_down_is_delivered_once_it_is_back,
 );
@@ -188,11 +189,15 @@ async fn verifies_an_address_through_the_mailbox(backend: Backend) -> TestResult
     let wrong_kind = server.users().reset_password(reset(&token, NEW_PASSWORD)).await.unwrap_err();
     assert_eq!(reason(&wrong_kind), "EMAIL_TOKEN_INVALID");
 
-    let verified = server.users().verify_email(VerifyEmailRequest { token: token.clone() }).await?.into_inner();
+    let verified = server
+        .users()
+        .verify_email(VerifyEmailRequest { token: token.clone(), code: String::new() })
+        .await?
+        .into_inner();
     assert!(verified.user.ok_or("no user")?.email_verified);
     let user = server.users().get_current_user(authed(GetCurrentUserRequest {}, &session)).await?.into_inner();
     assert!(user.user.ok_or("no user")?.email_verified, "the session sees the change at once");
-    let replay = server.users().verify_email(VerifyEmailRequest { token }).await.unwrap_err();
+    let replay = server.users().verify_email(VerifyEmailRequest { token, code: String::new() }).await.unwrap_err();
     assert_eq!(reason(&replay), "EMAIL_TOKEN_INVALID");
 
     // Verified already: nothing more is sent.
@@ -218,7 +223,11 @@ async fn bad_tokens_are_refused_with_one_reason(backend: Backend) -> TestResult 
     for bad in &cases {
         let status = server.users().reset_password(reset(bad, NEW_PASSWORD)).await.unwrap_err();
         assert_eq!(reason(&status), "EMAIL_TOKEN_INVALID", "reset with {:.20}", bad);
-        let status = server.users().verify_email(VerifyEmailRequest { token: bad.clone() }).await.unwrap_err();
+        let status = server
+            .users()
+            .verify_email(VerifyEmailRequest { token: bad.clone(), code: String::new() })
+            .await
+            .unwrap_err();
         assert_eq!(reason(&status), "EMAIL_TOKEN_INVALID", "verify with {:.20}", bad);
     }
     // None of them used up the good link.
@@ -327,5 +336,33 @@ async fn each_address_gets_a_capped_number_of_link_mails() -> TestResult {
     server.clock.advance(Duration::from_secs(3600));
     server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
     mailpit.wait_for("ann@example.com", 3).await?;
+    Ok(())
+}
+
+async fn verifies_with_the_mailed_code_in_the_session_that_asked(backend: Backend) -> TestResult {
+    let (server, mailpit) = with_mail(backend).await?;
+    let session = server.sign_up("ann@example.com").await?;
+    let other = server.sign_in("ann@example.com", PASSWORD).await?;
+    server.users().request_email_verification(authed(RequestEmailVerificationRequest::default(), &session)).await?;
+    let mail = mailpit.wait_for("ann@example.com", 1).await?.remove(0);
+    let code: String = mail.text.split("enter this code: ").nth(1).unwrap_or_default().chars().take(6).collect();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()), "{}", mail.text);
+    let with_code = |code: &str| VerifyEmailRequest { token: String::new(), code: code.into() };
+
+    // Not without a session, not in another session, not a wrong code.
+    let anonymous = server.users().verify_email(with_code(&code)).await.unwrap_err();
+    assert_eq!(reason(&anonymous), "UNAUTHENTICATED");
+    let elsewhere = server.users().verify_email(authed(with_code(&code), &other)).await.unwrap_err();
+    assert_eq!(reason(&elsewhere), "EMAIL_TOKEN_INVALID");
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    assert_eq!(
+        reason(&server.users().verify_email(authed(with_code(wrong), &session)).await.unwrap_err()),
+        "EMAIL_TOKEN_INVALID"
+    );
+
+    let verified = server.users().verify_email(authed(with_code(&code), &session)).await?.into_inner();
+    assert!(verified.user.ok_or("no user")?.email_verified);
+    let replay = server.users().verify_email(authed(with_code(&code), &session)).await.unwrap_err();
+    assert_eq!(reason(&replay), "EMAIL_TOKEN_INVALID");
     Ok(())
 }

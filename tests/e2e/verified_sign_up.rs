@@ -68,7 +68,7 @@ async fn an_unverified_account_signs_in_once_verified(backend: Backend) -> TestR
     assert_eq!(server.count("sessions").await?, 0);
 
     let token = mailpit.wait_for("ann@example.com", 1).await?[0].token("/verify-email").ok_or("no link")?;
-    let verified = server.users().verify_email(VerifyEmailRequest { token }).await?.into_inner();
+    let verified = server.users().verify_email(VerifyEmailRequest { token, code: String::new() }).await?.into_inner();
     assert!(verified.user.ok_or("no user")?.email_verified);
     let session = server.sign_in("ann@example.com", PASSWORD).await?;
     assert_eq!(server.session_reason(&session).await, "OK");
@@ -87,9 +87,13 @@ async fn a_new_link_goes_only_to_unverified_accounts(backend: Backend) -> TestRe
     let (newest, first) = (mails[0].token("/verify-email"), mails[1].token("/verify-email"));
     assert!(newest.is_some() && newest != first);
     // The newer link voided the first.
-    let stale = server.users().verify_email(VerifyEmailRequest { token: first.unwrap_or_default() }).await.unwrap_err();
+    let stale = server
+        .users()
+        .verify_email(VerifyEmailRequest { token: first.unwrap_or_default(), code: String::new() })
+        .await
+        .unwrap_err();
     assert_eq!(reason(&stale), "EMAIL_TOKEN_INVALID");
-    server.users().verify_email(VerifyEmailRequest { token: newest.unwrap_or_default() }).await?;
+    server.users().verify_email(VerifyEmailRequest { token: newest.unwrap_or_default(), code: String::new() }).await?;
     assert_eq!(server.scalar("SELECT COUNT(*) FROM mail_outbox WHERE recipient = 'nobody@example.com'").await?, 0);
 
     // Verified: no more links.

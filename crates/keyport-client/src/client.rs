@@ -466,7 +466,11 @@ impl KeyportClient {
     /// verification link.
     pub async fn verify_email(&self, link_token: &str, client: &ClientInfo) -> Result<(), Error> {
         self.once(|channel| {
-            let request = self.request(v1::VerifyEmailRequest { token: link_token.to_owned() }, None, client);
+            let request = self.request(
+                v1::VerifyEmailRequest { token: link_token.to_owned(), code: String::new() },
+                None,
+                client,
+            );
             async move { UserServiceClient::new(channel).verify_email(request).await }
         })
         .await?;

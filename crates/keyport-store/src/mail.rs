@@ -37,14 +37,18 @@ const MAIL_FAILED: &str = "failed";
 
 #[async_trait]
 impl EmailTokenStore for SeaStore {
-    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
+    async fn issue_email_tokens(&self, tokens: &[EmailToken], mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
         let txn = begin(&self.db).await?;
-        // The lock orders this after a concurrent deletion or password change.
-        if !lock_user(&txn, token.user_id).await? {
-            return Err(StoreError::NotFound);
+        for token in tokens {
+            // The lock orders this after a concurrent deletion or password change.
+            if !lock_user(&txn, token.user_id).await? {
+                return Err(StoreError::NotFound);
+            }
+            delete_email_tokens(&txn, token.user_id, token.purpose).await?;
         }
-        delete_email_tokens(&txn, token.user_id, token.purpose).await?;
-        insert_email_token(&txn, token).await?;
+        for token in tokens {
+            insert_email_token(&txn, token).await?;
+        }
         for mail in mails {
             insert_mail(&txn, mail).await?;
         }
@@ -120,13 +124,14 @@ impl EmailTokenStore for SeaStore {
     async fn verify_email(
         &self,
         hash: &[u8; 32],
+        purpose: TokenPurpose,
         user_id: UserId,
         now: Timestamp,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<Option<User>> {
         let txn = begin(&self.db).await?;
-        let Some(mut owner) = take_token(&txn, hash, TokenPurpose::VerifyEmail, user_id, now).await? else {
+        let Some(mut owner) = take_token(&txn, hash, purpose, user_id, now).await? else {
             return Ok(None);
         };
         user::Entity::update_many()

@@ -66,7 +66,7 @@ impl Accounts {
             .user(caller.user.id)
             .session(&caller.session.id)
             .detail(stored.email.to_string());
-        self.email_token_store().issue_email_token(&stored, &[confirm, notice], &audit).await?;
+        self.email_token_store().issue_email_tokens(std::slice::from_ref(&stored), &[confirm, notice], &audit).await?;
         self.mail_queued.notify_one();
         Ok(())
     }

@@ -8,14 +8,16 @@
 
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::{Accounts, user_changed};
 use crate::{
     audit::{AuditEvent, AuditKind},
     error::{Error, Result},
     events::UserChange,
-    mail::{EmailToken, MailKind, TokenPurpose, sign_in::new_code, templates::MailContext},
+    mail::{
+        EmailToken, MailKind, TokenPurpose,
+        sign_in::{new_code, session_code_hash},
+        templates::MailContext,
+    },
     request_limit::PublicAction,
     session::{ClientInfo, Principal},
 };
@@ -53,7 +55,9 @@ impl Accounts {
         let audit = AuditEvent::new(AuditKind::PasswordSetupRequested, now, client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        self.email_token_store().issue_email_token(&token, std::slice::from_ref(&mail), &audit).await?;
+        self.email_token_store()
+            .issue_email_tokens(std::slice::from_ref(&token), std::slice::from_ref(&mail), &audit)
+            .await?;
         self.mail_queued.notify_one();
         Ok(())
     }
@@ -70,8 +74,7 @@ impl Accounts {
         self.ensure_no_password(caller).await?;
         let password = self.config.passwords.new_password("new_password", new_password, &caller.user.email)?;
         let attempt = self.reserve_attempt(caller.user.email.as_str(), Some(caller), client).await?;
-        let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let hash = setup_hash(caller, &code);
+        let hash = setup_hash(caller, code);
         let now = self.clock.now();
         let found = self.email_token_store().find_email_token(&hash, TokenPurpose::SetPassword, now).await?;
         if found.is_none_or(|token| token.user_id != caller.user.id) {
@@ -112,11 +115,7 @@ impl Accounts {
     }
 }
 
-/// SHA-256 of the session's id and the code: the code works in that session only.
+/// The stored hash of `code` for `caller`'s session.
 fn setup_hash(caller: &Principal, code: &str) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update(caller.session.id.as_str().as_bytes());
-    hasher.update(b"\0");
-    hasher.update(code.as_bytes());
-    hasher.finalize().into()
+    session_code_hash(caller.session.id.as_str(), code)
 }

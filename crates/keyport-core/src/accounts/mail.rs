@@ -18,6 +18,7 @@ use crate::{
     events::UserChange,
     mail::{
         EmailToken, Mail, MailKind, MailSettings, MailToken, TokenPurpose,
+        sign_in::{new_code, session_code_hash},
         templates::{MailContext, Rendered},
     },
     request_limit::PublicAction,
@@ -42,13 +43,49 @@ impl Accounts {
             return Ok(());
         }
         self.recipients.admit(caller.user.email.clone(), None)?;
-        let (token, mail) = self.verification_for(settings, &caller.user)?;
+        // A link for any browser, and a code for this session.
+        let code = new_code()?;
+        let (token, mail) = self.verification_for(settings, &caller.user, &code)?;
+        let code_token = EmailToken {
+            hash: session_code_hash(caller.session.id.as_str(), &code),
+            purpose: TokenPurpose::VerifyEmailCode,
+            ..token.clone()
+        };
         let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, client)
             .user(caller.user.id)
             .session(&caller.session.id);
-        self.email_token_store().issue_email_token(&token, std::slice::from_ref(&mail), &audit).await?;
+        self.email_token_store().issue_email_tokens(&[token, code_token], std::slice::from_ref(&mail), &audit).await?;
         self.mail_queued.notify_one();
         Ok(())
+    }
+
+    /// Marks the caller's address verified with the code mailed to this
+    /// session by [`Accounts::request_email_verification`]. Wrong codes
+    /// count like failed sign-ins.
+    pub async fn verify_email_with_code(&self, caller: &Principal, code: &str, client: &ClientInfo) -> Result<User> {
+        let attempt = self.reserve_attempt(caller.user.email.as_str(), Some(caller), client).await?;
+        let hash = session_code_hash(caller.session.id.as_str(), code);
+        let now = self.clock.now();
+        let audit = AuditEvent::new(AuditKind::EmailVerified, now, client)
+            .user(caller.user.id)
+            .session(&caller.session.id)
+            .detail(caller.user.email.to_string());
+        let event = user_changed(caller.user.id, UserChange::Profile);
+        let verified = self
+            .email_token_store()
+            .verify_email(&hash, TokenPurpose::VerifyEmailCode, caller.user.id, now, &audit, &event)
+            .await?;
+        let Some(user) = verified else {
+            let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, now, client)
+                .user(caller.user.id)
+                .session(&caller.session.id)
+                .detail("verify_email_code");
+            self.audit_store().record_audit(&audit).await?;
+            return Err(Error::EmailTokenInvalid);
+        };
+        self.limiter.succeeded(attempt);
+        self.publish(event);
+        Ok(user)
     }
 
     /// Mails a new verification link to `email`, for someone who cannot sign
@@ -65,22 +102,32 @@ impl Accounts {
                 return Ok(());
             }
             let settings = accounts.mail_settings()?;
-            let (token, mail) = accounts.verification_for(settings, &user)?;
+            let (token, mail) = accounts.verification_for(settings, &user, "")?;
             let audit = AuditEvent::new(AuditKind::EmailVerificationRequested, token.created_at, &client).user(user.id);
-            accounts.email_token_store().issue_email_token(&token, std::slice::from_ref(&mail), &audit).await?;
+            accounts
+                .email_token_store()
+                .issue_email_tokens(std::slice::from_ref(&token), std::slice::from_ref(&mail), &audit)
+                .await?;
             accounts.mail_queued.notify_one();
             Ok(())
         })
         .await
     }
 
-    /// A fresh verification token for `user`'s address, and its mail.
-    pub(super) fn verification_for(&self, settings: &MailSettings, user: &User) -> Result<(EmailToken, Mail)> {
+    /// A fresh verification token for `user`'s address, and its mail (with
+    /// `code` too, unless empty).
+    pub(super) fn verification_for(
+        &self,
+        settings: &MailSettings,
+        user: &User,
+        code: &str,
+    ) -> Result<(EmailToken, Mail)> {
         let now = self.clock.now();
         let token = MailToken::generate()?;
         let ttl = settings.verify_email_ttl;
         let link = settings.link(&settings.verify_email_path, &token);
-        let mail = self.compose(settings, MailKind::VerifyEmail, user, &link, ttl)?;
+        let context = MailContext { email: user.email.as_str(), name: &user.name, link: &link, code, expires_in: ttl };
+        let mail = self.render(settings, MailKind::VerifyEmail, &user.email, &context)?;
         let stored = EmailToken {
             hash: token.hash(),
             purpose: TokenPurpose::VerifyEmail,
@@ -116,7 +163,10 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::EmailVerified, now, client).user(found.user_id).detail(found.email.to_string());
         let event = user_changed(found.user_id, UserChange::Profile);
-        let user = self.email_token_store().verify_email(&token.hash(), found.user_id, now, &audit, &event).await?;
+        let user = self
+            .email_token_store()
+            .verify_email(&token.hash(), TokenPurpose::VerifyEmail, found.user_id, now, &audit, &event)
+            .await?;
         let user = user.ok_or(Error::EmailTokenInvalid)?;
         self.publish(event);
         Ok(user)
@@ -218,7 +268,9 @@ impl Accounts {
             expires_at: now.saturating_add(ttl),
         };
         let audit = AuditEvent::new(AuditKind::PasswordResetRequested, now, client).user(user.id);
-        self.email_token_store().issue_email_token(&stored, std::slice::from_ref(&mail), &audit).await?;
+        self.email_token_store()
+            .issue_email_tokens(std::slice::from_ref(&stored), std::slice::from_ref(&mail), &audit)
+            .await?;
         self.mail_queued.notify_one();
         Ok(())
     }

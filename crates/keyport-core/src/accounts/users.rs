@@ -59,7 +59,7 @@ impl Accounts {
         // address before), but it counts towards the recipient's cap, which
         // then limits the notices a flood of sign-ups could send.
         let _ = self.recipients.admit(user.email.clone(), None);
-        let (token, mail) = self.verification_for(settings, &user)?;
+        let (token, mail) = self.verification_for(settings, &user, "")?;
         let audit = AuditEvent::new(AuditKind::SignUp, user.created_at, client).user(user.id);
         match self.user_store().create_unverified_user(&user, password_hash, &token, &mail, &audit).await {
             Ok(()) => {}

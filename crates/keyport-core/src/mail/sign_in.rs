@@ -76,6 +76,17 @@ pub fn code_hash(binding: &str, code: &str) -> [u8; 32] {
     hasher.finalize().into()
 }
 
+/// SHA-256 of a session's id and a code: a code mailed to a signed-in user
+/// that works in that session only (verification, first password).
+pub fn session_code_hash(session_id: &str, code: &str) -> [u8; 32] {
+    let typed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut hasher = Sha256::new();
+    hasher.update(session_id.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(typed.as_bytes());
+    hasher.finalize().into()
+}
+
 impl EmailSignIn {
     /// Whether `proof` (with the `binding` it came with) finishes this
     /// sign-in; compared in constant time.

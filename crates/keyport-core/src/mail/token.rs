@@ -35,6 +35,9 @@ pub enum TokenPurpose {
     ChangeEmail,
     /// Set a first password (a mailed code, keyed by the session that asked).
     SetPassword,
+    /// Mark the address verified with a mailed code, keyed by the session
+    /// that asked (the link's token is [`TokenPurpose::VerifyEmail`]).
+    VerifyEmailCode,
 }
 
 impl TokenPurpose {
@@ -45,12 +48,13 @@ impl TokenPurpose {
             Self::ResetPassword => "reset_password",
             Self::ChangeEmail => "change_email",
             Self::SetPassword => "set_password",
+            Self::VerifyEmailCode => "verify_email_code",
         }
     }
 
     /// Reads a name written by [`TokenPurpose::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::VerifyEmail, Self::ResetPassword, Self::ChangeEmail, Self::SetPassword]
+        [Self::VerifyEmail, Self::ResetPassword, Self::ChangeEmail, Self::SetPassword, Self::VerifyEmailCode]
             .into_iter()
             .find(|purpose| purpose.as_str() == name)
     }

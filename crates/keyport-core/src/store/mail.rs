@@ -15,11 +15,11 @@ use crate::{
 /// One-time tokens sent by mail, and the changes they unlock.
 #[async_trait]
 pub trait EmailTokenStore: Send + Sync + 'static {
-    /// Stores `token` in place of the user's earlier tokens of its purpose
-    /// (a newer link voids the older), queues `mails` and records `audit`,
-    /// atomically. [`StoreError::NotFound`](super::StoreError::NotFound)
-    /// when the user is gone.
-    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()>;
+    /// Stores `tokens` (all of one user) in place of the user's earlier
+    /// tokens of their purposes (a newer link voids the older), queues
+    /// `mails` and records `audit`, atomically.
+    /// [`StoreError::NotFound`](super::StoreError::NotFound) when the user is gone.
+    async fn issue_email_tokens(&self, tokens: &[EmailToken], mails: &[Mail], audit: &AuditEvent) -> StoreResult<()>;
 
     /// Uses up `user_id`'s change-of-address token and moves the account to
     /// the token's address (verified), ending every session of the user
@@ -43,13 +43,15 @@ pub trait EmailTokenStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Option<EmailToken>>;
 
-    /// Uses up `user_id`'s verification token and marks the address
-    /// verified, when the token is unexpired and the user's email is still
-    /// the one it was sent to; emits `event`. `None` (and nothing changed)
-    /// otherwise.
+    /// Uses up `user_id`'s verification token (of `purpose`: a link or a
+    /// code) and marks the address verified, when the token is unexpired
+    /// and the user's email is still the one it was sent to; emits `event`.
+    /// `None` (and nothing changed) otherwise.
+    #[allow(clippy::too_many_arguments)]
     async fn verify_email(
         &self,
         hash: &[u8; 32],
+        purpose: TokenPurpose,
         user_id: UserId,
         now: Timestamp,
         audit: &AuditEvent,

@@ -295,13 +295,17 @@ impl UserStore for MemoryStore {
 
 #[async_trait]
 impl EmailTokenStore for MemoryStore {
-    async fn issue_email_token(&self, token: &EmailToken, mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
+    async fn issue_email_tokens(&self, tokens: &[EmailToken], mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
         let mut tables = self.tables()?;
-        if !tables.users.contains_key(&token.user_id) {
+        if tokens.iter().any(|token| !tables.users.contains_key(&token.user_id)) {
             return Err(StoreError::NotFound);
         }
-        tables.delete_tokens_of(token.user_id, token.purpose);
-        tables.email_tokens.insert(token.hash, token.clone());
+        for token in tokens {
+            tables.delete_tokens_of(token.user_id, token.purpose);
+        }
+        for token in tokens {
+            tables.email_tokens.insert(token.hash, token.clone());
+        }
         for mail in mails {
             tables.queue(mail);
         }
@@ -322,13 +326,14 @@ impl EmailTokenStore for MemoryStore {
     async fn verify_email(
         &self,
         hash: &[u8; 32],
+        purpose: TokenPurpose,
         user_id: UserId,
         now: Timestamp,
         audit: &AuditEvent,
         _event: &SessionEvent,
     ) -> StoreResult<Option<User>> {
         let mut tables = self.tables()?;
-        let Some(token) = tables.take_token(hash, TokenPurpose::VerifyEmail, user_id, now) else { return Ok(None) };
+        let Some(token) = tables.take_token(hash, purpose, user_id, now) else { return Ok(None) };
         let Some(user) = tables.users.get_mut(&token.user_id) else { return Ok(None) };
         user.email_verified = true;
         user.updated_at = now;

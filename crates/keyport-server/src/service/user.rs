@@ -97,6 +97,12 @@ impl UserService for UserApi {
         request: Request<v1::VerifyEmailRequest>,
     ) -> Result<Response<v1::VerifyEmailResponse>, Status> {
         let client = self.0.clients.resolve(&request);
+        if !request.get_ref().code.is_empty() {
+            let caller = self.0.caller(&request).await?;
+            let code = &request.get_ref().code;
+            let user = self.0.accounts.verify_email_with_code(&caller, code, &client).await.map_err(to_status)?;
+            return Ok(Response::new(v1::VerifyEmailResponse { user: Some(convert::user(&user)) }));
+        }
         let body = request.into_inner();
         let user = self.0.accounts.verify_email(&body.token, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::VerifyEmailResponse { user: Some(convert::user(&user)) }))

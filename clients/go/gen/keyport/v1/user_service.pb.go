@@ -595,11 +595,15 @@ func (*RequestEmailVerificationResponse) Descriptor() ([]byte, []int) {
 	return file_keyport_v1_user_service_proto_rawDescGZIP(), []int{11}
 }
 
-// Request of `VerifyEmail`.
+// Request of `VerifyEmail`: a link's `token`, or a `code` with a session.
 type VerifyEmailRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The token from the link's `token` query parameter (`kpm_...`).
-	Token         string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Instead of `token`, with a session: the six-digit code of a mail that
+	// `RequestEmailVerification` sent with that session. It works in that
+	// session only; wrong codes count like failed sign-ins.
+	Code          string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +641,13 @@ func (*VerifyEmailRequest) Descriptor() ([]byte, []int) {
 func (x *VerifyEmailRequest) GetToken() string {
 	if x != nil {
 		return x.Token
+	}
+	return ""
+}
+
+func (x *VerifyEmailRequest) GetCode() string {
+	if x != nil {
+		return x.Code
 	}
 	return ""
 }
@@ -1272,9 +1283,10 @@ const file_keyport_v1_user_service_proto_rawDesc = "" +
 	"\x19DeleteCurrentUserResponse\"7\n" +
 	"\x1fRequestEmailVerificationRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"\"\n" +
-	" RequestEmailVerificationResponse\"*\n" +
+	" RequestEmailVerificationResponse\">\n" +
 	"\x12VerifyEmailRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\";\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\";\n" +
 	"\x13VerifyEmailResponse\x12$\n" +
 	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\"3\n" +
 	"\x1bRequestPasswordResetRequest\x12\x14\n" +

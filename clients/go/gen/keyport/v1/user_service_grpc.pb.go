@@ -112,11 +112,14 @@ type UserServiceClient interface {
 	// client address used up its budget, or the caller's address had its
 	// link mails for now), `RESOURCE_EXHAUSTED`.
 	RequestEmailVerification(ctx context.Context, in *RequestEmailVerificationRequest, opts ...grpc.CallOption) (*RequestEmailVerificationResponse, error)
-	// Marks the address a verification link was sent to as verified.
+	// Marks the address a verification link was sent to as verified; or,
+	// with `code` and a session, the caller's address.
 	//
-	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-	// (unknown, malformed, used, replaced, expired, of another kind, or for
-	// an address the account no longer has), `RATE_LIMITED`.
+	// Public with `token`: the token proves the mailbox. With `code`, needs
+	// the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+	// (unknown, malformed, used, replaced, expired, of another kind, from
+	// another session, or for an address the account no longer has),
+	// `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
 	VerifyEmail(ctx context.Context, in *VerifyEmailRequest, opts ...grpc.CallOption) (*VerifyEmailResponse, error)
 	// Mails a single-use password-reset link to the address, if it belongs to
 	// an account with a password; a newer link voids the older. Answers the
@@ -398,11 +401,14 @@ type UserServiceServer interface {
 	// client address used up its budget, or the caller's address had its
 	// link mails for now), `RESOURCE_EXHAUSTED`.
 	RequestEmailVerification(context.Context, *RequestEmailVerificationRequest) (*RequestEmailVerificationResponse, error)
-	// Marks the address a verification link was sent to as verified.
+	// Marks the address a verification link was sent to as verified; or,
+	// with `code` and a session, the caller's address.
 	//
-	// Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-	// (unknown, malformed, used, replaced, expired, of another kind, or for
-	// an address the account no longer has), `RATE_LIMITED`.
+	// Public with `token`: the token proves the mailbox. With `code`, needs
+	// the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+	// (unknown, malformed, used, replaced, expired, of another kind, from
+	// another session, or for an address the account no longer has),
+	// `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
 	VerifyEmail(context.Context, *VerifyEmailRequest) (*VerifyEmailResponse, error)
 	// Mails a single-use password-reset link to the address, if it belongs to
 	// an account with a password; a newer link voids the older. Answers the

@@ -26,7 +26,7 @@ from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"z\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x1d\n\x15verification_required\x18\x03 \x01(\x08\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse\"0\n\x1fRequestEmailVerificationRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\"\n RequestEmailVerificationResponse\"#\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\"5\n\x13VerifyEmailResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"1\n\x15ResetPasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"@\n\x19RequestEmailChangeRequest\x12\x11\n\tnew_email\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\x1c\n\x1aRequestEmailChangeResponse\"@\n\x19\x43onfirmEmailChangeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65nd_sessions\x18\x02 \x01(\x08\"V\n\x1a\x43onfirmEmailChangeResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12\x18\n\x10revoked_sessions\x18\x02 \x01(\r\"\x1d\n\x1bRequestPasswordSetupRequest\"\x1e\n\x1cRequestPasswordSetupResponse\"8\n\x12SetPasswordRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"\x15\n\x13SetPasswordResponse2\xd1\t\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n\x0bVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n\x14RequestPasswordReset\x12\'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponse\x12\x63\n\x12RequestEmailChange\x12%.keyport.v1.RequestEmailChangeRequest\x1a&.keyport.v1.RequestEmailChangeResponse\x12\x63\n\x12\x43onfirmEmailChange\x12%.keyport.v1.ConfirmEmailChangeRequest\x1a&.keyport.v1.ConfirmEmailChangeResponse\x12i\n\x14RequestPasswordSetup\x12\'.keyport.v1.RequestPasswordSetupRequest\x1a(.keyport.v1.RequestPasswordSetupResponse\x12N\n\x0bSetPassword\x12\x1e.keyport.v1.SetPasswordRequest\x1a\x1f.keyport.v1.SetPasswordResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dkeyport/v1/user_service.proto\x12\nkeyport.v1\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\">\n\rSignUpRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\"z\n\x0eSignUpResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x1d\n\x15verification_required\x18\x03 \x01(\x08\"\x17\n\x15GetCurrentUserRequest\"8\n\x16GetCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"6\n\x18UpdateCurrentUserRequest\x12\x11\n\x04name\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_name\";\n\x19UpdateCurrentUserResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"G\n\x15\x43hangePasswordRequest\x12\x18\n\x10\x63urrent_password\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"2\n\x16\x43hangePasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\",\n\x18\x44\x65leteCurrentUserRequest\x12\x10\n\x08password\x18\x01 \x01(\t\"\x1b\n\x19\x44\x65leteCurrentUserResponse\"0\n\x1fRequestEmailVerificationRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\"\n RequestEmailVerificationResponse\"1\n\x12VerifyEmailRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"5\n\x13VerifyEmailResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\",\n\x1bRequestPasswordResetRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"\x1e\n\x1cRequestPasswordResetResponse\";\n\x14ResetPasswordRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"1\n\x15ResetPasswordResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"@\n\x19RequestEmailChangeRequest\x12\x11\n\tnew_email\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"\x1c\n\x1aRequestEmailChangeResponse\"@\n\x19\x43onfirmEmailChangeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x14\n\x0c\x65nd_sessions\x18\x02 \x01(\x08\"V\n\x1a\x43onfirmEmailChangeResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12\x18\n\x10revoked_sessions\x18\x02 \x01(\r\"\x1d\n\x1bRequestPasswordSetupRequest\"\x1e\n\x1cRequestPasswordSetupResponse\"8\n\x12SetPasswordRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x14\n\x0cnew_password\x18\x02 \x01(\t\"\x15\n\x13SetPasswordResponse2\xd1\t\n\x0bUserService\x12?\n\x06SignUp\x12\x19.keyport.v1.SignUpRequest\x1a\x1a.keyport.v1.SignUpResponse\x12W\n\x0eGetCurrentUser\x12!.keyport.v1.GetCurrentUserRequest\x1a\".keyport.v1.GetCurrentUserResponse\x12`\n\x11UpdateCurrentUser\x12$.keyport.v1.UpdateCurrentUserRequest\x1a%.keyport.v1.UpdateCurrentUserResponse\x12W\n\x0e\x43hangePassword\x12!.keyport.v1.ChangePasswordRequest\x1a\".keyport.v1.ChangePasswordResponse\x12`\n\x11\x44\x65leteCurrentUser\x12$.keyport.v1.DeleteCurrentUserRequest\x1a%.keyport.v1.DeleteCurrentUserResponse\x12u\n\x18RequestEmailVerification\x12+.keyport.v1.RequestEmailVerificationRequest\x1a,.keyport.v1.RequestEmailVerificationResponse\x12N\n\x0bVerifyEmail\x12\x1e.keyport.v1.VerifyEmailRequest\x1a\x1f.keyport.v1.VerifyEmailResponse\x12i\n\x14RequestPasswordReset\x12\'.keyport.v1.RequestPasswordResetRequest\x1a(.keyport.v1.RequestPasswordResetResponse\x12T\n\rResetPassword\x12 .keyport.v1.ResetPasswordRequest\x1a!.keyport.v1.ResetPasswordResponse\x12\x63\n\x12RequestEmailChange\x12%.keyport.v1.RequestEmailChangeRequest\x1a&.keyport.v1.RequestEmailChangeResponse\x12\x63\n\x12\x43onfirmEmailChange\x12%.keyport.v1.ConfirmEmailChangeRequest\x1a&.keyport.v1.ConfirmEmailChangeResponse\x12i\n\x14RequestPasswordSetup\x12\'.keyport.v1.RequestPasswordSetupRequest\x1a(.keyport.v1.RequestPasswordSetupResponse\x12N\n\x0bSetPassword\x12\x1e.keyport.v1.SetPasswordRequest\x1a\x1f.keyport.v1.SetPasswordResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -58,33 +58,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_start=732
   _globals['_REQUESTEMAILVERIFICATIONRESPONSE']._serialized_end=766
   _globals['_VERIFYEMAILREQUEST']._serialized_start=768
-  _globals['_VERIFYEMAILREQUEST']._serialized_end=803
-  _globals['_VERIFYEMAILRESPONSE']._serialized_start=805
-  _globals['_VERIFYEMAILRESPONSE']._serialized_end=858
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=860
-  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=904
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=906
-  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=936
-  _globals['_RESETPASSWORDREQUEST']._serialized_start=938
-  _globals['_RESETPASSWORDREQUEST']._serialized_end=997
-  _globals['_RESETPASSWORDRESPONSE']._serialized_start=999
-  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1048
-  _globals['_REQUESTEMAILCHANGEREQUEST']._serialized_start=1050
-  _globals['_REQUESTEMAILCHANGEREQUEST']._serialized_end=1114
-  _globals['_REQUESTEMAILCHANGERESPONSE']._serialized_start=1116
-  _globals['_REQUESTEMAILCHANGERESPONSE']._serialized_end=1144
-  _globals['_CONFIRMEMAILCHANGEREQUEST']._serialized_start=1146
-  _globals['_CONFIRMEMAILCHANGEREQUEST']._serialized_end=1210
-  _globals['_CONFIRMEMAILCHANGERESPONSE']._serialized_start=1212
-  _globals['_CONFIRMEMAILCHANGERESPONSE']._serialized_end=1298
-  _globals['_REQUESTPASSWORDSETUPREQUEST']._serialized_start=1300
-  _globals['_REQUESTPASSWORDSETUPREQUEST']._serialized_end=1329
-  _globals['_REQUESTPASSWORDSETUPRESPONSE']._serialized_start=1331
-  _globals['_REQUESTPASSWORDSETUPRESPONSE']._serialized_end=1361
-  _globals['_SETPASSWORDREQUEST']._serialized_start=1363
-  _globals['_SETPASSWORDREQUEST']._serialized_end=1419
-  _globals['_SETPASSWORDRESPONSE']._serialized_start=1421
-  _globals['_SETPASSWORDRESPONSE']._serialized_end=1442
-  _globals['_USERSERVICE']._serialized_start=1445
-  _globals['_USERSERVICE']._serialized_end=2678
+  _globals['_VERIFYEMAILREQUEST']._serialized_end=817
+  _globals['_VERIFYEMAILRESPONSE']._serialized_start=819
+  _globals['_VERIFYEMAILRESPONSE']._serialized_end=872
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_start=874
+  _globals['_REQUESTPASSWORDRESETREQUEST']._serialized_end=918
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_start=920
+  _globals['_REQUESTPASSWORDRESETRESPONSE']._serialized_end=950
+  _globals['_RESETPASSWORDREQUEST']._serialized_start=952
+  _globals['_RESETPASSWORDREQUEST']._serialized_end=1011
+  _globals['_RESETPASSWORDRESPONSE']._serialized_start=1013
+  _globals['_RESETPASSWORDRESPONSE']._serialized_end=1062
+  _globals['_REQUESTEMAILCHANGEREQUEST']._serialized_start=1064
+  _globals['_REQUESTEMAILCHANGEREQUEST']._serialized_end=1128
+  _globals['_REQUESTEMAILCHANGERESPONSE']._serialized_start=1130
+  _globals['_REQUESTEMAILCHANGERESPONSE']._serialized_end=1158
+  _globals['_CONFIRMEMAILCHANGEREQUEST']._serialized_start=1160
+  _globals['_CONFIRMEMAILCHANGEREQUEST']._serialized_end=1224
+  _globals['_CONFIRMEMAILCHANGERESPONSE']._serialized_start=1226
+  _globals['_CONFIRMEMAILCHANGERESPONSE']._serialized_end=1312
+  _globals['_REQUESTPASSWORDSETUPREQUEST']._serialized_start=1314
+  _globals['_REQUESTPASSWORDSETUPREQUEST']._serialized_end=1343
+  _globals['_REQUESTPASSWORDSETUPRESPONSE']._serialized_start=1345
+  _globals['_REQUESTPASSWORDSETUPRESPONSE']._serialized_end=1375
+  _globals['_SETPASSWORDREQUEST']._serialized_start=1377
+  _globals['_SETPASSWORDREQUEST']._serialized_end=1433
+  _globals['_SETPASSWORDRESPONSE']._serialized_start=1435
+  _globals['_SETPASSWORDRESPONSE']._serialized_end=1456
+  _globals['_USERSERVICE']._serialized_start=1459
+  _globals['_USERSERVICE']._serialized_end=2692
 # @@protoc_insertion_point(module_scope)

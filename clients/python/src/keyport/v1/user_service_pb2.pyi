@@ -84,10 +84,12 @@ class RequestEmailVerificationResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class VerifyEmailRequest(_message.Message):
-    __slots__ = ("token",)
+    __slots__ = ("token", "code")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
     token: str
-    def __init__(self, token: _Optional[str] = ...) -> None: ...
+    code: str
+    def __init__(self, token: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class VerifyEmailResponse(_message.Message):
     __slots__ = ("user",)

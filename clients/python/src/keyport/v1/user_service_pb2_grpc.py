@@ -225,11 +225,14 @@ class UserServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def VerifyEmail(self, request, context):
-        """Marks the address a verification link was sent to as verified.
+        """Marks the address a verification link was sent to as verified; or,
+        with `code` and a session, the caller's address.
 
-        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-        (unknown, malformed, used, replaced, expired, of another kind, or for
-        an address the account no longer has), `RATE_LIMITED`.
+        Public with `token`: the token proves the mailbox. With `code`, needs
+        the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+        (unknown, malformed, used, replaced, expired, of another kind, from
+        another session, or for an address the account no longer has),
+        `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -113,11 +113,14 @@ class UserServiceStub:
     link mails for now), `RESOURCE_EXHAUSTED`.
     """
     VerifyEmail: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]
-    """Marks the address a verification link was sent to as verified.
+    """Marks the address a verification link was sent to as verified; or,
+    with `code` and a session, the caller's address.
 
-    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-    (unknown, malformed, used, replaced, expired, of another kind, or for
-    an address the account no longer has), `RATE_LIMITED`.
+    Public with `token`: the token proves the mailbox. With `code`, needs
+    the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+    (unknown, malformed, used, replaced, expired, of another kind, from
+    another session, or for an address the account no longer has),
+    `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
     """
     RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordResetRequest, _user_service_pb2.RequestPasswordResetResponse]
     """Mails a single-use password-reset link to the address, if it belongs to
@@ -273,11 +276,14 @@ class UserServiceAsyncStub(UserServiceStub):
     link mails for now), `RESOURCE_EXHAUSTED`.
     """
     VerifyEmail: _aio.UnaryUnaryMultiCallable[_user_service_pb2.VerifyEmailRequest, _user_service_pb2.VerifyEmailResponse]  # type: ignore[assignment]
-    """Marks the address a verification link was sent to as verified.
+    """Marks the address a verification link was sent to as verified; or,
+    with `code` and a session, the caller's address.
 
-    Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-    (unknown, malformed, used, replaced, expired, of another kind, or for
-    an address the account no longer has), `RATE_LIMITED`.
+    Public with `token`: the token proves the mailbox. With `code`, needs
+    the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+    (unknown, malformed, used, replaced, expired, of another kind, from
+    another session, or for an address the account no longer has),
+    `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
     """
     RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestPasswordResetRequest, _user_service_pb2.RequestPasswordResetResponse]  # type: ignore[assignment]
     """Mails a single-use password-reset link to the address, if it belongs to
@@ -472,11 +478,14 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_service_pb2.VerifyEmailRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_service_pb2.VerifyEmailResponse, _abc.Awaitable[_user_service_pb2.VerifyEmailResponse]]:
-        """Marks the address a verification link was sent to as verified.
+        """Marks the address a verification link was sent to as verified; or,
+        with `code` and a session, the caller's address.
 
-        Public: the token proves the mailbox. Reasons: `EMAIL_TOKEN_INVALID`
-        (unknown, malformed, used, replaced, expired, of another kind, or for
-        an address the account no longer has), `RATE_LIMITED`.
+        Public with `token`: the token proves the mailbox. With `code`, needs
+        the session that requested it. Reasons: `EMAIL_TOKEN_INVALID`
+        (unknown, malformed, used, replaced, expired, of another kind, from
+        another session, or for an address the account no longer has),
+        `UNAUTHENTICATED` (a code without a session), `RATE_LIMITED`.
         """
 
     @_abc_1.abstractmethod
