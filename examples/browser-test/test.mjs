@@ -284,19 +284,23 @@ async function waitForMailpit() {
   }
 }
 
-/** The newest mail's text to `to`, once there are `count` of them. */
-async function mailTo(to, count = 1) {
+/** The newest mail to `to`, whole (`Subject`, `Text`, ...), once there are `count`. */
+async function mailWhole(to, count = 1) {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const search = await fetch(`${mailApi}/api/v1/search?query=${encodeURIComponent(`to:"${to}"`)}`);
     const { messages } = await search.json();
     if (messages.length >= count) {
-      const message = await (await fetch(`${mailApi}/api/v1/message/${messages[0].ID}`)).json();
-      return message.Text;
+      return (await fetch(`${mailApi}/api/v1/message/${messages[0].ID}`)).json();
     }
     assert.ok(Date.now() < deadline, `${messages.length} of ${count} mails to ${to}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+}
+
+/** The newest mail's text to `to`, once there are `count` of them. */
+async function mailTo(to, count = 1) {
+  return (await mailWhole(to, count)).Text;
 }
 
 /** The link to `pathname` on the site in a mail's text. */
@@ -776,20 +780,6 @@ test('reset a forgotten password through the mailbox', async () => {
     assert.equal(await heading(page).innerText(), 'This link no longer works');
   });
 });
-
-/** The newest mail to `to`, whole (subject and text), once there are `count`. */
-async function mailWhole(to, count) {
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const search = await fetch(`${mailApi}/api/v1/search?query=${encodeURIComponent(`to:"${to}"`)}`);
-    const { messages } = await search.json();
-    if (messages.length >= count) {
-      return (await fetch(`${mailApi}/api/v1/message/${messages[0].ID}`)).json();
-    }
-    assert.ok(Date.now() < deadline, `${messages.length} of ${count} mails to ${to}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 test('sign in with a mailed code, and with the link only in the same browser', async () => {
   const email = 'turing@example.com';

@@ -1,7 +1,9 @@
 //! `RequestEmailChange` / `ConfirmEmailChange`: moving an account to another
 //! address through the new mailbox, with a notice to the old one.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Barrier;
 
 use keyport_proto::v1::{
     ConfirmEmailChangeRequest, FinishEmailSignInRequest, GetCurrentUserRequest, RequestEmailChangeRequest,
@@ -20,6 +22,7 @@ on_both_backends!(
     moves_the_account_once_the_new_address_confirms,
     confirming_can_end_every_session,
     a_taken_address_gets_nothing_and_a_late_taker_wins,
+    of_parallel_confirmations_with_one_link_exactly_one_moves_the_account,
     an_account_without_a_password_needs_a_fresh_session,
 );
 
@@ -184,5 +187,79 @@ async fn first_password(backend: Backend) -> TestResult {
     server.clock.advance(Duration::from_secs(11 * 60));
     let refused = server.users().request_password_setup(authed(RequestPasswordSetupRequest {}, &stale)).await;
     assert_eq!(reason(&refused.unwrap_err()), "REAUTHENTICATION_REQUIRED");
+    Ok(())
+}
+
+async fn of_parallel_confirmations_with_one_link_exactly_one_moves_the_account(backend: Backend) -> TestResult {
+    const CALLERS: usize = 6;
+    let (server, mailpit) = with_mail(backend).await?;
+    let session = server.sign_up("ann@example.com").await?;
+    server.users().request_email_change(authed(change("ann@new.example", PASSWORD), &session)).await?;
+    let token = mailpit.wait_for("ann@new.example", 1).await?[0].token(LINK_PATH).ok_or("no link")?;
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let mut calls = Vec::new();
+    for _ in 0..CALLERS {
+        let (mut users, barrier, request) = (server.users(), barrier.clone(), confirm(&token, false));
+        calls.push(tokio::spawn(async move {
+            barrier.wait().await;
+            users.confirm_email_change(request).await
+        }));
+    }
+    let mut moved = 0;
+    for call in calls {
+        match call.await? {
+            Ok(_) => moved += 1,
+            Err(status) => assert_eq!(reason(&status), "EMAIL_TOKEN_INVALID"),
+        }
+    }
+    assert_eq!(moved, 1);
+    assert_eq!(current_email(&server, &session).await?, "ann@new.example");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_parallel_set_passwords_with_one_code_set_one() -> TestResult {
+    parallel_set_passwords(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_parallel_set_passwords_with_one_code_set_one() -> TestResult {
+    parallel_set_passwords(Backend::Postgres).await
+}
+
+async fn parallel_set_passwords(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{RequestPasswordSetupRequest, SetPasswordRequest};
+    const CALLERS: usize = 4;
+    let (server, mailpit) = with_mail(backend).await?;
+    let session = mailbox_session(&server, &mailpit, "new@example.com", 1).await?;
+    server.users().request_password_setup(authed(RequestPasswordSetupRequest {}, &session)).await?;
+    let code =
+        mailpit.wait_for("new@example.com", 2).await?[0].subject.rsplit(' ').next().unwrap_or_default().to_owned();
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let mut calls = Vec::new();
+    for n in 0..CALLERS {
+        let request = authed(
+            SetPasswordRequest { code: code.clone(), new_password: format!("parallel passphrase {n}") },
+            &session,
+        );
+        let (mut users, barrier) = (server.users(), barrier.clone());
+        calls.push(tokio::spawn(async move {
+            barrier.wait().await;
+            users.set_password(request).await.map(|_| n)
+        }));
+    }
+    let mut winners = Vec::new();
+    for call in calls {
+        match call.await? {
+            Ok(n) => winners.push(n),
+            // Losers find the code used, or the password already set.
+            Err(status) => {
+                assert!(["EMAIL_TOKEN_INVALID", "INVALID_ARGUMENT"].contains(&reason(&status).as_str()), "{status:?}")
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    server.sign_in("new@example.com", &format!("parallel passphrase {}", winners[0])).await?;
+    assert_eq!(server.count("passwords").await?, 1);
     Ok(())
 }

@@ -41,6 +41,8 @@ pub enum PublicAction {
     StartEmailSignIn,
     /// `RequestEmailChange`.
     RequestEmailChange,
+    /// `RequestPasswordSetup`.
+    RequestPasswordSetup,
     /// `VerifyEmail`, `ResetPassword` and `FinishEmailSignIn`: presenting
     /// an email token or code.
     UseEmailToken,

@@ -38,13 +38,17 @@ const MAIL_FAILED: &str = "failed";
 #[async_trait]
 impl EmailTokenStore for SeaStore {
     async fn issue_email_tokens(&self, tokens: &[EmailToken], mails: &[Mail], audit: &AuditEvent) -> StoreResult<()> {
+        let Some(owner) = tokens.first().map(|token| token.user_id) else { return Ok(()) };
+        if tokens.iter().any(|token| token.user_id != owner) {
+            return Err(StoreError::Other("email tokens of several users in one call".into()));
+        }
         let txn = begin(&self.db).await?;
+        // The lock orders this after a concurrent deletion or password change.
+        if !lock_user(&txn, owner).await? {
+            return Err(StoreError::NotFound);
+        }
         for token in tokens {
-            // The lock orders this after a concurrent deletion or password change.
-            if !lock_user(&txn, token.user_id).await? {
-                return Err(StoreError::NotFound);
-            }
-            delete_email_tokens(&txn, token.user_id, token.purpose).await?;
+            delete_email_tokens(&txn, owner, token.purpose).await?;
         }
         for token in tokens {
             insert_email_token(&txn, token).await?;

@@ -12,7 +12,7 @@ use keyport_core::{
     token::SessionId,
     user::{User, UserId},
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
 
 use crate::{
     SeaStore,
@@ -32,13 +32,7 @@ impl UserStore for SeaStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let txn = begin(&self.db).await?;
-        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
-        let password = password::ActiveModel {
-            user_id: Set(user.id.to_string()),
-            hash: Set(password_hash.to_owned()),
-            updated_at: Set(user.created_at.unix_millis()),
-        };
-        password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_user_with_password(&txn, user, password_hash).await?;
         insert_session(&txn, session).await?;
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)
@@ -53,13 +47,7 @@ impl UserStore for SeaStore {
         audit: &AuditEvent,
     ) -> StoreResult<()> {
         let txn = begin(&self.db).await?;
-        user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
-        let password = password::ActiveModel {
-            user_id: Set(user.id.to_string()),
-            hash: Set(password_hash.to_owned()),
-            updated_at: Set(user.created_at.unix_millis()),
-        };
-        password::Entity::insert(password).exec_without_returning(&txn).await.map_err(classify)?;
+        insert_user_with_password(&txn, user, password_hash).await?;
         insert_email_token(&txn, token).await?;
         insert_mail(&txn, mail).await?;
         insert_audit(&txn, audit).await?;
@@ -186,4 +174,16 @@ impl UserStore for SeaStore {
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)
     }
+}
+
+/// Inserts a new user and their password: how both sign-up paths begin.
+async fn insert_user_with_password(db: &impl ConnectionTrait, user: &User, password_hash: &str) -> StoreResult<()> {
+    user::Entity::insert(user_to_row(user)).exec_without_returning(db).await.map_err(classify)?;
+    let password = password::ActiveModel {
+        user_id: Set(user.id.to_string()),
+        hash: Set(password_hash.to_owned()),
+        updated_at: Set(user.created_at.unix_millis()),
+    };
+    password::Entity::insert(password).exec_without_returning(db).await.map_err(classify)?;
+    Ok(())
 }

@@ -30,7 +30,7 @@ impl Accounts {
     /// without a password and a session from the last 10 minutes.
     pub async fn request_password_setup(&self, caller: &Principal, client: &ClientInfo) -> Result<()> {
         let settings = self.mail_settings()?;
-        self.admit(PublicAction::RequestEmailVerification, client)?;
+        self.admit(PublicAction::RequestPasswordSetup, client)?;
         self.ensure_no_password(caller).await?;
         self.reauthenticate(caller, "", client).await?;
         self.recipients.admit(caller.user.email.clone(), None)?;
@@ -78,12 +78,7 @@ impl Accounts {
         let now = self.clock.now();
         let found = self.email_token_store().find_email_token(&hash, TokenPurpose::SetPassword, now).await?;
         if found.is_none_or(|token| token.user_id != caller.user.id) {
-            let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, now, client)
-                .user(caller.user.id)
-                .session(&caller.session.id)
-                .detail("set_password_code");
-            self.audit_store().record_audit(&audit).await?;
-            return Err(Error::EmailTokenInvalid);
+            return Err(self.wrong_code(caller, "set_password_code", client).await);
         }
         let password_hash = self.hasher.hash(password).await?;
         let settings = self.mail_settings()?;

@@ -28,10 +28,10 @@ use crate::{
 
 /// Requests (password reset, verification by address) being handled after
 /// their answer went out. A new request waits for one of them to finish, up
-/// to [`DETACHED_RESET_WAIT`], then is refused as overloaded (for known and
+/// to [`DETACHED_WAIT`], then is refused as overloaded (for known and
 /// unknown addresses alike).
-pub(crate) const MAX_DETACHED_RESETS: usize = 256;
-const DETACHED_RESET_WAIT: Duration = Duration::from_secs(1);
+pub(crate) const MAX_DETACHED: usize = 256;
+const DETACHED_WAIT: Duration = Duration::from_secs(1);
 
 impl Accounts {
     /// Mails the caller a link that verifies their address. Does nothing
@@ -76,12 +76,7 @@ impl Accounts {
             .verify_email(&hash, TokenPurpose::VerifyEmailCode, caller.user.id, now, &audit, &event)
             .await?;
         let Some(user) = verified else {
-            let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, now, client)
-                .user(caller.user.id)
-                .session(&caller.session.id)
-                .detail("verify_email_code");
-            self.audit_store().record_audit(&audit).await?;
-            return Err(Error::EmailTokenInvalid);
+            return Err(self.wrong_code(caller, "verify_email_code", client).await);
         };
         self.limiter.succeeded(attempt);
         self.publish(event);
@@ -176,15 +171,10 @@ impl Accounts {
     /// account with a password. Answers the same, in the same time, whether
     /// or not it is: the lookup and the mail happen after the answer.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
-        let settings = self.mail_settings()?;
+        self.mail_settings()?;
         self.admit(PublicAction::RequestPasswordReset, client)?;
         let email = Email::parse("email", email)?;
-        let settings = settings.clone();
-        self.detached(
-            client,
-            move |accounts, client| async move { accounts.issue_reset(&settings, &email, &client).await },
-        )
-        .await
+        self.detached(client, move |accounts, client| async move { accounts.issue_reset(&email, &client).await }).await
     }
 
     /// Runs `work` after the answer, on its own task: what the enumeration-
@@ -196,7 +186,7 @@ impl Accounts {
         F: FnOnce(Accounts, ClientInfo) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
     {
-        let permit = tokio::time::timeout(DETACHED_RESET_WAIT, Arc::clone(&self.detached_resets).acquire_owned())
+        let permit = tokio::time::timeout(DETACHED_WAIT, Arc::clone(&self.detached).acquire_owned())
             .await
             .map_err(|_| Error::Overloaded)?
             .map_err(|_| Error::Overloaded)?;
@@ -244,7 +234,8 @@ impl Accounts {
     /// The part of [`Accounts::request_password_reset`] that runs after the
     /// answer: for an account with a password, a fresh token (voiding the
     /// older) and its mail.
-    async fn issue_reset(&self, settings: &MailSettings, email: &Email, client: &ClientInfo) -> Result<()> {
+    async fn issue_reset(&self, email: &Email, client: &ClientInfo) -> Result<()> {
+        let settings = self.mail_settings()?;
         let Some(credentials) = self.user_store().find_credentials_by_email(email).await? else {
             return Ok(());
         };
@@ -273,6 +264,19 @@ impl Accounts {
             .await?;
         self.mail_queued.notify_one();
         Ok(())
+    }
+
+    /// Audits a wrong mailed code presented by `caller` (`what` names the
+    /// flow) and returns the error to answer with.
+    pub(super) async fn wrong_code(&self, caller: &Principal, what: &'static str, client: &ClientInfo) -> Error {
+        let audit = AuditEvent::new(AuditKind::PasswordConfirmationFailed, self.clock.now(), client)
+            .user(caller.user.id)
+            .session(&caller.session.id)
+            .detail(what);
+        match self.audit_store().record_audit(&audit).await {
+            Ok(()) => Error::EmailTokenInvalid,
+            Err(error) => error.into(),
+        }
     }
 
     /// The mail settings, or [`Error::MailDisabled`] without them.

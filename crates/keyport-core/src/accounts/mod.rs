@@ -112,7 +112,8 @@ pub struct Accounts {
     recipients: Arc<Buckets<Email>>,
     /// Woken whenever a use case queues a mail, so the courier sends it now.
     mail_queued: Arc<Notify>,
-    detached_resets: Arc<Semaphore>,
+    /// Permits of the work enumeration-safe requests do after answering.
+    detached: Arc<Semaphore>,
     config: AccountsConfig,
 }
 
@@ -129,7 +130,7 @@ impl Accounts {
             mail: None,
             recipients: Arc::new(Buckets::new(0, Duration::ZERO, clock.clone())),
             mail_queued: Arc::new(Notify::new()),
-            detached_resets: Arc::new(Semaphore::new(mail::MAX_DETACHED_RESETS)),
+            detached: Arc::new(Semaphore::new(mail::MAX_DETACHED)),
             store,
             clock,
             config,
