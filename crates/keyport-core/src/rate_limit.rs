@@ -4,8 +4,9 @@
 //! further attempt must wait a delay that doubles with every failure (1 s,
 //! 2 s, 4 s, ...) up to the window's length. No fixed lock: a user is
 //! delayed at most one window after an attacker's last guess, and a steady
-//! attacker gets about one guess per window (fewer than 100 a day with the
-//! defaults, NIST 800-63B 5.2.2). Failures are forgotten once a key has
+//! attacker gets about one guess per window once the delay is capped (96 a
+//! day with the defaults; there is no hard stop at NIST 800-63B's 100
+//! consecutive failures). Failures are forgotten once a key has
 //! been idle for a window. Counted in memory on each replica. An attempt is
 //! reserved when it is checked, before the password is hashed, and refunded
 //! only when it succeeds: counting after the slow hash let a burst of
