@@ -11,6 +11,7 @@ mod m0001_identity;
 mod m0002_oauth;
 mod m0003_mail;
 mod m0004_email_sign_in;
+mod m0005_throttling;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_oauth::Migration),
             Box::new(m0003_mail::Migration),
             Box::new(m0004_email_sign_in::Migration),
+            Box::new(m0005_throttling::Migration),
         ]
     }
 }

@@ -13,6 +13,7 @@
 mod account;
 mod audit;
 mod connections;
+mod counters;
 mod email_change;
 mod email_sign_in;
 mod failover;

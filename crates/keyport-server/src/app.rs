@@ -68,9 +68,13 @@ impl Keyport {
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
+        let counters = store.shared_counters();
         let mut accounts = Accounts::new(Arc::new(store), clock, config.accounts())?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
+        if let Some(counters) = counters {
+            accounts = accounts.with_counters(Arc::new(counters));
+        }
         let courier = if config.mail.enabled() {
             accounts = accounts.with_mail(config.mail.settings()?);
             Some(Courier::new(accounts.clone(), &config.mail)?)
@@ -266,7 +270,9 @@ async fn sweep_expired(accounts: Accounts) {
                 sessions = swept.sessions,
                 oauth_flows = swept.oauth_flows,
                 email_tokens = swept.email_tokens,
+                email_sign_ins = swept.email_sign_ins,
                 mails = swept.mails,
+                throttling_counters = swept.counters,
                 audit_events = swept.audit_events,
                 "deleted expired rows"
             ),

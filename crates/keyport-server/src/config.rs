@@ -14,9 +14,8 @@ use keyport_core::{
     AccountsConfig,
     oauth::OAuthConfig,
     password::{HashParams, HashingLimits, PasswordPolicy},
-    rate_limit::SignInLimits,
-    request_limit::RequestLimits,
     session::SessionPolicy,
+    throttle::{budget::RequestLimits, failures::SignInLimits},
 };
 use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};

@@ -6,13 +6,15 @@
 //! comes from `keyport-migration` and is applied by [`SeaStore::migrate`].
 //!
 //! One module per area implements its trait on [`SeaStore`] (`users.rs`,
-//! `sessions.rs`, `oauth.rs`, `audit.rs`, `mail.rs`); what they share sits below them:
+//! `sessions.rs`, `oauth.rs`, `audit.rs`, `mail.rs`), and `counters.rs` holds
+//! the throttling counters replicas on PostgreSQL share ([`SharedCounters`]); what they share sits below them:
 //! `rows.rs` (row conversions and shared inserts), `write.rs` (write
 //! transactions), `db_error.rs` (error classification). No module imports
 //! an area module.
 
 mod audit;
 mod backend;
+mod counters;
 mod db_error;
 pub mod entity;
 pub mod events;
@@ -26,4 +28,5 @@ mod users;
 mod write;
 
 pub use backend::{Backend, StoreOptions};
+pub use counters::SharedCounters;
 pub use store::SeaStore;

@@ -18,6 +18,7 @@ use sea_orm_migration::MigratorTrait;
 
 use crate::{
     backend::{Backend, StoreOptions},
+    counters::SharedCounters,
     db_error::classify,
     session_lookup::SessionLookup,
 };
@@ -74,6 +75,12 @@ impl SeaStore {
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The throttling counters every replica on this database shares; on
+    /// SQLite, whose file belongs to one process, `None`: count in memory.
+    pub fn shared_counters(&self) -> Option<SharedCounters> {
+        (self.backend == Backend::Postgres).then(|| SharedCounters::new(self.db.clone()))
     }
 
     /// The tag this process's event notifications carry.

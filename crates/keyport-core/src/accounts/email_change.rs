@@ -10,9 +10,9 @@ use crate::{
     error::{Error, Result},
     events::UserChange,
     mail::{EmailToken, MailKind, MailToken, TokenPurpose, templates::MailContext},
-    request_limit::PublicAction,
     session::{ClientInfo, Principal},
     store::EmailChange,
+    throttle::budget::PublicAction,
     user::User,
 };
 
@@ -35,13 +35,13 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         let settings = self.mail_settings()?;
-        self.admit(PublicAction::RequestEmailChange, client)?;
+        self.admit(PublicAction::RequestEmailChange, client).await?;
         let new_email = Email::parse("new_email", new_email)?;
         if new_email == caller.user.email {
             return Err(Error::invalid("new_email", "is the account's address already"));
         }
         self.reauthenticate(caller, password, client).await?;
-        self.recipients.admit(new_email.clone(), None)?;
+        self.throttle.admit_mail_to(&new_email).await?;
         if self.user_store().find_user_by_email(&new_email).await?.is_some() {
             return Ok(());
         }
@@ -81,7 +81,7 @@ impl Accounts {
         end_sessions: bool,
         client: &ClientInfo,
     ) -> Result<(User, u64)> {
-        self.admit(PublicAction::UseEmailToken, client)?;
+        self.admit(PublicAction::UseEmailToken, client).await?;
         let token = MailToken::parse(token)?;
         let now = self.clock.now();
         let found = self.email_token_store().find_email_token(&token.hash(), TokenPurpose::ChangeEmail, now).await?;

@@ -22,9 +22,9 @@ use crate::{
         templates::MailContext,
     },
     oauth::secret_hash,
-    request_limit::PublicAction,
     session::{ClientInfo, SessionGrant},
     store::{SessionBasis, StoreError},
+    throttle::budget::PublicAction,
     user::{DEFAULT_ROLE, User, UserId},
 };
 
@@ -55,7 +55,7 @@ impl Accounts {
     /// address or sign-up by email is on; answers the same either way.
     pub async fn start_email_sign_in(&self, email: &str, client: &ClientInfo) -> Result<StartedEmailSignIn> {
         let settings = self.mail_settings()?;
-        self.admit(PublicAction::StartEmailSignIn, client)?;
+        self.admit(PublicAction::StartEmailSignIn, client).await?;
         let email = Email::parse("email", email)?;
         let now = self.clock.now();
         let ttl = settings.sign_in_ttl;
@@ -78,7 +78,7 @@ impl Accounts {
                 None if accounts.config.sign_up_by_email => String::new(),
                 None => return Ok(()),
             };
-            if accounts.recipients.admit(started.email.clone(), None).is_err() {
+            if accounts.throttle.admit_mail_to(&started.email).await.is_err() {
                 return Ok(());
             }
             let settings = accounts.mail_settings()?;
@@ -103,7 +103,7 @@ impl Accounts {
         proof: SignInProof<'_>,
         client: &ClientInfo,
     ) -> Result<EmailSignedIn> {
-        self.admit(PublicAction::UseEmailToken, client)?;
+        self.admit(PublicAction::UseEmailToken, client).await?;
         if binding.is_empty() || binding.len() > MAX_BINDING_LEN {
             return Err(Error::EmailTokenInvalid);
         }

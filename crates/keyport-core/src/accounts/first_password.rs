@@ -18,8 +18,8 @@ use crate::{
         sign_in::{new_code, session_code_hash},
         templates::MailContext,
     },
-    request_limit::PublicAction,
     session::{ClientInfo, Principal},
+    throttle::budget::PublicAction,
 };
 
 /// How long a set-password code works.
@@ -30,10 +30,10 @@ impl Accounts {
     /// without a password and a session from the last 10 minutes.
     pub async fn request_password_setup(&self, caller: &Principal, client: &ClientInfo) -> Result<()> {
         let settings = self.mail_settings()?;
-        self.admit(PublicAction::RequestPasswordSetup, client)?;
+        self.admit(PublicAction::RequestPasswordSetup, client).await?;
         self.ensure_no_password(caller).await?;
         self.reauthenticate(caller, "", client).await?;
-        self.recipients.admit(caller.user.email.clone(), None)?;
+        self.throttle.admit_mail_to(&caller.user.email).await?;
         let now = self.clock.now();
         let code = new_code()?;
         let context = MailContext {
@@ -96,7 +96,7 @@ impl Accounts {
         if !set {
             return Err(Error::EmailTokenInvalid);
         }
-        self.limiter.succeeded(attempt);
+        self.throttle.refund(attempt).await;
         self.publish(event);
         self.mail_queued.notify_one();
         Ok(())

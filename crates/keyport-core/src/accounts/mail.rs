@@ -21,8 +21,8 @@ use crate::{
         sign_in::{new_code, session_code_hash},
         templates::{MailContext, Rendered},
     },
-    request_limit::PublicAction,
     session::{ClientInfo, Principal},
+    throttle::budget::PublicAction,
     user::User,
 };
 
@@ -38,11 +38,11 @@ impl Accounts {
     /// when the address is verified already.
     pub async fn request_email_verification(&self, caller: &Principal, client: &ClientInfo) -> Result<()> {
         let settings = self.mail_settings()?;
-        self.admit(PublicAction::RequestEmailVerification, client)?;
+        self.admit(PublicAction::RequestEmailVerification, client).await?;
         if caller.user.email_verified {
             return Ok(());
         }
-        self.recipients.admit(caller.user.email.clone(), None)?;
+        self.throttle.admit_mail_to(&caller.user.email).await?;
         // A link for any browser, and a code for this session.
         let code = new_code()?;
         let (token, mail) = self.verification_for(settings, &caller.user, &code)?;
@@ -78,7 +78,7 @@ impl Accounts {
         let Some(user) = verified else {
             return Err(self.wrong_code(caller, "verify_email_code", client).await);
         };
-        self.limiter.succeeded(attempt);
+        self.throttle.refund(attempt).await;
         self.publish(event);
         Ok(user)
     }
@@ -89,11 +89,11 @@ impl Accounts {
     /// lookup and the mail happen after the answer.
     pub async fn request_email_verification_for(&self, email: &str, client: &ClientInfo) -> Result<()> {
         self.mail_settings()?;
-        self.admit(PublicAction::RequestEmailVerification, client)?;
+        self.admit(PublicAction::RequestEmailVerification, client).await?;
         let email = Email::parse("email", email)?;
         self.detached(client, move |accounts, client| async move {
             let Some(user) = accounts.user_store().find_user_by_email(&email).await? else { return Ok(()) };
-            if user.email_verified || accounts.recipients.admit(email, None).is_err() {
+            if user.email_verified || accounts.throttle.admit_mail_to(&email).await.is_err() {
                 return Ok(());
             }
             let settings = accounts.mail_settings()?;
@@ -138,7 +138,7 @@ impl Accounts {
     /// (within the recipient's cap; past it, nothing is sent).
     pub(super) async fn notify_existing_account(&self, settings: &MailSettings, email: &Email) -> Result<()> {
         let Some(owner) = self.user_store().find_user_by_email(email).await? else { return Ok(()) };
-        if self.recipients.admit(email.clone(), None).is_err() {
+        if self.throttle.admit_mail_to(email).await.is_err() {
             return Ok(());
         }
         let link = settings.page(&settings.forgot_password_path);
@@ -150,7 +150,7 @@ impl Accounts {
     /// Marks the address a verification link was sent to as verified, and
     /// returns the user. Anyone holding the link may use it, once.
     pub async fn verify_email(&self, token: &str, client: &ClientInfo) -> Result<User> {
-        self.admit(PublicAction::UseEmailToken, client)?;
+        self.admit(PublicAction::UseEmailToken, client).await?;
         let token = MailToken::parse(token)?;
         let now = self.clock.now();
         let found = self.email_token_store().find_email_token(&token.hash(), TokenPurpose::VerifyEmail, now).await?;
@@ -172,7 +172,7 @@ impl Accounts {
     /// or not it is: the lookup and the mail happen after the answer.
     pub async fn request_password_reset(&self, email: &str, client: &ClientInfo) -> Result<()> {
         self.mail_settings()?;
-        self.admit(PublicAction::RequestPasswordReset, client)?;
+        self.admit(PublicAction::RequestPasswordReset, client).await?;
         let email = Email::parse("email", email)?;
         self.detached(client, move |accounts, client| async move { accounts.issue_reset(&email, &client).await }).await
     }
@@ -204,7 +204,7 @@ impl Accounts {
     /// user (this one signs in nobody), and mails them a notice. Returns
     /// how many sessions ended.
     pub async fn reset_password(&self, token: &str, new_password: &str, client: &ClientInfo) -> Result<u64> {
-        self.admit(PublicAction::UseEmailToken, client)?;
+        self.admit(PublicAction::UseEmailToken, client).await?;
         let token = MailToken::parse(token)?;
         let now = self.clock.now();
         // Checked before the costly hash, so a flood of bad links costs
@@ -239,7 +239,7 @@ impl Accounts {
         let Some(credentials) = self.user_store().find_credentials_by_email(email).await? else {
             return Ok(());
         };
-        if let Err(refused) = self.recipients.admit(email.clone(), None) {
+        if let Err(refused) = self.throttle.admit_mail_to(email).await {
             // The caller got its answer already; the mailbox is spared.
             tracing::info!(%refused, "password-reset mail skipped: the address had enough for now");
             return Ok(());

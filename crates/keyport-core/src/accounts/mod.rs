@@ -15,17 +15,20 @@ use tokio::sync::{Notify, Semaphore};
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Clock,
-    email::Email,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
     mail::{MAX_RESET_PASSWORD_TTL, MAX_SIGN_IN_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
-    rate_limit::{Attempt, Refusal, SignInLimiter, SignInLimits},
-    request_limit::{Buckets, PublicAction, RequestLimiter, RequestLimits},
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{
-        AuditStore, EmailSignInStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore, Store, UserStore,
+        AuditStore, CounterStore, EmailSignInStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore,
+        Store, UserStore,
+    },
+    throttle::{
+        Throttle,
+        budget::{PublicAction, RequestLimits},
+        failures::{Attempt, Refusal, SignInLimits},
     },
     token::SessionToken,
     user::{User, UserId},
@@ -102,14 +105,12 @@ pub struct Accounts {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     hasher: PasswordHasher,
-    limiter: SignInLimiter,
-    requests: RequestLimiter,
+    /// Request budgets, mail caps and failed sign-ins.
+    throttle: Throttle,
     events: Arc<dyn EventPublisher>,
     providers: Arc<Vec<Arc<dyn IdentityProvider>>>,
     cache: Arc<ValidatedCache>,
     mail: Option<Arc<MailSettings>>,
-    /// Link mails per recipient address.
-    recipients: Arc<Buckets<Email>>,
     /// Woken whenever a use case queues a mail, so the courier sends it now.
     mail_queued: Arc<Notify>,
     /// Permits of the work enumeration-safe requests do after answering.
@@ -122,13 +123,11 @@ impl Accounts {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: AccountsConfig) -> Result<Self> {
         Ok(Self {
             hasher: PasswordHasher::new(config.hashing, config.hashing_limits)?,
-            limiter: SignInLimiter::new(config.sign_in_limits, clock.clone()),
-            requests: RequestLimiter::new(config.request_limits, clock.clone()),
+            throttle: Throttle::new(clock.clone(), config.request_limits.rate(), config.sign_in_limits),
             events: Arc::new(NoEvents),
             providers: Arc::default(),
             cache: Arc::new(ValidatedCache::new(config.validated_cache_ttl)),
             mail: None,
-            recipients: Arc::new(Buckets::new(0, Duration::ZERO, clock.clone())),
             mail_queued: Arc::new(Notify::new()),
             detached: Arc::new(Semaphore::new(mail::MAX_DETACHED)),
             store,
@@ -140,6 +139,13 @@ impl Accounts {
     /// Offers sign-in with `providers`.
     pub fn with_providers(mut self, providers: Vec<Arc<dyn IdentityProvider>>) -> Self {
         self.providers = Arc::new(providers);
+        self
+    }
+
+    /// Keeps the throttling counters in `counters` (shared by every
+    /// replica) instead of this process's memory.
+    pub fn with_counters(mut self, counters: Arc<dyn CounterStore>) -> Self {
+        self.throttle = self.throttle.counted_in(counters);
         self
     }
 
@@ -156,8 +162,7 @@ impl Accounts {
         settings.verify_email_ttl = settings.verify_email_ttl.min(MAX_VERIFY_EMAIL_TTL);
         settings.reset_password_ttl = settings.reset_password_ttl.min(MAX_RESET_PASSWORD_TTL);
         settings.sign_in_ttl = settings.sign_in_ttl.min(MAX_SIGN_IN_TTL);
-        let limits = settings.recipient_limits;
-        self.recipients = Arc::new(Buckets::new(limits.burst, limits.interval(), self.clock.clone()));
+        self.throttle = self.throttle.capping_mail(settings.recipient_limits.rate());
         self.mail = Some(Arc::new(settings));
         self
     }
@@ -200,12 +205,13 @@ impl Accounts {
     }
 
     /// Takes one request of a public RPC from the client address's budget.
-    fn admit(&self, action: PublicAction, client: &ClientInfo) -> Result<()> {
-        self.requests.admit(action, client.ip_address.as_deref())
+    async fn admit(&self, action: PublicAction, client: &ClientInfo) -> Result<()> {
+        self.throttle.admit(action, client.ip_address.as_deref()).await
     }
 
-    /// Deletes what has outlived its use: expired sessions, expired OAuth
-    /// flows, and audit events older than the retention period.
+    /// Deletes what has outlived its use: expired sessions, OAuth flows,
+    /// email tokens and sign-ins, idle throttling counters, and mails and
+    /// audit events older than the retention period.
     pub async fn sweep_expired(&self) -> Result<Expired> {
         let now = self.clock.now();
         let audit_before = now.saturating_sub(self.config.audit_retention);
@@ -215,6 +221,7 @@ impl Accounts {
             email_tokens: self.email_token_store().delete_expired_email_tokens(now).await?,
             email_sign_ins: self.email_sign_in_store().delete_expired_email_sign_ins(now).await?,
             mails: self.mail_store().delete_mail_before(audit_before).await?,
+            counters: self.throttle.sweep().await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
         })
     }
@@ -265,7 +272,7 @@ impl Accounts {
     /// only at its milestones (1st, 10th, 100th, ... of the window), so a
     /// flood of refused attempts costs a handful of rows, not one each.
     async fn reserve_attempt(&self, account: &str, caller: Option<&Principal>, client: &ClientInfo) -> Result<Attempt> {
-        let refusal: Refusal = match self.limiter.reserve(account, client.ip_address.as_deref()) {
+        let refusal: Refusal = match self.throttle.reserve_sign_in(account, client.ip_address.as_deref()).await? {
             Ok(attempt) => return Ok(attempt),
             Err(refusal) => refusal,
         };

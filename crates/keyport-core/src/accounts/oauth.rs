@@ -16,9 +16,9 @@ use crate::{
         Callback, ExternalIdentity, IdentityProvider, LinkedAccount, OAuthFlow, OAuthOutcome, ProviderInfo,
         StartedFlow, secret_hash,
     },
-    request_limit::PublicAction,
     session::{ClientInfo, Principal, SessionGrant},
     store::{SessionBasis, StoreError, UnlinkOutcome},
+    throttle::budget::PublicAction,
     user::{DEFAULT_ROLE, User, UserId, parse_name},
 };
 
@@ -40,7 +40,7 @@ impl Accounts {
         link_to: Option<&Principal>,
         client: &ClientInfo,
     ) -> Result<StartedFlow> {
-        self.admit(PublicAction::StartOAuth, client)?;
+        self.admit(PublicAction::StartOAuth, client).await?;
         let provider = self.provider(provider_id)?;
         if !self.config.oauth.redirect_uris.iter().any(|allowed| allowed == redirect_uri) {
             return Err(Error::RedirectUriNotAllowed);
@@ -66,7 +66,7 @@ impl Accounts {
     /// Finishes a flow: checks it, exchanges the code, then signs in, signs
     /// up or links. Every failure is audited.
     pub async fn finish_oauth(&self, callback: &Callback, client: &ClientInfo) -> Result<OAuthOutcome> {
-        self.admit(PublicAction::FinishOAuth, client)?;
+        self.admit(PublicAction::FinishOAuth, client).await?;
         let result = self.finish(callback, client).await;
         if let Err(error) = &result {
             let audit = AuditEvent::new(AuditKind::OAuthFailed, self.clock.now(), client).detail(audit_detail(error));

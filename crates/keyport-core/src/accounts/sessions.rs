@@ -7,9 +7,9 @@ use crate::{
     error::{Error, Result},
     events::{SessionEvent, UserChange},
     password::Verification,
-    request_limit::PublicAction,
     session::{ClientInfo, Freshness, Principal, Session, SessionGrant},
     store::SessionBasis,
+    throttle::budget::PublicAction,
     token::{SessionId, SessionToken},
 };
 
@@ -17,7 +17,7 @@ impl Accounts {
     /// Signs in with email and password. Unknown email and wrong password are
     /// indistinguishable: same error, same work.
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SessionGrant> {
-        self.admit(PublicAction::SignIn, client)?;
+        self.admit(PublicAction::SignIn, client).await?;
         let email = Email::parse("email", email)?;
         let password = self.config.passwords.presented_password("password", password)?;
         let now = self.clock.now();
@@ -44,7 +44,7 @@ impl Accounts {
 
         if self.config.require_email_verification && !user.email_verified {
             // Only after the right password: a wrong one says nothing more.
-            self.limiter.succeeded(attempt);
+            self.throttle.refund(attempt).await;
             let audit =
                 AuditEvent::new(AuditKind::SignInFailed, now, client).user(user.id).detail("email_not_verified");
             self.audit_store().record_audit(&audit).await?;
@@ -58,7 +58,7 @@ impl Accounts {
         if !self.session_store().create_session(&session, basis, &audit).await? {
             return Err(Error::InvalidCredentials);
         }
-        self.limiter.succeeded(attempt);
+        self.throttle.refund(attempt).await;
         Ok(SessionGrant { token: token.expose(), session, user })
     }
 

@@ -10,9 +10,9 @@ use crate::{
     events::UserChange,
     mail::MailKind,
     password::Verification,
-    request_limit::PublicAction,
     session::{ClientInfo, Principal, SessionGrant, SignUpOutcome},
     store::StoreError,
+    throttle::budget::PublicAction,
     user::{DEFAULT_ROLE, User, UserId, parse_name},
 };
 
@@ -22,7 +22,7 @@ impl Accounts {
     /// or not the address was free, and mails its owner either a
     /// verification link (a new account) or a notice (an existing one).
     pub async fn sign_up(&self, email: &str, password: &str, name: &str, client: &ClientInfo) -> Result<SignUpOutcome> {
-        self.admit(PublicAction::SignUp, client)?;
+        self.admit(PublicAction::SignUp, client).await?;
         let (email, name) = collect_violations(Email::parse("email", email), parse_name(name))?;
         let password = self.config.passwords.new_password("password", password, &email)?;
         // Hashed whether or not the address is free: both answers cost the same.
@@ -58,7 +58,7 @@ impl Accounts {
         // A new account's link always goes out (nothing was sent to the
         // address before), but it counts towards the recipient's cap, which
         // then limits the notices a flood of sign-ups could send.
-        let _ = self.recipients.admit(user.email.clone(), None);
+        let _ = self.throttle.admit_mail_to(&user.email).await;
         let (token, mail) = self.verification_for(settings, &user, "")?;
         let audit = AuditEvent::new(AuditKind::SignUp, user.created_at, client).user(user.id);
         match self.user_store().create_unverified_user(&user, password_hash, &token, &mail, &audit).await {
@@ -149,7 +149,7 @@ impl Accounts {
         let stored = self.user_store().find_password_hash(caller.user.id).await?;
         match self.hasher.verify(password, stored).await? {
             Verification::Match { .. } => {
-                self.limiter.succeeded(attempt);
+                self.throttle.refund(attempt).await;
                 Ok(())
             }
             Verification::Mismatch => {

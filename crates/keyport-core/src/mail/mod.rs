@@ -156,7 +156,8 @@ pub struct MailSettings {
 }
 
 /// The cap on link mails per recipient address, whoever asks: a burst, then
-/// a steady rate. Counted in memory on each replica.
+/// a steady rate. Shared by the replicas on PostgreSQL, like every throttling
+/// counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecipientLimits {
     /// Mails an address may get at once, after a quiet spell; 0 turns the
@@ -173,12 +174,14 @@ impl Default for RecipientLimits {
 }
 
 impl RecipientLimits {
-    /// The time between two mails once the burst is spent; zero when off.
-    pub fn interval(self) -> Duration {
-        match self.per_hour {
+    /// The bucket rule of each address: the burst, then one mail per
+    /// `1 / per_hour`; zero in either turns the cap off.
+    pub fn rate(self) -> crate::throttle::budget::Rate {
+        let interval = match self.per_hour {
             0 => Duration::ZERO,
             per_hour => Duration::from_secs(3600) / per_hour,
-        }
+        };
+        crate::throttle::budget::Rate { burst: self.burst, interval }
     }
 }
 

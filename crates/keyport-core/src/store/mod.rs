@@ -8,6 +8,7 @@
 //! | OAuth | [`OAuthStore`] | started OAuth flows and linked accounts |
 //! | audit | [`AuditStore`] | the audit trail |
 //! | mail | [`EmailTokenStore`], [`EmailSignInStore`], [`MailStore`] | one-time email tokens, started email sign-ins, the outbox |
+//! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
 //! (the SQL store in `keyport-store`, or [`memory::MemoryStore`]) implements
@@ -29,6 +30,7 @@
 use async_trait::async_trait;
 
 mod audit;
+mod counters;
 mod mail;
 pub mod memory;
 mod oauth;
@@ -36,6 +38,7 @@ mod sessions;
 mod users;
 
 pub use audit::AuditStore;
+pub use counters::CounterStore;
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use sessions::{SessionBasis, SessionStore};
@@ -97,6 +100,9 @@ pub struct Expired {
     /// Sent and failed mails past the retention period
     /// ([`MailStore::delete_mail_before`]).
     pub mails: u64,
+    /// Throttling counters with nothing left to limit
+    /// ([`CounterStore::delete_idle_counters`]).
+    pub counters: u64,
     /// Audit events past the retention period
     /// ([`AuditStore::delete_audit_events_before`]).
     pub audit_events: u64,
