@@ -6,12 +6,14 @@
 //! promises of [`promises`]: cache miss against hit on SQLite and PostgreSQL,
 //! revocation across replicas, a legitimate sign-in during a flood of
 //! abandoned ones, and the mail flows (reset for known against unknown
-//! addresses, courier throughput into Mailpit). The
+//! addresses, courier throughput into Mailpit), and the throttling counters
+//! in memory against PostgreSQL. The
 //! result is a Markdown report on stdout (and optionally in a file); see
 //! `docs/benchmarks.md` for how to run it and the latest numbers.
 
 #![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
 
+mod counters;
 mod load;
 mod mail;
 mod procfs;
@@ -100,6 +102,8 @@ enum Section {
     /// `RequestPasswordReset` for known and unknown addresses, and the
     /// courier's throughput into a real SMTP server (Mailpit).
     Mail,
+    /// Throttling counters in memory against the shared PostgreSQL table.
+    Counters,
 }
 
 #[tokio::main]
@@ -190,7 +194,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     }
 
-    let pg = if wants(Section::CacheMiss) || wants(Section::CrossReplica) {
+    let pg = if wants(Section::CacheMiss) || wants(Section::CrossReplica) || wants(Section::Counters) {
         eprintln!("starting PostgreSQL (initdb + pg_ctl in a temporary directory)");
         Some(keyport_tests::pg::PgCluster::start()?)
     } else {
@@ -212,6 +216,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         false => None,
     };
 
+    let counters = match &pg {
+        Some(pg) if wants(Section::Counters) => Some(counters::counters(pg).await?),
+        _ => None,
+    };
+
     let mail = match wants(Section::Mail) {
         true => Some(mail::mail(&bin).await?),
         false => None,
@@ -221,6 +230,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     markdown.push_str(&promises::render(cache.as_deref(), revocations.as_ref(), flood.as_ref()));
     if let Some(mail) = &mail {
         markdown.push_str(&mail::render(mail));
+    }
+    if let Some(counters) = &counters {
+        markdown.push_str(&counters::render(counters));
     }
     print!("{markdown}");
     if let Some(path) = &args.out {
