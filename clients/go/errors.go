@@ -86,14 +86,17 @@ const (
 	// ReasonLastSignInMethod: UnlinkAccount of the caller's only way to sign
 	// in.
 	ReasonLastSignInMethod = "LAST_SIGN_IN_METHOD"
-	// ReasonEmailTokenInvalid: VerifyEmail or ResetPassword with a token
-	// (from a verification or password-reset link) that is unknown, used,
-	// replaced by a newer link, expired, meant for another purpose, or for
-	// an address the account no longer has; ask for a new link.
+	// ReasonEmailTokenInvalid: a mailed link's token or code that is
+	// malformed, empty, unknown, used, replaced by a newer one, expired,
+	// meant for another purpose, from another session or browser, or for an
+	// address the account no longer has (VerifyEmail, ResetPassword,
+	// ConfirmEmailChange, SetPassword, FinishEmailSignIn, whose binding
+	// counts too); ask for a new link or code.
 	ReasonEmailTokenInvalid = "EMAIL_TOKEN_INVALID"
 	// ReasonMailDisabled: the call needs to send mail
-	// (RequestEmailVerification, RequestPasswordReset) and the server has no
-	// mail delivery configured.
+	// (RequestEmailVerification, RequestPasswordReset, RequestEmailChange,
+	// RequestPasswordSetup, StartEmailSignIn) and the server has no mail
+	// delivery configured.
 	ReasonMailDisabled = "MAIL_DISABLED"
 	// ReasonEmailNotVerified: SignIn with the right password for an
 	// unverified address, on a server that requires verified addresses.

@@ -5,8 +5,9 @@
 // the package github.com/keyport/keyport/clients/go/gen/keyport/v1; this
 // package adds what every caller needs around them: connecting with TLS,
 // mutual TLS or plaintext, a default per-call deadline, attaching a session
-// token to a call ([WithToken]) and reading the stable error reason that
-// Keyport puts on every error ([ErrorReason]).
+// token to a call ([WithToken]), reading the stable error reason that
+// Keyport puts on every error ([ErrorReason]), and the small parts that the
+// web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]).
 //
 //	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
 //	if err != nil { ... }
@@ -37,10 +38,19 @@ type Client struct {
 	conn *grpc.ClientConn
 
 	// Users is the keyport.v1.UserService client: sign-up, the signed-in
-	// user's own profile, email verification and password reset.
+	// user's own profile and password, and the flows through the user's
+	// mailbox: verifying the address (RequestEmailVerification,
+	// VerifyEmail), resetting a forgotten password (RequestPasswordReset,
+	// ResetPassword), changing the address (RequestEmailChange,
+	// ConfirmEmailChange) and setting a first password
+	// (RequestPasswordSetup, SetPassword). See [TokenFromLink] for the
+	// pages the mailed links open.
 	Users keyportv1.UserServiceClient
-	// Sessions is the keyport.v1.SessionService client: sign-in, validating
-	// a session token, and a user's own sessions.
+	// Sessions is the keyport.v1.SessionService client: sign-in with a
+	// password or with a mailed link or code (StartEmailSignIn,
+	// FinishEmailSignIn; see [EmailSignInCookie] and
+	// [EmailSignInWithCode]), validating a session token, and a user's own
+	// sessions.
 	Sessions keyportv1.SessionServiceClient
 }
 

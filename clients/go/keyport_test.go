@@ -327,6 +327,18 @@ func TestMailDisabled(t *testing.T) {
 
 	_, err = c.Users.VerifyEmail(t.Context(), &keyportv1.VerifyEmailRequest{Token: "kpm_not-a-token"})
 	wantError(t, "VerifyEmail with a malformed token", err, codes.InvalidArgument, keyport.ReasonEmailTokenInvalid)
+
+	// Every other call that would send mail says so too.
+	_, up := signUp(t, c)
+	authed := keyport.WithToken(t.Context(), up.GetSession().GetToken())
+	_, err = c.Users.RequestEmailVerification(authed, &keyportv1.RequestEmailVerificationRequest{})
+	wantError(t, "RequestEmailVerification without mail", err, codes.FailedPrecondition, keyport.ReasonMailDisabled)
+	_, err = c.Sessions.StartEmailSignIn(t.Context(), &keyportv1.StartEmailSignInRequest{Email: uniqueEmail()})
+	wantError(t, "StartEmailSignIn without mail", err, codes.FailedPrecondition, keyport.ReasonMailDisabled)
+	_, err = c.Users.RequestEmailChange(authed, &keyportv1.RequestEmailChangeRequest{NewEmail: uniqueEmail(), Password: password})
+	wantError(t, "RequestEmailChange without mail", err, codes.FailedPrecondition, keyport.ReasonMailDisabled)
+	_, err = c.Users.RequestPasswordSetup(authed, &keyportv1.RequestPasswordSetupRequest{})
+	wantError(t, "RequestPasswordSetup without mail", err, codes.FailedPrecondition, keyport.ReasonMailDisabled)
 }
 
 func TestWrongPassword(t *testing.T) {

@@ -3,7 +3,8 @@
 The server binary comes from the ``KEYPORT_BIN`` environment variable. It is
 started once per test session on a free loopback port with a fresh data
 directory, cheap password hashing, and JSON logs, and stopped with SIGTERM
-at the end.
+at the end. That server has no mail; the mail tests share a second one that
+delivers to a Mailpit of their own (:mod:`tests.mailpit`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pytest
 from keyport import KeyportClient
 from keyport.v1 import user_service_pb2
 
+from .mailpit import Mailpit, running_mailpit
 from .support import PASSWORD, Account, KeyportServer, unique_email
 
 #: How long the server may take to print its listening address.
@@ -154,3 +156,24 @@ def account(client: KeyportClient) -> Account:
     email = unique_email()
     response = client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD, name="Ada"))
     return Account(email=email, password=PASSWORD, response=response)
+
+
+@pytest.fixture(scope="session")
+def mailpit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mailpit]:
+    """A Mailpit on free ports, shared by the mail tests (each uses addresses of its own)."""
+    with running_mailpit(tmp_path_factory.mktemp("mailpit")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mail_server(tmp_path_factory: pytest.TempPathFactory, mailpit: Mailpit) -> Iterator[KeyportServer]:
+    """A keyport that mails through :func:`mailpit`, with the default mail settings."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-mail-data"), mailpit.keyport_env()) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mail_client(mail_server: KeyportServer) -> Iterator[KeyportClient]:
+    """A client connected to :func:`mail_server`."""
+    with KeyportClient(mail_server.address, timeout=10) as keyport_client:
+        yield keyport_client

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import http.cookies
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Optional, Union
+
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
@@ -15,7 +19,7 @@ from keyport import (
     field_violations,
     forwarded_client_metadata,
 )
-from keyport.v1 import session_service_pb2_grpc, user_service_pb2_grpc
+from keyport.v1 import session_service_pb2, session_service_pb2_grpc, user_service_pb2_grpc
 
 
 def test_bearer_metadata_presents_the_token() -> None:
@@ -130,3 +134,126 @@ def test_forwarded_client_metadata() -> None:
     )
     with pytest.raises(ValueError):
         forwarded_client_metadata(user_agent="bad\nagent")
+
+
+@pytest.mark.parametrize(
+    ("link", "token"),
+    [
+        ("http://app.example.test/reset-password?token=kpm_abc-_DEF123", "kpm_abc-_DEF123"),
+        ("/verify-email?token=kpm_abc&utm_source=mail", "kpm_abc"),
+        ("?token=kpm_abc", "kpm_abc"),
+        ("  https://app.example.com/sign-in/email?lang=de&token=kpm_abc#top \n", "kpm_abc"),
+        ("https://app.example.com/change-email?token=kpm_a%2Db", "kpm_a-b"),
+    ],
+)
+def test_token_from_link_reads_the_token_parameter(link: str, token: str) -> None:
+    assert keyport.token_from_link(link) == token
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "",
+        "https://app.example.com/reset-password",
+        "https://app.example.com/reset-password?token=",
+        "https://app.example.com/reset-password?token=%20",
+        "https://app.example.com/reset-password?token=a&token=b",
+        "https://app.example.com/reset-password?tokens=kpm_abc",
+        "https://app.example.com/reset-password#token=kpm_abc",
+        "token=kpm_abc",
+        "http://[::1/reset-password?token=kpm_abc",
+    ],
+)
+def test_token_from_link_is_none_without_exactly_one_token(link: str) -> None:
+    assert keyport.token_from_link(link) is None
+
+
+def _start(binding: str, expires_in: Optional[timedelta]) -> session_service_pb2.StartEmailSignInResponse:
+    start = session_service_pb2.StartEmailSignInResponse(binding=binding)
+    if expires_in is not None:
+        start.expires_at.FromDatetime(datetime.now(timezone.utc) + expires_in)
+    return start
+
+
+def test_email_sign_in_cookie_has_the_attributes_of_the_rust_middleware() -> None:
+    cookie = keyport.email_sign_in_cookie(_start("av_0Ext-rq_LG6", timedelta(minutes=10)))
+
+    assert (cookie.name, cookie.value) == ("__Host-keyport_email", "av_0Ext-rq_LG6")
+    assert 598 <= cookie.max_age <= 600
+    assert cookie.header() == (
+        f"__Host-keyport_email=av_0Ext-rq_LG6; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={cookie.max_age}"
+    )
+    assert cookie.set_cookie_kwargs() == {
+        "key": "__Host-keyport_email",
+        "value": "av_0Ext-rq_LG6",
+        "max_age": cookie.max_age,
+        "path": "/",
+        "secure": True,
+        "httponly": True,
+        "samesite": "Lax",
+    }
+    # A browser's parser reads the same cookie back.
+    jar = http.cookies.SimpleCookie()
+    jar.load(cookie.header())
+    morsel = jar["__Host-keyport_email"]
+    assert morsel.value == "av_0Ext-rq_LG6"
+    assert (morsel["path"], morsel["httponly"], morsel["secure"], morsel["samesite"]) == ("/", True, True, "Lax")
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "max_age"),
+    [
+        (None, 600),  # no expires_at: the longest a sign-in lasts
+        (timedelta(hours=2), 600),  # capped at 10 minutes
+        (timedelta(seconds=90.5), 91),  # rounded up
+        (timedelta(seconds=-30), 1),  # expired already: still a cookie, Keyport refuses it
+    ],
+)
+def test_email_sign_in_cookie_lasts_until_expires_at(expires_in: Optional[timedelta], max_age: int) -> None:
+    cookie = keyport.email_sign_in_cookie(_start("av_x", expires_in))
+    assert max_age - 1 <= cookie.max_age <= max_age
+
+
+@pytest.mark.parametrize("binding", ["", "a b", "a;b", 'a"b', "a,b", "\u00e9"])
+def test_email_sign_in_cookie_refuses_what_a_cookie_cannot_carry(binding: str) -> None:
+    with pytest.raises(ValueError):
+        keyport.email_sign_in_cookie(_start(binding, None))
+
+
+def test_clear_email_sign_in_cookie_deletes_it() -> None:
+    cleared = keyport.clear_email_sign_in_cookie()
+    assert cleared.header() == "__Host-keyport_email=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"
+    assert cleared.set_cookie_kwargs()["max_age"] == 0
+
+
+@pytest.mark.parametrize(
+    ("cookies", "binding"),
+    [
+        ("a=1; __Host-keyport_email=av_x; __Host-keyport_session=kp_a.b", "av_x"),
+        ("__Host-keyport_email=av_x", "av_x"),
+        ({"__Host-keyport_email": "av_x", "other": "1"}, "av_x"),
+        ("keyport_email=av_x; __Host-keyport_session=kp_a.b", None),
+        ("__Host-keyport_email=", None),
+        ("", None),
+        ({}, None),
+        ({"__Host-keyport_email": ""}, None),
+        (None, None),
+    ],
+)
+def test_email_sign_in_binding_reads_the_cookie(
+    cookies: Union[str, Dict[str, str], None], binding: Optional[str]
+) -> None:
+    assert keyport.email_sign_in_binding(cookies) == binding
+
+
+def test_mail_helpers_are_exported() -> None:
+    names = {
+        "EMAIL_SIGN_IN_COOKIE_NAME",
+        "SetCookie",
+        "clear_email_sign_in_cookie",
+        "email_sign_in_binding",
+        "email_sign_in_cookie",
+        "token_from_link",
+    }
+    assert names <= set(keyport.__all__)
+    assert keyport.EMAIL_SIGN_IN_COOKIE_NAME == "__Host-keyport_email"

@@ -14,7 +14,11 @@ small hand-written layer:
   Keyport's ``google.rpc`` error details of a failed call;
 - :class:`Reason`, the reasons, and :class:`KeyportError` with a subclass
   per reason (:class:`InvalidCredentials`, :class:`RateLimited`, ...), which
-  :class:`KeyportClient` raises for the errors Keyport answers.
+  :class:`KeyportClient` raises for the errors Keyport answers;
+- :func:`token_from_link`, and :func:`email_sign_in_cookie`,
+  :func:`email_sign_in_binding` and :func:`clear_email_sign_in_cookie`
+  (:class:`SetCookie`): the pieces the web app's pages for mailed links and
+  codes repeat (:mod:`keyport.mail`).
 """
 
 from keyport.client import (
@@ -62,11 +66,20 @@ from keyport.errors import (
     error_reason,
     field_violations,
 )
+from keyport.mail import (
+    EMAIL_SIGN_IN_COOKIE_NAME,
+    SetCookie,
+    clear_email_sign_in_cookie,
+    email_sign_in_binding,
+    email_sign_in_cookie,
+    token_from_link,
+)
 
 __all__ = [
     "AccountLinkRefused",
     "AlreadyLinked",
     "DEFAULT_TIMEOUT",
+    "EMAIL_SIGN_IN_COOKIE_NAME",
     "ERROR_DOMAIN",
     "EmailTaken",
     "EmailTokenInvalid",
@@ -97,15 +110,20 @@ __all__ = [
     "ResourceExhausted",
     "SessionExpired",
     "SessionNotFound",
+    "SetCookie",
     "Unauthenticated",
     "Unavailable",
     "WeakPassword",
     "__version__",
     "bearer_metadata",
+    "clear_email_sign_in_cookie",
+    "email_sign_in_binding",
+    "email_sign_in_cookie",
     "error_info",
     "error_reason",
     "field_violations",
     "forwarded_client_metadata",
+    "token_from_link",
 ]
 
 #: Version of this package.
