@@ -26,6 +26,13 @@ export {
   isErrorReason,
   KEYPORT_ERROR_DOMAIN,
 } from "./errors.js";
+export {
+  clearEmailSignInCookie,
+  EMAIL_SIGN_IN_COOKIE_NAME,
+  emailSignInBinding,
+  emailSignInCookie,
+  tokenFromLink,
+} from "./mail.js";
 
 // The generated API of keyport.v1: message types, their schemas (for
 // `create`, `toJson`, ...) and the service descriptors.

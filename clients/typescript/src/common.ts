@@ -13,9 +13,21 @@ import { UserService } from "./gen/keyport/v1/user_service_pb.js";
 
 /** Typed clients for Keyport's services over one transport. */
 export interface KeyportClient {
-  /** `keyport.v1.UserService`: sign-up, the signed-in user's profile, email verification and password reset. */
+  /**
+   * `keyport.v1.UserService`: sign-up, the signed-in user's profile,
+   * password and account, and the flows through the mailbox: verifying the
+   * address (`RequestEmailVerification`, `VerifyEmail` with a link's token or
+   * the mailed code), a forgotten password (`RequestPasswordReset`,
+   * `ResetPassword`), a change of address (`RequestEmailChange`,
+   * `ConfirmEmailChange`) and a first password for an account without one
+   * (`RequestPasswordSetup`, `SetPassword`). See `tokenFromLink`.
+   */
   readonly users: Client<typeof UserService>;
-  /** `keyport.v1.SessionService`: sign-in, token validation, sessions. */
+  /**
+   * `keyport.v1.SessionService`: sign-in with a password or by email
+   * (`StartEmailSignIn`, `FinishEmailSignIn` with the mailed code or link;
+   * see `emailSignInCookie`), token validation, the user's sessions.
+   */
   readonly sessions: Client<typeof SessionService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;

@@ -29,25 +29,11 @@ import {
 } from "../src/index.js";
 import { ErrorReason as ProtoErrorReason } from "../src/gen/keyport/v1/errors_pb.js";
 import { createKeyportClient as createKeyportWebClient } from "../src/web.js";
+import { failure, uniqueEmail } from "./support/calls.js";
 import { type KeyportServer, startKeyport } from "./support/keyport-server.js";
 
 const PASSWORD = "correct horse battery staple";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-function uniqueEmail(label: string): string {
-  return `${label}-${randomUUID()}@example.com`;
-}
-
-/** Runs `call`, expects it to fail, and returns the ConnectError. */
-async function failure(call: () => Promise<unknown>): Promise<ConnectError> {
-  try {
-    await call();
-  } catch (err) {
-    assert.ok(err instanceof ConnectError, `expected a ConnectError, got ${String(err)}`);
-    return err;
-  }
-  assert.fail("the call succeeded but should have failed");
-}
 
 describe("@keyport/client against a live keyport", () => {
   let server: KeyportServer;
