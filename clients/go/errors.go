@@ -104,6 +104,24 @@ const (
 	// ReasonReauthenticationRequired: a sensitive change from an account
 	// without a password needs a recent sign-in.
 	ReasonReauthenticationRequired = "REAUTHENTICATION_REQUIRED"
+	// ReasonSignInChallengeInvalid: CompleteSignIn with a challenge that is
+	// empty, malformed, unknown, used, expired or out of answers; sign in
+	// again from the first factor.
+	ReasonSignInChallengeInvalid = "SIGN_IN_CHALLENGE_INVALID"
+	// ReasonSecondFactorInvalid: a second factor's answer (a TOTP or backup
+	// code) is wrong, reused or malformed.
+	ReasonSecondFactorInvalid = "SECOND_FACTOR_INVALID"
+	// ReasonStepUpRequired: a sensitive call from a user with a second
+	// factor, on a session that is not AAL2 or whose authenticated_at is too
+	// old; pass a factor with StepUp and retry.
+	ReasonStepUpRequired = "STEP_UP_REQUIRED"
+	// ReasonSecondFactorAlreadyEnrolled: EnrollTotp for a user whose
+	// authenticator app is already on; disable it first.
+	ReasonSecondFactorAlreadyEnrolled = "SECOND_FACTOR_ALREADY_ENROLLED"
+	// ReasonSecondFactorNotEnrolled: the call needs a second factor the user
+	// does not have on (ConfirmTotp without EnrollTotp, DisableTotp, StepUp,
+	// RegenerateBackupCodes).
+	ReasonSecondFactorNotEnrolled = "SECOND_FACTOR_NOT_ENROLLED"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

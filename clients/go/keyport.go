@@ -49,9 +49,16 @@ type Client struct {
 	// Sessions is the keyport.v1.SessionService client: sign-in with a
 	// password or with a mailed link or code (StartEmailSignIn,
 	// FinishEmailSignIn; see [EmailSignInCookie] and
-	// [EmailSignInWithCode]), validating a session token, and a user's own
-	// sessions.
+	// [EmailSignInWithCode]), the second step of a sign-in that answered a
+	// challenge (CompleteSignIn), validating a session token, and a user's
+	// own sessions.
 	Sessions keyportv1.SessionServiceClient
+	// TwoFactor is the keyport.v1.TwoFactorService client: the signed-in
+	// user's second factors, an authenticator app (EnrollTotp, ConfirmTotp,
+	// DisableTotp) with single-use backup codes (RegenerateBackupCodes),
+	// ListFactors, and StepUp, which raises the calling session to AAL2 for
+	// sensitive calls that answer [ReasonStepUpRequired].
+	TwoFactor keyportv1.TwoFactorServiceClient
 }
 
 // Dial returns a client for the Keyport server at address ("host:port", or
@@ -89,9 +96,10 @@ func Dial(address string, opts ...Option) (*Client, error) {
 // closes conn.
 func NewFromConn(conn *grpc.ClientConn) *Client {
 	return &Client{
-		conn:     conn,
-		Users:    keyportv1.NewUserServiceClient(conn),
-		Sessions: keyportv1.NewSessionServiceClient(conn),
+		conn:      conn,
+		Users:     keyportv1.NewUserServiceClient(conn),
+		Sessions:  keyportv1.NewSessionServiceClient(conn),
+		TwoFactor: keyportv1.NewTwoFactorServiceClient(conn),
 	}
 }
 

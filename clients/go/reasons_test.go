@@ -25,6 +25,8 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonMailDisabled,
 		keyport.ReasonEmailNotVerified,
 		keyport.ReasonReauthenticationRequired,
+		keyport.ReasonSignInChallengeInvalid, keyport.ReasonSecondFactorInvalid, keyport.ReasonStepUpRequired,
+		keyport.ReasonSecondFactorAlreadyEnrolled, keyport.ReasonSecondFactorNotEnrolled,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

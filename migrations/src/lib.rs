@@ -12,6 +12,7 @@ mod m0002_oauth;
 mod m0003_mail;
 mod m0004_email_sign_in;
 mod m0005_throttling;
+mod m0006_second_factors;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_mail::Migration),
             Box::new(m0004_email_sign_in::Migration),
             Box::new(m0005_throttling::Migration),
+            Box::new(m0006_second_factors::Migration),
         ]
     }
 }

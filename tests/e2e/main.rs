@@ -22,6 +22,7 @@ mod mail;
 mod oauth;
 mod races;
 mod reasons;
+mod second_factors;
 mod sessions;
 mod sign_in;
 mod sign_up;

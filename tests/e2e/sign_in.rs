@@ -24,6 +24,7 @@ fn request(email: &str, password: &str) -> SignInRequest {
 fn token(response: SignInResponse) -> Result<String, &'static str> {
     match response.outcome {
         Some(Outcome::Session(grant)) => Ok(grant.token),
+        Some(Outcome::Challenge(_)) => Err("sign-in answered a challenge"),
         None => Err("sign-in produced no outcome"),
     }
 }

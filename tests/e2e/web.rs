@@ -94,6 +94,14 @@ macro_rules! web_conformance {
                 super::preflights_reach_the_app(START).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_second_factor_comes_before_the_session_cookie() -> TestResult {
+                super::a_second_factor_comes_before_the_session_cookie(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn assurance_rules_send_browsers_to_step_up() -> TestResult {
+                super::assurance_rules_send_browsers_to_step_up(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn same_origin_fetch_metadata_passes_the_csrf_check() -> TestResult {
                 super::same_origin_fetch_metadata_passes_the_csrf_check(START).await
             }
@@ -212,6 +220,7 @@ async fn sign_in(h: &Harness, email: &str) -> Result<String, BoxError> {
         .into_inner();
     match response.outcome {
         Some(Outcome::Session(grant)) => Ok(grant.token),
+        Some(Outcome::Challenge(_)) => Err("a challenge".into()),
         None => Err("no outcome".into()),
     }
 }
@@ -334,6 +343,108 @@ async fn sign_in_and_sign_out_set_and_clear_the_cookie(start: StartApp) -> TestR
     let cleared = out.headers().get(SET_COOKIE).ok_or("no cookie")?.to_str()?;
     assert!(cleared.starts_with("__Host-keyport_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
     assert_eq!(h.get_cookie("/dashboard", &token).await?.status(), StatusCode::UNAUTHORIZED, "signed out at once");
+    Ok(())
+}
+
+/// The `Set-Cookie` values of `response`, by cookie name.
+fn set_cookies(response: &reqwest::Response) -> Vec<(String, String)> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .filter_map(|value| {
+            let (name, rest) = value.split_once('=')?;
+            Some((name.to_owned(), rest.split(';').next().unwrap_or_default().to_owned()))
+        })
+        .collect()
+}
+
+async fn a_second_factor_comes_before_the_session_cookie(start: StartApp) -> TestResult {
+    use keyport_core::{
+        Clock,
+        second_factor::{TotpSecret, TotpStep},
+    };
+    use keyport_proto::v1::{ConfirmTotpRequest, EnrollTotpRequest, two_factor_service_client::TwoFactorServiceClient};
+
+    let h = Harness::start(start).await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    let mut factors = TwoFactorServiceClient::new(h.keyport.channel());
+    let enrolled = factors.enroll_totp(authed(EnrollTotpRequest {}, &token)).await?.into_inner();
+    let secret = TotpSecret::from_base32(&enrolled.secret).ok_or("not base32")?;
+    let code_now = |offset: i64| secret.code_at(TotpStep(TotpStep::at(h.keyport.clock.now()).0 + offset));
+    factors.confirm_totp(authed(ConfirmTotpRequest { code: code_now(0)? }, &token)).await?;
+
+    let first =
+        h.http.post(h.url("/session")).form(&[("email", "ann@example.com"), ("password", PASSWORD)]).send().await?;
+    assert_eq!(first.status(), StatusCode::OK);
+    let cookies = set_cookies(&first);
+    assert_eq!(first.text().await?, "second-factor");
+    assert!(
+        cookies.iter().all(|(name, _)| name != "__Host-keyport_session"),
+        "no session before the factor: {cookies:?}"
+    );
+    let (_, challenge) =
+        cookies.iter().find(|(name, _)| name == "__Host-keyport_challenge").ok_or("no challenge cookie")?.clone();
+    assert!(challenge.starts_with("kpc_"), "{challenge}");
+
+    let answer = |code: String, with_cookie: bool| {
+        let request = h.http.post(h.url("/session/second-factor")).form(&[("code", code)]);
+        if with_cookie { request.header(COOKIE, format!("__Host-keyport_challenge={challenge}")) } else { request }
+    };
+    let other_browser = answer(code_now(1)?, false).send().await?;
+    assert_eq!(other_browser.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(other_browser.text().await?, "SignInChallengeInvalid", "a browser without the cookie");
+    let wrong = answer("000000".into(), true).send().await?;
+    assert_eq!(wrong.text().await?, "SecondFactorInvalid");
+
+    let right = answer(code_now(1)?, true).send().await?;
+    assert_eq!(right.status(), StatusCode::OK);
+    let cookies = set_cookies(&right);
+    assert_eq!(right.text().await?, "signed-in:ann@example.com");
+    assert!(cookies.iter().any(|(name, value)| name == "__Host-keyport_challenge" && value.is_empty()), "{cookies:?}");
+    let (_, session) = cookies.iter().find(|(name, _)| name == "__Host-keyport_session").ok_or("no session cookie")?;
+    assert_eq!(h.get_cookie("/dashboard", session).await?.status(), StatusCode::OK);
+    let replay = answer(code_now(2)?, true).send().await?;
+    assert_eq!(replay.text().await?, "SignInChallengeInvalid", "the challenge worked once");
+    Ok(())
+}
+
+async fn assurance_rules_send_browsers_to_step_up(start: StartApp) -> TestResult {
+    use keyport_core::{
+        Clock,
+        second_factor::{TotpSecret, TotpStep},
+    };
+    use keyport_proto::v1::{ConfirmTotpRequest, EnrollTotpRequest, two_factor_service_client::TwoFactorServiceClient};
+
+    let h = Harness::start(start).await?;
+    let plain = h.keyport.sign_up("bob@example.com").await?;
+    let token = h.keyport.sign_up("ann@example.com").await?;
+    // Bob has no second factor: a fresh sign-in is enough where freshness
+    // is asked, never where AAL2 is.
+    assert_eq!(h.get_bearer("/settings/fresh", &plain).await?, (StatusCode::OK, "open:bob@example.com".into()));
+    let (status, body) = h.get_bearer("/vault", &plain).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("STEP_UP_REQUIRED"), "{body}");
+    let api = h.http.get(h.url("/vault")).header(AUTHORIZATION, format!("Bearer {plain}")).send().await?;
+    let challenge = api.headers().get("www-authenticate").ok_or("no WWW-Authenticate")?.to_str()?;
+    assert_eq!(challenge, r#"Bearer error="insufficient_user_authentication""#, "RFC 9470");
+    let browser =
+        h.http.get(h.url("/vault?x=1")).header(COOKIE, cookie(&plain)).header(ACCEPT, "text/html").send().await?;
+    assert_eq!(browser.status(), StatusCode::SEE_OTHER);
+    let location = browser.headers().get(LOCATION).ok_or("no location")?.to_str()?;
+    assert_eq!(location, "/sign-in/step-up?return_to=%2Fvault%3Fx%3D1");
+
+    // Ann turns an app on: her confirming session is AAL2.
+    let mut factors = TwoFactorServiceClient::new(h.keyport.channel());
+    let enrolled = factors.enroll_totp(authed(EnrollTotpRequest {}, &token)).await?.into_inner();
+    let secret = TotpSecret::from_base32(&enrolled.secret).ok_or("not base32")?;
+    let code_now = |offset: i64| secret.code_at(TotpStep(TotpStep::at(h.keyport.clock.now()).0 + offset));
+    factors.confirm_totp(authed(ConfirmTotpRequest { code: code_now(0)? }, &token)).await?;
+    for path in ["/vault", "/settings/fresh"] {
+        assert_eq!(h.get_bearer(path, &token).await?, (StatusCode::OK, "open:ann@example.com".into()), "{path}");
+    }
+    assert_eq!(h.get_bearer("/settings/stale", &token).await?.0, StatusCode::UNAUTHORIZED, "no proof is that recent");
     Ok(())
 }
 

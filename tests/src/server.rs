@@ -88,6 +88,9 @@ impl Drop for OwnRuntime {
     }
 }
 
+/// The second-factor key of test servers on PostgreSQL (32 bytes of 7).
+pub const TEST_FACTOR_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
 /// Argon2 parameters cheap enough for hundreds of test sign-ups; the real
 /// defaults are exercised by the unit tests and the benchmark.
 pub fn fast_hashing(config: &mut Config) {
@@ -199,6 +202,11 @@ impl TestServer {
             ..Config::default()
         };
         fast_hashing(&mut config);
+        // Replicas on one PostgreSQL database share the key that seals TOTP
+        // secrets; on SQLite the server makes its own key file.
+        if keyport_store::Backend::of_url(&config.database_url) == Some(keyport_store::Backend::Postgres) {
+            config.second_factors.encryption_key = TEST_FACTOR_KEY.into();
+        }
         config.database.health_check_interval_ms = 100;
         config.server.shutdown_grace_ms = 2_000;
         configure(&mut config);
@@ -318,6 +326,7 @@ impl TestServer {
         let request = SignInRequest { email: email.into(), password: password.into() };
         match self.sessions().sign_in(request).await?.into_inner().outcome {
             Some(Outcome::Session(grant)) => Ok(grant.token),
+            Some(Outcome::Challenge(_)) => Err(tonic::Status::failed_precondition("SignIn answered a challenge")),
             None => Err(tonic::Status::internal("SignIn answered without a session")),
         }
     }

@@ -38,6 +38,7 @@ export {
 // `create`, `toJson`, ...) and the service descriptors.
 export * from "./gen/keyport/v1/session_pb.js";
 export * from "./gen/keyport/v1/session_service_pb.js";
+export * from "./gen/keyport/v1/two_factor_service_pb.js";
 export * from "./gen/keyport/v1/user_pb.js";
 export * from "./gen/keyport/v1/user_service_pb.js";
 // The error details Keyport sends.

@@ -9,6 +9,7 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 
 import { sessionInterceptor, type TokenSource } from "./auth.js";
 import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
+import { TwoFactorService } from "./gen/keyport/v1/two_factor_service_pb.js";
 import { UserService } from "./gen/keyport/v1/user_service_pb.js";
 
 /** Typed clients for Keyport's services over one transport. */
@@ -26,9 +27,18 @@ export interface KeyportClient {
   /**
    * `keyport.v1.SessionService`: sign-in with a password or by email
    * (`StartEmailSignIn`, `FinishEmailSignIn` with the mailed code or link;
-   * see `emailSignInCookie`), token validation, the user's sessions.
+   * see `emailSignInCookie`), the second step of a sign-in that answered a
+   * `challenge` (`CompleteSignIn`), token validation, the user's sessions.
    */
   readonly sessions: Client<typeof SessionService>;
+  /**
+   * `keyport.v1.TwoFactorService`: the signed-in user's second factors, an
+   * authenticator app (`EnrollTotp`, `ConfirmTotp`, `DisableTotp`) with
+   * single-use backup codes (`RegenerateBackupCodes`), `ListFactors`, and
+   * `StepUp`, which raises the calling session to `AAL2` for sensitive
+   * calls that answer `STEP_UP_REQUIRED`.
+   */
+  readonly twoFactor: Client<typeof TwoFactorService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;
   /**
@@ -108,6 +118,7 @@ export function keyportClientFor(transport: Transport, close: () => void = () =>
   return {
     users: createClient(UserService, transport),
     sessions: createClient(SessionService, transport),
+    twoFactor: createClient(TwoFactorService, transport),
     transport,
     close,
   };

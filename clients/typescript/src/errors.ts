@@ -90,6 +90,16 @@ export const ErrorReason = {
   EMAIL_NOT_VERIFIED: "EMAIL_NOT_VERIFIED",
   /** A sensitive change from an account without a password needs a recent sign-in. */
   REAUTHENTICATION_REQUIRED: "REAUTHENTICATION_REQUIRED",
+  /** `CompleteSignIn` with a challenge that is empty, malformed, unknown, used, expired or out of answers: sign in again from the first factor. */
+  SIGN_IN_CHALLENGE_INVALID: "SIGN_IN_CHALLENGE_INVALID",
+  /** A second factor's answer (TOTP or backup code) is wrong, reused or malformed. */
+  SECOND_FACTOR_INVALID: "SECOND_FACTOR_INVALID",
+  /** A sensitive call from a user with a second factor needs a fresh `AAL2` session: pass a factor with `StepUp` and retry. */
+  STEP_UP_REQUIRED: "STEP_UP_REQUIRED",
+  /** `EnrollTotp` for a user whose authenticator app is already on: disable it first. */
+  SECOND_FACTOR_ALREADY_ENROLLED: "SECOND_FACTOR_ALREADY_ENROLLED",
+  /** The call needs a second factor the user does not have on. */
+  SECOND_FACTOR_NOT_ENROLLED: "SECOND_FACTOR_NOT_ENROLLED",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

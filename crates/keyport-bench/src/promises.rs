@@ -65,6 +65,10 @@ pub(crate) struct CancelledFlood {
     pub(crate) flood: LoadResult,
 }
 
+/// The key sealing TOTP secrets, which a server on PostgreSQL needs (the
+/// same for both replicas).
+const BENCH_FACTOR_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
 /// Runs the cache comparison on SQLite and on a PostgreSQL this starts.
 pub(crate) async fn cache_miss(
     bin: &Path,
@@ -80,6 +84,7 @@ pub(crate) async fn cache_miss(
             let mut env = Vec::new();
             if backend == "PostgreSQL" {
                 env.push(("KEYPORT_DATABASE_URL", pg.create_database("bench")?));
+                env.push(("KEYPORT_SECOND_FACTORS__ENCRYPTION_KEY", BENCH_FACTOR_KEY.to_owned()));
             }
             if !cache_on {
                 env.push(("KEYPORT_SESSIONS__SERVER_CACHE_TTL_MS", "0".to_owned()));
@@ -110,7 +115,10 @@ pub(crate) async fn cache_miss(
 /// Two replicas on one PostgreSQL database: sessions signed in on A, read
 /// (and cached) on B, signed out on A; B is asked until it refuses.
 pub(crate) async fn cross_replica(bin: &Path, pg: &PgCluster) -> Result<Revocations, BoxError> {
-    let env = [("KEYPORT_DATABASE_URL", pg.create_database("bench_replicas")?)];
+    let env = [
+        ("KEYPORT_DATABASE_URL", pg.create_database("bench_replicas")?),
+        ("KEYPORT_SECOND_FACTORS__ENCRYPTION_KEY", BENCH_FACTOR_KEY.to_owned()),
+    ];
     let mut a = ServerProcess::spawn_with(bin, &env)?;
     a.wait_serving(SERVING_LIMIT).await?;
     let mut b = ServerProcess::spawn_with(bin, &env)?;
@@ -218,6 +226,7 @@ fn session_token(response: keyport_proto::v1::SignInResponse) -> Result<String, 
     use keyport_proto::v1::sign_in_response::Outcome;
     match response.outcome {
         Some(Outcome::Session(grant)) => Ok(grant.token),
+        Some(Outcome::Challenge(_)) => Err("SignIn answered a second-factor challenge".into()),
         None => Err("SignIn answered without a session".into()),
     }
 }

@@ -46,6 +46,32 @@ pub struct SignedIn {
 pub enum SignInOutcome {
     /// The user is signed in.
     Session(SignedIn),
+    /// The user has a second factor: finish with
+    /// [`KeyportClient::complete_sign_in`].
+    Challenge(SecondFactorChallenge),
+}
+
+/// What a first factor gets when the user has a second one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondFactorChallenge {
+    /// The challenge (`kpc_...`): keep it where only this browser has it
+    /// (an `HttpOnly` cookie); it stands for the passed first factor.
+    pub challenge: String,
+    /// Whether the user can answer with an authenticator app's code.
+    pub totp: bool,
+    /// Whether the user can answer with a backup code.
+    pub backup_code: bool,
+    /// When it stops working.
+    pub expires_at: SystemTime,
+}
+
+/// A second factor's answer, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorAnswer<'a> {
+    /// The six-digit code of the authenticator app.
+    Totp(&'a str),
+    /// One of the backup codes.
+    BackupCode(&'a str),
 }
 
 /// How a sign-up ended, as the proto's `SignUpResponse`.
@@ -113,6 +139,9 @@ pub enum FinishedOAuth {
         /// Whether the user was created now.
         new_user: bool,
     },
+    /// The user has a second factor: finish with
+    /// [`KeyportClient::complete_sign_in`].
+    Challenge(SecondFactorChallenge),
     /// The identity was linked to the signed-in user.
     Linked {
         /// Provider id.
@@ -391,11 +420,10 @@ impl KeyportClient {
         })
     }
 
-    /// Signs in with email and password.
-    ///
-    /// The outcome is an enum because a sign-in may need another step (a
-    /// second factor) in a later version; match it with a `_` arm that
-    /// refuses, so such a step is never taken for a signed-in user.
+    /// Signs in with email and password: a session, or a challenge when the
+    /// user has a second factor (finish it with
+    /// [`KeyportClient::complete_sign_in`]). The enum is non-exhaustive:
+    /// match later variants with a `_` arm that refuses.
     pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignInOutcome, Error> {
         let message = v1::SignInRequest { email: email.to_owned(), password: password.to_owned() };
         let response = self
@@ -406,10 +434,36 @@ impl KeyportClient {
             .await?;
         match response.outcome {
             Some(v1::sign_in_response::Outcome::Session(grant)) => signed_in(grant).map(SignInOutcome::Session),
-            // A newer server may answer with another step (a second factor):
-            // refuse clearly rather than pretend the user is signed in.
+            Some(v1::sign_in_response::Outcome::Challenge(challenge)) => {
+                Ok(SignInOutcome::Challenge(second_factor_challenge(challenge)))
+            }
+            // A newer server may answer with another step: refuse clearly
+            // rather than pretend the user is signed in.
             None => Err(Status::failed_precondition("sign-in needs a step this client version does not know").into()),
         }
+    }
+
+    /// Finishes a sign-in that answered a [`SecondFactorChallenge`] with the
+    /// second factor: the new session, at [`crate::Assurance::Aal2`].
+    pub async fn complete_sign_in(
+        &self,
+        challenge: &str,
+        answer: FactorAnswer<'_>,
+        client: &ClientInfo,
+    ) -> Result<SignedIn, Error> {
+        use v1::complete_sign_in_request::Answer;
+        let answer = match answer {
+            FactorAnswer::Totp(code) => Answer::TotpCode(code.to_owned()),
+            FactorAnswer::BackupCode(code) => Answer::BackupCode(code.to_owned()),
+        };
+        let message = v1::CompleteSignInRequest { challenge: challenge.to_owned(), answer: Some(answer) };
+        let response = self
+            .once(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { SessionServiceClient::new(channel).complete_sign_in(request).await }
+            })
+            .await?;
+        signed_in(response.session.ok_or_else(|| Status::internal("CompleteSignIn answered without a session"))?)
     }
 
     /// Creates an account and signs it in, or (when the server requires
@@ -520,14 +574,15 @@ impl KeyportClient {
         Ok(StartedEmailSignIn { binding: response.binding, expires_at })
     }
 
-    /// Finishes an email sign-in with the browser's `binding` and `proof`.
+    /// Finishes an email sign-in (a challenge instead of a session when the
+    /// user has a second factor) with the browser's `binding` and `proof`.
     /// Returns the session and whether the sign-in created the account.
     pub async fn finish_email_sign_in(
         &self,
         binding: &str,
         proof: EmailProof<'_>,
         client: &ClientInfo,
-    ) -> Result<(SignedIn, bool), Error> {
+    ) -> Result<(SignInOutcome, bool), Error> {
         use v1::finish_email_sign_in_request::Proof;
         let proof = match proof {
             EmailProof::Link(token) => Proof::Token(token.to_owned()),
@@ -540,8 +595,11 @@ impl KeyportClient {
                 async move { SessionServiceClient::new(channel).finish_email_sign_in(request).await }
             })
             .await?;
+        if let Some(challenge) = response.challenge {
+            return Ok((SignInOutcome::Challenge(second_factor_challenge(challenge)), false));
+        }
         let grant = response.session.ok_or_else(|| Status::internal("FinishEmailSignIn answered without a session"))?;
-        Ok((signed_in(grant)?, response.new_user))
+        Ok((SignInOutcome::Session(signed_in(grant)?), response.new_user))
     }
 
     /// Asks to move `token`'s user to `new_email` (with their `password`,
@@ -707,6 +765,9 @@ impl KeyportClient {
             Some(v1::finish_o_auth_response::Outcome::Session(grant)) => {
                 Ok(FinishedOAuth::SignedIn { signed_in: signed_in(grant)?, new_user: response.new_user })
             }
+            Some(v1::finish_o_auth_response::Outcome::Challenge(challenge)) => {
+                Ok(FinishedOAuth::Challenge(second_factor_challenge(challenge)))
+            }
             Some(v1::finish_o_auth_response::Outcome::Linked(account)) => {
                 Ok(FinishedOAuth::Linked { provider_id: account.provider_id, subject: account.subject })
             }
@@ -836,6 +897,16 @@ impl KeyportClient {
             tried.push(id);
             last = Some(status);
         }
+    }
+}
+
+fn second_factor_challenge(challenge: v1::SignInChallenge) -> SecondFactorChallenge {
+    let offers = |factor: v1::SecondFactor| challenge.factors.contains(&i32::from(factor));
+    SecondFactorChallenge {
+        totp: offers(v1::SecondFactor::Totp),
+        backup_code: offers(v1::SecondFactor::BackupCode),
+        expires_at: crate::principal::system_time(challenge.expires_at.as_ref()),
+        challenge: challenge.challenge,
     }
 }
 

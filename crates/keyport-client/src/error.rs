@@ -68,6 +68,18 @@ pub enum Reason {
     /// A sensitive change needs a recent sign-in (the account has no
     /// password to confirm it with): sign in again and retry.
     ReauthenticationRequired,
+    /// The sign-in challenge is unknown, used, expired or out of answers:
+    /// sign in again from the first factor.
+    SignInChallengeInvalid,
+    /// The second factor's answer is wrong, reused or malformed.
+    SecondFactorInvalid,
+    /// A sensitive call needs a session that passed a second factor
+    /// recently: step up (`TwoFactorService.StepUp`) and retry.
+    StepUpRequired,
+    /// The authenticator app is already on.
+    SecondFactorAlreadyEnrolled,
+    /// The call needs a second factor the user does not have on.
+    SecondFactorNotEnrolled,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -121,6 +133,11 @@ impl Reason {
             Self::MailDisabled => ErrorReason::MailDisabled,
             Self::EmailNotVerified => ErrorReason::EmailNotVerified,
             Self::ReauthenticationRequired => ErrorReason::ReauthenticationRequired,
+            Self::SignInChallengeInvalid => ErrorReason::SignInChallengeInvalid,
+            Self::SecondFactorInvalid => ErrorReason::SecondFactorInvalid,
+            Self::StepUpRequired => ErrorReason::StepUpRequired,
+            Self::SecondFactorAlreadyEnrolled => ErrorReason::SecondFactorAlreadyEnrolled,
+            Self::SecondFactorNotEnrolled => ErrorReason::SecondFactorNotEnrolled,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -174,6 +191,11 @@ impl From<ErrorReason> for Reason {
             ErrorReason::MailDisabled => Self::MailDisabled,
             ErrorReason::EmailNotVerified => Self::EmailNotVerified,
             ErrorReason::ReauthenticationRequired => Self::ReauthenticationRequired,
+            ErrorReason::SignInChallengeInvalid => Self::SignInChallengeInvalid,
+            ErrorReason::SecondFactorInvalid => Self::SecondFactorInvalid,
+            ErrorReason::StepUpRequired => Self::StepUpRequired,
+            ErrorReason::SecondFactorAlreadyEnrolled => Self::SecondFactorAlreadyEnrolled,
+            ErrorReason::SecondFactorNotEnrolled => Self::SecondFactorNotEnrolled,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

@@ -24,9 +24,9 @@ pub mod web;
 
 pub use cache::{CacheConfig, CacheStats, SessionCache};
 pub use client::{
-    ClientBuilder, ClientInfo, EmailProof, FinishedOAuth, KeyportClient, OAuthCallback, SignInOutcome, SignUpOutcome,
-    SignedIn, StartedEmailSignIn, StartedOAuth,
+    ClientBuilder, ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, KeyportClient, OAuthCallback,
+    SecondFactorChallenge, SignInOutcome, SignUpOutcome, SignedIn, StartedEmailSignIn, StartedOAuth,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
-pub use principal::{Principal, SessionSummary, ValidatedSession};
+pub use principal::{Assurance, Principal, SessionSummary, ValidatedSession};

@@ -21,6 +21,22 @@ pub struct Principal {
     pub session_id: String,
     /// When the session expires unless used again.
     pub expires_at: SystemTime,
+    /// Whether the user has a second factor on.
+    pub two_factor_enabled: bool,
+    /// How strongly the user proved who they are in this session.
+    pub assurance: Assurance,
+    /// When they last proved it: the sign-in, or a later step-up.
+    pub authenticated_at: SystemTime,
+}
+
+/// How strongly a session's user proved who they are (NIST SP 800-63B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Assurance {
+    /// One factor: a password, an identity provider or the mailbox.
+    #[default]
+    Aal1,
+    /// Two factors.
+    Aal2,
 }
 
 impl Principal {
@@ -39,6 +55,9 @@ impl Principal {
             roles,
             session_id: format!("test-session-{email}"),
             expires_at: SystemTime::now() + Duration::from_secs(3600),
+            two_factor_enabled: false,
+            assurance: Assurance::Aal1,
+            authenticated_at: SystemTime::now(),
         }
     }
 
@@ -75,6 +94,13 @@ pub(crate) fn principal(user: &v1::User, session: &v1::Session) -> Principal {
         roles: user.roles.clone(),
         session_id: session.id.clone(),
         expires_at: system_time(session.expires_at.as_ref()),
+        two_factor_enabled: user.two_factor_enabled,
+        assurance: if session.assurance_level() == v1::AssuranceLevel::Aal2 {
+            Assurance::Aal2
+        } else {
+            Assurance::Aal1
+        },
+        authenticated_at: system_time(session.authenticated_at.as_ref()),
     }
 }
 

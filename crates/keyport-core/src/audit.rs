@@ -57,6 +57,19 @@ pub enum AuditKind {
     EmailChanged,
     /// A code to set a first password was mailed.
     PasswordSetupRequested,
+    /// A first factor was passed by a user with a second factor: a sign-in
+    /// challenge was issued.
+    SignInChallenged,
+    /// A wrong, reused or malformed second factor was presented.
+    SecondFactorFailed,
+    /// An authenticator app was turned on.
+    TotpEnabled,
+    /// An authenticator app was turned off.
+    TotpDisabled,
+    /// A user replaced their backup codes.
+    BackupCodesRegenerated,
+    /// A session passed a second factor again.
+    SteppedUp,
 }
 
 impl AuditKind {
@@ -88,6 +101,12 @@ impl AuditKind {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::PasswordSetupRequested => "password_setup_requested",
+            Self::SignInChallenged => "sign_in_challenged",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::TotpEnabled => "totp_enabled",
+            Self::TotpDisabled => "totp_disabled",
+            Self::BackupCodesRegenerated => "backup_codes_regenerated",
+            Self::SteppedUp => "stepped_up",
         }
     }
 }

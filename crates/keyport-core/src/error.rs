@@ -108,6 +108,23 @@ pub enum Error {
     /// (a fresh session) first.
     #[error("sign in again to do this")]
     ReauthenticationRequired,
+    /// The sign-in challenge is malformed, unknown, used, expired or out
+    /// of answers: sign in again.
+    #[error("sign-in challenge invalid")]
+    SignInChallengeInvalid,
+    /// The second factor's answer is wrong, reused or malformed.
+    #[error("second factor invalid")]
+    SecondFactorInvalid,
+    /// A sensitive call from a user with a second factor needs a session
+    /// that passed it recently.
+    #[error("pass a second factor again to do this")]
+    StepUpRequired,
+    /// The authenticator app is already on.
+    #[error("second factor already enrolled")]
+    SecondFactorAlreadyEnrolled,
+    /// The call needs a second factor the user does not have on.
+    #[error("second factor not enrolled")]
+    SecondFactorNotEnrolled,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

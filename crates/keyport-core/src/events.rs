@@ -21,6 +21,9 @@ pub enum UserChange {
     Deleted,
     /// Several sessions of the user ended at once.
     SessionsRevoked,
+    /// A second factor was turned on or off, or a session of the user
+    /// changed its assurance level.
+    SecondFactor,
 }
 
 impl UserChange {
@@ -33,14 +36,23 @@ impl UserChange {
             Self::Banned => "banned",
             Self::Deleted => "deleted",
             Self::SessionsRevoked => "sessions_revoked",
+            Self::SecondFactor => "second_factor",
         }
     }
 
     /// Reads a name written by [`UserChange::as_str`].
     pub fn parse(name: &str) -> Option<Self> {
-        [Self::Profile, Self::Password, Self::Roles, Self::Banned, Self::Deleted, Self::SessionsRevoked]
-            .into_iter()
-            .find(|change| change.as_str() == name)
+        [
+            Self::Profile,
+            Self::Password,
+            Self::Roles,
+            Self::Banned,
+            Self::Deleted,
+            Self::SessionsRevoked,
+            Self::SecondFactor,
+        ]
+        .into_iter()
+        .find(|change| change.as_str() == name)
     }
 }
 
@@ -91,6 +103,7 @@ mod tests {
             UserChange::Banned,
             UserChange::Deleted,
             UserChange::SessionsRevoked,
+            UserChange::SecondFactor,
         ] {
             assert_eq!(UserChange::parse(change.as_str()), Some(change));
         }

@@ -23,6 +23,7 @@ mod hash_pool;
 pub mod mail;
 pub mod oauth;
 pub mod password;
+pub mod second_factor;
 pub mod session;
 pub mod store;
 pub mod throttle;

@@ -202,6 +202,8 @@ pub struct Callback {
 
 /// How a finished flow ended.
 #[derive(Debug)]
+// Made once per flow and moved once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum OAuthOutcome {
     /// Signed in, or signed up when `new_user`.
     SignedIn {
@@ -212,4 +214,7 @@ pub enum OAuthOutcome {
     },
     /// Linked to the user who started the flow.
     Linked(LinkedAccount),
+    /// The user has a second factor: the sign-in finishes with
+    /// [`crate::Accounts::complete_sign_in`].
+    Challenged(crate::accounts::IssuedChallenge),
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::{
     clock::Timestamp,
+    second_factor::Assurance,
     token::{SecretHash, SessionId},
     user::{User, UserId},
 };
@@ -58,6 +59,10 @@ pub struct Session {
     pub refreshed_at: Timestamp,
     /// Where the session was created from.
     pub client: ClientInfo,
+    /// How strongly the user proved who they are.
+    pub assurance: Assurance,
+    /// When the user last proved it: the sign-in, or a later step-up.
+    pub authenticated_at: Timestamp,
 }
 
 /// A new session as handed to its user.
@@ -141,6 +146,8 @@ mod tests {
             absolute_expires_at,
             refreshed_at: created,
             client: ClientInfo::default(),
+            assurance: Assurance::Aal1,
+            authenticated_at: created,
         }
     }
 

@@ -50,6 +50,8 @@ pub struct User {
     pub created_at: Timestamp,
     /// When the profile last changed.
     pub updated_at: Timestamp,
+    /// Whether a second factor is on: sign-ins answer a challenge.
+    pub two_factor_enabled: bool,
 }
 
 /// Validates a display name: trimmed, at most [`MAX_NAME_CHARS`], no control characters.

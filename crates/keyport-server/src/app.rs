@@ -45,6 +45,9 @@ pub enum StartError {
     /// The mail settings are incomplete or wrong.
     #[error("{0}")]
     Mail(#[from] crate::mail::MailConfigError),
+    /// The second-factor settings are unusable.
+    #[error("{0}")]
+    SecondFactors(#[from] crate::second_factors::SecondFactorsError),
     /// Building the reflection service failed.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -69,7 +72,9 @@ impl Keyport {
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;
         let counters = store.shared_counters();
-        let mut accounts = Accounts::new(Arc::new(store), clock, config.accounts())?
+        let mut accounts_config = config.accounts();
+        accounts_config.second_factors.keys = Some(config.second_factors.keys(sqlite_dir(&config).as_deref())?);
+        let mut accounts = Accounts::new(Arc::new(store), clock, accounts_config)?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
         if let Some(counters) = counters {
@@ -248,6 +253,22 @@ async fn open_store(config: &Config) -> Result<SeaStore, StartError> {
     }
     options.acquire_timeout = Duration::from_millis(config.database.acquire_timeout_ms);
     Ok(SeaStore::connect(&url, &options).await?)
+}
+
+/// The directory of the SQLite database file, where the second-factor key
+/// file goes when no key is configured; `None` on PostgreSQL, whose
+/// replicas must be given one shared key.
+fn sqlite_dir(config: &Config) -> Option<std::path::PathBuf> {
+    let url = config.effective_database_url();
+    if Backend::of_url(&url) != Some(Backend::Sqlite) {
+        return None;
+    }
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let file = std::path::Path::new(path.split('?').next().unwrap_or_default());
+    match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !path.starts_with(":memory:") => Some(dir.to_path_buf()),
+        _ => Some(config.data_dir.clone()),
+    }
 }
 
 /// Creates the data directory readable by its owner only: it holds password hashes.

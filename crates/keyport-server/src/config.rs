@@ -20,7 +20,7 @@ use keyport_core::{
 use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::mail::MailConfig;
+use crate::{mail::MailConfig, second_factors::SecondFactorsConfig};
 
 /// Everything `keyport serve` can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,6 +57,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Sign-up rules.
     pub sign_up: SignUpConfig,
+    /// Second factors: the key sealing TOTP secrets, freshness rules.
+    pub second_factors: SecondFactorsConfig,
 }
 
 /// Sign-up rules.
@@ -282,6 +284,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             mail: MailConfig::default(),
             sign_up: SignUpConfig::default(),
+            second_factors: SecondFactorsConfig::default(),
         }
     }
 }
@@ -381,6 +384,7 @@ const KEYS: &[&str] = &[
     "audit",
     "mail",
     "sign_up",
+    "second_factors",
 ];
 
 impl Config {
@@ -450,6 +454,7 @@ impl Config {
             validated_cache_ttl: Duration::from_millis(self.sessions.server_cache_ttl_ms),
             require_email_verification: self.sign_up.require_email_verification,
             sign_up_by_email: self.sign_up.by_email,
+            second_factors: self.second_factors.rules(),
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

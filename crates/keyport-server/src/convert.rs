@@ -2,8 +2,10 @@
 
 use keyport_core::{
     SessionGrant, Timestamp,
+    accounts::IssuedChallenge,
     events::{SessionEvent, UserChange},
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
+    second_factor::{Assurance, FactorKind},
     session::Session,
     user::User,
 };
@@ -27,6 +29,7 @@ pub(crate) fn user(user: &User) -> v1::User {
         roles: user.roles.clone(),
         created_at: Some(timestamp(user.created_at)),
         updated_at: Some(timestamp(user.updated_at)),
+        two_factor_enabled: user.two_factor_enabled,
     }
 }
 
@@ -41,6 +44,27 @@ pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
         ip_address: session.client.ip_address.clone().unwrap_or_default(),
         user_agent: session.client.user_agent.clone().unwrap_or_default(),
         current,
+        assurance_level: assurance(session.assurance).into(),
+        authenticated_at: Some(timestamp(session.authenticated_at)),
+    }
+}
+
+fn assurance(assurance: Assurance) -> v1::AssuranceLevel {
+    match assurance {
+        Assurance::Aal1 => v1::AssuranceLevel::Aal1,
+        Assurance::Aal2 => v1::AssuranceLevel::Aal2,
+    }
+}
+
+pub(crate) fn challenge(challenge: IssuedChallenge) -> v1::SignInChallenge {
+    let factor = |kind: FactorKind| match kind {
+        FactorKind::Totp => v1::SecondFactor::Totp,
+        FactorKind::BackupCode => v1::SecondFactor::BackupCode,
+    };
+    v1::SignInChallenge {
+        challenge: challenge.challenge,
+        factors: challenge.factors.into_iter().map(|kind| factor(kind).into()).collect(),
+        expires_at: Some(timestamp(challenge.expires_at)),
     }
 }
 
@@ -85,6 +109,7 @@ fn user_change(change: UserChange) -> v1::UserChange {
         UserChange::Banned => v1::UserChange::Banned,
         UserChange::Deleted => v1::UserChange::Deleted,
         UserChange::SessionsRevoked => v1::UserChange::SessionsRevoked,
+        UserChange::SecondFactor => v1::UserChange::SecondFactor,
     }
 }
 

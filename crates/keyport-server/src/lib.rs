@@ -16,6 +16,7 @@ pub mod mail;
 mod malformed;
 mod oversized;
 mod registry;
+pub mod second_factors;
 pub mod service;
 pub mod status;
 pub mod telemetry;

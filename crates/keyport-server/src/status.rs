@@ -41,6 +41,11 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::MailDisabled => ErrorReason::MailDisabled,
         Error::EmailNotVerified => ErrorReason::EmailNotVerified,
         Error::ReauthenticationRequired => ErrorReason::ReauthenticationRequired,
+        Error::SignInChallengeInvalid => ErrorReason::SignInChallengeInvalid,
+        Error::SecondFactorInvalid => ErrorReason::SecondFactorInvalid,
+        Error::StepUpRequired => ErrorReason::StepUpRequired,
+        Error::SecondFactorAlreadyEnrolled => ErrorReason::SecondFactorAlreadyEnrolled,
+        Error::SecondFactorNotEnrolled => ErrorReason::SecondFactorNotEnrolled,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -64,25 +69,28 @@ pub fn to_status(error: Error) -> Status {
         | Error::PasswordTooCommon
         | Error::PasswordContainsEmail => (Code::InvalidArgument, error.to_string()),
         Error::EmailTaken => (Code::AlreadyExists, error.to_string()),
-        Error::InvalidCredentials | Error::Unauthenticated | Error::SessionExpired => {
+        Error::InvalidCredentials | Error::Unauthenticated | Error::SessionExpired | Error::SecondFactorInvalid => {
             (Code::Unauthenticated, error.to_string())
         }
         Error::SessionNotFound => (Code::NotFound, error.to_string()),
         Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
-        Error::RedirectUriNotAllowed | Error::OAuthStateInvalid | Error::EmailTokenInvalid => {
-            (Code::InvalidArgument, error.to_string())
-        }
-        Error::MailDisabled | Error::EmailNotVerified | Error::ReauthenticationRequired => {
-            (Code::FailedPrecondition, error.to_string())
-        }
+        Error::RedirectUriNotAllowed
+        | Error::OAuthStateInvalid
+        | Error::EmailTokenInvalid
+        | Error::SignInChallengeInvalid => (Code::InvalidArgument, error.to_string()),
+        Error::MailDisabled
+        | Error::EmailNotVerified
+        | Error::ReauthenticationRequired
+        | Error::StepUpRequired
+        | Error::SecondFactorNotEnrolled => (Code::FailedPrecondition, error.to_string()),
         Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
             // The provider's detail helps operators, not callers.
             tracing::info!(%cause, reason = wire_name(reason), "OAuth sign-in refused");
             (Code::Unauthenticated, "the provider did not confirm the sign-in".to_owned())
         }
         Error::AccountLinkRefused | Error::LastSignInMethod => (Code::FailedPrecondition, error.to_string()),
-        Error::AlreadyLinked => (Code::AlreadyExists, error.to_string()),
+        Error::AlreadyLinked | Error::SecondFactorAlreadyEnrolled => (Code::AlreadyExists, error.to_string()),
         Error::RateLimited { retry_after } => {
             details.set_retry_info(Some(*retry_after));
             (Code::ResourceExhausted, "too many attempts, try again later".to_owned())

@@ -6,11 +6,11 @@
 //! comes from `keyport-migration` and is applied by [`SeaStore::migrate`].
 //!
 //! One module per area implements its trait on [`SeaStore`] (`users.rs`,
-//! `sessions.rs`, `oauth.rs`, `audit.rs`, `mail.rs`), and `counters.rs` holds
-//! the throttling counters replicas on PostgreSQL share ([`SharedCounters`]); what they share sits below them:
-//! `rows.rs` (row conversions and shared inserts), `write.rs` (write
-//! transactions), `db_error.rs` (error classification). No module imports
-//! an area module.
+//! `sessions.rs`, `oauth.rs`, `audit.rs`, `mail.rs`, `factors.rs`), and
+//! `counters.rs` holds the throttling counters replicas on PostgreSQL share
+//! ([`SharedCounters`]); what they share sits below them: `rows.rs` (row
+//! conversions and shared inserts), `write.rs` (write transactions),
+//! `db_error.rs` (error classification). No module imports an area module.
 
 mod audit;
 mod backend;
@@ -18,6 +18,7 @@ mod counters;
 mod db_error;
 pub mod entity;
 pub mod events;
+mod factors;
 mod mail;
 mod oauth;
 mod rows;

@@ -29,7 +29,7 @@ use crate::{
     db_error::classify,
     entity::{email_sign_in, email_token, mail_outbox, password, session, user},
     rows::{MAIL_PENDING, insert_audit, insert_email_token, insert_mail, parse_user_id, user_from_row},
-    write::{begin, delete_email_tokens, lock_user, notify},
+    write::{begin, delete_challenges, delete_email_tokens, lock_user, notify},
 };
 
 const MAIL_SENT: &str = "sent";
@@ -97,6 +97,7 @@ impl EmailTokenStore for SeaStore {
             Err(other) => return Err(other),
         }
         let ended = if end_sessions {
+            delete_challenges(&txn, user_id).await?;
             session::Entity::delete_many()
                 .filter(session::Column::UserId.eq(&id))
                 .exec(&txn)
@@ -193,6 +194,7 @@ impl EmailTokenStore for SeaStore {
             .await
             .map_err(classify)?
             .rows_affected;
+        delete_challenges(&txn, user_id).await?;
         delete_email_tokens(&txn, user_id, TokenPurpose::ResetPassword).await?;
         insert_mail(&txn, notice).await?;
         insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;

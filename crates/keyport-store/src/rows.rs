@@ -6,6 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     mail::{EmailToken, Mail},
+    second_factor::Assurance,
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
@@ -28,6 +29,7 @@ pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
         roles: decode_roles(&row.roles),
         created_at: Timestamp::from_unix_millis(row.created_at),
         updated_at: Timestamp::from_unix_millis(row.updated_at),
+        two_factor_enabled: row.two_factor_enabled,
     })
 }
 
@@ -40,6 +42,7 @@ pub(crate) fn user_to_row(user: &User) -> user::ActiveModel {
         roles: Set(encode_roles(&user.roles)),
         created_at: Set(user.created_at.unix_millis()),
         updated_at: Set(user.updated_at.unix_millis()),
+        two_factor_enabled: Set(user.two_factor_enabled),
     }
 }
 
@@ -58,6 +61,8 @@ pub(crate) fn session_from_row(row: session::Model) -> Result<Session, StoreErro
         absolute_expires_at: Timestamp::from_unix_millis(row.absolute_expires_at),
         refreshed_at: Timestamp::from_unix_millis(row.refreshed_at),
         client: ClientInfo { ip_address: row.ip_address, user_agent: row.user_agent },
+        assurance: Assurance::from_level(row.assurance_level),
+        authenticated_at: Timestamp::from_unix_millis(row.authenticated_at),
     })
 }
 
@@ -72,6 +77,8 @@ pub(crate) fn session_to_row(session: &Session) -> session::ActiveModel {
         refreshed_at: Set(session.refreshed_at.unix_millis()),
         ip_address: Set(session.client.ip_address.clone()),
         user_agent: Set(session.client.user_agent.clone()),
+        assurance_level: Set(session.assurance.level()),
+        authenticated_at: Set(session.authenticated_at.unix_millis()),
     }
 }
 

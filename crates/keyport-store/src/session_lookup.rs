@@ -10,7 +10,7 @@
 use keyport_core::{session::Session, store::StoreResult, token::SessionId, user::User};
 use sea_orm::{
     DatabaseConnection, DbErr, RuntimeErr,
-    sqlx::{self, PgPool, SqlitePool},
+    sqlx::{self, ColumnIndex, Decode, PgPool, Row, SqlitePool, Type},
 };
 
 use crate::{
@@ -20,21 +20,19 @@ use crate::{
     rows::{session_from_row, user_from_row},
 };
 
-/// A session joined with its user, columns in [`Row`] order, up to the
-/// placeholder of the session id (which differs by backend).
+/// A session joined with its user, columns in the order [`models`] reads
+/// them, up to the placeholder of the session id (which differs by backend).
 macro_rules! select_session {
     ($placeholder:literal) => {
         concat!(
             "SELECT s.user_id, s.secret_hash, s.created_at, s.expires_at, s.absolute_expires_at, s.refreshed_at, ",
-            "s.ip_address, s.user_agent, u.email, u.name, u.email_verified, u.roles, u.created_at, u.updated_at ",
+            "s.ip_address, s.user_agent, s.assurance_level, s.authenticated_at, ",
+            "u.email, u.name, u.email_verified, u.roles, u.created_at, u.updated_at, u.two_factor_enabled ",
             "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ",
             $placeholder
         )
     };
 }
-
-type Row =
-    (String, Vec<u8>, i64, i64, i64, i64, Option<String>, Option<String>, String, String, bool, String, i64, i64);
 
 /// Reads sessions with their users straight through the pool of the backend.
 #[derive(Debug, Clone)]
@@ -54,41 +52,60 @@ impl SessionLookup {
 
     /// The session with this id and its user.
     pub(crate) async fn find(&self, id: &SessionId) -> StoreResult<Option<(Session, User)>> {
-        let row = match self {
-            Self::Sqlite(pool) => {
-                sqlx::query_as::<_, Row>(select_session!("?1")).bind(id.as_str()).fetch_optional(pool).await
-            }
-            Self::Postgres(pool) => {
-                sqlx::query_as::<_, Row>(select_session!("$1")).bind(id.as_str()).fetch_optional(pool).await
-            }
+        let found = match self {
+            Self::Sqlite(pool) => sqlx::query(select_session!("?1"))
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await
+                .and_then(|row| row.map(|row| models(id, &row)).transpose()),
+            Self::Postgres(pool) => sqlx::query(select_session!("$1"))
+                .bind(id.as_str())
+                .fetch_optional(pool)
+                .await
+                .and_then(|row| row.map(|row| models(id, &row)).transpose()),
         };
-        let row = row.map_err(|e| classify(DbErr::Query(RuntimeErr::SqlxError(e.into()))))?;
-        row.map(|row| from_row(id, row)).transpose()
+        let found = found.map_err(|e| classify(DbErr::Query(RuntimeErr::SqlxError(e.into()))))?;
+        found.map(|(session, user)| Ok((session_from_row(session)?, user_from_row(user)?))).transpose()
     }
 }
 
 /// The row as the two entity models, so the one conversion of each
-/// (`rows.rs`) applies here too.
-fn from_row(id: &SessionId, row: Row) -> StoreResult<(Session, User)> {
+/// (`rows.rs`) applies here too. (Seventeen columns: more than sqlx's tuple
+/// rows take, hence by index.)
+fn models<'r, R>(id: &SessionId, row: &'r R) -> Result<(session::Model, user::Model), sqlx::Error>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    i16: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let user_id: String = row.try_get(0)?;
     let session = session::Model {
         id: id.as_str().to_owned(),
-        user_id: row.0.clone(),
-        secret_hash: row.1,
-        created_at: row.2,
-        expires_at: row.3,
-        absolute_expires_at: row.4,
-        refreshed_at: row.5,
-        ip_address: row.6,
-        user_agent: row.7,
+        user_id: user_id.clone(),
+        secret_hash: row.try_get(1)?,
+        created_at: row.try_get(2)?,
+        expires_at: row.try_get(3)?,
+        absolute_expires_at: row.try_get(4)?,
+        refreshed_at: row.try_get(5)?,
+        ip_address: row.try_get(6)?,
+        user_agent: row.try_get(7)?,
+        assurance_level: row.try_get(8)?,
+        authenticated_at: row.try_get(9)?,
     };
     let user = user::Model {
-        id: row.0,
-        email: row.8,
-        name: row.9,
-        email_verified: row.10,
-        roles: row.11,
-        created_at: row.12,
-        updated_at: row.13,
+        id: user_id,
+        email: row.try_get(10)?,
+        name: row.try_get(11)?,
+        email_verified: row.try_get(12)?,
+        roles: row.try_get(13)?,
+        created_at: row.try_get(14)?,
+        updated_at: row.try_get(15)?,
+        two_factor_enabled: row.try_get(16)?,
     };
-    Ok((session_from_row(session)?, user_from_row(user)?))
+    Ok((session, user))
 }

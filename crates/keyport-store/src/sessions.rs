@@ -11,14 +11,14 @@ use keyport_core::{
     user::{User, UserId},
 };
 use sea_orm::{
-    ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Condition, Expr},
 };
 
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{password, session, user},
+    entity::{password, session, sign_in_challenge, user},
     rows::{insert_audit, insert_session, session_from_row},
     write::{begin, delete_sessions_except, lock_user, notify},
 };
@@ -38,33 +38,8 @@ impl SessionStore for SeaStore {
         if !lock_user(&txn, session.user_id).await? {
             return Ok(false);
         }
-        if let SessionBasis::Password { verified_hash, rehash } = basis {
-            let owner = session.user_id.to_string();
-            let current = password::Entity::find_by_id(owner.clone()).all(&txn).await.map_err(classify)?.pop();
-            if current.is_none_or(|row| row.hash != verified_hash) {
-                return Ok(false);
-            }
-            if let Some(rehash) = rehash {
-                password::Entity::update_many()
-                    .col_expr(password::Column::Hash, Expr::value(rehash))
-                    .filter(password::Column::UserId.eq(owner))
-                    .exec(&txn)
-                    .await
-                    .map_err(classify)?;
-            }
-        }
-        if let SessionBasis::Mailbox { email } = basis {
-            let verified = user::Entity::update_many()
-                .col_expr(user::Column::EmailVerified, Expr::value(true))
-                .filter(user::Column::Id.eq(session.user_id.to_string()))
-                .filter(user::Column::Email.eq(email.as_str()))
-                .exec(&txn)
-                .await
-                .map_err(classify)?;
-            // The address changed meanwhile: the mailbox proves nothing now.
-            if verified.rows_affected == 0 {
-                return Ok(false);
-            }
+        if !holds(&txn, session.user_id, basis).await? {
+            return Ok(false);
         }
         insert_session(&txn, session).await?;
         insert_audit(&txn, audit).await?;
@@ -157,4 +132,52 @@ impl SessionStore for SeaStore {
             .map_err(classify)?;
         Ok(deleted.rows_affected)
     }
+}
+
+/// Whether what a new session (or sign-in challenge) is granted on still
+/// holds, inside the transaction that writes it; applies its side effects
+/// (a rehash, a verified address, a taken challenge).
+pub(crate) async fn holds(txn: &DatabaseTransaction, user_id: UserId, basis: SessionBasis<'_>) -> StoreResult<bool> {
+    if let SessionBasis::Password { verified_hash, rehash } = basis {
+        let owner = user_id.to_string();
+        let current = password::Entity::find_by_id(owner.clone()).all(txn).await.map_err(classify)?.pop();
+        if current.is_none_or(|row| row.hash != verified_hash) {
+            return Ok(false);
+        }
+        if let Some(rehash) = rehash {
+            password::Entity::update_many()
+                .col_expr(password::Column::Hash, Expr::value(rehash))
+                .filter(password::Column::UserId.eq(owner))
+                .exec(txn)
+                .await
+                .map_err(classify)?;
+        }
+    }
+    if let SessionBasis::Mailbox { email } = basis {
+        let verified = user::Entity::update_many()
+            .col_expr(user::Column::EmailVerified, Expr::value(true))
+            .filter(user::Column::Id.eq(user_id.to_string()))
+            .filter(user::Column::Email.eq(email.as_str()))
+            .exec(txn)
+            .await
+            .map_err(classify)?;
+        // The address changed meanwhile: the mailbox proves nothing now.
+        if verified.rows_affected == 0 {
+            return Ok(false);
+        }
+    }
+    if let SessionBasis::Challenge { hash } = basis {
+        // One statement takes the challenge: of racing completions, the
+        // one whose delete removed the row creates the session.
+        let taken = sign_in_challenge::Entity::delete_many()
+            .filter(sign_in_challenge::Column::Hash.eq(hash.to_vec()))
+            .filter(sign_in_challenge::Column::UserId.eq(user_id.to_string()))
+            .exec(txn)
+            .await
+            .map_err(classify)?;
+        if taken.rows_affected == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

@@ -1,6 +1,7 @@
 //! [`SeaStore`]: the SeaORM implementation of the storage contract, its
 //! connection pool and [`Store::ping`]. Each area's trait is implemented in
-//! the area's own module (`users.rs`, `sessions.rs`, `oauth.rs`, `audit.rs`).
+//! the area's own module (`users.rs`, `sessions.rs`, `oauth.rs`, `audit.rs`,
+//! `mail.rs`, `factors.rs`).
 
 use std::time::Duration;
 

@@ -17,9 +17,9 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{account, email_token, password, session, user},
+    entity::{account, backup_code, email_token, password, session, totp_factor, user},
     rows::{insert_audit, insert_email_token, insert_mail, insert_session, user_from_row, user_to_row},
-    write::{begin, delete_email_tokens, delete_sessions_except, lock_user, notify},
+    write::{begin, delete_challenges, delete_email_tokens, delete_sessions_except, lock_user, notify},
 };
 
 #[async_trait]
@@ -143,6 +143,7 @@ impl UserStore for SeaStore {
             .await
             .map_err(classify)?;
         let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        delete_challenges(&txn, user_id).await?;
         delete_email_tokens(&txn, user_id, TokenPurpose::ResetPassword).await?;
         if let Some(notice) = notice {
             insert_mail(&txn, notice).await?;
@@ -169,6 +170,17 @@ impl UserStore for SeaStore {
             .await
             .map_err(classify)?;
         password::Entity::delete_many().filter(password::Column::UserId.eq(&id)).exec(&txn).await.map_err(classify)?;
+        delete_challenges(&txn, user_id).await?;
+        backup_code::Entity::delete_many()
+            .filter(backup_code::Column::UserId.eq(&id))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        totp_factor::Entity::delete_many()
+            .filter(totp_factor::Column::UserId.eq(&id))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
         user::Entity::delete_many().filter(user::Column::Id.eq(&id)).exec(&txn).await.map_err(classify)?;
         insert_audit(&txn, audit).await?;
         notify(&txn, &self.origin, event).await?;

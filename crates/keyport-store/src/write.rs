@@ -15,7 +15,7 @@ use sea_orm::{
 
 use crate::{
     db_error::classify,
-    entity::{email_token, session, user},
+    entity::{email_token, session, sign_in_challenge, user},
     events::{CHANNEL, encode},
 };
 
@@ -77,6 +77,18 @@ pub(crate) async fn delete_email_tokens(
     email_token::Entity::delete_many()
         .filter(email_token::Column::UserId.eq(user_id.to_string()))
         .filter(email_token::Column::Purpose.eq(purpose.as_str()))
+        .exec(db)
+        .await
+        .map_err(classify)?;
+    Ok(())
+}
+
+/// Deletes a user's pending sign-in challenges: whatever ends all of their
+/// sessions (a password change or reset, deletion) voids a first factor
+/// passed before it too.
+pub(crate) async fn delete_challenges(db: &impl ConnectionTrait, user_id: UserId) -> StoreResult<()> {
+    sign_in_challenge::Entity::delete_many()
+        .filter(sign_in_challenge::Column::UserId.eq(user_id.to_string()))
         .exec(db)
         .await
         .map_err(classify)?;

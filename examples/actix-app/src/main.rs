@@ -19,7 +19,8 @@ use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
 use keyport_client::{EmailProof, web::Guard};
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, ResetPasswordForm, RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
+    LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
+    Site, factor_answer,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -80,6 +81,8 @@ fn app(
         .route("/sign-in/email/start", web::post().to(start_email_sign_in))
         .route("/sign-in/email", web::get().to(email_sign_in_page))
         .route("/sign-in/email", web::post().to(email_code))
+        .route("/sign-in/second-factor", web::get().to(second_factor_page))
+        .route("/sign-in/second-factor", web::post().to(second_factor))
         .route("/verify-email", web::get().to(verify_email))
         .route("/verify-email/send", web::post().to(request_email_verification))
         .route("/forgot-password", web::get().to(forgot_password_page))
@@ -214,6 +217,20 @@ async fn email_code(
 ) -> HttpResponse {
     let finished = auth.finish_email_sign_in(EmailProof::Code(&form.code)).await;
     respond(site.email_signed_in(user.as_deref(), finished))
+}
+
+async fn second_factor_page(site: web::Data<Site>, user: Option<Principal>) -> HttpResponse {
+    respond(site.second_factor_page(user.as_deref()))
+}
+
+async fn second_factor(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<SecondFactorForm>,
+) -> HttpResponse {
+    let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
+    respond(site.second_factor_completed(user.as_deref(), completed))
 }
 
 async fn request_email_verification(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {

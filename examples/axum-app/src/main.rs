@@ -22,7 +22,8 @@ use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
 use keyport_client::EmailProof;
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, ResetPasswordForm, RevokeForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site,
+    LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
+    Site, factor_answer,
 };
 use tokio::net::TcpListener;
 
@@ -63,6 +64,7 @@ fn app(site: Site) -> Router {
         .route(CALLBACK_PATH, get(oauth_callback))
         .route("/sign-in/email/start", post(start_email_sign_in))
         .route("/sign-in/email", get(email_sign_in_page).post(email_code))
+        .route("/sign-in/second-factor", get(second_factor_page).post(second_factor))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/send", post(request_email_verification))
         .route("/forgot-password", get(forgot_password_page).post(forgot_password))
@@ -227,6 +229,20 @@ async fn email_code(
 ) -> Response {
     let finished = auth.finish_email_sign_in(EmailProof::Code(&form.code)).await;
     respond(site.email_signed_in(user.as_deref(), finished))
+}
+
+async fn second_factor_page(State(site): State<Site>, user: Option<Principal>) -> Response {
+    respond(site.second_factor_page(user.as_deref()))
+}
+
+async fn second_factor(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<SecondFactorForm>,
+) -> Response {
+    let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
+    respond(site.second_factor_completed(user.as_deref(), completed))
 }
 
 async fn request_email_verification(State(site): State<Site>, user: Principal, auth: Auth) -> Response {

@@ -376,6 +376,21 @@ pub(crate) fn email_code(user: Option<&Principal>, error: Option<&str>) -> Strin
     page("Check your mail", user, &body)
 }
 
+/// The second step of a sign-in: the authenticator app's code or a backup code.
+pub(crate) fn second_factor(user: Option<&Principal>, error: Option<&str>) -> String {
+    let body = format!(
+        r#"{error}
+<p>Your account has two-step verification. Enter the six-digit code your authenticator app shows, or one of your backup codes.</p>
+<form method="post" action="/sign-in/second-factor">
+<label for="code">Code</label>
+<input id="code" name="code" type="text" autocomplete="one-time-code" required>
+<div><button type="submit">Continue</button></div>
+</form>"#,
+        error = message("error", error),
+    );
+    page("Two-step verification", user, &body)
+}
+
 /// A page saying something went well.
 pub(crate) fn done(user: Option<&Principal>, title: &str, text: &str) -> String {
     let body = format!(r#"{}<p><a href="/dashboard">Dashboard</a></p>"#, message("notice", Some(text)));

@@ -12,7 +12,8 @@
 //! `POST /sign-out`. Through the mailbox: `/forgot-password` and
 //! `/reset-password` (public), `GET /verify-email` (the link's page) and
 //! `POST /verify-email/send` (needs a session); signing in with a mailed
-//! code or link: `POST /sign-in/email/start`, then `/sign-in/email`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! code or link: `POST /sign-in/email/start`, then `/sign-in/email`. A user
+//! with a second factor continues at `/sign-in/second-factor`. Social sign-in: `POST /oauth/start/{provider}` sends the
 //! browser to the provider, which sends it back to `GET /oauth/callback`;
 //! `POST /oauth/link/{provider}` (needs a session) links a provider account
 //! the same way. The route rules in [`settings`] decide who may see what;
@@ -36,10 +37,14 @@ mod html;
 use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use keyport_client::{
-    CacheConfig, Error, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache, SessionSummary, SignedIn,
-    web::{AuthSettings, Guard, RouteRules, SignedUp, safe_return_path},
+    CacheConfig, Error, FactorAnswer, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache, SessionSummary,
+    SignedIn,
+    web::{AuthSettings, FirstFactor, Guard, RouteRules, SignedUp, safe_return_path},
 };
 use serde::Deserialize;
+
+/// Where a first factor goes when the user has a second one.
+const SECOND_FACTOR_PAGE: &str = "/sign-in/second-factor";
 
 /// Where a successful sign-in goes when no (valid) `return_to` was given.
 const AFTER_SIGN_IN: &str = "/dashboard";
@@ -240,6 +245,13 @@ pub struct EmailCodeForm {
     pub code: String,
 }
 
+/// `POST /sign-in/second-factor`'s form.
+#[derive(Debug, Deserialize)]
+pub struct SecondFactorForm {
+    /// The authenticator app's code, or a backup code.
+    pub code: String,
+}
+
 /// `POST /reset-password`'s form.
 #[derive(Debug, Deserialize)]
 pub struct ResetPasswordForm {
@@ -375,11 +387,14 @@ impl Site {
         &self,
         user: Option<&Principal>,
         form: &SignInForm,
-        signed_in: Result<(SignedIn, C), Error>,
+        signed_in: Result<(FirstFactor, C), Error>,
     ) -> Answer<C> {
         let return_to = form.return_to.as_deref().and_then(safe_return_path);
         match signed_in {
-            Ok((_, cookie)) => Answer::see_other(return_to.unwrap_or(AFTER_SIGN_IN)).with_cookies([cookie]),
+            Ok((FirstFactor::SignedIn(_), cookie)) => {
+                Answer::see_other(return_to.unwrap_or(AFTER_SIGN_IN)).with_cookies([cookie])
+            }
+            Ok((_, cookie)) => Answer::see_other(SECOND_FACTOR_PAGE).with_cookies([cookie]),
             Err(error) => {
                 let (status, message) = form_error(&error);
                 let providers = self.providers().await;
@@ -446,6 +461,7 @@ impl Site {
                 let location = match finished {
                     FinishedOAuth::SignedIn { new_user: true, .. } => format!("{AFTER_SIGN_IN}?welcome=1"),
                     FinishedOAuth::SignedIn { new_user: false, .. } => AFTER_SIGN_IN.to_owned(),
+                    FinishedOAuth::Challenge(_) => SECOND_FACTOR_PAGE.to_owned(),
                     FinishedOAuth::Linked { provider_id, .. } => linked_page(&provider_id),
                 };
                 Answer::see_other(location).with_cookies(cookies)
@@ -564,9 +580,12 @@ impl Site {
     pub fn email_signed_in<C>(
         &self,
         user: Option<&Principal>,
-        finished: Result<(SignedIn, bool, Vec<C>), Error>,
+        finished: Result<(FirstFactor, bool, Vec<C>), Error>,
     ) -> Answer<C> {
         match finished {
+            Ok((FirstFactor::SecondFactorRequired(_), _, cookies)) => {
+                Answer::see_other(SECOND_FACTOR_PAGE).with_cookies(cookies)
+            }
             Ok((_, new_user, cookies)) => {
                 let location = if new_user { format!("{AFTER_SIGN_IN}?welcome=1") } else { AFTER_SIGN_IN.to_owned() };
                 Answer::see_other(location).with_cookies(cookies)
@@ -577,6 +596,30 @@ impl Site {
                     user,
                     Some("That code or link does not work (wrong, used, expired, or from another browser)."),
                 ),
+            ),
+            Err(error) => link_refused(user, &error, "/sign-in", "sign in again"),
+        }
+    }
+
+    // ----- Second factors -----
+
+    /// `GET /sign-in/second-factor`: the code form of a sign-in's second step.
+    pub fn second_factor_page<C>(&self, user: Option<&Principal>) -> Answer<C> {
+        Answer::page(200, html::second_factor(user, None))
+    }
+
+    /// `POST /sign-in/second-factor`, once `Auth::complete_sign_in` (with
+    /// [`factor_answer`] of the form) answered `completed`.
+    pub fn second_factor_completed<C>(
+        &self,
+        user: Option<&Principal>,
+        completed: Result<(SignedIn, Vec<C>), Error>,
+    ) -> Answer<C> {
+        match completed {
+            Ok((_, cookies)) => Answer::see_other(AFTER_SIGN_IN).with_cookies(cookies),
+            Err(error) if *error.reason() == Reason::SecondFactorInvalid => Answer::page(
+                400,
+                html::second_factor(user, Some("That code does not work (wrong, already used, or expired).")),
             ),
             Err(error) => link_refused(user, &error, "/sign-in", "sign in again"),
         }
@@ -638,6 +681,17 @@ impl Site {
 }
 
 /// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
+/// The second factor a typed code is: six digits are the authenticator
+/// app's, anything else a backup code.
+pub fn factor_answer(code: &str) -> FactorAnswer<'_> {
+    let digits = code.trim();
+    if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        FactorAnswer::Totp(digits)
+    } else {
+        FactorAnswer::BackupCode(code)
+    }
+}
+
 fn linked_page(provider_id: &str) -> String {
     if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         format!("{AFTER_SIGN_IN}?linked={provider_id}")
@@ -709,6 +763,16 @@ fn link_refused<C>(user: Option<&Principal>, error: &Error, again: &str, how: &s
                 user,
                 "This link no longer works",
                 "It was used already, replaced by a newer one, or it expired.",
+                again,
+                how,
+            ),
+        ),
+        Reason::SignInChallengeInvalid => Answer::page(
+            400,
+            html::problem_with_link(
+                user,
+                "Sign in again",
+                "This sign-in took too long or had too many wrong codes.",
                 again,
                 how,
             ),

@@ -4,8 +4,17 @@ use std::{net::SocketAddr, thread};
 
 use actix_web::{App, HttpResponse, HttpServer, http::header::ContentType, rt::System, web};
 use keyport_actix::{Auth, KeyportMiddleware, Principal};
-use keyport_client::web::{Guard, safe_return_path};
+use keyport_client::{
+    FactorAnswer,
+    web::{FirstFactor, Guard, safe_return_path},
+};
 use tokio::sync::oneshot;
+
+/// The second step of a sign-in: the authenticator app's code.
+#[derive(Debug, serde::Deserialize)]
+struct CodeForm {
+    code: String,
+}
 
 #[derive(serde::Deserialize)]
 struct Credentials {
@@ -86,6 +95,9 @@ fn app(
         .route("/trpc/{rest:.*}", web::get().to(open))
         .route("/users/{id}", web::get().to(open))
         .route("/org/{org}/billing", web::get().to(open))
+        .route("/vault", web::get().to(open))
+        .route("/settings/fresh", web::get().to(open))
+        .route("/settings/stale", web::get().to(open))
         .route("/sign-in", web::get().to(|| async { "sign-in page" }))
         .route(
             "/session",
@@ -95,10 +107,32 @@ fn app(
                         let back = form.return_to.as_deref().and_then(safe_return_path).unwrap_or("/");
                         HttpResponse::SeeOther().append_header(cookie).append_header(("location", back)).finish()
                     }
-                    Ok((signed_in, cookie)) => HttpResponse::Ok()
+                    Ok((FirstFactor::SignedIn(signed_in), cookie)) => HttpResponse::Ok()
                         .content_type(ContentType::plaintext())
                         .append_header(cookie)
                         .body(format!("signed-in:{}", signed_in.principal.email)),
+                    Ok((_, cookie)) => HttpResponse::Ok()
+                        .content_type(ContentType::plaintext())
+                        .append_header(cookie)
+                        .body("second-factor"),
+                    Err(error) => HttpResponse::Unauthorized()
+                        .content_type(ContentType::plaintext())
+                        .body(format!("{:?}", error.reason())),
+                }
+            }),
+        )
+        .route(
+            "/session/second-factor",
+            web::post().to(|auth: Auth, form: web::Form<CodeForm>| async move {
+                match auth.complete_sign_in(FactorAnswer::Totp(&form.code)).await {
+                    Ok((signed_in, cookies)) => {
+                        let mut response = HttpResponse::Ok();
+                        response.content_type(ContentType::plaintext());
+                        for cookie in cookies {
+                            response.append_header(cookie);
+                        }
+                        response.body(format!("signed-in:{}", signed_in.principal.email))
+                    }
                     Err(error) => HttpResponse::Unauthorized()
                         .content_type(ContentType::plaintext())
                         .body(format!("{:?}", error.reason())),

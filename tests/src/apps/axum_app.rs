@@ -9,7 +9,10 @@ use axum::{
     routing::{get, post},
 };
 use keyport_axum::{Auth, KeyportLayer, Principal};
-use keyport_client::web::{Guard, safe_return_path};
+use keyport_client::{
+    FactorAnswer,
+    web::{FirstFactor, Guard, safe_return_path},
+};
 use tokio::net::TcpListener;
 
 #[derive(serde::Deserialize)]
@@ -19,6 +22,12 @@ struct Credentials {
     /// Where to go after signing in, validated against open redirects.
     #[serde(default)]
     return_to: Option<String>,
+}
+
+/// The second step of a sign-in: the authenticator app's code.
+#[derive(Debug, serde::Deserialize)]
+struct CodeForm {
+    code: String,
 }
 
 /// A handler that trusts the route rules to have refused anonymous callers.
@@ -47,6 +56,9 @@ pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
         .route("/trpc/{*rest}", get(open))
         .route("/users/{id}", get(open))
         .route("/org/{org}/billing", get(open))
+        .route("/vault", get(open))
+        .route("/settings/fresh", get(open))
+        .route("/settings/stale", get(open))
         .route("/sign-in", get(|| async { "sign-in page" }))
         .route(
             "/session",
@@ -57,8 +69,26 @@ pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
                         (StatusCode::SEE_OTHER, cookie, [(axum::http::header::LOCATION, back.to_owned())])
                             .into_response()
                     }
-                    Ok((signed_in, cookie)) => {
+                    Ok((FirstFactor::SignedIn(signed_in), cookie)) => {
                         (cookie, format!("signed-in:{}", signed_in.principal.email)).into_response()
+                    }
+                    Ok((_, cookie)) => (cookie, "second-factor").into_response(),
+                    Err(error) => (StatusCode::UNAUTHORIZED, format!("{:?}", error.reason())).into_response(),
+                }
+            }),
+        )
+        .route(
+            "/session/second-factor",
+            post(|auth: Auth, Form(form): Form<CodeForm>| async move {
+                match auth.complete_sign_in(FactorAnswer::Totp(&form.code)).await {
+                    Ok((signed_in, cookies)) => {
+                        let mut response = format!("signed-in:{}", signed_in.principal.email).into_response();
+                        for cookie in cookies {
+                            if let Ok(value) = axum::http::HeaderValue::from_str(&cookie.0) {
+                                response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+                            }
+                        }
+                        response
                     }
                     Err(error) => (StatusCode::UNAUTHORIZED, format!("{:?}", error.reason())).into_response(),
                 }

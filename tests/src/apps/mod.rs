@@ -17,6 +17,11 @@
 //! - `POST /session` (form `email`, `password`) → `signed-in:<email>` + cookie;
 //!   with a `return_to` field, a 303 to it if it is a safe local path, else to `/`
 //! - `POST /sign-out` → `signed-out` + cookie deletion
+//! - `POST /session/second-factor` (form `code`) → `signed-in:<email>` +
+//!   cookies: the second step of a sign-in that answered `second-factor`
+//! - `GET /vault` (needs AAL2) and `GET /settings/fresh` (a proof within 10
+//!   minutes), `GET /settings/stale` (within no time at all: always refused)
+//!   → `open:<email|anonymous>`
 //! - `GET /sign-in` → `sign-in page`
 //! - `GET /unguarded` → a route outside the layer that uses the extractor
 
@@ -33,6 +38,9 @@ pub fn rules() -> RouteRules {
         .protect("/(api|trpc)(.*)")
         .protect("/users/:id")
         .protect("/org/*/billing")
+        .require_aal2("/vault")
+        .require_fresh("/settings/fresh", std::time::Duration::from_secs(600))
+        .require_fresh("/settings/stale", std::time::Duration::ZERO)
 }
 
 /// The conformance app's settings.

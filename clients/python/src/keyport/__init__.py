@@ -4,9 +4,9 @@ The generated code for the API lives in :mod:`keyport.v1` (messages in the
 ``*_pb2`` modules, stubs in ``*_service_pb2_grpc``). This package adds a
 small hand-written layer:
 
-- :class:`KeyportClient`: a channel with the ``UserService`` and
-  ``SessionService`` stubs, a default deadline, TLS/mTLS, and a context
-  manager that closes it;
+- :class:`KeyportClient`: a channel with the ``UserService``,
+  ``SessionService`` and ``TwoFactorService`` stubs, a default deadline,
+  TLS/mTLS, and a context manager that closes it;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
   tells Keyport the end user's address and user agent;
@@ -57,8 +57,13 @@ from keyport.errors import (
     Reason,
     RedirectUriNotAllowed,
     ResourceExhausted,
+    SecondFactorAlreadyEnrolled,
+    SecondFactorInvalid,
+    SecondFactorNotEnrolled,
     SessionExpired,
     SessionNotFound,
+    SignInChallengeInvalid,
+    StepUpRequired,
     Unauthenticated,
     Unavailable,
     WeakPassword,
@@ -108,9 +113,14 @@ __all__ = [
     "Reason",
     "RedirectUriNotAllowed",
     "ResourceExhausted",
+    "SecondFactorAlreadyEnrolled",
+    "SecondFactorInvalid",
+    "SecondFactorNotEnrolled",
     "SessionExpired",
     "SessionNotFound",
     "SetCookie",
+    "SignInChallengeInvalid",
+    "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
     "WeakPassword",

@@ -1,8 +1,9 @@
 """Hand-written layer over the generated ``keyport.v1`` stubs.
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
-``UserService`` and ``SessionService`` stubs on it, with a default deadline
-and Keyport's errors raised as :class:`keyport.KeyportError` subclasses. The
+``UserService``, ``SessionService`` and ``TwoFactorService`` stubs on it,
+with a default deadline and Keyport's errors raised as
+:class:`keyport.KeyportError` subclasses. The
 helpers turn a session token into call metadata; the error readers live in
 :mod:`keyport.errors` and are re-exported here.
 """
@@ -16,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Type
 import grpc
 
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
-from keyport.v1 import session_service_pb2_grpc, user_service_pb2_grpc
+from keyport.v1 import session_service_pb2_grpc, two_factor_service_pb2_grpc, user_service_pb2_grpc
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -226,9 +227,10 @@ class _KeyportErrors(grpc.UnaryUnaryClientInterceptor):
 class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
-    Call the RPCs on :attr:`users` and :attr:`sessions` with request
-    messages from :mod:`keyport.v1.user_service_pb2` and
-    :mod:`keyport.v1.session_service_pb2`. A failed unary call that Keyport
+    Call the RPCs on :attr:`users`, :attr:`sessions` and :attr:`two_factor`
+    with request messages from :mod:`keyport.v1.user_service_pb2`,
+    :mod:`keyport.v1.session_service_pb2` and
+    :mod:`keyport.v1.two_factor_service_pb2`. A failed unary call that Keyport
     answered raises the :class:`keyport.KeyportError` subclass of its reason
     (``InvalidCredentials``, ``RateLimited``, ...), itself a
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
@@ -247,11 +249,15 @@ class KeyportClient:
             behave like :attr:`users` and :attr:`sessions`.
         users: Stub of ``keyport.v1.UserService``.
         sessions: Stub of ``keyport.v1.SessionService``.
+        two_factor: Stub of ``keyport.v1.TwoFactorService``: the signed-in
+            user's authenticator app (TOTP), backup codes, and ``StepUp``,
+            which a sensitive call answering ``STEP_UP_REQUIRED`` needs.
     """
 
     channel: grpc.Channel
     users: user_service_pb2_grpc.UserServiceStub
     sessions: session_service_pb2_grpc.SessionServiceStub
+    two_factor: two_factor_service_pb2_grpc.TwoFactorServiceStub
 
     def __init__(
         self,
@@ -315,6 +321,7 @@ class KeyportClient:
         self.channel = grpc.intercept_channel(self._raw_channel, *interceptors)
         self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
         self.sessions = session_service_pb2_grpc.SessionServiceStub(self.channel)
+        self.two_factor = two_factor_service_pb2_grpc.TwoFactorServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled. Idempotent."""

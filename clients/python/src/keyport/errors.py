@@ -48,8 +48,13 @@ __all__ = [
     "Reason",
     "RedirectUriNotAllowed",
     "ResourceExhausted",
+    "SecondFactorAlreadyEnrolled",
+    "SecondFactorInvalid",
+    "SecondFactorNotEnrolled",
     "SessionExpired",
     "SessionNotFound",
+    "SignInChallengeInvalid",
+    "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
     "WeakPassword",
@@ -135,6 +140,20 @@ class Reason(str, enum.Enum):
     #: A sensitive change from an account without a password needs a recent
     #: sign-in: sign in again and retry.
     REAUTHENTICATION_REQUIRED = "REAUTHENTICATION_REQUIRED"
+    #: ``CompleteSignIn`` with a challenge that is empty, malformed, unknown,
+    #: used, expired or out of answers: sign in again from the first factor.
+    SIGN_IN_CHALLENGE_INVALID = "SIGN_IN_CHALLENGE_INVALID"
+    #: A second factor's answer (TOTP or backup code) is wrong, reused or
+    #: malformed.
+    SECOND_FACTOR_INVALID = "SECOND_FACTOR_INVALID"
+    #: A sensitive call from a user with a second factor needs a fresh
+    #: ``AAL2`` session: pass a factor with ``StepUp`` and retry.
+    STEP_UP_REQUIRED = "STEP_UP_REQUIRED"
+    #: ``EnrollTotp`` for a user whose authenticator app is already on:
+    #: disable it first.
+    SECOND_FACTOR_ALREADY_ENROLLED = "SECOND_FACTOR_ALREADY_ENROLLED"
+    #: The call needs a second factor the user does not have on.
+    SECOND_FACTOR_NOT_ENROLLED = "SECOND_FACTOR_NOT_ENROLLED"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -527,6 +546,36 @@ class ReauthenticationRequired(KeyportError):
     """``REAUTHENTICATION_REQUIRED``: sign in again before this change."""
 
     REASON = Reason.REAUTHENTICATION_REQUIRED
+
+
+class SignInChallengeInvalid(KeyportError):
+    """``SIGN_IN_CHALLENGE_INVALID``: the challenge is unknown, used or expired; sign in again."""
+
+    REASON = Reason.SIGN_IN_CHALLENGE_INVALID
+
+
+class SecondFactorInvalid(KeyportError):
+    """``SECOND_FACTOR_INVALID``: the TOTP or backup code is wrong, reused or malformed."""
+
+    REASON = Reason.SECOND_FACTOR_INVALID
+
+
+class StepUpRequired(KeyportError):
+    """``STEP_UP_REQUIRED``: pass a second factor with ``StepUp`` and retry."""
+
+    REASON = Reason.STEP_UP_REQUIRED
+
+
+class SecondFactorAlreadyEnrolled(KeyportError):
+    """``SECOND_FACTOR_ALREADY_ENROLLED``: the authenticator app is already on."""
+
+    REASON = Reason.SECOND_FACTOR_ALREADY_ENROLLED
+
+
+class SecondFactorNotEnrolled(KeyportError):
+    """``SECOND_FACTOR_NOT_ENROLLED``: the user does not have this second factor on."""
+
+    REASON = Reason.SECOND_FACTOR_NOT_ENROLLED
 
 
 class EventsLost(KeyportError):

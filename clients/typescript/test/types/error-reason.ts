@@ -44,9 +44,12 @@ export function describe(err: unknown): string {
     case "REDIRECT_URI_NOT_ALLOWED":
     case "OAUTH_STATE_INVALID":
     case "EMAIL_TOKEN_INVALID":
+    case "SIGN_IN_CHALLENGE_INVALID":
+    case "SECOND_FACTOR_INVALID":
       return "bad input";
     case "EMAIL_TAKEN":
     case "ALREADY_LINKED":
+    case "SECOND_FACTOR_ALREADY_ENROLLED":
       return "exists";
     case "INVALID_CREDENTIALS":
     case "UNAUTHENTICATED":
@@ -65,6 +68,8 @@ export function describe(err: unknown): string {
     case "MAIL_DISABLED":
     case "EMAIL_NOT_VERIFIED":
     case "REAUTHENTICATION_REQUIRED":
+    case "STEP_UP_REQUIRED":
+    case "SECOND_FACTOR_NOT_ENROLLED":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":

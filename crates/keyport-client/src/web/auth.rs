@@ -2,9 +2,9 @@
 //! mailbox (verify, reset) steps a handler takes for one request, written
 //! once for every adapter.
 
-use super::guard::{Guard, RequestView, SignedUp};
+use super::guard::{FirstFactor, Guard, RequestView, SignedUp};
 use crate::{
-    client::{ClientInfo, EmailProof, FinishedOAuth, SignedIn},
+    client::{ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, SignedIn},
     error::Error,
     principal::SessionSummary,
 };
@@ -84,10 +84,21 @@ impl<C: From<String>> Auth<C> {
         Ok((finished, cookies.into_iter().map(C::from).collect()))
     }
 
-    /// Signs in; the returned header sets the session cookie.
-    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(SignedIn, C), Error> {
-        let (signed_in, cookie) = self.guard.sign_in(&self.client, self.token.as_deref(), email, password).await?;
-        Ok((signed_in, C::from(cookie)))
+    /// Signs in; the returned header sets the session cookie, or, when the
+    /// user has a second factor ([`FirstFactor::SecondFactorRequired`]), the
+    /// challenge's: send the browser to the page that asks for the code.
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<(FirstFactor, C), Error> {
+        let (first, cookie) = self.guard.sign_in(&self.client, self.token.as_deref(), email, password).await?;
+        Ok((first, C::from(cookie)))
+    }
+
+    /// Finishes a sign-in that asked for a second factor, with the
+    /// challenge cookie and the user's `answer`. Returns the session and the
+    /// headers to send (challenge deleted, session cookie set).
+    pub async fn complete_sign_in(&self, answer: FactorAnswer<'_>) -> Result<(SignedIn, Vec<C>), Error> {
+        let (signed_in, cookies) =
+            self.guard.complete_sign_in(&self.client, self.token.as_deref(), self.cookies.as_deref(), answer).await?;
+        Ok((signed_in, cookies.into_iter().map(C::from).collect()))
     }
 
     /// Creates an account and signs it in (the returned header sets the
@@ -107,9 +118,10 @@ impl<C: From<String>> Auth<C> {
     }
 
     /// Finishes an email sign-in with the mailed code or link token and the
-    /// browser's binding cookie. Returns the session, whether the account is
-    /// new, and the headers to send (binding deleted, session cookie set).
-    pub async fn finish_email_sign_in(&self, proof: EmailProof<'_>) -> Result<(SignedIn, bool, Vec<C>), Error> {
+    /// browser's binding cookie. Returns the session (or the second-factor
+    /// step), whether the account is new, and the headers to send (binding
+    /// deleted, session or challenge cookie set).
+    pub async fn finish_email_sign_in(&self, proof: EmailProof<'_>) -> Result<(FirstFactor, bool, Vec<C>), Error> {
         let (signed_in, new_user, cookies) = self
             .guard
             .finish_email_sign_in(&self.client, self.token.as_deref(), self.cookies.as_deref(), proof)

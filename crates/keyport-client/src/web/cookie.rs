@@ -86,6 +86,28 @@ impl CookieSettings {
         read_named(cookie_header, &self.email_binding_name())
     }
 
+    /// `Set-Cookie` value keeping a sign-in's second-factor challenge in
+    /// this browser until it expires (at most 10 minutes).
+    #[expect(clippy::disallowed_methods, reason = "Max-Age counts from now on the browser's wall clock")]
+    pub fn issue_challenge(&self, challenge: &str, expires_at: SystemTime) -> String {
+        let max_age = expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).as_secs().min(600);
+        format!("{}={challenge}; {}; Max-Age={max_age}", self.challenge_name(), self.binding_attributes())
+    }
+
+    /// `Set-Cookie` value that deletes the challenge cookie.
+    pub fn clear_challenge(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.challenge_name(), self.binding_attributes())
+    }
+
+    /// The challenge in a `Cookie` request header, if set.
+    pub fn read_challenge<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        read_named(cookie_header, &self.challenge_name())
+    }
+
+    fn challenge_name(&self) -> String {
+        self.binding_name("keyport_challenge")
+    }
+
     fn oauth_binding_name(&self) -> String {
         self.binding_name("keyport_oauth")
     }

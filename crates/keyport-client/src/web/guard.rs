@@ -13,7 +13,10 @@ use super::{
 };
 use crate::{
     cache::{SessionCache, session_id_of},
-    client::{ClientInfo, EmailProof, FinishedOAuth, OAuthCallback, SignInOutcome, SignUpOutcome, SignedIn},
+    client::{
+        ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, OAuthCallback, SecondFactorChallenge, SignInOutcome,
+        SignUpOutcome, SignedIn,
+    },
     error::{Error, Reason},
     principal::{Principal, SessionSummary},
 };
@@ -205,6 +208,10 @@ impl Guard {
                 record_principal(&span, &principal);
                 self.refuse(request, Refusal::Forbidden, set_cookies)
             }
+            (Access::Aal2 | Access::Fresh(_), Some(principal)) if !access.assurance_met(&principal, wall_clock()) => {
+                record_principal(&span, &principal);
+                self.refuse(request, Refusal::StepUpRequired, set_cookies)
+            }
             (_, Some(principal)) => {
                 record_principal(&span, &principal);
                 span.record("decision", "ALLOWED");
@@ -262,22 +269,64 @@ impl Guard {
         }
     }
 
-    /// Signs in through Keyport; returns the session and the `Set-Cookie`
-    /// value. The browser's `previous` session, if any, is ended: a new
-    /// sign-in must not leave an old session running unseen.
+    /// Signs in through Keyport; returns the outcome and the `Set-Cookie`
+    /// value: the session's cookie, or, when the user has a second factor,
+    /// the challenge's (finish with [`Guard::complete_sign_in`]). The
+    /// browser's `previous` session, if any, is ended once a session is
+    /// issued: a new sign-in must not leave an old session running unseen.
     pub async fn sign_in(
         &self,
         client: &ClientInfo,
         previous: Option<&str>,
         email: &str,
         password: &str,
-    ) -> Result<(SignedIn, String), Error> {
-        // Exhaustive within this crate: a new outcome must be handled here.
-        let SignInOutcome::Session(signed_in) =
-            self.keyport("sign in")?.client().sign_in(email, password, client).await?;
+    ) -> Result<(FirstFactor, String), Error> {
+        let outcome = self.keyport("sign in")?.client().sign_in(email, password, client).await?;
+        self.first_factor(client, previous, outcome).await
+    }
+
+    /// Finishes a sign-in that answered a challenge, with the challenge in
+    /// the browser's `cookie_header` and the user's `answer`. Returns the
+    /// session and the `Set-Cookie` values: the challenge deleted and the
+    /// session's cookie (the browser's `previous` session is ended).
+    pub async fn complete_sign_in(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        cookie_header: Option<&str>,
+        answer: FactorAnswer<'_>,
+    ) -> Result<(SignedIn, Vec<String>), Error> {
+        let cookie = &self.inner.settings.cookie;
+        let challenge = cookie_header.and_then(|header| cookie.read_challenge(header)).unwrap_or_default();
+        let signed_in =
+            self.keyport("complete a sign-in")?.client().complete_sign_in(challenge, answer, client).await?;
         self.end_previous(client, previous, &signed_in.token).await;
-        let cookie = self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at);
-        Ok((signed_in, cookie))
+        let cookies = vec![cookie.clear_challenge(), cookie.issue(&signed_in.token, signed_in.principal.expires_at)];
+        Ok((signed_in, cookies))
+    }
+
+    /// The cookie for a first factor's outcome; ends `previous` on a session.
+    async fn first_factor(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        outcome: SignInOutcome,
+    ) -> Result<(FirstFactor, String), Error> {
+        let cookie = &self.inner.settings.cookie;
+        match outcome {
+            SignInOutcome::Session(signed_in) => {
+                self.end_previous(client, previous, &signed_in.token).await;
+                let set = cookie.issue(&signed_in.token, signed_in.principal.expires_at);
+                Ok((FirstFactor::SignedIn(signed_in), set))
+            }
+            SignInOutcome::Challenge(challenge) => {
+                let set = cookie.issue_challenge(&challenge.challenge, challenge.expires_at);
+                Ok((FirstFactor::SecondFactorRequired(challenge), set))
+            }
+            // Exhaustive in spirit: an unknown step never signs anyone in.
+            #[allow(unreachable_patterns)]
+            _ => Err(Status::failed_precondition("sign-in needs a step this version does not know").into()),
+        }
     }
 
     /// Signs up through Keyport: the session and the `Set-Cookie` value,
@@ -391,24 +440,23 @@ impl Guard {
     }
 
     /// Finishes an email sign-in with `proof` and the binding in the
-    /// browser's `cookie_header`. Returns the session, whether the account
-    /// is new, and the `Set-Cookie` values to send: the binding deleted and
-    /// the session's cookie (the browser's `previous` session is ended).
+    /// browser's `cookie_header`. Returns the session (or, when the user has a
+    /// second factor, the challenge), whether the account is new, and the
+    /// `Set-Cookie` values to send: the binding deleted and the session's
+    /// (or challenge's) cookie; the browser's `previous` session is ended.
     pub async fn finish_email_sign_in(
         &self,
         client: &ClientInfo,
         previous: Option<&str>,
         cookie_header: Option<&str>,
         proof: EmailProof<'_>,
-    ) -> Result<(SignedIn, bool, Vec<String>), Error> {
+    ) -> Result<(FirstFactor, bool, Vec<String>), Error> {
         let cookie = &self.inner.settings.cookie;
         let binding = cookie_header.and_then(|header| cookie.read_email_binding(header)).unwrap_or_default();
-        let (signed_in, new_user) =
+        let (outcome, new_user) =
             self.keyport("finish an email sign-in")?.client().finish_email_sign_in(binding, proof, client).await?;
-        self.end_previous(client, previous, &signed_in.token).await;
-        let cookies =
-            vec![cookie.clear_email_binding(), cookie.issue(&signed_in.token, signed_in.principal.expires_at)];
-        Ok((signed_in, new_user, cookies))
+        let (first, set) = self.first_factor(client, previous, outcome).await?;
+        Ok((first, new_user, vec![cookie.clear_email_binding(), set]))
     }
 
     /// Mails a new verification link to `email`, if an unverified account
@@ -487,9 +535,15 @@ impl Guard {
         }
         let mut cookies = vec![self.inner.settings.cookie.clear_oauth_binding()];
         let finished = self.keyport("finish a social sign-in")?.client().finish_oauth(&callback, client).await?;
-        if let FinishedOAuth::SignedIn { signed_in, .. } = &finished {
-            self.end_previous(client, previous, &signed_in.token).await;
-            cookies.push(self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
+        match &finished {
+            FinishedOAuth::SignedIn { signed_in, .. } => {
+                self.end_previous(client, previous, &signed_in.token).await;
+                cookies.push(self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
+            }
+            FinishedOAuth::Challenge(challenge) => {
+                cookies.push(self.inner.settings.cookie.issue_challenge(&challenge.challenge, challenge.expires_at));
+            }
+            FinishedOAuth::Linked { .. } => {}
         }
         Ok((finished, cookies))
     }
@@ -578,7 +632,12 @@ impl Guard {
         let mut reply =
             settings.refusal_page.as_ref().and_then(|page| page.reply(&context)).unwrap_or_else(|| {
                 match (refusal, browser, &settings.forbidden_path) {
-                    (Refusal::Unauthenticated { .. }, true, _) => Reply::see_other(self.sign_in_location(request)),
+                    (Refusal::Unauthenticated { .. }, true, _) => {
+                        Reply::see_other(self.return_location(&settings.sign_in_path, request))
+                    }
+                    (Refusal::StepUpRequired, true, _) => {
+                        Reply::see_other(self.return_location(&settings.step_up_path, request))
+                    }
                     (Refusal::Forbidden, true, Some(path)) => Reply::see_other(path.clone()),
                     (_, true, _) => default_page(refusal),
                     (_, false, _) => default_json(refusal),
@@ -591,12 +650,12 @@ impl Guard {
         Outcome::Respond(reply)
     }
 
-    /// The sign-in page, with the page to come back to (a form post cannot
-    /// be replayed by a redirect back, so it just signs in).
-    fn sign_in_location(&self, request: &impl RequestView) -> String {
+    /// `page` (sign-in or step-up), with the page to come back to (a form
+    /// post cannot be replayed by a redirect back, so it just goes there).
+    fn return_location(&self, page: &str, request: &impl RequestView) -> String {
         let settings = &self.inner.settings;
         if !matches!(request.method(), "GET" | "HEAD") {
-            return settings.sign_in_path.clone();
+            return page.to_owned();
         }
         let mut back = request.path().to_owned();
         if let Some(query) = request.query() {
@@ -604,8 +663,15 @@ impl Guard {
             back.push_str(query);
         }
         let back = percent_encoding::utf8_percent_encode(&back, percent_encoding::NON_ALPHANUMERIC);
-        format!("{}?{}={back}", settings.sign_in_path, settings.return_param)
+        format!("{page}?{}={back}", settings.return_param)
     }
+}
+
+/// The wall-clock time: a session's `authenticated_at` is the server's
+/// wall-clock time, so freshness is judged on the same scale.
+#[expect(clippy::disallowed_methods, reason = "freshness compares against the server's wall-clock timestamps")]
+fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
 }
 
 fn record_principal(span: &tracing::Span, principal: &Principal) {
@@ -646,6 +712,18 @@ fn is_preflight(request: &impl RequestView) -> bool {
 fn bearer(request: &impl RequestView) -> Option<&str> {
     let (scheme, token) = request.header("authorization")?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// How a first factor (password, mailbox, provider) ended in a web app.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum FirstFactor {
+    /// Signed in; the accompanying cookie is the session's.
+    SignedIn(SignedIn),
+    /// The user has a second factor; the accompanying cookie keeps the
+    /// challenge. Send the browser to a page that asks for the code and
+    /// calls [`Guard::complete_sign_in`].
+    SecondFactorRequired(SecondFactorChallenge),
 }
 
 /// How a sign-up through the web layer ended. `C` is the adapter's

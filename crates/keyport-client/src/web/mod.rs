@@ -17,7 +17,7 @@ mod rules;
 
 pub use auth::Auth;
 pub use cookie::{CookieSettings, SameSite};
-pub use guard::{Guard, Outcome, Reply, RequestView, SignedUp};
+pub use guard::{FirstFactor, Guard, Outcome, Reply, RequestView, SignedUp};
 pub use redirect::safe_return_path;
 pub use reply::{Refusal, RefusalContext, RefusalPage};
 pub use rules::{Access, PatternError, RouteRules};
@@ -38,6 +38,9 @@ pub struct AuthSettings {
     /// Where browsers lacking a route's role are sent; `None` shows a plain
     /// 403 page [default: `None`].
     pub forbidden_path: Option<String>,
+    /// Where browsers lacking a route's second factor or recent proof are
+    /// sent, with the page to return to [default: `/sign-in/step-up`].
+    pub step_up_path: String,
     /// Origins allowed to send cookie-authenticated unsafe requests
     /// (`https://app.example.com`). Empty: the request's own `Host` only.
     pub allowed_origins: Vec<String>,
@@ -62,6 +65,7 @@ impl Default for AuthSettings {
             sign_in_path: "/sign-in".into(),
             return_param: "return_to".into(),
             forbidden_path: None,
+            step_up_path: "/sign-in/step-up".into(),
             allowed_origins: Vec::new(),
             trust_forwarded_for: false,
             public_wait: Duration::from_millis(250),

@@ -20,6 +20,12 @@ pub enum Refusal {
     CrossSite,
     /// Keyport did not answer in time on a route that needs a session.
     Unavailable,
+    /// A session without the second factor or the recent proof the route
+    /// needs ([`RouteRules::require_aal2`], [`RouteRules::require_fresh`]).
+    ///
+    /// [`RouteRules::require_aal2`]: super::RouteRules::require_aal2
+    /// [`RouteRules::require_fresh`]: super::RouteRules::require_fresh
+    StepUpRequired,
 }
 
 impl Refusal {
@@ -30,6 +36,7 @@ impl Refusal {
             Self::Forbidden => "FORBIDDEN",
             Self::CrossSite => "CSRF_REJECTED",
             Self::Unavailable => "AUTH_UNAVAILABLE",
+            Self::StepUpRequired => "STEP_UP_REQUIRED",
         }
     }
 }
@@ -103,6 +110,7 @@ pub(crate) fn default_page(refusal: Refusal) -> Reply {
         Refusal::CrossSite => (403, "Forbidden", "This request came from another site and was refused."),
         Refusal::Unavailable => (503, "Unavailable", "Signing in is unavailable right now. Try again in a moment."),
         Refusal::Unauthenticated { .. } => (401, "Sign in", "Sign in to see this page."),
+        Refusal::StepUpRequired => (403, "Verify it is you", "This page needs a recent two-step verification."),
     };
     let reason = refusal.reason();
     let page =
@@ -121,11 +129,18 @@ pub(crate) fn default_json(refusal: Refusal) -> Reply {
         Refusal::Forbidden => "missing role",
         Refusal::CrossSite => "cross-origin request refused",
         Refusal::Unavailable => "authentication is unavailable",
+        Refusal::StepUpRequired => "pass a second factor again",
     };
     let status = match refusal {
         Refusal::Unauthenticated { .. } => 401,
         Refusal::Forbidden | Refusal::CrossSite => 403,
         Refusal::Unavailable => 503,
+        Refusal::StepUpRequired => 401,
     };
-    Reply::json(status, refusal.reason(), message)
+    let mut reply = Reply::json(status, refusal.reason(), message);
+    if refusal == Refusal::StepUpRequired {
+        // RFC 9470: the token is valid but its authentication is not enough.
+        reply.headers.push(("www-authenticate", r#"Bearer error="insufficient_user_authentication""#.into()));
+    }
+    reply
 }

@@ -1,8 +1,11 @@
 //! Route rules, in the spirit of Clerk's `createRouteMatcher`: patterns
 //! mapped to what a request needs; first match wins; unmatched is public.
 
+use std::time::{Duration, SystemTime};
+
 pub use super::pattern::PatternError;
 use super::pattern::{NormalPath, Pattern, normalise};
+use crate::principal::{Assurance, Principal};
 
 /// What a route needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +16,29 @@ pub enum Access {
     Authenticated,
     /// A valid session of a user with this role.
     Role(String),
+    /// A session that passed a second factor ([`Assurance::Aal2`]). A user
+    /// without one is refused too: the step-up page offers to set one up.
+    Aal2,
+    /// A session whose user proved who they are within this long (the
+    /// sign-in, or a step-up): with a second factor, an AAL2 session, as
+    /// Keyport's own sensitive calls require.
+    Fresh(Duration),
+}
+
+impl Access {
+    /// Whether `principal` has the assurance this access needs, judged at
+    /// `now` (wall-clock time: `authenticated_at` is the server's).
+    pub fn assurance_met(&self, principal: &Principal, now: SystemTime) -> bool {
+        match self {
+            Self::Aal2 => principal.assurance == Assurance::Aal2,
+            Self::Fresh(max_age) => {
+                let age = now.duration_since(principal.authenticated_at).unwrap_or(Duration::ZERO);
+                let factor_passed = !principal.two_factor_enabled || principal.assurance == Assurance::Aal2;
+                factor_passed && age <= *max_age
+            }
+            Self::Public | Self::Authenticated | Self::Role(_) => true,
+        }
+    }
 }
 
 /// Ordered `(pattern, access)` pairs. The pattern syntax is in
@@ -51,6 +77,27 @@ impl RouteRules {
     /// If `pattern` is not valid or `role` is empty.
     pub fn require_role(self, pattern: &str, role: impl Into<String>) -> Self {
         self.add(pattern, Access::Role(role.into()))
+    }
+
+    /// Requires a session that passed a second factor on `pattern`; others
+    /// are refused with `STEP_UP_REQUIRED` (browsers go to the step-up page).
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid.
+    pub fn require_aal2(self, pattern: &str) -> Self {
+        self.add(pattern, Access::Aal2)
+    }
+
+    /// Requires, on `pattern`, that the user proved who they are within
+    /// `max_age` (and, with a second factor, passed it): for pages that
+    /// change credentials or money. Others get `STEP_UP_REQUIRED`.
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid.
+    pub fn require_fresh(self, pattern: &str, max_age: Duration) -> Self {
+        self.add(pattern, Access::Fresh(max_age))
     }
 
     /// Leaves `pattern` public even inside a protected prefix (put it first).
@@ -140,6 +187,32 @@ mod tests {
             assert_eq!(rules.access_for(path), &Access::Role("admin".into()), "{path}");
         }
         assert_eq!(rules.access_for("/files/a.txt"), &Access::Public);
+    }
+
+    #[test]
+    fn assurance_rules_need_a_second_factor_and_a_recent_proof() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let principal = |two_factor_enabled, assurance, age_secs| Principal {
+            two_factor_enabled,
+            assurance,
+            authenticated_at: now - Duration::from_secs(age_secs),
+            ..Principal::for_tests("ann@example.com", &[])
+        };
+        let fresh = Access::Fresh(Duration::from_secs(600));
+        for (what, principal, aal2, recent) in [
+            ("no factor, just signed in", principal(false, Assurance::Aal1, 0), false, true),
+            ("no factor, an hour ago", principal(false, Assurance::Aal1, 3600), false, false),
+            ("factor not passed", principal(true, Assurance::Aal1, 0), false, false),
+            ("factor passed now", principal(true, Assurance::Aal2, 0), true, true),
+            ("factor passed an hour ago", principal(true, Assurance::Aal2, 3600), true, false),
+        ] {
+            assert_eq!(Access::Aal2.assurance_met(&principal, now), aal2, "{what}: aal2");
+            assert_eq!(fresh.assurance_met(&principal, now), recent, "{what}: fresh");
+            assert!(Access::Authenticated.assurance_met(&principal, now), "{what}");
+        }
+        let rules = RouteRules::new().require_aal2("/vault/**").require_fresh("/settings/*", Duration::from_secs(60));
+        assert_eq!(rules.access_for("/vault/a"), &Access::Aal2);
+        assert_eq!(rules.access_for("/settings/password"), &Access::Fresh(Duration::from_secs(60)));
     }
 
     #[test]

@@ -105,11 +105,14 @@ impl Accounts {
 
     /// Proof of who the caller is, for a sensitive change: the password of a
     /// password account (counted like a sign-in), else a fresh session.
+    /// A user with a second factor also needs a session that passed it
+    /// recently.
     pub(super) async fn reauthenticate(&self, caller: &Principal, password: &str, client: &ClientInfo) -> Result<()> {
+        self.require_step_up(caller)?;
         if self.user_store().find_password_hash(caller.user.id).await?.is_some() {
             return self.confirm_password(caller, "password", password, client).await;
         }
-        let age = self.clock.now().duration_since(caller.session.created_at);
+        let age = self.clock.now().duration_since(caller.session.authenticated_at);
         if age > FRESH_SESSION {
             return Err(Error::ReauthenticationRequired);
         }

@@ -11,6 +11,7 @@
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use super::Accounts;
+use super::SignedIn;
 use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Timestamp,
@@ -41,11 +42,12 @@ pub struct StartedEmailSignIn {
     pub expires_at: Timestamp,
 }
 
-/// A finished email sign-in.
+/// A finished email sign-in: a session, or a challenge when the user has a
+/// second factor.
 #[derive(Debug)]
 pub struct EmailSignedIn {
-    /// The new session.
-    pub grant: SessionGrant,
+    /// The new session, or the challenge.
+    pub signed_in: SignedIn,
     /// Whether this sign-in created the account (`[sign_up] by_email`).
     pub new_user: bool,
 }
@@ -129,6 +131,10 @@ impl Accounts {
     }
 
     async fn mailbox_session(&self, user: User, email: &Email, client: &ClientInfo) -> Result<EmailSignedIn> {
+        let basis = SessionBasis::Mailbox { email };
+        if let Some(challenge) = self.challenge_for(&user, "email", basis, Error::EmailTokenInvalid, client).await? {
+            return Ok(EmailSignedIn { signed_in: SignedIn::Challenge(challenge), new_user: false });
+        }
         let (token, session) = self.new_session(&user, client)?;
         let audit =
             AuditEvent::new(AuditKind::EmailSignIn, session.created_at, client).user(user.id).session(&session.id);
@@ -137,7 +143,8 @@ impl Accounts {
             return Err(Error::EmailTokenInvalid);
         }
         let user = User { email_verified: true, ..user };
-        Ok(EmailSignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: false })
+        let grant = SessionGrant { token: token.expose(), session, user };
+        Ok(EmailSignedIn { signed_in: SignedIn::Session(grant), new_user: false })
     }
 
     async fn mailbox_sign_up(&self, email: Email, client: &ClientInfo) -> Result<EmailSignedIn> {
@@ -150,12 +157,14 @@ impl Accounts {
             roles: vec![DEFAULT_ROLE.to_owned()],
             created_at: now,
             updated_at: now,
+            two_factor_enabled: false,
         };
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::EmailSignUp, now, client).user(user.id).session(&session.id);
         match self.user_store().create_mailbox_user(&user, &session, &audit).await {
             Ok(()) => {
-                Ok(EmailSignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: true })
+                let grant = SessionGrant { token: token.expose(), session, user };
+                Ok(EmailSignedIn { signed_in: SignedIn::Session(grant), new_user: true })
             }
             // Someone signed up with the address meanwhile: this mail proves
             // the mailbox of that account too.

@@ -72,6 +72,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<()> {
         self.ensure_no_password(caller).await?;
+        self.require_step_up(caller)?;
         let password = self.config.passwords.new_password("new_password", new_password, &caller.user.email)?;
         let attempt = self.reserve_attempt(caller.user.email.as_str(), Some(caller), client).await?;
         let hash = setup_hash(caller, code);

@@ -1,7 +1,8 @@
 //! The use cases, by area: sign-up and a user's own account
 //! (`users.rs`), sign-in and sessions (`sessions.rs`), sign-in with a
 //! provider and linked accounts (`oauth.rs`), and the flows through the
-//! user's mailbox (`mail.rs`, and signing in through it: `email_sign_in.rs`).
+//! user's mailbox (`mail.rs`, and signing in through it: `email_sign_in.rs`),
+//! second factors (`factors.rs`) and signing in past them (`challenge.rs`).
 //!
 //! [`Accounts`] ties the rules of this crate to a [`Store`] and a [`Clock`].
 //! The gRPC layer calls it and only translates types. Use cases reach
@@ -20,10 +21,11 @@ use crate::{
     mail::{MAX_RESET_PASSWORD_TTL, MAX_SIGN_IN_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
+    second_factor::{Assurance, FactorSettings},
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{
-        AuditStore, CounterStore, EmailSignInStore, EmailTokenStore, Expired, MailStore, OAuthStore, SessionStore,
-        Store, UserStore,
+        AuditStore, CounterStore, EmailSignInStore, EmailTokenStore, Expired, FactorStore, MailStore, OAuthStore,
+        SessionStore, Store, UserStore,
     },
     throttle::{
         Throttle,
@@ -35,8 +37,10 @@ use crate::{
     validated_cache::ValidatedCache,
 };
 
+mod challenge;
 mod email_change;
 mod email_sign_in;
+mod factors;
 mod first_password;
 mod mail;
 mod oauth;
@@ -44,7 +48,9 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
+pub use factors::{FactorSummary, TotpEnrollment};
 mod users;
 
 /// Tunable rules of [`Accounts`].
@@ -77,6 +83,8 @@ pub struct AccountsConfig {
     pub require_email_verification: bool,
     /// An email sign-in for an address without an account creates one.
     pub sign_up_by_email: bool,
+    /// Second factors: freshness, challenge lifetime, sealing keys.
+    pub second_factors: FactorSettings,
 }
 
 impl Default for AccountsConfig {
@@ -94,6 +102,7 @@ impl Default for AccountsConfig {
             audit_retention: Duration::from_secs(90 * 24 * 3600),
             require_email_verification: false,
             sign_up_by_email: false,
+            second_factors: FactorSettings::default(),
         }
     }
 }
@@ -220,6 +229,7 @@ impl Accounts {
             oauth_flows: self.oauth_store().delete_expired_oauth_flows(now).await?,
             email_tokens: self.email_token_store().delete_expired_email_tokens(now).await?,
             email_sign_ins: self.email_sign_in_store().delete_expired_email_sign_ins(now).await?,
+            challenges: self.factor_store().delete_expired_challenges(now).await?,
             mails: self.mail_store().delete_mail_before(audit_before).await?,
             counters: self.throttle.sweep().await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
@@ -268,6 +278,10 @@ impl Accounts {
         self.store.as_ref()
     }
 
+    fn factor_store(&self) -> &dyn FactorStore {
+        self.store.as_ref()
+    }
+
     /// Reserves a password attempt against the limits. A refusal is audited
     /// only at its milestones (1st, 10th, 100th, ... of the window), so a
     /// flood of refused attempts costs a handful of rows, not one each.
@@ -296,6 +310,15 @@ impl Accounts {
     }
 
     fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {
+        self.new_session_at(user, client, Assurance::Aal1)
+    }
+
+    fn new_session_at(
+        &self,
+        user: &User,
+        client: &ClientInfo,
+        assurance: Assurance,
+    ) -> Result<(SessionToken, Session)> {
         let token = SessionToken::generate()?;
         let now = self.clock.now();
         let (expires_at, absolute_expires_at) = self.config.sessions.expiries_from(now);
@@ -308,6 +331,8 @@ impl Accounts {
             absolute_expires_at,
             refreshed_at: now,
             client: client.clone(),
+            assurance,
+            authenticated_at: now,
         };
         Ok((token, session))
     }

@@ -194,6 +194,7 @@ impl Accounts {
             roles: vec![DEFAULT_ROLE.to_owned()],
             created_at: now,
             updated_at: now,
+            two_factor_enabled: false,
         };
         let account = LinkedAccount {
             provider_id: provider_id.to_owned(),
@@ -218,6 +219,12 @@ impl Accounts {
 
     /// A new session for a returning user.
     async fn external_session(&self, user: User, provider_id: &str, client: &ClientInfo) -> Result<OAuthOutcome> {
+        let first_factor = format!("oauth:{provider_id}");
+        if let Some(challenge) =
+            self.challenge_for(&user, &first_factor, SessionBasis::User, Error::Unauthenticated, client).await?
+        {
+            return Ok(OAuthOutcome::Challenged(challenge));
+        }
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::OAuthSignIn, self.clock.now(), client)
             .user(user.id)

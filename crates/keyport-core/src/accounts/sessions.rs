@@ -1,6 +1,6 @@
 //! Sign-in and sessions: validate, list, revoke, sign out.
 
-use super::{Accounts, user_changed};
+use super::{Accounts, SignedIn, user_changed};
 use crate::{
     audit::{AuditEvent, AuditKind},
     email::Email,
@@ -16,7 +16,8 @@ use crate::{
 impl Accounts {
     /// Signs in with email and password. Unknown email and wrong password are
     /// indistinguishable: same error, same work.
-    pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SessionGrant> {
+    /// A user with a second factor gets a challenge instead of a session.
+    pub async fn sign_in(&self, email: &str, password: &str, client: &ClientInfo) -> Result<SignedIn> {
         self.admit(PublicAction::SignIn, client).await?;
         let email = Email::parse("email", email)?;
         let password = self.config.passwords.presented_password("password", password)?;
@@ -50,16 +51,22 @@ impl Accounts {
             self.audit_store().record_audit(&audit).await?;
             return Err(Error::EmailNotVerified);
         }
+        let basis = SessionBasis::Password { verified_hash: &verified_hash, rehash: rehash.as_deref() };
+        // The password changed meanwhile: refused as for a session.
+        if let Some(challenge) = self.challenge_for(&user, "password", basis, Error::InvalidCredentials, client).await?
+        {
+            self.throttle.refund(attempt).await;
+            return Ok(SignedIn::Challenge(challenge));
+        }
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id);
-        let basis = SessionBasis::Password { verified_hash: &verified_hash, rehash: rehash.as_deref() };
         // The password changed (or the user went) while it was being
         // verified: the old password no longer signs in.
         if !self.session_store().create_session(&session, basis, &audit).await? {
             return Err(Error::InvalidCredentials);
         }
         self.throttle.refund(attempt).await;
-        Ok(SessionGrant { token: token.expose(), session, user })
+        Ok(SignedIn::Session(SessionGrant { token: token.expose(), session, user }))
     }
 
     /// Validates a session token, sliding its expiry when due.

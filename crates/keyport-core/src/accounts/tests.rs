@@ -22,9 +22,12 @@ use crate::{
         ProviderInfo, ProviderKind, StartedFlow,
     },
     password::HashParams,
+    second_factor::{FactorKey, FactorKeys, FactorSettings},
     session::{ClientInfo, SessionPolicy},
     store::memory::MemoryStore,
 };
+
+mod factors;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -83,6 +86,10 @@ fn kit() -> Result<Kit, Error> {
         hashing: HashParams { memory_kib: 64, iterations: 1, parallelism: 1 },
         validated_cache_ttl: Duration::ZERO,
         oauth: OAuthConfig { redirect_uris: vec![REDIRECT_URI.into()], ..OAuthConfig::default() },
+        second_factors: FactorSettings {
+            keys: Some(FactorKeys::new(FactorKey::from_bytes(&[7; 32]).map_err(Error::Internal)?, Vec::new())),
+            ..FactorSettings::default()
+        },
         ..AccountsConfig::default()
     };
     let provider = FakeProvider {
@@ -134,7 +141,8 @@ async fn signs_up_then_signs_in() -> TestResult {
     assert_eq!(caller.user, signed_up.user);
     assert_eq!(caller.user.roles, ["user"]);
 
-    let signed_in = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
+    let signed_in =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
     assert_eq!(signed_in.user.id, signed_up.user.id);
     assert_ne!(signed_in.session.id, signed_up.session.id);
     let sessions = kit.accounts.list_sessions(&caller).await?;
@@ -150,7 +158,8 @@ async fn an_email_signs_up_once() -> TestResult {
     let again =
         kit.accounts.sign_up("ann@example.com", "another passphrase", "Other Ann", &kit.client).await.map(|_| ());
     assert!(matches!(again, Err(Error::EmailTaken)), "{again:?}");
-    let first = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
+    let first =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
     assert_eq!(first.user.name, "Ann", "the first account is untouched");
     Ok(())
 }
@@ -207,8 +216,10 @@ async fn use_does_not_outlive_the_absolute_lifetime() -> TestResult {
 async fn revoked_sessions_end_at_once() -> TestResult {
     let kit = kit()?;
     let first = sign_up(&kit, "ann@example.com", PASSWORD, "Ann").await?;
-    let second = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
-    let third = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
+    let second =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
+    let third =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
     let bob = sign_up(&kit, "bob@example.com", PASSWORD, "Bob").await?;
     let caller = kit.accounts.authenticate(&first.token).await?;
 
@@ -232,7 +243,8 @@ async fn revoked_sessions_end_at_once() -> TestResult {
 async fn a_password_change_ends_the_other_sessions() -> TestResult {
     let kit = kit()?;
     let first = sign_up(&kit, "ann@example.com", PASSWORD, "Ann").await?;
-    let other = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
+    let other =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
     let caller = kit.accounts.authenticate(&first.token).await?;
     let refused = kit.accounts.change_password(&caller, "not the password", "new passphrase", &kit.client).await;
     assert!(matches!(refused, Err(Error::InvalidCredentials)), "{refused:?}");
@@ -242,7 +254,7 @@ async fn a_password_change_ends_the_other_sessions() -> TestResult {
     kit.accounts.authenticate(&first.token).await?;
     let old = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await;
     assert!(matches!(old, Err(Error::InvalidCredentials)), "{old:?}");
-    kit.accounts.sign_in("ann@example.com", "new passphrase", &kit.client).await?;
+    kit.accounts.sign_in("ann@example.com", "new passphrase", &kit.client).await?.into_grant().ok_or("challenged")?;
     Ok(())
 }
 
@@ -250,7 +262,8 @@ async fn a_password_change_ends_the_other_sessions() -> TestResult {
 async fn deleting_a_user_deletes_their_sessions_password_and_linked_accounts() -> TestResult {
     let kit = kit()?;
     let grant = sign_up(&kit, "ann@example.com", PASSWORD, "Ann").await?;
-    let other = kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?;
+    let other =
+        kit.accounts.sign_in("ann@example.com", PASSWORD, &kit.client).await?.into_grant().ok_or("challenged")?;
     let caller = kit.accounts.authenticate(&grant.token).await?;
     let flow = kit.accounts.start_oauth("idp", REDIRECT_URI, Some(&caller), &kit.client).await?;
     let linked = kit.accounts.finish_oauth(&kit.callback(&flow), &kit.client).await?;

@@ -37,6 +37,7 @@ impl Accounts {
             roles: vec![DEFAULT_ROLE.to_owned()],
             created_at: now,
             updated_at: now,
+            two_factor_enabled: false,
         };
         if self.config.require_email_verification {
             return self.sign_up_unverified(user, &password_hash, client).await;
@@ -99,6 +100,7 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<u64> {
         let new = self.config.passwords.new_password("new_password", new, &caller.user.email)?;
+        self.require_step_up(caller)?;
         self.confirm_password(caller, "current_password", current, client).await?;
         let new_hash = self.hasher.hash(new).await?;
         let now = self.clock.now();
@@ -125,6 +127,7 @@ impl Accounts {
 
     /// Deletes the caller's account after checking their password.
     pub async fn delete_current_user(&self, caller: &Principal, password: &str, client: &ClientInfo) -> Result<()> {
+        self.require_step_up(caller)?;
         self.confirm_password(caller, "password", password, client).await?;
         let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
             .user(caller.user.id)

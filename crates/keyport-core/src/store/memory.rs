@@ -19,8 +19,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, MailStore, OAuthStore, SessionBasis,
-    SessionStore, Store, StoreError, StoreResult, UnlinkOutcome, UserStore,
+    AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore, OAuthStore,
+    SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -29,6 +29,7 @@ use crate::{
     events::SessionEvent,
     mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     oauth::{LinkedAccount, OAuthFlow},
+    second_factor::{Assurance, SealedSecret, SignInChallenge, TotpStep},
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -52,6 +53,10 @@ struct Tables {
     flows: HashMap<[u8; 32], OAuthFlow>,
     email_tokens: HashMap<[u8; 32], EmailToken>,
     email_sign_ins: HashMap<[u8; 32], EmailSignIn>,
+    totp: HashMap<UserId, TotpFactor>,
+    /// Backup code hashes by user; a used one is gone.
+    backup_codes: HashMap<UserId, Vec<[u8; 32]>>,
+    challenges: HashMap<[u8; 32], SignInChallenge>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -153,6 +158,38 @@ impl Tables {
         let token = token.clone();
         let current = self.users.get(&token.user_id).is_some_and(|user| user.email == token.email);
         current.then(|| self.email_tokens.remove(hash)).flatten()
+    }
+
+    /// Whether what a session or challenge of `user_id` is granted on still
+    /// holds; applies its side effects, as the SQL store's transaction does.
+    fn holds(&mut self, user_id: UserId, basis: SessionBasis<'_>) -> bool {
+        if !self.users.contains_key(&user_id) {
+            return false;
+        }
+        match basis {
+            SessionBasis::User => true,
+            SessionBasis::Mailbox { email } => match self.users.get_mut(&user_id) {
+                Some(user) if user.email == *email => {
+                    user.email_verified = true;
+                    true
+                }
+                _ => false,
+            },
+            SessionBasis::Challenge { hash } => {
+                let owned = self.challenges.get(hash).is_some_and(|challenge| challenge.user_id == user_id);
+                owned && self.challenges.remove(hash).is_some()
+            }
+            SessionBasis::Password { verified_hash, rehash } => {
+                let Some(current) = self.passwords.get_mut(&user_id) else { return false };
+                if current != verified_hash {
+                    return false;
+                }
+                if let Some(rehash) = rehash {
+                    rehash.clone_into(current);
+                }
+                true
+            }
+        }
     }
 
     fn delete_sessions_except(&mut self, user_id: UserId, keep: &SessionId) -> u64 {
@@ -271,6 +308,7 @@ impl UserStore for MemoryStore {
             password_hash.clone_into(hash);
         }
         let deleted = tables.delete_sessions_except(user_id, keep);
+        tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.delete_tokens_of(user_id, TokenPurpose::ResetPassword);
         if let Some(notice) = notice {
             tables.queue(notice);
@@ -288,6 +326,9 @@ impl UserStore for MemoryStore {
         tables.sessions.retain(|_, session| session.user_id != user_id);
         tables.accounts.retain(|account| account.user_id != user_id);
         tables.email_tokens.retain(|_, token| token.user_id != user_id);
+        tables.totp.remove(&user_id);
+        tables.backup_codes.remove(&user_id);
+        tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.audit.push(audit.clone());
         Ok(())
     }
@@ -363,6 +404,7 @@ impl EmailTokenStore for MemoryStore {
         let before = tables.sessions.len();
         tables.sessions.retain(|_, session| session.user_id != user_id);
         let ended = count(before - tables.sessions.len());
+        tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.delete_tokens_of(user_id, TokenPurpose::ResetPassword);
         tables.queue(notice);
         tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
@@ -398,6 +440,7 @@ impl EmailTokenStore for MemoryStore {
             let before = tables.sessions.len();
             tables.sessions.retain(|_, session| session.user_id != user_id);
             ended = count(before - tables.sessions.len());
+            tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         }
         tables.audit.push(audit.clone());
         Ok(EmailChange::Changed { user, ended })
@@ -540,24 +583,9 @@ impl SessionStore for MemoryStore {
         audit: &AuditEvent,
     ) -> StoreResult<bool> {
         let mut tables = self.tables()?;
-        if !tables.users.contains_key(&session.user_id) {
-            return Ok(false);
-        }
         tables.ensure_session_free(session)?;
-        if let SessionBasis::Mailbox { email } = basis {
-            match tables.users.get_mut(&session.user_id) {
-                Some(user) if user.email == *email => user.email_verified = true,
-                _ => return Ok(false),
-            }
-        }
-        if let SessionBasis::Password { verified_hash, rehash } = basis {
-            let Some(current) = tables.passwords.get_mut(&session.user_id) else { return Ok(false) };
-            if current != verified_hash {
-                return Ok(false);
-            }
-            if let Some(rehash) = rehash {
-                rehash.clone_into(current);
-            }
+        if !tables.holds(session.user_id, basis) {
+            return Ok(false);
         }
         tables.sessions.insert(session.id.clone(), session.clone());
         tables.audit.push(audit.clone());
@@ -630,6 +658,173 @@ impl SessionStore for MemoryStore {
         let before = tables.sessions.len();
         tables.sessions.retain(|_, session| session.expires_at > now && session.absolute_expires_at > now);
         Ok(count(before - tables.sessions.len()))
+    }
+}
+
+#[async_trait]
+impl FactorStore for MemoryStore {
+    async fn put_pending_totp(&self, user_id: UserId, sealed: &SealedSecret, now: Timestamp) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&user_id) {
+            return Err(StoreError::NotFound);
+        }
+        if tables.totp.get(&user_id).is_some_and(|totp| totp.enabled_at.is_some()) {
+            return Ok(false);
+        }
+        let pending = TotpFactor { sealed: sealed.clone(), created_at: now, enabled_at: None, last_used_step: None };
+        tables.totp.insert(user_id, pending);
+        Ok(true)
+    }
+
+    async fn find_totp(&self, user_id: UserId) -> StoreResult<Option<TotpFactor>> {
+        Ok(self.tables()?.totp.get(&user_id).cloned())
+    }
+
+    async fn enable_totp(
+        &self,
+        user_id: UserId,
+        enrolled_at: Timestamp,
+        step: TotpStep,
+        backup_codes: &[[u8; 32]],
+        session: &SessionId,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        let pending = tables.totp.get(&user_id).is_some_and(|t| t.enabled_at.is_none() && t.created_at == enrolled_at);
+        if !pending || !tables.users.contains_key(&user_id) {
+            return Ok(None);
+        }
+        if let Some(totp) = tables.totp.get_mut(&user_id) {
+            totp.enabled_at = Some(now);
+            totp.last_used_step = Some(step);
+        }
+        tables.backup_codes.insert(user_id, backup_codes.to_vec());
+        if let Some(user) = tables.users.get_mut(&user_id) {
+            user.two_factor_enabled = true;
+        }
+        if let Some(current) = tables.sessions.get_mut(session) {
+            current.assurance = Assurance::Aal2;
+            current.authenticated_at = now;
+        }
+        let ended = tables.delete_sessions_except(user_id, session);
+        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        Ok(Some(ended))
+    }
+
+    async fn disable_totp(
+        &self,
+        user_id: UserId,
+        session: &SessionId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        if tables.totp.get(&user_id).is_none_or(|totp| totp.enabled_at.is_none()) {
+            return Ok(None);
+        }
+        tables.totp.remove(&user_id);
+        tables.backup_codes.remove(&user_id);
+        if let Some(user) = tables.users.get_mut(&user_id) {
+            user.two_factor_enabled = false;
+        }
+        if let Some(current) = tables.sessions.get_mut(session) {
+            current.assurance = Assurance::Aal1;
+        }
+        let ended = tables.delete_sessions_except(user_id, session);
+        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        Ok(Some(ended))
+    }
+
+    async fn use_totp_step(&self, user_id: UserId, step: TotpStep) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(totp) = tables.totp.get_mut(&user_id).filter(|totp| totp.enabled_at.is_some()) else {
+            return Ok(false);
+        };
+        if totp.last_used_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        totp.last_used_step = Some(step);
+        Ok(true)
+    }
+
+    async fn use_backup_code(&self, user_id: UserId, hash: &[u8; 32], _now: Timestamp) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(codes) = tables.backup_codes.get_mut(&user_id) else { return Ok(false) };
+        let before = codes.len();
+        codes.retain(|code| code != hash);
+        Ok(codes.len() < before)
+    }
+
+    async fn count_backup_codes(&self, user_id: UserId) -> StoreResult<u32> {
+        let tables = self.tables()?;
+        Ok(tables.backup_codes.get(&user_id).map_or(0, |codes| u32::try_from(codes.len()).unwrap_or(u32::MAX)))
+    }
+
+    async fn replace_backup_codes(
+        &self,
+        user_id: UserId,
+        hashes: &[[u8; 32]],
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if tables.totp.get(&user_id).is_none_or(|totp| totp.enabled_at.is_none()) {
+            return Ok(false);
+        }
+        tables.backup_codes.insert(user_id, hashes.to_vec());
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn step_up_session(
+        &self,
+        user_id: UserId,
+        session: &SessionId,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(current) = tables.sessions.get_mut(session).filter(|s| s.user_id == user_id) else {
+            return Ok(false);
+        };
+        current.assurance = Assurance::Aal2;
+        current.authenticated_at = now;
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn create_challenge(&self, challenge: &SignInChallenge, basis: SessionBasis<'_>) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if !tables.holds(challenge.user_id, basis) {
+            return Ok(false);
+        }
+        tables.challenges.insert(challenge.hash, challenge.clone());
+        Ok(true)
+    }
+
+    async fn reserve_challenge_answer(
+        &self,
+        hash: &[u8; 32],
+        max_answers: u32,
+        now: Timestamp,
+    ) -> StoreResult<Option<(SignInChallenge, User)>> {
+        let mut tables = self.tables()?;
+        let Some(challenge) = tables.challenges.get_mut(hash) else { return Ok(None) };
+        if challenge.expires_at <= now || challenge.attempts >= max_answers {
+            return Ok(None);
+        }
+        challenge.attempts += 1;
+        let challenge = challenge.clone();
+        Ok(tables.users.get(&challenge.user_id).map(|user| (challenge, user.clone())))
+    }
+
+    async fn delete_expired_challenges(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.challenges.len();
+        tables.challenges.retain(|_, challenge| challenge.expires_at > now);
+        Ok(count(before - tables.challenges.len()))
     }
 }
 

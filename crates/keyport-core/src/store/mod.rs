@@ -8,6 +8,7 @@
 //! | OAuth | [`OAuthStore`] | started OAuth flows and linked accounts |
 //! | audit | [`AuditStore`] | the audit trail |
 //! | mail | [`EmailTokenStore`], [`EmailSignInStore`], [`MailStore`] | one-time email tokens, started email sign-ins, the outbox |
+//! | second factors | [`FactorStore`] | authenticator apps, backup codes, sign-in challenges |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -31,6 +32,7 @@ use async_trait::async_trait;
 
 mod audit;
 mod counters;
+mod factors;
 mod mail;
 pub mod memory;
 mod oauth;
@@ -39,6 +41,7 @@ mod users;
 
 pub use audit::AuditStore;
 pub use counters::CounterStore;
+pub use factors::{FactorStore, TotpFactor};
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use sessions::{SessionBasis, SessionStore};
@@ -78,7 +81,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every area's storage in one: what [`crate::Accounts`] runs on.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + EmailSignInStore + MailStore
+    UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + EmailSignInStore + MailStore + FactorStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -100,6 +103,9 @@ pub struct Expired {
     /// Sent and failed mails past the retention period
     /// ([`MailStore::delete_mail_before`]).
     pub mails: u64,
+    /// Sign-in challenges past theirs
+    /// ([`FactorStore::delete_expired_challenges`]).
+    pub challenges: u64,
     /// Throttling counters with nothing left to limit
     /// ([`CounterStore::delete_idle_counters`]).
     pub counters: u64,

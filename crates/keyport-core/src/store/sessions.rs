@@ -79,6 +79,13 @@ pub enum SessionBasis<'a> {
     },
     /// Proof from elsewhere (an identity provider): the user must still exist.
     User,
+    /// A passed second factor: the sign-in challenge with this hash must
+    /// still exist, and is deleted with the session's insert, so of racing
+    /// completions one creates a session.
+    Challenge {
+        /// SHA-256 of the challenge.
+        hash: &'a [u8; 32],
+    },
     /// Proof of the mailbox (an email sign-in): the user must still have
     /// this address, which from then on counts as verified.
     Mailbox {

@@ -3,18 +3,21 @@
 
 mod oauth;
 mod session;
+mod two_factor;
 mod user;
 mod watch_events;
 
 use keyport_core::{Accounts, Principal};
 use keyport_proto::v1::{
     o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
-    user_service_server::UserServiceServer,
+    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
-pub use self::{oauth::OAuthApi, session::SessionApi, user::UserApi, watch_events::EventStream};
+pub use self::{
+    oauth::OAuthApi, session::SessionApi, two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
+};
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
 
 /// Every API service Keyport serves, each refusing requests over
@@ -24,6 +27,7 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
         .with(UserServiceServer::new(UserApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(OAuthServiceServer::new(OAuthApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(TwoFactorServiceServer::new(TwoFactorApi(shared.clone())).max_decoding_message_size(max_message_bytes))
 }
 
 /// What every service needs: the use cases and how to read callers.

@@ -67,6 +67,10 @@ impl OAuthService for OAuthApi {
                 outcome: Some(v1::finish_o_auth_response::Outcome::Session(convert::grant(grant))),
                 new_user,
             },
+            OAuthOutcome::Challenged(challenge) => v1::FinishOAuthResponse {
+                outcome: Some(v1::finish_o_auth_response::Outcome::Challenge(convert::challenge(challenge))),
+                new_user: false,
+            },
             OAuthOutcome::Linked(account) => v1::FinishOAuthResponse {
                 outcome: Some(v1::finish_o_auth_response::Outcome::Linked(convert::linked_account(&account))),
                 new_user: false,

@@ -1,6 +1,6 @@
 //! `keyport.v1.SessionService`.
 
-use keyport_core::mail::sign_in::SignInProof;
+use keyport_core::{accounts::SignedIn, mail::sign_in::SignInProof, second_factor::FactorAnswer};
 use keyport_proto::v1::{self, session_service_server::SessionService};
 use tonic::{Request, Response, Status};
 
@@ -33,9 +33,32 @@ impl SessionService for SessionApi {
     async fn sign_in(&self, request: Request<v1::SignInRequest>) -> Result<Response<v1::SignInResponse>, Status> {
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
-        let grant = self.0.accounts.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
-        Ok(Response::new(v1::SignInResponse {
-            outcome: Some(v1::sign_in_response::Outcome::Session(convert::grant(grant))),
+        use v1::sign_in_response::Outcome;
+        let signed_in = self.0.accounts.sign_in(&body.email, &body.password, &client).await.map_err(to_status)?;
+        let outcome = match signed_in {
+            SignedIn::Session(grant) => Outcome::Session(convert::grant(grant)),
+            SignedIn::Challenge(challenge) => Outcome::Challenge(convert::challenge(challenge)),
+        };
+        Ok(Response::new(v1::SignInResponse { outcome: Some(outcome) }))
+    }
+
+    async fn complete_sign_in(
+        &self,
+        request: Request<v1::CompleteSignInRequest>,
+    ) -> Result<Response<v1::CompleteSignInResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        use v1::complete_sign_in_request::Answer;
+        let answer = match &body.answer {
+            Some(Answer::TotpCode(code)) => FactorAnswer::Totp(code),
+            Some(Answer::BackupCode(code)) => FactorAnswer::BackupCode(code),
+            // Nothing to check: a wrong answer, counted like one.
+            None => FactorAnswer::Totp(""),
+        };
+        let completed = self.0.accounts.complete_sign_in(&body.challenge, answer, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::CompleteSignInResponse {
+            session: Some(convert::grant(completed.grant)),
+            backup_codes_left: completed.backup_codes_left,
         }))
     }
 
@@ -65,11 +88,19 @@ impl SessionService for SessionApi {
             None => return Err(to_status(keyport_core::Error::EmailTokenInvalid)),
         };
         let signed_in = self.0.accounts.finish_email_sign_in(&body.binding, proof, &client).await.map_err(to_status)?;
-        Ok(Response::new(v1::FinishEmailSignInResponse {
-            user: Some(convert::user(&signed_in.grant.user)),
-            session: Some(convert::grant(signed_in.grant)),
-            new_user: signed_in.new_user,
-        }))
+        let response = match signed_in.signed_in {
+            SignedIn::Session(grant) => v1::FinishEmailSignInResponse {
+                user: Some(convert::user(&grant.user)),
+                session: Some(convert::grant(grant)),
+                new_user: signed_in.new_user,
+                challenge: None,
+            },
+            SignedIn::Challenge(challenge) => v1::FinishEmailSignInResponse {
+                challenge: Some(convert::challenge(challenge)),
+                ..v1::FinishEmailSignInResponse::default()
+            },
+        };
+        Ok(Response::new(response))
     }
 
     async fn get_session(

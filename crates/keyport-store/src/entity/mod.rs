@@ -3,10 +3,13 @@
 
 pub mod account;
 pub mod audit_event;
+pub mod backup_code;
 pub mod email_sign_in;
 pub mod email_token;
 pub mod mail_outbox;
 pub mod oauth_flow;
 pub mod password;
 pub mod session;
+pub mod sign_in_challenge;
+pub mod totp_factor;
 pub mod user;

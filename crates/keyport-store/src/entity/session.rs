@@ -25,6 +25,10 @@ pub struct Model {
     pub ip_address: Option<String>,
     /// Client user agent at sign-in.
     pub user_agent: Option<String>,
+    /// Authenticator assurance level: 1, or 2 after a second factor.
+    pub assurance_level: i16,
+    /// When the user last proved who they are: sign-in or step-up.
+    pub authenticated_at: i64,
 }
 
 /// Relations of `sessions`.

@@ -22,6 +22,8 @@ pub struct Model {
     pub created_at: i64,
     /// Last profile change.
     pub updated_at: i64,
+    /// Whether a second factor is on.
+    pub two_factor_enabled: bool,
 }
 
 /// Relations of `users`.

@@ -142,6 +142,26 @@ const (
 	// without a password, on a session older than 10 minutes: sign in again
 	// (for example by email) and retry. gRPC code `FAILED_PRECONDITION`.
 	ErrorReason_ERROR_REASON_REAUTHENTICATION_REQUIRED ErrorReason = 30
+	// `CompleteSignIn` with a challenge that is empty, malformed, unknown,
+	// used, expired or out of answers: sign in again from the first factor.
+	// gRPC code `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_SIGN_IN_CHALLENGE_INVALID ErrorReason = 31
+	// A second factor's answer is wrong, reused (a TOTP code of this or an
+	// earlier step, a used backup code) or malformed. gRPC code
+	// `UNAUTHENTICATED`.
+	ErrorReason_ERROR_REASON_SECOND_FACTOR_INVALID ErrorReason = 32
+	// A sensitive call from a user with a second factor, on a session that
+	// is not `AAL2` or whose `authenticated_at` is older than
+	// `second_factors.fresh_for_secs` (10 minutes by default): pass a factor
+	// with `StepUp` and retry. gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_STEP_UP_REQUIRED ErrorReason = 33
+	// `EnrollTotp` for a user whose authenticator app is already on: disable
+	// it first. gRPC code `ALREADY_EXISTS`.
+	ErrorReason_ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED ErrorReason = 34
+	// The call needs a second factor the user does not have on
+	// (`ConfirmTotp` without `EnrollTotp`, `DisableTotp`, `StepUp`,
+	// `RegenerateBackupCodes` without TOTP). gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED ErrorReason = 35
 )
 
 // Enum value maps for ErrorReason.
@@ -178,39 +198,49 @@ var (
 		28: "ERROR_REASON_MAIL_DISABLED",
 		29: "ERROR_REASON_EMAIL_NOT_VERIFIED",
 		30: "ERROR_REASON_REAUTHENTICATION_REQUIRED",
+		31: "ERROR_REASON_SIGN_IN_CHALLENGE_INVALID",
+		32: "ERROR_REASON_SECOND_FACTOR_INVALID",
+		33: "ERROR_REASON_STEP_UP_REQUIRED",
+		34: "ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED",
+		35: "ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED",
 	}
 	ErrorReason_value = map[string]int32{
-		"ERROR_REASON_UNSPECIFIED":               0,
-		"ERROR_REASON_INVALID_ARGUMENT":          1,
-		"ERROR_REASON_MALFORMED_REQUEST":         2,
-		"ERROR_REASON_WEAK_PASSWORD":             3,
-		"ERROR_REASON_PASSWORD_TOO_LONG":         4,
-		"ERROR_REASON_EMAIL_TAKEN":               5,
-		"ERROR_REASON_INVALID_CREDENTIALS":       6,
-		"ERROR_REASON_UNAUTHENTICATED":           7,
-		"ERROR_REASON_SESSION_EXPIRED":           8,
-		"ERROR_REASON_PERMISSION_DENIED":         9,
-		"ERROR_REASON_SESSION_NOT_FOUND":         10,
-		"ERROR_REASON_OAUTH_PROVIDER_UNKNOWN":    11,
-		"ERROR_REASON_REDIRECT_URI_NOT_ALLOWED":  12,
-		"ERROR_REASON_OAUTH_STATE_INVALID":       13,
-		"ERROR_REASON_OAUTH_PROVIDER_ERROR":      14,
-		"ERROR_REASON_OAUTH_ID_TOKEN_INVALID":    15,
-		"ERROR_REASON_ACCOUNT_LINK_REFUSED":      16,
-		"ERROR_REASON_ALREADY_LINKED":            17,
-		"ERROR_REASON_LINKED_ACCOUNT_NOT_FOUND":  18,
-		"ERROR_REASON_LAST_SIGN_IN_METHOD":       19,
-		"ERROR_REASON_RATE_LIMITED":              20,
-		"ERROR_REASON_RESOURCE_EXHAUSTED":        21,
-		"ERROR_REASON_UNAVAILABLE":               22,
-		"ERROR_REASON_INTERNAL":                  23,
-		"ERROR_REASON_EVENTS_LOST":               24,
-		"ERROR_REASON_PASSWORD_TOO_COMMON":       25,
-		"ERROR_REASON_PASSWORD_CONTAINS_EMAIL":   26,
-		"ERROR_REASON_EMAIL_TOKEN_INVALID":       27,
-		"ERROR_REASON_MAIL_DISABLED":             28,
-		"ERROR_REASON_EMAIL_NOT_VERIFIED":        29,
-		"ERROR_REASON_REAUTHENTICATION_REQUIRED": 30,
+		"ERROR_REASON_UNSPECIFIED":                    0,
+		"ERROR_REASON_INVALID_ARGUMENT":               1,
+		"ERROR_REASON_MALFORMED_REQUEST":              2,
+		"ERROR_REASON_WEAK_PASSWORD":                  3,
+		"ERROR_REASON_PASSWORD_TOO_LONG":              4,
+		"ERROR_REASON_EMAIL_TAKEN":                    5,
+		"ERROR_REASON_INVALID_CREDENTIALS":            6,
+		"ERROR_REASON_UNAUTHENTICATED":                7,
+		"ERROR_REASON_SESSION_EXPIRED":                8,
+		"ERROR_REASON_PERMISSION_DENIED":              9,
+		"ERROR_REASON_SESSION_NOT_FOUND":              10,
+		"ERROR_REASON_OAUTH_PROVIDER_UNKNOWN":         11,
+		"ERROR_REASON_REDIRECT_URI_NOT_ALLOWED":       12,
+		"ERROR_REASON_OAUTH_STATE_INVALID":            13,
+		"ERROR_REASON_OAUTH_PROVIDER_ERROR":           14,
+		"ERROR_REASON_OAUTH_ID_TOKEN_INVALID":         15,
+		"ERROR_REASON_ACCOUNT_LINK_REFUSED":           16,
+		"ERROR_REASON_ALREADY_LINKED":                 17,
+		"ERROR_REASON_LINKED_ACCOUNT_NOT_FOUND":       18,
+		"ERROR_REASON_LAST_SIGN_IN_METHOD":            19,
+		"ERROR_REASON_RATE_LIMITED":                   20,
+		"ERROR_REASON_RESOURCE_EXHAUSTED":             21,
+		"ERROR_REASON_UNAVAILABLE":                    22,
+		"ERROR_REASON_INTERNAL":                       23,
+		"ERROR_REASON_EVENTS_LOST":                    24,
+		"ERROR_REASON_PASSWORD_TOO_COMMON":            25,
+		"ERROR_REASON_PASSWORD_CONTAINS_EMAIL":        26,
+		"ERROR_REASON_EMAIL_TOKEN_INVALID":            27,
+		"ERROR_REASON_MAIL_DISABLED":                  28,
+		"ERROR_REASON_EMAIL_NOT_VERIFIED":             29,
+		"ERROR_REASON_REAUTHENTICATION_REQUIRED":      30,
+		"ERROR_REASON_SIGN_IN_CHALLENGE_INVALID":      31,
+		"ERROR_REASON_SECOND_FACTOR_INVALID":          32,
+		"ERROR_REASON_STEP_UP_REQUIRED":               33,
+		"ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED": 34,
+		"ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED":     35,
 	}
 )
 
@@ -246,7 +276,8 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xeb\b\n" +
+	"keyport.v1*\xc0\n" +
+	"\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -279,7 +310,12 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	" ERROR_REASON_EMAIL_TOKEN_INVALID\x10\x1b\x12\x1e\n" +
 	"\x1aERROR_REASON_MAIL_DISABLED\x10\x1c\x12#\n" +
 	"\x1fERROR_REASON_EMAIL_NOT_VERIFIED\x10\x1d\x12*\n" +
-	"&ERROR_REASON_REAUTHENTICATION_REQUIRED\x10\x1eB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"&ERROR_REASON_REAUTHENTICATION_REQUIRED\x10\x1e\x12*\n" +
+	"&ERROR_REASON_SIGN_IN_CHALLENGE_INVALID\x10\x1f\x12&\n" +
+	"\"ERROR_REASON_SECOND_FACTOR_INVALID\x10 \x12!\n" +
+	"\x1dERROR_REASON_STEP_UP_REQUIRED\x10!\x12/\n" +
+	"+ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED\x10\"\x12+\n" +
+	"'ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED\x10#B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

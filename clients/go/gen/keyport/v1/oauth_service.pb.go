@@ -335,6 +335,7 @@ type FinishOAuthResponse struct {
 	//
 	//	*FinishOAuthResponse_Session
 	//	*FinishOAuthResponse_Linked
+	//	*FinishOAuthResponse_Challenge
 	Outcome isFinishOAuthResponse_Outcome `protobuf_oneof:"outcome"`
 	// True when this sign-in created the user.
 	NewUser       bool `protobuf:"varint,3,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
@@ -397,6 +398,15 @@ func (x *FinishOAuthResponse) GetLinked() *LinkedAccount {
 	return nil
 }
 
+func (x *FinishOAuthResponse) GetChallenge() *SignInChallenge {
+	if x != nil {
+		if x, ok := x.Outcome.(*FinishOAuthResponse_Challenge); ok {
+			return x.Challenge
+		}
+	}
+	return nil
+}
+
 func (x *FinishOAuthResponse) GetNewUser() bool {
 	if x != nil {
 		return x.NewUser
@@ -418,9 +428,16 @@ type FinishOAuthResponse_Linked struct {
 	Linked *LinkedAccount `protobuf:"bytes,2,opt,name=linked,proto3,oneof"`
 }
 
+type FinishOAuthResponse_Challenge struct {
+	// The user has a second factor: finish with `CompleteSignIn`.
+	Challenge *SignInChallenge `protobuf:"bytes,4,opt,name=challenge,proto3,oneof"`
+}
+
 func (*FinishOAuthResponse_Session) isFinishOAuthResponse_Outcome() {}
 
 func (*FinishOAuthResponse_Linked) isFinishOAuthResponse_Outcome() {}
+
+func (*FinishOAuthResponse_Challenge) isFinishOAuthResponse_Outcome() {}
 
 // Request of `ListLinkedAccounts`.
 type ListLinkedAccountsRequest struct {
@@ -622,10 +639,11 @@ const file_keyport_v1_oauth_service_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\tR\x04code\x12!\n" +
 	"\fredirect_uri\x18\x03 \x01(\tR\vredirectUri\x12\x18\n" +
 	"\abinding\x18\x04 \x01(\tR\abinding\x12\x14\n" +
-	"\x05error\x18\x05 \x01(\tR\x05error\"\xa6\x01\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"\xe3\x01\n" +
 	"\x13FinishOAuthResponse\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantH\x00R\asession\x123\n" +
-	"\x06linked\x18\x02 \x01(\v2\x19.keyport.v1.LinkedAccountH\x00R\x06linked\x12\x19\n" +
+	"\x06linked\x18\x02 \x01(\v2\x19.keyport.v1.LinkedAccountH\x00R\x06linked\x12;\n" +
+	"\tchallenge\x18\x04 \x01(\v2\x1b.keyport.v1.SignInChallengeH\x00R\tchallenge\x12\x19\n" +
 	"\bnew_user\x18\x03 \x01(\bR\anewUserB\t\n" +
 	"\aoutcome\"\x1b\n" +
 	"\x19ListLinkedAccountsRequest\"S\n" +
@@ -672,28 +690,30 @@ var file_keyport_v1_oauth_service_proto_goTypes = []any{
 	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
 	(*SessionGrant)(nil),               // 12: keyport.v1.SessionGrant
 	(*LinkedAccount)(nil),              // 13: keyport.v1.LinkedAccount
+	(*SignInChallenge)(nil),            // 14: keyport.v1.SignInChallenge
 }
 var file_keyport_v1_oauth_service_proto_depIdxs = []int32{
 	10, // 0: keyport.v1.ListProvidersResponse.providers:type_name -> keyport.v1.OAuthProvider
 	11, // 1: keyport.v1.StartOAuthResponse.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 2: keyport.v1.FinishOAuthResponse.session:type_name -> keyport.v1.SessionGrant
 	13, // 3: keyport.v1.FinishOAuthResponse.linked:type_name -> keyport.v1.LinkedAccount
-	13, // 4: keyport.v1.ListLinkedAccountsResponse.accounts:type_name -> keyport.v1.LinkedAccount
-	0,  // 5: keyport.v1.OAuthService.ListProviders:input_type -> keyport.v1.ListProvidersRequest
-	2,  // 6: keyport.v1.OAuthService.StartOAuth:input_type -> keyport.v1.StartOAuthRequest
-	4,  // 7: keyport.v1.OAuthService.FinishOAuth:input_type -> keyport.v1.FinishOAuthRequest
-	6,  // 8: keyport.v1.OAuthService.ListLinkedAccounts:input_type -> keyport.v1.ListLinkedAccountsRequest
-	8,  // 9: keyport.v1.OAuthService.UnlinkAccount:input_type -> keyport.v1.UnlinkAccountRequest
-	1,  // 10: keyport.v1.OAuthService.ListProviders:output_type -> keyport.v1.ListProvidersResponse
-	3,  // 11: keyport.v1.OAuthService.StartOAuth:output_type -> keyport.v1.StartOAuthResponse
-	5,  // 12: keyport.v1.OAuthService.FinishOAuth:output_type -> keyport.v1.FinishOAuthResponse
-	7,  // 13: keyport.v1.OAuthService.ListLinkedAccounts:output_type -> keyport.v1.ListLinkedAccountsResponse
-	9,  // 14: keyport.v1.OAuthService.UnlinkAccount:output_type -> keyport.v1.UnlinkAccountResponse
-	10, // [10:15] is the sub-list for method output_type
-	5,  // [5:10] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	14, // 4: keyport.v1.FinishOAuthResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	13, // 5: keyport.v1.ListLinkedAccountsResponse.accounts:type_name -> keyport.v1.LinkedAccount
+	0,  // 6: keyport.v1.OAuthService.ListProviders:input_type -> keyport.v1.ListProvidersRequest
+	2,  // 7: keyport.v1.OAuthService.StartOAuth:input_type -> keyport.v1.StartOAuthRequest
+	4,  // 8: keyport.v1.OAuthService.FinishOAuth:input_type -> keyport.v1.FinishOAuthRequest
+	6,  // 9: keyport.v1.OAuthService.ListLinkedAccounts:input_type -> keyport.v1.ListLinkedAccountsRequest
+	8,  // 10: keyport.v1.OAuthService.UnlinkAccount:input_type -> keyport.v1.UnlinkAccountRequest
+	1,  // 11: keyport.v1.OAuthService.ListProviders:output_type -> keyport.v1.ListProvidersResponse
+	3,  // 12: keyport.v1.OAuthService.StartOAuth:output_type -> keyport.v1.StartOAuthResponse
+	5,  // 13: keyport.v1.OAuthService.FinishOAuth:output_type -> keyport.v1.FinishOAuthResponse
+	7,  // 14: keyport.v1.OAuthService.ListLinkedAccounts:output_type -> keyport.v1.ListLinkedAccountsResponse
+	9,  // 15: keyport.v1.OAuthService.UnlinkAccount:output_type -> keyport.v1.UnlinkAccountResponse
+	11, // [11:16] is the sub-list for method output_type
+	6,  // [6:11] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_oauth_service_proto_init() }
@@ -706,6 +726,7 @@ func file_keyport_v1_oauth_service_proto_init() {
 	file_keyport_v1_oauth_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*FinishOAuthResponse_Session)(nil),
 		(*FinishOAuthResponse_Linked)(nil),
+		(*FinishOAuthResponse_Challenge)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

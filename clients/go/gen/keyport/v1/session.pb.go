@@ -22,6 +22,112 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// How strongly a session's user proved who they are.
+type AssuranceLevel int32
+
+const (
+	// Not set (a server older than second factors); treat as `AAL1`.
+	AssuranceLevel_ASSURANCE_LEVEL_UNSPECIFIED AssuranceLevel = 0
+	// One factor: a password, an identity provider or the mailbox.
+	AssuranceLevel_ASSURANCE_LEVEL_AAL1 AssuranceLevel = 1
+	// Two factors: one of the above and a second factor.
+	AssuranceLevel_ASSURANCE_LEVEL_AAL2 AssuranceLevel = 2
+)
+
+// Enum value maps for AssuranceLevel.
+var (
+	AssuranceLevel_name = map[int32]string{
+		0: "ASSURANCE_LEVEL_UNSPECIFIED",
+		1: "ASSURANCE_LEVEL_AAL1",
+		2: "ASSURANCE_LEVEL_AAL2",
+	}
+	AssuranceLevel_value = map[string]int32{
+		"ASSURANCE_LEVEL_UNSPECIFIED": 0,
+		"ASSURANCE_LEVEL_AAL1":        1,
+		"ASSURANCE_LEVEL_AAL2":        2,
+	}
+)
+
+func (x AssuranceLevel) Enum() *AssuranceLevel {
+	p := new(AssuranceLevel)
+	*p = x
+	return p
+}
+
+func (x AssuranceLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AssuranceLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyport_v1_session_proto_enumTypes[0].Descriptor()
+}
+
+func (AssuranceLevel) Type() protoreflect.EnumType {
+	return &file_keyport_v1_session_proto_enumTypes[0]
+}
+
+func (x AssuranceLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AssuranceLevel.Descriptor instead.
+func (AssuranceLevel) EnumDescriptor() ([]byte, []int) {
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{0}
+}
+
+// A kind of second factor.
+type SecondFactor int32
+
+const (
+	// Not set.
+	SecondFactor_SECOND_FACTOR_UNSPECIFIED SecondFactor = 0
+	// A six-digit code from an authenticator app (RFC 6238 TOTP).
+	SecondFactor_SECOND_FACTOR_TOTP SecondFactor = 1
+	// One of the single-use backup codes shown at enrollment.
+	SecondFactor_SECOND_FACTOR_BACKUP_CODE SecondFactor = 2
+)
+
+// Enum value maps for SecondFactor.
+var (
+	SecondFactor_name = map[int32]string{
+		0: "SECOND_FACTOR_UNSPECIFIED",
+		1: "SECOND_FACTOR_TOTP",
+		2: "SECOND_FACTOR_BACKUP_CODE",
+	}
+	SecondFactor_value = map[string]int32{
+		"SECOND_FACTOR_UNSPECIFIED": 0,
+		"SECOND_FACTOR_TOTP":        1,
+		"SECOND_FACTOR_BACKUP_CODE": 2,
+	}
+)
+
+func (x SecondFactor) Enum() *SecondFactor {
+	p := new(SecondFactor)
+	*p = x
+	return p
+}
+
+func (x SecondFactor) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SecondFactor) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyport_v1_session_proto_enumTypes[1].Descriptor()
+}
+
+func (SecondFactor) Type() protoreflect.EnumType {
+	return &file_keyport_v1_session_proto_enumTypes[1]
+}
+
+func (x SecondFactor) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SecondFactor.Descriptor instead.
+func (SecondFactor) EnumDescriptor() ([]byte, []int) {
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{1}
+}
+
 // Kinds of user change pushed to caches.
 type UserChange int32
 
@@ -40,6 +146,10 @@ const (
 	UserChange_USER_CHANGE_DELETED UserChange = 5
 	// Several of the user's sessions ended at once.
 	UserChange_USER_CHANGE_SESSIONS_REVOKED UserChange = 6
+	// A second factor was turned on or off, or one of the user's sessions
+	// changed its assurance level (`StepUp`): drop the user's cached
+	// sessions, so the next check reads the session's new level.
+	UserChange_USER_CHANGE_SECOND_FACTOR UserChange = 7
 )
 
 // Enum value maps for UserChange.
@@ -52,6 +162,7 @@ var (
 		4: "USER_CHANGE_BANNED",
 		5: "USER_CHANGE_DELETED",
 		6: "USER_CHANGE_SESSIONS_REVOKED",
+		7: "USER_CHANGE_SECOND_FACTOR",
 	}
 	UserChange_value = map[string]int32{
 		"USER_CHANGE_UNSPECIFIED":      0,
@@ -61,6 +172,7 @@ var (
 		"USER_CHANGE_BANNED":           4,
 		"USER_CHANGE_DELETED":          5,
 		"USER_CHANGE_SESSIONS_REVOKED": 6,
+		"USER_CHANGE_SECOND_FACTOR":    7,
 	}
 )
 
@@ -75,11 +187,11 @@ func (x UserChange) String() string {
 }
 
 func (UserChange) Descriptor() protoreflect.EnumDescriptor {
-	return file_keyport_v1_session_proto_enumTypes[0].Descriptor()
+	return file_keyport_v1_session_proto_enumTypes[2].Descriptor()
 }
 
 func (UserChange) Type() protoreflect.EnumType {
-	return &file_keyport_v1_session_proto_enumTypes[0]
+	return &file_keyport_v1_session_proto_enumTypes[2]
 }
 
 func (x UserChange) Number() protoreflect.EnumNumber {
@@ -88,7 +200,7 @@ func (x UserChange) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use UserChange.Descriptor instead.
 func (UserChange) EnumDescriptor() ([]byte, []int) {
-	return file_keyport_v1_session_proto_rawDescGZIP(), []int{0}
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 // A signed-in device or browser of one user.
@@ -118,9 +230,16 @@ type Session struct {
 	UserAgent string `protobuf:"bytes,8,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	// True for the session of the caller: in `ListSessions` the one whose
 	// token made the call; in `SignIn`, `SignUp` and `GetSession` always.
-	Current       bool `protobuf:"varint,9,opt,name=current,proto3" json:"current,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Current bool `protobuf:"varint,9,opt,name=current,proto3" json:"current,omitempty"`
+	// How strongly the user proved who they are (NIST SP 800-63B): `AAL1`
+	// for a password, a provider or a mailbox alone, `AAL2` once a second
+	// factor was passed (`CompleteSignIn` or `StepUp`).
+	AssuranceLevel AssuranceLevel `protobuf:"varint,10,opt,name=assurance_level,json=assuranceLevel,proto3,enum=keyport.v1.AssuranceLevel" json:"assurance_level,omitempty"`
+	// When the user last proved who they are in this session: the sign-in,
+	// or a later `StepUp`. Sensitive calls need it to be recent.
+	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -216,6 +335,87 @@ func (x *Session) GetCurrent() bool {
 	return false
 }
 
+func (x *Session) GetAssuranceLevel() AssuranceLevel {
+	if x != nil {
+		return x.AssuranceLevel
+	}
+	return AssuranceLevel_ASSURANCE_LEVEL_UNSPECIFIED
+}
+
+func (x *Session) GetAuthenticatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthenticatedAt
+	}
+	return nil
+}
+
+// What a sign-in answers instead of a session when the user has a second
+// factor: pass one of `factors` with `CompleteSignIn` to get the session.
+type SignInChallenge struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The challenge: `kpc_` and 43 characters, opaque, single-use. Keep it
+	// where only this browser or client has it (an `HttpOnly` cookie); it is
+	// the proof that the first factor was passed.
+	Challenge string `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// The second factors the user can answer with.
+	Factors []SecondFactor `protobuf:"varint,2,rep,packed,name=factors,proto3,enum=keyport.v1.SecondFactor" json:"factors,omitempty"`
+	// When the challenge stops working (5 minutes after the first factor).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignInChallenge) Reset() {
+	*x = SignInChallenge{}
+	mi := &file_keyport_v1_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignInChallenge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignInChallenge) ProtoMessage() {}
+
+func (x *SignInChallenge) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignInChallenge.ProtoReflect.Descriptor instead.
+func (*SignInChallenge) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SignInChallenge) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *SignInChallenge) GetFactors() []SecondFactor {
+	if x != nil {
+		return x.Factors
+	}
+	return nil
+}
+
+func (x *SignInChallenge) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 // What a successful sign-in hands out.
 type SessionGrant struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -232,7 +432,7 @@ type SessionGrant struct {
 
 func (x *SessionGrant) Reset() {
 	*x = SessionGrant{}
-	mi := &file_keyport_v1_session_proto_msgTypes[1]
+	mi := &file_keyport_v1_session_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -244,7 +444,7 @@ func (x *SessionGrant) String() string {
 func (*SessionGrant) ProtoMessage() {}
 
 func (x *SessionGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_proto_msgTypes[1]
+	mi := &file_keyport_v1_session_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -257,7 +457,7 @@ func (x *SessionGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionGrant.ProtoReflect.Descriptor instead.
 func (*SessionGrant) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_proto_rawDescGZIP(), []int{1}
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SessionGrant) GetToken() string {
@@ -294,7 +494,7 @@ type SessionRevoked struct {
 
 func (x *SessionRevoked) Reset() {
 	*x = SessionRevoked{}
-	mi := &file_keyport_v1_session_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -306,7 +506,7 @@ func (x *SessionRevoked) String() string {
 func (*SessionRevoked) ProtoMessage() {}
 
 func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -319,7 +519,7 @@ func (x *SessionRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionRevoked.ProtoReflect.Descriptor instead.
 func (*SessionRevoked) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_proto_rawDescGZIP(), []int{2}
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SessionRevoked) GetSessionId() string {
@@ -349,7 +549,7 @@ type UserChanged struct {
 
 func (x *UserChanged) Reset() {
 	*x = UserChanged{}
-	mi := &file_keyport_v1_session_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -361,7 +561,7 @@ func (x *UserChanged) String() string {
 func (*UserChanged) ProtoMessage() {}
 
 func (x *UserChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -374,7 +574,7 @@ func (x *UserChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UserChanged.ProtoReflect.Descriptor instead.
 func (*UserChanged) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_proto_rawDescGZIP(), []int{3}
+	return file_keyport_v1_session_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *UserChanged) GetUserId() string {
@@ -396,7 +596,7 @@ var File_keyport_v1_session_proto protoreflect.FileDescriptor
 const file_keyport_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"\x18keyport/v1/session.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\x8b\x03\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\x97\x04\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x129\n" +
@@ -410,7 +610,15 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"ip_address\x18\a \x01(\tR\tipAddress\x12\x1d\n" +
 	"\n" +
 	"user_agent\x18\b \x01(\tR\tuserAgent\x12\x18\n" +
-	"\acurrent\x18\t \x01(\bR\acurrent\"y\n" +
+	"\acurrent\x18\t \x01(\bR\acurrent\x12C\n" +
+	"\x0fassurance_level\x18\n" +
+	" \x01(\x0e2\x1a.keyport.v1.AssuranceLevelR\x0eassuranceLevel\x12E\n" +
+	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\x9e\x01\n" +
+	"\x0fSignInChallenge\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x122\n" +
+	"\afactors\x18\x02 \x03(\x0e2\x18.keyport.v1.SecondFactorR\afactors\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"y\n" +
 	"\fSessionGrant\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12-\n" +
 	"\asession\x18\x02 \x01(\v2\x13.keyport.v1.SessionR\asession\x12$\n" +
@@ -421,7 +629,15 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\"V\n" +
 	"\vUserChanged\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12.\n" +
-	"\x06change\x18\x02 \x01(\x0e2\x16.keyport.v1.UserChangeR\x06change*\xc6\x01\n" +
+	"\x06change\x18\x02 \x01(\x0e2\x16.keyport.v1.UserChangeR\x06change*e\n" +
+	"\x0eAssuranceLevel\x12\x1f\n" +
+	"\x1bASSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14ASSURANCE_LEVEL_AAL1\x10\x01\x12\x18\n" +
+	"\x14ASSURANCE_LEVEL_AAL2\x10\x02*d\n" +
+	"\fSecondFactor\x12\x1d\n" +
+	"\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n" +
+	"\x19SECOND_FACTOR_BACKUP_CODE\x10\x02*\xe5\x01\n" +
 	"\n" +
 	"UserChange\x12\x1b\n" +
 	"\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -430,7 +646,8 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x11USER_CHANGE_ROLES\x10\x03\x12\x16\n" +
 	"\x12USER_CHANGE_BANNED\x10\x04\x12\x17\n" +
 	"\x13USER_CHANGE_DELETED\x10\x05\x12 \n" +
-	"\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06\x12\x1d\n" +
+	"\x19USER_CHANGE_SECOND_FACTOR\x10\aB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_session_proto_rawDescOnce sync.Once
@@ -444,30 +661,37 @@ func file_keyport_v1_session_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_proto_rawDescData
 }
 
-var file_keyport_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyport_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_keyport_v1_session_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_keyport_v1_session_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_keyport_v1_session_proto_goTypes = []any{
-	(UserChange)(0),               // 0: keyport.v1.UserChange
-	(*Session)(nil),               // 1: keyport.v1.Session
-	(*SessionGrant)(nil),          // 2: keyport.v1.SessionGrant
-	(*SessionRevoked)(nil),        // 3: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),           // 4: keyport.v1.UserChanged
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*User)(nil),                  // 6: keyport.v1.User
+	(AssuranceLevel)(0),           // 0: keyport.v1.AssuranceLevel
+	(SecondFactor)(0),             // 1: keyport.v1.SecondFactor
+	(UserChange)(0),               // 2: keyport.v1.UserChange
+	(*Session)(nil),               // 3: keyport.v1.Session
+	(*SignInChallenge)(nil),       // 4: keyport.v1.SignInChallenge
+	(*SessionGrant)(nil),          // 5: keyport.v1.SessionGrant
+	(*SessionRevoked)(nil),        // 6: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),           // 7: keyport.v1.UserChanged
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*User)(nil),                  // 9: keyport.v1.User
 }
 var file_keyport_v1_session_proto_depIdxs = []int32{
-	5, // 0: keyport.v1.Session.created_at:type_name -> google.protobuf.Timestamp
-	5, // 1: keyport.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
-	5, // 2: keyport.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
-	5, // 3: keyport.v1.Session.refreshed_at:type_name -> google.protobuf.Timestamp
-	1, // 4: keyport.v1.SessionGrant.session:type_name -> keyport.v1.Session
-	6, // 5: keyport.v1.SessionGrant.user:type_name -> keyport.v1.User
-	0, // 6: keyport.v1.UserChanged.change:type_name -> keyport.v1.UserChange
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	8,  // 0: keyport.v1.Session.created_at:type_name -> google.protobuf.Timestamp
+	8,  // 1: keyport.v1.Session.expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 2: keyport.v1.Session.absolute_expires_at:type_name -> google.protobuf.Timestamp
+	8,  // 3: keyport.v1.Session.refreshed_at:type_name -> google.protobuf.Timestamp
+	0,  // 4: keyport.v1.Session.assurance_level:type_name -> keyport.v1.AssuranceLevel
+	8,  // 5: keyport.v1.Session.authenticated_at:type_name -> google.protobuf.Timestamp
+	1,  // 6: keyport.v1.SignInChallenge.factors:type_name -> keyport.v1.SecondFactor
+	8,  // 7: keyport.v1.SignInChallenge.expires_at:type_name -> google.protobuf.Timestamp
+	3,  // 8: keyport.v1.SessionGrant.session:type_name -> keyport.v1.Session
+	9,  // 9: keyport.v1.SessionGrant.user:type_name -> keyport.v1.User
+	2,  // 10: keyport.v1.UserChanged.change:type_name -> keyport.v1.UserChange
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_proto_init() }
@@ -481,8 +705,8 @@ func file_keyport_v1_session_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_proto_rawDesc), len(file_keyport_v1_session_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   4,
+			NumEnums:      3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -78,10 +78,7 @@ func (x *SignInRequest) GetPassword() string {
 	return ""
 }
 
-// Response of `SignIn`.
-//
-// Exactly one outcome is set. Today that is always `session`; a later
-// version adds a second-factor challenge as another outcome.
+// Response of `SignIn`: exactly one outcome is set.
 type SignInResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What the sign-in produced.
@@ -89,6 +86,7 @@ type SignInResponse struct {
 	// Types that are valid to be assigned to Outcome:
 	//
 	//	*SignInResponse_Session
+	//	*SignInResponse_Challenge
 	Outcome       isSignInResponse_Outcome `protobuf_oneof:"outcome"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -140,6 +138,15 @@ func (x *SignInResponse) GetSession() *SessionGrant {
 	return nil
 }
 
+func (x *SignInResponse) GetChallenge() *SignInChallenge {
+	if x != nil {
+		if x, ok := x.Outcome.(*SignInResponse_Challenge); ok {
+			return x.Challenge
+		}
+	}
+	return nil
+}
+
 type isSignInResponse_Outcome interface {
 	isSignInResponse_Outcome()
 }
@@ -149,7 +156,166 @@ type SignInResponse_Session struct {
 	Session *SessionGrant `protobuf:"bytes,1,opt,name=session,proto3,oneof"`
 }
 
+type SignInResponse_Challenge struct {
+	// The user has a second factor: finish with `CompleteSignIn`.
+	Challenge *SignInChallenge `protobuf:"bytes,2,opt,name=challenge,proto3,oneof"`
+}
+
 func (*SignInResponse_Session) isSignInResponse_Outcome() {}
+
+func (*SignInResponse_Challenge) isSignInResponse_Outcome() {}
+
+// Request of `CompleteSignIn`.
+type CompleteSignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `challenge` of the `SignInChallenge`.
+	Challenge string `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
+	// The second factor's answer.
+	//
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*CompleteSignInRequest_TotpCode
+	//	*CompleteSignInRequest_BackupCode
+	Answer        isCompleteSignInRequest_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteSignInRequest) Reset() {
+	*x = CompleteSignInRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteSignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteSignInRequest) ProtoMessage() {}
+
+func (x *CompleteSignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteSignInRequest.ProtoReflect.Descriptor instead.
+func (*CompleteSignInRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CompleteSignInRequest) GetChallenge() string {
+	if x != nil {
+		return x.Challenge
+	}
+	return ""
+}
+
+func (x *CompleteSignInRequest) GetAnswer() isCompleteSignInRequest_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *CompleteSignInRequest) GetTotpCode() string {
+	if x != nil {
+		if x, ok := x.Answer.(*CompleteSignInRequest_TotpCode); ok {
+			return x.TotpCode
+		}
+	}
+	return ""
+}
+
+func (x *CompleteSignInRequest) GetBackupCode() string {
+	if x != nil {
+		if x, ok := x.Answer.(*CompleteSignInRequest_BackupCode); ok {
+			return x.BackupCode
+		}
+	}
+	return ""
+}
+
+type isCompleteSignInRequest_Answer interface {
+	isCompleteSignInRequest_Answer()
+}
+
+type CompleteSignInRequest_TotpCode struct {
+	// The six-digit code of the authenticator app (spaces are ignored).
+	TotpCode string `protobuf:"bytes,2,opt,name=totp_code,json=totpCode,proto3,oneof"`
+}
+
+type CompleteSignInRequest_BackupCode struct {
+	// One of the backup codes (case, spaces and dashes are ignored).
+	BackupCode string `protobuf:"bytes,3,opt,name=backup_code,json=backupCode,proto3,oneof"`
+}
+
+func (*CompleteSignInRequest_TotpCode) isCompleteSignInRequest_Answer() {}
+
+func (*CompleteSignInRequest_BackupCode) isCompleteSignInRequest_Answer() {}
+
+// Response of `CompleteSignIn`.
+type CompleteSignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new `AAL2` session.
+	Session *SessionGrant `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// How many unused backup codes the user has left: when it runs low, the
+	// app suggests `RegenerateBackupCodes`.
+	BackupCodesLeft uint32 `protobuf:"varint,2,opt,name=backup_codes_left,json=backupCodesLeft,proto3" json:"backup_codes_left,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CompleteSignInResponse) Reset() {
+	*x = CompleteSignInResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteSignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteSignInResponse) ProtoMessage() {}
+
+func (x *CompleteSignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteSignInResponse.ProtoReflect.Descriptor instead.
+func (*CompleteSignInResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CompleteSignInResponse) GetSession() *SessionGrant {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CompleteSignInResponse) GetBackupCodesLeft() uint32 {
+	if x != nil {
+		return x.BackupCodesLeft
+	}
+	return 0
+}
 
 // Request of `StartEmailSignIn`.
 type StartEmailSignInRequest struct {
@@ -162,7 +328,7 @@ type StartEmailSignInRequest struct {
 
 func (x *StartEmailSignInRequest) Reset() {
 	*x = StartEmailSignInRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -174,7 +340,7 @@ func (x *StartEmailSignInRequest) String() string {
 func (*StartEmailSignInRequest) ProtoMessage() {}
 
 func (x *StartEmailSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -187,7 +353,7 @@ func (x *StartEmailSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEmailSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartEmailSignInRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{2}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StartEmailSignInRequest) GetEmail() string {
@@ -210,7 +376,7 @@ type StartEmailSignInResponse struct {
 
 func (x *StartEmailSignInResponse) Reset() {
 	*x = StartEmailSignInResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -222,7 +388,7 @@ func (x *StartEmailSignInResponse) String() string {
 func (*StartEmailSignInResponse) ProtoMessage() {}
 
 func (x *StartEmailSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -235,7 +401,7 @@ func (x *StartEmailSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEmailSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartEmailSignInResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{3}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StartEmailSignInResponse) GetBinding() string {
@@ -270,7 +436,7 @@ type FinishEmailSignInRequest struct {
 
 func (x *FinishEmailSignInRequest) Reset() {
 	*x = FinishEmailSignInRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +448,7 @@ func (x *FinishEmailSignInRequest) String() string {
 func (*FinishEmailSignInRequest) ProtoMessage() {}
 
 func (x *FinishEmailSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +461,7 @@ func (x *FinishEmailSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEmailSignInRequest.ProtoReflect.Descriptor instead.
 func (*FinishEmailSignInRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FinishEmailSignInRequest) GetBinding() string {
@@ -356,14 +522,17 @@ type FinishEmailSignInResponse struct {
 	// The new session.
 	Session *SessionGrant `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
 	// Whether this sign-in created the account.
-	NewUser       bool `protobuf:"varint,3,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
+	NewUser bool `protobuf:"varint,3,opt,name=new_user,json=newUser,proto3" json:"new_user,omitempty"`
+	// Set instead of `user` and `session` when the user has a second factor:
+	// finish with `CompleteSignIn`.
+	Challenge     *SignInChallenge `protobuf:"bytes,4,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FinishEmailSignInResponse) Reset() {
 	*x = FinishEmailSignInResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -375,7 +544,7 @@ func (x *FinishEmailSignInResponse) String() string {
 func (*FinishEmailSignInResponse) ProtoMessage() {}
 
 func (x *FinishEmailSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -388,7 +557,7 @@ func (x *FinishEmailSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEmailSignInResponse.ProtoReflect.Descriptor instead.
 func (*FinishEmailSignInResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FinishEmailSignInResponse) GetUser() *User {
@@ -412,6 +581,13 @@ func (x *FinishEmailSignInResponse) GetNewUser() bool {
 	return false
 }
 
+func (x *FinishEmailSignInResponse) GetChallenge() *SignInChallenge {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
 // Request of `GetSession`.
 type GetSessionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -423,7 +599,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +611,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +624,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetSessionRequest) GetToken() string {
@@ -477,7 +653,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -489,7 +665,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -502,7 +678,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -542,7 +718,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +730,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +743,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
 }
 
 // Response of `ListSessions`.
@@ -581,7 +757,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +769,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +782,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -627,7 +803,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +815,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +828,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -671,7 +847,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +859,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +872,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
 }
 
 // Request of `RevokeOtherSessions`.
@@ -708,7 +884,7 @@ type RevokeOtherSessionsRequest struct {
 
 func (x *RevokeOtherSessionsRequest) Reset() {
 	*x = RevokeOtherSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +896,7 @@ func (x *RevokeOtherSessionsRequest) String() string {
 func (*RevokeOtherSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +909,7 @@ func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
 }
 
 // Response of `RevokeOtherSessions`.
@@ -747,7 +923,7 @@ type RevokeOtherSessionsResponse struct {
 
 func (x *RevokeOtherSessionsResponse) Reset() {
 	*x = RevokeOtherSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -759,7 +935,7 @@ func (x *RevokeOtherSessionsResponse) String() string {
 func (*RevokeOtherSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -772,7 +948,7 @@ func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeOtherSessionsResponse) GetRevokedSessions() uint32 {
@@ -791,7 +967,7 @@ type SignOutRequest struct {
 
 func (x *SignOutRequest) Reset() {
 	*x = SignOutRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +979,7 @@ func (x *SignOutRequest) String() string {
 func (*SignOutRequest) ProtoMessage() {}
 
 func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +992,7 @@ func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
 func (*SignOutRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
 }
 
 // Response of `SignOut`.
@@ -828,7 +1004,7 @@ type SignOutResponse struct {
 
 func (x *SignOutResponse) Reset() {
 	*x = SignOutResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1016,7 @@ func (x *SignOutResponse) String() string {
 func (*SignOutResponse) ProtoMessage() {}
 
 func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1029,7 @@ func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
 func (*SignOutResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
 }
 
 // Request of `WatchSessionEvents`.
@@ -865,7 +1041,7 @@ type WatchSessionEventsRequest struct {
 
 func (x *WatchSessionEventsRequest) Reset() {
 	*x = WatchSessionEventsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +1053,7 @@ func (x *WatchSessionEventsRequest) String() string {
 func (*WatchSessionEventsRequest) ProtoMessage() {}
 
 func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +1066,7 @@ func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
 }
 
 // One message of the `WatchSessionEvents` stream.
@@ -911,7 +1087,7 @@ type WatchSessionEventsResponse struct {
 
 func (x *WatchSessionEventsResponse) Reset() {
 	*x = WatchSessionEventsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +1099,7 @@ func (x *WatchSessionEventsResponse) String() string {
 func (*WatchSessionEventsResponse) ProtoMessage() {}
 
 func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1112,7 @@ func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchSessionEventsResponse) GetEvent() isWatchSessionEventsResponse_Event {
@@ -1023,7 +1199,7 @@ type StreamReady struct {
 
 func (x *StreamReady) Reset() {
 	*x = StreamReady{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1211,7 @@ func (x *StreamReady) String() string {
 func (*StreamReady) ProtoMessage() {}
 
 func (x *StreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1224,7 @@ func (x *StreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReady.ProtoReflect.Descriptor instead.
 func (*StreamReady) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{20}
 }
 
 // Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -1060,7 +1236,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1072,7 +1248,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1085,7 +1261,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{21}
 }
 
 var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
@@ -1096,10 +1272,20 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"keyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"A\n" +
 	"\rSignInRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x1a\n" +
-	"\bpassword\x18\x02 \x01(\tR\bpassword\"Q\n" +
+	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x8e\x01\n" +
 	"\x0eSignInResponse\x124\n" +
-	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantH\x00R\asessionB\t\n" +
-	"\aoutcome\"/\n" +
+	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantH\x00R\asession\x12;\n" +
+	"\tchallenge\x18\x02 \x01(\v2\x1b.keyport.v1.SignInChallengeH\x00R\tchallengeB\t\n" +
+	"\aoutcome\"\x81\x01\n" +
+	"\x15CompleteSignInRequest\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x1d\n" +
+	"\ttotp_code\x18\x02 \x01(\tH\x00R\btotpCode\x12!\n" +
+	"\vbackup_code\x18\x03 \x01(\tH\x00R\n" +
+	"backupCodeB\b\n" +
+	"\x06answer\"x\n" +
+	"\x16CompleteSignInResponse\x122\n" +
+	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\x12*\n" +
+	"\x11backup_codes_left\x18\x02 \x01(\rR\x0fbackupCodesLeft\"/\n" +
 	"\x17StartEmailSignInRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"o\n" +
 	"\x18StartEmailSignInResponse\x12\x18\n" +
@@ -1110,11 +1296,12 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\abinding\x18\x01 \x01(\tR\abinding\x12\x16\n" +
 	"\x05token\x18\x02 \x01(\tH\x00R\x05token\x12\x14\n" +
 	"\x04code\x18\x03 \x01(\tH\x00R\x04codeB\a\n" +
-	"\x05proof\"\x90\x01\n" +
+	"\x05proof\"\xcb\x01\n" +
 	"\x19FinishEmailSignInResponse\x12$\n" +
 	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x122\n" +
 	"\asession\x18\x02 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\x12\x19\n" +
-	"\bnew_user\x18\x03 \x01(\bR\anewUser\")\n" +
+	"\bnew_user\x18\x03 \x01(\bR\anewUser\x129\n" +
+	"\tchallenge\x18\x04 \x01(\v2\x1b.keyport.v1.SignInChallengeR\tchallenge\")\n" +
 	"\x11GetSessionRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\"\xbf\x01\n" +
 	"\x12GetSessionResponse\x12-\n" +
@@ -1142,9 +1329,10 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\theartbeat\x18\x04 \x01(\v2\x15.keyport.v1.HeartbeatH\x00R\theartbeatB\a\n" +
 	"\x05event\"\r\n" +
 	"\vStreamReady\"\v\n" +
-	"\tHeartbeat2\x9b\x06\n" +
+	"\tHeartbeat2\xf4\x06\n" +
 	"\x0eSessionService\x12?\n" +
-	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12]\n" +
+	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12W\n" +
+	"\x0eCompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12]\n" +
 	"\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n" +
 	"\x11FinishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n" +
 	"\n" +
@@ -1167,72 +1355,80 @@ func file_keyport_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_service_proto_rawDescData
 }
 
-var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignInRequest)(nil),               // 0: keyport.v1.SignInRequest
 	(*SignInResponse)(nil),              // 1: keyport.v1.SignInResponse
-	(*StartEmailSignInRequest)(nil),     // 2: keyport.v1.StartEmailSignInRequest
-	(*StartEmailSignInResponse)(nil),    // 3: keyport.v1.StartEmailSignInResponse
-	(*FinishEmailSignInRequest)(nil),    // 4: keyport.v1.FinishEmailSignInRequest
-	(*FinishEmailSignInResponse)(nil),   // 5: keyport.v1.FinishEmailSignInResponse
-	(*GetSessionRequest)(nil),           // 6: keyport.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),          // 7: keyport.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),         // 8: keyport.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),        // 9: keyport.v1.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),        // 10: keyport.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),       // 11: keyport.v1.RevokeSessionResponse
-	(*RevokeOtherSessionsRequest)(nil),  // 12: keyport.v1.RevokeOtherSessionsRequest
-	(*RevokeOtherSessionsResponse)(nil), // 13: keyport.v1.RevokeOtherSessionsResponse
-	(*SignOutRequest)(nil),              // 14: keyport.v1.SignOutRequest
-	(*SignOutResponse)(nil),             // 15: keyport.v1.SignOutResponse
-	(*WatchSessionEventsRequest)(nil),   // 16: keyport.v1.WatchSessionEventsRequest
-	(*WatchSessionEventsResponse)(nil),  // 17: keyport.v1.WatchSessionEventsResponse
-	(*StreamReady)(nil),                 // 18: keyport.v1.StreamReady
-	(*Heartbeat)(nil),                   // 19: keyport.v1.Heartbeat
-	(*SessionGrant)(nil),                // 20: keyport.v1.SessionGrant
-	(*timestamppb.Timestamp)(nil),       // 21: google.protobuf.Timestamp
-	(*User)(nil),                        // 22: keyport.v1.User
-	(*Session)(nil),                     // 23: keyport.v1.Session
-	(*durationpb.Duration)(nil),         // 24: google.protobuf.Duration
-	(*SessionRevoked)(nil),              // 25: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),                 // 26: keyport.v1.UserChanged
+	(*CompleteSignInRequest)(nil),       // 2: keyport.v1.CompleteSignInRequest
+	(*CompleteSignInResponse)(nil),      // 3: keyport.v1.CompleteSignInResponse
+	(*StartEmailSignInRequest)(nil),     // 4: keyport.v1.StartEmailSignInRequest
+	(*StartEmailSignInResponse)(nil),    // 5: keyport.v1.StartEmailSignInResponse
+	(*FinishEmailSignInRequest)(nil),    // 6: keyport.v1.FinishEmailSignInRequest
+	(*FinishEmailSignInResponse)(nil),   // 7: keyport.v1.FinishEmailSignInResponse
+	(*GetSessionRequest)(nil),           // 8: keyport.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),          // 9: keyport.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),         // 10: keyport.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),        // 11: keyport.v1.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),        // 12: keyport.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),       // 13: keyport.v1.RevokeSessionResponse
+	(*RevokeOtherSessionsRequest)(nil),  // 14: keyport.v1.RevokeOtherSessionsRequest
+	(*RevokeOtherSessionsResponse)(nil), // 15: keyport.v1.RevokeOtherSessionsResponse
+	(*SignOutRequest)(nil),              // 16: keyport.v1.SignOutRequest
+	(*SignOutResponse)(nil),             // 17: keyport.v1.SignOutResponse
+	(*WatchSessionEventsRequest)(nil),   // 18: keyport.v1.WatchSessionEventsRequest
+	(*WatchSessionEventsResponse)(nil),  // 19: keyport.v1.WatchSessionEventsResponse
+	(*StreamReady)(nil),                 // 20: keyport.v1.StreamReady
+	(*Heartbeat)(nil),                   // 21: keyport.v1.Heartbeat
+	(*SessionGrant)(nil),                // 22: keyport.v1.SessionGrant
+	(*SignInChallenge)(nil),             // 23: keyport.v1.SignInChallenge
+	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
+	(*User)(nil),                        // 25: keyport.v1.User
+	(*Session)(nil),                     // 26: keyport.v1.Session
+	(*durationpb.Duration)(nil),         // 27: google.protobuf.Duration
+	(*SessionRevoked)(nil),              // 28: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),                 // 29: keyport.v1.UserChanged
 }
 var file_keyport_v1_session_service_proto_depIdxs = []int32{
-	20, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
-	21, // 1: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	22, // 2: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
-	20, // 3: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	23, // 4: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
-	22, // 5: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
-	24, // 6: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
-	23, // 7: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
-	18, // 8: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
-	25, // 9: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
-	26, // 10: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
-	19, // 11: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
-	0,  // 12: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
-	2,  // 13: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
-	4,  // 14: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
-	6,  // 15: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
-	8,  // 16: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
-	10, // 17: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
-	12, // 18: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
-	14, // 19: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
-	16, // 20: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
-	1,  // 21: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
-	3,  // 22: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
-	5,  // 23: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
-	7,  // 24: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
-	9,  // 25: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
-	11, // 26: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
-	13, // 27: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
-	15, // 28: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
-	17, // 29: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
-	21, // [21:30] is the sub-list for method output_type
-	12, // [12:21] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	22, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
+	23, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	22, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	24, // 3: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 4: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
+	22, // 5: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	23, // 6: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	26, // 7: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
+	25, // 8: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
+	27, // 9: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
+	26, // 10: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
+	20, // 11: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
+	28, // 12: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
+	29, // 13: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
+	21, // 14: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
+	0,  // 15: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
+	2,  // 16: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
+	4,  // 17: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
+	6,  // 18: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
+	8,  // 19: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
+	10, // 20: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
+	12, // 21: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
+	14, // 22: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
+	16, // 23: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
+	18, // 24: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
+	1,  // 25: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
+	3,  // 26: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
+	5,  // 27: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
+	7,  // 28: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
+	9,  // 29: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
+	11, // 30: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
+	13, // 31: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
+	15, // 32: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
+	17, // 33: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
+	19, // 34: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
+	25, // [25:35] is the sub-list for method output_type
+	15, // [15:25] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_service_proto_init() }
@@ -1244,12 +1440,17 @@ func file_keyport_v1_session_service_proto_init() {
 	file_keyport_v1_user_proto_init()
 	file_keyport_v1_session_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*SignInResponse_Session)(nil),
+		(*SignInResponse_Challenge)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[2].OneofWrappers = []any{
+		(*CompleteSignInRequest_TotpCode)(nil),
+		(*CompleteSignInRequest_BackupCode)(nil),
+	}
+	file_keyport_v1_session_service_proto_msgTypes[6].OneofWrappers = []any{
 		(*FinishEmailSignInRequest_Token)(nil),
 		(*FinishEmailSignInRequest_Code)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[17].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[19].OneofWrappers = []any{
 		(*WatchSessionEventsResponse_Ready)(nil),
 		(*WatchSessionEventsResponse_SessionRevoked)(nil),
 		(*WatchSessionEventsResponse_UserChanged)(nil),
@@ -1261,7 +1462,7 @@ func file_keyport_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_service_proto_rawDesc), len(file_keyport_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	SessionService_SignIn_FullMethodName              = "/keyport.v1.SessionService/SignIn"
+	SessionService_CompleteSignIn_FullMethodName      = "/keyport.v1.SessionService/CompleteSignIn"
 	SessionService_StartEmailSignIn_FullMethodName    = "/keyport.v1.SessionService/StartEmailSignIn"
 	SessionService_FinishEmailSignIn_FullMethodName   = "/keyport.v1.SessionService/FinishEmailSignIn"
 	SessionService_GetSession_FullMethodName          = "/keyport.v1.SessionService/GetSession"
@@ -57,7 +58,22 @@ type SessionServiceClient interface {
 	// `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
 	// (or an account deleted) while the sign-in was being verified gives
 	// `INVALID_CREDENTIALS`: no session is ever created for an old password.
+	// A user with a second factor gets a `challenge` instead of a session:
+	// the sign-in finishes with `CompleteSignIn`.
 	SignIn(ctx context.Context, in *SignInRequest, opts ...grpc.CallOption) (*SignInResponse, error)
+	// Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+	// `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+	// an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+	// answers; a TOTP code works once, and no code of an earlier step works
+	// after it; a backup code works once. Wrong answers also count like
+	// failed sign-ins of the account.
+	//
+	// Public: the challenge proves the first factor. Reasons:
+	// `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+	// or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+	// reused or malformed code; the challenge still works while it has
+	// answers left), `RATE_LIMITED`.
+	CompleteSignIn(ctx context.Context, in *CompleteSignInRequest, opts ...grpc.CallOption) (*CompleteSignInResponse, error)
 	// Starts a sign-in without a password: mails the address a link
 	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
 	// six-digit code, if an account has the address or `sign_up.by_email` is
@@ -140,6 +156,16 @@ func (c *sessionServiceClient) SignIn(ctx context.Context, in *SignInRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SignInResponse)
 	err := c.cc.Invoke(ctx, SessionService_SignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) CompleteSignIn(ctx context.Context, in *CompleteSignInRequest, opts ...grpc.CallOption) (*CompleteSignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteSignInResponse)
+	err := c.cc.Invoke(ctx, SessionService_CompleteSignIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -262,7 +288,22 @@ type SessionServiceServer interface {
 	// `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
 	// (or an account deleted) while the sign-in was being verified gives
 	// `INVALID_CREDENTIALS`: no session is ever created for an old password.
+	// A user with a second factor gets a `challenge` instead of a session:
+	// the sign-in finishes with `CompleteSignIn`.
 	SignIn(context.Context, *SignInRequest) (*SignInResponse, error)
+	// Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+	// `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+	// an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+	// answers; a TOTP code works once, and no code of an earlier step works
+	// after it; a backup code works once. Wrong answers also count like
+	// failed sign-ins of the account.
+	//
+	// Public: the challenge proves the first factor. Reasons:
+	// `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+	// or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+	// reused or malformed code; the challenge still works while it has
+	// answers left), `RATE_LIMITED`.
+	CompleteSignIn(context.Context, *CompleteSignInRequest) (*CompleteSignInResponse, error)
 	// Starts a sign-in without a password: mails the address a link
 	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
 	// six-digit code, if an account has the address or `sign_up.by_email` is
@@ -344,6 +385,9 @@ type UnimplementedSessionServiceServer struct{}
 func (UnimplementedSessionServiceServer) SignIn(context.Context, *SignInRequest) (*SignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SignIn not implemented")
 }
+func (UnimplementedSessionServiceServer) CompleteSignIn(context.Context, *CompleteSignInRequest) (*CompleteSignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteSignIn not implemented")
+}
 func (UnimplementedSessionServiceServer) StartEmailSignIn(context.Context, *StartEmailSignInRequest) (*StartEmailSignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartEmailSignIn not implemented")
 }
@@ -403,6 +447,24 @@ func _SessionService_SignIn_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SessionServiceServer).SignIn(ctx, req.(*SignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_CompleteSignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteSignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).CompleteSignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_CompleteSignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).CompleteSignIn(ctx, req.(*CompleteSignInRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -554,6 +616,10 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignIn",
 			Handler:    _SessionService_SignIn_Handler,
+		},
+		{
+			MethodName: "CompleteSignIn",
+			Handler:    _SessionService_CompleteSignIn_Handler,
 		},
 		{
 			MethodName: "StartEmailSignIn",

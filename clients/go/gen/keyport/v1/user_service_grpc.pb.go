@@ -87,13 +87,17 @@ type UserServiceClient interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
 	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
 	// `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
+	// not pass it recently).
 	ChangePassword(ctx context.Context, in *ChangePasswordRequest, opts ...grpc.CallOption) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//
 	// Needs a session and the password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
+	// not pass it recently).
 	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
 	// Mails a single-use link that verifies an address; a newer link voids
 	// the older. Does nothing when the address is verified already. The link
@@ -152,8 +156,10 @@ type UserServiceClient interface {
 	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
 	// `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
 	// `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-	// (no password and the session is older than 10 minutes),
-	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	// (no password and the session's last sign-in is older than 10
+	// minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+	// session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+	// `RESOURCE_EXHAUSTED`.
 	RequestEmailChange(ctx context.Context, in *RequestEmailChangeRequest, opts ...grpc.CallOption) (*RequestEmailChangeResponse, error)
 	// Moves the account to the address a change-of-address link was sent to;
 	// the address counts as verified. With `end_sessions`, every session of
@@ -171,7 +177,7 @@ type UserServiceClient interface {
 	// Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
 	// again), `INVALID_ARGUMENT` (the account has a password: use
-	// `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+	// `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
 	RequestPasswordSetup(ctx context.Context, in *RequestPasswordSetupRequest, opts ...grpc.CallOption) (*RequestPasswordSetupResponse, error)
 	// Sets the calling user's first password with the code of
 	// `RequestPasswordSetup`, from the same session. Other sessions stay; the
@@ -181,7 +187,8 @@ type UserServiceClient interface {
 	// `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
 	// session), `INVALID_ARGUMENT` (the account has a password),
 	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	// `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+	// `RESOURCE_EXHAUSTED`.
 	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
 }
 
@@ -376,13 +383,17 @@ type UserServiceServer interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
 	// `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
 	// `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+	// `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
+	// not pass it recently).
 	ChangePassword(context.Context, *ChangePasswordRequest) (*ChangePasswordResponse, error)
 	// Deletes the calling user with all their sessions and credentials.
 	//
 	// Needs a session and the password. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
+	// not pass it recently).
 	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
 	// Mails a single-use link that verifies an address; a newer link voids
 	// the older. Does nothing when the address is verified already. The link
@@ -441,8 +452,10 @@ type UserServiceServer interface {
 	// Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
 	// `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
 	// `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-	// (no password and the session is older than 10 minutes),
-	// `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	// (no password and the session's last sign-in is older than 10
+	// minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+	// session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+	// `RESOURCE_EXHAUSTED`.
 	RequestEmailChange(context.Context, *RequestEmailChangeRequest) (*RequestEmailChangeResponse, error)
 	// Moves the account to the address a change-of-address link was sent to;
 	// the address counts as verified. With `end_sessions`, every session of
@@ -460,7 +473,7 @@ type UserServiceServer interface {
 	// Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
 	// `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
 	// again), `INVALID_ARGUMENT` (the account has a password: use
-	// `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+	// `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
 	RequestPasswordSetup(context.Context, *RequestPasswordSetupRequest) (*RequestPasswordSetupResponse, error)
 	// Sets the calling user's first password with the code of
 	// `RequestPasswordSetup`, from the same session. Other sessions stay; the
@@ -470,7 +483,8 @@ type UserServiceServer interface {
 	// `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
 	// session), `INVALID_ARGUMENT` (the account has a password),
 	// `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-	// `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+	// `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+	// `RESOURCE_EXHAUSTED`.
 	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
 	mustEmbedUnimplementedUserServiceServer()
 }

@@ -27,7 +27,7 @@ from keyport.v1 import oauth_pb2 as keyport_dot_v1_dot_oauth__pb2
 from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyport/v1/oauth_service.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\"\x16\n\x14ListProvidersRequest\"E\n\x15ListProvidersResponse\x12,\n\tproviders\x18\x01 \x03(\x0b\x32\x19.keyport.v1.OAuthProvider\"L\n\x11StartOAuthRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x14\n\x0credirect_uri\x18\x02 \x01(\t\x12\x0c\n\x04link\x18\x03 \x01(\x08\"\x7f\n\x12StartOAuthResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07\x62inding\x18\x03 \x01(\t\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x12\x46inishOAuthRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0credirect_uri\x18\x03 \x01(\t\x12\x0f\n\x07\x62inding\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\x8c\x01\n\x13\x46inishOAuthResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrantH\x00\x12+\n\x06linked\x18\x02 \x01(\x0b\x32\x19.keyport.v1.LinkedAccountH\x00\x12\x10\n\x08new_user\x18\x03 \x01(\x08\x42\t\n\x07outcome\"\x1b\n\x19ListLinkedAccountsRequest\"I\n\x1aListLinkedAccountsResponse\x12+\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x19.keyport.v1.LinkedAccount\"<\n\x14UnlinkAccountRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\"\x17\n\x15UnlinkAccountResponse2\xbc\x03\n\x0cOAuthService\x12T\n\rListProviders\x12 .keyport.v1.ListProvidersRequest\x1a!.keyport.v1.ListProvidersResponse\x12K\n\nStartOAuth\x12\x1d.keyport.v1.StartOAuthRequest\x1a\x1e.keyport.v1.StartOAuthResponse\x12N\n\x0b\x46inishOAuth\x12\x1e.keyport.v1.FinishOAuthRequest\x1a\x1f.keyport.v1.FinishOAuthResponse\x12\x63\n\x12ListLinkedAccounts\x12%.keyport.v1.ListLinkedAccountsRequest\x1a&.keyport.v1.ListLinkedAccountsResponse\x12T\n\rUnlinkAccount\x12 .keyport.v1.UnlinkAccountRequest\x1a!.keyport.v1.UnlinkAccountResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyport/v1/oauth_service.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\"\x16\n\x14ListProvidersRequest\"E\n\x15ListProvidersResponse\x12,\n\tproviders\x18\x01 \x03(\x0b\x32\x19.keyport.v1.OAuthProvider\"L\n\x11StartOAuthRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x14\n\x0credirect_uri\x18\x02 \x01(\t\x12\x0c\n\x04link\x18\x03 \x01(\x08\"\x7f\n\x12StartOAuthResponse\x12\x19\n\x11\x61uthorization_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x0f\n\x07\x62inding\x18\x03 \x01(\t\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"g\n\x12\x46inishOAuthRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x14\n\x0credirect_uri\x18\x03 \x01(\t\x12\x0f\n\x07\x62inding\x18\x04 \x01(\t\x12\r\n\x05\x65rror\x18\x05 \x01(\t\"\xbe\x01\n\x13\x46inishOAuthResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrantH\x00\x12+\n\x06linked\x18\x02 \x01(\x0b\x32\x19.keyport.v1.LinkedAccountH\x00\x12\x30\n\tchallenge\x18\x04 \x01(\x0b\x32\x1b.keyport.v1.SignInChallengeH\x00\x12\x10\n\x08new_user\x18\x03 \x01(\x08\x42\t\n\x07outcome\"\x1b\n\x19ListLinkedAccountsRequest\"I\n\x1aListLinkedAccountsResponse\x12+\n\x08\x61\x63\x63ounts\x18\x01 \x03(\x0b\x32\x19.keyport.v1.LinkedAccount\"<\n\x14UnlinkAccountRequest\x12\x13\n\x0bprovider_id\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\"\x17\n\x15UnlinkAccountResponse2\xbc\x03\n\x0cOAuthService\x12T\n\rListProviders\x12 .keyport.v1.ListProvidersRequest\x1a!.keyport.v1.ListProvidersResponse\x12K\n\nStartOAuth\x12\x1d.keyport.v1.StartOAuthRequest\x1a\x1e.keyport.v1.StartOAuthResponse\x12N\n\x0b\x46inishOAuth\x12\x1e.keyport.v1.FinishOAuthRequest\x1a\x1f.keyport.v1.FinishOAuthResponse\x12\x63\n\x12ListLinkedAccounts\x12%.keyport.v1.ListLinkedAccountsRequest\x1a&.keyport.v1.ListLinkedAccountsResponse\x12T\n\rUnlinkAccount\x12 .keyport.v1.UnlinkAccountRequest\x1a!.keyport.v1.UnlinkAccountResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,15 +45,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FINISHOAUTHREQUEST']._serialized_start=431
   _globals['_FINISHOAUTHREQUEST']._serialized_end=534
   _globals['_FINISHOAUTHRESPONSE']._serialized_start=537
-  _globals['_FINISHOAUTHRESPONSE']._serialized_end=677
-  _globals['_LISTLINKEDACCOUNTSREQUEST']._serialized_start=679
-  _globals['_LISTLINKEDACCOUNTSREQUEST']._serialized_end=706
-  _globals['_LISTLINKEDACCOUNTSRESPONSE']._serialized_start=708
-  _globals['_LISTLINKEDACCOUNTSRESPONSE']._serialized_end=781
-  _globals['_UNLINKACCOUNTREQUEST']._serialized_start=783
-  _globals['_UNLINKACCOUNTREQUEST']._serialized_end=843
-  _globals['_UNLINKACCOUNTRESPONSE']._serialized_start=845
-  _globals['_UNLINKACCOUNTRESPONSE']._serialized_end=868
-  _globals['_OAUTHSERVICE']._serialized_start=871
-  _globals['_OAUTHSERVICE']._serialized_end=1315
+  _globals['_FINISHOAUTHRESPONSE']._serialized_end=727
+  _globals['_LISTLINKEDACCOUNTSREQUEST']._serialized_start=729
+  _globals['_LISTLINKEDACCOUNTSREQUEST']._serialized_end=756
+  _globals['_LISTLINKEDACCOUNTSRESPONSE']._serialized_start=758
+  _globals['_LISTLINKEDACCOUNTSRESPONSE']._serialized_end=831
+  _globals['_UNLINKACCOUNTREQUEST']._serialized_start=833
+  _globals['_UNLINKACCOUNTREQUEST']._serialized_end=893
+  _globals['_UNLINKACCOUNTRESPONSE']._serialized_start=895
+  _globals['_UNLINKACCOUNTRESPONSE']._serialized_end=918
+  _globals['_OAUTHSERVICE']._serialized_start=921
+  _globals['_OAUTHSERVICE']._serialized_end=1365
 # @@protoc_insertion_point(module_scope)

@@ -58,14 +58,16 @@ class FinishOAuthRequest(_message.Message):
     def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ..., redirect_uri: _Optional[str] = ..., binding: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class FinishOAuthResponse(_message.Message):
-    __slots__ = ("session", "linked", "new_user")
+    __slots__ = ("session", "linked", "challenge", "new_user")
     SESSION_FIELD_NUMBER: _ClassVar[int]
     LINKED_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     NEW_USER_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.SessionGrant
     linked: _oauth_pb2.LinkedAccount
+    challenge: _session_pb2.SignInChallenge
     new_user: bool
-    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., linked: _Optional[_Union[_oauth_pb2.LinkedAccount, _Mapping]] = ..., new_user: bool = ...) -> None: ...
+    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., linked: _Optional[_Union[_oauth_pb2.LinkedAccount, _Mapping]] = ..., challenge: _Optional[_Union[_session_pb2.SignInChallenge, _Mapping]] = ..., new_user: bool = ...) -> None: ...
 
 class ListLinkedAccountsRequest(_message.Message):
     __slots__ = ()

@@ -2,13 +2,26 @@ import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from keyport.v1 import user_pb2 as _user_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class AssuranceLevel(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ASSURANCE_LEVEL_UNSPECIFIED: _ClassVar[AssuranceLevel]
+    ASSURANCE_LEVEL_AAL1: _ClassVar[AssuranceLevel]
+    ASSURANCE_LEVEL_AAL2: _ClassVar[AssuranceLevel]
+
+class SecondFactor(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SECOND_FACTOR_UNSPECIFIED: _ClassVar[SecondFactor]
+    SECOND_FACTOR_TOTP: _ClassVar[SecondFactor]
+    SECOND_FACTOR_BACKUP_CODE: _ClassVar[SecondFactor]
 
 class UserChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -19,6 +32,13 @@ class UserChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USER_CHANGE_BANNED: _ClassVar[UserChange]
     USER_CHANGE_DELETED: _ClassVar[UserChange]
     USER_CHANGE_SESSIONS_REVOKED: _ClassVar[UserChange]
+    USER_CHANGE_SECOND_FACTOR: _ClassVar[UserChange]
+ASSURANCE_LEVEL_UNSPECIFIED: AssuranceLevel
+ASSURANCE_LEVEL_AAL1: AssuranceLevel
+ASSURANCE_LEVEL_AAL2: AssuranceLevel
+SECOND_FACTOR_UNSPECIFIED: SecondFactor
+SECOND_FACTOR_TOTP: SecondFactor
+SECOND_FACTOR_BACKUP_CODE: SecondFactor
 USER_CHANGE_UNSPECIFIED: UserChange
 USER_CHANGE_PROFILE: UserChange
 USER_CHANGE_PASSWORD: UserChange
@@ -26,9 +46,10 @@ USER_CHANGE_ROLES: UserChange
 USER_CHANGE_BANNED: UserChange
 USER_CHANGE_DELETED: UserChange
 USER_CHANGE_SESSIONS_REVOKED: UserChange
+USER_CHANGE_SECOND_FACTOR: UserChange
 
 class Session(_message.Message):
-    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current")
+    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +59,8 @@ class Session(_message.Message):
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     USER_AGENT_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
+    ASSURANCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    AUTHENTICATED_AT_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -47,7 +70,19 @@ class Session(_message.Message):
     ip_address: str
     user_agent: str
     current: bool
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ...) -> None: ...
+    assurance_level: AssuranceLevel
+    authenticated_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SignInChallenge(_message.Message):
+    __slots__ = ("challenge", "factors", "expires_at")
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    FACTORS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    challenge: str
+    factors: _containers.RepeatedScalarFieldContainer[SecondFactor]
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, challenge: _Optional[str] = ..., factors: _Optional[_Iterable[_Union[SecondFactor, str]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SessionGrant(_message.Message):
     __slots__ = ("token", "session", "user")

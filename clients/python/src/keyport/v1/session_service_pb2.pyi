@@ -21,10 +21,30 @@ class SignInRequest(_message.Message):
     def __init__(self, email: _Optional[str] = ..., password: _Optional[str] = ...) -> None: ...
 
 class SignInResponse(_message.Message):
-    __slots__ = ("session",)
+    __slots__ = ("session", "challenge")
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     session: _session_pb2.SessionGrant
-    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ...) -> None: ...
+    challenge: _session_pb2.SignInChallenge
+    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., challenge: _Optional[_Union[_session_pb2.SignInChallenge, _Mapping]] = ...) -> None: ...
+
+class CompleteSignInRequest(_message.Message):
+    __slots__ = ("challenge", "totp_code", "backup_code")
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    TOTP_CODE_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_CODE_FIELD_NUMBER: _ClassVar[int]
+    challenge: str
+    totp_code: str
+    backup_code: str
+    def __init__(self, challenge: _Optional[str] = ..., totp_code: _Optional[str] = ..., backup_code: _Optional[str] = ...) -> None: ...
+
+class CompleteSignInResponse(_message.Message):
+    __slots__ = ("session", "backup_codes_left")
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    BACKUP_CODES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.SessionGrant
+    backup_codes_left: int
+    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., backup_codes_left: _Optional[int] = ...) -> None: ...
 
 class StartEmailSignInRequest(_message.Message):
     __slots__ = ("email",)
@@ -51,14 +71,16 @@ class FinishEmailSignInRequest(_message.Message):
     def __init__(self, binding: _Optional[str] = ..., token: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
 
 class FinishEmailSignInResponse(_message.Message):
-    __slots__ = ("user", "session", "new_user")
+    __slots__ = ("user", "session", "new_user", "challenge")
     USER_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     NEW_USER_FIELD_NUMBER: _ClassVar[int]
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     user: _user_pb2.User
     session: _session_pb2.SessionGrant
     new_user: bool
-    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., new_user: bool = ...) -> None: ...
+    challenge: _session_pb2.SignInChallenge
+    def __init__(self, user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., new_user: bool = ..., challenge: _Optional[_Union[_session_pb2.SignInChallenge, _Mapping]] = ...) -> None: ...
 
 class GetSessionRequest(_message.Message):
     __slots__ = ("token",)

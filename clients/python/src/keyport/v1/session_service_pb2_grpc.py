@@ -49,6 +49,11 @@ class SessionServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.SignInRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_session__service__pb2.SignInResponse.FromString,
                 _registered_method=True)
+        self.CompleteSignIn = channel.unary_unary(
+                '/keyport.v1.SessionService/CompleteSignIn',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.FromString,
+                _registered_method=True)
         self.StartEmailSignIn = channel.unary_unary(
                 '/keyport.v1.SessionService/StartEmailSignIn',
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.SerializeToString,
@@ -117,6 +122,26 @@ class SessionServiceServicer(object):
         `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
         (or an account deleted) while the sign-in was being verified gives
         `INVALID_CREDENTIALS`: no session is ever created for an old password.
+        A user with a second factor gets a `challenge` instead of a session:
+        the sign-in finishes with `CompleteSignIn`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteSignIn(self, request, context):
+        """Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+        `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+        an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+        answers; a TOTP code works once, and no code of an earlier step works
+        after it; a backup code works once. Wrong answers also count like
+        failed sign-ins of the account.
+
+        Public: the challenge proves the first factor. Reasons:
+        `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+        or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+        reused or malformed code; the challenge still works while it has
+        answers left), `RATE_LIMITED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -238,6 +263,11 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.SignInRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_session__service__pb2.SignInResponse.SerializeToString,
             ),
+            'CompleteSignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteSignIn,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.SerializeToString,
+            ),
             'StartEmailSignIn': grpc.unary_unary_rpc_method_handler(
                     servicer.StartEmailSignIn,
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.FromString,
@@ -316,6 +346,33 @@ class SessionService(object):
             '/keyport.v1.SessionService/SignIn',
             keyport_dot_v1_dot_session__service__pb2.SignInRequest.SerializeToString,
             keyport_dot_v1_dot_session__service__pb2.SignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteSignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/CompleteSignIn',
+            keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.FromString,
             options,
             channel_credentials,
             insecure,

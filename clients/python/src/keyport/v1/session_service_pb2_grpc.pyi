@@ -56,6 +56,22 @@ class SessionServiceStub:
     `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
     (or an account deleted) while the sign-in was being verified gives
     `INVALID_CREDENTIALS`: no session is ever created for an old password.
+    A user with a second factor gets a `challenge` instead of a session:
+    the sign-in finishes with `CompleteSignIn`.
+    """
+    CompleteSignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.CompleteSignInRequest, _session_service_pb2.CompleteSignInResponse]
+    """Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+    `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+    an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+    answers; a TOTP code works once, and no code of an earlier step works
+    after it; a backup code works once. Wrong answers also count like
+    failed sign-ins of the account.
+
+    Public: the challenge proves the first factor. Reasons:
+    `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+    or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+    reused or malformed code; the challenge still works while it has
+    answers left), `RATE_LIMITED`.
     """
     StartEmailSignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]
     """Starts a sign-in without a password: mails the address a link
@@ -162,6 +178,22 @@ class SessionServiceAsyncStub(SessionServiceStub):
     `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
     (or an account deleted) while the sign-in was being verified gives
     `INVALID_CREDENTIALS`: no session is ever created for an old password.
+    A user with a second factor gets a `challenge` instead of a session:
+    the sign-in finishes with `CompleteSignIn`.
+    """
+    CompleteSignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.CompleteSignInRequest, _session_service_pb2.CompleteSignInResponse]  # type: ignore[assignment]
+    """Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+    `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+    an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+    answers; a TOTP code works once, and no code of an earlier step works
+    after it; a backup code works once. Wrong answers also count like
+    failed sign-ins of the account.
+
+    Public: the challenge proves the first factor. Reasons:
+    `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+    or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+    reused or malformed code; the challenge still works while it has
+    answers left), `RATE_LIMITED`.
     """
     StartEmailSignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]  # type: ignore[assignment]
     """Starts a sign-in without a password: mails the address a link
@@ -271,6 +303,28 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
         (or an account deleted) while the sign-in was being verified gives
         `INVALID_CREDENTIALS`: no session is ever created for an old password.
+        A user with a second factor gets a `challenge` instead of a session:
+        the sign-in finishes with `CompleteSignIn`.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteSignIn(
+        self,
+        request: _session_service_pb2.CompleteSignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.CompleteSignInResponse, _abc.Awaitable[_session_service_pb2.CompleteSignInResponse]]:
+        """Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+        `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+        an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+        answers; a TOTP code works once, and no code of an earlier step works
+        after it; a backup code works once. Wrong answers also count like
+        failed sign-ins of the account.
+
+        Public: the challenge proves the first factor. Reasons:
+        `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+        or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+        reused or malformed code; the challenge still works while it has
+        answers left), `RATE_LIMITED`.
         """
 
     @_abc_1.abstractmethod

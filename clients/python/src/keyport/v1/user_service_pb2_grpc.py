@@ -185,7 +185,9 @@ class UserServiceServicer(object):
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
         `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
         `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+        `STEP_UP_REQUIRED` (the user has a second factor and the session did
+        not pass it recently).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -196,7 +198,9 @@ class UserServiceServicer(object):
 
         Needs a session and the password. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-        empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+        empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+        `STEP_UP_REQUIRED` (the user has a second factor and the session did
+        not pass it recently).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -280,8 +284,10 @@ class UserServiceServicer(object):
         Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
         `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
         `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-        (no password and the session is older than 10 minutes),
-        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        (no password and the session's last sign-in is older than 10
+        minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+        session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+        `RESOURCE_EXHAUSTED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -309,7 +315,7 @@ class UserServiceServicer(object):
         Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
         again), `INVALID_ARGUMENT` (the account has a password: use
-        `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+        `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -324,7 +330,8 @@ class UserServiceServicer(object):
         `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
         session), `INVALID_ARGUMENT` (the account has a password),
         `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+        `RESOURCE_EXHAUSTED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -85,14 +85,18 @@ class UserServiceStub:
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
     `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
     `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+    `STEP_UP_REQUIRED` (the user has a second factor and the session did
+    not pass it recently).
     """
     DeleteCurrentUser: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.DeleteCurrentUserRequest, _user_service_pb2.DeleteCurrentUserResponse]
     """Deletes the calling user with all their sessions and credentials.
 
     Needs a session and the password. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-    empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+    empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+    `STEP_UP_REQUIRED` (the user has a second factor and the session did
+    not pass it recently).
     """
     RequestEmailVerification: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]
     """Mails a single-use link that verifies an address; a newer link voids
@@ -156,8 +160,10 @@ class UserServiceStub:
     Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
     `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-    (no password and the session is older than 10 minutes),
-    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    (no password and the session's last sign-in is older than 10
+    minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+    session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+    `RESOURCE_EXHAUSTED`.
     """
     ConfirmEmailChange: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.ConfirmEmailChangeRequest, _user_service_pb2.ConfirmEmailChangeResponse]
     """Moves the account to the address a change-of-address link was sent to;
@@ -177,7 +183,7 @@ class UserServiceStub:
     Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
     again), `INVALID_ARGUMENT` (the account has a password: use
-    `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+    `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
     """
     SetPassword: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.SetPasswordRequest, _user_service_pb2.SetPasswordResponse]
     """Sets the calling user's first password with the code of
@@ -188,7 +194,8 @@ class UserServiceStub:
     `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
     session), `INVALID_ARGUMENT` (the account has a password),
     `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+    `RESOURCE_EXHAUSTED`.
     """
 
 @_typing.type_check_only
@@ -248,14 +255,18 @@ class UserServiceAsyncStub(UserServiceStub):
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
     `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
     `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+    `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+    `STEP_UP_REQUIRED` (the user has a second factor and the session did
+    not pass it recently).
     """
     DeleteCurrentUser: _aio.UnaryUnaryMultiCallable[_user_service_pb2.DeleteCurrentUserRequest, _user_service_pb2.DeleteCurrentUserResponse]  # type: ignore[assignment]
     """Deletes the calling user with all their sessions and credentials.
 
     Needs a session and the password. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-    empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+    empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+    `STEP_UP_REQUIRED` (the user has a second factor and the session did
+    not pass it recently).
     """
     RequestEmailVerification: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]  # type: ignore[assignment]
     """Mails a single-use link that verifies an address; a newer link voids
@@ -319,8 +330,10 @@ class UserServiceAsyncStub(UserServiceStub):
     Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
     `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-    (no password and the session is older than 10 minutes),
-    `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    (no password and the session's last sign-in is older than 10
+    minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+    session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+    `RESOURCE_EXHAUSTED`.
     """
     ConfirmEmailChange: _aio.UnaryUnaryMultiCallable[_user_service_pb2.ConfirmEmailChangeRequest, _user_service_pb2.ConfirmEmailChangeResponse]  # type: ignore[assignment]
     """Moves the account to the address a change-of-address link was sent to;
@@ -340,7 +353,7 @@ class UserServiceAsyncStub(UserServiceStub):
     Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
     `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
     again), `INVALID_ARGUMENT` (the account has a password: use
-    `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+    `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
     """
     SetPassword: _aio.UnaryUnaryMultiCallable[_user_service_pb2.SetPasswordRequest, _user_service_pb2.SetPasswordResponse]  # type: ignore[assignment]
     """Sets the calling user's first password with the code of
@@ -351,7 +364,8 @@ class UserServiceAsyncStub(UserServiceStub):
     `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
     session), `INVALID_ARGUMENT` (the account has a password),
     `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-    `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+    `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+    `RESOURCE_EXHAUSTED`.
     """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -432,7 +446,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
         `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
         `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+        `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+        `STEP_UP_REQUIRED` (the user has a second factor and the session did
+        not pass it recently).
         """
 
     @_abc_1.abstractmethod
@@ -445,7 +461,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Needs a session and the password. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-        empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+        empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+        `STEP_UP_REQUIRED` (the user has a second factor and the session did
+        not pass it recently).
         """
 
     @_abc_1.abstractmethod
@@ -539,8 +557,10 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
         `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
         `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-        (no password and the session is older than 10 minutes),
-        `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        (no password and the session's last sign-in is older than 10
+        minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+        session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+        `RESOURCE_EXHAUSTED`.
         """
 
     @_abc_1.abstractmethod
@@ -572,7 +592,7 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
         `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
         again), `INVALID_ARGUMENT` (the account has a password: use
-        `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+        `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
         """
 
     @_abc_1.abstractmethod
@@ -589,7 +609,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
         session), `INVALID_ARGUMENT` (the account has a password),
         `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-        `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+        `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+        `RESOURCE_EXHAUSTED`.
         """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

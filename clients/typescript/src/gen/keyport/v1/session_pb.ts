@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/session.proto.
  */
 export const file_keyport_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZXlwb3J0L3YxL3Nlc3Npb24ucHJvdG8SCmtleXBvcnQudjEiqgIKB1Nlc3Npb24SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3ChNhYnNvbHV0ZV9leHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZWZyZXNoZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmlwX2FkZHJlc3MYByABKAkSEgoKdXNlcl9hZ2VudBgIIAEoCRIPCgdjdXJyZW50GAkgASgIImMKDFNlc3Npb25HcmFudBINCgV0b2tlbhgBIAEoCRIkCgdzZXNzaW9uGAIgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uEh4KBHVzZXIYAyABKAsyEC5rZXlwb3J0LnYxLlVzZXIiNQoOU2Vzc2lvblJldm9rZWQSEgoKc2Vzc2lvbl9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIkYKC1VzZXJDaGFuZ2VkEg8KB3VzZXJfaWQYASABKAkSJgoGY2hhbmdlGAIgASgOMhYua2V5cG9ydC52MS5Vc2VyQ2hhbmdlKsYBCgpVc2VyQ2hhbmdlEhsKF1VTRVJfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFwoTVVNFUl9DSEFOR0VfUFJPRklMRRABEhgKFFVTRVJfQ0hBTkdFX1BBU1NXT1JEEAISFQoRVVNFUl9DSEFOR0VfUk9MRVMQAxIWChJVU0VSX0NIQU5HRV9CQU5ORUQQBBIXChNVU0VSX0NIQU5HRV9ERUxFVEVEEAUSIAocVVNFUl9DSEFOR0VfU0VTU0lPTlNfUkVWT0tFRBAGYgZwcm90bzM", [file_google_protobuf_timestamp, file_keyport_v1_user]);
+  fileDesc("ChhrZXlwb3J0L3YxL3Nlc3Npb24ucHJvdG8SCmtleXBvcnQudjEilQMKB1Nlc3Npb24SCgoCaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI3ChNhYnNvbHV0ZV9leHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxyZWZyZXNoZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmlwX2FkZHJlc3MYByABKAkSEgoKdXNlcl9hZ2VudBgIIAEoCRIPCgdjdXJyZW50GAkgASgIEjMKD2Fzc3VyYW5jZV9sZXZlbBgKIAEoDjIaLmtleXBvcnQudjEuQXNzdXJhbmNlTGV2ZWwSNAoQYXV0aGVudGljYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAifwoPU2lnbkluQ2hhbGxlbmdlEhEKCWNoYWxsZW5nZRgBIAEoCRIpCgdmYWN0b3JzGAIgAygOMhgua2V5cG9ydC52MS5TZWNvbmRGYWN0b3ISLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiYwoMU2Vzc2lvbkdyYW50Eg0KBXRva2VuGAEgASgJEiQKB3Nlc3Npb24YAiABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgDIAEoCzIQLmtleXBvcnQudjEuVXNlciI1Cg5TZXNzaW9uUmV2b2tlZBISCgpzZXNzaW9uX2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiRgoLVXNlckNoYW5nZWQSDwoHdXNlcl9pZBgBIAEoCRImCgZjaGFuZ2UYAiABKA4yFi5rZXlwb3J0LnYxLlVzZXJDaGFuZ2UqZQoOQXNzdXJhbmNlTGV2ZWwSHwobQVNTVVJBTkNFX0xFVkVMX1VOU1BFQ0lGSUVEEAASGAoUQVNTVVJBTkNFX0xFVkVMX0FBTDEQARIYChRBU1NVUkFOQ0VfTEVWRUxfQUFMMhACKmQKDFNlY29uZEZhY3RvchIdChlTRUNPTkRfRkFDVE9SX1VOU1BFQ0lGSUVEEAASFgoSU0VDT05EX0ZBQ1RPUl9UT1RQEAESHQoZU0VDT05EX0ZBQ1RPUl9CQUNLVVBfQ09ERRACKuUBCgpVc2VyQ2hhbmdlEhsKF1VTRVJfQ0hBTkdFX1VOU1BFQ0lGSUVEEAASFwoTVVNFUl9DSEFOR0VfUFJPRklMRRABEhgKFFVTRVJfQ0hBTkdFX1BBU1NXT1JEEAISFQoRVVNFUl9DSEFOR0VfUk9MRVMQAxIWChJVU0VSX0NIQU5HRV9CQU5ORUQQBBIXChNVU0VSX0NIQU5HRV9ERUxFVEVEEAUSIAocVVNFUl9DSEFOR0VfU0VTU0lPTlNfUkVWT0tFRBAGEh0KGVVTRVJfQ0hBTkdFX1NFQ09ORF9GQUNUT1IQB2IGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_user]);
 
 /**
  * A signed-in device or browser of one user.
@@ -91,6 +91,23 @@ export type Session = Message<"keyport.v1.Session"> & {
    * @generated from field: bool current = 9;
    */
   current: boolean;
+
+  /**
+   * How strongly the user proved who they are (NIST SP 800-63B): `AAL1`
+   * for a password, a provider or a mailbox alone, `AAL2` once a second
+   * factor was passed (`CompleteSignIn` or `StepUp`).
+   *
+   * @generated from field: keyport.v1.AssuranceLevel assurance_level = 10;
+   */
+  assuranceLevel: AssuranceLevel;
+
+  /**
+   * When the user last proved who they are in this session: the sign-in,
+   * or a later `StepUp`. Sensitive calls need it to be recent.
+   *
+   * @generated from field: google.protobuf.Timestamp authenticated_at = 11;
+   */
+  authenticatedAt?: Timestamp | undefined;
 };
 
 /**
@@ -99,6 +116,44 @@ export type Session = Message<"keyport.v1.Session"> & {
  */
 export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
   messageDesc(file_keyport_v1_session, 0);
+
+/**
+ * What a sign-in answers instead of a session when the user has a second
+ * factor: pass one of `factors` with `CompleteSignIn` to get the session.
+ *
+ * @generated from message keyport.v1.SignInChallenge
+ */
+export type SignInChallenge = Message<"keyport.v1.SignInChallenge"> & {
+  /**
+   * The challenge: `kpc_` and 43 characters, opaque, single-use. Keep it
+   * where only this browser or client has it (an `HttpOnly` cookie); it is
+   * the proof that the first factor was passed.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * The second factors the user can answer with.
+   *
+   * @generated from field: repeated keyport.v1.SecondFactor factors = 2;
+   */
+  factors: SecondFactor[];
+
+  /**
+   * When the challenge stops working (5 minutes after the first factor).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.SignInChallenge.
+ * Use `create(SignInChallengeSchema)` to create a new message.
+ */
+export const SignInChallengeSchema: GenMessage<SignInChallenge> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session, 1);
 
 /**
  * What a successful sign-in hands out.
@@ -134,7 +189,7 @@ export type SessionGrant = Message<"keyport.v1.SessionGrant"> & {
  * Use `create(SessionGrantSchema)` to create a new message.
  */
 export const SessionGrantSchema: GenMessage<SessionGrant> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session, 1);
+  messageDesc(file_keyport_v1_session, 2);
 
 /**
  * A session was revoked, signed out or otherwise ended early.
@@ -162,7 +217,7 @@ export type SessionRevoked = Message<"keyport.v1.SessionRevoked"> & {
  * Use `create(SessionRevokedSchema)` to create a new message.
  */
 export const SessionRevokedSchema: GenMessage<SessionRevoked> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session, 2);
+  messageDesc(file_keyport_v1_session, 3);
 
 /**
  * A user changed in a way that invalidates cached sessions.
@@ -190,7 +245,75 @@ export type UserChanged = Message<"keyport.v1.UserChanged"> & {
  * Use `create(UserChangedSchema)` to create a new message.
  */
 export const UserChangedSchema: GenMessage<UserChanged> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session, 3);
+  messageDesc(file_keyport_v1_session, 4);
+
+/**
+ * How strongly a session's user proved who they are.
+ *
+ * @generated from enum keyport.v1.AssuranceLevel
+ */
+export enum AssuranceLevel {
+  /**
+   * Not set (a server older than second factors); treat as `AAL1`.
+   *
+   * @generated from enum value: ASSURANCE_LEVEL_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * One factor: a password, an identity provider or the mailbox.
+   *
+   * @generated from enum value: ASSURANCE_LEVEL_AAL1 = 1;
+   */
+  AAL1 = 1,
+
+  /**
+   * Two factors: one of the above and a second factor.
+   *
+   * @generated from enum value: ASSURANCE_LEVEL_AAL2 = 2;
+   */
+  AAL2 = 2,
+}
+
+/**
+ * Describes the enum keyport.v1.AssuranceLevel.
+ */
+export const AssuranceLevelSchema: GenEnum<AssuranceLevel> = /*@__PURE__*/
+  enumDesc(file_keyport_v1_session, 0);
+
+/**
+ * A kind of second factor.
+ *
+ * @generated from enum keyport.v1.SecondFactor
+ */
+export enum SecondFactor {
+  /**
+   * Not set.
+   *
+   * @generated from enum value: SECOND_FACTOR_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A six-digit code from an authenticator app (RFC 6238 TOTP).
+   *
+   * @generated from enum value: SECOND_FACTOR_TOTP = 1;
+   */
+  TOTP = 1,
+
+  /**
+   * One of the single-use backup codes shown at enrollment.
+   *
+   * @generated from enum value: SECOND_FACTOR_BACKUP_CODE = 2;
+   */
+  BACKUP_CODE = 2,
+}
+
+/**
+ * Describes the enum keyport.v1.SecondFactor.
+ */
+export const SecondFactorSchema: GenEnum<SecondFactor> = /*@__PURE__*/
+  enumDesc(file_keyport_v1_session, 1);
 
 /**
  * Kinds of user change pushed to caches.
@@ -246,11 +369,20 @@ export enum UserChange {
    * @generated from enum value: USER_CHANGE_SESSIONS_REVOKED = 6;
    */
   SESSIONS_REVOKED = 6,
+
+  /**
+   * A second factor was turned on or off, or one of the user's sessions
+   * changed its assurance level (`StepUp`): drop the user's cached
+   * sessions, so the next check reads the session's new level.
+   *
+   * @generated from enum value: USER_CHANGE_SECOND_FACTOR = 7;
+   */
+  SECOND_FACTOR = 7,
 }
 
 /**
  * Describes the enum keyport.v1.UserChange.
  */
 export const UserChangeSchema: GenEnum<UserChange> = /*@__PURE__*/
-  enumDesc(file_keyport_v1_session, 0);
+  enumDesc(file_keyport_v1_session, 2);
 

@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Session, SessionGrant, SessionRevoked, UserChanged } from "./session_pb.js";
+import type { Session, SessionGrant, SessionRevoked, SignInChallenge, UserChanged } from "./session_pb.js";
 import { file_keyport_v1_session } from "./session_pb.js";
 import type { User } from "./user_pb.js";
 import { file_keyport_v1_user } from "./user_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/session_service.proto.
  */
 export const file_keyport_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIkgKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAQgkKB291dGNvbWUiKAoXU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkiWwoYU3RhcnRFbWFpbFNpZ25JblJlc3BvbnNlEg8KB2JpbmRpbmcYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0Eg8KB2JpbmRpbmcYASABKAkSDwoFdG9rZW4YAiABKAlIABIOCgRjb2RlGAMgASgJSABCBwoFcHJvb2YieAoZRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRIeCgR1c2VyGAEgASgLMhAua2V5cG9ydC52MS5Vc2VyEikKB3Nlc3Npb24YAiABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudBIQCghuZXdfdXNlchgDIAEoCCIiChFHZXRTZXNzaW9uUmVxdWVzdBINCgV0b2tlbhgBIAEoCSKbAQoSR2V0U2Vzc2lvblJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgCIAEoCzIQLmtleXBvcnQudjEuVXNlchIRCglyZWZyZXNoZWQYAyABKAgSLAoJY2FjaGVfdHRsGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhUKE0xpc3RTZXNzaW9uc1JlcXVlc3QiPQoUTGlzdFNlc3Npb25zUmVzcG9uc2USJQoIc2Vzc2lvbnMYASADKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24iKgoUUmV2b2tlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiHAoaUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QiNwobUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0iEAoOU2lnbk91dFJlcXVlc3QiEQoPU2lnbk91dFJlc3BvbnNlIhsKGVdhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3Qi4wEKGldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlEigKBXJlYWR5GAEgASgLMhcua2V5cG9ydC52MS5TdHJlYW1SZWFkeUgAEjUKD3Nlc3Npb25fcmV2b2tlZBgCIAEoCzIaLmtleXBvcnQudjEuU2Vzc2lvblJldm9rZWRIABIvCgx1c2VyX2NoYW5nZWQYAyABKAsyFy5rZXlwb3J0LnYxLlVzZXJDaGFuZ2VkSAASKgoJaGVhcnRiZWF0GAQgASgLMhUua2V5cG9ydC52MS5IZWFydGJlYXRIAEIHCgVldmVudCINCgtTdHJlYW1SZWFkeSILCglIZWFydGJlYXQymwYKDlNlc3Npb25TZXJ2aWNlEj8KBlNpZ25JbhIZLmtleXBvcnQudjEuU2lnbkluUmVxdWVzdBoaLmtleXBvcnQudjEuU2lnbkluUmVzcG9uc2USXQoQU3RhcnRFbWFpbFNpZ25JbhIjLmtleXBvcnQudjEuU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QaJC5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXNwb25zZRJgChFGaW5pc2hFbWFpbFNpZ25JbhIkLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0GiUua2V5cG9ydC52MS5GaW5pc2hFbWFpbFNpZ25JblJlc3BvbnNlEksKCkdldFNlc3Npb24SHS5rZXlwb3J0LnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMTGlzdFNlc3Npb25zEh8ua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiAua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJUCg1SZXZva2VTZXNzaW9uEiAua2V5cG9ydC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBohLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmYKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJi5rZXlwb3J0LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0Gicua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USQgoHU2lnbk91dBIaLmtleXBvcnQudjEuU2lnbk91dFJlcXVlc3QaGy5rZXlwb3J0LnYxLlNpZ25PdXRSZXNwb25zZRJlChJXYXRjaFNlc3Npb25FdmVudHMSJS5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QaJi5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJInoKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAEjAKCWNoYWxsZW5nZRgCIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlSABCCQoHb3V0Y29tZSJgChVDb21wbGV0ZVNpZ25JblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAMgASgJSABCCAoGYW5zd2VyIl4KFkNvbXBsZXRlU2lnbkluUmVzcG9uc2USKQoHc2Vzc2lvbhgBIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhkKEWJhY2t1cF9jb2Rlc19sZWZ0GAIgASgNIigKF1N0YXJ0RW1haWxTaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIlsKGFN0YXJ0RW1haWxTaWduSW5SZXNwb25zZRIPCgdiaW5kaW5nGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKGEZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBIPCgdiaW5kaW5nGAEgASgJEg8KBXRva2VuGAIgASgJSAASDgoEY29kZRgDIAEoCUgAQgcKBXByb29mIqgBChlGaW5pc2hFbWFpbFNpZ25JblJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXISKQoHc2Vzc2lvbhgCIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhAKCG5ld191c2VyGAMgASgIEi4KCWNoYWxsZW5nZRgEIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlIiIKEUdldFNlc3Npb25SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIpsBChJHZXRTZXNzaW9uUmVzcG9uc2USJAoHc2Vzc2lvbhgBIAEoCzITLmtleXBvcnQudjEuU2Vzc2lvbhIeCgR1c2VyGAIgASgLMhAua2V5cG9ydC52MS5Vc2VyEhEKCXJlZnJlc2hlZBgDIAEoCBIsCgljYWNoZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI9ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIlCghzZXNzaW9ucxgBIAMoCzITLmtleXBvcnQudjEuU2Vzc2lvbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSIcChpSZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdCI3ChtSZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIQCg5TaWduT3V0UmVxdWVzdCIRCg9TaWduT3V0UmVzcG9uc2UiGwoZV2F0Y2hTZXNzaW9uRXZlbnRzUmVxdWVzdCLjAQoaV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2USKAoFcmVhZHkYASABKAsyFy5rZXlwb3J0LnYxLlN0cmVhbVJlYWR5SAASNQoPc2Vzc2lvbl9yZXZva2VkGAIgASgLMhoua2V5cG9ydC52MS5TZXNzaW9uUmV2b2tlZEgAEi8KDHVzZXJfY2hhbmdlZBgDIAEoCzIXLmtleXBvcnQudjEuVXNlckNoYW5nZWRIABIqCgloZWFydGJlYXQYBCABKAsyFS5rZXlwb3J0LnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50Ig0KC1N0cmVhbVJlYWR5IgsKCUhlYXJ0YmVhdDL0BgoOU2Vzc2lvblNlcnZpY2USPwoGU2lnbkluEhkua2V5cG9ydC52MS5TaWduSW5SZXF1ZXN0Ghoua2V5cG9ydC52MS5TaWduSW5SZXNwb25zZRJXCg5Db21wbGV0ZVNpZ25JbhIhLmtleXBvcnQudjEuQ29tcGxldGVTaWduSW5SZXF1ZXN0GiIua2V5cG9ydC52MS5Db21wbGV0ZVNpZ25JblJlc3BvbnNlEl0KEFN0YXJ0RW1haWxTaWduSW4SIy5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXF1ZXN0GiQua2V5cG9ydC52MS5TdGFydEVtYWlsU2lnbkluUmVzcG9uc2USYAoRRmluaXNoRW1haWxTaWduSW4SJC5rZXlwb3J0LnYxLkZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBolLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRJLCgpHZXRTZXNzaW9uEh0ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVxdWVzdBoeLmtleXBvcnQudjEuR2V0U2Vzc2lvblJlc3BvbnNlElEKDExpc3RTZXNzaW9ucxIfLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBogLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVAoNUmV2b2tlU2Vzc2lvbhIgLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIS5rZXlwb3J0LnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJmChNSZXZva2VPdGhlclNlc3Npb25zEiYua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBonLmtleXBvcnQudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEkIKB1NpZ25PdXQSGi5rZXlwb3J0LnYxLlNpZ25PdXRSZXF1ZXN0Ghsua2V5cG9ydC52MS5TaWduT3V0UmVzcG9uc2USZQoSV2F0Y2hTZXNzaW9uRXZlbnRzEiUua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0GiYua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignIn`.
@@ -47,10 +47,7 @@ export const SignInRequestSchema: GenMessage<SignInRequest> = /*@__PURE__*/
   messageDesc(file_keyport_v1_session_service, 0);
 
 /**
- * Response of `SignIn`.
- *
- * Exactly one outcome is set. Today that is always `session`; a later
- * version adds a second-factor challenge as another outcome.
+ * Response of `SignIn`: exactly one outcome is set.
  *
  * @generated from message keyport.v1.SignInResponse
  */
@@ -68,6 +65,14 @@ export type SignInResponse = Message<"keyport.v1.SignInResponse"> & {
      */
     value: SessionGrant;
     case: "session";
+  } | {
+    /**
+     * The user has a second factor: finish with `CompleteSignIn`.
+     *
+     * @generated from field: keyport.v1.SignInChallenge challenge = 2;
+     */
+    value: SignInChallenge;
+    case: "challenge";
   } | { case: undefined; value?: undefined };
 };
 
@@ -77,6 +82,79 @@ export type SignInResponse = Message<"keyport.v1.SignInResponse"> & {
  */
 export const SignInResponseSchema: GenMessage<SignInResponse> = /*@__PURE__*/
   messageDesc(file_keyport_v1_session_service, 1);
+
+/**
+ * Request of `CompleteSignIn`.
+ *
+ * @generated from message keyport.v1.CompleteSignInRequest
+ */
+export type CompleteSignInRequest = Message<"keyport.v1.CompleteSignInRequest"> & {
+  /**
+   * The `challenge` of the `SignInChallenge`.
+   *
+   * @generated from field: string challenge = 1;
+   */
+  challenge: string;
+
+  /**
+   * The second factor's answer.
+   *
+   * @generated from oneof keyport.v1.CompleteSignInRequest.answer
+   */
+  answer: {
+    /**
+     * The six-digit code of the authenticator app (spaces are ignored).
+     *
+     * @generated from field: string totp_code = 2;
+     */
+    value: string;
+    case: "totpCode";
+  } | {
+    /**
+     * One of the backup codes (case, spaces and dashes are ignored).
+     *
+     * @generated from field: string backup_code = 3;
+     */
+    value: string;
+    case: "backupCode";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message keyport.v1.CompleteSignInRequest.
+ * Use `create(CompleteSignInRequestSchema)` to create a new message.
+ */
+export const CompleteSignInRequestSchema: GenMessage<CompleteSignInRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 2);
+
+/**
+ * Response of `CompleteSignIn`.
+ *
+ * @generated from message keyport.v1.CompleteSignInResponse
+ */
+export type CompleteSignInResponse = Message<"keyport.v1.CompleteSignInResponse"> & {
+  /**
+   * The new `AAL2` session.
+   *
+   * @generated from field: keyport.v1.SessionGrant session = 1;
+   */
+  session?: SessionGrant | undefined;
+
+  /**
+   * How many unused backup codes the user has left: when it runs low, the
+   * app suggests `RegenerateBackupCodes`.
+   *
+   * @generated from field: uint32 backup_codes_left = 2;
+   */
+  backupCodesLeft: number;
+};
+
+/**
+ * Describes the message keyport.v1.CompleteSignInResponse.
+ * Use `create(CompleteSignInResponseSchema)` to create a new message.
+ */
+export const CompleteSignInResponseSchema: GenMessage<CompleteSignInResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 3);
 
 /**
  * Request of `StartEmailSignIn`.
@@ -97,7 +175,7 @@ export type StartEmailSignInRequest = Message<"keyport.v1.StartEmailSignInReques
  * Use `create(StartEmailSignInRequestSchema)` to create a new message.
  */
 export const StartEmailSignInRequestSchema: GenMessage<StartEmailSignInRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 2);
+  messageDesc(file_keyport_v1_session_service, 4);
 
 /**
  * Response of `StartEmailSignIn`: the same for every address.
@@ -125,7 +203,7 @@ export type StartEmailSignInResponse = Message<"keyport.v1.StartEmailSignInRespo
  * Use `create(StartEmailSignInResponseSchema)` to create a new message.
  */
 export const StartEmailSignInResponseSchema: GenMessage<StartEmailSignInResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 3);
+  messageDesc(file_keyport_v1_session_service, 5);
 
 /**
  * Request of `FinishEmailSignIn`.
@@ -169,7 +247,7 @@ export type FinishEmailSignInRequest = Message<"keyport.v1.FinishEmailSignInRequ
  * Use `create(FinishEmailSignInRequestSchema)` to create a new message.
  */
 export const FinishEmailSignInRequestSchema: GenMessage<FinishEmailSignInRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 4);
+  messageDesc(file_keyport_v1_session_service, 6);
 
 /**
  * Response of `FinishEmailSignIn`.
@@ -197,6 +275,14 @@ export type FinishEmailSignInResponse = Message<"keyport.v1.FinishEmailSignInRes
    * @generated from field: bool new_user = 3;
    */
   newUser: boolean;
+
+  /**
+   * Set instead of `user` and `session` when the user has a second factor:
+   * finish with `CompleteSignIn`.
+   *
+   * @generated from field: keyport.v1.SignInChallenge challenge = 4;
+   */
+  challenge?: SignInChallenge | undefined;
 };
 
 /**
@@ -204,7 +290,7 @@ export type FinishEmailSignInResponse = Message<"keyport.v1.FinishEmailSignInRes
  * Use `create(FinishEmailSignInResponseSchema)` to create a new message.
  */
 export const FinishEmailSignInResponseSchema: GenMessage<FinishEmailSignInResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 5);
+  messageDesc(file_keyport_v1_session_service, 7);
 
 /**
  * Request of `GetSession`.
@@ -225,7 +311,7 @@ export type GetSessionRequest = Message<"keyport.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 6);
+  messageDesc(file_keyport_v1_session_service, 8);
 
 /**
  * Response of `GetSession`.
@@ -269,7 +355,7 @@ export type GetSessionResponse = Message<"keyport.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 7);
+  messageDesc(file_keyport_v1_session_service, 9);
 
 /**
  * Request of `ListSessions`.
@@ -284,7 +370,7 @@ export type ListSessionsRequest = Message<"keyport.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 8);
+  messageDesc(file_keyport_v1_session_service, 10);
 
 /**
  * Response of `ListSessions`.
@@ -305,7 +391,7 @@ export type ListSessionsResponse = Message<"keyport.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 9);
+  messageDesc(file_keyport_v1_session_service, 11);
 
 /**
  * Request of `RevokeSession`.
@@ -326,7 +412,7 @@ export type RevokeSessionRequest = Message<"keyport.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 10);
+  messageDesc(file_keyport_v1_session_service, 12);
 
 /**
  * Response of `RevokeSession`.
@@ -341,7 +427,7 @@ export type RevokeSessionResponse = Message<"keyport.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 11);
+  messageDesc(file_keyport_v1_session_service, 13);
 
 /**
  * Request of `RevokeOtherSessions`.
@@ -356,7 +442,7 @@ export type RevokeOtherSessionsRequest = Message<"keyport.v1.RevokeOtherSessions
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema: GenMessage<RevokeOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 12);
+  messageDesc(file_keyport_v1_session_service, 14);
 
 /**
  * Response of `RevokeOtherSessions`.
@@ -377,7 +463,7 @@ export type RevokeOtherSessionsResponse = Message<"keyport.v1.RevokeOtherSession
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 13);
+  messageDesc(file_keyport_v1_session_service, 15);
 
 /**
  * Request of `SignOut`.
@@ -392,7 +478,7 @@ export type SignOutRequest = Message<"keyport.v1.SignOutRequest"> & {
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 14);
+  messageDesc(file_keyport_v1_session_service, 16);
 
 /**
  * Response of `SignOut`.
@@ -407,7 +493,7 @@ export type SignOutResponse = Message<"keyport.v1.SignOutResponse"> & {
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 15);
+  messageDesc(file_keyport_v1_session_service, 17);
 
 /**
  * Request of `WatchSessionEvents`.
@@ -422,7 +508,7 @@ export type WatchSessionEventsRequest = Message<"keyport.v1.WatchSessionEventsRe
  * Use `create(WatchSessionEventsRequestSchema)` to create a new message.
  */
 export const WatchSessionEventsRequestSchema: GenMessage<WatchSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 16);
+  messageDesc(file_keyport_v1_session_service, 18);
 
 /**
  * One message of the `WatchSessionEvents` stream.
@@ -475,7 +561,7 @@ export type WatchSessionEventsResponse = Message<"keyport.v1.WatchSessionEventsR
  * Use `create(WatchSessionEventsResponseSchema)` to create a new message.
  */
 export const WatchSessionEventsResponseSchema: GenMessage<WatchSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 17);
+  messageDesc(file_keyport_v1_session_service, 19);
 
 /**
  * First message of a `WatchSessionEvents` stream.
@@ -490,7 +576,7 @@ export type StreamReady = Message<"keyport.v1.StreamReady"> & {
  * Use `create(StreamReadySchema)` to create a new message.
  */
 export const StreamReadySchema: GenMessage<StreamReady> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 18);
+  messageDesc(file_keyport_v1_session_service, 20);
 
 /**
  * Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -505,7 +591,7 @@ export type Heartbeat = Message<"keyport.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 19);
+  messageDesc(file_keyport_v1_session_service, 21);
 
 /**
  * Sessions: sign-in, validating a token, and a user's own sessions.
@@ -535,6 +621,8 @@ export const SessionService: GenService<{
    * `RESOURCE_EXHAUSTED` (password hashing saturated). A password changed
    * (or an account deleted) while the sign-in was being verified gives
    * `INVALID_CREDENTIALS`: no session is ever created for an old password.
+   * A user with a second factor gets a `challenge` instead of a session:
+   * the sign-in finishes with `CompleteSignIn`.
    *
    * @generated from rpc keyport.v1.SessionService.SignIn
    */
@@ -542,6 +630,27 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof SignInRequestSchema;
     output: typeof SignInResponseSchema;
+  },
+  /**
+   * Finishes a sign-in that answered a `SignInChallenge` (from `SignIn`,
+   * `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
+   * an `AAL2` session. The challenge works once, for 5 minutes, and for 5
+   * answers; a TOTP code works once, and no code of an earlier step works
+   * after it; a backup code works once. Wrong answers also count like
+   * failed sign-ins of the account.
+   *
+   * Public: the challenge proves the first factor. Reasons:
+   * `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
+   * or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
+   * reused or malformed code; the challenge still works while it has
+   * answers left), `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.CompleteSignIn
+   */
+  completeSignIn: {
+    methodKind: "unary";
+    input: typeof CompleteSignInRequestSchema;
+    output: typeof CompleteSignInResponseSchema;
   },
   /**
    * Starts a sign-in without a password: mails the address a link

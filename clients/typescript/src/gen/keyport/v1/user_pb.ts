@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/user.proto.
  */
 export const file_keyport_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChVrZXlwb3J0L3YxL3VzZXIucHJvdG8SCmtleXBvcnQudjEitgEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcGIGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChVrZXlwb3J0L3YxL3VzZXIucHJvdG8SCmtleXBvcnQudjEi0gEKBFVzZXISCgoCaWQYASABKAkSDQoFZW1haWwYAiABKAkSDAoEbmFtZRgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIaChJ0d29fZmFjdG9yX2VuYWJsZWQYCCABKAhiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * A person who can sign in to Keyport.
@@ -68,6 +68,14 @@ export type User = Message<"keyport.v1.User"> & {
    * @generated from field: google.protobuf.Timestamp updated_at = 7;
    */
   updatedAt?: Timestamp | undefined;
+
+  /**
+   * True when the user has a second factor on: their sign-ins answer a
+   * `SignInChallenge`, and sensitive calls need an `AAL2` session.
+   *
+   * @generated from field: bool two_factor_enabled = 8;
+   */
+  twoFactorEnabled: boolean;
 };
 
 /**

@@ -676,7 +676,9 @@ export const UserService: GenService<{
    * `SESSION_EXPIRED`, `INVALID_CREDENTIALS` (current password wrong),
    * `INVALID_ARGUMENT` (current password empty), `WEAK_PASSWORD`,
    * `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`, `PASSWORD_CONTAINS_EMAIL`,
-   * `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+   * `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+   * `STEP_UP_REQUIRED` (the user has a second factor and the session did
+   * not pass it recently).
    *
    * @generated from rpc keyport.v1.UserService.ChangePassword
    */
@@ -690,7 +692,9 @@ export const UserService: GenService<{
    *
    * Needs a session and the password. Reasons: `UNAUTHENTICATED`,
    * `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
-   * empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`.
+   * empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
+   * `STEP_UP_REQUIRED` (the user has a second factor and the session did
+   * not pass it recently).
    *
    * @generated from rpc keyport.v1.UserService.DeleteCurrentUser
    */
@@ -789,8 +793,10 @@ export const UserService: GenService<{
    * Needs a session. Reasons: `UNAUTHENTICATED`, `SESSION_EXPIRED`,
    * `INVALID_ARGUMENT` (new email empty, malformed, or the current one),
    * `INVALID_CREDENTIALS` (wrong password), `REAUTHENTICATION_REQUIRED`
-   * (no password and the session is older than 10 minutes),
-   * `MAIL_DISABLED`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+   * (no password and the session's last sign-in is older than 10
+   * minutes), `STEP_UP_REQUIRED` (the user has a second factor and the
+   * session did not pass it recently), `MAIL_DISABLED`, `RATE_LIMITED`,
+   * `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.RequestEmailChange
    */
@@ -824,7 +830,7 @@ export const UserService: GenService<{
    * Needs a session from the last 10 minutes. Reasons: `UNAUTHENTICATED`,
    * `SESSION_EXPIRED`, `REAUTHENTICATION_REQUIRED` (older session: sign in
    * again), `INVALID_ARGUMENT` (the account has a password: use
-   * `ChangePassword`), `MAIL_DISABLED`, `RATE_LIMITED`.
+   * `ChangePassword`), `STEP_UP_REQUIRED`, `MAIL_DISABLED`, `RATE_LIMITED`.
    *
    * @generated from rpc keyport.v1.UserService.RequestPasswordSetup
    */
@@ -842,7 +848,8 @@ export const UserService: GenService<{
    * `EMAIL_TOKEN_INVALID` (wrong, used, expired code, or from another
    * session), `INVALID_ARGUMENT` (the account has a password),
    * `WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
-   * `PASSWORD_CONTAINS_EMAIL`, `RATE_LIMITED`, `RESOURCE_EXHAUSTED`.
+   * `PASSWORD_CONTAINS_EMAIL`, `STEP_UP_REQUIRED`, `RATE_LIMITED`,
+   * `RESOURCE_EXHAUSTED`.
    *
    * @generated from rpc keyport.v1.UserService.SetPassword
    */

@@ -1,0 +1,195 @@
+//! Signing in past a second factor: a first factor passed by a user with a
+//! second factor gets a challenge, not a session, and only
+//! [`Accounts::complete_sign_in`] with the second factor turns it into one.
+//! Every path that creates a session for an existing user goes through
+//! [`Accounts::session_or_challenge`], so none skips the factor.
+
+use super::Accounts;
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    clock::Timestamp,
+    error::{Error, Result},
+    second_factor::{
+        Assurance, ChallengeToken, FactorAnswer, FactorKind, MAX_CHALLENGE_ANSWERS, SignInChallenge, backup_code_hash,
+    },
+    session::{ClientInfo, SessionGrant},
+    store::SessionBasis,
+    throttle::budget::PublicAction,
+    user::{User, UserId},
+};
+
+/// What passing a first factor gives.
+#[derive(Debug)]
+// Made once per sign-in and moved once: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum SignedIn {
+    /// A session: the user has no second factor.
+    Session(SessionGrant),
+    /// A challenge: the user has a second factor.
+    Challenge(IssuedChallenge),
+}
+
+impl SignedIn {
+    /// The session, when no second factor was needed.
+    pub fn into_grant(self) -> Option<SessionGrant> {
+        match self {
+            Self::Session(grant) => Some(grant),
+            Self::Challenge(_) => None,
+        }
+    }
+}
+
+/// A sign-in challenge as handed to the client.
+#[derive(Debug)]
+pub struct IssuedChallenge {
+    /// The challenge (`kpc_...`); shown once.
+    pub challenge: String,
+    /// The factors it can be answered with.
+    pub factors: Vec<FactorKind>,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// A sign-in finished with a second factor.
+#[derive(Debug)]
+pub struct CompletedSignIn {
+    /// The new AAL2 session.
+    pub grant: SessionGrant,
+    /// Unused backup codes left.
+    pub backup_codes_left: u32,
+}
+
+impl Accounts {
+    /// A challenge for `user` if they have a second factor, else `None`: the
+    /// caller creates the session itself. The challenge is stored only if
+    /// `basis` (what the first factor was checked against) still holds;
+    /// otherwise the answer is `refused`, as the session would have been.
+    pub(super) async fn challenge_for(
+        &self,
+        user: &User,
+        first_factor: &str,
+        basis: SessionBasis<'_>,
+        refused: Error,
+        client: &ClientInfo,
+    ) -> Result<Option<IssuedChallenge>> {
+        if !user.two_factor_enabled {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let token = ChallengeToken::generate()?;
+        let expires_at = now.saturating_add(self.config.second_factors.challenge_ttl);
+        let challenge = SignInChallenge {
+            hash: token.hash(),
+            user_id: user.id,
+            first_factor: first_factor.to_owned(),
+            attempts: 0,
+            client: client.clone(),
+            created_at: now,
+            expires_at,
+        };
+        if !self.factor_store().create_challenge(&challenge, basis).await? {
+            return Err(refused);
+        }
+        let audit = AuditEvent::new(AuditKind::SignInChallenged, now, client).user(user.id).detail(first_factor);
+        self.audit_store().record_audit(&audit).await?;
+        Ok(Some(IssuedChallenge {
+            challenge: token.expose(),
+            factors: vec![FactorKind::Totp, FactorKind::BackupCode],
+            expires_at,
+        }))
+    }
+
+    /// Finishes a sign-in that answered a challenge, with the second factor.
+    pub async fn complete_sign_in(
+        &self,
+        challenge: &str,
+        answer: FactorAnswer<'_>,
+        client: &ClientInfo,
+    ) -> Result<CompletedSignIn> {
+        self.admit(PublicAction::SignIn, client).await?;
+        let token = ChallengeToken::parse(challenge)?;
+        let now = self.clock.now();
+        let reserved = self.factor_store().reserve_challenge_answer(&token.hash(), MAX_CHALLENGE_ANSWERS, now).await?;
+        let (challenge, user) = reserved.ok_or(Error::SignInChallengeInvalid)?;
+        self.pass_factor(&user, None, answer, client).await?;
+
+        let (session_token, session) = self.new_session_at(&user, client, Assurance::Aal2)?;
+        let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id).detail(format!(
+            "{}+{}",
+            challenge.first_factor,
+            factor_name(answer)
+        ));
+        // Another completion of this challenge won meanwhile.
+        if !self
+            .session_store()
+            .create_session(&session, SessionBasis::Challenge { hash: &challenge.hash }, &audit)
+            .await?
+        {
+            return Err(Error::SignInChallengeInvalid);
+        }
+        let backup_codes_left = self.factor_store().count_backup_codes(user.id).await?;
+        Ok(CompletedSignIn { grant: SessionGrant { token: session_token.expose(), session, user }, backup_codes_left })
+    }
+
+    /// Checks `answer` against `user`'s second factors and uses it up. Wrong
+    /// answers count like failed sign-ins (per user, and per client
+    /// address), so a stolen first factor cannot brute-force the codes.
+    pub(super) async fn pass_factor(
+        &self,
+        user: &User,
+        session: Option<&crate::session::Principal>,
+        answer: FactorAnswer<'_>,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let attempt = self.throttle.reserve_sign_in(&factor_key(user.id), client.ip_address.as_deref()).await?;
+        let attempt = attempt.map_err(Error::from)?;
+        let now = self.clock.now();
+        let passed = match answer {
+            FactorAnswer::Totp(code) => self.use_totp_code(user.id, code, now).await?,
+            FactorAnswer::BackupCode(code) => match backup_code_hash(code) {
+                Some(hash) => self.factor_store().use_backup_code(user.id, &hash, now).await?,
+                None => false,
+            },
+        };
+        if !passed {
+            let mut audit =
+                AuditEvent::new(AuditKind::SecondFactorFailed, now, client).user(user.id).detail(factor_name(answer));
+            if let Some(caller) = session {
+                audit = audit.session(&caller.session.id);
+            }
+            self.audit_store().record_audit(&audit).await?;
+            return Err(Error::SecondFactorInvalid);
+        }
+        self.throttle.refund(attempt).await;
+        Ok(())
+    }
+
+    /// Whether `code` is the user's app's code of a step later than the last
+    /// one used, and if so uses that step up.
+    async fn use_totp_code(&self, user_id: UserId, code: &str, now: Timestamp) -> Result<bool> {
+        let Some(totp) = self.factor_store().find_totp(user_id).await? else { return Ok(false) };
+        if totp.enabled_at.is_none() {
+            return Ok(false);
+        }
+        let secret = self.factor_keys()?.open(&totp.sealed, user_id)?;
+        let Some(step) = secret.matching_step(code, now) else { return Ok(false) };
+        if totp.last_used_step.is_some_and(|last| last >= step) {
+            return Ok(false);
+        }
+        // Of racing callers with one code, the store lets one through.
+        Ok(self.factor_store().use_totp_step(user_id, step).await?)
+    }
+}
+
+/// The throttling key of a user's second-factor answers: apart from their
+/// password's, so that the two budgets do not mix.
+pub(super) fn factor_key(user_id: UserId) -> String {
+    format!("second-factor:{user_id}")
+}
+
+fn factor_name(answer: FactorAnswer<'_>) -> &'static str {
+    match answer {
+        FactorAnswer::Totp(_) => "totp",
+        FactorAnswer::BackupCode(_) => "backup_code",
+    }
+}

@@ -1,0 +1,90 @@
+//! Second factors: an authenticator app (TOTP, RFC 6238) with single-use
+//! backup codes, the challenge a sign-in answers when the user has one, and
+//! the assurance level a session records.
+//!
+//! The use cases are in `accounts/factors.rs` (enrolment, step-up) and
+//! `accounts/challenge.rs` (signing in past the second factor); their
+//! storage is [`crate::store::FactorStore`].
+
+use std::time::Duration;
+
+mod backup_codes;
+mod challenge;
+mod sealing;
+mod totp;
+
+pub use backup_codes::{BACKUP_CODE_COUNT, BackupCode, backup_code_hash};
+pub use challenge::{CHALLENGE_PREFIX, ChallengeToken, MAX_CHALLENGE_ANSWERS, SignInChallenge};
+pub use sealing::{FactorKey, FactorKeys, SealedSecret};
+pub use totp::{TotpSecret, TotpStep};
+
+/// How strongly a session's user proved who they are (NIST SP 800-63B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Assurance {
+    /// One factor: a password, an identity provider or the mailbox.
+    #[default]
+    Aal1,
+    /// A first factor and a second factor.
+    Aal2,
+}
+
+impl Assurance {
+    /// The level as stored (1 or 2).
+    pub fn level(self) -> i16 {
+        match self {
+            Self::Aal1 => 1,
+            Self::Aal2 => 2,
+        }
+    }
+
+    /// The level read back from storage; anything but 2 is the lower one.
+    pub fn from_level(level: i16) -> Self {
+        if level == 2 { Self::Aal2 } else { Self::Aal1 }
+    }
+}
+
+/// A kind of second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorKind {
+    /// A code from an authenticator app.
+    Totp,
+    /// One of the backup codes.
+    BackupCode,
+}
+
+/// A second factor's answer, as typed.
+#[derive(Debug, Clone, Copy)]
+pub enum FactorAnswer<'a> {
+    /// The six-digit code of the authenticator app.
+    Totp(&'a str),
+    /// One of the backup codes.
+    BackupCode(&'a str),
+}
+
+/// Rules of the second factors.
+#[derive(Debug, Clone)]
+pub struct FactorSettings {
+    /// The name authenticator apps show for the account (`otpauth` issuer).
+    pub issuer: String,
+    /// How recent the last proof of a user with a second factor must be
+    /// for a sensitive call (and for anyone's `EnrollTotp`).
+    pub fresh_for: Duration,
+    /// How long a sign-in challenge works.
+    pub challenge_ttl: Duration,
+    /// How long an enrolment waits for its first code.
+    pub enrollment_ttl: Duration,
+    /// The keys that seal TOTP secrets at rest; `None` turns enrolment off.
+    pub keys: Option<FactorKeys>,
+}
+
+impl Default for FactorSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "Keyport".into(),
+            fresh_for: Duration::from_secs(600),
+            challenge_ttl: Duration::from_secs(300),
+            enrollment_ttl: Duration::from_secs(600),
+            keys: None,
+        }
+    }
+}
