@@ -149,7 +149,50 @@ func Example_emailSignIn() {
 			return
 		}
 		http.SetCookie(w, keyport.ClearEmailSignInCookie())
+		if challenge, ok := keyport.SignInChallenge(resp); ok {
+			// An authenticator app is on: no session yet. Keep the challenge in this browser, and ask for the code.
+			http.SetCookie(w, &http.Cookie{
+				Name: "__Host-keyport_challenge", Value: challenge.GetChallenge(), Path: "/", MaxAge: 300,
+				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
+			})
+			http.Redirect(w, r, "/sign-in/second-factor", http.StatusSeeOther)
+			return
+		}
 		// Keep resp.GetSession().GetToken() in your session cookie, as after SignIn.
 		fmt.Fprintln(w, "Signed in as", resp.GetUser().GetEmail())
 	})
+}
+
+// Signs in a user who may have a second factor: when SignIn answers a
+// challenge instead of a session, the code from their authenticator app
+// (or a backup code) finishes the sign-in. (Compiled by `go test`, not
+// run.)
+func ExampleSignInChallenge() {
+	var client *keyport.Client // from keyport.Dial
+	ctx := context.Background()
+
+	resp, err := client.Sessions.SignIn(ctx, &keyportv1.SignInRequest{Email: "ada@example.com", Password: "correct horse battery staple"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	grant := resp.GetSession() // no second factor: an AAL1 session
+	if challenge, ok := keyport.SignInChallenge(resp); ok {
+		// A web app keeps challenge.GetChallenge() in an HttpOnly cookie of this browser and asks for the code.
+		code := "123456" // what the user typed; keyport.CompleteSignInWithBackupCode for a backup code
+		done, err := client.Sessions.CompleteSignIn(ctx, keyport.CompleteSignInWithTotp(challenge.GetChallenge(), code))
+		switch keyport.ErrorReason(err) {
+		case "":
+			if err != nil {
+				log.Fatal(err)
+			}
+		case keyport.ReasonSecondFactorInvalid:
+			log.Fatal("wrong code: ask again (a challenge takes 5 answers)")
+		case keyport.ReasonSignInChallengeInvalid:
+			log.Fatal("the challenge expired or was used: sign in again")
+		default:
+			log.Fatal(err)
+		}
+		grant = done.GetSession() // an AAL2 session
+	}
+	fmt.Println("signed in at", grant.GetSession().GetAssuranceLevel())
 }

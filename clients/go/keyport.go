@@ -6,8 +6,10 @@
 // package adds what every caller needs around them: connecting with TLS,
 // mutual TLS or plaintext, a default per-call deadline, attaching a session
 // token to a call ([WithToken]), reading the stable error reason that
-// Keyport puts on every error ([ErrorReason]), and the small parts that the
-// web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]).
+// Keyport puts on every error ([ErrorReason]), the small parts that the
+// web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]),
+// and telling a sign-in's second-factor challenge from a session
+// ([SignInChallenge], [CompleteSignInWithTotp]).
 //
 //	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
 //	if err != nil { ... }

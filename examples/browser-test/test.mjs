@@ -15,6 +15,7 @@
 // Run it with ./test.sh, or: node --test test.mjs
 
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
@@ -346,6 +347,25 @@ async function providerNext(what, body) {
     body: JSON.stringify(body),
   });
   assert.equal(response.status, 200, `POST /test/${what}: ${await response.text()}`);
+}
+
+/**
+ * The code an authenticator app shows for the base32 `secret`, `offset`
+ * 30-second steps from now (RFC 6238: HMAC-SHA-1, six digits). The test
+ * plays the phone.
+ */
+function totp(secret, offset = 0) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const char of secret.replace(/=+$/, '')) {
+    bits += alphabet.indexOf(char).toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g).map((byte) => parseInt(byte, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 30_000) + offset));
+  const mac = createHmac('sha1', key).update(counter).digest();
+  const at = mac[mac.length - 1] & 0x0f;
+  return String((mac.readUInt32BE(at) & 0x7fffffff) % 1_000_000).padStart(6, '0');
 }
 
 /** A new browser (context) and its page, closed after `run`. */
@@ -826,5 +846,81 @@ test('sign in with a mailed code, and with the link only in the same browser', a
     await page.goto(link);
     await expectPath(page, '/dashboard');
     assert.equal(await page.locator('#email').innerText(), email);
+  });
+});
+
+test('two-step verification: set up from the QR page, then sign in with a code and with backup codes', async () => {
+  const email = 'lamport@example.com';
+  await inNewBrowser(async (page, context) => {
+    await page.goto('/sign-up');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#two-factor').innerText(), 'off');
+
+    await page.getByRole('link', { name: 'Two-step verification' }).click();
+    await expectPath(page, '/two-factor');
+    await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    await page.waitForLoadState();
+    assert.equal(await heading(page).innerText(), 'Set up an authenticator app');
+    const qr = page.locator('#totp-qr');
+    assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), 'the QR code renders');
+    const secret = await page.locator('#totp-secret').innerText();
+    assert.match(secret, /^[A-Z2-7]{32}$/);
+    await screenshot(page, '8-totp-qr');
+    await page.getByLabel('The six-digit code the app shows').fill(totp(secret));
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.waitForLoadState();
+    const backupCodes = await page.locator('#backup-codes li').allInnerTexts();
+    assert.equal(backupCodes.length, 10);
+    await screenshot(page, '9-backup-codes');
+
+    // A password alone now gets the code page, and no session.
+    const signInWithPassword = async () => {
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.goto('/sign-in');
+      await signIn(page, email, PASSWORD);
+      await expectPath(page, '/sign-in/second-factor');
+      assert.equal(await sessionCookie(context), undefined, 'no session before the second factor');
+      assert.ok((await context.cookies()).some((cookie) => cookie.name.endsWith('keyport_challenge')));
+    };
+    await page.goto('/dashboard');
+    await signInWithPassword();
+    await page.getByLabel('Code').fill('000000');
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForLoadState();
+    assert.match(await alert(page).innerText(), /does not work/);
+    // The confirmation used this step's code: the next step's is fresh.
+    await page.getByLabel('Code').fill(totp(secret, 1));
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#two-factor').innerText(), 'on (this session passed it)');
+
+    // A backup code signs in once.
+    await signInWithPassword();
+    await page.getByLabel('Code').fill(backupCodes[0]);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expectPath(page, '/dashboard');
+    await signInWithPassword();
+    await page.getByLabel('Code').fill(backupCodes[0]);
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await page.waitForLoadState();
+    assert.match(await alert(page).innerText(), /does not work/, 'a used backup code');
+    await page.getByLabel('Code').fill(backupCodes[1].toUpperCase());
+    await page.getByRole('button', { name: 'Continue' }).click();
+    await expectPath(page, '/dashboard');
+
+    // Turned off, a password signs in on its own again.
+    await page.goto('/two-factor');
+    assert.equal(await page.locator('#two-factor-status').innerText(), 'On. 8 backup codes left.');
+    await page.getByRole('button', { name: 'Turn two-step verification off' }).click();
+    await page.waitForLoadState();
+    assert.equal(await heading(page).innerText(), 'Two-step verification is off');
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto('/sign-in');
+    await signIn(page, email, PASSWORD);
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#two-factor').innerText(), 'off');
   });
 });

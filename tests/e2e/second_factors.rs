@@ -35,6 +35,7 @@ on_both_backends!(
     of_parallel_completions_with_one_code_one_signs_in,
     another_replica_opens_the_secret_and_honours_the_factor,
     turning_the_app_off_ends_other_sessions,
+    a_completion_cancelled_mid_flight_uses_up_all_or_nothing,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -329,5 +330,35 @@ async fn turning_the_app_off_ends_other_sessions(backend: Backend) -> TestResult
     let audited =
         server.scalar("SELECT COUNT(*) FROM audit_events WHERE kind IN ('totp_enabled', 'totp_disabled')").await?;
     assert_eq!(audited, 2);
+    Ok(())
+}
+
+async fn a_completion_cancelled_mid_flight_uses_up_all_or_nothing(backend: Backend) -> TestResult {
+    let server = Arc::new(TestServer::start(backend).await?);
+    let ada = enrolled(&server, "ada@example.com").await?;
+    let sessions =
+        "SELECT COUNT(*) FROM sessions WHERE user_id = (SELECT id FROM users WHERE email = 'ada@example.com')";
+    for delay_ms in [0, 1, 2, 3, 5, 8, 13] {
+        server.clock.advance(STEP);
+        let code = ada.code(&server, 0);
+        let challenge = challenge(&server, &ada.email).await?.challenge;
+        let before = server.scalar(sessions).await?;
+        let call = {
+            let (server, challenge, code) = (server.clone(), challenge.clone(), code.clone());
+            tokio::spawn(async move { complete(&server, &challenge, Answer::TotpCode(code)).await })
+        };
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        call.abort();
+        let first = call.await;
+        // Whatever the cancelled call got to: either it signed in and its
+        // challenge and code are spent, or nothing was used up and the same
+        // challenge and code sign in now. Never a spent code without a session.
+        let retry = complete(&server, &challenge, Answer::TotpCode(code)).await;
+        let created = server.scalar(sessions).await? - before;
+        assert_eq!(created, 1, "after {delay_ms} ms: first {first:?}, retry {retry:?}");
+        if let Err(status) = &retry {
+            assert_eq!(reason(status), "SIGN_IN_CHALLENGE_INVALID", "after {delay_ms} ms: {status:?}");
+        }
+    }
     Ok(())
 }

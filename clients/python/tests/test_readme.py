@@ -6,11 +6,20 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional, Tuple
 
-from keyport import EMAIL_SIGN_IN_COOKIE_NAME, KeyportClient, SetCookie
-from keyport.v1 import session_service_pb2, user_service_pb2
+import pytest
 
+from keyport import (
+    EMAIL_SIGN_IN_COOKIE_NAME,
+    KeyportClient,
+    SecondFactorInvalid,
+    SetCookie,
+    clear_email_sign_in_cookie,
+)
+from keyport.v1 import session_pb2, session_service_pb2, user_service_pb2
+
+from .authenticator import enroll, next_totp, wrong_totp
 from .mailpit import Mailpit
 from .support import PASSWORD, KeyportServer, unique_email
 
@@ -77,8 +86,7 @@ def test_readme_email_sign_in_pages(mail_client: KeyportClient, mailpit: Mailpit
     code = mailpit.wait_for(email)[0].code()
     assert code is not None
     assert finish_email_sign_in(mail_client, {}, code=code) is None, "another browser"
-    token = finish_email_sign_in(mail_client, {cookie.name: cookie.value}, code=code)
-    assert isinstance(token, str)
+    token = _signed_in(finish_email_sign_in(mail_client, {cookie.name: cookie.value}, code=code))
     session = mail_client.sessions.GetSession(session_service_pb2.GetSessionRequest(token=token))
     assert session.user.email == email
     assert finish_email_sign_in(mail_client, {cookie.name: cookie.value}, code=code) is None, "used"
@@ -88,7 +96,73 @@ def test_readme_email_sign_in_pages(mail_client: KeyportClient, mailpit: Mailpit
     link = mailpit.wait_for(email, 2)[0].link("/sign-in/email")
     assert link is not None
     header = f"theme=dark; {cookie.name}={cookie.value}"
-    token = finish_email_sign_in(mail_client, header, url=link)
-    assert isinstance(token, str)
+    token = _signed_in(finish_email_sign_in(mail_client, header, url=link))
     mail_client.sessions.GetSession(session_service_pb2.GetSessionRequest(token=token))
     assert finish_email_sign_in(mail_client, header, url=link) is None, "used"
+
+    # A user with an authenticator app on is sent to the code page, with the challenge in a cookie.
+    ada = enroll(mail_client, "readme-sign-in-totp")
+    cookie = start_email_sign_in(mail_client, ada.email)
+    code = mailpit.wait_for(ada.email)[0].code()
+    assert code is not None
+    finished = finish_email_sign_in(mail_client, {cookie.name: cookie.value}, code=code)
+    assert finished is not None
+    location, set_cookies = finished
+    assert location == "/sign-in/second-factor"
+    assert [c.header() for c in set_cookies[:1]] == [clear_email_sign_in_cookie().header()]
+    challenge = set_cookies[1]
+    assert re.fullmatch(
+        r"__Host-keyport_challenge=kpc_[A-Za-z0-9_-]+; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300",
+        challenge.header(),
+    ), challenge.header()
+    assert len(set_cookies) == 2, "no session cookie"
+    done = mail_client.sessions.CompleteSignIn(
+        session_service_pb2.CompleteSignInRequest(challenge=challenge.value, totp_code=next_totp(ada.secret))
+    )
+    assert done.session.user.email == ada.email
+
+
+def _signed_in(finished: Optional[Tuple[str, List[SetCookie]]]) -> str:
+    """The session token of the README's ``finish_email_sign_in`` answer for a user without a second factor."""
+    assert finished is not None
+    location, set_cookies = finished
+    assert location == "/"
+    assert [c.header() for c in set_cookies[:1]] == [clear_email_sign_in_cookie().header()]
+    session = set_cookies[1]
+    assert len(set_cookies) == 2 and session.name == "session", set_cookies
+    assert 0 < session.max_age <= 31 * 24 * 3600, session.max_age
+    return session.value
+
+
+def test_readme_second_factor_sign_in(client: KeyportClient) -> None:
+    sign_in = _definitions("## Second factors")["sign_in"]
+
+    # No second factor: the password alone signs in, at AAL1.
+    email = unique_email("readme-plain")
+    client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD))
+
+    def never() -> str:
+        raise AssertionError("no code is asked for")
+
+    assert sign_in(client, email, PASSWORD, never).session.assurance_level == session_pb2.ASSURANCE_LEVEL_AAL1
+
+    # A mistyped code, then the app's: asked twice, signed in at AAL2.
+    ada = enroll(client, "readme-totp")
+    typed: List[str] = []
+
+    def app() -> str:
+        typed.append(wrong_totp(ada.secret) if not typed else next_totp(ada.secret))
+        return typed[-1]
+
+    grant = sign_in(client, ada.email, PASSWORD, app)
+    assert len(typed) == 2
+    assert grant.session.assurance_level == session_pb2.ASSURANCE_LEVEL_AAL2
+
+    # A backup code, typed in capitals with spaces.
+    by_backup_code = sign_in(client, ada.email, PASSWORD, lambda: ada.backup_codes[0].upper().replace("-", " "))
+    assert by_backup_code.user.email == ada.email
+
+    # Three wrong codes: the error comes through.
+    wrong = wrong_totp(ada.secret)
+    with pytest.raises(SecondFactorInvalid):
+        sign_in(client, ada.email, PASSWORD, lambda: wrong)

@@ -4,6 +4,7 @@ import {
   emailSignInCookie,
   errorReason,
   type KeyportClient,
+  signInChallenge,
   tokenFromLink,
 } from "@keyport/client";
 
@@ -27,13 +28,23 @@ export async function finishEmailSignIn(keyport: KeyportClient, request: Request
   const token = tokenFromLink(request.url);
   const code = token === undefined ? String((await request.formData()).get("code") ?? "") : "";
   try {
-    const { session } = await keyport.sessions.finishEmailSignIn({
+    const response = await keyport.sessions.finishEmailSignIn({
       binding,
       proof: token !== undefined ? { case: "token", value: token } : { case: "code", value: code },
     });
     const headers = new Headers({ location: "/" });
     headers.append("set-cookie", clearEmailSignInCookie());
-    headers.append("set-cookie", `session=${session!.token}; Path=/; HttpOnly; Secure; SameSite=Lax`);
+    const challenge = signInChallenge(response);
+    if (challenge !== undefined) {
+      // An authenticator app is on: no session yet. Keep the challenge in this browser, and ask for the code.
+      headers.set("location", "/sign-in/second-factor");
+      headers.append(
+        "set-cookie",
+        `__Host-keyport_challenge=${challenge.challenge}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300`,
+      );
+    } else {
+      headers.append("set-cookie", `session=${response.session!.token}; Path=/; HttpOnly; Secure; SameSite=Lax`);
+    }
     return new Response(null, { status: 303, headers });
   } catch (err) {
     if (errorReason(err) !== "EMAIL_TOKEN_INVALID") throw err;

@@ -26,6 +26,7 @@ export {
   isErrorReason,
   KEYPORT_ERROR_DOMAIN,
 } from "./errors.js";
+export { signInChallenge } from "./factors.js";
 export {
   clearEmailSignInCookie,
   EMAIL_SIGN_IN_COOKIE_NAME,

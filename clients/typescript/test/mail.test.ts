@@ -28,9 +28,10 @@ import {
 } from "../src/index.js";
 import { finishEmailSignIn, startEmailSignIn } from "../examples/email-sign-in.js";
 import { forgotPassword, resetPassword } from "../examples/password-reset.js";
-import { failure, uniqueEmail } from "./support/calls.js";
+import { failure, serveKeyport, uniqueEmail } from "./support/calls.js";
 import { type KeyportServer, startKeyport } from "./support/keyport-server.js";
 import { codeIn, type Delivered, linkIn, Mailpit, PUBLIC_BASE_URL } from "./support/mailpit.js";
+import { nextTotp, totp } from "./support/totp.js";
 
 const PASSWORD = "correct horse battery staple";
 /** A password that passes the policy and is not the sign-up one. */
@@ -417,21 +418,43 @@ describe("mail flows through a real Mailpit", () => {
     );
     assert.equal(badAddress.status, 400);
   });
+
+  it("sends a user with an authenticator app from the README's email sign-in to the code page", async () => {
+    const account = await signUp("example-totp");
+    const { secret } = await keyport.twoFactor.enrollTotp({}, withSession(account.token));
+    await keyport.twoFactor.confirmTotp({ code: totp(secret) }, withSession(account.token));
+    const started = await startEmailSignIn(
+      keyport,
+      new Request(`${PUBLIC_BASE_URL}/sign-in/email/start`, { method: "POST", body: new URLSearchParams({ email: account.email }) }),
+    );
+    const cookie = cookieSentBack(started.headers.get("set-cookie")!);
+    const code = codeOf((await mailpit.waitFor(account.email))[0]!);
+
+    const finished = await finishEmailSignIn(
+      keyport,
+      new Request(`${PUBLIC_BASE_URL}${SIGN_IN_PATH}`, { method: "POST", headers: { cookie }, body: new URLSearchParams({ code }) }),
+    );
+    assert.equal(finished.status, 303);
+    assert.equal(finished.headers.get("location"), "/sign-in/second-factor");
+    const cookies = finished.headers.getSetCookie();
+    assert.equal(cookies.length, 2, "no session cookie");
+    assert.deepEqual(cookies[0], clearEmailSignInCookie());
+    const challenge = /^__Host-keyport_challenge=(kpc_[^;]+); Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=300$/.exec(
+      cookies[1] ?? "",
+    )?.[1];
+    assert.ok(challenge, cookies[1]);
+
+    // The code page completes the sign-in with the challenge of the cookie.
+    const { session } = await keyport.sessions.completeSignIn({ challenge, answer: { case: "totpCode", value: nextTotp(secret) } });
+    assert.equal((await keyport.sessions.getSession({ token: session!.token })).user?.id, account.userId);
+  });
 });
 
 describe("mail flows on a server without mail", () => {
   let server: KeyportServer;
   let keyport: KeyportClient;
 
-  before(async () => {
-    server = await startKeyport();
-    keyport = createKeyportClient(server.address, { timeoutMs: 10_000 });
-  });
-
-  after(async () => {
-    keyport?.close();
-    await server?.stop();
-  });
+  serveKeyport((live) => ({ server, keyport } = live));
 
   it("answers MAIL_DISABLED (FAILED_PRECONDITION) for every call that would mail", async () => {
     const email = uniqueEmail("no-mail");

@@ -800,7 +800,7 @@ impl KeyportClient {
     }
 
     /// A request with the deadline, the bearer token and the end user's details.
-    fn request<T>(&self, message: T, token: Option<&str>, client: &ClientInfo) -> Request<T> {
+    pub(crate) fn request<T>(&self, message: T, token: Option<&str>, client: &ClientInfo) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.options.request_timeout);
         let metadata = request.metadata_mut();
@@ -833,7 +833,7 @@ impl KeyportClient {
 
     /// Runs a call that changes something: on another endpoint only when
     /// the connection could not be made, so that the request never left.
-    async fn once<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    pub(crate) async fn once<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,

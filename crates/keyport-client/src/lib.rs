@@ -18,6 +18,7 @@ mod client;
 mod clock;
 mod endpoints;
 mod error;
+mod factors;
 mod principal;
 mod refusals;
 pub mod web;
@@ -29,4 +30,5 @@ pub use client::{
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
+pub use factors::{FactorStatus, TotpEnrollment};
 pub use principal::{Assurance, Principal, SessionSummary, ValidatedSession};

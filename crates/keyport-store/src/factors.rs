@@ -13,7 +13,7 @@ use keyport_core::{
     Timestamp,
     audit::AuditEvent,
     events::SessionEvent,
-    second_factor::{Assurance, SealedSecret, SignInChallenge, TotpStep},
+    second_factor::{Assurance, FactorUse, SealedSecret, SignInChallenge, TotpStep},
     session::ClientInfo,
     store::{FactorStore, SessionBasis, StoreError, StoreResult, TotpFactor},
     token::SessionId,
@@ -21,7 +21,7 @@ use keyport_core::{
 };
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait, QueryFilter,
     sea_query::{Condition, Expr, ExprTrait},
 };
 
@@ -141,32 +141,15 @@ impl FactorStore for SeaStore {
         Ok(Some(ended))
     }
 
-    async fn use_totp_step(&self, user_id: UserId, step: TotpStep) -> StoreResult<bool> {
-        let used = totp_factor::Entity::update_many()
-            .col_expr(totp_factor::Column::LastUsedStep, Expr::value(step.0))
-            .filter(totp_factor::Column::UserId.eq(user_id.to_string()))
-            .filter(totp_factor::Column::EnabledAt.is_not_null())
-            .filter(
-                Condition::any()
-                    .add(totp_factor::Column::LastUsedStep.is_null())
-                    .add(totp_factor::Column::LastUsedStep.lt(step.0)),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(classify)?;
-        Ok(used.rows_affected == 1)
-    }
-
-    async fn use_backup_code(&self, user_id: UserId, hash: &[u8; 32], now: Timestamp) -> StoreResult<bool> {
-        let used = backup_code::Entity::update_many()
-            .col_expr(backup_code::Column::UsedAt, Expr::value(now.unix_millis()))
+    async fn has_backup_code(&self, user_id: UserId, hash: &[u8; 32]) -> StoreResult<bool> {
+        let unused = backup_code::Entity::find()
             .filter(backup_code::Column::UserId.eq(user_id.to_string()))
             .filter(backup_code::Column::CodeHash.eq(hash.to_vec()))
             .filter(backup_code::Column::UsedAt.is_null())
-            .exec(&self.db)
+            .count(&self.db)
             .await
             .map_err(classify)?;
-        Ok(used.rows_affected == 1)
+        Ok(unused > 0)
     }
 
     async fn count_backup_codes(&self, user_id: UserId) -> StoreResult<u32> {
@@ -208,12 +191,16 @@ impl FactorStore for SeaStore {
         &self,
         user_id: UserId,
         session: &SessionId,
+        factor: FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<bool> {
         let txn = begin(&self.db).await?;
-        if !set_assurance(&txn, user_id, session, Assurance::Aal2, Some(now)).await? {
+        // Dropped without a commit on either refusal: nothing is used up.
+        if !use_factor(&txn, user_id, factor).await?
+            || !set_assurance(&txn, user_id, session, Assurance::Aal2, Some(now)).await?
+        {
             return Ok(false);
         }
         insert_audit(&txn, audit).await?;
@@ -349,4 +336,32 @@ fn challenge_from_row(row: sign_in_challenge::Model) -> StoreResult<SignInChalle
         created_at: Timestamp::from_unix_millis(row.created_at),
         expires_at: Timestamp::from_unix_millis(row.expires_at),
     })
+}
+
+/// Uses up `factor` of `user_id` if it is still unused: one conditional
+/// `UPDATE`, so of racing callers with one code, one gets true.
+pub(crate) async fn use_factor(txn: &DatabaseTransaction, user_id: UserId, factor: FactorUse) -> StoreResult<bool> {
+    let used = match factor {
+        FactorUse::TotpStep(step) => totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::LastUsedStep, Expr::value(step.0))
+            .filter(totp_factor::Column::UserId.eq(user_id.to_string()))
+            .filter(totp_factor::Column::EnabledAt.is_not_null())
+            .filter(
+                Condition::any()
+                    .add(totp_factor::Column::LastUsedStep.is_null())
+                    .add(totp_factor::Column::LastUsedStep.lt(step.0)),
+            )
+            .exec(txn)
+            .await
+            .map_err(classify)?,
+        FactorUse::BackupCode { hash, at } => backup_code::Entity::update_many()
+            .col_expr(backup_code::Column::UsedAt, Expr::value(at.unix_millis()))
+            .filter(backup_code::Column::UserId.eq(user_id.to_string()))
+            .filter(backup_code::Column::CodeHash.eq(hash.to_vec()))
+            .filter(backup_code::Column::UsedAt.is_null())
+            .exec(txn)
+            .await
+            .map_err(classify)?,
+    };
+    Ok(used.rows_affected == 1)
 }

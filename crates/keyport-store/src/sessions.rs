@@ -166,7 +166,7 @@ pub(crate) async fn holds(txn: &DatabaseTransaction, user_id: UserId, basis: Ses
             return Ok(false);
         }
     }
-    if let SessionBasis::Challenge { hash } = basis {
+    if let SessionBasis::Challenge { hash, factor } = basis {
         // One statement takes the challenge: of racing completions, the
         // one whose delete removed the row creates the session.
         let taken = sign_in_challenge::Entity::delete_many()
@@ -176,6 +176,11 @@ pub(crate) async fn holds(txn: &DatabaseTransaction, user_id: UserId, basis: Ses
             .await
             .map_err(classify)?;
         if taken.rows_affected == 0 {
+            return Ok(false);
+        }
+        // Used up with the challenge, or not at all (the caller drops
+        // the transaction uncommitted on false).
+        if !crate::factors::use_factor(txn, user_id, factor).await? {
             return Ok(false);
         }
     }

@@ -20,7 +20,7 @@ use keyport_client::{EmailProof, web::Guard};
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
     LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, factor_answer,
+    Site, StepUpForm, factor_answer,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -83,6 +83,12 @@ fn app(
         .route("/sign-in/email", web::post().to(email_code))
         .route("/sign-in/second-factor", web::get().to(second_factor_page))
         .route("/sign-in/second-factor", web::post().to(second_factor))
+        .route("/sign-in/step-up", web::get().to(step_up_page))
+        .route("/sign-in/step-up", web::post().to(step_up))
+        .route("/two-factor", web::get().to(two_factor))
+        .route("/two-factor/enroll", web::post().to(enroll_totp))
+        .route("/two-factor/confirm", web::post().to(confirm_totp))
+        .route("/two-factor/disable", web::post().to(disable_totp))
         .route("/verify-email", web::get().to(verify_email))
         .route("/verify-email/send", web::post().to(request_email_verification))
         .route("/forgot-password", web::get().to(forgot_password_page))
@@ -231,6 +237,36 @@ async fn second_factor(
 ) -> HttpResponse {
     let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
     respond(site.second_factor_completed(user.as_deref(), completed))
+}
+
+async fn step_up_page(site: web::Data<Site>, user: Principal, query: web::Query<SignInQuery>) -> HttpResponse {
+    respond(site.step_up_page(&user, &query))
+}
+
+async fn step_up(site: web::Data<Site>, user: Principal, auth: Auth, form: web::Form<StepUpForm>) -> HttpResponse {
+    let stepped = auth.step_up(factor_answer(&form.code)).await;
+    respond(site.stepped_up(&user, &form, stepped))
+}
+
+async fn two_factor(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.two_factor_page(&user, auth.list_factors().await))
+}
+
+async fn enroll_totp(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.totp_enrollment(&user, auth.enroll_totp().await))
+}
+
+async fn confirm_totp(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<SecondFactorForm>,
+) -> HttpResponse {
+    respond(site.totp_confirmed(&user, auth.confirm_totp(&form.code).await))
+}
+
+async fn disable_totp(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.totp_disabled(&user, auth.disable_totp().await))
 }
 
 async fn request_email_verification(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {

@@ -23,7 +23,7 @@ use keyport_client::EmailProof;
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
     LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, factor_answer,
+    Site, StepUpForm, factor_answer,
 };
 use tokio::net::TcpListener;
 
@@ -65,6 +65,11 @@ fn app(site: Site) -> Router {
         .route("/sign-in/email/start", post(start_email_sign_in))
         .route("/sign-in/email", get(email_sign_in_page).post(email_code))
         .route("/sign-in/second-factor", get(second_factor_page).post(second_factor))
+        .route("/sign-in/step-up", get(step_up_page).post(step_up))
+        .route("/two-factor", get(two_factor))
+        .route("/two-factor/enroll", post(enroll_totp))
+        .route("/two-factor/confirm", post(confirm_totp))
+        .route("/two-factor/disable", post(disable_totp))
         .route("/verify-email", get(verify_email))
         .route("/verify-email/send", post(request_email_verification))
         .route("/forgot-password", get(forgot_password_page).post(forgot_password))
@@ -243,6 +248,36 @@ async fn second_factor(
 ) -> Response {
     let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
     respond(site.second_factor_completed(user.as_deref(), completed))
+}
+
+async fn step_up_page(State(site): State<Site>, user: Principal, Query(query): Query<SignInQuery>) -> Response {
+    respond(site.step_up_page(&user, &query))
+}
+
+async fn step_up(State(site): State<Site>, user: Principal, auth: Auth, Form(form): Form<StepUpForm>) -> Response {
+    let stepped = auth.step_up(factor_answer(&form.code)).await;
+    respond(site.stepped_up(&user, &form, stepped))
+}
+
+async fn two_factor(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.two_factor_page(&user, auth.list_factors().await))
+}
+
+async fn enroll_totp(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.totp_enrollment(&user, auth.enroll_totp().await))
+}
+
+async fn confirm_totp(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<SecondFactorForm>,
+) -> Response {
+    respond(site.totp_confirmed(&user, auth.confirm_totp(&form.code).await))
+}
+
+async fn disable_totp(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.totp_disabled(&user, auth.disable_totp().await))
 }
 
 async fn request_email_verification(State(site): State<Site>, user: Principal, auth: Auth) -> Response {

@@ -5,7 +5,7 @@
 
 use std::{fmt::Write as _, time::SystemTime};
 
-use keyport_client::{Error, Principal, Reason, SessionSummary};
+use keyport_client::{Error, FactorStatus, Principal, Reason, SessionSummary, TotpEnrollment};
 
 /// Escapes text for an HTML element or a double-quoted attribute.
 pub(crate) fn escape(text: &str) -> String {
@@ -249,8 +249,9 @@ pub(crate) fn dashboard(user: &Principal, providers: &[Provider], notice: Option
 <dt>User id</dt><dd><code id="user-id">{user_id}</code></dd>
 <dt>Session id</dt><dd><code id="session-id">{session_id}</code></dd>
 <dt>Session expires unless used</dt><dd>{expires}</dd>
+<dt>Two-step verification</dt><dd id="two-factor">{two_factor}</dd>
 </dl>
-<p><a href="/sessions">Manage your sessions</a></p>
+<p><a href="/sessions">Manage your sessions</a> · <a href="/two-factor">Two-step verification</a></p>
 {link}"#,
         notice = message("notice", notice),
         name = escape(display_name(user)),
@@ -264,6 +265,11 @@ pub(crate) fn dashboard(user: &Principal, providers: &[Provider], notice: Option
         user_id = escape(&user.user_id),
         session_id = escape(&user.session_id),
         expires = date(user.expires_at),
+        two_factor = match (user.two_factor_enabled, user.assurance) {
+            (false, _) => "off",
+            (true, keyport_client::Assurance::Aal2) => "on (this session passed it)",
+            (true, _) => "on",
+        },
     );
     page("Dashboard", Some(user), &body)
 }
@@ -389,6 +395,71 @@ pub(crate) fn second_factor(user: Option<&Principal>, error: Option<&str>) -> St
         error = message("error", error),
     );
     page("Two-step verification", user, &body)
+}
+
+/// `/two-factor`: whether the authenticator app is on, and the button to
+/// change that.
+pub(crate) fn two_factor(user: &Principal, status: &FactorStatus) -> String {
+    let body = if status.totp_enabled {
+        format!(
+            r#"<p id="two-factor-status">On. {left} backup codes left.</p>
+<form method="post" action="/two-factor/disable"><button type="submit">Turn two-step verification off</button></form>"#,
+            left = status.backup_codes_left
+        )
+    } else {
+        r#"<p id="two-factor-status">Off.</p>
+<form method="post" action="/two-factor/enroll"><button type="submit">Set up an authenticator app</button></form>"#
+            .to_owned()
+    };
+    page("Two-step verification", Some(user), &body)
+}
+
+/// The QR code of a started enrolment and the form for its first code.
+pub(crate) fn totp_enrollment(user: &Principal, enrollment: &TotpEnrollment, error: Option<&str>) -> String {
+    use base64::Engine as _;
+    let svg = base64::engine::general_purpose::STANDARD.encode(&enrollment.qr_code_svg);
+    let body = format!(
+        r#"{error}
+<p>Scan this code with your authenticator app, or type the key by hand.</p>
+<p><img id="totp-qr" alt="QR code of the key" width="200" height="200" src="data:image/svg+xml;base64,{svg}"></p>
+<p>Key: <code id="totp-secret">{secret}</code></p>
+<form method="post" action="/two-factor/confirm">
+<label for="code">The six-digit code the app shows</label>
+<input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code" required>
+<div><button type="submit">Turn on</button></div>
+</form>"#,
+        error = message("error", error),
+        secret = escape(&enrollment.secret),
+    );
+    page("Set up an authenticator app", Some(user), &body)
+}
+
+/// The backup codes, shown once.
+pub(crate) fn backup_codes(user: &Principal, codes: &[String]) -> String {
+    let items: String = codes.iter().map(|code| format!("<li><code>{}</code></li>", escape(code))).collect();
+    let body = format!(
+        r#"<p>Two-step verification is on. Keep these backup codes somewhere safe: each signs you in once if you lose your phone. They are not shown again.</p>
+<ul id="backup-codes">{items}</ul>
+<p><a href="/dashboard">Dashboard</a></p>"#
+    );
+    page("Your backup codes", Some(user), &body)
+}
+
+/// The step-up form: a code again before a sensitive page.
+pub(crate) fn step_up(user: &Principal, return_to: Option<&str>, error: Option<&str>) -> String {
+    let body = format!(
+        r#"{error}
+<p>This needs a fresh two-step verification. Enter the code your authenticator app shows, or a backup code.</p>
+<form method="post" action="/sign-in/step-up">
+<input type="hidden" name="return_to" value="{return_to}">
+<label for="code">Code</label>
+<input id="code" name="code" type="text" autocomplete="one-time-code" required>
+<div><button type="submit">Continue</button></div>
+</form>"#,
+        error = message("error", error),
+        return_to = escape(return_to.unwrap_or_default()),
+    );
+    page("Verify it is you", Some(user), &body)
 }
 
 /// A page saying something went well.

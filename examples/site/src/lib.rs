@@ -13,7 +13,10 @@
 //! `/reset-password` (public), `GET /verify-email` (the link's page) and
 //! `POST /verify-email/send` (needs a session); signing in with a mailed
 //! code or link: `POST /sign-in/email/start`, then `/sign-in/email`. A user
-//! with a second factor continues at `/sign-in/second-factor`. Social sign-in: `POST /oauth/start/{provider}` sends the
+//! with a second factor continues at `/sign-in/second-factor`. Two-step
+//! verification: `/two-factor` (status; `POST /two-factor/enroll`,
+//! `/two-factor/confirm`, `/two-factor/disable`) and `/sign-in/step-up`
+//! (a code again, for changes that need a recent second factor). Social sign-in: `POST /oauth/start/{provider}` sends the
 //! browser to the provider, which sends it back to `GET /oauth/callback`;
 //! `POST /oauth/link/{provider}` (needs a session) links a provider account
 //! the same way. The route rules in [`settings`] decide who may see what;
@@ -37,8 +40,8 @@ mod html;
 use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use keyport_client::{
-    CacheConfig, Error, FactorAnswer, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache, SessionSummary,
-    SignedIn,
+    CacheConfig, Error, FactorAnswer, FactorStatus, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache,
+    SessionSummary, SignedIn, TotpEnrollment,
     web::{AuthSettings, FirstFactor, Guard, RouteRules, SignedUp, safe_return_path},
 };
 use serde::Deserialize;
@@ -121,6 +124,8 @@ pub fn settings() -> AuthSettings {
         .protect("/sessions(.*)")
         .protect("/oauth/link/(.*)")
         .protect("/verify-email/send")
+        .protect("/two-factor(.*)")
+        .protect("/sign-in/step-up")
         .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
     // `/sign-in?return_to=<the page>` (the defaults).
@@ -250,6 +255,16 @@ pub struct EmailCodeForm {
 pub struct SecondFactorForm {
     /// The authenticator app's code, or a backup code.
     pub code: String,
+}
+
+/// `POST /sign-in/step-up`'s form.
+#[derive(Debug, Deserialize)]
+pub struct StepUpForm {
+    /// The authenticator app's code, or a backup code.
+    pub code: String,
+    /// The page to come back to.
+    #[serde(default)]
+    pub return_to: Option<String>,
 }
 
 /// `POST /reset-password`'s form.
@@ -625,6 +640,88 @@ impl Site {
         }
     }
 
+    /// `GET /two-factor`, once `Auth::list_factors` answered `status`.
+    pub fn two_factor_page<C>(&self, user: &Principal, status: Result<FactorStatus, Error>) -> Answer<C> {
+        match status {
+            Ok(status) => Answer::page(200, html::two_factor(user, &status)),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /two-factor/enroll`, once `Auth::enroll_totp` answered
+    /// `started`: the QR code and the first-code form.
+    pub fn totp_enrollment<C>(&self, user: &Principal, started: Result<TotpEnrollment, Error>) -> Answer<C> {
+        match started {
+            Ok(enrollment) => Answer::page(200, html::totp_enrollment(user, &enrollment, None)),
+            Err(error) if *error.reason() == Reason::ReauthenticationRequired => Answer::page(
+                403,
+                html::problem_with_link(
+                    Some(user),
+                    "Sign in again first",
+                    "Setting up two-step verification needs a sign-in from the last 10 minutes.",
+                    "/sign-in?return_to=%2Ftwo-factor",
+                    "sign in again",
+                ),
+            ),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /two-factor/confirm`, once `Auth::confirm_totp` answered
+    /// `confirmed`: the backup codes, shown once.
+    pub fn totp_confirmed<C>(&self, user: &Principal, confirmed: Result<Vec<String>, Error>) -> Answer<C> {
+        match confirmed {
+            Ok(codes) => Answer::page(200, html::backup_codes(user, &codes)),
+            Err(error) if *error.reason() == Reason::SecondFactorInvalid => Answer::page(
+                400,
+                html::problem_with_link(
+                    Some(user),
+                    "That code does not work",
+                    "Check the time on your phone and start again.",
+                    "/two-factor",
+                    "start again",
+                ),
+            ),
+            Err(error) if *error.reason() == Reason::SecondFactorNotEnrolled => Answer::see_other("/two-factor"),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /two-factor/disable`, once `Auth::disable_totp` answered
+    /// `disabled`; without a recent second factor, to the step-up page.
+    pub fn totp_disabled<C>(&self, user: &Principal, disabled: Result<u32, Error>) -> Answer<C> {
+        match disabled {
+            Ok(_) => {
+                Answer::page(200, html::done(Some(user), "Two-step verification is off", "Your other sessions ended."))
+            }
+            Err(error) if *error.reason() == Reason::StepUpRequired => {
+                Answer::see_other("/sign-in/step-up?return_to=%2Ftwo-factor")
+            }
+            Err(error) if *error.reason() == Reason::SecondFactorNotEnrolled => Answer::see_other("/two-factor"),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `GET /sign-in/step-up`: a code again, for a page that needs a recent
+    /// second factor.
+    pub fn step_up_page<C>(&self, user: &Principal, query: &SignInQuery) -> Answer<C> {
+        let return_to = query.return_to.as_deref().and_then(safe_return_path);
+        Answer::page(200, html::step_up(user, return_to, None))
+    }
+
+    /// `POST /sign-in/step-up`, once `Auth::step_up` answered `stepped`.
+    pub fn stepped_up<C>(&self, user: &Principal, form: &StepUpForm, stepped: Result<(), Error>) -> Answer<C> {
+        let return_to = form.return_to.as_deref().and_then(safe_return_path);
+        match stepped {
+            Ok(()) => Answer::see_other(return_to.unwrap_or(AFTER_SIGN_IN)),
+            Err(error) if *error.reason() == Reason::SecondFactorInvalid => {
+                Answer::page(400, html::step_up(user, return_to, Some("That code does not work.")))
+            }
+            Err(error) if *error.reason() == Reason::SecondFactorNotEnrolled => Answer::see_other("/two-factor"),
+            Err(error) => link_refused(Some(user), &error, "/sign-in/step-up", "try again"),
+        }
+    }
+
     // ----- Sign-out and sessions -----
 
     /// `POST /sign-out`, once `Auth::sign_out` answered `signed_out`: it
@@ -680,7 +777,6 @@ impl Site {
     }
 }
 
-/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
 /// The second factor a typed code is: six digits are the authenticator
 /// app's, anything else a backup code.
 pub fn factor_answer(code: &str) -> FactorAnswer<'_> {
@@ -692,6 +788,7 @@ pub fn factor_answer(code: &str) -> FactorAnswer<'_> {
     }
 }
 
+/// The dashboard announcing the link (provider ids are `a-z 0-9 - _`).
 fn linked_page(provider_id: &str) -> String {
     if provider_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         format!("{AFTER_SIGN_IN}?linked={provider_id}")

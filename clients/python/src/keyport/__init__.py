@@ -18,7 +18,9 @@ small hand-written layer:
 - :func:`token_from_link`, and :func:`email_sign_in_cookie`,
   :func:`email_sign_in_binding` and :func:`clear_email_sign_in_cookie`
   (:class:`SetCookie`): the pieces the web app's pages for mailed links and
-  codes repeat (:mod:`keyport.mail`).
+  codes repeat (:mod:`keyport.mail`);
+- :func:`sign_in_challenge`: the second-factor challenge a sign-in answers
+  for a user with an authenticator app on (:mod:`keyport.factors`).
 """
 
 from keyport.client import (
@@ -71,6 +73,7 @@ from keyport.errors import (
     error_reason,
     field_violations,
 )
+from keyport.factors import sign_in_challenge
 from keyport.mail import (
     EMAIL_SIGN_IN_COOKIE_NAME,
     SetCookie,
@@ -133,6 +136,7 @@ __all__ = [
     "error_reason",
     "field_violations",
     "forwarded_client_metadata",
+    "sign_in_challenge",
     "token_from_link",
 ]
 

@@ -6,6 +6,7 @@ use super::guard::{FirstFactor, Guard, RequestView, SignedUp};
 use crate::{
     client::{ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, SignedIn},
     error::Error,
+    factors::{FactorStatus, TotpEnrollment},
     principal::SessionSummary,
 };
 
@@ -153,6 +154,35 @@ impl<C: From<String>> Auth<C> {
     /// Ends all the caller's other sessions; returns how many.
     pub async fn revoke_other_sessions(&self) -> Result<u32, Error> {
         self.guard.revoke_other_sessions(&self.client, self.session_token()).await
+    }
+
+    /// The caller's second factors.
+    pub async fn list_factors(&self) -> Result<FactorStatus, Error> {
+        self.guard.list_factors(&self.client, self.session_token()).await
+    }
+
+    /// Starts enrolling an authenticator app: show the QR code and ask for
+    /// a first code (needs a recent sign-in: `Reason::ReauthenticationRequired`).
+    pub async fn enroll_totp(&self) -> Result<TotpEnrollment, Error> {
+        self.guard.enroll_totp(&self.client, self.session_token()).await
+    }
+
+    /// Turns the pending app on with its first code; returns the backup
+    /// codes, to show once. The caller's other sessions end.
+    pub async fn confirm_totp(&self, code: &str) -> Result<Vec<String>, Error> {
+        self.guard.confirm_totp(&self.client, self.session_token(), code).await
+    }
+
+    /// Turns the app off (needs a recent second factor:
+    /// `Reason::StepUpRequired`); returns how many other sessions ended.
+    pub async fn disable_totp(&self) -> Result<u32, Error> {
+        self.guard.disable_totp(&self.client, self.session_token()).await
+    }
+
+    /// Passes a second factor again on the caller's session (the step-up
+    /// page of routes with `require_aal2` or `require_fresh`).
+    pub async fn step_up(&self, answer: FactorAnswer<'_>) -> Result<(), Error> {
+        self.guard.step_up(&self.client, self.session_token(), answer).await
     }
 
     /// Mails the signed-in user a link that verifies their address.

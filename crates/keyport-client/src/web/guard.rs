@@ -18,6 +18,7 @@ use crate::{
         SignUpOutcome, SignedIn,
     },
     error::{Error, Reason},
+    factors::{FactorStatus, TotpEnrollment},
     principal::{Principal, SessionSummary},
 };
 
@@ -426,6 +427,42 @@ impl Guard {
         Ok(revoked)
     }
 
+    /// The second factors of `token`'s user.
+    pub async fn list_factors(&self, client: &ClientInfo, token: &str) -> Result<FactorStatus, Error> {
+        self.keyport("list second factors")?.client().list_factors(token, client).await
+    }
+
+    /// Starts enrolling an authenticator app for `token`'s user.
+    pub async fn enroll_totp(&self, client: &ClientInfo, token: &str) -> Result<TotpEnrollment, Error> {
+        self.keyport("enrol an authenticator app")?.client().enroll_totp(token, client).await
+    }
+
+    /// Turns the pending app on; returns the backup codes. The session
+    /// becomes AAL2 here at once (its cached copy is dropped).
+    pub async fn confirm_totp(&self, client: &ClientInfo, token: &str, code: &str) -> Result<Vec<String>, Error> {
+        let cache = self.keyport("confirm an authenticator app")?;
+        let codes = cache.client().confirm_totp(token, code, client).await?;
+        forget(cache, token);
+        Ok(codes)
+    }
+
+    /// Turns the app off; returns how many other sessions ended.
+    pub async fn disable_totp(&self, client: &ClientInfo, token: &str) -> Result<u32, Error> {
+        let cache = self.keyport("turn an authenticator app off")?;
+        let ended = cache.client().disable_totp(token, client).await?;
+        forget(cache, token);
+        Ok(ended)
+    }
+
+    /// Steps `token`'s session up to AAL2 with a second factor; the cached
+    /// copy at the old level is dropped at once.
+    pub async fn step_up(&self, client: &ClientInfo, token: &str, answer: FactorAnswer<'_>) -> Result<(), Error> {
+        let cache = self.keyport("step up")?;
+        cache.client().step_up(token, answer, client).await?;
+        forget(cache, token);
+        Ok(())
+    }
+
     /// Mails `token`'s user a link that verifies their address.
     pub async fn request_email_verification(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
         self.keyport("request an email verification")?.client().request_email_verification(token, client).await
@@ -672,6 +709,14 @@ impl Guard {
 #[expect(clippy::disallowed_methods, reason = "freshness compares against the server's wall-clock timestamps")]
 fn wall_clock() -> std::time::SystemTime {
     std::time::SystemTime::now()
+}
+
+/// Drops `token`'s session from `cache`: it changed here, and must not be
+/// served at its old level until the event arrives.
+fn forget(cache: &SessionCache, token: &str) {
+    if let Some(id) = session_id_of(token) {
+        cache.forget_session(id);
+    }
 }
 
 fn record_principal(span: &tracing::Span, principal: &Principal) {

@@ -10,7 +10,8 @@ use crate::{
     clock::Timestamp,
     error::{Error, Result},
     second_factor::{
-        Assurance, ChallengeToken, FactorAnswer, FactorKind, MAX_CHALLENGE_ANSWERS, SignInChallenge, backup_code_hash,
+        Assurance, ChallengeToken, FactorAnswer, FactorKind, FactorUse, MAX_CHALLENGE_ANSWERS, SignInChallenge,
+        TotpStep, backup_code_hash,
     },
     session::{ClientInfo, SessionGrant},
     store::SessionBasis,
@@ -111,7 +112,7 @@ impl Accounts {
         let now = self.clock.now();
         let reserved = self.factor_store().reserve_challenge_answer(&token.hash(), MAX_CHALLENGE_ANSWERS, now).await?;
         let (challenge, user) = reserved.ok_or(Error::SignInChallengeInvalid)?;
-        self.pass_factor(&user, None, answer, client).await?;
+        let factor = self.check_factor(&user, None, answer, client).await?;
 
         let (session_token, session) = self.new_session_at(&user, client, Assurance::Aal2)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id).detail(format!(
@@ -119,39 +120,53 @@ impl Accounts {
             challenge.first_factor,
             factor_name(answer)
         ));
-        // Another completion of this challenge won meanwhile.
-        if !self
-            .session_store()
-            .create_session(&session, SessionBasis::Challenge { hash: &challenge.hash }, &audit)
-            .await?
-        {
-            return Err(Error::SignInChallengeInvalid);
+        // The challenge is taken and the factor used up with the insert: of
+        // racing completions one wins, and a cancelled one uses up nothing.
+        let basis = SessionBasis::Challenge { hash: &challenge.hash, factor };
+        if !self.session_store().create_session(&session, basis, &audit).await? {
+            return Err(self.spent(user.id, factor).await?);
         }
         let backup_codes_left = self.factor_store().count_backup_codes(user.id).await?;
         Ok(CompletedSignIn { grant: SessionGrant { token: session_token.expose(), session, user }, backup_codes_left })
     }
 
-    /// Checks `answer` against `user`'s second factors and uses it up. Wrong
-    /// answers count like failed sign-ins (per user, and per client
+    /// Why a checked factor could not be used: it was used meanwhile (by a
+    /// racing call with the same code), or the challenge was.
+    pub(super) async fn spent(&self, user_id: UserId, factor: FactorUse) -> Result<Error> {
+        let used = match factor {
+            FactorUse::TotpStep(step) => {
+                let totp = self.factor_store().find_totp(user_id).await?;
+                totp.and_then(|totp| totp.last_used_step).is_some_and(|last| last >= step)
+            }
+            FactorUse::BackupCode { hash, .. } => !self.factor_store().has_backup_code(user_id, &hash).await?,
+        };
+        Ok(if used { Error::SecondFactorInvalid } else { Error::SignInChallengeInvalid })
+    }
+
+    /// Checks `answer` against `user`'s second factors, without using it up:
+    /// the caller's transaction does that, with what the factor grants.
+    /// Wrong answers count like failed sign-ins (per user, and per client
     /// address), so a stolen first factor cannot brute-force the codes.
-    pub(super) async fn pass_factor(
+    pub(super) async fn check_factor(
         &self,
         user: &User,
         session: Option<&crate::session::Principal>,
         answer: FactorAnswer<'_>,
         client: &ClientInfo,
-    ) -> Result<()> {
+    ) -> Result<FactorUse> {
         let attempt = self.throttle.reserve_sign_in(&factor_key(user.id), client.ip_address.as_deref()).await?;
         let attempt = attempt.map_err(Error::from)?;
         let now = self.clock.now();
-        let passed = match answer {
-            FactorAnswer::Totp(code) => self.use_totp_code(user.id, code, now).await?,
+        let checked = match answer {
+            FactorAnswer::Totp(code) => self.totp_step(user.id, code, now).await?.map(FactorUse::TotpStep),
             FactorAnswer::BackupCode(code) => match backup_code_hash(code) {
-                Some(hash) => self.factor_store().use_backup_code(user.id, &hash, now).await?,
-                None => false,
+                Some(hash) if self.factor_store().has_backup_code(user.id, &hash).await? => {
+                    Some(FactorUse::BackupCode { hash, at: now })
+                }
+                _ => None,
             },
         };
-        if !passed {
+        let Some(factor) = checked else {
             let mut audit =
                 AuditEvent::new(AuditKind::SecondFactorFailed, now, client).user(user.id).detail(factor_name(answer));
             if let Some(caller) = session {
@@ -159,28 +174,23 @@ impl Accounts {
             }
             self.audit_store().record_audit(&audit).await?;
             return Err(Error::SecondFactorInvalid);
-        }
+        };
         self.throttle.refund(attempt).await;
-        Ok(())
+        Ok(factor)
     }
 
-    /// Whether `code` is the user's app's code of a step later than the last
-    /// one used, and if so uses that step up.
-    async fn use_totp_code(&self, user_id: UserId, code: &str, now: Timestamp) -> Result<bool> {
-        let Some(totp) = self.factor_store().find_totp(user_id).await? else { return Ok(false) };
+    /// The step of `code`, if it is the user's app's code of a step later
+    /// than the last one used.
+    async fn totp_step(&self, user_id: UserId, code: &str, now: Timestamp) -> Result<Option<TotpStep>> {
+        let Some(totp) = self.factor_store().find_totp(user_id).await? else { return Ok(None) };
         if totp.enabled_at.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         let secret = self.factor_keys()?.open(&totp.sealed, user_id)?;
-        let Some(step) = secret.matching_step(code, now) else { return Ok(false) };
-        if totp.last_used_step.is_some_and(|last| last >= step) {
-            return Ok(false);
-        }
-        // Of racing callers with one code, the store lets one through.
-        Ok(self.factor_store().use_totp_step(user_id, step).await?)
+        let Some(step) = secret.matching_step(code, now) else { return Ok(None) };
+        Ok(totp.last_used_step.is_none_or(|last| last < step).then_some(step))
     }
 }
-
 /// The throttling key of a user's second-factor answers: apart from their
 /// password's, so that the two budgets do not mix.
 pub(super) fn factor_key(user_id: UserId) -> String {

@@ -156,13 +156,21 @@ impl Accounts {
         if !caller.user.two_factor_enabled {
             return Err(Error::SecondFactorNotEnrolled);
         }
-        self.pass_factor(&caller.user, Some(caller), answer, client).await?;
+        let factor = self.check_factor(&caller.user, Some(caller), answer, client).await?;
         let now = self.clock.now();
         let audit = AuditEvent::new(AuditKind::SteppedUp, now, client).user(caller.user.id).session(&caller.session.id);
         // Caches hold the session at its old level: they must read it again.
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        if !self.factor_store().step_up_session(caller.user.id, &caller.session.id, now, &audit, &event).await? {
-            return Err(Error::Unauthenticated);
+        let stepped = self
+            .factor_store()
+            .step_up_session(caller.user.id, &caller.session.id, factor, now, &audit, &event)
+            .await?;
+        if !stepped {
+            // The code was used meanwhile, or the session ended.
+            return Err(match self.spent(caller.user.id, factor).await? {
+                Error::SecondFactorInvalid => Error::SecondFactorInvalid,
+                _ => Error::Unauthenticated,
+            });
         }
         self.publish(event);
         Ok(Session { assurance: Assurance::Aal2, authenticated_at: now, ..caller.session.clone() })

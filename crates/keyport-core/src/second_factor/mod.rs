@@ -61,6 +61,22 @@ pub enum FactorAnswer<'a> {
     BackupCode(&'a str),
 }
 
+/// A checked second factor, to be used up in the same transaction as what
+/// it grants (a session, a step-up): a cancelled call then uses up nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorUse {
+    /// The authenticator app's code of this step: the user's latest used
+    /// step becomes it, if it is still later than the last one.
+    TotpStep(TotpStep),
+    /// The unused backup code with this hash, used up at `at`.
+    BackupCode {
+        /// SHA-256 of the code.
+        hash: [u8; 32],
+        /// When it is used.
+        at: crate::clock::Timestamp,
+    },
+}
+
 /// Rules of the second factors.
 #[derive(Debug, Clone)]
 pub struct FactorSettings {

@@ -7,7 +7,7 @@ use crate::{
     audit::AuditEvent,
     clock::Timestamp,
     events::SessionEvent,
-    second_factor::{SealedSecret, SignInChallenge, TotpStep},
+    second_factor::{FactorUse, SealedSecret, SignInChallenge, TotpStep},
     token::SessionId,
     user::{User, UserId},
 };
@@ -71,15 +71,9 @@ pub trait FactorStore: Send + Sync + 'static {
         event: &SessionEvent,
     ) -> StoreResult<Option<u64>>;
 
-    /// Records `step` as the user's latest used step if it is later than
-    /// the last one and the app is on; false otherwise. Atomic: of callers
-    /// racing with one code, one gets true.
-    async fn use_totp_step(&self, user_id: UserId, step: TotpStep) -> StoreResult<bool>;
-
-    /// Marks the user's unused backup code with this hash used at `now`;
-    /// false when there is none. Atomic: of callers racing with one code,
-    /// one gets true.
-    async fn use_backup_code(&self, user_id: UserId, hash: &[u8; 32], now: Timestamp) -> StoreResult<bool>;
+    /// Whether the user has an unused backup code with this hash (a read:
+    /// it is used up with what it grants, through [`FactorUse`]).
+    async fn has_backup_code(&self, user_id: UserId, hash: &[u8; 32]) -> StoreResult<bool>;
 
     /// How many unused backup codes the user has.
     async fn count_backup_codes(&self, user_id: UserId) -> StoreResult<u32>;
@@ -89,12 +83,15 @@ pub trait FactorStore: Send + Sync + 'static {
     async fn replace_backup_codes(&self, user_id: UserId, hashes: &[[u8; 32]], audit: &AuditEvent)
     -> StoreResult<bool>;
 
-    /// Raises the user's `session` to AAL2 with `authenticated_at` = `now`,
-    /// records `audit` and emits `event`; false when the session is gone.
+    /// Uses up `factor` and raises the user's `session` to AAL2 with
+    /// `authenticated_at` = `now`, records `audit` and emits `event`, in one
+    /// transaction; false (nothing written) when the session is gone or the
+    /// factor was used up meanwhile.
     async fn step_up_session(
         &self,
         user_id: UserId,
         session: &SessionId,
+        factor: FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         event: &SessionEvent,

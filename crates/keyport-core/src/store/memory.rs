@@ -29,7 +29,7 @@ use crate::{
     events::SessionEvent,
     mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     oauth::{LinkedAccount, OAuthFlow},
-    second_factor::{Assurance, SealedSecret, SignInChallenge, TotpStep},
+    second_factor::{Assurance, FactorUse, SealedSecret, SignInChallenge, TotpStep},
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -175,9 +175,10 @@ impl Tables {
                 }
                 _ => false,
             },
-            SessionBasis::Challenge { hash } => {
+            SessionBasis::Challenge { hash, factor } => {
                 let owned = self.challenges.get(hash).is_some_and(|challenge| challenge.user_id == user_id);
-                owned && self.challenges.remove(hash).is_some()
+                // One lock for both: the factor is used up only with the challenge.
+                owned && self.use_factor(user_id, factor) && self.challenges.remove(hash).is_some()
             }
             SessionBasis::Password { verified_hash, rehash } => {
                 let Some(current) = self.passwords.get_mut(&user_id) else { return false };
@@ -188,6 +189,28 @@ impl Tables {
                     rehash.clone_into(current);
                 }
                 true
+            }
+        }
+    }
+
+    /// Uses up `factor` of `user_id`, if it is still unused.
+    fn use_factor(&mut self, user_id: UserId, factor: FactorUse) -> bool {
+        match factor {
+            FactorUse::TotpStep(step) => {
+                let Some(totp) = self.totp.get_mut(&user_id).filter(|totp| totp.enabled_at.is_some()) else {
+                    return false;
+                };
+                if totp.last_used_step.is_some_and(|last| last >= step) {
+                    return false;
+                }
+                totp.last_used_step = Some(step);
+                true
+            }
+            FactorUse::BackupCode { hash, .. } => {
+                let Some(codes) = self.backup_codes.get_mut(&user_id) else { return false };
+                let before = codes.len();
+                codes.retain(|code| *code != hash);
+                codes.len() < before
             }
         }
     }
@@ -737,24 +760,8 @@ impl FactorStore for MemoryStore {
         Ok(Some(ended))
     }
 
-    async fn use_totp_step(&self, user_id: UserId, step: TotpStep) -> StoreResult<bool> {
-        let mut tables = self.tables()?;
-        let Some(totp) = tables.totp.get_mut(&user_id).filter(|totp| totp.enabled_at.is_some()) else {
-            return Ok(false);
-        };
-        if totp.last_used_step.is_some_and(|last| last >= step) {
-            return Ok(false);
-        }
-        totp.last_used_step = Some(step);
-        Ok(true)
-    }
-
-    async fn use_backup_code(&self, user_id: UserId, hash: &[u8; 32], _now: Timestamp) -> StoreResult<bool> {
-        let mut tables = self.tables()?;
-        let Some(codes) = tables.backup_codes.get_mut(&user_id) else { return Ok(false) };
-        let before = codes.len();
-        codes.retain(|code| code != hash);
-        Ok(codes.len() < before)
+    async fn has_backup_code(&self, user_id: UserId, hash: &[u8; 32]) -> StoreResult<bool> {
+        Ok(self.tables()?.backup_codes.get(&user_id).is_some_and(|codes| codes.contains(hash)))
     }
 
     async fn count_backup_codes(&self, user_id: UserId) -> StoreResult<u32> {
@@ -781,14 +788,16 @@ impl FactorStore for MemoryStore {
         &self,
         user_id: UserId,
         session: &SessionId,
+        factor: FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         _event: &SessionEvent,
     ) -> StoreResult<bool> {
         let mut tables = self.tables()?;
-        let Some(current) = tables.sessions.get_mut(session).filter(|s| s.user_id == user_id) else {
+        if tables.sessions.get(session).is_none_or(|s| s.user_id != user_id) || !tables.use_factor(user_id, factor) {
             return Ok(false);
-        };
+        }
+        let Some(current) = tables.sessions.get_mut(session) else { return Ok(false) };
         current.assurance = Assurance::Aal2;
         current.authenticated_at = now;
         tables.audit.push(audit.clone());

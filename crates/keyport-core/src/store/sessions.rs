@@ -8,6 +8,7 @@ use crate::{
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
+    second_factor::FactorUse,
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -80,11 +81,14 @@ pub enum SessionBasis<'a> {
     /// Proof from elsewhere (an identity provider): the user must still exist.
     User,
     /// A passed second factor: the sign-in challenge with this hash must
-    /// still exist, and is deleted with the session's insert, so of racing
-    /// completions one creates a session.
+    /// still exist, and is deleted with the session's insert, and `factor`
+    /// is used up there too, so of racing completions one creates a
+    /// session, and a cancelled one uses up nothing.
     Challenge {
         /// SHA-256 of the challenge.
         hash: &'a [u8; 32],
+        /// The checked second factor.
+        factor: FactorUse,
     },
     /// Proof of the mailbox (an email sign-in): the user must still have
     /// this address, which from then on counts as verified.
