@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use keyport_core::{
     Clock,
-    second_factor::{TotpSecret, TotpStep},
+    second_factor::{FactorKey, TotpSecret, TotpStep},
 };
 use keyport_proto::v1::{
     AssuranceLevel, ChangePasswordRequest, CompleteSignInRequest, ConfirmTotpRequest, DeleteCurrentUserRequest,
@@ -36,6 +36,7 @@ on_both_backends!(
     another_replica_opens_the_secret_and_honours_the_factor,
     turning_the_app_off_ends_other_sessions,
     a_completion_cancelled_mid_flight_uses_up_all_or_nothing,
+    a_rotated_key_opens_old_secrets_and_seals_them_again,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -360,5 +361,41 @@ async fn a_completion_cancelled_mid_flight_uses_up_all_or_nothing(backend: Backe
             assert_eq!(reason(status), "SIGN_IN_CHALLENGE_INVALID", "after {delay_ms} ms: {status:?}");
         }
     }
+    Ok(())
+}
+
+async fn a_rotated_key_opens_old_secrets_and_seals_them_again(backend: Backend) -> TestResult {
+    const OLD: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const NEW: &str = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    let server = TestServer::start_with(backend, |config| config.second_factors.encryption_key = OLD.into()).await?;
+    let ada = enrolled(&server, "ada@example.com").await?;
+    let sealed_with = |key: &str| {
+        let id = FactorKey::from_base64(key).map(|key| key.id().to_owned()).unwrap_or_default();
+        format!("SELECT COUNT(*) FROM totp_factors WHERE sealed_secret LIKE 'v1.{id}.%'")
+    };
+    assert_eq!(server.scalar(&sealed_with(OLD)).await?, 1);
+    // The new key seals; the old one still opens, and the first code that
+    // opens a secret seals it again under the new key.
+    let server = server
+        .restart_with(|config| {
+            config.second_factors.encryption_key = NEW.into();
+            config.second_factors.previous_keys = vec![OLD.into()];
+        })
+        .await?;
+    server.clock.advance(STEP);
+    complete(&server, &challenge(&server, &ada.email).await?.challenge, Answer::TotpCode(ada.code(&server, 0))).await?;
+    assert_eq!(server.scalar(&sealed_with(NEW)).await?, 1, "sealed again under the new key");
+    assert_eq!(server.scalar(&sealed_with(OLD)).await?, 0);
+
+    // The old key can go. (A restart's clock starts at the present again:
+    // three steps on, past the step used above.)
+    let server = server
+        .restart_with(|config| {
+            config.second_factors.encryption_key = NEW.into();
+            config.second_factors.previous_keys = Vec::new();
+        })
+        .await?;
+    server.clock.advance(3 * STEP);
+    complete(&server, &challenge(&server, &ada.email).await?.challenge, Answer::TotpCode(ada.code(&server, 0))).await?;
     Ok(())
 }

@@ -141,6 +141,17 @@ impl FactorStore for SeaStore {
         Ok(Some(ended))
     }
 
+    async fn reseal_totp(&self, user_id: UserId, old: &SealedSecret, new: &SealedSecret) -> StoreResult<bool> {
+        let resealed = totp_factor::Entity::update_many()
+            .col_expr(totp_factor::Column::SealedSecret, Expr::value(new.0.clone()))
+            .filter(totp_factor::Column::UserId.eq(user_id.to_string()))
+            .filter(totp_factor::Column::SealedSecret.eq(old.0.clone()))
+            .exec(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(resealed.rows_affected == 1)
+    }
+
     async fn has_backup_code(&self, user_id: UserId, hash: &[u8; 32]) -> StoreResult<bool> {
         let unused = backup_code::Entity::find()
             .filter(backup_code::Column::UserId.eq(user_id.to_string()))

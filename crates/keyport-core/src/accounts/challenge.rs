@@ -186,8 +186,15 @@ impl Accounts {
         if totp.enabled_at.is_none() {
             return Ok(None);
         }
-        let secret = self.factor_keys()?.open(&totp.sealed, user_id)?;
+        let keys = self.factor_keys()?;
+        let secret = keys.open(&totp.sealed, user_id)?;
         let Some(step) = secret.matching_step(code, now) else { return Ok(None) };
+        // Sealed with a key since rotated out of `encryption_key`: seal it
+        // with the current one, so the old key can be retired.
+        if !keys.is_current(&totp.sealed) {
+            let resealed = keys.seal(&secret, user_id)?;
+            self.factor_store().reseal_totp(user_id, &totp.sealed, &resealed).await?;
+        }
         Ok(totp.last_used_step.is_none_or(|last| last < step).then_some(step))
     }
 }

@@ -100,6 +100,12 @@ impl FactorKeys {
         Ok(SealedSecret(format!("{VERSION}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(body))))
     }
 
+    /// Whether `sealed` was sealed with the current key (else it is due to be
+    /// sealed again: [`FactorKeys::seal`]).
+    pub fn is_current(&self, sealed: &SealedSecret) -> bool {
+        sealed.0.split('.').nth(1) == Some(self.current.id.as_str())
+    }
+
     /// Opens `sealed` for `user`. A missing key (rotated out too early) or a
     /// secret sealed for someone else is an internal error: it is logged,
     /// never shown.
@@ -156,6 +162,8 @@ mod tests {
         let sealed = FactorKeys::new(old.clone(), Vec::new()).seal(&secret, user).unwrap();
         let rotated = FactorKeys::new(new.clone(), vec![old]);
         assert_eq!(rotated.open(&sealed, user).unwrap().as_bytes(), secret.as_bytes());
+        assert!(!rotated.is_current(&sealed), "sealed with the previous key");
+        assert!(rotated.is_current(&rotated.seal(&secret, user).unwrap()));
         assert!(FactorKeys::new(new, Vec::new()).open(&sealed, user).is_err(), "its key is gone");
         let mut tampered = sealed.0.clone();
         let last = tampered.pop().unwrap();

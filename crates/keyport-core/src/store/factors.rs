@@ -40,6 +40,10 @@ pub trait FactorStore: Send + Sync + 'static {
     /// The user's authenticator app, pending or on.
     async fn find_totp(&self, user_id: UserId) -> StoreResult<Option<TotpFactor>>;
 
+    /// Replaces the user's sealed secret `old` with `new` (the same secret
+    /// under the current key); false when it changed meanwhile.
+    async fn reseal_totp(&self, user_id: UserId, old: &SealedSecret, new: &SealedSecret) -> StoreResult<bool>;
+
     /// Turns on the pending app that was enrolled at `enrolled_at`, in one
     /// transaction: marks `step` used, stores the `backup_codes` hashes in
     /// place of any, sets the user's second-factor flag, raises `session` to

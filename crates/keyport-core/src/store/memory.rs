@@ -760,6 +760,13 @@ impl FactorStore for MemoryStore {
         Ok(Some(ended))
     }
 
+    async fn reseal_totp(&self, user_id: UserId, old: &SealedSecret, new: &SealedSecret) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(totp) = tables.totp.get_mut(&user_id).filter(|totp| totp.sealed == *old) else { return Ok(false) };
+        totp.sealed = new.clone();
+        Ok(true)
+    }
+
     async fn has_backup_code(&self, user_id: UserId, hash: &[u8; 32]) -> StoreResult<bool> {
         Ok(self.tables()?.backup_codes.get(&user_id).is_some_and(|codes| codes.contains(hash)))
     }
