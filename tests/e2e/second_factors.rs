@@ -37,6 +37,7 @@ on_both_backends!(
     turning_the_app_off_ends_other_sessions,
     a_completion_cancelled_mid_flight_uses_up_all_or_nothing,
     a_rotated_key_opens_old_secrets_and_seals_them_again,
+    the_mailbox_is_a_first_factor_and_mail_calls_need_a_recent_second,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -397,5 +398,64 @@ async fn a_rotated_key_opens_old_secrets_and_seals_them_again(backend: Backend) 
         .await?;
     server.clock.advance(3 * STEP);
     complete(&server, &challenge(&server, &ada.email).await?.challenge, Answer::TotpCode(ada.code(&server, 0))).await?;
+    Ok(())
+}
+
+async fn the_mailbox_is_a_first_factor_and_mail_calls_need_a_recent_second(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{
+        FinishEmailSignInRequest, RequestEmailChangeRequest, RequestPasswordSetupRequest, SetPasswordRequest,
+        StartEmailSignInRequest, finish_email_sign_in_request::Proof,
+    };
+    use keyport_tests::mailpit::Mailpit;
+
+    let mailpit = Mailpit::start().await?;
+    let server = TestServer::start_with(backend, |config| {
+        mailpit.configure(&mut config.mail);
+        config.sign_up.by_email = true;
+    })
+    .await?;
+    let email = "grace@example.com";
+    let mailbox = |nth: usize| {
+        let (server, mailpit) = (&server, &mailpit);
+        async move {
+            let start = StartEmailSignInRequest { email: email.into() };
+            let binding = server.sessions().start_email_sign_in(start).await?.into_inner().binding;
+            let mail = mailpit.wait_for(email, nth).await?;
+            let code = mail[0].subject.rsplit(' ').next().unwrap_or_default().to_owned();
+            let finish = FinishEmailSignInRequest { binding, proof: Some(Proof::Code(code)) };
+            Ok::<_, BoxError>(server.sessions().finish_email_sign_in(finish).await?.into_inner())
+        }
+    };
+    // A passwordless account, then an authenticator app on it.
+    let token = mailbox(1).await?.session.ok_or("no session")?.token;
+    let mut two = factors(&server);
+    let started = two.enroll_totp(authed(EnrollTotpRequest {}, &token)).await?.into_inner();
+    let secret = TotpSecret::from_base32(&started.secret).ok_or("not base32")?;
+    let code = |offset: i64| secret.code_at(TotpStep(TotpStep::at(server.clock.now()).0 + offset));
+    two.confirm_totp(authed(ConfirmTotpRequest { code: code(0)? }, &token)).await?;
+
+    // The mailbox alone signs nobody in now.
+    let finished = mailbox(2).await?;
+    assert!(finished.session.is_none() && finished.user.is_none(), "a session past the factor");
+    let challenge = finished.challenge.ok_or("no challenge")?.challenge;
+    server.clock.advance(STEP);
+    complete(&server, &challenge, Answer::TotpCode(code(0)?)).await?;
+
+    server.clock.advance(Duration::from_secs(601));
+    let users = server.users();
+    let change = RequestEmailChangeRequest { new_email: "grace@new.example".into(), password: String::new() };
+    let result = users.clone().request_email_change(authed(change.clone(), &token)).await;
+    refused(result, Code::FailedPrecondition, "STEP_UP_REQUIRED", "RequestEmailChange");
+    let result = users.clone().request_password_setup(authed(RequestPasswordSetupRequest {}, &token)).await;
+    refused(result, Code::FailedPrecondition, "STEP_UP_REQUIRED", "RequestPasswordSetup");
+    let set = SetPasswordRequest { code: "123456".into(), new_password: "a first passphrase".into() };
+    let result = users.clone().set_password(authed(set, &token)).await;
+    refused(result, Code::FailedPrecondition, "STEP_UP_REQUIRED", "SetPassword");
+
+    server.clock.advance(STEP);
+    let step_up = StepUpRequest { answer: Some(step_up_request::Answer::TotpCode(code(0)?)) };
+    two.step_up(authed(step_up, &token)).await?;
+    users.clone().request_email_change(authed(change, &token)).await?;
+    mailpit.wait_for("grace@new.example", 1).await?;
     Ok(())
 }
