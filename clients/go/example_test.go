@@ -151,10 +151,7 @@ func Example_emailSignIn() {
 		http.SetCookie(w, keyport.ClearEmailSignInCookie())
 		if challenge, ok := keyport.SignInChallenge(resp); ok {
 			// An authenticator app is on: no session yet. Keep the challenge in this browser, and ask for the code.
-			http.SetCookie(w, &http.Cookie{
-				Name: "__Host-keyport_challenge", Value: challenge.GetChallenge(), Path: "/", MaxAge: 300,
-				HttpOnly: true, Secure: true, SameSite: http.SameSiteLaxMode,
-			})
+			http.SetCookie(w, keyport.ChallengeCookie(challenge)) // until the challenge expires
 			http.Redirect(w, r, "/sign-in/second-factor", http.StatusSeeOther)
 			return
 		}
@@ -177,7 +174,7 @@ func ExampleSignInChallenge() {
 	}
 	grant := resp.GetSession() // no second factor: an AAL1 session
 	if challenge, ok := keyport.SignInChallenge(resp); ok {
-		// A web app keeps challenge.GetChallenge() in an HttpOnly cookie of this browser and asks for the code.
+		// A web app sets keyport.ChallengeCookie(challenge); its code page reads keyport.ChallengeFromCookie(r).
 		code := "123456" // what the user typed; keyport.CompleteSignInWithBackupCode for a backup code
 		done, err := client.Sessions.CompleteSignIn(ctx, keyport.CompleteSignInWithTotp(challenge.GetChallenge(), code))
 		switch keyport.ErrorReason(err) {

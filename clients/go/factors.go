@@ -1,6 +1,9 @@
 package keyport
 
 import (
+	"net/http"
+	"time"
+
 	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
 )
 
@@ -8,9 +11,11 @@ import (
 // app on gets no session from a first factor alone. SignIn,
 // FinishEmailSignIn and FinishOAuth answer a SignInChallenge, and
 // CompleteSignIn with the challenge and a TOTP or backup code issues the
-// (AAL2) session. These helpers tell the answers apart and build the
-// CompleteSignIn request; the RPCs stay the generated ones on
-// [Client.Sessions] and [Client.TwoFactor].
+// (AAL2) session. These helpers tell the answers apart, keep the challenge
+// in the browser that signed in (in the cookie the Python and TypeScript
+// SDKs and the Rust middleware use) and build the CompleteSignIn request;
+// the RPCs stay the generated ones on [Client.Sessions] and
+// [Client.TwoFactor].
 
 // ChallengeResponse is a sign-in's answer that may be a second-factor
 // challenge: *keyportv1.SignInResponse,
@@ -24,8 +29,8 @@ type ChallengeResponse interface {
 // it is one: then the user has a second factor, and the sign-in finishes
 // with CompleteSignIn (see [CompleteSignInWithTotp] and
 // [CompleteSignInWithBackupCode]). Keep the challenge ("kpc_...") where
-// only this browser has it, such as an HttpOnly cookie: it stands for the
-// passed first factor.
+// only this browser has it, the cookie of [ChallengeCookie]: it stands for
+// the passed first factor.
 //
 // It reports false for an answer that holds a session (or, for
 // FinishOAuth, a linked account), and for a nil one.
@@ -35,6 +40,70 @@ func SignInChallenge(resp ChallengeResponse) (*keyportv1.SignInChallenge, bool) 
 	}
 	challenge := resp.GetChallenge()
 	return challenge, challenge != nil
+}
+
+// ChallengeCookieName is the name of the cookie that [ChallengeCookie]
+// writes and [ChallengeFromCookie] reads; the Python and TypeScript SDKs
+// and the Rust SDK's middleware use the same one. The __Host- prefix makes
+// browsers insist on Secure, Path=/ and no Domain.
+const ChallengeCookieName = "__Host-keyport_challenge"
+
+// maxChallenge is the longest the challenge cookie lasts, as in the Rust
+// middleware (a challenge works for 5 minutes).
+const maxChallenge = 10 * time.Minute
+
+// ChallengeCookie returns the cookie that keeps a sign-in's second-factor
+// challenge (of [SignInChallenge]) in the browser that signed in, for
+// http.SetCookie before sending it to the code page: HttpOnly, Secure,
+// SameSite=Lax, Path=/, until challenge's expires_at (at most 10 minutes).
+// The code page reads it back with [ChallengeFromCookie]. The challenge
+// stands for the passed first factor: keep it in this cookie, never in a
+// page or a URL.
+//
+// Secure cookies need HTTPS; browsers make an exception for
+// http://localhost only.
+func ChallengeCookie(challenge *keyportv1.SignInChallenge) *http.Cookie {
+	lifetime := maxChallenge
+	if challenge.GetExpiresAt() != nil {
+		lifetime = min(time.Until(challenge.GetExpiresAt().AsTime()), maxChallenge)
+	}
+	return &http.Cookie{
+		Name:     ChallengeCookieName,
+		Value:    challenge.GetChallenge(),
+		Path:     "/",
+		MaxAge:   max(int((lifetime+time.Second-1)/time.Second), 1),
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// ClearChallengeCookie returns the cookie that deletes the one of
+// [ChallengeCookie], for http.SetCookie once CompleteSignIn succeeded (or
+// answered [ReasonSignInChallengeInvalid]): the challenge is spent.
+func ClearChallengeCookie() *http.Cookie {
+	return &http.Cookie{
+		Name:     ChallengeCookieName,
+		Path:     "/",
+		MaxAge:   -1,
+		Secure:   true,
+		HttpOnly: true,
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// ChallengeFromCookie returns the challenge that [ChallengeCookie] stored
+// in the browser that sent r, for the code page's CompleteSignIn, or ""
+// when r has no such cookie: this browser did not sign in, or the cookie
+// expired with the challenge. Send the user back to sign in;
+// CompleteSignIn answers [ReasonSignInChallengeInvalid] to an empty
+// challenge, like to an unknown one.
+func ChallengeFromCookie(r *http.Request) string {
+	c, err := r.Cookie(ChallengeCookieName)
+	if err != nil {
+		return ""
+	}
+	return c.Value
 }
 
 // CompleteSignInWithTotp returns the CompleteSignIn request that answers

@@ -643,6 +643,103 @@ func TestEmailSignInCookie(t *testing.T) {
 	}
 }
 
+func TestChallengeCookie(t *testing.T) {
+	kpc := "kpc_" + strings.Repeat("x", 43)
+	challenge := &keyportv1.SignInChallenge{Challenge: kpc, ExpiresAt: timestampIn(5 * time.Minute)}
+	c := keyport.ChallengeCookie(challenge)
+	if keyport.ChallengeCookieName != "__Host-keyport_challenge" {
+		t.Errorf("ChallengeCookieName = %q, the Rust middleware's is __Host-keyport_challenge", keyport.ChallengeCookieName)
+	}
+	if c.Name != keyport.ChallengeCookieName || c.Value != kpc || c.Path != "/" || c.Domain != "" {
+		t.Errorf("cookie %s=%s path %q domain %q", c.Name, c.Value, c.Path, c.Domain)
+	}
+	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode {
+		t.Errorf("cookie Secure=%v HttpOnly=%v SameSite=%v, want Secure, HttpOnly, Lax", c.Secure, c.HttpOnly, c.SameSite)
+	}
+	if c.MaxAge < 299 || c.MaxAge > 300 {
+		t.Errorf("MaxAge %d, want the 300 s left of the challenge", c.MaxAge)
+	}
+	if err := c.Valid(); err != nil {
+		t.Errorf("cookie is not valid: %v", err)
+	}
+	w := httptest.NewRecorder()
+	http.SetCookie(w, c)
+	want := "__Host-keyport_challenge=" + kpc + "; Path=/; Max-Age="
+	if got := w.Header().Get("Set-Cookie"); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "; HttpOnly; Secure; SameSite=Lax") {
+		t.Errorf("Set-Cookie %q", got)
+	}
+
+	// Max-Age: until expires_at, capped at 10 minutes, at least a second.
+	for _, tc := range []struct {
+		name   string
+		in     *time.Duration
+		lo, hi int
+	}{
+		{"no expires_at", nil, 600, 600},
+		{"an hour", ptr(time.Hour), 600, 600},
+		{"just over 10 minutes", ptr(601 * time.Second), 600, 600},
+		{"90.5 s, rounded up", ptr(90*time.Second + 500*time.Millisecond), 90, 91},
+		{"expired", ptr(-30 * time.Second), 1, 1},
+	} {
+		ch := &keyportv1.SignInChallenge{Challenge: kpc}
+		if tc.in != nil {
+			ch.ExpiresAt = timestampIn(*tc.in)
+		}
+		if got := keyport.ChallengeCookie(ch).MaxAge; got < tc.lo || got > tc.hi {
+			t.Errorf("%s: MaxAge %d, want %d..%d", tc.name, got, tc.lo, tc.hi)
+		}
+	}
+
+	// Reading it back: missing, among other cookies, the round trip through a browser.
+	r := httptest.NewRequest(http.MethodGet, "/sign-in/second-factor", nil)
+	if got := keyport.ChallengeFromCookie(r); got != "" {
+		t.Errorf("ChallengeFromCookie without a cookie = %q", got)
+	}
+	r.AddCookie(&http.Cookie{Name: "other", Value: "x"})
+	r.AddCookie(keyport.EmailSignInCookie(&keyportv1.StartEmailSignInResponse{Binding: "b1nd1ng"}))
+	if got := keyport.ChallengeFromCookie(r); got != "" {
+		t.Errorf("ChallengeFromCookie with only other cookies = %q", got)
+	}
+	r.AddCookie(c)
+	r.AddCookie(&http.Cookie{Name: "__Host-keyport_session", Value: "kp_a.b"})
+	if got := keyport.ChallengeFromCookie(r); got != kpc {
+		t.Errorf("ChallengeFromCookie = %q, want %q", got, kpc)
+	}
+	if got := keyport.EmailSignInBinding(r); got != "b1nd1ng" {
+		t.Errorf("EmailSignInBinding next to the challenge = %q, want b1nd1ng", got)
+	}
+	jarURL, _ := url.Parse("https://app.example.test/")
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar.SetCookies(jarURL, []*http.Cookie{c})
+	sent := httptest.NewRequest(http.MethodPost, jarURL.String()+"sign-in/second-factor", nil)
+	for _, cookie := range jar.Cookies(jarURL) {
+		sent.AddCookie(cookie)
+	}
+	if got := keyport.ChallengeFromCookie(sent); got != kpc {
+		t.Errorf("ChallengeFromCookie after a browser's jar = %q, want %q", got, kpc)
+	}
+
+	clear := keyport.ClearChallengeCookie()
+	if clear.Name != keyport.ChallengeCookieName || clear.MaxAge >= 0 || clear.Path != "/" || !clear.Secure || !clear.HttpOnly {
+		t.Errorf("clearing cookie %+v", clear)
+	}
+	w = httptest.NewRecorder()
+	http.SetCookie(w, clear)
+	if got := w.Header().Get("Set-Cookie"); got != "__Host-keyport_challenge=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax" {
+		t.Errorf("Set-Cookie %q does not delete the cookie", got)
+	}
+	jar.SetCookies(jarURL, []*http.Cookie{clear})
+	if cookies := jar.Cookies(jarURL); len(cookies) != 0 {
+		t.Errorf("the jar keeps %v after the clearing cookie", cookies)
+	}
+}
+
+// ptr returns a pointer to v.
+func ptr[T any](v T) *T { return &v }
+
 // timestampIn is now + d as a protobuf timestamp.
 func timestampIn(d time.Duration) *timestamppb.Timestamp {
 	return timestamppb.New(time.Now().Add(d))

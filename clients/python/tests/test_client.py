@@ -19,7 +19,7 @@ from keyport import (
     field_violations,
     forwarded_client_metadata,
 )
-from keyport.v1 import session_service_pb2, session_service_pb2_grpc, user_service_pb2_grpc
+from keyport.v1 import session_pb2, session_service_pb2, session_service_pb2_grpc, user_service_pb2_grpc
 
 
 def test_bearer_metadata_presents_the_token() -> None:
@@ -257,3 +257,95 @@ def test_mail_helpers_are_exported() -> None:
     }
     assert names <= set(keyport.__all__)
     assert keyport.EMAIL_SIGN_IN_COOKIE_NAME == "__Host-keyport_email"
+
+
+def _challenge(value: str, expires_in: Optional[timedelta]) -> session_pb2.SignInChallenge:
+    challenge = session_pb2.SignInChallenge(challenge=value)
+    if expires_in is not None:
+        challenge.expires_at.FromDatetime(datetime.now(timezone.utc) + expires_in)
+    return challenge
+
+
+_KPC = "kpc_" + "x" * 43
+
+
+def test_challenge_cookie_has_the_attributes_of_the_rust_middleware() -> None:
+    cookie = keyport.challenge_cookie(_challenge(_KPC, timedelta(minutes=5)))
+
+    assert (cookie.name, cookie.value) == ("__Host-keyport_challenge", _KPC)
+    assert 298 <= cookie.max_age <= 300
+    assert cookie.header() == (
+        f"__Host-keyport_challenge={_KPC}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age={cookie.max_age}"
+    )
+    assert cookie.set_cookie_kwargs()["key"] == "__Host-keyport_challenge"
+    # Round trip: a browser's parser reads the cookie, and the helper reads what the browser sends back.
+    jar = http.cookies.SimpleCookie()
+    jar.load(cookie.header())
+    morsel = jar["__Host-keyport_challenge"]
+    assert (morsel.value, morsel["path"], morsel["httponly"], morsel["secure"]) == (_KPC, "/", True, True)
+    assert keyport.challenge_from_cookie(f"{cookie.name}={morsel.value}") == _KPC
+    assert keyport.challenge_from_cookie({cookie.name: morsel.value}) == _KPC
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "max_age"),
+    [
+        (None, 600),  # no expires_at: the cap
+        (timedelta(hours=2), 600),  # capped at 10 minutes
+        (timedelta(seconds=601), 600),  # just over the cap
+        (timedelta(minutes=5), 300),  # a challenge's own 5 minutes
+        (timedelta(seconds=90.5), 91),  # rounded up
+        (timedelta(seconds=-30), 1),  # expired already: still a cookie, Keyport refuses it
+    ],
+)
+def test_challenge_cookie_lasts_until_expires_at_at_most_10_minutes(
+    expires_in: Optional[timedelta], max_age: int
+) -> None:
+    cookie = keyport.challenge_cookie(_challenge(_KPC, expires_in))
+    assert max_age - 1 <= cookie.max_age <= max_age
+
+
+@pytest.mark.parametrize("value", ["", "kpc a", "kpc;a", 'kpc"a', "kpc,a", "\u00e9"])
+def test_challenge_cookie_refuses_what_a_cookie_cannot_carry(value: str) -> None:
+    with pytest.raises(ValueError, match="challenge"):
+        keyport.challenge_cookie(_challenge(value, None))
+
+
+def test_clear_challenge_cookie_deletes_it() -> None:
+    cleared = keyport.clear_challenge_cookie()
+    assert cleared.header() == "__Host-keyport_challenge=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0"
+    assert cleared.set_cookie_kwargs()["max_age"] == 0
+
+
+@pytest.mark.parametrize(
+    ("cookies", "challenge"),
+    [
+        ("__Host-keyport_challenge=kpc_x", "kpc_x"),
+        ("a=1; __Host-keyport_email=av_x; __Host-keyport_challenge=kpc_x ; __Host-keyport_session=kp_a.b", "kpc_x"),
+        ({"__Host-keyport_challenge": "kpc_x", "__Host-keyport_email": "av_x"}, "kpc_x"),
+        ("__Host-keyport_challenge=; __Host-keyport_challenge=kpc_x", "kpc_x"),
+        ("a=1; __Host-keyport_email=av_x", None),
+        ("keyport_challenge=kpc_x; x__Host-keyport_challenge=kpc_x", None),
+        ("__Host-keyport_challenge=", None),
+        ("", None),
+        ({"__Host-keyport_email": "av_x"}, None),
+        ({"__Host-keyport_challenge": ""}, None),
+        (None, None),
+    ],
+)
+def test_challenge_from_cookie_reads_the_cookie(
+    cookies: Union[str, Dict[str, str], None], challenge: Optional[str]
+) -> None:
+    assert keyport.challenge_from_cookie(cookies) == challenge
+
+
+def test_challenge_cookie_is_not_the_email_sign_in_cookie() -> None:
+    header = "__Host-keyport_challenge=kpc_x; __Host-keyport_email=av_x"
+    assert keyport.challenge_from_cookie(header) == "kpc_x"
+    assert keyport.email_sign_in_binding(header) == "av_x"
+
+
+def test_challenge_cookie_helpers_are_exported() -> None:
+    names = {"CHALLENGE_COOKIE_NAME", "challenge_cookie", "challenge_from_cookie", "clear_challenge_cookie"}
+    assert names <= set(keyport.__all__)
+    assert keyport.CHALLENGE_COOKIE_NAME == "__Host-keyport_challenge"

@@ -11,10 +11,12 @@ from typing import Any, Dict, List, Optional, Tuple
 import pytest
 
 from keyport import (
+    CHALLENGE_COOKIE_NAME,
     EMAIL_SIGN_IN_COOKIE_NAME,
     KeyportClient,
     SecondFactorInvalid,
     SetCookie,
+    challenge_from_cookie,
     clear_email_sign_in_cookie,
 )
 from keyport.v1 import session_pb2, session_service_pb2, user_service_pb2
@@ -111,13 +113,18 @@ def test_readme_email_sign_in_pages(mail_client: KeyportClient, mailpit: Mailpit
     assert location == "/sign-in/second-factor"
     assert [c.header() for c in set_cookies[:1]] == [clear_email_sign_in_cookie().header()]
     challenge = set_cookies[1]
+    assert challenge.name == CHALLENGE_COOKIE_NAME
     assert re.fullmatch(
-        r"__Host-keyport_challenge=kpc_[A-Za-z0-9_-]+; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300",
+        r"__Host-keyport_challenge=kpc_[A-Za-z0-9_-]+; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=\d+",
         challenge.header(),
     ), challenge.header()
+    assert 0 < challenge.max_age <= 300, "until the challenge expires, in 5 minutes"
     assert len(set_cookies) == 2, "no session cookie"
+    # The code page reads the challenge from the browser's cookies.
+    from_browser = challenge_from_cookie({cookie.name: cookie.value, challenge.name: challenge.value})
+    assert from_browser is not None and from_browser.startswith("kpc_")
     done = mail_client.sessions.CompleteSignIn(
-        session_service_pb2.CompleteSignInRequest(challenge=challenge.value, totp_code=next_totp(ada.secret))
+        session_service_pb2.CompleteSignInRequest(challenge=from_browser, totp_code=next_totp(ada.secret))
     )
     assert done.session.user.email == ada.email
 

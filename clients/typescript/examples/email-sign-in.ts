@@ -1,4 +1,5 @@
 import {
+  challengeCookie,
   clearEmailSignInCookie,
   emailSignInBinding,
   emailSignInCookie,
@@ -38,10 +39,7 @@ export async function finishEmailSignIn(keyport: KeyportClient, request: Request
     if (challenge !== undefined) {
       // An authenticator app is on: no session yet. Keep the challenge in this browser, and ask for the code.
       headers.set("location", "/sign-in/second-factor");
-      headers.append(
-        "set-cookie",
-        `__Host-keyport_challenge=${challenge.challenge}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300`,
-      );
+      headers.append("set-cookie", challengeCookie(challenge)); // until the challenge expires
     } else {
       headers.append("set-cookie", `session=${response.session!.token}; Path=/; HttpOnly; Secure; SameSite=Lax`);
     }

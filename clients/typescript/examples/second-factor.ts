@@ -3,8 +3,10 @@ import { errorReason, type KeyportClient, type SessionGrant, signInChallenge } f
 /**
  * Signs in with a password and, for a user with a second factor, a code that
  * `askForCode` gets from them: the authenticator app's six digits, or a backup
- * code. (A web app asks on a page of its own, and keeps `challenge.challenge`
- * in an HttpOnly cookie of that browser in between.)
+ * code. (A web app asks on a page of its own, and keeps the challenge in that
+ * browser in between: `challengeCookie(challenge)` sets the cookie, the code
+ * page reads it with `challengeFromCookie`, and `clearChallengeCookie()`
+ * deletes it once signed in.)
  */
 export async function signIn(
   keyport: KeyportClient,

@@ -26,7 +26,13 @@ export {
   isErrorReason,
   KEYPORT_ERROR_DOMAIN,
 } from "./errors.js";
-export { signInChallenge } from "./factors.js";
+export {
+  CHALLENGE_COOKIE_NAME,
+  challengeCookie,
+  challengeFromCookie,
+  clearChallengeCookie,
+  signInChallenge,
+} from "./factors.js";
 export {
   clearEmailSignInCookie,
   EMAIL_SIGN_IN_COOKIE_NAME,

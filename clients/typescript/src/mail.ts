@@ -20,7 +20,9 @@
  * @packageDocumentation
  */
 
-import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+
+import { clearStepCookie, cookieValue, stepCookie } from "./cookies.js";
 
 /**
  * Name of the cookie that {@link emailSignInCookie} writes and
@@ -32,12 +34,6 @@ export const EMAIL_SIGN_IN_COOKIE_NAME = "__Host-keyport_email";
 
 /** The longest an email sign-in's link and code work (`mail.sign_in_ttl_secs` is capped at 10 minutes). */
 const MAX_EMAIL_SIGN_IN_SECS = 600;
-
-/** The attributes of the binding cookie, as the Rust middleware writes them. */
-const BINDING_COOKIE_ATTRIBUTES = "Path=/; HttpOnly; Secure; SameSite=Lax";
-
-/** What RFC 6265 allows in a cookie value without quotes (`cookie-octet`), at least one. */
-const COOKIE_VALUE = /^[\x21\x23-\x2B\x2D-\x3A\x3C-\x5B\x5D-\x7E]+$/;
 
 /** Resolves links that are only a path and a query; never part of a result. */
 const RELATIVE_BASE = "http://relative.invalid";
@@ -114,15 +110,14 @@ export function emailSignInCookie(
   start: { readonly binding: string; readonly expiresAt?: Timestamp | undefined },
   now: Date = new Date(),
 ): string {
-  if (!COOKIE_VALUE.test(start.binding)) {
-    throw new Error("keyport: the email sign-in binding must be a non-empty cookie value");
-  }
-  let maxAge = MAX_EMAIL_SIGN_IN_SECS;
-  if (start.expiresAt !== undefined) {
-    const left = Math.ceil((timestampMs(start.expiresAt) - now.getTime()) / 1000);
-    maxAge = Math.max(1, Math.min(left, MAX_EMAIL_SIGN_IN_SECS));
-  }
-  return `${EMAIL_SIGN_IN_COOKIE_NAME}=${start.binding}; ${BINDING_COOKIE_ATTRIBUTES}; Max-Age=${maxAge}`;
+  return stepCookie(
+    EMAIL_SIGN_IN_COOKIE_NAME,
+    start.binding,
+    start.expiresAt,
+    MAX_EMAIL_SIGN_IN_SECS,
+    now,
+    "the email sign-in binding",
+  );
 }
 
 /**
@@ -133,7 +128,7 @@ export function emailSignInCookie(
  * @returns `__Host-keyport_email=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0`.
  */
 export function clearEmailSignInCookie(): string {
-  return `${EMAIL_SIGN_IN_COOKIE_NAME}=; ${BINDING_COOKIE_ATTRIBUTES}; Max-Age=0`;
+  return clearStepCookie(EMAIL_SIGN_IN_COOKIE_NAME);
 }
 
 /**
@@ -156,14 +151,5 @@ export function clearEmailSignInCookie(): string {
  *   answer `EMAIL_TOKEN_INVALID`.
  */
 export function emailSignInBinding(cookieHeader: string | null | undefined): string | undefined {
-  for (const pair of (cookieHeader ?? "").split(";")) {
-    const separator = pair.indexOf("=");
-    if (separator >= 0 && pair.slice(0, separator).trim() === EMAIL_SIGN_IN_COOKIE_NAME) {
-      const value = pair.slice(separator + 1).trim();
-      if (value !== "") {
-        return value;
-      }
-    }
-  }
-  return undefined;
+  return cookieValue(cookieHeader, EMAIL_SIGN_IN_COOKIE_NAME);
 }

@@ -1,6 +1,7 @@
 /**
- * The mailbox flows with the SDK: the helpers of src/mail.ts on their own,
- * then password reset, email verification and email sign-in against a live
+ * The mailbox flows with the SDK: the helpers of src/mail.ts, and the
+ * challenge cookie helpers of src/factors.ts, on their own, then password
+ * reset, email verification and email sign-in against a live
  * keyport that mails through a real Mailpit, and the README's examples of
  * them (examples/password-reset.ts, examples/email-sign-in.ts).
  *
@@ -14,6 +15,10 @@ import { after, before, describe, it } from "node:test";
 import { timestampDate, timestampFromMs } from "@bufbuild/protobuf/wkt";
 
 import {
+  CHALLENGE_COOKIE_NAME,
+  challengeCookie,
+  challengeFromCookie,
+  clearChallengeCookie,
   clearEmailSignInCookie,
   Code,
   createKeyportClient,
@@ -130,6 +135,57 @@ describe("mail helpers", () => {
     }
     const set = emailSignInCookie({ binding: "round-trip_1" });
     assert.equal(emailSignInBinding(`other=x; ${cookieSentBack(set)}`), "round-trip_1");
+  });
+});
+
+describe("second-factor challenge cookie helpers", () => {
+  const now = new Date("2026-12-02T10:00:00Z");
+  const challenge = `kpc_${"x".repeat(43)}`;
+
+  it("challengeCookie keeps the challenge HttpOnly, Secure and Lax until it expires, at most 10 minutes", () => {
+    assert.equal(
+      challengeCookie({ challenge, expiresAt: timestampFromMs(now.getTime() + 300_000) }, now),
+      `__Host-keyport_challenge=${challenge}; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300`,
+    );
+    const cap = (expiresAt: number | undefined) =>
+      challengeCookie({ challenge, expiresAt: expiresAt === undefined ? undefined : timestampFromMs(expiresAt) }, now);
+    assert.match(cap(now.getTime() + 3_600_000), /; Max-Age=600$/, "capped at 10 minutes");
+    assert.match(cap(now.getTime() + 600_000), /; Max-Age=600$/, "10 minutes exactly");
+    assert.match(cap(now.getTime() + 601_000), /; Max-Age=600$/, "just over 10 minutes");
+    assert.match(cap(undefined), /; Max-Age=600$/, "no expiry: the cap");
+    assert.match(cap(now.getTime() - 5_000), /; Max-Age=1$/, "expired: gone at once, never a session cookie");
+    assert.match(cap(now.getTime() + 1_500), /; Max-Age=2$/, "rounded up");
+    for (const bad of ["", "kpc a", "kpc;a", 'kpc"a', "kpc,a", "kpc\\a", "é"]) {
+      assert.throws(() => challengeCookie({ challenge: bad }), /challenge/, JSON.stringify(bad));
+    }
+    assert.equal(clearChallengeCookie(), "__Host-keyport_challenge=; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=0");
+    assert.equal(CHALLENGE_COOKIE_NAME, "__Host-keyport_challenge");
+  });
+
+  it("challengeFromCookie finds the challenge among a request's cookies", () => {
+    // Round trip: what the browser sends back after challengeCookie.
+    const set = challengeCookie({ challenge, expiresAt: timestampFromMs(now.getTime() + 300_000) }, now);
+    assert.equal(challengeFromCookie(cookieSentBack(set)), challenge);
+    // Other cookies around it, the email sign-in's and the session's among them.
+    assert.equal(
+      challengeFromCookie(`a=1; ${EMAIL_SIGN_IN_COOKIE_NAME}=b1nd; ${cookieSentBack(set)} ; __Host-keyport_session=kp_a.b`),
+      challenge,
+    );
+    assert.equal(challengeFromCookie("__Host-keyport_challenge=; __Host-keyport_challenge=kpc_y"), "kpc_y");
+    // Missing: no header, no such cookie, an empty one, look-alike names.
+    for (const none of [
+      null,
+      undefined,
+      "",
+      "a=1",
+      `${EMAIL_SIGN_IN_COOKIE_NAME}=b1nd`,
+      "__Host-keyport_challenge=",
+      "keyport_challenge=kpc_y",
+      "x__Host-keyport_challenge=kpc_y",
+    ]) {
+      assert.equal(challengeFromCookie(none), undefined, JSON.stringify(none));
+    }
+    assert.equal(emailSignInBinding(cookieSentBack(set)), undefined, "the email sign-in's helper does not read it");
   });
 });
 
@@ -439,12 +495,16 @@ describe("mail flows through a real Mailpit", () => {
     const cookies = finished.headers.getSetCookie();
     assert.equal(cookies.length, 2, "no session cookie");
     assert.deepEqual(cookies[0], clearEmailSignInCookie());
-    const challenge = /^__Host-keyport_challenge=(kpc_[^;]+); Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=300$/.exec(
+    const set = /^__Host-keyport_challenge=kpc_[^;]+; Path=\/; HttpOnly; Secure; SameSite=Lax; Max-Age=(\d+)$/.exec(
       cookies[1] ?? "",
-    )?.[1];
-    assert.ok(challenge, cookies[1]);
+    );
+    assert.ok(set, cookies[1]);
+    const maxAge = Number(set[1]);
+    assert.ok(maxAge > 0 && maxAge <= 300, `Max-Age ${maxAge}: until the challenge expires, in 5 minutes`);
 
     // The code page completes the sign-in with the challenge of the cookie.
+    const challenge = challengeFromCookie(`${cookie}; ${cookieSentBack(cookies[1]!)}`);
+    assert.ok(challenge?.startsWith("kpc_"), challenge);
     const { session } = await keyport.sessions.completeSignIn({ challenge, answer: { case: "totpCode", value: nextTotp(secret) } });
     assert.equal((await keyport.sessions.getSession({ token: session!.token })).user?.id, account.userId);
   });

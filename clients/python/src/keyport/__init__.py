@@ -20,7 +20,9 @@ small hand-written layer:
   (:class:`SetCookie`): the pieces the web app's pages for mailed links and
   codes repeat (:mod:`keyport.mail`);
 - :func:`sign_in_challenge`: the second-factor challenge a sign-in answers
-  for a user with an authenticator app on (:mod:`keyport.factors`).
+  for a user with an authenticator app on, and :func:`challenge_cookie`,
+  :func:`challenge_from_cookie` and :func:`clear_challenge_cookie`, which
+  keep it in the browser that signed in (:mod:`keyport.factors`).
 """
 
 from keyport.client import (
@@ -73,7 +75,13 @@ from keyport.errors import (
     error_reason,
     field_violations,
 )
-from keyport.factors import sign_in_challenge
+from keyport.factors import (
+    CHALLENGE_COOKIE_NAME,
+    challenge_cookie,
+    challenge_from_cookie,
+    clear_challenge_cookie,
+    sign_in_challenge,
+)
 from keyport.mail import (
     EMAIL_SIGN_IN_COOKIE_NAME,
     SetCookie,
@@ -86,6 +94,7 @@ from keyport.mail import (
 __all__ = [
     "AccountLinkRefused",
     "AlreadyLinked",
+    "CHALLENGE_COOKIE_NAME",
     "DEFAULT_TIMEOUT",
     "EMAIL_SIGN_IN_COOKIE_NAME",
     "ERROR_DOMAIN",
@@ -129,6 +138,9 @@ __all__ = [
     "WeakPassword",
     "__version__",
     "bearer_metadata",
+    "challenge_cookie",
+    "challenge_from_cookie",
+    "clear_challenge_cookie",
     "clear_email_sign_in_cookie",
     "email_sign_in_binding",
     "email_sign_in_cookie",

@@ -26,6 +26,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Union
 
+from google.protobuf import timestamp_pb2
+
 from keyport.v1 import session_service_pb2
 
 __all__ = [
@@ -171,14 +173,8 @@ def email_sign_in_cookie(start: session_service_pb2.StartEmailSignInResponse) ->
         ValueError: If the binding is empty or has characters a cookie
             cannot carry (no binding from Keyport has).
     """
-    binding = start.binding
-    if not binding or not set(binding) <= _COOKIE_OCTETS:
-        raise ValueError("the binding must be a non-empty cookie value")
-    lifetime = _MAX_EMAIL_SIGN_IN
-    if start.HasField("expires_at"):
-        now = datetime.datetime.now(datetime.timezone.utc)
-        lifetime = min(start.expires_at.ToDatetime(datetime.timezone.utc) - now, _MAX_EMAIL_SIGN_IN)
-    return SetCookie(EMAIL_SIGN_IN_COOKIE_NAME, binding, max(math.ceil(lifetime.total_seconds()), 1))
+    expires_at = start.expires_at if start.HasField("expires_at") else None
+    return _step_cookie(EMAIL_SIGN_IN_COOKIE_NAME, start.binding, expires_at, _MAX_EMAIL_SIGN_IN, "binding")
 
 
 def clear_email_sign_in_cookie() -> SetCookie:
@@ -207,12 +203,42 @@ def email_sign_in_binding(cookies: Union[str, Mapping[str, str], None]) -> Optio
         expired). Tell the user to finish where they started;
         ``FinishEmailSignIn`` would answer ``EMAIL_TOKEN_INVALID``.
     """
+    return _cookie_value(cookies, EMAIL_SIGN_IN_COOKIE_NAME)
+
+
+def _step_cookie(
+    name: str,
+    value: str,
+    expires_at: Optional[timestamp_pb2.Timestamp],
+    longest: datetime.timedelta,
+    what: str,
+) -> SetCookie:
+    """The cookie ``name`` that keeps a step of a sign-in in this browser.
+
+    It lasts until ``expires_at`` (rounded up), at most ``longest`` (and
+    that long without ``expires_at``), at least one second.
+
+    Raises:
+        ValueError: If ``value`` is empty or has characters a cookie cannot
+            carry; the message names ``what``.
+    """
+    if not value or not set(value) <= _COOKIE_OCTETS:
+        raise ValueError(f"the {what} must be a non-empty cookie value")
+    lifetime = longest
+    if expires_at is not None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        lifetime = min(expires_at.ToDatetime(datetime.timezone.utc) - now, longest)
+    return SetCookie(name, value, max(math.ceil(lifetime.total_seconds()), 1))
+
+
+def _cookie_value(cookies: Union[str, Mapping[str, str], None], name: str) -> Optional[str]:
+    """The non-empty value of cookie ``name`` in a mapping or a ``Cookie`` header, else ``None``."""
     if cookies is None:
         return None
     if isinstance(cookies, str):
         for pair in cookies.split(";"):
-            name, separator, value = pair.strip().partition("=")
-            if separator and name == EMAIL_SIGN_IN_COOKIE_NAME and value.strip():
+            key, separator, value = pair.strip().partition("=")
+            if separator and key == name and value.strip():
                 return value.strip()
         return None
-    return cookies.get(EMAIL_SIGN_IN_COOKIE_NAME) or None
+    return cookies.get(name) or None
