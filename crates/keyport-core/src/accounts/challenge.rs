@@ -121,13 +121,32 @@ impl Accounts {
             factor_name(answer)
         ));
         // The challenge is taken and the factor used up with the insert: of
-        // racing completions one wins, and a cancelled one uses up nothing.
-        let basis = SessionBasis::Challenge { hash: &challenge.hash, factor };
-        if !self.session_store().create_session(&session, basis, &audit).await? {
+        // racing completions one wins. On its own task, so a caller that
+        // goes away cannot leave the transaction open (and its locks held).
+        let created = {
+            let (accounts, session, hash) = (self.clone(), session.clone(), challenge.hash);
+            self.to_completion(async move {
+                let basis = SessionBasis::Challenge { hash: &hash, factor };
+                Ok(accounts.session_store().create_session(&session, basis, &audit).await?)
+            })
+            .await?
+        };
+        if !created {
             return Err(self.spent(user.id, factor).await?);
         }
         let backup_codes_left = self.factor_store().count_backup_codes(user.id).await?;
         Ok(CompletedSignIn { grant: SessionGrant { token: session_token.expose(), session, user }, backup_codes_left })
+    }
+
+    /// Runs `work` (a storage write) on its own task to its end, whether or
+    /// not the caller still waits: sqlx rolls a dropped transaction back
+    /// only when its connection is next used, so a call cancelled mid-write
+    /// would hold the user's row lock until then.
+    pub(super) async fn to_completion<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        tokio::spawn(work).await.map_err(|error| Error::Internal(format!("a storage task failed: {error}")))?
     }
 
     /// Why a checked factor could not be used: it was used meanwhile (by a

@@ -161,10 +161,15 @@ impl Accounts {
         let audit = AuditEvent::new(AuditKind::SteppedUp, now, client).user(caller.user.id).session(&caller.session.id);
         // Caches hold the session at its old level: they must read it again.
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let stepped = self
-            .factor_store()
-            .step_up_session(caller.user.id, &caller.session.id, factor, now, &audit, &event)
-            .await?;
+        let stepped = {
+            let (accounts, user_id, session_id, event) =
+                (self.clone(), caller.user.id, caller.session.id.clone(), event.clone());
+            self.to_completion(async move {
+                let store = accounts.factor_store();
+                Ok(store.step_up_session(user_id, &session_id, factor, now, &audit, &event).await?)
+            })
+            .await?
+        };
         if !stepped {
             // The code was used meanwhile, or the session ended.
             return Err(match self.spent(caller.user.id, factor).await? {
