@@ -38,6 +38,7 @@ on_both_backends!(
     a_completion_cancelled_mid_flight_uses_up_all_or_nothing,
     a_rotated_key_opens_old_secrets_and_seals_them_again,
     the_mailbox_is_a_first_factor_and_mail_calls_need_a_recent_second,
+    parallel_confirmations_and_step_ups_with_one_code_succeed_once,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -460,5 +461,61 @@ async fn the_mailbox_is_a_first_factor_and_mail_calls_need_a_recent_second(backe
     two.step_up(authed(step_up, &token)).await?;
     users.clone().request_email_change(authed(change, &token)).await?;
     mailpit.wait_for("grace@new.example", 1).await?;
+    Ok(())
+}
+
+/// Runs `call` from `n` tasks released together; counts the successes.
+async fn successes<F, Fut>(n: usize, call: F) -> Result<usize, BoxError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (barrier, call) = (barrier.clone(), call());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                call.await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await?);
+    }
+    Ok(won)
+}
+
+async fn parallel_confirmations_and_step_ups_with_one_code_succeed_once(backend: Backend) -> TestResult {
+    let server = TestServer::start(backend).await?;
+    let token = server.sign_up("ada@example.com").await?;
+    let started = factors(&server).enroll_totp(authed(EnrollTotpRequest {}, &token)).await?.into_inner();
+    let secret = TotpSecret::from_base32(&started.secret).ok_or("not base32")?;
+    let code = secret.code_at(TotpStep::at(server.clock.now()))?;
+    // Six confirmations of one enrolment with its code: one turns it on and
+    // gets backup codes; the others find nothing pending.
+    let confirmed = successes(6, || {
+        let (mut two, request) = (factors(&server), authed(ConfirmTotpRequest { code: code.clone() }, &token));
+        async move { two.confirm_totp(request).await.is_ok() }
+    })
+    .await?;
+    assert_eq!(confirmed, 1, "one enrolment turned on once");
+    let listed = factors(&server).list_factors(authed(ListFactorsRequest {}, &token)).await?.into_inner();
+    assert_eq!(listed.backup_codes_left, 10, "one set of backup codes");
+
+    // Six step-ups with one backup code: one passes, and the code is spent.
+    let codes =
+        factors(&server).regenerate_backup_codes(authed(RegenerateBackupCodesRequest {}, &token)).await?.into_inner();
+    let backup = codes.backup_codes[0].clone();
+    let stepped = successes(6, || {
+        let answer = StepUpRequest { answer: Some(step_up_request::Answer::BackupCode(backup.clone())) };
+        let (mut two, request) = (factors(&server), authed(answer, &token));
+        async move { two.step_up(request).await.is_ok() }
+    })
+    .await?;
+    assert_eq!(stepped, 1, "one backup code, one step-up");
+    let listed = factors(&server).list_factors(authed(ListFactorsRequest {}, &token)).await?.into_inner();
+    assert_eq!(listed.backup_codes_left, 9);
     Ok(())
 }

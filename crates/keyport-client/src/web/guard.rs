@@ -381,9 +381,7 @@ impl Guard {
     /// value that deletes the cookie. Succeeds even if the session was gone.
     pub async fn sign_out(&self, client: &ClientInfo, token: Option<&str>) -> Result<String, Error> {
         if let (Some(token), Some(cache)) = (token, self.cache()) {
-            if let Some(id) = session_id_of(token) {
-                cache.forget_session(id);
-            }
+            forget(cache, token);
             match cache.client().sign_out(token, client).await {
                 Ok(()) => {}
                 Err(error) if matches!(error.reason(), Reason::Unauthenticated | Reason::SessionExpired) => {}

@@ -15,7 +15,7 @@ use crate::{
     },
     session::{ClientInfo, SessionGrant},
     store::SessionBasis,
-    throttle::budget::PublicAction,
+    throttle::{budget::PublicAction, failures::Attempt},
     user::{User, UserId},
 };
 
@@ -149,6 +149,13 @@ impl Accounts {
         tokio::spawn(work).await.map_err(|error| Error::Internal(format!("a storage task failed: {error}")))?
     }
 
+    /// Reserves one second-factor answer of `user_id` against the sign-in
+    /// limits (per user and per client address); refunded when right.
+    pub(super) async fn reserve_factor_attempt(&self, user_id: UserId, client: &ClientInfo) -> Result<Attempt> {
+        let attempt = self.throttle.reserve_sign_in(&factor_key(user_id), client.ip_address.as_deref()).await?;
+        attempt.map_err(Error::from)
+    }
+
     /// Why a checked factor could not be used: it was used meanwhile (by a
     /// racing call with the same code), or the challenge was.
     pub(super) async fn spent(&self, user_id: UserId, factor: FactorUse) -> Result<Error> {
@@ -173,8 +180,7 @@ impl Accounts {
         answer: FactorAnswer<'_>,
         client: &ClientInfo,
     ) -> Result<FactorUse> {
-        let attempt = self.throttle.reserve_sign_in(&factor_key(user.id), client.ip_address.as_deref()).await?;
-        let attempt = attempt.map_err(Error::from)?;
+        let attempt = self.reserve_factor_attempt(user.id, client).await?;
         let now = self.clock.now();
         let checked = match answer {
             FactorAnswer::Totp(code) => self.totp_step(user.id, code, now).await?.map(FactorUse::TotpStep),
@@ -219,7 +225,7 @@ impl Accounts {
 }
 /// The throttling key of a user's second-factor answers: apart from their
 /// password's, so that the two budgets do not mix.
-pub(super) fn factor_key(user_id: UserId) -> String {
+fn factor_key(user_id: UserId) -> String {
     format!("second-factor:{user_id}")
 }
 

@@ -87,11 +87,7 @@ impl Accounts {
                 && now.duration_since(totp.created_at) <= self.config.second_factors.enrollment_ttl
         });
         let pending = pending.ok_or(Error::SecondFactorNotEnrolled)?;
-        let attempt = self
-            .throttle
-            .reserve_sign_in(&super::challenge::factor_key(caller.user.id), client.ip_address.as_deref())
-            .await?;
-        let attempt = attempt.map_err(Error::from)?;
+        let attempt = self.reserve_factor_attempt(caller.user.id, client).await?;
         let secret = self.factor_keys()?.open(&pending.sealed, caller.user.id)?;
         let Some(step) = secret.matching_step(code, now) else {
             let audit = AuditEvent::new(AuditKind::SecondFactorFailed, now, client)
@@ -106,14 +102,25 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::TotpEnabled, now, client).user(caller.user.id).session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let enabled = self
-            .factor_store()
-            .enable_totp(caller.user.id, pending.created_at, step, &hashes, &caller.session.id, now, &audit, &event)
-            .await?;
+        let enabled = {
+            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
+            let enrolled_at = pending.created_at;
+            // To its end with its event: a cancelled call must not leave the
+            // other sessions ended in storage but alive in this replica's caches.
+            self.to_completion(async move {
+                let store = accounts.factor_store();
+                let enabled =
+                    store.enable_totp(user_id, enrolled_at, step, &hashes, &session_id, now, &audit, &event).await?;
+                if enabled.is_some() {
+                    accounts.publish(event);
+                }
+                Ok(enabled)
+            })
+            .await?
+        };
         // Another confirmation, or a new enrolment, won meanwhile.
         enabled.ok_or(Error::SecondFactorNotEnrolled)?;
         self.throttle.refund(attempt).await;
-        self.publish(event);
         let session = Session { assurance: Assurance::Aal2, authenticated_at: now, ..caller.session.clone() };
         Ok((codes.iter().map(BackupCode::display).collect(), session))
     }
@@ -126,10 +133,18 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::TotpDisabled, now, client).user(caller.user.id).session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let ended = self.factor_store().disable_totp(caller.user.id, &caller.session.id, &audit, &event).await?;
-        let ended = ended.ok_or(Error::SecondFactorNotEnrolled)?;
-        self.publish(event);
-        Ok(ended)
+        let ended = {
+            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
+            self.to_completion(async move {
+                let ended = accounts.factor_store().disable_totp(user_id, &session_id, &audit, &event).await?;
+                if ended.is_some() {
+                    accounts.publish(event);
+                }
+                Ok(ended)
+            })
+            .await?
+        };
+        ended.ok_or(Error::SecondFactorNotEnrolled)
     }
 
     /// Replaces the caller's backup codes; returns the new ones (shown
@@ -162,11 +177,14 @@ impl Accounts {
         // Caches hold the session at its old level: they must read it again.
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
         let stepped = {
-            let (accounts, user_id, session_id, event) =
-                (self.clone(), caller.user.id, caller.session.id.clone(), event.clone());
+            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
             self.to_completion(async move {
                 let store = accounts.factor_store();
-                Ok(store.step_up_session(user_id, &session_id, factor, now, &audit, &event).await?)
+                let stepped = store.step_up_session(user_id, &session_id, factor, now, &audit, &event).await?;
+                if stepped {
+                    accounts.publish(event);
+                }
+                Ok(stepped)
             })
             .await?
         };
@@ -177,7 +195,6 @@ impl Accounts {
                 _ => Error::Unauthenticated,
             });
         }
-        self.publish(event);
         Ok(Session { assurance: Assurance::Aal2, authenticated_at: now, ..caller.session.clone() })
     }
 
