@@ -5,7 +5,10 @@
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read when the script runs, not when it is compiled: a script built
+    // for another checkout sharing the target directory must not read that
+    // checkout's files.
+    let proto_root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     // Every file of the package: a new one needs no edit here.
     let mut files = Vec::new();
     for entry in std::fs::read_dir(proto_root.join("keyport/v1"))? {

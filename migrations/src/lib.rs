@@ -13,6 +13,7 @@ mod m0003_mail;
 mod m0004_email_sign_in;
 mod m0005_throttling;
 mod m0006_second_factors;
+mod m0007_passkeys;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_email_sign_in::Migration),
             Box::new(m0005_throttling::Migration),
             Box::new(m0006_second_factors::Migration),
+            Box::new(m0007_passkeys::Migration),
         ]
     }
 }

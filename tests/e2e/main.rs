@@ -20,6 +20,7 @@ mod failover;
 mod layering;
 mod mail;
 mod oauth;
+mod passkeys;
 mod races;
 mod reasons;
 mod second_factors;

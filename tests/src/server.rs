@@ -88,6 +88,10 @@ impl Drop for OwnRuntime {
     }
 }
 
+/// The web origin the tests' software authenticator runs ceremonies for;
+/// every test server allows it, with relying-party id `localhost`.
+pub const TEST_PASSKEY_ORIGIN: &str = "https://localhost";
+
 /// The second-factor key of test servers on PostgreSQL (32 bytes of 7).
 pub const TEST_FACTOR_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
@@ -207,6 +211,8 @@ impl TestServer {
         if keyport_store::Backend::of_url(&config.database_url) == Some(keyport_store::Backend::Postgres) {
             config.second_factors.encryption_key = TEST_FACTOR_KEY.into();
         }
+        config.passkeys.rp_id = "localhost".into();
+        config.passkeys.origins = vec![TEST_PASSKEY_ORIGIN.into()];
         config.database.health_check_interval_ms = 100;
         config.server.shutdown_grace_ms = 2_000;
         configure(&mut config);

@@ -61,6 +61,9 @@ pub struct SecondFactorChallenge {
     pub totp: bool,
     /// Whether the user can answer with a backup code.
     pub backup_code: bool,
+    /// The WebAuthn request options (JSON) for the user's passkeys, when
+    /// they can answer with one: pass them to `navigator.credentials.get`.
+    pub passkey_options: Option<String>,
     /// When it stops working.
     pub expires_at: SystemTime,
 }
@@ -72,6 +75,10 @@ pub enum FactorAnswer<'a> {
     Totp(&'a str),
     /// One of the backup codes.
     BackupCode(&'a str),
+    /// A passkey's answer (`PublicKeyCredential` JSON) to the challenge's
+    /// [`SecondFactorChallenge::passkey_options`]. (A step-up with a
+    /// passkey is [`KeyportClient::step_up_with_passkey`].)
+    Passkey(&'a str),
 }
 
 /// How a sign-up ended, as the proto's `SignUpResponse`.
@@ -455,6 +462,7 @@ impl KeyportClient {
         let answer = match answer {
             FactorAnswer::Totp(code) => Answer::TotpCode(code.to_owned()),
             FactorAnswer::BackupCode(code) => Answer::BackupCode(code.to_owned()),
+            FactorAnswer::Passkey(credential) => Answer::PasskeyCredential(credential.to_owned()),
         };
         let message = v1::CompleteSignInRequest { challenge: challenge.to_owned(), answer: Some(answer) };
         let response = self
@@ -823,7 +831,7 @@ impl KeyportClient {
 
     /// Runs an idempotent call, retrying on another endpoint (or, once
     /// all were tried, after a backoff) while Keyport is unavailable.
-    async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, Error>
+    pub(crate) async fn idempotent<T, F, Fut>(&self, call: F) -> Result<T, Error>
     where
         F: Fn(Channel) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
@@ -905,12 +913,13 @@ fn second_factor_challenge(challenge: v1::SignInChallenge) -> SecondFactorChalle
     SecondFactorChallenge {
         totp: offers(v1::SecondFactor::Totp),
         backup_code: offers(v1::SecondFactor::BackupCode),
+        passkey_options: Some(challenge.passkey_options).filter(|options| !options.is_empty()),
         expires_at: crate::principal::system_time(challenge.expires_at.as_ref()),
         challenge: challenge.challenge,
     }
 }
 
-fn signed_in(grant: v1::SessionGrant) -> Result<SignedIn, Error> {
+pub(crate) fn signed_in(grant: v1::SessionGrant) -> Result<SignedIn, Error> {
     let (Some(user), Some(session)) = (&grant.user, &grant.session) else {
         return Err(Status::internal("session grant without user or session").into());
     };

@@ -80,6 +80,13 @@ pub enum Reason {
     SecondFactorAlreadyEnrolled,
     /// The call needs a second factor the user does not have on.
     SecondFactorNotEnrolled,
+    /// The server has no passkeys configured.
+    PasskeysDisabled,
+    /// A passkey ceremony failed (used, expired, another session's, or an
+    /// answer that does not verify): start a new one.
+    PasskeyInvalid,
+    /// No such passkey among the caller's.
+    PasskeyNotFound,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -138,6 +145,9 @@ impl Reason {
             Self::StepUpRequired => ErrorReason::StepUpRequired,
             Self::SecondFactorAlreadyEnrolled => ErrorReason::SecondFactorAlreadyEnrolled,
             Self::SecondFactorNotEnrolled => ErrorReason::SecondFactorNotEnrolled,
+            Self::PasskeysDisabled => ErrorReason::PasskeysDisabled,
+            Self::PasskeyInvalid => ErrorReason::PasskeyInvalid,
+            Self::PasskeyNotFound => ErrorReason::PasskeyNotFound,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -196,6 +206,9 @@ impl From<ErrorReason> for Reason {
             ErrorReason::StepUpRequired => Self::StepUpRequired,
             ErrorReason::SecondFactorAlreadyEnrolled => Self::SecondFactorAlreadyEnrolled,
             ErrorReason::SecondFactorNotEnrolled => Self::SecondFactorNotEnrolled,
+            ErrorReason::PasskeysDisabled => Self::PasskeysDisabled,
+            ErrorReason::PasskeyInvalid => Self::PasskeyInvalid,
+            ErrorReason::PasskeyNotFound => Self::PasskeyNotFound,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

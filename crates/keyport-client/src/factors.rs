@@ -20,6 +20,8 @@ pub struct FactorStatus {
     pub totp_enabled: bool,
     /// Unused backup codes.
     pub backup_codes_left: u32,
+    /// How many passkeys the user has.
+    pub passkeys: u32,
 }
 
 /// A started enrolment of an authenticator app, to show once.
@@ -44,7 +46,11 @@ impl KeyportClient {
                 async move { TwoFactorServiceClient::new(channel).list_factors(request).await }
             })
             .await?;
-        Ok(FactorStatus { totp_enabled: response.totp_enabled, backup_codes_left: response.backup_codes_left })
+        Ok(FactorStatus {
+            totp_enabled: response.totp_enabled,
+            backup_codes_left: response.backup_codes_left,
+            passkeys: response.passkeys,
+        })
     }
 
     /// Starts enrolling an authenticator app (needs a recent sign-in).
@@ -109,6 +115,10 @@ impl KeyportClient {
         let answer = match answer {
             FactorAnswer::Totp(code) => Answer::TotpCode(code.to_owned()),
             FactorAnswer::BackupCode(code) => Answer::BackupCode(code.to_owned()),
+            // Nothing to check against here: a wrong answer, as the server counts it.
+            FactorAnswer::Passkey(credential) => {
+                Answer::Passkey(v1::PasskeyAssertion { ceremony: String::new(), credential: credential.to_owned() })
+            }
         };
         let message = v1::StepUpRequest { answer: Some(answer) };
         self.once(|channel| {

@@ -19,6 +19,7 @@ mod clock;
 mod endpoints;
 mod error;
 mod factors;
+mod passkeys;
 mod principal;
 mod refusals;
 pub mod web;
@@ -31,4 +32,5 @@ pub use client::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
 pub use factors::{FactorStatus, TotpEnrollment};
+pub use passkeys::{Passkey, PasskeyCeremony};
 pub use principal::{Assurance, Principal, SessionSummary, ValidatedSession};

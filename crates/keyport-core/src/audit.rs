@@ -70,6 +70,12 @@ pub enum AuditKind {
     BackupCodesRegenerated,
     /// A session passed a second factor again.
     SteppedUp,
+    /// A user registered a passkey.
+    PasskeyAdded,
+    /// A user renamed a passkey.
+    PasskeyRenamed,
+    /// A user deleted a passkey.
+    PasskeyDeleted,
 }
 
 impl AuditKind {
@@ -107,6 +113,9 @@ impl AuditKind {
             Self::TotpDisabled => "totp_disabled",
             Self::BackupCodesRegenerated => "backup_codes_regenerated",
             Self::SteppedUp => "stepped_up",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRenamed => "passkey_renamed",
+            Self::PasskeyDeleted => "passkey_deleted",
         }
     }
 }
@@ -151,6 +160,16 @@ impl AuditEvent {
     /// Adds a detail.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    /// The event with how many sessions its change ended, after its detail
+    /// (`revoked:<n>`, or `<detail>:revoked:<n>`).
+    pub fn revoked(mut self, ended: u64) -> Self {
+        self.detail = Some(match self.detail.take() {
+            Some(detail) => format!("{detail}:revoked:{ended}"),
+            None => format!("revoked:{ended}"),
+        });
         self
     }
 }

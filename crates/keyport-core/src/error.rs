@@ -125,6 +125,15 @@ pub enum Error {
     /// The call needs a second factor the user does not have on.
     #[error("second factor not enrolled")]
     SecondFactorNotEnrolled,
+    /// This server has no `[passkeys]` configured.
+    #[error("passkeys are not configured")]
+    PasskeysDisabled,
+    /// A passkey ceremony or the authenticator's answer to it failed.
+    #[error("the passkey ceremony failed: start a new one")]
+    PasskeyInvalid,
+    /// No such passkey among the caller's.
+    #[error("passkey not found")]
+    PasskeyNotFound,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

@@ -74,6 +74,9 @@ impl Keyport {
         let counters = store.shared_counters();
         let mut accounts_config = config.accounts();
         accounts_config.second_factors.keys = Some(config.second_factors.keys(sqlite_dir(&config).as_deref())?);
+        let factors = &accounts_config.second_factors;
+        accounts_config.second_factors.passkeys =
+            config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);
         let mut accounts = Accounts::new(Arc::new(store), clock, accounts_config)?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);

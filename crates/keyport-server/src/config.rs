@@ -20,7 +20,10 @@ use keyport_core::{
 use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::{mail::MailConfig, second_factors::SecondFactorsConfig};
+use crate::{
+    mail::MailConfig,
+    second_factors::{PasskeysConfig, SecondFactorsConfig},
+};
 
 /// Everything `keyport serve` can be told.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +62,8 @@ pub struct Config {
     pub sign_up: SignUpConfig,
     /// Second factors: the key sealing TOTP secrets, freshness rules.
     pub second_factors: SecondFactorsConfig,
+    /// Passkeys (WebAuthn); off until `rp_id` is set.
+    pub passkeys: PasskeysConfig,
 }
 
 /// Sign-up rules.
@@ -285,6 +290,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             sign_up: SignUpConfig::default(),
             second_factors: SecondFactorsConfig::default(),
+            passkeys: PasskeysConfig::default(),
         }
     }
 }
@@ -385,6 +391,7 @@ const KEYS: &[&str] = &[
     "mail",
     "sign_up",
     "second_factors",
+    "passkeys",
 ];
 
 impl Config {

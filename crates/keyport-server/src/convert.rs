@@ -5,7 +5,7 @@ use keyport_core::{
     accounts::IssuedChallenge,
     events::{SessionEvent, UserChange},
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
-    second_factor::{Assurance, FactorKind},
+    second_factor::{Assurance, FactorKind, StoredPasskey},
     session::Session,
     user::User,
 };
@@ -60,11 +60,23 @@ pub(crate) fn challenge(challenge: IssuedChallenge) -> v1::SignInChallenge {
     let factor = |kind: FactorKind| match kind {
         FactorKind::Totp => v1::SecondFactor::Totp,
         FactorKind::BackupCode => v1::SecondFactor::BackupCode,
+        FactorKind::Passkey => v1::SecondFactor::Passkey,
     };
     v1::SignInChallenge {
         challenge: challenge.challenge,
         factors: challenge.factors.into_iter().map(|kind| factor(kind).into()).collect(),
         expires_at: Some(timestamp(challenge.expires_at)),
+        passkey_options: challenge.passkey_options.unwrap_or_default(),
+    }
+}
+
+pub(crate) fn passkey(passkey: &StoredPasskey) -> v1::Passkey {
+    v1::Passkey {
+        id: passkey.id.to_string(),
+        name: passkey.name.clone(),
+        created_at: Some(timestamp(passkey.created_at)),
+        last_used_at: passkey.last_used_at.map(timestamp),
+        backed_up: passkey.backed_up,
     }
 }
 

@@ -1,5 +1,5 @@
 //! `[second_factors]`: the keys that seal TOTP secrets at rest, and the
-//! freshness and lifetime rules.
+//! freshness and lifetime rules; `[passkeys]`: the WebAuthn relying party.
 //!
 //! On SQLite with no key configured, Keyport creates one in the data
 //! directory (`second-factor.key`, readable by its owner only), so the
@@ -9,7 +9,7 @@
 
 use std::{path::Path, time::Duration};
 
-use keyport_core::second_factor::{FactorKey, FactorKeys, FactorSettings};
+use keyport_core::second_factor::{FactorKey, FactorKeys, FactorSettings, PasskeySettings, RelyingParty};
 use serde::{Deserialize, Serialize};
 
 /// Name of the key file created in the data directory.
@@ -47,6 +47,33 @@ impl Default for SecondFactorsConfig {
     }
 }
 
+/// The `[passkeys]` section: off until `rp_id` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasskeysConfig {
+    /// The relying-party id: the registrable domain passkeys are bound to
+    /// (`example.com`, or `localhost` for development). Empty: passkeys off.
+    pub rp_id: String,
+    /// The name authenticators show; empty: `second_factors.issuer`.
+    pub rp_name: String,
+    /// The web origins allowed to run ceremonies
+    /// (`https://app.example.com`), each the id or under it.
+    pub origins: Vec<String>,
+}
+
+impl PasskeysConfig {
+    /// The relying party, when passkeys are on. Ceremonies last `ttl`.
+    pub fn relying_party(&self, issuer: &str, ttl: Duration) -> Result<Option<RelyingParty>, SecondFactorsError> {
+        if self.rp_id.is_empty() {
+            return Ok(None);
+        }
+        let rp_name = if self.rp_name.is_empty() { issuer } else { &self.rp_name };
+        let settings =
+            PasskeySettings { rp_id: self.rp_id.clone(), rp_name: rp_name.to_owned(), origins: self.origins.clone() };
+        RelyingParty::new(&settings, ttl).map(Some).map_err(SecondFactorsError::Passkeys)
+    }
+}
+
 /// Why the second-factor settings are unusable.
 #[derive(Debug, thiserror::Error)]
 pub enum SecondFactorsError {
@@ -64,6 +91,9 @@ pub enum SecondFactorsError {
          generate one with `openssl rand -base64 32`"
     )]
     KeyRequired,
+    /// `[passkeys]` is wrong.
+    #[error("{0}")]
+    Passkeys(String),
     /// The key file could not be read or written.
     #[error("second-factor key file {path}: {cause}")]
     KeyFile {

@@ -46,6 +46,9 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::StepUpRequired => ErrorReason::StepUpRequired,
         Error::SecondFactorAlreadyEnrolled => ErrorReason::SecondFactorAlreadyEnrolled,
         Error::SecondFactorNotEnrolled => ErrorReason::SecondFactorNotEnrolled,
+        Error::PasskeysDisabled => ErrorReason::PasskeysDisabled,
+        Error::PasskeyInvalid => ErrorReason::PasskeyInvalid,
+        Error::PasskeyNotFound => ErrorReason::PasskeyNotFound,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -69,10 +72,12 @@ pub fn to_status(error: Error) -> Status {
         | Error::PasswordTooCommon
         | Error::PasswordContainsEmail => (Code::InvalidArgument, error.to_string()),
         Error::EmailTaken => (Code::AlreadyExists, error.to_string()),
-        Error::InvalidCredentials | Error::Unauthenticated | Error::SessionExpired | Error::SecondFactorInvalid => {
-            (Code::Unauthenticated, error.to_string())
-        }
-        Error::SessionNotFound => (Code::NotFound, error.to_string()),
+        Error::InvalidCredentials
+        | Error::Unauthenticated
+        | Error::SessionExpired
+        | Error::SecondFactorInvalid
+        | Error::PasskeyInvalid => (Code::Unauthenticated, error.to_string()),
+        Error::SessionNotFound | Error::PasskeyNotFound => (Code::NotFound, error.to_string()),
         Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
         Error::RedirectUriNotAllowed
@@ -83,7 +88,8 @@ pub fn to_status(error: Error) -> Status {
         | Error::EmailNotVerified
         | Error::ReauthenticationRequired
         | Error::StepUpRequired
-        | Error::SecondFactorNotEnrolled => (Code::FailedPrecondition, error.to_string()),
+        | Error::SecondFactorNotEnrolled
+        | Error::PasskeysDisabled => (Code::FailedPrecondition, error.to_string()),
         Error::OAuthProviderError(cause) | Error::OAuthIdTokenInvalid(cause) => {
             // The provider's detail helps operators, not callers.
             tracing::info!(%cause, reason = wire_name(reason), "OAuth sign-in refused");

@@ -28,10 +28,10 @@ use sea_orm::{
 use crate::{
     SeaStore,
     db_error::classify,
-    entity::{backup_code, session, sign_in_challenge, totp_factor, user},
+    entity::{backup_code, passkey, session, sign_in_challenge, totp_factor, user},
     rows::{insert_audit, parse_user_id, user_from_row},
     sessions::holds,
-    write::{begin, delete_sessions_except, lock_user, notify},
+    write::{begin, end_others_and_commit, lock_user, notify},
 };
 
 #[async_trait]
@@ -104,10 +104,7 @@ impl FactorStore for SeaStore {
         replace_codes(&txn, user_id, backup_codes).await?;
         set_two_factor(&txn, user_id, true).await?;
         set_assurance(&txn, user_id, session, Assurance::Aal2, Some(now)).await?;
-        let ended = delete_sessions_except(&txn, user_id, session).await?;
-        insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;
-        notify(&txn, &self.origin, event).await?;
-        txn.commit().await.map_err(classify)?;
+        let ended = end_others_and_commit(txn, &self.origin, user_id, session, audit, event).await?;
         Ok(Some(ended))
     }
 
@@ -132,12 +129,8 @@ impl FactorStore for SeaStore {
             return Ok(None);
         }
         replace_codes(&txn, user_id, &[]).await?;
-        set_two_factor(&txn, user_id, false).await?;
-        set_assurance(&txn, user_id, session, Assurance::Aal1, None).await?;
-        let ended = delete_sessions_except(&txn, user_id, session).await?;
-        insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;
-        notify(&txn, &self.origin, event).await?;
-        txn.commit().await.map_err(classify)?;
+        lower_if_no_factor(&txn, user_id, session).await?;
+        let ended = end_others_and_commit(txn, &self.origin, user_id, session, audit, event).await?;
         Ok(Some(ended))
     }
 
@@ -202,7 +195,7 @@ impl FactorStore for SeaStore {
         &self,
         user_id: UserId,
         session: &SessionId,
-        factor: FactorUse,
+        factor: &FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         event: &SessionEvent,
@@ -230,6 +223,7 @@ impl FactorStore for SeaStore {
             user_agent: Set(challenge.client.user_agent.clone()),
             created_at: Set(challenge.created_at.unix_millis()),
             expires_at: Set(challenge.expires_at.unix_millis()),
+            passkey_state: Set(challenge.passkey_state.clone()),
         };
         let txn = begin(&self.db).await?;
         // As for a session: the user's row lock orders this against a
@@ -292,8 +286,31 @@ async fn replace_codes(db: &impl ConnectionTrait, user_id: UserId, hashes: &[[u8
     Ok(())
 }
 
+/// After a factor went: clears the user's flag and lowers `session` to
+/// AAL1 if it was their last one.
+pub(crate) async fn lower_if_no_factor(
+    txn: &DatabaseTransaction,
+    user_id: UserId,
+    session: &SessionId,
+) -> StoreResult<()> {
+    let id = user_id.to_string();
+    let totp = totp_factor::Entity::find()
+        .filter(totp_factor::Column::UserId.eq(&id))
+        .filter(totp_factor::Column::EnabledAt.is_not_null())
+        .count(txn)
+        .await
+        .map_err(classify)?;
+    let passkeys =
+        passkey::Entity::find().filter(passkey::Column::UserId.eq(&id)).count(txn).await.map_err(classify)?;
+    if totp + passkeys == 0 {
+        set_two_factor(txn, user_id, false).await?;
+        set_assurance(txn, user_id, session, Assurance::Aal1, None).await?;
+    }
+    Ok(())
+}
+
 /// Sets the user's second-factor flag, which sign-in reads.
-async fn set_two_factor(db: &impl ConnectionTrait, user_id: UserId, on: bool) -> StoreResult<()> {
+pub(crate) async fn set_two_factor(db: &impl ConnectionTrait, user_id: UserId, on: bool) -> StoreResult<()> {
     user::Entity::update_many()
         .col_expr(user::Column::TwoFactorEnabled, Expr::value(on))
         .filter(user::Column::Id.eq(user_id.to_string()))
@@ -305,7 +322,7 @@ async fn set_two_factor(db: &impl ConnectionTrait, user_id: UserId, on: bool) ->
 
 /// Sets the assurance level of one of the user's sessions, and when given
 /// the time the user proved it; false when they have no such session.
-async fn set_assurance(
+pub(crate) async fn set_assurance(
     db: &impl ConnectionTrait,
     user_id: UserId,
     id: &SessionId,
@@ -346,13 +363,14 @@ fn challenge_from_row(row: sign_in_challenge::Model) -> StoreResult<SignInChalle
         client: ClientInfo { ip_address: row.ip_address, user_agent: row.user_agent },
         created_at: Timestamp::from_unix_millis(row.created_at),
         expires_at: Timestamp::from_unix_millis(row.expires_at),
+        passkey_state: row.passkey_state,
     })
 }
 
 /// Uses up `factor` of `user_id` if it is still unused: one conditional
 /// `UPDATE`, so of racing callers with one code, one gets true.
-pub(crate) async fn use_factor(txn: &DatabaseTransaction, user_id: UserId, factor: FactorUse) -> StoreResult<bool> {
-    let used = match factor {
+pub(crate) async fn use_factor(txn: &DatabaseTransaction, user_id: UserId, factor: &FactorUse) -> StoreResult<bool> {
+    let used = match *factor {
         FactorUse::TotpStep(step) => totp_factor::Entity::update_many()
             .col_expr(totp_factor::Column::LastUsedStep, Expr::value(step.0))
             .filter(totp_factor::Column::UserId.eq(user_id.to_string()))
@@ -373,6 +391,7 @@ pub(crate) async fn use_factor(txn: &DatabaseTransaction, user_id: UserId, facto
             .exec(txn)
             .await
             .map_err(classify)?,
+        FactorUse::Passkey(ref answer) => return crate::passkeys::use_passkey(txn, user_id, answer).await,
     };
     Ok(used.rows_affected == 1)
 }

@@ -21,6 +21,7 @@ pub mod events;
 mod factors;
 mod mail;
 mod oauth;
+mod passkeys;
 mod rows;
 mod session_lookup;
 mod sessions;

@@ -109,7 +109,7 @@ impl EmailTokenStore for SeaStore {
         };
         let row = user::Entity::find_by_id(id).one(&txn).await.map_err(classify)?;
         let Some(row) = row else { return Ok(EmailChange::TokenInvalid) };
-        insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;
+        insert_audit(&txn, &audit.clone().revoked(ended)).await?;
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         Ok(EmailChange::Changed { user: user_from_row(row)?, ended })
@@ -197,7 +197,7 @@ impl EmailTokenStore for SeaStore {
         delete_challenges(&txn, user_id).await?;
         delete_email_tokens(&txn, user_id, TokenPurpose::ResetPassword).await?;
         insert_mail(&txn, notice).await?;
-        insert_audit(&txn, &audit.clone().detail(format!("revoked:{ended}"))).await?;
+        insert_audit(&txn, &audit.clone().revoked(ended)).await?;
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         Ok(Some(ended))

@@ -166,6 +166,11 @@ pub(crate) async fn holds(txn: &DatabaseTransaction, user_id: UserId, basis: Ses
             return Ok(false);
         }
     }
+    if let SessionBasis::Passkey { factor } = basis
+        && !crate::passkeys::use_passkey(txn, user_id, factor).await?
+    {
+        return Ok(false);
+    }
     if let SessionBasis::Challenge { hash, factor } = basis {
         // One statement takes the challenge: of racing completions, the
         // one whose delete removed the row creates the session.

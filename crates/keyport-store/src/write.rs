@@ -7,7 +7,9 @@
 //! between, and the busy timeout does not help; an immediate one takes the
 //! write lock up front and waits its turn under the busy timeout.
 
-use keyport_core::{events::SessionEvent, mail::TokenPurpose, store::StoreResult, token::SessionId, user::UserId};
+use keyport_core::{
+    audit::AuditEvent, events::SessionEvent, mail::TokenPurpose, store::StoreResult, token::SessionId, user::UserId,
+};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
     QuerySelect, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -65,6 +67,24 @@ pub(crate) async fn delete_sessions_except(
         .await
         .map_err(classify)?;
     Ok(result.rows_affected)
+}
+
+/// The end of every change to a user's second factors: ends their sessions
+/// but `keep`, records `audit` with how many ended, emits `event` and
+/// commits. Returns how many ended.
+pub(crate) async fn end_others_and_commit(
+    txn: DatabaseTransaction,
+    origin: &str,
+    user_id: UserId,
+    keep: &SessionId,
+    audit: &AuditEvent,
+    event: &SessionEvent,
+) -> StoreResult<u64> {
+    let ended = delete_sessions_except(&txn, user_id, keep).await?;
+    crate::rows::insert_audit(&txn, &audit.clone().revoked(ended)).await?;
+    notify(&txn, origin, event).await?;
+    txn.commit().await.map_err(classify)?;
+    Ok(ended)
 }
 
 /// Deletes a user's email tokens of `purpose`: a newer link, a password

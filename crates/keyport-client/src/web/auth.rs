@@ -7,6 +7,7 @@ use crate::{
     client::{ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, SignedIn},
     error::Error,
     factors::{FactorStatus, TotpEnrollment},
+    passkeys::{Passkey, PasskeyCeremony},
     principal::SessionSummary,
 };
 
@@ -183,6 +184,74 @@ impl<C: From<String>> Auth<C> {
     /// page of routes with `require_aal2` or `require_fresh`).
     pub async fn step_up(&self, answer: FactorAnswer<'_>) -> Result<(), Error> {
         self.guard.step_up(&self.client, self.session_token(), answer).await
+    }
+
+    /// The passkey request options of the sign-in challenge in this
+    /// browser's cookie, for the second-factor page; `None` when the user
+    /// has no passkey.
+    pub fn challenge_passkey_options(&self) -> Option<String> {
+        self.guard.challenge_passkey_options(self.cookies.as_deref())
+    }
+
+    /// Starts registering a passkey (needs a recent sign-in, and a recent
+    /// second factor if the user has one).
+    pub async fn start_passkey_registration(&self) -> Result<PasskeyCeremony, Error> {
+        self.guard.start_passkey_registration(&self.client, self.session_token()).await
+    }
+
+    /// Finishes a passkey registration with the browser's answer; the
+    /// caller's other sessions end.
+    pub async fn finish_passkey_registration(
+        &self,
+        ceremony: &str,
+        credential: &str,
+        name: &str,
+    ) -> Result<Passkey, Error> {
+        self.guard.finish_passkey_registration(&self.client, self.session_token(), ceremony, credential, name).await
+    }
+
+    /// The caller's passkeys, oldest first.
+    pub async fn list_passkeys(&self) -> Result<Vec<Passkey>, Error> {
+        self.guard.list_passkeys(&self.client, self.session_token()).await
+    }
+
+    /// Renames one of the caller's passkeys.
+    pub async fn rename_passkey(&self, id: &str, name: &str) -> Result<Passkey, Error> {
+        self.guard.rename_passkey(&self.client, self.session_token(), id, name).await
+    }
+
+    /// Deletes one of the caller's passkeys (needs a recent second factor:
+    /// `Reason::StepUpRequired`); returns how many other sessions ended.
+    pub async fn delete_passkey(&self, id: &str) -> Result<u32, Error> {
+        self.guard.delete_passkey(&self.client, self.session_token(), id).await
+    }
+
+    /// Starts a sign-in with a passkey alone: the WebAuthn options for the
+    /// page, and the header binding the ceremony to this browser.
+    pub async fn start_passkey_sign_in(&self) -> Result<(String, C), Error> {
+        let (options, cookie) = self.guard.start_passkey_sign_in(&self.client).await?;
+        Ok((options, C::from(cookie)))
+    }
+
+    /// Finishes a passkey sign-in with the browser's answer and the
+    /// ceremony cookie. Returns the session and the headers to send
+    /// (ceremony deleted, session cookie set).
+    pub async fn finish_passkey_sign_in(&self, credential: &str) -> Result<(SignedIn, Vec<C>), Error> {
+        let (signed_in, cookies) = self
+            .guard
+            .finish_passkey_sign_in(&self.client, self.token.as_deref(), self.cookies.as_deref(), credential)
+            .await?;
+        Ok((signed_in, cookies.into_iter().map(C::from).collect()))
+    }
+
+    /// Starts a step-up with one of the caller's passkeys.
+    pub async fn start_passkey_step_up(&self) -> Result<PasskeyCeremony, Error> {
+        self.guard.start_passkey_step_up(&self.client, self.session_token()).await
+    }
+
+    /// Steps the caller's session up with a passkey's answer.
+    pub async fn step_up_with_passkey(&self, ceremony: &str, credential: &str) -> Result<(), Error> {
+        self.guard.step_up_with_passkey(&self.client, self.session_token(), ceremony, credential).await
     }
 
     /// Mails the signed-in user a link that verifies their address.

@@ -2,6 +2,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
 /// The cookie's `SameSite` attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SameSite {
@@ -87,11 +89,15 @@ impl CookieSettings {
     }
 
     /// `Set-Cookie` value keeping a sign-in's second-factor challenge in
-    /// this browser until it expires (at most 10 minutes).
+    /// this browser until it expires (at most 10 minutes), with the passkey
+    /// request it offers, if any, for the page that asks for the factor
+    /// (after a `.`, base64url: the challenge itself has no `.`).
     #[expect(clippy::disallowed_methods, reason = "Max-Age counts from now on the browser's wall clock")]
-    pub fn issue_challenge(&self, challenge: &str, expires_at: SystemTime) -> String {
+    pub fn issue_challenge(&self, challenge: &str, passkey_options: Option<&str>, expires_at: SystemTime) -> String {
         let max_age = expires_at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO).as_secs().min(600);
-        format!("{}={challenge}; {}; Max-Age={max_age}", self.challenge_name(), self.binding_attributes())
+        let options =
+            passkey_options.map(|options| format!(".{}", URL_SAFE_NO_PAD.encode(options))).unwrap_or_default();
+        format!("{}={challenge}{options}; {}; Max-Age={max_age}", self.challenge_name(), self.binding_attributes())
     }
 
     /// `Set-Cookie` value that deletes the challenge cookie.
@@ -101,7 +107,34 @@ impl CookieSettings {
 
     /// The challenge in a `Cookie` request header, if set.
     pub fn read_challenge<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
-        read_named(cookie_header, &self.challenge_name())
+        let value = read_named(cookie_header, &self.challenge_name())?;
+        Some(value.split_once('.').map_or(value, |(challenge, _)| challenge))
+    }
+
+    /// The passkey request options the challenge cookie carries, if any.
+    pub fn read_challenge_passkey_options(&self, cookie_header: &str) -> Option<String> {
+        let (_, options) = read_named(cookie_header, &self.challenge_name())?.split_once('.')?;
+        String::from_utf8(URL_SAFE_NO_PAD.decode(options).ok()?).ok()
+    }
+
+    /// `Set-Cookie` value binding a passkey sign-in's ceremony to this
+    /// browser for 5 minutes (the ceremony's lifetime).
+    pub fn issue_passkey_ceremony(&self, ceremony: &str) -> String {
+        format!("{}={ceremony}; {}; Max-Age=300", self.passkey_name(), self.binding_attributes())
+    }
+
+    /// `Set-Cookie` value deleting the passkey ceremony cookie.
+    pub fn clear_passkey_ceremony(&self) -> String {
+        format!("{}=; {}; Max-Age=0", self.passkey_name(), self.binding_attributes())
+    }
+
+    /// The passkey sign-in's ceremony in a `Cookie` request header, if set.
+    pub fn read_passkey_ceremony<'a>(&self, cookie_header: &'a str) -> Option<&'a str> {
+        read_named(cookie_header, &self.passkey_name())
+    }
+
+    fn passkey_name(&self) -> String {
+        self.binding_name("keyport_passkey")
     }
 
     fn challenge_name(&self) -> String {

@@ -19,6 +19,7 @@ use crate::{
     },
     error::{Error, Reason},
     factors::{FactorStatus, TotpEnrollment},
+    passkeys::{Passkey, PasskeyCeremony},
     principal::{Principal, SessionSummary},
 };
 
@@ -321,7 +322,11 @@ impl Guard {
                 Ok((FirstFactor::SignedIn(signed_in), set))
             }
             SignInOutcome::Challenge(challenge) => {
-                let set = cookie.issue_challenge(&challenge.challenge, challenge.expires_at);
+                let set = cookie.issue_challenge(
+                    &challenge.challenge,
+                    challenge.passkey_options.as_deref(),
+                    challenge.expires_at,
+                );
                 Ok((FirstFactor::SecondFactorRequired(challenge), set))
             }
             // Exhaustive in spirit: an unknown step never signs anyone in.
@@ -461,6 +466,113 @@ impl Guard {
         Ok(())
     }
 
+    /// The passkey request options of the sign-in challenge in the
+    /// browser's `cookie_header`, for the page that asks for the second
+    /// factor; `None` when the user has no passkey.
+    pub fn challenge_passkey_options(&self, cookie_header: Option<&str>) -> Option<String> {
+        self.inner.settings.cookie.read_challenge_passkey_options(cookie_header?)
+    }
+
+    /// Starts registering a passkey for `token`'s user. The ceremony is
+    /// bound to the session: the page may carry it in a form field.
+    pub async fn start_passkey_registration(&self, client: &ClientInfo, token: &str) -> Result<PasskeyCeremony, Error> {
+        self.keyport("start a passkey registration")?.client().start_passkey_registration(token, client).await
+    }
+
+    /// Finishes a passkey registration; the session becomes AAL2 here at
+    /// once (its cached copy is dropped).
+    pub async fn finish_passkey_registration(
+        &self,
+        client: &ClientInfo,
+        token: &str,
+        ceremony: &str,
+        credential: &str,
+        name: &str,
+    ) -> Result<Passkey, Error> {
+        let cache = self.keyport("register a passkey")?;
+        let passkey = cache.client().finish_passkey_registration(token, ceremony, credential, name, client).await?;
+        forget(cache, token);
+        Ok(passkey)
+    }
+
+    /// The passkeys of `token`'s user, oldest first.
+    pub async fn list_passkeys(&self, client: &ClientInfo, token: &str) -> Result<Vec<Passkey>, Error> {
+        self.keyport("list passkeys")?.client().list_passkeys(token, client).await
+    }
+
+    /// Renames one of the passkeys of `token`'s user.
+    pub async fn rename_passkey(
+        &self,
+        client: &ClientInfo,
+        token: &str,
+        id: &str,
+        name: &str,
+    ) -> Result<Passkey, Error> {
+        self.keyport("rename a passkey")?.client().rename_passkey(token, id, name, client).await
+    }
+
+    /// Deletes one of the passkeys of `token`'s user; returns how many
+    /// other sessions ended. The session's cached copy is dropped (it may
+    /// have become AAL1).
+    pub async fn delete_passkey(&self, client: &ClientInfo, token: &str, id: &str) -> Result<u32, Error> {
+        let cache = self.keyport("delete a passkey")?;
+        let ended = cache.client().delete_passkey(token, id, client).await?;
+        forget(cache, token);
+        Ok(ended)
+    }
+
+    /// Starts a sign-in with a passkey alone: the WebAuthn options for the
+    /// page, and the `Set-Cookie` value binding the ceremony to this browser.
+    pub async fn start_passkey_sign_in(&self, client: &ClientInfo) -> Result<(String, String), Error> {
+        let started = self.keyport("start a passkey sign-in")?.client().start_passkey_sign_in(client).await?;
+        Ok((started.options, self.inner.settings.cookie.issue_passkey_ceremony(&started.ceremony)))
+    }
+
+    /// Finishes a passkey sign-in with the ceremony in the browser's
+    /// `cookie_header` and the browser's `credential`. Returns the session
+    /// and the `Set-Cookie` values: the ceremony deleted and the session's
+    /// cookie (the browser's `previous` session is ended).
+    pub async fn finish_passkey_sign_in(
+        &self,
+        client: &ClientInfo,
+        previous: Option<&str>,
+        cookie_header: Option<&str>,
+        credential: &str,
+    ) -> Result<(SignedIn, Vec<String>), Error> {
+        let cookie = &self.inner.settings.cookie;
+        let ceremony = cookie_header.and_then(|header| cookie.read_passkey_ceremony(header)).unwrap_or_default();
+        let signed_in = self
+            .keyport("finish a passkey sign-in")?
+            .client()
+            .finish_passkey_sign_in(ceremony, credential, client)
+            .await?;
+        self.end_previous(client, previous, &signed_in.token).await;
+        let cookies =
+            vec![cookie.clear_passkey_ceremony(), cookie.issue(&signed_in.token, signed_in.principal.expires_at)];
+        Ok((signed_in, cookies))
+    }
+
+    /// Starts a step-up of `token`'s session with a passkey. The ceremony is
+    /// bound to the session: the page may carry it in a form field.
+    pub async fn start_passkey_step_up(&self, client: &ClientInfo, token: &str) -> Result<PasskeyCeremony, Error> {
+        self.keyport("start a passkey step-up")?.client().start_passkey_step_up(token, client).await
+    }
+
+    /// Steps `token`'s session up with a passkey's answer; the cached copy
+    /// at the old level is dropped at once.
+    pub async fn step_up_with_passkey(
+        &self,
+        client: &ClientInfo,
+        token: &str,
+        ceremony: &str,
+        credential: &str,
+    ) -> Result<(), Error> {
+        let cache = self.keyport("step up with a passkey")?;
+        cache.client().step_up_with_passkey(token, ceremony, credential, client).await?;
+        forget(cache, token);
+        Ok(())
+    }
+
     /// Mails `token`'s user a link that verifies their address.
     pub async fn request_email_verification(&self, client: &ClientInfo, token: &str) -> Result<(), Error> {
         self.keyport("request an email verification")?.client().request_email_verification(token, client).await
@@ -576,7 +688,11 @@ impl Guard {
                 cookies.push(self.inner.settings.cookie.issue(&signed_in.token, signed_in.principal.expires_at));
             }
             FinishedOAuth::Challenge(challenge) => {
-                cookies.push(self.inner.settings.cookie.issue_challenge(&challenge.challenge, challenge.expires_at));
+                cookies.push(self.inner.settings.cookie.issue_challenge(
+                    &challenge.challenge,
+                    challenge.passkey_options.as_deref(),
+                    challenge.expires_at,
+                ));
             }
             FinishedOAuth::Linked { .. } => {}
         }

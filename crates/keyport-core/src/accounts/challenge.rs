@@ -11,7 +11,7 @@ use crate::{
     error::{Error, Result},
     second_factor::{
         Assurance, ChallengeToken, FactorAnswer, FactorKind, FactorUse, MAX_CHALLENGE_ANSWERS, SignInChallenge,
-        TotpStep, backup_code_hash,
+        Started, TotpStep, backup_code_hash,
     },
     session::{ClientInfo, SessionGrant},
     store::SessionBasis,
@@ -49,6 +49,9 @@ pub struct IssuedChallenge {
     pub factors: Vec<FactorKind>,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// The WebAuthn request options for the user's passkeys, when they
+    /// have any (and passkeys are on).
+    pub passkey_options: Option<String>,
 }
 
 /// A sign-in finished with a second factor.
@@ -79,6 +82,7 @@ impl Accounts {
         let now = self.clock.now();
         let token = ChallengeToken::generate()?;
         let expires_at = now.saturating_add(self.config.second_factors.challenge_ttl);
+        let (factors, passkey) = self.factors_of(user.id).await?;
         let challenge = SignInChallenge {
             hash: token.hash(),
             user_id: user.id,
@@ -87,6 +91,7 @@ impl Accounts {
             client: client.clone(),
             created_at: now,
             expires_at,
+            passkey_state: passkey.as_ref().map(|started| started.state.clone()),
         };
         if !self.factor_store().create_challenge(&challenge, basis).await? {
             return Err(refused);
@@ -95,9 +100,27 @@ impl Accounts {
         self.audit_store().record_audit(&audit).await?;
         Ok(Some(IssuedChallenge {
             challenge: token.expose(),
-            factors: vec![FactorKind::Totp, FactorKind::BackupCode],
+            factors,
             expires_at,
+            passkey_options: passkey.map(|started| started.options),
         }))
+    }
+
+    /// The second factors `user_id` can answer with, and a passkey request
+    /// when passkeys are among them.
+    async fn factors_of(&self, user_id: UserId) -> Result<(Vec<FactorKind>, Option<Started>)> {
+        let mut factors = Vec::new();
+        let totp = self.factor_store().find_totp(user_id).await?;
+        if totp.is_some_and(|totp| totp.enabled_at.is_some()) {
+            factors.extend([FactorKind::Totp, FactorKind::BackupCode]);
+        }
+        let Some(party) = self.config.second_factors.passkeys.as_deref() else { return Ok((factors, None)) };
+        let passkeys = self.passkey_store().list_passkeys(user_id).await?;
+        if passkeys.is_empty() {
+            return Ok((factors, None));
+        }
+        factors.push(FactorKind::Passkey);
+        Ok((factors, Some(party.start_authentication(&passkeys)?)))
     }
 
     /// Finishes a sign-in that answered a challenge, with the second factor.
@@ -112,7 +135,7 @@ impl Accounts {
         let now = self.clock.now();
         let reserved = self.factor_store().reserve_challenge_answer(&token.hash(), MAX_CHALLENGE_ANSWERS, now).await?;
         let (challenge, user) = reserved.ok_or(Error::SignInChallengeInvalid)?;
-        let factor = self.check_factor(&user, None, answer, client).await?;
+        let factor = self.check_factor(&user, None, answer, challenge.passkey_state.as_deref(), client).await?;
 
         let (session_token, session) = self.new_session_at(&user, client, Assurance::Aal2)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id).detail(format!(
@@ -124,15 +147,15 @@ impl Accounts {
         // racing completions one wins. On its own task, so a caller that
         // goes away cannot leave the transaction open (and its locks held).
         let created = {
-            let (accounts, session, hash) = (self.clone(), session.clone(), challenge.hash);
+            let (accounts, session, hash, factor) = (self.clone(), session.clone(), challenge.hash, factor.clone());
             self.to_completion(async move {
-                let basis = SessionBasis::Challenge { hash: &hash, factor };
+                let basis = SessionBasis::Challenge { hash: &hash, factor: &factor };
                 Ok(accounts.session_store().create_session(&session, basis, &audit).await?)
             })
             .await?
         };
         if !created {
-            return Err(self.spent(user.id, factor).await?);
+            return Err(self.spent(user.id, &factor).await?);
         }
         let backup_codes_left = self.factor_store().count_backup_codes(user.id).await?;
         Ok(CompletedSignIn { grant: SessionGrant { token: session_token.expose(), session, user }, backup_codes_left })
@@ -158,19 +181,21 @@ impl Accounts {
 
     /// Why a checked factor could not be used: it was used meanwhile (by a
     /// racing call with the same code), or the challenge was.
-    pub(super) async fn spent(&self, user_id: UserId, factor: FactorUse) -> Result<Error> {
-        let used = match factor {
+    pub(super) async fn spent(&self, user_id: UserId, factor: &FactorUse) -> Result<Error> {
+        let used = match *factor {
             FactorUse::TotpStep(step) => {
                 let totp = self.factor_store().find_totp(user_id).await?;
                 totp.and_then(|totp| totp.last_used_step).is_some_and(|last| last >= step)
             }
             FactorUse::BackupCode { hash, .. } => !self.factor_store().has_backup_code(user_id, &hash).await?,
+            FactorUse::Passkey(ref answer) => self.passkey_overtaken(user_id, answer).await?,
         };
         Ok(if used { Error::SecondFactorInvalid } else { Error::SignInChallengeInvalid })
     }
 
     /// Checks `answer` against `user`'s second factors, without using it up:
-    /// the caller's transaction does that, with what the factor grants.
+    /// the caller's transaction does that, with what the factor grants. A
+    /// passkey answers `passkey_state`, the request it was shown.
     /// Wrong answers count like failed sign-ins (per user, and per client
     /// address), so a stolen first factor cannot brute-force the codes.
     pub(super) async fn check_factor(
@@ -178,6 +203,7 @@ impl Accounts {
         user: &User,
         session: Option<&crate::session::Principal>,
         answer: FactorAnswer<'_>,
+        passkey_state: Option<&str>,
         client: &ClientInfo,
     ) -> Result<FactorUse> {
         let attempt = self.reserve_factor_attempt(user.id, client).await?;
@@ -189,6 +215,10 @@ impl Accounts {
                     Some(FactorUse::BackupCode { hash, at: now })
                 }
                 _ => None,
+            },
+            FactorAnswer::Passkey { credential, .. } => match passkey_state {
+                Some(state) => self.passkey_answer(user.id, state, credential, now).await?,
+                None => None,
             },
         };
         let Some(factor) = checked else {
@@ -233,5 +263,6 @@ fn factor_name(answer: FactorAnswer<'_>) -> &'static str {
     match answer {
         FactorAnswer::Totp(_) => "totp",
         FactorAnswer::BackupCode(_) => "backup_code",
+        FactorAnswer::Passkey { .. } => "passkey",
     }
 }

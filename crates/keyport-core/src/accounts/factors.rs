@@ -19,6 +19,8 @@ pub struct FactorSummary {
     pub totp_enabled_at: Option<Timestamp>,
     /// Unused backup codes.
     pub backup_codes_left: u32,
+    /// How many passkeys the user has.
+    pub passkeys: u32,
 }
 
 /// A started enrolment, to show the user once.
@@ -41,6 +43,8 @@ impl Accounts {
         Ok(FactorSummary {
             totp_enabled_at: totp.and_then(|totp| totp.enabled_at),
             backup_codes_left: self.factor_store().count_backup_codes(caller.user.id).await?,
+            passkeys: u32::try_from(self.passkey_store().list_passkeys(caller.user.id).await?.len())
+                .unwrap_or(u32::MAX),
         })
     }
 
@@ -171,16 +175,23 @@ impl Accounts {
         if !caller.user.two_factor_enabled {
             return Err(Error::SecondFactorNotEnrolled);
         }
-        let factor = self.check_factor(&caller.user, Some(caller), answer, client).await?;
+        // A passkey answers the step-up ceremony it was started with, which
+        // works once whatever the answer.
+        let passkey_state = match answer {
+            FactorAnswer::Passkey { ceremony, .. } => Some(self.take_step_up(caller, ceremony.unwrap_or("")).await?),
+            _ => None,
+        };
+        let factor = self.check_factor(&caller.user, Some(caller), answer, passkey_state.as_deref(), client).await?;
         let now = self.clock.now();
         let audit = AuditEvent::new(AuditKind::SteppedUp, now, client).user(caller.user.id).session(&caller.session.id);
         // Caches hold the session at its old level: they must read it again.
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
         let stepped = {
             let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
+            let factor = factor.clone();
             self.to_completion(async move {
                 let store = accounts.factor_store();
-                let stepped = store.step_up_session(user_id, &session_id, factor, now, &audit, &event).await?;
+                let stepped = store.step_up_session(user_id, &session_id, &factor, now, &audit, &event).await?;
                 if stepped {
                     accounts.publish(event);
                 }
@@ -190,7 +201,7 @@ impl Accounts {
         };
         if !stepped {
             // The code was used meanwhile, or the session ended.
-            return Err(match self.spent(caller.user.id, factor).await? {
+            return Err(match self.spent(caller.user.id, &factor).await? {
                 Error::SecondFactorInvalid => Error::SecondFactorInvalid,
                 _ => Error::Unauthenticated,
             });

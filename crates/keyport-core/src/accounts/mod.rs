@@ -25,7 +25,7 @@ use crate::{
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{
         AuditStore, CounterStore, EmailSignInStore, EmailTokenStore, Expired, FactorStore, MailStore, OAuthStore,
-        SessionStore, Store, UserStore,
+        PasskeyStore, SessionStore, Store, UserStore,
     },
     throttle::{
         Throttle,
@@ -44,6 +44,7 @@ mod factors;
 mod first_password;
 mod mail;
 mod oauth;
+mod passkeys;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -51,6 +52,7 @@ mod tests;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 pub use factors::{FactorSummary, TotpEnrollment};
+pub use passkeys::StartedCeremony;
 mod users;
 
 /// Tunable rules of [`Accounts`].
@@ -230,6 +232,7 @@ impl Accounts {
             email_tokens: self.email_token_store().delete_expired_email_tokens(now).await?,
             email_sign_ins: self.email_sign_in_store().delete_expired_email_sign_ins(now).await?,
             challenges: self.factor_store().delete_expired_challenges(now).await?,
+            ceremonies: self.passkey_store().delete_expired_ceremonies(now).await?,
             mails: self.mail_store().delete_mail_before(audit_before).await?,
             counters: self.throttle.sweep().await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
@@ -279,6 +282,10 @@ impl Accounts {
     }
 
     fn factor_store(&self) -> &dyn FactorStore {
+        self.store.as_ref()
+    }
+
+    fn passkey_store(&self) -> &dyn PasskeyStore {
         self.store.as_ref()
     }
 

@@ -5,9 +5,7 @@
 
 use std::fmt;
 
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use sha2::{Digest, Sha256};
-
+use super::one_time::OneTime;
 use crate::{
     clock::Timestamp,
     error::{Error, Result},
@@ -17,42 +15,32 @@ use crate::{
 
 /// Prefix of every challenge.
 pub const CHALLENGE_PREFIX: &str = "kpc_";
-const SECRET_BYTES: usize = 32;
-const CHALLENGE_LEN: usize = CHALLENGE_PREFIX.len() + 43;
 /// Answers, right or wrong, a challenge takes before it is void.
 pub const MAX_CHALLENGE_ANSWERS: u32 = 5;
 
 /// A challenge as handed to the client. Its secret never reaches storage.
-pub struct ChallengeToken(String);
+pub struct ChallengeToken(OneTime);
 
 impl ChallengeToken {
     /// A fresh challenge from the operating system's CSPRNG.
     pub fn generate() -> Result<Self> {
-        let mut secret = [0u8; SECRET_BYTES];
-        getrandom::fill(&mut secret).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-        Ok(Self(URL_SAFE_NO_PAD.encode(secret)))
+        OneTime::generate(CHALLENGE_PREFIX).map(Self)
     }
 
     /// Parses a challenge sent by a client; anything malformed is
     /// [`Error::SignInChallengeInvalid`], like an unknown one.
     pub fn parse(raw: &str) -> Result<Self> {
-        let secret = raw.strip_prefix(CHALLENGE_PREFIX).filter(|_| raw.len() == CHALLENGE_LEN);
-        match secret {
-            Some(secret) if URL_SAFE_NO_PAD.decode(secret).is_ok_and(|bytes| bytes.len() == SECRET_BYTES) => {
-                Ok(Self(secret.to_owned()))
-            }
-            _ => Err(Error::SignInChallengeInvalid),
-        }
+        OneTime::parse(CHALLENGE_PREFIX, raw).map(Self).ok_or(Error::SignInChallengeInvalid)
     }
 
     /// SHA-256 of the secret, as stored.
     pub fn hash(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        self.0.hash()
     }
 
     /// The wire form. Handle with care: it stands for a passed first factor.
     pub fn expose(&self) -> String {
-        format!("{CHALLENGE_PREFIX}{}", self.0)
+        self.0.expose()
     }
 }
 
@@ -79,6 +67,9 @@ pub struct SignInChallenge {
     pub created_at: Timestamp,
     /// When it stops working.
     pub expires_at: Timestamp,
+    /// The WebAuthn state of the passkey request offered with it, when the
+    /// user has passkeys.
+    pub passkey_state: Option<String>,
 }
 
 #[cfg(test)]
@@ -89,7 +80,7 @@ mod tests {
     fn round_trips_and_refuses_anything_else() {
         let token = ChallengeToken::generate().unwrap();
         let wire = token.expose();
-        assert_eq!(wire.len(), CHALLENGE_LEN);
+        assert_eq!(wire.len(), OneTime::wire_len(CHALLENGE_PREFIX));
         assert_eq!(ChallengeToken::parse(&wire).unwrap().hash(), token.hash());
         let other = ChallengeToken::generate().unwrap().expose();
         for bad in [String::new(), "kpc_".into(), wire.replace("kpc_", "kpm_"), format!("{wire}A"), "x".repeat(10_000)]

@@ -1,5 +1,5 @@
 //! Second factors: an authenticator app (TOTP, RFC 6238) with single-use
-//! backup codes, the challenge a sign-in answers when the user has one, and
+//! backup codes, passkeys (WebAuthn; also a first factor), the challenge a sign-in answers when the user has one, and
 //! the assurance level a session records.
 //!
 //! The use cases are in `accounts/factors.rs` (enrolment, step-up) and
@@ -10,11 +10,17 @@ use std::time::Duration;
 
 mod backup_codes;
 mod challenge;
+mod one_time;
+mod passkey;
 mod sealing;
 mod totp;
 
 pub use backup_codes::{BACKUP_CODE_COUNT, BackupCode, backup_code_hash};
 pub use challenge::{CHALLENGE_PREFIX, ChallengeToken, MAX_CHALLENGE_ANSWERS, SignInChallenge};
+pub use passkey::{
+    Assertion, CEREMONY_PREFIX, Ceremony, CeremonyPurpose, CeremonyToken, MAX_PASSKEY_NAME, PasskeyId, PasskeySettings,
+    PasskeyUse, Registered, RelyingParty, Started, StoredPasskey,
+};
 pub use sealing::{FactorKey, FactorKeys, SealedSecret};
 pub use totp::{TotpSecret, TotpStep};
 
@@ -50,6 +56,8 @@ pub enum FactorKind {
     Totp,
     /// One of the backup codes.
     BackupCode,
+    /// A registered passkey.
+    Passkey,
 }
 
 /// A second factor's answer, as typed.
@@ -59,11 +67,19 @@ pub enum FactorAnswer<'a> {
     Totp(&'a str),
     /// One of the backup codes.
     BackupCode(&'a str),
+    /// A passkey's answer (`PublicKeyCredential` JSON) to the request
+    /// options of `ceremony`, or of the sign-in challenge when `None`.
+    Passkey {
+        /// The step-up ceremony (`kpk_...`) the options came with.
+        ceremony: Option<&'a str>,
+        /// The authenticator's answer.
+        credential: &'a str,
+    },
 }
 
 /// A checked second factor, to be used up in the same transaction as what
 /// it grants (a session, a step-up): a cancelled call then uses up nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FactorUse {
     /// The authenticator app's code of this step: the user's latest used
     /// step becomes it, if it is still later than the last one.
@@ -75,6 +91,9 @@ pub enum FactorUse {
         /// When it is used.
         at: crate::clock::Timestamp,
     },
+    /// A passkey's answer: its counter and flags move forward, if no racing
+    /// answer moved them first.
+    Passkey(Box<PasskeyUse>),
 }
 
 /// Rules of the second factors.
@@ -91,6 +110,8 @@ pub struct FactorSettings {
     pub enrollment_ttl: Duration,
     /// The keys that seal TOTP secrets at rest; `None` turns enrolment off.
     pub keys: Option<FactorKeys>,
+    /// The passkeys' relying party; `None` turns passkeys off.
+    pub passkeys: Option<std::sync::Arc<RelyingParty>>,
 }
 
 impl Default for FactorSettings {
@@ -101,6 +122,7 @@ impl Default for FactorSettings {
             challenge_ttl: Duration::from_secs(300),
             enrollment_ttl: Duration::from_secs(600),
             keys: None,
+            passkeys: None,
         }
     }
 }

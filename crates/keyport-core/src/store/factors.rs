@@ -95,7 +95,7 @@ pub trait FactorStore: Send + Sync + 'static {
         &self,
         user_id: UserId,
         session: &SessionId,
-        factor: FactorUse,
+        factor: &FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         event: &SessionEvent,

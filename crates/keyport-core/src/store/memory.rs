@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use super::{
     AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore, OAuthStore,
-    SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserStore,
+    PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -29,7 +29,10 @@ use crate::{
     events::SessionEvent,
     mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     oauth::{LinkedAccount, OAuthFlow},
-    second_factor::{Assurance, FactorUse, SealedSecret, SignInChallenge, TotpStep},
+    second_factor::{
+        Assurance, Ceremony, CeremonyPurpose, FactorUse, PasskeyId, PasskeyUse, SealedSecret, SignInChallenge,
+        StoredPasskey, TotpStep,
+    },
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -57,6 +60,9 @@ struct Tables {
     /// Backup code hashes by user; a used one is gone.
     backup_codes: HashMap<UserId, Vec<[u8; 32]>>,
     challenges: HashMap<[u8; 32], SignInChallenge>,
+    /// Passkeys in registration order.
+    passkeys: Vec<StoredPasskey>,
+    ceremonies: HashMap<[u8; 32], Ceremony>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -180,6 +186,7 @@ impl Tables {
                 // One lock for both: the factor is used up only with the challenge.
                 owned && self.use_factor(user_id, factor) && self.challenges.remove(hash).is_some()
             }
+            SessionBasis::Passkey { factor } => self.use_passkey(user_id, factor),
             SessionBasis::Password { verified_hash, rehash } => {
                 let Some(current) = self.passwords.get_mut(&user_id) else { return false };
                 if current != verified_hash {
@@ -194,8 +201,8 @@ impl Tables {
     }
 
     /// Uses up `factor` of `user_id`, if it is still unused.
-    fn use_factor(&mut self, user_id: UserId, factor: FactorUse) -> bool {
-        match factor {
+    fn use_factor(&mut self, user_id: UserId, factor: &FactorUse) -> bool {
+        match *factor {
             FactorUse::TotpStep(step) => {
                 let Some(totp) = self.totp.get_mut(&user_id).filter(|totp| totp.enabled_at.is_some()) else {
                     return false;
@@ -212,6 +219,41 @@ impl Tables {
                 codes.retain(|code| *code != hash);
                 codes.len() < before
             }
+            FactorUse::Passkey(ref answer) => self.use_passkey(user_id, answer),
+        }
+    }
+
+    /// Moves `user_id`'s passkey to `answer`'s counter and flags, if its
+    /// counter is still below the answer's ([`PasskeyUse::moves`]).
+    fn use_passkey(&mut self, user_id: UserId, answer: &PasskeyUse) -> bool {
+        let passkey = self.passkeys.iter_mut().find(|passkey| passkey.id == answer.id && passkey.user_id == user_id);
+        let Some(passkey) = passkey.filter(|passkey| answer.moves(passkey.sign_count)) else {
+            return false;
+        };
+        passkey.sign_count = answer.sign_count;
+        passkey.credential.clone_from(&answer.credential);
+        passkey.backed_up = answer.backed_up;
+        passkey.last_used_at = Some(answer.at);
+        true
+    }
+
+    /// Whether the user has a second factor on.
+    fn has_second_factor(&self, user_id: UserId) -> bool {
+        self.totp.get(&user_id).is_some_and(|totp| totp.enabled_at.is_some())
+            || self.passkeys.iter().any(|passkey| passkey.user_id == user_id)
+    }
+
+    /// After a factor went: clears the user's flag and lowers `session` to
+    /// AAL1 if it was their last one.
+    fn lower_if_no_factor(&mut self, user_id: UserId, session: &SessionId) {
+        if self.has_second_factor(user_id) {
+            return;
+        }
+        if let Some(user) = self.users.get_mut(&user_id) {
+            user.two_factor_enabled = false;
+        }
+        if let Some(current) = self.sessions.get_mut(session) {
+            current.assurance = Assurance::Aal1;
         }
     }
 
@@ -352,6 +394,7 @@ impl UserStore for MemoryStore {
         tables.totp.remove(&user_id);
         tables.backup_codes.remove(&user_id);
         tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
+        tables.passkeys.retain(|passkey| passkey.user_id != user_id);
         tables.audit.push(audit.clone());
         Ok(())
     }
@@ -430,7 +473,7 @@ impl EmailTokenStore for MemoryStore {
         tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.delete_tokens_of(user_id, TokenPurpose::ResetPassword);
         tables.queue(notice);
-        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        tables.audit.push(audit.clone().revoked(ended));
         Ok(Some(ended))
     }
 
@@ -732,7 +775,7 @@ impl FactorStore for MemoryStore {
             current.authenticated_at = now;
         }
         let ended = tables.delete_sessions_except(user_id, session);
-        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        tables.audit.push(audit.clone().revoked(ended));
         Ok(Some(ended))
     }
 
@@ -749,14 +792,9 @@ impl FactorStore for MemoryStore {
         }
         tables.totp.remove(&user_id);
         tables.backup_codes.remove(&user_id);
-        if let Some(user) = tables.users.get_mut(&user_id) {
-            user.two_factor_enabled = false;
-        }
-        if let Some(current) = tables.sessions.get_mut(session) {
-            current.assurance = Assurance::Aal1;
-        }
+        tables.lower_if_no_factor(user_id, session);
         let ended = tables.delete_sessions_except(user_id, session);
-        tables.audit.push(audit.clone().detail(format!("revoked:{ended}")));
+        tables.audit.push(audit.clone().revoked(ended));
         Ok(Some(ended))
     }
 
@@ -795,7 +833,7 @@ impl FactorStore for MemoryStore {
         &self,
         user_id: UserId,
         session: &SessionId,
-        factor: FactorUse,
+        factor: &FactorUse,
         now: Timestamp,
         audit: &AuditEvent,
         _event: &SessionEvent,
@@ -841,6 +879,101 @@ impl FactorStore for MemoryStore {
         let before = tables.challenges.len();
         tables.challenges.retain(|_, challenge| challenge.expires_at > now);
         Ok(count(before - tables.challenges.len()))
+    }
+}
+
+#[async_trait]
+impl PasskeyStore for MemoryStore {
+    async fn list_passkeys(&self, user_id: UserId) -> StoreResult<Vec<StoredPasskey>> {
+        let tables = self.tables()?;
+        Ok(tables.passkeys.iter().filter(|passkey| passkey.user_id == user_id).cloned().collect())
+    }
+
+    async fn find_passkey_by_credential(&self, credential_id: &[u8]) -> StoreResult<Option<(StoredPasskey, User)>> {
+        let tables = self.tables()?;
+        let passkey = tables.passkeys.iter().find(|passkey| passkey.credential_id == credential_id);
+        Ok(passkey.and_then(|passkey| Some((passkey.clone(), tables.users.get(&passkey.user_id)?.clone()))))
+    }
+
+    async fn create_ceremony(&self, ceremony: &Ceremony) -> StoreResult<()> {
+        self.tables()?.ceremonies.insert(ceremony.hash, ceremony.clone());
+        Ok(())
+    }
+
+    async fn take_ceremony(
+        &self,
+        hash: &[u8; 32],
+        purpose: CeremonyPurpose,
+        session: Option<&SessionId>,
+        now: Timestamp,
+    ) -> StoreResult<Option<Ceremony>> {
+        let mut tables = self.tables()?;
+        let matches = tables.ceremonies.get(hash).is_some_and(|ceremony| {
+            ceremony.purpose == purpose && ceremony.session_id.as_ref() == session && ceremony.expires_at > now
+        });
+        Ok(if matches { tables.ceremonies.remove(hash) } else { None })
+    }
+
+    async fn add_passkey(
+        &self,
+        passkey: &StoredPasskey,
+        session: &SessionId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        let taken = tables.passkeys.iter().any(|other| other.credential_id == passkey.credential_id);
+        let live = tables.sessions.get(session).is_some_and(|current| current.user_id == passkey.user_id);
+        if taken || !live {
+            return Ok(None);
+        }
+        tables.passkeys.push(passkey.clone());
+        if let Some(user) = tables.users.get_mut(&passkey.user_id) {
+            user.two_factor_enabled = true;
+        }
+        if let Some(current) = tables.sessions.get_mut(session) {
+            current.assurance = Assurance::Aal2;
+            current.authenticated_at = passkey.created_at;
+        }
+        let ended = tables.delete_sessions_except(passkey.user_id, session);
+        tables.audit.push(audit.clone().revoked(ended));
+        Ok(Some(ended))
+    }
+
+    async fn rename_passkey(&self, user_id: UserId, id: PasskeyId, name: &str) -> StoreResult<Option<StoredPasskey>> {
+        let mut tables = self.tables()?;
+        let Some(passkey) = tables.passkeys.iter_mut().find(|p| p.id == id && p.user_id == user_id) else {
+            return Ok(None);
+        };
+        name.clone_into(&mut passkey.name);
+        Ok(Some(passkey.clone()))
+    }
+
+    async fn delete_passkey(
+        &self,
+        user_id: UserId,
+        id: PasskeyId,
+        session: &SessionId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        let before = tables.passkeys.len();
+        tables.passkeys.retain(|passkey| passkey.id != id || passkey.user_id != user_id);
+        if tables.passkeys.len() == before {
+            return Ok(None);
+        }
+        tables.lower_if_no_factor(user_id, session);
+        let ended = tables.delete_sessions_except(user_id, session);
+        tables.audit.push(audit.clone().revoked(ended));
+        Ok(Some(ended))
+    }
+
+    async fn delete_expired_ceremonies(&self, now: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let before = tables.ceremonies.len();
+        tables.ceremonies.retain(|_, ceremony| ceremony.expires_at > now);
+        Ok(count(before - tables.ceremonies.len()))
     }
 }
 

@@ -9,6 +9,7 @@
 //! | audit | [`AuditStore`] | the audit trail |
 //! | mail | [`EmailTokenStore`], [`EmailSignInStore`], [`MailStore`] | one-time email tokens, started email sign-ins, the outbox |
 //! | second factors | [`FactorStore`] | authenticator apps, backup codes, sign-in challenges |
+//! | passkeys | [`PasskeyStore`] | passkeys and the ceremonies under way |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -36,6 +37,7 @@ mod factors;
 mod mail;
 pub mod memory;
 mod oauth;
+mod passkeys;
 mod sessions;
 mod users;
 
@@ -44,6 +46,7 @@ pub use counters::CounterStore;
 pub use factors::{FactorStore, TotpFactor};
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
+pub use passkeys::PasskeyStore;
 pub use sessions::{SessionBasis, SessionStore};
 pub use users::{Credentials, UserStore};
 
@@ -81,7 +84,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Every area's storage in one: what [`crate::Accounts`] runs on.
 #[async_trait]
 pub trait Store:
-    UserStore + SessionStore + OAuthStore + AuditStore + EmailTokenStore + EmailSignInStore + MailStore + FactorStore
+    UserStore
+    + SessionStore
+    + OAuthStore
+    + AuditStore
+    + EmailTokenStore
+    + EmailSignInStore
+    + MailStore
+    + FactorStore
+    + PasskeyStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -106,6 +117,9 @@ pub struct Expired {
     /// Sign-in challenges past theirs
     /// ([`FactorStore::delete_expired_challenges`]).
     pub challenges: u64,
+    /// Passkey ceremonies past theirs
+    /// ([`PasskeyStore::delete_expired_ceremonies`]).
+    pub ceremonies: u64,
     /// Throttling counters with nothing left to limit
     /// ([`CounterStore::delete_idle_counters`]).
     pub counters: u64,

@@ -8,7 +8,7 @@ use crate::{
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
-    second_factor::FactorUse,
+    second_factor::{FactorUse, PasskeyUse},
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -88,7 +88,14 @@ pub enum SessionBasis<'a> {
         /// SHA-256 of the challenge.
         hash: &'a [u8; 32],
         /// The checked second factor.
-        factor: FactorUse,
+        factor: &'a FactorUse,
+    },
+    /// A passkey alone (a discoverable credential): the user must still
+    /// have it, and its counter moves forward with the insert, so of
+    /// racing answers with one counter value one creates a session.
+    Passkey {
+        /// The checked answer.
+        factor: &'a PasskeyUse,
     },
     /// Proof of the mailbox (an email sign-in): the user must still have
     /// this address, which from then on counts as verified.

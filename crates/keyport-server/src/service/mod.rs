@@ -2,6 +2,7 @@
 //! converts the answer. No rules live here.
 
 mod oauth;
+mod passkey;
 mod session;
 mod two_factor;
 mod user;
@@ -9,14 +10,16 @@ mod watch_events;
 
 use keyport_core::{Accounts, Principal};
 use keyport_proto::v1::{
-    o_auth_service_server::OAuthServiceServer, session_service_server::SessionServiceServer,
-    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
+    o_auth_service_server::OAuthServiceServer, passkey_service_server::PasskeyServiceServer,
+    session_service_server::SessionServiceServer, two_factor_service_server::TwoFactorServiceServer,
+    user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{
-    oauth::OAuthApi, session::SessionApi, two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
+    oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi, two_factor::TwoFactorApi, user::UserApi,
+    watch_events::EventStream,
 };
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
 
@@ -28,6 +31,7 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
         .with(SessionServiceServer::new(SessionApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(OAuthServiceServer::new(OAuthApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(TwoFactorServiceServer::new(TwoFactorApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(PasskeyServiceServer::new(PasskeyApi(shared.clone())).max_decoding_message_size(max_message_bytes))
 }
 
 /// What every service needs: the use cases and how to read callers.

@@ -52,6 +52,7 @@ impl SessionService for SessionApi {
         let answer = match &body.answer {
             Some(Answer::TotpCode(code)) => FactorAnswer::Totp(code),
             Some(Answer::BackupCode(code)) => FactorAnswer::BackupCode(code),
+            Some(Answer::PasskeyCredential(credential)) => FactorAnswer::Passkey { ceremony: None, credential },
             // Nothing to check: a wrong answer, counted like one.
             None => FactorAnswer::Totp(""),
         };
@@ -60,6 +61,34 @@ impl SessionService for SessionApi {
             session: Some(convert::grant(completed.grant)),
             backup_codes_left: completed.backup_codes_left,
         }))
+    }
+
+    async fn start_passkey_sign_in(
+        &self,
+        request: Request<v1::StartPasskeySignInRequest>,
+    ) -> Result<Response<v1::StartPasskeySignInResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let started = self.0.accounts.start_passkey_sign_in(&client).await.map_err(to_status)?;
+        Ok(Response::new(v1::StartPasskeySignInResponse {
+            ceremony: started.ceremony,
+            options: started.options,
+            expires_at: Some(convert::timestamp(started.expires_at)),
+        }))
+    }
+
+    async fn finish_passkey_sign_in(
+        &self,
+        request: Request<v1::FinishPasskeySignInRequest>,
+    ) -> Result<Response<v1::FinishPasskeySignInResponse>, Status> {
+        let client = self.0.clients.resolve(&request);
+        let body = request.into_inner();
+        let grant = self
+            .0
+            .accounts
+            .finish_passkey_sign_in(&body.ceremony, &body.credential, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::FinishPasskeySignInResponse { session: Some(convert::grant(grant)) }))
     }
 
     async fn start_email_sign_in(

@@ -23,6 +23,7 @@ impl TwoFactorService for TwoFactorApi {
             totp_enabled: factors.totp_enabled_at.is_some(),
             totp_enabled_at: factors.totp_enabled_at.map(convert::timestamp),
             backup_codes_left: factors.backup_codes_left,
+            passkeys: factors.passkeys,
         }))
     }
 
@@ -78,10 +79,26 @@ impl TwoFactorService for TwoFactorApi {
         let answer = match &request.get_ref().answer {
             Some(Answer::TotpCode(code)) => FactorAnswer::Totp(code),
             Some(Answer::BackupCode(code)) => FactorAnswer::BackupCode(code),
+            Some(Answer::Passkey(assertion)) => {
+                FactorAnswer::Passkey { ceremony: Some(&assertion.ceremony), credential: &assertion.credential }
+            }
             // Nothing to check: a wrong answer, counted like one.
             None => FactorAnswer::Totp(""),
         };
         let session = self.0.accounts.step_up(&caller, answer, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::StepUpResponse { session: Some(convert::session(&session, true)) }))
+    }
+
+    async fn start_passkey_step_up(
+        &self,
+        request: Request<v1::StartPasskeyStepUpRequest>,
+    ) -> Result<Response<v1::StartPasskeyStepUpResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let started = self.0.accounts.start_passkey_step_up(&caller).await.map_err(to_status)?;
+        Ok(Response::new(v1::StartPasskeyStepUpResponse {
+            ceremony: started.ceremony,
+            options: started.options,
+            expires_at: Some(convert::timestamp(started.expires_at)),
+        }))
     }
 }

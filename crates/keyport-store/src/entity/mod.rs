@@ -8,6 +8,8 @@ pub mod email_sign_in;
 pub mod email_token;
 pub mod mail_outbox;
 pub mod oauth_flow;
+pub mod passkey;
+pub mod passkey_ceremony;
 pub mod password;
 pub mod session;
 pub mod sign_in_challenge;

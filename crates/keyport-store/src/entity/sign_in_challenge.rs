@@ -23,6 +23,8 @@ pub struct Model {
     pub created_at: i64,
     /// Expiry.
     pub expires_at: i64,
+    /// The WebAuthn state of the passkey request offered with it.
+    pub passkey_state: Option<String>,
 }
 
 /// `sign_in_challenges` has no navigable relations.

@@ -162,6 +162,19 @@ const (
 	// (`ConfirmTotp` without `EnrollTotp`, `DisableTotp`, `StepUp`,
 	// `RegenerateBackupCodes` without TOTP). gRPC code `FAILED_PRECONDITION`.
 	ErrorReason_ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED ErrorReason = 35
+	// The server has no `[passkeys]` section (relying-party id and origins),
+	// so passkey calls are off. gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_PASSKEYS_DISABLED ErrorReason = 36
+	// A passkey ceremony failed: its `ceremony` is empty, malformed, unknown,
+	// used, expired or another session's, or the authenticator's answer is
+	// malformed, for another challenge or origin, signed by an unknown or
+	// another user's passkey, or did not verify. A ceremony works once:
+	// start a new one. gRPC code `UNAUTHENTICATED`.
+	ErrorReason_ERROR_REASON_PASSKEY_INVALID ErrorReason = 37
+	// `RenamePasskey` or `DeletePasskey` with an id that is not one of the
+	// caller's passkeys (another user's answers the same as an unknown one).
+	// gRPC code `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_PASSKEY_NOT_FOUND ErrorReason = 38
 )
 
 // Enum value maps for ErrorReason.
@@ -203,6 +216,9 @@ var (
 		33: "ERROR_REASON_STEP_UP_REQUIRED",
 		34: "ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED",
 		35: "ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED",
+		36: "ERROR_REASON_PASSKEYS_DISABLED",
+		37: "ERROR_REASON_PASSKEY_INVALID",
+		38: "ERROR_REASON_PASSKEY_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -241,6 +257,9 @@ var (
 		"ERROR_REASON_STEP_UP_REQUIRED":               33,
 		"ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED": 34,
 		"ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED":     35,
+		"ERROR_REASON_PASSKEYS_DISABLED":              36,
+		"ERROR_REASON_PASSKEY_INVALID":                37,
+		"ERROR_REASON_PASSKEY_NOT_FOUND":              38,
 	}
 )
 
@@ -276,8 +295,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xc0\n" +
-	"\n" +
+	"keyport.v1*\xaa\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -315,7 +333,10 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\"ERROR_REASON_SECOND_FACTOR_INVALID\x10 \x12!\n" +
 	"\x1dERROR_REASON_STEP_UP_REQUIRED\x10!\x12/\n" +
 	"+ERROR_REASON_SECOND_FACTOR_ALREADY_ENROLLED\x10\"\x12+\n" +
-	"'ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED\x10#B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"'ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED\x10#\x12\"\n" +
+	"\x1eERROR_REASON_PASSKEYS_DISABLED\x10$\x12 \n" +
+	"\x1cERROR_REASON_PASSKEY_INVALID\x10%\x12\"\n" +
+	"\x1eERROR_REASON_PASSKEY_NOT_FOUND\x10&B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

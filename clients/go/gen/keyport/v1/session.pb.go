@@ -85,6 +85,8 @@ const (
 	SecondFactor_SECOND_FACTOR_TOTP SecondFactor = 1
 	// One of the single-use backup codes shown at enrollment.
 	SecondFactor_SECOND_FACTOR_BACKUP_CODE SecondFactor = 2
+	// A passkey (WebAuthn) the user registered.
+	SecondFactor_SECOND_FACTOR_PASSKEY SecondFactor = 3
 )
 
 // Enum value maps for SecondFactor.
@@ -93,11 +95,13 @@ var (
 		0: "SECOND_FACTOR_UNSPECIFIED",
 		1: "SECOND_FACTOR_TOTP",
 		2: "SECOND_FACTOR_BACKUP_CODE",
+		3: "SECOND_FACTOR_PASSKEY",
 	}
 	SecondFactor_value = map[string]int32{
 		"SECOND_FACTOR_UNSPECIFIED": 0,
 		"SECOND_FACTOR_TOTP":        1,
 		"SECOND_FACTOR_BACKUP_CODE": 2,
+		"SECOND_FACTOR_PASSKEY":     3,
 	}
 )
 
@@ -360,9 +364,14 @@ type SignInChallenge struct {
 	// The second factors the user can answer with.
 	Factors []SecondFactor `protobuf:"varint,2,rep,packed,name=factors,proto3,enum=keyport.v1.SecondFactor" json:"factors,omitempty"`
 	// When the challenge stops working (5 minutes after the first factor).
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// When `factors` has `SECOND_FACTOR_PASSKEY`: the WebAuthn request
+	// options (`PublicKeyCredentialRequestOptionsJSON`, listing the user's
+	// passkeys) for `navigator.credentials.get`; answer with
+	// `CompleteSignIn.passkey_credential`. Empty otherwise.
+	PasskeyOptions string `protobuf:"bytes,4,opt,name=passkey_options,json=passkeyOptions,proto3" json:"passkey_options,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SignInChallenge) Reset() {
@@ -414,6 +423,13 @@ func (x *SignInChallenge) GetExpiresAt() *timestamppb.Timestamp {
 		return x.ExpiresAt
 	}
 	return nil
+}
+
+func (x *SignInChallenge) GetPasskeyOptions() string {
+	if x != nil {
+		return x.PasskeyOptions
+	}
+	return ""
 }
 
 // What a successful sign-in hands out.
@@ -613,12 +629,13 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\acurrent\x18\t \x01(\bR\acurrent\x12C\n" +
 	"\x0fassurance_level\x18\n" +
 	" \x01(\x0e2\x1a.keyport.v1.AssuranceLevelR\x0eassuranceLevel\x12E\n" +
-	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\x9e\x01\n" +
+	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\xc7\x01\n" +
 	"\x0fSignInChallenge\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x122\n" +
 	"\afactors\x18\x02 \x03(\x0e2\x18.keyport.v1.SecondFactorR\afactors\x129\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"y\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12'\n" +
+	"\x0fpasskey_options\x18\x04 \x01(\tR\x0epasskeyOptions\"y\n" +
 	"\fSessionGrant\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12-\n" +
 	"\asession\x18\x02 \x01(\v2\x13.keyport.v1.SessionR\asession\x12$\n" +
@@ -633,11 +650,12 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x0eAssuranceLevel\x12\x1f\n" +
 	"\x1bASSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ASSURANCE_LEVEL_AAL1\x10\x01\x12\x18\n" +
-	"\x14ASSURANCE_LEVEL_AAL2\x10\x02*d\n" +
+	"\x14ASSURANCE_LEVEL_AAL2\x10\x02*\x7f\n" +
 	"\fSecondFactor\x12\x1d\n" +
 	"\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n" +
-	"\x19SECOND_FACTOR_BACKUP_CODE\x10\x02*\xe5\x01\n" +
+	"\x19SECOND_FACTOR_BACKUP_CODE\x10\x02\x12\x19\n" +
+	"\x15SECOND_FACTOR_PASSKEY\x10\x03*\xe5\x01\n" +
 	"\n" +
 	"UserChange\x12\x1b\n" +
 	"\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +

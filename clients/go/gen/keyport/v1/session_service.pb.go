@@ -176,6 +176,7 @@ type CompleteSignInRequest struct {
 	//
 	//	*CompleteSignInRequest_TotpCode
 	//	*CompleteSignInRequest_BackupCode
+	//	*CompleteSignInRequest_PasskeyCredential
 	Answer        isCompleteSignInRequest_Answer `protobuf_oneof:"answer"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -243,6 +244,15 @@ func (x *CompleteSignInRequest) GetBackupCode() string {
 	return ""
 }
 
+func (x *CompleteSignInRequest) GetPasskeyCredential() string {
+	if x != nil {
+		if x, ok := x.Answer.(*CompleteSignInRequest_PasskeyCredential); ok {
+			return x.PasskeyCredential
+		}
+	}
+	return ""
+}
+
 type isCompleteSignInRequest_Answer interface {
 	isCompleteSignInRequest_Answer()
 }
@@ -257,9 +267,18 @@ type CompleteSignInRequest_BackupCode struct {
 	BackupCode string `protobuf:"bytes,3,opt,name=backup_code,json=backupCode,proto3,oneof"`
 }
 
+type CompleteSignInRequest_PasskeyCredential struct {
+	// The `PublicKeyCredential` (its `toJSON()`) that
+	// `navigator.credentials.get` answered to the challenge's
+	// `passkey_options`.
+	PasskeyCredential string `protobuf:"bytes,4,opt,name=passkey_credential,json=passkeyCredential,proto3,oneof"`
+}
+
 func (*CompleteSignInRequest_TotpCode) isCompleteSignInRequest_Answer() {}
 
 func (*CompleteSignInRequest_BackupCode) isCompleteSignInRequest_Answer() {}
+
+func (*CompleteSignInRequest_PasskeyCredential) isCompleteSignInRequest_Answer() {}
 
 // Response of `CompleteSignIn`.
 type CompleteSignInResponse struct {
@@ -317,6 +336,213 @@ func (x *CompleteSignInResponse) GetBackupCodesLeft() uint32 {
 	return 0
 }
 
+// Request of `StartPasskeySignIn`.
+type StartPasskeySignInRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPasskeySignInRequest) Reset() {
+	*x = StartPasskeySignInRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPasskeySignInRequest) ProtoMessage() {}
+
+func (x *StartPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*StartPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
+}
+
+// Response of `StartPasskeySignIn`.
+type StartPasskeySignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ceremony: `kpk_` and 43 characters, opaque, single-use. Keep it in
+	// an `HttpOnly` cookie of the browser that asked.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The WebAuthn request options (`PublicKeyCredentialRequestOptionsJSON`,
+	// no `allowCredentials`: the browser offers the user's passkeys for this
+	// site) for `navigator.credentials.get`. Add `mediation: "conditional"`
+	// there to offer them in the username field's autofill.
+	Options string `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// When the ceremony stops working.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPasskeySignInResponse) Reset() {
+	*x = StartPasskeySignInResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPasskeySignInResponse) ProtoMessage() {}
+
+func (x *StartPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*StartPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StartPasskeySignInResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *StartPasskeySignInResponse) GetOptions() string {
+	if x != nil {
+		return x.Options
+	}
+	return ""
+}
+
+func (x *StartPasskeySignInResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Request of `FinishPasskeySignIn`.
+type FinishPasskeySignInRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `ceremony` of `StartPasskeySignIn`, from the browser's cookie.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The `PublicKeyCredential` (its `toJSON()`) that
+	// `navigator.credentials.get` answered.
+	Credential    string `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInRequest) Reset() {
+	*x = FinishPasskeySignInRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInRequest) ProtoMessage() {}
+
+func (x *FinishPasskeySignInRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInRequest.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *FinishPasskeySignInRequest) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *FinishPasskeySignInRequest) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+// Response of `FinishPasskeySignIn`.
+type FinishPasskeySignInResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new `AAL2` session.
+	Session       *SessionGrant `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishPasskeySignInResponse) Reset() {
+	*x = FinishPasskeySignInResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishPasskeySignInResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishPasskeySignInResponse) ProtoMessage() {}
+
+func (x *FinishPasskeySignInResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishPasskeySignInResponse.ProtoReflect.Descriptor instead.
+func (*FinishPasskeySignInResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *FinishPasskeySignInResponse) GetSession() *SessionGrant {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 // Request of `StartEmailSignIn`.
 type StartEmailSignInRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -328,7 +554,7 @@ type StartEmailSignInRequest struct {
 
 func (x *StartEmailSignInRequest) Reset() {
 	*x = StartEmailSignInRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -340,7 +566,7 @@ func (x *StartEmailSignInRequest) String() string {
 func (*StartEmailSignInRequest) ProtoMessage() {}
 
 func (x *StartEmailSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -353,7 +579,7 @@ func (x *StartEmailSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEmailSignInRequest.ProtoReflect.Descriptor instead.
 func (*StartEmailSignInRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StartEmailSignInRequest) GetEmail() string {
@@ -376,7 +602,7 @@ type StartEmailSignInResponse struct {
 
 func (x *StartEmailSignInResponse) Reset() {
 	*x = StartEmailSignInResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +614,7 @@ func (x *StartEmailSignInResponse) String() string {
 func (*StartEmailSignInResponse) ProtoMessage() {}
 
 func (x *StartEmailSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +627,7 @@ func (x *StartEmailSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartEmailSignInResponse.ProtoReflect.Descriptor instead.
 func (*StartEmailSignInResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StartEmailSignInResponse) GetBinding() string {
@@ -436,7 +662,7 @@ type FinishEmailSignInRequest struct {
 
 func (x *FinishEmailSignInRequest) Reset() {
 	*x = FinishEmailSignInRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +674,7 @@ func (x *FinishEmailSignInRequest) String() string {
 func (*FinishEmailSignInRequest) ProtoMessage() {}
 
 func (x *FinishEmailSignInRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +687,7 @@ func (x *FinishEmailSignInRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEmailSignInRequest.ProtoReflect.Descriptor instead.
 func (*FinishEmailSignInRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FinishEmailSignInRequest) GetBinding() string {
@@ -532,7 +758,7 @@ type FinishEmailSignInResponse struct {
 
 func (x *FinishEmailSignInResponse) Reset() {
 	*x = FinishEmailSignInResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -544,7 +770,7 @@ func (x *FinishEmailSignInResponse) String() string {
 func (*FinishEmailSignInResponse) ProtoMessage() {}
 
 func (x *FinishEmailSignInResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -557,7 +783,7 @@ func (x *FinishEmailSignInResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishEmailSignInResponse.ProtoReflect.Descriptor instead.
 func (*FinishEmailSignInResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FinishEmailSignInResponse) GetUser() *User {
@@ -599,7 +825,7 @@ type GetSessionRequest struct {
 
 func (x *GetSessionRequest) Reset() {
 	*x = GetSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +837,7 @@ func (x *GetSessionRequest) String() string {
 func (*GetSessionRequest) ProtoMessage() {}
 
 func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +850,7 @@ func (x *GetSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionRequest.ProtoReflect.Descriptor instead.
 func (*GetSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetSessionRequest) GetToken() string {
@@ -653,7 +879,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +891,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +904,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{9}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -718,7 +944,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +956,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +969,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{10}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
 }
 
 // Response of `ListSessions`.
@@ -757,7 +983,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +995,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1008,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{11}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -803,7 +1029,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +1041,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +1054,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{12}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -847,7 +1073,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1085,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1098,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
 }
 
 // Request of `RevokeOtherSessions`.
@@ -884,7 +1110,7 @@ type RevokeOtherSessionsRequest struct {
 
 func (x *RevokeOtherSessionsRequest) Reset() {
 	*x = RevokeOtherSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1122,7 @@ func (x *RevokeOtherSessionsRequest) String() string {
 func (*RevokeOtherSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1135,7 @@ func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
 }
 
 // Response of `RevokeOtherSessions`.
@@ -923,7 +1149,7 @@ type RevokeOtherSessionsResponse struct {
 
 func (x *RevokeOtherSessionsResponse) Reset() {
 	*x = RevokeOtherSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -935,7 +1161,7 @@ func (x *RevokeOtherSessionsResponse) String() string {
 func (*RevokeOtherSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -948,7 +1174,7 @@ func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeOtherSessionsResponse) GetRevokedSessions() uint32 {
@@ -967,7 +1193,7 @@ type SignOutRequest struct {
 
 func (x *SignOutRequest) Reset() {
 	*x = SignOutRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1205,7 @@ func (x *SignOutRequest) String() string {
 func (*SignOutRequest) ProtoMessage() {}
 
 func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1218,7 @@ func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
 func (*SignOutRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{20}
 }
 
 // Response of `SignOut`.
@@ -1004,7 +1230,7 @@ type SignOutResponse struct {
 
 func (x *SignOutResponse) Reset() {
 	*x = SignOutResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1016,7 +1242,7 @@ func (x *SignOutResponse) String() string {
 func (*SignOutResponse) ProtoMessage() {}
 
 func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1029,7 +1255,7 @@ func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
 func (*SignOutResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{21}
 }
 
 // Request of `WatchSessionEvents`.
@@ -1041,7 +1267,7 @@ type WatchSessionEventsRequest struct {
 
 func (x *WatchSessionEventsRequest) Reset() {
 	*x = WatchSessionEventsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1053,7 +1279,7 @@ func (x *WatchSessionEventsRequest) String() string {
 func (*WatchSessionEventsRequest) ProtoMessage() {}
 
 func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1066,7 +1292,7 @@ func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{22}
 }
 
 // One message of the `WatchSessionEvents` stream.
@@ -1087,7 +1313,7 @@ type WatchSessionEventsResponse struct {
 
 func (x *WatchSessionEventsResponse) Reset() {
 	*x = WatchSessionEventsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1325,7 @@ func (x *WatchSessionEventsResponse) String() string {
 func (*WatchSessionEventsResponse) ProtoMessage() {}
 
 func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1338,7 @@ func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchSessionEventsResponse) GetEvent() isWatchSessionEventsResponse_Event {
@@ -1199,7 +1425,7 @@ type StreamReady struct {
 
 func (x *StreamReady) Reset() {
 	*x = StreamReady{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1437,7 @@ func (x *StreamReady) String() string {
 func (*StreamReady) ProtoMessage() {}
 
 func (x *StreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1450,7 @@ func (x *StreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReady.ProtoReflect.Descriptor instead.
 func (*StreamReady) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{20}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{24}
 }
 
 // Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -1236,7 +1462,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1474,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1487,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{21}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{25}
 }
 
 var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
@@ -1276,16 +1502,30 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\x0eSignInResponse\x124\n" +
 	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantH\x00R\asession\x12;\n" +
 	"\tchallenge\x18\x02 \x01(\v2\x1b.keyport.v1.SignInChallengeH\x00R\tchallengeB\t\n" +
-	"\aoutcome\"\x81\x01\n" +
+	"\aoutcome\"\xb2\x01\n" +
 	"\x15CompleteSignInRequest\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x12\x1d\n" +
 	"\ttotp_code\x18\x02 \x01(\tH\x00R\btotpCode\x12!\n" +
 	"\vbackup_code\x18\x03 \x01(\tH\x00R\n" +
-	"backupCodeB\b\n" +
+	"backupCode\x12/\n" +
+	"\x12passkey_credential\x18\x04 \x01(\tH\x00R\x11passkeyCredentialB\b\n" +
 	"\x06answer\"x\n" +
 	"\x16CompleteSignInResponse\x122\n" +
 	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\x12*\n" +
-	"\x11backup_codes_left\x18\x02 \x01(\rR\x0fbackupCodesLeft\"/\n" +
+	"\x11backup_codes_left\x18\x02 \x01(\rR\x0fbackupCodesLeft\"\x1b\n" +
+	"\x19StartPasskeySignInRequest\"\x8d\x01\n" +
+	"\x1aStartPasskeySignInResponse\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x18\n" +
+	"\aoptions\x18\x02 \x01(\tR\aoptions\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"X\n" +
+	"\x1aFinishPasskeySignInRequest\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\tR\n" +
+	"credential\"Q\n" +
+	"\x1bFinishPasskeySignInResponse\x122\n" +
+	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\"/\n" +
 	"\x17StartEmailSignInRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\"o\n" +
 	"\x18StartEmailSignInResponse\x12\x18\n" +
@@ -1329,10 +1569,12 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\theartbeat\x18\x04 \x01(\v2\x15.keyport.v1.HeartbeatH\x00R\theartbeatB\a\n" +
 	"\x05event\"\r\n" +
 	"\vStreamReady\"\v\n" +
-	"\tHeartbeat2\xf4\x06\n" +
+	"\tHeartbeat2\xc1\b\n" +
 	"\x0eSessionService\x12?\n" +
 	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12W\n" +
-	"\x0eCompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12]\n" +
+	"\x0eCompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12c\n" +
+	"\x12StartPasskeySignIn\x12%.keyport.v1.StartPasskeySignInRequest\x1a&.keyport.v1.StartPasskeySignInResponse\x12f\n" +
+	"\x13FinishPasskeySignIn\x12&.keyport.v1.FinishPasskeySignInRequest\x1a'.keyport.v1.FinishPasskeySignInResponse\x12]\n" +
 	"\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n" +
 	"\x11FinishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n" +
 	"\n" +
@@ -1355,80 +1597,90 @@ func file_keyport_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_service_proto_rawDescData
 }
 
-var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignInRequest)(nil),               // 0: keyport.v1.SignInRequest
 	(*SignInResponse)(nil),              // 1: keyport.v1.SignInResponse
 	(*CompleteSignInRequest)(nil),       // 2: keyport.v1.CompleteSignInRequest
 	(*CompleteSignInResponse)(nil),      // 3: keyport.v1.CompleteSignInResponse
-	(*StartEmailSignInRequest)(nil),     // 4: keyport.v1.StartEmailSignInRequest
-	(*StartEmailSignInResponse)(nil),    // 5: keyport.v1.StartEmailSignInResponse
-	(*FinishEmailSignInRequest)(nil),    // 6: keyport.v1.FinishEmailSignInRequest
-	(*FinishEmailSignInResponse)(nil),   // 7: keyport.v1.FinishEmailSignInResponse
-	(*GetSessionRequest)(nil),           // 8: keyport.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),          // 9: keyport.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),         // 10: keyport.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),        // 11: keyport.v1.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),        // 12: keyport.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),       // 13: keyport.v1.RevokeSessionResponse
-	(*RevokeOtherSessionsRequest)(nil),  // 14: keyport.v1.RevokeOtherSessionsRequest
-	(*RevokeOtherSessionsResponse)(nil), // 15: keyport.v1.RevokeOtherSessionsResponse
-	(*SignOutRequest)(nil),              // 16: keyport.v1.SignOutRequest
-	(*SignOutResponse)(nil),             // 17: keyport.v1.SignOutResponse
-	(*WatchSessionEventsRequest)(nil),   // 18: keyport.v1.WatchSessionEventsRequest
-	(*WatchSessionEventsResponse)(nil),  // 19: keyport.v1.WatchSessionEventsResponse
-	(*StreamReady)(nil),                 // 20: keyport.v1.StreamReady
-	(*Heartbeat)(nil),                   // 21: keyport.v1.Heartbeat
-	(*SessionGrant)(nil),                // 22: keyport.v1.SessionGrant
-	(*SignInChallenge)(nil),             // 23: keyport.v1.SignInChallenge
-	(*timestamppb.Timestamp)(nil),       // 24: google.protobuf.Timestamp
-	(*User)(nil),                        // 25: keyport.v1.User
-	(*Session)(nil),                     // 26: keyport.v1.Session
-	(*durationpb.Duration)(nil),         // 27: google.protobuf.Duration
-	(*SessionRevoked)(nil),              // 28: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),                 // 29: keyport.v1.UserChanged
+	(*StartPasskeySignInRequest)(nil),   // 4: keyport.v1.StartPasskeySignInRequest
+	(*StartPasskeySignInResponse)(nil),  // 5: keyport.v1.StartPasskeySignInResponse
+	(*FinishPasskeySignInRequest)(nil),  // 6: keyport.v1.FinishPasskeySignInRequest
+	(*FinishPasskeySignInResponse)(nil), // 7: keyport.v1.FinishPasskeySignInResponse
+	(*StartEmailSignInRequest)(nil),     // 8: keyport.v1.StartEmailSignInRequest
+	(*StartEmailSignInResponse)(nil),    // 9: keyport.v1.StartEmailSignInResponse
+	(*FinishEmailSignInRequest)(nil),    // 10: keyport.v1.FinishEmailSignInRequest
+	(*FinishEmailSignInResponse)(nil),   // 11: keyport.v1.FinishEmailSignInResponse
+	(*GetSessionRequest)(nil),           // 12: keyport.v1.GetSessionRequest
+	(*GetSessionResponse)(nil),          // 13: keyport.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),         // 14: keyport.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),        // 15: keyport.v1.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),        // 16: keyport.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),       // 17: keyport.v1.RevokeSessionResponse
+	(*RevokeOtherSessionsRequest)(nil),  // 18: keyport.v1.RevokeOtherSessionsRequest
+	(*RevokeOtherSessionsResponse)(nil), // 19: keyport.v1.RevokeOtherSessionsResponse
+	(*SignOutRequest)(nil),              // 20: keyport.v1.SignOutRequest
+	(*SignOutResponse)(nil),             // 21: keyport.v1.SignOutResponse
+	(*WatchSessionEventsRequest)(nil),   // 22: keyport.v1.WatchSessionEventsRequest
+	(*WatchSessionEventsResponse)(nil),  // 23: keyport.v1.WatchSessionEventsResponse
+	(*StreamReady)(nil),                 // 24: keyport.v1.StreamReady
+	(*Heartbeat)(nil),                   // 25: keyport.v1.Heartbeat
+	(*SessionGrant)(nil),                // 26: keyport.v1.SessionGrant
+	(*SignInChallenge)(nil),             // 27: keyport.v1.SignInChallenge
+	(*timestamppb.Timestamp)(nil),       // 28: google.protobuf.Timestamp
+	(*User)(nil),                        // 29: keyport.v1.User
+	(*Session)(nil),                     // 30: keyport.v1.Session
+	(*durationpb.Duration)(nil),         // 31: google.protobuf.Duration
+	(*SessionRevoked)(nil),              // 32: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),                 // 33: keyport.v1.UserChanged
 }
 var file_keyport_v1_session_service_proto_depIdxs = []int32{
-	22, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
-	23, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	22, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	24, // 3: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 4: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
-	22, // 5: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	23, // 6: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	26, // 7: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
-	25, // 8: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
-	27, // 9: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
-	26, // 10: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
-	20, // 11: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
-	28, // 12: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
-	29, // 13: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
-	21, // 14: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
-	0,  // 15: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
-	2,  // 16: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
-	4,  // 17: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
-	6,  // 18: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
-	8,  // 19: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
-	10, // 20: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
-	12, // 21: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
-	14, // 22: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
-	16, // 23: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
-	18, // 24: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
-	1,  // 25: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
-	3,  // 26: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
-	5,  // 27: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
-	7,  // 28: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
-	9,  // 29: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
-	11, // 30: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
-	13, // 31: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
-	15, // 32: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
-	17, // 33: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
-	19, // 34: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
-	25, // [25:35] is the sub-list for method output_type
-	15, // [15:25] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	26, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
+	27, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	26, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	28, // 3: keyport.v1.StartPasskeySignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 4: keyport.v1.FinishPasskeySignInResponse.session:type_name -> keyport.v1.SessionGrant
+	28, // 5: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	29, // 6: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
+	26, // 7: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	27, // 8: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	30, // 9: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
+	29, // 10: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
+	31, // 11: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
+	30, // 12: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
+	24, // 13: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
+	32, // 14: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
+	33, // 15: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
+	25, // 16: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
+	0,  // 17: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
+	2,  // 18: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
+	4,  // 19: keyport.v1.SessionService.StartPasskeySignIn:input_type -> keyport.v1.StartPasskeySignInRequest
+	6,  // 20: keyport.v1.SessionService.FinishPasskeySignIn:input_type -> keyport.v1.FinishPasskeySignInRequest
+	8,  // 21: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
+	10, // 22: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
+	12, // 23: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
+	14, // 24: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
+	16, // 25: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
+	18, // 26: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
+	20, // 27: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
+	22, // 28: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
+	1,  // 29: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
+	3,  // 30: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
+	5,  // 31: keyport.v1.SessionService.StartPasskeySignIn:output_type -> keyport.v1.StartPasskeySignInResponse
+	7,  // 32: keyport.v1.SessionService.FinishPasskeySignIn:output_type -> keyport.v1.FinishPasskeySignInResponse
+	9,  // 33: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
+	11, // 34: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
+	13, // 35: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
+	15, // 36: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
+	17, // 37: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
+	19, // 38: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
+	21, // 39: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
+	23, // 40: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_service_proto_init() }
@@ -1445,12 +1697,13 @@ func file_keyport_v1_session_service_proto_init() {
 	file_keyport_v1_session_service_proto_msgTypes[2].OneofWrappers = []any{
 		(*CompleteSignInRequest_TotpCode)(nil),
 		(*CompleteSignInRequest_BackupCode)(nil),
+		(*CompleteSignInRequest_PasskeyCredential)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[6].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[10].OneofWrappers = []any{
 		(*FinishEmailSignInRequest_Token)(nil),
 		(*FinishEmailSignInRequest_Code)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[19].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[23].OneofWrappers = []any{
 		(*WatchSessionEventsResponse_Ready)(nil),
 		(*WatchSessionEventsResponse_SessionRevoked)(nil),
 		(*WatchSessionEventsResponse_UserChanged)(nil),
@@ -1462,7 +1715,7 @@ func file_keyport_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_service_proto_rawDesc), len(file_keyport_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	SessionService_SignIn_FullMethodName              = "/keyport.v1.SessionService/SignIn"
 	SessionService_CompleteSignIn_FullMethodName      = "/keyport.v1.SessionService/CompleteSignIn"
+	SessionService_StartPasskeySignIn_FullMethodName  = "/keyport.v1.SessionService/StartPasskeySignIn"
+	SessionService_FinishPasskeySignIn_FullMethodName = "/keyport.v1.SessionService/FinishPasskeySignIn"
 	SessionService_StartEmailSignIn_FullMethodName    = "/keyport.v1.SessionService/StartEmailSignIn"
 	SessionService_FinishEmailSignIn_FullMethodName   = "/keyport.v1.SessionService/FinishEmailSignIn"
 	SessionService_GetSession_FullMethodName          = "/keyport.v1.SessionService/GetSession"
@@ -65,15 +67,32 @@ type SessionServiceClient interface {
 	// `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
 	// an `AAL2` session. The challenge works once, for 5 minutes, and for 5
 	// answers; a TOTP code works once, and no code of an earlier step works
-	// after it; a backup code works once. Wrong answers also count like
-	// failed sign-ins of the account.
+	// after it; a backup code works once; a passkey answers the challenge's
+	// own `passkey_options`. Wrong answers also count like failed sign-ins of
+	// the account.
 	//
 	// Public: the challenge proves the first factor. Reasons:
 	// `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
 	// or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-	// reused or malformed code; the challenge still works while it has
-	// answers left), `RATE_LIMITED`.
+	// reused or malformed code, or a passkey answer that does not verify;
+	// the challenge still works while it has answers left), `RATE_LIMITED`.
 	CompleteSignIn(ctx context.Context, in *CompleteSignInRequest, opts ...grpc.CallOption) (*CompleteSignInResponse, error)
+	// Starts a sign-in with a passkey alone (a discoverable credential: the
+	// browser lets the user pick one, no email asked). Answers the WebAuthn
+	// request options and a `ceremony` to keep in an `HttpOnly` cookie of
+	// this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+	//
+	// Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+	StartPasskeySignIn(ctx context.Context, in *StartPasskeySignInRequest, opts ...grpc.CallOption) (*StartPasskeySignInResponse, error)
+	// Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+	// and the authenticator's answer, and creates an `AAL2` session (a
+	// passkey verifies the user itself: no further factor is asked). The
+	// ceremony is used up by this call, right or wrong.
+	//
+	// Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+	// ceremony, or the answer, or an unknown or removed passkey),
+	// `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
+	FinishPasskeySignIn(ctx context.Context, in *FinishPasskeySignInRequest, opts ...grpc.CallOption) (*FinishPasskeySignInResponse, error)
 	// Starts a sign-in without a password: mails the address a link
 	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
 	// six-digit code, if an account has the address or `sign_up.by_email` is
@@ -166,6 +185,26 @@ func (c *sessionServiceClient) CompleteSignIn(ctx context.Context, in *CompleteS
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CompleteSignInResponse)
 	err := c.cc.Invoke(ctx, SessionService_CompleteSignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) StartPasskeySignIn(ctx context.Context, in *StartPasskeySignInRequest, opts ...grpc.CallOption) (*StartPasskeySignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartPasskeySignInResponse)
+	err := c.cc.Invoke(ctx, SessionService_StartPasskeySignIn_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) FinishPasskeySignIn(ctx context.Context, in *FinishPasskeySignInRequest, opts ...grpc.CallOption) (*FinishPasskeySignInResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FinishPasskeySignInResponse)
+	err := c.cc.Invoke(ctx, SessionService_FinishPasskeySignIn_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -295,15 +334,32 @@ type SessionServiceServer interface {
 	// `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
 	// an `AAL2` session. The challenge works once, for 5 minutes, and for 5
 	// answers; a TOTP code works once, and no code of an earlier step works
-	// after it; a backup code works once. Wrong answers also count like
-	// failed sign-ins of the account.
+	// after it; a backup code works once; a passkey answers the challenge's
+	// own `passkey_options`. Wrong answers also count like failed sign-ins of
+	// the account.
 	//
 	// Public: the challenge proves the first factor. Reasons:
 	// `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
 	// or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-	// reused or malformed code; the challenge still works while it has
-	// answers left), `RATE_LIMITED`.
+	// reused or malformed code, or a passkey answer that does not verify;
+	// the challenge still works while it has answers left), `RATE_LIMITED`.
 	CompleteSignIn(context.Context, *CompleteSignInRequest) (*CompleteSignInResponse, error)
+	// Starts a sign-in with a passkey alone (a discoverable credential: the
+	// browser lets the user pick one, no email asked). Answers the WebAuthn
+	// request options and a `ceremony` to keep in an `HttpOnly` cookie of
+	// this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+	//
+	// Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+	StartPasskeySignIn(context.Context, *StartPasskeySignInRequest) (*StartPasskeySignInResponse, error)
+	// Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+	// and the authenticator's answer, and creates an `AAL2` session (a
+	// passkey verifies the user itself: no further factor is asked). The
+	// ceremony is used up by this call, right or wrong.
+	//
+	// Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+	// ceremony, or the answer, or an unknown or removed passkey),
+	// `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
+	FinishPasskeySignIn(context.Context, *FinishPasskeySignInRequest) (*FinishPasskeySignInResponse, error)
 	// Starts a sign-in without a password: mails the address a link
 	// (`mail.public_base_url` + `mail.sign_in_path` + `?token=<token>`) and a
 	// six-digit code, if an account has the address or `sign_up.by_email` is
@@ -388,6 +444,12 @@ func (UnimplementedSessionServiceServer) SignIn(context.Context, *SignInRequest)
 func (UnimplementedSessionServiceServer) CompleteSignIn(context.Context, *CompleteSignInRequest) (*CompleteSignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteSignIn not implemented")
 }
+func (UnimplementedSessionServiceServer) StartPasskeySignIn(context.Context, *StartPasskeySignInRequest) (*StartPasskeySignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartPasskeySignIn not implemented")
+}
+func (UnimplementedSessionServiceServer) FinishPasskeySignIn(context.Context, *FinishPasskeySignInRequest) (*FinishPasskeySignInResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method FinishPasskeySignIn not implemented")
+}
 func (UnimplementedSessionServiceServer) StartEmailSignIn(context.Context, *StartEmailSignInRequest) (*StartEmailSignInResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StartEmailSignIn not implemented")
 }
@@ -465,6 +527,42 @@ func _SessionService_CompleteSignIn_Handler(srv interface{}, ctx context.Context
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(SessionServiceServer).CompleteSignIn(ctx, req.(*CompleteSignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_StartPasskeySignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartPasskeySignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).StartPasskeySignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_StartPasskeySignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).StartPasskeySignIn(ctx, req.(*StartPasskeySignInRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_FinishPasskeySignIn_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FinishPasskeySignInRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).FinishPasskeySignIn(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_FinishPasskeySignIn_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).FinishPasskeySignIn(ctx, req.(*FinishPasskeySignInRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -620,6 +718,14 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteSignIn",
 			Handler:    _SessionService_CompleteSignIn_Handler,
+		},
+		{
+			MethodName: "StartPasskeySignIn",
+			Handler:    _SessionService_StartPasskeySignIn_Handler,
+		},
+		{
+			MethodName: "FinishPasskeySignIn",
+			Handler:    _SessionService_FinishPasskeySignIn_Handler,
 		},
 		{
 			MethodName: "StartEmailSignIn",

@@ -68,8 +68,11 @@ type ListFactorsResponse struct {
 	TotpEnabledAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=totp_enabled_at,json=totpEnabledAt,proto3" json:"totp_enabled_at,omitempty"`
 	// Unused backup codes.
 	BackupCodesLeft uint32 `protobuf:"varint,3,opt,name=backup_codes_left,json=backupCodesLeft,proto3" json:"backup_codes_left,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// How many passkeys the caller has (`PasskeyService.ListPasskeys` lists
+	// them).
+	Passkeys      uint32 `protobuf:"varint,4,opt,name=passkeys,proto3" json:"passkeys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListFactorsResponse) Reset() {
@@ -119,6 +122,13 @@ func (x *ListFactorsResponse) GetTotpEnabledAt() *timestamppb.Timestamp {
 func (x *ListFactorsResponse) GetBackupCodesLeft() uint32 {
 	if x != nil {
 		return x.BackupCodesLeft
+	}
+	return 0
+}
+
+func (x *ListFactorsResponse) GetPasskeys() uint32 {
+	if x != nil {
+		return x.Passkeys
 	}
 	return 0
 }
@@ -510,6 +520,7 @@ type StepUpRequest struct {
 	//
 	//	*StepUpRequest_TotpCode
 	//	*StepUpRequest_BackupCode
+	//	*StepUpRequest_Passkey
 	Answer        isStepUpRequest_Answer `protobuf_oneof:"answer"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -570,6 +581,15 @@ func (x *StepUpRequest) GetBackupCode() string {
 	return ""
 }
 
+func (x *StepUpRequest) GetPasskey() *PasskeyAssertion {
+	if x != nil {
+		if x, ok := x.Answer.(*StepUpRequest_Passkey); ok {
+			return x.Passkey
+		}
+	}
+	return nil
+}
+
 type isStepUpRequest_Answer interface {
 	isStepUpRequest_Answer()
 }
@@ -584,9 +604,174 @@ type StepUpRequest_BackupCode struct {
 	BackupCode string `protobuf:"bytes,2,opt,name=backup_code,json=backupCode,proto3,oneof"`
 }
 
+type StepUpRequest_Passkey struct {
+	// A passkey's answer to the options of `StartPasskeyStepUp`.
+	Passkey *PasskeyAssertion `protobuf:"bytes,3,opt,name=passkey,proto3,oneof"`
+}
+
 func (*StepUpRequest_TotpCode) isStepUpRequest_Answer() {}
 
 func (*StepUpRequest_BackupCode) isStepUpRequest_Answer() {}
+
+func (*StepUpRequest_Passkey) isStepUpRequest_Answer() {}
+
+// A passkey's answer to a ceremony's request options.
+type PasskeyAssertion struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The `ceremony` the options came with.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The `PublicKeyCredential` (its `toJSON()`) that
+	// `navigator.credentials.get` answered.
+	Credential    string `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasskeyAssertion) Reset() {
+	*x = PasskeyAssertion{}
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasskeyAssertion) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasskeyAssertion) ProtoMessage() {}
+
+func (x *PasskeyAssertion) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasskeyAssertion.ProtoReflect.Descriptor instead.
+func (*PasskeyAssertion) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_two_factor_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PasskeyAssertion) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *PasskeyAssertion) GetCredential() string {
+	if x != nil {
+		return x.Credential
+	}
+	return ""
+}
+
+// Request of `StartPasskeyStepUp`.
+type StartPasskeyStepUpRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPasskeyStepUpRequest) Reset() {
+	*x = StartPasskeyStepUpRequest{}
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPasskeyStepUpRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPasskeyStepUpRequest) ProtoMessage() {}
+
+func (x *StartPasskeyStepUpRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPasskeyStepUpRequest.ProtoReflect.Descriptor instead.
+func (*StartPasskeyStepUpRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_two_factor_service_proto_rawDescGZIP(), []int{12}
+}
+
+// Response of `StartPasskeyStepUp`.
+type StartPasskeyStepUpResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The ceremony (`kpk_...`) to send back in `StepUp.passkey`.
+	Ceremony string `protobuf:"bytes,1,opt,name=ceremony,proto3" json:"ceremony,omitempty"`
+	// The WebAuthn request options (`PublicKeyCredentialRequestOptionsJSON`)
+	// for `navigator.credentials.get`.
+	Options string `protobuf:"bytes,2,opt,name=options,proto3" json:"options,omitempty"`
+	// When the ceremony stops working.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartPasskeyStepUpResponse) Reset() {
+	*x = StartPasskeyStepUpResponse{}
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartPasskeyStepUpResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartPasskeyStepUpResponse) ProtoMessage() {}
+
+func (x *StartPasskeyStepUpResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartPasskeyStepUpResponse.ProtoReflect.Descriptor instead.
+func (*StartPasskeyStepUpResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_two_factor_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StartPasskeyStepUpResponse) GetCeremony() string {
+	if x != nil {
+		return x.Ceremony
+	}
+	return ""
+}
+
+func (x *StartPasskeyStepUpResponse) GetOptions() string {
+	if x != nil {
+		return x.Options
+	}
+	return ""
+}
+
+func (x *StartPasskeyStepUpResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
 
 // Response of `StepUp`.
 type StepUpResponse struct {
@@ -599,7 +784,7 @@ type StepUpResponse struct {
 
 func (x *StepUpResponse) Reset() {
 	*x = StepUpResponse{}
-	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +796,7 @@ func (x *StepUpResponse) String() string {
 func (*StepUpResponse) ProtoMessage() {}
 
 func (x *StepUpResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_two_factor_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +809,7 @@ func (x *StepUpResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepUpResponse.ProtoReflect.Descriptor instead.
 func (*StepUpResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_two_factor_service_proto_rawDescGZIP(), []int{11}
+	return file_keyport_v1_two_factor_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StepUpResponse) GetSession() *Session {
@@ -640,11 +825,12 @@ const file_keyport_v1_two_factor_service_proto_rawDesc = "" +
 	"\n" +
 	"#keyport/v1/two_factor_service.proto\x12\n" +
 	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\"\x14\n" +
-	"\x12ListFactorsRequest\"\xa8\x01\n" +
+	"\x12ListFactorsRequest\"\xc4\x01\n" +
 	"\x13ListFactorsResponse\x12!\n" +
 	"\ftotp_enabled\x18\x01 \x01(\bR\vtotpEnabled\x12B\n" +
 	"\x0ftotp_enabled_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\rtotpEnabledAt\x12*\n" +
-	"\x11backup_codes_left\x18\x03 \x01(\rR\x0fbackupCodesLeft\"\x13\n" +
+	"\x11backup_codes_left\x18\x03 \x01(\rR\x0fbackupCodesLeft\x12\x1a\n" +
+	"\bpasskeys\x18\x04 \x01(\rR\bpasskeys\"\x13\n" +
 	"\x11EnrollTotpRequest\"\xa8\x01\n" +
 	"\x12EnrollTotpResponse\x12\x16\n" +
 	"\x06secret\x18\x01 \x01(\tR\x06secret\x12\x1f\n" +
@@ -663,14 +849,26 @@ const file_keyport_v1_two_factor_service_proto_rawDesc = "" +
 	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions\"\x1e\n" +
 	"\x1cRegenerateBackupCodesRequest\"B\n" +
 	"\x1dRegenerateBackupCodesResponse\x12!\n" +
-	"\fbackup_codes\x18\x01 \x03(\tR\vbackupCodes\"[\n" +
+	"\fbackup_codes\x18\x01 \x03(\tR\vbackupCodes\"\x95\x01\n" +
 	"\rStepUpRequest\x12\x1d\n" +
 	"\ttotp_code\x18\x01 \x01(\tH\x00R\btotpCode\x12!\n" +
 	"\vbackup_code\x18\x02 \x01(\tH\x00R\n" +
-	"backupCodeB\b\n" +
-	"\x06answer\"?\n" +
+	"backupCode\x128\n" +
+	"\apasskey\x18\x03 \x01(\v2\x1c.keyport.v1.PasskeyAssertionH\x00R\apasskeyB\b\n" +
+	"\x06answer\"N\n" +
+	"\x10PasskeyAssertion\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x1e\n" +
+	"\n" +
+	"credential\x18\x02 \x01(\tR\n" +
+	"credential\"\x1b\n" +
+	"\x19StartPasskeyStepUpRequest\"\x8d\x01\n" +
+	"\x1aStartPasskeyStepUpResponse\x12\x1a\n" +
+	"\bceremony\x18\x01 \x01(\tR\bceremony\x12\x18\n" +
+	"\aoptions\x18\x02 \x01(\tR\aoptions\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"?\n" +
 	"\x0eStepUpResponse\x12-\n" +
-	"\asession\x18\x01 \x01(\v2\x13.keyport.v1.SessionR\asession2\xfe\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x13.keyport.v1.SessionR\asession2\xe3\x04\n" +
 	"\x10TwoFactorService\x12N\n" +
 	"\vListFactors\x12\x1e.keyport.v1.ListFactorsRequest\x1a\x1f.keyport.v1.ListFactorsResponse\x12K\n" +
 	"\n" +
@@ -678,7 +876,8 @@ const file_keyport_v1_two_factor_service_proto_rawDesc = "" +
 	"\vConfirmTotp\x12\x1e.keyport.v1.ConfirmTotpRequest\x1a\x1f.keyport.v1.ConfirmTotpResponse\x12N\n" +
 	"\vDisableTotp\x12\x1e.keyport.v1.DisableTotpRequest\x1a\x1f.keyport.v1.DisableTotpResponse\x12l\n" +
 	"\x15RegenerateBackupCodes\x12(.keyport.v1.RegenerateBackupCodesRequest\x1a).keyport.v1.RegenerateBackupCodesResponse\x12?\n" +
-	"\x06StepUp\x12\x19.keyport.v1.StepUpRequest\x1a\x1a.keyport.v1.StepUpResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x06StepUp\x12\x19.keyport.v1.StepUpRequest\x1a\x1a.keyport.v1.StepUpResponse\x12c\n" +
+	"\x12StartPasskeyStepUp\x12%.keyport.v1.StartPasskeyStepUpRequest\x1a&.keyport.v1.StartPasskeyStepUpResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_two_factor_service_proto_rawDescOnce sync.Once
@@ -692,7 +891,7 @@ func file_keyport_v1_two_factor_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_two_factor_service_proto_rawDescData
 }
 
-var file_keyport_v1_two_factor_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_keyport_v1_two_factor_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_keyport_v1_two_factor_service_proto_goTypes = []any{
 	(*ListFactorsRequest)(nil),            // 0: keyport.v1.ListFactorsRequest
 	(*ListFactorsResponse)(nil),           // 1: keyport.v1.ListFactorsResponse
@@ -705,32 +904,39 @@ var file_keyport_v1_two_factor_service_proto_goTypes = []any{
 	(*RegenerateBackupCodesRequest)(nil),  // 8: keyport.v1.RegenerateBackupCodesRequest
 	(*RegenerateBackupCodesResponse)(nil), // 9: keyport.v1.RegenerateBackupCodesResponse
 	(*StepUpRequest)(nil),                 // 10: keyport.v1.StepUpRequest
-	(*StepUpResponse)(nil),                // 11: keyport.v1.StepUpResponse
-	(*timestamppb.Timestamp)(nil),         // 12: google.protobuf.Timestamp
-	(*Session)(nil),                       // 13: keyport.v1.Session
+	(*PasskeyAssertion)(nil),              // 11: keyport.v1.PasskeyAssertion
+	(*StartPasskeyStepUpRequest)(nil),     // 12: keyport.v1.StartPasskeyStepUpRequest
+	(*StartPasskeyStepUpResponse)(nil),    // 13: keyport.v1.StartPasskeyStepUpResponse
+	(*StepUpResponse)(nil),                // 14: keyport.v1.StepUpResponse
+	(*timestamppb.Timestamp)(nil),         // 15: google.protobuf.Timestamp
+	(*Session)(nil),                       // 16: keyport.v1.Session
 }
 var file_keyport_v1_two_factor_service_proto_depIdxs = []int32{
-	12, // 0: keyport.v1.ListFactorsResponse.totp_enabled_at:type_name -> google.protobuf.Timestamp
-	12, // 1: keyport.v1.EnrollTotpResponse.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 2: keyport.v1.ConfirmTotpResponse.session:type_name -> keyport.v1.Session
-	13, // 3: keyport.v1.StepUpResponse.session:type_name -> keyport.v1.Session
-	0,  // 4: keyport.v1.TwoFactorService.ListFactors:input_type -> keyport.v1.ListFactorsRequest
-	2,  // 5: keyport.v1.TwoFactorService.EnrollTotp:input_type -> keyport.v1.EnrollTotpRequest
-	4,  // 6: keyport.v1.TwoFactorService.ConfirmTotp:input_type -> keyport.v1.ConfirmTotpRequest
-	6,  // 7: keyport.v1.TwoFactorService.DisableTotp:input_type -> keyport.v1.DisableTotpRequest
-	8,  // 8: keyport.v1.TwoFactorService.RegenerateBackupCodes:input_type -> keyport.v1.RegenerateBackupCodesRequest
-	10, // 9: keyport.v1.TwoFactorService.StepUp:input_type -> keyport.v1.StepUpRequest
-	1,  // 10: keyport.v1.TwoFactorService.ListFactors:output_type -> keyport.v1.ListFactorsResponse
-	3,  // 11: keyport.v1.TwoFactorService.EnrollTotp:output_type -> keyport.v1.EnrollTotpResponse
-	5,  // 12: keyport.v1.TwoFactorService.ConfirmTotp:output_type -> keyport.v1.ConfirmTotpResponse
-	7,  // 13: keyport.v1.TwoFactorService.DisableTotp:output_type -> keyport.v1.DisableTotpResponse
-	9,  // 14: keyport.v1.TwoFactorService.RegenerateBackupCodes:output_type -> keyport.v1.RegenerateBackupCodesResponse
-	11, // 15: keyport.v1.TwoFactorService.StepUp:output_type -> keyport.v1.StepUpResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	15, // 0: keyport.v1.ListFactorsResponse.totp_enabled_at:type_name -> google.protobuf.Timestamp
+	15, // 1: keyport.v1.EnrollTotpResponse.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 2: keyport.v1.ConfirmTotpResponse.session:type_name -> keyport.v1.Session
+	11, // 3: keyport.v1.StepUpRequest.passkey:type_name -> keyport.v1.PasskeyAssertion
+	15, // 4: keyport.v1.StartPasskeyStepUpResponse.expires_at:type_name -> google.protobuf.Timestamp
+	16, // 5: keyport.v1.StepUpResponse.session:type_name -> keyport.v1.Session
+	0,  // 6: keyport.v1.TwoFactorService.ListFactors:input_type -> keyport.v1.ListFactorsRequest
+	2,  // 7: keyport.v1.TwoFactorService.EnrollTotp:input_type -> keyport.v1.EnrollTotpRequest
+	4,  // 8: keyport.v1.TwoFactorService.ConfirmTotp:input_type -> keyport.v1.ConfirmTotpRequest
+	6,  // 9: keyport.v1.TwoFactorService.DisableTotp:input_type -> keyport.v1.DisableTotpRequest
+	8,  // 10: keyport.v1.TwoFactorService.RegenerateBackupCodes:input_type -> keyport.v1.RegenerateBackupCodesRequest
+	10, // 11: keyport.v1.TwoFactorService.StepUp:input_type -> keyport.v1.StepUpRequest
+	12, // 12: keyport.v1.TwoFactorService.StartPasskeyStepUp:input_type -> keyport.v1.StartPasskeyStepUpRequest
+	1,  // 13: keyport.v1.TwoFactorService.ListFactors:output_type -> keyport.v1.ListFactorsResponse
+	3,  // 14: keyport.v1.TwoFactorService.EnrollTotp:output_type -> keyport.v1.EnrollTotpResponse
+	5,  // 15: keyport.v1.TwoFactorService.ConfirmTotp:output_type -> keyport.v1.ConfirmTotpResponse
+	7,  // 16: keyport.v1.TwoFactorService.DisableTotp:output_type -> keyport.v1.DisableTotpResponse
+	9,  // 17: keyport.v1.TwoFactorService.RegenerateBackupCodes:output_type -> keyport.v1.RegenerateBackupCodesResponse
+	14, // 18: keyport.v1.TwoFactorService.StepUp:output_type -> keyport.v1.StepUpResponse
+	13, // 19: keyport.v1.TwoFactorService.StartPasskeyStepUp:output_type -> keyport.v1.StartPasskeyStepUpResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_two_factor_service_proto_init() }
@@ -742,6 +948,7 @@ func file_keyport_v1_two_factor_service_proto_init() {
 	file_keyport_v1_two_factor_service_proto_msgTypes[10].OneofWrappers = []any{
 		(*StepUpRequest_TotpCode)(nil),
 		(*StepUpRequest_BackupCode)(nil),
+		(*StepUpRequest_Passkey)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -749,7 +956,7 @@ func file_keyport_v1_two_factor_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_two_factor_service_proto_rawDesc), len(file_keyport_v1_two_factor_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

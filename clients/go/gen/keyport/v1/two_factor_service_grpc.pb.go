@@ -25,6 +25,7 @@ const (
 	TwoFactorService_DisableTotp_FullMethodName           = "/keyport.v1.TwoFactorService/DisableTotp"
 	TwoFactorService_RegenerateBackupCodes_FullMethodName = "/keyport.v1.TwoFactorService/RegenerateBackupCodes"
 	TwoFactorService_StepUp_FullMethodName                = "/keyport.v1.TwoFactorService/StepUp"
+	TwoFactorService_StartPasskeyStepUp_FullMethodName    = "/keyport.v1.TwoFactorService/StartPasskeyStepUp"
 )
 
 // TwoFactorServiceClient is the client API for TwoFactorService service.
@@ -33,7 +34,8 @@ const (
 //
 // The calling user's second factors: an authenticator app (TOTP, RFC 6238)
 // with single-use backup codes, and the step-up that raises a session to
-// `AAL2`.
+// `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+// are managed by `PasskeyService`).
 //
 // Every RPC needs a session in `authorization: Bearer <token>` and may
 // return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -73,8 +75,16 @@ type TwoFactorServiceClient interface {
 	// `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 	//
 	// Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-	// like a failed sign-in), `RATE_LIMITED`.
+	// like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+	// `RATE_LIMITED`.
 	StepUp(ctx context.Context, in *StepUpRequest, opts ...grpc.CallOption) (*StepUpResponse, error)
+	// Starts a step-up with a passkey: the WebAuthn request options listing
+	// the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+	// the calling session, single-use, for 5 minutes.
+	//
+	// Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+	// has no passkey).
+	StartPasskeyStepUp(ctx context.Context, in *StartPasskeyStepUpRequest, opts ...grpc.CallOption) (*StartPasskeyStepUpResponse, error)
 }
 
 type twoFactorServiceClient struct {
@@ -145,13 +155,24 @@ func (c *twoFactorServiceClient) StepUp(ctx context.Context, in *StepUpRequest, 
 	return out, nil
 }
 
+func (c *twoFactorServiceClient) StartPasskeyStepUp(ctx context.Context, in *StartPasskeyStepUpRequest, opts ...grpc.CallOption) (*StartPasskeyStepUpResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartPasskeyStepUpResponse)
+	err := c.cc.Invoke(ctx, TwoFactorService_StartPasskeyStepUp_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TwoFactorServiceServer is the server API for TwoFactorService service.
 // All implementations must embed UnimplementedTwoFactorServiceServer
 // for forward compatibility.
 //
 // The calling user's second factors: an authenticator app (TOTP, RFC 6238)
 // with single-use backup codes, and the step-up that raises a session to
-// `AAL2`.
+// `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+// are managed by `PasskeyService`).
 //
 // Every RPC needs a session in `authorization: Bearer <token>` and may
 // return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -191,8 +212,16 @@ type TwoFactorServiceServer interface {
 	// `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 	//
 	// Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-	// like a failed sign-in), `RATE_LIMITED`.
+	// like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+	// `RATE_LIMITED`.
 	StepUp(context.Context, *StepUpRequest) (*StepUpResponse, error)
+	// Starts a step-up with a passkey: the WebAuthn request options listing
+	// the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+	// the calling session, single-use, for 5 minutes.
+	//
+	// Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+	// has no passkey).
+	StartPasskeyStepUp(context.Context, *StartPasskeyStepUpRequest) (*StartPasskeyStepUpResponse, error)
 	mustEmbedUnimplementedTwoFactorServiceServer()
 }
 
@@ -220,6 +249,9 @@ func (UnimplementedTwoFactorServiceServer) RegenerateBackupCodes(context.Context
 }
 func (UnimplementedTwoFactorServiceServer) StepUp(context.Context, *StepUpRequest) (*StepUpResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StepUp not implemented")
+}
+func (UnimplementedTwoFactorServiceServer) StartPasskeyStepUp(context.Context, *StartPasskeyStepUpRequest) (*StartPasskeyStepUpResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartPasskeyStepUp not implemented")
 }
 func (UnimplementedTwoFactorServiceServer) mustEmbedUnimplementedTwoFactorServiceServer() {}
 func (UnimplementedTwoFactorServiceServer) testEmbeddedByValue()                          {}
@@ -350,6 +382,24 @@ func _TwoFactorService_StepUp_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TwoFactorService_StartPasskeyStepUp_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartPasskeyStepUpRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TwoFactorServiceServer).StartPasskeyStepUp(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TwoFactorService_StartPasskeyStepUp_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TwoFactorServiceServer).StartPasskeyStepUp(ctx, req.(*StartPasskeyStepUpRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TwoFactorService_ServiceDesc is the grpc.ServiceDesc for TwoFactorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -380,6 +430,10 @@ var TwoFactorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StepUp",
 			Handler:    _TwoFactorService_StepUp_Handler,
+		},
+		{
+			MethodName: "StartPasskeyStepUp",
+			Handler:    _TwoFactorService_StartPasskeyStepUp_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -22,6 +22,7 @@ class SecondFactor(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SECOND_FACTOR_UNSPECIFIED: _ClassVar[SecondFactor]
     SECOND_FACTOR_TOTP: _ClassVar[SecondFactor]
     SECOND_FACTOR_BACKUP_CODE: _ClassVar[SecondFactor]
+    SECOND_FACTOR_PASSKEY: _ClassVar[SecondFactor]
 
 class UserChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -39,6 +40,7 @@ ASSURANCE_LEVEL_AAL2: AssuranceLevel
 SECOND_FACTOR_UNSPECIFIED: SecondFactor
 SECOND_FACTOR_TOTP: SecondFactor
 SECOND_FACTOR_BACKUP_CODE: SecondFactor
+SECOND_FACTOR_PASSKEY: SecondFactor
 USER_CHANGE_UNSPECIFIED: UserChange
 USER_CHANGE_PROFILE: UserChange
 USER_CHANGE_PASSWORD: UserChange
@@ -75,14 +77,16 @@ class Session(_message.Message):
     def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SignInChallenge(_message.Message):
-    __slots__ = ("challenge", "factors", "expires_at")
+    __slots__ = ("challenge", "factors", "expires_at", "passkey_options")
     CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     FACTORS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    PASSKEY_OPTIONS_FIELD_NUMBER: _ClassVar[int]
     challenge: str
     factors: _containers.RepeatedScalarFieldContainer[SecondFactor]
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, challenge: _Optional[str] = ..., factors: _Optional[_Iterable[_Union[SecondFactor, str]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    passkey_options: str
+    def __init__(self, challenge: _Optional[str] = ..., factors: _Optional[_Iterable[_Union[SecondFactor, str]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., passkey_options: _Optional[str] = ...) -> None: ...
 
 class SessionGrant(_message.Message):
     __slots__ = ("token", "session", "user")

@@ -29,14 +29,16 @@ class SignInResponse(_message.Message):
     def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., challenge: _Optional[_Union[_session_pb2.SignInChallenge, _Mapping]] = ...) -> None: ...
 
 class CompleteSignInRequest(_message.Message):
-    __slots__ = ("challenge", "totp_code", "backup_code")
+    __slots__ = ("challenge", "totp_code", "backup_code", "passkey_credential")
     CHALLENGE_FIELD_NUMBER: _ClassVar[int]
     TOTP_CODE_FIELD_NUMBER: _ClassVar[int]
     BACKUP_CODE_FIELD_NUMBER: _ClassVar[int]
+    PASSKEY_CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
     challenge: str
     totp_code: str
     backup_code: str
-    def __init__(self, challenge: _Optional[str] = ..., totp_code: _Optional[str] = ..., backup_code: _Optional[str] = ...) -> None: ...
+    passkey_credential: str
+    def __init__(self, challenge: _Optional[str] = ..., totp_code: _Optional[str] = ..., backup_code: _Optional[str] = ..., passkey_credential: _Optional[str] = ...) -> None: ...
 
 class CompleteSignInResponse(_message.Message):
     __slots__ = ("session", "backup_codes_left")
@@ -45,6 +47,34 @@ class CompleteSignInResponse(_message.Message):
     session: _session_pb2.SessionGrant
     backup_codes_left: int
     def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ..., backup_codes_left: _Optional[int] = ...) -> None: ...
+
+class StartPasskeySignInRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StartPasskeySignInResponse(_message.Message):
+    __slots__ = ("ceremony", "options", "expires_at")
+    CEREMONY_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ceremony: str
+    options: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, ceremony: _Optional[str] = ..., options: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class FinishPasskeySignInRequest(_message.Message):
+    __slots__ = ("ceremony", "credential")
+    CEREMONY_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    ceremony: str
+    credential: str
+    def __init__(self, ceremony: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
+
+class FinishPasskeySignInResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.SessionGrant
+    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ...) -> None: ...
 
 class StartEmailSignInRequest(_message.Message):
     __slots__ = ("email",)

@@ -54,6 +54,16 @@ class SessionServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.FromString,
                 _registered_method=True)
+        self.StartPasskeySignIn = channel.unary_unary(
+                '/keyport.v1.SessionService/StartPasskeySignIn',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInResponse.FromString,
+                _registered_method=True)
+        self.FinishPasskeySignIn = channel.unary_unary(
+                '/keyport.v1.SessionService/FinishPasskeySignIn',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInResponse.FromString,
+                _registered_method=True)
         self.StartEmailSignIn = channel.unary_unary(
                 '/keyport.v1.SessionService/StartEmailSignIn',
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.SerializeToString,
@@ -134,14 +144,41 @@ class SessionServiceServicer(object):
         `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
         an `AAL2` session. The challenge works once, for 5 minutes, and for 5
         answers; a TOTP code works once, and no code of an earlier step works
-        after it; a backup code works once. Wrong answers also count like
-        failed sign-ins of the account.
+        after it; a backup code works once; a passkey answers the challenge's
+        own `passkey_options`. Wrong answers also count like failed sign-ins of
+        the account.
 
         Public: the challenge proves the first factor. Reasons:
         `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
         or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-        reused or malformed code; the challenge still works while it has
-        answers left), `RATE_LIMITED`.
+        reused or malformed code, or a passkey answer that does not verify;
+        the challenge still works while it has answers left), `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartPasskeySignIn(self, request, context):
+        """Starts a sign-in with a passkey alone (a discoverable credential: the
+        browser lets the user pick one, no email asked). Answers the WebAuthn
+        request options and a `ceremony` to keep in an `HttpOnly` cookie of
+        this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+
+        Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishPasskeySignIn(self, request, context):
+        """Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+        and the authenticator's answer, and creates an `AAL2` session (a
+        passkey verifies the user itself: no further factor is asked). The
+        ceremony is used up by this call, right or wrong.
+
+        Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+        ceremony, or the answer, or an unknown or removed passkey),
+        `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -268,6 +305,16 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.SerializeToString,
             ),
+            'StartPasskeySignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPasskeySignIn,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInResponse.SerializeToString,
+            ),
+            'FinishPasskeySignIn': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishPasskeySignIn,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInResponse.SerializeToString,
+            ),
             'StartEmailSignIn': grpc.unary_unary_rpc_method_handler(
                     servicer.StartEmailSignIn,
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.StartEmailSignInRequest.FromString,
@@ -373,6 +420,60 @@ class SessionService(object):
             '/keyport.v1.SessionService/CompleteSignIn',
             keyport_dot_v1_dot_session__service__pb2.CompleteSignInRequest.SerializeToString,
             keyport_dot_v1_dot_session__service__pb2.CompleteSignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartPasskeySignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/StartPasskeySignIn',
+            keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.StartPasskeySignInResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishPasskeySignIn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/FinishPasskeySignIn',
+            keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.FinishPasskeySignInResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,14 +64,33 @@ class SessionServiceStub:
     `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
     an `AAL2` session. The challenge works once, for 5 minutes, and for 5
     answers; a TOTP code works once, and no code of an earlier step works
-    after it; a backup code works once. Wrong answers also count like
-    failed sign-ins of the account.
+    after it; a backup code works once; a passkey answers the challenge's
+    own `passkey_options`. Wrong answers also count like failed sign-ins of
+    the account.
 
     Public: the challenge proves the first factor. Reasons:
     `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
     or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-    reused or malformed code; the challenge still works while it has
-    answers left), `RATE_LIMITED`.
+    reused or malformed code, or a passkey answer that does not verify;
+    the challenge still works while it has answers left), `RATE_LIMITED`.
+    """
+    StartPasskeySignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.StartPasskeySignInRequest, _session_service_pb2.StartPasskeySignInResponse]
+    """Starts a sign-in with a passkey alone (a discoverable credential: the
+    browser lets the user pick one, no email asked). Answers the WebAuthn
+    request options and a `ceremony` to keep in an `HttpOnly` cookie of
+    this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+
+    Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+    """
+    FinishPasskeySignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.FinishPasskeySignInRequest, _session_service_pb2.FinishPasskeySignInResponse]
+    """Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+    and the authenticator's answer, and creates an `AAL2` session (a
+    passkey verifies the user itself: no further factor is asked). The
+    ceremony is used up by this call, right or wrong.
+
+    Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+    ceremony, or the answer, or an unknown or removed passkey),
+    `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
     """
     StartEmailSignIn: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]
     """Starts a sign-in without a password: mails the address a link
@@ -186,14 +205,33 @@ class SessionServiceAsyncStub(SessionServiceStub):
     `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
     an `AAL2` session. The challenge works once, for 5 minutes, and for 5
     answers; a TOTP code works once, and no code of an earlier step works
-    after it; a backup code works once. Wrong answers also count like
-    failed sign-ins of the account.
+    after it; a backup code works once; a passkey answers the challenge's
+    own `passkey_options`. Wrong answers also count like failed sign-ins of
+    the account.
 
     Public: the challenge proves the first factor. Reasons:
     `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
     or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-    reused or malformed code; the challenge still works while it has
-    answers left), `RATE_LIMITED`.
+    reused or malformed code, or a passkey answer that does not verify;
+    the challenge still works while it has answers left), `RATE_LIMITED`.
+    """
+    StartPasskeySignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.StartPasskeySignInRequest, _session_service_pb2.StartPasskeySignInResponse]  # type: ignore[assignment]
+    """Starts a sign-in with a passkey alone (a discoverable credential: the
+    browser lets the user pick one, no email asked). Answers the WebAuthn
+    request options and a `ceremony` to keep in an `HttpOnly` cookie of
+    this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+
+    Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+    """
+    FinishPasskeySignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.FinishPasskeySignInRequest, _session_service_pb2.FinishPasskeySignInResponse]  # type: ignore[assignment]
+    """Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+    and the authenticator's answer, and creates an `AAL2` session (a
+    passkey verifies the user itself: no further factor is asked). The
+    ceremony is used up by this call, right or wrong.
+
+    Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+    ceremony, or the answer, or an unknown or removed passkey),
+    `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
     """
     StartEmailSignIn: _aio.UnaryUnaryMultiCallable[_session_service_pb2.StartEmailSignInRequest, _session_service_pb2.StartEmailSignInResponse]  # type: ignore[assignment]
     """Starts a sign-in without a password: mails the address a link
@@ -317,14 +355,45 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
         an `AAL2` session. The challenge works once, for 5 minutes, and for 5
         answers; a TOTP code works once, and no code of an earlier step works
-        after it; a backup code works once. Wrong answers also count like
-        failed sign-ins of the account.
+        after it; a backup code works once; a passkey answers the challenge's
+        own `passkey_options`. Wrong answers also count like failed sign-ins of
+        the account.
 
         Public: the challenge proves the first factor. Reasons:
         `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
         or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-        reused or malformed code; the challenge still works while it has
-        answers left), `RATE_LIMITED`.
+        reused or malformed code, or a passkey answer that does not verify;
+        the challenge still works while it has answers left), `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def StartPasskeySignIn(
+        self,
+        request: _session_service_pb2.StartPasskeySignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.StartPasskeySignInResponse, _abc.Awaitable[_session_service_pb2.StartPasskeySignInResponse]]:
+        """Starts a sign-in with a passkey alone (a discoverable credential: the
+        browser lets the user pick one, no email asked). Answers the WebAuthn
+        request options and a `ceremony` to keep in an `HttpOnly` cookie of
+        this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+
+        Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def FinishPasskeySignIn(
+        self,
+        request: _session_service_pb2.FinishPasskeySignInRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.FinishPasskeySignInResponse, _abc.Awaitable[_session_service_pb2.FinishPasskeySignInResponse]]:
+        """Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+        and the authenticator's answer, and creates an `AAL2` session (a
+        passkey verifies the user itself: no further factor is asked). The
+        ceremony is used up by this call, right or wrong.
+
+        Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+        ceremony, or the answer, or an unknown or removed passkey),
+        `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
         """
 
     @_abc_1.abstractmethod

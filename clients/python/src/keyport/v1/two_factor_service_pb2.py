@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#keyport/v1/two_factor_service.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\"\x14\n\x12ListFactorsRequest\"{\n\x13ListFactorsResponse\x12\x14\n\x0ctotp_enabled\x18\x01 \x01(\x08\x12\x33\n\x0ftotp_enabled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x62\x61\x63kup_codes_left\x18\x03 \x01(\r\"\x13\n\x11\x45nrollTotpRequest\"~\n\x12\x45nrollTotpResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x13\n\x0botpauth_uri\x18\x02 \x01(\t\x12\x13\n\x0bqr_code_svg\x18\x03 \x01(\x0c\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x12\x43onfirmTotpRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"Q\n\x13\x43onfirmTotpResponse\x12\x14\n\x0c\x62\x61\x63kup_codes\x18\x01 \x03(\t\x12$\n\x07session\x18\x02 \x01(\x0b\x32\x13.keyport.v1.Session\"\x14\n\x12\x44isableTotpRequest\"/\n\x13\x44isableTotpResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"\x1e\n\x1cRegenerateBackupCodesRequest\"5\n\x1dRegenerateBackupCodesResponse\x12\x14\n\x0c\x62\x61\x63kup_codes\x18\x01 \x03(\t\"E\n\rStepUpRequest\x12\x13\n\ttotp_code\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x62\x61\x63kup_code\x18\x02 \x01(\tH\x00\x42\x08\n\x06\x61nswer\"6\n\x0eStepUpResponse\x12$\n\x07session\x18\x01 \x01(\x0b\x32\x13.keyport.v1.Session2\xfe\x03\n\x10TwoFactorService\x12N\n\x0bListFactors\x12\x1e.keyport.v1.ListFactorsRequest\x1a\x1f.keyport.v1.ListFactorsResponse\x12K\n\nEnrollTotp\x12\x1d.keyport.v1.EnrollTotpRequest\x1a\x1e.keyport.v1.EnrollTotpResponse\x12N\n\x0b\x43onfirmTotp\x12\x1e.keyport.v1.ConfirmTotpRequest\x1a\x1f.keyport.v1.ConfirmTotpResponse\x12N\n\x0b\x44isableTotp\x12\x1e.keyport.v1.DisableTotpRequest\x1a\x1f.keyport.v1.DisableTotpResponse\x12l\n\x15RegenerateBackupCodes\x12(.keyport.v1.RegenerateBackupCodesRequest\x1a).keyport.v1.RegenerateBackupCodesResponse\x12?\n\x06StepUp\x12\x19.keyport.v1.StepUpRequest\x1a\x1a.keyport.v1.StepUpResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#keyport/v1/two_factor_service.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\"\x14\n\x12ListFactorsRequest\"\x8d\x01\n\x13ListFactorsResponse\x12\x14\n\x0ctotp_enabled\x18\x01 \x01(\x08\x12\x33\n\x0ftotp_enabled_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x62\x61\x63kup_codes_left\x18\x03 \x01(\r\x12\x10\n\x08passkeys\x18\x04 \x01(\r\"\x13\n\x11\x45nrollTotpRequest\"~\n\x12\x45nrollTotpResponse\x12\x0e\n\x06secret\x18\x01 \x01(\t\x12\x13\n\x0botpauth_uri\x18\x02 \x01(\t\x12\x13\n\x0bqr_code_svg\x18\x03 \x01(\x0c\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\"\n\x12\x43onfirmTotpRequest\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\"Q\n\x13\x43onfirmTotpResponse\x12\x14\n\x0c\x62\x61\x63kup_codes\x18\x01 \x03(\t\x12$\n\x07session\x18\x02 \x01(\x0b\x32\x13.keyport.v1.Session\"\x14\n\x12\x44isableTotpRequest\"/\n\x13\x44isableTotpResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"\x1e\n\x1cRegenerateBackupCodesRequest\"5\n\x1dRegenerateBackupCodesResponse\x12\x14\n\x0c\x62\x61\x63kup_codes\x18\x01 \x03(\t\"v\n\rStepUpRequest\x12\x13\n\ttotp_code\x18\x01 \x01(\tH\x00\x12\x15\n\x0b\x62\x61\x63kup_code\x18\x02 \x01(\tH\x00\x12/\n\x07passkey\x18\x03 \x01(\x0b\x32\x1c.keyport.v1.PasskeyAssertionH\x00\x42\x08\n\x06\x61nswer\"8\n\x10PasskeyAssertion\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"\x1b\n\x19StartPasskeyStepUpRequest\"o\n\x1aStartPasskeyStepUpResponse\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"6\n\x0eStepUpResponse\x12$\n\x07session\x18\x01 \x01(\x0b\x32\x13.keyport.v1.Session2\xe3\x04\n\x10TwoFactorService\x12N\n\x0bListFactors\x12\x1e.keyport.v1.ListFactorsRequest\x1a\x1f.keyport.v1.ListFactorsResponse\x12K\n\nEnrollTotp\x12\x1d.keyport.v1.EnrollTotpRequest\x1a\x1e.keyport.v1.EnrollTotpResponse\x12N\n\x0b\x43onfirmTotp\x12\x1e.keyport.v1.ConfirmTotpRequest\x1a\x1f.keyport.v1.ConfirmTotpResponse\x12N\n\x0b\x44isableTotp\x12\x1e.keyport.v1.DisableTotpRequest\x1a\x1f.keyport.v1.DisableTotpResponse\x12l\n\x15RegenerateBackupCodes\x12(.keyport.v1.RegenerateBackupCodesRequest\x1a).keyport.v1.RegenerateBackupCodesResponse\x12?\n\x06StepUp\x12\x19.keyport.v1.StepUpRequest\x1a\x1a.keyport.v1.StepUpResponse\x12\x63\n\x12StartPasskeyStepUp\x12%.keyport.v1.StartPasskeyStepUpRequest\x1a&.keyport.v1.StartPasskeyStepUpResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,28 +35,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_LISTFACTORSREQUEST']._serialized_start=110
   _globals['_LISTFACTORSREQUEST']._serialized_end=130
-  _globals['_LISTFACTORSRESPONSE']._serialized_start=132
-  _globals['_LISTFACTORSRESPONSE']._serialized_end=255
-  _globals['_ENROLLTOTPREQUEST']._serialized_start=257
-  _globals['_ENROLLTOTPREQUEST']._serialized_end=276
-  _globals['_ENROLLTOTPRESPONSE']._serialized_start=278
-  _globals['_ENROLLTOTPRESPONSE']._serialized_end=404
-  _globals['_CONFIRMTOTPREQUEST']._serialized_start=406
-  _globals['_CONFIRMTOTPREQUEST']._serialized_end=440
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=442
-  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=523
-  _globals['_DISABLETOTPREQUEST']._serialized_start=525
-  _globals['_DISABLETOTPREQUEST']._serialized_end=545
-  _globals['_DISABLETOTPRESPONSE']._serialized_start=547
-  _globals['_DISABLETOTPRESPONSE']._serialized_end=594
-  _globals['_REGENERATEBACKUPCODESREQUEST']._serialized_start=596
-  _globals['_REGENERATEBACKUPCODESREQUEST']._serialized_end=626
-  _globals['_REGENERATEBACKUPCODESRESPONSE']._serialized_start=628
-  _globals['_REGENERATEBACKUPCODESRESPONSE']._serialized_end=681
-  _globals['_STEPUPREQUEST']._serialized_start=683
-  _globals['_STEPUPREQUEST']._serialized_end=752
-  _globals['_STEPUPRESPONSE']._serialized_start=754
-  _globals['_STEPUPRESPONSE']._serialized_end=808
-  _globals['_TWOFACTORSERVICE']._serialized_start=811
-  _globals['_TWOFACTORSERVICE']._serialized_end=1321
+  _globals['_LISTFACTORSRESPONSE']._serialized_start=133
+  _globals['_LISTFACTORSRESPONSE']._serialized_end=274
+  _globals['_ENROLLTOTPREQUEST']._serialized_start=276
+  _globals['_ENROLLTOTPREQUEST']._serialized_end=295
+  _globals['_ENROLLTOTPRESPONSE']._serialized_start=297
+  _globals['_ENROLLTOTPRESPONSE']._serialized_end=423
+  _globals['_CONFIRMTOTPREQUEST']._serialized_start=425
+  _globals['_CONFIRMTOTPREQUEST']._serialized_end=459
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_start=461
+  _globals['_CONFIRMTOTPRESPONSE']._serialized_end=542
+  _globals['_DISABLETOTPREQUEST']._serialized_start=544
+  _globals['_DISABLETOTPREQUEST']._serialized_end=564
+  _globals['_DISABLETOTPRESPONSE']._serialized_start=566
+  _globals['_DISABLETOTPRESPONSE']._serialized_end=613
+  _globals['_REGENERATEBACKUPCODESREQUEST']._serialized_start=615
+  _globals['_REGENERATEBACKUPCODESREQUEST']._serialized_end=645
+  _globals['_REGENERATEBACKUPCODESRESPONSE']._serialized_start=647
+  _globals['_REGENERATEBACKUPCODESRESPONSE']._serialized_end=700
+  _globals['_STEPUPREQUEST']._serialized_start=702
+  _globals['_STEPUPREQUEST']._serialized_end=820
+  _globals['_PASSKEYASSERTION']._serialized_start=822
+  _globals['_PASSKEYASSERTION']._serialized_end=878
+  _globals['_STARTPASSKEYSTEPUPREQUEST']._serialized_start=880
+  _globals['_STARTPASSKEYSTEPUPREQUEST']._serialized_end=907
+  _globals['_STARTPASSKEYSTEPUPRESPONSE']._serialized_start=909
+  _globals['_STARTPASSKEYSTEPUPRESPONSE']._serialized_end=1020
+  _globals['_STEPUPRESPONSE']._serialized_start=1022
+  _globals['_STEPUPRESPONSE']._serialized_end=1076
+  _globals['_TWOFACTORSERVICE']._serialized_start=1079
+  _globals['_TWOFACTORSERVICE']._serialized_end=1690
 # @@protoc_insertion_point(module_scope)

@@ -15,14 +15,16 @@ class ListFactorsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListFactorsResponse(_message.Message):
-    __slots__ = ("totp_enabled", "totp_enabled_at", "backup_codes_left")
+    __slots__ = ("totp_enabled", "totp_enabled_at", "backup_codes_left", "passkeys")
     TOTP_ENABLED_FIELD_NUMBER: _ClassVar[int]
     TOTP_ENABLED_AT_FIELD_NUMBER: _ClassVar[int]
     BACKUP_CODES_LEFT_FIELD_NUMBER: _ClassVar[int]
+    PASSKEYS_FIELD_NUMBER: _ClassVar[int]
     totp_enabled: bool
     totp_enabled_at: _timestamp_pb2.Timestamp
     backup_codes_left: int
-    def __init__(self, totp_enabled: bool = ..., totp_enabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backup_codes_left: _Optional[int] = ...) -> None: ...
+    passkeys: int
+    def __init__(self, totp_enabled: bool = ..., totp_enabled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., backup_codes_left: _Optional[int] = ..., passkeys: _Optional[int] = ...) -> None: ...
 
 class EnrollTotpRequest(_message.Message):
     __slots__ = ()
@@ -75,12 +77,36 @@ class RegenerateBackupCodesResponse(_message.Message):
     def __init__(self, backup_codes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StepUpRequest(_message.Message):
-    __slots__ = ("totp_code", "backup_code")
+    __slots__ = ("totp_code", "backup_code", "passkey")
     TOTP_CODE_FIELD_NUMBER: _ClassVar[int]
     BACKUP_CODE_FIELD_NUMBER: _ClassVar[int]
+    PASSKEY_FIELD_NUMBER: _ClassVar[int]
     totp_code: str
     backup_code: str
-    def __init__(self, totp_code: _Optional[str] = ..., backup_code: _Optional[str] = ...) -> None: ...
+    passkey: PasskeyAssertion
+    def __init__(self, totp_code: _Optional[str] = ..., backup_code: _Optional[str] = ..., passkey: _Optional[_Union[PasskeyAssertion, _Mapping]] = ...) -> None: ...
+
+class PasskeyAssertion(_message.Message):
+    __slots__ = ("ceremony", "credential")
+    CEREMONY_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    ceremony: str
+    credential: str
+    def __init__(self, ceremony: _Optional[str] = ..., credential: _Optional[str] = ...) -> None: ...
+
+class StartPasskeyStepUpRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class StartPasskeyStepUpResponse(_message.Message):
+    __slots__ = ("ceremony", "options", "expires_at")
+    CEREMONY_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ceremony: str
+    options: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, ceremony: _Optional[str] = ..., options: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StepUpResponse(_message.Message):
     __slots__ = ("session",)

@@ -28,7 +28,8 @@ if _version_not_supported:
 class TwoFactorServiceStub(object):
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -73,12 +74,18 @@ class TwoFactorServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_two__factor__service__pb2.StepUpRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_two__factor__service__pb2.StepUpResponse.FromString,
                 _registered_method=True)
+        self.StartPasskeyStepUp = channel.unary_unary(
+                '/keyport.v1.TwoFactorService/StartPasskeyStepUp',
+                request_serializer=keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpResponse.FromString,
+                _registered_method=True)
 
 
 class TwoFactorServiceServicer(object):
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -145,7 +152,20 @@ class TwoFactorServiceServicer(object):
         `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 
         Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-        like a failed sign-in), `RATE_LIMITED`.
+        like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+        `RATE_LIMITED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartPasskeyStepUp(self, request, context):
+        """Starts a step-up with a passkey: the WebAuthn request options listing
+        the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+        the calling session, single-use, for 5 minutes.
+
+        Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+        has no passkey).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -184,6 +204,11 @@ def add_TwoFactorServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_two__factor__service__pb2.StepUpRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_two__factor__service__pb2.StepUpResponse.SerializeToString,
             ),
+            'StartPasskeyStepUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartPasskeyStepUp,
+                    request_deserializer=keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'keyport.v1.TwoFactorService', rpc_method_handlers)
@@ -195,7 +220,8 @@ def add_TwoFactorServiceServicer_to_server(servicer, server):
 class TwoFactorService(object):
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -356,6 +382,33 @@ class TwoFactorService(object):
             '/keyport.v1.TwoFactorService/StepUp',
             keyport_dot_v1_dot_two__factor__service__pb2.StepUpRequest.SerializeToString,
             keyport_dot_v1_dot_two__factor__service__pb2.StepUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartPasskeyStepUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.TwoFactorService/StartPasskeyStepUp',
+            keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpRequest.SerializeToString,
+            keyport_dot_v1_dot_two__factor__service__pb2.StartPasskeyStepUpResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,7 +29,8 @@ GRPC_VERSION: str
 class TwoFactorServiceStub:
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -79,14 +80,24 @@ class TwoFactorServiceStub:
     `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 
     Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-    like a failed sign-in), `RATE_LIMITED`.
+    like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+    `RATE_LIMITED`.
+    """
+    StartPasskeyStepUp: _grpc.UnaryUnaryMultiCallable[_two_factor_service_pb2.StartPasskeyStepUpRequest, _two_factor_service_pb2.StartPasskeyStepUpResponse]
+    """Starts a step-up with a passkey: the WebAuthn request options listing
+    the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+    the calling session, single-use, for 5 minutes.
+
+    Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+    has no passkey).
     """
 
 @_typing.type_check_only
 class TwoFactorServiceAsyncStub(TwoFactorServiceStub):
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -133,13 +144,23 @@ class TwoFactorServiceAsyncStub(TwoFactorServiceStub):
     `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 
     Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-    like a failed sign-in), `RATE_LIMITED`.
+    like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+    `RATE_LIMITED`.
+    """
+    StartPasskeyStepUp: _aio.UnaryUnaryMultiCallable[_two_factor_service_pb2.StartPasskeyStepUpRequest, _two_factor_service_pb2.StartPasskeyStepUpResponse]  # type: ignore[assignment]
+    """Starts a step-up with a passkey: the WebAuthn request options listing
+    the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+    the calling session, single-use, for 5 minutes.
+
+    Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+    has no passkey).
     """
 
 class TwoFactorServiceServicer(metaclass=_abc_1.ABCMeta):
     """The calling user's second factors: an authenticator app (TOTP, RFC 6238)
     with single-use backup codes, and the step-up that raises a session to
-    `AAL2`.
+    `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+    are managed by `PasskeyService`).
 
     Every RPC needs a session in `authorization: Bearer <token>` and may
     return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -220,7 +241,22 @@ class TwoFactorServiceServicer(metaclass=_abc_1.ABCMeta):
         `AAL2`, with `authenticated_at` now, so sensitive calls pass.
 
         Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-        like a failed sign-in), `RATE_LIMITED`.
+        like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+        `RATE_LIMITED`.
+        """
+
+    @_abc_1.abstractmethod
+    def StartPasskeyStepUp(
+        self,
+        request: _two_factor_service_pb2.StartPasskeyStepUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_two_factor_service_pb2.StartPasskeyStepUpResponse, _abc.Awaitable[_two_factor_service_pb2.StartPasskeyStepUpResponse]]:
+        """Starts a step-up with a passkey: the WebAuthn request options listing
+        the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+        the calling session, single-use, for 5 minutes.
+
+        Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+        has no passkey).
         """
 
 def add_TwoFactorServiceServicer_to_server(servicer: TwoFactorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

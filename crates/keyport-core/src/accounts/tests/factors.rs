@@ -155,6 +155,7 @@ fn late_copy(challenge: &IssuedChallenge) -> IssuedChallenge {
         challenge: challenge.challenge.clone(),
         factors: challenge.factors.clone(),
         expires_at: challenge.expires_at,
+        passkey_options: challenge.passkey_options.clone(),
     }
 }
 

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/session_service.proto.
  */
 export const file_keyport_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJInoKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAEjAKCWNoYWxsZW5nZRgCIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlSABCCQoHb3V0Y29tZSJgChVDb21wbGV0ZVNpZ25JblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAMgASgJSABCCAoGYW5zd2VyIl4KFkNvbXBsZXRlU2lnbkluUmVzcG9uc2USKQoHc2Vzc2lvbhgBIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhkKEWJhY2t1cF9jb2Rlc19sZWZ0GAIgASgNIigKF1N0YXJ0RW1haWxTaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJIlsKGFN0YXJ0RW1haWxTaWduSW5SZXNwb25zZRIPCgdiaW5kaW5nGAEgASgJEi4KCmV4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlUKGEZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBIPCgdiaW5kaW5nGAEgASgJEg8KBXRva2VuGAIgASgJSAASDgoEY29kZRgDIAEoCUgAQgcKBXByb29mIqgBChlGaW5pc2hFbWFpbFNpZ25JblJlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXISKQoHc2Vzc2lvbhgCIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhAKCG5ld191c2VyGAMgASgIEi4KCWNoYWxsZW5nZRgEIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlIiIKEUdldFNlc3Npb25SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIpsBChJHZXRTZXNzaW9uUmVzcG9uc2USJAoHc2Vzc2lvbhgBIAEoCzITLmtleXBvcnQudjEuU2Vzc2lvbhIeCgR1c2VyGAIgASgLMhAua2V5cG9ydC52MS5Vc2VyEhEKCXJlZnJlc2hlZBgDIAEoCBIsCgljYWNoZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI9ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIlCghzZXNzaW9ucxgBIAMoCzITLmtleXBvcnQudjEuU2Vzc2lvbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSIcChpSZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdCI3ChtSZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIQCg5TaWduT3V0UmVxdWVzdCIRCg9TaWduT3V0UmVzcG9uc2UiGwoZV2F0Y2hTZXNzaW9uRXZlbnRzUmVxdWVzdCLjAQoaV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2USKAoFcmVhZHkYASABKAsyFy5rZXlwb3J0LnYxLlN0cmVhbVJlYWR5SAASNQoPc2Vzc2lvbl9yZXZva2VkGAIgASgLMhoua2V5cG9ydC52MS5TZXNzaW9uUmV2b2tlZEgAEi8KDHVzZXJfY2hhbmdlZBgDIAEoCzIXLmtleXBvcnQudjEuVXNlckNoYW5nZWRIABIqCgloZWFydGJlYXQYBCABKAsyFS5rZXlwb3J0LnYxLkhlYXJ0YmVhdEgAQgcKBWV2ZW50Ig0KC1N0cmVhbVJlYWR5IgsKCUhlYXJ0YmVhdDL0BgoOU2Vzc2lvblNlcnZpY2USPwoGU2lnbkluEhkua2V5cG9ydC52MS5TaWduSW5SZXF1ZXN0Ghoua2V5cG9ydC52MS5TaWduSW5SZXNwb25zZRJXCg5Db21wbGV0ZVNpZ25JbhIhLmtleXBvcnQudjEuQ29tcGxldGVTaWduSW5SZXF1ZXN0GiIua2V5cG9ydC52MS5Db21wbGV0ZVNpZ25JblJlc3BvbnNlEl0KEFN0YXJ0RW1haWxTaWduSW4SIy5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXF1ZXN0GiQua2V5cG9ydC52MS5TdGFydEVtYWlsU2lnbkluUmVzcG9uc2USYAoRRmluaXNoRW1haWxTaWduSW4SJC5rZXlwb3J0LnYxLkZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBolLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRJLCgpHZXRTZXNzaW9uEh0ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVxdWVzdBoeLmtleXBvcnQudjEuR2V0U2Vzc2lvblJlc3BvbnNlElEKDExpc3RTZXNzaW9ucxIfLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBogLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVAoNUmV2b2tlU2Vzc2lvbhIgLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIS5rZXlwb3J0LnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJmChNSZXZva2VPdGhlclNlc3Npb25zEiYua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBonLmtleXBvcnQudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEkIKB1NpZ25PdXQSGi5rZXlwb3J0LnYxLlNpZ25PdXRSZXF1ZXN0Ghsua2V5cG9ydC52MS5TaWduT3V0UmVzcG9uc2USZQoSV2F0Y2hTZXNzaW9uRXZlbnRzEiUua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0GiYua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJInoKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAEjAKCWNoYWxsZW5nZRgCIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlSABCCQoHb3V0Y29tZSJ+ChVDb21wbGV0ZVNpZ25JblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAMgASgJSAASHAoScGFzc2tleV9jcmVkZW50aWFsGAQgASgJSABCCAoGYW5zd2VyIl4KFkNvbXBsZXRlU2lnbkluUmVzcG9uc2USKQoHc2Vzc2lvbhgBIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhkKEWJhY2t1cF9jb2Rlc19sZWZ0GAIgASgNIhsKGVN0YXJ0UGFzc2tleVNpZ25JblJlcXVlc3QibwoaU3RhcnRQYXNza2V5U2lnbkluUmVzcG9uc2USEAoIY2VyZW1vbnkYASABKAkSDwoHb3B0aW9ucxgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChpGaW5pc2hQYXNza2V5U2lnbkluUmVxdWVzdBIQCghjZXJlbW9ueRgBIAEoCRISCgpjcmVkZW50aWFsGAIgASgJIkgKG0ZpbmlzaFBhc3NrZXlTaWduSW5SZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiKAoXU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkiWwoYU3RhcnRFbWFpbFNpZ25JblJlc3BvbnNlEg8KB2JpbmRpbmcYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0Eg8KB2JpbmRpbmcYASABKAkSDwoFdG9rZW4YAiABKAlIABIOCgRjb2RlGAMgASgJSABCBwoFcHJvb2YiqAEKGUZpbmlzaEVtYWlsU2lnbkluUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSEAoIbmV3X3VzZXIYAyABKAgSLgoJY2hhbGxlbmdlGAQgASgLMhsua2V5cG9ydC52MS5TaWduSW5DaGFsbGVuZ2UiIgoRR2V0U2Vzc2lvblJlcXVlc3QSDQoFdG9rZW4YASABKAkimwEKEkdldFNlc3Npb25SZXNwb25zZRIkCgdzZXNzaW9uGAEgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uEh4KBHVzZXIYAiABKAsyEC5rZXlwb3J0LnYxLlVzZXISEQoJcmVmcmVzaGVkGAMgASgIEiwKCWNhY2hlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Ij0KFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiUKCHNlc3Npb25zGAEgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjcKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIhAKDlNpZ25PdXRSZXF1ZXN0IhEKD1NpZ25PdXRSZXNwb25zZSIbChlXYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0IuMBChpXYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZRIoCgVyZWFkeRgBIAEoCzIXLmtleXBvcnQudjEuU3RyZWFtUmVhZHlIABI1Cg9zZXNzaW9uX3Jldm9rZWQYAiABKAsyGi5rZXlwb3J0LnYxLlNlc3Npb25SZXZva2VkSAASLwoMdXNlcl9jaGFuZ2VkGAMgASgLMhcua2V5cG9ydC52MS5Vc2VyQ2hhbmdlZEgAEioKCWhlYXJ0YmVhdBgEIAEoCzIVLmtleXBvcnQudjEuSGVhcnRiZWF0SABCBwoFZXZlbnQiDQoLU3RyZWFtUmVhZHkiCwoJSGVhcnRiZWF0MsEICg5TZXNzaW9uU2VydmljZRI/CgZTaWduSW4SGS5rZXlwb3J0LnYxLlNpZ25JblJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25JblJlc3BvbnNlElcKDkNvbXBsZXRlU2lnbkluEiEua2V5cG9ydC52MS5Db21wbGV0ZVNpZ25JblJlcXVlc3QaIi5rZXlwb3J0LnYxLkNvbXBsZXRlU2lnbkluUmVzcG9uc2USYwoSU3RhcnRQYXNza2V5U2lnbkluEiUua2V5cG9ydC52MS5TdGFydFBhc3NrZXlTaWduSW5SZXF1ZXN0GiYua2V5cG9ydC52MS5TdGFydFBhc3NrZXlTaWduSW5SZXNwb25zZRJmChNGaW5pc2hQYXNza2V5U2lnbkluEiYua2V5cG9ydC52MS5GaW5pc2hQYXNza2V5U2lnbkluUmVxdWVzdBonLmtleXBvcnQudjEuRmluaXNoUGFzc2tleVNpZ25JblJlc3BvbnNlEl0KEFN0YXJ0RW1haWxTaWduSW4SIy5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXF1ZXN0GiQua2V5cG9ydC52MS5TdGFydEVtYWlsU2lnbkluUmVzcG9uc2USYAoRRmluaXNoRW1haWxTaWduSW4SJC5rZXlwb3J0LnYxLkZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBolLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRJLCgpHZXRTZXNzaW9uEh0ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVxdWVzdBoeLmtleXBvcnQudjEuR2V0U2Vzc2lvblJlc3BvbnNlElEKDExpc3RTZXNzaW9ucxIfLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVxdWVzdBogLmtleXBvcnQudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USVAoNUmV2b2tlU2Vzc2lvbhIgLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlcXVlc3QaIS5rZXlwb3J0LnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJmChNSZXZva2VPdGhlclNlc3Npb25zEiYua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdBonLmtleXBvcnQudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1Jlc3BvbnNlEkIKB1NpZ25PdXQSGi5rZXlwb3J0LnYxLlNpZ25PdXRSZXF1ZXN0Ghsua2V5cG9ydC52MS5TaWduT3V0UmVzcG9uc2USZQoSV2F0Y2hTZXNzaW9uRXZlbnRzEiUua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0GiYua2V5cG9ydC52MS5XYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignIn`.
@@ -117,6 +117,16 @@ export type CompleteSignInRequest = Message<"keyport.v1.CompleteSignInRequest"> 
      */
     value: string;
     case: "backupCode";
+  } | {
+    /**
+     * The `PublicKeyCredential` (its `toJSON()`) that
+     * `navigator.credentials.get` answered to the challenge's
+     * `passkey_options`.
+     *
+     * @generated from field: string passkey_credential = 4;
+     */
+    value: string;
+    case: "passkeyCredential";
   } | { case: undefined; value?: undefined };
 };
 
@@ -157,6 +167,110 @@ export const CompleteSignInResponseSchema: GenMessage<CompleteSignInResponse> = 
   messageDesc(file_keyport_v1_session_service, 3);
 
 /**
+ * Request of `StartPasskeySignIn`.
+ *
+ * @generated from message keyport.v1.StartPasskeySignInRequest
+ */
+export type StartPasskeySignInRequest = Message<"keyport.v1.StartPasskeySignInRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.StartPasskeySignInRequest.
+ * Use `create(StartPasskeySignInRequestSchema)` to create a new message.
+ */
+export const StartPasskeySignInRequestSchema: GenMessage<StartPasskeySignInRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 4);
+
+/**
+ * Response of `StartPasskeySignIn`.
+ *
+ * @generated from message keyport.v1.StartPasskeySignInResponse
+ */
+export type StartPasskeySignInResponse = Message<"keyport.v1.StartPasskeySignInResponse"> & {
+  /**
+   * The ceremony: `kpk_` and 43 characters, opaque, single-use. Keep it in
+   * an `HttpOnly` cookie of the browser that asked.
+   *
+   * @generated from field: string ceremony = 1;
+   */
+  ceremony: string;
+
+  /**
+   * The WebAuthn request options (`PublicKeyCredentialRequestOptionsJSON`,
+   * no `allowCredentials`: the browser offers the user's passkeys for this
+   * site) for `navigator.credentials.get`. Add `mediation: "conditional"`
+   * there to offer them in the username field's autofill.
+   *
+   * @generated from field: string options = 2;
+   */
+  options: string;
+
+  /**
+   * When the ceremony stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.StartPasskeySignInResponse.
+ * Use `create(StartPasskeySignInResponseSchema)` to create a new message.
+ */
+export const StartPasskeySignInResponseSchema: GenMessage<StartPasskeySignInResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 5);
+
+/**
+ * Request of `FinishPasskeySignIn`.
+ *
+ * @generated from message keyport.v1.FinishPasskeySignInRequest
+ */
+export type FinishPasskeySignInRequest = Message<"keyport.v1.FinishPasskeySignInRequest"> & {
+  /**
+   * The `ceremony` of `StartPasskeySignIn`, from the browser's cookie.
+   *
+   * @generated from field: string ceremony = 1;
+   */
+  ceremony: string;
+
+  /**
+   * The `PublicKeyCredential` (its `toJSON()`) that
+   * `navigator.credentials.get` answered.
+   *
+   * @generated from field: string credential = 2;
+   */
+  credential: string;
+};
+
+/**
+ * Describes the message keyport.v1.FinishPasskeySignInRequest.
+ * Use `create(FinishPasskeySignInRequestSchema)` to create a new message.
+ */
+export const FinishPasskeySignInRequestSchema: GenMessage<FinishPasskeySignInRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 6);
+
+/**
+ * Response of `FinishPasskeySignIn`.
+ *
+ * @generated from message keyport.v1.FinishPasskeySignInResponse
+ */
+export type FinishPasskeySignInResponse = Message<"keyport.v1.FinishPasskeySignInResponse"> & {
+  /**
+   * The new `AAL2` session.
+   *
+   * @generated from field: keyport.v1.SessionGrant session = 1;
+   */
+  session?: SessionGrant | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.FinishPasskeySignInResponse.
+ * Use `create(FinishPasskeySignInResponseSchema)` to create a new message.
+ */
+export const FinishPasskeySignInResponseSchema: GenMessage<FinishPasskeySignInResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 7);
+
+/**
  * Request of `StartEmailSignIn`.
  *
  * @generated from message keyport.v1.StartEmailSignInRequest
@@ -175,7 +289,7 @@ export type StartEmailSignInRequest = Message<"keyport.v1.StartEmailSignInReques
  * Use `create(StartEmailSignInRequestSchema)` to create a new message.
  */
 export const StartEmailSignInRequestSchema: GenMessage<StartEmailSignInRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 4);
+  messageDesc(file_keyport_v1_session_service, 8);
 
 /**
  * Response of `StartEmailSignIn`: the same for every address.
@@ -203,7 +317,7 @@ export type StartEmailSignInResponse = Message<"keyport.v1.StartEmailSignInRespo
  * Use `create(StartEmailSignInResponseSchema)` to create a new message.
  */
 export const StartEmailSignInResponseSchema: GenMessage<StartEmailSignInResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 5);
+  messageDesc(file_keyport_v1_session_service, 9);
 
 /**
  * Request of `FinishEmailSignIn`.
@@ -247,7 +361,7 @@ export type FinishEmailSignInRequest = Message<"keyport.v1.FinishEmailSignInRequ
  * Use `create(FinishEmailSignInRequestSchema)` to create a new message.
  */
 export const FinishEmailSignInRequestSchema: GenMessage<FinishEmailSignInRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 6);
+  messageDesc(file_keyport_v1_session_service, 10);
 
 /**
  * Response of `FinishEmailSignIn`.
@@ -290,7 +404,7 @@ export type FinishEmailSignInResponse = Message<"keyport.v1.FinishEmailSignInRes
  * Use `create(FinishEmailSignInResponseSchema)` to create a new message.
  */
 export const FinishEmailSignInResponseSchema: GenMessage<FinishEmailSignInResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 7);
+  messageDesc(file_keyport_v1_session_service, 11);
 
 /**
  * Request of `GetSession`.
@@ -311,7 +425,7 @@ export type GetSessionRequest = Message<"keyport.v1.GetSessionRequest"> & {
  * Use `create(GetSessionRequestSchema)` to create a new message.
  */
 export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 8);
+  messageDesc(file_keyport_v1_session_service, 12);
 
 /**
  * Response of `GetSession`.
@@ -355,7 +469,7 @@ export type GetSessionResponse = Message<"keyport.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 9);
+  messageDesc(file_keyport_v1_session_service, 13);
 
 /**
  * Request of `ListSessions`.
@@ -370,7 +484,7 @@ export type ListSessionsRequest = Message<"keyport.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 10);
+  messageDesc(file_keyport_v1_session_service, 14);
 
 /**
  * Response of `ListSessions`.
@@ -391,7 +505,7 @@ export type ListSessionsResponse = Message<"keyport.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 11);
+  messageDesc(file_keyport_v1_session_service, 15);
 
 /**
  * Request of `RevokeSession`.
@@ -412,7 +526,7 @@ export type RevokeSessionRequest = Message<"keyport.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 12);
+  messageDesc(file_keyport_v1_session_service, 16);
 
 /**
  * Response of `RevokeSession`.
@@ -427,7 +541,7 @@ export type RevokeSessionResponse = Message<"keyport.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 13);
+  messageDesc(file_keyport_v1_session_service, 17);
 
 /**
  * Request of `RevokeOtherSessions`.
@@ -442,7 +556,7 @@ export type RevokeOtherSessionsRequest = Message<"keyport.v1.RevokeOtherSessions
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema: GenMessage<RevokeOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 14);
+  messageDesc(file_keyport_v1_session_service, 18);
 
 /**
  * Response of `RevokeOtherSessions`.
@@ -463,7 +577,7 @@ export type RevokeOtherSessionsResponse = Message<"keyport.v1.RevokeOtherSession
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 15);
+  messageDesc(file_keyport_v1_session_service, 19);
 
 /**
  * Request of `SignOut`.
@@ -478,7 +592,7 @@ export type SignOutRequest = Message<"keyport.v1.SignOutRequest"> & {
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 16);
+  messageDesc(file_keyport_v1_session_service, 20);
 
 /**
  * Response of `SignOut`.
@@ -493,7 +607,7 @@ export type SignOutResponse = Message<"keyport.v1.SignOutResponse"> & {
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 17);
+  messageDesc(file_keyport_v1_session_service, 21);
 
 /**
  * Request of `WatchSessionEvents`.
@@ -508,7 +622,7 @@ export type WatchSessionEventsRequest = Message<"keyport.v1.WatchSessionEventsRe
  * Use `create(WatchSessionEventsRequestSchema)` to create a new message.
  */
 export const WatchSessionEventsRequestSchema: GenMessage<WatchSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 18);
+  messageDesc(file_keyport_v1_session_service, 22);
 
 /**
  * One message of the `WatchSessionEvents` stream.
@@ -561,7 +675,7 @@ export type WatchSessionEventsResponse = Message<"keyport.v1.WatchSessionEventsR
  * Use `create(WatchSessionEventsResponseSchema)` to create a new message.
  */
 export const WatchSessionEventsResponseSchema: GenMessage<WatchSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 19);
+  messageDesc(file_keyport_v1_session_service, 23);
 
 /**
  * First message of a `WatchSessionEvents` stream.
@@ -576,7 +690,7 @@ export type StreamReady = Message<"keyport.v1.StreamReady"> & {
  * Use `create(StreamReadySchema)` to create a new message.
  */
 export const StreamReadySchema: GenMessage<StreamReady> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 20);
+  messageDesc(file_keyport_v1_session_service, 24);
 
 /**
  * Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -591,7 +705,7 @@ export type Heartbeat = Message<"keyport.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 21);
+  messageDesc(file_keyport_v1_session_service, 25);
 
 /**
  * Sessions: sign-in, validating a token, and a user's own sessions.
@@ -636,14 +750,15 @@ export const SessionService: GenService<{
    * `FinishOAuth` or `FinishEmailSignIn`) with a second factor, and creates
    * an `AAL2` session. The challenge works once, for 5 minutes, and for 5
    * answers; a TOTP code works once, and no code of an earlier step works
-   * after it; a backup code works once. Wrong answers also count like
-   * failed sign-ins of the account.
+   * after it; a backup code works once; a passkey answers the challenge's
+   * own `passkey_options`. Wrong answers also count like failed sign-ins of
+   * the account.
    *
    * Public: the challenge proves the first factor. Reasons:
    * `SIGN_IN_CHALLENGE_INVALID` (empty, malformed, unknown, used, expired
    * or out of answers: sign in again), `SECOND_FACTOR_INVALID` (a wrong,
-   * reused or malformed code; the challenge still works while it has
-   * answers left), `RATE_LIMITED`.
+   * reused or malformed code, or a passkey answer that does not verify;
+   * the challenge still works while it has answers left), `RATE_LIMITED`.
    *
    * @generated from rpc keyport.v1.SessionService.CompleteSignIn
    */
@@ -651,6 +766,38 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof CompleteSignInRequestSchema;
     output: typeof CompleteSignInResponseSchema;
+  },
+  /**
+   * Starts a sign-in with a passkey alone (a discoverable credential: the
+   * browser lets the user pick one, no email asked). Answers the WebAuthn
+   * request options and a `ceremony` to keep in an `HttpOnly` cookie of
+   * this browser: `FinishPasskeySignIn` needs it, once, within 5 minutes.
+   *
+   * Public. Reasons: `PASSKEYS_DISABLED`, `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.StartPasskeySignIn
+   */
+  startPasskeySignIn: {
+    methodKind: "unary";
+    input: typeof StartPasskeySignInRequestSchema;
+    output: typeof StartPasskeySignInResponseSchema;
+  },
+  /**
+   * Finishes a passkey sign-in with the ceremony of `StartPasskeySignIn`
+   * and the authenticator's answer, and creates an `AAL2` session (a
+   * passkey verifies the user itself: no further factor is asked). The
+   * ceremony is used up by this call, right or wrong.
+   *
+   * Public: the passkey is the proof. Reasons: `PASSKEY_INVALID` (the
+   * ceremony, or the answer, or an unknown or removed passkey),
+   * `PASSKEYS_DISABLED`, `EMAIL_NOT_VERIFIED`, `RATE_LIMITED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.FinishPasskeySignIn
+   */
+  finishPasskeySignIn: {
+    methodKind: "unary";
+    input: typeof FinishPasskeySignInRequestSchema;
+    output: typeof FinishPasskeySignInResponseSchema;
   },
   /**
    * Starts a sign-in without a password: mails the address a link

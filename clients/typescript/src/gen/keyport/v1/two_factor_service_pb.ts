@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/two_factor_service.proto.
  */
 export const file_keyport_v1_two_factor_service: GenFile = /*@__PURE__*/
-  fileDesc("CiNrZXlwb3J0L3YxL3R3b19mYWN0b3Jfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIUChJMaXN0RmFjdG9yc1JlcXVlc3QiewoTTGlzdEZhY3RvcnNSZXNwb25zZRIUCgx0b3RwX2VuYWJsZWQYASABKAgSMwoPdG90cF9lbmFibGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIZChFiYWNrdXBfY29kZXNfbGVmdBgDIAEoDSITChFFbnJvbGxUb3RwUmVxdWVzdCJ+ChJFbnJvbGxUb3RwUmVzcG9uc2USDgoGc2VjcmV0GAEgASgJEhMKC290cGF1dGhfdXJpGAIgASgJEhMKC3FyX2NvZGVfc3ZnGAMgASgMEi4KCmV4cGlyZXNfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIiIKEkNvbmZpcm1Ub3RwUmVxdWVzdBIMCgRjb2RlGAEgASgJIlEKE0NvbmZpcm1Ub3RwUmVzcG9uc2USFAoMYmFja3VwX2NvZGVzGAEgAygJEiQKB3Nlc3Npb24YAiABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24iFAoSRGlzYWJsZVRvdHBSZXF1ZXN0Ii8KE0Rpc2FibGVUb3RwUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIeChxSZWdlbmVyYXRlQmFja3VwQ29kZXNSZXF1ZXN0IjUKHVJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1Jlc3BvbnNlEhQKDGJhY2t1cF9jb2RlcxgBIAMoCSJFCg1TdGVwVXBSZXF1ZXN0EhMKCXRvdHBfY29kZRgBIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAIgASgJSABCCAoGYW5zd2VyIjYKDlN0ZXBVcFJlc3BvbnNlEiQKB3Nlc3Npb24YASABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24y/gMKEFR3b0ZhY3RvclNlcnZpY2USTgoLTGlzdEZhY3RvcnMSHi5rZXlwb3J0LnYxLkxpc3RGYWN0b3JzUmVxdWVzdBofLmtleXBvcnQudjEuTGlzdEZhY3RvcnNSZXNwb25zZRJLCgpFbnJvbGxUb3RwEh0ua2V5cG9ydC52MS5FbnJvbGxUb3RwUmVxdWVzdBoeLmtleXBvcnQudjEuRW5yb2xsVG90cFJlc3BvbnNlEk4KC0NvbmZpcm1Ub3RwEh4ua2V5cG9ydC52MS5Db25maXJtVG90cFJlcXVlc3QaHy5rZXlwb3J0LnYxLkNvbmZpcm1Ub3RwUmVzcG9uc2USTgoLRGlzYWJsZVRvdHASHi5rZXlwb3J0LnYxLkRpc2FibGVUb3RwUmVxdWVzdBofLmtleXBvcnQudjEuRGlzYWJsZVRvdHBSZXNwb25zZRJsChVSZWdlbmVyYXRlQmFja3VwQ29kZXMSKC5rZXlwb3J0LnYxLlJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1JlcXVlc3QaKS5rZXlwb3J0LnYxLlJlZ2VuZXJhdGVCYWNrdXBDb2Rlc1Jlc3BvbnNlEj8KBlN0ZXBVcBIZLmtleXBvcnQudjEuU3RlcFVwUmVxdWVzdBoaLmtleXBvcnQudjEuU3RlcFVwUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_keyport_v1_session]);
+  fileDesc("CiNrZXlwb3J0L3YxL3R3b19mYWN0b3Jfc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIUChJMaXN0RmFjdG9yc1JlcXVlc3QijQEKE0xpc3RGYWN0b3JzUmVzcG9uc2USFAoMdG90cF9lbmFibGVkGAEgASgIEjMKD3RvdHBfZW5hYmxlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGQoRYmFja3VwX2NvZGVzX2xlZnQYAyABKA0SEAoIcGFzc2tleXMYBCABKA0iEwoRRW5yb2xsVG90cFJlcXVlc3QifgoSRW5yb2xsVG90cFJlc3BvbnNlEg4KBnNlY3JldBgBIAEoCRITCgtvdHBhdXRoX3VyaRgCIAEoCRITCgtxcl9jb2RlX3N2ZxgDIAEoDBIuCgpleHBpcmVzX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIiChJDb25maXJtVG90cFJlcXVlc3QSDAoEY29kZRgBIAEoCSJRChNDb25maXJtVG90cFJlc3BvbnNlEhQKDGJhY2t1cF9jb2RlcxgBIAMoCRIkCgdzZXNzaW9uGAIgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uIhQKEkRpc2FibGVUb3RwUmVxdWVzdCIvChNEaXNhYmxlVG90cFJlc3BvbnNlEhgKEHJldm9rZWRfc2Vzc2lvbnMYASABKA0iHgocUmVnZW5lcmF0ZUJhY2t1cENvZGVzUmVxdWVzdCI1Ch1SZWdlbmVyYXRlQmFja3VwQ29kZXNSZXNwb25zZRIUCgxiYWNrdXBfY29kZXMYASADKAkidgoNU3RlcFVwUmVxdWVzdBITCgl0b3RwX2NvZGUYASABKAlIABIVCgtiYWNrdXBfY29kZRgCIAEoCUgAEi8KB3Bhc3NrZXkYAyABKAsyHC5rZXlwb3J0LnYxLlBhc3NrZXlBc3NlcnRpb25IAEIICgZhbnN3ZXIiOAoQUGFzc2tleUFzc2VydGlvbhIQCghjZXJlbW9ueRgBIAEoCRISCgpjcmVkZW50aWFsGAIgASgJIhsKGVN0YXJ0UGFzc2tleVN0ZXBVcFJlcXVlc3QibwoaU3RhcnRQYXNza2V5U3RlcFVwUmVzcG9uc2USEAoIY2VyZW1vbnkYASABKAkSDwoHb3B0aW9ucxgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI2Cg5TdGVwVXBSZXNwb25zZRIkCgdzZXNzaW9uGAEgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uMuMEChBUd29GYWN0b3JTZXJ2aWNlEk4KC0xpc3RGYWN0b3JzEh4ua2V5cG9ydC52MS5MaXN0RmFjdG9yc1JlcXVlc3QaHy5rZXlwb3J0LnYxLkxpc3RGYWN0b3JzUmVzcG9uc2USSwoKRW5yb2xsVG90cBIdLmtleXBvcnQudjEuRW5yb2xsVG90cFJlcXVlc3QaHi5rZXlwb3J0LnYxLkVucm9sbFRvdHBSZXNwb25zZRJOCgtDb25maXJtVG90cBIeLmtleXBvcnQudjEuQ29uZmlybVRvdHBSZXF1ZXN0Gh8ua2V5cG9ydC52MS5Db25maXJtVG90cFJlc3BvbnNlEk4KC0Rpc2FibGVUb3RwEh4ua2V5cG9ydC52MS5EaXNhYmxlVG90cFJlcXVlc3QaHy5rZXlwb3J0LnYxLkRpc2FibGVUb3RwUmVzcG9uc2USbAoVUmVnZW5lcmF0ZUJhY2t1cENvZGVzEigua2V5cG9ydC52MS5SZWdlbmVyYXRlQmFja3VwQ29kZXNSZXF1ZXN0Gikua2V5cG9ydC52MS5SZWdlbmVyYXRlQmFja3VwQ29kZXNSZXNwb25zZRI/CgZTdGVwVXASGS5rZXlwb3J0LnYxLlN0ZXBVcFJlcXVlc3QaGi5rZXlwb3J0LnYxLlN0ZXBVcFJlc3BvbnNlEmMKElN0YXJ0UGFzc2tleVN0ZXBVcBIlLmtleXBvcnQudjEuU3RhcnRQYXNza2V5U3RlcFVwUmVxdWVzdBomLmtleXBvcnQudjEuU3RhcnRQYXNza2V5U3RlcFVwUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_keyport_v1_session]);
 
 /**
  * Request of `ListFactors`.
@@ -57,6 +57,14 @@ export type ListFactorsResponse = Message<"keyport.v1.ListFactorsResponse"> & {
    * @generated from field: uint32 backup_codes_left = 3;
    */
   backupCodesLeft: number;
+
+  /**
+   * How many passkeys the caller has (`PasskeyService.ListPasskeys` lists
+   * them).
+   *
+   * @generated from field: uint32 passkeys = 4;
+   */
+  passkeys: number;
 };
 
 /**
@@ -272,6 +280,14 @@ export type StepUpRequest = Message<"keyport.v1.StepUpRequest"> & {
      */
     value: string;
     case: "backupCode";
+  } | {
+    /**
+     * A passkey's answer to the options of `StartPasskeyStepUp`.
+     *
+     * @generated from field: keyport.v1.PasskeyAssertion passkey = 3;
+     */
+    value: PasskeyAssertion;
+    case: "passkey";
   } | { case: undefined; value?: undefined };
 };
 
@@ -281,6 +297,86 @@ export type StepUpRequest = Message<"keyport.v1.StepUpRequest"> & {
  */
 export const StepUpRequestSchema: GenMessage<StepUpRequest> = /*@__PURE__*/
   messageDesc(file_keyport_v1_two_factor_service, 10);
+
+/**
+ * A passkey's answer to a ceremony's request options.
+ *
+ * @generated from message keyport.v1.PasskeyAssertion
+ */
+export type PasskeyAssertion = Message<"keyport.v1.PasskeyAssertion"> & {
+  /**
+   * The `ceremony` the options came with.
+   *
+   * @generated from field: string ceremony = 1;
+   */
+  ceremony: string;
+
+  /**
+   * The `PublicKeyCredential` (its `toJSON()`) that
+   * `navigator.credentials.get` answered.
+   *
+   * @generated from field: string credential = 2;
+   */
+  credential: string;
+};
+
+/**
+ * Describes the message keyport.v1.PasskeyAssertion.
+ * Use `create(PasskeyAssertionSchema)` to create a new message.
+ */
+export const PasskeyAssertionSchema: GenMessage<PasskeyAssertion> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_two_factor_service, 11);
+
+/**
+ * Request of `StartPasskeyStepUp`.
+ *
+ * @generated from message keyport.v1.StartPasskeyStepUpRequest
+ */
+export type StartPasskeyStepUpRequest = Message<"keyport.v1.StartPasskeyStepUpRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.StartPasskeyStepUpRequest.
+ * Use `create(StartPasskeyStepUpRequestSchema)` to create a new message.
+ */
+export const StartPasskeyStepUpRequestSchema: GenMessage<StartPasskeyStepUpRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_two_factor_service, 12);
+
+/**
+ * Response of `StartPasskeyStepUp`.
+ *
+ * @generated from message keyport.v1.StartPasskeyStepUpResponse
+ */
+export type StartPasskeyStepUpResponse = Message<"keyport.v1.StartPasskeyStepUpResponse"> & {
+  /**
+   * The ceremony (`kpk_...`) to send back in `StepUp.passkey`.
+   *
+   * @generated from field: string ceremony = 1;
+   */
+  ceremony: string;
+
+  /**
+   * The WebAuthn request options (`PublicKeyCredentialRequestOptionsJSON`)
+   * for `navigator.credentials.get`.
+   *
+   * @generated from field: string options = 2;
+   */
+  options: string;
+
+  /**
+   * When the ceremony stops working.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.StartPasskeyStepUpResponse.
+ * Use `create(StartPasskeyStepUpResponseSchema)` to create a new message.
+ */
+export const StartPasskeyStepUpResponseSchema: GenMessage<StartPasskeyStepUpResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_two_factor_service, 13);
 
 /**
  * Response of `StepUp`.
@@ -301,12 +397,13 @@ export type StepUpResponse = Message<"keyport.v1.StepUpResponse"> & {
  * Use `create(StepUpResponseSchema)` to create a new message.
  */
 export const StepUpResponseSchema: GenMessage<StepUpResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_two_factor_service, 11);
+  messageDesc(file_keyport_v1_two_factor_service, 14);
 
 /**
  * The calling user's second factors: an authenticator app (TOTP, RFC 6238)
  * with single-use backup codes, and the step-up that raises a session to
- * `AAL2`.
+ * `AAL2` (with the app, a backup code or a passkey; passkeys themselves
+ * are managed by `PasskeyService`).
  *
  * Every RPC needs a session in `authorization: Bearer <token>` and may
  * return `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
@@ -390,7 +487,8 @@ export const TwoFactorService: GenService<{
    * `AAL2`, with `authenticated_at` now, so sensitive calls pass.
    *
    * Reasons: `SECOND_FACTOR_NOT_ENROLLED`, `SECOND_FACTOR_INVALID` (counts
-   * like a failed sign-in), `RATE_LIMITED`.
+   * like a failed sign-in), `PASSKEY_INVALID` (the passkey ceremony),
+   * `RATE_LIMITED`.
    *
    * @generated from rpc keyport.v1.TwoFactorService.StepUp
    */
@@ -398,6 +496,21 @@ export const TwoFactorService: GenService<{
     methodKind: "unary";
     input: typeof StepUpRequestSchema;
     output: typeof StepUpResponseSchema;
+  },
+  /**
+   * Starts a step-up with a passkey: the WebAuthn request options listing
+   * the caller's passkeys, and a ceremony for `StepUp.passkey`, bound to
+   * the calling session, single-use, for 5 minutes.
+   *
+   * Reasons: `PASSKEYS_DISABLED`, `SECOND_FACTOR_NOT_ENROLLED` (the caller
+   * has no passkey).
+   *
+   * @generated from rpc keyport.v1.TwoFactorService.StartPasskeyStepUp
+   */
+  startPasskeyStepUp: {
+    methodKind: "unary";
+    input: typeof StartPasskeyStepUpRequestSchema;
+    output: typeof StartPasskeyStepUpResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyport_v1_two_factor_service, 0);
