@@ -121,11 +121,19 @@ async function freePort() {
   return port;
 }
 
-/** Keyport's configuration file: the provider, the site's callback, and mail. */
-function keyportConfig(issuer, callback, publicUrl, smtpPort) {
+/**
+ * Keyport's configuration file: the provider, the site's callback, mail,
+ * and passkeys for the site at `passkeyOrigin` (`http://localhost:<port>`:
+ * a relying-party id must be a host name, not 127.0.0.1).
+ */
+function keyportConfig(issuer, callback, publicUrl, smtpPort, passkeyOrigin) {
   // JSON strings are valid TOML basic strings (for these ASCII values).
   const str = JSON.stringify;
-  return `[mail]
+  return `[passkeys]
+rp_id = "localhost"
+origins = [${str(passkeyOrigin)}]
+
+[mail]
 smtp_host = "127.0.0.1"
 smtp_port = ${smtpPort}
 security = "none"
@@ -155,6 +163,8 @@ let issuer;
 let keyport;
 let site;
 let baseUrl;
+/** The site under the host name passkeys are bound to. */
+let passkeyUrl;
 let browser;
 /** The first browser (the user's laptop, say) and the second (their phone). */
 let first;
@@ -197,7 +207,8 @@ before(async () => {
   await waitForMailpit();
 
   const config = path.join(dataDir, 'keyport.toml');
-  await writeFile(config, keyportConfig(issuer, callback, publicUrl, smtpPort));
+  passkeyUrl = `http://localhost:${sitePort}`;
+  await writeFile(config, keyportConfig(issuer, callback, publicUrl, smtpPort, passkeyUrl));
   keyport = new Child(
     'keyport',
     KEYPORT_BIN,
@@ -922,5 +933,108 @@ test('two-step verification: set up from the QR page, then sign in with a code a
     await signIn(page, email, PASSWORD);
     await expectPath(page, '/dashboard');
     assert.equal(await page.locator('#two-factor').innerText(), 'off');
+  });
+});
+
+/**
+ * A browser at the passkeys' origin with Chromium's virtual authenticator
+ * (DevTools `WebAuthn` domain): a platform authenticator that keeps
+ * discoverable credentials and verifies its user, as Touch ID would.
+ */
+async function withPasskeyBrowser(run) {
+  const context = await browser.newContext({ baseURL: passkeyUrl });
+  try {
+    const page = await context.newPage();
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    const { authenticatorId } = await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
+    });
+    const credentials = async () => (await cdp.send('WebAuthn.getCredentials', { authenticatorId })).credentials;
+    return await run({ page, context, credentials });
+  } finally {
+    await context.close();
+  }
+}
+
+test('passkeys: register one, sign in with it alone, use it as the second factor and to step up, rename, delete', async () => {
+  const email = 'hopper@example.com';
+  await withPasskeyBrowser(async ({ page, context, credentials }) => {
+    await page.goto('/sign-up');
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await expectPath(page, '/dashboard');
+
+    await page.goto('/passkeys');
+    assert.equal(await page.locator('#no-passkeys').innerText(), 'No passkeys yet.');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.waitForLoadState();
+    assert.equal(await heading(page).innerText(), 'Add a passkey');
+    await page.getByLabel('Name (optional)').fill('Laptop');
+    await page.getByRole('button', { name: 'Create the passkey' }).click();
+    await page.waitForURL((url) => url.pathname === '/passkeys' && url.searchParams.has('added'));
+    assert.deepEqual(await page.locator('#passkeys li strong').allInnerTexts(), ['Laptop']);
+    const stored = await credentials();
+    assert.equal(stored.length, 1, 'the authenticator holds the new credential');
+    assert.ok(stored[0].isResidentCredential, 'a discoverable credential, for signing in without an email');
+    await screenshot(page, '10-passkeys');
+
+    // The passkey alone signs in: no email, no password.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto('/sign-in');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForLoadState();
+    assert.ok((await context.cookies()).some((cookie) => cookie.name.endsWith('keyport_passkey')), 'ceremony bound to this browser');
+    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+    await expectPath(page, '/dashboard');
+    assert.equal(await page.locator('#two-factor').innerText(), 'on (this session passed it)');
+    assert.ok(await sessionCookie(context));
+
+    // A password now needs the second factor, which the passkey answers.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto('/sign-in');
+    await signIn(page, email, PASSWORD);
+    await expectPath(page, '/sign-in/second-factor');
+    assert.equal(await sessionCookie(context), undefined, 'no session before the second factor');
+    await page.getByRole('button', { name: 'Use a passkey' }).click();
+    await expectPath(page, '/dashboard');
+
+    // Step up with it, back to the page that asked.
+    await page.goto('/sign-in/step-up?return_to=%2Fpasskeys');
+    await page.getByRole('button', { name: 'Use a passkey instead' }).click();
+    await page.waitForLoadState();
+    await page.getByRole('button', { name: 'Use my passkey' }).click();
+    await expectPath(page, '/passkeys');
+
+    await page.getByLabel('New name for Laptop').fill('Work laptop');
+    await page.getByRole('button', { name: 'Rename' }).click();
+    await page.waitForURL((url) => url.searchParams.has('renamed'));
+    assert.deepEqual(await page.locator('#passkeys li strong').allInnerTexts(), ['Work laptop']);
+    await page.getByRole('button', { name: 'Delete Work laptop' }).click();
+    await page.waitForURL((url) => url.searchParams.has('deleted'));
+    assert.equal(await page.locator('#no-passkeys').innerText(), 'No passkeys yet.');
+
+    // The authenticator still has the credential; Keyport no longer takes it.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.goto('/sign-in');
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await page.waitForLoadState();
+    await page.getByRole('button', { name: 'Continue with a passkey' }).click();
+    // The page's script posts the answer once the authenticator gave it.
+    await expectPath(page, '/sign-in/passkey');
+    assert.equal(await heading(page).innerText(), 'That passkey did not sign you in');
+    assert.equal(await sessionCookie(context), undefined);
+    // And the password signs in on its own again.
+    await page.goto('/sign-in');
+    await signIn(page, email, PASSWORD);
+    await expectPath(page, '/dashboard');
   });
 });

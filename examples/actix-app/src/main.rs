@@ -19,8 +19,8 @@ use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
 use keyport_client::{EmailProof, web::Guard};
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, StepUpForm, factor_answer,
+    LinkQuery, PasskeyForm, PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm,
+    SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -85,6 +85,14 @@ fn app(
         .route("/sign-in/second-factor", web::post().to(second_factor))
         .route("/sign-in/step-up", web::get().to(step_up_page))
         .route("/sign-in/step-up", web::post().to(step_up))
+        .route("/sign-in/step-up/passkey", web::post().to(passkey_step_up))
+        .route("/sign-in/passkey/start", web::post().to(start_passkey_sign_in))
+        .route("/sign-in/passkey", web::post().to(passkey_sign_in))
+        .route("/passkeys", web::get().to(passkeys))
+        .route("/passkeys", web::post().to(register_passkey))
+        .route("/passkeys/start", web::post().to(start_passkey_registration))
+        .route("/passkeys/rename", web::post().to(rename_passkey))
+        .route("/passkeys/delete", web::post().to(delete_passkey))
         .route("/two-factor", web::get().to(two_factor))
         .route("/two-factor/enroll", web::post().to(enroll_totp))
         .route("/two-factor/confirm", web::post().to(confirm_totp))
@@ -225,8 +233,8 @@ async fn email_code(
     respond(site.email_signed_in(user.as_deref(), finished))
 }
 
-async fn second_factor_page(site: web::Data<Site>, user: Option<Principal>) -> HttpResponse {
-    respond(site.second_factor_page(user.as_deref()))
+async fn second_factor_page(site: web::Data<Site>, user: Option<Principal>, auth: Auth) -> HttpResponse {
+    respond(site.second_factor_page(user.as_deref(), auth.challenge_passkey_options()))
 }
 
 async fn second_factor(
@@ -235,8 +243,8 @@ async fn second_factor(
     auth: Auth,
     form: web::Form<SecondFactorForm>,
 ) -> HttpResponse {
-    let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
-    respond(site.second_factor_completed(user.as_deref(), completed))
+    let completed = auth.complete_sign_in(form.answer()).await;
+    respond(site.second_factor_completed(user.as_deref(), auth.challenge_passkey_options(), completed))
 }
 
 async fn step_up_page(site: web::Data<Site>, user: Principal, query: web::Query<SignInQuery>) -> HttpResponse {
@@ -244,8 +252,73 @@ async fn step_up_page(site: web::Data<Site>, user: Principal, query: web::Query<
 }
 
 async fn step_up(site: web::Data<Site>, user: Principal, auth: Auth, form: web::Form<StepUpForm>) -> HttpResponse {
-    let stepped = auth.step_up(factor_answer(&form.code)).await;
+    let stepped = step_up_with(&auth, &form).await;
     respond(site.stepped_up(&user, &form, stepped))
+}
+
+async fn passkey_step_up(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<StepUpForm>,
+) -> HttpResponse {
+    respond(site.passkey_step_up_page(&user, &form, auth.start_passkey_step_up().await))
+}
+
+// ----- Passkeys -----
+
+async fn start_passkey_sign_in(site: web::Data<Site>, user: Option<Principal>, auth: Auth) -> HttpResponse {
+    respond(site.passkey_sign_in_page(user.as_deref(), auth.start_passkey_sign_in().await))
+}
+
+async fn passkey_sign_in(
+    site: web::Data<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    form: web::Form<PasskeySignInForm>,
+) -> HttpResponse {
+    respond(site.passkey_signed_in(user.as_deref(), auth.finish_passkey_sign_in(&form.credential).await))
+}
+
+async fn passkeys(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    query: web::Query<PasskeysQuery>,
+) -> HttpResponse {
+    respond(site.passkeys_page(&user, &query, auth.list_passkeys().await))
+}
+
+async fn start_passkey_registration(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.passkey_registration(&user, auth.start_passkey_registration().await))
+}
+
+async fn register_passkey(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<PasskeyForm>,
+) -> HttpResponse {
+    let finished = auth.finish_passkey_registration(&form.ceremony, &form.credential, &form.name).await;
+    respond(site.passkey_registered(&user, finished))
+}
+
+async fn rename_passkey(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<PasskeyIdForm>,
+) -> HttpResponse {
+    respond(site.passkey_renamed(&user, auth.rename_passkey(&form.id, &form.name).await))
+}
+
+async fn delete_passkey(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<PasskeyIdForm>,
+) -> HttpResponse {
+    respond(site.passkey_deleted(&user, auth.delete_passkey(&form.id).await))
 }
 
 async fn two_factor(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {

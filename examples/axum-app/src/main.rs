@@ -22,8 +22,8 @@ use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
 use keyport_client::EmailProof;
 use keyport_example_site::{
     Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, StepUpForm, factor_answer,
+    LinkQuery, PasskeyForm, PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm,
+    SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
 };
 use tokio::net::TcpListener;
 
@@ -66,6 +66,13 @@ fn app(site: Site) -> Router {
         .route("/sign-in/email", get(email_sign_in_page).post(email_code))
         .route("/sign-in/second-factor", get(second_factor_page).post(second_factor))
         .route("/sign-in/step-up", get(step_up_page).post(step_up))
+        .route("/sign-in/step-up/passkey", post(passkey_step_up))
+        .route("/sign-in/passkey/start", post(start_passkey_sign_in))
+        .route("/sign-in/passkey", post(passkey_sign_in))
+        .route("/passkeys", get(passkeys).post(register_passkey))
+        .route("/passkeys/start", post(start_passkey_registration))
+        .route("/passkeys/rename", post(rename_passkey))
+        .route("/passkeys/delete", post(delete_passkey))
         .route("/two-factor", get(two_factor))
         .route("/two-factor/enroll", post(enroll_totp))
         .route("/two-factor/confirm", post(confirm_totp))
@@ -236,8 +243,8 @@ async fn email_code(
     respond(site.email_signed_in(user.as_deref(), finished))
 }
 
-async fn second_factor_page(State(site): State<Site>, user: Option<Principal>) -> Response {
-    respond(site.second_factor_page(user.as_deref()))
+async fn second_factor_page(State(site): State<Site>, user: Option<Principal>, auth: Auth) -> Response {
+    respond(site.second_factor_page(user.as_deref(), auth.challenge_passkey_options()))
 }
 
 async fn second_factor(
@@ -246,8 +253,8 @@ async fn second_factor(
     auth: Auth,
     Form(form): Form<SecondFactorForm>,
 ) -> Response {
-    let completed = auth.complete_sign_in(factor_answer(&form.code)).await;
-    respond(site.second_factor_completed(user.as_deref(), completed))
+    let completed = auth.complete_sign_in(form.answer()).await;
+    respond(site.second_factor_completed(user.as_deref(), auth.challenge_passkey_options(), completed))
 }
 
 async fn step_up_page(State(site): State<Site>, user: Principal, Query(query): Query<SignInQuery>) -> Response {
@@ -255,8 +262,73 @@ async fn step_up_page(State(site): State<Site>, user: Principal, Query(query): Q
 }
 
 async fn step_up(State(site): State<Site>, user: Principal, auth: Auth, Form(form): Form<StepUpForm>) -> Response {
-    let stepped = auth.step_up(factor_answer(&form.code)).await;
+    let stepped = step_up_with(&auth, &form).await;
     respond(site.stepped_up(&user, &form, stepped))
+}
+
+async fn passkey_step_up(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<StepUpForm>,
+) -> Response {
+    respond(site.passkey_step_up_page(&user, &form, auth.start_passkey_step_up().await))
+}
+
+// ----- Passkeys -----
+
+async fn start_passkey_sign_in(State(site): State<Site>, user: Option<Principal>, auth: Auth) -> Response {
+    respond(site.passkey_sign_in_page(user.as_deref(), auth.start_passkey_sign_in().await))
+}
+
+async fn passkey_sign_in(
+    State(site): State<Site>,
+    user: Option<Principal>,
+    auth: Auth,
+    Form(form): Form<PasskeySignInForm>,
+) -> Response {
+    respond(site.passkey_signed_in(user.as_deref(), auth.finish_passkey_sign_in(&form.credential).await))
+}
+
+async fn passkeys(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Query(query): Query<PasskeysQuery>,
+) -> Response {
+    respond(site.passkeys_page(&user, &query, auth.list_passkeys().await))
+}
+
+async fn start_passkey_registration(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.passkey_registration(&user, auth.start_passkey_registration().await))
+}
+
+async fn register_passkey(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<PasskeyForm>,
+) -> Response {
+    let finished = auth.finish_passkey_registration(&form.ceremony, &form.credential, &form.name).await;
+    respond(site.passkey_registered(&user, finished))
+}
+
+async fn rename_passkey(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<PasskeyIdForm>,
+) -> Response {
+    respond(site.passkey_renamed(&user, auth.rename_passkey(&form.id, &form.name).await))
+}
+
+async fn delete_passkey(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<PasskeyIdForm>,
+) -> Response {
+    respond(site.passkey_deleted(&user, auth.delete_passkey(&form.id).await))
 }
 
 async fn two_factor(State(site): State<Site>, user: Principal, auth: Auth) -> Response {

@@ -5,7 +5,9 @@
 
 use std::{fmt::Write as _, time::SystemTime};
 
-use keyport_client::{Error, FactorStatus, Principal, Reason, SessionSummary, TotpEnrollment};
+use keyport_client::{
+    Error, FactorStatus, Passkey, PasskeyCeremony, Principal, Reason, SessionSummary, TotpEnrollment,
+};
 
 /// Escapes text for an HTML element or a double-quoted attribute.
 pub(crate) fn escape(text: &str) -> String {
@@ -180,6 +182,9 @@ pub(crate) fn sign_in(user: Option<&Principal>, form: &SignInForm<'_>) -> String
 <div><button type="submit">Sign in</button></div>
 </form>
 {providers}
+<form method="post" action="/sign-in/passkey/start" class="providers">
+<div><button type="submit">Sign in with a passkey</button></div>
+</form>
 <p><a href="/forgot-password">Forgot your password?</a></p>
 <form method="post" action="/sign-in/email/start" class="providers">
 <label for="code-email">Or get a sign-in code by mail</label>
@@ -383,16 +388,29 @@ pub(crate) fn email_code(user: Option<&Principal>, error: Option<&str>) -> Strin
 }
 
 /// The second step of a sign-in: the authenticator app's code or a backup code.
-pub(crate) fn second_factor(user: Option<&Principal>, error: Option<&str>) -> String {
+pub(crate) fn second_factor(user: Option<&Principal>, passkey_options: Option<&str>, error: Option<&str>) -> String {
+    // The passkey answers the challenge's own request, carried in its cookie.
+    let passkey = passkey_options
+        .map(|options| {
+            format!(
+                r#"<form method="post" action="/sign-in/second-factor" class="providers">
+<input type="hidden" name="credential">
+<div><button type="button" data-passkey="get" data-options="{options}">Use a passkey</button></div>
+</form>{PASSKEY_SCRIPT}"#,
+                options = escape(options),
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
-        r#"{error}
+        r#"{error}{problem}
 <p>Your account has two-step verification. Enter the six-digit code your authenticator app shows, or one of your backup codes.</p>
 <form method="post" action="/sign-in/second-factor">
 <label for="code">Code</label>
 <input id="code" name="code" type="text" autocomplete="one-time-code" required>
 <div><button type="submit">Continue</button></div>
-</form>"#,
+</form>{passkey}"#,
         error = message("error", error),
+        problem = PASSKEY_PROBLEM,
     );
     page("Two-step verification", user, &body)
 }
@@ -411,7 +429,9 @@ pub(crate) fn two_factor(user: &Principal, status: &FactorStatus) -> String {
 <form method="post" action="/two-factor/enroll"><button type="submit">Set up an authenticator app</button></form>"#
             .to_owned()
     };
-    page("Two-step verification", Some(user), &body)
+    let passkeys =
+        format!(r#"<p id="passkey-count">Passkeys: {}. <a href="/passkeys">Manage passkeys</a></p>"#, status.passkeys);
+    page("Two-step verification", Some(user), &format!("{body}{passkeys}"))
 }
 
 /// The QR code of a started enrolment and the form for its first code.
@@ -455,12 +475,126 @@ pub(crate) fn step_up(user: &Principal, return_to: Option<&str>, error: Option<&
 <label for="code">Code</label>
 <input id="code" name="code" type="text" autocomplete="one-time-code" required>
 <div><button type="submit">Continue</button></div>
+</form>
+<form method="post" action="/sign-in/step-up/passkey" class="providers">
+<input type="hidden" name="return_to" value="{return_to}">
+<div><button type="submit">Use a passkey instead</button></div>
 </form>"#,
         error = message("error", error),
         return_to = escape(return_to.unwrap_or_default()),
     );
     page("Verify it is you", Some(user), &body)
 }
+
+/// A started passkey step-up: the button that asks the passkey.
+pub(crate) fn step_up_passkey(user: &Principal, return_to: Option<&str>, ceremony: &PasskeyCeremony) -> String {
+    let body = format!(
+        r#"{problem}<p>Confirm it is you with one of your passkeys.</p>
+<form method="post" action="/sign-in/step-up">
+<input type="hidden" name="return_to" value="{return_to}">
+<input type="hidden" name="ceremony" value="{ceremony}">
+<input type="hidden" name="credential">
+<div><button type="button" data-passkey="get" data-options="{options}">Use my passkey</button></div>
+</form>{PASSKEY_SCRIPT}"#,
+        problem = PASSKEY_PROBLEM,
+        return_to = escape(return_to.unwrap_or_default()),
+        ceremony = escape(&ceremony.ceremony),
+        options = escape(&ceremony.options),
+    );
+    page("Verify it is you", Some(user), &body)
+}
+
+/// A started passkey sign-in: the button that asks for any passkey of this
+/// site (the ceremony is in a cookie).
+pub(crate) fn passkey_sign_in(user: Option<&Principal>, options: &str) -> String {
+    let body = format!(
+        r#"{problem}<p>Pick one of your passkeys for this site; no email or password needed.</p>
+<form method="post" action="/sign-in/passkey">
+<input type="hidden" name="credential">
+<div><button type="button" data-passkey="get" data-options="{options}">Continue with a passkey</button></div>
+</form>
+<p><a href="/sign-in">Back to the other ways to sign in</a></p>{PASSKEY_SCRIPT}"#,
+        problem = PASSKEY_PROBLEM,
+        options = escape(options),
+    );
+    page("Sign in with a passkey", user, &body)
+}
+
+/// `/passkeys`: the user's passkeys, with rename and delete forms, and the
+/// button that adds one.
+pub(crate) fn passkeys(user: &Principal, passkeys: &[Passkey], notice: Option<&str>) -> String {
+    let rows: String = passkeys
+        .iter()
+        .map(|passkey| {
+            let used = passkey.last_used_at.map_or("never".to_owned(), date);
+            format!(
+                r#"<li class="passkey"><strong>{name}</strong> (last used: {used}{synced})
+<form class="inline" method="post" action="/passkeys/rename"><input type="hidden" name="id" value="{id}"><input name="name" aria-label="New name for {name}" required maxlength="64"><button type="submit">Rename</button></form>
+<form class="inline" method="post" action="/passkeys/delete"><input type="hidden" name="id" value="{id}"><button type="submit">Delete {name}</button></form></li>"#,
+                name = escape(&passkey.name),
+                id = escape(&passkey.id),
+                synced = if passkey.backed_up { ", synced" } else { "" },
+            )
+        })
+        .collect();
+    let list = if rows.is_empty() {
+        "<p id=\"no-passkeys\">No passkeys yet.</p>".to_owned()
+    } else {
+        format!("<ul id=\"passkeys\">{rows}</ul>")
+    };
+    let body = format!(
+        r#"{notice}{list}
+<form method="post" action="/passkeys/start"><button type="submit">Add a passkey</button></form>
+<p><a href="/two-factor">Two-step verification</a></p>"#,
+        notice = message("notice", notice),
+    );
+    page("Passkeys", Some(user), &body)
+}
+
+/// A started registration: a name, and the button that creates the passkey.
+pub(crate) fn passkey_registration(user: &Principal, ceremony: &PasskeyCeremony) -> String {
+    let body = format!(
+        r#"{problem}<form method="post" action="/passkeys">
+<input type="hidden" name="ceremony" value="{ceremony}">
+<input type="hidden" name="credential">
+<label for="passkey-name">Name (optional)</label>
+<input id="passkey-name" name="name" maxlength="64" placeholder="Laptop">
+<div><button type="button" data-passkey="create" data-options="{options}">Create the passkey</button></div>
+</form>{PASSKEY_SCRIPT}"#,
+        problem = PASSKEY_PROBLEM,
+        ceremony = escape(&ceremony.ceremony),
+        options = escape(&ceremony.options),
+    );
+    page("Add a passkey", Some(user), &body)
+}
+
+/// Where the passkey script says the browser refused.
+const PASSKEY_PROBLEM: &str = r#"<p id="passkey-error" class="error" role="alert" hidden></p>"#;
+
+/// Runs a ceremony on a `data-passkey` button's click: the server's options
+/// (`data-options`, WebAuthn's JSON form) to the browser, and the browser's
+/// answer (`toJSON()`) into the form's `credential` field, which it submits.
+const PASSKEY_SCRIPT: &str = r#"
+<script>
+for (const button of document.querySelectorAll('[data-passkey]')) {
+  button.addEventListener('click', async () => {
+    const form = button.closest('form');
+    // webauthn-rs writes absent members as null; WebAuthn wants them absent.
+    const options = JSON.parse(button.dataset.options, (key, value) => (value === null ? undefined : value));
+    try {
+      const credential = button.dataset.passkey === 'create'
+        ? await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options) })
+        : await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options) });
+      form.elements.credential.value = JSON.stringify(credential.toJSON());
+      form.submit();
+    } catch (error) {
+      const problem = document.getElementById('passkey-error');
+      problem.textContent = `The passkey did not answer (${error.name}). Try again.`;
+      problem.hidden = false;
+    }
+  });
+}
+</script>"#;
 
 /// A page saying something went well.
 pub(crate) fn done(user: Option<&Principal>, title: &str, text: &str) -> String {

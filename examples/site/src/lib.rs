@@ -16,7 +16,13 @@
 //! with a second factor continues at `/sign-in/second-factor`. Two-step
 //! verification: `/two-factor` (status; `POST /two-factor/enroll`,
 //! `/two-factor/confirm`, `/two-factor/disable`) and `/sign-in/step-up`
-//! (a code again, for changes that need a recent second factor). Social sign-in: `POST /oauth/start/{provider}` sends the
+//! (a code again, for changes that need a recent second factor). Passkeys:
+//! `/passkeys` (list, rename, delete; `POST /passkeys/start` then
+//! `POST /passkeys` add one), `POST /sign-in/passkey/start` then
+//! `POST /sign-in/passkey` (a passkey alone signs in), a "Use a passkey"
+//! button on the second-factor page, and `POST /sign-in/step-up/passkey`.
+//! Passkeys need the site on an origin Keyport's `[passkeys]` allows (and a
+//! host name, such as `localhost`, not an IP address). Social sign-in: `POST /oauth/start/{provider}` sends the
 //! browser to the provider, which sends it back to `GET /oauth/callback`;
 //! `POST /oauth/link/{provider}` (needs a session) links a provider account
 //! the same way. The route rules in [`settings`] decide who may see what;
@@ -40,8 +46,8 @@ mod html;
 use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use keyport_client::{
-    CacheConfig, Error, FactorAnswer, FactorStatus, FinishedOAuth, KeyportClient, Principal, Reason, SessionCache,
-    SessionSummary, SignedIn, TotpEnrollment,
+    CacheConfig, Error, FactorAnswer, FactorStatus, FinishedOAuth, KeyportClient, Passkey, PasskeyCeremony, Principal,
+    Reason, SessionCache, SessionSummary, SignedIn, TotpEnrollment,
     web::{AuthSettings, FirstFactor, Guard, RouteRules, SignedUp, safe_return_path},
 };
 use serde::Deserialize;
@@ -125,7 +131,8 @@ pub fn settings() -> AuthSettings {
         .protect("/oauth/link/(.*)")
         .protect("/verify-email/send")
         .protect("/two-factor(.*)")
-        .protect("/sign-in/step-up")
+        .protect("/passkeys(.*)")
+        .protect("/sign-in/step-up(.*)")
         .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
     // `/sign-in?return_to=<the page>` (the defaults).
@@ -250,21 +257,79 @@ pub struct EmailCodeForm {
     pub code: String,
 }
 
-/// `POST /sign-in/second-factor`'s form.
+/// `POST /sign-in/second-factor`'s form: a code, or a passkey's answer.
 #[derive(Debug, Deserialize)]
 pub struct SecondFactorForm {
     /// The authenticator app's code, or a backup code.
+    #[serde(default)]
     pub code: String,
+    /// A passkey's answer (`PublicKeyCredential` JSON), from the page's script.
+    #[serde(default)]
+    pub credential: String,
 }
 
-/// `POST /sign-in/step-up`'s form.
+impl SecondFactorForm {
+    /// The answer the form carries.
+    pub fn answer(&self) -> FactorAnswer<'_> {
+        if self.credential.is_empty() { factor_answer(&self.code) } else { FactorAnswer::Passkey(&self.credential) }
+    }
+}
+
+/// `POST /sign-in/step-up`'s form: a code, or a passkey's answer to the
+/// ceremony `POST /sign-in/step-up/passkey` started.
 #[derive(Debug, Deserialize)]
 pub struct StepUpForm {
     /// The authenticator app's code, or a backup code.
+    #[serde(default)]
     pub code: String,
+    /// The passkey step-up's ceremony.
+    #[serde(default)]
+    pub ceremony: String,
+    /// A passkey's answer (`PublicKeyCredential` JSON).
+    #[serde(default)]
+    pub credential: String,
     /// The page to come back to.
     #[serde(default)]
     pub return_to: Option<String>,
+}
+
+/// `POST /passkeys`' form: a started registration's answer.
+#[derive(Debug, Deserialize)]
+pub struct PasskeyForm {
+    /// The registration's ceremony.
+    pub ceremony: String,
+    /// The browser's answer (`PublicKeyCredential` JSON).
+    #[serde(default)]
+    pub credential: String,
+    /// A name for the passkey (optional).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /passkeys/rename` and `POST /passkeys/delete`'s form.
+#[derive(Debug, Deserialize)]
+pub struct PasskeyIdForm {
+    /// The passkey.
+    pub id: String,
+    /// The new name (renaming only).
+    #[serde(default)]
+    pub name: String,
+}
+
+/// `POST /sign-in/passkey`'s form.
+#[derive(Debug, Deserialize)]
+pub struct PasskeySignInForm {
+    /// The browser's answer (`PublicKeyCredential` JSON).
+    #[serde(default)]
+    pub credential: String,
+}
+
+/// `GET /passkeys`' query: what the last change did.
+#[derive(Debug, Deserialize)]
+pub struct PasskeysQuery {
+    added: Option<String>,
+    renamed: Option<String>,
+    deleted: Option<String>,
 }
 
 /// `POST /reset-password`'s form.
@@ -618,23 +683,31 @@ impl Site {
 
     // ----- Second factors -----
 
-    /// `GET /sign-in/second-factor`: the code form of a sign-in's second step.
-    pub fn second_factor_page<C>(&self, user: Option<&Principal>) -> Answer<C> {
-        Answer::page(200, html::second_factor(user, None))
+    /// `GET /sign-in/second-factor`: the code form of a sign-in's second
+    /// step, and a passkey button when `Auth::challenge_passkey_options`
+    /// found the challenge's passkey request.
+    pub fn second_factor_page<C>(&self, user: Option<&Principal>, passkey_options: Option<String>) -> Answer<C> {
+        Answer::page(200, html::second_factor(user, passkey_options.as_deref(), None))
     }
 
     /// `POST /sign-in/second-factor`, once `Auth::complete_sign_in` (with
-    /// [`factor_answer`] of the form) answered `completed`.
+    /// [`SecondFactorForm::answer`]) answered `completed`; the page again
+    /// shows `passkey_options` (`Auth::challenge_passkey_options`).
     pub fn second_factor_completed<C>(
         &self,
         user: Option<&Principal>,
+        passkey_options: Option<String>,
         completed: Result<(SignedIn, Vec<C>), Error>,
     ) -> Answer<C> {
         match completed {
             Ok((_, cookies)) => Answer::see_other(AFTER_SIGN_IN).with_cookies(cookies),
             Err(error) if *error.reason() == Reason::SecondFactorInvalid => Answer::page(
                 400,
-                html::second_factor(user, Some("That code does not work (wrong, already used, or expired).")),
+                html::second_factor(
+                    user,
+                    passkey_options.as_deref(),
+                    Some("That code does not work (wrong, already used, or expired)."),
+                ),
             ),
             Err(error) => link_refused(user, &error, "/sign-in", "sign in again"),
         }
@@ -709,16 +782,125 @@ impl Site {
         Answer::page(200, html::step_up(user, return_to, None))
     }
 
-    /// `POST /sign-in/step-up`, once `Auth::step_up` answered `stepped`.
+    /// `POST /sign-in/step-up/passkey`, once `Auth::start_passkey_step_up`
+    /// answered `started`: the button that asks the passkey.
+    pub fn passkey_step_up_page<C>(
+        &self,
+        user: &Principal,
+        form: &StepUpForm,
+        started: Result<PasskeyCeremony, Error>,
+    ) -> Answer<C> {
+        let return_to = form.return_to.as_deref().and_then(safe_return_path);
+        match started {
+            Ok(ceremony) => Answer::page(200, html::step_up_passkey(user, return_to, &ceremony)),
+            Err(error) if *error.reason() == Reason::SecondFactorNotEnrolled => Answer::page(
+                400,
+                html::step_up(user, return_to, Some("You have no passkey: use your authenticator app.")),
+            ),
+            Err(error) => unavailable(Some(user), &error),
+        }
+    }
+
+    /// `POST /sign-in/step-up`, once [`step_up`] answered `stepped`.
     pub fn stepped_up<C>(&self, user: &Principal, form: &StepUpForm, stepped: Result<(), Error>) -> Answer<C> {
         let return_to = form.return_to.as_deref().and_then(safe_return_path);
         match stepped {
             Ok(()) => Answer::see_other(return_to.unwrap_or(AFTER_SIGN_IN)),
-            Err(error) if *error.reason() == Reason::SecondFactorInvalid => {
-                Answer::page(400, html::step_up(user, return_to, Some("That code does not work.")))
+            Err(error) if matches!(error.reason(), Reason::SecondFactorInvalid | Reason::PasskeyInvalid) => {
+                Answer::page(400, html::step_up(user, return_to, Some("That did not work: try again.")))
             }
             Err(error) if *error.reason() == Reason::SecondFactorNotEnrolled => Answer::see_other("/two-factor"),
             Err(error) => link_refused(Some(user), &error, "/sign-in/step-up", "try again"),
+        }
+    }
+
+    // ----- Passkeys -----
+
+    /// `GET /passkeys`, once `Auth::list_passkeys` answered `listed`.
+    pub fn passkeys_page<C>(
+        &self,
+        user: &Principal,
+        query: &PasskeysQuery,
+        listed: Result<Vec<Passkey>, Error>,
+    ) -> Answer<C> {
+        let notice = match (&query.added, &query.renamed, &query.deleted) {
+            (Some(_), _, _) => Some("Passkey added. Your other sessions ended."),
+            (None, Some(_), _) => Some("Passkey renamed."),
+            (None, None, Some(_)) => Some("Passkey deleted. Your other sessions ended."),
+            (None, None, None) => None,
+        };
+        match listed {
+            Ok(list) => Answer::page(200, html::passkeys(user, &list, notice)),
+            Err(error) => passkey_refused(user, &error),
+        }
+    }
+
+    /// `POST /passkeys/start`, once `Auth::start_passkey_registration`
+    /// answered `started`: the page that creates the passkey.
+    pub fn passkey_registration<C>(&self, user: &Principal, started: Result<PasskeyCeremony, Error>) -> Answer<C> {
+        match started {
+            Ok(ceremony) => Answer::page(200, html::passkey_registration(user, &ceremony)),
+            Err(error) => passkey_refused(user, &error),
+        }
+    }
+
+    /// `POST /passkeys`, once `Auth::finish_passkey_registration` answered.
+    pub fn passkey_registered<C>(&self, user: &Principal, finished: Result<Passkey, Error>) -> Answer<C> {
+        match finished {
+            Ok(_) => Answer::see_other("/passkeys?added=1"),
+            Err(error) => passkey_refused(user, &error),
+        }
+    }
+
+    /// `POST /passkeys/rename`, once `Auth::rename_passkey` answered.
+    pub fn passkey_renamed<C>(&self, user: &Principal, renamed: Result<Passkey, Error>) -> Answer<C> {
+        match renamed {
+            Ok(_) => Answer::see_other("/passkeys?renamed=1"),
+            Err(error) => passkey_refused(user, &error),
+        }
+    }
+
+    /// `POST /passkeys/delete`, once `Auth::delete_passkey` answered;
+    /// without a recent second factor, to the step-up page.
+    pub fn passkey_deleted<C>(&self, user: &Principal, deleted: Result<u32, Error>) -> Answer<C> {
+        match deleted {
+            Ok(_) => Answer::see_other("/passkeys?deleted=1"),
+            Err(error) => passkey_refused(user, &error),
+        }
+    }
+
+    /// `POST /sign-in/passkey/start`, once `Auth::start_passkey_sign_in`
+    /// answered `started`: the page that asks for a passkey, and the cookie
+    /// that binds the ceremony to this browser.
+    pub fn passkey_sign_in_page<C>(&self, user: Option<&Principal>, started: Result<(String, C), Error>) -> Answer<C> {
+        match started {
+            Ok((options, cookie)) => Answer::page(200, html::passkey_sign_in(user, &options)).with_cookies([cookie]),
+            Err(error) if *error.reason() == Reason::PasskeysDisabled => {
+                Answer::page(404, html::problem(user, "No passkeys here", "This site does not take passkeys."))
+            }
+            Err(error) => unavailable(user, &error),
+        }
+    }
+
+    /// `POST /sign-in/passkey`, once `Auth::finish_passkey_sign_in` answered.
+    pub fn passkey_signed_in<C>(
+        &self,
+        user: Option<&Principal>,
+        finished: Result<(SignedIn, Vec<C>), Error>,
+    ) -> Answer<C> {
+        match finished {
+            Ok((_, cookies)) => Answer::see_other(AFTER_SIGN_IN).with_cookies(cookies),
+            Err(error) if *error.reason() == Reason::PasskeyInvalid => Answer::page(
+                401,
+                html::problem_with_link(
+                    user,
+                    "That passkey did not sign you in",
+                    "It is not registered here, or the attempt expired.",
+                    "/sign-in",
+                    "try again",
+                ),
+            ),
+            Err(error) => unavailable(user, &error),
         }
     }
 
@@ -876,6 +1058,58 @@ fn link_refused<C>(user: Option<&Principal>, error: &Error, again: &str, how: &s
         ),
         Reason::RateLimited => Answer::page(429, html::problem(user, "Not so fast", "Wait a little and try again.")),
         _ => unavailable(user, error),
+    }
+}
+
+/// Steps up a session with what `form` carries: a passkey's answer to its
+/// ceremony, or a code.
+pub async fn step_up<C: From<String>>(auth: &keyport_client::web::Auth<C>, form: &StepUpForm) -> Result<(), Error> {
+    if form.credential.is_empty() {
+        auth.step_up(factor_answer(&form.code)).await
+    } else {
+        auth.step_up_with_passkey(&form.ceremony, &form.credential).await
+    }
+}
+
+/// What to show when a passkey call failed.
+fn passkey_refused<C>(user: &Principal, error: &Error) -> Answer<C> {
+    match error.reason() {
+        Reason::StepUpRequired => Answer::see_other("/sign-in/step-up?return_to=%2Fpasskeys"),
+        Reason::ReauthenticationRequired => Answer::page(
+            403,
+            html::problem_with_link(
+                Some(user),
+                "Sign in again first",
+                "Adding a passkey needs a sign-in from the last 10 minutes.",
+                "/sign-in?return_to=%2Fpasskeys",
+                "sign in again",
+            ),
+        ),
+        Reason::PasskeyInvalid => Answer::page(
+            400,
+            html::problem_with_link(
+                Some(user),
+                "That did not work",
+                "The passkey's answer was refused.",
+                "/passkeys",
+                "start again",
+            ),
+        ),
+        Reason::PasskeyNotFound => Answer::see_other("/passkeys"),
+        Reason::InvalidArgument => Answer::page(
+            400,
+            html::problem_with_link(
+                Some(user),
+                "That name does not work",
+                "Use 1 to 64 characters.",
+                "/passkeys",
+                "try again",
+            ),
+        ),
+        Reason::PasskeysDisabled => {
+            Answer::page(404, html::problem(Some(user), "No passkeys here", "This site does not take passkeys."))
+        }
+        _ => unavailable(Some(user), error),
     }
 }
 
