@@ -8,6 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
+use keyport_core::second_factor::soft_passkey::SoftKey;
 use keyport_proto::v1::{
     AssuranceLevel, CompleteSignInRequest, DeletePasskeyRequest, FinishPasskeyRegistrationRequest,
     FinishPasskeySignInRequest, GetCurrentUserRequest, GetSessionRequest, ListFactorsRequest, ListPasskeysRequest,
@@ -19,8 +20,7 @@ use keyport_proto::v1::{
 use keyport_tests::{
     Backend, TestServer,
     grpc::{authed, reason},
-    passkey::SoftKey,
-    server::PASSWORD,
+    server::{PASSWORD, TEST_PASSKEY_ORIGIN},
 };
 use tokio::sync::Barrier;
 use tonic::{Code, Status, transport::Channel};
@@ -94,7 +94,7 @@ async fn registers_and_manages_only_ones_own_passkeys(backend: Backend) -> TestR
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
     let other_session = server.sign_in("ada@example.com", PASSWORD).await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     let passkey = register(&server, &token, &mut key, "  Laptop  ").await?;
     assert_eq!(passkey.name, "Laptop", "trimmed");
     assert!(passkey.last_used_at.is_none());
@@ -109,7 +109,7 @@ async fn registers_and_manages_only_ones_own_passkeys(backend: Backend) -> TestR
     assert_eq!(server.scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'passkey_added'").await?, 1);
 
     // A second passkey; the same authenticator credential twice is refused.
-    let second = register(&server, &token, &mut SoftKey::new()?, "").await?;
+    let second = register(&server, &token, &mut SoftKey::at(TEST_PASSKEY_ORIGIN)?, "").await?;
     assert_eq!(second.name, "Passkey", "an empty name is named for the user");
     let renamed = passkeys(&server)
         .rename_passkey(authed(RenamePasskeyRequest { id: second.id.clone(), name: "Phone".into() }, &token))
@@ -163,7 +163,7 @@ async fn registers_and_manages_only_ones_own_passkeys(backend: Backend) -> TestR
 async fn signs_in_with_the_passkey_alone(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
 
     let started = server.sessions().start_passkey_sign_in(StartPasskeySignInRequest {}).await?.into_inner();
@@ -203,10 +203,10 @@ async fn signs_in_with_the_passkey_alone(backend: Backend) -> TestResult {
         "PASSKEY_INVALID",
         "phishing origin",
     );
-    key.set_origin(keyport_tests::server::TEST_PASSKEY_ORIGIN)?;
+    key.set_origin(TEST_PASSKEY_ORIGIN)?;
     // A key the server never saw.
     let started = server.sessions().start_passkey_sign_in(StartPasskeySignInRequest {}).await?.into_inner();
-    let mut stranger = SoftKey::new()?;
+    let mut stranger = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     let elsewhere = TestServer::start(backend).await?;
     let bob = elsewhere.sign_up("bob@example.com").await?;
     register(&elsewhere, &bob, &mut stranger, "Elsewhere").await?;
@@ -243,7 +243,7 @@ async fn signs_in_with_the_passkey_alone(backend: Backend) -> TestResult {
 async fn answers_the_second_factor_of_a_password_sign_in(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
 
     let challenge = password_challenge(&server).await?;
@@ -300,7 +300,7 @@ async fn step_up(server: &TestServer, token: &str, ceremony: &str, credential: &
 async fn steps_a_session_up_and_guards_deletion(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     let passkey = register(&server, &token, &mut key, "Laptop").await?;
     // Past the freshness window: deleting the factor, or adding one, needs a step-up.
     server.clock.advance(Duration::from_secs(601));
@@ -354,7 +354,7 @@ async fn steps_a_session_up_and_guards_deletion(backend: Backend) -> TestResult 
 async fn bad_input_gets_stable_reasons(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     let passkey = register(&server, &token, &mut key, "Laptop").await?;
     let started = server.sessions().start_passkey_sign_in(StartPasskeySignInRequest {}).await?.into_inner();
     let good = key.sign_discoverable(&started.options)?;
@@ -471,7 +471,7 @@ async fn bad_input_gets_stable_reasons(backend: Backend) -> TestResult {
 async fn a_counter_that_goes_backwards_is_refused(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
     // Two answers signed in order (counters 1 and 2), finished out of order:
     // the older counter after the newer is what a cloned key looks like.
@@ -494,7 +494,7 @@ async fn of_parallel_finishes_with_one_answer_one_signs_in(backend: Backend) -> 
     const CALLERS: usize = 6;
     let server = Arc::new(TestServer::start(backend).await?);
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
 
     // One passwordless ceremony, one answer, N callers.
@@ -536,7 +536,7 @@ async fn of_parallel_finishes_with_one_answer_one_signs_in(backend: Backend) -> 
 async fn a_finish_cancelled_mid_flight_leaves_the_passkey_usable(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
     let before = server.count("sessions").await?;
     let mut created = 0;
@@ -560,7 +560,7 @@ async fn a_finish_cancelled_mid_flight_leaves_the_passkey_usable(backend: Backen
 async fn another_replica_signs_in_with_a_passkey_registered_here(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
-    let mut key = SoftKey::new()?;
+    let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
     let replica = TestServer::replica_of(&server).await?;
     // Started on one replica, finished on the other: ceremonies live in the database.

@@ -10,7 +10,6 @@ pub mod grpc;
 pub mod load;
 pub mod mailpit;
 pub mod oidc;
-pub mod passkey;
 pub mod pg;
 pub mod server;
 

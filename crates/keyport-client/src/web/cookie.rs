@@ -228,4 +228,39 @@ mod tests {
         assert_eq!(settings.read("keyport_session=kp_x.y"), None);
         assert_eq!(settings.read("__Host-keyport_session="), None);
     }
+
+    #[test]
+    #[expect(clippy::disallowed_methods, reason = "Max-Age is relative to the wall clock")]
+    fn the_challenge_cookie_carries_its_passkey_request() {
+        let settings = CookieSettings::default();
+        let expires = SystemTime::now() + Duration::from_secs(300);
+        let options = r#"{"challenge":"abc","allowCredentials":[{"id":"x;y=z"}]}"#;
+        let set = settings.issue_challenge("kpc_secret", Some(options), expires);
+        let value = set.split(';').next().unwrap().trim_start_matches("__Host-keyport_challenge=");
+        assert!(value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)), "cookie-safe: {value}");
+        let header = format!("a=1; __Host-keyport_challenge={value}");
+        assert_eq!(settings.read_challenge(&header), Some("kpc_secret"));
+        assert_eq!(settings.read_challenge_passkey_options(&header).as_deref(), Some(options));
+        // Without passkeys: the challenge alone, and no request.
+        let plain = settings.issue_challenge("kpc_secret", None, expires);
+        let header = plain.split(';').next().unwrap();
+        assert_eq!(settings.read_challenge(header), Some("kpc_secret"));
+        assert_eq!(settings.read_challenge_passkey_options(header), None);
+        assert_eq!(settings.read_challenge_passkey_options("__Host-keyport_challenge=kpc_x.%%%"), None);
+    }
+
+    #[test]
+    fn the_passkey_ceremony_cookie_is_a_short_lived_binding() {
+        let settings = CookieSettings::default();
+        let set = settings.issue_passkey_ceremony("kpk_abc");
+        assert_eq!(set, "__Host-keyport_passkey=kpk_abc; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300");
+        assert_eq!(settings.read_passkey_ceremony("__Host-keyport_passkey=kpk_abc; x=1"), Some("kpk_abc"));
+        assert!(settings.clear_passkey_ceremony().ends_with("Max-Age=0"));
+        let plain = CookieSettings { name: "session".into(), secure: false, ..CookieSettings::default() };
+        assert!(
+            plain
+                .issue_passkey_ceremony("kpk_abc")
+                .starts_with("keyport_passkey=kpk_abc; Path=/; HttpOnly; SameSite=Lax")
+        );
+    }
 }

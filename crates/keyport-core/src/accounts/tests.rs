@@ -22,12 +22,13 @@ use crate::{
         ProviderInfo, ProviderKind, StartedFlow,
     },
     password::HashParams,
-    second_factor::{FactorKey, FactorKeys, FactorSettings},
+    second_factor::{FactorKey, FactorKeys, FactorSettings, PasskeySettings, RelyingParty},
     session::{ClientInfo, SessionPolicy},
     store::memory::MemoryStore,
 };
 
 mod factors;
+mod passkeys;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -78,6 +79,9 @@ struct Kit {
 
 /// Sessions idle out after 10 hours, slide at most hourly and end after a
 /// day; the process cache is off, so every check reads the store.
+/// The origin the kit's relying party allows.
+const PASSKEY_ORIGIN: &str = "https://localhost";
+
 fn kit() -> Result<Kit, Error> {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_millis(1_700_000_000_000)));
@@ -88,6 +92,17 @@ fn kit() -> Result<Kit, Error> {
         oauth: OAuthConfig { redirect_uris: vec![REDIRECT_URI.into()], ..OAuthConfig::default() },
         second_factors: FactorSettings {
             keys: Some(FactorKeys::new(FactorKey::from_bytes(&[7; 32]).map_err(Error::Internal)?, Vec::new())),
+            passkeys: Some(Arc::new(
+                RelyingParty::new(
+                    &PasskeySettings {
+                        rp_id: "localhost".into(),
+                        rp_name: "Keyport".into(),
+                        origins: vec![PASSKEY_ORIGIN.into()],
+                    },
+                    Duration::from_secs(300),
+                )
+                .map_err(Error::Internal)?,
+            )),
             ..FactorSettings::default()
         },
         ..AccountsConfig::default()

@@ -13,6 +13,8 @@ mod challenge;
 mod one_time;
 mod passkey;
 mod sealing;
+#[cfg(any(test, feature = "soft-passkey"))]
+pub mod soft_passkey;
 mod totp;
 
 pub use backup_codes::{BACKUP_CODE_COUNT, BackupCode, backup_code_hash};

@@ -27,7 +27,7 @@ type Passkey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Keyport's id of the passkey (a UUID).
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// The name the user gave it (or `Passkey` and its registration date).
+	// The name the user gave it (`Passkey` when none was given).
 	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	// When it was registered.
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
@@ -215,8 +215,8 @@ type FinishPasskeyRegistrationRequest struct {
 	// The `PublicKeyCredential` (its `toJSON()`) that
 	// `navigator.credentials.create` answered.
 	Credential string `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
-	// A name for the passkey, at most 64 characters; empty names it after
-	// the date.
+	// A name for the passkey, at most 64 characters (no control
+	// characters); empty names it `Passkey`.
 	Name          string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

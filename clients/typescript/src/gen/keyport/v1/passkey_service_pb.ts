@@ -30,7 +30,7 @@ export type Passkey = Message<"keyport.v1.Passkey"> & {
   id: string;
 
   /**
-   * The name the user gave it (or `Passkey` and its registration date).
+   * The name the user gave it (`Passkey` when none was given).
    *
    * @generated from field: string name = 2;
    */
@@ -139,8 +139,8 @@ export type FinishPasskeyRegistrationRequest = Message<"keyport.v1.FinishPasskey
   credential: string;
 
   /**
-   * A name for the passkey, at most 64 characters; empty names it after
-   * the date.
+   * A name for the passkey, at most 64 characters (no control
+   * characters); empty names it `Passkey`.
    *
    * @generated from field: string name = 3;
    */

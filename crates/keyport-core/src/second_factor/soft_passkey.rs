@@ -1,6 +1,8 @@
-//! A software passkey for the tests: webauthn-authenticator-rs's
-//! `SoftPasskey` (a real P-256 key that signs real assertions) behind the
-//! JSON the server's options and the browser's answers are made of.
+//! A software passkey for tests (feature `soft-passkey`, and this crate's
+//! own tests): webauthn-authenticator-rs's `SoftPasskey` (a real P-256 key
+//! that signs real assertions) behind the JSON that Keyport's options and
+//! a browser's answers are made of. Never for production: it holds its
+//! keys in memory and claims user verification without asking anyone.
 //!
 //! `SoftPasskey` keeps no discoverable credentials, so the discoverable
 //! sign-in is played the way a browser would: it picks this key's
@@ -11,8 +13,6 @@ use webauthn_authenticator_rs::{
     prelude::{CreationChallengeResponse, PublicKeyCredential, RequestChallengeResponse, Url},
     softpasskey::SoftPasskey,
 };
-
-use crate::server::TEST_PASSKEY_ORIGIN;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -25,12 +25,8 @@ pub struct SoftKey {
 }
 
 impl SoftKey {
-    /// A new authenticator at the tests' origin.
-    pub fn new() -> Result<Self, BoxError> {
-        Self::at(TEST_PASSKEY_ORIGIN)
-    }
-
-    /// A new authenticator whose client claims `origin` (a phishing site).
+    /// A new authenticator whose client (the "browser") runs ceremonies
+    /// for the page at `origin`.
     pub fn at(origin: &str) -> Result<Self, BoxError> {
         // `true`: claims user verification, as a platform authenticator does.
         Ok(Self { key: SoftPasskey::new(true), origin: Url::parse(origin)?, registered: None })
@@ -42,11 +38,11 @@ impl SoftKey {
         let user = creation.public_key.user.id.to_vec();
         // SoftPasskey cannot keep a discoverable credential; the server
         // asked for one, and the discoverable sign-in is played below.
-        if let Some(selection) = creation.public_key.authenticator_selection.as_mut() {
-            assert!(selection.require_resident_key, "registration asks for a discoverable passkey");
-            selection.require_resident_key = false;
-            selection.resident_key = None;
-        }
+        let selection = creation.public_key.authenticator_selection.as_mut();
+        let selection = selection.filter(|selection| selection.require_resident_key);
+        let selection = selection.ok_or("the registration does not ask for a discoverable passkey")?;
+        selection.require_resident_key = false;
+        selection.resident_key = None;
         let credential = self.key.do_registration(self.origin.clone(), creation)?;
         self.registered = Some((credential.raw_id.to_vec(), user));
         Ok(serde_json::to_string(&credential)?)
@@ -64,7 +60,9 @@ impl SoftKey {
     /// browser would: with this key's last credential and its user handle.
     pub fn sign_discoverable(&mut self, options: &str) -> Result<String, BoxError> {
         let mut request: RequestChallengeResponse = serde_json::from_str(&format!("{{\"publicKey\":{options}}}"))?;
-        assert!(request.public_key.allow_credentials.is_empty(), "a discoverable request lists no credentials");
+        if !request.public_key.allow_credentials.is_empty() {
+            return Err("a discoverable request lists no credentials".into());
+        }
         let (id, user) = self.registered.clone().ok_or("nothing registered")?;
         request.public_key.allow_credentials =
             vec![webauthn_rs_proto::AllowCredentials { type_: "public-key".into(), id, transports: None }];
