@@ -16,6 +16,7 @@
 mod counters;
 mod load;
 mod mail;
+mod passkeys;
 mod procfs;
 mod promises;
 mod report;
@@ -104,6 +105,8 @@ enum Section {
     Mail,
     /// Throttling counters in memory against the shared PostgreSQL table.
     Counters,
+    /// A passwordless passkey sign-in against a password sign-in.
+    Passkeys,
 }
 
 #[tokio::main]
@@ -226,6 +229,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         false => None,
     };
 
+    let passkeys = match wants(Section::Passkeys) {
+        true => Some(passkeys::passkeys(&bin).await?),
+        false => None,
+    };
+
     let mut markdown = report.render();
     markdown.push_str(&promises::render(cache.as_deref(), revocations.as_ref(), flood.as_ref()));
     if let Some(mail) = &mail {
@@ -233,6 +241,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if let Some(counters) = &counters {
         markdown.push_str(&counters::render(counters));
+    }
+    if let Some(passkeys) = &passkeys {
+        markdown.push_str(&passkeys::render(passkeys));
     }
     print!("{markdown}");
     if let Some(path) = &args.out {
