@@ -13,9 +13,9 @@ use keyport_proto::v1::{
     AssuranceLevel, CompleteSignInRequest, DeletePasskeyRequest, FinishPasskeyRegistrationRequest,
     FinishPasskeySignInRequest, GetCurrentUserRequest, GetSessionRequest, ListFactorsRequest, ListPasskeysRequest,
     Passkey, PasskeyAssertion, RenamePasskeyRequest, SecondFactor, SignInRequest, StartPasskeyRegistrationRequest,
-    StartPasskeySignInRequest, StartPasskeyStepUpRequest, StepUpRequest, complete_sign_in_request::Answer,
-    passkey_service_client::PasskeyServiceClient, sign_in_response::Outcome, step_up_request,
-    two_factor_service_client::TwoFactorServiceClient,
+    StartPasskeySignInRequest, StartPasskeyStepUpRequest, StepUpRequest, UserChange, WatchSessionEventsRequest,
+    complete_sign_in_request::Answer, passkey_service_client::PasskeyServiceClient, sign_in_response::Outcome,
+    step_up_request, two_factor_service_client::TwoFactorServiceClient, watch_session_events_response::Event,
 };
 use keyport_tests::{
     Backend, TestServer,
@@ -560,9 +560,25 @@ async fn a_finish_cancelled_mid_flight_leaves_the_passkey_usable(backend: Backen
 async fn another_replica_signs_in_with_a_passkey_registered_here(backend: Backend) -> TestResult {
     let server = TestServer::start(backend).await?;
     let token = server.sign_up("ada@example.com").await?;
+    let replica = TestServer::replica_of(&server).await?;
+    // Caches of the replica hear of the new factor (through PostgreSQL's
+    // NOTIFY, or this process's own bus on SQLite).
+    let watched = if backend == Backend::Postgres { &replica } else { &server };
+    let mut events = watched.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
+    assert!(matches!(events.message().await?.and_then(|m| m.event), Some(Event::Ready(_))));
     let mut key = SoftKey::at(TEST_PASSKEY_ORIGIN)?;
     register(&server, &token, &mut key, "Laptop").await?;
-    let replica = TestServer::replica_of(&server).await?;
+    let heard = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.message().await?.and_then(|m| m.event) {
+                Some(Event::UserChanged(changed)) => return Ok::<_, Status>(changed),
+                Some(_) => continue,
+                None => return Err(Status::aborted("stream ended")),
+            }
+        }
+    })
+    .await??;
+    assert_eq!(heard.change(), UserChange::SecondFactor);
     // Started on one replica, finished on the other: ceremonies live in the database.
     let started = server.sessions().start_passkey_sign_in(StartPasskeySignInRequest {}).await?.into_inner();
     let answer = key.sign_discoverable(&started.options)?;
