@@ -109,7 +109,8 @@ const (
 	// again from the first factor.
 	ReasonSignInChallengeInvalid = "SIGN_IN_CHALLENGE_INVALID"
 	// ReasonSecondFactorInvalid: a second factor's answer (a TOTP or backup
-	// code) is wrong, reused or malformed.
+	// code, or a passkey's answer to a sign-in challenge) is wrong, reused
+	// or malformed.
 	ReasonSecondFactorInvalid = "SECOND_FACTOR_INVALID"
 	// ReasonStepUpRequired: a sensitive call from a user with a second
 	// factor, on a session that is not AAL2 or whose authenticated_at is too
@@ -122,6 +123,18 @@ const (
 	// does not have on (ConfirmTotp without EnrollTotp, DisableTotp, StepUp,
 	// RegenerateBackupCodes).
 	ReasonSecondFactorNotEnrolled = "SECOND_FACTOR_NOT_ENROLLED"
+	// ReasonPasskeysDisabled: a passkey call on a server without a
+	// [passkeys] section.
+	ReasonPasskeysDisabled = "PASSKEYS_DISABLED"
+	// ReasonPasskeyInvalid: a passkey ceremony that is empty, malformed,
+	// unknown, used, expired or another session's, or an authenticator's
+	// answer that is malformed, for another ceremony or origin, from an
+	// unknown passkey, or does not verify (FinishPasskeySignIn,
+	// FinishPasskeyRegistration, StepUp); start a new ceremony.
+	ReasonPasskeyInvalid = "PASSKEY_INVALID"
+	// ReasonPasskeyNotFound: RenamePasskey or DeletePasskey with an id that
+	// is not one of the caller's passkeys.
+	ReasonPasskeyNotFound = "PASSKEY_NOT_FOUND"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

@@ -2,7 +2,9 @@ package keyport_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"time"
@@ -192,4 +194,95 @@ func ExampleSignInChallenge() {
 		grant = done.GetSession() // an AAL2 session
 	}
 	fmt.Println("signed in at", grant.GetSession().GetAssuranceLevel())
+}
+
+// Passkeys in a web app: each ceremony goes start (the options, JSON for
+// the browser) → navigator.credentials.create or .get → finish (the
+// answer's toJSON()). A passkey sign-in keeps its ceremony in a cookie of
+// the browser; registration and step-up ceremonies are bound to the
+// session, so the page keeps them. (Compiled by `go test`, not run.)
+func Example_passkeys() {
+	var client *keyport.Client           // from keyport.Dial
+	var token func(*http.Request) string // the signed-in user's session token, from your session cookie
+
+	http.HandleFunc("POST /sign-in/passkey/start", func(w http.ResponseWriter, r *http.Request) {
+		start, err := client.Sessions.StartPasskeySignIn(r.Context(), &keyportv1.StartPasskeySignInRequest{})
+		if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		http.SetCookie(w, keyport.PasskeyCeremonyCookie(start)) // HttpOnly, Secure, SameSite=Lax, 5 minutes
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, start.GetOptions()) // for navigator.credentials.get
+	})
+
+	// The body is the credential's toJSON(), from navigator.credentials.get.
+	http.HandleFunc("POST /sign-in/passkey", func(w http.ResponseWriter, r *http.Request) {
+		credential, _ := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+		http.SetCookie(w, keyport.ClearPasskeyCeremonyCookie()) // used up, right or wrong
+		resp, err := client.Sessions.FinishPasskeySignIn(r.Context(), &keyportv1.FinishPasskeySignInRequest{
+			Ceremony:   keyport.PasskeyCeremonyFromCookie(r), // "" in another browser
+			Credential: string(credential),
+		})
+		if keyport.ErrorReason(err) == keyport.ReasonPasskeyInvalid {
+			http.Error(w, "That passkey did not work: try again.", http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		// An AAL2 session, no password asked: keep resp.GetSession().GetToken() in your session cookie.
+		fmt.Fprintln(w, "Signed in as", resp.GetSession().GetUser().GetEmail())
+	})
+
+	// Signed in: registration (STEP_UP_REQUIRED for a user with a second factor and no recent step-up).
+	http.HandleFunc("POST /passkeys/start", func(w http.ResponseWriter, r *http.Request) {
+		start, err := client.Passkeys.StartPasskeyRegistration(keyport.WithToken(r.Context(), token(r)), &keyportv1.StartPasskeyRegistrationRequest{})
+		if err != nil {
+			http.Error(w, keyport.ErrorReason(err), http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json") // options: for navigator.credentials.create
+		json.NewEncoder(w).Encode(map[string]any{"ceremony": start.GetCeremony(), "options": json.RawMessage(start.GetOptions())})
+	})
+	http.HandleFunc("POST /passkeys", func(w http.ResponseWriter, r *http.Request) {
+		_, err := client.Passkeys.FinishPasskeyRegistration(keyport.WithToken(r.Context(), token(r)), &keyportv1.FinishPasskeyRegistrationRequest{
+			Ceremony:   r.PostFormValue("ceremony"),
+			Credential: r.PostFormValue("credential"),
+			Name:       r.PostFormValue("name"), // "": named "Passkey"
+		})
+		if keyport.ErrorReason(err) == keyport.ReasonPasskeyInvalid {
+			http.Error(w, "That passkey did not work: start again.", http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Passkey added.") // the user's other sessions ended
+	})
+
+	// Signed in: a step-up before a sensitive call (SECOND_FACTOR_NOT_ENROLLED for a user without a passkey).
+	http.HandleFunc("POST /step-up/passkey/start", func(w http.ResponseWriter, r *http.Request) {
+		start, err := client.TwoFactor.StartPasskeyStepUp(keyport.WithToken(r.Context(), token(r)), &keyportv1.StartPasskeyStepUpRequest{})
+		if err != nil {
+			http.Error(w, keyport.ErrorReason(err), http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json") // options: for navigator.credentials.get
+		json.NewEncoder(w).Encode(map[string]any{"ceremony": start.GetCeremony(), "options": json.RawMessage(start.GetOptions())})
+	})
+	http.HandleFunc("POST /step-up/passkey", func(w http.ResponseWriter, r *http.Request) {
+		answer := &keyportv1.PasskeyAssertion{Ceremony: r.PostFormValue("ceremony"), Credential: r.PostFormValue("credential")}
+		_, err := client.TwoFactor.StepUp(keyport.WithToken(r.Context(), token(r)), &keyportv1.StepUpRequest{
+			Answer: &keyportv1.StepUpRequest_Passkey{Passkey: answer},
+		})
+		if keyport.ErrorReason(err) == keyport.ReasonPasskeyInvalid {
+			http.Error(w, "That passkey did not work: start again.", http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Confirmed: the session is AAL2 again.")
+	})
 }

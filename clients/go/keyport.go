@@ -8,8 +8,9 @@
 // token to a call ([WithToken]), reading the stable error reason that
 // Keyport puts on every error ([ErrorReason]), the small parts that the
 // web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]),
-// and telling a sign-in's second-factor challenge from a session
-// ([SignInChallenge], [CompleteSignInWithTotp]).
+// telling a sign-in's second-factor challenge from a session
+// ([SignInChallenge], [CompleteSignInWithTotp]), and keeping a passkey
+// sign-in's ceremony in the browser ([PasskeyCeremonyCookie]).
 //
 //	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
 //	if err != nil { ... }
@@ -51,16 +52,23 @@ type Client struct {
 	// Sessions is the keyport.v1.SessionService client: sign-in with a
 	// password or with a mailed link or code (StartEmailSignIn,
 	// FinishEmailSignIn; see [EmailSignInCookie] and
-	// [EmailSignInWithCode]), the second step of a sign-in that answered a
-	// challenge (CompleteSignIn), validating a session token, and a user's
-	// own sessions.
+	// [EmailSignInWithCode]), with a passkey alone (StartPasskeySignIn,
+	// FinishPasskeySignIn; see [PasskeyCeremonyCookie]), the second step of
+	// a sign-in that answered a challenge (CompleteSignIn), validating a
+	// session token, and a user's own sessions.
 	Sessions keyportv1.SessionServiceClient
 	// TwoFactor is the keyport.v1.TwoFactorService client: the signed-in
 	// user's second factors, an authenticator app (EnrollTotp, ConfirmTotp,
 	// DisableTotp) with single-use backup codes (RegenerateBackupCodes),
-	// ListFactors, and StepUp, which raises the calling session to AAL2 for
+	// ListFactors, and StepUp (with a code, or a passkey after
+	// StartPasskeyStepUp), which raises the calling session to AAL2 for
 	// sensitive calls that answer [ReasonStepUpRequired].
 	TwoFactor keyportv1.TwoFactorServiceClient
+	// Passkeys is the keyport.v1.PasskeyService client: the signed-in
+	// user's passkeys (WebAuthn): register (StartPasskeyRegistration,
+	// FinishPasskeyRegistration), list, rename and delete. A server without
+	// [passkeys] answers [ReasonPasskeysDisabled].
+	Passkeys keyportv1.PasskeyServiceClient
 }
 
 // Dial returns a client for the Keyport server at address ("host:port", or
@@ -102,6 +110,7 @@ func NewFromConn(conn *grpc.ClientConn) *Client {
 		Users:     keyportv1.NewUserServiceClient(conn),
 		Sessions:  keyportv1.NewSessionServiceClient(conn),
 		TwoFactor: keyportv1.NewTwoFactorServiceClient(conn),
+		Passkeys:  keyportv1.NewPasskeyServiceClient(conn),
 	}
 }
 

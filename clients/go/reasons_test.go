@@ -27,6 +27,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonReauthenticationRequired,
 		keyport.ReasonSignInChallengeInvalid, keyport.ReasonSecondFactorInvalid, keyport.ReasonStepUpRequired,
 		keyport.ReasonSecondFactorAlreadyEnrolled, keyport.ReasonSecondFactorNotEnrolled,
+		keyport.ReasonPasskeysDisabled, keyport.ReasonPasskeyInvalid, keyport.ReasonPasskeyNotFound,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

@@ -90,9 +90,18 @@ type server struct {
 	done    chan struct{} // closed when stdout is drained
 }
 
+// passkeysEnv is the [passkeys] section of every test server: the relying
+// party localhost, for pages on https://localhost. An env entry
+// "KEYPORT_PASSKEYS__RP_ID=" turns passkeys off (the last entry wins).
+var passkeysEnv = []string{
+	"KEYPORT_PASSKEYS__RP_ID=localhost",
+	`KEYPORT_PASSKEYS__ORIGINS=["https://localhost"]`,
+}
+
 // startServer runs `keyport serve` on a free port with a fresh data
-// directory, cheap password hashing and the extra environment entries env
-// ("KEY=value"), and waits until it logs its address.
+// directory, cheap password hashing, passkeys ([passkeysEnv]) and the extra
+// environment entries env ("KEY=value"), and waits until it logs its
+// address.
 func startServer(bin string, env ...string) (*server, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("KEYPORT_BIN=%s: %w; %s", bin, err, buildHint)
@@ -109,6 +118,7 @@ func startServer(bin string, env ...string) (*server, error) {
 		"KEYPORT_HASHING__MEMORY_KIB=1024",
 		"KEYPORT_HASHING__ITERATIONS=1",
 	)
+	cmd.Env = append(cmd.Env, passkeysEnv...)
 	cmd.Env = append(cmd.Env, env...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -13,17 +14,20 @@ import pytest
 from keyport import (
     CHALLENGE_COOKIE_NAME,
     EMAIL_SIGN_IN_COOKIE_NAME,
+    PASSKEY_CEREMONY_COOKIE_NAME,
     KeyportClient,
     SecondFactorInvalid,
+    SecondFactorNotEnrolled,
     SetCookie,
     challenge_from_cookie,
     clear_email_sign_in_cookie,
+    clear_passkey_ceremony_cookie,
 )
 from keyport.v1 import session_pb2, session_service_pb2, user_service_pb2
 
 from .authenticator import enroll, next_totp, wrong_totp
 from .mailpit import Mailpit
-from .support import PASSWORD, KeyportServer, unique_email
+from .support import PASSWORD, Account, KeyportServer, unique_email
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -173,3 +177,29 @@ def test_readme_second_factor_sign_in(client: KeyportClient) -> None:
     wrong = wrong_totp(ada.secret)
     with pytest.raises(SecondFactorInvalid):
         sign_in(client, ada.email, PASSWORD, lambda: wrong)
+
+
+def test_readme_passkey_pages(client: KeyportClient, account: Account) -> None:
+    pages = _definitions("## Passkeys")
+    finish_passkey_sign_in = pages["finish_passkey_sign_in"]
+
+    # Sign-in: the options for the page, the ceremony in a cookie of this browser only.
+    options, cookie = pages["start_passkey_sign_in"](client)
+    assert json.loads(options)["rpId"] == "localhost"
+    assert cookie.name == PASSKEY_CEREMONY_COOKIE_NAME and cookie.value.startswith("kpk_")
+    cleared = [clear_passkey_ceremony_cookie().header()]
+    for attempt in ("a malformed answer", "the used ceremony"):
+        set_cookies = finish_passkey_sign_in(client, {cookie.name: cookie.value}, "{}")
+        assert [c.header() for c in set_cookies] == cleared, f"{attempt}: no session cookie"
+    assert [c.header() for c in finish_passkey_sign_in(client, None, "{}")] == cleared, "another browser"
+
+    # Registration and step-up, signed in.
+    registration = json.loads(pages["start_registration"](client, account.token))
+    assert registration["options"]["user"]["name"] == account.email
+    assert pages["finish_registration"](client, account.token, registration["ceremony"], "{}").startswith(
+        "That passkey did not work"
+    )
+    with pytest.raises(SecondFactorNotEnrolled):
+        pages["start_step_up"](client, account.token)
+    with pytest.raises(SecondFactorNotEnrolled):
+        pages["finish_step_up"](client, account.token, registration["ceremony"], "{}")

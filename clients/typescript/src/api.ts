@@ -30,6 +30,7 @@ export {
   CHALLENGE_COOKIE_NAME,
   challengeCookie,
   challengeFromCookie,
+  challengePasskeyOptionsFromCookie,
   clearChallengeCookie,
   signInChallenge,
 } from "./factors.js";
@@ -40,9 +41,16 @@ export {
   emailSignInCookie,
   tokenFromLink,
 } from "./mail.js";
+export {
+  clearPasskeyCeremonyCookie,
+  PASSKEY_CEREMONY_COOKIE_NAME,
+  passkeyCeremonyCookie,
+  passkeyCeremonyFromCookie,
+} from "./passkeys.js";
 
 // The generated API of keyport.v1: message types, their schemas (for
 // `create`, `toJson`, ...) and the service descriptors.
+export * from "./gen/keyport/v1/passkey_service_pb.js";
 export * from "./gen/keyport/v1/session_pb.js";
 export * from "./gen/keyport/v1/session_service_pb.js";
 export * from "./gen/keyport/v1/two_factor_service_pb.js";

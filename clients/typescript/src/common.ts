@@ -8,6 +8,7 @@
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 
 import { sessionInterceptor, type TokenSource } from "./auth.js";
+import { PasskeyService } from "./gen/keyport/v1/passkey_service_pb.js";
 import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
 import { TwoFactorService } from "./gen/keyport/v1/two_factor_service_pb.js";
 import { UserService } from "./gen/keyport/v1/user_service_pb.js";
@@ -27,18 +28,28 @@ export interface KeyportClient {
   /**
    * `keyport.v1.SessionService`: sign-in with a password or by email
    * (`StartEmailSignIn`, `FinishEmailSignIn` with the mailed code or link;
-   * see `emailSignInCookie`), the second step of a sign-in that answered a
-   * `challenge` (`CompleteSignIn`), token validation, the user's sessions.
+   * see `emailSignInCookie`), with a passkey alone (`StartPasskeySignIn`,
+   * `FinishPasskeySignIn`; see `passkeyCeremonyCookie`), the second step of
+   * a sign-in that answered a `challenge` (`CompleteSignIn`), token
+   * validation, the user's sessions.
    */
   readonly sessions: Client<typeof SessionService>;
   /**
    * `keyport.v1.TwoFactorService`: the signed-in user's second factors, an
    * authenticator app (`EnrollTotp`, `ConfirmTotp`, `DisableTotp`) with
    * single-use backup codes (`RegenerateBackupCodes`), `ListFactors`, and
-   * `StepUp`, which raises the calling session to `AAL2` for sensitive
-   * calls that answer `STEP_UP_REQUIRED`.
+   * `StepUp` (with a code, or a passkey after `StartPasskeyStepUp`), which
+   * raises the calling session to `AAL2` for sensitive calls that answer
+   * `STEP_UP_REQUIRED`.
    */
   readonly twoFactor: Client<typeof TwoFactorService>;
+  /**
+   * `keyport.v1.PasskeyService`: the signed-in user's passkeys (WebAuthn):
+   * register (`StartPasskeyRegistration`, `FinishPasskeyRegistration`),
+   * list, rename and delete. A server without `[passkeys]` answers
+   * `PASSKEYS_DISABLED`.
+   */
+  readonly passkeys: Client<typeof PasskeyService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;
   /**
@@ -119,6 +130,7 @@ export function keyportClientFor(transport: Transport, close: () => void = () =>
     users: createClient(UserService, transport),
     sessions: createClient(SessionService, transport),
     twoFactor: createClient(TwoFactorService, transport),
+    passkeys: createClient(PasskeyService, transport),
     transport,
     close,
   };

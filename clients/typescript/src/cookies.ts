@@ -1,8 +1,9 @@
 /**
  * The cookies that keep a step of a sign-in in the browser that took it
- * (the email sign-in's binding, the second-factor challenge), written and
- * read as the Rust middleware does. Internal: the package exports the
- * helpers of `mail.ts` and `factors.ts` that use these.
+ * (the email sign-in's binding, the second-factor challenge, the passkey
+ * sign-in's ceremony), written and read as the Rust middleware does.
+ * Internal: the package exports the helpers of `mail.ts`, `factors.ts` and
+ * `passkeys.ts` that use these.
  *
  * @internal
  * @packageDocumentation

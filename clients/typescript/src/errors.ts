@@ -92,7 +92,7 @@ export const ErrorReason = {
   REAUTHENTICATION_REQUIRED: "REAUTHENTICATION_REQUIRED",
   /** `CompleteSignIn` with a challenge that is empty, malformed, unknown, used, expired or out of answers: sign in again from the first factor. */
   SIGN_IN_CHALLENGE_INVALID: "SIGN_IN_CHALLENGE_INVALID",
-  /** A second factor's answer (TOTP or backup code) is wrong, reused or malformed. */
+  /** A second factor's answer (a TOTP or backup code, or a passkey's answer to a sign-in challenge) is wrong, reused or malformed. */
   SECOND_FACTOR_INVALID: "SECOND_FACTOR_INVALID",
   /** A sensitive call from a user with a second factor needs a fresh `AAL2` session: pass a factor with `StepUp` and retry. */
   STEP_UP_REQUIRED: "STEP_UP_REQUIRED",
@@ -100,6 +100,12 @@ export const ErrorReason = {
   SECOND_FACTOR_ALREADY_ENROLLED: "SECOND_FACTOR_ALREADY_ENROLLED",
   /** The call needs a second factor the user does not have on. */
   SECOND_FACTOR_NOT_ENROLLED: "SECOND_FACTOR_NOT_ENROLLED",
+  /** The server has no `[passkeys]` section, so passkey calls are off. */
+  PASSKEYS_DISABLED: "PASSKEYS_DISABLED",
+  /** A passkey ceremony is empty, malformed, unknown, used, expired or another session's, or the authenticator's answer does not verify: start a new ceremony. */
+  PASSKEY_INVALID: "PASSKEY_INVALID",
+  /** `RenamePasskey` or `DeletePasskey` with an id that is not one of the caller's passkeys. */
+  PASSKEY_NOT_FOUND: "PASSKEY_NOT_FOUND",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

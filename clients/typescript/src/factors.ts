@@ -1,14 +1,16 @@
 /**
  * Helpers for second factors (`docs/second-factors.md`). A user with an
- * authenticator app on gets no session from a first factor alone: `SignIn`,
- * `FinishEmailSignIn` and `FinishOAuth` answer a `SignInChallenge`, and
- * `CompleteSignIn` with the challenge and a TOTP or backup code issues the
- * (`AAL2`) session. {@link signInChallenge} tells the two answers apart;
- * {@link challengeCookie}, {@link challengeFromCookie} and
- * {@link clearChallengeCookie} keep the challenge in the browser that
- * signed in, between the sign-in page and the code page, in the cookie the
- * Go and Python SDKs and the Rust middleware use
- * ({@link CHALLENGE_COOKIE_NAME}).
+ * authenticator app or a passkey gets no session from a first factor alone:
+ * `SignIn`, `FinishEmailSignIn` and `FinishOAuth` answer a
+ * `SignInChallenge`, and `CompleteSignIn` with the challenge and a TOTP
+ * code, a backup code or a passkey's answer issues the (`AAL2`) session.
+ * {@link signInChallenge} tells the two answers apart;
+ * {@link challengeCookie}, {@link challengeFromCookie},
+ * {@link challengePasskeyOptionsFromCookie} and
+ * {@link clearChallengeCookie} keep the challenge (and its passkey
+ * request) in the browser that signed in, between the sign-in page and the
+ * code page, in the cookie the Go and Python SDKs and the Rust middleware
+ * use ({@link CHALLENGE_COOKIE_NAME}).
  *
  * They do not call Keyport: the RPCs stay the generated ones on
  * `KeyportClient` (`sessions.completeSignIn`, and `twoFactor` for
@@ -55,9 +57,11 @@ const MAX_CHALLENGE_SECS = 600;
  * @param response - The response of `SignIn`, `FinishEmailSignIn` or
  *   `FinishOAuth`.
  * @returns The challenge (`challenge` is `"kpc_..."`, `factors` the factors
- *   the user can answer with, `expiresAt` when it stops working), or
- *   `undefined` when the response is not a challenge: it holds a session
- *   (or, for `FinishOAuth`, a linked account).
+ *   the user can answer with, `expiresAt` when it stops working, and
+ *   `passkeyOptions` the WebAuthn request options for
+ *   `navigator.credentials.get` when `factors` has `SecondFactor.PASSKEY`,
+ *   else `""`), or `undefined` when the response is not a challenge: it
+ *   holds a session (or, for `FinishOAuth`, a linked account).
  */
 export function signInChallenge(
   response: SignInResponse | FinishEmailSignInResponse | FinishOAuthResponse,
@@ -73,7 +77,10 @@ export function signInChallenge(
  * challenge in the browser that signed in, for the code page to read back
  * with {@link challengeFromCookie}. The challenge stands for the passed
  * first factor (the password, the mailed link or code, the provider's
- * answer): keep it in this cookie, never in a page or a URL.
+ * answer): keep it in this cookie, never in a page or a URL. When the user
+ * has a passkey, the cookie also carries the challenge's `passkeyOptions`
+ * for the code page ({@link challengePasskeyOptionsFromCookie}), after a
+ * `.` in base64url, as the Rust middleware writes it.
  *
  * The cookie is {@link CHALLENGE_COOKIE_NAME}, `HttpOnly`, `Secure`,
  * `SameSite=Lax`, `Path=/`, with a `Max-Age` until `challenge.expiresAt`
@@ -94,20 +101,29 @@ export function signInChallenge(
  * ```
  *
  * @param challenge - The challenge of {@link signInChallenge} (its
- *   `challenge` and `expiresAt`).
+ *   `challenge`, `expiresAt` and `passkeyOptions`).
  * @param now - The current time, for `Max-Age`; default `new Date()`.
  * @returns The header value, e.g.
  *   `__Host-keyport_challenge=kpc_...; Path=/; HttpOnly; Secure; SameSite=Lax; Max-Age=300`.
  * @throws Error when the challenge is empty or has characters a cookie
- *   cannot carry (no challenge from Keyport has).
+ *   cannot carry, or a `.` (no challenge from Keyport has).
  */
 export function challengeCookie(
-  challenge: { readonly challenge: string; readonly expiresAt?: Timestamp | undefined },
+  challenge: {
+    readonly challenge: string;
+    readonly expiresAt?: Timestamp | undefined;
+    readonly passkeyOptions?: string | undefined;
+  },
   now: Date = new Date(),
 ): string {
+  // The value is `challenge[.options]`, so a challenge must not be empty or hold a ".".
+  if (challenge.challenge === "" || challenge.challenge.includes(".")) {
+    throw new Error('keyport: the sign-in challenge must be a non-empty cookie value without "."');
+  }
+  const options = challenge.passkeyOptions ? `.${base64url(challenge.passkeyOptions)}` : "";
   return stepCookie(
     CHALLENGE_COOKIE_NAME,
-    challenge.challenge,
+    challenge.challenge + options,
     challenge.expiresAt,
     MAX_CHALLENGE_SECS,
     now,
@@ -146,5 +162,40 @@ export function clearChallengeCookie(): string {
  *   `CompleteSignIn` would answer `SIGN_IN_CHALLENGE_INVALID`.
  */
 export function challengeFromCookie(cookieHeader: string | null | undefined): string | undefined {
-  return cookieValue(cookieHeader, CHALLENGE_COOKIE_NAME);
+  const challenge = cookieValue(cookieHeader, CHALLENGE_COOKIE_NAME)?.split(".")[0];
+  return challenge === "" ? undefined : challenge;
+}
+
+/**
+ * The passkey request options that {@link challengeCookie} stored with the
+ * challenge, for the code page to offer the user's passkeys: pass them to
+ * `navigator.credentials.get` (`PublicKeyCredential.parseRequestOptionsFromJSON`),
+ * and the answer's `toJSON()` to `CompleteSignIn` as
+ * `{ case: "passkeyCredential", value }`.
+ *
+ * @param cookieHeader - The request's `Cookie` header, or `null`/`undefined`.
+ * @returns The options (JSON), or `undefined` when the request has no
+ *   challenge cookie or the challenge has no passkey (its `passkeyOptions`
+ *   was empty): ask for a code only.
+ */
+export function challengePasskeyOptionsFromCookie(cookieHeader: string | null | undefined): string | undefined {
+  const encoded = cookieValue(cookieHeader, CHALLENGE_COOKIE_NAME)?.split(".")[1];
+  if (!encoded) {
+    return undefined;
+  }
+  try {
+    const binary = atob(encoded.replaceAll("-", "+").replaceAll("_", "/"));
+    return new TextDecoder("utf-8", { fatal: true }).decode(Uint8Array.from(binary, (c) => c.charCodeAt(0)));
+  } catch {
+    return undefined; // not written by challengeCookie
+  }
+}
+
+/** `text`'s UTF-8 bytes in base64url without padding. */
+function base64url(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) {
+    binary += String.fromCharCode(byte);
+  }
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
 }

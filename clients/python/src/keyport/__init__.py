@@ -5,7 +5,7 @@ The generated code for the API lives in :mod:`keyport.v1` (messages in the
 small hand-written layer:
 
 - :class:`KeyportClient`: a channel with the ``UserService``,
-  ``SessionService`` and ``TwoFactorService`` stubs, a default deadline,
+  ``SessionService``, ``TwoFactorService`` and ``PasskeyService`` stubs, a default deadline,
   TLS/mTLS, and a context manager that closes it;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
@@ -20,9 +20,14 @@ small hand-written layer:
   (:class:`SetCookie`): the pieces the web app's pages for mailed links and
   codes repeat (:mod:`keyport.mail`);
 - :func:`sign_in_challenge`: the second-factor challenge a sign-in answers
-  for a user with an authenticator app on, and :func:`challenge_cookie`,
-  :func:`challenge_from_cookie` and :func:`clear_challenge_cookie`, which
-  keep it in the browser that signed in (:mod:`keyport.factors`).
+  for a user with an authenticator app or a passkey, and
+  :func:`challenge_cookie`, :func:`challenge_from_cookie`,
+  :func:`challenge_passkey_options_from_cookie` and
+  :func:`clear_challenge_cookie`, which keep it in the browser that signed
+  in (:mod:`keyport.factors`);
+- :func:`passkey_ceremony_cookie`, :func:`passkey_ceremony_from_cookie` and
+  :func:`clear_passkey_ceremony_cookie`: keep a passkey sign-in's ceremony
+  in the browser that started it (:mod:`keyport.passkeys`).
 """
 
 from keyport.client import (
@@ -52,6 +57,9 @@ from keyport.errors import (
     OAuthProviderError,
     OAuthProviderUnknown,
     OAuthStateInvalid,
+    PasskeyInvalid,
+    PasskeyNotFound,
+    PasskeysDisabled,
     PasswordContainsEmail,
     PasswordTooCommon,
     PasswordTooLong,
@@ -79,6 +87,7 @@ from keyport.factors import (
     CHALLENGE_COOKIE_NAME,
     challenge_cookie,
     challenge_from_cookie,
+    challenge_passkey_options_from_cookie,
     clear_challenge_cookie,
     sign_in_challenge,
 )
@@ -89,6 +98,12 @@ from keyport.mail import (
     email_sign_in_binding,
     email_sign_in_cookie,
     token_from_link,
+)
+from keyport.passkeys import (
+    PASSKEY_CEREMONY_COOKIE_NAME,
+    clear_passkey_ceremony_cookie,
+    passkey_ceremony_cookie,
+    passkey_ceremony_from_cookie,
 )
 
 __all__ = [
@@ -116,6 +131,10 @@ __all__ = [
     "OAuthProviderError",
     "OAuthProviderUnknown",
     "OAuthStateInvalid",
+    "PASSKEY_CEREMONY_COOKIE_NAME",
+    "PasskeyInvalid",
+    "PasskeyNotFound",
+    "PasskeysDisabled",
     "PasswordContainsEmail",
     "PasswordTooCommon",
     "PasswordTooLong",
@@ -140,7 +159,9 @@ __all__ = [
     "bearer_metadata",
     "challenge_cookie",
     "challenge_from_cookie",
+    "challenge_passkey_options_from_cookie",
     "clear_challenge_cookie",
+    "clear_passkey_ceremony_cookie",
     "clear_email_sign_in_cookie",
     "email_sign_in_binding",
     "email_sign_in_cookie",
@@ -148,6 +169,8 @@ __all__ = [
     "error_reason",
     "field_violations",
     "forwarded_client_metadata",
+    "passkey_ceremony_cookie",
+    "passkey_ceremony_from_cookie",
     "sign_in_challenge",
     "token_from_link",
 ]

@@ -1,7 +1,8 @@
 """Hand-written layer over the generated ``keyport.v1`` stubs.
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
-``UserService``, ``SessionService`` and ``TwoFactorService`` stubs on it,
+``UserService``, ``SessionService``, ``TwoFactorService`` and
+``PasskeyService`` stubs on it,
 with a default deadline and Keyport's errors raised as
 :class:`keyport.KeyportError` subclasses. The
 helpers turn a session token into call metadata; the error readers live in
@@ -17,7 +18,12 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Type
 import grpc
 
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
-from keyport.v1 import session_service_pb2_grpc, two_factor_service_pb2_grpc, user_service_pb2_grpc
+from keyport.v1 import (
+    passkey_service_pb2_grpc,
+    session_service_pb2_grpc,
+    two_factor_service_pb2_grpc,
+    user_service_pb2_grpc,
+)
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -227,10 +233,12 @@ class _KeyportErrors(grpc.UnaryUnaryClientInterceptor):
 class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
-    Call the RPCs on :attr:`users`, :attr:`sessions` and :attr:`two_factor`
-    with request messages from :mod:`keyport.v1.user_service_pb2`,
-    :mod:`keyport.v1.session_service_pb2` and
-    :mod:`keyport.v1.two_factor_service_pb2`. A failed unary call that Keyport
+    Call the RPCs on :attr:`users`, :attr:`sessions`, :attr:`two_factor`
+    and :attr:`passkeys` with request messages from
+    :mod:`keyport.v1.user_service_pb2`,
+    :mod:`keyport.v1.session_service_pb2`,
+    :mod:`keyport.v1.two_factor_service_pb2` and
+    :mod:`keyport.v1.passkey_service_pb2`. A failed unary call that Keyport
     answered raises the :class:`keyport.KeyportError` subclass of its reason
     (``InvalidCredentials``, ``RateLimited``, ...), itself a
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
@@ -252,12 +260,16 @@ class KeyportClient:
         two_factor: Stub of ``keyport.v1.TwoFactorService``: the signed-in
             user's authenticator app (TOTP), backup codes, and ``StepUp``,
             which a sensitive call answering ``STEP_UP_REQUIRED`` needs.
+        passkeys: Stub of ``keyport.v1.PasskeyService``: registering,
+            listing, renaming and deleting the signed-in user's passkeys
+            (WebAuthn).
     """
 
     channel: grpc.Channel
     users: user_service_pb2_grpc.UserServiceStub
     sessions: session_service_pb2_grpc.SessionServiceStub
     two_factor: two_factor_service_pb2_grpc.TwoFactorServiceStub
+    passkeys: passkey_service_pb2_grpc.PasskeyServiceStub
 
     def __init__(
         self,
@@ -322,6 +334,7 @@ class KeyportClient:
         self.users = user_service_pb2_grpc.UserServiceStub(self.channel)
         self.sessions = session_service_pb2_grpc.SessionServiceStub(self.channel)
         self.two_factor = two_factor_service_pb2_grpc.TwoFactorServiceStub(self.channel)
+        self.passkeys = passkey_service_pb2_grpc.PasskeyServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled. Idempotent."""

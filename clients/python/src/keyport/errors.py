@@ -39,6 +39,9 @@ __all__ = [
     "OAuthProviderError",
     "OAuthProviderUnknown",
     "OAuthStateInvalid",
+    "PasskeyInvalid",
+    "PasskeyNotFound",
+    "PasskeysDisabled",
     "PasswordContainsEmail",
     "PasswordTooCommon",
     "PasswordTooLong",
@@ -143,8 +146,8 @@ class Reason(str, enum.Enum):
     #: ``CompleteSignIn`` with a challenge that is empty, malformed, unknown,
     #: used, expired or out of answers: sign in again from the first factor.
     SIGN_IN_CHALLENGE_INVALID = "SIGN_IN_CHALLENGE_INVALID"
-    #: A second factor's answer (TOTP or backup code) is wrong, reused or
-    #: malformed.
+    #: A second factor's answer (a TOTP or backup code, or a passkey's
+    #: answer to a sign-in challenge) is wrong, reused or malformed.
     SECOND_FACTOR_INVALID = "SECOND_FACTOR_INVALID"
     #: A sensitive call from a user with a second factor needs a fresh
     #: ``AAL2`` session: pass a factor with ``StepUp`` and retry.
@@ -154,6 +157,15 @@ class Reason(str, enum.Enum):
     SECOND_FACTOR_ALREADY_ENROLLED = "SECOND_FACTOR_ALREADY_ENROLLED"
     #: The call needs a second factor the user does not have on.
     SECOND_FACTOR_NOT_ENROLLED = "SECOND_FACTOR_NOT_ENROLLED"
+    #: The server has no ``[passkeys]`` section, so passkey calls are off.
+    PASSKEYS_DISABLED = "PASSKEYS_DISABLED"
+    #: A passkey ceremony is empty, malformed, unknown, used, expired or
+    #: another session's, or the authenticator's answer does not verify:
+    #: start a new ceremony.
+    PASSKEY_INVALID = "PASSKEY_INVALID"
+    #: ``RenamePasskey`` or ``DeletePasskey`` with an id that is not one of
+    #: the caller's passkeys.
+    PASSKEY_NOT_FOUND = "PASSKEY_NOT_FOUND"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -555,7 +567,7 @@ class SignInChallengeInvalid(KeyportError):
 
 
 class SecondFactorInvalid(KeyportError):
-    """``SECOND_FACTOR_INVALID``: the TOTP or backup code is wrong, reused or malformed."""
+    """``SECOND_FACTOR_INVALID``: the TOTP code, backup code or passkey answer is wrong, reused or malformed."""
 
     REASON = Reason.SECOND_FACTOR_INVALID
 
@@ -576,6 +588,24 @@ class SecondFactorNotEnrolled(KeyportError):
     """``SECOND_FACTOR_NOT_ENROLLED``: the user does not have this second factor on."""
 
     REASON = Reason.SECOND_FACTOR_NOT_ENROLLED
+
+
+class PasskeysDisabled(KeyportError):
+    """``PASSKEYS_DISABLED``: the server has no ``[passkeys]`` section."""
+
+    REASON = Reason.PASSKEYS_DISABLED
+
+
+class PasskeyInvalid(KeyportError):
+    """``PASSKEY_INVALID``: the passkey ceremony or the authenticator's answer does not work; start again."""
+
+    REASON = Reason.PASSKEY_INVALID
+
+
+class PasskeyNotFound(KeyportError):
+    """``PASSKEY_NOT_FOUND``: the id is not one of the caller's passkeys."""
+
+    REASON = Reason.PASSKEY_NOT_FOUND
 
 
 class EventsLost(KeyportError):

@@ -1,14 +1,16 @@
 """Helpers for second factors (``docs/second-factors.md``).
 
-A user with an authenticator app on gets no session from a first factor
-alone: ``SignIn``, ``FinishEmailSignIn`` and ``FinishOAuth`` answer a
-``SignInChallenge``, and ``CompleteSignIn`` with the challenge and a TOTP or
-backup code issues the (``AAL2``) session. :func:`sign_in_challenge` tells
-the two answers apart; :func:`challenge_cookie`,
-:func:`challenge_from_cookie` and :func:`clear_challenge_cookie` keep the
-challenge in the browser that signed in, between the sign-in page and the
-code page, in the cookie the Go and TypeScript SDKs and the Rust middleware
-use (:data:`CHALLENGE_COOKIE_NAME`).
+A user with an authenticator app or a passkey gets no session from a first
+factor alone: ``SignIn``, ``FinishEmailSignIn`` and ``FinishOAuth`` answer a
+``SignInChallenge``, and ``CompleteSignIn`` with the challenge and a TOTP
+code, a backup code or a passkey's answer issues the (``AAL2``) session.
+:func:`sign_in_challenge` tells the two answers apart;
+:func:`challenge_cookie`, :func:`challenge_from_cookie`,
+:func:`challenge_passkey_options_from_cookie` and
+:func:`clear_challenge_cookie` keep the challenge (and its passkey request)
+in the browser that signed in, between the sign-in page and the code page,
+in the cookie the Go and TypeScript SDKs and the Rust middleware use
+(:data:`CHALLENGE_COOKIE_NAME`).
 
 They do not call Keyport: the RPCs stay the generated ones on
 :class:`keyport.KeyportClient` (``sessions.CompleteSignIn``, and
@@ -17,6 +19,8 @@ They do not call Keyport: the RPCs stay the generated ones on
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 from typing import Mapping, Optional, Union
 
@@ -27,6 +31,7 @@ __all__ = [
     "CHALLENGE_COOKIE_NAME",
     "challenge_cookie",
     "challenge_from_cookie",
+    "challenge_passkey_options_from_cookie",
     "clear_challenge_cookie",
     "sign_in_challenge",
 ]
@@ -69,7 +74,9 @@ def sign_in_challenge(
     Returns:
         The challenge (``challenge`` is ``"kpc_..."``, ``factors`` the
         factors the user can answer with, ``expires_at`` when it stops
-        working), or ``None`` when the response is not a challenge: it holds
+        working, and ``passkey_options`` the WebAuthn request options for
+        ``navigator.credentials.get`` when ``factors`` has
+        ``SECOND_FACTOR_PASSKEY``, else ``""``), or ``None`` when the response is not a challenge: it holds
         a session (or, for ``FinishOAuth``, a linked account).
     """
     return response.challenge if response.HasField("challenge") else None
@@ -82,7 +89,10 @@ def challenge_cookie(challenge: session_pb2.SignInChallenge) -> SetCookie:
     mailed link or code, the provider's answer): keep it in this cookie of
     the browser that signed in, never in a page or a URL. It lasts until
     ``challenge.expires_at`` (at most 10 minutes), and the code page reads
-    it back with :func:`challenge_from_cookie`::
+    it back with :func:`challenge_from_cookie`. When the user has a
+    passkey, the cookie also carries the challenge's ``passkey_options``
+    for the code page (:func:`challenge_passkey_options_from_cookie`), after
+    a ``.`` in base64url, as the Rust middleware writes it::
 
         challenge = sign_in_challenge(response)
         if challenge is not None:
@@ -99,10 +109,16 @@ def challenge_cookie(challenge: session_pb2.SignInChallenge) -> SetCookie:
 
     Raises:
         ValueError: If the challenge is empty or has characters a cookie
-            cannot carry (no challenge from Keyport has).
+            cannot carry, or a ``.`` (no challenge from Keyport has).
     """
+    # The value is ``challenge[.options]``, so a challenge must not be empty or hold a ".".
+    if not challenge.challenge or "." in challenge.challenge:
+        raise ValueError('the challenge must be a non-empty cookie value without "."')
+    value = challenge.challenge
+    if challenge.passkey_options:
+        value += "." + base64.urlsafe_b64encode(challenge.passkey_options.encode()).decode().rstrip("=")
     expires_at = challenge.expires_at if challenge.HasField("expires_at") else None
-    return _step_cookie(CHALLENGE_COOKIE_NAME, challenge.challenge, expires_at, _MAX_CHALLENGE, "challenge")
+    return _step_cookie(CHALLENGE_COOKIE_NAME, value, expires_at, _MAX_CHALLENGE, "challenge")
 
 
 def clear_challenge_cookie() -> SetCookie:
@@ -138,4 +154,31 @@ def challenge_from_cookie(cookies: Union[str, Mapping[str, str], None]) -> Optio
         cookie expired with the challenge. Send the user back to sign in;
         ``CompleteSignIn`` would raise ``SignInChallengeInvalid``.
     """
-    return _cookie_value(cookies, CHALLENGE_COOKIE_NAME)
+    challenge = (_cookie_value(cookies, CHALLENGE_COOKIE_NAME) or "").partition(".")[0]
+    return challenge or None
+
+
+def challenge_passkey_options_from_cookie(cookies: Union[str, Mapping[str, str], None]) -> Optional[str]:
+    """Returns the passkey request options that :func:`challenge_cookie` stored with the challenge.
+
+    The code page offers the user's passkeys with them: it passes them to
+    ``navigator.credentials.get``
+    (``PublicKeyCredential.parseRequestOptionsFromJSON``), and the answer's
+    ``toJSON()`` to ``CompleteSignIn`` as ``passkey_credential``.
+
+    Args:
+        cookies: The request's cookies, as for :func:`challenge_from_cookie`.
+
+    Returns:
+        The options (JSON), or ``None`` when the request has no challenge
+        cookie or the challenge has no passkey (its ``passkey_options`` was
+        empty): ask for a code only.
+    """
+    encoded = (_cookie_value(cookies, CHALLENGE_COOKIE_NAME) or "").partition(".")[2]
+    if not encoded:
+        return None
+    try:
+        options = base64.b64decode(encoded + "=" * (-len(encoded) % 4), altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError):
+        return None  # not written by challenge_cookie
+    return options or None

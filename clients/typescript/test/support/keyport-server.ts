@@ -1,7 +1,8 @@
 /**
  * Starts a real `keyport serve` for the tests: the binary named by
- * `KEYPORT_BIN`, on 127.0.0.1 port 0, with a fresh data directory and cheap
- * password hashing.
+ * `KEYPORT_BIN`, on 127.0.0.1 port 0, with a fresh data directory, cheap
+ * password hashing, and passkeys on for the relying party `localhost`
+ * (pages on `https://localhost`).
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,6 +18,12 @@ export interface KeyportServer {
   /** Stops it (SIGTERM, then SIGKILL) and removes its data directory. */
   stop(): Promise<void>;
 }
+
+/** The `[passkeys]` section of every test server; `{ KEYPORT_PASSKEYS__RP_ID: "" }` turns passkeys off. */
+export const PASSKEYS_ENV = {
+  KEYPORT_PASSKEYS__RP_ID: "localhost",
+  KEYPORT_PASSKEYS__ORIGINS: '["https://localhost"]',
+} as const;
 
 const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 10_000;
@@ -55,6 +62,7 @@ export async function startKeyport(env: Record<string, string> = {}): Promise<Ke
         ...process.env,
         KEYPORT_HASHING__MEMORY_KIB: "1024",
         KEYPORT_HASHING__ITERATIONS: "1",
+        ...PASSKEYS_ENV,
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],

@@ -46,6 +46,7 @@ export function describe(err: unknown): string {
     case "EMAIL_TOKEN_INVALID":
     case "SIGN_IN_CHALLENGE_INVALID":
     case "SECOND_FACTOR_INVALID":
+    case "PASSKEY_INVALID":
       return "bad input";
     case "EMAIL_TAKEN":
     case "ALREADY_LINKED":
@@ -62,6 +63,7 @@ export function describe(err: unknown): string {
     case "SESSION_NOT_FOUND":
     case "OAUTH_PROVIDER_UNKNOWN":
     case "LINKED_ACCOUNT_NOT_FOUND":
+    case "PASSKEY_NOT_FOUND":
       return "not found";
     case "ACCOUNT_LINK_REFUSED":
     case "LAST_SIGN_IN_METHOD":
@@ -70,6 +72,7 @@ export function describe(err: unknown): string {
     case "REAUTHENTICATION_REQUIRED":
     case "STEP_UP_REQUIRED":
     case "SECOND_FACTOR_NOT_ENROLLED":
+    case "PASSKEYS_DISABLED":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":
