@@ -64,6 +64,9 @@ async fn register(server: &TestServer, token: &str, key: &mut SoftKey, name: &st
     let started =
         passkeys(server).start_passkey_registration(authed(StartPasskeyRegistrationRequest {}, token)).await?;
     let started = started.into_inner();
+    let options: serde_json::Value = serde_json::from_str(&started.options)?;
+    assert_eq!(options["user"]["displayName"], "Test User", "the authenticator shows the user's name");
+    assert_eq!(options["authenticatorSelection"]["userVerification"], "required");
     let credential = key.register(&started.options)?;
     let finish = FinishPasskeyRegistrationRequest { ceremony: started.ceremony, credential, name: name.into() };
     let finished = passkeys(server).finish_passkey_registration(authed(finish, token)).await?.into_inner();

@@ -261,10 +261,12 @@ impl RelyingParty {
     /// Starts registering a passkey for `user`, excluding the ones they have.
     pub fn start_registration(&self, user: &User, existing: &[StoredPasskey]) -> Result<Started> {
         let exclude = existing.iter().map(|passkey| passkey.credential_id.clone()).collect::<Vec<_>>();
+        // The authenticator shows these when the user picks a passkey.
         let email = user.email.as_str();
+        let display_name = if user.name.trim().is_empty() { email } else { user.name.as_str() };
         let (mut options, state) = self
             .webauthn
-            .start_passkey_registration(user.id.0, email, email, Some(exclude).filter(|ids| !ids.is_empty()))
+            .start_passkey_registration(user.id.0, email, display_name, Some(exclude).filter(|ids| !ids.is_empty()))
             .map_err(internal)?;
         // Discoverable, so the passkey also signs in with no email typed
         // (webauthn-rs asks for none by default; the state does not care).

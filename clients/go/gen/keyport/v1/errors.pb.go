@@ -169,7 +169,10 @@ const (
 	// used, expired or another session's, or the authenticator's answer is
 	// malformed, for another challenge or origin, signed by an unknown or
 	// another user's passkey, or did not verify. A ceremony works once:
-	// start a new one. gRPC code `UNAUTHENTICATED`.
+	// start a new one. (A passkey answer to a sign-in challenge's
+	// `passkey_options` that does not verify is a wrong second factor:
+	// `SECOND_FACTOR_INVALID`, and the challenge takes another answer.)
+	// gRPC code `UNAUTHENTICATED`.
 	ErrorReason_ERROR_REASON_PASSKEY_INVALID ErrorReason = 37
 	// `RenamePasskey` or `DeletePasskey` with an id that is not one of the
 	// caller's passkeys (another user's answers the same as an unknown one).
