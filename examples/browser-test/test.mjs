@@ -965,7 +965,7 @@ async function withPasskeyBrowser(run) {
 }
 
 test('passkeys: register one, sign in with it alone, use it as the second factor and to step up, rename, delete', async () => {
-  const email = 'hopper@example.com';
+  const email = 'liskov@example.com';
   await withPasskeyBrowser(async ({ page, context, credentials }) => {
     await page.goto('/sign-up');
     await page.getByLabel('Email').fill(email);
