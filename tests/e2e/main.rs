@@ -12,6 +12,7 @@
 
 mod account;
 mod audit;
+mod authorization;
 mod connections;
 mod counters;
 mod email_change;

@@ -49,6 +49,7 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::PasskeysDisabled, Code::FailedPrecondition),
         (Error::PasskeyInvalid, Code::Unauthenticated),
         (Error::PasskeyNotFound, Code::NotFound),
+        (Error::PermissionUnknown("posts:delete".into()), Code::InvalidArgument),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

@@ -87,6 +87,9 @@ pub enum Reason {
     PasskeyInvalid,
     /// No such passkey among the caller's.
     PasskeyNotFound,
+    /// `Authorize` named a permission outside the server's catalogue (or
+    /// not `resource:action`): a bug in the app, not a deny.
+    PermissionUnknown,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -148,6 +151,7 @@ impl Reason {
             Self::PasskeysDisabled => ErrorReason::PasskeysDisabled,
             Self::PasskeyInvalid => ErrorReason::PasskeyInvalid,
             Self::PasskeyNotFound => ErrorReason::PasskeyNotFound,
+            Self::PermissionUnknown => ErrorReason::PermissionUnknown,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -209,6 +213,7 @@ impl From<ErrorReason> for Reason {
             ErrorReason::PasskeysDisabled => Self::PasskeysDisabled,
             ErrorReason::PasskeyInvalid => Self::PasskeyInvalid,
             ErrorReason::PasskeyNotFound => Self::PasskeyNotFound,
+            ErrorReason::PermissionUnknown => Self::PermissionUnknown,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

@@ -13,6 +13,7 @@
 //! - [`web`]: the framework-free core of the Axum and Actix-web middleware:
 //!   token extraction, route rules, cookies, CSRF and redirect decisions.
 
+mod authorization;
 mod cache;
 mod client;
 mod clock;
@@ -24,6 +25,7 @@ mod principal;
 mod refusals;
 pub mod web;
 
+pub use authorization::Authorized;
 pub use cache::{CacheConfig, CacheStats, SessionCache};
 pub use client::{
     ClientBuilder, ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, KeyportClient, OAuthCallback,

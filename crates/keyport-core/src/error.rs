@@ -134,6 +134,9 @@ pub enum Error {
     /// No such passkey among the caller's.
     #[error("passkey not found")]
     PasskeyNotFound,
+    /// A check named a permission that is not in the catalogue.
+    #[error("unknown permission {0:?}")]
+    PermissionUnknown(String),
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

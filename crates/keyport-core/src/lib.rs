@@ -14,6 +14,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod authorization;
 pub mod clock;
 pub mod common_passwords;
 pub mod email;

@@ -45,6 +45,9 @@ pub enum StartError {
     /// The mail settings are incomplete or wrong.
     #[error("{0}")]
     Mail(#[from] crate::mail::MailConfigError),
+    /// The permission catalogue or a role is malformed.
+    #[error("{0}")]
+    Authorization(String),
     /// The second-factor settings are unusable.
     #[error("{0}")]
     SecondFactors(#[from] crate::second_factors::SecondFactorsError),
@@ -74,6 +77,7 @@ impl Keyport {
         let counters = store.shared_counters();
         let mut accounts_config = config.accounts();
         accounts_config.second_factors.keys = Some(config.second_factors.keys(sqlite_dir(&config).as_deref())?);
+        accounts_config.roles = Arc::new(config.authorization.roles().map_err(StartError::Authorization)?);
         let factors = &accounts_config.second_factors;
         accounts_config.second_factors.passkeys =
             config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);

@@ -64,6 +64,36 @@ pub struct Config {
     pub second_factors: SecondFactorsConfig,
     /// Passkeys (WebAuthn); off until `rp_id` is set.
     pub passkeys: PasskeysConfig,
+    /// The permission catalogue and the roles.
+    pub authorization: AuthorizationConfig,
+}
+
+/// The `[authorization]` section: the permissions there are and what each
+/// role grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthorizationConfig {
+    /// The apps' permissions (`resource:action`), besides the built-in
+    /// `audit:read`, `sessions:revoke`, `users:read` and `users:write`.
+    pub permissions: Vec<String>,
+    /// Role name to grants: permissions, `resource:*` or `*`. `user` and
+    /// `admin` exist even if not listed (`admin` then grants `*`).
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AuthorizationConfig {
+    fn default() -> Self {
+        let roles = [("user".to_owned(), Vec::new()), ("admin".to_owned(), vec!["*".to_owned()])];
+        Self { permissions: Vec::new(), roles: roles.into_iter().collect() }
+    }
+}
+
+impl AuthorizationConfig {
+    /// The catalogue and roles these settings describe, or what is wrong.
+    pub fn roles(&self) -> Result<keyport_core::authorization::Roles, String> {
+        keyport_core::authorization::Roles::new(&self.permissions, self.roles.clone())
+            .map_err(|problem| format!("authorization: {problem}"))
+    }
 }
 
 /// Sign-up rules.
@@ -291,6 +321,7 @@ impl Default for Config {
             sign_up: SignUpConfig::default(),
             second_factors: SecondFactorsConfig::default(),
             passkeys: PasskeysConfig::default(),
+            authorization: AuthorizationConfig::default(),
         }
     }
 }
@@ -392,6 +423,7 @@ const KEYS: &[&str] = &[
     "sign_up",
     "second_factors",
     "passkeys",
+    "authorization",
 ];
 
 impl Config {
@@ -462,6 +494,8 @@ impl Config {
             require_email_verification: self.sign_up.require_email_verification,
             sign_up_by_email: self.sign_up.by_email,
             second_factors: self.second_factors.rules(),
+            // Checked and set by `Keyport::open`, which reports a bad one.
+            roles: std::sync::Arc::default(),
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

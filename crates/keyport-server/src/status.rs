@@ -49,6 +49,7 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::PasskeysDisabled => ErrorReason::PasskeysDisabled,
         Error::PasskeyInvalid => ErrorReason::PasskeyInvalid,
         Error::PasskeyNotFound => ErrorReason::PasskeyNotFound,
+        Error::PermissionUnknown(_) => ErrorReason::PermissionUnknown,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -83,7 +84,8 @@ pub fn to_status(error: Error) -> Status {
         Error::RedirectUriNotAllowed
         | Error::OAuthStateInvalid
         | Error::EmailTokenInvalid
-        | Error::SignInChallengeInvalid => (Code::InvalidArgument, error.to_string()),
+        | Error::SignInChallengeInvalid
+        | Error::PermissionUnknown(_) => (Code::InvalidArgument, error.to_string()),
         Error::MailDisabled
         | Error::EmailNotVerified
         | Error::ReauthenticationRequired

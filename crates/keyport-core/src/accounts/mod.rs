@@ -15,6 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::{
     audit::{AuditEvent, AuditKind},
+    authorization::Roles,
     clock::Clock,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
@@ -37,6 +38,7 @@ use crate::{
     validated_cache::ValidatedCache,
 };
 
+mod authorization;
 mod challenge;
 mod email_change;
 mod email_sign_in;
@@ -49,6 +51,7 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use authorization::Authorization;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 pub use factors::{FactorSummary, TotpEnrollment};
@@ -87,6 +90,8 @@ pub struct AccountsConfig {
     pub sign_up_by_email: bool,
     /// Second factors: freshness, challenge lifetime, sealing keys.
     pub second_factors: FactorSettings,
+    /// The permission catalogue and the roles that grant them.
+    pub roles: Arc<Roles>,
 }
 
 impl Default for AccountsConfig {
@@ -105,6 +110,7 @@ impl Default for AccountsConfig {
             require_email_verification: false,
             sign_up_by_email: false,
             second_factors: FactorSettings::default(),
+            roles: Arc::new(Roles::default()),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The gRPC services: each RPC reads its request, calls [`Accounts`], and
 //! converts the answer. No rules live here.
 
+mod authorization;
 mod oauth;
 mod passkey;
 mod session;
@@ -10,16 +11,16 @@ mod watch_events;
 
 use keyport_core::{Accounts, Principal};
 use keyport_proto::v1::{
-    o_auth_service_server::OAuthServiceServer, passkey_service_server::PasskeyServiceServer,
-    session_service_server::SessionServiceServer, two_factor_service_server::TwoFactorServiceServer,
-    user_service_server::UserServiceServer,
+    authorization_service_server::AuthorizationServiceServer, o_auth_service_server::OAuthServiceServer,
+    passkey_service_server::PasskeyServiceServer, session_service_server::SessionServiceServer,
+    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{
-    oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi, two_factor::TwoFactorApi, user::UserApi,
-    watch_events::EventStream,
+    authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi,
+    two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
 };
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
 
@@ -32,6 +33,10 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
         .with(OAuthServiceServer::new(OAuthApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(TwoFactorServiceServer::new(TwoFactorApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(PasskeyServiceServer::new(PasskeyApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(
+            AuthorizationServiceServer::new(AuthorizationApi(shared.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
 }
 
 /// What every service needs: the use cases and how to read callers.

@@ -178,6 +178,11 @@ const (
 	// caller's passkeys (another user's answers the same as an unknown one).
 	// gRPC code `NOT_FOUND`.
 	ErrorReason_ERROR_REASON_PASSKEY_NOT_FOUND ErrorReason = 38
+	// `Authorize` named a permission that is not in the server's catalogue
+	// (`authorization.permissions`, plus the built-in ones), or one that is
+	// not `resource:action`. An error rather than a deny: fix the name in
+	// the app, or add it to the catalogue. gRPC code `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_PERMISSION_UNKNOWN ErrorReason = 39
 )
 
 // Enum value maps for ErrorReason.
@@ -222,6 +227,7 @@ var (
 		36: "ERROR_REASON_PASSKEYS_DISABLED",
 		37: "ERROR_REASON_PASSKEY_INVALID",
 		38: "ERROR_REASON_PASSKEY_NOT_FOUND",
+		39: "ERROR_REASON_PERMISSION_UNKNOWN",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -263,6 +269,7 @@ var (
 		"ERROR_REASON_PASSKEYS_DISABLED":              36,
 		"ERROR_REASON_PASSKEY_INVALID":                37,
 		"ERROR_REASON_PASSKEY_NOT_FOUND":              38,
+		"ERROR_REASON_PERMISSION_UNKNOWN":             39,
 	}
 )
 
@@ -298,7 +305,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xaa\v\n" +
+	"keyport.v1*\xcf\v\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -339,7 +346,8 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"'ERROR_REASON_SECOND_FACTOR_NOT_ENROLLED\x10#\x12\"\n" +
 	"\x1eERROR_REASON_PASSKEYS_DISABLED\x10$\x12 \n" +
 	"\x1cERROR_REASON_PASSKEY_INVALID\x10%\x12\"\n" +
-	"\x1eERROR_REASON_PASSKEY_NOT_FOUND\x10&B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x1eERROR_REASON_PASSKEY_NOT_FOUND\x10&\x12#\n" +
+	"\x1fERROR_REASON_PERMISSION_UNKNOWN\x10'B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

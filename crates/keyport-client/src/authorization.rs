@@ -1,0 +1,64 @@
+//! `AuthorizationService.Authorize` ([`KeyportClient::authorize`]): the
+//! permissions a request needs, decided for its session in one call.
+
+use std::time::Duration;
+
+use keyport_proto::v1::{self, authorization_service_client::AuthorizationServiceClient};
+use tonic::Status;
+
+use crate::{
+    client::{ClientInfo, KeyportClient},
+    error::Error,
+    principal::{Principal, principal},
+};
+
+/// A decided check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// Per asked permission, in the order asked: allowed or not.
+    pub decisions: Vec<(String, bool)>,
+    /// Who is asking.
+    pub principal: Principal,
+    /// Every permission the principal's roles grant, sorted.
+    pub granted: Vec<String>,
+    /// Whether the call pushed the session's expiry forward.
+    pub refreshed: bool,
+    /// How long a cache fed by `WatchSessionEvents` may reuse the answer.
+    pub cache_ttl: Duration,
+}
+
+impl Authorized {
+    /// Whether every asked permission is allowed.
+    pub fn allowed(&self) -> bool {
+        self.decisions.iter().all(|(_, allowed)| *allowed)
+    }
+}
+
+impl KeyportClient {
+    /// Decides `permissions` (`resource:action`, 1 to 32) for the session
+    /// `token`. A name outside the server's catalogue fails with
+    /// [`crate::Reason::PermissionUnknown`], not a deny.
+    pub async fn authorize(&self, token: &str, permissions: &[&str], client: &ClientInfo) -> Result<Authorized, Error> {
+        let message = v1::AuthorizeRequest {
+            token: token.to_owned(),
+            permissions: permissions.iter().map(|permission| (*permission).to_owned()).collect(),
+            organization_id: String::new(),
+        };
+        let response = self
+            .idempotent(|channel| {
+                let request = self.request(message.clone(), None, client);
+                async move { AuthorizationServiceClient::new(channel).authorize(request).await }
+            })
+            .await?;
+        let (Some(user), Some(session)) = (&response.user, &response.session) else {
+            return Err(Status::internal("Authorize answered without a user or session").into());
+        };
+        Ok(Authorized {
+            principal: principal(user, session),
+            decisions: response.decisions.into_iter().map(|decision| (decision.permission, decision.allowed)).collect(),
+            granted: response.granted,
+            refreshed: response.refreshed,
+            cache_ttl: response.cache_ttl.and_then(|ttl| Duration::try_from(ttl).ok()).unwrap_or_default(),
+        })
+    }
+}

@@ -1,0 +1,232 @@
+//! Permissions and roles: what a principal may do.
+//!
+//! A permission is `resource:action` (`posts:write`): lower-case ASCII
+//! letters, digits, `_`, `-` and `.`, each part 1 to 64 characters. The
+//! catalogue ([`Roles::permissions`]) names every permission there is; a
+//! role grants some of them, by name, by `resource:*` or by `*` (all). A
+//! check names exact permissions, and a name outside the catalogue is an
+//! error ([`Error::PermissionUnknown`]), not a silent deny: a typo in an
+//! app must fail loudly, not lock everyone out or, worse, in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Error, FieldViolation, Result};
+
+/// Most permissions one check may name.
+pub const MAX_CHECKED: usize = 32;
+const MAX_PART: usize = 64;
+
+/// The role every user has.
+pub const USER_ROLE: &str = "user";
+/// The role of administrators.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// The permissions Keyport's own administration needs; every catalogue has
+/// them, and the default `admin` role has all permissions.
+pub const BUILT_IN_PERMISSIONS: &[&str] = &["audit:read", "sessions:revoke", "users:read", "users:write"];
+
+/// The catalogue of permissions and the roles that grant them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Roles {
+    permissions: BTreeSet<String>,
+    roles: BTreeMap<String, Vec<Grant>>,
+}
+
+/// What one entry of a role grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Grant {
+    /// Every permission.
+    All,
+    /// Every action on a resource (`resource:*`).
+    Resource(String),
+    /// One permission.
+    One(String),
+}
+
+impl Grant {
+    fn covers(&self, permission: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Resource(resource) => permission.split_once(':').is_some_and(|(of, _)| of == resource),
+            Self::One(one) => one == permission,
+        }
+    }
+}
+
+impl Default for Roles {
+    /// The built-in permissions; `user` grants nothing, `admin` everything.
+    fn default() -> Self {
+        let roles = [(USER_ROLE.to_owned(), Vec::new()), (ADMIN_ROLE.to_owned(), vec!["*".to_owned()])];
+        match Self::new(&[], roles) {
+            Ok(roles) => roles,
+            // The built-ins are valid; an empty catalogue is the fallback.
+            Err(_) => Self { permissions: BTreeSet::new(), roles: BTreeMap::new() },
+        }
+    }
+}
+
+impl Roles {
+    /// The catalogue `permissions` (with [`BUILT_IN_PERMISSIONS`]) and the
+    /// `roles`, each a list of grants: a permission of the catalogue,
+    /// `resource:*` for a resource of it, or `*`. `user` and `admin` exist
+    /// even if not listed (`admin` then grants `*`). Anything malformed or
+    /// naming what the catalogue lacks is an error that says where.
+    pub fn new(
+        permissions: &[String],
+        roles: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> std::result::Result<Self, String> {
+        let mut catalogue: BTreeSet<String> = BUILT_IN_PERMISSIONS.iter().map(|p| (*p).to_owned()).collect();
+        for permission in permissions {
+            check_permission(permission).map_err(|problem| format!("permission {permission:?}: {problem}"))?;
+            catalogue.insert(permission.clone());
+        }
+        let mut parsed = BTreeMap::new();
+        for (role, grants) in roles {
+            check_part(&role).map_err(|problem| format!("role {role:?}: {problem}"))?;
+            let grants = grants
+                .iter()
+                .map(|grant| {
+                    parse_grant(grant, &catalogue).map_err(|problem| format!("role {role:?}: {grant:?} {problem}"))
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            parsed.insert(role, grants);
+        }
+        parsed.entry(USER_ROLE.to_owned()).or_default();
+        parsed.entry(ADMIN_ROLE.to_owned()).or_insert_with(|| vec![Grant::All]);
+        Ok(Self { permissions: catalogue, roles: parsed })
+    }
+
+    /// Every permission there is, sorted.
+    pub fn permissions(&self) -> impl Iterator<Item = &str> {
+        self.permissions.iter().map(String::as_str)
+    }
+
+    /// Whether `role` is defined.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.contains_key(role)
+    }
+
+    /// The permissions `roles` grant together, sorted. Roles that are not
+    /// defined (any more) grant nothing.
+    pub fn granted<'a>(&'a self, roles: &'a [String]) -> Vec<&'a str> {
+        self.permissions().filter(|permission| self.allows(roles, permission)).collect()
+    }
+
+    /// Decides each of `asked` for a principal with `roles`, in order.
+    /// Fails on an empty or oversized list, a malformed name, or one the
+    /// catalogue lacks.
+    pub fn decide(&self, roles: &[String], asked: &[String]) -> Result<Vec<bool>> {
+        if asked.is_empty() || asked.len() > MAX_CHECKED {
+            let description = format!("must name 1 to {MAX_CHECKED} permissions");
+            return Err(Error::InvalidArgument(vec![FieldViolation::new("permissions", description)]));
+        }
+        let mut decisions = Vec::with_capacity(asked.len());
+        for permission in asked {
+            if check_permission(permission).is_err() || !self.permissions.contains(permission) {
+                return Err(Error::PermissionUnknown(permission.chars().take(2 * MAX_PART + 1).collect()));
+            }
+            decisions.push(self.allows(roles, permission));
+        }
+        Ok(decisions)
+    }
+
+    fn allows(&self, roles: &[String], permission: &str) -> bool {
+        roles.iter().filter_map(|role| self.roles.get(role)).flatten().any(|grant| grant.covers(permission))
+    }
+}
+
+fn parse_grant(grant: &str, catalogue: &BTreeSet<String>) -> std::result::Result<Grant, String> {
+    if grant == "*" {
+        return Ok(Grant::All);
+    }
+    if let Some(resource) = grant.strip_suffix(":*") {
+        check_part(resource)?;
+        let known = catalogue.iter().any(|p| p.split_once(':').is_some_and(|(of, _)| of == resource));
+        return if known {
+            Ok(Grant::Resource(resource.to_owned()))
+        } else {
+            Err("names no resource of the catalogue".into())
+        };
+    }
+    check_permission(grant)?;
+    if catalogue.contains(grant) { Ok(Grant::One(grant.to_owned())) } else { Err("is not in the catalogue".into()) }
+}
+
+/// Checks the `resource:action` shape.
+fn check_permission(permission: &str) -> std::result::Result<(), String> {
+    let (resource, action) = permission.split_once(':').ok_or("must be resource:action")?;
+    check_part(resource)?;
+    check_part(action)
+}
+
+fn check_part(part: &str) -> std::result::Result<(), String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-' | '.');
+    if part.is_empty() || part.len() > MAX_PART || !part.chars().all(allowed) {
+        return Err(format!("parts must be 1 to {MAX_PART} of a-z 0-9 _ - ."));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roles() -> Roles {
+        let catalogue = ["posts:read", "posts:write", "billing:read"].map(String::from);
+        Roles::new(
+            &catalogue,
+            [
+                ("user".to_owned(), vec!["posts:read".to_owned()]),
+                ("editor".to_owned(), vec!["posts:*".to_owned()]),
+                ("accountant".to_owned(), vec!["billing:read".to_owned()]),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn decides_by_name_resource_and_all() {
+        let roles = roles();
+        let asked = ["posts:read", "posts:write", "billing:read", "users:write"].map(String::from);
+        let user = vec!["user".to_owned()];
+        assert_eq!(roles.decide(&user, &asked).unwrap(), [true, false, false, false]);
+        let editor = vec!["editor".to_owned(), "user".to_owned()];
+        assert_eq!(roles.decide(&editor, &asked).unwrap(), [true, true, false, false]);
+        let admin = vec!["admin".to_owned()];
+        assert_eq!(roles.decide(&admin, &asked).unwrap(), [true; 4], "admin defaults to *");
+        let gone = vec!["retired".to_owned()];
+        assert_eq!(roles.decide(&gone, &asked).unwrap(), [false; 4], "an undefined role grants nothing");
+        assert_eq!(roles.granted(&editor), ["posts:read", "posts:write"]);
+    }
+
+    #[test]
+    fn unknown_malformed_empty_and_oversized_checks_are_errors() {
+        let roles = roles();
+        let user = vec!["user".to_owned()];
+        for bad in ["posts:delete", "posts", "Posts:read", ":read", "posts:", "posts:*", "*", &"a".repeat(200)] {
+            let result = roles.decide(&user, &[bad.to_owned()]);
+            assert!(matches!(result, Err(Error::PermissionUnknown(_))), "{bad:.20}: {result:?}");
+        }
+        assert!(matches!(roles.decide(&user, &[]), Err(Error::InvalidArgument(_))));
+        let many = vec!["posts:read".to_owned(); MAX_CHECKED + 1];
+        assert!(matches!(roles.decide(&user, &many), Err(Error::InvalidArgument(_))));
+    }
+
+    #[test]
+    fn configuration_mistakes_say_where() {
+        let catalogue = ["posts:read".to_owned()];
+        for (role, grant, expected) in [
+            ("editor", "posts:write", "not in the catalogue"),
+            ("editor", "wiki:*", "names no resource"),
+            ("Editor", "posts:read", "role \"Editor\""),
+            ("editor", "posts read", "resource:action"),
+        ] {
+            let error = Roles::new(&catalogue, [(role.to_owned(), vec![grant.to_owned()])]).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+        assert!(Roles::new(&["BAD".to_owned()], []).unwrap_err().contains("permission \"BAD\""));
+        let defaults = Roles::default();
+        assert!(defaults.has_role("user") && defaults.has_role("admin"));
+        assert_eq!(defaults.granted(&["admin".to_owned()]), BUILT_IN_PERMISSIONS);
+    }
+}
