@@ -135,6 +135,11 @@ const (
 	// ReasonPasskeyNotFound: RenamePasskey or DeletePasskey with an id that
 	// is not one of the caller's passkeys.
 	ReasonPasskeyNotFound = "PASSKEY_NOT_FOUND"
+	// ReasonPermissionUnknown: Authorize named a permission outside the
+	// server's catalogue (authorization.permissions and the built-in ones),
+	// or one that is not resource:action; fix the name, or add it to the
+	// catalogue.
+	ReasonPermissionUnknown = "PERMISSION_UNKNOWN"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

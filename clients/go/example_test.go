@@ -286,3 +286,34 @@ func Example_passkeys() {
 		fmt.Fprintln(w, "Confirmed: the session is AAL2 again.")
 	})
 }
+
+// Guards an app's handlers with Authorize: a request goes on only when the
+// holder of its session token has every permission it needs. (Compiled by
+// `go test`, not run.)
+func Example_authorization() {
+	var client *keyport.Client           // from keyport.Dial
+	var token func(*http.Request) string // the request's session token, from your session cookie
+
+	require := func(permissions []string, next http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			resp, err := client.Authorization.Authorize(r.Context(), &keyportv1.AuthorizeRequest{Token: token(r), Permissions: permissions})
+			switch reason := keyport.ErrorReason(err); {
+			case reason == keyport.ReasonUnauthenticated || reason == keyport.ReasonSessionExpired:
+				http.Error(w, "Please sign in.", http.StatusUnauthorized)
+			case err != nil: // ReasonPermissionUnknown: a name outside the server's catalogue, a bug in the app
+				http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			case !resp.GetAllowed(): // resp.GetDecisions() says which permission is missing
+				http.Error(w, "Not allowed.", http.StatusForbidden)
+			default:
+				next(w, r) // resp.GetUser() is who asks, with their roles
+			}
+		}
+	}
+
+	http.HandleFunc("GET /posts", require([]string{"posts:read"}, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "The posts.")
+	}))
+	http.HandleFunc("POST /posts", require([]string{"posts:write"}, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "Posted.")
+	}))
+}

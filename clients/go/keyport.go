@@ -69,6 +69,12 @@ type Client struct {
 	// FinishPasskeyRegistration), list, rename and delete. A server without
 	// [passkeys] answers [ReasonPasskeysDisabled].
 	Passkeys keyportv1.PasskeyServiceClient
+	// Authorization is the keyport.v1.AuthorizationService client:
+	// Authorize, which decides the permissions a request needs for the
+	// holder of a session token (in the request, as for GetSession) and
+	// answers a decision per permission, the session and its user. A name
+	// outside the server's catalogue answers [ReasonPermissionUnknown].
+	Authorization keyportv1.AuthorizationServiceClient
 }
 
 // Dial returns a client for the Keyport server at address ("host:port", or
@@ -106,11 +112,12 @@ func Dial(address string, opts ...Option) (*Client, error) {
 // closes conn.
 func NewFromConn(conn *grpc.ClientConn) *Client {
 	return &Client{
-		conn:      conn,
-		Users:     keyportv1.NewUserServiceClient(conn),
-		Sessions:  keyportv1.NewSessionServiceClient(conn),
-		TwoFactor: keyportv1.NewTwoFactorServiceClient(conn),
-		Passkeys:  keyportv1.NewPasskeyServiceClient(conn),
+		conn:          conn,
+		Users:         keyportv1.NewUserServiceClient(conn),
+		Sessions:      keyportv1.NewSessionServiceClient(conn),
+		TwoFactor:     keyportv1.NewTwoFactorServiceClient(conn),
+		Passkeys:      keyportv1.NewPasskeyServiceClient(conn),
+		Authorization: keyportv1.NewAuthorizationServiceClient(conn),
 	}
 }
 

@@ -28,6 +28,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonSignInChallengeInvalid, keyport.ReasonSecondFactorInvalid, keyport.ReasonStepUpRequired,
 		keyport.ReasonSecondFactorAlreadyEnrolled, keyport.ReasonSecondFactorNotEnrolled,
 		keyport.ReasonPasskeysDisabled, keyport.ReasonPasskeyInvalid, keyport.ReasonPasskeyNotFound,
+		keyport.ReasonPermissionUnknown,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

@@ -98,10 +98,18 @@ var passkeysEnv = []string{
 	`KEYPORT_PASSKEYS__ORIGINS=["https://localhost"]`,
 }
 
+// authorizationEnv is the [authorization] section of every test server:
+// the catalogue posts:read and posts:write; user grants posts:read and
+// admin everything.
+var authorizationEnv = []string{
+	`KEYPORT_AUTHORIZATION__PERMISSIONS=["posts:read","posts:write"]`,
+	`KEYPORT_AUTHORIZATION__ROLES={user = ["posts:read"], admin = ["*"]}`,
+}
+
 // startServer runs `keyport serve` on a free port with a fresh data
-// directory, cheap password hashing, passkeys ([passkeysEnv]) and the extra
-// environment entries env ("KEY=value"), and waits until it logs its
-// address.
+// directory, cheap password hashing, passkeys ([passkeysEnv]), permissions
+// ([authorizationEnv]) and the extra environment entries env
+// ("KEY=value"), and waits until it logs its address.
 func startServer(bin string, env ...string) (*server, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("KEYPORT_BIN=%s: %w; %s", bin, err, buildHint)
@@ -119,6 +127,7 @@ func startServer(bin string, env ...string) (*server, error) {
 		"KEYPORT_HASHING__ITERATIONS=1",
 	)
 	cmd.Env = append(cmd.Env, passkeysEnv...)
+	cmd.Env = append(cmd.Env, authorizationEnv...)
 	cmd.Env = append(cmd.Env, env...)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr

@@ -3,7 +3,8 @@
 The server binary comes from the ``KEYPORT_BIN`` environment variable. It is
 started once per test session on a free loopback port with a fresh data
 directory, cheap password hashing, passkeys for ``localhost``
-(:data:`PASSKEYS_ENV`) and JSON logs, and stopped with SIGTERM at the end. That server has no mail; the mail tests share a second one that
+(:data:`PASSKEYS_ENV`), the permissions ``posts:read`` and ``posts:write``
+(:data:`AUTHORIZATION_ENV`) and JSON logs, and stopped with SIGTERM at the end. That server has no mail; the mail tests share a second one that
 delivers to a Mailpit of their own (:mod:`tests.mailpit`).
 """
 
@@ -36,6 +37,13 @@ STOP_TIMEOUT_SECS = 15.0
 #: ``localhost``, for pages on ``https://localhost``.
 #: ``{"KEYPORT_PASSKEYS__RP_ID": ""}`` in ``extra_env`` turns passkeys off.
 PASSKEYS_ENV = {"KEYPORT_PASSKEYS__RP_ID": "localhost", "KEYPORT_PASSKEYS__ORIGINS": '["https://localhost"]'}
+#: The ``[authorization]`` section of every test server: the catalogue
+#: ``posts:read`` and ``posts:write``; ``user`` grants ``posts:read`` and
+#: ``admin`` everything.
+AUTHORIZATION_ENV = {
+    "KEYPORT_AUTHORIZATION__PERMISSIONS": '["posts:read","posts:write"]',
+    "KEYPORT_AUTHORIZATION__ROLES": '{user = ["posts:read"], admin = ["*"]}',
+}
 
 
 def _keyport_bin() -> Path:
@@ -64,7 +72,7 @@ def running_keyport(data_dir: Path, extra_env: Optional[Dict[str, str]] = None) 
     # Only our own KEYPORT_* settings: a developer's KEYPORT_DATABASE_URL or
     # KEYPORT_CONFIG must not leak into the test server.
     env = {key: value for key, value in os.environ.items() if not key.startswith("KEYPORT_")}
-    env.update({"KEYPORT_HASHING__MEMORY_KIB": "1024", "KEYPORT_HASHING__ITERATIONS": "1", **PASSKEYS_ENV})
+    env.update({"KEYPORT_HASHING__MEMORY_KIB": "1024", "KEYPORT_HASHING__ITERATIONS": "1", **PASSKEYS_ENV, **AUTHORIZATION_ENV})
     env.update(extra_env or {})
     process = subprocess.Popen(
         [

@@ -16,6 +16,7 @@ from keyport import (
     EMAIL_SIGN_IN_COOKIE_NAME,
     PASSKEY_CEREMONY_COOKIE_NAME,
     KeyportClient,
+    PermissionUnknown,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
     SetCookie,
@@ -203,3 +204,14 @@ def test_readme_passkey_pages(client: KeyportClient, account: Account) -> None:
         pages["start_step_up"](client, account.token)
     with pytest.raises(SecondFactorNotEnrolled):
         pages["finish_step_up"](client, account.token, registration["ceremony"], "{}")
+
+
+def test_readme_authorization(client: KeyportClient, account: Account) -> None:
+    authorize = _definitions("## Authorization")["authorize"]
+
+    status, user = authorize(client, account.token, ["posts:read"])
+    assert status == 200 and user.email == account.email and list(user.roles) == ["user"]
+    assert authorize(client, account.token, ["posts:read", "posts:write"]) == (403, None)
+    assert authorize(client, "", ["posts:read"]) == (401, None)
+    with pytest.raises(PermissionUnknown):
+        authorize(client, account.token, ["posts:delete"])

@@ -50,6 +50,7 @@ export {
 
 // The generated API of keyport.v1: message types, their schemas (for
 // `create`, `toJson`, ...) and the service descriptors.
+export * from "./gen/keyport/v1/authorization_service_pb.js";
 export * from "./gen/keyport/v1/passkey_service_pb.js";
 export * from "./gen/keyport/v1/session_pb.js";
 export * from "./gen/keyport/v1/session_service_pb.js";

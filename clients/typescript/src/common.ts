@@ -8,6 +8,7 @@
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 
 import { sessionInterceptor, type TokenSource } from "./auth.js";
+import { AuthorizationService } from "./gen/keyport/v1/authorization_service_pb.js";
 import { PasskeyService } from "./gen/keyport/v1/passkey_service_pb.js";
 import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
 import { TwoFactorService } from "./gen/keyport/v1/two_factor_service_pb.js";
@@ -50,6 +51,14 @@ export interface KeyportClient {
    * `PASSKEYS_DISABLED`.
    */
   readonly passkeys: Client<typeof PasskeyService>;
+  /**
+   * `keyport.v1.AuthorizationService`: `Authorize`, which decides the
+   * permissions a request needs for the holder of a session token (in the
+   * body, as for `getSession`) and answers a decision per permission, the
+   * session and its user. A name outside the server's catalogue answers
+   * `PERMISSION_UNKNOWN`.
+   */
+  readonly authorization: Client<typeof AuthorizationService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;
   /**
@@ -131,6 +140,7 @@ export function keyportClientFor(transport: Transport, close: () => void = () =>
     sessions: createClient(SessionService, transport),
     twoFactor: createClient(TwoFactorService, transport),
     passkeys: createClient(PasskeyService, transport),
+    authorization: createClient(AuthorizationService, transport),
     transport,
     close,
   };

@@ -106,6 +106,8 @@ export const ErrorReason = {
   PASSKEY_INVALID: "PASSKEY_INVALID",
   /** `RenamePasskey` or `DeletePasskey` with an id that is not one of the caller's passkeys. */
   PASSKEY_NOT_FOUND: "PASSKEY_NOT_FOUND",
+  /** `Authorize` named a permission outside the server's catalogue, or one that is not `resource:action`: fix the name, or add it to the catalogue. */
+  PERMISSION_UNKNOWN: "PERMISSION_UNKNOWN",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

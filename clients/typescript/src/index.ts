@@ -1,7 +1,7 @@
 /**
  * Keyport's TypeScript client for Node.js: typed `UserService`,
- * `SessionService`, `TwoFactorService` and `PasskeyService` clients over
- * gRPC (HTTP/2) or gRPC-web (HTTP/1.1).
+ * `SessionService`, `TwoFactorService`, `PasskeyService` and
+ * `AuthorizationService` clients over gRPC (HTTP/2) or gRPC-web (HTTP/1.1).
  *
  * Browsers use `@keyport/client/web` instead, which has the same API over
  * `fetch` and no Node imports.
@@ -73,8 +73,8 @@ export interface KeyportClientOptions extends CommonClientOptions {
  * @param address - `host:port` (plain text unless `options.tls` is set), or
  *   an `http://` / `https://` URL.
  * @param options - Transport kind, default deadline, session token, TLS.
- * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`
- *   and `PasskeyService` sharing one connection.
+ * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`,
+ *   `PasskeyService` and `AuthorizationService` sharing one connection.
  * @throws Error on an empty address or a scheme other than http(s).
  */
 export function createKeyportClient(address: string, options: KeyportClientOptions = {}): KeyportClient {

@@ -1,7 +1,7 @@
 /**
  * Keyport's TypeScript client for browsers (`@keyport/client/web`): typed
- * `UserService`, `SessionService`, `TwoFactorService` and `PasskeyService`
- * clients over gRPC-web with `fetch`.
+ * `UserService`, `SessionService`, `TwoFactorService`, `PasskeyService` and
+ * `AuthorizationService` clients over gRPC-web with `fetch`.
  *
  * Keyport serves gRPC-web on its gRPC port (HTTP/1.1 or HTTP/2). A page on
  * another origin needs that origin in the server's allowed CORS origins.
@@ -41,8 +41,8 @@ export interface KeyportWebClientOptions extends CommonClientOptions {
  * @param address - An `https://` (or `http://`) URL; a bare `host:port`
  *   means `http://host:port`.
  * @param options - Default deadline, session token, `fetch`.
- * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`
- *   and `PasskeyService`.
+ * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`,
+ *   `PasskeyService` and `AuthorizationService`.
  * @throws Error on an empty address or a scheme other than http(s).
  */
 export function createKeyportClient(address: string, options: KeyportWebClientOptions = {}): KeyportClient {

@@ -5,7 +5,8 @@ The generated code for the API lives in :mod:`keyport.v1` (messages in the
 small hand-written layer:
 
 - :class:`KeyportClient`: a channel with the ``UserService``,
-  ``SessionService``, ``TwoFactorService`` and ``PasskeyService`` stubs, a default deadline,
+  ``SessionService``, ``TwoFactorService``, ``PasskeyService`` and
+  ``AuthorizationService`` stubs, a default deadline,
   TLS/mTLS, and a context manager that closes it;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
@@ -64,6 +65,7 @@ from keyport.errors import (
     PasswordTooCommon,
     PasswordTooLong,
     PermissionDenied,
+    PermissionUnknown,
     RateLimited,
     ReauthenticationRequired,
     Reason,
@@ -139,6 +141,7 @@ __all__ = [
     "PasswordTooCommon",
     "PasswordTooLong",
     "PermissionDenied",
+    "PermissionUnknown",
     "RateLimited",
     "ReauthenticationRequired",
     "Reason",

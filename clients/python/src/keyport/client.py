@@ -1,8 +1,8 @@
 """Hand-written layer over the generated ``keyport.v1`` stubs.
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
-``UserService``, ``SessionService``, ``TwoFactorService`` and
-``PasskeyService`` stubs on it,
+``UserService``, ``SessionService``, ``TwoFactorService``,
+``PasskeyService`` and ``AuthorizationService`` stubs on it,
 with a default deadline and Keyport's errors raised as
 :class:`keyport.KeyportError` subclasses. The
 helpers turn a session token into call metadata; the error readers live in
@@ -19,6 +19,7 @@ import grpc
 
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
 from keyport.v1 import (
+    authorization_service_pb2_grpc,
     passkey_service_pb2_grpc,
     session_service_pb2_grpc,
     two_factor_service_pb2_grpc,
@@ -233,12 +234,13 @@ class _KeyportErrors(grpc.UnaryUnaryClientInterceptor):
 class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
-    Call the RPCs on :attr:`users`, :attr:`sessions`, :attr:`two_factor`
-    and :attr:`passkeys` with request messages from
+    Call the RPCs on :attr:`users`, :attr:`sessions`, :attr:`two_factor`,
+    :attr:`passkeys` and :attr:`authorization` with request messages from
     :mod:`keyport.v1.user_service_pb2`,
     :mod:`keyport.v1.session_service_pb2`,
-    :mod:`keyport.v1.two_factor_service_pb2` and
-    :mod:`keyport.v1.passkey_service_pb2`. A failed unary call that Keyport
+    :mod:`keyport.v1.two_factor_service_pb2`,
+    :mod:`keyport.v1.passkey_service_pb2` and
+    :mod:`keyport.v1.authorization_service_pb2`. A failed unary call that Keyport
     answered raises the :class:`keyport.KeyportError` subclass of its reason
     (``InvalidCredentials``, ``RateLimited``, ...), itself a
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
@@ -263,6 +265,10 @@ class KeyportClient:
         passkeys: Stub of ``keyport.v1.PasskeyService``: registering,
             listing, renaming and deleting the signed-in user's passkeys
             (WebAuthn).
+        authorization: Stub of ``keyport.v1.AuthorizationService``:
+            ``Authorize``, which decides the permissions a request needs for
+            the holder of a session token (in the body, as for
+            ``GetSession``).
     """
 
     channel: grpc.Channel
@@ -270,6 +276,7 @@ class KeyportClient:
     sessions: session_service_pb2_grpc.SessionServiceStub
     two_factor: two_factor_service_pb2_grpc.TwoFactorServiceStub
     passkeys: passkey_service_pb2_grpc.PasskeyServiceStub
+    authorization: authorization_service_pb2_grpc.AuthorizationServiceStub
 
     def __init__(
         self,
@@ -335,6 +342,7 @@ class KeyportClient:
         self.sessions = session_service_pb2_grpc.SessionServiceStub(self.channel)
         self.two_factor = two_factor_service_pb2_grpc.TwoFactorServiceStub(self.channel)
         self.passkeys = passkey_service_pb2_grpc.PasskeyServiceStub(self.channel)
+        self.authorization = authorization_service_pb2_grpc.AuthorizationServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled. Idempotent."""

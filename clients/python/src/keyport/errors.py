@@ -46,6 +46,7 @@ __all__ = [
     "PasswordTooCommon",
     "PasswordTooLong",
     "PermissionDenied",
+    "PermissionUnknown",
     "RateLimited",
     "ReauthenticationRequired",
     "Reason",
@@ -166,6 +167,10 @@ class Reason(str, enum.Enum):
     #: ``RenamePasskey`` or ``DeletePasskey`` with an id that is not one of
     #: the caller's passkeys.
     PASSKEY_NOT_FOUND = "PASSKEY_NOT_FOUND"
+    #: ``Authorize`` named a permission outside the server's catalogue, or
+    #: one that is not ``resource:action``: fix the name, or add it to the
+    #: catalogue.
+    PERMISSION_UNKNOWN = "PERMISSION_UNKNOWN"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -606,6 +611,12 @@ class PasskeyNotFound(KeyportError):
     """``PASSKEY_NOT_FOUND``: the id is not one of the caller's passkeys."""
 
     REASON = Reason.PASSKEY_NOT_FOUND
+
+
+class PermissionUnknown(KeyportError):
+    """``PERMISSION_UNKNOWN``: ``Authorize`` named a permission outside the catalogue, or not ``resource:action``."""
+
+    REASON = Reason.PERMISSION_UNKNOWN
 
 
 class EventsLost(KeyportError):

@@ -1,8 +1,9 @@
 /**
  * Starts a real `keyport serve` for the tests: the binary named by
  * `KEYPORT_BIN`, on 127.0.0.1 port 0, with a fresh data directory, cheap
- * password hashing, and passkeys on for the relying party `localhost`
- * (pages on `https://localhost`).
+ * password hashing, passkeys on for the relying party `localhost` (pages on
+ * `https://localhost`), and the permissions `posts:read` and `posts:write`
+ * (`user` grants `posts:read`, `admin` everything).
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -23,6 +24,12 @@ export interface KeyportServer {
 export const PASSKEYS_ENV = {
   KEYPORT_PASSKEYS__RP_ID: "localhost",
   KEYPORT_PASSKEYS__ORIGINS: '["https://localhost"]',
+} as const;
+
+/** The `[authorization]` section of every test server: its catalogue and roles. */
+export const AUTHORIZATION_ENV = {
+  KEYPORT_AUTHORIZATION__PERMISSIONS: '["posts:read","posts:write"]',
+  KEYPORT_AUTHORIZATION__ROLES: '{user = ["posts:read"], admin = ["*"]}',
 } as const;
 
 const STARTUP_TIMEOUT_MS = 30_000;
@@ -63,6 +70,7 @@ export async function startKeyport(env: Record<string, string> = {}): Promise<Ke
         KEYPORT_HASHING__MEMORY_KIB: "1024",
         KEYPORT_HASHING__ITERATIONS: "1",
         ...PASSKEYS_ENV,
+        ...AUTHORIZATION_ENV,
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],

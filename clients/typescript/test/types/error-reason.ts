@@ -47,6 +47,7 @@ export function describe(err: unknown): string {
     case "SIGN_IN_CHALLENGE_INVALID":
     case "SECOND_FACTOR_INVALID":
     case "PASSKEY_INVALID":
+    case "PERMISSION_UNKNOWN":
       return "bad input";
     case "EMAIL_TAKEN":
     case "ALREADY_LINKED":
