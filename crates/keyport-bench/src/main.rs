@@ -13,6 +13,7 @@
 
 #![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
 
+mod authorize;
 mod counters;
 mod load;
 mod mail;
@@ -107,6 +108,8 @@ enum Section {
     Counters,
     /// A passwordless passkey sign-in against a password sign-in.
     Passkeys,
+    /// `Authorize` against `GetSession` at 1, 16 and 64 callers.
+    Authorize,
 }
 
 #[tokio::main]
@@ -145,7 +148,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         report.startup = Some(measure_startup(&bin, args.starts).await?);
     }
 
-    let load_sections = [Section::Baseline, Section::GetSession, Section::SignIn, Section::Flood];
+    let load_sections = [Section::Baseline, Section::GetSession, Section::SignIn, Section::Flood, Section::Authorize];
+    let mut authorized = None;
     if load_sections.into_iter().any(wants) {
         eprintln!("starting keyport for the load sections");
         let mut server = ServerProcess::spawn(&bin)?;
@@ -160,7 +164,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
             server.ensure_running()?;
         }
 
-        if wants(Section::GetSession) || wants(Section::SignIn) || wants(Section::Flood) {
+        if [Section::GetSession, Section::SignIn, Section::Flood, Section::Authorize].into_iter().any(wants) {
             eprintln!("signing up {} users", args.users);
             let started = Instant::now();
             let users = workload::sign_up_users(&channels, usize::from(args.users)).await?;
@@ -176,6 +180,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
                     report.get_session.push(closed_loop(callers, timing, server_pid).await?);
                     server.ensure_running()?;
                 }
+            }
+            if wants(Section::Authorize) {
+                let concurrency = [1, MID_CONCURRENCY, HIGH_CONCURRENCY];
+                authorized = Some(authorize::authorize(&channels, &tokens, &concurrency, timing, server_pid).await?);
+                server.ensure_running()?;
             }
             if wants(Section::SignIn) {
                 eprintln!("SignIn, {MID_CONCURRENCY} callers");
@@ -244,6 +253,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if let Some(passkeys) = &passkeys {
         markdown.push_str(&passkeys::render(passkeys));
+    }
+    if let Some(pairs) = &authorized {
+        markdown.push_str(&authorize::render(pairs));
     }
     print!("{markdown}");
     if let Some(path) = &args.out {

@@ -93,7 +93,7 @@ async fn sign_up(client: &mut UserServiceClient<Channel>, index: usize) -> Resul
 }
 
 /// The channel of caller `index`: callers take the connections round-robin.
-fn channel_for(channels: &[Channel], index: usize) -> Result<Channel, BoxError> {
+pub(crate) fn channel_for(channels: &[Channel], index: usize) -> Result<Channel, BoxError> {
     if channels.is_empty() {
         return Err("no connections to the server".into());
     }

@@ -113,21 +113,30 @@ impl Roles {
     }
 
     /// Decides each of `asked` for a principal with `roles`, in order.
-    /// Fails on an empty or oversized list, a malformed name, or one the
-    /// catalogue lacks.
+    /// Fails as [`Roles::check`] does.
     pub fn decide(&self, roles: &[String], asked: &[String]) -> Result<Vec<bool>> {
+        self.check(asked)?;
+        Ok(self.decisions(roles, asked))
+    }
+
+    /// Fails on an empty or oversized list, a malformed name, or one the
+    /// catalogue lacks; allocates nothing when all is well.
+    pub fn check(&self, asked: &[String]) -> Result<()> {
         if asked.is_empty() || asked.len() > MAX_CHECKED {
             let description = format!("must name 1 to {MAX_CHECKED} permissions");
             return Err(Error::InvalidArgument(vec![FieldViolation::new("permissions", description)]));
         }
-        let mut decisions = Vec::with_capacity(asked.len());
-        for permission in asked {
-            if check_permission(permission).is_err() || !self.permissions.contains(permission) {
-                return Err(Error::PermissionUnknown(permission.chars().take(2 * MAX_PART + 1).collect()));
-            }
-            decisions.push(self.allows(roles, permission));
+        match asked.iter().find(|permission| !self.permissions.contains(*permission)) {
+            // The catalogue holds only well-formed names.
+            Some(unknown) => Err(Error::PermissionUnknown(unknown.chars().take(2 * MAX_PART + 1).collect())),
+            None => Ok(()),
         }
-        Ok(decisions)
+    }
+
+    /// The decisions for `asked`, [checked](Roles::check) before: a name
+    /// outside the catalogue is denied.
+    pub fn decisions(&self, roles: &[String], asked: &[String]) -> Vec<bool> {
+        asked.iter().map(|permission| self.permissions.contains(permission) && self.allows(roles, permission)).collect()
     }
 
     fn allows(&self, roles: &[String], permission: &str) -> bool {

@@ -36,9 +36,9 @@ impl Accounts {
             return Err(Error::InvalidArgument(vec![violation]));
         }
         let roles = &self.config.roles;
-        roles.decide(&[], permissions)?;
+        roles.check(permissions)?;
         let principal = self.authenticate(token).await?;
-        let decisions = roles.decide(&principal.user.roles, permissions)?;
+        let decisions = roles.decisions(&principal.user.roles, permissions);
         let granted = roles.granted(&principal.user.roles).into_iter().map(str::to_owned).collect();
         Ok(Authorization { principal, decisions, granted })
     }
