@@ -111,40 +111,22 @@ impl CounterStore for SharedCounters {
         Ok(Err(wait))
     }
 
+    /// On a task of its own, run to its end: a caller cancelled inside the
+    /// transaction would otherwise leave the runs locked until sqlx next
+    /// uses that connection (it rolls a dropped transaction back lazily),
+    /// and every sign-in with the same keys, the same client address
+    /// included, would wait for it (seen as a 20 s stall in the e2e test of
+    /// cancelled completions).
     async fn reserve_attempt(
         &self,
         keys: &[(CounterKey, u32)],
         window: Duration,
         now: Timestamp,
     ) -> StoreResult<Result<Attempt, Refusal>> {
-        let mut ordered: Vec<(&CounterKey, u32, Vec<u8>)> =
-            keys.iter().map(|(key, limit)| (key, *limit, key.digest().to_vec())).collect();
-        ordered.sort_by(|a, b| a.2.cmp(&b.2));
-        ordered.dedup_by(|a, b| a.2 == b.2);
-        let txn = self.db.begin().await.map_err(classify)?;
-        let mut runs = Vec::with_capacity(ordered.len());
-        for (_, limit, digest) in &ordered {
-            let row = txn
-                .query_one_raw(statement(LOCK_RUN, [digest.clone().into(), now.unix_millis().into()]))
-                .await
-                .map_err(classify)?
-                .ok_or_else(|| StoreError::Other("the failure run upsert returned nothing".into()))?;
-            runs.push((run_from_row(&row)?.at(now, window), *limit));
-        }
-        let outcome = failures::reserve(&mut runs, now, window);
-        for ((_, _, digest), (run, _)) in ordered.iter().zip(&runs) {
-            let values: [Value; 5] = [
-                digest.clone().into(),
-                run.started.unix_millis().into(),
-                run.last.unix_millis().into(),
-                i32::try_from(run.attempts).unwrap_or(i32::MAX).into(),
-                i64::try_from(run.refused).unwrap_or(i64::MAX).into(),
-            ];
-            txn.execute_raw(statement(WRITE_RUN, values)).await.map_err(classify)?;
-        }
-        txn.commit().await.map_err(classify)?;
-        let counted = ordered.iter().zip(&runs).map(|((key, _, _), (run, _))| ((*key).clone(), run.started)).collect();
-        Ok(outcome.map(|()| Attempt { counted }))
+        let (db, keys) = (self.db.clone(), keys.to_vec());
+        tokio::spawn(async move { reserve_in(&db, &keys, window, now).await })
+            .await
+            .map_err(|error| StoreError::Other(format!("the sign-in attempt task failed: {error}")))?
     }
 
     async fn refund_attempt(&self, attempt: &Attempt) -> StoreResult<()> {
@@ -169,4 +151,41 @@ impl CounterStore for SharedCounters {
             .map_err(classify)?;
         Ok(full.rows_affected() + idle.rows_affected())
     }
+}
+
+/// Locks, decides and writes back the runs of `keys`, in one transaction.
+async fn reserve_in(
+    db: &DatabaseConnection,
+    keys: &[(CounterKey, u32)],
+    window: Duration,
+    now: Timestamp,
+) -> StoreResult<Result<Attempt, Refusal>> {
+    let mut ordered: Vec<(&CounterKey, u32, Vec<u8>)> =
+        keys.iter().map(|(key, limit)| (key, *limit, key.digest().to_vec())).collect();
+    ordered.sort_by(|a, b| a.2.cmp(&b.2));
+    ordered.dedup_by(|a, b| a.2 == b.2);
+    let txn = db.begin().await.map_err(classify)?;
+    let mut runs = Vec::with_capacity(ordered.len());
+    for (_, limit, digest) in &ordered {
+        let row = txn
+            .query_one_raw(statement(LOCK_RUN, [digest.clone().into(), now.unix_millis().into()]))
+            .await
+            .map_err(classify)?
+            .ok_or_else(|| StoreError::Other("the failure run upsert returned nothing".into()))?;
+        runs.push((run_from_row(&row)?.at(now, window), *limit));
+    }
+    let outcome = failures::reserve(&mut runs, now, window);
+    for ((_, _, digest), (run, _)) in ordered.iter().zip(&runs) {
+        let values: [Value; 5] = [
+            digest.clone().into(),
+            run.started.unix_millis().into(),
+            run.last.unix_millis().into(),
+            i32::try_from(run.attempts).unwrap_or(i32::MAX).into(),
+            i64::try_from(run.refused).unwrap_or(i64::MAX).into(),
+        ];
+        txn.execute_raw(statement(WRITE_RUN, values)).await.map_err(classify)?;
+    }
+    txn.commit().await.map_err(classify)?;
+    let counted = ordered.iter().zip(&runs).map(|((key, _, _), (run, _))| ((*key).clone(), run.started)).collect();
+    Ok(outcome.map(|()| Attempt { counted }))
 }

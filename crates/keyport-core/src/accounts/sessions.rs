@@ -60,9 +60,19 @@ impl Accounts {
         }
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::SignIn, now, client).user(user.id).session(&session.id);
+        // On its own task, as `complete_sign_in`'s: a caller that goes away
+        // cannot leave the transaction open with the user's row locked.
+        let created = {
+            let (accounts, session) = (self.clone(), session.clone());
+            self.to_completion(async move {
+                let basis = SessionBasis::Password { verified_hash: &verified_hash, rehash: rehash.as_deref() };
+                Ok(accounts.session_store().create_session(&session, basis, &audit).await?)
+            })
+            .await?
+        };
         // The password changed (or the user went) while it was being
         // verified: the old password no longer signs in.
-        if !self.session_store().create_session(&session, basis, &audit).await? {
+        if !created {
             return Err(Error::InvalidCredentials);
         }
         self.throttle.refund(attempt).await;
