@@ -6,7 +6,8 @@
 use std::{sync::Arc, time::Duration};
 
 use keyport_proto::v1::{
-    AuthorizeRequest, AuthorizeResponse, SignOutRequest, authorization_service_client::AuthorizationServiceClient,
+    AuthorizeRequest, AuthorizeResponse, GetCurrentUserRequest, SetUserRolesRequest, SignOutRequest,
+    admin_service_client::AdminServiceClient, authorization_service_client::AuthorizationServiceClient,
 };
 use keyport_server::config::Config;
 use keyport_tests::{
@@ -24,6 +25,8 @@ on_both_backends!(
     bad_input_gets_stable_reasons,
     parallel_checks_see_a_revocation_at_once,
     a_malformed_catalogue_stops_the_server,
+    a_role_set_by_an_admin_reaches_the_next_check_at_once,
+    only_admins_set_roles_and_bad_input_is_refused,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -188,5 +191,108 @@ async fn a_malformed_catalogue_stops_the_server(backend: Backend) -> TestResult 
     .await;
     let error = started.err().ok_or("a role granting an unknown resource started")?;
     assert!(error.to_string().contains("role \"editor\""), "{error}");
+    Ok(())
+}
+
+async fn user_id(server: &TestServer, token: &str) -> Result<String, BoxError> {
+    let me = server.users().get_current_user(authed(GetCurrentUserRequest {}, token)).await?.into_inner();
+    Ok(me.user.ok_or("no user")?.id)
+}
+
+async fn set_roles(server: &TestServer, admin: &str, user_id: &str, roles: &[&str]) -> Result<Vec<String>, Status> {
+    let request =
+        SetUserRolesRequest { user_id: user_id.into(), roles: roles.iter().map(|r| (*r).to_owned()).collect() };
+    let response = AdminServiceClient::new(server.channel()).set_user_roles(authed(request, admin)).await?;
+    Ok(response.into_inner().user.map(|user| user.roles).unwrap_or_default())
+}
+
+async fn a_role_set_by_an_admin_reaches_the_next_check_at_once(backend: Backend) -> TestResult {
+    let server = TestServer::start_with(backend, configure).await?;
+    let admin = user_with_roles(&server, "admin@example.com", "admin user").await?;
+    let ann = server.sign_up("ann@example.com").await?;
+    let ann_id = user_id(&server, &ann).await?;
+    // Cached by the server as a plain user.
+    assert_eq!(decisions(&authorize(&server, &ann, &["posts:write"]).await?), [false]);
+
+    assert_eq!(set_roles(&server, &admin, &ann_id, &["editor"]).await?, ["editor", "user"], "user is kept");
+    assert_eq!(decisions(&authorize(&server, &ann, &["posts:write"]).await?), [true], "granted: the next check");
+    assert_eq!(set_roles(&server, &admin, &ann_id, &[]).await?, ["user"]);
+    assert_eq!(decisions(&authorize(&server, &ann, &["posts:write"]).await?), [false], "removed: the next check");
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'roles_changed'").await?, 2);
+
+    // Another replica's cache hears of it too (PostgreSQL relays events;
+    // SQLite replicas are separate processes on one file, with no relay).
+    if backend == Backend::Postgres {
+        let replica = TestServer::replica_of_with(&server, configure).await?;
+        assert_eq!(decisions(&authorize(&replica, &ann, &["posts:write"]).await?), [false]);
+        set_roles(&server, &admin, &ann_id, &["editor"]).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while decisions(&authorize(&replica, &ann, &["posts:write"]).await?) != [true] {
+            assert!(std::time::Instant::now() < deadline, "the replica kept the old roles");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // Parallel changes: the last one written is what every check sees.
+    let server = Arc::new(server);
+    let barrier = Arc::new(Barrier::new(8));
+    let changes = (0..8).map(|n| {
+        let (server, barrier, admin, ann_id) = (server.clone(), barrier.clone(), admin.clone(), ann_id.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let roles: &[&str] = if n % 2 == 0 { &["editor"] } else { &[] };
+            set_roles(&server, &admin, &ann_id, roles).await
+        })
+    });
+    for changed in futures::future::join_all(changes).await {
+        changed??;
+    }
+    let stored =
+        server.scalar("SELECT COUNT(*) FROM users WHERE email = 'ann@example.com' AND roles = 'editor user'").await?;
+    let answer = decisions(&authorize(&server, &ann, &["posts:write"]).await?);
+    assert_eq!(answer, [stored == 1], "the check agrees with what was stored last");
+    Ok(())
+}
+
+async fn only_admins_set_roles_and_bad_input_is_refused(backend: Backend) -> TestResult {
+    let server = TestServer::start_with(backend, configure).await?;
+    let admin = user_with_roles(&server, "admin@example.com", "admin user").await?;
+    let editor = user_with_roles(&server, "editor@example.com", "editor user").await?;
+    let ann = server.sign_up("ann@example.com").await?;
+    let ann_id = user_id(&server, &ann).await?;
+    // A non-admin cannot, not even for themselves; no credential cannot.
+    let editor_id = user_id(&server, &editor).await?;
+    for (token, target, code, expected, what) in [
+        (ann.as_str(), ann_id.as_str(), Code::PermissionDenied, "PERMISSION_DENIED", "a user for themselves"),
+        (editor.as_str(), ann_id.as_str(), Code::PermissionDenied, "PERMISSION_DENIED", "an editor"),
+        (editor.as_str(), editor_id.as_str(), Code::PermissionDenied, "PERMISSION_DENIED", "an editor for themselves"),
+        ("", ann_id.as_str(), Code::Unauthenticated, "UNAUTHENTICATED", "no credential"),
+        ("kp_AAAA.BBBB", ann_id.as_str(), Code::Unauthenticated, "UNAUTHENTICATED", "unknown token"),
+    ] {
+        refused(set_roles(&server, token, target, &["admin"]).await, code, expected, what);
+    }
+    for (target, roles, what) in [
+        ("not-a-uuid", vec!["editor"], "malformed id"),
+        ("", vec!["editor"], "empty id"),
+        ("0190e9b1-0000-7000-8000-000000000000", vec!["editor"], "unknown user"),
+        (ann_id.as_str(), vec!["superuser"], "undefined role"),
+        (ann_id.as_str(), vec!["Editor"], "wrong case"),
+    ] {
+        refused(set_roles(&server, &admin, target, &roles).await, Code::InvalidArgument, "INVALID_ARGUMENT", what);
+    }
+    assert_eq!(
+        server.scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'roles_changed'").await?,
+        0,
+        "nothing written"
+    );
+    assert_eq!(decisions(&authorize(&server, &ann, &["posts:write"]).await?), [false]);
+    // An expired admin session cannot either.
+    server.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    refused(
+        set_roles(&server, &admin, &ann_id, &["editor"]).await,
+        Code::Unauthenticated,
+        "SESSION_EXPIRED",
+        "expired admin",
+    );
     Ok(())
 }

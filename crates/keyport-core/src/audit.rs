@@ -76,6 +76,8 @@ pub enum AuditKind {
     PasskeyRenamed,
     /// A user deleted a passkey.
     PasskeyDeleted,
+    /// An administrator set a user's roles.
+    RolesChanged,
 }
 
 impl AuditKind {
@@ -116,6 +118,7 @@ impl AuditKind {
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRenamed => "passkey_renamed",
             Self::PasskeyDeleted => "passkey_deleted",
+            Self::RolesChanged => "roles_changed",
         }
     }
 }

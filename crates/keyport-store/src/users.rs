@@ -18,7 +18,7 @@ use crate::{
     SeaStore,
     db_error::classify,
     entity::{account, backup_code, email_token, password, session, totp_factor, user},
-    rows::{insert_audit, insert_email_token, insert_mail, insert_session, user_from_row, user_to_row},
+    rows::{encode_roles, insert_audit, insert_email_token, insert_mail, insert_session, user_from_row, user_to_row},
     write::{begin, delete_challenges, delete_email_tokens, delete_sessions_except, lock_user, notify},
 };
 
@@ -119,6 +119,33 @@ impl UserStore for SeaStore {
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         user_from_row(row)
+    }
+
+    async fn set_roles(
+        &self,
+        user_id: UserId,
+        roles: &[String],
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<Option<User>> {
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Ok(None);
+        }
+        user::Entity::update_many()
+            .col_expr(user::Column::Roles, Expr::value(encode_roles(roles)))
+            .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(user::Column::Id.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let row = user::Entity::find_by_id(user_id.to_string()).all(&txn).await.map_err(classify)?.pop();
+        let Some(row) = row else { return Ok(None) };
+        insert_audit(&txn, audit).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        user_from_row(row).map(Some)
     }
 
     async fn change_password(

@@ -354,6 +354,23 @@ impl UserStore for MemoryStore {
         Ok(user)
     }
 
+    async fn set_roles(
+        &self,
+        user_id: UserId,
+        roles: &[String],
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<User>> {
+        let mut tables = self.tables()?;
+        let Some(user) = tables.users.get_mut(&user_id) else { return Ok(None) };
+        roles.clone_into(&mut user.roles);
+        user.updated_at = now;
+        let user = user.clone();
+        tables.audit.push(audit.clone());
+        Ok(Some(user))
+    }
+
     async fn change_password(
         &self,
         user_id: UserId,

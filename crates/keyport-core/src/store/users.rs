@@ -74,6 +74,17 @@ pub trait UserStore: Send + Sync + 'static {
         event: &SessionEvent,
     ) -> StoreResult<User>;
 
+    /// Replaces a user's roles (sorted, unique) and emits `event`, in one
+    /// transaction; `None` (nothing written) when the user is gone.
+    async fn set_roles(
+        &self,
+        user_id: UserId,
+        roles: &[String],
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<Option<User>>;
+
     /// Replaces the password, deletes every session but `keep` and every
     /// password-reset token, queues `notice` when given, atomically, and
     /// emits `event`; returns how many sessions ended.

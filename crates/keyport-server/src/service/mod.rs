@@ -1,6 +1,7 @@
 //! The gRPC services: each RPC reads its request, calls [`Accounts`], and
 //! converts the answer. No rules live here.
 
+mod admin;
 mod authorization;
 mod oauth;
 mod passkey;
@@ -11,15 +12,16 @@ mod watch_events;
 
 use keyport_core::{Accounts, Principal};
 use keyport_proto::v1::{
-    authorization_service_server::AuthorizationServiceServer, o_auth_service_server::OAuthServiceServer,
-    passkey_service_server::PasskeyServiceServer, session_service_server::SessionServiceServer,
-    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
+    admin_service_server::AdminServiceServer, authorization_service_server::AuthorizationServiceServer,
+    o_auth_service_server::OAuthServiceServer, passkey_service_server::PasskeyServiceServer,
+    session_service_server::SessionServiceServer, two_factor_service_server::TwoFactorServiceServer,
+    user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{
-    authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi,
+    admin::AdminApi, authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi,
     two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
 };
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
@@ -37,6 +39,7 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
             AuthorizationServiceServer::new(AuthorizationApi(shared.clone()))
                 .max_decoding_message_size(max_message_bytes),
         )
+        .with(AdminServiceServer::new(AdminApi(shared.clone())).max_decoding_message_size(max_message_bytes))
 }
 
 /// What every service needs: the use cases and how to read callers.
