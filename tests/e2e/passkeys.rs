@@ -533,6 +533,33 @@ async fn of_parallel_finishes_with_one_answer_one_signs_in(backend: Backend) -> 
     assert_eq!(won, 1, "{results:?}");
     // Two sign-ins plus the registering session; nothing else.
     assert_eq!(server.count("sessions").await?, 3);
+
+    // One registration ceremony and its answer, N finishing calls: one
+    // passkey is stored.
+    let bob = server.sign_up("bob@example.com").await?;
+    let started = passkeys(&server)
+        .start_passkey_registration(authed(StartPasskeyRegistrationRequest {}, &bob))
+        .await?
+        .into_inner();
+    let credential = SoftKey::at(TEST_PASSKEY_ORIGIN)?.register(&started.options)?;
+    let barrier = Arc::new(Barrier::new(CALLERS));
+    let calls = (0..CALLERS).map(|n| {
+        let (server, barrier, bob) = (server.clone(), barrier.clone(), bob.clone());
+        let finish = FinishPasskeyRegistrationRequest {
+            ceremony: started.ceremony.clone(),
+            credential: credential.clone(),
+            name: format!("key {n}"),
+        };
+        tokio::spawn(async move {
+            barrier.wait().await;
+            passkeys(&server).finish_passkey_registration(authed(finish, &bob)).await
+        })
+    });
+    let results = futures::future::join_all(calls).await;
+    let won = results.iter().filter(|result| matches!(result, Ok(Ok(_)))).count();
+    assert_eq!(won, 1, "{results:?}");
+    let listed = passkeys(&server).list_passkeys(authed(ListPasskeysRequest {}, &bob)).await?.into_inner();
+    assert_eq!(listed.passkeys.len(), 1);
     Ok(())
 }
 

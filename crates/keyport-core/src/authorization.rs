@@ -136,7 +136,13 @@ impl Roles {
     /// The decisions for `asked`, [checked](Roles::check) before: a name
     /// outside the catalogue is denied.
     pub fn decisions(&self, roles: &[String], asked: &[String]) -> Vec<bool> {
-        asked.iter().map(|permission| self.permissions.contains(permission) && self.allows(roles, permission)).collect()
+        asked.iter().map(|permission| self.grants(roles, permission)).collect()
+    }
+
+    /// Whether `roles` grant `permission`, a permission of the catalogue
+    /// (anything else is denied).
+    pub fn grants(&self, roles: &[String], permission: &str) -> bool {
+        self.permissions.contains(permission) && self.allows(roles, permission)
     }
 
     fn allows(&self, roles: &[String], permission: &str) -> bool {

@@ -2,9 +2,10 @@
 //! way.
 //!
 //! What callers race on is decided by one conditional statement each:
-//! taking a ceremony is a `DELETE` whose rows affected say who took it, and
-//! using a passkey moves its counter with an `UPDATE ... WHERE sign_count <`
-//! the answer's, so a counter never goes back, whatever the races. Adding and deleting a passkey change the
+//! taking a ceremony is a `DELETE ... RETURNING`, whose row only one caller
+//! gets, and using a passkey moves its counter with an
+//! `UPDATE ... WHERE sign_count <` the answer's, so a counter never goes
+//! back, whatever the races. Adding and deleting a passkey change the
 //! user's factors and sessions in one transaction that first locks the
 //! user's row, as every other write about a user does.
 
@@ -70,8 +71,8 @@ impl PasskeyStore for SeaStore {
         Ok(())
     }
 
-    /// A read, then the `DELETE` that decides: of racing takers, the one
-    /// whose delete removed the row has it.
+    /// One `DELETE ... RETURNING`: of racing takers, the one whose delete
+    /// removed the row has it.
     async fn take_ceremony(
         &self,
         hash: &[u8; 32],
@@ -83,20 +84,15 @@ impl PasskeyStore for SeaStore {
             Some(id) => passkey_ceremony::Column::SessionId.eq(id.as_str()),
             None => passkey_ceremony::Column::SessionId.is_null(),
         };
-        let filter = || {
-            sea_orm::Condition::all()
-                .add(passkey_ceremony::Column::Hash.eq(hash.to_vec()))
-                .add(passkey_ceremony::Column::Purpose.eq(purpose.as_str()))
-                .add(passkey_ceremony::Column::ExpiresAt.gt(now.unix_millis()))
-                .add(bound.clone())
-        };
-        let rows = passkey_ceremony::Entity::find().filter(filter()).all(&self.db).await.map_err(classify)?;
-        let Some(row) = rows.into_iter().next() else { return Ok(None) };
-        let taken = passkey_ceremony::Entity::delete_many().filter(filter()).exec(&self.db).await.map_err(classify)?;
-        if taken.rows_affected == 0 {
-            return Ok(None);
-        }
-        Ok(Some(Ceremony {
+        let taken = passkey_ceremony::Entity::delete_many()
+            .filter(passkey_ceremony::Column::Hash.eq(hash.to_vec()))
+            .filter(passkey_ceremony::Column::Purpose.eq(purpose.as_str()))
+            .filter(passkey_ceremony::Column::ExpiresAt.gt(now.unix_millis()))
+            .filter(bound)
+            .exec_with_returning(&self.db)
+            .await
+            .map_err(classify)?;
+        Ok(taken.into_iter().next().map(|row| Ceremony {
             hash: *hash,
             purpose,
             session_id: session.cloned(),

@@ -1,10 +1,16 @@
 //! The one authorization call: a credential and the permissions a request
 //! needs, answered with a decision per permission and who is asking.
 
-use super::Accounts;
+use uuid::Uuid;
+
+use super::{Accounts, user_changed};
 use crate::{
+    audit::{AuditEvent, AuditKind},
+    authorization::USER_ROLE,
     error::{Error, FieldViolation, Result},
-    session::Principal,
+    events::UserChange,
+    session::{ClientInfo, Principal},
+    user::{User, UserId},
 };
 
 /// A decided check.
@@ -47,50 +53,38 @@ impl Accounts {
 impl Accounts {
     /// Replaces the roles of the user `user_id` (`user` is always kept), for
     /// a caller whose roles grant `users:write`. The user's cached sessions
-    /// everywhere drop at once (`UserChange::Roles`), so the next check sees
-    /// the new roles.
+    /// everywhere drop at once ([`UserChange::Roles`]), so the next check
+    /// sees the new roles.
     pub async fn set_user_roles(
         &self,
         caller: &Principal,
         user_id: &str,
         roles: &[String],
-        client: &crate::session::ClientInfo,
-    ) -> Result<crate::user::User> {
-        self.require_permission(caller, "users:write")?;
-        let target = uuid::Uuid::try_parse(user_id)
-            .map(crate::user::UserId)
-            .map_err(|_| Error::InvalidArgument(vec![FieldViolation::new("user_id", "no such user")]))?;
-        let mut wanted: Vec<String> = roles.iter().map(|role| role.trim().to_owned()).collect();
-        if let Some(unknown) = wanted.iter().find(|role| !self.config.roles.has_role(role)) {
+        client: &ClientInfo,
+    ) -> Result<User> {
+        if !self.config.roles.grants(&caller.user.roles, "users:write") {
+            return Err(Error::PermissionDenied);
+        }
+        let no_such_user = || Error::InvalidArgument(vec![FieldViolation::new("user_id", "no such user")]);
+        let target = Uuid::try_parse(user_id).map(UserId).map_err(|_| no_such_user())?;
+        if let Some(unknown) = roles.iter().find(|role| !self.config.roles.has_role(role)) {
             let violation = FieldViolation::new("roles", format!("{unknown:?} is not a role of the configuration"));
             return Err(Error::InvalidArgument(vec![violation]));
         }
-        wanted.push(crate::authorization::USER_ROLE.to_owned());
+        let mut wanted: Vec<String> = roles.iter().cloned().chain([USER_ROLE.to_owned()]).collect();
         wanted.sort();
         wanted.dedup();
-        let audit = crate::audit::AuditEvent::new(crate::audit::AuditKind::RolesChanged, self.clock.now(), client)
+        let now = self.clock.now();
+        let audit = AuditEvent::new(AuditKind::RolesChanged, now, client)
             .user(caller.user.id)
             .session(&caller.session.id)
             .detail(format!("{target}:{}", wanted.join(" ")));
-        let event = super::user_changed(target, crate::events::UserChange::Roles);
-        let (accounts, now) = (self.clone(), self.clock.now());
-        // To its end with its event: caches must not keep the old roles.
+        let event = user_changed(target, UserChange::Roles);
         let updated = self
-            .to_completion(async move {
-                let updated = accounts.user_store().set_roles(target, &wanted, now, &audit, &event).await?;
-                if updated.is_some() {
-                    accounts.publish(event);
-                }
-                Ok(updated)
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.user_store().set_roles(target, &wanted, now, &audit, &event).await?)
             })
             .await?;
-        updated.ok_or_else(|| Error::InvalidArgument(vec![FieldViolation::new("user_id", "no such user")]))
-    }
-
-    /// Refuses a caller whose roles do not grant `permission` (one of the
-    /// catalogue's).
-    pub(super) fn require_permission(&self, caller: &Principal, permission: &str) -> Result<()> {
-        let allowed = self.config.roles.decisions(&caller.user.roles, &[permission.to_owned()]);
-        if allowed.first() == Some(&true) { Ok(()) } else { Err(Error::PermissionDenied) }
+        updated.ok_or_else(no_such_user)
     }
 }

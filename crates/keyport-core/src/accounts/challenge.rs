@@ -9,6 +9,7 @@ use crate::{
     audit::{AuditEvent, AuditKind},
     clock::Timestamp,
     error::{Error, Result},
+    events::SessionEvent,
     second_factor::{
         Assurance, ChallengeToken, FactorAnswer, FactorKind, FactorUse, MAX_CHALLENGE_ANSWERS, SignInChallenge,
         Started, TotpStep, backup_code_hash,
@@ -172,6 +173,32 @@ impl Accounts {
         tokio::spawn(work).await.map_err(|error| Error::Internal(format!("a storage task failed: {error}")))?
     }
 
+    /// Runs `write` (a storage write that emits `event` in its
+    /// transaction) on its own task to its end, as [`Self::to_completion`],
+    /// and publishes `event` here once it wrote: a cancelled call leaves
+    /// neither its transaction open nor this replica's caches behind the
+    /// change it made.
+    pub(super) async fn write_and_publish<T, Fut>(
+        &self,
+        event: SessionEvent,
+        write: impl FnOnce(Accounts, SessionEvent) -> Fut,
+    ) -> Result<T>
+    where
+        T: Wrote + Send + 'static,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        let (accounts, published) = (self.clone(), event.clone());
+        let written = write(self.clone(), event);
+        self.to_completion(async move {
+            let written = written.await?;
+            if written.wrote() {
+                accounts.publish(published);
+            }
+            Ok(written)
+        })
+        .await
+    }
+
     /// Reserves one second-factor answer of `user_id` against the sign-in
     /// limits (per user and per client address); refunded when right.
     pub(super) async fn reserve_factor_attempt(&self, user_id: UserId, client: &ClientInfo) -> Result<Attempt> {
@@ -253,6 +280,25 @@ impl Accounts {
         Ok(totp.last_used_step.is_none_or(|last| last < step).then_some(step))
     }
 }
+/// What a write answers, telling whether it wrote (and so whether its
+/// event is to be published).
+pub(super) trait Wrote {
+    /// True when the write changed something.
+    fn wrote(&self) -> bool;
+}
+
+impl Wrote for bool {
+    fn wrote(&self) -> bool {
+        *self
+    }
+}
+
+impl<T> Wrote for Option<T> {
+    fn wrote(&self) -> bool {
+        self.is_some()
+    }
+}
+
 /// The throttling key of a user's second-factor answers: apart from their
 /// password's, so that the two budgets do not mix.
 fn factor_key(user_id: UserId) -> String {

@@ -106,22 +106,13 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::TotpEnabled, now, client).user(caller.user.id).session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let enabled = {
-            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
-            let enrolled_at = pending.created_at;
-            // To its end with its event: a cancelled call must not leave the
-            // other sessions ended in storage but alive in this replica's caches.
-            self.to_completion(async move {
+        let (user_id, session_id, enrolled_at) = (caller.user.id, caller.session.id.clone(), pending.created_at);
+        let enabled = self
+            .write_and_publish(event, move |accounts, event| async move {
                 let store = accounts.factor_store();
-                let enabled =
-                    store.enable_totp(user_id, enrolled_at, step, &hashes, &session_id, now, &audit, &event).await?;
-                if enabled.is_some() {
-                    accounts.publish(event);
-                }
-                Ok(enabled)
+                Ok(store.enable_totp(user_id, enrolled_at, step, &hashes, &session_id, now, &audit, &event).await?)
             })
-            .await?
-        };
+            .await?;
         // Another confirmation, or a new enrolment, won meanwhile.
         enabled.ok_or(Error::SecondFactorNotEnrolled)?;
         self.throttle.refund(attempt).await;
@@ -137,17 +128,12 @@ impl Accounts {
         let audit =
             AuditEvent::new(AuditKind::TotpDisabled, now, client).user(caller.user.id).session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let ended = {
-            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
-            self.to_completion(async move {
-                let ended = accounts.factor_store().disable_totp(user_id, &session_id, &audit, &event).await?;
-                if ended.is_some() {
-                    accounts.publish(event);
-                }
-                Ok(ended)
+        let (user_id, session_id) = (caller.user.id, caller.session.id.clone());
+        let ended = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.factor_store().disable_totp(user_id, &session_id, &audit, &event).await?)
             })
-            .await?
-        };
+            .await?;
         ended.ok_or(Error::SecondFactorNotEnrolled)
     }
 
@@ -186,19 +172,13 @@ impl Accounts {
         let audit = AuditEvent::new(AuditKind::SteppedUp, now, client).user(caller.user.id).session(&caller.session.id);
         // Caches hold the session at its old level: they must read it again.
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let stepped = {
-            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
-            let factor = factor.clone();
-            self.to_completion(async move {
+        let (user_id, session_id, used) = (caller.user.id, caller.session.id.clone(), factor.clone());
+        let stepped = self
+            .write_and_publish(event, move |accounts, event| async move {
                 let store = accounts.factor_store();
-                let stepped = store.step_up_session(user_id, &session_id, &factor, now, &audit, &event).await?;
-                if stepped {
-                    accounts.publish(event);
-                }
-                Ok(stepped)
+                Ok(store.step_up_session(user_id, &session_id, &used, now, &audit, &event).await?)
             })
-            .await?
-        };
+            .await?;
         if !stepped {
             // The code was used meanwhile, or the session ended.
             return Err(match self.spent(caller.user.id, &factor).await? {

@@ -82,18 +82,12 @@ impl Accounts {
             .session(&caller.session.id)
             .detail(passkey.id.to_string());
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let added = {
-            let (accounts, passkey, session_id) = (self.clone(), passkey.clone(), caller.session.id.clone());
-            // To its end with its event, as turning TOTP on (`confirm_totp`).
-            self.to_completion(async move {
-                let added = accounts.passkey_store().add_passkey(&passkey, &session_id, &audit, &event).await?;
-                if added.is_some() {
-                    accounts.publish(event);
-                }
-                Ok(added)
+        let (stored, session_id) = (passkey.clone(), caller.session.id.clone());
+        let added = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.passkey_store().add_passkey(&stored, &session_id, &audit, &event).await?)
             })
-            .await?
-        };
+            .await?;
         // The credential is registered already (to anyone), or the session ended.
         added.ok_or(Error::PasskeyInvalid)?;
         let session = Session { assurance: Assurance::Aal2, authenticated_at: now, ..caller.session.clone() };
@@ -135,18 +129,12 @@ impl Accounts {
             .session(&caller.session.id)
             .detail(id.to_string());
         let event = user_changed(caller.user.id, UserChange::SecondFactor);
-        let ended = {
-            let (accounts, user_id, session_id) = (self.clone(), caller.user.id, caller.session.id.clone());
-            self.to_completion(async move {
-                let store = accounts.passkey_store();
-                let ended = store.delete_passkey(user_id, id, &session_id, &audit, &event).await?;
-                if ended.is_some() {
-                    accounts.publish(event);
-                }
-                Ok(ended)
+        let (user_id, session_id) = (caller.user.id, caller.session.id.clone());
+        let ended = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.passkey_store().delete_passkey(user_id, id, &session_id, &audit, &event).await?)
             })
-            .await?
-        };
+            .await?;
         ended.ok_or(Error::PasskeyNotFound)
     }
 
