@@ -14,6 +14,7 @@ mod m0004_email_sign_in;
 mod m0005_throttling;
 mod m0006_second_factors;
 mod m0007_passkeys;
+mod m0008_bans;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_throttling::Migration),
             Box::new(m0006_second_factors::Migration),
             Box::new(m0007_passkeys::Migration),
+            Box::new(m0008_bans::Migration),
         ]
     }
 }

@@ -32,7 +32,7 @@ on_both_backends!(
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The apps' catalogue: posts and billing; editors get every posts action.
-fn configure(config: &mut Config) {
+pub(crate) fn configure(config: &mut Config) {
     config.authorization.permissions = ["posts:read", "posts:write", "billing:read"].map(String::from).to_vec();
     config.authorization.roles = [("user", vec!["posts:read"]), ("editor", vec!["posts:*"]), ("admin", vec!["*"])]
         .into_iter()
@@ -40,7 +40,11 @@ fn configure(config: &mut Config) {
         .collect();
 }
 
-async fn authorize(server: &TestServer, token: &str, permissions: &[&str]) -> Result<AuthorizeResponse, Status> {
+pub(crate) async fn authorize(
+    server: &TestServer,
+    token: &str,
+    permissions: &[&str],
+) -> Result<AuthorizeResponse, Status> {
     let request = AuthorizeRequest {
         token: token.into(),
         permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
@@ -49,20 +53,20 @@ async fn authorize(server: &TestServer, token: &str, permissions: &[&str]) -> Re
     Ok(AuthorizationServiceClient::new(server.channel()).authorize(request).await?.into_inner())
 }
 
-fn decisions(response: &AuthorizeResponse) -> Vec<bool> {
+pub(crate) fn decisions(response: &AuthorizeResponse) -> Vec<bool> {
     response.decisions.iter().map(|decision| decision.allowed).collect()
 }
 
 /// Signs `email` up with `roles` (set in the database before the first
 /// session is read, so no cache holds the old ones) and in again.
-async fn user_with_roles(server: &TestServer, email: &str, roles: &str) -> Result<String, BoxError> {
+pub(crate) async fn user_with_roles(server: &TestServer, email: &str, roles: &str) -> Result<String, BoxError> {
     server.sign_up(email).await?;
     let sql = format!("UPDATE users SET roles = '{roles}' WHERE email = '{email}'");
     sea_orm::ConnectionTrait::execute_unprepared(&server.db, &sql).await?;
     Ok(server.sign_in(email, PASSWORD).await?)
 }
 
-fn refused<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, expected: &str, what: &str) {
+pub(crate) fn refused<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, expected: &str, what: &str) {
     match result {
         Err(status) => {
             assert_eq!(status.code(), code, "{what}: {status:?}");
@@ -194,7 +198,7 @@ async fn a_malformed_catalogue_stops_the_server(backend: Backend) -> TestResult 
     Ok(())
 }
 
-async fn user_id(server: &TestServer, token: &str) -> Result<String, BoxError> {
+pub(crate) async fn user_id(server: &TestServer, token: &str) -> Result<String, BoxError> {
     let me = server.users().get_current_user(authed(GetCurrentUserRequest {}, token)).await?.into_inner();
     Ok(me.user.ok_or("no user")?.id)
 }
@@ -274,12 +278,13 @@ async fn only_admins_set_roles_and_bad_input_is_refused(backend: Backend) -> Tes
     for (target, roles, what) in [
         ("not-a-uuid", vec!["editor"], "malformed id"),
         ("", vec!["editor"], "empty id"),
-        ("0190e9b1-0000-7000-8000-000000000000", vec!["editor"], "unknown user"),
         (ann_id.as_str(), vec!["superuser"], "undefined role"),
         (ann_id.as_str(), vec!["Editor"], "wrong case"),
     ] {
         refused(set_roles(&server, &admin, target, &roles).await, Code::InvalidArgument, "INVALID_ARGUMENT", what);
     }
+    let unknown = set_roles(&server, &admin, "0190e9b1-0000-7000-8000-000000000000", &["editor"]).await;
+    refused(unknown, Code::NotFound, "USER_NOT_FOUND", "unknown user");
     assert_eq!(
         server.scalar("SELECT COUNT(*) FROM audit_events WHERE kind = 'roles_changed'").await?,
         0,

@@ -50,6 +50,8 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::PasskeyInvalid, Code::Unauthenticated),
         (Error::PasskeyNotFound, Code::NotFound),
         (Error::PermissionUnknown("posts:delete".into()), Code::InvalidArgument),
+        (Error::UserBanned, Code::PermissionDenied),
+        (Error::UserNotFound, Code::NotFound),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

@@ -50,22 +50,22 @@ fn factors(server: &TestServer) -> TwoFactorServiceClient<Channel> {
 }
 
 /// A user with the app on, and what the phone and the printed sheet hold.
-struct Enrolled {
-    email: String,
-    token: String,
+pub(crate) struct Enrolled {
+    pub(crate) email: String,
+    pub(crate) token: String,
     secret: TotpSecret,
-    backup_codes: Vec<String>,
+    pub(crate) backup_codes: Vec<String>,
 }
 
 impl Enrolled {
     /// The app's code `offset` steps from `server`'s now.
-    fn code(&self, server: &TestServer, offset: i64) -> String {
+    pub(crate) fn code(&self, server: &TestServer, offset: i64) -> String {
         let step = TotpStep(TotpStep::at(server.clock.now()).0 + offset);
         self.secret.code_at(step).unwrap_or_default()
     }
 }
 
-async fn enrolled(server: &TestServer, email: &str) -> Result<Enrolled, BoxError> {
+pub(crate) async fn enrolled(server: &TestServer, email: &str) -> Result<Enrolled, BoxError> {
     let token = server.sign_up(email).await?;
     let started = factors(server).enroll_totp(authed(EnrollTotpRequest {}, &token)).await?.into_inner();
     assert!(started.otpauth_uri.starts_with("otpauth://totp/Keyport:"), "{}", started.otpauth_uri);
@@ -83,7 +83,7 @@ async fn enrolled(server: &TestServer, email: &str) -> Result<Enrolled, BoxError
     Ok(Enrolled { backup_codes: confirmed.backup_codes, ..enrolled })
 }
 
-async fn challenge(server: &TestServer, email: &str) -> Result<SignInChallenge, BoxError> {
+pub(crate) async fn challenge(server: &TestServer, email: &str) -> Result<SignInChallenge, BoxError> {
     let request = SignInRequest { email: email.into(), password: PASSWORD.into() };
     match server.sessions().sign_in(request).await?.into_inner().outcome {
         Some(Outcome::Challenge(challenge)) => Ok(challenge),
@@ -92,7 +92,7 @@ async fn challenge(server: &TestServer, email: &str) -> Result<SignInChallenge, 
     }
 }
 
-async fn complete(server: &TestServer, challenge: &str, answer: Answer) -> Result<String, Status> {
+pub(crate) async fn complete(server: &TestServer, challenge: &str, answer: Answer) -> Result<String, Status> {
     let request = CompleteSignInRequest { challenge: challenge.into(), answer: Some(answer) };
     let response = server.sessions().complete_sign_in(request).await?.into_inner();
     Ok(response.session.map(|grant| grant.token).unwrap_or_default())

@@ -90,6 +90,10 @@ pub enum Reason {
     /// `Authorize` named a permission outside the server's catalogue (or
     /// not `resource:action`): a bug in the app, not a deny.
     PermissionUnknown,
+    /// The credentials were right, but an admin banned the account.
+    UserBanned,
+    /// An admin call named a user that does not exist.
+    UserNotFound,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -152,6 +156,8 @@ impl Reason {
             Self::PasskeyInvalid => ErrorReason::PasskeyInvalid,
             Self::PasskeyNotFound => ErrorReason::PasskeyNotFound,
             Self::PermissionUnknown => ErrorReason::PermissionUnknown,
+            Self::UserBanned => ErrorReason::UserBanned,
+            Self::UserNotFound => ErrorReason::UserNotFound,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -214,6 +220,8 @@ impl From<ErrorReason> for Reason {
             ErrorReason::PasskeyInvalid => Self::PasskeyInvalid,
             ErrorReason::PasskeyNotFound => Self::PasskeyNotFound,
             ErrorReason::PermissionUnknown => Self::PermissionUnknown,
+            ErrorReason::UserBanned => Self::UserBanned,
+            ErrorReason::UserNotFound => Self::UserNotFound,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

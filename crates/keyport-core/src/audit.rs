@@ -78,6 +78,14 @@ pub enum AuditKind {
     PasskeyDeleted,
     /// An administrator set a user's roles.
     RolesChanged,
+    /// An administrator created a user.
+    UserCreated,
+    /// An administrator banned a user (and so ended their sessions).
+    UserBanned,
+    /// An administrator lifted a user's ban.
+    UserUnbanned,
+    /// An administrator ended every session of a user.
+    UserSessionsRevoked,
 }
 
 impl AuditKind {
@@ -119,6 +127,10 @@ impl AuditKind {
             Self::PasskeyRenamed => "passkey_renamed",
             Self::PasskeyDeleted => "passkey_deleted",
             Self::RolesChanged => "roles_changed",
+            Self::UserCreated => "user_created",
+            Self::UserBanned => "user_banned",
+            Self::UserUnbanned => "user_unbanned",
+            Self::UserSessionsRevoked => "user_sessions_revoked",
         }
     }
 }

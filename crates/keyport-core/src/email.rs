@@ -12,6 +12,12 @@ use crate::error::{Error, Result};
 pub const MAX_EMAIL_BYTES: usize = 254;
 const MAX_LOCAL_PART_BYTES: usize = 64;
 
+/// The start of an address in the normal form [`Email::parse`] gives
+/// (trimmed, NFKC, lower-cased), for matching stored addresses by prefix.
+pub fn normalize_prefix(raw: &str) -> String {
+    raw.trim().nfkc().flat_map(char::to_lowercase).collect()
+}
+
 /// A syntactically valid, normalised email address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);

@@ -137,6 +137,13 @@ pub enum Error {
     /// A check named a permission that is not in the catalogue.
     #[error("unknown permission {0:?}")]
     PermissionUnknown(String),
+    /// The account is banned: the credentials were right, and the sign-in
+    /// is refused while the ban lasts.
+    #[error("this account is suspended")]
+    UserBanned,
+    /// An admin call named a user that does not exist.
+    #[error("user not found")]
+    UserNotFound,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

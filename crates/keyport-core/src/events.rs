@@ -17,6 +17,8 @@ pub enum UserChange {
     Roles,
     /// The user was banned.
     Banned,
+    /// The user's ban was lifted.
+    Unbanned,
     /// The user was deleted with all their sessions.
     Deleted,
     /// Several sessions of the user ended at once.
@@ -34,6 +36,7 @@ impl UserChange {
             Self::Password => "password",
             Self::Roles => "roles",
             Self::Banned => "banned",
+            Self::Unbanned => "unbanned",
             Self::Deleted => "deleted",
             Self::SessionsRevoked => "sessions_revoked",
             Self::SecondFactor => "second_factor",
@@ -47,6 +50,7 @@ impl UserChange {
             Self::Password,
             Self::Roles,
             Self::Banned,
+            Self::Unbanned,
             Self::Deleted,
             Self::SessionsRevoked,
             Self::SecondFactor,
@@ -101,6 +105,7 @@ mod tests {
             UserChange::Password,
             UserChange::Roles,
             UserChange::Banned,
+            UserChange::Unbanned,
             UserChange::Deleted,
             UserChange::SessionsRevoked,
             UserChange::SecondFactor,

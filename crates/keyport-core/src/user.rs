@@ -52,6 +52,35 @@ pub struct User {
     pub updated_at: Timestamp,
     /// Whether a second factor is on: sign-ins answer a challenge.
     pub two_factor_enabled: bool,
+    /// The last ban an admin set, active or run out; `None` when never
+    /// banned or unbanned since.
+    pub ban: Option<Ban>,
+}
+
+impl User {
+    /// The ban in force at `now`, if any.
+    pub fn ban_at(&self, now: Timestamp) -> Option<&Ban> {
+        self.ban.as_ref().filter(|ban| ban.is_active(now))
+    }
+}
+
+/// A suspension an admin put on an account: while it lasts, every sign-in
+/// is refused (after the first factor checked out) and no session exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    /// Why, as the admin wrote it: shown to admins, never to the user.
+    pub reason: String,
+    /// When it began.
+    pub banned_at: Timestamp,
+    /// When it ends on its own; `None` for a ban until lifted.
+    pub expires_at: Option<Timestamp>,
+}
+
+impl Ban {
+    /// Whether the ban is in force at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.expires_at.is_none_or(|expires_at| expires_at > now)
+    }
 }
 
 /// Validates a display name: trimmed, at most [`MAX_NAME_CHARS`], no control characters.

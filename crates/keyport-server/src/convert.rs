@@ -1,7 +1,7 @@
 //! Domain types to their `keyport.v1` messages. Generated types stop here.
 
 use keyport_core::{
-    SessionGrant, Timestamp,
+    Error, SessionGrant, Timestamp,
     accounts::IssuedChallenge,
     events::{SessionEvent, UserChange},
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
@@ -31,6 +31,25 @@ pub(crate) fn user(user: &User) -> v1::User {
         updated_at: Some(timestamp(user.updated_at)),
         two_factor_enabled: user.two_factor_enabled,
     }
+}
+
+/// A user as admins see them: with the ban in force at `now`, if any.
+pub(crate) fn managed_user(user: &User, now: Timestamp) -> v1::ManagedUser {
+    let ban = user.ban_at(now).map(|ban| v1::Ban {
+        reason: ban.reason.clone(),
+        banned_at: Some(timestamp(ban.banned_at)),
+        expires_at: ban.expires_at.map(timestamp),
+    });
+    v1::ManagedUser { user: Some(self::user(user)), ban }
+}
+
+/// A request's time, to the millisecond Keyport keeps; an out-of-range one
+/// (nanos outside 0-999,999,999, or beyond what milliseconds hold) is
+/// invalid input of `field`.
+pub(crate) fn instant(field: &'static str, at: &prost_types::Timestamp) -> Result<Timestamp, Error> {
+    let nanos = u32::try_from(at.nanos).ok().filter(|nanos| *nanos < 1_000_000_000);
+    let millis = nanos.and_then(|nanos| at.seconds.checked_mul(1000)?.checked_add(i64::from(nanos / 1_000_000)));
+    millis.map(Timestamp::from_unix_millis).ok_or_else(|| Error::invalid(field, "must be a valid time"))
 }
 
 pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
@@ -119,6 +138,7 @@ fn user_change(change: UserChange) -> v1::UserChange {
         UserChange::Password => v1::UserChange::Password,
         UserChange::Roles => v1::UserChange::Roles,
         UserChange::Banned => v1::UserChange::Banned,
+        UserChange::Unbanned => v1::UserChange::Unbanned,
         UserChange::Deleted => v1::UserChange::Deleted,
         UserChange::SessionsRevoked => v1::UserChange::SessionsRevoked,
         UserChange::SecondFactor => v1::UserChange::SecondFactor,

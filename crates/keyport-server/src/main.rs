@@ -1,4 +1,5 @@
-//! `keyport`: run the identity server, or migrate its database.
+//! `keyport`: run the identity server, migrate its database, or administer
+//! its users from the command line.
 
 use std::{path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -6,6 +7,7 @@ use clap::{Parser, Subcommand};
 use keyport_core::SystemClock;
 use keyport_server::{
     Config, Keyport,
+    admin_cli::{self, AdminCommand},
     config::{LogFormat, Overrides},
     telemetry,
 };
@@ -40,6 +42,13 @@ enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Administer users on the configured database, with the server running
+    /// or not: create the first admin, grant and revoke roles, ban, list.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
 }
 
 #[tokio::main]
@@ -58,11 +67,36 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Admin { command } = cli.command {
+        telemetry::init_for_tools();
+        return administer(command, config).await;
+    }
     telemetry::init(config.log_format);
     match run(cli.command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "keyport stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one `keyport admin` command; prints its answer, or why it failed.
+async fn administer(command: AdminCommand, config: Config) -> ExitCode {
+    let keyport = match Keyport::open(config, Arc::new(SystemClock)).await {
+        Ok(keyport) => keyport,
+        Err(error) => {
+            eprintln!("keyport admin: cannot open the database: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match admin_cli::run(keyport.accounts(), command, std::io::stdin().lock()).await {
+        Ok(answer) => {
+            print!("{answer}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("keyport admin: {error}");
             ExitCode::FAILURE
         }
     }
@@ -76,6 +110,7 @@ async fn run(command: Command, config: Config) -> Result<(), keyport_server::Sta
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Admin { .. } => Ok(()),
         Command::Serve => {
             let listener = TcpListener::bind(listen).await?;
             tracing::info!(address = %listener.local_addr()?, "keyport serving gRPC");

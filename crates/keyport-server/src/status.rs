@@ -50,6 +50,8 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::PasskeyInvalid => ErrorReason::PasskeyInvalid,
         Error::PasskeyNotFound => ErrorReason::PasskeyNotFound,
         Error::PermissionUnknown(_) => ErrorReason::PermissionUnknown,
+        Error::UserBanned => ErrorReason::UserBanned,
+        Error::UserNotFound => ErrorReason::UserNotFound,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -78,8 +80,8 @@ pub fn to_status(error: Error) -> Status {
         | Error::SessionExpired
         | Error::SecondFactorInvalid
         | Error::PasskeyInvalid => (Code::Unauthenticated, error.to_string()),
-        Error::SessionNotFound | Error::PasskeyNotFound => (Code::NotFound, error.to_string()),
-        Error::PermissionDenied => (Code::PermissionDenied, error.to_string()),
+        Error::SessionNotFound | Error::PasskeyNotFound | Error::UserNotFound => (Code::NotFound, error.to_string()),
+        Error::PermissionDenied | Error::UserBanned => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
         Error::RedirectUriNotAllowed
         | Error::OAuthStateInvalid

@@ -17,3 +17,17 @@ pub fn init(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }
+
+/// Installs the global subscriber for command-line tools (`keyport admin`):
+/// warnings and errors only unless `RUST_LOG` says otherwise, on standard
+/// error, so that standard output carries the tool's answer alone.
+pub fn init_for_tools() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _already_set = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -31,7 +31,7 @@ use crate::{
     entity::{backup_code, passkey, session, sign_in_challenge, totp_factor, user},
     rows::{insert_audit, parse_user_id, user_from_row},
     sessions::holds,
-    write::{begin, end_others_and_commit, lock_user, notify},
+    write::{begin, end_others_and_commit, lock_user, lock_user_signing_in, notify},
 };
 
 #[async_trait]
@@ -227,8 +227,10 @@ impl FactorStore for SeaStore {
         };
         let txn = begin(&self.db).await?;
         // As for a session: the user's row lock orders this against a
-        // password change, which deletes the user's challenges.
-        if !lock_user(&txn, challenge.user_id).await? || !holds(&txn, challenge.user_id, basis).await? {
+        // password change or ban, which delete the user's challenges.
+        if !lock_user_signing_in(&txn, challenge.user_id, challenge.created_at).await?
+            || !holds(&txn, challenge.user_id, basis).await?
+        {
             return Ok(false);
         }
         sign_in_challenge::Entity::insert(row).exec_without_returning(&txn).await.map_err(classify)?;

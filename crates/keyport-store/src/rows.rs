@@ -10,7 +10,7 @@ use keyport_core::{
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
     token::{SecretHash, SessionId},
-    user::{User, UserId, is_valid_role},
+    user::{Ban, User, UserId, is_valid_role},
 };
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
@@ -21,6 +21,7 @@ use crate::{
 };
 
 pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
+    let ban = ban_from_row(&row);
     Ok(User {
         id: parse_user_id(&row.id)?,
         email: Email::from_trusted(row.email),
@@ -30,6 +31,17 @@ pub(crate) fn user_from_row(row: user::Model) -> Result<User, StoreError> {
         created_at: Timestamp::from_unix_millis(row.created_at),
         updated_at: Timestamp::from_unix_millis(row.updated_at),
         two_factor_enabled: row.two_factor_enabled,
+        ban,
+    })
+}
+
+/// The user's ban, from its three columns (set together or not at all).
+pub(crate) fn ban_from_row(row: &user::Model) -> Option<Ban> {
+    let banned_at = row.banned_at?;
+    Some(Ban {
+        reason: row.ban_reason.clone().unwrap_or_default(),
+        banned_at: Timestamp::from_unix_millis(banned_at),
+        expires_at: row.ban_expires_at.map(Timestamp::from_unix_millis),
     })
 }
 
@@ -43,6 +55,9 @@ pub(crate) fn user_to_row(user: &User) -> user::ActiveModel {
         created_at: Set(user.created_at.unix_millis()),
         updated_at: Set(user.updated_at.unix_millis()),
         two_factor_enabled: Set(user.two_factor_enabled),
+        banned_at: Set(user.ban.as_ref().map(|ban| ban.banned_at.unix_millis())),
+        ban_reason: Set(user.ban.as_ref().map(|ban| ban.reason.clone())),
+        ban_expires_at: Set(user.ban.as_ref().and_then(|ban| ban.expires_at.map(Timestamp::unix_millis))),
     }
 }
 

@@ -27,7 +27,8 @@ macro_rules! select_session {
         concat!(
             "SELECT s.user_id, s.secret_hash, s.created_at, s.expires_at, s.absolute_expires_at, s.refreshed_at, ",
             "s.ip_address, s.user_agent, s.assurance_level, s.authenticated_at, ",
-            "u.email, u.name, u.email_verified, u.roles, u.created_at, u.updated_at, u.two_factor_enabled ",
+            "u.email, u.name, u.email_verified, u.roles, u.created_at, u.updated_at, u.two_factor_enabled, ",
+            "u.banned_at, u.ban_reason, u.ban_expires_at ",
             "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ",
             $placeholder
         )
@@ -70,7 +71,7 @@ impl SessionLookup {
 }
 
 /// The row as the two entity models, so the one conversion of each
-/// (`rows.rs`) applies here too. (Seventeen columns: more than sqlx's tuple
+/// (`rows.rs`) applies here too. (Twenty columns: more than sqlx's tuple
 /// rows take, hence by index.)
 fn models<'r, R>(id: &SessionId, row: &'r R) -> Result<(session::Model, user::Model), sqlx::Error>
 where
@@ -78,6 +79,7 @@ where
     usize: ColumnIndex<R>,
     String: Decode<'r, R::Database> + Type<R::Database>,
     Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    Option<i64>: Decode<'r, R::Database> + Type<R::Database>,
     Vec<u8>: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
     i16: Decode<'r, R::Database> + Type<R::Database>,
@@ -106,6 +108,9 @@ where
         created_at: row.try_get(14)?,
         updated_at: row.try_get(15)?,
         two_factor_enabled: row.try_get(16)?,
+        banned_at: row.try_get(17)?,
+        ban_reason: row.try_get(18)?,
+        ban_expires_at: row.try_get(19)?,
     };
     Ok((session, user))
 }

@@ -20,7 +20,7 @@ use crate::{
     db_error::classify,
     entity::{password, session, sign_in_challenge, user},
     rows::{insert_audit, insert_session, session_from_row},
-    write::{begin, delete_sessions_except, lock_user, notify},
+    write::{begin, delete_sessions, lock_user_signing_in, notify},
 };
 
 #[async_trait]
@@ -33,9 +33,9 @@ impl SessionStore for SeaStore {
     ) -> StoreResult<bool> {
         let txn = begin(&self.db).await?;
         // The user's row lock orders this against a concurrent password
-        // change or deletion: either they see this session and end it, or
-        // this sees their change and refuses.
-        if !lock_user(&txn, session.user_id).await? {
+        // change, ban or deletion: either they see this session and end it,
+        // or this sees their change and refuses.
+        if !lock_user_signing_in(&txn, session.user_id, session.created_at).await? {
             return Ok(false);
         }
         if !holds(&txn, session.user_id, basis).await? {
@@ -106,12 +106,12 @@ impl SessionStore for SeaStore {
     async fn delete_other_sessions(
         &self,
         user_id: UserId,
-        keep: &SessionId,
+        keep: Option<&SessionId>,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<u64> {
         let txn = begin(&self.db).await?;
-        let deleted = delete_sessions_except(&txn, user_id, keep).await?;
+        let deleted = delete_sessions(&txn, user_id, keep).await?;
         insert_audit(&txn, &audit.clone().detail(format!("revoked:{deleted}"))).await?;
         if deleted > 0 {
             notify(&txn, &self.origin, event).await?;

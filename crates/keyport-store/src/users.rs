@@ -8,18 +8,24 @@ use keyport_core::{
     events::SessionEvent,
     mail::{EmailToken, Mail, TokenPurpose},
     session::Session,
-    store::{Credentials, StoreError, StoreResult, UserStore},
+    store::{Credentials, StoreError, StoreResult, UserQuery, UserStore},
     token::SessionId,
-    user::{User, UserId},
+    user::{Ban, User, UserId},
 };
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Condition, Expr, ExprTrait, LikeExpr},
+};
 
 use crate::{
     SeaStore,
     db_error::classify,
     entity::{account, backup_code, email_token, password, session, totp_factor, user},
     rows::{encode_roles, insert_audit, insert_email_token, insert_mail, insert_session, user_from_row, user_to_row},
-    write::{begin, delete_challenges, delete_email_tokens, delete_sessions_except, lock_user, notify},
+    write::{
+        begin, delete_challenges, delete_email_tokens, delete_sessions, delete_sessions_except, lock_user, notify,
+    },
 };
 
 #[async_trait]
@@ -50,6 +56,18 @@ impl UserStore for SeaStore {
         insert_user_with_password(&txn, user, password_hash).await?;
         insert_email_token(&txn, token).await?;
         insert_mail(&txn, mail).await?;
+        insert_audit(&txn, audit).await?;
+        txn.commit().await.map_err(classify)
+    }
+
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>, audit: &AuditEvent) -> StoreResult<()> {
+        let txn = begin(&self.db).await?;
+        match password_hash {
+            Some(hash) => insert_user_with_password(&txn, user, hash).await?,
+            None => {
+                user::Entity::insert(user_to_row(user)).exec_without_returning(&txn).await.map_err(classify)?;
+            }
+        }
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)
     }
@@ -87,6 +105,41 @@ impl UserStore for SeaStore {
             .map_err(classify)?
             .pop();
         row.map(user_from_row).transpose()
+    }
+
+    async fn find_user(&self, user_id: UserId) -> StoreResult<Option<User>> {
+        let row = user::Entity::find_by_id(user_id.to_string()).all(&self.db).await.map_err(classify)?.pop();
+        row.map(user_from_row).transpose()
+    }
+
+    async fn list_users(&self, query: &UserQuery, now: Timestamp, limit: u64) -> StoreResult<Vec<User>> {
+        let mut select = user::Entity::find().order_by_desc(user::Column::Id).limit(limit);
+        if !query.email_prefix.is_empty() {
+            select = select.filter(user::Column::Email.like(starts_with(&query.email_prefix)));
+        }
+        if let Some(after) = query.created_after {
+            select = select.filter(user::Column::CreatedAt.gte(after.unix_millis()));
+        }
+        if let Some(before) = query.created_before {
+            select = select.filter(user::Column::CreatedAt.lt(before.unix_millis()));
+        }
+        if let Some(role) = &query.role {
+            // Roles are one space-separated column: match a whole word.
+            let padded = Expr::cust("' ' || roles || ' '");
+            select = select.filter(padded.like(contains(&format!(" {role} "))));
+        }
+        if let Some(banned) = query.banned {
+            let in_force = Condition::all().add(user::Column::BannedAt.is_not_null()).add(
+                Condition::any()
+                    .add(user::Column::BanExpiresAt.is_null())
+                    .add(user::Column::BanExpiresAt.gt(now.unix_millis())),
+            );
+            select = select.filter(if banned { in_force } else { in_force.not() });
+        }
+        if let Some(before) = query.before {
+            select = select.filter(user::Column::Id.lt(before.to_string()));
+        }
+        select.all(&self.db).await.map_err(classify)?.into_iter().map(user_from_row).collect()
     }
 
     async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {
@@ -146,6 +199,45 @@ impl UserStore for SeaStore {
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)?;
         user_from_row(row).map(Some)
+    }
+
+    async fn set_ban(
+        &self,
+        user_id: UserId,
+        ban: Option<&Ban>,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<Option<(User, u64)>> {
+        let txn = begin(&self.db).await?;
+        if !lock_user(&txn, user_id).await? {
+            return Ok(None);
+        }
+        user::Entity::update_many()
+            .col_expr(user::Column::BannedAt, Expr::value(ban.map(|ban| ban.banned_at.unix_millis())))
+            .col_expr(user::Column::BanReason, Expr::value(ban.map(|ban| ban.reason.clone())))
+            .col_expr(
+                user::Column::BanExpiresAt,
+                Expr::value(ban.and_then(|ban| ban.expires_at.map(Timestamp::unix_millis))),
+            )
+            .col_expr(user::Column::UpdatedAt, Expr::value(now.unix_millis()))
+            .filter(user::Column::Id.eq(user_id.to_string()))
+            .exec(&txn)
+            .await
+            .map_err(classify)?;
+        let ended = match ban {
+            Some(_) => {
+                delete_challenges(&txn, user_id).await?;
+                delete_sessions(&txn, user_id, None).await?
+            }
+            None => 0,
+        };
+        let row = user::Entity::find_by_id(user_id.to_string()).all(&txn).await.map_err(classify)?.pop();
+        let Some(row) = row else { return Ok(None) };
+        insert_audit(&txn, &audit.clone().revoked(ended)).await?;
+        notify(&txn, &self.origin, event).await?;
+        txn.commit().await.map_err(classify)?;
+        Ok(Some((user_from_row(row)?, ended)))
     }
 
     async fn change_password(
@@ -213,6 +305,20 @@ impl UserStore for SeaStore {
         notify(&txn, &self.origin, event).await?;
         txn.commit().await.map_err(classify)
     }
+}
+
+/// A `LIKE` pattern for text starting with `prefix`, its wildcards escaped.
+fn starts_with(prefix: &str) -> LikeExpr {
+    LikeExpr::new(format!("{}%", escape_like(prefix))).escape('\\')
+}
+
+/// A `LIKE` pattern for text containing `part`, its wildcards escaped.
+fn contains(part: &str) -> LikeExpr {
+    LikeExpr::new(format!("%{}%", escape_like(part))).escape('\\')
+}
+
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
 }
 
 /// Inserts a new user and their password: how both sign-up paths begin.

@@ -8,7 +8,8 @@
 //! write lock up front and waits its turn under the busy timeout.
 
 use keyport_core::{
-    audit::AuditEvent, events::SessionEvent, mail::TokenPurpose, store::StoreResult, token::SessionId, user::UserId,
+    Timestamp, audit::AuditEvent, events::SessionEvent, mail::TokenPurpose, store::StoreResult, token::SessionId,
+    user::UserId,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait, QueryFilter,
@@ -19,6 +20,7 @@ use crate::{
     db_error::classify,
     entity::{email_token, session, sign_in_challenge, user},
     events::{CHANNEL, encode},
+    rows::ban_from_row,
 };
 
 /// Starts a write transaction (`BEGIN IMMEDIATE` on SQLite).
@@ -35,6 +37,19 @@ pub(crate) async fn begin(db: &DatabaseConnection) -> StoreResult<DatabaseTransa
 pub(crate) async fn lock_user(txn: &DatabaseTransaction, user_id: UserId) -> StoreResult<bool> {
     let rows = user::Entity::find_by_id(user_id.to_string()).lock_exclusive().all(txn).await.map_err(classify)?;
     Ok(!rows.is_empty())
+}
+
+/// Locks a user's row as [`lock_user`] does, for a new session or sign-in
+/// challenge: false when the user is gone or banned at `now`. A ban takes
+/// the same lock, so a sign-in racing it either sees the ban or is ended by
+/// it: no session outlives a ban.
+pub(crate) async fn lock_user_signing_in(
+    txn: &DatabaseTransaction,
+    user_id: UserId,
+    now: Timestamp,
+) -> StoreResult<bool> {
+    let rows = user::Entity::find_by_id(user_id.to_string()).lock_exclusive().all(txn).await.map_err(classify)?;
+    Ok(rows.first().is_some_and(|row| ban_from_row(row).is_none_or(|ban| !ban.is_active(now))))
 }
 
 /// Tells the other replicas about `event` when `txn` commits (PostgreSQL's
@@ -60,12 +75,21 @@ pub(crate) async fn delete_sessions_except(
     user_id: UserId,
     keep: &SessionId,
 ) -> StoreResult<u64> {
-    let result = session::Entity::delete_many()
-        .filter(session::Column::UserId.eq(user_id.to_string()))
-        .filter(session::Column::Id.ne(keep.as_str()))
-        .exec(db)
-        .await
-        .map_err(classify)?;
+    delete_sessions(db, user_id, Some(keep)).await
+}
+
+/// Deletes a user's sessions (all of them, or all but `keep`); returns how
+/// many.
+pub(crate) async fn delete_sessions(
+    db: &impl ConnectionTrait,
+    user_id: UserId,
+    keep: Option<&SessionId>,
+) -> StoreResult<u64> {
+    let mut delete = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id.to_string()));
+    if let Some(keep) = keep {
+        delete = delete.filter(session::Column::Id.ne(keep.as_str()));
+    }
+    let result = delete.exec(db).await.map_err(classify)?;
     Ok(result.rows_affected)
 }
 

@@ -1,16 +1,10 @@
 //! The one authorization call: a credential and the permissions a request
 //! needs, answered with a decision per permission and who is asking.
 
-use uuid::Uuid;
-
-use super::{Accounts, user_changed};
+use super::Accounts;
 use crate::{
-    audit::{AuditEvent, AuditKind},
-    authorization::USER_ROLE,
     error::{Error, FieldViolation, Result},
-    events::UserChange,
-    session::{ClientInfo, Principal},
-    user::{User, UserId},
+    session::Principal,
 };
 
 /// A decided check.
@@ -47,44 +41,5 @@ impl Accounts {
         let decisions = roles.decisions(&principal.user.roles, permissions);
         let granted = roles.granted(&principal.user.roles).into_iter().map(str::to_owned).collect();
         Ok(Authorization { principal, decisions, granted })
-    }
-}
-
-impl Accounts {
-    /// Replaces the roles of the user `user_id` (`user` is always kept), for
-    /// a caller whose roles grant `users:write`. The user's cached sessions
-    /// everywhere drop at once ([`UserChange::Roles`]), so the next check
-    /// sees the new roles.
-    pub async fn set_user_roles(
-        &self,
-        caller: &Principal,
-        user_id: &str,
-        roles: &[String],
-        client: &ClientInfo,
-    ) -> Result<User> {
-        if !self.config.roles.grants(&caller.user.roles, "users:write") {
-            return Err(Error::PermissionDenied);
-        }
-        let no_such_user = || Error::InvalidArgument(vec![FieldViolation::new("user_id", "no such user")]);
-        let target = Uuid::try_parse(user_id).map(UserId).map_err(|_| no_such_user())?;
-        if let Some(unknown) = roles.iter().find(|role| !self.config.roles.has_role(role)) {
-            let violation = FieldViolation::new("roles", format!("{unknown:?} is not a role of the configuration"));
-            return Err(Error::InvalidArgument(vec![violation]));
-        }
-        let mut wanted: Vec<String> = roles.iter().cloned().chain([USER_ROLE.to_owned()]).collect();
-        wanted.sort();
-        wanted.dedup();
-        let now = self.clock.now();
-        let audit = AuditEvent::new(AuditKind::RolesChanged, now, client)
-            .user(caller.user.id)
-            .session(&caller.session.id)
-            .detail(format!("{target}:{}", wanted.join(" ")));
-        let event = user_changed(target, UserChange::Roles);
-        let updated = self
-            .write_and_publish(event, move |accounts, event| async move {
-                Ok(accounts.user_store().set_roles(target, &wanted, now, &audit, &event).await?)
-            })
-            .await?;
-        updated.ok_or_else(no_such_user)
     }
 }

@@ -77,10 +77,13 @@ impl Accounts {
         refused: Error,
         client: &ClientInfo,
     ) -> Result<Option<IssuedChallenge>> {
+        let now = self.clock.now();
+        if user.ban_at(now).is_some() {
+            return Err(Error::UserBanned);
+        }
         if !user.two_factor_enabled {
             return Ok(None);
         }
-        let now = self.clock.now();
         let token = ChallengeToken::generate()?;
         let expires_at = now.saturating_add(self.config.second_factors.challenge_ttl);
         let (factors, passkey) = self.factors_of(user.id).await?;
@@ -290,6 +293,13 @@ pub(super) trait Wrote {
 impl Wrote for bool {
     fn wrote(&self) -> bool {
         *self
+    }
+}
+
+/// A count of rows ended: wrote when any.
+impl Wrote for u64 {
+    fn wrote(&self) -> bool {
+        *self > 0
     }
 }
 

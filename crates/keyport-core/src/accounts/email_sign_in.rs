@@ -158,6 +158,7 @@ impl Accounts {
             created_at: now,
             updated_at: now,
             two_factor_enabled: false,
+            ban: None,
         };
         let (token, session) = self.new_session(&user, client)?;
         let audit = AuditEvent::new(AuditKind::EmailSignUp, now, client).user(user.id).session(&session.id);

@@ -38,6 +38,7 @@ use crate::{
     validated_cache::ValidatedCache,
 };
 
+mod admin;
 mod authorization;
 mod challenge;
 mod email_change;
@@ -51,6 +52,9 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use admin::{
+    Admin, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails, UserFilter, UserPage,
+};
 pub use authorization::Authorization;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
@@ -332,8 +336,13 @@ impl Accounts {
         client: &ClientInfo,
         assurance: Assurance,
     ) -> Result<(SessionToken, Session)> {
-        let token = SessionToken::generate()?;
         let now = self.clock.now();
+        // Every sign-in path creates its session here; the store re-checks
+        // the ban under the user's lock, for a ban that lands meanwhile.
+        if user.ban_at(now).is_some() {
+            return Err(Error::UserBanned);
+        }
+        let token = SessionToken::generate()?;
         let (expires_at, absolute_expires_at) = self.config.sessions.expiries_from(now);
         let session = Session {
             id: token.id().clone(),

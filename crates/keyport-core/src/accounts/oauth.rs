@@ -195,6 +195,7 @@ impl Accounts {
             created_at: now,
             updated_at: now,
             two_factor_enabled: false,
+            ban: None,
         };
         let account = LinkedAccount {
             provider_id: provider_id.to_owned(),

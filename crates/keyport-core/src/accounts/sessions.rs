@@ -97,6 +97,10 @@ impl Accounts {
         if !session.secret_hash.verify(&token.secret_hash()) {
             return Err(Error::Unauthenticated);
         }
+        // A ban deletes the user's sessions; this covers a stale read.
+        if user.ban_at(now).is_some() {
+            return Err(Error::Unauthenticated);
+        }
         let refreshed = match self.config.sessions.freshness(&session, now) {
             Freshness::Expired => return Err(Error::SessionExpired),
             Freshness::Valid => false,
@@ -141,8 +145,10 @@ impl Accounts {
             .user(caller.user.id)
             .session(&caller.session.id);
         let event = user_changed(caller.user.id, UserChange::SessionsRevoked);
-        let revoked =
-            self.session_store().delete_other_sessions(caller.user.id, &caller.session.id, &audit, &event).await?;
+        let revoked = self
+            .session_store()
+            .delete_other_sessions(caller.user.id, Some(&caller.session.id), &audit, &event)
+            .await?;
         if revoked > 0 {
             self.publish(event);
         }

@@ -38,6 +38,7 @@ impl Accounts {
             created_at: now,
             updated_at: now,
             two_factor_enabled: false,
+            ban: None,
         };
         if self.config.require_email_verification {
             return self.sign_up_unverified(user, &password_hash, client).await;

@@ -20,7 +20,8 @@ use async_trait::async_trait;
 
 use super::{
     AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore, OAuthStore,
-    PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserStore,
+    PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserQuery,
+    UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -35,7 +36,7 @@ use crate::{
     },
     session::Session,
     token::SessionId,
-    user::{User, UserId},
+    user::{Ban, User, UserId},
 };
 
 /// Most sessions [`SessionStore::list_sessions`] returns, as in the SQL store.
@@ -168,8 +169,10 @@ impl Tables {
 
     /// Whether what a session or challenge of `user_id` is granted on still
     /// holds; applies its side effects, as the SQL store's transaction does.
-    fn holds(&mut self, user_id: UserId, basis: SessionBasis<'_>) -> bool {
-        if !self.users.contains_key(&user_id) {
+    /// Whether a session (or challenge) created at `now` on `basis` may be
+    /// stored: the user exists, is not banned, and the basis still holds.
+    fn holds(&mut self, user_id: UserId, basis: SessionBasis<'_>, now: Timestamp) -> bool {
+        if self.users.get(&user_id).is_none_or(|user| user.ban_at(now).is_some()) {
             return false;
         }
         match basis {
@@ -258,10 +261,25 @@ impl Tables {
     }
 
     fn delete_sessions_except(&mut self, user_id: UserId, keep: &SessionId) -> u64 {
+        self.delete_sessions(user_id, Some(keep))
+    }
+
+    /// Deletes a user's sessions, all or all but `keep`; returns how many.
+    fn delete_sessions(&mut self, user_id: UserId, keep: Option<&SessionId>) -> u64 {
         let before = self.sessions.len();
-        self.sessions.retain(|id, session| session.user_id != user_id || id == keep);
+        self.sessions.retain(|id, session| session.user_id != user_id || Some(id) == keep);
         count(before - self.sessions.len())
     }
+}
+
+/// Whether `user` is one `query` lists.
+fn matches(query: &UserQuery, user: &User, now: Timestamp) -> bool {
+    user.email.as_str().starts_with(&query.email_prefix)
+        && query.created_after.is_none_or(|after| user.created_at >= after)
+        && query.created_before.is_none_or(|before| user.created_at < before)
+        && query.role.as_ref().is_none_or(|role| user.roles.contains(role))
+        && query.banned.is_none_or(|banned| user.ban_at(now).is_some() == banned)
+        && query.before.is_none_or(|before| user.id < before)
 }
 
 fn count(n: usize) -> u64 {
@@ -312,6 +330,17 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>, audit: &AuditEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.ensure_email_free(&user.email)?;
+        tables.users.insert(user.id, user.clone());
+        if let Some(hash) = password_hash {
+            tables.passwords.insert(user.id, hash.to_owned());
+        }
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
     async fn create_mailbox_user(&self, user: &User, session: &Session, audit: &AuditEvent) -> StoreResult<()> {
         let mut tables = self.tables()?;
         tables.ensure_email_free(&user.email)?;
@@ -331,6 +360,18 @@ impl UserStore for MemoryStore {
 
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
         Ok(self.tables()?.user_by_email(email).cloned())
+    }
+
+    async fn find_user(&self, user_id: UserId) -> StoreResult<Option<User>> {
+        Ok(self.tables()?.users.get(&user_id).cloned())
+    }
+
+    async fn list_users(&self, query: &UserQuery, now: Timestamp, limit: u64) -> StoreResult<Vec<User>> {
+        let tables = self.tables()?;
+        let mut users: Vec<User> = tables.users.values().filter(|user| matches(query, user, now)).cloned().collect();
+        users.sort_by_key(|user| std::cmp::Reverse(user.id));
+        users.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(users)
     }
 
     async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>> {
@@ -369,6 +410,30 @@ impl UserStore for MemoryStore {
         let user = user.clone();
         tables.audit.push(audit.clone());
         Ok(Some(user))
+    }
+
+    async fn set_ban(
+        &self,
+        user_id: UserId,
+        ban: Option<&Ban>,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<(User, u64)>> {
+        let mut tables = self.tables()?;
+        let Some(user) = tables.users.get_mut(&user_id) else { return Ok(None) };
+        user.ban = ban.cloned();
+        user.updated_at = now;
+        let user = user.clone();
+        let ended = match ban {
+            Some(_) => {
+                tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
+                tables.delete_sessions(user_id, None)
+            }
+            None => 0,
+        };
+        tables.audit.push(audit.clone().revoked(ended));
+        Ok(Some((user, ended)))
     }
 
     async fn change_password(
@@ -667,7 +732,7 @@ impl SessionStore for MemoryStore {
     ) -> StoreResult<bool> {
         let mut tables = self.tables()?;
         tables.ensure_session_free(session)?;
-        if !tables.holds(session.user_id, basis) {
+        if !tables.holds(session.user_id, basis, session.created_at) {
             return Ok(false);
         }
         tables.sessions.insert(session.id.clone(), session.clone());
@@ -726,12 +791,12 @@ impl SessionStore for MemoryStore {
     async fn delete_other_sessions(
         &self,
         user_id: UserId,
-        keep: &SessionId,
+        keep: Option<&SessionId>,
         audit: &AuditEvent,
         _event: &SessionEvent,
     ) -> StoreResult<u64> {
         let mut tables = self.tables()?;
-        let deleted = tables.delete_sessions_except(user_id, keep);
+        let deleted = tables.delete_sessions(user_id, keep);
         tables.audit.push(audit.clone().detail(format!("revoked:{deleted}")));
         Ok(deleted)
     }
@@ -868,7 +933,7 @@ impl FactorStore for MemoryStore {
 
     async fn create_challenge(&self, challenge: &SignInChallenge, basis: SessionBasis<'_>) -> StoreResult<bool> {
         let mut tables = self.tables()?;
-        if !tables.holds(challenge.user_id, basis) {
+        if !tables.holds(challenge.user_id, basis, challenge.created_at) {
             return Ok(false);
         }
         tables.challenges.insert(challenge.hash, challenge.clone());

@@ -48,7 +48,7 @@ pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use passkeys::PasskeyStore;
 pub use sessions::{SessionBasis, SessionStore};
-pub use users::{Credentials, UserStore};
+pub use users::{Credentials, UserQuery, UserStore};
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]

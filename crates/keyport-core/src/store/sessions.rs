@@ -20,7 +20,8 @@ use crate::{
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session if what it was granted on still holds, in the
     /// same transaction that inserts it; returns false (and writes nothing)
-    /// when the user is gone or the verified password was replaced meanwhile.
+    /// when the user is gone or banned, or the verified password was
+    /// replaced meanwhile.
     async fn create_session(&self, session: &Session, basis: SessionBasis<'_>, audit: &AuditEvent)
     -> StoreResult<bool>;
 
@@ -49,12 +50,12 @@ pub trait SessionStore: Send + Sync + 'static {
         event: &SessionEvent,
     ) -> StoreResult<bool>;
 
-    /// Deletes all of a user's sessions except `keep`; returns how many, and
-    /// emits `event` when there were any.
+    /// Deletes a user's sessions, all or all but `keep`; returns how many,
+    /// and emits `event` when there were any.
     async fn delete_other_sessions(
         &self,
         user_id: UserId,
-        keep: &SessionId,
+        keep: Option<&SessionId>,
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<u64>;

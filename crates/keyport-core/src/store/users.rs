@@ -11,7 +11,7 @@ use crate::{
     mail::{EmailToken, Mail},
     session::Session,
     token::SessionId,
-    user::{User, UserId},
+    user::{Ban, User, UserId},
 };
 
 /// A user together with their password hash.
@@ -21,6 +21,24 @@ pub struct Credentials {
     pub user: User,
     /// Argon2id PHC string.
     pub password_hash: String,
+}
+
+/// Which users [`UserStore::list_users`] returns: every set filter must
+/// match. Pages run newest first, so a page continues below `before`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Users whose normalised email starts with this; empty for all.
+    pub email_prefix: String,
+    /// Users created at or after this time.
+    pub created_after: Option<Timestamp>,
+    /// Users created before this time.
+    pub created_before: Option<Timestamp>,
+    /// Users with this role.
+    pub role: Option<String>,
+    /// Users with (`true`) or without (`false`) a ban in force.
+    pub banned: Option<bool>,
+    /// Users whose id sorts below this one: the last of the previous page.
+    pub before: Option<UserId>,
 }
 
 /// Users and their passwords.
@@ -49,6 +67,11 @@ pub trait UserStore: Send + Sync + 'static {
         audit: &AuditEvent,
     ) -> StoreResult<()>;
 
+    /// Creates a user, with a password when given, and no session: what an
+    /// admin's `create_user` does.
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the email is taken.
+    async fn insert_user(&self, user: &User, password_hash: Option<&str>, audit: &AuditEvent) -> StoreResult<()>;
+
     /// Creates a user without a password, whose address a mail proved, with
     /// a first session. [`StoreError::Conflict`](super::StoreError::Conflict)
     /// when the email is taken.
@@ -60,6 +83,13 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// The user with this email, whether or not they have a password.
     async fn find_user_by_email(&self, email: &Email) -> StoreResult<Option<User>>;
+
+    /// The user with this id.
+    async fn find_user(&self, user_id: UserId) -> StoreResult<Option<User>>;
+
+    /// Up to `limit` users matching `query` at `now` (for bans in force),
+    /// newest first (ids are time-ordered).
+    async fn list_users(&self, query: &UserQuery, now: Timestamp, limit: u64) -> StoreResult<Vec<User>>;
 
     /// The password hash of a user.
     async fn find_password_hash(&self, user_id: UserId) -> StoreResult<Option<String>>;
@@ -84,6 +114,20 @@ pub trait UserStore: Send + Sync + 'static {
         audit: &AuditEvent,
         event: &SessionEvent,
     ) -> StoreResult<Option<User>>;
+
+    /// Sets a user's ban, or lifts it (`None`), and emits `event`, in one
+    /// transaction that holds the user's lock (as session creation does).
+    /// A ban also deletes every session and sign-in challenge of the user.
+    /// Returns the user and how many sessions ended; `None` (nothing
+    /// written) when the user is gone.
+    async fn set_ban(
+        &self,
+        user_id: UserId,
+        ban: Option<&Ban>,
+        now: Timestamp,
+        audit: &AuditEvent,
+        event: &SessionEvent,
+    ) -> StoreResult<Option<(User, u64)>>;
 
     /// Replaces the password, deletes every session but `keep` and every
     /// password-reset token, queues `notice` when given, atomically, and

@@ -24,6 +24,12 @@ pub struct Model {
     pub updated_at: i64,
     /// Whether a second factor is on.
     pub two_factor_enabled: bool,
+    /// When the last ban began; null when never banned or unbanned since.
+    pub banned_at: Option<i64>,
+    /// Why the admin banned the user.
+    pub ban_reason: Option<String>,
+    /// When the ban ends on its own; null for a ban until lifted.
+    pub ban_expires_at: Option<i64>,
 }
 
 /// Relations of `users`.

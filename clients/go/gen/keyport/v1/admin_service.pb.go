@@ -9,6 +9,7 @@ package keyportv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -20,6 +21,187 @@ const (
 	// Verify that runtime/protoimpl is sufficiently up-to-date.
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
+
+// Which users `ListUsers` returns, by ban.
+type BanFilter int32
+
+const (
+	// Banned or not.
+	BanFilter_BAN_FILTER_UNSPECIFIED BanFilter = 0
+	// Only users with a ban in force.
+	BanFilter_BAN_FILTER_BANNED BanFilter = 1
+	// Only users without one.
+	BanFilter_BAN_FILTER_NOT_BANNED BanFilter = 2
+)
+
+// Enum value maps for BanFilter.
+var (
+	BanFilter_name = map[int32]string{
+		0: "BAN_FILTER_UNSPECIFIED",
+		1: "BAN_FILTER_BANNED",
+		2: "BAN_FILTER_NOT_BANNED",
+	}
+	BanFilter_value = map[string]int32{
+		"BAN_FILTER_UNSPECIFIED": 0,
+		"BAN_FILTER_BANNED":      1,
+		"BAN_FILTER_NOT_BANNED":  2,
+	}
+)
+
+func (x BanFilter) Enum() *BanFilter {
+	p := new(BanFilter)
+	*p = x
+	return p
+}
+
+func (x BanFilter) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BanFilter) Descriptor() protoreflect.EnumDescriptor {
+	return file_keyport_v1_admin_service_proto_enumTypes[0].Descriptor()
+}
+
+func (BanFilter) Type() protoreflect.EnumType {
+	return &file_keyport_v1_admin_service_proto_enumTypes[0]
+}
+
+func (x BanFilter) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BanFilter.Descriptor instead.
+func (BanFilter) EnumDescriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+// Request of `CreateUser`.
+type CreateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Their email address.
+	Email string `protobuf:"bytes,1,opt,name=email,proto3" json:"email,omitempty"`
+	// Their display name; may be empty.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Their password; empty for none.
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	// True when the admin vouches for the address: no verification needed.
+	EmailVerified bool `protobuf:"varint,4,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	// Roles besides `user`, each defined in `[authorization.roles]`.
+	Roles         []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateUserRequest) GetEmail() string {
+	if x != nil {
+		return x.Email
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetEmailVerified() bool {
+	if x != nil {
+		return x.EmailVerified
+	}
+	return false
+}
+
+func (x *CreateUserRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// Response of `CreateUser`.
+type CreateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new user.
+	User          *ManagedUser `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CreateUserResponse) GetUser() *ManagedUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
 
 // Request of `SetUserRoles`.
 type SetUserRolesRequest struct {
@@ -34,7 +216,7 @@ type SetUserRolesRequest struct {
 
 func (x *SetUserRolesRequest) Reset() {
 	*x = SetUserRolesRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +228,7 @@ func (x *SetUserRolesRequest) String() string {
 func (*SetUserRolesRequest) ProtoMessage() {}
 
 func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +241,7 @@ func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesRequest.ProtoReflect.Descriptor instead.
 func (*SetUserRolesRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SetUserRolesRequest) GetUserId() string {
@@ -87,7 +269,7 @@ type SetUserRolesResponse struct {
 
 func (x *SetUserRolesResponse) Reset() {
 	*x = SetUserRolesResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -99,7 +281,7 @@ func (x *SetUserRolesResponse) String() string {
 func (*SetUserRolesResponse) ProtoMessage() {}
 
 func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -112,7 +294,7 @@ func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesResponse.ProtoReflect.Descriptor instead.
 func (*SetUserRolesResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{1}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SetUserRolesResponse) GetUser() *User {
@@ -122,18 +304,846 @@ func (x *SetUserRolesResponse) GetUser() *User {
 	return nil
 }
 
+// A user as an admin sees them.
+type ManagedUser struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	User *User `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// The ban in force; unset when the user is not banned (never, lifted,
+	// or run out).
+	Ban           *Ban `protobuf:"bytes,2,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManagedUser) Reset() {
+	*x = ManagedUser{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManagedUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManagedUser) ProtoMessage() {}
+
+func (x *ManagedUser) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManagedUser.ProtoReflect.Descriptor instead.
+func (*ManagedUser) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ManagedUser) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *ManagedUser) GetBan() *Ban {
+	if x != nil {
+		return x.Ban
+	}
+	return nil
+}
+
+// An admin's suspension of an account.
+type Ban struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, as the admin wrote it. Never shown to the user.
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When it began.
+	BannedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=banned_at,json=bannedAt,proto3" json:"banned_at,omitempty"`
+	// When it ends on its own; unset for a ban until lifted.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ban) Reset() {
+	*x = Ban{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ban) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ban) ProtoMessage() {}
+
+func (x *Ban) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ban.ProtoReflect.Descriptor instead.
+func (*Ban) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Ban) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Ban) GetBannedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BannedAt
+	}
+	return nil
+}
+
+func (x *Ban) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Request of `ListUsers`. Filters combine: a user is listed when every set
+// one matches.
+type ListUsersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Users whose (normalised) email starts with this; empty for all.
+	EmailPrefix string `protobuf:"bytes,1,opt,name=email_prefix,json=emailPrefix,proto3" json:"email_prefix,omitempty"`
+	// Users who signed up at or after this time.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Users who signed up before this time.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	// Users with this role; empty for all.
+	Role string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
+	// Users by ban.
+	Ban BanFilter `protobuf:"varint,5,opt,name=ban,proto3,enum=keyport.v1.BanFilter" json:"ban,omitempty"`
+	// Most users in one page, 1-200; 0 means 50.
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersRequest) Reset() {
+	*x = ListUsersRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersRequest) ProtoMessage() {}
+
+func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
+func (*ListUsersRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ListUsersRequest) GetEmailPrefix() string {
+	if x != nil {
+		return x.EmailPrefix
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *ListUsersRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+func (x *ListUsersRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *ListUsersRequest) GetBan() BanFilter {
+	if x != nil {
+		return x.Ban
+	}
+	return BanFilter_BAN_FILTER_UNSPECIFIED
+}
+
+func (x *ListUsersRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListUsersRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of `ListUsers`.
+type ListUsersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page, newest first.
+	Users []*ManagedUser `protobuf:"bytes,1,rep,name=users,proto3" json:"users,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListUsersResponse) Reset() {
+	*x = ListUsersResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListUsersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListUsersResponse) ProtoMessage() {}
+
+func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
+func (*ListUsersResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListUsersResponse) GetUsers() []*ManagedUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *ListUsersResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// Request of `GetUser`.
+type GetUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetUserRequest) Reset() {
+	*x = GetUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserRequest) ProtoMessage() {}
+
+func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
+func (*GetUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of `GetUser`.
+type GetUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user.
+	User *ManagedUser `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	// Their live sessions, newest first (`current` always false).
+	Sessions []*Session `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// Their linked external accounts.
+	LinkedAccounts []*LinkedAccount `protobuf:"bytes,3,rep,name=linked_accounts,json=linkedAccounts,proto3" json:"linked_accounts,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetUserResponse) Reset() {
+	*x = GetUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetUserResponse) ProtoMessage() {}
+
+func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
+func (*GetUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetUserResponse) GetUser() *ManagedUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+func (x *GetUserResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *GetUserResponse) GetLinkedAccounts() []*LinkedAccount {
+	if x != nil {
+		return x.LinkedAccounts
+	}
+	return nil
+}
+
+// Request of `BanUser`.
+type BanUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to ban.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Why: 1-512 characters, kept for admins and the audit trail.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the ban ends on its own; unset for a ban until lifted.
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserRequest) Reset() {
+	*x = BanUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserRequest) ProtoMessage() {}
+
+func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
+func (*BanUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *BanUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *BanUserRequest) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Response of `BanUser`.
+type BanUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, with the ban.
+	User          *ManagedUser `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BanUserResponse) Reset() {
+	*x = BanUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BanUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BanUserResponse) ProtoMessage() {}
+
+func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
+func (*BanUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *BanUserResponse) GetUser() *ManagedUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of `UnbanUser`.
+type UnbanUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user whose ban to lift.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanUserRequest) Reset() {
+	*x = UnbanUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanUserRequest) ProtoMessage() {}
+
+func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanUserRequest.ProtoReflect.Descriptor instead.
+func (*UnbanUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *UnbanUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of `UnbanUser`.
+type UnbanUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user, without a ban.
+	User          *ManagedUser `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnbanUserResponse) Reset() {
+	*x = UnbanUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnbanUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnbanUserResponse) ProtoMessage() {}
+
+func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnbanUserResponse.ProtoReflect.Descriptor instead.
+func (*UnbanUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *UnbanUserResponse) GetUser() *ManagedUser {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
+// Request of `RevokeUserSessions`.
+type RevokeUserSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user whose sessions to end.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserSessionsRequest) Reset() {
+	*x = RevokeUserSessionsRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserSessionsRequest) ProtoMessage() {}
+
+func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
+func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *RevokeUserSessionsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of `RevokeUserSessions`.
+type RevokeUserSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many sessions ended.
+	Revoked       uint32 `protobuf:"varint,1,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeUserSessionsResponse) Reset() {
+	*x = RevokeUserSessionsResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeUserSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeUserSessionsResponse) ProtoMessage() {}
+
+func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
+func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RevokeUserSessionsResponse) GetRevoked() uint32 {
+	if x != nil {
+		return x.Revoked
+	}
+	return 0
+}
+
+// Request of `DeleteUser`.
+type DeleteUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to delete.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DeleteUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of `DeleteUser`.
+type DeleteUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
+}
+
 var File_keyport_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1ekeyport/v1/admin_service.proto\x12\n" +
-	"keyport.v1\x1a\x15keyport/v1/user.proto\"D\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"\x96\x01\n" +
+	"\x11CreateUserRequest\x12\x14\n" +
+	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\x12%\n" +
+	"\x0eemail_verified\x18\x04 \x01(\bR\remailVerified\x12\x14\n" +
+	"\x05roles\x18\x05 \x03(\tR\x05roles\"A\n" +
+	"\x12CreateUserResponse\x12+\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.keyport.v1.ManagedUserR\x04user\"D\n" +
 	"\x13SetUserRolesRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05roles\x18\x02 \x03(\tR\x05roles\"<\n" +
 	"\x14SetUserRolesResponse\x12$\n" +
-	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user2a\n" +
-	"\fAdminService\x12Q\n" +
+	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\"V\n" +
+	"\vManagedUser\x12$\n" +
+	"\x04user\x18\x01 \x01(\v2\x10.keyport.v1.UserR\x04user\x12!\n" +
+	"\x03ban\x18\x02 \x01(\v2\x0f.keyport.v1.BanR\x03ban\"\x91\x01\n" +
+	"\x03Ban\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x127\n" +
+	"\tbanned_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bbannedAt\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\xb2\x02\n" +
+	"\x10ListUsersRequest\x12!\n" +
+	"\femail_prefix\x18\x01 \x01(\tR\vemailPrefix\x12?\n" +
+	"\rcreated_after\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\x12\x12\n" +
+	"\x04role\x18\x04 \x01(\tR\x04role\x12'\n" +
+	"\x03ban\x18\x05 \x01(\x0e2\x15.keyport.v1.BanFilterR\x03ban\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"j\n" +
+	"\x11ListUsersResponse\x12-\n" +
+	"\x05users\x18\x01 \x03(\v2\x17.keyport.v1.ManagedUserR\x05users\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
+	"\x0eGetUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\xb3\x01\n" +
+	"\x0fGetUserResponse\x12+\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.keyport.v1.ManagedUserR\x04user\x12/\n" +
+	"\bsessions\x18\x02 \x03(\v2\x13.keyport.v1.SessionR\bsessions\x12B\n" +
+	"\x0flinked_accounts\x18\x03 \x03(\v2\x19.keyport.v1.LinkedAccountR\x0elinkedAccounts\"|\n" +
+	"\x0eBanUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\">\n" +
+	"\x0fBanUserResponse\x12+\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.keyport.v1.ManagedUserR\x04user\"+\n" +
+	"\x10UnbanUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"@\n" +
+	"\x11UnbanUserResponse\x12+\n" +
+	"\x04user\x18\x01 \x01(\v2\x17.keyport.v1.ManagedUserR\x04user\"4\n" +
+	"\x19RevokeUserSessionsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"6\n" +
+	"\x1aRevokeUserSessionsResponse\x12\x18\n" +
+	"\arevoked\x18\x01 \x01(\rR\arevoked\",\n" +
+	"\x11DeleteUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
+	"\x12DeleteUserResponse*Y\n" +
+	"\tBanFilter\x12\x1a\n" +
+	"\x16BAN_FILTER_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11BAN_FILTER_BANNED\x10\x01\x12\x19\n" +
+	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xfc\x04\n" +
+	"\fAdminService\x12H\n" +
+	"\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12B\n" +
+	"\aGetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12B\n" +
+	"\aBanUser\x12\x1a.keyport.v1.BanUserRequest\x1a\x1b.keyport.v1.BanUserResponse\x12H\n" +
+	"\tUnbanUser\x12\x1c.keyport.v1.UnbanUserRequest\x1a\x1d.keyport.v1.UnbanUserResponse\x12c\n" +
+	"\x12RevokeUserSessions\x12%.keyport.v1.RevokeUserSessionsRequest\x1a&.keyport.v1.RevokeUserSessionsResponse\x12K\n" +
+	"\n" +
+	"DeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12K\n" +
+	"\n" +
+	"CreateUser\x12\x1d.keyport.v1.CreateUserRequest\x1a\x1e.keyport.v1.CreateUserResponse\x12Q\n" +
 	"\fSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
@@ -148,21 +1158,71 @@ func file_keyport_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_admin_service_proto_rawDescData
 }
 
-var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_keyport_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_keyport_v1_admin_service_proto_goTypes = []any{
-	(*SetUserRolesRequest)(nil),  // 0: keyport.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil), // 1: keyport.v1.SetUserRolesResponse
-	(*User)(nil),                 // 2: keyport.v1.User
+	(BanFilter)(0),                     // 0: keyport.v1.BanFilter
+	(*CreateUserRequest)(nil),          // 1: keyport.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),         // 2: keyport.v1.CreateUserResponse
+	(*SetUserRolesRequest)(nil),        // 3: keyport.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),       // 4: keyport.v1.SetUserRolesResponse
+	(*ManagedUser)(nil),                // 5: keyport.v1.ManagedUser
+	(*Ban)(nil),                        // 6: keyport.v1.Ban
+	(*ListUsersRequest)(nil),           // 7: keyport.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),          // 8: keyport.v1.ListUsersResponse
+	(*GetUserRequest)(nil),             // 9: keyport.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 10: keyport.v1.GetUserResponse
+	(*BanUserRequest)(nil),             // 11: keyport.v1.BanUserRequest
+	(*BanUserResponse)(nil),            // 12: keyport.v1.BanUserResponse
+	(*UnbanUserRequest)(nil),           // 13: keyport.v1.UnbanUserRequest
+	(*UnbanUserResponse)(nil),          // 14: keyport.v1.UnbanUserResponse
+	(*RevokeUserSessionsRequest)(nil),  // 15: keyport.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil), // 16: keyport.v1.RevokeUserSessionsResponse
+	(*DeleteUserRequest)(nil),          // 17: keyport.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 18: keyport.v1.DeleteUserResponse
+	(*User)(nil),                       // 19: keyport.v1.User
+	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
+	(*Session)(nil),                    // 21: keyport.v1.Session
+	(*LinkedAccount)(nil),              // 22: keyport.v1.LinkedAccount
 }
 var file_keyport_v1_admin_service_proto_depIdxs = []int32{
-	2, // 0: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
-	0, // 1: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
-	1, // 2: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
-	2, // [2:3] is the sub-list for method output_type
-	1, // [1:2] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5,  // 0: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
+	19, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
+	19, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
+	6,  // 3: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
+	20, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
+	20, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	20, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
+	20, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
+	0,  // 8: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
+	5,  // 9: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
+	5,  // 10: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
+	21, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
+	22, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
+	20, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 14: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
+	5,  // 15: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
+	7,  // 16: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
+	9,  // 17: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
+	11, // 18: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
+	13, // 19: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
+	15, // 20: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
+	17, // 21: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
+	1,  // 22: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
+	3,  // 23: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
+	8,  // 24: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
+	10, // 25: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
+	12, // 26: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
+	14, // 27: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
+	16, // 28: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
+	18, // 29: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
+	2,  // 30: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
+	4,  // 31: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
+	24, // [24:32] is the sub-list for method output_type
+	16, // [16:24] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_admin_service_proto_init() }
@@ -170,19 +1230,22 @@ func file_keyport_v1_admin_service_proto_init() {
 	if File_keyport_v1_admin_service_proto != nil {
 		return
 	}
+	file_keyport_v1_oauth_proto_init()
+	file_keyport_v1_session_proto_init()
 	file_keyport_v1_user_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_admin_service_proto_rawDesc), len(file_keyport_v1_admin_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   2,
+			NumEnums:      1,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_keyport_v1_admin_service_proto_goTypes,
 		DependencyIndexes: file_keyport_v1_admin_service_proto_depIdxs,
+		EnumInfos:         file_keyport_v1_admin_service_proto_enumTypes,
 		MessageInfos:      file_keyport_v1_admin_service_proto_msgTypes,
 	}.Build()
 	File_keyport_v1_admin_service_proto = out.File

@@ -19,7 +19,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_SetUserRoles_FullMethodName = "/keyport.v1.AdminService/SetUserRoles"
+	AdminService_ListUsers_FullMethodName          = "/keyport.v1.AdminService/ListUsers"
+	AdminService_GetUser_FullMethodName            = "/keyport.v1.AdminService/GetUser"
+	AdminService_BanUser_FullMethodName            = "/keyport.v1.AdminService/BanUser"
+	AdminService_UnbanUser_FullMethodName          = "/keyport.v1.AdminService/UnbanUser"
+	AdminService_RevokeUserSessions_FullMethodName = "/keyport.v1.AdminService/RevokeUserSessions"
+	AdminService_DeleteUser_FullMethodName         = "/keyport.v1.AdminService/DeleteUser"
+	AdminService_CreateUser_FullMethodName         = "/keyport.v1.AdminService/CreateUser"
+	AdminService_SetUserRoles_FullMethodName       = "/keyport.v1.AdminService/SetUserRoles"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -34,13 +41,52 @@ const (
 // `PERMISSION_DENIED` (the caller's roles lack the permission),
 // `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
 // `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+//
+// A call acts only on the user its `user_id` names; a malformed id is
+// `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
 type AdminServiceClient interface {
+	// Lists users, newest first, a page at a time, with optional filters.
+	// Needs `users:read`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+	// 0-200, a `page_token` this server did not hand out).
+	ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error)
+	// One user with their live sessions and linked accounts. Needs
+	// `users:read`.
+	GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error)
+	// Bans a user: every session of theirs ends at once, everywhere
+	// (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+	// `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+	// ban. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+	// `expires_at` not in the future, the caller's own id).
+	BanUser(ctx context.Context, in *BanUserRequest, opts ...grpc.CallOption) (*BanUserResponse, error)
+	// Lifts a user's ban; their sign-ins work again. Needs `users:write`.
+	UnbanUser(ctx context.Context, in *UnbanUserRequest, opts ...grpc.CallOption) (*UnbanUserResponse, error)
+	// Ends every session of a user at once, everywhere
+	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+	RevokeUserSessions(ctx context.Context, in *RevokeUserSessionsRequest, opts ...grpc.CallOption) (*RevokeUserSessionsResponse, error)
+	// Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+	// the audit trail keeps its entries about them. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+	// own account with `UserService.DeleteCurrentUser`).
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// Creates a user without signing them in. Without a password they sign
+	// in another way: a provider, a mailed code or link, or a password reset.
+	// Needs `users:write`.
+	//
+	// Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+	// a role the configuration does not define), and the password policy's
+	// (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`).
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// Replaces a user's roles. `user` is always kept. The user's cached
 	// sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
 	// `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 	//
-	// Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-	// the configuration does not define).
+	// Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
 	SetUserRoles(ctx context.Context, in *SetUserRolesRequest, opts ...grpc.CallOption) (*SetUserRolesResponse, error)
 }
 
@@ -50,6 +96,76 @@ type adminServiceClient struct {
 
 func NewAdminServiceClient(cc grpc.ClientConnInterface) AdminServiceClient {
 	return &adminServiceClient{cc}
+}
+
+func (c *adminServiceClient) ListUsers(ctx context.Context, in *ListUsersRequest, opts ...grpc.CallOption) (*ListUsersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListUsersResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListUsers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetUser(ctx context.Context, in *GetUserRequest, opts ...grpc.CallOption) (*GetUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) BanUser(ctx context.Context, in *BanUserRequest, opts ...grpc.CallOption) (*BanUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BanUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_BanUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) UnbanUser(ctx context.Context, in *UnbanUserRequest, opts ...grpc.CallOption) (*UnbanUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnbanUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_UnbanUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeUserSessions(ctx context.Context, in *RevokeUserSessionsRequest, opts ...grpc.CallOption) (*RevokeUserSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeUserSessionsResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeUserSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *adminServiceClient) SetUserRoles(ctx context.Context, in *SetUserRolesRequest, opts ...grpc.CallOption) (*SetUserRolesResponse, error) {
@@ -74,13 +190,52 @@ func (c *adminServiceClient) SetUserRoles(ctx context.Context, in *SetUserRolesR
 // `PERMISSION_DENIED` (the caller's roles lack the permission),
 // `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
 // `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+//
+// A call acts only on the user its `user_id` names; a malformed id is
+// `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
 type AdminServiceServer interface {
+	// Lists users, newest first, a page at a time, with optional filters.
+	// Needs `users:read`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+	// 0-200, a `page_token` this server did not hand out).
+	ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error)
+	// One user with their live sessions and linked accounts. Needs
+	// `users:read`.
+	GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error)
+	// Bans a user: every session of theirs ends at once, everywhere
+	// (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+	// `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+	// ban. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+	// `expires_at` not in the future, the caller's own id).
+	BanUser(context.Context, *BanUserRequest) (*BanUserResponse, error)
+	// Lifts a user's ban; their sign-ins work again. Needs `users:write`.
+	UnbanUser(context.Context, *UnbanUserRequest) (*UnbanUserResponse, error)
+	// Ends every session of a user at once, everywhere
+	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+	RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error)
+	// Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+	// the audit trail keeps its entries about them. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+	// own account with `UserService.DeleteCurrentUser`).
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// Creates a user without signing them in. Without a password they sign
+	// in another way: a provider, a mailed code or link, or a password reset.
+	// Needs `users:write`.
+	//
+	// Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+	// a role the configuration does not define), and the password policy's
+	// (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+	// `PASSWORD_CONTAINS_EMAIL`).
+	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// Replaces a user's roles. `user` is always kept. The user's cached
 	// sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
 	// `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 	//
-	// Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-	// the configuration does not define).
+	// Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
 	SetUserRoles(context.Context, *SetUserRolesRequest) (*SetUserRolesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
@@ -92,6 +247,27 @@ type AdminServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedAdminServiceServer struct{}
 
+func (UnimplementedAdminServiceServer) ListUsers(context.Context, *ListUsersRequest) (*ListUsersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListUsers not implemented")
+}
+func (UnimplementedAdminServiceServer) GetUser(context.Context, *GetUserRequest) (*GetUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetUser not implemented")
+}
+func (UnimplementedAdminServiceServer) BanUser(context.Context, *BanUserRequest) (*BanUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BanUser not implemented")
+}
+func (UnimplementedAdminServiceServer) UnbanUser(context.Context, *UnbanUserRequest) (*UnbanUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UnbanUser not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeUserSessions not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
 func (UnimplementedAdminServiceServer) SetUserRoles(context.Context, *SetUserRolesRequest) (*SetUserRolesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUserRoles not implemented")
 }
@@ -114,6 +290,132 @@ func RegisterAdminServiceServer(s grpc.ServiceRegistrar, srv AdminServiceServer)
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&AdminService_ServiceDesc, srv)
+}
+
+func _AdminService_ListUsers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListUsersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListUsers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListUsers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListUsers(ctx, req.(*ListUsersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetUser(ctx, req.(*GetUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_BanUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BanUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).BanUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_BanUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).BanUser(ctx, req.(*BanUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_UnbanUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnbanUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).UnbanUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_UnbanUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).UnbanUser(ctx, req.(*UnbanUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeUserSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeUserSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeUserSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeUserSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeUserSessions(ctx, req.(*RevokeUserSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateUser(ctx, req.(*CreateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _AdminService_SetUserRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -141,6 +443,34 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "keyport.v1.AdminService",
 	HandlerType: (*AdminServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "ListUsers",
+			Handler:    _AdminService_ListUsers_Handler,
+		},
+		{
+			MethodName: "GetUser",
+			Handler:    _AdminService_GetUser_Handler,
+		},
+		{
+			MethodName: "BanUser",
+			Handler:    _AdminService_BanUser_Handler,
+		},
+		{
+			MethodName: "UnbanUser",
+			Handler:    _AdminService_UnbanUser_Handler,
+		},
+		{
+			MethodName: "RevokeUserSessions",
+			Handler:    _AdminService_RevokeUserSessions_Handler,
+		},
+		{
+			MethodName: "DeleteUser",
+			Handler:    _AdminService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "CreateUser",
+			Handler:    _AdminService_CreateUser_Handler,
+		},
 		{
 			MethodName: "SetUserRoles",
 			Handler:    _AdminService_SetUserRoles_Handler,

@@ -183,6 +183,14 @@ const (
 	// not `resource:action`. An error rather than a deny: fix the name in
 	// the app, or add it to the catalogue. gRPC code `INVALID_ARGUMENT`.
 	ErrorReason_ERROR_REASON_PERMISSION_UNKNOWN ErrorReason = 39
+	// The credentials were right, but an admin banned the account: no
+	// sign-in succeeds while the ban lasts (`AdminService.BanUser`). Said only
+	// after the first factor checked out, so it tells a stranger nothing.
+	// gRPC code `PERMISSION_DENIED`.
+	ErrorReason_ERROR_REASON_USER_BANNED ErrorReason = 40
+	// An admin call named a well-formed user id that no user has.
+	// gRPC code `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_USER_NOT_FOUND ErrorReason = 41
 )
 
 // Enum value maps for ErrorReason.
@@ -228,6 +236,8 @@ var (
 		37: "ERROR_REASON_PASSKEY_INVALID",
 		38: "ERROR_REASON_PASSKEY_NOT_FOUND",
 		39: "ERROR_REASON_PERMISSION_UNKNOWN",
+		40: "ERROR_REASON_USER_BANNED",
+		41: "ERROR_REASON_USER_NOT_FOUND",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -270,6 +280,8 @@ var (
 		"ERROR_REASON_PASSKEY_INVALID":                37,
 		"ERROR_REASON_PASSKEY_NOT_FOUND":              38,
 		"ERROR_REASON_PERMISSION_UNKNOWN":             39,
+		"ERROR_REASON_USER_BANNED":                    40,
+		"ERROR_REASON_USER_NOT_FOUND":                 41,
 	}
 )
 
@@ -305,7 +317,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xcf\v\n" +
+	"keyport.v1*\x8e\f\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -347,7 +359,9 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x1eERROR_REASON_PASSKEYS_DISABLED\x10$\x12 \n" +
 	"\x1cERROR_REASON_PASSKEY_INVALID\x10%\x12\"\n" +
 	"\x1eERROR_REASON_PASSKEY_NOT_FOUND\x10&\x12#\n" +
-	"\x1fERROR_REASON_PERMISSION_UNKNOWN\x10'B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x1fERROR_REASON_PERMISSION_UNKNOWN\x10'\x12\x1c\n" +
+	"\x18ERROR_REASON_USER_BANNED\x10(\x12\x1f\n" +
+	"\x1bERROR_REASON_USER_NOT_FOUND\x10)B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

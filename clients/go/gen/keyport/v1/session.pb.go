@@ -144,7 +144,8 @@ const (
 	UserChange_USER_CHANGE_PASSWORD UserChange = 2
 	// The user's roles changed.
 	UserChange_USER_CHANGE_ROLES UserChange = 3
-	// The user was banned.
+	// An admin banned the user (`AdminService.BanUser`); their sessions
+	// ended with it.
 	UserChange_USER_CHANGE_BANNED UserChange = 4
 	// The user was deleted with all their sessions.
 	UserChange_USER_CHANGE_DELETED UserChange = 5
@@ -154,6 +155,8 @@ const (
 	// changed its assurance level (`StepUp`): drop the user's cached
 	// sessions, so the next check reads the session's new level.
 	UserChange_USER_CHANGE_SECOND_FACTOR UserChange = 7
+	// An admin lifted the user's ban (`AdminService.UnbanUser`).
+	UserChange_USER_CHANGE_UNBANNED UserChange = 8
 )
 
 // Enum value maps for UserChange.
@@ -167,6 +170,7 @@ var (
 		5: "USER_CHANGE_DELETED",
 		6: "USER_CHANGE_SESSIONS_REVOKED",
 		7: "USER_CHANGE_SECOND_FACTOR",
+		8: "USER_CHANGE_UNBANNED",
 	}
 	UserChange_value = map[string]int32{
 		"USER_CHANGE_UNSPECIFIED":      0,
@@ -177,6 +181,7 @@ var (
 		"USER_CHANGE_DELETED":          5,
 		"USER_CHANGE_SESSIONS_REVOKED": 6,
 		"USER_CHANGE_SECOND_FACTOR":    7,
+		"USER_CHANGE_UNBANNED":         8,
 	}
 )
 
@@ -655,7 +660,7 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n" +
 	"\x19SECOND_FACTOR_BACKUP_CODE\x10\x02\x12\x19\n" +
-	"\x15SECOND_FACTOR_PASSKEY\x10\x03*\xe5\x01\n" +
+	"\x15SECOND_FACTOR_PASSKEY\x10\x03*\xff\x01\n" +
 	"\n" +
 	"UserChange\x12\x1b\n" +
 	"\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -665,7 +670,8 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x12USER_CHANGE_BANNED\x10\x04\x12\x17\n" +
 	"\x13USER_CHANGE_DELETED\x10\x05\x12 \n" +
 	"\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06\x12\x1d\n" +
-	"\x19USER_CHANGE_SECOND_FACTOR\x10\aB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x19USER_CHANGE_SECOND_FACTOR\x10\a\x12\x18\n" +
+	"\x14USER_CHANGE_UNBANNED\x10\bB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_session_proto_rawDescOnce sync.Once

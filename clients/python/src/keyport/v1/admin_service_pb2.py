@@ -22,20 +22,57 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from keyport.v1 import oauth_pb2 as keyport_dot_v1_dot_oauth__pb2
+from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyport/v1/admin_service.proto\x12\nkeyport.v1\x1a\x15keyport/v1/user.proto\"5\n\x13SetUserRolesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"6\n\x14SetUserRolesResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User2a\n\x0c\x41\x64minService\x12Q\n\x0cSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ekeyport/v1/admin_service.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"i\n\x11\x43reateUserRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\x12\x16\n\x0e\x65mail_verified\x18\x04 \x01(\x08\x12\r\n\x05roles\x18\x05 \x03(\t\";\n\x12\x43reateUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.keyport.v1.ManagedUser\"5\n\x13SetUserRolesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05roles\x18\x02 \x03(\t\"6\n\x14SetUserRolesResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\"K\n\x0bManagedUser\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12\x1c\n\x03\x62\x61n\x18\x02 \x01(\x0b\x32\x0f.keyport.v1.Ban\"t\n\x03\x42\x61n\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12-\n\tbanned_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe8\x01\n\x10ListUsersRequest\x12\x14\n\x0c\x65mail_prefix\x18\x01 \x01(\t\x12\x31\n\rcreated_after\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\"\n\x03\x62\x61n\x18\x05 \x01(\x0e\x32\x15.keyport.v1.BanFilter\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"T\n\x11ListUsersResponse\x12&\n\x05users\x18\x01 \x03(\x0b\x32\x17.keyport.v1.ManagedUser\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"!\n\x0eGetUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x93\x01\n\x0fGetUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.keyport.v1.ManagedUser\x12%\n\x08sessions\x18\x02 \x03(\x0b\x32\x13.keyport.v1.Session\x12\x32\n\x0flinked_accounts\x18\x03 \x03(\x0b\x32\x19.keyport.v1.LinkedAccount\"a\n\x0e\x42\x61nUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"8\n\x0f\x42\x61nUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.keyport.v1.ManagedUser\"#\n\x10UnbanUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\":\n\x11UnbanUserResponse\x12%\n\x04user\x18\x01 \x01(\x0b\x32\x17.keyport.v1.ManagedUser\",\n\x19RevokeUserSessionsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"-\n\x1aRevokeUserSessionsResponse\x12\x0f\n\x07revoked\x18\x01 \x01(\r\"$\n\x11\x44\x65leteUserRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteUserResponse*Y\n\tBanFilter\x12\x1a\n\x16\x42\x41N_FILTER_UNSPECIFIED\x10\x00\x12\x15\n\x11\x42\x41N_FILTER_BANNED\x10\x01\x12\x19\n\x15\x42\x41N_FILTER_NOT_BANNED\x10\x02\x32\xfc\x04\n\x0c\x41\x64minService\x12H\n\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12\x42\n\x07GetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12\x42\n\x07\x42\x61nUser\x12\x1a.keyport.v1.BanUserRequest\x1a\x1b.keyport.v1.BanUserResponse\x12H\n\tUnbanUser\x12\x1c.keyport.v1.UnbanUserRequest\x1a\x1d.keyport.v1.UnbanUserResponse\x12\x63\n\x12RevokeUserSessions\x12%.keyport.v1.RevokeUserSessionsRequest\x1a&.keyport.v1.RevokeUserSessionsResponse\x12K\n\nDeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12K\n\nCreateUser\x12\x1d.keyport.v1.CreateUserRequest\x1a\x1e.keyport.v1.CreateUserResponse\x12Q\n\x0cSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyport.v1.admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SETUSERROLESREQUEST']._serialized_start=69
-  _globals['_SETUSERROLESREQUEST']._serialized_end=122
-  _globals['_SETUSERROLESRESPONSE']._serialized_start=124
-  _globals['_SETUSERROLESRESPONSE']._serialized_end=178
-  _globals['_ADMINSERVICE']._serialized_start=180
-  _globals['_ADMINSERVICE']._serialized_end=277
+  _globals['_BANFILTER']._serialized_start=1539
+  _globals['_BANFILTER']._serialized_end=1628
+  _globals['_CREATEUSERREQUEST']._serialized_start=152
+  _globals['_CREATEUSERREQUEST']._serialized_end=257
+  _globals['_CREATEUSERRESPONSE']._serialized_start=259
+  _globals['_CREATEUSERRESPONSE']._serialized_end=318
+  _globals['_SETUSERROLESREQUEST']._serialized_start=320
+  _globals['_SETUSERROLESREQUEST']._serialized_end=373
+  _globals['_SETUSERROLESRESPONSE']._serialized_start=375
+  _globals['_SETUSERROLESRESPONSE']._serialized_end=429
+  _globals['_MANAGEDUSER']._serialized_start=431
+  _globals['_MANAGEDUSER']._serialized_end=506
+  _globals['_BAN']._serialized_start=508
+  _globals['_BAN']._serialized_end=624
+  _globals['_LISTUSERSREQUEST']._serialized_start=627
+  _globals['_LISTUSERSREQUEST']._serialized_end=859
+  _globals['_LISTUSERSRESPONSE']._serialized_start=861
+  _globals['_LISTUSERSRESPONSE']._serialized_end=945
+  _globals['_GETUSERREQUEST']._serialized_start=947
+  _globals['_GETUSERREQUEST']._serialized_end=980
+  _globals['_GETUSERRESPONSE']._serialized_start=983
+  _globals['_GETUSERRESPONSE']._serialized_end=1130
+  _globals['_BANUSERREQUEST']._serialized_start=1132
+  _globals['_BANUSERREQUEST']._serialized_end=1229
+  _globals['_BANUSERRESPONSE']._serialized_start=1231
+  _globals['_BANUSERRESPONSE']._serialized_end=1287
+  _globals['_UNBANUSERREQUEST']._serialized_start=1289
+  _globals['_UNBANUSERREQUEST']._serialized_end=1324
+  _globals['_UNBANUSERRESPONSE']._serialized_start=1326
+  _globals['_UNBANUSERRESPONSE']._serialized_end=1384
+  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_start=1386
+  _globals['_REVOKEUSERSESSIONSREQUEST']._serialized_end=1430
+  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_start=1432
+  _globals['_REVOKEUSERSESSIONSRESPONSE']._serialized_end=1477
+  _globals['_DELETEUSERREQUEST']._serialized_start=1479
+  _globals['_DELETEUSERREQUEST']._serialized_end=1515
+  _globals['_DELETEUSERRESPONSE']._serialized_start=1517
+  _globals['_DELETEUSERRESPONSE']._serialized_end=1537
+  _globals['_ADMINSERVICE']._serialized_start=1631
+  _globals['_ADMINSERVICE']._serialized_end=2267
 # @@protoc_insertion_point(module_scope)

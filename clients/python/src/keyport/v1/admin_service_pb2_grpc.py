@@ -34,6 +34,9 @@ class AdminServiceStub(object):
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
 
     def __init__(self, channel):
@@ -42,6 +45,41 @@ class AdminServiceStub(object):
         Args:
             channel: A grpc.Channel.
         """
+        self.ListUsers = channel.unary_unary(
+                '/keyport.v1.AdminService/ListUsers',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.ListUsersRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListUsersResponse.FromString,
+                _registered_method=True)
+        self.GetUser = channel.unary_unary(
+                '/keyport.v1.AdminService/GetUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.GetUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.GetUserResponse.FromString,
+                _registered_method=True)
+        self.BanUser = channel.unary_unary(
+                '/keyport.v1.AdminService/BanUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.BanUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.BanUserResponse.FromString,
+                _registered_method=True)
+        self.UnbanUser = channel.unary_unary(
+                '/keyport.v1.AdminService/UnbanUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.UnbanUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.UnbanUserResponse.FromString,
+                _registered_method=True)
+        self.RevokeUserSessions = channel.unary_unary(
+                '/keyport.v1.AdminService/RevokeUserSessions',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
+                _registered_method=True)
+        self.DeleteUser = channel.unary_unary(
+                '/keyport.v1.AdminService/DeleteUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.FromString,
+                _registered_method=True)
+        self.CreateUser = channel.unary_unary(
+                '/keyport.v1.AdminService/CreateUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.CreateUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.CreateUserResponse.FromString,
+                _registered_method=True)
         self.SetUserRoles = channel.unary_unary(
                 '/keyport.v1.AdminService/SetUserRoles',
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesRequest.SerializeToString,
@@ -58,15 +96,89 @@ class AdminServiceServicer(object):
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
+
+    def ListUsers(self, request, context):
+        """Lists users, newest first, a page at a time, with optional filters.
+        Needs `users:read`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+        0-200, a `page_token` this server did not hand out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUser(self, request, context):
+        """One user with their live sessions and linked accounts. Needs
+        `users:read`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BanUser(self, request, context):
+        """Bans a user: every session of theirs ends at once, everywhere
+        (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+        `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+        ban. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+        `expires_at` not in the future, the caller's own id).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnbanUser(self, request, context):
+        """Lifts a user's ban; their sign-ins work again. Needs `users:write`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeUserSessions(self, request, context):
+        """Ends every session of a user at once, everywhere
+        (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteUser(self, request, context):
+        """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+        the audit trail keeps its entries about them. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+        own account with `UserService.DeleteCurrentUser`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateUser(self, request, context):
+        """Creates a user without signing them in. Without a password they sign
+        in another way: a provider, a mailed code or link, or a password reset.
+        Needs `users:write`.
+
+        Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+        a role the configuration does not define), and the password policy's
+        (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def SetUserRoles(self, request, context):
         """Replaces a user's roles. `user` is always kept. The user's cached
         sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
         `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-        Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-        the configuration does not define).
+        Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -75,6 +187,41 @@ class AdminServiceServicer(object):
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'ListUsers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUsers,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListUsersRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.ListUsersResponse.SerializeToString,
+            ),
+            'GetUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.GetUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.GetUserResponse.SerializeToString,
+            ),
+            'BanUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.BanUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.BanUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.BanUserResponse.SerializeToString,
+            ),
+            'UnbanUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnbanUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.UnbanUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.UnbanUserResponse.SerializeToString,
+            ),
+            'RevokeUserSessions': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeUserSessions,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.SerializeToString,
+            ),
+            'DeleteUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'CreateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.CreateUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.CreateUserResponse.SerializeToString,
+            ),
             'SetUserRoles': grpc.unary_unary_rpc_method_handler(
                     servicer.SetUserRoles,
                     request_deserializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesRequest.FromString,
@@ -97,7 +244,199 @@ class AdminService(object):
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
+
+    @staticmethod
+    def ListUsers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/ListUsers',
+            keyport_dot_v1_dot_admin__service__pb2.ListUsersRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.ListUsersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/GetUser',
+            keyport_dot_v1_dot_admin__service__pb2.GetUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.GetUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BanUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/BanUser',
+            keyport_dot_v1_dot_admin__service__pb2.BanUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.BanUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnbanUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/UnbanUser',
+            keyport_dot_v1_dot_admin__service__pb2.UnbanUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.UnbanUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeUserSessions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/RevokeUserSessions',
+            keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/DeleteUser',
+            keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/CreateUser',
+            keyport_dot_v1_dot_admin__service__pb2.CreateUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.CreateUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def SetUserRoles(request,

@@ -35,19 +35,64 @@ class AdminServiceStub:
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AdminServiceAsyncStub: ...
+    ListUsers: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListUsersRequest, _admin_service_pb2.ListUsersResponse]
+    """Lists users, newest first, a page at a time, with optional filters.
+    Needs `users:read`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+    0-200, a `page_token` this server did not hand out).
+    """
+    GetUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.GetUserRequest, _admin_service_pb2.GetUserResponse]
+    """One user with their live sessions and linked accounts. Needs
+    `users:read`.
+    """
+    BanUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.BanUserRequest, _admin_service_pb2.BanUserResponse]
+    """Bans a user: every session of theirs ends at once, everywhere
+    (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+    `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+    ban. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+    `expires_at` not in the future, the caller's own id).
+    """
+    UnbanUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.UnbanUserRequest, _admin_service_pb2.UnbanUserResponse]
+    """Lifts a user's ban; their sign-ins work again. Needs `users:write`."""
+    RevokeUserSessions: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeUserSessionsRequest, _admin_service_pb2.RevokeUserSessionsResponse]
+    """Ends every session of a user at once, everywhere
+    (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+    """
+    DeleteUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteUserRequest, _admin_service_pb2.DeleteUserResponse]
+    """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+    the audit trail keeps its entries about them. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+    own account with `UserService.DeleteCurrentUser`).
+    """
+    CreateUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUserRequest, _admin_service_pb2.CreateUserResponse]
+    """Creates a user without signing them in. Without a password they sign
+    in another way: a provider, a mailed code or link, or a password reset.
+    Needs `users:write`.
+
+    Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+    a role the configuration does not define), and the password policy's
+    (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`).
+    """
     SetUserRoles: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetUserRolesRequest, _admin_service_pb2.SetUserRolesResponse]
     """Replaces a user's roles. `user` is always kept. The user's cached
     sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
     `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-    Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-    the configuration does not define).
+    Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
     """
 
 @_typing.type_check_only
@@ -60,16 +105,61 @@ class AdminServiceAsyncStub(AdminServiceStub):
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
+    ListUsers: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListUsersRequest, _admin_service_pb2.ListUsersResponse]  # type: ignore[assignment]
+    """Lists users, newest first, a page at a time, with optional filters.
+    Needs `users:read`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+    0-200, a `page_token` this server did not hand out).
+    """
+    GetUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.GetUserRequest, _admin_service_pb2.GetUserResponse]  # type: ignore[assignment]
+    """One user with their live sessions and linked accounts. Needs
+    `users:read`.
+    """
+    BanUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.BanUserRequest, _admin_service_pb2.BanUserResponse]  # type: ignore[assignment]
+    """Bans a user: every session of theirs ends at once, everywhere
+    (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+    `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+    ban. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+    `expires_at` not in the future, the caller's own id).
+    """
+    UnbanUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.UnbanUserRequest, _admin_service_pb2.UnbanUserResponse]  # type: ignore[assignment]
+    """Lifts a user's ban; their sign-ins work again. Needs `users:write`."""
+    RevokeUserSessions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeUserSessionsRequest, _admin_service_pb2.RevokeUserSessionsResponse]  # type: ignore[assignment]
+    """Ends every session of a user at once, everywhere
+    (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+    """
+    DeleteUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteUserRequest, _admin_service_pb2.DeleteUserResponse]  # type: ignore[assignment]
+    """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+    the audit trail keeps its entries about them. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+    own account with `UserService.DeleteCurrentUser`).
+    """
+    CreateUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUserRequest, _admin_service_pb2.CreateUserResponse]  # type: ignore[assignment]
+    """Creates a user without signing them in. Without a password they sign
+    in another way: a provider, a mailed code or link, or a password reset.
+    Needs `users:write`.
+
+    Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+    a role the configuration does not define), and the password policy's
+    (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+    `PASSWORD_CONTAINS_EMAIL`).
+    """
     SetUserRoles: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetUserRolesRequest, _admin_service_pb2.SetUserRolesResponse]  # type: ignore[assignment]
     """Replaces a user's roles. `user` is always kept. The user's cached
     sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
     `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-    Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-    the configuration does not define).
+    Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -81,7 +171,95 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     `PERMISSION_DENIED` (the caller's roles lack the permission),
     `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
     `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
+
+    A call acts only on the user its `user_id` names; a malformed id is
+    `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
     """
+
+    @_abc_1.abstractmethod
+    def ListUsers(
+        self,
+        request: _admin_service_pb2.ListUsersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListUsersResponse, _abc.Awaitable[_admin_service_pb2.ListUsersResponse]]:
+        """Lists users, newest first, a page at a time, with optional filters.
+        Needs `users:read`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+        0-200, a `page_token` this server did not hand out).
+        """
+
+    @_abc_1.abstractmethod
+    def GetUser(
+        self,
+        request: _admin_service_pb2.GetUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.GetUserResponse, _abc.Awaitable[_admin_service_pb2.GetUserResponse]]:
+        """One user with their live sessions and linked accounts. Needs
+        `users:read`.
+        """
+
+    @_abc_1.abstractmethod
+    def BanUser(
+        self,
+        request: _admin_service_pb2.BanUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.BanUserResponse, _abc.Awaitable[_admin_service_pb2.BanUserResponse]]:
+        """Bans a user: every session of theirs ends at once, everywhere
+        (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+        `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+        ban. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+        `expires_at` not in the future, the caller's own id).
+        """
+
+    @_abc_1.abstractmethod
+    def UnbanUser(
+        self,
+        request: _admin_service_pb2.UnbanUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.UnbanUserResponse, _abc.Awaitable[_admin_service_pb2.UnbanUserResponse]]:
+        """Lifts a user's ban; their sign-ins work again. Needs `users:write`."""
+
+    @_abc_1.abstractmethod
+    def RevokeUserSessions(
+        self,
+        request: _admin_service_pb2.RevokeUserSessionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.RevokeUserSessionsResponse, _abc.Awaitable[_admin_service_pb2.RevokeUserSessionsResponse]]:
+        """Ends every session of a user at once, everywhere
+        (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteUser(
+        self,
+        request: _admin_service_pb2.DeleteUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteUserResponse, _abc.Awaitable[_admin_service_pb2.DeleteUserResponse]]:
+        """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+        the audit trail keeps its entries about them. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+        own account with `UserService.DeleteCurrentUser`).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateUser(
+        self,
+        request: _admin_service_pb2.CreateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateUserResponse, _abc.Awaitable[_admin_service_pb2.CreateUserResponse]]:
+        """Creates a user without signing them in. Without a password they sign
+        in another way: a provider, a mailed code or link, or a password reset.
+        Needs `users:write`.
+
+        Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+        a role the configuration does not define), and the password policy's
+        (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+        `PASSWORD_CONTAINS_EMAIL`).
+        """
 
     @_abc_1.abstractmethod
     def SetUserRoles(
@@ -93,8 +271,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
         `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-        Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-        the configuration does not define).
+        Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -34,6 +34,7 @@ class UserChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USER_CHANGE_DELETED: _ClassVar[UserChange]
     USER_CHANGE_SESSIONS_REVOKED: _ClassVar[UserChange]
     USER_CHANGE_SECOND_FACTOR: _ClassVar[UserChange]
+    USER_CHANGE_UNBANNED: _ClassVar[UserChange]
 ASSURANCE_LEVEL_UNSPECIFIED: AssuranceLevel
 ASSURANCE_LEVEL_AAL1: AssuranceLevel
 ASSURANCE_LEVEL_AAL2: AssuranceLevel
@@ -49,6 +50,7 @@ USER_CHANGE_BANNED: UserChange
 USER_CHANGE_DELETED: UserChange
 USER_CHANGE_SESSIONS_REVOKED: UserChange
 USER_CHANGE_SECOND_FACTOR: UserChange
+USER_CHANGE_UNBANNED: UserChange
 
 class Session(_message.Message):
     __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at")

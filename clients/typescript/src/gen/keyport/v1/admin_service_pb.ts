@@ -2,8 +2,14 @@
 // @generated from file keyport/v1/admin_service.proto (package keyport.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { LinkedAccount } from "./oauth_pb.js";
+import { file_keyport_v1_oauth } from "./oauth_pb.js";
+import type { Session } from "./session_pb.js";
+import { file_keyport_v1_session } from "./session_pb.js";
 import type { User } from "./user_pb.js";
 import { file_keyport_v1_user } from "./user_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +18,77 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/admin_service.proto.
  */
 export const file_keyport_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIyYQoMQWRtaW5TZXJ2aWNlElEKDFNldFVzZXJSb2xlcxIfLmtleXBvcnQudjEuU2V0VXNlclJvbGVzUmVxdWVzdBogLmtleXBvcnQudjEuU2V0VXNlclJvbGVzUmVzcG9uc2ViBnByb3RvMw", [file_keyport_v1_user]);
+  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIiQKEURlbGV0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlKlkKCUJhbkZpbHRlchIaChZCQU5fRklMVEVSX1VOU1BFQ0lGSUVEEAASFQoRQkFOX0ZJTFRFUl9CQU5ORUQQARIZChVCQU5fRklMVEVSX05PVF9CQU5ORUQQAjL8BAoMQWRtaW5TZXJ2aWNlEkgKCUxpc3RVc2VycxIcLmtleXBvcnQudjEuTGlzdFVzZXJzUmVxdWVzdBodLmtleXBvcnQudjEuTGlzdFVzZXJzUmVzcG9uc2USQgoHR2V0VXNlchIaLmtleXBvcnQudjEuR2V0VXNlclJlcXVlc3QaGy5rZXlwb3J0LnYxLkdldFVzZXJSZXNwb25zZRJCCgdCYW5Vc2VyEhoua2V5cG9ydC52MS5CYW5Vc2VyUmVxdWVzdBobLmtleXBvcnQudjEuQmFuVXNlclJlc3BvbnNlEkgKCVVuYmFuVXNlchIcLmtleXBvcnQudjEuVW5iYW5Vc2VyUmVxdWVzdBodLmtleXBvcnQudjEuVW5iYW5Vc2VyUmVzcG9uc2USYwoSUmV2b2tlVXNlclNlc3Npb25zEiUua2V5cG9ydC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiYua2V5cG9ydC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
+
+/**
+ * Request of `CreateUser`.
+ *
+ * @generated from message keyport.v1.CreateUserRequest
+ */
+export type CreateUserRequest = Message<"keyport.v1.CreateUserRequest"> & {
+  /**
+   * Their email address.
+   *
+   * @generated from field: string email = 1;
+   */
+  email: string;
+
+  /**
+   * Their display name; may be empty.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Their password; empty for none.
+   *
+   * @generated from field: string password = 3;
+   */
+  password: string;
+
+  /**
+   * True when the admin vouches for the address: no verification needed.
+   *
+   * @generated from field: bool email_verified = 4;
+   */
+  emailVerified: boolean;
+
+  /**
+   * Roles besides `user`, each defined in `[authorization.roles]`.
+   *
+   * @generated from field: repeated string roles = 5;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message keyport.v1.CreateUserRequest.
+ * Use `create(CreateUserRequestSchema)` to create a new message.
+ */
+export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 0);
+
+/**
+ * Response of `CreateUser`.
+ *
+ * @generated from message keyport.v1.CreateUserResponse
+ */
+export type CreateUserResponse = Message<"keyport.v1.CreateUserResponse"> & {
+  /**
+   * The new user.
+   *
+   * @generated from field: keyport.v1.ManagedUser user = 1;
+   */
+  user?: ManagedUser | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.CreateUserResponse.
+ * Use `create(CreateUserResponseSchema)` to create a new message.
+ */
+export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 1);
 
 /**
  * Request of `SetUserRoles`.
@@ -40,7 +116,7 @@ export type SetUserRolesRequest = Message<"keyport.v1.SetUserRolesRequest"> & {
  * Use `create(SetUserRolesRequestSchema)` to create a new message.
  */
 export const SetUserRolesRequestSchema: GenMessage<SetUserRolesRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 0);
+  messageDesc(file_keyport_v1_admin_service, 2);
 
 /**
  * Response of `SetUserRoles`.
@@ -61,7 +137,429 @@ export type SetUserRolesResponse = Message<"keyport.v1.SetUserRolesResponse"> & 
  * Use `create(SetUserRolesResponseSchema)` to create a new message.
  */
 export const SetUserRolesResponseSchema: GenMessage<SetUserRolesResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 1);
+  messageDesc(file_keyport_v1_admin_service, 3);
+
+/**
+ * A user as an admin sees them.
+ *
+ * @generated from message keyport.v1.ManagedUser
+ */
+export type ManagedUser = Message<"keyport.v1.ManagedUser"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: keyport.v1.User user = 1;
+   */
+  user?: User | undefined;
+
+  /**
+   * The ban in force; unset when the user is not banned (never, lifted,
+   * or run out).
+   *
+   * @generated from field: keyport.v1.Ban ban = 2;
+   */
+  ban?: Ban | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.ManagedUser.
+ * Use `create(ManagedUserSchema)` to create a new message.
+ */
+export const ManagedUserSchema: GenMessage<ManagedUser> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 4);
+
+/**
+ * An admin's suspension of an account.
+ *
+ * @generated from message keyport.v1.Ban
+ */
+export type Ban = Message<"keyport.v1.Ban"> & {
+  /**
+   * Why, as the admin wrote it. Never shown to the user.
+   *
+   * @generated from field: string reason = 1;
+   */
+  reason: string;
+
+  /**
+   * When it began.
+   *
+   * @generated from field: google.protobuf.Timestamp banned_at = 2;
+   */
+  bannedAt?: Timestamp | undefined;
+
+  /**
+   * When it ends on its own; unset for a ban until lifted.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.Ban.
+ * Use `create(BanSchema)` to create a new message.
+ */
+export const BanSchema: GenMessage<Ban> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 5);
+
+/**
+ * Request of `ListUsers`. Filters combine: a user is listed when every set
+ * one matches.
+ *
+ * @generated from message keyport.v1.ListUsersRequest
+ */
+export type ListUsersRequest = Message<"keyport.v1.ListUsersRequest"> & {
+  /**
+   * Users whose (normalised) email starts with this; empty for all.
+   *
+   * @generated from field: string email_prefix = 1;
+   */
+  emailPrefix: string;
+
+  /**
+   * Users who signed up at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 2;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Users who signed up before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 3;
+   */
+  createdBefore?: Timestamp | undefined;
+
+  /**
+   * Users with this role; empty for all.
+   *
+   * @generated from field: string role = 4;
+   */
+  role: string;
+
+  /**
+   * Users by ban.
+   *
+   * @generated from field: keyport.v1.BanFilter ban = 5;
+   */
+  ban: BanFilter;
+
+  /**
+   * Most users in one page, 1-200; 0 means 50.
+   *
+   * @generated from field: int32 page_size = 6;
+   */
+  pageSize: number;
+
+  /**
+   * `next_page_token` of the previous page; empty for the first.
+   *
+   * @generated from field: string page_token = 7;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message keyport.v1.ListUsersRequest.
+ * Use `create(ListUsersRequestSchema)` to create a new message.
+ */
+export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 6);
+
+/**
+ * Response of `ListUsers`.
+ *
+ * @generated from message keyport.v1.ListUsersResponse
+ */
+export type ListUsersResponse = Message<"keyport.v1.ListUsersResponse"> & {
+  /**
+   * The page, newest first.
+   *
+   * @generated from field: repeated keyport.v1.ManagedUser users = 1;
+   */
+  users: ManagedUser[];
+
+  /**
+   * Pass as `page_token` for the next page; empty on the last.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message keyport.v1.ListUsersResponse.
+ * Use `create(ListUsersResponseSchema)` to create a new message.
+ */
+export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 7);
+
+/**
+ * Request of `GetUser`.
+ *
+ * @generated from message keyport.v1.GetUserRequest
+ */
+export type GetUserRequest = Message<"keyport.v1.GetUserRequest"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message keyport.v1.GetUserRequest.
+ * Use `create(GetUserRequestSchema)` to create a new message.
+ */
+export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 8);
+
+/**
+ * Response of `GetUser`.
+ *
+ * @generated from message keyport.v1.GetUserResponse
+ */
+export type GetUserResponse = Message<"keyport.v1.GetUserResponse"> & {
+  /**
+   * The user.
+   *
+   * @generated from field: keyport.v1.ManagedUser user = 1;
+   */
+  user?: ManagedUser | undefined;
+
+  /**
+   * Their live sessions, newest first (`current` always false).
+   *
+   * @generated from field: repeated keyport.v1.Session sessions = 2;
+   */
+  sessions: Session[];
+
+  /**
+   * Their linked external accounts.
+   *
+   * @generated from field: repeated keyport.v1.LinkedAccount linked_accounts = 3;
+   */
+  linkedAccounts: LinkedAccount[];
+};
+
+/**
+ * Describes the message keyport.v1.GetUserResponse.
+ * Use `create(GetUserResponseSchema)` to create a new message.
+ */
+export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 9);
+
+/**
+ * Request of `BanUser`.
+ *
+ * @generated from message keyport.v1.BanUserRequest
+ */
+export type BanUserRequest = Message<"keyport.v1.BanUserRequest"> & {
+  /**
+   * The user to ban.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * Why: 1-512 characters, kept for admins and the audit trail.
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * When the ban ends on its own; unset for a ban until lifted.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 3;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.BanUserRequest.
+ * Use `create(BanUserRequestSchema)` to create a new message.
+ */
+export const BanUserRequestSchema: GenMessage<BanUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 10);
+
+/**
+ * Response of `BanUser`.
+ *
+ * @generated from message keyport.v1.BanUserResponse
+ */
+export type BanUserResponse = Message<"keyport.v1.BanUserResponse"> & {
+  /**
+   * The user, with the ban.
+   *
+   * @generated from field: keyport.v1.ManagedUser user = 1;
+   */
+  user?: ManagedUser | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.BanUserResponse.
+ * Use `create(BanUserResponseSchema)` to create a new message.
+ */
+export const BanUserResponseSchema: GenMessage<BanUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 11);
+
+/**
+ * Request of `UnbanUser`.
+ *
+ * @generated from message keyport.v1.UnbanUserRequest
+ */
+export type UnbanUserRequest = Message<"keyport.v1.UnbanUserRequest"> & {
+  /**
+   * The user whose ban to lift.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message keyport.v1.UnbanUserRequest.
+ * Use `create(UnbanUserRequestSchema)` to create a new message.
+ */
+export const UnbanUserRequestSchema: GenMessage<UnbanUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 12);
+
+/**
+ * Response of `UnbanUser`.
+ *
+ * @generated from message keyport.v1.UnbanUserResponse
+ */
+export type UnbanUserResponse = Message<"keyport.v1.UnbanUserResponse"> & {
+  /**
+   * The user, without a ban.
+   *
+   * @generated from field: keyport.v1.ManagedUser user = 1;
+   */
+  user?: ManagedUser | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.UnbanUserResponse.
+ * Use `create(UnbanUserResponseSchema)` to create a new message.
+ */
+export const UnbanUserResponseSchema: GenMessage<UnbanUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 13);
+
+/**
+ * Request of `RevokeUserSessions`.
+ *
+ * @generated from message keyport.v1.RevokeUserSessionsRequest
+ */
+export type RevokeUserSessionsRequest = Message<"keyport.v1.RevokeUserSessionsRequest"> & {
+  /**
+   * The user whose sessions to end.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message keyport.v1.RevokeUserSessionsRequest.
+ * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 14);
+
+/**
+ * Response of `RevokeUserSessions`.
+ *
+ * @generated from message keyport.v1.RevokeUserSessionsResponse
+ */
+export type RevokeUserSessionsResponse = Message<"keyport.v1.RevokeUserSessionsResponse"> & {
+  /**
+   * How many sessions ended.
+   *
+   * @generated from field: uint32 revoked = 1;
+   */
+  revoked: number;
+};
+
+/**
+ * Describes the message keyport.v1.RevokeUserSessionsResponse.
+ * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 15);
+
+/**
+ * Request of `DeleteUser`.
+ *
+ * @generated from message keyport.v1.DeleteUserRequest
+ */
+export type DeleteUserRequest = Message<"keyport.v1.DeleteUserRequest"> & {
+  /**
+   * The user to delete.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message keyport.v1.DeleteUserRequest.
+ * Use `create(DeleteUserRequestSchema)` to create a new message.
+ */
+export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 16);
+
+/**
+ * Response of `DeleteUser`.
+ *
+ * @generated from message keyport.v1.DeleteUserResponse
+ */
+export type DeleteUserResponse = Message<"keyport.v1.DeleteUserResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.DeleteUserResponse.
+ * Use `create(DeleteUserResponseSchema)` to create a new message.
+ */
+export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 17);
+
+/**
+ * Which users `ListUsers` returns, by ban.
+ *
+ * @generated from enum keyport.v1.BanFilter
+ */
+export enum BanFilter {
+  /**
+   * Banned or not.
+   *
+   * @generated from enum value: BAN_FILTER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Only users with a ban in force.
+   *
+   * @generated from enum value: BAN_FILTER_BANNED = 1;
+   */
+  BANNED = 1,
+
+  /**
+   * Only users without one.
+   *
+   * @generated from enum value: BAN_FILTER_NOT_BANNED = 2;
+   */
+  NOT_BANNED = 2,
+}
+
+/**
+ * Describes the enum keyport.v1.BanFilter.
+ */
+export const BanFilterSchema: GenEnum<BanFilter> = /*@__PURE__*/
+  enumDesc(file_keyport_v1_admin_service, 0);
 
 /**
  * Administration of users, for admin principals only: a session in
@@ -73,16 +571,111 @@ export const SetUserRolesResponseSchema: GenMessage<SetUserRolesResponse> = /*@_
  * `RESOURCE_EXHAUSTED`, `UNAVAILABLE`, `MALFORMED_REQUEST` and an opaque
  * `INTERNAL`. Every change is audited and pushed on `WatchSessionEvents`.
  *
+ * A call acts only on the user its `user_id` names; a malformed id is
+ * `INVALID_ARGUMENT`, a well-formed one no user has is `USER_NOT_FOUND`.
+ *
  * @generated from service keyport.v1.AdminService
  */
 export const AdminService: GenService<{
+  /**
+   * Lists users, newest first, a page at a time, with optional filters.
+   * Needs `users:read`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (a malformed filter, `page_size` out of
+   * 0-200, a `page_token` this server did not hand out).
+   *
+   * @generated from rpc keyport.v1.AdminService.ListUsers
+   */
+  listUsers: {
+    methodKind: "unary";
+    input: typeof ListUsersRequestSchema;
+    output: typeof ListUsersResponseSchema;
+  },
+  /**
+   * One user with their live sessions and linked accounts. Needs
+   * `users:read`.
+   *
+   * @generated from rpc keyport.v1.AdminService.GetUser
+   */
+  getUser: {
+    methodKind: "unary";
+    input: typeof GetUserRequestSchema;
+    output: typeof GetUserResponseSchema;
+  },
+  /**
+   * Bans a user: every session of theirs ends at once, everywhere
+   * (`USER_CHANGE_BANNED`), and every sign-in answers `USER_BANNED` until
+   * `expires_at`, or until `UnbanUser`. Banning a banned user replaces the
+   * ban. Needs `users:write`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (no reason or one over 512 characters, an
+   * `expires_at` not in the future, the caller's own id).
+   *
+   * @generated from rpc keyport.v1.AdminService.BanUser
+   */
+  banUser: {
+    methodKind: "unary";
+    input: typeof BanUserRequestSchema;
+    output: typeof BanUserResponseSchema;
+  },
+  /**
+   * Lifts a user's ban; their sign-ins work again. Needs `users:write`.
+   *
+   * @generated from rpc keyport.v1.AdminService.UnbanUser
+   */
+  unbanUser: {
+    methodKind: "unary";
+    input: typeof UnbanUserRequestSchema;
+    output: typeof UnbanUserResponseSchema;
+  },
+  /**
+   * Ends every session of a user at once, everywhere
+   * (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+   *
+   * @generated from rpc keyport.v1.AdminService.RevokeUserSessions
+   */
+  revokeUserSessions: {
+    methodKind: "unary";
+    input: typeof RevokeUserSessionsRequestSchema;
+    output: typeof RevokeUserSessionsResponseSchema;
+  },
+  /**
+   * Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
+   * the audit trail keeps its entries about them. Needs `users:write`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
+   * own account with `UserService.DeleteCurrentUser`).
+   *
+   * @generated from rpc keyport.v1.AdminService.DeleteUser
+   */
+  deleteUser: {
+    methodKind: "unary";
+    input: typeof DeleteUserRequestSchema;
+    output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * Creates a user without signing them in. Without a password they sign
+   * in another way: a provider, a mailed code or link, or a password reset.
+   * Needs `users:write`.
+   *
+   * Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
+   * a role the configuration does not define), and the password policy's
+   * (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
+   * `PASSWORD_CONTAINS_EMAIL`).
+   *
+   * @generated from rpc keyport.v1.AdminService.CreateUser
+   */
+  createUser: {
+    methodKind: "unary";
+    input: typeof CreateUserRequestSchema;
+    output: typeof CreateUserResponseSchema;
+  },
   /**
    * Replaces a user's roles. `user` is always kept. The user's cached
    * sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
    * `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
    *
-   * Reasons: `INVALID_ARGUMENT` (`user_id` malformed or unknown, or a role
-   * the configuration does not define).
+   * Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
    *
    * @generated from rpc keyport.v1.AdminService.SetUserRoles
    */

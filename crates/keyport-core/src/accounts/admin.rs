@@ -1,0 +1,378 @@
+//! Administration: what a caller whose roles grant the admin permissions
+//! may do to other users (roles, bans, their sessions).
+//!
+//! Every call checks the caller's permission first, acts only on the user
+//! its `user_id` names (never on a user found through another field), and
+//! writes its audit entry and event in the transaction of the change.
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use uuid::Uuid;
+
+use super::{Accounts, collect_violations, user_changed};
+use crate::{
+    audit::{AuditEvent, AuditKind},
+    authorization::USER_ROLE,
+    clock::Timestamp,
+    email::Email,
+    error::{Error, FieldViolation, Result},
+    events::UserChange,
+    oauth::LinkedAccount,
+    session::Session,
+    session::{ClientInfo, Principal},
+    store::{StoreError, UserQuery},
+    user::{Ban, User, UserId, is_valid_role, parse_name},
+};
+
+/// Longest ban reason accepted, in characters.
+pub const MAX_BAN_REASON_CHARS: usize = 512;
+/// Users in a page of [`Accounts::list_users`] when the caller names no size.
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// Most users in one page of [`Accounts::list_users`].
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// Who makes an admin call.
+#[derive(Debug, Clone, Copy)]
+pub enum Admin<'a> {
+    /// A signed-in user, allowed what their roles grant.
+    Session(&'a Principal),
+    /// The operator at the `keyport admin` command line: whoever can open
+    /// the database may do all of it.
+    Operator,
+}
+
+impl Admin<'_> {
+    /// Whether the call is about the caller's own account.
+    fn is(&self, user_id: UserId) -> bool {
+        matches!(self, Self::Session(caller) if caller.user.id == user_id)
+    }
+}
+
+/// What an admin filters [`Accounts::list_users`] by.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Users whose email starts with this (normalised as emails are).
+    pub email_prefix: String,
+    /// Users created at or after this time.
+    pub created_after: Option<Timestamp>,
+    /// Users created before this time.
+    pub created_before: Option<Timestamp>,
+    /// Users with this role; empty for all.
+    pub role: String,
+    /// Users with (`true`) or without (`false`) a ban in force.
+    pub banned: Option<bool>,
+}
+
+/// A page of users.
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    /// The users, newest first.
+    pub users: Vec<User>,
+    /// The token of the next page; `None` on the last.
+    pub next_page_token: Option<String>,
+}
+
+/// One user as an admin inspects them.
+#[derive(Debug, Clone)]
+pub struct UserDetails {
+    /// The user.
+    pub user: User,
+    /// Their live sessions, newest first.
+    pub sessions: Vec<Session>,
+    /// Their linked external accounts.
+    pub linked_accounts: Vec<LinkedAccount>,
+}
+
+impl Accounts {
+    /// Refuses a caller whose roles do not grant `permission`.
+    fn require(&self, admin: Admin<'_>, permission: &str) -> Result<()> {
+        match admin {
+            Admin::Session(caller) if !self.config.roles.grants(&caller.user.roles, permission) => {
+                Err(Error::PermissionDenied)
+            }
+            Admin::Session(_) | Admin::Operator => Ok(()),
+        }
+    }
+
+    /// The audit entry of an admin call: the row's user and session are the
+    /// admin's (none for the operator), its detail names the target.
+    fn admin_audit(&self, admin: Admin<'_>, kind: AuditKind, client: &ClientInfo, detail: String) -> AuditEvent {
+        let audit = AuditEvent::new(kind, self.clock.now(), client).detail(detail);
+        match admin {
+            Admin::Session(caller) => audit.user(caller.user.id).session(&caller.session.id),
+            Admin::Operator => audit,
+        }
+    }
+
+    /// Replaces the roles of the user `user_id` (`user` is always kept), for
+    /// a caller whose roles grant `users:write`. The user's cached sessions
+    /// everywhere drop at once ([`UserChange::Roles`]), so the next check
+    /// sees the new roles.
+    pub async fn set_user_roles(
+        &self,
+        admin: Admin<'_>,
+        user_id: &str,
+        roles: &[String],
+        client: &ClientInfo,
+    ) -> Result<User> {
+        self.require(admin, "users:write")?;
+        let target = parse_user_id(user_id)?;
+        let wanted = self.configured_roles(roles)?;
+        let now = self.clock.now();
+        let audit = self.admin_audit(admin, AuditKind::RolesChanged, client, format!("{target}:{}", wanted.join(" ")));
+        let event = user_changed(target, UserChange::Roles);
+        let updated = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.user_store().set_roles(target, &wanted, now, &audit, &event).await?)
+            })
+            .await?;
+        updated.ok_or(Error::UserNotFound)
+    }
+
+    /// Bans the user `user_id` until `expires_at` (or until lifted), for a
+    /// caller whose roles grant `users:write`: every session of theirs ends
+    /// at once, everywhere ([`UserChange::Banned`]), and each sign-in is
+    /// refused with [`Error::UserBanned`] while the ban lasts. Banning again
+    /// replaces the ban. Callers cannot ban themselves.
+    pub async fn ban_user(
+        &self,
+        admin: Admin<'_>,
+        user_id: &str,
+        reason: &str,
+        expires_at: Option<Timestamp>,
+        client: &ClientInfo,
+    ) -> Result<User> {
+        self.require(admin, "users:write")?;
+        let target = parse_user_id(user_id)?;
+        if admin.is(target) {
+            return Err(Error::invalid("user_id", "an admin cannot ban themselves"));
+        }
+        let reason = parse_ban_reason(reason)?;
+        let now = self.clock.now();
+        if expires_at.is_some_and(|expires_at| expires_at <= now) {
+            return Err(Error::invalid("expires_at", "must be in the future"));
+        }
+        let ban = Ban { reason, banned_at: now, expires_at };
+        let audit = self.admin_audit(admin, AuditKind::UserBanned, client, target.to_string());
+        let event = user_changed(target, UserChange::Banned);
+        let updated = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.user_store().set_ban(target, Some(&ban), now, &audit, &event).await?)
+            })
+            .await?;
+        updated.map(|(user, _ended)| user).ok_or(Error::UserNotFound)
+    }
+
+    /// Lifts the ban of the user `user_id`, for a caller whose roles grant
+    /// `users:write`; a user who is not banned stays as they are.
+    pub async fn unban_user(&self, admin: Admin<'_>, user_id: &str, client: &ClientInfo) -> Result<User> {
+        self.require(admin, "users:write")?;
+        let target = parse_user_id(user_id)?;
+        let now = self.clock.now();
+        let audit = self.admin_audit(admin, AuditKind::UserUnbanned, client, target.to_string());
+        let event = user_changed(target, UserChange::Unbanned);
+        let updated = self
+            .write_and_publish(event, move |accounts, event| async move {
+                Ok(accounts.user_store().set_ban(target, None, now, &audit, &event).await?)
+            })
+            .await?;
+        updated.map(|(user, _ended)| user).ok_or(Error::UserNotFound)
+    }
+
+    /// Ends every session of the user `user_id` (the caller's own too, when
+    /// it is theirs), for a caller whose roles grant `sessions:revoke`;
+    /// returns how many ended.
+    pub async fn revoke_user_sessions(&self, admin: Admin<'_>, user_id: &str, client: &ClientInfo) -> Result<u64> {
+        self.require(admin, "sessions:revoke")?;
+        let target = parse_user_id(user_id)?;
+        self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        let audit = self.admin_audit(admin, AuditKind::UserSessionsRevoked, client, target.to_string());
+        let event = user_changed(target, UserChange::SessionsRevoked);
+        self.write_and_publish(event, move |accounts, event| async move {
+            Ok(accounts.session_store().delete_other_sessions(target, None, &audit, &event).await?)
+        })
+        .await
+    }
+}
+
+/// A user an admin creates.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    /// Their email address.
+    pub email: String,
+    /// Their display name; may be empty.
+    pub name: String,
+    /// Their password; `None` for an account that signs in another way
+    /// (a provider, a mailed code or link, a password reset).
+    pub password: Option<String>,
+    /// Whether the admin vouches for the address (no verification mail).
+    pub email_verified: bool,
+    /// Roles besides `user`, each defined in the configuration.
+    pub roles: Vec<String>,
+}
+
+impl Accounts {
+    /// Creates a user without signing them in, for a caller whose roles
+    /// grant `users:write` (or the operator, for the first admin). The
+    /// password, when given, meets the same policy as at sign-up.
+    pub async fn create_user(&self, admin: Admin<'_>, new: NewUser, client: &ClientInfo) -> Result<User> {
+        self.require(admin, "users:write")?;
+        let (email, name) = collect_violations(Email::parse("email", &new.email), parse_name(&new.name))?;
+        let roles = self.configured_roles(&new.roles)?;
+        let password_hash = match new.password {
+            Some(password) => {
+                let password = self.config.passwords.new_password("password", &password, &email)?;
+                Some(self.hasher.hash(password).await?)
+            }
+            None => None,
+        };
+        let now = self.clock.now();
+        let user = User {
+            id: UserId::generate(now),
+            email,
+            name,
+            email_verified: new.email_verified,
+            roles,
+            created_at: now,
+            updated_at: now,
+            two_factor_enabled: false,
+            ban: None,
+        };
+        let audit = self.admin_audit(admin, AuditKind::UserCreated, client, user.id.to_string());
+        match self.user_store().insert_user(&user, password_hash.as_deref(), &audit).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Conflict(_)) => Err(Error::EmailTaken),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// `roles` with `user`, sorted and unique; each must be defined.
+    fn configured_roles(&self, roles: &[String]) -> Result<Vec<String>> {
+        if let Some(unknown) = roles.iter().find(|role| !self.config.roles.has_role(role)) {
+            let violation = FieldViolation::new("roles", format!("{unknown:?} is not a role of the configuration"));
+            return Err(Error::InvalidArgument(vec![violation]));
+        }
+        let mut wanted: Vec<String> = roles.iter().cloned().chain([USER_ROLE.to_owned()]).collect();
+        wanted.sort();
+        wanted.dedup();
+        Ok(wanted)
+    }
+
+    /// The user with this email (normalised as at sign-up), for the
+    /// operator's tools, which name users by address.
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let email = Email::parse("email", email)?;
+        Ok(self.user_store().find_user_by_email(&email).await?)
+    }
+
+    /// A page of users matching `filter`, newest first, for a caller whose
+    /// roles grant `users:read`. `page_size` 0 means
+    /// [`DEFAULT_PAGE_SIZE`]; `page_token` is the previous page's
+    /// `next_page_token`, or empty for the first page.
+    pub async fn list_users(
+        &self,
+        admin: Admin<'_>,
+        filter: UserFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<UserPage> {
+        self.require(admin, "users:read")?;
+        let page_size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            1..=MAX_PAGE_SIZE => page_size,
+            _ => return Err(Error::invalid("page_size", "must be at most 200")),
+        };
+        let role = match filter.role.as_str() {
+            "" => None,
+            role if is_valid_role(role) => Some(filter.role),
+            _ => return Err(Error::invalid("role", "must be a role name")),
+        };
+        if filter.email_prefix.len() > crate::email::MAX_EMAIL_BYTES {
+            return Err(Error::invalid("email_prefix", "is longer than any email"));
+        }
+        let query = UserQuery {
+            email_prefix: crate::email::normalize_prefix(&filter.email_prefix),
+            created_after: filter.created_after,
+            created_before: filter.created_before,
+            role,
+            banned: filter.banned,
+            before: parse_page_token(page_token)?,
+        };
+        // One more than the page: whether it exists says if a next page does.
+        let mut users = self.user_store().list_users(&query, self.clock.now(), u64::from(page_size) + 1).await?;
+        let more = users.len() > page_size as usize;
+        users.truncate(page_size as usize);
+        let next_page_token = match users.last() {
+            Some(last) if more => Some(URL_SAFE_NO_PAD.encode(last.id.0.as_bytes())),
+            _ => None,
+        };
+        Ok(UserPage { users, next_page_token })
+    }
+
+    /// The user `user_id` with their live sessions and linked accounts, for
+    /// a caller whose roles grant `users:read`.
+    pub async fn get_user(&self, admin: Admin<'_>, user_id: &str) -> Result<UserDetails> {
+        self.require(admin, "users:read")?;
+        let target = parse_user_id(user_id)?;
+        let user = self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        let sessions = self.session_store().list_sessions(target, self.clock.now()).await?;
+        let linked_accounts = self.oauth_store().list_linked_accounts(target).await?;
+        Ok(UserDetails { user, sessions, linked_accounts })
+    }
+
+    /// Deletes the user `user_id` with everything that is theirs, for a
+    /// caller whose roles grant `users:write`; not the caller themselves
+    /// (they have [`Accounts::delete_current_user`], which asks for their
+    /// password).
+    pub async fn delete_user(&self, admin: Admin<'_>, user_id: &str, client: &ClientInfo) -> Result<()> {
+        self.require(admin, "users:write")?;
+        let target = parse_user_id(user_id)?;
+        if admin.is(target) {
+            return Err(Error::invalid("user_id", "delete your own account with DeleteCurrentUser"));
+        }
+        let audit = self.admin_audit(admin, AuditKind::UserDeleted, client, format!("by_admin:{target}"));
+        let event = user_changed(target, UserChange::Deleted);
+        let deleted = self
+            .write_and_publish(event, move |accounts, event| async move {
+                match accounts.user_store().delete_user(target, &audit, &event).await {
+                    Ok(()) => Ok(true),
+                    Err(StoreError::NotFound) => Ok(false),
+                    Err(other) => Err(other.into()),
+                }
+            })
+            .await?;
+        if deleted { Ok(()) } else { Err(Error::UserNotFound) }
+    }
+}
+
+/// The user a page token names: the last of the previous page.
+fn parse_page_token(token: &str) -> Result<Option<UserId>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| <[u8; 16]>::try_from(bytes).ok());
+    bytes
+        .map(|bytes| Some(UserId(Uuid::from_bytes(bytes))))
+        .ok_or_else(|| Error::invalid("page_token", "not a page token of this server"))
+}
+
+/// The user an admin call names: malformed is invalid input; whether such a
+/// user exists is for the store to say.
+fn parse_user_id(raw: &str) -> Result<UserId> {
+    Uuid::try_parse(raw).map(UserId).map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))
+}
+
+/// A ban's reason: trimmed, 1 to [`MAX_BAN_REASON_CHARS`] characters, no
+/// control characters.
+fn parse_ban_reason(raw: &str) -> Result<String> {
+    let reason = raw.trim();
+    if reason.is_empty() {
+        return Err(Error::invalid("reason", "must say why"));
+    }
+    if reason.chars().count() > MAX_BAN_REASON_CHARS {
+        return Err(Error::invalid("reason", "must be at most 512 characters"));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(Error::invalid("reason", "must not contain control characters"));
+    }
+    Ok(reason.to_owned())
+}
