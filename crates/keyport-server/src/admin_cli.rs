@@ -5,9 +5,12 @@
 //! Whoever can open the database may do all of it, so these commands act as
 //! [`Admin::Operator`]: no session, no permission check, audited with no
 //! user and the agent [`OPERATOR_AGENT`]. On PostgreSQL the change reaches
-//! running replicas at once (its event goes out with the transaction); a
-//! running SQLite server, which has no relay, sees it when its session cache
-//! entries expire (`sessions.cache_ttl_ms`).
+//! running replicas, and through them the middleware's caches, at once (its
+//! event goes out with the transaction). A running SQLite server has no
+//! relay: it sees the change when its own cache entries expire
+//! (`sessions.server_cache_ttl_ms`, 5 s), and the middleware's caches when
+//! theirs do (`sessions.cache_ttl_secs`, 60 s). For an immediate effect on
+//! SQLite, use `AdminService` through the running server.
 
 use std::{fmt::Write as _, io::BufRead, time::Duration};
 
