@@ -14,7 +14,7 @@ use keyport_client::{
 use keyport_proto::v1::{RevokeSessionRequest, SignInRequest, sign_in_response::Outcome};
 use keyport_tests::{Backend, TestServer, apps, grpc::authed, server::PASSWORD};
 use reqwest::{
-    StatusCode,
+    Method, StatusCode,
     header::{ACCEPT, AUTHORIZATION, COOKIE, LOCATION, ORIGIN, SET_COOKIE},
     redirect::Policy,
 };
@@ -121,6 +121,14 @@ macro_rules! web_conformance {
             async fn an_offline_guard_runs_the_rules_without_keyport() -> TestResult {
                 super::an_offline_guard_runs_the_rules_without_keyport(START).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn permission_rules_and_handler_checks() -> TestResult {
+                super::permission_rules_and_handler_checks(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_role_change_reaches_the_next_request_at_once() -> TestResult {
+                super::a_role_change_reaches_the_next_request_at_once(START).await
+            }
         }
     };
 }
@@ -138,7 +146,7 @@ struct Harness {
 
 impl Harness {
     async fn start(start: StartApp) -> Result<Self, BoxError> {
-        let keyport = TestServer::start(Backend::Sqlite).await?;
+        let keyport = TestServer::start_with(Backend::Sqlite, catalogue).await?;
         let client = KeyportClient::builder(format!("http://{}", keyport.addr)).build()?;
         let cache = SessionCache::start(client, CacheConfig::default());
         wait_until_live(&cache).await?;
@@ -156,6 +164,12 @@ impl Harness {
         Ok((response.status(), response.text().await?))
     }
 
+    async fn send_bearer(&self, method: Method, path: &str, token: &str) -> Result<(StatusCode, String), BoxError> {
+        let request = self.http.request(method, self.url(path)).header(AUTHORIZATION, format!("Bearer {token}"));
+        let response = request.send().await?;
+        Ok((response.status(), response.text().await?))
+    }
+
     async fn get_cookie(&self, path: &str, token: &str) -> Result<reqwest::Response, BoxError> {
         Ok(self.http.get(self.url(path)).header(COOKIE, cookie(token)).send().await?)
     }
@@ -166,6 +180,17 @@ impl Harness {
         assert_eq!(updated.rows_affected(), 1, "{email} has an account");
         Ok(())
     }
+}
+
+/// The conformance app's permissions in Keyport's catalogue; users may read
+/// posts, editors write them, admins do all.
+fn catalogue(config: &mut keyport_server::config::Config) {
+    config.authorization.permissions = apps::PERMISSIONS.map(String::from).to_vec();
+    config.authorization.roles =
+        [("user", vec!["posts:read"]), ("editor", vec!["posts:*"]), ("support", vec![]), ("admin", vec!["*"])]
+            .into_iter()
+            .map(|(role, grants)| (role.to_owned(), grants.into_iter().map(String::from).collect()))
+            .collect();
 }
 
 fn cookie(token: &str) -> String {
@@ -773,10 +798,14 @@ async fn refusal_pages_can_be_replaced(start: StartApp) -> TestResult {
 async fn an_offline_guard_runs_the_rules_without_keyport(start: StartApp) -> TestResult {
     use keyport_client::Principal;
     let sessions = [
-        ("ann-token", Principal::for_tests("ann@example.com", &[])),
-        ("root-token", Principal::for_tests("root@example.com", &["admin"])),
+        ("ann-token", Principal::for_tests("ann@example.com", &[]), vec!["posts:read".to_owned()]),
+        (
+            "root-token",
+            Principal::for_tests("root@example.com", &["admin"]),
+            apps::PERMISSIONS.map(String::from).to_vec(),
+        ),
     ];
-    let app = start(Guard::offline(apps::settings().shared(), sessions)).await?;
+    let app = start(Guard::offline_granting(apps::settings().shared(), sessions)).await?;
     let http = reqwest::Client::builder().redirect(Policy::none()).build()?;
     let get = |path: &str, token: Option<&str>| {
         let mut request = http.get(format!("http://{app}{path}"));
@@ -791,6 +820,15 @@ async fn an_offline_guard_runs_the_rules_without_keyport(start: StartApp) -> Tes
     assert_eq!(get("/admin", Some("root-token")).await?.status(), StatusCode::OK);
     assert_eq!(get("/dashboard", None).await?.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(get("/dashboard", Some("made-up")).await?.status(), StatusCode::UNAUTHORIZED);
+    // Permissions are the ones listed with each session.
+    assert_eq!(get("/posts/1", Some("ann-token")).await?.status(), StatusCode::OK);
+    let post = |token: &str| {
+        http.post(format!("http://{app}/posts/1")).header(AUTHORIZATION, format!("Bearer {token}")).send()
+    };
+    assert_eq!(post("ann-token").await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(post("root-token").await?.status(), StatusCode::OK);
+    assert_eq!(get("/billing", Some("ann-token")).await?.status(), StatusCode::FORBIDDEN);
+    assert_eq!(get("/billing", Some("root-token")).await?.text().await?, "billing:root@example.com");
     let by_cookie = http.get(format!("http://{app}/api/me")).header(COOKIE, cookie("ann-token")).send().await?;
     assert_eq!(by_cookie.text().await?, "me:ann@example.com:test-session-ann@example.com");
     // What needs Keyport says so instead of pretending.
@@ -850,5 +888,118 @@ async fn only_trusted_peers_may_watch_session_events() -> TestResult {
     tokio::time::timeout(Duration::from_secs(10), refused).await?;
     assert!(!cache.is_live(), "a cache without the stream never serves");
     assert_eq!(cache.stats().subscriptions, 0);
+    Ok(())
+}
+
+/// Permission rules (per method), any-of roles, a predicate, a handler's
+/// own check, and a name outside Keyport's catalogue.
+async fn permission_rules_and_handler_checks(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    h.keyport.sign_up("root@example.com").await?;
+    h.grant_admin("root@example.com").await?;
+    let verified = "UPDATE users SET email_verified = true WHERE email = 'root@example.com'";
+    sea_orm::ConnectionTrait::execute_unprepared(&h.keyport.db, verified).await?;
+    let root = sign_in(&h, "root@example.com").await?;
+
+    assert_eq!(h.get_bearer("/posts/1", &ann).await?, (StatusCode::OK, "open:ann@example.com".into()));
+    for method in [Method::POST, Method::DELETE] {
+        let (status, body) = h.send_bearer(method.clone(), "/posts/1", &ann).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} needs posts:write");
+        assert!(body.contains("FORBIDDEN"), "{body}");
+        assert_eq!(h.send_bearer(method, "/posts/1", &root).await?.0, StatusCode::OK);
+    }
+    let anonymous = h.http.get(h.url("/posts/1")).send().await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // A later check of the same session is answered by the cache.
+    let misses = h.cache.stats().misses;
+    for _ in 0..3 {
+        assert_eq!(h.get_bearer("/posts/2", &ann).await?.0, StatusCode::OK);
+        assert_eq!(h.send_bearer(Method::POST, "/posts/2", &ann).await?.0, StatusCode::FORBIDDEN);
+    }
+    assert_eq!(h.cache.stats().misses, misses, "decided from the cache");
+
+    assert_eq!(h.get_bearer("/staff", &ann).await?.0, StatusCode::FORBIDDEN, "neither admin nor support");
+    assert_eq!(h.get_bearer("/staff", &root).await?.0, StatusCode::OK);
+    assert_eq!(h.get_bearer("/verified", &ann).await?.0, StatusCode::FORBIDDEN, "the predicate refuses");
+    assert_eq!(h.get_bearer("/verified", &root).await?.0, StatusCode::OK);
+
+    let (status, body) = h.get_bearer("/billing", &ann).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "the handler's own check: {body}");
+    assert!(body.contains("FORBIDDEN"), "{body}");
+    assert_eq!(h.get_bearer("/billing", &root).await?, (StatusCode::OK, "billing:root@example.com".into()));
+    let (status, _) = h.get_bearer("/billing", "kp_AAAA.BBBB").await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a bad token in a handler check");
+    let no_token = h.http.get(h.url("/billing")).send().await?;
+    assert_eq!(no_token.status(), StatusCode::UNAUTHORIZED);
+
+    // A rule naming a permission Keyport does not have is a server error,
+    // not a deny, and leaves the session alone.
+    let (status, body) = h.get_bearer("/broken", &ann).await?;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(body.contains("PERMISSION_UNKNOWN"), "{body}");
+    let broken = h.get_cookie("/broken", &ann).await?;
+    assert_eq!(broken.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookies(&broken).is_empty(), "the cookie is not cleared for the app's mistake");
+    assert_eq!(h.get_bearer("/posts/1", &ann).await?.0, StatusCode::OK, "the session still works");
+    Ok(())
+}
+
+/// Sets `email`'s roles through `AdminService` with the admin `root`'s
+/// session, then waits until the app's cache dropped `token`.
+async fn set_roles(h: &Harness, root: &str, token: &str, roles: &[&str]) -> TestResult {
+    use keyport_proto::v1::{GetCurrentUserRequest, SetUserRolesRequest, admin_service_client::AdminServiceClient};
+    let me = h.keyport.users().get_current_user(authed(GetCurrentUserRequest {}, token)).await?.into_inner();
+    let user_id = me.user.ok_or("no user")?.id;
+    let request = SetUserRolesRequest { user_id, roles: roles.iter().map(|role| (*role).to_owned()).collect() };
+    AdminServiceClient::new(h.keyport.channel()).set_user_roles(authed(request, root)).await?;
+    let dropped = async {
+        while h.cache.lookup(token).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .map_err(|_| "the role change never reached the cache")?;
+    Ok(())
+}
+
+/// After a role is granted or removed, the next request through the
+/// middleware is decided on the new roles, also with requests in flight.
+async fn a_role_change_reaches_the_next_request_at_once(start: StartApp) -> TestResult {
+    let h = std::sync::Arc::new(Harness::start(start).await?);
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    h.keyport.sign_up("root@example.com").await?;
+    h.grant_admin("root@example.com").await?;
+    let root = sign_in(&h, "root@example.com").await?;
+    assert_eq!(h.send_bearer(Method::POST, "/posts/1", &ann).await?.0, StatusCode::FORBIDDEN, "cached as a user");
+
+    set_roles(&h, &root, &ann, &["editor"]).await?;
+    assert_eq!(h.send_bearer(Method::POST, "/posts/1", &ann).await?.0, StatusCode::OK, "granted: the next request");
+    assert_eq!(h.send_bearer(Method::POST, "/posts/1", &ann).await?.0, StatusCode::OK, "cached as an editor");
+
+    // Requests in flight while the role goes: whatever they were answered,
+    // none after the change is allowed.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(9));
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let (h, ann, barrier) = (h.clone(), ann.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                h.send_bearer(Method::POST, "/posts/1", &ann).await.map(|(status, _)| status)
+            })
+        })
+        .collect();
+    barrier.wait().await;
+    set_roles(&h, &root, &ann, &[]).await?;
+    for status in futures::future::join_all(burst).await {
+        let status = status??;
+        assert!([StatusCode::OK, StatusCode::FORBIDDEN].contains(&status), "{status}");
+    }
+    for _ in 0..5 {
+        let (status, body) = h.send_bearer(Method::POST, "/posts/1", &ann).await?;
+        assert_eq!(status, StatusCode::FORBIDDEN, "removed: every later request: {body}");
+    }
+    assert_eq!(h.get_bearer("/posts/1", &ann).await?.0, StatusCode::OK, "reading is still the user role's");
     Ok(())
 }

@@ -62,6 +62,29 @@ fn missing_middleware() -> actix_web::Error {
 #[derive(Debug, Clone, Deref)]
 pub struct Auth(pub keyport_client::web::Auth<CookieHeader>);
 
+impl Auth {
+    /// Checks in a handler that the caller's roles grant `permission`
+    /// (`resource:action`), through the guard's cache:
+    /// `let caller = auth.require("billing:read").await?;`. Refuses with the
+    /// response the middleware sends for a permission rule (403
+    /// `FORBIDDEN`, 401 without a valid session, 500 `PERMISSION_UNKNOWN`
+    /// for a name outside Keyport's catalogue, 503 when Keyport is down).
+    pub async fn require(&self, permission: &str) -> Result<Principal, actix_web::Error> {
+        self.require_all(&[permission]).await
+    }
+
+    /// Like [`Auth::require`], for every one of `permissions`.
+    pub async fn require_all(&self, permissions: &[&str]) -> Result<Principal, actix_web::Error> {
+        match self.0.require_all(permissions).await {
+            Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
+            Err(denied) => {
+                let response = crate::middleware::into_response(denied.reply);
+                Err(actix_web::error::InternalError::from_response(denied.refusal.reason(), response).into())
+            }
+        }
+    }
+}
+
 impl FromRequest for Auth {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;

@@ -118,7 +118,7 @@ where
     }
 }
 
-fn into_response(reply: Reply) -> HttpResponse {
+pub(crate) fn into_response(reply: Reply) -> HttpResponse {
     let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = HttpResponse::with_body(status, reply.body);
     for (name, value) in reply.headers {

@@ -70,6 +70,26 @@ impl Deref for Auth {
     }
 }
 
+impl Auth {
+    /// Checks in a handler that the caller's roles grant `permission`
+    /// (`resource:action`), through the guard's cache:
+    /// `let caller = auth.require("billing:read").await?;`. Refuses with the
+    /// response the middleware sends for a permission rule (403
+    /// `FORBIDDEN`, 401 without a valid session, 500 `PERMISSION_UNKNOWN`
+    /// for a name outside Keyport's catalogue, 503 when Keyport is down).
+    pub async fn require(&self, permission: &str) -> Result<Principal, Response> {
+        self.require_all(&[permission]).await
+    }
+
+    /// Like [`Auth::require`], for every one of `permissions`.
+    pub async fn require_all(&self, permissions: &[&str]) -> Result<Principal, Response> {
+        match self.0.require_all(permissions).await {
+            Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
+            Err(denied) => Err(crate::layer::into_response(denied.reply).into_response()),
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Auth {
     type Rejection = Response;
 

@@ -7,6 +7,13 @@
 //! revoked session valid. An answer that was in flight while any event
 //! arrived is not cached, since it may predate that event.
 //!
+//! Permission decisions ([`SessionCache::authorize`]) ride on the same
+//! entries: an `Authorize` answer caches the session with every permission
+//! its roles grant, so later checks of that session are answered here, and
+//! drop with it on any event about the session or its user. A name is
+//! decided here only once Keyport confirmed it is in its catalogue (an
+//! unknown one stays an error, never a silent deny).
+//!
 //! With several endpoints the stream is on one of them; when that one stops
 //! answering (the stream breaks, falls silent, or any call of the client
 //! finds the endpoint down), the cache goes dark and subscribes again through
@@ -24,6 +31,7 @@ use std::{
 use keyport_proto::v1::watch_session_events_response::Event;
 
 use crate::{
+    authorization::Authorized,
     client::{ClientInfo, EventSubscription, KeyportClient},
     clock::{Clock, SystemClock},
     error::Error,
@@ -128,6 +136,10 @@ pub struct CacheStats {
 struct Entries {
     by_session: HashMap<String, Entry>,
     by_user: HashMap<String, HashSet<String>>,
+    /// Permission names Keyport decided (so its catalogue has them), since
+    /// the stream went live: a restart that changed the catalogue breaks
+    /// the stream, which empties this too.
+    known: HashSet<String>,
 }
 
 #[derive(Debug)]
@@ -138,6 +150,32 @@ struct Entry {
     principal: Arc<Principal>,
     cache_ttl: Duration,
     valid_until: Instant,
+    /// Every permission the session's roles grant, sorted; `None` when the
+    /// entry came from `GetSession`, which does not say.
+    granted: Option<Arc<[String]>>,
+}
+
+/// A permission check answered by [`SessionCache::authorize`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Who is asking (shared with the cache entry).
+    pub principal: Arc<Principal>,
+    /// Per asked permission, in the order asked: allowed or not.
+    pub allowed: Vec<bool>,
+    /// Keyport pushed the session's expiry forward: re-issue the cookie.
+    pub refreshed: bool,
+}
+
+impl Decision {
+    /// Whether every asked permission is allowed.
+    pub fn all(&self) -> bool {
+        self.allowed.iter().all(|allowed| *allowed)
+    }
+
+    /// Whether any asked permission is allowed.
+    pub fn any(&self) -> bool {
+        self.allowed.iter().any(|allowed| *allowed)
+    }
 }
 
 impl SessionCache {
@@ -205,6 +243,52 @@ impl SessionCache {
         }
     }
 
+    /// Decides `permissions` for `token`: here when the session's granted
+    /// permissions are cached and Keyport confirmed every name, else with
+    /// one `Authorize` call, whose answer is cached (session and granted
+    /// permissions) as a `GetSession` answer would be. Refusals of the
+    /// token are remembered as [`SessionCache::get_session`] remembers them.
+    pub async fn authorize(&self, token: &str, permissions: &[&str], client: &ClientInfo) -> Result<Decision, Error> {
+        let counters = &self.inner.counters;
+        if let Some(hit) = self.decide_cached(token, permissions) {
+            return Ok(hit);
+        }
+        if let Some(refused) = self.inner.refusals.get(token) {
+            counters.refusal_hits.fetch_add(1, Ordering::Relaxed);
+            return Err(refused);
+        }
+        counters.misses.fetch_add(1, Ordering::Relaxed);
+        let ticket = self.inner.epoch.load(Ordering::Acquire);
+        match self.client.authorize(token, permissions, client).await {
+            Ok(answer) => {
+                let principal = Arc::new(answer.principal.clone());
+                self.insert_authorized(token, &answer, Arc::clone(&principal), ticket);
+                let allowed = answer.decisions.iter().map(|(_, allowed)| *allowed).collect();
+                Ok(Decision { principal, allowed, refreshed: answer.refreshed })
+            }
+            Err(error) => {
+                self.inner.refusals.remember(token, &error);
+                Err(error)
+            }
+        }
+    }
+
+    /// A decision of `permissions` for `token` from the cache alone, if the
+    /// stream is live, the session's granted permissions are cached, and
+    /// every name is one Keyport decided before.
+    pub fn decide_cached(&self, token: &str, permissions: &[&str]) -> Option<Decision> {
+        let entries = self.inner.entries.lock().ok()?;
+        if !permissions.iter().all(|permission| entries.known.contains(*permission)) {
+            return None;
+        }
+        self.hit(&entries, token, |entry| {
+            let granted = entry.granted.as_ref()?;
+            let allowed = permissions.iter().map(|p| granted.binary_search_by(|g| g.as_str().cmp(p)).is_ok()).collect();
+            Some(Decision { principal: Arc::clone(&entry.principal), allowed, refreshed: false })
+        })
+        .flatten()
+    }
+
     /// What the cache holds and has done.
     pub fn stats(&self) -> CacheStats {
         let counters = &self.inner.counters;
@@ -236,11 +320,16 @@ impl SessionCache {
     }
 
     fn lookup_entry<T>(&self, token: &str, answer: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let entries = self.inner.entries.lock().ok()?;
+        self.hit(&entries, token, answer)
+    }
+
+    /// `answer` of `token`'s live, unexpired entry in `entries`.
+    fn hit<T>(&self, entries: &Entries, token: &str, answer: impl FnOnce(&Entry) -> T) -> Option<T> {
         if !self.is_live() {
             return None;
         }
         let session_id = session_id_of(token)?;
-        let entries = self.inner.entries.lock().ok()?;
         let entry = entries.by_session.get(session_id)?;
         // Constant time, a word at a time (`subtle` goes a byte at a time,
         // which cost more than the rest of a hit).
@@ -279,7 +368,28 @@ impl SessionCache {
     }
 
     fn insert(&self, token: &str, answer: &ValidatedSession, ticket: u64) {
-        let ttl = answer.cache_ttl.min(self.inner.config.max_ttl);
+        let no_permissions = None::<(Arc<[String]>, std::iter::Empty<&str>)>;
+        self.insert_entry(token, Arc::new(answer.principal.clone()), answer.cache_ttl, no_permissions, ticket);
+    }
+
+    /// Caches an `Authorize` answer: the session with its granted
+    /// permissions, and the decided names as known to Keyport.
+    fn insert_authorized(&self, token: &str, answer: &Authorized, principal: Arc<Principal>, ticket: u64) {
+        let mut granted = answer.granted.clone();
+        granted.sort_unstable();
+        let known = answer.decisions.iter().map(|(permission, _)| permission.as_str());
+        self.insert_entry(token, principal, answer.cache_ttl, Some((granted.into(), known)), ticket);
+    }
+
+    fn insert_entry<'a>(
+        &self,
+        token: &str,
+        principal: Arc<Principal>,
+        cache_ttl: Duration,
+        permissions: Option<(Arc<[String]>, impl Iterator<Item = &'a str>)>,
+        ticket: u64,
+    ) {
+        let ttl = cache_ttl.min(self.inner.config.max_ttl);
         if ttl.is_zero() || !self.is_live() {
             return;
         }
@@ -293,14 +403,14 @@ impl SessionCache {
         if entries.by_session.len() >= self.inner.config.max_entries {
             entries.evict(self.inner.clock.now());
         }
-        let user_id = answer.principal.user_id.clone();
+        let granted = permissions.map(|(granted, known)| {
+            entries.known.extend(known.map(str::to_owned));
+            granted
+        });
+        let user_id = principal.user_id.clone();
         entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
-        let entry = Entry {
-            token: token.to_owned(),
-            principal: Arc::new(answer.principal.clone()),
-            cache_ttl: answer.cache_ttl,
-            valid_until: self.inner.clock.now() + ttl,
-        };
+        let entry =
+            Entry { token: token.to_owned(), principal, cache_ttl, valid_until: self.inner.clock.now() + ttl, granted };
         entries.by_session.insert(session_id.to_owned(), entry);
     }
 }
@@ -481,6 +591,66 @@ mod tests {
         let stale = cache.inner.epoch.load(Ordering::Acquire) - 1;
         cache.insert("kp_b.x", &answer(Duration::from_secs(5)), stale);
         assert!(cache.lookup("kp_b.x").is_none(), "an answer that raced an event is not kept");
+    }
+
+    fn authorized(granted: &[&str], decided: &[(&str, bool)]) -> Authorized {
+        Authorized {
+            decisions: decided.iter().map(|(p, allowed)| ((*p).to_owned(), *allowed)).collect(),
+            principal: Principal::for_tests("ann@example.com", &["user"]),
+            granted: granted.iter().map(|p| (*p).to_owned()).collect(),
+            refreshed: false,
+            cache_ttl: Duration::from_secs(30),
+        }
+    }
+
+    #[tokio::test]
+    async fn decisions_come_from_cached_grants_of_names_keyport_decided() {
+        let (cache, clock) = live_cache(CacheConfig::default());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        let answer = authorized(&["posts:write", "posts:read"], &[("posts:read", true)]);
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        let decided = cache.decide_cached("kp_a.x", &["posts:read"]).unwrap();
+        assert_eq!(decided.allowed, [true]);
+        assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_none(), "a name Keyport has not decided yet");
+        assert!(cache.decide_cached("kp_a.y", &["posts:read"]).is_none(), "another token never hits");
+
+        // A second session decides posts:write and billing:read (denied):
+        // both names are known from then on, for every session.
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        let answer = authorized(&["posts:read"], &[("posts:write", false), ("billing:read", false)]);
+        cache.insert_authorized("kp_b.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        assert_eq!(cache.decide_cached("kp_a.x", &["posts:write", "billing:read"]).unwrap().allowed, [true, false]);
+        assert_eq!(cache.decide_cached("kp_b.x", &["posts:read", "posts:write"]).unwrap().allowed, [true, false]);
+
+        // A session cached by GetSession has no grants to decide with.
+        cache.insert("kp_c.x", &answer_for_tests(), cache.inner.epoch.load(Ordering::Acquire));
+        assert!(cache.lookup("kp_c.x").is_some() && cache.decide_cached("kp_c.x", &["posts:read"]).is_none());
+
+        // An event about the user drops their decisions; going dark forgets
+        // the names (a restart may have changed the catalogue).
+        cache.inner.apply(Event::UserChanged(keyport_proto::v1::UserChanged {
+            user_id: answer.principal.user_id.clone(),
+            change: keyport_proto::v1::UserChange::Roles.into(),
+        }));
+        assert!(cache.decide_cached("kp_a.x", &["posts:read"]).is_none());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        cache.inner.set_live(false);
+        cache.inner.set_live(true);
+        assert!(cache.inner.entries.lock().unwrap().known.is_empty());
+        // A stale answer is not kept, and entries expire.
+        let stale = cache.inner.epoch.load(Ordering::Acquire) - 1;
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), stale);
+        assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_none());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_some());
+        clock.advance(Duration::from_secs(30));
+        assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_none(), "gone at the TTL");
+    }
+
+    fn answer_for_tests() -> ValidatedSession {
+        answer(Duration::from_secs(5))
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod refusals;
 pub mod web;
 
 pub use authorization::Authorized;
-pub use cache::{CacheConfig, CacheStats, SessionCache};
+pub use cache::{CacheConfig, CacheStats, Decision, SessionCache};
 pub use client::{
     ClientBuilder, ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, KeyportClient, OAuthCallback,
     SecondFactorChallenge, SignInOutcome, SignUpOutcome, SignedIn, StartedEmailSignIn, StartedOAuth,

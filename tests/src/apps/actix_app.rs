@@ -98,6 +98,19 @@ fn app(
         .route("/vault", web::get().to(open))
         .route("/settings/fresh", web::get().to(open))
         .route("/settings/stale", web::get().to(open))
+        .route("/posts/{id}", web::get().to(open))
+        .route("/posts/{id}", web::post().to(open))
+        .route("/posts/{id}", web::delete().to(open))
+        .route("/staff", web::get().to(open))
+        .route("/verified", web::get().to(open))
+        .route("/broken", web::get().to(open))
+        .route(
+            "/billing",
+            web::get().to(|auth: Auth| async move {
+                let caller = auth.require("billing:read").await?;
+                Ok::<_, actix_web::Error>(format!("billing:{}", caller.email))
+            }),
+        )
         .route("/sign-in", web::get().to(|| async { "sign-in page" }))
         .route(
             "/session",

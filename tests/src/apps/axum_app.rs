@@ -59,6 +59,17 @@ pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
         .route("/vault", get(open))
         .route("/settings/fresh", get(open))
         .route("/settings/stale", get(open))
+        .route("/posts/{id}", get(open).post(open).delete(open))
+        .route("/staff", get(open))
+        .route("/verified", get(open))
+        .route("/broken", get(open))
+        .route(
+            "/billing",
+            get(|auth: Auth| async move {
+                let caller = auth.require("billing:read").await?;
+                Ok::<_, axum::response::Response>(format!("billing:{}", caller.email))
+            }),
+        )
         .route("/sign-in", get(|| async { "sign-in page" }))
         .route(
             "/session",

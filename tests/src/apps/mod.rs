@@ -22,17 +22,33 @@
 //! - `GET /vault` (needs AAL2) and `GET /settings/fresh` (a proof within 10
 //!   minutes), `GET /settings/stale` (within no time at all: always refused)
 //!   → `open:<email|anonymous>`
+//! - `GET|POST /posts/{id}` → `open:<email|anonymous>`: reading needs
+//!   `posts:read`, writing (`POST`, `PUT`, `DELETE`) `posts:write`
+//! - `GET /staff` (`admin` or `support`), `GET /verified` (a predicate: a
+//!   verified email), `GET /broken` (a permission outside the catalogue)
+//!   → `open:<email|anonymous>`
+//! - `GET /billing` → `billing:<email>`: the handler checks `billing:read`
+//!   itself (`auth.require`)
 //! - `GET /sign-in` → `sign-in page`
 //! - `GET /unguarded` → a route outside the layer that uses the extractor
 
 pub mod actix_app;
 pub mod axum_app;
 
-use keyport_client::web::{AuthSettings, RouteRules};
+use keyport_client::web::{Access, AuthSettings, RouteRules};
+
+/// The permissions the conformance app's rules and handlers name: what the
+/// Keyport in front of it must have in its catalogue.
+pub const PERMISSIONS: [&str; 3] = ["posts:read", "posts:write", "billing:read"];
 
 /// The conformance app's route rules.
 pub fn rules() -> RouteRules {
     RouteRules::new()
+        .on(&["POST", "PUT", "DELETE"], "/posts/**", Access::AllPermissions(vec!["posts:write".into()]))
+        .require_permission("/posts/**", "posts:read")
+        .require_any_role("/staff", &["admin", "support"])
+        .require("/verified", "a verified email", |principal| principal.email_verified)
+        .require_permission("/broken", "nothing:here")
         .protect("/dashboard(.*)")
         .require_role("/admin/**", "admin")
         .protect("/(api|trpc)(.*)")

@@ -2,14 +2,30 @@
 //! mailbox (verify, reset) steps a handler takes for one request, written
 //! once for every adapter.
 
-use super::guard::{FirstFactor, Guard, RequestView, SignedUp};
+use std::sync::Arc;
+
+use super::{
+    guard::{FirstFactor, Guard, Reply, RequestView, SignedUp, refusal_for},
+    reply::Refusal,
+};
 use crate::{
     client::{ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, SignedIn},
     error::Error,
     factors::{FactorStatus, TotpEnrollment},
     passkeys::{Passkey, PasskeyCeremony},
-    principal::SessionSummary,
+    principal::{Principal, SessionSummary},
 };
+
+/// A handler's permission check that failed ([`Auth::require`]): why, and
+/// the answer to send, as the middleware would have sent it for a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denied {
+    /// Why.
+    pub refusal: Refusal,
+    /// What to answer: the app's refusal page, else the default (a redirect
+    /// to sign in or an HTML page for browsers, JSON for API clients).
+    pub reply: Reply,
+}
 
 /// Sign-in, sign-up, sign-out and session management for one request, with
 /// its client details and token captured.
@@ -26,7 +42,40 @@ pub struct Auth<C = String> {
     token: Option<String>,
     query: Option<String>,
     cookies: Option<String>,
+    /// What a refusal's answer depends on.
+    request: Snapshot,
     _cookie: std::marker::PhantomData<fn(String) -> C>,
+}
+
+/// The parts of the request a refusal's answer depends on.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    method: String,
+    path: String,
+    accept: Option<String>,
+    fetch_mode: Option<String>,
+}
+
+impl RequestView for (&Snapshot, Option<&str>) {
+    fn method(&self) -> &str {
+        &self.0.method
+    }
+    fn path(&self) -> &str {
+        &self.0.path
+    }
+    fn query(&self) -> Option<&str> {
+        self.1
+    }
+    fn header(&self, name: &str) -> Option<&str> {
+        match name {
+            "accept" => self.0.accept.as_deref(),
+            "sec-fetch-mode" => self.0.fetch_mode.as_deref(),
+            _ => None,
+        }
+    }
+    fn peer_ip(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<C: From<String>> Auth<C> {
@@ -39,6 +88,12 @@ impl<C: From<String>> Auth<C> {
             token: guard.token_of(request).map(str::to_owned),
             query: request.query().map(str::to_owned),
             cookies: request.header("cookie").map(str::to_owned),
+            request: Snapshot {
+                method: request.method().to_owned(),
+                path: request.path().to_owned(),
+                accept: request.header("accept").map(str::to_owned),
+                fetch_mode: request.header("sec-fetch-mode").map(str::to_owned),
+            },
             guard,
             _cookie: std::marker::PhantomData,
         }
@@ -52,6 +107,34 @@ impl<C: From<String>> Auth<C> {
     /// The caller's address and agent, as forwarded to Keyport.
     pub fn client_info(&self) -> &ClientInfo {
         &self.client
+    }
+
+    /// Checks in a handler that the caller's roles grant `permission`
+    /// (`resource:action`): Keyport decides, through the guard's cache, as
+    /// for [`RouteRules::require_permission`](super::RouteRules::require_permission).
+    /// The principal when they do; otherwise the refusal to answer with
+    /// (`FORBIDDEN`, `UNAUTHENTICATED` without a valid session,
+    /// `PERMISSION_UNKNOWN` for a name outside Keyport's catalogue,
+    /// `AUTH_UNAVAILABLE`).
+    pub async fn require(&self, permission: &str) -> Result<Arc<Principal>, Denied> {
+        self.require_all(&[permission]).await
+    }
+
+    /// Like [`Auth::require`], for every one of `permissions`.
+    pub async fn require_all(&self, permissions: &[&str]) -> Result<Arc<Principal>, Denied> {
+        let Some(token) = self.token.as_deref() else {
+            return Err(self.denied(Refusal::Unauthenticated { reason: "UNAUTHENTICATED" }));
+        };
+        match self.guard.authorize(&self.client, token, permissions).await {
+            Ok(decision) if !permissions.is_empty() && decision.all() => Ok(decision.principal),
+            Ok(_) => Err(self.denied(Refusal::Forbidden)),
+            Err(error) => Err(self.denied(refusal_for(&error))),
+        }
+    }
+
+    fn denied(&self, refusal: Refusal) -> Denied {
+        let reply = self.guard.refusal_reply(&(&self.request, self.query.as_deref()), refusal);
+        Denied { refusal, reply }
     }
 
     /// Starts "Sign in with `provider_id`": redirect the browser to the

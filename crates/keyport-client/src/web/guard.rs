@@ -12,7 +12,7 @@ use super::{
     rules::Access,
 };
 use crate::{
-    cache::{SessionCache, session_id_of},
+    cache::{Decision, SessionCache, session_id_of},
     client::{
         ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, OAuthCallback, SecondFactorChallenge, SignInOutcome,
         SignUpOutcome, SignedIn,
@@ -84,7 +84,15 @@ enum Sessions {
     // Boxed: a cache (with its client) is far larger than a map.
     Keyport(Box<SessionCache>),
     /// Fixed tokens and principals, for testing handlers: [`Guard::offline`].
-    Offline(HashMap<String, Arc<Principal>>),
+    Offline(HashMap<String, OfflineSession>),
+}
+
+/// A session of an [offline](Guard::offline) guard.
+#[derive(Debug)]
+struct OfflineSession {
+    principal: Arc<Principal>,
+    /// The permissions its roles grant, as Keyport would say.
+    granted: Vec<String>,
 }
 
 /// A valid session, as the guard uses it.
@@ -92,6 +100,9 @@ struct Checked {
     principal: Arc<Principal>,
     /// Keyport pushed the expiry forward: re-issue the cookie.
     refreshed: bool,
+    /// Keyport's decisions of the route's permissions, in order; empty when
+    /// the route names none.
+    decisions: Vec<bool>,
 }
 
 /// Where the request's token came from.
@@ -118,7 +129,23 @@ impl Guard {
         settings: Arc<AuthSettings>,
         sessions: impl IntoIterator<Item = (impl Into<String>, Principal)>,
     ) -> Self {
-        let sessions = sessions.into_iter().map(|(token, principal)| (token.into(), Arc::new(principal))).collect();
+        Self::offline_granting(settings, sessions.into_iter().map(|(token, principal)| (token, principal, Vec::new())))
+    }
+
+    /// Like [`Guard::offline`], with the permissions each principal's roles
+    /// grant, for handlers behind permission rules or
+    /// [`Auth::require`](super::Auth::require): each session is allowed
+    /// exactly the permissions listed with it.
+    pub fn offline_granting(
+        settings: Arc<AuthSettings>,
+        sessions: impl IntoIterator<Item = (impl Into<String>, Principal, Vec<String>)>,
+    ) -> Self {
+        let sessions = sessions
+            .into_iter()
+            .map(|(token, principal, granted)| {
+                (token.into(), OfflineSession { principal: Arc::new(principal), granted })
+            })
+            .collect();
         Self { inner: Arc::new(GuardInner { sessions: Sessions::Offline(sessions), settings }) }
     }
 
@@ -165,19 +192,27 @@ impl Guard {
             span.record("decision", "PREFLIGHT");
             return Outcome::Proceed { principal: None, set_cookies: Vec::new() };
         }
-        let access = self.inner.settings.rules.access_for(request.path());
+        let access = self.inner.settings.rules.access_for_request(request.method(), request.path());
         if self.is_cross_site_write(request) {
             return self.refuse(request, Refusal::CrossSite, Vec::new());
         }
         let mut set_cookies = Vec::new();
+        let mut decisions = Vec::new();
         let principal = match self.token(request) {
             None => None,
             Some((token, source)) => match self.validate(token, request, access).await {
-                Ok(Checked { principal, refreshed }) => {
+                Ok(Checked { principal, refreshed, decisions: decided }) => {
                     if refreshed && source == Source::Cookie {
                         set_cookies.push(self.inner.settings.cookie.issue(token, principal.expires_at));
                     }
+                    decisions = decided;
                     Some(principal)
+                }
+                Err(error) if *error.reason() == Reason::PermissionUnknown => {
+                    // The app's rule names a permission Keyport does not
+                    // have: a bug to fix, not the caller's fault.
+                    tracing::error!(%error, "a route rule names a permission outside Keyport's catalogue");
+                    return self.refuse(request, Refusal::Misconfigured, set_cookies);
                 }
                 Err(error) if error.is_unavailable() || *error.reason() == Reason::ResourceExhausted => {
                     if *access != Access::Public {
@@ -206,7 +241,7 @@ impl Guard {
                 Outcome::Proceed { principal: None, set_cookies }
             }
             (_, None) => self.refuse(request, Refusal::Unauthenticated { reason: "UNAUTHENTICATED" }, set_cookies),
-            (Access::Role(role), Some(principal)) if !principal.has_role(role) => {
+            (_, Some(principal)) if !access.roles_met(&principal) || !access.permissions_met(&decisions) => {
                 record_principal(&span, &principal);
                 self.refuse(request, Refusal::Forbidden, set_cookies)
             }
@@ -222,21 +257,25 @@ impl Guard {
         }
     }
 
-    /// The session of `token`: from the cache, else from Keyport within the
-    /// route's wait budget (an answer later than that counts as unavailable).
+    /// The session of `token` (with the route's permissions decided, if it
+    /// names any): from the cache, else from Keyport within the route's
+    /// wait budget (an answer later than that counts as unavailable).
     async fn validate(&self, token: &str, request: &impl RequestView, access: &Access) -> Result<Checked, Error> {
+        let permissions: Vec<&str> = access.permissions().unwrap_or_default().iter().map(String::as_str).collect();
         let cache = match &self.inner.sessions {
             Sessions::Keyport(cache) => cache,
-            Sessions::Offline(sessions) => {
-                return sessions
-                    .get(token)
-                    .map(|principal| Checked { principal: Arc::clone(principal), refreshed: false })
-                    .ok_or_else(|| Status::unauthenticated("not one of the offline guard's tokens").into());
+            Sessions::Offline(_) => {
+                let decision = self.authorize(&ClientInfo::default(), token, &permissions).await?;
+                return Ok(Checked { principal: decision.principal, refreshed: false, decisions: decision.allowed });
             }
         };
         // A hit needs neither the client's details nor a timer.
-        if let Some(principal) = cache.lookup_shared(token) {
-            return Ok(Checked { principal, refreshed: false });
+        if permissions.is_empty() {
+            if let Some(principal) = cache.lookup_shared(token) {
+                return Ok(Checked { principal, refreshed: false, decisions: Vec::new() });
+            }
+        } else if let Some(decision) = cache.decide_cached(token, &permissions) {
+            return Ok(Checked { principal: decision.principal, refreshed: false, decisions: decision.allowed });
         }
         // Boxed: the miss's state (a task handle, a timer) would otherwise
         // live in every request's future, hit or miss, and be moved with it.
@@ -260,12 +299,24 @@ impl Guard {
         // such task ends within the client's deadline.
         let call = {
             let (cache, token, client) = (SessionCache::clone(cache), token.to_owned(), self.client_info(request));
-            tokio::spawn(async move { cache.get_session(&token, &client).await })
+            let permissions: Vec<String> = access.permissions().unwrap_or_default().to_vec();
+            tokio::spawn(async move {
+                if permissions.is_empty() {
+                    let session = cache.get_session(&token, &client).await?;
+                    let principal = Arc::new(session.principal);
+                    return Ok(Checked { principal, refreshed: session.refreshed, decisions: Vec::new() });
+                }
+                let asked: Vec<&str> = permissions.iter().map(String::as_str).collect();
+                let decision = cache.authorize(&token, &asked, &client).await?;
+                Ok(Checked {
+                    principal: decision.principal,
+                    refreshed: decision.refreshed,
+                    decisions: decision.allowed,
+                })
+            })
         };
         match tokio::time::timeout(wait, call).await {
-            Ok(Ok(answer)) => {
-                answer.map(|session| Checked { principal: Arc::new(session.principal), refreshed: session.refreshed })
-            }
+            Ok(Ok(answer)) => answer,
             Ok(Err(failed)) => Err(Status::internal(format!("the session check failed: {failed}")).into()),
             Err(_) => Err(Status::unavailable(format!("keyport did not answer within {wait:?}")).into()),
         }
@@ -777,6 +828,16 @@ impl Guard {
     /// in or an HTML page for browsers, JSON for API clients).
     fn refuse(&self, request: &impl RequestView, refusal: Refusal, set_cookies: Vec<String>) -> Outcome {
         tracing::Span::current().record("decision", refusal.reason());
+        let mut reply = self.refusal_reply(request, refusal);
+        reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
+        Outcome::Respond(reply)
+    }
+
+    /// The answer to `request` for `refusal`: the app's
+    /// [`RefusalPage`](super::RefusalPage) if it has one, else the default
+    /// (a redirect to sign in or an HTML page for browsers, JSON for API
+    /// clients).
+    pub fn refusal_reply(&self, request: &impl RequestView, refusal: Refusal) -> Reply {
         let browser = is_navigation(request);
         let settings = &self.inner.settings;
         let context = RefusalContext { refusal, browser, path: request.path() };
@@ -797,8 +858,22 @@ impl Guard {
         if reply.status == 401 && !reply.headers.iter().any(|(name, _)| *name == "www-authenticate") {
             reply.headers.push(("www-authenticate", "Bearer".into()));
         }
-        reply.headers.extend(set_cookies.into_iter().map(|cookie| ("set-cookie", cookie)));
-        Outcome::Respond(reply)
+        reply
+    }
+
+    /// Decides `permissions` for the session `token` through the cache, as
+    /// permission rules do; an offline guard answers from its granted lists.
+    pub async fn authorize(&self, client: &ClientInfo, token: &str, permissions: &[&str]) -> Result<Decision, Error> {
+        match &self.inner.sessions {
+            Sessions::Keyport(cache) => cache.authorize(token, permissions, client).await,
+            Sessions::Offline(sessions) => {
+                let session = sessions
+                    .get(token)
+                    .ok_or_else(|| Error::from(Status::unauthenticated("not one of the offline guard's tokens")))?;
+                let allowed = permissions.iter().map(|p| session.granted.iter().any(|g| g == p)).collect();
+                Ok(Decision { principal: Arc::clone(&session.principal), allowed, refreshed: false })
+            }
+        }
     }
 
     /// `page` (sign-in or step-up), with the page to come back to (a form
@@ -836,6 +911,16 @@ fn forget(cache: &SessionCache, token: &str) {
 fn record_principal(span: &tracing::Span, principal: &Principal) {
     span.record("user_id", principal.user_id.as_str());
     span.record("session_id", principal.session_id.as_str());
+}
+
+/// The refusal of a request whose check failed with `error`.
+pub(crate) fn refusal_for(error: &Error) -> Refusal {
+    match error.reason() {
+        Reason::PermissionUnknown => Refusal::Misconfigured,
+        Reason::ResourceExhausted => Refusal::Unavailable,
+        _ if error.is_unavailable() => Refusal::Unavailable,
+        _ => Refusal::Unauthenticated { reason: reason_name(error) },
+    }
 }
 
 fn reason_name(error: &Error) -> &'static str {

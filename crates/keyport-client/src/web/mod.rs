@@ -15,12 +15,12 @@ mod redirect;
 mod reply;
 mod rules;
 
-pub use auth::Auth;
+pub use auth::{Auth, Denied};
 pub use cookie::{CookieSettings, SameSite};
 pub use guard::{FirstFactor, Guard, Outcome, Reply, RequestView, SignedUp};
 pub use redirect::safe_return_path;
 pub use reply::{Refusal, RefusalContext, RefusalPage};
-pub use rules::{Access, PatternError, RouteRules};
+pub use rules::{Access, PatternError, Predicate, RouteRules};
 
 use std::{sync::Arc, time::Duration};
 

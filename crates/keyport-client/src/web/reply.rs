@@ -26,6 +26,9 @@ pub enum Refusal {
     /// [`RouteRules::require_aal2`]: super::RouteRules::require_aal2
     /// [`RouteRules::require_fresh`]: super::RouteRules::require_fresh
     StepUpRequired,
+    /// A route rule names a permission Keyport's catalogue does not have
+    /// (`PERMISSION_UNKNOWN`): the app's configuration is wrong. 500.
+    Misconfigured,
 }
 
 impl Refusal {
@@ -37,6 +40,7 @@ impl Refusal {
             Self::CrossSite => "CSRF_REJECTED",
             Self::Unavailable => "AUTH_UNAVAILABLE",
             Self::StepUpRequired => "STEP_UP_REQUIRED",
+            Self::Misconfigured => "PERMISSION_UNKNOWN",
         }
     }
 }
@@ -106,7 +110,8 @@ impl Reply {
 /// The default page for a browser, when there is no redirect to make.
 pub(crate) fn default_page(refusal: Refusal) -> Reply {
     let (status, title, text) = match refusal {
-        Refusal::Forbidden => (403, "Forbidden", "Your account lacks the role this page needs."),
+        Refusal::Forbidden => (403, "Forbidden", "Your account lacks the role or permission this page needs."),
+        Refusal::Misconfigured => (500, "Server error", "This page's access rule is misconfigured."),
         Refusal::CrossSite => (403, "Forbidden", "This request came from another site and was refused."),
         Refusal::Unavailable => (503, "Unavailable", "Signing in is unavailable right now. Try again in a moment."),
         Refusal::Unauthenticated { .. } => (401, "Sign in", "Sign in to see this page."),
@@ -126,7 +131,8 @@ pub(crate) fn default_page(refusal: Refusal) -> Reply {
 pub(crate) fn default_json(refusal: Refusal) -> Reply {
     let message = match refusal {
         Refusal::Unauthenticated { .. } => "sign in first",
-        Refusal::Forbidden => "missing role",
+        Refusal::Forbidden => "missing role or permission",
+        Refusal::Misconfigured => "the route names a permission Keyport does not know",
         Refusal::CrossSite => "cross-origin request refused",
         Refusal::Unavailable => "authentication is unavailable",
         Refusal::StepUpRequired => "pass a second factor again",
@@ -136,6 +142,7 @@ pub(crate) fn default_json(refusal: Refusal) -> Reply {
         Refusal::Forbidden | Refusal::CrossSite => 403,
         Refusal::Unavailable => 503,
         Refusal::StepUpRequired => 401,
+        Refusal::Misconfigured => 500,
     };
     let mut reply = Reply::json(status, refusal.reason(), message);
     if refusal == Refusal::StepUpRequired {
