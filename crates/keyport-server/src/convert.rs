@@ -7,6 +7,7 @@ use keyport_core::{
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
     second_factor::{Assurance, FactorKind, StoredPasskey},
     session::Session,
+    store::StoredAudit,
     user::User,
 };
 use keyport_proto::v1::{self, watch_session_events_response::Event};
@@ -41,6 +42,19 @@ pub(crate) fn managed_user(user: &User, now: Timestamp) -> v1::ManagedUser {
         expires_at: ban.expires_at.map(timestamp),
     });
     v1::ManagedUser { user: Some(self::user(user)), ban }
+}
+
+pub(crate) fn audit_event(event: StoredAudit) -> v1::AuditEvent {
+    v1::AuditEvent {
+        id: event.id.to_string(),
+        at: Some(timestamp(event.at)),
+        kind: event.kind,
+        user_id: event.user_id.unwrap_or_default(),
+        session_id: event.session_id.unwrap_or_default(),
+        ip_address: event.ip_address.unwrap_or_default(),
+        user_agent: event.user_agent.unwrap_or_default(),
+        detail: event.detail.unwrap_or_default(),
+    }
 }
 
 /// A request's time, to the millisecond Keyport keeps; an out-of-range one

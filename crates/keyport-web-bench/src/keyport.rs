@@ -1,9 +1,13 @@
 //! A real `keyport` process for the benchmark, on a free port.
 
-use std::{path::Path, process::Stdio, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
     process::{Child, Command},
 };
 
@@ -13,8 +17,9 @@ use crate::BoxError;
 pub(crate) struct Keyport {
     /// `http://127.0.0.1:PORT`.
     pub(crate) endpoint: String,
+    binary: PathBuf,
     _child: Child,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Keyport {
@@ -46,7 +51,26 @@ impl Keyport {
         .await??;
         // Keep draining the log so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { endpoint: format!("http://{address}"), _child: child, _data: data })
+        Ok(Self { endpoint: format!("http://{address}"), binary: binary.to_owned(), _child: child, data })
+    }
+
+    /// Creates an admin with `keyport admin create-user`, as an operator
+    /// bootstraps one, on the running server's database.
+    pub(crate) async fn create_admin(&self, email: &str, password: &str) -> Result<(), BoxError> {
+        let mut child = Command::new(&self.binary)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .args(["admin", "create-user", "--email", email, "--role", "admin", "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        stdin.write_all(format!("{password}\n").as_bytes()).await?;
+        drop(stdin);
+        if !child.wait().await?.success() {
+            return Err("keyport admin create-user failed".into());
+        }
+        Ok(())
     }
 }
 

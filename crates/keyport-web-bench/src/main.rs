@@ -31,7 +31,7 @@ use clap::Parser;
 use keyport_axum::KeyportLayer;
 use keyport_client::{
     CacheConfig, ClientInfo, KeyportClient, SessionCache, SignInOutcome, SignUpOutcome,
-    web::{AuthSettings, Guard, RequestView, RouteRules},
+    web::{AuthSettings, Guard, Outcome, RequestView, RouteRules},
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -78,6 +78,11 @@ async fn main() -> Result<(), BoxError> {
         return Err("the benchmark's Keyport requires email verification".into());
     };
     let token = signed_in.token;
+    keyport.create_admin("admin@example.com", PASSWORD).await?;
+    let SignInOutcome::Session(admin) = client.sign_in("admin@example.com", PASSWORD, &ClientInfo::default()).await?
+    else {
+        return Err("the benchmark's admin needs another sign-in step".into());
+    };
 
     let settings = AuthSettings::new(RouteRules::new().protect("/hello")).shared();
     let hit_cache = SessionCache::start(client.clone(), CacheConfig::default());
@@ -100,11 +105,30 @@ async fn main() -> Result<(), BoxError> {
     let floor = time_checks(&hit, &public, args.iterations).await;
     let on_hit = time_checks(&hit, &protected, args.iterations).await;
     let on_miss = time_checks(&miss, &protected, (args.iterations / 50).max(100)).await;
+    // A permission rule, for an admin (allowed): decided from the cache, or
+    // by one `Authorize` call per request.
+    let permission_settings = AuthSettings::new(RouteRules::new().require_permission("/hello", "users:read")).shared();
+    let permission_hit = Guard::new(hit_cache.clone(), permission_settings.clone());
+    let permission_miss = Guard::new(SessionCache::start(client.clone(), never), permission_settings);
+    let as_admin = View::new("/hello", Some(&admin.token));
+    // Timed only once it is known to be allowed, not a refusal.
+    for guard in [&permission_hit, &permission_miss] {
+        if !matches!(guard.check(&as_admin).await, Outcome::Proceed { principal: Some(_), .. }) {
+            return Err("the admin was not allowed through the permission rule".into());
+        }
+    }
+    let on_permission_hit = time_checks(&permission_hit, &as_admin, args.iterations).await;
+    let on_permission_miss = time_checks(&permission_miss, &as_admin, (args.iterations / 50).max(100)).await;
     println!("## Added time per request (`Guard::check`, one caller)\n");
     println!("| case | per request |\n|---|---|");
     println!("| public route, no token (floor) | {:.2} µs |", floor.as_secs_f64() * 1e6);
     println!("| protected route, cache hit | {:.2} µs |", on_hit.as_secs_f64() * 1e6);
-    println!("| protected route, cache miss (a `GetSession` call) | {:.2} µs |\n", on_miss.as_secs_f64() * 1e6);
+    println!("| protected route, cache miss (a `GetSession` call) | {:.2} µs |", on_miss.as_secs_f64() * 1e6);
+    println!("| `require_permission` route, cache hit | {:.2} µs |", on_permission_hit.as_secs_f64() * 1e6);
+    println!(
+        "| `require_permission` route, cache miss (an `Authorize` call) | {:.2} µs |\n",
+        on_permission_miss.as_secs_f64() * 1e6
+    );
 
     eprintln!("timing Actix in process ...");
     let bearer_value = format!("Bearer {token}");

@@ -19,7 +19,7 @@ use crate::{
     oauth::LinkedAccount,
     session::Session,
     session::{ClientInfo, Principal},
-    store::{StoreError, UserQuery},
+    store::{AuditQuery, StoreError, StoredAudit, UserQuery},
     user::{Ban, User, UserId, is_valid_role, parse_name},
 };
 
@@ -60,6 +60,29 @@ pub struct UserFilter {
     pub role: String,
     /// Users with (`true`) or without (`false`) a ban in force.
     pub banned: Option<bool>,
+}
+
+/// What an admin filters [`Accounts::list_audit_events`] by.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Entries whose user is this one (the admin, for an admin's action);
+    /// empty for all.
+    pub user_id: String,
+    /// Entries of this kind (`sign_in_failed`, ...); empty for all.
+    pub kind: String,
+    /// Entries at or after this time.
+    pub after: Option<Timestamp>,
+    /// Entries before this time.
+    pub before: Option<Timestamp>,
+}
+
+/// A page of audit entries.
+#[derive(Debug, Clone)]
+pub struct AuditPage {
+    /// The entries, newest first.
+    pub events: Vec<StoredAudit>,
+    /// The token of the next page; `None` on the last.
+    pub next_page_token: Option<String>,
 }
 
 /// A page of users.
@@ -276,15 +299,11 @@ impl Accounts {
         page_token: &str,
     ) -> Result<UserPage> {
         self.require(admin, "users:read")?;
-        let page_size = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            1..=MAX_PAGE_SIZE => page_size,
-            _ => return Err(Error::invalid("page_size", "must be at most 200")),
-        };
+        let page_size = checked_page_size(page_size)?;
         let role = match filter.role.as_str() {
             "" => None,
-            role if is_valid_role(role) => Some(filter.role),
-            _ => return Err(Error::invalid("role", "must be a role name")),
+            role if is_valid_role(role) && self.config.roles.has_role(role) => Some(filter.role),
+            _ => return Err(Error::invalid("role", "must be a role of the configuration")),
         };
         if filter.email_prefix.len() > crate::email::MAX_EMAIL_BYTES {
             return Err(Error::invalid("email_prefix", "is longer than any email"));
@@ -295,17 +314,46 @@ impl Accounts {
             created_before: filter.created_before,
             role,
             banned: filter.banned,
-            before: parse_page_token(page_token)?,
+            before: parse_page_token(page_token)?.map(UserId),
         };
-        // One more than the page: whether it exists says if a next page does.
         let mut users = self.user_store().list_users(&query, self.clock.now(), u64::from(page_size) + 1).await?;
-        let more = users.len() > page_size as usize;
-        users.truncate(page_size as usize);
-        let next_page_token = match users.last() {
-            Some(last) if more => Some(URL_SAFE_NO_PAD.encode(last.id.0.as_bytes())),
-            _ => None,
-        };
+        let next_page_token = next_page(&mut users, page_size, |user| user.id.0);
         Ok(UserPage { users, next_page_token })
+    }
+
+    /// A page of the audit trail matching `filter`, newest first, for a
+    /// caller whose roles grant `audit:read`. Pages as
+    /// [`Accounts::list_users`] does.
+    pub async fn list_audit_events(
+        &self,
+        admin: Admin<'_>,
+        filter: AuditFilter,
+        page_size: u32,
+        page_token: &str,
+    ) -> Result<AuditPage> {
+        self.require(admin, "audit:read")?;
+        let page_size = checked_page_size(page_size)?;
+        let user_id = match filter.user_id.as_str() {
+            "" => None,
+            raw => Some(parse_user_id(raw)?),
+        };
+        let kind = match filter.kind.as_str() {
+            "" => None,
+            kind if (1..=64).contains(&kind.len()) && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') => {
+                Some(filter.kind)
+            }
+            _ => return Err(Error::invalid("kind", "must be an audit kind, e.g. sign_in_failed")),
+        };
+        let query = AuditQuery {
+            user_id,
+            kind,
+            after: filter.after,
+            before: filter.before,
+            before_id: parse_page_token(page_token)?,
+        };
+        let mut events = self.audit_store().list_audit_events(&query, u64::from(page_size) + 1).await?;
+        let next_page_token = next_page(&mut events, page_size, |event| event.id);
+        Ok(AuditPage { events, next_page_token })
     }
 
     /// The user `user_id` with their live sessions and linked accounts, for
@@ -344,21 +392,45 @@ impl Accounts {
     }
 }
 
-/// The user a page token names: the last of the previous page.
-fn parse_page_token(token: &str) -> Result<Option<UserId>> {
+/// `page_size` in range, 0 meaning [`DEFAULT_PAGE_SIZE`].
+fn checked_page_size(page_size: u32) -> Result<u32> {
+    match page_size {
+        0 => Ok(DEFAULT_PAGE_SIZE),
+        1..=MAX_PAGE_SIZE => Ok(page_size),
+        _ => Err(Error::invalid("page_size", "must be at most 200")),
+    }
+}
+
+/// Trims `rows` (fetched one past the page, so that the extra one says a
+/// next page exists) to `page_size`; the next page's token when there is
+/// one: the id of the page's last row.
+fn next_page<T>(rows: &mut Vec<T>, page_size: u32, id: impl Fn(&T) -> Uuid) -> Option<String> {
+    let more = rows.len() > page_size as usize;
+    rows.truncate(page_size as usize);
+    rows.last().filter(|_| more).map(|last| URL_SAFE_NO_PAD.encode(id(last).as_bytes()))
+}
+
+/// The id a page token names: the last of the previous page.
+fn parse_page_token(token: &str) -> Result<Option<Uuid>> {
     if token.is_empty() {
         return Ok(None);
     }
     let bytes = URL_SAFE_NO_PAD.decode(token).ok().and_then(|bytes| <[u8; 16]>::try_from(bytes).ok());
     bytes
-        .map(|bytes| Some(UserId(Uuid::from_bytes(bytes))))
+        .map(|bytes| Some(Uuid::from_bytes(bytes)))
         .ok_or_else(|| Error::invalid("page_token", "not a page token of this server"))
 }
 
-/// The user an admin call names: malformed is invalid input; whether such a
+/// The user an admin call names, in the one form Keyport writes ids
+/// (lower-case, hyphenated): malformed is invalid input; whether such a
 /// user exists is for the store to say.
 fn parse_user_id(raw: &str) -> Result<UserId> {
-    Uuid::try_parse(raw).map(UserId).map_err(|_| Error::invalid("user_id", "must be a user id (a UUID)"))
+    let malformed = || Error::invalid("user_id", "must be a user id (a hyphenated lower-case UUID)");
+    let id = Uuid::try_parse(raw).map_err(|_| malformed())?;
+    if id.hyphenated().to_string() != raw {
+        return Err(malformed());
+    }
+    Ok(UserId(id))
 }
 
 /// A ban's reason: trimmed, 1 to [`MAX_BAN_REASON_CHARS`] characters, no

@@ -98,7 +98,7 @@ impl Accounts {
             passkey_state: passkey.as_ref().map(|started| started.state.clone()),
         };
         if !self.factor_store().create_challenge(&challenge, basis).await? {
-            return Err(refused);
+            return Err(self.refused_sign_in(user.id, refused).await?);
         }
         let audit = AuditEvent::new(AuditKind::SignInChallenged, now, client).user(user.id).detail(first_factor);
         self.audit_store().record_audit(&audit).await?;
@@ -159,7 +159,8 @@ impl Accounts {
             .await?
         };
         if !created {
-            return Err(self.spent(user.id, &factor).await?);
+            let spent = self.spent(user.id, &factor).await?;
+            return Err(self.refused_sign_in(user.id, spent).await?);
         }
         let backup_codes_left = self.factor_store().count_backup_codes(user.id).await?;
         Ok(CompletedSignIn { grant: SessionGrant { token: session_token.expose(), session, user }, backup_codes_left })

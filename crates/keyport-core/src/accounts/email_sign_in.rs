@@ -140,7 +140,7 @@ impl Accounts {
             AuditEvent::new(AuditKind::EmailSignIn, session.created_at, client).user(user.id).session(&session.id);
         // The user went, or changed address, since the mail was sent.
         if !self.session_store().create_session(&session, SessionBasis::Mailbox { email }, &audit).await? {
-            return Err(Error::EmailTokenInvalid);
+            return Err(self.refused_sign_in(user.id, Error::EmailTokenInvalid).await?);
         }
         let user = User { email_verified: true, ..user };
         let grant = SessionGrant { token: token.expose(), session, user };

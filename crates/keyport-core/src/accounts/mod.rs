@@ -53,7 +53,8 @@ mod sessions;
 mod tests;
 
 pub use admin::{
-    Admin, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails, UserFilter, UserPage,
+    Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails,
+    UserFilter, UserPage,
 };
 pub use authorization::Authorization;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
@@ -324,6 +325,16 @@ impl Accounts {
     fn publish(&self, event: SessionEvent) {
         self.cache.apply(&event);
         self.events.publish(event);
+    }
+
+    /// Why a sign-in failed whose session (or challenge) the store refused
+    /// to write: a ban that landed meanwhile, with its own reason; else
+    /// `otherwise`, what else changed meanwhile (the password, the factor,
+    /// the user).
+    async fn refused_sign_in(&self, user_id: UserId, otherwise: Error) -> Result<Error> {
+        let now = self.clock.now();
+        let banned = self.user_store().find_user(user_id).await?.is_some_and(|user| user.ban_at(now).is_some());
+        Ok(if banned { Error::UserBanned } else { otherwise })
     }
 
     fn new_session(&self, user: &User, client: &ClientInfo) -> Result<(SessionToken, Session)> {

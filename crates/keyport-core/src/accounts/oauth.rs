@@ -233,7 +233,7 @@ impl Accounts {
             .detail(provider_id);
         // Deleted while the provider was being asked: nobody to sign in.
         if !self.session_store().create_session(&session, SessionBasis::User, &audit).await? {
-            return Err(Error::Unauthenticated);
+            return Err(self.refused_sign_in(user.id, Error::Unauthenticated).await?);
         }
         Ok(OAuthOutcome::SignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: false })
     }

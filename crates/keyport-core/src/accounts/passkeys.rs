@@ -194,9 +194,10 @@ impl Accounts {
             })
             .await?
         };
-        // A racing answer moved the counter first, or the passkey went.
+        // A racing answer moved the counter first, or the passkey went (or
+        // the user was banned meanwhile).
         if !created {
-            return Err(Error::PasskeyInvalid);
+            return Err(self.refused_sign_in(user.id, Error::PasskeyInvalid).await?);
         }
         Ok(SessionGrant { token: token.expose(), session, user })
     }

@@ -70,10 +70,10 @@ impl Accounts {
             })
             .await?
         };
-        // The password changed (or the user went) while it was being
-        // verified: the old password no longer signs in.
+        // The password changed (or the user went, or was banned) while it
+        // was being verified: the old password no longer signs in.
         if !created {
-            return Err(Error::InvalidCredentials);
+            return Err(self.refused_sign_in(user.id, Error::InvalidCredentials).await?);
         }
         self.throttle.refund(attempt).await;
         Ok(SignedIn::Session(SessionGrant { token: token.expose(), session, user }))

@@ -19,9 +19,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore, OAuthStore,
-    PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, TotpFactor, UnlinkOutcome, UserQuery,
-    UserStore,
+    AuditQuery, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore,
+    OAuthStore, PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit, TotpFactor,
+    UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -1159,6 +1159,25 @@ impl AuditStore for MemoryStore {
     async fn record_audit(&self, event: &AuditEvent) -> StoreResult<()> {
         self.tables()?.audit.push(event.clone());
         Ok(())
+    }
+
+    async fn list_audit_events(&self, query: &AuditQuery, limit: u64) -> StoreResult<Vec<StoredAudit>> {
+        let tables = self.tables()?;
+        let mut events: Vec<StoredAudit> = tables
+            .audit
+            .iter()
+            .filter(|event| {
+                query.user_id.is_none_or(|user_id| event.user_id == Some(user_id))
+                    && query.kind.as_ref().is_none_or(|kind| event.kind.as_str() == kind)
+                    && query.after.is_none_or(|after| event.at >= after)
+                    && query.before.is_none_or(|before| event.at < before)
+                    && query.before_id.is_none_or(|before_id| event.id < before_id)
+            })
+            .map(StoredAudit::from)
+            .collect();
+        events.sort_by_key(|event| std::cmp::Reverse(event.id));
+        events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(events)
     }
 
     async fn delete_audit_events_before(&self, before: Timestamp) -> StoreResult<u64> {

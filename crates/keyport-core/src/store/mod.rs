@@ -41,7 +41,7 @@ mod passkeys;
 mod sessions;
 mod users;
 
-pub use audit::AuditStore;
+pub use audit::{AuditQuery, AuditStore, StoredAudit};
 pub use counters::CounterStore;
 pub use factors::{FactorStore, TotpFactor};
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};

@@ -1,6 +1,6 @@
 //! `keyport.v1.AdminService`.
 
-use keyport_core::accounts::{Admin, NewUser, UserFilter};
+use keyport_core::accounts::{Admin, AuditFilter, NewUser, UserFilter};
 use keyport_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
@@ -128,6 +128,34 @@ impl AdminService for AdminApi {
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<v1::ListAuditEventsRequest>,
+    ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let body = request.into_inner();
+        let instant = |field, at: Option<prost_types::Timestamp>| {
+            at.as_ref().map(|at| convert::instant(field, at)).transpose().map_err(to_status)
+        };
+        let filter = AuditFilter {
+            user_id: body.user_id,
+            kind: body.kind,
+            after: instant("after", body.after)?,
+            before: instant("before", body.before)?,
+        };
+        let page_size = u32::try_from(body.page_size).unwrap_or(u32::MAX);
+        let page = self
+            .0
+            .accounts
+            .list_audit_events(Admin::Session(&caller), filter, page_size, &body.page_token)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::ListAuditEventsResponse {
+            events: page.events.into_iter().map(convert::audit_event).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        }))
     }
 
     async fn delete_user(
