@@ -140,6 +140,14 @@ const (
 	// or one that is not resource:action; fix the name, or add it to the
 	// catalogue.
 	ReasonPermissionUnknown = "PERMISSION_UNKNOWN"
+	// ReasonUserBanned: the credentials were right, but an admin banned the
+	// account (AdminService.BanUser); no sign-in succeeds while the ban
+	// lasts. Sent only after the first factor checked out: a wrong password
+	// is still [ReasonInvalidCredentials].
+	ReasonUserBanned = "USER_BANNED"
+	// ReasonUserNotFound: an AdminService call named a well-formed user id
+	// that no user has (a malformed one is [ReasonInvalidArgument]).
+	ReasonUserNotFound = "USER_NOT_FOUND"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

@@ -317,3 +317,47 @@ func Example_authorization() {
 		fmt.Fprintln(w, "Posted.")
 	}))
 }
+
+// An admin page's handlers: the banned users, every page of them, and a
+// ban. The admin's own session token goes on each call's context, as for
+// user-scoped RPCs. (Compiled by `go test`, not run.)
+func Example_administration() {
+	var client *keyport.Client           // from keyport.Dial
+	var token func(*http.Request) string // the admin's session token, from your session cookie
+
+	http.HandleFunc("GET /admin/banned", func(w http.ResponseWriter, r *http.Request) {
+		ctx := keyport.WithToken(r.Context(), token(r))
+		req := &keyportv1.ListUsersRequest{Ban: keyportv1.BanFilter_BAN_FILTER_BANNED, PageSize: 200}
+		for managed, err := range keyport.ListAllUsers(ctx, client.Admin, req) { // newest first, page after page
+			if err != nil { // ReasonPermissionDenied: the caller's roles do not grant users:read
+				http.Error(w, "Admins only.", http.StatusForbidden)
+				return
+			}
+			fmt.Fprintf(w, "%s: %s\n", managed.GetUser().GetEmail(), managed.GetBan().GetReason())
+		}
+	})
+
+	// Every session of the user ends at once, and their sign-ins answer ReasonUserBanned.
+	http.HandleFunc("POST /admin/users/{id}/ban", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Admin.BanUser(keyport.WithToken(r.Context(), token(r)), &keyportv1.BanUserRequest{
+			UserId: r.PathValue("id"),
+			Reason: r.FormValue("reason"), // no ExpiresAt: until UnbanUser
+		})
+		switch keyport.ErrorReason(err) {
+		case "":
+			if err != nil {
+				http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "Banned", resp.GetUser().GetUser().GetEmail())
+		case keyport.ReasonUserNotFound:
+			http.Error(w, "No such user.", http.StatusNotFound)
+		case keyport.ReasonInvalidArgument: // no reason, one over 512 characters, or the admin's own id
+			http.Error(w, "Give a reason; you cannot ban yourself.", http.StatusBadRequest)
+		case keyport.ReasonPermissionDenied: // the caller's roles do not grant users:write
+			http.Error(w, "Admins only.", http.StatusForbidden)
+		default: // ReasonUnauthenticated, ReasonSessionExpired
+			http.Error(w, "Please sign in again.", http.StatusUnauthorized)
+		}
+	})
+}

@@ -9,8 +9,9 @@
 // Keyport puts on every error ([ErrorReason]), the small parts that the
 // web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]),
 // telling a sign-in's second-factor challenge from a session
-// ([SignInChallenge], [CompleteSignInWithTotp]), and keeping a passkey
-// sign-in's ceremony in the browser ([PasskeyCeremonyCookie]).
+// ([SignInChallenge], [CompleteSignInWithTotp]), keeping a passkey
+// sign-in's ceremony in the browser ([PasskeyCeremonyCookie]), and walking
+// every page of an admin's user list ([ListAllUsers]).
 //
 //	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
 //	if err != nil { ... }
@@ -75,6 +76,15 @@ type Client struct {
 	// answers a decision per permission, the session and its user. A name
 	// outside the server's catalogue answers [ReasonPermissionUnknown].
 	Authorization keyportv1.AuthorizationServiceClient
+	// Admin is the keyport.v1.AdminService client, for admins: ListUsers
+	// (see [ListAllUsers] for every page), GetUser, CreateUser,
+	// SetUserRoles, BanUser, UnbanUser, RevokeUserSessions and DeleteUser.
+	// Each call takes the admin's session token ([WithToken]) and needs a
+	// permission their roles grant (users:read, users:write or
+	// sessions:revoke; the admin role grants all), else
+	// [ReasonPermissionDenied]. An unknown user id answers
+	// [ReasonUserNotFound].
+	Admin keyportv1.AdminServiceClient
 }
 
 // Dial returns a client for the Keyport server at address ("host:port", or
@@ -118,6 +128,7 @@ func NewFromConn(conn *grpc.ClientConn) *Client {
 		TwoFactor:     keyportv1.NewTwoFactorServiceClient(conn),
 		Passkeys:      keyportv1.NewPasskeyServiceClient(conn),
 		Authorization: keyportv1.NewAuthorizationServiceClient(conn),
+		Admin:         keyportv1.NewAdminServiceClient(conn),
 	}
 }
 

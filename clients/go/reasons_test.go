@@ -28,7 +28,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonSignInChallengeInvalid, keyport.ReasonSecondFactorInvalid, keyport.ReasonStepUpRequired,
 		keyport.ReasonSecondFactorAlreadyEnrolled, keyport.ReasonSecondFactorNotEnrolled,
 		keyport.ReasonPasskeysDisabled, keyport.ReasonPasskeyInvalid, keyport.ReasonPasskeyNotFound,
-		keyport.ReasonPermissionUnknown,
+		keyport.ReasonPermissionUnknown, keyport.ReasonUserBanned, keyport.ReasonUserNotFound,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

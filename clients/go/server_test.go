@@ -24,6 +24,8 @@ const buildHint = "build it with `CARGO_TARGET_DIR=/root/.cache/keyport/target c
 var (
 	// serverAddr is the live server's address, set by TestMain.
 	serverAddr string
+	// liveSrv is the live server, set by TestMain (for [keyportAdmin]).
+	liveSrv *server
 	// serverErr says why there is no live server; tests that need one fail with it.
 	serverErr error
 )
@@ -66,7 +68,7 @@ func TestMain(m *testing.M) {
 	} else {
 		srv, serverErr = startServer(bin)
 		if serverErr == nil {
-			serverAddr = srv.addr
+			serverAddr, liveSrv = srv.addr, srv
 		}
 	}
 	code := m.Run()
@@ -84,10 +86,42 @@ func TestMain(m *testing.M) {
 // server is a running keyport process.
 type server struct {
 	cmd     *exec.Cmd
+	bin     string
 	addr    string
 	dataDir string
+	env     []string // the environment it runs with
 	stderr  *lockedBuffer
 	done    chan struct{} // closed when stdout is drained
+}
+
+// keyportAdmin runs `keyport --data-dir <the live server's> admin args...`
+// with the live server's settings while it runs, as an operator does on
+// its host, with stdin as its standard input (the password of
+// --password-stdin on the first line), and returns what it printed on
+// standard output. A failure to run it, or a non-zero exit, fails the test.
+func keyportAdmin(t *testing.T, stdin string, args ...string) string {
+	t.Helper()
+	liveServer(t)
+	stdout, err := liveSrv.admin(stdin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stdout
+}
+
+// admin runs `keyport --data-dir <s's> admin args...` with s's
+// environment, and returns its standard output; a non-zero exit is an
+// error that holds its standard error.
+func (s *server) admin(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(s.bin, append([]string{"--data-dir", s.dataDir, "admin"}, args...)...)
+	cmd.Env = s.env
+	cmd.Stdin = strings.NewReader(stdin)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("keyport admin %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
 }
 
 // passkeysEnv is the [passkeys] section of every test server: the relying
@@ -140,7 +174,7 @@ func startServer(bin string, env ...string) (*server, error) {
 		os.RemoveAll(dataDir)
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	s := &server{cmd: cmd, dataDir: dataDir, stderr: stderr, done: make(chan struct{})}
+	s := &server{cmd: cmd, bin: bin, dataDir: dataDir, env: cmd.Env, stderr: stderr, done: make(chan struct{})}
 
 	addrCh := make(chan string, 1)
 	var seen lockedBuffer // stdout lines before the address, for error messages

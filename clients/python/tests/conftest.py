@@ -4,7 +4,8 @@ The server binary comes from the ``KEYPORT_BIN`` environment variable. It is
 started once per test session on a free loopback port with a fresh data
 directory, cheap password hashing, passkeys for ``localhost``
 (:data:`PASSKEYS_ENV`), the permissions ``posts:read`` and ``posts:write``
-(:data:`AUTHORIZATION_ENV`) and JSON logs, and stopped with SIGTERM at the end. That server has no mail; the mail tests share a second one that
+(:data:`AUTHORIZATION_ENV`) and JSON logs, and stopped with SIGTERM at the end; :func:`admin` is its
+admin, made with its ``keyport admin`` command line. That server has no mail; the mail tests share a second one that
 delivers to a Mailpit of their own (:mod:`tests.mailpit`).
 """
 
@@ -24,10 +25,10 @@ from typing import Dict, Iterator, List, Optional
 import pytest
 
 from keyport import KeyportClient
-from keyport.v1 import user_service_pb2
+from keyport.v1 import session_service_pb2, user_service_pb2
 
 from .mailpit import Mailpit, running_mailpit
-from .support import PASSWORD, Account, KeyportServer, unique_email
+from .support import ADMIN_PASSWORD, PASSWORD, Account, Admin, KeyportServer, unique_email
 
 #: How long the server may take to print its listening address.
 START_TIMEOUT_SECS = 30.0
@@ -124,7 +125,7 @@ def running_keyport(data_dir: Path, extra_env: Optional[Dict[str, str]] = None) 
         process.wait()
         raise
 
-    server = KeyportServer(process=process, address=address, data_dir=data_dir, log=log)
+    server = KeyportServer(process=process, address=address, data_dir=data_dir, log=log, binary=binary, env=env)
     yield server
 
     process.send_signal(signal.SIGTERM)
@@ -168,6 +169,20 @@ def account(client: KeyportClient) -> Account:
     email = unique_email()
     response = client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD, name="Ada"))
     return Account(email=email, password=PASSWORD, response=response)
+
+
+@pytest.fixture(scope="session")
+def admin(keyport_server: KeyportServer, client: KeyportClient) -> Admin:
+    """An admin of the test server: made with its command line while it runs, as an operator does, then signed in."""
+    email = unique_email("root")
+    made = keyport_server.admin(
+        "create-user", "--email", email, "--role", "admin", "--password-stdin", "--email-verified",
+        stdin=ADMIN_PASSWORD + "\n",
+    )
+    assert made.returncode == 0, made.stderr
+    grant = client.sessions.SignIn(session_service_pb2.SignInRequest(email=email, password=ADMIN_PASSWORD)).session
+    assert grant.token, "the admin signs in with a password alone"
+    return Admin(email=email, id=grant.user.id, token=grant.token, created=made.stdout)
 
 
 @pytest.fixture(scope="session")

@@ -15,20 +15,23 @@ from keyport import (
     CHALLENGE_COOKIE_NAME,
     EMAIL_SIGN_IN_COOKIE_NAME,
     PASSKEY_CEREMONY_COOKIE_NAME,
+    EmailTaken,
     KeyportClient,
     PermissionUnknown,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
     SetCookie,
+    Unauthenticated,
+    bearer_metadata,
     challenge_from_cookie,
     clear_email_sign_in_cookie,
     clear_passkey_ceremony_cookie,
 )
-from keyport.v1 import session_pb2, session_service_pb2, user_service_pb2
+from keyport.v1 import admin_service_pb2, session_pb2, session_service_pb2, user_service_pb2
 
 from .authenticator import enroll, next_totp, wrong_totp
 from .mailpit import Mailpit
-from .support import PASSWORD, Account, KeyportServer, unique_email
+from .support import PASSWORD, Account, Admin, KeyportServer, unique_email
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -215,3 +218,24 @@ def test_readme_authorization(client: KeyportClient, account: Account) -> None:
     assert authorize(client, "", ["posts:read"]) == (401, None)
     with pytest.raises(PermissionUnknown):
         authorize(client, account.token, ["posts:delete"])
+
+
+def test_readme_administration(client: KeyportClient, admin: Admin, account: Account) -> None:
+    calls = _definitions("## Administration")
+    invite, banned_users, ban = calls["invite"], calls["banned_users"], calls["ban"]
+
+    email = unique_email("readme-invited")
+    user_id = invite(client, admin.token, email, ["admin"])
+    got = client.admin.GetUser(admin_service_pb2.GetUserRequest(user_id=user_id), metadata=bearer_metadata(admin.token))
+    assert list(got.user.user.roles) == ["admin", "user"] and got.user.user.email_verified
+    with pytest.raises(EmailTaken):
+        invite(client, admin.token, email, [])
+
+    assert ban(client, admin.token, user_id, "left the company") == (200, f"Banned {email}.")
+    assert f"{email}: left the company" in banned_users(client, admin.token)
+    assert ban(client, admin.token, "01890a5d-ac96-7b4b-bcce-b302099a8057", "x")[0] == 404
+    assert ban(client, admin.token, user_id, "")[0] == 400
+    assert ban(client, admin.token, admin.id, "me")[0] == 400
+    assert ban(client, account.token, user_id, "x")[0] == 403
+    with pytest.raises(Unauthenticated):
+        ban(client, "kp_" + "A" * 22 + "." + "A" * 43, user_id, "x")

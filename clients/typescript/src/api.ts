@@ -5,6 +5,7 @@
  * @packageDocumentation
  */
 
+export { listAllUsers } from "./admin.js";
 export {
   AUTHORIZATION_HEADER,
   bearer,
@@ -50,7 +51,10 @@ export {
 
 // The generated API of keyport.v1: message types, their schemas (for
 // `create`, `toJson`, ...) and the service descriptors.
+export * from "./gen/keyport/v1/admin_service_pb.js";
 export * from "./gen/keyport/v1/authorization_service_pb.js";
+// `GetUser`'s linked accounts; the rest of OAuth's messages are not in the API yet.
+export { type LinkedAccount, LinkedAccountSchema } from "./gen/keyport/v1/oauth_pb.js";
 export * from "./gen/keyport/v1/passkey_service_pb.js";
 export * from "./gen/keyport/v1/session_pb.js";
 export * from "./gen/keyport/v1/session_service_pb.js";

@@ -8,6 +8,7 @@
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 
 import { sessionInterceptor, type TokenSource } from "./auth.js";
+import { AdminService } from "./gen/keyport/v1/admin_service_pb.js";
 import { AuthorizationService } from "./gen/keyport/v1/authorization_service_pb.js";
 import { PasskeyService } from "./gen/keyport/v1/passkey_service_pb.js";
 import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
@@ -59,6 +60,17 @@ export interface KeyportClient {
    * `PERMISSION_UNKNOWN`.
    */
   readonly authorization: Client<typeof AuthorizationService>;
+  /**
+   * `keyport.v1.AdminService`, for admins: `listUsers` (see
+   * `listAllUsers` for every page), `getUser`, `createUser`,
+   * `setUserRoles`, `banUser`, `unbanUser`, `revokeUserSessions` and
+   * `deleteUser`. Each call takes the admin's session token
+   * (`withSession(token)`, or the client's `token`) and needs a permission
+   * their roles grant (`users:read`, `users:write` or `sessions:revoke`;
+   * the `admin` role grants all), else `PERMISSION_DENIED`. An unknown user
+   * id answers `USER_NOT_FOUND`.
+   */
+  readonly admin: Client<typeof AdminService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;
   /**
@@ -141,6 +153,7 @@ export function keyportClientFor(transport: Transport, close: () => void = () =>
     twoFactor: createClient(TwoFactorService, transport),
     passkeys: createClient(PasskeyService, transport),
     authorization: createClient(AuthorizationService, transport),
+    admin: createClient(AdminService, transport),
     transport,
     close,
   };

@@ -108,6 +108,10 @@ export const ErrorReason = {
   PASSKEY_NOT_FOUND: "PASSKEY_NOT_FOUND",
   /** `Authorize` named a permission outside the server's catalogue, or one that is not `resource:action`: fix the name, or add it to the catalogue. */
   PERMISSION_UNKNOWN: "PERMISSION_UNKNOWN",
+  /** The credentials were right, but an admin banned the account: no sign-in succeeds while the ban lasts (`AdminService.BanUser`). */
+  USER_BANNED: "USER_BANNED",
+  /** An admin call named a well-formed user id that no user has. */
+  USER_NOT_FOUND: "USER_NOT_FOUND",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

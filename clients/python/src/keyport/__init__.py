@@ -5,8 +5,8 @@ The generated code for the API lives in :mod:`keyport.v1` (messages in the
 small hand-written layer:
 
 - :class:`KeyportClient`: a channel with the ``UserService``,
-  ``SessionService``, ``TwoFactorService``, ``PasskeyService`` and
-  ``AuthorizationService`` stubs, a default deadline,
+  ``SessionService``, ``TwoFactorService``, ``PasskeyService``,
+  ``AuthorizationService`` and ``AdminService`` stubs, a default deadline,
   TLS/mTLS, and a context manager that closes it;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
@@ -28,9 +28,12 @@ small hand-written layer:
   in (:mod:`keyport.factors`);
 - :func:`passkey_ceremony_cookie`, :func:`passkey_ceremony_from_cookie` and
   :func:`clear_passkey_ceremony_cookie`: keep a passkey sign-in's ceremony
-  in the browser that started it (:mod:`keyport.passkeys`).
+  in the browser that started it (:mod:`keyport.passkeys`);
+- :func:`list_all_users` and :func:`list_all_users_async`: every page of
+  ``AdminService.ListUsers`` for an admin (:mod:`keyport.admin`).
 """
 
+from keyport.admin import list_all_users, list_all_users_async
 from keyport.client import (
     DEFAULT_TIMEOUT,
     KeyportClient,
@@ -80,6 +83,8 @@ from keyport.errors import (
     StepUpRequired,
     Unauthenticated,
     Unavailable,
+    UserBanned,
+    UserNotFound,
     WeakPassword,
     error_info,
     error_reason,
@@ -157,6 +162,8 @@ __all__ = [
     "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
+    "UserBanned",
+    "UserNotFound",
     "WeakPassword",
     "__version__",
     "bearer_metadata",
@@ -172,6 +179,8 @@ __all__ = [
     "error_reason",
     "field_violations",
     "forwarded_client_metadata",
+    "list_all_users",
+    "list_all_users_async",
     "passkey_ceremony_cookie",
     "passkey_ceremony_from_cookie",
     "sign_in_challenge",

@@ -2,7 +2,7 @@
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
 ``UserService``, ``SessionService``, ``TwoFactorService``,
-``PasskeyService`` and ``AuthorizationService`` stubs on it,
+``PasskeyService``, ``AuthorizationService`` and ``AdminService`` stubs on it,
 with a default deadline and Keyport's errors raised as
 :class:`keyport.KeyportError` subclasses. The
 helpers turn a session token into call metadata; the error readers live in
@@ -19,6 +19,7 @@ import grpc
 
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
 from keyport.v1 import (
+    admin_service_pb2_grpc,
     authorization_service_pb2_grpc,
     passkey_service_pb2_grpc,
     session_service_pb2_grpc,
@@ -235,12 +236,14 @@ class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
     Call the RPCs on :attr:`users`, :attr:`sessions`, :attr:`two_factor`,
-    :attr:`passkeys` and :attr:`authorization` with request messages from
+    :attr:`passkeys`, :attr:`authorization` and :attr:`admin` with request
+    messages from
     :mod:`keyport.v1.user_service_pb2`,
     :mod:`keyport.v1.session_service_pb2`,
     :mod:`keyport.v1.two_factor_service_pb2`,
-    :mod:`keyport.v1.passkey_service_pb2` and
-    :mod:`keyport.v1.authorization_service_pb2`. A failed unary call that Keyport
+    :mod:`keyport.v1.passkey_service_pb2`,
+    :mod:`keyport.v1.authorization_service_pb2` and
+    :mod:`keyport.v1.admin_service_pb2`. A failed unary call that Keyport
     answered raises the :class:`keyport.KeyportError` subclass of its reason
     (``InvalidCredentials``, ``RateLimited``, ...), itself a
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
@@ -269,6 +272,14 @@ class KeyportClient:
             ``Authorize``, which decides the permissions a request needs for
             the holder of a session token (in the body, as for
             ``GetSession``).
+        admin: Stub of ``keyport.v1.AdminService``, for admins: listing
+            (see :func:`keyport.list_all_users` for every page), getting,
+            creating, banning, unbanning and deleting users, setting their
+            roles and ending their sessions. Each call takes the admin's
+            token (``metadata=bearer_metadata(token)``) and needs a
+            permission their roles grant (``users:read``, ``users:write``
+            or ``sessions:revoke``), else raises ``PermissionDenied``; an
+            unknown user id raises ``UserNotFound``.
     """
 
     channel: grpc.Channel
@@ -277,6 +288,7 @@ class KeyportClient:
     two_factor: two_factor_service_pb2_grpc.TwoFactorServiceStub
     passkeys: passkey_service_pb2_grpc.PasskeyServiceStub
     authorization: authorization_service_pb2_grpc.AuthorizationServiceStub
+    admin: admin_service_pb2_grpc.AdminServiceStub
 
     def __init__(
         self,
@@ -343,6 +355,7 @@ class KeyportClient:
         self.two_factor = two_factor_service_pb2_grpc.TwoFactorServiceStub(self.channel)
         self.passkeys = passkey_service_pb2_grpc.PasskeyServiceStub(self.channel)
         self.authorization = authorization_service_pb2_grpc.AuthorizationServiceStub(self.channel)
+        self.admin = admin_service_pb2_grpc.AdminServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled. Idempotent."""

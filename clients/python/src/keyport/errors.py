@@ -61,6 +61,8 @@ __all__ = [
     "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
+    "UserBanned",
+    "UserNotFound",
     "WeakPassword",
     "error_info",
     "error_reason",
@@ -171,6 +173,12 @@ class Reason(str, enum.Enum):
     #: one that is not ``resource:action``: fix the name, or add it to the
     #: catalogue.
     PERMISSION_UNKNOWN = "PERMISSION_UNKNOWN"
+    #: ``SignIn`` (or any sign-in) with the right credentials for an account
+    #: an admin banned: no sign-in succeeds while the ban lasts
+    #: (``AdminService.BanUser``).
+    USER_BANNED = "USER_BANNED"
+    #: An admin call named a well-formed user id that no user has.
+    USER_NOT_FOUND = "USER_NOT_FOUND"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -617,6 +625,18 @@ class PermissionUnknown(KeyportError):
     """``PERMISSION_UNKNOWN``: ``Authorize`` named a permission outside the catalogue, or not ``resource:action``."""
 
     REASON = Reason.PERMISSION_UNKNOWN
+
+
+class UserBanned(KeyportError):
+    """``USER_BANNED``: the credentials were right, but an admin banned the account."""
+
+    REASON = Reason.USER_BANNED
+
+
+class UserNotFound(KeyportError):
+    """``USER_NOT_FOUND``: an admin call named a user id that no user has."""
+
+    REASON = Reason.USER_NOT_FOUND
 
 
 class EventsLost(KeyportError):

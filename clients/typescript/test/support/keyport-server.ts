@@ -3,7 +3,9 @@
  * `KEYPORT_BIN`, on 127.0.0.1 port 0, with a fresh data directory, cheap
  * password hashing, passkeys on for the relying party `localhost` (pages on
  * `https://localhost`), and the permissions `posts:read` and `posts:write`
- * (`user` grants `posts:read`, `admin` everything).
+ * (`user` grants `posts:read`, `admin` everything); and runs the binary's
+ * `keyport admin` command line on a running server's database
+ * ({@link keyportAdmin}).
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
@@ -16,6 +18,10 @@ import { createInterface } from "node:readline";
 export interface KeyportServer {
   /** `host:port` it listens on. */
   readonly address: string;
+  /** Its data directory (the SQLite database), for {@link keyportAdmin}. */
+  readonly dataDir: string;
+  /** The `KEYPORT_*` settings it was started with (on top of the process's environment). */
+  readonly settings: Readonly<Record<string, string>>;
   /** Stops it (SIGTERM, then SIGKILL) and removes its data directory. */
   stop(): Promise<void>;
 }
@@ -61,20 +67,17 @@ export function keyportBin(): string {
 export async function startKeyport(env: Record<string, string> = {}): Promise<KeyportServer> {
   const bin = keyportBin();
   const dataDir = await mkdtemp(join(tmpdir(), "keyport-ts-"));
+  const settings = {
+    KEYPORT_HASHING__MEMORY_KIB: "1024",
+    KEYPORT_HASHING__ITERATIONS: "1",
+    ...PASSKEYS_ENV,
+    ...AUTHORIZATION_ENV,
+    ...env,
+  };
   const child = spawn(
     bin,
     ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"],
-    {
-      env: {
-        ...process.env,
-        KEYPORT_HASHING__MEMORY_KIB: "1024",
-        KEYPORT_HASHING__ITERATIONS: "1",
-        ...PASSKEYS_ENV,
-        ...AUTHORIZATION_ENV,
-        ...env,
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
+    { env: { ...process.env, ...settings }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   let stderr = "";
@@ -87,11 +90,41 @@ export async function startKeyport(env: Record<string, string> = {}): Promise<Ke
   };
   try {
     const address = await waitForAddress(child, () => stderr);
-    return { address, stop };
+    return { address, dataDir, settings, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+/**
+ * Runs `keyport --data-dir <server's> admin <args>` with the server's
+ * settings while it keeps running, as an operator does on its host (e.g.
+ * `["create-user", "--email", e, "--role", "admin", "--password-stdin"]`),
+ * and resolves with what it printed on standard output.
+ *
+ * @param server - The server whose database to change.
+ * @param args - The arguments after `admin`.
+ * @param stdin - Standard input (the password of `--password-stdin`, on its first line).
+ * @throws Error with its standard error when it exits with another status than 0.
+ */
+export function keyportAdmin(server: KeyportServer, args: readonly string[], stdin = ""): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(keyportBin(), ["--data-dir", server.dataDir, "admin", ...args], {
+      env: { ...process.env, ...server.settings },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.once("error", reject);
+    child.once("close", (code, signal) => {
+      if (code === 0) resolve(stdout);
+      else reject(new Error(`keyport admin ${args.join(" ")} exited with ${code ?? signal}: ${stderr.trim()}`));
+    });
+    child.stdin.end(stdin);
+  });
 }
 
 function waitForAddress(child: ChildProcess, stderr: () => string): Promise<string> {

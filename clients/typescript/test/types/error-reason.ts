@@ -17,6 +17,9 @@ export const webReturnType: Equals<ReturnType<typeof webErrorReason>, ErrorReaso
 // The union names the social sign-in reasons too.
 export const oauthReason: ErrorReason = "OAUTH_STATE_INVALID";
 export const linkReason: ErrorReason = ErrorReason.LAST_SIGN_IN_METHOD;
+// And the administration ones.
+export const bannedReason: ErrorReason = "USER_BANNED";
+export const notFoundReason: ErrorReason = ErrorReason.USER_NOT_FOUND;
 
 // @ts-expect-error: a reason Keyport never sends is not an ErrorReason.
 export const notAReason: ErrorReason = "WRONG_PASSWORD";
@@ -60,11 +63,13 @@ export function describe(err: unknown): string {
     case "OAUTH_ID_TOKEN_INVALID":
       return "sign in again";
     case "PERMISSION_DENIED":
+    case "USER_BANNED":
       return "forbidden";
     case "SESSION_NOT_FOUND":
     case "OAUTH_PROVIDER_UNKNOWN":
     case "LINKED_ACCOUNT_NOT_FOUND":
     case "PASSKEY_NOT_FOUND":
+    case "USER_NOT_FOUND":
       return "not found";
     case "ACCOUNT_LINK_REFUSED":
     case "LAST_SIGN_IN_METHOD":

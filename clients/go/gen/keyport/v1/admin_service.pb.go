@@ -1067,6 +1067,263 @@ func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
 	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
+// One entry of the audit trail (docs/operations.md lists the kinds).
+type AuditEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique id, ordered by time.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// When it happened.
+	At *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	// What happened: `sign_in`, `sign_in_failed`, `user_banned`, ...
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The user concerned; for an admin's action, the admin. Empty when none
+	// (an unknown email, the command line).
+	UserId string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// The session concerned; empty when none.
+	SessionId string `protobuf:"bytes,5,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// The client address the request came from, as Keyport saw or was told.
+	IpAddress string `protobuf:"bytes,6,opt,name=ip_address,json=ipAddress,proto3" json:"ip_address,omitempty"`
+	// The client's user agent.
+	UserAgent string `protobuf:"bytes,7,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	// Machine-readable detail, by kind (the target user of an admin's action,
+	// how many sessions ended, ...).
+	Detail        string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEvent) Reset() {
+	*x = AuditEvent{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEvent) ProtoMessage() {}
+
+func (x *AuditEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
+func (*AuditEvent) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *AuditEvent) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditEvent) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetIpAddress() string {
+	if x != nil {
+		return x.IpAddress
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+func (x *AuditEvent) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// Request of `ListAuditEvents`. Filters combine.
+type ListAuditEventsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Entries whose user is this one; empty for all.
+	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// Entries of this kind; empty for all.
+	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Entries at or after this time.
+	After *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	// Entries before this time.
+	Before *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=before,proto3" json:"before,omitempty"`
+	// Most entries in one page, 1-200; 0 means 50.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// `next_page_token` of the previous page; empty for the first.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsRequest) Reset() {
+	*x = ListAuditEventsRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsRequest) ProtoMessage() {}
+
+func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListAuditEventsRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ListAuditEventsRequest) GetAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *ListAuditEventsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAuditEventsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// Response of `ListAuditEvents`.
+type ListAuditEventsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The page, newest first.
+	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	// Pass as `page_token` for the next page; empty on the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuditEventsResponse) Reset() {
+	*x = ListAuditEventsResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuditEventsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuditEventsResponse) ProtoMessage() {}
+
+func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
+func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
+func (x *ListAuditEventsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_keyport_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_admin_service_proto_rawDesc = "" +
@@ -1129,17 +1386,42 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\arevoked\x18\x01 \x01(\rR\arevoked\",\n" +
 	"\x11DeleteUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
-	"\x12DeleteUserResponse*Y\n" +
+	"\x12DeleteUserResponse\"\xea\x01\n" +
+	"\n" +
+	"AuditEvent\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x05 \x01(\tR\tsessionId\x12\x1d\n" +
+	"\n" +
+	"ip_address\x18\x06 \x01(\tR\tipAddress\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\a \x01(\tR\tuserAgent\x12\x16\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\"\xe7\x01\n" +
+	"\x16ListAuditEventsRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x120\n" +
+	"\x05after\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05after\x122\n" +
+	"\x06before\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x06before\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"q\n" +
+	"\x17ListAuditEventsResponse\x12.\n" +
+	"\x06events\x18\x01 \x03(\v2\x16.keyport.v1.AuditEventR\x06events\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*Y\n" +
 	"\tBanFilter\x12\x1a\n" +
 	"\x16BAN_FILTER_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11BAN_FILTER_BANNED\x10\x01\x12\x19\n" +
-	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xfc\x04\n" +
+	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xd8\x05\n" +
 	"\fAdminService\x12H\n" +
 	"\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12B\n" +
 	"\aGetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12B\n" +
 	"\aBanUser\x12\x1a.keyport.v1.BanUserRequest\x1a\x1b.keyport.v1.BanUserResponse\x12H\n" +
 	"\tUnbanUser\x12\x1c.keyport.v1.UnbanUserRequest\x1a\x1d.keyport.v1.UnbanUserResponse\x12c\n" +
-	"\x12RevokeUserSessions\x12%.keyport.v1.RevokeUserSessionsRequest\x1a&.keyport.v1.RevokeUserSessionsResponse\x12K\n" +
+	"\x12RevokeUserSessions\x12%.keyport.v1.RevokeUserSessionsRequest\x1a&.keyport.v1.RevokeUserSessionsResponse\x12Z\n" +
+	"\x0fListAuditEvents\x12\".keyport.v1.ListAuditEventsRequest\x1a#.keyport.v1.ListAuditEventsResponse\x12K\n" +
 	"\n" +
 	"DeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12K\n" +
 	"\n" +
@@ -1159,7 +1441,7 @@ func file_keyport_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_keyport_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_keyport_v1_admin_service_proto_goTypes = []any{
 	(BanFilter)(0),                     // 0: keyport.v1.BanFilter
 	(*CreateUserRequest)(nil),          // 1: keyport.v1.CreateUserRequest
@@ -1180,49 +1462,58 @@ var file_keyport_v1_admin_service_proto_goTypes = []any{
 	(*RevokeUserSessionsResponse)(nil), // 16: keyport.v1.RevokeUserSessionsResponse
 	(*DeleteUserRequest)(nil),          // 17: keyport.v1.DeleteUserRequest
 	(*DeleteUserResponse)(nil),         // 18: keyport.v1.DeleteUserResponse
-	(*User)(nil),                       // 19: keyport.v1.User
-	(*timestamppb.Timestamp)(nil),      // 20: google.protobuf.Timestamp
-	(*Session)(nil),                    // 21: keyport.v1.Session
-	(*LinkedAccount)(nil),              // 22: keyport.v1.LinkedAccount
+	(*AuditEvent)(nil),                 // 19: keyport.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),     // 20: keyport.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),    // 21: keyport.v1.ListAuditEventsResponse
+	(*User)(nil),                       // 22: keyport.v1.User
+	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
+	(*Session)(nil),                    // 24: keyport.v1.Session
+	(*LinkedAccount)(nil),              // 25: keyport.v1.LinkedAccount
 }
 var file_keyport_v1_admin_service_proto_depIdxs = []int32{
 	5,  // 0: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
-	19, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
-	19, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
+	22, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
+	22, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
 	6,  // 3: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
-	20, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
-	20, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	20, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
-	20, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
+	23, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
+	23, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	23, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
+	23, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
 	0,  // 8: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
 	5,  // 9: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
 	5,  // 10: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
-	21, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
-	22, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
-	20, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
+	24, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
+	25, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
+	23, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
 	5,  // 14: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
 	5,  // 15: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
-	7,  // 16: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
-	9,  // 17: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
-	11, // 18: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
-	13, // 19: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
-	15, // 20: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
-	17, // 21: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
-	1,  // 22: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
-	3,  // 23: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
-	8,  // 24: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
-	10, // 25: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
-	12, // 26: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
-	14, // 27: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
-	16, // 28: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
-	18, // 29: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
-	2,  // 30: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
-	4,  // 31: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
-	24, // [24:32] is the sub-list for method output_type
-	16, // [16:24] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	23, // 16: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	23, // 17: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
+	23, // 18: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
+	19, // 19: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
+	7,  // 20: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
+	9,  // 21: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
+	11, // 22: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
+	13, // 23: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
+	15, // 24: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
+	20, // 25: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
+	17, // 26: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
+	1,  // 27: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
+	3,  // 28: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
+	8,  // 29: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
+	10, // 30: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
+	12, // 31: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
+	14, // 32: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
+	16, // 33: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
+	21, // 34: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
+	18, // 35: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
+	2,  // 36: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
+	4,  // 37: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_admin_service_proto_init() }
@@ -1239,7 +1530,7 @@ func file_keyport_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_admin_service_proto_rawDesc), len(file_keyport_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -24,6 +24,7 @@ const (
 	AdminService_BanUser_FullMethodName            = "/keyport.v1.AdminService/BanUser"
 	AdminService_UnbanUser_FullMethodName          = "/keyport.v1.AdminService/UnbanUser"
 	AdminService_RevokeUserSessions_FullMethodName = "/keyport.v1.AdminService/RevokeUserSessions"
+	AdminService_ListAuditEvents_FullMethodName    = "/keyport.v1.AdminService/ListAuditEvents"
 	AdminService_DeleteUser_FullMethodName         = "/keyport.v1.AdminService/DeleteUser"
 	AdminService_CreateUser_FullMethodName         = "/keyport.v1.AdminService/CreateUser"
 	AdminService_SetUserRoles_FullMethodName       = "/keyport.v1.AdminService/SetUserRoles"
@@ -67,6 +68,13 @@ type AdminServiceClient interface {
 	// Ends every session of a user at once, everywhere
 	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
 	RevokeUserSessions(ctx context.Context, in *RevokeUserSessionsRequest, opts ...grpc.CallOption) (*RevokeUserSessionsResponse, error)
+	// Lists the audit trail, newest first, a page at a time, with optional
+	// filters. Entries older than `audit.retention_days` are gone. Needs
+	// `audit:read`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+	// `page_size` out of 0-200, a `page_token` this server did not hand out).
+	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
 	// the audit trail keeps its entries about them. Needs `users:write`.
 	//
@@ -148,6 +156,16 @@ func (c *adminServiceClient) RevokeUserSessions(ctx context.Context, in *RevokeU
 	return out, nil
 }
 
+func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuditEventsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListAuditEvents_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DeleteUserResponse)
@@ -216,6 +234,13 @@ type AdminServiceServer interface {
 	// Ends every session of a user at once, everywhere
 	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
 	RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error)
+	// Lists the audit trail, newest first, a page at a time, with optional
+	// filters. Entries older than `audit.retention_days` are gone. Needs
+	// `audit:read`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+	// `page_size` out of 0-200, a `page_token` this server did not hand out).
+	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
 	// the audit trail keeps its entries about them. Needs `users:write`.
 	//
@@ -261,6 +286,9 @@ func (UnimplementedAdminServiceServer) UnbanUser(context.Context, *UnbanUserRequ
 }
 func (UnimplementedAdminServiceServer) RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeUserSessions not implemented")
+}
+func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
 }
 func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
@@ -382,6 +410,24 @@ func _AdminService_RevokeUserSessions_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuditEventsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListAuditEvents_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListAuditEvents(ctx, req.(*ListAuditEventsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DeleteUserRequest)
 	if err := dec(in); err != nil {
@@ -462,6 +508,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeUserSessions",
 			Handler:    _AdminService_RevokeUserSessions_Handler,
+		},
+		{
+			MethodName: "ListAuditEvents",
+			Handler:    _AdminService_ListAuditEvents_Handler,
 		},
 		{
 			MethodName: "DeleteUser",

@@ -70,6 +70,11 @@ class AdminServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/keyport.v1.AdminService/ListAuditEvents',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
         self.DeleteUser = channel.unary_unary(
                 '/keyport.v1.AdminService/DeleteUser',
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.SerializeToString,
@@ -148,6 +153,18 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists the audit trail, newest first, a page at a time, with optional
+        filters. Entries older than `audit.retention_days` are gone. Needs
+        `audit:read`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+        `page_size` out of 0-200, a `page_token` this server did not hand out).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def DeleteUser(self, request, context):
         """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
         the audit trail keeps its entries about them. Needs `users:write`.
@@ -211,6 +228,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeUserSessions,
                     request_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
             'DeleteUser': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteUser,
@@ -374,6 +396,33 @@ class AdminService(object):
             '/keyport.v1.AdminService/RevokeUserSessions',
             keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
             keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/ListAuditEvents',
+            keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

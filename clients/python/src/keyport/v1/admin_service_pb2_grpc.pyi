@@ -70,6 +70,14 @@ class AdminServiceStub:
     """Ends every session of a user at once, everywhere
     (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
     """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
+    """Lists the audit trail, newest first, a page at a time, with optional
+    filters. Entries older than `audit.retention_days` are gone. Needs
+    `audit:read`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+    `page_size` out of 0-200, a `page_token` this server did not hand out).
+    """
     DeleteUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteUserRequest, _admin_service_pb2.DeleteUserResponse]
     """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
     the audit trail keeps its entries about them. Needs `users:write`.
@@ -136,6 +144,14 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeUserSessions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeUserSessionsRequest, _admin_service_pb2.RevokeUserSessionsResponse]  # type: ignore[assignment]
     """Ends every session of a user at once, everywhere
     (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists the audit trail, newest first, a page at a time, with optional
+    filters. Entries older than `audit.retention_days` are gone. Needs
+    `audit:read`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+    `page_size` out of 0-200, a `page_token` this server did not hand out).
     """
     DeleteUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteUserRequest, _admin_service_pb2.DeleteUserResponse]  # type: ignore[assignment]
     """Deletes a user with everything that is theirs (`USER_CHANGE_DELETED`);
@@ -230,6 +246,20 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RevokeUserSessionsResponse, _abc.Awaitable[_admin_service_pb2.RevokeUserSessionsResponse]]:
         """Ends every session of a user at once, everywhere
         (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _admin_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_admin_service_pb2.ListAuditEventsResponse]]:
+        """Lists the audit trail, newest first, a page at a time, with optional
+        filters. Entries older than `audit.retention_days` are gone. Needs
+        `audit:read`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed `user_id` or `kind`,
+        `page_size` out of 0-200, a `page_token` this server did not hand out).
         """
 
     @_abc_1.abstractmethod
