@@ -15,6 +15,7 @@ mod m0005_throttling;
 mod m0006_second_factors;
 mod m0007_passkeys;
 mod m0008_bans;
+mod m0009_impersonation;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_second_factors::Migration),
             Box::new(m0007_passkeys::Migration),
             Box::new(m0008_bans::Migration),
+            Box::new(m0009_impersonation::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ on_both_backends!(
     revoking_and_deleting_users,
     admins_page_through_and_filter_users,
     admins_read_the_audit_trail_a_page_at_a_time,
+    impersonation_is_marked_short_and_changes_no_credential,
     only_admins_call_admin_rpcs,
 );
 
@@ -470,6 +471,14 @@ async fn every_rpc(server: &TestServer, token: &str, target: &str) -> Vec<(&'sta
                 .await
                 .map(drop),
         ),
+        (
+            "ImpersonateUser",
+            client
+                .clone()
+                .impersonate_user(authed(keyport_proto::v1::ImpersonateUserRequest { user_id: id() }, token))
+                .await
+                .map(drop),
+        ),
         ("DeleteUser", client.clone().delete_user(authed(DeleteUserRequest { user_id: id() }, token)).await.map(drop)),
     ]
 }
@@ -507,7 +516,8 @@ async fn only_admins_call_admin_rpcs(backend: Backend) -> TestResult {
     }
     assert_eq!(server.session_reason(&ann).await, "OK", "nothing was done to ann");
     let admin_kinds = "SELECT COUNT(*) FROM audit_events WHERE kind IN \
-        ('roles_changed', 'user_banned', 'user_unbanned', 'user_sessions_revoked', 'user_deleted')";
+        ('roles_changed', 'user_banned', 'user_unbanned', 'user_sessions_revoked', 'user_deleted', \
+        'impersonation_started', 'user_created')";
     assert_eq!(server.scalar(admin_kinds).await?, 0, "nothing written by a refusal");
 
     // An admin cannot ban or delete themselves (a lock-out, or DeleteCurrentUser's job).
@@ -616,5 +626,99 @@ async fn admins_read_the_audit_trail_a_page_at_a_time(backend: Backend) -> TestR
         "PERMISSION_DENIED",
         "support",
     );
+    Ok(())
+}
+
+async fn impersonate(server: &TestServer, admin_token: &str, user_id: &str) -> Result<String, Status> {
+    let request = keyport_proto::v1::ImpersonateUserRequest { user_id: user_id.into() };
+    let grant = admin(server).impersonate_user(authed(request, admin_token)).await?.into_inner();
+    Ok(grant.session.map(|grant| grant.token).unwrap_or_default())
+}
+
+async fn impersonation_is_marked_short_and_changes_no_credential(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{
+        ChangePasswordRequest, DeleteCurrentUserRequest, EnrollTotpRequest, GetCurrentUserRequest, GetSessionRequest,
+        RevokeOtherSessionsRequest, SignOutRequest, two_factor_service_client::TwoFactorServiceClient,
+    };
+    let server = TestServer::start_with(backend, configure).await?;
+    let root = user_with_roles(&server, "root@example.com", "admin user").await?;
+    let other_admin = user_with_roles(&server, "bob@example.com", "admin user").await?;
+    let (root_id, bob_id) = (user_id(&server, &root).await?, user_id(&server, &other_admin).await?);
+    let ann = server.sign_up("ann@example.com").await?;
+    let ann_id = user_id(&server, &ann).await?;
+
+    let as_ann = impersonate(&server, &root, &ann_id).await?;
+    let seen = server.sessions().get_session(GetSessionRequest { token: as_ann.clone() }).await?.into_inner();
+    let session = seen.session.ok_or("no session")?;
+    assert_eq!((seen.user.ok_or("no user")?.id, session.impersonator_id.as_str()), (ann_id.clone(), root_id.as_str()));
+    let ends = session.absolute_expires_at.ok_or("no end")?.seconds - session.created_at.ok_or("no start")?.seconds;
+    assert_eq!(ends, 3600, "an hour at most");
+    let me = server.users().get_current_user(authed(GetCurrentUserRequest {}, &as_ann)).await?.into_inner();
+    assert_eq!(me.user.ok_or("no user")?.email, "ann@example.com", "sees what ann sees");
+    let audited = format!(
+        "SELECT COUNT(*) FROM audit_events WHERE kind = 'impersonation_started' AND user_id = '{root_id}' \
+         AND detail = '{ann_id}:{}'",
+        session.id
+    );
+    assert_eq!(server.scalar(&audited).await?, 1);
+
+    // Nothing the user alone may do.
+    let change =
+        ChangePasswordRequest { current_password: PASSWORD.into(), new_password: "a brand new passphrase".into() };
+    refused(
+        server.users().change_password(authed(change, &as_ann)).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        "password",
+    );
+    let delete = DeleteCurrentUserRequest { password: PASSWORD.into() };
+    refused(
+        server.users().delete_current_user(authed(delete, &as_ann)).await,
+        Code::PermissionDenied,
+        "PERMISSION_DENIED",
+        "delete",
+    );
+    let enroll = TwoFactorServiceClient::new(server.channel()).enroll_totp(authed(EnrollTotpRequest {}, &as_ann)).await;
+    refused(enroll, Code::PermissionDenied, "PERMISSION_DENIED", "a second factor");
+    let others = server.sessions().revoke_other_sessions(authed(RevokeOtherSessionsRequest {}, &as_ann)).await;
+    refused(others, Code::PermissionDenied, "PERMISSION_DENIED", "ann's other sessions");
+    assert_eq!(server.session_reason(&ann).await, "OK", "ann's own session is untouched");
+
+    // Who may be impersonated.
+    refused(impersonate(&server, &root, &bob_id).await, Code::PermissionDenied, "PERMISSION_DENIED", "another admin");
+    refused(impersonate(&server, &root, &root_id).await, Code::InvalidArgument, "INVALID_ARGUMENT", "oneself");
+    refused(impersonate(&server, &root, UNKNOWN_USER).await, Code::NotFound, "USER_NOT_FOUND", "nobody");
+    refused(impersonate(&server, &root, "not-a-uuid").await, Code::InvalidArgument, "INVALID_ARGUMENT", "malformed");
+    refused(impersonate(&server, &ann, &root_id).await, Code::PermissionDenied, "PERMISSION_DENIED", "a user");
+    refused(impersonate(&server, &as_ann, &bob_id).await, Code::PermissionDenied, "PERMISSION_DENIED", "nested");
+    refused(impersonate(&server, "", &ann_id).await, Code::Unauthenticated, "UNAUTHENTICATED", "no credential");
+
+    // It ends with a sign-out, with a ban of the user, or on its own.
+    let second = impersonate(&server, &root, &ann_id).await?;
+    server.sessions().sign_out(authed(SignOutRequest {}, &second)).await?;
+    assert_eq!(server.session_reason(&second).await, "UNAUTHENTICATED");
+    server.clock.advance(Duration::from_secs(3601));
+    assert_eq!(server.session_reason(&as_ann).await, "SESSION_EXPIRED", "an hour later");
+    let root = server.sign_in("root@example.com", PASSWORD).await?;
+    let third = impersonate(&server, &root, &ann_id).await?;
+    ban(&server, &root, &ann_id, None).await?;
+    assert_eq!(server.session_reason(&third).await, "UNAUTHENTICATED", "a ban ends it");
+    refused(impersonate(&server, &root, &ann_id).await, Code::PermissionDenied, "USER_BANNED", "a banned user");
+
+    // Admins may be impersonated where the config allows; such a session
+    // still administers nothing.
+    let allowing = TestServer::start_with(backend, |config| {
+        configure(config);
+        config.authorization.impersonate_admins = true;
+        config.authorization.impersonation_ttl_secs = 120;
+    })
+    .await?;
+    let root = user_with_roles(&allowing, "root@example.com", "admin user").await?;
+    let bob = user_with_roles(&allowing, "bob@example.com", "admin user").await?;
+    let as_bob = impersonate(&allowing, &root, &user_id(&allowing, &bob).await?).await?;
+    let listed = admin(&allowing).list_users(authed(ListUsersRequest::default(), &as_bob)).await;
+    refused(listed, Code::PermissionDenied, "PERMISSION_DENIED", "an impersonated admin");
+    allowing.clock.advance(Duration::from_secs(121));
+    assert_eq!(allowing.session_reason(&as_bob).await, "SESSION_EXPIRED", "the configured limit");
     Ok(())
 }

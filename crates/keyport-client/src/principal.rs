@@ -27,6 +27,10 @@ pub struct Principal {
     pub assurance: Assurance,
     /// When they last proved it: the sign-in, or a later step-up.
     pub authenticated_at: SystemTime,
+    /// The admin acting as the user, for a session an admin opened by
+    /// impersonation (`AdminService.ImpersonateUser`): show it, and do not
+    /// take the session's actions as the user's own.
+    pub impersonator_id: Option<String>,
 }
 
 /// How strongly a session's user proved who they are (NIST SP 800-63B).
@@ -58,6 +62,7 @@ impl Principal {
             two_factor_enabled: false,
             assurance: Assurance::Aal1,
             authenticated_at: SystemTime::now(),
+            impersonator_id: None,
         }
     }
 
@@ -101,6 +106,7 @@ pub(crate) fn principal(user: &v1::User, session: &v1::Session) -> Principal {
             Assurance::Aal1
         },
         authenticated_at: system_time(session.authenticated_at.as_ref()),
+        impersonator_id: Some(session.impersonator_id.clone()).filter(|id| !id.is_empty()),
     }
 }
 

@@ -86,6 +86,8 @@ pub enum AuditKind {
     UserUnbanned,
     /// An administrator ended every session of a user.
     UserSessionsRevoked,
+    /// An administrator opened a session as a user (impersonation).
+    ImpersonationStarted,
 }
 
 impl AuditKind {
@@ -131,6 +133,7 @@ impl AuditKind {
             Self::UserBanned => "user_banned",
             Self::UserUnbanned => "user_unbanned",
             Self::UserSessionsRevoked => "user_sessions_revoked",
+            Self::ImpersonationStarted => "impersonation_started",
         }
     }
 }

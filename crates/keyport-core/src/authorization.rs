@@ -23,7 +23,8 @@ pub const ADMIN_ROLE: &str = "admin";
 
 /// The permissions Keyport's own administration needs; every catalogue has
 /// them, and the default `admin` role has all permissions.
-pub const BUILT_IN_PERMISSIONS: &[&str] = &["audit:read", "sessions:revoke", "users:read", "users:write"];
+pub const BUILT_IN_PERMISSIONS: &[&str] =
+    &["audit:read", "sessions:revoke", "users:impersonate", "users:read", "users:write"];
 
 /// The catalogue of permissions and the roles that grant them.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,6 +63,9 @@ pub struct Session {
     pub assurance: Assurance,
     /// When the user last proved it: the sign-in, or a later step-up.
     pub authenticated_at: Timestamp,
+    /// The admin acting as the user, for a session opened by
+    /// impersonation: such a session changes no credential and ends early.
+    pub impersonator: Option<UserId>,
 }
 
 /// A new session as handed to its user.
@@ -148,6 +151,7 @@ mod tests {
             client: ClientInfo::default(),
             assurance: Assurance::Aal1,
             authenticated_at: created,
+            impersonator: None,
         }
     }
 

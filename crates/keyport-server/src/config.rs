@@ -74,17 +74,29 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthorizationConfig {
     /// The apps' permissions (`resource:action`), besides the built-in
-    /// `audit:read`, `sessions:revoke`, `users:read` and `users:write`.
+    /// `audit:read`, `sessions:revoke`, `users:impersonate`, `users:read`
+    /// and `users:write`.
     pub permissions: Vec<String>,
     /// Role name to grants: permissions, `resource:*` or `*`. `user` and
     /// `admin` exist even if not listed (`admin` then grants `*`).
     pub roles: std::collections::BTreeMap<String, Vec<String>>,
+    /// Longest an impersonation session (`AdminService.ImpersonateUser`)
+    /// lasts, in seconds.
+    pub impersonation_ttl_secs: u64,
+    /// Whether admins may impersonate users whose roles grant a built-in
+    /// administration permission (other admins).
+    pub impersonate_admins: bool,
 }
 
 impl Default for AuthorizationConfig {
     fn default() -> Self {
         let roles = [("user".to_owned(), Vec::new()), ("admin".to_owned(), vec!["*".to_owned()])];
-        Self { permissions: Vec::new(), roles: roles.into_iter().collect() }
+        Self {
+            permissions: Vec::new(),
+            roles: roles.into_iter().collect(),
+            impersonation_ttl_secs: 3600,
+            impersonate_admins: false,
+        }
     }
 }
 
@@ -496,6 +508,11 @@ impl Config {
             second_factors: self.second_factors.rules(),
             // Checked and set by `Keyport::open`, which reports a bad one.
             roles: std::sync::Arc::default(),
+            impersonation: keyport_core::accounts::ImpersonationPolicy {
+                // A minute at least: a shorter session could not be used.
+                ttl: Duration::from_secs(self.authorization.impersonation_ttl_secs.max(60)),
+                admins: self.authorization.impersonate_admins,
+            },
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

@@ -79,6 +79,7 @@ pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
         current,
         assurance_level: assurance(session.assurance).into(),
         authenticated_at: Some(timestamp(session.authenticated_at)),
+        impersonator_id: session.impersonator.map(|id| id.to_string()).unwrap_or_default(),
     }
 }
 

@@ -78,6 +78,7 @@ pub(crate) fn session_from_row(row: session::Model) -> Result<Session, StoreErro
         client: ClientInfo { ip_address: row.ip_address, user_agent: row.user_agent },
         assurance: Assurance::from_level(row.assurance_level),
         authenticated_at: Timestamp::from_unix_millis(row.authenticated_at),
+        impersonator: row.impersonator_id.as_deref().map(parse_user_id).transpose()?,
     })
 }
 
@@ -94,6 +95,7 @@ pub(crate) fn session_to_row(session: &Session) -> session::ActiveModel {
         user_agent: Set(session.client.user_agent.clone()),
         assurance_level: Set(session.assurance.level()),
         authenticated_at: Set(session.authenticated_at.unix_millis()),
+        impersonator_id: Set(session.impersonator.map(|id| id.to_string())),
     }
 }
 

@@ -11,15 +11,15 @@ use uuid::Uuid;
 use super::{Accounts, collect_violations, user_changed};
 use crate::{
     audit::{AuditEvent, AuditKind},
-    authorization::USER_ROLE,
+    authorization::{BUILT_IN_PERMISSIONS, USER_ROLE},
     clock::Timestamp,
     email::Email,
     error::{Error, FieldViolation, Result},
     events::UserChange,
     oauth::LinkedAccount,
     session::Session,
-    session::{ClientInfo, Principal},
-    store::{AuditQuery, StoreError, StoredAudit, UserQuery},
+    session::{ClientInfo, Principal, SessionGrant},
+    store::{AuditQuery, SessionBasis, StoreError, StoredAudit, UserQuery},
     user::{Ban, User, UserId, is_valid_role, parse_name},
 };
 
@@ -106,14 +106,64 @@ pub struct UserDetails {
 }
 
 impl Accounts {
-    /// Refuses a caller whose roles do not grant `permission`.
+    /// Refuses a caller whose roles do not grant `permission`, and any
+    /// impersonation session: an admin acting as a user administers nothing.
     fn require(&self, admin: Admin<'_>, permission: &str) -> Result<()> {
         match admin {
-            Admin::Session(caller) if !self.config.roles.grants(&caller.user.roles, permission) => {
+            Admin::Session(caller)
+                if caller.session.impersonator.is_some()
+                    || !self.config.roles.grants(&caller.user.roles, permission) =>
+            {
                 Err(Error::PermissionDenied)
             }
             Admin::Session(_) | Admin::Operator => Ok(()),
         }
+    }
+
+    /// Opens a session as the user `user_id` for `caller`, an admin whose
+    /// roles grant `users:impersonate`: to see what the user sees. The
+    /// session records who opened it (`impersonator`, shown by
+    /// `GetSession`), lasts at most [`ImpersonationPolicy::ttl`], changes no
+    /// credential of the user ([`Accounts::refuse_impersonated`]), and ends
+    /// with a sign-out. Not oneself, not from an impersonation session, and
+    /// not a user whose roles grant any built-in administration permission
+    /// unless [`ImpersonationPolicy::admins`] allows it.
+    ///
+    /// [`ImpersonationPolicy::ttl`]: super::ImpersonationPolicy::ttl
+    /// [`ImpersonationPolicy::admins`]: super::ImpersonationPolicy::admins
+    pub async fn impersonate(&self, caller: &Principal, user_id: &str, client: &ClientInfo) -> Result<SessionGrant> {
+        self.require(Admin::Session(caller), "users:impersonate")?;
+        let target = parse_user_id(user_id)?;
+        if target == caller.user.id {
+            return Err(Error::invalid("user_id", "an admin cannot impersonate themselves"));
+        }
+        let user = self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        let is_admin = BUILT_IN_PERMISSIONS.iter().any(|permission| self.config.roles.grants(&user.roles, permission));
+        if is_admin && !self.config.impersonation.admins {
+            return Err(Error::PermissionDenied);
+        }
+        let (token, mut session) = self.new_session(&user, client)?;
+        let ends_at = session.created_at.saturating_add(self.config.impersonation.ttl);
+        session.absolute_expires_at = session.absolute_expires_at.min(ends_at);
+        session.expires_at = session.expires_at.min(ends_at);
+        session.impersonator = Some(caller.user.id);
+        let audit = self.admin_audit(
+            Admin::Session(caller),
+            AuditKind::ImpersonationStarted,
+            client,
+            format!("{target}:{}", session.id),
+        );
+        let created = {
+            let (accounts, session) = (self.clone(), session.clone());
+            self.to_completion(async move {
+                Ok(accounts.session_store().create_session(&session, SessionBasis::User, &audit).await?)
+            })
+            .await?
+        };
+        if !created {
+            return Err(self.refused_sign_in(target, Error::UserNotFound).await?);
+        }
+        Ok(SessionGrant { token: token.expose(), session, user })
     }
 
     /// The audit entry of an admin call: the row's user and session are the

@@ -52,6 +52,7 @@ impl Accounts {
     /// pending enrolment. Needs a recent sign-in: a session stolen long ago
     /// cannot tie the account to the thief's app.
     pub async fn enroll_totp(&self, caller: &Principal) -> Result<TotpEnrollment> {
+        self.refuse_impersonated(caller)?;
         let settings = &self.config.second_factors;
         let now = self.clock.now();
         if now.duration_since(caller.session.authenticated_at) > settings.fresh_for {
@@ -158,6 +159,7 @@ impl Accounts {
     /// Passes a second factor again on the calling session: it becomes AAL2
     /// as of now.
     pub async fn step_up(&self, caller: &Principal, answer: FactorAnswer<'_>, client: &ClientInfo) -> Result<Session> {
+        self.refuse_impersonated(caller)?;
         if !caller.user.two_factor_enabled {
             return Err(Error::SecondFactorNotEnrolled);
         }
@@ -193,6 +195,7 @@ impl Accounts {
     /// session passed one within `second_factors.fresh_for`. (Kratos
     /// CVE-2024-45042 let `highest_available` pass on the first factor.)
     pub(super) fn require_step_up(&self, caller: &Principal) -> Result<()> {
+        self.refuse_impersonated(caller)?;
         if !caller.user.two_factor_enabled {
             return Ok(());
         }
@@ -201,6 +204,13 @@ impl Accounts {
             return Err(Error::StepUpRequired);
         }
         Ok(())
+    }
+
+    /// Refuses an impersonation session: an admin acting as a user sees
+    /// what they see, and changes none of their credentials, factors or
+    /// sessions.
+    pub(super) fn refuse_impersonated(&self, caller: &Principal) -> Result<()> {
+        if caller.session.impersonator.is_some() { Err(Error::PermissionDenied) } else { Ok(()) }
     }
 
     pub(super) fn factor_keys(&self) -> Result<&FactorKeys> {

@@ -97,6 +97,24 @@ pub struct AccountsConfig {
     pub second_factors: FactorSettings,
     /// The permission catalogue and the roles that grant them.
     pub roles: Arc<Roles>,
+    /// How admins may act as other users.
+    pub impersonation: ImpersonationPolicy,
+}
+
+/// How admins may act as other users ([`Accounts::impersonate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImpersonationPolicy {
+    /// Longest an impersonation session lasts, however it is used.
+    pub ttl: Duration,
+    /// Whether an admin may impersonate a user whose roles grant any
+    /// administration permission (off: only plain users).
+    pub admins: bool,
+}
+
+impl Default for ImpersonationPolicy {
+    fn default() -> Self {
+        Self { ttl: Duration::from_secs(3600), admins: false }
+    }
 }
 
 impl Default for AccountsConfig {
@@ -116,6 +134,7 @@ impl Default for AccountsConfig {
             sign_up_by_email: false,
             second_factors: FactorSettings::default(),
             roles: Arc::new(Roles::default()),
+            impersonation: ImpersonationPolicy::default(),
         }
     }
 }
@@ -366,6 +385,7 @@ impl Accounts {
             client: client.clone(),
             assurance,
             authenticated_at: now,
+            impersonator: None,
         };
         Ok((token, session))
     }

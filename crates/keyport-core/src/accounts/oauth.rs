@@ -41,6 +41,9 @@ impl Accounts {
         client: &ClientInfo,
     ) -> Result<StartedFlow> {
         self.admit(PublicAction::StartOAuth, client).await?;
+        if let Some(caller) = link_to {
+            self.refuse_impersonated(caller)?;
+        }
         let provider = self.provider(provider_id)?;
         if !self.config.oauth.redirect_uris.iter().any(|allowed| allowed == redirect_uri) {
             return Err(Error::RedirectUriNotAllowed);
@@ -88,6 +91,7 @@ impl Accounts {
         subject: &str,
         client: &ClientInfo,
     ) -> Result<()> {
+        self.refuse_impersonated(caller)?;
         let audit = AuditEvent::new(AuditKind::AccountUnlinked, self.clock.now(), client)
             .user(caller.user.id)
             .detail(format!("{provider_id}:{subject}"));

@@ -204,6 +204,7 @@ impl Accounts {
 
     /// Starts a step-up with one of the caller's passkeys.
     pub async fn start_passkey_step_up(&self, caller: &Principal) -> Result<StartedCeremony> {
+        self.refuse_impersonated(caller)?;
         let party = self.relying_party()?;
         let passkeys = self.passkey_store().list_passkeys(caller.user.id).await?;
         if passkeys.is_empty() {

@@ -141,6 +141,7 @@ impl Accounts {
 
     /// Ends all the caller's sessions but the calling one.
     pub async fn revoke_other_sessions(&self, caller: &Principal, client: &ClientInfo) -> Result<u64> {
+        self.refuse_impersonated(caller)?;
         let audit = AuditEvent::new(AuditKind::OtherSessionsRevoked, self.clock.now(), client)
             .user(caller.user.id)
             .session(&caller.session.id);

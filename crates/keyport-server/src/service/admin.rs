@@ -130,6 +130,17 @@ impl AdminService for AdminApi {
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
     }
 
+    async fn impersonate_user(
+        &self,
+        request: Request<v1::ImpersonateUserRequest>,
+    ) -> Result<Response<v1::ImpersonateUserResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let grant =
+            self.0.accounts.impersonate(&caller, &request.get_ref().user_id, &client).await.map_err(to_status)?;
+        Ok(Response::new(v1::ImpersonateUserResponse { session: Some(convert::grant(grant)) }))
+    }
+
     async fn list_audit_events(
         &self,
         request: Request<v1::ListAuditEventsRequest>,

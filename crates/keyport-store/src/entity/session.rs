@@ -29,6 +29,9 @@ pub struct Model {
     pub assurance_level: i16,
     /// When the user last proved who they are: sign-in or step-up.
     pub authenticated_at: i64,
+    /// The admin who opened the session to act as the user; null for the
+    /// user's own session.
+    pub impersonator_id: Option<String>,
 }
 
 /// Relations of `sessions`.

@@ -984,6 +984,99 @@ func (x *RevokeUserSessionsResponse) GetRevoked() uint32 {
 	return 0
 }
 
+// Request of `ImpersonateUser`.
+type ImpersonateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user to act as.
+	UserId        string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImpersonateUserRequest) Reset() {
+	*x = ImpersonateUserRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImpersonateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImpersonateUserRequest) ProtoMessage() {}
+
+func (x *ImpersonateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImpersonateUserRequest.ProtoReflect.Descriptor instead.
+func (*ImpersonateUserRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ImpersonateUserRequest) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+// Response of `ImpersonateUser`.
+type ImpersonateUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The impersonation session: its token and the user. Hand the token to
+	// the admin's browser like a sign-in's.
+	Session       *SessionGrant `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImpersonateUserResponse) Reset() {
+	*x = ImpersonateUserResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImpersonateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImpersonateUserResponse) ProtoMessage() {}
+
+func (x *ImpersonateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImpersonateUserResponse.ProtoReflect.Descriptor instead.
+func (*ImpersonateUserResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImpersonateUserResponse) GetSession() *SessionGrant {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
 // Request of `DeleteUser`.
 type DeleteUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -995,7 +1088,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1100,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1113,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteUserRequest) GetUserId() string {
@@ -1039,7 +1132,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1144,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1157,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 // One entry of the audit trail (docs/operations.md lists the kinds).
@@ -1094,7 +1187,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1106,7 +1199,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1119,7 +1212,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -1199,7 +1292,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1211,7 +1304,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1224,7 +1317,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListAuditEventsRequest) GetUserId() string {
@@ -1282,7 +1375,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1294,7 +1387,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1307,7 +1400,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1383,7 +1476,11 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\x19RevokeUserSessionsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"6\n" +
 	"\x1aRevokeUserSessionsResponse\x12\x18\n" +
-	"\arevoked\x18\x01 \x01(\rR\arevoked\",\n" +
+	"\arevoked\x18\x01 \x01(\rR\arevoked\"1\n" +
+	"\x16ImpersonateUserRequest\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\"M\n" +
+	"\x17ImpersonateUserResponse\x122\n" +
+	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\",\n" +
 	"\x11DeleteUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
 	"\x12DeleteUserResponse\"\xea\x01\n" +
@@ -1414,13 +1511,14 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\tBanFilter\x12\x1a\n" +
 	"\x16BAN_FILTER_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11BAN_FILTER_BANNED\x10\x01\x12\x19\n" +
-	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xd8\x05\n" +
+	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xb4\x06\n" +
 	"\fAdminService\x12H\n" +
 	"\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12B\n" +
 	"\aGetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12B\n" +
 	"\aBanUser\x12\x1a.keyport.v1.BanUserRequest\x1a\x1b.keyport.v1.BanUserResponse\x12H\n" +
 	"\tUnbanUser\x12\x1c.keyport.v1.UnbanUserRequest\x1a\x1d.keyport.v1.UnbanUserResponse\x12c\n" +
 	"\x12RevokeUserSessions\x12%.keyport.v1.RevokeUserSessionsRequest\x1a&.keyport.v1.RevokeUserSessionsResponse\x12Z\n" +
+	"\x0fImpersonateUser\x12\".keyport.v1.ImpersonateUserRequest\x1a#.keyport.v1.ImpersonateUserResponse\x12Z\n" +
 	"\x0fListAuditEvents\x12\".keyport.v1.ListAuditEventsRequest\x1a#.keyport.v1.ListAuditEventsResponse\x12K\n" +
 	"\n" +
 	"DeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12K\n" +
@@ -1441,7 +1539,7 @@ func file_keyport_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_keyport_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_keyport_v1_admin_service_proto_goTypes = []any{
 	(BanFilter)(0),                     // 0: keyport.v1.BanFilter
 	(*CreateUserRequest)(nil),          // 1: keyport.v1.CreateUserRequest
@@ -1460,60 +1558,66 @@ var file_keyport_v1_admin_service_proto_goTypes = []any{
 	(*UnbanUserResponse)(nil),          // 14: keyport.v1.UnbanUserResponse
 	(*RevokeUserSessionsRequest)(nil),  // 15: keyport.v1.RevokeUserSessionsRequest
 	(*RevokeUserSessionsResponse)(nil), // 16: keyport.v1.RevokeUserSessionsResponse
-	(*DeleteUserRequest)(nil),          // 17: keyport.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 18: keyport.v1.DeleteUserResponse
-	(*AuditEvent)(nil),                 // 19: keyport.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),     // 20: keyport.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),    // 21: keyport.v1.ListAuditEventsResponse
-	(*User)(nil),                       // 22: keyport.v1.User
-	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
-	(*Session)(nil),                    // 24: keyport.v1.Session
-	(*LinkedAccount)(nil),              // 25: keyport.v1.LinkedAccount
+	(*ImpersonateUserRequest)(nil),     // 17: keyport.v1.ImpersonateUserRequest
+	(*ImpersonateUserResponse)(nil),    // 18: keyport.v1.ImpersonateUserResponse
+	(*DeleteUserRequest)(nil),          // 19: keyport.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 20: keyport.v1.DeleteUserResponse
+	(*AuditEvent)(nil),                 // 21: keyport.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),     // 22: keyport.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),    // 23: keyport.v1.ListAuditEventsResponse
+	(*User)(nil),                       // 24: keyport.v1.User
+	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*Session)(nil),                    // 26: keyport.v1.Session
+	(*LinkedAccount)(nil),              // 27: keyport.v1.LinkedAccount
+	(*SessionGrant)(nil),               // 28: keyport.v1.SessionGrant
 }
 var file_keyport_v1_admin_service_proto_depIdxs = []int32{
 	5,  // 0: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
-	22, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
-	22, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
+	24, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
+	24, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
 	6,  // 3: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
-	23, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
-	23, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	23, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
-	23, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
+	25, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
+	25, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	25, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
+	25, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
 	0,  // 8: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
 	5,  // 9: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
 	5,  // 10: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
-	24, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
-	25, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
-	23, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
+	26, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
+	27, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
+	25, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
 	5,  // 14: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
 	5,  // 15: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
-	23, // 16: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	23, // 17: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
-	23, // 18: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
-	19, // 19: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
-	7,  // 20: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
-	9,  // 21: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
-	11, // 22: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
-	13, // 23: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
-	15, // 24: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
-	20, // 25: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
-	17, // 26: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
-	1,  // 27: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
-	3,  // 28: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
-	8,  // 29: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
-	10, // 30: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
-	12, // 31: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
-	14, // 32: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
-	16, // 33: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
-	21, // 34: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
-	18, // 35: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
-	2,  // 36: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
-	4,  // 37: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
-	29, // [29:38] is the sub-list for method output_type
-	20, // [20:29] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	28, // 16: keyport.v1.ImpersonateUserResponse.session:type_name -> keyport.v1.SessionGrant
+	25, // 17: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	25, // 18: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
+	25, // 19: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
+	21, // 20: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
+	7,  // 21: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
+	9,  // 22: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
+	11, // 23: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
+	13, // 24: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
+	15, // 25: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
+	17, // 26: keyport.v1.AdminService.ImpersonateUser:input_type -> keyport.v1.ImpersonateUserRequest
+	22, // 27: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
+	19, // 28: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
+	1,  // 29: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
+	3,  // 30: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
+	8,  // 31: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
+	10, // 32: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
+	12, // 33: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
+	14, // 34: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
+	16, // 35: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
+	18, // 36: keyport.v1.AdminService.ImpersonateUser:output_type -> keyport.v1.ImpersonateUserResponse
+	23, // 37: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
+	20, // 38: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
+	2,  // 39: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
+	4,  // 40: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
+	31, // [31:41] is the sub-list for method output_type
+	21, // [21:31] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_admin_service_proto_init() }
@@ -1530,7 +1634,7 @@ func file_keyport_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_admin_service_proto_rawDesc), len(file_keyport_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

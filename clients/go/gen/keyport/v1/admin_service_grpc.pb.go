@@ -24,6 +24,7 @@ const (
 	AdminService_BanUser_FullMethodName            = "/keyport.v1.AdminService/BanUser"
 	AdminService_UnbanUser_FullMethodName          = "/keyport.v1.AdminService/UnbanUser"
 	AdminService_RevokeUserSessions_FullMethodName = "/keyport.v1.AdminService/RevokeUserSessions"
+	AdminService_ImpersonateUser_FullMethodName    = "/keyport.v1.AdminService/ImpersonateUser"
 	AdminService_ListAuditEvents_FullMethodName    = "/keyport.v1.AdminService/ListAuditEvents"
 	AdminService_DeleteUser_FullMethodName         = "/keyport.v1.AdminService/DeleteUser"
 	AdminService_CreateUser_FullMethodName         = "/keyport.v1.AdminService/CreateUser"
@@ -68,6 +69,18 @@ type AdminServiceClient interface {
 	// Ends every session of a user at once, everywhere
 	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
 	RevokeUserSessions(ctx context.Context, in *RevokeUserSessionsRequest, opts ...grpc.CallOption) (*RevokeUserSessionsResponse, error)
+	// Opens a session as the user, for an admin to see what they see. The
+	// session's `impersonator_id` is the admin; it lasts at most
+	// `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+	// change the user's password, email, factors, linked accounts or other
+	// sessions, nor call `AdminService`, and ends with `SignOut` on its
+	// token. Audited as `impersonation_started`. Needs `users:impersonate`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+	// (also: the user's roles grant an administration permission and
+	// `authorization.impersonate_admins` is off, or the caller's session is
+	// itself an impersonation), `USER_BANNED`.
+	ImpersonateUser(ctx context.Context, in *ImpersonateUserRequest, opts ...grpc.CallOption) (*ImpersonateUserResponse, error)
 	// Lists the audit trail, newest first, a page at a time, with optional
 	// filters. Entries older than `audit.retention_days` are gone. Needs
 	// `audit:read`.
@@ -156,6 +169,16 @@ func (c *adminServiceClient) RevokeUserSessions(ctx context.Context, in *RevokeU
 	return out, nil
 }
 
+func (c *adminServiceClient) ImpersonateUser(ctx context.Context, in *ImpersonateUserRequest, opts ...grpc.CallOption) (*ImpersonateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImpersonateUserResponse)
+	err := c.cc.Invoke(ctx, AdminService_ImpersonateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -234,6 +257,18 @@ type AdminServiceServer interface {
 	// Ends every session of a user at once, everywhere
 	// (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
 	RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error)
+	// Opens a session as the user, for an admin to see what they see. The
+	// session's `impersonator_id` is the admin; it lasts at most
+	// `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+	// change the user's password, email, factors, linked accounts or other
+	// sessions, nor call `AdminService`, and ends with `SignOut` on its
+	// token. Audited as `impersonation_started`. Needs `users:impersonate`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+	// (also: the user's roles grant an administration permission and
+	// `authorization.impersonate_admins` is off, or the caller's session is
+	// itself an impersonation), `USER_BANNED`.
+	ImpersonateUser(context.Context, *ImpersonateUserRequest) (*ImpersonateUserResponse, error)
 	// Lists the audit trail, newest first, a page at a time, with optional
 	// filters. Entries older than `audit.retention_days` are gone. Needs
 	// `audit:read`.
@@ -286,6 +321,9 @@ func (UnimplementedAdminServiceServer) UnbanUser(context.Context, *UnbanUserRequ
 }
 func (UnimplementedAdminServiceServer) RevokeUserSessions(context.Context, *RevokeUserSessionsRequest) (*RevokeUserSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeUserSessions not implemented")
+}
+func (UnimplementedAdminServiceServer) ImpersonateUser(context.Context, *ImpersonateUserRequest) (*ImpersonateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImpersonateUser not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -410,6 +448,24 @@ func _AdminService_RevokeUserSessions_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ImpersonateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImpersonateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ImpersonateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ImpersonateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ImpersonateUser(ctx, req.(*ImpersonateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -508,6 +564,10 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeUserSessions",
 			Handler:    _AdminService_RevokeUserSessions_Handler,
+		},
+		{
+			MethodName: "ImpersonateUser",
+			Handler:    _AdminService_ImpersonateUser_Handler,
 		},
 		{
 			MethodName: "ListAuditEvents",

@@ -32,7 +32,7 @@ const (
 //
 // Permissions are `resource:action` strings from the server's catalogue
 // (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-// `users:read` and `users:write`); roles grant them by name, by
+// `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
 // `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
 // and `admin` everything by default). A user's roles are the `roles` of
 // their `User`.
@@ -78,7 +78,7 @@ func (c *authorizationServiceClient) Authorize(ctx context.Context, in *Authoriz
 //
 // Permissions are `resource:action` strings from the server's catalogue
 // (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-// `users:read` and `users:write`); roles grant them by name, by
+// `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
 // `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
 // and `admin` everything by default). A user's roles are the `roles` of
 // their `User`.

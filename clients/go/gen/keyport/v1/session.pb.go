@@ -247,8 +247,16 @@ type Session struct {
 	// When the user last proved who they are in this session: the sign-in,
 	// or a later `StepUp`. Sensitive calls need it to be recent.
 	AuthenticatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=authenticated_at,json=authenticatedAt,proto3" json:"authenticated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Set when an admin opened this session to act as the user
+	// (`AdminService.ImpersonateUser`): the admin's user id. Show it (e.g. a
+	// banner "viewing as"), and never treat the session as the user's own
+	// consent. Such a session lasts at most
+	// `authorization.impersonation_ttl_secs`, changes none of the user's
+	// credentials, factors or sessions (`PERMISSION_DENIED`), and ends with
+	// `SignOut`.
+	ImpersonatorId string `protobuf:"bytes,12,opt,name=impersonator_id,json=impersonatorId,proto3" json:"impersonator_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -356,6 +364,13 @@ func (x *Session) GetAuthenticatedAt() *timestamppb.Timestamp {
 		return x.AuthenticatedAt
 	}
 	return nil
+}
+
+func (x *Session) GetImpersonatorId() string {
+	if x != nil {
+		return x.ImpersonatorId
+	}
+	return ""
 }
 
 // What a sign-in answers instead of a session when the user has a second
@@ -617,7 +632,7 @@ var File_keyport_v1_session_proto protoreflect.FileDescriptor
 const file_keyport_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"\x18keyport/v1/session.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\x97\x04\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\xc0\x04\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x129\n" +
@@ -634,7 +649,8 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\acurrent\x18\t \x01(\bR\acurrent\x12C\n" +
 	"\x0fassurance_level\x18\n" +
 	" \x01(\x0e2\x1a.keyport.v1.AssuranceLevelR\x0eassuranceLevel\x12E\n" +
-	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\"\xc7\x01\n" +
+	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12'\n" +
+	"\x0fimpersonator_id\x18\f \x01(\tR\x0eimpersonatorId\"\xc7\x01\n" +
 	"\x0fSignInChallenge\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x122\n" +
 	"\afactors\x18\x02 \x03(\x0e2\x18.keyport.v1.SecondFactorR\afactors\x129\n" +

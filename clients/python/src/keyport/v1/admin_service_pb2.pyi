@@ -156,6 +156,18 @@ class RevokeUserSessionsResponse(_message.Message):
     revoked: int
     def __init__(self, revoked: _Optional[int] = ...) -> None: ...
 
+class ImpersonateUserRequest(_message.Message):
+    __slots__ = ("user_id",)
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    def __init__(self, user_id: _Optional[str] = ...) -> None: ...
+
+class ImpersonateUserResponse(_message.Message):
+    __slots__ = ("session",)
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    session: _session_pb2.SessionGrant
+    def __init__(self, session: _Optional[_Union[_session_pb2.SessionGrant, _Mapping]] = ...) -> None: ...
+
 class DeleteUserRequest(_message.Message):
     __slots__ = ("user_id",)
     USER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -70,6 +70,11 @@ class AdminServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
                 _registered_method=True)
+        self.ImpersonateUser = channel.unary_unary(
+                '/keyport.v1.AdminService/ImpersonateUser',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserResponse.FromString,
+                _registered_method=True)
         self.ListAuditEvents = channel.unary_unary(
                 '/keyport.v1.AdminService/ListAuditEvents',
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.ListAuditEventsRequest.SerializeToString,
@@ -153,6 +158,23 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImpersonateUser(self, request, context):
+        """Opens a session as the user, for an admin to see what they see. The
+        session's `impersonator_id` is the admin; it lasts at most
+        `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+        change the user's password, email, factors, linked accounts or other
+        sessions, nor call `AdminService`, and ends with `SignOut` on its
+        token. Audited as `impersonation_started`. Needs `users:impersonate`.
+
+        Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+        (also: the user's roles grant an administration permission and
+        `authorization.impersonate_admins` is off, or the caller's session is
+        itself an impersonation), `USER_BANNED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListAuditEvents(self, request, context):
         """Lists the audit trail, newest first, a page at a time, with optional
         filters. Entries older than `audit.retention_days` are gone. Needs
@@ -228,6 +250,11 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.RevokeUserSessions,
                     request_deserializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.SerializeToString,
+            ),
+            'ImpersonateUser': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImpersonateUser,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserResponse.SerializeToString,
             ),
             'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAuditEvents,
@@ -396,6 +423,33 @@ class AdminService(object):
             '/keyport.v1.AdminService/RevokeUserSessions',
             keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsRequest.SerializeToString,
             keyport_dot_v1_dot_admin__service__pb2.RevokeUserSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImpersonateUser(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/ImpersonateUser',
+            keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.ImpersonateUserResponse.FromString,
             options,
             channel_credentials,
             insecure,

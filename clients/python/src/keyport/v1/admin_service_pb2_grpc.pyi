@@ -70,6 +70,19 @@ class AdminServiceStub:
     """Ends every session of a user at once, everywhere
     (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
     """
+    ImpersonateUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ImpersonateUserRequest, _admin_service_pb2.ImpersonateUserResponse]
+    """Opens a session as the user, for an admin to see what they see. The
+    session's `impersonator_id` is the admin; it lasts at most
+    `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+    change the user's password, email, factors, linked accounts or other
+    sessions, nor call `AdminService`, and ends with `SignOut` on its
+    token. Audited as `impersonation_started`. Needs `users:impersonate`.
+
+    Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+    (also: the user's roles grant an administration permission and
+    `authorization.impersonate_admins` is off, or the caller's session is
+    itself an impersonation), `USER_BANNED`.
+    """
     ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]
     """Lists the audit trail, newest first, a page at a time, with optional
     filters. Entries older than `audit.retention_days` are gone. Needs
@@ -144,6 +157,19 @@ class AdminServiceAsyncStub(AdminServiceStub):
     RevokeUserSessions: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.RevokeUserSessionsRequest, _admin_service_pb2.RevokeUserSessionsResponse]  # type: ignore[assignment]
     """Ends every session of a user at once, everywhere
     (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+    """
+    ImpersonateUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ImpersonateUserRequest, _admin_service_pb2.ImpersonateUserResponse]  # type: ignore[assignment]
+    """Opens a session as the user, for an admin to see what they see. The
+    session's `impersonator_id` is the admin; it lasts at most
+    `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+    change the user's password, email, factors, linked accounts or other
+    sessions, nor call `AdminService`, and ends with `SignOut` on its
+    token. Audited as `impersonation_started`. Needs `users:impersonate`.
+
+    Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+    (also: the user's roles grant an administration permission and
+    `authorization.impersonate_admins` is off, or the caller's session is
+    itself an impersonation), `USER_BANNED`.
     """
     ListAuditEvents: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListAuditEventsRequest, _admin_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
     """Lists the audit trail, newest first, a page at a time, with optional
@@ -246,6 +272,25 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_service_pb2.RevokeUserSessionsResponse, _abc.Awaitable[_admin_service_pb2.RevokeUserSessionsResponse]]:
         """Ends every session of a user at once, everywhere
         (`USER_CHANGE_SESSIONS_REVOKED`). Needs `sessions:revoke`.
+        """
+
+    @_abc_1.abstractmethod
+    def ImpersonateUser(
+        self,
+        request: _admin_service_pb2.ImpersonateUserRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ImpersonateUserResponse, _abc.Awaitable[_admin_service_pb2.ImpersonateUserResponse]]:
+        """Opens a session as the user, for an admin to see what they see. The
+        session's `impersonator_id` is the admin; it lasts at most
+        `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+        change the user's password, email, factors, linked accounts or other
+        sessions, nor call `AdminService`, and ends with `SignOut` on its
+        token. Audited as `impersonation_started`. Needs `users:impersonate`.
+
+        Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+        (also: the user's roles grant an administration permission and
+        `authorization.impersonate_admins` is off, or the caller's session is
+        itself an impersonation), `USER_BANNED`.
         """
 
     @_abc_1.abstractmethod

@@ -32,7 +32,7 @@ class AuthorizationServiceStub(object):
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.
@@ -58,7 +58,7 @@ class AuthorizationServiceServicer(object):
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.
@@ -103,7 +103,7 @@ class AuthorizationService(object):
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.

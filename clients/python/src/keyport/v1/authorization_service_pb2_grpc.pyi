@@ -33,7 +33,7 @@ class AuthorizationServiceStub:
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.
@@ -64,7 +64,7 @@ class AuthorizationServiceAsyncStub(AuthorizationServiceStub):
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.
@@ -91,7 +91,7 @@ class AuthorizationServiceServicer(metaclass=_abc_1.ABCMeta):
 
     Permissions are `resource:action` strings from the server's catalogue
     (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
-    `users:read` and `users:write`); roles grant them by name, by
+    `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
     `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
     and `admin` everything by default). A user's roles are the `roles` of
     their `User`.

@@ -53,7 +53,7 @@ USER_CHANGE_SECOND_FACTOR: UserChange
 USER_CHANGE_UNBANNED: UserChange
 
 class Session(_message.Message):
-    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at")
+    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at", "impersonator_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -65,6 +65,7 @@ class Session(_message.Message):
     CURRENT_FIELD_NUMBER: _ClassVar[int]
     ASSURANCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
     AUTHENTICATED_AT_FIELD_NUMBER: _ClassVar[int]
+    IMPERSONATOR_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -76,7 +77,8 @@ class Session(_message.Message):
     current: bool
     assurance_level: AssuranceLevel
     authenticated_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    impersonator_id: str
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., impersonator_id: _Optional[str] = ...) -> None: ...
 
 class SignInChallenge(_message.Message):
     __slots__ = ("challenge", "factors", "expires_at", "passkey_options")

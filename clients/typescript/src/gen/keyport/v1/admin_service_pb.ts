@@ -8,7 +8,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { LinkedAccount } from "./oauth_pb.js";
 import { file_keyport_v1_oauth } from "./oauth_pb.js";
-import type { Session } from "./session_pb.js";
+import type { Session, SessionGrant } from "./session_pb.js";
 import { file_keyport_v1_session } from "./session_pb.js";
 import type { User } from "./user_pb.js";
 import { file_keyport_v1_user } from "./user_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/admin_service.proto.
  */
 export const file_keyport_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIiQKEURlbGV0ZVVzZXJSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiFAoSRGVsZXRlVXNlclJlc3BvbnNlIqsBCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRraW5kGAMgASgJEg8KB3VzZXJfaWQYBCABKAkSEgoKc2Vzc2lvbl9pZBgFIAEoCRISCgppcF9hZGRyZXNzGAYgASgJEhIKCnVzZXJfYWdlbnQYByABKAkSDgoGZGV0YWlsGAggASgJIrUBChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSDAoEa2luZBgCIAEoCRIpCgVhZnRlchgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASKgoGYmVmb3JlGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYBSABKAUSEgoKcGFnZV90b2tlbhgGIAEoCSJaChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRImCgZldmVudHMYASADKAsyFi5rZXlwb3J0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJKlkKCUJhbkZpbHRlchIaChZCQU5fRklMVEVSX1VOU1BFQ0lGSUVEEAASFQoRQkFOX0ZJTFRFUl9CQU5ORUQQARIZChVCQU5fRklMVEVSX05PVF9CQU5ORUQQAjLYBQoMQWRtaW5TZXJ2aWNlEkgKCUxpc3RVc2VycxIcLmtleXBvcnQudjEuTGlzdFVzZXJzUmVxdWVzdBodLmtleXBvcnQudjEuTGlzdFVzZXJzUmVzcG9uc2USQgoHR2V0VXNlchIaLmtleXBvcnQudjEuR2V0VXNlclJlcXVlc3QaGy5rZXlwb3J0LnYxLkdldFVzZXJSZXNwb25zZRJCCgdCYW5Vc2VyEhoua2V5cG9ydC52MS5CYW5Vc2VyUmVxdWVzdBobLmtleXBvcnQudjEuQmFuVXNlclJlc3BvbnNlEkgKCVVuYmFuVXNlchIcLmtleXBvcnQudjEuVW5iYW5Vc2VyUmVxdWVzdBodLmtleXBvcnQudjEuVW5iYW5Vc2VyUmVzcG9uc2USYwoSUmV2b2tlVXNlclNlc3Npb25zEiUua2V5cG9ydC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXF1ZXN0GiYua2V5cG9ydC52MS5SZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRJaCg9MaXN0QXVkaXRFdmVudHMSIi5rZXlwb3J0LnYxLkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QaIy5rZXlwb3J0LnYxLkxpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEksKCkRlbGV0ZVVzZXISHS5rZXlwb3J0LnYxLkRlbGV0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVzcG9uc2USSwoKQ3JlYXRlVXNlchIdLmtleXBvcnQudjEuQ3JlYXRlVXNlclJlcXVlc3QaHi5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXNwb25zZRJRCgxTZXRVc2VyUm9sZXMSHy5rZXlwb3J0LnYxLlNldFVzZXJSb2xlc1JlcXVlc3QaIC5rZXlwb3J0LnYxLlNldFVzZXJSb2xlc1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIikKFkltcGVyc29uYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChdJbXBlcnNvbmF0ZVVzZXJSZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiqwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIOCgZkZXRhaWwYCCABKAkitQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEikKBWFmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmtleXBvcnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWQoJQmFuRmlsdGVyEhoKFkJBTl9GSUxURVJfVU5TUEVDSUZJRUQQABIVChFCQU5fRklMVEVSX0JBTk5FRBABEhkKFUJBTl9GSUxURVJfTk9UX0JBTk5FRBACMrQGCgxBZG1pblNlcnZpY2USSAoJTGlzdFVzZXJzEhwua2V5cG9ydC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0ua2V5cG9ydC52MS5MaXN0VXNlcnNSZXNwb25zZRJCCgdHZXRVc2VyEhoua2V5cG9ydC52MS5HZXRVc2VyUmVxdWVzdBobLmtleXBvcnQudjEuR2V0VXNlclJlc3BvbnNlEkIKB0JhblVzZXISGi5rZXlwb3J0LnYxLkJhblVzZXJSZXF1ZXN0Ghsua2V5cG9ydC52MS5CYW5Vc2VyUmVzcG9uc2USSAoJVW5iYW5Vc2VyEhwua2V5cG9ydC52MS5VbmJhblVzZXJSZXF1ZXN0Gh0ua2V5cG9ydC52MS5VbmJhblVzZXJSZXNwb25zZRJjChJSZXZva2VVc2VyU2Vzc2lvbnMSJS5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJi5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEloKD0ltcGVyc29uYXRlVXNlchIiLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVxdWVzdBojLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `CreateUser`.
@@ -492,6 +492,49 @@ export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResp
   messageDesc(file_keyport_v1_admin_service, 15);
 
 /**
+ * Request of `ImpersonateUser`.
+ *
+ * @generated from message keyport.v1.ImpersonateUserRequest
+ */
+export type ImpersonateUserRequest = Message<"keyport.v1.ImpersonateUserRequest"> & {
+  /**
+   * The user to act as.
+   *
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message keyport.v1.ImpersonateUserRequest.
+ * Use `create(ImpersonateUserRequestSchema)` to create a new message.
+ */
+export const ImpersonateUserRequestSchema: GenMessage<ImpersonateUserRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 16);
+
+/**
+ * Response of `ImpersonateUser`.
+ *
+ * @generated from message keyport.v1.ImpersonateUserResponse
+ */
+export type ImpersonateUserResponse = Message<"keyport.v1.ImpersonateUserResponse"> & {
+  /**
+   * The impersonation session: its token and the user. Hand the token to
+   * the admin's browser like a sign-in's.
+   *
+   * @generated from field: keyport.v1.SessionGrant session = 1;
+   */
+  session?: SessionGrant | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.ImpersonateUserResponse.
+ * Use `create(ImpersonateUserResponseSchema)` to create a new message.
+ */
+export const ImpersonateUserResponseSchema: GenMessage<ImpersonateUserResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 17);
+
+/**
  * Request of `DeleteUser`.
  *
  * @generated from message keyport.v1.DeleteUserRequest
@@ -510,7 +553,7 @@ export type DeleteUserRequest = Message<"keyport.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 16);
+  messageDesc(file_keyport_v1_admin_service, 18);
 
 /**
  * Response of `DeleteUser`.
@@ -525,7 +568,7 @@ export type DeleteUserResponse = Message<"keyport.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 17);
+  messageDesc(file_keyport_v1_admin_service, 19);
 
 /**
  * One entry of the audit trail (docs/operations.md lists the kinds).
@@ -597,7 +640,7 @@ export type AuditEvent = Message<"keyport.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 18);
+  messageDesc(file_keyport_v1_admin_service, 20);
 
 /**
  * Request of `ListAuditEvents`. Filters combine.
@@ -653,7 +696,7 @@ export type ListAuditEventsRequest = Message<"keyport.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 19);
+  messageDesc(file_keyport_v1_admin_service, 21);
 
 /**
  * Response of `ListAuditEvents`.
@@ -681,7 +724,7 @@ export type ListAuditEventsResponse = Message<"keyport.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 20);
+  messageDesc(file_keyport_v1_admin_service, 22);
 
 /**
  * Which users `ListUsers` returns, by ban.
@@ -794,6 +837,26 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof RevokeUserSessionsRequestSchema;
     output: typeof RevokeUserSessionsResponseSchema;
+  },
+  /**
+   * Opens a session as the user, for an admin to see what they see. The
+   * session's `impersonator_id` is the admin; it lasts at most
+   * `authorization.impersonation_ttl_secs` (1 hour by default), cannot
+   * change the user's password, email, factors, linked accounts or other
+   * sessions, nor call `AdminService`, and ends with `SignOut` on its
+   * token. Audited as `impersonation_started`. Needs `users:impersonate`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (the caller's own id), `PERMISSION_DENIED`
+   * (also: the user's roles grant an administration permission and
+   * `authorization.impersonate_admins` is off, or the caller's session is
+   * itself an impersonation), `USER_BANNED`.
+   *
+   * @generated from rpc keyport.v1.AdminService.ImpersonateUser
+   */
+  impersonateUser: {
+    methodKind: "unary";
+    input: typeof ImpersonateUserRequestSchema;
+    output: typeof ImpersonateUserResponseSchema;
   },
   /**
    * Lists the audit trail, newest first, a page at a time, with optional

@@ -153,7 +153,7 @@ export const AuthorizeResponseSchema: GenMessage<AuthorizeResponse> = /*@__PURE_
  *
  * Permissions are `resource:action` strings from the server's catalogue
  * (`[authorization] permissions`, plus `audit:read`, `sessions:revoke`,
- * `users:read` and `users:write`); roles grant them by name, by
+ * `users:impersonate`, `users:read` and `users:write`); roles grant them by name, by
  * `resource:*` or by `*` (`[authorization.roles]`; `user` grants nothing
  * and `admin` everything by default). A user's roles are the `roles` of
  * their `User`.
