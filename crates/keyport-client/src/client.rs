@@ -84,6 +84,10 @@ pub enum FactorAnswer<'a> {
 /// How a sign-up ended, as the proto's `SignUpResponse`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per sign-up, matched at once: a box would cost every caller a deref for nothing"
+)]
 pub enum SignUpOutcome {
     /// The account exists and is signed in.
     SignedIn(SignedIn),
