@@ -16,6 +16,7 @@ mod m0006_second_factors;
 mod m0007_passkeys;
 mod m0008_bans;
 mod m0009_impersonation;
+mod m0010_roles;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_passkeys::Migration),
             Box::new(m0008_bans::Migration),
             Box::new(m0009_impersonation::Migration),
+            Box::new(m0010_roles::Migration),
         ]
     }
 }

@@ -7,10 +7,10 @@ use std::{sync::Arc, time::Duration};
 
 use keyport_core::Clock;
 use keyport_proto::v1::{
-    BanFilter, BanUserRequest, DeleteUserRequest, GetUserRequest, ListAuditEventsRequest, ListUsersRequest,
-    ListUsersResponse, ManagedUser, RevokeUserSessionsRequest, SetUserRolesRequest, UnbanUserRequest, UserChange,
-    WatchSessionEventsRequest, admin_service_client::AdminServiceClient, complete_sign_in_request::Answer,
-    watch_session_events_response::Event,
+    BanFilter, BanUserRequest, DeleteRoleRequest, DeleteUserRequest, GetUserRequest, ListAuditEventsRequest,
+    ListUsersRequest, ListUsersResponse, ManagedUser, PutRoleRequest, RevokeUserSessionsRequest, SetUserRolesRequest,
+    UnbanUserRequest, UserChange, WatchSessionEventsRequest, admin_service_client::AdminServiceClient,
+    complete_sign_in_request::Answer, watch_session_events_response::Event,
 };
 use keyport_server::config::Config;
 use keyport_tests::{Backend, TestServer, grpc::authed, server::PASSWORD};
@@ -34,6 +34,7 @@ on_both_backends!(
     admins_page_through_and_filter_users,
     admins_read_the_audit_trail_a_page_at_a_time,
     impersonation_is_marked_short_and_changes_no_credential,
+    run_time_roles_reach_every_check_at_once,
     only_admins_call_admin_rpcs,
 );
 
@@ -43,6 +44,7 @@ const UNKNOWN_USER: &str = "0190e9b1-0000-7000-8000-000000000000";
 
 /// Roles: `support` may read users and nothing else; `admin` may do all.
 fn configure(config: &mut Config) {
+    config.authorization.permissions = ["posts:read", "posts:write"].map(String::from).to_vec();
     config.authorization.roles = [("user", vec![]), ("support", vec!["users:read"]), ("admin", vec!["*"])]
         .into_iter()
         .map(|(role, grants)| (role.to_owned(), grants.into_iter().map(String::from).collect()))
@@ -480,6 +482,19 @@ async fn every_rpc(server: &TestServer, token: &str, target: &str) -> Vec<(&'sta
                 .map(drop),
         ),
         ("DeleteUser", client.clone().delete_user(authed(DeleteUserRequest { user_id: id() }, token)).await.map(drop)),
+        ("ListRoles", client.clone().list_roles(authed(keyport_proto::v1::ListRolesRequest {}, token)).await.map(drop)),
+        (
+            "PutRole",
+            client
+                .clone()
+                .put_role(authed(PutRoleRequest { name: "reader".into(), grants: vec!["posts:read".into()] }, token))
+                .await
+                .map(drop),
+        ),
+        (
+            "DeleteRole",
+            client.clone().delete_role(authed(DeleteRoleRequest { name: "reader".into() }, token)).await.map(drop),
+        ),
     ]
 }
 
@@ -511,7 +526,7 @@ async fn only_admins_call_admin_rpcs(backend: Backend) -> TestResult {
     }
     // Support reads users and changes nothing.
     for (rpc, result) in every_rpc(&server, &support, &ann_id).await {
-        let allowed = matches!(rpc, "ListUsers" | "GetUser");
+        let allowed = matches!(rpc, "ListUsers" | "GetUser" | "ListRoles");
         assert_eq!(result.is_ok(), allowed, "{rpc} by support: {result:?}");
     }
     assert_eq!(server.session_reason(&ann).await, "OK", "nothing was done to ann");
@@ -538,13 +553,13 @@ async fn only_admins_call_admin_rpcs(backend: Backend) -> TestResult {
         refused(admin(&server).ban_user(authed(request, &root)).await, Code::InvalidArgument, "INVALID_ARGUMENT", what);
     }
     for (rpc, result) in every_rpc(&server, &root, UNKNOWN_USER).await {
-        if matches!(rpc, "ListUsers" | "ListAuditEvents") {
+        if matches!(rpc, "ListUsers" | "ListAuditEvents" | "ListRoles" | "PutRole" | "DeleteRole") {
             continue;
         }
         assert_eq!(result.map_err(|s| keyport_tests::grpc::reason(&s)), Err("USER_NOT_FOUND".into()), "{rpc}");
     }
     for (rpc, result) in every_rpc(&server, &root, "not-a-uuid").await {
-        if rpc == "ListUsers" {
+        if matches!(rpc, "ListUsers" | "ListRoles" | "PutRole" | "DeleteRole") {
             continue;
         }
         assert_eq!(result.map_err(|s| keyport_tests::grpc::reason(&s)), Err("INVALID_ARGUMENT".into()), "{rpc}");
@@ -720,5 +735,119 @@ async fn impersonation_is_marked_short_and_changes_no_credential(backend: Backen
     refused(listed, Code::PermissionDenied, "PERMISSION_DENIED", "an impersonated admin");
     allowing.clock.advance(Duration::from_secs(121));
     assert_eq!(allowing.session_reason(&as_bob).await, "SESSION_EXPIRED", "the configured limit");
+    Ok(())
+}
+
+async fn put_role(server: &TestServer, token: &str, name: &str, grants: &[&str]) -> Result<Vec<String>, Status> {
+    let request = PutRoleRequest { name: name.into(), grants: grants.iter().map(|g| (*g).to_owned()).collect() };
+    let role = admin(server).put_role(authed(request, token)).await?.into_inner().role.unwrap_or_default();
+    Ok(role.grants)
+}
+
+async fn may(server: &TestServer, token: &str, permission: &str) -> Result<bool, BoxError> {
+    let answer = crate::authorization::authorize(server, token, &[permission]).await?;
+    Ok(crate::authorization::decisions(&answer) == [true])
+}
+
+async fn run_time_roles_reach_every_check_at_once(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{ListRolesRequest, SetUserRolesRequest};
+    let server = Arc::new(TestServer::start_with(backend, configure).await?);
+    let root = user_with_roles(&server, "root@example.com", "admin user").await?;
+    let support = user_with_roles(&server, "support@example.com", "support user").await?;
+    let ann = server.sign_up("ann@example.com").await?;
+    let ann_id = user_id(&server, &ann).await?;
+    let mut events = server.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
+    events.message().await?;
+
+    assert_eq!(put_role(&server, &root, "editor", &["posts:*", "posts:read"]).await?, ["posts:*", "posts:read"]);
+    let listed = admin(&server).list_roles(authed(ListRolesRequest {}, &support)).await?.into_inner().roles;
+    let names: Vec<(&str, bool)> = listed.iter().map(|role| (role.name.as_str(), role.configured)).collect();
+    assert_eq!(names, [("admin", true), ("support", true), ("user", true), ("editor", false)]);
+    let assign = SetUserRolesRequest { user_id: ann_id.clone(), roles: vec!["editor".into()] };
+    admin(&server).set_user_roles(authed(assign, &root)).await?;
+    assert!(may(&server, &ann, "posts:write").await?, "a run-time role grants");
+
+    // A change of grants reaches the next check, here and (PostgreSQL)
+    // on another replica, and is pushed to every cache.
+    let replica = match backend {
+        Backend::Postgres => Some(TestServer::replica_of_with(&server, configure).await?),
+        Backend::Sqlite => None,
+    };
+    put_role(&server, &root, "editor", &["posts:read"]).await?;
+    assert!(!may(&server, &ann, "posts:write").await?, "taken away: the next check");
+    let roles_changed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match events.message().await?.and_then(|message| message.event) {
+                Some(Event::RolesChanged(_)) => return Ok::<_, Status>(()),
+                Some(_) => continue,
+                None => return Err(Status::aborted("the stream ended")),
+            }
+        }
+    })
+    .await;
+    assert!(matches!(roles_changed, Ok(Ok(()))), "pushed: {roles_changed:?}");
+    if let Some(replica) = &replica {
+        assert!(may(replica, &ann, "posts:read").await?);
+        put_role(&server, &root, "editor", &[]).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while may(replica, &ann, "posts:read").await? {
+            assert!(std::time::Instant::now() < deadline, "the other replica kept the old grants");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // A replica started now reads the run-time roles at start.
+        let late = TestServer::replica_of_with(&server, configure).await?;
+        put_role(&server, &root, "editor", &["posts:write"]).await?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !may(&late, &ann, "posts:write").await? {
+            assert!(std::time::Instant::now() < deadline, "a later replica never saw the role");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    // Parallel changes: what was stored last is what every check decides.
+    let barrier = Arc::new(Barrier::new(8));
+    let changes = (0..8).map(|n| {
+        let (server, barrier, root) = (server.clone(), barrier.clone(), root.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let grants: &[&str] = if n % 2 == 0 { &["posts:write"] } else { &["posts:read"] };
+            put_role(&server, &root, "editor", grants).await
+        })
+    });
+    for changed in futures::future::join_all(changes).await {
+        changed??;
+    }
+    let stored = server.scalar("SELECT COUNT(*) FROM roles WHERE name = 'editor' AND grants = 'posts:write'").await?;
+    assert_eq!(may(&server, &ann, "posts:write").await?, stored == 1, "the check agrees with the stored grants");
+
+    // Deleting the role: ann keeps the name, which grants nothing.
+    admin(&server).delete_role(authed(DeleteRoleRequest { name: "editor".into() }, &root)).await?;
+    assert!(!may(&server, &ann, "posts:write").await? && !may(&server, &ann, "posts:read").await?);
+
+    // Bad input, and nothing written by it.
+    let before = server.count("roles").await?;
+    for (name, grants, what) in [
+        ("support", vec!["posts:read"], "a role of the configuration"),
+        ("admin", vec![], "the admin role"),
+        ("Bad Name", vec![], "a malformed name"),
+        ("", vec![], "no name"),
+        ("reader", vec!["nope:read"], "a permission outside the catalogue"),
+        ("reader", vec!["posts"], "a malformed grant"),
+    ] {
+        refused(put_role(&server, &root, name, &grants).await, Code::InvalidArgument, "INVALID_ARGUMENT", what);
+    }
+    let many: Vec<String> = (0..65).map(|n| format!("posts:read{n}")).collect();
+    let too_many = PutRoleRequest { name: "reader".into(), grants: many };
+    refused(
+        admin(&server).put_role(authed(too_many, &root)).await,
+        Code::InvalidArgument,
+        "INVALID_ARGUMENT",
+        "65 grants",
+    );
+    for name in ["ghost", "support", "BAD"] {
+        let deleted = admin(&server).delete_role(authed(DeleteRoleRequest { name: name.into() }, &root)).await;
+        refused(deleted, Code::InvalidArgument, "INVALID_ARGUMENT", name);
+    }
+    assert_eq!(server.count("roles").await?, before, "nothing written");
     Ok(())
 }

@@ -96,7 +96,7 @@ async fn decides_each_permission_by_role(backend: Backend) -> TestResult {
     let admin = user_with_roles(&server, "admin@example.com", "admin user").await?;
     let answer = authorize(&server, &admin, &asked).await?;
     assert!(answer.allowed, "*: {:?}", answer.decisions);
-    assert_eq!(answer.granted.len(), 7, "the three of the apps and Keyport's four: {:?}", answer.granted);
+    assert_eq!(answer.granted.len(), 8, "the three of the apps and Keyport's five: {:?}", answer.granted);
     // A role the config no longer defines grants nothing.
     let retired = user_with_roles(&server, "retired@example.com", "moderator").await?;
     assert_eq!(decisions(&authorize(&server, &retired, &asked).await?), [false; 4]);

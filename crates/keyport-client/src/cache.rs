@@ -435,6 +435,9 @@ impl Inner {
         match event {
             Event::SessionRevoked(revoked) => entries.remove_session(&revoked.session_id),
             Event::UserChanged(changed) => entries.remove_user(&changed.user_id),
+            // Every cached decision may be stale; start over (the sessions
+            // are still valid, but an entry is both).
+            Event::RolesChanged(_) => *entries = Entries::default(),
             Event::Ready(_) | Event::Heartbeat(_) => {}
         }
     }
@@ -647,6 +650,21 @@ mod tests {
         assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_some());
         clock.advance(Duration::from_secs(30));
         assert!(cache.decide_cached("kp_a.x", &["posts:write"]).is_none(), "gone at the TTL");
+    }
+
+    #[tokio::test]
+    async fn a_change_of_the_roles_drops_every_decision() {
+        let (cache, _clock) = live_cache(CacheConfig::default());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        let answer = authorized(&["posts:read"], &[("posts:read", true)]);
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        assert!(cache.decide_cached("kp_a.x", &["posts:read"]).is_some());
+        cache.inner.apply(Event::RolesChanged(keyport_proto::v1::RolesChanged {}));
+        assert!(cache.decide_cached("kp_a.x", &["posts:read"]).is_none(), "asked again, of the new roles");
+        assert!(cache.is_live(), "the stream is fine: only the answers are stale");
+        let stale = cache.inner.epoch.load(Ordering::Acquire) - 1;
+        cache.insert_authorized("kp_a.x", &answer, Arc::new(answer.principal.clone()), stale);
+        assert!(cache.decide_cached("kp_a.x", &["posts:read"]).is_none(), "an answer from before it is not kept");
     }
 
     fn answer_for_tests() -> ValidatedSession {

@@ -88,6 +88,10 @@ pub enum AuditKind {
     UserSessionsRevoked,
     /// An administrator opened a session as a user (impersonation).
     ImpersonationStarted,
+    /// An administrator defined a run-time role or changed its grants.
+    RoleDefined,
+    /// An administrator deleted a run-time role.
+    RoleDeleted,
 }
 
 impl AuditKind {
@@ -134,6 +138,8 @@ impl AuditKind {
             Self::UserUnbanned => "user_unbanned",
             Self::UserSessionsRevoked => "user_sessions_revoked",
             Self::ImpersonationStarted => "impersonation_started",
+            Self::RoleDefined => "role_defined",
+            Self::RoleDeleted => "role_deleted",
         }
     }
 }

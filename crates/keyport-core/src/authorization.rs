@@ -8,9 +8,15 @@
 //! error ([`Error::PermissionUnknown`]), not a silent deny: a typo in an
 //! app must fail loudly, not lock everyone out or, worse, in.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, RwLock},
+};
 
-use crate::error::{Error, FieldViolation, Result};
+use crate::{
+    error::{Error, FieldViolation, Result},
+    store::StoredRole,
+};
 
 /// Most permissions one check may name.
 pub const MAX_CHECKED: usize = 32;
@@ -148,6 +154,84 @@ impl Roles {
 
     fn allows(&self, roles: &[String], permission: &str) -> bool {
         roles.iter().filter_map(|role| self.roles.get(role)).flatten().any(|grant| grant.covers(permission))
+    }
+}
+
+/// The roles in force: the configuration's, and those admins define at run
+/// time ([`crate::store::RoleStore`]), swapped whole when the run-time ones
+/// change, so that each check reads one consistent set.
+#[derive(Debug)]
+pub struct RoleBook {
+    permissions: Vec<String>,
+    configured: BTreeMap<String, Vec<String>>,
+    current: RwLock<Arc<Roles>>,
+}
+
+impl Default for RoleBook {
+    /// The built-in permissions; `user` grants nothing, `admin` everything.
+    fn default() -> Self {
+        let configured = [(USER_ROLE.to_owned(), Vec::new()), (ADMIN_ROLE.to_owned(), vec!["*".to_owned()])];
+        Self { permissions: Vec::new(), configured: configured.into(), current: RwLock::new(Arc::default()) }
+    }
+}
+
+impl RoleBook {
+    /// The catalogue `permissions` and the configuration's `roles`, as
+    /// [`Roles::new`] checks them; no run-time role yet.
+    pub fn new(permissions: Vec<String>, roles: BTreeMap<String, Vec<String>>) -> std::result::Result<Self, String> {
+        let current = Roles::new(&permissions, roles.clone())?;
+        let mut configured = roles;
+        configured.entry(USER_ROLE.to_owned()).or_default();
+        configured.entry(ADMIN_ROLE.to_owned()).or_insert_with(|| vec!["*".to_owned()]);
+        Ok(Self { permissions, configured, current: RwLock::new(Arc::new(current)) })
+    }
+
+    /// The roles in force now.
+    pub fn current(&self) -> Arc<Roles> {
+        match self.current.read() {
+            Ok(current) => Arc::clone(&current),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Whether the configuration defines `role` (run-time roles cannot
+    /// replace it).
+    pub fn is_configured(&self, role: &str) -> bool {
+        self.configured.contains_key(role)
+    }
+
+    /// The configuration's roles and their grants, by name.
+    pub fn configured(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.configured.iter().map(|(name, grants)| (name.as_str(), grants.as_slice()))
+    }
+
+    /// Why `grants` cannot be the grants of a role, if they cannot.
+    pub fn check_grants(&self, name: &str, grants: &[String]) -> std::result::Result<(), String> {
+        Roles::new(&self.permissions, [(name.to_owned(), grants.to_vec())]).map(drop)
+    }
+
+    /// Puts in force the configuration's roles with `runtime` besides. A
+    /// run-time role whose grants no longer fit the catalogue (changed at
+    /// a restart) grants nothing, and is logged.
+    pub fn replace_runtime(&self, runtime: &[StoredRole]) {
+        let mut roles = self.configured.clone();
+        for role in runtime.iter().filter(|role| !self.is_configured(&role.name)) {
+            let grants = match self.check_grants(&role.name, &role.grants) {
+                Ok(()) => role.grants.clone(),
+                Err(problem) => {
+                    tracing::warn!(role = %role.name, %problem, "a run-time role no longer fits the catalogue");
+                    Vec::new()
+                }
+            };
+            roles.insert(role.name.clone(), grants);
+        }
+        match Roles::new(&self.permissions, roles) {
+            Ok(roles) => match self.current.write() {
+                Ok(mut current) => *current = Arc::new(roles),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(roles),
+            },
+            Err(problem) => tracing::error!(%problem, "run-time roles not applied"),
+        }
     }
 }
 

@@ -77,6 +77,9 @@ pub enum SessionEvent {
         /// What changed.
         change: UserChange,
     },
+    /// The grants of the run-time roles changed: every cached decision is
+    /// stale (sessions are not).
+    RolesChanged,
 }
 
 /// Where the use cases send events.

@@ -90,6 +90,8 @@ impl ValidatedCache {
                     entries.by_session.remove(&id);
                 }
             }
+            // Decisions are made from the roles in force at each check.
+            SessionEvent::RolesChanged => {}
         }
     }
 

@@ -77,7 +77,7 @@ impl Keyport {
         let counters = store.shared_counters();
         let mut accounts_config = config.accounts();
         accounts_config.second_factors.keys = Some(config.second_factors.keys(sqlite_dir(&config).as_deref())?);
-        accounts_config.roles = Arc::new(config.authorization.roles().map_err(StartError::Authorization)?);
+        accounts_config.roles = Arc::new(config.authorization.role_book().map_err(StartError::Authorization)?);
         let factors = &accounts_config.second_factors;
         accounts_config.second_factors.passkeys =
             config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);
@@ -87,6 +87,7 @@ impl Keyport {
         if let Some(counters) = counters {
             accounts = accounts.with_counters(Arc::new(counters));
         }
+        accounts.reload_roles().await?;
         let courier = if config.mail.enabled() {
             accounts = accounts.with_mail(config.mail.settings()?);
             Some(Courier::new(accounts.clone(), &config.mail)?)

@@ -101,9 +101,10 @@ impl Default for AuthorizationConfig {
 }
 
 impl AuthorizationConfig {
-    /// The catalogue and roles these settings describe, or what is wrong.
-    pub fn roles(&self) -> Result<keyport_core::authorization::Roles, String> {
-        keyport_core::authorization::Roles::new(&self.permissions, self.roles.clone())
+    /// The catalogue and roles these settings describe (run-time roles
+    /// join them once read), or what is wrong.
+    pub fn role_book(&self) -> Result<keyport_core::authorization::RoleBook, String> {
+        keyport_core::authorization::RoleBook::new(self.permissions.clone(), self.roles.clone())
             .map_err(|problem| format!("authorization: {problem}"))
     }
 }

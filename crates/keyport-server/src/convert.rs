@@ -44,6 +44,15 @@ pub(crate) fn managed_user(user: &User, now: Timestamp) -> v1::ManagedUser {
     v1::ManagedUser { user: Some(self::user(user)), ban }
 }
 
+pub(crate) fn role(role: keyport_core::accounts::RoleInfo) -> v1::Role {
+    v1::Role {
+        name: role.name,
+        grants: role.grants,
+        configured: role.configured,
+        updated_at: role.updated_at.map(timestamp),
+    }
+}
+
 pub(crate) fn audit_event(event: StoredAudit) -> v1::AuditEvent {
     v1::AuditEvent {
         id: event.id.to_string(),
@@ -144,6 +153,7 @@ pub(crate) fn session_event(event: SessionEvent) -> Event {
         SessionEvent::UserChanged { user_id, change } => {
             Event::UserChanged(v1::UserChanged { user_id: user_id.to_string(), change: user_change(change).into() })
         }
+        SessionEvent::RolesChanged => Event::RolesChanged(v1::RolesChanged {}),
     }
 }
 

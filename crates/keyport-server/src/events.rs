@@ -65,6 +65,21 @@ impl EventBus {
     pub(crate) async fn relay(self, relay: PgEventRelay, cache: CacheHealth) {
         relay
             .listen(move |relayed| match relayed {
+                Relayed::Event(SessionEvent::RolesChanged) => {
+                    // Subscribers drop their decisions on this event and ask
+                    // again: this replica must answer with the new roles.
+                    let (accounts, sender) = (cache.accounts.clone(), self.sender.clone());
+                    tokio::spawn(async move {
+                        for attempt in 1..=10 {
+                            match accounts.reload_roles().await {
+                                Ok(()) => break,
+                                Err(error) => tracing::warn!(%error, attempt, "cannot read the run-time roles yet"),
+                            }
+                            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                        }
+                        let _ = sender.send(BusMessage::Event(SessionEvent::RolesChanged));
+                    });
+                }
                 Relayed::Event(event) => {
                     cache.accounts.apply_remote_event(&event);
                     let _ = self.sender.send(BusMessage::Event(event));

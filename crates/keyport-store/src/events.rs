@@ -181,12 +181,16 @@ enum Decoded {
     Ignored,
 }
 
+/// The kind of [`SessionEvent::RolesChanged`], which has no user.
+const ROLES_KIND: &str = "roles";
+
 /// `origin \t kind \t user_id \t detail`, where detail is the session id or
 /// the kind of user change.
 pub(crate) fn encode(origin: &str, event: &SessionEvent) -> String {
     match event {
         SessionEvent::SessionRevoked { session_id, user_id } => format!("{origin}\tsession\t{user_id}\t{session_id}"),
         SessionEvent::UserChanged { user_id, change } => format!("{origin}\tuser\t{user_id}\t{}", change.as_str()),
+        SessionEvent::RolesChanged => format!("{origin}\t{ROLES_KIND}"),
     }
 }
 
@@ -202,6 +206,9 @@ fn decode(own_origin: &str, payload: &str) -> Decoded {
 }
 
 fn decode_event(kind: &str, user_id: Option<&str>, detail: Option<&str>) -> Option<SessionEvent> {
+    if kind == ROLES_KIND {
+        return Some(SessionEvent::RolesChanged);
+    }
     let user_id = UserId(Uuid::parse_str(user_id?).ok()?);
     let detail = detail?;
     match kind {
@@ -221,6 +228,7 @@ mod tests {
         let events = [
             SessionEvent::SessionRevoked { session_id: SessionId::from_trusted("A".repeat(22)), user_id },
             SessionEvent::UserChanged { user_id, change: UserChange::Deleted },
+            SessionEvent::RolesChanged,
         ];
         for event in events {
             let payload = encode("replica-a", &event);

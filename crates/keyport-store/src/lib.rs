@@ -22,6 +22,7 @@ mod factors;
 mod mail;
 mod oauth;
 mod passkeys;
+mod roles;
 mod rows;
 mod session_lookup;
 mod sessions;

@@ -15,11 +15,12 @@ use crate::{
     clock::Timestamp,
     email::Email,
     error::{Error, FieldViolation, Result},
+    events::SessionEvent,
     events::UserChange,
     oauth::LinkedAccount,
     session::Session,
     session::{ClientInfo, Principal, SessionGrant},
-    store::{AuditQuery, SessionBasis, StoreError, StoredAudit, UserQuery},
+    store::{AuditQuery, SessionBasis, StoreError, StoredAudit, StoredRole, UserQuery},
     user::{Ban, User, UserId, is_valid_role, parse_name},
 };
 
@@ -85,6 +86,23 @@ pub struct AuditPage {
     pub next_page_token: Option<String>,
 }
 
+/// A role as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    /// Its name.
+    pub name: String,
+    /// What it grants: permissions, `resource:*` or `*`.
+    pub grants: Vec<String>,
+    /// Whether the configuration defines it (and only the configuration
+    /// can change it); else it was defined at run time.
+    pub configured: bool,
+    /// When a run-time role's grants were last set.
+    pub updated_at: Option<Timestamp>,
+}
+
+/// Most grants one run-time role may have.
+pub const MAX_ROLE_GRANTS: usize = 64;
+
 /// A page of users.
 #[derive(Debug, Clone)]
 pub struct UserPage {
@@ -112,7 +130,7 @@ impl Accounts {
         match admin {
             Admin::Session(caller)
                 if caller.session.impersonator.is_some()
-                    || !self.config.roles.grants(&caller.user.roles, permission) =>
+                    || !self.config.roles.current().grants(&caller.user.roles, permission) =>
             {
                 Err(Error::PermissionDenied)
             }
@@ -138,7 +156,8 @@ impl Accounts {
             return Err(Error::invalid("user_id", "an admin cannot impersonate themselves"));
         }
         let user = self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
-        let is_admin = BUILT_IN_PERMISSIONS.iter().any(|permission| self.config.roles.grants(&user.roles, permission));
+        let roles = self.config.roles.current();
+        let is_admin = BUILT_IN_PERMISSIONS.iter().any(|permission| roles.grants(&user.roles, permission));
         if is_admin && !self.config.impersonation.admins {
             return Err(Error::PermissionDenied);
         }
@@ -320,7 +339,8 @@ impl Accounts {
 
     /// `roles` with `user`, sorted and unique; each must be defined.
     fn configured_roles(&self, roles: &[String]) -> Result<Vec<String>> {
-        if let Some(unknown) = roles.iter().find(|role| !self.config.roles.has_role(role)) {
+        let defined = self.config.roles.current();
+        if let Some(unknown) = roles.iter().find(|role| !defined.has_role(role)) {
             let violation = FieldViolation::new("roles", format!("{unknown:?} is not a role of the configuration"));
             return Err(Error::InvalidArgument(vec![violation]));
         }
@@ -328,6 +348,102 @@ impl Accounts {
         wanted.sort();
         wanted.dedup();
         Ok(wanted)
+    }
+
+    /// Every role: the configuration's, then those defined at run time, for
+    /// a caller whose roles grant `users:read`.
+    pub async fn list_roles(&self, admin: Admin<'_>) -> Result<Vec<RoleInfo>> {
+        self.require(admin, "users:read")?;
+        let book = &self.config.roles;
+        let configured = book.configured().map(|(name, grants)| RoleInfo {
+            name: name.to_owned(),
+            grants: grants.to_vec(),
+            configured: true,
+            updated_at: None,
+        });
+        let runtime = self.role_store().list_roles().await?.into_iter().filter(|role| !book.is_configured(&role.name));
+        Ok(configured
+            .chain(runtime.map(|role| RoleInfo {
+                name: role.name,
+                grants: role.grants,
+                configured: false,
+                updated_at: Some(role.updated_at),
+            }))
+            .collect())
+    }
+
+    /// Defines the run-time role `name`, or replaces its grants, for a
+    /// caller whose roles grant `users:write`. Every replica puts it in
+    /// force, and every cache drops its decisions
+    /// ([`SessionEvent::RolesChanged`](crate::events::SessionEvent::RolesChanged)),
+    /// before the next check. A role of the configuration cannot be changed
+    /// here.
+    pub async fn put_role(
+        &self,
+        admin: Admin<'_>,
+        name: &str,
+        grants: &[String],
+        client: &ClientInfo,
+    ) -> Result<RoleInfo> {
+        self.require(admin, "users:write")?;
+        let name = self.runtime_role_name(name)?;
+        if grants.len() > MAX_ROLE_GRANTS {
+            return Err(Error::invalid("grants", "must be at most 64"));
+        }
+        let mut grants = grants.to_vec();
+        grants.sort();
+        grants.dedup();
+        self.config.roles.check_grants(&name, &grants).map_err(|problem| Error::invalid("grants", problem))?;
+        let now = self.clock.now();
+        let role = StoredRole { name, grants, updated_at: now };
+        let detail = format!("{}:{}", role.name, role.grants.join(" "));
+        let audit = self.admin_audit(admin, AuditKind::RoleDefined, client, detail);
+        let accounts = self.clone();
+        let written = role.clone();
+        self.to_completion(async move {
+            let event = SessionEvent::RolesChanged;
+            accounts.role_store().put_role(&written, &audit, &event).await?;
+            // In force here before anyone hears of it.
+            accounts.reload_roles().await?;
+            accounts.publish(event);
+            Ok(())
+        })
+        .await?;
+        Ok(RoleInfo { name: role.name, grants: role.grants, configured: false, updated_at: Some(now) })
+    }
+
+    /// Deletes the run-time role `name`, for a caller whose roles grant
+    /// `users:write`. Users who hold it keep the name, which grants nothing
+    /// from then on.
+    pub async fn delete_role(&self, admin: Admin<'_>, name: &str, client: &ClientInfo) -> Result<()> {
+        self.require(admin, "users:write")?;
+        let name = self.runtime_role_name(name)?;
+        let audit = self.admin_audit(admin, AuditKind::RoleDeleted, client, name.clone());
+        let accounts = self.clone();
+        let deleted = self
+            .to_completion(async move {
+                let event = SessionEvent::RolesChanged;
+                let deleted = accounts.role_store().delete_role(&name, &audit, &event).await?;
+                if deleted {
+                    accounts.reload_roles().await?;
+                    accounts.publish(event);
+                }
+                Ok(deleted)
+            })
+            .await?;
+        if deleted { Ok(()) } else { Err(Error::invalid("name", "no run-time role has this name")) }
+    }
+
+    /// `name` as the name of a run-time role: well-formed, and not one the
+    /// configuration defines.
+    fn runtime_role_name(&self, name: &str) -> Result<String> {
+        if !is_valid_role(name) || name.contains(':') {
+            return Err(Error::invalid("name", "must be 1-64 of a-z 0-9 _ -"));
+        }
+        if self.config.roles.is_configured(name) {
+            return Err(Error::invalid("name", "is defined in the configuration; change it there"));
+        }
+        Ok(name.to_owned())
     }
 
     /// The user with this email (normalised as at sign-up), for the
@@ -352,7 +468,7 @@ impl Accounts {
         let page_size = checked_page_size(page_size)?;
         let role = match filter.role.as_str() {
             "" => None,
-            role if is_valid_role(role) && self.config.roles.has_role(role) => Some(filter.role),
+            role if is_valid_role(role) && self.config.roles.current().has_role(role) => Some(filter.role),
             _ => return Err(Error::invalid("role", "must be a role of the configuration")),
         };
         if filter.email_prefix.len() > crate::email::MAX_EMAIL_BYTES {

@@ -35,7 +35,7 @@ impl Accounts {
             let violation = FieldViolation::new("organization_id", "organizations are not built yet: leave it empty");
             return Err(Error::InvalidArgument(vec![violation]));
         }
-        let roles = &self.config.roles;
+        let roles = self.config.roles.current();
         roles.check(permissions)?;
         let principal = self.authenticate(token).await?;
         let decisions = roles.decisions(&principal.user.roles, permissions);

@@ -15,7 +15,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::{
     audit::{AuditEvent, AuditKind},
-    authorization::Roles,
+    authorization::RoleBook,
     clock::Clock,
     error::{Error, FieldViolation, Result},
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
@@ -26,7 +26,7 @@ use crate::{
     session::{ClientInfo, Principal, Session, SessionPolicy},
     store::{
         AuditStore, CounterStore, EmailSignInStore, EmailTokenStore, Expired, FactorStore, MailStore, OAuthStore,
-        PasskeyStore, SessionStore, Store, UserStore,
+        PasskeyStore, RoleStore, SessionStore, Store, UserStore,
     },
     throttle::{
         Throttle,
@@ -53,8 +53,8 @@ mod sessions;
 mod tests;
 
 pub use admin::{
-    Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails,
-    UserFilter, UserPage,
+    Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, MAX_ROLE_GRANTS, NewUser,
+    RoleInfo, UserDetails, UserFilter, UserPage,
 };
 pub use authorization::Authorization;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
@@ -95,8 +95,9 @@ pub struct AccountsConfig {
     pub sign_up_by_email: bool,
     /// Second factors: freshness, challenge lifetime, sealing keys.
     pub second_factors: FactorSettings,
-    /// The permission catalogue and the roles that grant them.
-    pub roles: Arc<Roles>,
+    /// The permission catalogue and the roles that grant them (the
+    /// configuration's and the run-time ones).
+    pub roles: Arc<RoleBook>,
     /// How admins may act as other users.
     pub impersonation: ImpersonationPolicy,
 }
@@ -133,7 +134,7 @@ impl Default for AccountsConfig {
             require_email_verification: false,
             sign_up_by_email: false,
             second_factors: FactorSettings::default(),
-            roles: Arc::new(Roles::default()),
+            roles: Arc::new(RoleBook::default()),
             impersonation: ImpersonationPolicy::default(),
         }
     }
@@ -283,6 +284,10 @@ impl Accounts {
     // Each area's storage on its own, so that a use case names the areas it
     // touches at every call (and a new area's use cases get their own).
 
+    fn role_store(&self) -> &dyn RoleStore {
+        self.store.as_ref()
+    }
+
     fn user_store(&self) -> &dyn UserStore {
         self.store.as_ref()
     }
@@ -344,6 +349,15 @@ impl Accounts {
     fn publish(&self, event: SessionEvent) {
         self.cache.apply(&event);
         self.events.publish(event);
+    }
+
+    /// Reads the run-time roles and puts them in force with the
+    /// configuration's: at start, after this replica changed them, and
+    /// when another replica says it did ([`SessionEvent::RolesChanged`]).
+    pub async fn reload_roles(&self) -> Result<()> {
+        let runtime = self.role_store().list_roles().await?;
+        self.config.roles.replace_runtime(&runtime);
+        Ok(())
     }
 
     /// Why a sign-in failed whose session (or challenge) the store refused

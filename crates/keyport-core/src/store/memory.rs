@@ -20,8 +20,8 @@ use async_trait::async_trait;
 
 use super::{
     AuditQuery, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore,
-    OAuthStore, PasskeyStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit, TotpFactor,
-    UnlinkOutcome, UserQuery, UserStore,
+    OAuthStore, PasskeyStore, RoleStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit,
+    StoredRole, TotpFactor, UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
     audit::AuditEvent,
@@ -63,6 +63,7 @@ struct Tables {
     challenges: HashMap<[u8; 32], SignInChallenge>,
     /// Passkeys in registration order.
     passkeys: Vec<StoredPasskey>,
+    roles: std::collections::BTreeMap<String, StoredRole>,
     ceremonies: HashMap<[u8; 32], Ceremony>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
@@ -961,6 +962,29 @@ impl FactorStore for MemoryStore {
         let before = tables.challenges.len();
         tables.challenges.retain(|_, challenge| challenge.expires_at > now);
         Ok(count(before - tables.challenges.len()))
+    }
+}
+
+#[async_trait]
+impl RoleStore for MemoryStore {
+    async fn list_roles(&self) -> StoreResult<Vec<StoredRole>> {
+        Ok(self.tables()?.roles.values().cloned().collect())
+    }
+
+    async fn put_role(&self, role: &StoredRole, audit: &AuditEvent, _event: &SessionEvent) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        tables.roles.insert(role.name.clone(), role.clone());
+        tables.audit.push(audit.clone());
+        Ok(())
+    }
+
+    async fn delete_role(&self, name: &str, audit: &AuditEvent, _event: &SessionEvent) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if tables.roles.remove(name).is_none() {
+            return Ok(false);
+        }
+        tables.audit.push(audit.clone());
+        Ok(true)
     }
 }
 

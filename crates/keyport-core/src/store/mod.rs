@@ -10,6 +10,7 @@
 //! | mail | [`EmailTokenStore`], [`EmailSignInStore`], [`MailStore`] | one-time email tokens, started email sign-ins, the outbox |
 //! | second factors | [`FactorStore`] | authenticator apps, backup codes, sign-in challenges |
 //! | passkeys | [`PasskeyStore`] | passkeys and the ceremonies under way |
+//! | roles | [`RoleStore`] | roles admins define at run time |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -38,6 +39,7 @@ mod mail;
 pub mod memory;
 mod oauth;
 mod passkeys;
+mod roles;
 mod sessions;
 mod users;
 
@@ -47,6 +49,7 @@ pub use factors::{FactorStore, TotpFactor};
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
 pub use passkeys::PasskeyStore;
+pub use roles::{RoleStore, StoredRole};
 pub use sessions::{SessionBasis, SessionStore};
 pub use users::{Credentials, UserQuery, UserStore};
 
@@ -93,6 +96,7 @@ pub trait Store:
     + MailStore
     + FactorStore
     + PasskeyStore
+    + RoleStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;

@@ -51,6 +51,42 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn list_roles(
+        &self,
+        request: Request<v1::ListRolesRequest>,
+    ) -> Result<Response<v1::ListRolesResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let roles = self.0.accounts.list_roles(Admin::Session(&caller)).await.map_err(to_status)?;
+        Ok(Response::new(v1::ListRolesResponse { roles: roles.into_iter().map(convert::role).collect() }))
+    }
+
+    async fn put_role(&self, request: Request<v1::PutRoleRequest>) -> Result<Response<v1::PutRoleResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.get_ref();
+        let role = self
+            .0
+            .accounts
+            .put_role(Admin::Session(&caller), &body.name, &body.grants, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::PutRoleResponse { role: Some(convert::role(role)) }))
+    }
+
+    async fn delete_role(
+        &self,
+        request: Request<v1::DeleteRoleRequest>,
+    ) -> Result<Response<v1::DeleteRoleResponse>, Status> {
+        let caller = self.0.caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        self.0
+            .accounts
+            .delete_role(Admin::Session(&caller), &request.get_ref().name, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::DeleteRoleResponse {}))
+    }
+
     async fn create_user(
         &self,
         request: Request<v1::CreateUserRequest>,

@@ -11,6 +11,7 @@ pub mod oauth_flow;
 pub mod passkey;
 pub mod passkey_ceremony;
 pub mod password;
+pub mod role;
 pub mod session;
 pub mod sign_in_challenge;
 pub mod totp_factor;

@@ -75,6 +75,347 @@ func (BanFilter) EnumDescriptor() ([]byte, []int) {
 	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
 }
 
+// A named set of grants.
+type Role struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The role's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What it grants: permissions of the catalogue, `resource:*`, or `*`.
+	Grants []string `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	// True for a role of `[authorization.roles]`, which only the
+	// configuration changes; false for a run-time role.
+	Configured bool `protobuf:"varint,3,opt,name=configured,proto3" json:"configured,omitempty"`
+	// When a run-time role's grants were last set; unset for configured ones.
+	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Role) Reset() {
+	*x = Role{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Role) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Role) ProtoMessage() {}
+
+func (x *Role) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Role.ProtoReflect.Descriptor instead.
+func (*Role) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Role) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Role) GetGrants() []string {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+func (x *Role) GetConfigured() bool {
+	if x != nil {
+		return x.Configured
+	}
+	return false
+}
+
+func (x *Role) GetUpdatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return nil
+}
+
+// Request of `ListRoles`.
+type ListRolesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolesRequest) Reset() {
+	*x = ListRolesRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolesRequest) ProtoMessage() {}
+
+func (x *ListRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolesRequest.ProtoReflect.Descriptor instead.
+func (*ListRolesRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{1}
+}
+
+// Response of `ListRoles`.
+type ListRolesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every role, the configuration's first.
+	Roles         []*Role `protobuf:"bytes,1,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRolesResponse) Reset() {
+	*x = ListRolesResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRolesResponse) ProtoMessage() {}
+
+func (x *ListRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRolesResponse.ProtoReflect.Descriptor instead.
+func (*ListRolesResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListRolesResponse) GetRoles() []*Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// Request of `PutRole`.
+type PutRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run-time role's name: 1-64 of `a-z 0-9 _ -`.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What it grants, at most 64.
+	Grants        []string `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutRoleRequest) Reset() {
+	*x = PutRoleRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutRoleRequest) ProtoMessage() {}
+
+func (x *PutRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutRoleRequest.ProtoReflect.Descriptor instead.
+func (*PutRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PutRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PutRoleRequest) GetGrants() []string {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+// Response of `PutRole`.
+type PutRoleResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The role as now in force.
+	Role          *Role `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutRoleResponse) Reset() {
+	*x = PutRoleResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutRoleResponse) ProtoMessage() {}
+
+func (x *PutRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutRoleResponse.ProtoReflect.Descriptor instead.
+func (*PutRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PutRoleResponse) GetRole() *Role {
+	if x != nil {
+		return x.Role
+	}
+	return nil
+}
+
+// Request of `DeleteRole`.
+type DeleteRoleRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The run-time role to delete.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleRequest) Reset() {
+	*x = DeleteRoleRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleRequest) ProtoMessage() {}
+
+func (x *DeleteRoleRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRoleRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DeleteRoleRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Response of `DeleteRole`.
+type DeleteRoleResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRoleResponse) Reset() {
+	*x = DeleteRoleResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRoleResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRoleResponse) ProtoMessage() {}
+
+func (x *DeleteRoleResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRoleResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRoleResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{6}
+}
+
 // Request of `CreateUser`.
 type CreateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -94,7 +435,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +447,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[0]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +460,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{0}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateUserRequest) GetEmail() string {
@@ -168,7 +509,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +521,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[1]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +534,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{1}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateUserResponse) GetUser() *ManagedUser {
@@ -216,7 +557,7 @@ type SetUserRolesRequest struct {
 
 func (x *SetUserRolesRequest) Reset() {
 	*x = SetUserRolesRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -228,7 +569,7 @@ func (x *SetUserRolesRequest) String() string {
 func (*SetUserRolesRequest) ProtoMessage() {}
 
 func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[2]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -241,7 +582,7 @@ func (x *SetUserRolesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesRequest.ProtoReflect.Descriptor instead.
 func (*SetUserRolesRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{2}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetUserRolesRequest) GetUserId() string {
@@ -269,7 +610,7 @@ type SetUserRolesResponse struct {
 
 func (x *SetUserRolesResponse) Reset() {
 	*x = SetUserRolesResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -281,7 +622,7 @@ func (x *SetUserRolesResponse) String() string {
 func (*SetUserRolesResponse) ProtoMessage() {}
 
 func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[3]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -294,7 +635,7 @@ func (x *SetUserRolesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetUserRolesResponse.ProtoReflect.Descriptor instead.
 func (*SetUserRolesResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{3}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetUserRolesResponse) GetUser() *User {
@@ -318,7 +659,7 @@ type ManagedUser struct {
 
 func (x *ManagedUser) Reset() {
 	*x = ManagedUser{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -330,7 +671,7 @@ func (x *ManagedUser) String() string {
 func (*ManagedUser) ProtoMessage() {}
 
 func (x *ManagedUser) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[4]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -343,7 +684,7 @@ func (x *ManagedUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManagedUser.ProtoReflect.Descriptor instead.
 func (*ManagedUser) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{4}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ManagedUser) GetUser() *User {
@@ -375,7 +716,7 @@ type Ban struct {
 
 func (x *Ban) Reset() {
 	*x = Ban{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +728,7 @@ func (x *Ban) String() string {
 func (*Ban) ProtoMessage() {}
 
 func (x *Ban) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[5]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +741,7 @@ func (x *Ban) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ban.ProtoReflect.Descriptor instead.
 func (*Ban) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{5}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ban) GetReason() string {
@@ -448,7 +789,7 @@ type ListUsersRequest struct {
 
 func (x *ListUsersRequest) Reset() {
 	*x = ListUsersRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -460,7 +801,7 @@ func (x *ListUsersRequest) String() string {
 func (*ListUsersRequest) ProtoMessage() {}
 
 func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[6]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -473,7 +814,7 @@ func (x *ListUsersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersRequest.ProtoReflect.Descriptor instead.
 func (*ListUsersRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{6}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListUsersRequest) GetEmailPrefix() string {
@@ -538,7 +879,7 @@ type ListUsersResponse struct {
 
 func (x *ListUsersResponse) Reset() {
 	*x = ListUsersResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +891,7 @@ func (x *ListUsersResponse) String() string {
 func (*ListUsersResponse) ProtoMessage() {}
 
 func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[7]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +904,7 @@ func (x *ListUsersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListUsersResponse.ProtoReflect.Descriptor instead.
 func (*ListUsersResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListUsersResponse) GetUsers() []*ManagedUser {
@@ -591,7 +932,7 @@ type GetUserRequest struct {
 
 func (x *GetUserRequest) Reset() {
 	*x = GetUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +944,7 @@ func (x *GetUserRequest) String() string {
 func (*GetUserRequest) ProtoMessage() {}
 
 func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[8]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +957,7 @@ func (x *GetUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserRequest.ProtoReflect.Descriptor instead.
 func (*GetUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetUserRequest) GetUserId() string {
@@ -641,7 +982,7 @@ type GetUserResponse struct {
 
 func (x *GetUserResponse) Reset() {
 	*x = GetUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +994,7 @@ func (x *GetUserResponse) String() string {
 func (*GetUserResponse) ProtoMessage() {}
 
 func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[9]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +1007,7 @@ func (x *GetUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetUserResponse.ProtoReflect.Descriptor instead.
 func (*GetUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{9}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetUserResponse) GetUser() *ManagedUser {
@@ -705,7 +1046,7 @@ type BanUserRequest struct {
 
 func (x *BanUserRequest) Reset() {
 	*x = BanUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +1058,7 @@ func (x *BanUserRequest) String() string {
 func (*BanUserRequest) ProtoMessage() {}
 
 func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[10]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +1071,7 @@ func (x *BanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserRequest.ProtoReflect.Descriptor instead.
 func (*BanUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{10}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BanUserRequest) GetUserId() string {
@@ -765,7 +1106,7 @@ type BanUserResponse struct {
 
 func (x *BanUserResponse) Reset() {
 	*x = BanUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +1118,7 @@ func (x *BanUserResponse) String() string {
 func (*BanUserResponse) ProtoMessage() {}
 
 func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[11]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +1131,7 @@ func (x *BanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BanUserResponse.ProtoReflect.Descriptor instead.
 func (*BanUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{11}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *BanUserResponse) GetUser() *ManagedUser {
@@ -811,7 +1152,7 @@ type UnbanUserRequest struct {
 
 func (x *UnbanUserRequest) Reset() {
 	*x = UnbanUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +1164,7 @@ func (x *UnbanUserRequest) String() string {
 func (*UnbanUserRequest) ProtoMessage() {}
 
 func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[12]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +1177,7 @@ func (x *UnbanUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserRequest.ProtoReflect.Descriptor instead.
 func (*UnbanUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{12}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *UnbanUserRequest) GetUserId() string {
@@ -857,7 +1198,7 @@ type UnbanUserResponse struct {
 
 func (x *UnbanUserResponse) Reset() {
 	*x = UnbanUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -869,7 +1210,7 @@ func (x *UnbanUserResponse) String() string {
 func (*UnbanUserResponse) ProtoMessage() {}
 
 func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -882,7 +1223,7 @@ func (x *UnbanUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnbanUserResponse.ProtoReflect.Descriptor instead.
 func (*UnbanUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UnbanUserResponse) GetUser() *ManagedUser {
@@ -903,7 +1244,7 @@ type RevokeUserSessionsRequest struct {
 
 func (x *RevokeUserSessionsRequest) Reset() {
 	*x = RevokeUserSessionsRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -915,7 +1256,7 @@ func (x *RevokeUserSessionsRequest) String() string {
 func (*RevokeUserSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -928,7 +1269,7 @@ func (x *RevokeUserSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RevokeUserSessionsRequest) GetUserId() string {
@@ -949,7 +1290,7 @@ type RevokeUserSessionsResponse struct {
 
 func (x *RevokeUserSessionsResponse) Reset() {
 	*x = RevokeUserSessionsResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -961,7 +1302,7 @@ func (x *RevokeUserSessionsResponse) String() string {
 func (*RevokeUserSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -974,7 +1315,7 @@ func (x *RevokeUserSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeUserSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeUserSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{15}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RevokeUserSessionsResponse) GetRevoked() uint32 {
@@ -995,7 +1336,7 @@ type ImpersonateUserRequest struct {
 
 func (x *ImpersonateUserRequest) Reset() {
 	*x = ImpersonateUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1348,7 @@ func (x *ImpersonateUserRequest) String() string {
 func (*ImpersonateUserRequest) ProtoMessage() {}
 
 func (x *ImpersonateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1361,7 @@ func (x *ImpersonateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpersonateUserRequest.ProtoReflect.Descriptor instead.
 func (*ImpersonateUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ImpersonateUserRequest) GetUserId() string {
@@ -1042,7 +1383,7 @@ type ImpersonateUserResponse struct {
 
 func (x *ImpersonateUserResponse) Reset() {
 	*x = ImpersonateUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1395,7 @@ func (x *ImpersonateUserResponse) String() string {
 func (*ImpersonateUserResponse) ProtoMessage() {}
 
 func (x *ImpersonateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1408,7 @@ func (x *ImpersonateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImpersonateUserResponse.ProtoReflect.Descriptor instead.
 func (*ImpersonateUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ImpersonateUserResponse) GetSession() *SessionGrant {
@@ -1088,7 +1429,7 @@ type DeleteUserRequest struct {
 
 func (x *DeleteUserRequest) Reset() {
 	*x = DeleteUserRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1441,7 @@ func (x *DeleteUserRequest) String() string {
 func (*DeleteUserRequest) ProtoMessage() {}
 
 func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1454,7 @@ func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
 func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteUserRequest) GetUserId() string {
@@ -1132,7 +1473,7 @@ type DeleteUserResponse struct {
 
 func (x *DeleteUserResponse) Reset() {
 	*x = DeleteUserResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1485,7 @@ func (x *DeleteUserResponse) String() string {
 func (*DeleteUserResponse) ProtoMessage() {}
 
 func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1498,7 @@ func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
 func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 // One entry of the audit trail (docs/operations.md lists the kinds).
@@ -1187,7 +1528,7 @@ type AuditEvent struct {
 
 func (x *AuditEvent) Reset() {
 	*x = AuditEvent{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1540,7 @@ func (x *AuditEvent) String() string {
 func (*AuditEvent) ProtoMessage() {}
 
 func (x *AuditEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1553,7 @@ func (x *AuditEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEvent.ProtoReflect.Descriptor instead.
 func (*AuditEvent) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AuditEvent) GetId() string {
@@ -1292,7 +1633,7 @@ type ListAuditEventsRequest struct {
 
 func (x *ListAuditEventsRequest) Reset() {
 	*x = ListAuditEventsRequest{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1645,7 @@ func (x *ListAuditEventsRequest) String() string {
 func (*ListAuditEventsRequest) ProtoMessage() {}
 
 func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1658,7 @@ func (x *ListAuditEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{21}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAuditEventsRequest) GetUserId() string {
@@ -1375,7 +1716,7 @@ type ListAuditEventsResponse struct {
 
 func (x *ListAuditEventsResponse) Reset() {
 	*x = ListAuditEventsResponse{}
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1387,7 +1728,7 @@ func (x *ListAuditEventsResponse) String() string {
 func (*ListAuditEventsResponse) ProtoMessage() {}
 
 func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_admin_service_proto_msgTypes[22]
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1400,7 +1741,7 @@ func (x *ListAuditEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuditEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListAuditEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAuditEventsResponse) GetEvents() []*AuditEvent {
@@ -1422,7 +1763,26 @@ var File_keyport_v1_admin_service_proto protoreflect.FileDescriptor
 const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1ekeyport/v1/admin_service.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"\x96\x01\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"\x8d\x01\n" +
+	"\x04Role\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06grants\x18\x02 \x03(\tR\x06grants\x12\x1e\n" +
+	"\n" +
+	"configured\x18\x03 \x01(\bR\n" +
+	"configured\x129\n" +
+	"\n" +
+	"updated_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"\x12\n" +
+	"\x10ListRolesRequest\";\n" +
+	"\x11ListRolesResponse\x12&\n" +
+	"\x05roles\x18\x01 \x03(\v2\x10.keyport.v1.RoleR\x05roles\"<\n" +
+	"\x0ePutRoleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06grants\x18\x02 \x03(\tR\x06grants\"7\n" +
+	"\x0fPutRoleResponse\x12$\n" +
+	"\x04role\x18\x01 \x01(\v2\x10.keyport.v1.RoleR\x04role\"'\n" +
+	"\x11DeleteRoleRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x14\n" +
+	"\x12DeleteRoleResponse\"\x96\x01\n" +
 	"\x11CreateUserRequest\x12\x14\n" +
 	"\x05email\x18\x01 \x01(\tR\x05email\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
@@ -1511,7 +1871,7 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\tBanFilter\x12\x1a\n" +
 	"\x16BAN_FILTER_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11BAN_FILTER_BANNED\x10\x01\x12\x19\n" +
-	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xb4\x06\n" +
+	"\x15BAN_FILTER_NOT_BANNED\x10\x022\x8f\b\n" +
 	"\fAdminService\x12H\n" +
 	"\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12B\n" +
 	"\aGetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12B\n" +
@@ -1521,7 +1881,11 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\x0fImpersonateUser\x12\".keyport.v1.ImpersonateUserRequest\x1a#.keyport.v1.ImpersonateUserResponse\x12Z\n" +
 	"\x0fListAuditEvents\x12\".keyport.v1.ListAuditEventsRequest\x1a#.keyport.v1.ListAuditEventsResponse\x12K\n" +
 	"\n" +
-	"DeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12K\n" +
+	"DeleteUser\x12\x1d.keyport.v1.DeleteUserRequest\x1a\x1e.keyport.v1.DeleteUserResponse\x12H\n" +
+	"\tListRoles\x12\x1c.keyport.v1.ListRolesRequest\x1a\x1d.keyport.v1.ListRolesResponse\x12B\n" +
+	"\aPutRole\x12\x1a.keyport.v1.PutRoleRequest\x1a\x1b.keyport.v1.PutRoleResponse\x12K\n" +
+	"\n" +
+	"DeleteRole\x12\x1d.keyport.v1.DeleteRoleRequest\x1a\x1e.keyport.v1.DeleteRoleResponse\x12K\n" +
 	"\n" +
 	"CreateUser\x12\x1d.keyport.v1.CreateUserRequest\x1a\x1e.keyport.v1.CreateUserResponse\x12Q\n" +
 	"\fSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
@@ -1539,85 +1903,101 @@ func file_keyport_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_keyport_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_keyport_v1_admin_service_proto_goTypes = []any{
 	(BanFilter)(0),                     // 0: keyport.v1.BanFilter
-	(*CreateUserRequest)(nil),          // 1: keyport.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),         // 2: keyport.v1.CreateUserResponse
-	(*SetUserRolesRequest)(nil),        // 3: keyport.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),       // 4: keyport.v1.SetUserRolesResponse
-	(*ManagedUser)(nil),                // 5: keyport.v1.ManagedUser
-	(*Ban)(nil),                        // 6: keyport.v1.Ban
-	(*ListUsersRequest)(nil),           // 7: keyport.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),          // 8: keyport.v1.ListUsersResponse
-	(*GetUserRequest)(nil),             // 9: keyport.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 10: keyport.v1.GetUserResponse
-	(*BanUserRequest)(nil),             // 11: keyport.v1.BanUserRequest
-	(*BanUserResponse)(nil),            // 12: keyport.v1.BanUserResponse
-	(*UnbanUserRequest)(nil),           // 13: keyport.v1.UnbanUserRequest
-	(*UnbanUserResponse)(nil),          // 14: keyport.v1.UnbanUserResponse
-	(*RevokeUserSessionsRequest)(nil),  // 15: keyport.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil), // 16: keyport.v1.RevokeUserSessionsResponse
-	(*ImpersonateUserRequest)(nil),     // 17: keyport.v1.ImpersonateUserRequest
-	(*ImpersonateUserResponse)(nil),    // 18: keyport.v1.ImpersonateUserResponse
-	(*DeleteUserRequest)(nil),          // 19: keyport.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 20: keyport.v1.DeleteUserResponse
-	(*AuditEvent)(nil),                 // 21: keyport.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),     // 22: keyport.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),    // 23: keyport.v1.ListAuditEventsResponse
-	(*User)(nil),                       // 24: keyport.v1.User
-	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
-	(*Session)(nil),                    // 26: keyport.v1.Session
-	(*LinkedAccount)(nil),              // 27: keyport.v1.LinkedAccount
-	(*SessionGrant)(nil),               // 28: keyport.v1.SessionGrant
+	(*Role)(nil),                       // 1: keyport.v1.Role
+	(*ListRolesRequest)(nil),           // 2: keyport.v1.ListRolesRequest
+	(*ListRolesResponse)(nil),          // 3: keyport.v1.ListRolesResponse
+	(*PutRoleRequest)(nil),             // 4: keyport.v1.PutRoleRequest
+	(*PutRoleResponse)(nil),            // 5: keyport.v1.PutRoleResponse
+	(*DeleteRoleRequest)(nil),          // 6: keyport.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),         // 7: keyport.v1.DeleteRoleResponse
+	(*CreateUserRequest)(nil),          // 8: keyport.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),         // 9: keyport.v1.CreateUserResponse
+	(*SetUserRolesRequest)(nil),        // 10: keyport.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),       // 11: keyport.v1.SetUserRolesResponse
+	(*ManagedUser)(nil),                // 12: keyport.v1.ManagedUser
+	(*Ban)(nil),                        // 13: keyport.v1.Ban
+	(*ListUsersRequest)(nil),           // 14: keyport.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),          // 15: keyport.v1.ListUsersResponse
+	(*GetUserRequest)(nil),             // 16: keyport.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 17: keyport.v1.GetUserResponse
+	(*BanUserRequest)(nil),             // 18: keyport.v1.BanUserRequest
+	(*BanUserResponse)(nil),            // 19: keyport.v1.BanUserResponse
+	(*UnbanUserRequest)(nil),           // 20: keyport.v1.UnbanUserRequest
+	(*UnbanUserResponse)(nil),          // 21: keyport.v1.UnbanUserResponse
+	(*RevokeUserSessionsRequest)(nil),  // 22: keyport.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil), // 23: keyport.v1.RevokeUserSessionsResponse
+	(*ImpersonateUserRequest)(nil),     // 24: keyport.v1.ImpersonateUserRequest
+	(*ImpersonateUserResponse)(nil),    // 25: keyport.v1.ImpersonateUserResponse
+	(*DeleteUserRequest)(nil),          // 26: keyport.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 27: keyport.v1.DeleteUserResponse
+	(*AuditEvent)(nil),                 // 28: keyport.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),     // 29: keyport.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),    // 30: keyport.v1.ListAuditEventsResponse
+	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
+	(*User)(nil),                       // 32: keyport.v1.User
+	(*Session)(nil),                    // 33: keyport.v1.Session
+	(*LinkedAccount)(nil),              // 34: keyport.v1.LinkedAccount
+	(*SessionGrant)(nil),               // 35: keyport.v1.SessionGrant
 }
 var file_keyport_v1_admin_service_proto_depIdxs = []int32{
-	5,  // 0: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
-	24, // 1: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
-	24, // 2: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
-	6,  // 3: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
-	25, // 4: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
-	25, // 5: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	25, // 6: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
-	25, // 7: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
-	0,  // 8: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
-	5,  // 9: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
-	5,  // 10: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
-	26, // 11: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
-	27, // 12: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
-	25, // 13: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
-	5,  // 14: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
-	5,  // 15: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
-	28, // 16: keyport.v1.ImpersonateUserResponse.session:type_name -> keyport.v1.SessionGrant
-	25, // 17: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	25, // 18: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
-	25, // 19: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
-	21, // 20: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
-	7,  // 21: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
-	9,  // 22: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
-	11, // 23: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
-	13, // 24: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
-	15, // 25: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
-	17, // 26: keyport.v1.AdminService.ImpersonateUser:input_type -> keyport.v1.ImpersonateUserRequest
-	22, // 27: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
-	19, // 28: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
-	1,  // 29: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
-	3,  // 30: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
-	8,  // 31: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
-	10, // 32: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
-	12, // 33: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
-	14, // 34: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
-	16, // 35: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
-	18, // 36: keyport.v1.AdminService.ImpersonateUser:output_type -> keyport.v1.ImpersonateUserResponse
-	23, // 37: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
-	20, // 38: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
-	2,  // 39: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
-	4,  // 40: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
-	31, // [31:41] is the sub-list for method output_type
-	21, // [21:31] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	31, // 0: keyport.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
+	1,  // 1: keyport.v1.ListRolesResponse.roles:type_name -> keyport.v1.Role
+	1,  // 2: keyport.v1.PutRoleResponse.role:type_name -> keyport.v1.Role
+	12, // 3: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
+	32, // 4: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
+	32, // 5: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
+	13, // 6: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
+	31, // 7: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
+	31, // 8: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 9: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
+	31, // 10: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
+	0,  // 11: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
+	12, // 12: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
+	12, // 13: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
+	33, // 14: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
+	34, // 15: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
+	31, // 16: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
+	12, // 17: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
+	12, // 18: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
+	35, // 19: keyport.v1.ImpersonateUserResponse.session:type_name -> keyport.v1.SessionGrant
+	31, // 20: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	31, // 21: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
+	31, // 22: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
+	28, // 23: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
+	14, // 24: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
+	16, // 25: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
+	18, // 26: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
+	20, // 27: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
+	22, // 28: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
+	24, // 29: keyport.v1.AdminService.ImpersonateUser:input_type -> keyport.v1.ImpersonateUserRequest
+	29, // 30: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
+	26, // 31: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
+	2,  // 32: keyport.v1.AdminService.ListRoles:input_type -> keyport.v1.ListRolesRequest
+	4,  // 33: keyport.v1.AdminService.PutRole:input_type -> keyport.v1.PutRoleRequest
+	6,  // 34: keyport.v1.AdminService.DeleteRole:input_type -> keyport.v1.DeleteRoleRequest
+	8,  // 35: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
+	10, // 36: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
+	15, // 37: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
+	17, // 38: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
+	19, // 39: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
+	21, // 40: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
+	23, // 41: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
+	25, // 42: keyport.v1.AdminService.ImpersonateUser:output_type -> keyport.v1.ImpersonateUserResponse
+	30, // 43: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
+	27, // 44: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
+	3,  // 45: keyport.v1.AdminService.ListRoles:output_type -> keyport.v1.ListRolesResponse
+	5,  // 46: keyport.v1.AdminService.PutRole:output_type -> keyport.v1.PutRoleResponse
+	7,  // 47: keyport.v1.AdminService.DeleteRole:output_type -> keyport.v1.DeleteRoleResponse
+	9,  // 48: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
+	11, // 49: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
+	37, // [37:50] is the sub-list for method output_type
+	24, // [24:37] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_admin_service_proto_init() }
@@ -1634,7 +2014,7 @@ func file_keyport_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_admin_service_proto_rawDesc), len(file_keyport_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

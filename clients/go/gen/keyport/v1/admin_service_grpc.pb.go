@@ -27,6 +27,9 @@ const (
 	AdminService_ImpersonateUser_FullMethodName    = "/keyport.v1.AdminService/ImpersonateUser"
 	AdminService_ListAuditEvents_FullMethodName    = "/keyport.v1.AdminService/ListAuditEvents"
 	AdminService_DeleteUser_FullMethodName         = "/keyport.v1.AdminService/DeleteUser"
+	AdminService_ListRoles_FullMethodName          = "/keyport.v1.AdminService/ListRoles"
+	AdminService_PutRole_FullMethodName            = "/keyport.v1.AdminService/PutRole"
+	AdminService_DeleteRole_FullMethodName         = "/keyport.v1.AdminService/DeleteRole"
 	AdminService_CreateUser_FullMethodName         = "/keyport.v1.AdminService/CreateUser"
 	AdminService_SetUserRoles_FullMethodName       = "/keyport.v1.AdminService/SetUserRoles"
 )
@@ -94,6 +97,23 @@ type AdminServiceClient interface {
 	// Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
 	// own account with `UserService.DeleteCurrentUser`).
 	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// Lists the roles: the configuration's (`configured`), then those
+	// defined at run time. Needs `users:read`.
+	ListRoles(ctx context.Context, in *ListRolesRequest, opts ...grpc.CallOption) (*ListRolesResponse, error)
+	// Defines a run-time role, or replaces its grants (permissions,
+	// `resource:*` or `*`). Every replica puts it in force, and every cache
+	// drops its permission decisions (`RolesChanged` on
+	// `WatchSessionEvents`), before the next check. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+	// defines, more than 64 grants, a grant outside the catalogue).
+	PutRole(ctx context.Context, in *PutRoleRequest, opts ...grpc.CallOption) (*PutRoleResponse, error)
+	// Deletes a run-time role; users who hold it keep the name, which grants
+	// nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+	// defines, or no run-time role of that name).
+	DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...grpc.CallOption) (*DeleteRoleResponse, error)
 	// Creates a user without signing them in. Without a password they sign
 	// in another way: a provider, a mailed code or link, or a password reset.
 	// Needs `users:write`.
@@ -199,6 +219,36 @@ func (c *adminServiceClient) DeleteUser(ctx context.Context, in *DeleteUserReque
 	return out, nil
 }
 
+func (c *adminServiceClient) ListRoles(ctx context.Context, in *ListRolesRequest, opts ...grpc.CallOption) (*ListRolesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRolesResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) PutRole(ctx context.Context, in *PutRoleRequest, opts ...grpc.CallOption) (*PutRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PutRoleResponse)
+	err := c.cc.Invoke(ctx, AdminService_PutRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteRole(ctx context.Context, in *DeleteRoleRequest, opts ...grpc.CallOption) (*DeleteRoleResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteRoleResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteRole_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateUserResponse)
@@ -282,6 +332,23 @@ type AdminServiceServer interface {
 	// Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
 	// own account with `UserService.DeleteCurrentUser`).
 	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// Lists the roles: the configuration's (`configured`), then those
+	// defined at run time. Needs `users:read`.
+	ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error)
+	// Defines a run-time role, or replaces its grants (permissions,
+	// `resource:*` or `*`). Every replica puts it in force, and every cache
+	// drops its permission decisions (`RolesChanged` on
+	// `WatchSessionEvents`), before the next check. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+	// defines, more than 64 grants, a grant outside the catalogue).
+	PutRole(context.Context, *PutRoleRequest) (*PutRoleResponse, error)
+	// Deletes a run-time role; users who hold it keep the name, which grants
+	// nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+	// defines, or no run-time role of that name).
+	DeleteRole(context.Context, *DeleteRoleRequest) (*DeleteRoleResponse, error)
 	// Creates a user without signing them in. Without a password they sign
 	// in another way: a provider, a mailed code or link, or a password reset.
 	// Needs `users:write`.
@@ -330,6 +397,15 @@ func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAud
 }
 func (UnimplementedAdminServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedAdminServiceServer) ListRoles(context.Context, *ListRolesRequest) (*ListRolesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRoles not implemented")
+}
+func (UnimplementedAdminServiceServer) PutRole(context.Context, *PutRoleRequest) (*PutRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PutRole not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteRole(context.Context, *DeleteRoleRequest) (*DeleteRoleResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteRole not implemented")
 }
 func (UnimplementedAdminServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -502,6 +578,60 @@ func _AdminService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ListRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListRoles(ctx, req.(*ListRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_PutRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).PutRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_PutRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).PutRole(ctx, req.(*PutRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteRole_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRoleRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteRole(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteRole_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteRole(ctx, req.(*DeleteRoleRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateUserRequest)
 	if err := dec(in); err != nil {
@@ -576,6 +706,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteUser",
 			Handler:    _AdminService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ListRoles",
+			Handler:    _AdminService_ListRoles_Handler,
+		},
+		{
+			MethodName: "PutRole",
+			Handler:    _AdminService_PutRole_Handler,
+		},
+		{
+			MethodName: "DeleteRole",
+			Handler:    _AdminService_DeleteRole_Handler,
 		},
 		{
 			MethodName: "CreateUser",

@@ -85,6 +85,21 @@ class AdminServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.FromString,
                 _registered_method=True)
+        self.ListRoles = channel.unary_unary(
+                '/keyport.v1.AdminService/ListRoles',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.ListRolesRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListRolesResponse.FromString,
+                _registered_method=True)
+        self.PutRole = channel.unary_unary(
+                '/keyport.v1.AdminService/PutRole',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.PutRoleRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.PutRoleResponse.FromString,
+                _registered_method=True)
+        self.DeleteRole = channel.unary_unary(
+                '/keyport.v1.AdminService/DeleteRole',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteRoleRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteRoleResponse.FromString,
+                _registered_method=True)
         self.CreateUser = channel.unary_unary(
                 '/keyport.v1.AdminService/CreateUser',
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.CreateUserRequest.SerializeToString,
@@ -198,6 +213,38 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRoles(self, request, context):
+        """Lists the roles: the configuration's (`configured`), then those
+        defined at run time. Needs `users:read`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutRole(self, request, context):
+        """Defines a run-time role, or replaces its grants (permissions,
+        `resource:*` or `*`). Every replica puts it in force, and every cache
+        drops its permission decisions (`RolesChanged` on
+        `WatchSessionEvents`), before the next check. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+        defines, more than 64 grants, a grant outside the catalogue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteRole(self, request, context):
+        """Deletes a run-time role; users who hold it keep the name, which grants
+        nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+        defines, or no run-time role of that name).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateUser(self, request, context):
         """Creates a user without signing them in. Without a password they sign
         in another way: a provider, a mailed code or link, or a password reset.
@@ -265,6 +312,21 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.DeleteUser,
                     request_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.SerializeToString,
+            ),
+            'ListRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoles,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListRolesRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.ListRolesResponse.SerializeToString,
+            ),
+            'PutRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutRole,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.PutRoleRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.PutRoleResponse.SerializeToString,
+            ),
+            'DeleteRole': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteRole,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteRoleRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteRoleResponse.SerializeToString,
             ),
             'CreateUser': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateUser,
@@ -504,6 +566,87 @@ class AdminService(object):
             '/keyport.v1.AdminService/DeleteUser',
             keyport_dot_v1_dot_admin__service__pb2.DeleteUserRequest.SerializeToString,
             keyport_dot_v1_dot_admin__service__pb2.DeleteUserResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/ListRoles',
+            keyport_dot_v1_dot_admin__service__pb2.ListRolesRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.ListRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/PutRole',
+            keyport_dot_v1_dot_admin__service__pb2.PutRoleRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.PutRoleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteRole(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/DeleteRole',
+            keyport_dot_v1_dot_admin__service__pb2.DeleteRoleRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.DeleteRoleResponse.FromString,
             options,
             channel_credentials,
             insecure,

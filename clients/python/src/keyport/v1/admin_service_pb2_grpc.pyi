@@ -98,6 +98,26 @@ class AdminServiceStub:
     Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
     own account with `UserService.DeleteCurrentUser`).
     """
+    ListRoles: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListRolesRequest, _admin_service_pb2.ListRolesResponse]
+    """Lists the roles: the configuration's (`configured`), then those
+    defined at run time. Needs `users:read`.
+    """
+    PutRole: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.PutRoleRequest, _admin_service_pb2.PutRoleResponse]
+    """Defines a run-time role, or replaces its grants (permissions,
+    `resource:*` or `*`). Every replica puts it in force, and every cache
+    drops its permission decisions (`RolesChanged` on
+    `WatchSessionEvents`), before the next check. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+    defines, more than 64 grants, a grant outside the catalogue).
+    """
+    DeleteRole: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteRoleRequest, _admin_service_pb2.DeleteRoleResponse]
+    """Deletes a run-time role; users who hold it keep the name, which grants
+    nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+    defines, or no run-time role of that name).
+    """
     CreateUser: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUserRequest, _admin_service_pb2.CreateUserResponse]
     """Creates a user without signing them in. Without a password they sign
     in another way: a provider, a mailed code or link, or a password reset.
@@ -185,6 +205,26 @@ class AdminServiceAsyncStub(AdminServiceStub):
 
     Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
     own account with `UserService.DeleteCurrentUser`).
+    """
+    ListRoles: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListRolesRequest, _admin_service_pb2.ListRolesResponse]  # type: ignore[assignment]
+    """Lists the roles: the configuration's (`configured`), then those
+    defined at run time. Needs `users:read`.
+    """
+    PutRole: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.PutRoleRequest, _admin_service_pb2.PutRoleResponse]  # type: ignore[assignment]
+    """Defines a run-time role, or replaces its grants (permissions,
+    `resource:*` or `*`). Every replica puts it in force, and every cache
+    drops its permission decisions (`RolesChanged` on
+    `WatchSessionEvents`), before the next check. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+    defines, more than 64 grants, a grant outside the catalogue).
+    """
+    DeleteRole: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteRoleRequest, _admin_service_pb2.DeleteRoleResponse]  # type: ignore[assignment]
+    """Deletes a run-time role; users who hold it keep the name, which grants
+    nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+    defines, or no run-time role of that name).
     """
     CreateUser: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateUserRequest, _admin_service_pb2.CreateUserResponse]  # type: ignore[assignment]
     """Creates a user without signing them in. Without a password they sign
@@ -318,6 +358,44 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
 
         Reasons: `INVALID_ARGUMENT` (the caller's own id: users delete their
         own account with `UserService.DeleteCurrentUser`).
+        """
+
+    @_abc_1.abstractmethod
+    def ListRoles(
+        self,
+        request: _admin_service_pb2.ListRolesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListRolesResponse, _abc.Awaitable[_admin_service_pb2.ListRolesResponse]]:
+        """Lists the roles: the configuration's (`configured`), then those
+        defined at run time. Needs `users:read`.
+        """
+
+    @_abc_1.abstractmethod
+    def PutRole(
+        self,
+        request: _admin_service_pb2.PutRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.PutRoleResponse, _abc.Awaitable[_admin_service_pb2.PutRoleResponse]]:
+        """Defines a run-time role, or replaces its grants (permissions,
+        `resource:*` or `*`). Every replica puts it in force, and every cache
+        drops its permission decisions (`RolesChanged` on
+        `WatchSessionEvents`), before the next check. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+        defines, more than 64 grants, a grant outside the catalogue).
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteRole(
+        self,
+        request: _admin_service_pb2.DeleteRoleRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteRoleResponse, _abc.Awaitable[_admin_service_pb2.DeleteRoleResponse]]:
+        """Deletes a run-time role; users who hold it keep the name, which grants
+        nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+        defines, or no run-time role of that name).
         """
 
     @_abc_1.abstractmethod

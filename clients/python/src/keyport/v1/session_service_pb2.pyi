@@ -173,16 +173,22 @@ class WatchSessionEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchSessionEventsResponse(_message.Message):
-    __slots__ = ("ready", "session_revoked", "user_changed", "heartbeat")
+    __slots__ = ("ready", "session_revoked", "user_changed", "heartbeat", "roles_changed")
     READY_FIELD_NUMBER: _ClassVar[int]
     SESSION_REVOKED_FIELD_NUMBER: _ClassVar[int]
     USER_CHANGED_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    ROLES_CHANGED_FIELD_NUMBER: _ClassVar[int]
     ready: StreamReady
     session_revoked: _session_pb2.SessionRevoked
     user_changed: _session_pb2.UserChanged
     heartbeat: Heartbeat
-    def __init__(self, ready: _Optional[_Union[StreamReady, _Mapping]] = ..., session_revoked: _Optional[_Union[_session_pb2.SessionRevoked, _Mapping]] = ..., user_changed: _Optional[_Union[_session_pb2.UserChanged, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    roles_changed: RolesChanged
+    def __init__(self, ready: _Optional[_Union[StreamReady, _Mapping]] = ..., session_revoked: _Optional[_Union[_session_pb2.SessionRevoked, _Mapping]] = ..., user_changed: _Optional[_Union[_session_pb2.UserChanged, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., roles_changed: _Optional[_Union[RolesChanged, _Mapping]] = ...) -> None: ...
+
+class RolesChanged(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class StreamReady(_message.Message):
     __slots__ = ()

@@ -18,7 +18,171 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/admin_service.proto.
  */
 export const file_keyport_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIikKFkltcGVyc29uYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChdJbXBlcnNvbmF0ZVVzZXJSZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiqwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIOCgZkZXRhaWwYCCABKAkitQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEikKBWFmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmtleXBvcnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWQoJQmFuRmlsdGVyEhoKFkJBTl9GSUxURVJfVU5TUEVDSUZJRUQQABIVChFCQU5fRklMVEVSX0JBTk5FRBABEhkKFUJBTl9GSUxURVJfTk9UX0JBTk5FRBACMrQGCgxBZG1pblNlcnZpY2USSAoJTGlzdFVzZXJzEhwua2V5cG9ydC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0ua2V5cG9ydC52MS5MaXN0VXNlcnNSZXNwb25zZRJCCgdHZXRVc2VyEhoua2V5cG9ydC52MS5HZXRVc2VyUmVxdWVzdBobLmtleXBvcnQudjEuR2V0VXNlclJlc3BvbnNlEkIKB0JhblVzZXISGi5rZXlwb3J0LnYxLkJhblVzZXJSZXF1ZXN0Ghsua2V5cG9ydC52MS5CYW5Vc2VyUmVzcG9uc2USSAoJVW5iYW5Vc2VyEhwua2V5cG9ydC52MS5VbmJhblVzZXJSZXF1ZXN0Gh0ua2V5cG9ydC52MS5VbmJhblVzZXJSZXNwb25zZRJjChJSZXZva2VVc2VyU2Vzc2lvbnMSJS5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJi5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEloKD0ltcGVyc29uYXRlVXNlchIiLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVxdWVzdBojLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaAoEUm9sZRIMCgRuYW1lGAEgASgJEg4KBmdyYW50cxgCIAMoCRISCgpjb25maWd1cmVkGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhIKEExpc3RSb2xlc1JlcXVlc3QiNAoRTGlzdFJvbGVzUmVzcG9uc2USHwoFcm9sZXMYASADKAsyEC5rZXlwb3J0LnYxLlJvbGUiLgoOUHV0Um9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZncmFudHMYAiADKAkiMQoPUHV0Um9sZVJlc3BvbnNlEh4KBHJvbGUYASABKAsyEC5rZXlwb3J0LnYxLlJvbGUiIQoRRGVsZXRlUm9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIUChJEZWxldGVSb2xlUmVzcG9uc2UiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIikKFkltcGVyc29uYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChdJbXBlcnNvbmF0ZVVzZXJSZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiqwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIOCgZkZXRhaWwYCCABKAkitQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEikKBWFmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmtleXBvcnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWQoJQmFuRmlsdGVyEhoKFkJBTl9GSUxURVJfVU5TUEVDSUZJRUQQABIVChFCQU5fRklMVEVSX0JBTk5FRBABEhkKFUJBTl9GSUxURVJfTk9UX0JBTk5FRBACMo8ICgxBZG1pblNlcnZpY2USSAoJTGlzdFVzZXJzEhwua2V5cG9ydC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0ua2V5cG9ydC52MS5MaXN0VXNlcnNSZXNwb25zZRJCCgdHZXRVc2VyEhoua2V5cG9ydC52MS5HZXRVc2VyUmVxdWVzdBobLmtleXBvcnQudjEuR2V0VXNlclJlc3BvbnNlEkIKB0JhblVzZXISGi5rZXlwb3J0LnYxLkJhblVzZXJSZXF1ZXN0Ghsua2V5cG9ydC52MS5CYW5Vc2VyUmVzcG9uc2USSAoJVW5iYW5Vc2VyEhwua2V5cG9ydC52MS5VbmJhblVzZXJSZXF1ZXN0Gh0ua2V5cG9ydC52MS5VbmJhblVzZXJSZXNwb25zZRJjChJSZXZva2VVc2VyU2Vzc2lvbnMSJS5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJi5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEloKD0ltcGVyc29uYXRlVXNlchIiLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVxdWVzdBojLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEkgKCUxpc3RSb2xlcxIcLmtleXBvcnQudjEuTGlzdFJvbGVzUmVxdWVzdBodLmtleXBvcnQudjEuTGlzdFJvbGVzUmVzcG9uc2USQgoHUHV0Um9sZRIaLmtleXBvcnQudjEuUHV0Um9sZVJlcXVlc3QaGy5rZXlwb3J0LnYxLlB1dFJvbGVSZXNwb25zZRJLCgpEZWxldGVSb2xlEh0ua2V5cG9ydC52MS5EZWxldGVSb2xlUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlUm9sZVJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
+
+/**
+ * A named set of grants.
+ *
+ * @generated from message keyport.v1.Role
+ */
+export type Role = Message<"keyport.v1.Role"> & {
+  /**
+   * The role's name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it grants: permissions of the catalogue, `resource:*`, or `*`.
+   *
+   * @generated from field: repeated string grants = 2;
+   */
+  grants: string[];
+
+  /**
+   * True for a role of `[authorization.roles]`, which only the
+   * configuration changes; false for a run-time role.
+   *
+   * @generated from field: bool configured = 3;
+   */
+  configured: boolean;
+
+  /**
+   * When a run-time role's grants were last set; unset for configured ones.
+   *
+   * @generated from field: google.protobuf.Timestamp updated_at = 4;
+   */
+  updatedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.Role.
+ * Use `create(RoleSchema)` to create a new message.
+ */
+export const RoleSchema: GenMessage<Role> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 0);
+
+/**
+ * Request of `ListRoles`.
+ *
+ * @generated from message keyport.v1.ListRolesRequest
+ */
+export type ListRolesRequest = Message<"keyport.v1.ListRolesRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.ListRolesRequest.
+ * Use `create(ListRolesRequestSchema)` to create a new message.
+ */
+export const ListRolesRequestSchema: GenMessage<ListRolesRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 1);
+
+/**
+ * Response of `ListRoles`.
+ *
+ * @generated from message keyport.v1.ListRolesResponse
+ */
+export type ListRolesResponse = Message<"keyport.v1.ListRolesResponse"> & {
+  /**
+   * Every role, the configuration's first.
+   *
+   * @generated from field: repeated keyport.v1.Role roles = 1;
+   */
+  roles: Role[];
+};
+
+/**
+ * Describes the message keyport.v1.ListRolesResponse.
+ * Use `create(ListRolesResponseSchema)` to create a new message.
+ */
+export const ListRolesResponseSchema: GenMessage<ListRolesResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 2);
+
+/**
+ * Request of `PutRole`.
+ *
+ * @generated from message keyport.v1.PutRoleRequest
+ */
+export type PutRoleRequest = Message<"keyport.v1.PutRoleRequest"> & {
+  /**
+   * The run-time role's name: 1-64 of `a-z 0-9 _ -`.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it grants, at most 64.
+   *
+   * @generated from field: repeated string grants = 2;
+   */
+  grants: string[];
+};
+
+/**
+ * Describes the message keyport.v1.PutRoleRequest.
+ * Use `create(PutRoleRequestSchema)` to create a new message.
+ */
+export const PutRoleRequestSchema: GenMessage<PutRoleRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 3);
+
+/**
+ * Response of `PutRole`.
+ *
+ * @generated from message keyport.v1.PutRoleResponse
+ */
+export type PutRoleResponse = Message<"keyport.v1.PutRoleResponse"> & {
+  /**
+   * The role as now in force.
+   *
+   * @generated from field: keyport.v1.Role role = 1;
+   */
+  role?: Role | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.PutRoleResponse.
+ * Use `create(PutRoleResponseSchema)` to create a new message.
+ */
+export const PutRoleResponseSchema: GenMessage<PutRoleResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 4);
+
+/**
+ * Request of `DeleteRole`.
+ *
+ * @generated from message keyport.v1.DeleteRoleRequest
+ */
+export type DeleteRoleRequest = Message<"keyport.v1.DeleteRoleRequest"> & {
+  /**
+   * The run-time role to delete.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message keyport.v1.DeleteRoleRequest.
+ * Use `create(DeleteRoleRequestSchema)` to create a new message.
+ */
+export const DeleteRoleRequestSchema: GenMessage<DeleteRoleRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 5);
+
+/**
+ * Response of `DeleteRole`.
+ *
+ * @generated from message keyport.v1.DeleteRoleResponse
+ */
+export type DeleteRoleResponse = Message<"keyport.v1.DeleteRoleResponse"> & {
+};
+
+/**
+ * Describes the message keyport.v1.DeleteRoleResponse.
+ * Use `create(DeleteRoleResponseSchema)` to create a new message.
+ */
+export const DeleteRoleResponseSchema: GenMessage<DeleteRoleResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 6);
 
 /**
  * Request of `CreateUser`.
@@ -67,7 +231,7 @@ export type CreateUserRequest = Message<"keyport.v1.CreateUserRequest"> & {
  * Use `create(CreateUserRequestSchema)` to create a new message.
  */
 export const CreateUserRequestSchema: GenMessage<CreateUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 0);
+  messageDesc(file_keyport_v1_admin_service, 7);
 
 /**
  * Response of `CreateUser`.
@@ -88,7 +252,7 @@ export type CreateUserResponse = Message<"keyport.v1.CreateUserResponse"> & {
  * Use `create(CreateUserResponseSchema)` to create a new message.
  */
 export const CreateUserResponseSchema: GenMessage<CreateUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 1);
+  messageDesc(file_keyport_v1_admin_service, 8);
 
 /**
  * Request of `SetUserRoles`.
@@ -116,7 +280,7 @@ export type SetUserRolesRequest = Message<"keyport.v1.SetUserRolesRequest"> & {
  * Use `create(SetUserRolesRequestSchema)` to create a new message.
  */
 export const SetUserRolesRequestSchema: GenMessage<SetUserRolesRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 2);
+  messageDesc(file_keyport_v1_admin_service, 9);
 
 /**
  * Response of `SetUserRoles`.
@@ -137,7 +301,7 @@ export type SetUserRolesResponse = Message<"keyport.v1.SetUserRolesResponse"> & 
  * Use `create(SetUserRolesResponseSchema)` to create a new message.
  */
 export const SetUserRolesResponseSchema: GenMessage<SetUserRolesResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 3);
+  messageDesc(file_keyport_v1_admin_service, 10);
 
 /**
  * A user as an admin sees them.
@@ -166,7 +330,7 @@ export type ManagedUser = Message<"keyport.v1.ManagedUser"> & {
  * Use `create(ManagedUserSchema)` to create a new message.
  */
 export const ManagedUserSchema: GenMessage<ManagedUser> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 4);
+  messageDesc(file_keyport_v1_admin_service, 11);
 
 /**
  * An admin's suspension of an account.
@@ -201,7 +365,7 @@ export type Ban = Message<"keyport.v1.Ban"> & {
  * Use `create(BanSchema)` to create a new message.
  */
 export const BanSchema: GenMessage<Ban> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 5);
+  messageDesc(file_keyport_v1_admin_service, 12);
 
 /**
  * Request of `ListUsers`. Filters combine: a user is listed when every set
@@ -265,7 +429,7 @@ export type ListUsersRequest = Message<"keyport.v1.ListUsersRequest"> & {
  * Use `create(ListUsersRequestSchema)` to create a new message.
  */
 export const ListUsersRequestSchema: GenMessage<ListUsersRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 6);
+  messageDesc(file_keyport_v1_admin_service, 13);
 
 /**
  * Response of `ListUsers`.
@@ -293,7 +457,7 @@ export type ListUsersResponse = Message<"keyport.v1.ListUsersResponse"> & {
  * Use `create(ListUsersResponseSchema)` to create a new message.
  */
 export const ListUsersResponseSchema: GenMessage<ListUsersResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 7);
+  messageDesc(file_keyport_v1_admin_service, 14);
 
 /**
  * Request of `GetUser`.
@@ -314,7 +478,7 @@ export type GetUserRequest = Message<"keyport.v1.GetUserRequest"> & {
  * Use `create(GetUserRequestSchema)` to create a new message.
  */
 export const GetUserRequestSchema: GenMessage<GetUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 8);
+  messageDesc(file_keyport_v1_admin_service, 15);
 
 /**
  * Response of `GetUser`.
@@ -349,7 +513,7 @@ export type GetUserResponse = Message<"keyport.v1.GetUserResponse"> & {
  * Use `create(GetUserResponseSchema)` to create a new message.
  */
 export const GetUserResponseSchema: GenMessage<GetUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 9);
+  messageDesc(file_keyport_v1_admin_service, 16);
 
 /**
  * Request of `BanUser`.
@@ -384,7 +548,7 @@ export type BanUserRequest = Message<"keyport.v1.BanUserRequest"> & {
  * Use `create(BanUserRequestSchema)` to create a new message.
  */
 export const BanUserRequestSchema: GenMessage<BanUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 10);
+  messageDesc(file_keyport_v1_admin_service, 17);
 
 /**
  * Response of `BanUser`.
@@ -405,7 +569,7 @@ export type BanUserResponse = Message<"keyport.v1.BanUserResponse"> & {
  * Use `create(BanUserResponseSchema)` to create a new message.
  */
 export const BanUserResponseSchema: GenMessage<BanUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 11);
+  messageDesc(file_keyport_v1_admin_service, 18);
 
 /**
  * Request of `UnbanUser`.
@@ -426,7 +590,7 @@ export type UnbanUserRequest = Message<"keyport.v1.UnbanUserRequest"> & {
  * Use `create(UnbanUserRequestSchema)` to create a new message.
  */
 export const UnbanUserRequestSchema: GenMessage<UnbanUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 12);
+  messageDesc(file_keyport_v1_admin_service, 19);
 
 /**
  * Response of `UnbanUser`.
@@ -447,7 +611,7 @@ export type UnbanUserResponse = Message<"keyport.v1.UnbanUserResponse"> & {
  * Use `create(UnbanUserResponseSchema)` to create a new message.
  */
 export const UnbanUserResponseSchema: GenMessage<UnbanUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 13);
+  messageDesc(file_keyport_v1_admin_service, 20);
 
 /**
  * Request of `RevokeUserSessions`.
@@ -468,7 +632,7 @@ export type RevokeUserSessionsRequest = Message<"keyport.v1.RevokeUserSessionsRe
  * Use `create(RevokeUserSessionsRequestSchema)` to create a new message.
  */
 export const RevokeUserSessionsRequestSchema: GenMessage<RevokeUserSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 14);
+  messageDesc(file_keyport_v1_admin_service, 21);
 
 /**
  * Response of `RevokeUserSessions`.
@@ -489,7 +653,7 @@ export type RevokeUserSessionsResponse = Message<"keyport.v1.RevokeUserSessionsR
  * Use `create(RevokeUserSessionsResponseSchema)` to create a new message.
  */
 export const RevokeUserSessionsResponseSchema: GenMessage<RevokeUserSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 15);
+  messageDesc(file_keyport_v1_admin_service, 22);
 
 /**
  * Request of `ImpersonateUser`.
@@ -510,7 +674,7 @@ export type ImpersonateUserRequest = Message<"keyport.v1.ImpersonateUserRequest"
  * Use `create(ImpersonateUserRequestSchema)` to create a new message.
  */
 export const ImpersonateUserRequestSchema: GenMessage<ImpersonateUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 16);
+  messageDesc(file_keyport_v1_admin_service, 23);
 
 /**
  * Response of `ImpersonateUser`.
@@ -532,7 +696,7 @@ export type ImpersonateUserResponse = Message<"keyport.v1.ImpersonateUserRespons
  * Use `create(ImpersonateUserResponseSchema)` to create a new message.
  */
 export const ImpersonateUserResponseSchema: GenMessage<ImpersonateUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 17);
+  messageDesc(file_keyport_v1_admin_service, 24);
 
 /**
  * Request of `DeleteUser`.
@@ -553,7 +717,7 @@ export type DeleteUserRequest = Message<"keyport.v1.DeleteUserRequest"> & {
  * Use `create(DeleteUserRequestSchema)` to create a new message.
  */
 export const DeleteUserRequestSchema: GenMessage<DeleteUserRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 18);
+  messageDesc(file_keyport_v1_admin_service, 25);
 
 /**
  * Response of `DeleteUser`.
@@ -568,7 +732,7 @@ export type DeleteUserResponse = Message<"keyport.v1.DeleteUserResponse"> & {
  * Use `create(DeleteUserResponseSchema)` to create a new message.
  */
 export const DeleteUserResponseSchema: GenMessage<DeleteUserResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 19);
+  messageDesc(file_keyport_v1_admin_service, 26);
 
 /**
  * One entry of the audit trail (docs/operations.md lists the kinds).
@@ -640,7 +804,7 @@ export type AuditEvent = Message<"keyport.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 20);
+  messageDesc(file_keyport_v1_admin_service, 27);
 
 /**
  * Request of `ListAuditEvents`. Filters combine.
@@ -696,7 +860,7 @@ export type ListAuditEventsRequest = Message<"keyport.v1.ListAuditEventsRequest"
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 21);
+  messageDesc(file_keyport_v1_admin_service, 28);
 
 /**
  * Response of `ListAuditEvents`.
@@ -724,7 +888,7 @@ export type ListAuditEventsResponse = Message<"keyport.v1.ListAuditEventsRespons
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_admin_service, 22);
+  messageDesc(file_keyport_v1_admin_service, 29);
 
 /**
  * Which users `ListUsers` returns, by ban.
@@ -886,6 +1050,47 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof DeleteUserRequestSchema;
     output: typeof DeleteUserResponseSchema;
+  },
+  /**
+   * Lists the roles: the configuration's (`configured`), then those
+   * defined at run time. Needs `users:read`.
+   *
+   * @generated from rpc keyport.v1.AdminService.ListRoles
+   */
+  listRoles: {
+    methodKind: "unary";
+    input: typeof ListRolesRequestSchema;
+    output: typeof ListRolesResponseSchema;
+  },
+  /**
+   * Defines a run-time role, or replaces its grants (permissions,
+   * `resource:*` or `*`). Every replica puts it in force, and every cache
+   * drops its permission decisions (`RolesChanged` on
+   * `WatchSessionEvents`), before the next check. Needs `users:write`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+   * defines, more than 64 grants, a grant outside the catalogue).
+   *
+   * @generated from rpc keyport.v1.AdminService.PutRole
+   */
+  putRole: {
+    methodKind: "unary";
+    input: typeof PutRoleRequestSchema;
+    output: typeof PutRoleResponseSchema;
+  },
+  /**
+   * Deletes a run-time role; users who hold it keep the name, which grants
+   * nothing from then on. Pushed as `RolesChanged`. Needs `users:write`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (a malformed name, one the configuration
+   * defines, or no run-time role of that name).
+   *
+   * @generated from rpc keyport.v1.AdminService.DeleteRole
+   */
+  deleteRole: {
+    methodKind: "unary";
+    input: typeof DeleteRoleRequestSchema;
+    output: typeof DeleteRoleResponseSchema;
   },
   /**
    * Creates a user without signing them in. Without a password they sign
