@@ -221,21 +221,27 @@ impl SessionCache {
     /// A token Keyport refused as unknown, revoked or expired is refused
     /// again without a call for [`CacheConfig::refusal_ttl`].
     pub async fn get_session(&self, token: &str, client: &ClientInfo) -> Result<ValidatedSession, Error> {
-        let counters = &self.inner.counters;
         if let Some(hit) = self.lookup(token) {
             return Ok(hit);
         }
+        let (answer, ticket) = self.ask(token, self.client.get_session(token, client)).await?;
+        self.insert(token, &answer, ticket);
+        Ok(answer)
+    }
+
+    /// A miss: the remembered refusal of `token`, else Keyport's answer to
+    /// `call` (counted), with the epoch ticket taken before it was asked;
+    /// a refusal it answers is remembered.
+    async fn ask<T>(&self, token: &str, call: impl Future<Output = Result<T, Error>>) -> Result<(T, u64), Error> {
+        let counters = &self.inner.counters;
         if let Some(refused) = self.inner.refusals.get(token) {
             counters.refusal_hits.fetch_add(1, Ordering::Relaxed);
             return Err(refused);
         }
         counters.misses.fetch_add(1, Ordering::Relaxed);
         let ticket = self.inner.epoch.load(Ordering::Acquire);
-        match self.client.get_session(token, client).await {
-            Ok(answer) => {
-                self.insert(token, &answer, ticket);
-                Ok(answer)
-            }
+        match call.await {
+            Ok(answer) => Ok((answer, ticket)),
             Err(error) => {
                 self.inner.refusals.remember(token, &error);
                 Err(error)
@@ -249,28 +255,14 @@ impl SessionCache {
     /// permissions) as a `GetSession` answer would be. Refusals of the
     /// token are remembered as [`SessionCache::get_session`] remembers them.
     pub async fn authorize(&self, token: &str, permissions: &[&str], client: &ClientInfo) -> Result<Decision, Error> {
-        let counters = &self.inner.counters;
         if let Some(hit) = self.decide_cached(token, permissions) {
             return Ok(hit);
         }
-        if let Some(refused) = self.inner.refusals.get(token) {
-            counters.refusal_hits.fetch_add(1, Ordering::Relaxed);
-            return Err(refused);
-        }
-        counters.misses.fetch_add(1, Ordering::Relaxed);
-        let ticket = self.inner.epoch.load(Ordering::Acquire);
-        match self.client.authorize(token, permissions, client).await {
-            Ok(answer) => {
-                let principal = Arc::new(answer.principal.clone());
-                self.insert_authorized(token, &answer, Arc::clone(&principal), ticket);
-                let allowed = answer.decisions.iter().map(|(_, allowed)| *allowed).collect();
-                Ok(Decision { principal, allowed, refreshed: answer.refreshed })
-            }
-            Err(error) => {
-                self.inner.refusals.remember(token, &error);
-                Err(error)
-            }
-        }
+        let (answer, ticket) = self.ask(token, self.client.authorize(token, permissions, client)).await?;
+        let principal = Arc::new(answer.principal.clone());
+        self.insert_authorized(token, &answer, Arc::clone(&principal), ticket);
+        let allowed = answer.decisions.iter().map(|(_, allowed)| *allowed).collect();
+        Ok(Decision { principal, allowed, refreshed: answer.refreshed })
     }
 
     /// A decision of `permissions` for `token` from the cache alone, if the
