@@ -138,8 +138,18 @@ impl Accounts {
         let (token, session) = self.new_session(&user, client)?;
         let audit =
             AuditEvent::new(AuditKind::EmailSignIn, session.created_at, client).user(user.id).session(&session.id);
+        // On its own task, as a password sign-in's: a caller that goes away
+        // cannot leave the transaction open with the user's row locked.
+        let created = {
+            let (accounts, session, email) = (self.clone(), session.clone(), email.clone());
+            self.to_completion(async move {
+                let basis = SessionBasis::Mailbox { email: &email };
+                Ok(accounts.session_store().create_session(&session, basis, &audit).await?)
+            })
+            .await?
+        };
         // The user went, or changed address, since the mail was sent.
-        if !self.session_store().create_session(&session, SessionBasis::Mailbox { email }, &audit).await? {
+        if !created {
             return Err(self.refused_sign_in(user.id, Error::EmailTokenInvalid).await?);
         }
         let user = User { email_verified: true, ..user };

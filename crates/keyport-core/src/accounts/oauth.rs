@@ -235,8 +235,17 @@ impl Accounts {
             .user(user.id)
             .session(&session.id)
             .detail(provider_id);
+        // On its own task, as a password sign-in's: a caller that goes away
+        // cannot leave the transaction open with the user's row locked.
+        let created = {
+            let (accounts, session) = (self.clone(), session.clone());
+            self.to_completion(async move {
+                Ok(accounts.session_store().create_session(&session, SessionBasis::User, &audit).await?)
+            })
+            .await?
+        };
         // Deleted while the provider was being asked: nobody to sign in.
-        if !self.session_store().create_session(&session, SessionBasis::User, &audit).await? {
+        if !created {
             return Err(self.refused_sign_in(user.id, Error::Unauthenticated).await?);
         }
         Ok(OAuthOutcome::SignedIn { grant: SessionGrant { token: token.expose(), session, user }, new_user: false })
