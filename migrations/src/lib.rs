@@ -17,6 +17,7 @@ mod m0007_passkeys;
 mod m0008_bans;
 mod m0009_impersonation;
 mod m0010_roles;
+mod m0011_audit_targets;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_bans::Migration),
             Box::new(m0009_impersonation::Migration),
             Box::new(m0010_roles::Migration),
+            Box::new(m0011_audit_targets::Migration),
         ]
     }
 }

@@ -601,7 +601,9 @@ async fn admins_read_the_audit_trail_a_page_at_a_time(backend: Backend) -> TestR
     assert_eq!(banned.events[0].detail, format!("{ann_id}:revoked:2"));
     let anns = audit(ListAuditEventsRequest { user_id: ann_id.clone(), ..Default::default() }, &root).await?;
     let kinds: Vec<&str> = anns.events.iter().map(|event| event.kind.as_str()).collect();
-    assert_eq!(kinds, ["sign_in", "sign_in_failed", "sign_up"], "ann's own entries, newest first");
+    assert_eq!(kinds, ["user_banned", "sign_in", "sign_in_failed", "sign_up"], "by or about ann, newest first");
+    assert_eq!(anns.events[0].target_user_id, ann_id, "the admin's action names its target");
+    assert!(anns.events[1..].iter().all(|event| event.target_user_id.is_empty()));
     let window = ListAuditEventsRequest { after: Some(proto_time(after_sign_up)), ..Default::default() };
     assert_eq!(audit(window, &root).await?.events.len(), 3, "the failure, the sign-in and the ban");
 

@@ -161,12 +161,23 @@ pub struct AuditEvent {
     pub client: ClientInfo,
     /// Short machine-readable detail (e.g. `unknown_email`, the attempted email).
     pub detail: Option<String>,
+    /// The user an admin's action was about (the row's user is the admin).
+    pub target: Option<UserId>,
 }
 
 impl AuditEvent {
     /// An event of `kind` at `at`, from `client`.
     pub fn new(kind: AuditKind, at: Timestamp, client: &ClientInfo) -> Self {
-        Self { id: at.uuid_v7(), at, kind, user_id: None, session_id: None, client: client.clone(), detail: None }
+        Self {
+            id: at.uuid_v7(),
+            at,
+            kind,
+            user_id: None,
+            session_id: None,
+            client: client.clone(),
+            detail: None,
+            target: None,
+        }
     }
 
     /// Names the user concerned.
@@ -178,6 +189,12 @@ impl AuditEvent {
     /// Names the session concerned.
     pub fn session(mut self, session_id: &SessionId) -> Self {
         self.session_id = Some(session_id.clone());
+        self
+    }
+
+    /// Names the user an admin's action was about.
+    pub fn target(mut self, user_id: UserId) -> Self {
+        self.target = Some(user_id);
         self
     }
 

@@ -63,6 +63,7 @@ pub(crate) fn audit_event(event: StoredAudit) -> v1::AuditEvent {
         ip_address: event.ip_address.unwrap_or_default(),
         user_agent: event.user_agent.unwrap_or_default(),
         detail: event.detail.unwrap_or_default(),
+        target_user_id: event.target_user_id.unwrap_or_default(),
     }
 }
 

@@ -6,7 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     store::{AuditQuery, AuditStore, StoreError, StoreResult, StoredAudit},
 };
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, sea_query::Condition};
 use uuid::Uuid;
 
 use crate::{SeaStore, db_error::classify, entity::audit_event, rows::insert_audit};
@@ -20,7 +20,8 @@ impl AuditStore for SeaStore {
     async fn list_audit_events(&self, query: &AuditQuery, limit: u64) -> StoreResult<Vec<StoredAudit>> {
         let mut select = audit_event::Entity::find().order_by_desc(audit_event::Column::Id).limit(limit);
         if let Some(user_id) = query.user_id {
-            select = select.filter(audit_event::Column::UserId.eq(user_id.to_string()));
+            let (by, about) = (audit_event::Column::UserId, audit_event::Column::TargetUserId);
+            select = select.filter(Condition::any().add(by.eq(user_id.to_string())).add(about.eq(user_id.to_string())));
         }
         if let Some(kind) = &query.kind {
             select = select.filter(audit_event::Column::Kind.eq(kind.as_str()));
@@ -48,6 +49,7 @@ impl AuditStore for SeaStore {
                     ip_address: row.ip_address,
                     user_agent: row.user_agent,
                     detail: row.detail,
+                    target_user_id: row.target_user_id,
                 })
             })
             .collect()

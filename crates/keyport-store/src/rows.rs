@@ -128,6 +128,7 @@ pub(crate) async fn insert_audit(db: &impl ConnectionTrait, event: &AuditEvent) 
         ip_address: Set(event.client.ip_address.clone()),
         user_agent: Set(event.client.user_agent.clone()),
         detail: Set(event.detail.clone()),
+        target_user_id: Set(event.target.map(|id| id.to_string())),
     };
     audit_event::Entity::insert(row).exec_without_returning(db).await.map_err(classify)?;
     Ok(())

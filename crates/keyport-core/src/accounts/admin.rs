@@ -166,12 +166,14 @@ impl Accounts {
         session.absolute_expires_at = session.absolute_expires_at.min(ends_at);
         session.expires_at = session.expires_at.min(ends_at);
         session.impersonator = Some(caller.user.id);
-        let audit = self.admin_audit(
-            Admin::Session(caller),
-            AuditKind::ImpersonationStarted,
-            client,
-            format!("{target}:{}", session.id),
-        );
+        let audit = self
+            .admin_audit(
+                Admin::Session(caller),
+                AuditKind::ImpersonationStarted,
+                client,
+                format!("{target}:{}", session.id),
+            )
+            .target(target);
         let created = {
             let (accounts, session) = (self.clone(), session.clone());
             self.to_completion(async move {
@@ -210,7 +212,9 @@ impl Accounts {
         let target = parse_user_id(user_id)?;
         let wanted = self.configured_roles(roles)?;
         let now = self.clock.now();
-        let audit = self.admin_audit(admin, AuditKind::RolesChanged, client, format!("{target}:{}", wanted.join(" ")));
+        let audit = self
+            .admin_audit(admin, AuditKind::RolesChanged, client, format!("{target}:{}", wanted.join(" ")))
+            .target(target);
         let event = user_changed(target, UserChange::Roles);
         let updated = self
             .write_and_publish(event, move |accounts, event| async move {
@@ -244,7 +248,7 @@ impl Accounts {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
         let ban = Ban { reason, banned_at: now, expires_at };
-        let audit = self.admin_audit(admin, AuditKind::UserBanned, client, target.to_string());
+        let audit = self.admin_audit(admin, AuditKind::UserBanned, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::Banned);
         let updated = self
             .write_and_publish(event, move |accounts, event| async move {
@@ -260,7 +264,7 @@ impl Accounts {
         self.require(admin, "users:write")?;
         let target = parse_user_id(user_id)?;
         let now = self.clock.now();
-        let audit = self.admin_audit(admin, AuditKind::UserUnbanned, client, target.to_string());
+        let audit = self.admin_audit(admin, AuditKind::UserUnbanned, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::Unbanned);
         let updated = self
             .write_and_publish(event, move |accounts, event| async move {
@@ -277,7 +281,7 @@ impl Accounts {
         self.require(admin, "sessions:revoke")?;
         let target = parse_user_id(user_id)?;
         self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
-        let audit = self.admin_audit(admin, AuditKind::UserSessionsRevoked, client, target.to_string());
+        let audit = self.admin_audit(admin, AuditKind::UserSessionsRevoked, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::SessionsRevoked);
         self.write_and_publish(event, move |accounts, event| async move {
             Ok(accounts.session_store().delete_other_sessions(target, None, &audit, &event).await?)
@@ -329,7 +333,7 @@ impl Accounts {
             two_factor_enabled: false,
             ban: None,
         };
-        let audit = self.admin_audit(admin, AuditKind::UserCreated, client, user.id.to_string());
+        let audit = self.admin_audit(admin, AuditKind::UserCreated, client, user.id.to_string()).target(user.id);
         match self.user_store().insert_user(&user, password_hash.as_deref(), &audit).await {
             Ok(()) => Ok(user),
             Err(StoreError::Conflict(_)) => Err(Error::EmailTaken),
@@ -543,7 +547,8 @@ impl Accounts {
         if admin.is(target) {
             return Err(Error::invalid("user_id", "delete your own account with DeleteCurrentUser"));
         }
-        let audit = self.admin_audit(admin, AuditKind::UserDeleted, client, format!("by_admin:{target}"));
+        let audit =
+            self.admin_audit(admin, AuditKind::UserDeleted, client, format!("by_admin:{target}")).target(target);
         let event = user_changed(target, UserChange::Deleted);
         let deleted = self
             .write_and_publish(event, move |accounts, event| async move {

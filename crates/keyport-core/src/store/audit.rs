@@ -11,7 +11,8 @@ use crate::{audit::AuditEvent, clock::Timestamp, user::UserId};
 /// `before_id`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
-    /// Entries whose user is this one.
+    /// Entries by or about this user: their user, or the target of an
+    /// admin's action.
     pub user_id: Option<UserId>,
     /// Entries of this kind (`sign_in`, `user_banned`, ...).
     pub kind: Option<String>,
@@ -43,6 +44,8 @@ pub struct StoredAudit {
     pub user_agent: Option<String>,
     /// Machine-readable detail.
     pub detail: Option<String>,
+    /// The user an admin's action was about.
+    pub target_user_id: Option<String>,
 }
 
 impl From<&AuditEvent> for StoredAudit {
@@ -56,6 +59,7 @@ impl From<&AuditEvent> for StoredAudit {
             ip_address: event.client.ip_address.clone(),
             user_agent: event.client.user_agent.clone(),
             detail: event.detail.clone(),
+            target_user_id: event.target.map(|id| id.to_string()),
         }
     }
 }

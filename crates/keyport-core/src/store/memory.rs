@@ -1191,7 +1191,7 @@ impl AuditStore for MemoryStore {
             .audit
             .iter()
             .filter(|event| {
-                query.user_id.is_none_or(|user_id| event.user_id == Some(user_id))
+                query.user_id.is_none_or(|user_id| event.user_id == Some(user_id) || event.target == Some(user_id))
                     && query.kind.as_ref().is_none_or(|kind| event.kind.as_str() == kind)
                     && query.after.is_none_or(|after| event.at >= after)
                     && query.before.is_none_or(|before| event.at < before)

@@ -23,6 +23,8 @@ pub struct Model {
     pub user_agent: Option<String>,
     /// Machine-readable detail.
     pub detail: Option<String>,
+    /// The user an admin's action was about.
+    pub target_user_id: Option<String>,
 }
 
 /// `audit_events` has no navigable relations.

@@ -1521,7 +1521,9 @@ type AuditEvent struct {
 	UserAgent string `protobuf:"bytes,7,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
 	// Machine-readable detail, by kind (the target user of an admin's action,
 	// how many sessions ended, ...).
-	Detail        string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The user an admin's action was about; empty for other entries.
+	TargetUserId  string `protobuf:"bytes,9,opt,name=target_user_id,json=targetUserId,proto3" json:"target_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1612,10 +1614,18 @@ func (x *AuditEvent) GetDetail() string {
 	return ""
 }
 
+func (x *AuditEvent) GetTargetUserId() string {
+	if x != nil {
+		return x.TargetUserId
+	}
+	return ""
+}
+
 // Request of `ListAuditEvents`. Filters combine.
 type ListAuditEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Entries whose user is this one; empty for all.
+	// Entries by or about this user: their `user_id`, or the
+	// `target_user_id` of an admin's action; empty for all.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	// Entries of this kind; empty for all.
 	Kind string `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -1843,7 +1853,7 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\asession\x18\x01 \x01(\v2\x18.keyport.v1.SessionGrantR\asession\",\n" +
 	"\x11DeleteUserRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\"\x14\n" +
-	"\x12DeleteUserResponse\"\xea\x01\n" +
+	"\x12DeleteUserResponse\"\x90\x02\n" +
 	"\n" +
 	"AuditEvent\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12*\n" +
@@ -1856,7 +1866,8 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"ip_address\x18\x06 \x01(\tR\tipAddress\x12\x1d\n" +
 	"\n" +
 	"user_agent\x18\a \x01(\tR\tuserAgent\x12\x16\n" +
-	"\x06detail\x18\b \x01(\tR\x06detail\"\xe7\x01\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\x12$\n" +
+	"\x0etarget_user_id\x18\t \x01(\tR\ftargetUserId\"\xe7\x01\n" +
 	"\x16ListAuditEventsRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x120\n" +

@@ -225,7 +225,7 @@ class DeleteUserResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class AuditEvent(_message.Message):
-    __slots__ = ("id", "at", "kind", "user_id", "session_id", "ip_address", "user_agent", "detail")
+    __slots__ = ("id", "at", "kind", "user_id", "session_id", "ip_address", "user_agent", "detail", "target_user_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +234,7 @@ class AuditEvent(_message.Message):
     IP_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     USER_AGENT_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
+    TARGET_USER_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     at: _timestamp_pb2.Timestamp
     kind: str
@@ -242,7 +243,8 @@ class AuditEvent(_message.Message):
     ip_address: str
     user_agent: str
     detail: str
-    def __init__(self, id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., detail: _Optional[str] = ...) -> None: ...
+    target_user_id: str
+    def __init__(self, id: _Optional[str] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., kind: _Optional[str] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., detail: _Optional[str] = ..., target_user_id: _Optional[str] = ...) -> None: ...
 
 class ListAuditEventsRequest(_message.Message):
     __slots__ = ("user_id", "kind", "after", "before", "page_size", "page_token")
