@@ -35,6 +35,7 @@ on_both_backends!(
     admins_read_the_audit_trail_a_page_at_a_time,
     impersonation_is_marked_short_and_changes_no_credential,
     run_time_roles_reach_every_check_at_once,
+    lesser_admins_reach_no_further_than_their_own_permissions,
     only_admins_call_admin_rpcs,
 );
 
@@ -45,10 +46,12 @@ const UNKNOWN_USER: &str = "0190e9b1-0000-7000-8000-000000000000";
 /// Roles: `support` may read users and nothing else; `admin` may do all.
 fn configure(config: &mut Config) {
     config.authorization.permissions = ["posts:read", "posts:write"].map(String::from).to_vec();
-    config.authorization.roles = [("user", vec![]), ("support", vec!["users:read"]), ("admin", vec!["*"])]
-        .into_iter()
-        .map(|(role, grants)| (role.to_owned(), grants.into_iter().map(String::from).collect()))
-        .collect();
+    let helpdesk = vec!["users:read", "users:write", "sessions:revoke"];
+    config.authorization.roles =
+        [("user", vec![]), ("support", vec!["users:read"]), ("helpdesk", helpdesk), ("admin", vec!["*"])]
+            .into_iter()
+            .map(|(role, grants)| (role.to_owned(), grants.into_iter().map(String::from).collect()))
+            .collect();
 }
 
 fn admin(server: &TestServer) -> AdminServiceClient<Channel> {
@@ -764,7 +767,7 @@ async fn run_time_roles_reach_every_check_at_once(backend: Backend) -> TestResul
     assert_eq!(put_role(&server, &root, "editor", &["posts:*", "posts:read"]).await?, ["posts:*", "posts:read"]);
     let listed = admin(&server).list_roles(authed(ListRolesRequest {}, &support)).await?.into_inner().roles;
     let names: Vec<(&str, bool)> = listed.iter().map(|role| (role.name.as_str(), role.configured)).collect();
-    assert_eq!(names, [("admin", true), ("support", true), ("user", true), ("editor", false)]);
+    assert_eq!(names, [("admin", true), ("helpdesk", true), ("support", true), ("user", true), ("editor", false)]);
     let assign = SetUserRolesRequest { user_id: ann_id.clone(), roles: vec!["editor".into()] };
     admin(&server).set_user_roles(authed(assign, &root)).await?;
     assert!(may(&server, &ann, "posts:write").await?, "a run-time role grants");
@@ -851,5 +854,51 @@ async fn run_time_roles_reach_every_check_at_once(backend: Backend) -> TestResul
         refused(deleted, Code::InvalidArgument, "INVALID_ARGUMENT", name);
     }
     assert_eq!(server.count("roles").await?, before, "nothing written");
+    Ok(())
+}
+
+/// A role with `users:write` but not everything cannot hand out, define or
+/// act on more than it has (no escalation to `admin`).
+async fn lesser_admins_reach_no_further_than_their_own_permissions(backend: Backend) -> TestResult {
+    use keyport_proto::v1::{CreateUserRequest, SetUserRolesRequest};
+    let server = TestServer::start_with(backend, configure).await?;
+    let root = user_with_roles(&server, "root@example.com", "admin user").await?;
+    let desk = user_with_roles(&server, "desk@example.com", "helpdesk user").await?;
+    let (root_id, desk_id) = (user_id(&server, &root).await?, user_id(&server, &desk).await?);
+    let ann_id = user_id(&server, &server.sign_up("ann@example.com").await?).await?;
+    let set = |token: &str, user_id: &str, roles: &[&str]| {
+        let request =
+            SetUserRolesRequest { user_id: user_id.into(), roles: roles.iter().map(|r| (*r).to_owned()).collect() };
+        let (mut client, request) = (admin(&server), authed(request, token));
+        async move { client.set_user_roles(request).await.map(drop) }
+    };
+    let denied =
+        |result: Result<(), Status>, what: &str| refused(result, Code::PermissionDenied, "PERMISSION_DENIED", what);
+
+    denied(set(&desk, &desk_id, &["admin"]).await, "granting itself admin");
+    denied(set(&desk, &ann_id, &["admin"]).await, "granting another admin");
+    denied(set(&desk, &root_id, &[]).await, "demoting an admin");
+    denied(ban(&server, &desk, &root_id, None).await.map(drop), "banning an admin");
+    let delete_root = admin(&server).delete_user(authed(DeleteUserRequest { user_id: root_id.clone() }, &desk)).await;
+    denied(delete_root.map(drop), "deleting an admin");
+    let revoke = authed(RevokeUserSessionsRequest { user_id: root_id }, &desk);
+    let revoke_root = admin(&server).revoke_user_sessions(revoke).await;
+    denied(revoke_root.map(drop), "ending an admin's sessions");
+    denied(put_role(&server, &desk, "god", &["*"]).await.map(drop), "defining a role with everything");
+    denied(put_role(&server, &desk, "poster", &["posts:write"]).await.map(drop), "a permission it lacks");
+    let create =
+        CreateUserRequest { email: "eve@example.com".into(), roles: vec!["admin".into()], ..Default::default() };
+    denied(admin(&server).create_user(authed(create, &desk)).await.map(drop), "creating an admin");
+    // A role root defined with more than the desk has is out of its reach.
+    put_role(&server, &root, "poster", &["posts:write"]).await?;
+    denied(put_role(&server, &desk, "poster", &[]).await.map(drop), "weakening a role beyond it");
+    let delete_poster = admin(&server).delete_role(authed(DeleteRoleRequest { name: "poster".into() }, &desk)).await;
+    denied(delete_poster.map(drop), "deleting a role beyond it");
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM users WHERE roles LIKE '%admin%'").await?, 1, "still one admin");
+
+    // Within its reach, it works.
+    set(&desk, &ann_id, &["support"]).await?;
+    ban(&server, &desk, &ann_id, None).await?;
+    put_role(&server, &desk, "reviewer", &["users:read"]).await?;
     Ok(())
 }

@@ -205,6 +205,13 @@ impl RoleBook {
         self.configured.iter().map(|(name, grants)| (name.as_str(), grants.as_slice()))
     }
 
+    /// The permissions of the catalogue that `grants` would grant, sorted.
+    pub fn granted_by(&self, grants: &[String]) -> std::result::Result<Vec<String>, String> {
+        let probe = "granted-by".to_owned();
+        let roles = Roles::new(&self.permissions, [(probe.clone(), grants.to_vec())])?;
+        Ok(roles.granted(&[probe]).into_iter().map(str::to_owned).collect())
+    }
+
     /// Why `grants` cannot be the grants of a role, if they cannot.
     pub fn check_grants(&self, name: &str, grants: &[String]) -> std::result::Result<(), String> {
         Roles::new(&self.permissions, [(name.to_owned(), grants.to_vec())]).map(drop)

@@ -161,6 +161,7 @@ impl Accounts {
         if is_admin && !self.config.impersonation.admins {
             return Err(Error::PermissionDenied);
         }
+        self.roles_within_reach(Admin::Session(caller), &user.roles)?;
         let (token, mut session) = self.new_session(&user, client)?;
         let ends_at = session.created_at.saturating_add(self.config.impersonation.ttl);
         session.absolute_expires_at = session.absolute_expires_at.min(ends_at);
@@ -187,6 +188,35 @@ impl Accounts {
         Ok(SessionGrant { token: token.expose(), session, user })
     }
 
+    /// Refuses to let `admin` reach beyond their own permissions: every
+    /// permission of `permissions` must be one their roles grant. So a role
+    /// with `users:write` alone cannot grant `admin`, define a role with
+    /// `*`, or ban, delete or demote someone who has more than it. The
+    /// operator may do all.
+    fn within_reach<'p>(&self, admin: Admin<'_>, mut permissions: impl Iterator<Item = &'p str>) -> Result<()> {
+        let Admin::Session(caller) = admin else { return Ok(()) };
+        let roles = self.config.roles.current();
+        if permissions.all(|permission| roles.grants(&caller.user.roles, permission)) {
+            Ok(())
+        } else {
+            Err(Error::PermissionDenied)
+        }
+    }
+
+    /// As [`Accounts::within_reach`], for what `roles` grant.
+    fn roles_within_reach(&self, admin: Admin<'_>, roles: &[String]) -> Result<()> {
+        let defined = self.config.roles.current();
+        self.within_reach(admin, defined.granted(roles).into_iter())
+    }
+
+    /// The user `target`, who must exist and hold nothing beyond `admin`'s
+    /// reach.
+    async fn user_within_reach(&self, admin: Admin<'_>, target: UserId) -> Result<User> {
+        let user = self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        self.roles_within_reach(admin, &user.roles)?;
+        Ok(user)
+    }
+
     /// The audit entry of an admin call: the row's user and session are the
     /// admin's (none for the operator), its detail names the target.
     fn admin_audit(&self, admin: Admin<'_>, kind: AuditKind, client: &ClientInfo, detail: String) -> AuditEvent {
@@ -211,6 +241,8 @@ impl Accounts {
         self.require(admin, "users:write")?;
         let target = parse_user_id(user_id)?;
         let wanted = self.configured_roles(roles)?;
+        self.user_within_reach(admin, target).await?;
+        self.roles_within_reach(admin, &wanted)?;
         let now = self.clock.now();
         let audit = self
             .admin_audit(admin, AuditKind::RolesChanged, client, format!("{target}:{}", wanted.join(" ")))
@@ -247,6 +279,7 @@ impl Accounts {
         if expires_at.is_some_and(|expires_at| expires_at <= now) {
             return Err(Error::invalid("expires_at", "must be in the future"));
         }
+        self.user_within_reach(admin, target).await?;
         let ban = Ban { reason, banned_at: now, expires_at };
         let audit = self.admin_audit(admin, AuditKind::UserBanned, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::Banned);
@@ -263,6 +296,7 @@ impl Accounts {
     pub async fn unban_user(&self, admin: Admin<'_>, user_id: &str, client: &ClientInfo) -> Result<User> {
         self.require(admin, "users:write")?;
         let target = parse_user_id(user_id)?;
+        self.user_within_reach(admin, target).await?;
         let now = self.clock.now();
         let audit = self.admin_audit(admin, AuditKind::UserUnbanned, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::Unbanned);
@@ -280,7 +314,7 @@ impl Accounts {
     pub async fn revoke_user_sessions(&self, admin: Admin<'_>, user_id: &str, client: &ClientInfo) -> Result<u64> {
         self.require(admin, "sessions:revoke")?;
         let target = parse_user_id(user_id)?;
-        self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        self.user_within_reach(admin, target).await?;
         let audit = self.admin_audit(admin, AuditKind::UserSessionsRevoked, client, target.to_string()).target(target);
         let event = user_changed(target, UserChange::SessionsRevoked);
         self.write_and_publish(event, move |accounts, event| async move {
@@ -314,6 +348,7 @@ impl Accounts {
         self.require(admin, "users:write")?;
         let (email, name) = collect_violations(Email::parse("email", &new.email), parse_name(&new.name))?;
         let roles = self.configured_roles(&new.roles)?;
+        self.roles_within_reach(admin, &roles)?;
         let password_hash = match new.password {
             Some(password) => {
                 let password = self.config.passwords.new_password("password", &password, &email)?;
@@ -397,7 +432,11 @@ impl Accounts {
         let mut grants = grants.to_vec();
         grants.sort();
         grants.dedup();
-        self.config.roles.check_grants(&name, &grants).map_err(|problem| Error::invalid("grants", problem))?;
+        let conferred = self.config.roles.granted_by(&grants).map_err(|problem| Error::invalid("grants", problem))?;
+        self.within_reach(admin, conferred.iter().map(String::as_str))?;
+        // Replacing a role changes what its holders have: the old grants
+        // must be within reach too.
+        self.roles_within_reach(admin, std::slice::from_ref(&name))?;
         let now = self.clock.now();
         let role = StoredRole { name, grants, updated_at: now };
         let detail = format!("{}:{}", role.name, role.grants.join(" "));
@@ -422,6 +461,7 @@ impl Accounts {
     pub async fn delete_role(&self, admin: Admin<'_>, name: &str, client: &ClientInfo) -> Result<()> {
         self.require(admin, "users:write")?;
         let name = self.runtime_role_name(name)?;
+        self.roles_within_reach(admin, std::slice::from_ref(&name))?;
         let audit = self.admin_audit(admin, AuditKind::RoleDeleted, client, name.clone());
         let accounts = self.clone();
         let deleted = self
@@ -547,6 +587,7 @@ impl Accounts {
         if admin.is(target) {
             return Err(Error::invalid("user_id", "delete your own account with DeleteCurrentUser"));
         }
+        self.user_within_reach(admin, target).await?;
         let audit =
             self.admin_audit(admin, AuditKind::UserDeleted, client, format!("by_admin:{target}")).target(target);
         let event = user_changed(target, UserChange::Deleted);
