@@ -1,5 +1,6 @@
 //! Administration: what a caller whose roles grant the admin permissions
-//! may do to other users (roles, bans, their sessions).
+//! may do to other users (roles, bans, their sessions, impersonation) and
+//! the audit trail. Run-time roles are in `roles.rs`.
 //!
 //! Every call checks the caller's permission first, acts only on the user
 //! its `user_id` names (never on a user found through another field), and
@@ -15,13 +16,12 @@ use crate::{
     clock::Timestamp,
     email::Email,
     error::{Error, FieldViolation, Result},
-    events::SessionEvent,
     events::UserChange,
     oauth::LinkedAccount,
     session::Session,
     session::{ClientInfo, Principal, SessionGrant},
-    store::{AuditQuery, SessionBasis, StoreError, StoredAudit, StoredRole, UserQuery},
-    user::{Ban, User, UserId, is_valid_role, parse_name},
+    store::{AuditQuery, SessionBasis, StoreError, StoredAudit, UserQuery},
+    user::{Ban, User, UserId, parse_name},
 };
 
 /// Longest ban reason accepted, in characters.
@@ -66,8 +66,8 @@ pub struct UserFilter {
 /// What an admin filters [`Accounts::list_audit_events`] by.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
-    /// Entries whose user is this one (the admin, for an admin's action);
-    /// empty for all.
+    /// Entries by or about this user: their own, and admins' actions on
+    /// them; empty for all.
     pub user_id: String,
     /// Entries of this kind (`sign_in_failed`, ...); empty for all.
     pub kind: String,
@@ -85,23 +85,6 @@ pub struct AuditPage {
     /// The token of the next page; `None` on the last.
     pub next_page_token: Option<String>,
 }
-
-/// A role as admins see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleInfo {
-    /// Its name.
-    pub name: String,
-    /// What it grants: permissions, `resource:*` or `*`.
-    pub grants: Vec<String>,
-    /// Whether the configuration defines it (and only the configuration
-    /// can change it); else it was defined at run time.
-    pub configured: bool,
-    /// When a run-time role's grants were last set.
-    pub updated_at: Option<Timestamp>,
-}
-
-/// Most grants one run-time role may have.
-pub const MAX_ROLE_GRANTS: usize = 64;
 
 /// A page of users.
 #[derive(Debug, Clone)]
@@ -126,7 +109,7 @@ pub struct UserDetails {
 impl Accounts {
     /// Refuses a caller whose roles do not grant `permission`, and any
     /// impersonation session: an admin acting as a user administers nothing.
-    fn require(&self, admin: Admin<'_>, permission: &str) -> Result<()> {
+    pub(super) fn require(&self, admin: Admin<'_>, permission: &str) -> Result<()> {
         match admin {
             Admin::Session(caller)
                 if caller.session.impersonator.is_some()
@@ -155,13 +138,12 @@ impl Accounts {
         if target == caller.user.id {
             return Err(Error::invalid("user_id", "an admin cannot impersonate themselves"));
         }
-        let user = self.user_store().find_user(target).await?.ok_or(Error::UserNotFound)?;
+        let user = self.user_within_reach(Admin::Session(caller), target).await?;
         let roles = self.config.roles.current();
         let is_admin = BUILT_IN_PERMISSIONS.iter().any(|permission| roles.grants(&user.roles, permission));
         if is_admin && !self.config.impersonation.admins {
             return Err(Error::PermissionDenied);
         }
-        self.roles_within_reach(Admin::Session(caller), &user.roles)?;
         let (token, mut session) = self.new_session(&user, client)?;
         let ends_at = session.created_at.saturating_add(self.config.impersonation.ttl);
         session.absolute_expires_at = session.absolute_expires_at.min(ends_at);
@@ -193,7 +175,11 @@ impl Accounts {
     /// with `users:write` alone cannot grant `admin`, define a role with
     /// `*`, or ban, delete or demote someone who has more than it. The
     /// operator may do all.
-    fn within_reach<'p>(&self, admin: Admin<'_>, mut permissions: impl Iterator<Item = &'p str>) -> Result<()> {
+    pub(super) fn within_reach<'p>(
+        &self,
+        admin: Admin<'_>,
+        mut permissions: impl Iterator<Item = &'p str>,
+    ) -> Result<()> {
         let Admin::Session(caller) = admin else { return Ok(()) };
         let roles = self.config.roles.current();
         if permissions.all(|permission| roles.grants(&caller.user.roles, permission)) {
@@ -204,7 +190,7 @@ impl Accounts {
     }
 
     /// As [`Accounts::within_reach`], for what `roles` grant.
-    fn roles_within_reach(&self, admin: Admin<'_>, roles: &[String]) -> Result<()> {
+    pub(super) fn roles_within_reach(&self, admin: Admin<'_>, roles: &[String]) -> Result<()> {
         let defined = self.config.roles.current();
         self.within_reach(admin, defined.granted(roles).into_iter())
     }
@@ -219,7 +205,13 @@ impl Accounts {
 
     /// The audit entry of an admin call: the row's user and session are the
     /// admin's (none for the operator), its detail names the target.
-    fn admin_audit(&self, admin: Admin<'_>, kind: AuditKind, client: &ClientInfo, detail: String) -> AuditEvent {
+    pub(super) fn admin_audit(
+        &self,
+        admin: Admin<'_>,
+        kind: AuditKind,
+        client: &ClientInfo,
+        detail: String,
+    ) -> AuditEvent {
         let audit = AuditEvent::new(kind, self.clock.now(), client).detail(detail);
         match admin {
             Admin::Session(caller) => audit.user(caller.user.id).session(&caller.session.id),
@@ -240,7 +232,7 @@ impl Accounts {
     ) -> Result<User> {
         self.require(admin, "users:write")?;
         let target = parse_user_id(user_id)?;
-        let wanted = self.configured_roles(roles)?;
+        let wanted = self.defined_roles(roles)?;
         self.user_within_reach(admin, target).await?;
         self.roles_within_reach(admin, &wanted)?;
         let now = self.clock.now();
@@ -347,7 +339,7 @@ impl Accounts {
     pub async fn create_user(&self, admin: Admin<'_>, new: NewUser, client: &ClientInfo) -> Result<User> {
         self.require(admin, "users:write")?;
         let (email, name) = collect_violations(Email::parse("email", &new.email), parse_name(&new.name))?;
-        let roles = self.configured_roles(&new.roles)?;
+        let roles = self.defined_roles(&new.roles)?;
         self.roles_within_reach(admin, &roles)?;
         let password_hash = match new.password {
             Some(password) => {
@@ -376,118 +368,18 @@ impl Accounts {
         }
     }
 
-    /// `roles` with `user`, sorted and unique; each must be defined.
-    fn configured_roles(&self, roles: &[String]) -> Result<Vec<String>> {
+    /// `roles` with `user`, sorted and unique; each must be defined (by the
+    /// configuration or at run time).
+    fn defined_roles(&self, roles: &[String]) -> Result<Vec<String>> {
         let defined = self.config.roles.current();
         if let Some(unknown) = roles.iter().find(|role| !defined.has_role(role)) {
-            let violation = FieldViolation::new("roles", format!("{unknown:?} is not a role of the configuration"));
+            let violation = FieldViolation::new("roles", format!("{unknown:?} is not a defined role"));
             return Err(Error::InvalidArgument(vec![violation]));
         }
         let mut wanted: Vec<String> = roles.iter().cloned().chain([USER_ROLE.to_owned()]).collect();
         wanted.sort();
         wanted.dedup();
         Ok(wanted)
-    }
-
-    /// Every role: the configuration's, then those defined at run time, for
-    /// a caller whose roles grant `users:read`.
-    pub async fn list_roles(&self, admin: Admin<'_>) -> Result<Vec<RoleInfo>> {
-        self.require(admin, "users:read")?;
-        let book = &self.config.roles;
-        let configured = book.configured().map(|(name, grants)| RoleInfo {
-            name: name.to_owned(),
-            grants: grants.to_vec(),
-            configured: true,
-            updated_at: None,
-        });
-        let runtime = self.role_store().list_roles().await?.into_iter().filter(|role| !book.is_configured(&role.name));
-        Ok(configured
-            .chain(runtime.map(|role| RoleInfo {
-                name: role.name,
-                grants: role.grants,
-                configured: false,
-                updated_at: Some(role.updated_at),
-            }))
-            .collect())
-    }
-
-    /// Defines the run-time role `name`, or replaces its grants, for a
-    /// caller whose roles grant `users:write`. Every replica puts it in
-    /// force, and every cache drops its decisions
-    /// ([`SessionEvent::RolesChanged`](crate::events::SessionEvent::RolesChanged)),
-    /// before the next check. A role of the configuration cannot be changed
-    /// here.
-    pub async fn put_role(
-        &self,
-        admin: Admin<'_>,
-        name: &str,
-        grants: &[String],
-        client: &ClientInfo,
-    ) -> Result<RoleInfo> {
-        self.require(admin, "users:write")?;
-        let name = self.runtime_role_name(name)?;
-        if grants.len() > MAX_ROLE_GRANTS {
-            return Err(Error::invalid("grants", "must be at most 64"));
-        }
-        let mut grants = grants.to_vec();
-        grants.sort();
-        grants.dedup();
-        let conferred = self.config.roles.granted_by(&grants).map_err(|problem| Error::invalid("grants", problem))?;
-        self.within_reach(admin, conferred.iter().map(String::as_str))?;
-        // Replacing a role changes what its holders have: the old grants
-        // must be within reach too.
-        self.roles_within_reach(admin, std::slice::from_ref(&name))?;
-        let now = self.clock.now();
-        let role = StoredRole { name, grants, updated_at: now };
-        let detail = format!("{}:{}", role.name, role.grants.join(" "));
-        let audit = self.admin_audit(admin, AuditKind::RoleDefined, client, detail);
-        let accounts = self.clone();
-        let written = role.clone();
-        self.to_completion(async move {
-            let event = SessionEvent::RolesChanged;
-            accounts.role_store().put_role(&written, &audit, &event).await?;
-            // In force here before anyone hears of it.
-            accounts.reload_roles().await?;
-            accounts.publish(event);
-            Ok(())
-        })
-        .await?;
-        Ok(RoleInfo { name: role.name, grants: role.grants, configured: false, updated_at: Some(now) })
-    }
-
-    /// Deletes the run-time role `name`, for a caller whose roles grant
-    /// `users:write`. Users who hold it keep the name, which grants nothing
-    /// from then on.
-    pub async fn delete_role(&self, admin: Admin<'_>, name: &str, client: &ClientInfo) -> Result<()> {
-        self.require(admin, "users:write")?;
-        let name = self.runtime_role_name(name)?;
-        self.roles_within_reach(admin, std::slice::from_ref(&name))?;
-        let audit = self.admin_audit(admin, AuditKind::RoleDeleted, client, name.clone());
-        let accounts = self.clone();
-        let deleted = self
-            .to_completion(async move {
-                let event = SessionEvent::RolesChanged;
-                let deleted = accounts.role_store().delete_role(&name, &audit, &event).await?;
-                if deleted {
-                    accounts.reload_roles().await?;
-                    accounts.publish(event);
-                }
-                Ok(deleted)
-            })
-            .await?;
-        if deleted { Ok(()) } else { Err(Error::invalid("name", "no run-time role has this name")) }
-    }
-
-    /// `name` as the name of a run-time role: well-formed, and not one the
-    /// configuration defines.
-    fn runtime_role_name(&self, name: &str) -> Result<String> {
-        if !is_valid_role(name) || name.contains(':') {
-            return Err(Error::invalid("name", "must be 1-64 of a-z 0-9 _ -"));
-        }
-        if self.config.roles.is_configured(name) {
-            return Err(Error::invalid("name", "is defined in the configuration; change it there"));
-        }
-        Ok(name.to_owned())
     }
 
     /// The user with this email (normalised as at sign-up), for the
@@ -512,8 +404,8 @@ impl Accounts {
         let page_size = checked_page_size(page_size)?;
         let role = match filter.role.as_str() {
             "" => None,
-            role if is_valid_role(role) && self.config.roles.current().has_role(role) => Some(filter.role),
-            _ => return Err(Error::invalid("role", "must be a role of the configuration")),
+            role if self.config.roles.current().has_role(role) => Some(filter.role),
+            _ => return Err(Error::invalid("role", "must be a defined role")),
         };
         if filter.email_prefix.len() > crate::email::MAX_EMAIL_BYTES {
             return Err(Error::invalid("email_prefix", "is longer than any email"));

@@ -48,19 +48,21 @@ mod first_password;
 mod mail;
 mod oauth;
 mod passkeys;
+mod roles;
 mod sessions;
 #[cfg(test)]
 mod tests;
 
 pub use admin::{
-    Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, MAX_ROLE_GRANTS, NewUser,
-    RoleInfo, UserDetails, UserFilter, UserPage,
+    Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails,
+    UserFilter, UserPage,
 };
 pub use authorization::Authorization;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 pub use factors::{FactorSummary, TotpEnrollment};
 pub use passkeys::StartedCeremony;
+pub use roles::{MAX_ROLE_GRANTS, RoleInfo};
 mod users;
 
 /// Tunable rules of [`Accounts`].

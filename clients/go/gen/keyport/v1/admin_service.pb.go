@@ -427,7 +427,7 @@ type CreateUserRequest struct {
 	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
 	// True when the admin vouches for the address: no verification needed.
 	EmailVerified bool `protobuf:"varint,4,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
-	// Roles besides `user`, each defined in `[authorization.roles]`.
+	// Roles besides `user`, each defined in `[authorization.roles]` or by `PutRole`.
 	Roles         []string `protobuf:"bytes,5,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -549,7 +549,7 @@ type SetUserRolesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The user whose roles to set.
 	UserId string `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	// Their new roles, each defined in `[authorization.roles]`.
+	// Their new roles, each defined in `[authorization.roles]` or by `PutRole`.
 	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

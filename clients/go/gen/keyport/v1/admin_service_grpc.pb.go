@@ -119,7 +119,7 @@ type AdminServiceClient interface {
 	// Needs `users:write`.
 	//
 	// Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-	// a role the configuration does not define), and the password policy's
+	// a role neither the configuration nor `PutRole` defined), and the password policy's
 	// (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
 	// `PASSWORD_CONTAINS_EMAIL`).
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
@@ -127,7 +127,7 @@ type AdminServiceClient interface {
 	// sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
 	// `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 	//
-	// Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+	// Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
 	SetUserRoles(ctx context.Context, in *SetUserRolesRequest, opts ...grpc.CallOption) (*SetUserRolesResponse, error)
 }
 
@@ -354,7 +354,7 @@ type AdminServiceServer interface {
 	// Needs `users:write`.
 	//
 	// Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-	// a role the configuration does not define), and the password policy's
+	// a role neither the configuration nor `PutRole` defined), and the password policy's
 	// (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
 	// `PASSWORD_CONTAINS_EMAIL`).
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
@@ -362,7 +362,7 @@ type AdminServiceServer interface {
 	// sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
 	// `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 	//
-	// Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+	// Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
 	SetUserRoles(context.Context, *SetUserRolesRequest) (*SetUserRolesResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }

@@ -251,7 +251,7 @@ class AdminServiceServicer(object):
         Needs `users:write`.
 
         Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-        a role the configuration does not define), and the password policy's
+        a role neither the configuration nor `PutRole` defined), and the password policy's
         (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
         `PASSWORD_CONTAINS_EMAIL`).
         """
@@ -264,7 +264,7 @@ class AdminServiceServicer(object):
         sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
         `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-        Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+        Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -124,7 +124,7 @@ class AdminServiceStub:
     Needs `users:write`.
 
     Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-    a role the configuration does not define), and the password policy's
+    a role neither the configuration nor `PutRole` defined), and the password policy's
     (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
     `PASSWORD_CONTAINS_EMAIL`).
     """
@@ -133,7 +133,7 @@ class AdminServiceStub:
     sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
     `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-    Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+    Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
     """
 
 @_typing.type_check_only
@@ -232,7 +232,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     Needs `users:write`.
 
     Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-    a role the configuration does not define), and the password policy's
+    a role neither the configuration nor `PutRole` defined), and the password policy's
     (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
     `PASSWORD_CONTAINS_EMAIL`).
     """
@@ -241,7 +241,7 @@ class AdminServiceAsyncStub(AdminServiceStub):
     sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
     `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-    Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+    Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
     """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -409,7 +409,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         Needs `users:write`.
 
         Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-        a role the configuration does not define), and the password policy's
+        a role neither the configuration nor `PutRole` defined), and the password policy's
         (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
         `PASSWORD_CONTAINS_EMAIL`).
         """
@@ -424,7 +424,7 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
         `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
-        Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+        Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

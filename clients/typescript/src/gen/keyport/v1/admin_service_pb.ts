@@ -219,7 +219,7 @@ export type CreateUserRequest = Message<"keyport.v1.CreateUserRequest"> & {
   emailVerified: boolean;
 
   /**
-   * Roles besides `user`, each defined in `[authorization.roles]`.
+   * Roles besides `user`, each defined in `[authorization.roles]` or by `PutRole`.
    *
    * @generated from field: repeated string roles = 5;
    */
@@ -268,7 +268,7 @@ export type SetUserRolesRequest = Message<"keyport.v1.SetUserRolesRequest"> & {
   userId: string;
 
   /**
-   * Their new roles, each defined in `[authorization.roles]`.
+   * Their new roles, each defined in `[authorization.roles]` or by `PutRole`.
    *
    * @generated from field: repeated string roles = 2;
    */
@@ -1106,7 +1106,7 @@ export const AdminService: GenService<{
    * Needs `users:write`.
    *
    * Reasons: `EMAIL_TAKEN`, `INVALID_ARGUMENT` (a malformed email or name,
-   * a role the configuration does not define), and the password policy's
+   * a role neither the configuration nor `PutRole` defined), and the password policy's
    * (`WEAK_PASSWORD`, `PASSWORD_TOO_LONG`, `PASSWORD_TOO_COMMON`,
    * `PASSWORD_CONTAINS_EMAIL`).
    *
@@ -1122,7 +1122,7 @@ export const AdminService: GenService<{
    * sessions drop at once everywhere (`USER_CHANGE_ROLES`), so the next
    * `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
    *
-   * Reasons: `INVALID_ARGUMENT` (a role the configuration does not define).
+   * Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
    *
    * @generated from rpc keyport.v1.AdminService.SetUserRoles
    */
