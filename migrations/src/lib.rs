@@ -18,6 +18,7 @@ mod m0008_bans;
 mod m0009_impersonation;
 mod m0010_roles;
 mod m0011_audit_targets;
+mod m0012_api_keys;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_impersonation::Migration),
             Box::new(m0010_roles::Migration),
             Box::new(m0011_audit_targets::Migration),
+            Box::new(m0012_api_keys::Migration),
         ]
     }
 }

@@ -9,7 +9,7 @@ use tonic::Status;
 use crate::{
     client::{ClientInfo, KeyportClient},
     error::Error,
-    principal::{Principal, principal},
+    principal::{Principal, key_principal, principal},
 };
 
 /// A decided check.
@@ -35,8 +35,8 @@ impl Authorized {
 }
 
 impl KeyportClient {
-    /// Decides `permissions` (`resource:action`, 1 to 32) for the session
-    /// `token`. A name outside the server's catalogue fails with
+    /// Decides `permissions` (`resource:action`, 1 to 32) for `token`, a
+    /// session token or an API key (`kpa_...`; see [`Principal::api_key`]). A name outside the server's catalogue fails with
     /// [`crate::Reason::PermissionUnknown`], not a deny.
     pub async fn authorize(&self, token: &str, permissions: &[&str], client: &ClientInfo) -> Result<Authorized, Error> {
         let message = v1::AuthorizeRequest {
@@ -50,11 +50,16 @@ impl KeyportClient {
                 async move { AuthorizationServiceClient::new(channel).authorize(request).await }
             })
             .await?;
-        let (Some(user), Some(session)) = (&response.user, &response.session) else {
-            return Err(Status::internal("Authorize answered without a user or session").into());
+        let principal = match (&response.api_key, &response.user, &response.session) {
+            (Some(key), user, _) => key_principal(key, user.as_ref(), response.service_account.as_ref()),
+            (None, Some(user), Some(session)) => Some(principal(user, session)),
+            _ => None,
+        };
+        let Some(principal) = principal else {
+            return Err(Status::internal("Authorize answered without a user, session or key").into());
         };
         Ok(Authorized {
-            principal: principal(user, session),
+            principal,
             decisions: response.decisions.into_iter().map(|decision| (decision.permission, decision.allowed)).collect(),
             granted: response.granted,
             refreshed: response.refreshed,

@@ -430,6 +430,8 @@ impl Inner {
             // Every cached decision may be stale; start over (the sessions
             // are still valid, but an entry is both).
             Event::RolesChanged(_) => *entries = Entries::default(),
+            Event::ApiKeysChanged(changed) if changed.api_key_id.is_empty() => entries.remove_user(&changed.owner_id),
+            Event::ApiKeysChanged(changed) => entries.remove_session(&key_entry(&changed.api_key_id)),
             Event::Ready(_) | Event::Heartbeat(_) => {}
         }
     }
@@ -468,10 +470,23 @@ impl Entries {
     }
 }
 
-/// The session id inside `kp_<id>.<secret>`.
+/// What an entry is filed under: the session id inside `kp_<id>.<secret>`,
+/// or `kpa_<id>` for an API key (never equal to a session id, which is
+/// shorter).
 pub(crate) fn session_id_of(token: &str) -> Option<&str> {
+    if token.starts_with(API_KEY_PREFIX) {
+        return token.split_once('.').map(|(prefixed_id, _)| prefixed_id);
+    }
     token.strip_prefix("kp_")?.split_once('.').map(|(id, _)| id)
 }
+
+/// The entry of the API key `id`.
+fn key_entry(id: &str) -> String {
+    format!("{API_KEY_PREFIX}{id}")
+}
+
+/// Prefix of every API key.
+pub(crate) const API_KEY_PREFIX: &str = "kpa_";
 
 /// Keeps the cache subscribed until the cache is dropped, through whichever
 /// endpoint answers: when the one it is subscribed to breaks the stream,

@@ -94,6 +94,14 @@ pub enum Reason {
     UserBanned,
     /// An admin call named a user that does not exist.
     UserNotFound,
+    /// No such API key among the caller's (or the service account's).
+    ApiKeyNotFound,
+    /// The API key is past its expiry: create or rotate a new one.
+    ApiKeyExpired,
+    /// A call named a service account that does not exist.
+    ServiceAccountNotFound,
+    /// An API key was presented where only a session is accepted.
+    ApiKeyNotAccepted,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -158,6 +166,10 @@ impl Reason {
             Self::PermissionUnknown => ErrorReason::PermissionUnknown,
             Self::UserBanned => ErrorReason::UserBanned,
             Self::UserNotFound => ErrorReason::UserNotFound,
+            Self::ApiKeyNotFound => ErrorReason::ApiKeyNotFound,
+            Self::ApiKeyExpired => ErrorReason::ApiKeyExpired,
+            Self::ServiceAccountNotFound => ErrorReason::ServiceAccountNotFound,
+            Self::ApiKeyNotAccepted => ErrorReason::ApiKeyNotAccepted,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -222,6 +234,10 @@ impl From<ErrorReason> for Reason {
             ErrorReason::PermissionUnknown => Self::PermissionUnknown,
             ErrorReason::UserBanned => Self::UserBanned,
             ErrorReason::UserNotFound => Self::UserNotFound,
+            ErrorReason::ApiKeyNotFound => Self::ApiKeyNotFound,
+            ErrorReason::ApiKeyExpired => Self::ApiKeyExpired,
+            ErrorReason::ServiceAccountNotFound => Self::ServiceAccountNotFound,
+            ErrorReason::ApiKeyNotAccepted => Self::ApiKeyNotAccepted,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

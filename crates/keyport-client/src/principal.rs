@@ -31,6 +31,24 @@ pub struct Principal {
     /// impersonation (`AdminService.ImpersonateUser`): show it, and do not
     /// take the session's actions as the user's own.
     pub impersonator_id: Option<String>,
+    /// The API key the request came with, for a machine caller; `None`
+    /// for a session. A key's principal has no session (`session_id` is
+    /// empty), and for a service account's key `user_id` is the service
+    /// account's id, `name` its name and `email` empty.
+    pub api_key: Option<ApiKeyCaller>,
+}
+
+/// The API key behind a request (see [`Principal::api_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyCaller {
+    /// The key's id (safe to show; not a credential).
+    pub id: String,
+    /// What the key is for, as its creator named it.
+    pub name: String,
+    /// The permissions the key may use, sorted.
+    pub scopes: Vec<String>,
+    /// The service account owning the key; `None` for a user's key.
+    pub service_account_id: Option<String>,
 }
 
 /// How strongly a session's user proved who they are (NIST SP 800-63B).
@@ -63,6 +81,7 @@ impl Principal {
             assurance: Assurance::Aal1,
             authenticated_at: SystemTime::now(),
             impersonator_id: None,
+            api_key: None,
         }
     }
 
@@ -107,7 +126,54 @@ pub(crate) fn principal(user: &v1::User, session: &v1::Session) -> Principal {
         },
         authenticated_at: system_time(session.authenticated_at.as_ref()),
         impersonator_id: Some(session.impersonator_id.clone()).filter(|id| !id.is_empty()),
+        api_key: None,
     }
+}
+
+/// The principal of an API key: its owner, a user or a service account.
+/// `None` when the answer names neither.
+pub(crate) fn key_principal(
+    key: &v1::ApiKey,
+    user: Option<&v1::User>,
+    account: Option<&v1::ServiceAccount>,
+) -> Option<Principal> {
+    let (user_id, email, name, email_verified, roles, two_factor_enabled) = match (user, account) {
+        (Some(user), _) => (
+            user.id.clone(),
+            user.email.clone(),
+            user.name.clone(),
+            user.email_verified,
+            user.roles.clone(),
+            user.two_factor_enabled,
+        ),
+        (None, Some(account)) => {
+            (account.id.clone(), String::new(), account.name.clone(), false, account.roles.clone(), false)
+        }
+        (None, None) => return None,
+    };
+    Some(Principal {
+        user_id,
+        email,
+        name,
+        email_verified,
+        roles,
+        session_id: String::new(),
+        // A key that does not expire: the end of year 9999.
+        expires_at: key
+            .expires_at
+            .as_ref()
+            .map_or(SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799), |at| system_time(Some(at))),
+        two_factor_enabled,
+        assurance: Assurance::Aal1,
+        authenticated_at: system_time(key.created_at.as_ref()),
+        impersonator_id: None,
+        api_key: Some(ApiKeyCaller {
+            id: key.id.clone(),
+            name: key.name.clone(),
+            scopes: key.scopes.clone(),
+            service_account_id: Some(key.service_account_id.clone()).filter(|id| !id.is_empty()),
+        }),
+    })
 }
 
 /// One of a user's sessions, as listed for them.

@@ -92,6 +92,18 @@ pub enum AuditKind {
     RoleDefined,
     /// An administrator deleted a run-time role.
     RoleDeleted,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
+    /// An API key was replaced by a new one.
+    ApiKeyRotated,
+    /// An admin created a service account.
+    ServiceAccountCreated,
+    /// An admin set a service account's roles.
+    ServiceAccountRolesChanged,
+    /// An admin deleted a service account and its keys.
+    ServiceAccountDeleted,
 }
 
 impl AuditKind {
@@ -140,6 +152,12 @@ impl AuditKind {
             Self::ImpersonationStarted => "impersonation_started",
             Self::RoleDefined => "role_defined",
             Self::RoleDeleted => "role_deleted",
+            Self::ApiKeyCreated => "api_key_created",
+            Self::ApiKeyRevoked => "api_key_revoked",
+            Self::ApiKeyRotated => "api_key_rotated",
+            Self::ServiceAccountCreated => "service_account_created",
+            Self::ServiceAccountRolesChanged => "service_account_roles_changed",
+            Self::ServiceAccountDeleted => "service_account_deleted",
         }
     }
 }

@@ -144,6 +144,18 @@ pub enum Error {
     /// An admin call named a user that does not exist.
     #[error("user not found")]
     UserNotFound,
+    /// No such API key among the owner's.
+    #[error("API key not found")]
+    ApiKeyNotFound,
+    /// The API key is past its expiry.
+    #[error("the API key has expired")]
+    ApiKeyExpired,
+    /// A call named a service account that does not exist.
+    #[error("service account not found")]
+    ServiceAccountNotFound,
+    /// An API key was presented where only a session is accepted.
+    #[error("an API key is not accepted here: this call needs a session")]
+    ApiKeyNotAccepted,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

@@ -4,7 +4,9 @@
 //! alters a user; the server fans them out to `WatchSessionEvents` streams
 //! (and, on PostgreSQL, to the other replicas).
 
-use crate::{token::SessionId, user::UserId};
+use uuid::Uuid;
+
+use crate::{api_key::ApiKeyId, token::SessionId, user::UserId};
 
 /// How a user changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -80,6 +82,14 @@ pub enum SessionEvent {
     /// The grants of the run-time roles changed: every cached decision is
     /// stale (sessions are not).
     RolesChanged,
+    /// API keys were revoked, or their owner changed: every cached answer
+    /// for them is stale.
+    ApiKeysChanged {
+        /// The user or service account whose keys changed.
+        owner_id: Uuid,
+        /// The one key that changed; `None` for every key of the owner.
+        key_id: Option<ApiKeyId>,
+    },
 }
 
 /// Where the use cases send events.

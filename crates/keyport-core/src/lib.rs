@@ -13,6 +13,7 @@
 //! (`accounts/<area>.rs`), and its storage trait (`store/<area>.rs`).
 
 pub mod accounts;
+pub mod api_key;
 pub mod audit;
 pub mod authorization;
 pub mod clock;

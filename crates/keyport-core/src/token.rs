@@ -62,6 +62,11 @@ impl fmt::Display for SessionId {
 pub struct SecretHash(pub [u8; 32]);
 
 impl SecretHash {
+    /// SHA-256 of `secret`.
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
     /// Constant-time equality, so a mismatch takes as long as a match.
     pub fn verify(&self, other: &SecretHash) -> bool {
         self.0.ct_eq(&other.0).into()
@@ -83,24 +88,14 @@ pub struct SessionToken {
 impl SessionToken {
     /// A fresh token from the operating system's CSPRNG.
     pub fn generate() -> Result<Self> {
-        let mut id = [0u8; ID_BYTES];
-        let mut secret = [0u8; SECRET_BYTES];
-        getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-        getrandom::fill(&mut secret).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
-        Ok(Self { id: SessionId(URL_SAFE_NO_PAD.encode(id)), secret: URL_SAFE_NO_PAD.encode(secret) })
+        let (id, secret) = random_parts()?;
+        Ok(Self { id: SessionId(id), secret })
     }
 
     /// Parses a token sent by a client. Any deviation from the exact format
     /// is [`Error::Unauthenticated`]: a bad token tells the caller nothing.
     pub fn parse(raw: &str) -> Result<Self> {
-        if raw.len() != TOKEN_LEN {
-            return Err(Error::Unauthenticated);
-        }
-        let body = raw.strip_prefix(TOKEN_PREFIX).ok_or(Error::Unauthenticated)?;
-        let (id, secret) = body.split_once('.').ok_or(Error::Unauthenticated)?;
-        if !is_encoded(id, SESSION_ID_LEN) || !is_encoded(secret, SECRET_LEN) {
-            return Err(Error::Unauthenticated);
-        }
+        let (id, secret) = split_parts(raw, TOKEN_PREFIX).ok_or(Error::Unauthenticated)?;
         Ok(Self { id: SessionId(id.to_owned()), secret: secret.to_owned() })
     }
 
@@ -111,7 +106,7 @@ impl SessionToken {
 
     /// SHA-256 of the secret, as stored.
     pub fn secret_hash(&self) -> SecretHash {
-        SecretHash(Sha256::digest(self.secret.as_bytes()).into())
+        SecretHash::of(&self.secret)
     }
 
     /// The token's wire form. Handle with care: it is a bearer credential.
@@ -126,8 +121,27 @@ impl fmt::Debug for SessionToken {
     }
 }
 
+/// A fresh random id (128 bits) and secret (256 bits), encoded: the two
+/// halves of every `<prefix><id>.<secret>` credential.
+pub(crate) fn random_parts() -> Result<(String, String)> {
+    let mut id = [0u8; ID_BYTES];
+    let mut secret = [0u8; SECRET_BYTES];
+    getrandom::fill(&mut id).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
+    getrandom::fill(&mut secret).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
+    Ok((URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(secret)))
+}
+
+/// The id and secret of `<prefix><id>.<secret>`, if `raw` is exactly that.
+pub(crate) fn split_parts<'a>(raw: &'a str, prefix: &str) -> Option<(&'a str, &'a str)> {
+    if raw.len() != prefix.len() + SESSION_ID_LEN + 1 + SECRET_LEN {
+        return None;
+    }
+    let (id, secret) = raw.strip_prefix(prefix)?.split_once('.')?;
+    (is_encoded(id, SESSION_ID_LEN) && is_encoded(secret, SECRET_LEN)).then_some((id, secret))
+}
+
 /// Whether `s` is `len` characters of unpadded base64url that decode cleanly.
-fn is_encoded(s: &str, len: usize) -> bool {
+pub(crate) fn is_encoded(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && URL_SAFE_NO_PAD.decode(s).is_ok()

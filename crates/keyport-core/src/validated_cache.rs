@@ -91,7 +91,9 @@ impl ValidatedCache {
                 }
             }
             // Decisions are made from the roles in force at each check.
-            SessionEvent::RolesChanged => {}
+            // Decisions are made from the roles in force at each check;
+            // keys are not cached here.
+            SessionEvent::RolesChanged | SessionEvent::ApiKeysChanged { .. } => {}
         }
     }
 

@@ -66,6 +66,49 @@ pub struct Config {
     pub passkeys: PasskeysConfig,
     /// The permission catalogue and the roles.
     pub authorization: AuthorizationConfig,
+    /// API keys' lifetimes and bookkeeping.
+    pub api_keys: ApiKeysConfig,
+}
+
+/// The `[api_keys]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiKeysConfig {
+    /// Days a key works when created without `expires_in`; 0 for keys
+    /// that do not expire unless asked to.
+    pub default_lifetime_days: u64,
+    /// Most days a key may be given.
+    pub max_lifetime_days: u64,
+    /// A key's last use is written at most once per this many seconds.
+    pub last_used_interval_secs: u64,
+    /// Most keys one user or service account may have.
+    pub max_per_owner: u64,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        let policy = keyport_core::api_key::ApiKeyPolicy::default();
+        Self {
+            default_lifetime_days: policy.default_lifetime.map_or(0, |lifetime| lifetime.as_secs() / 86_400),
+            max_lifetime_days: policy.max_lifetime.as_secs() / 86_400,
+            last_used_interval_secs: policy.last_used_interval.as_secs(),
+            max_per_owner: policy.max_per_owner,
+        }
+    }
+}
+
+impl ApiKeysConfig {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> keyport_core::api_key::ApiKeyPolicy {
+        const DAY: Duration = Duration::from_secs(86_400);
+        keyport_core::api_key::ApiKeyPolicy {
+            default_lifetime: (self.default_lifetime_days > 0)
+                .then(|| DAY.saturating_mul(u32::try_from(self.default_lifetime_days).unwrap_or(u32::MAX))),
+            max_lifetime: DAY.saturating_mul(u32::try_from(self.max_lifetime_days.max(1)).unwrap_or(u32::MAX)),
+            last_used_interval: Duration::from_secs(self.last_used_interval_secs),
+            max_per_owner: self.max_per_owner,
+        }
+    }
 }
 
 /// The `[authorization]` section: the permissions there are and what each
@@ -335,6 +378,7 @@ impl Default for Config {
             second_factors: SecondFactorsConfig::default(),
             passkeys: PasskeysConfig::default(),
             authorization: AuthorizationConfig::default(),
+            api_keys: ApiKeysConfig::default(),
         }
     }
 }
@@ -437,6 +481,7 @@ const KEYS: &[&str] = &[
     "second_factors",
     "passkeys",
     "authorization",
+    "api_keys",
 ];
 
 impl Config {
@@ -514,6 +559,7 @@ impl Config {
                 ttl: Duration::from_secs(self.authorization.impersonation_ttl_secs.max(60)),
                 admins: self.authorization.impersonate_admins,
             },
+            api_keys: self.api_keys.policy(),
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

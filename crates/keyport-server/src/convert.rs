@@ -3,6 +3,7 @@
 use keyport_core::{
     Error, SessionGrant, Timestamp,
     accounts::IssuedChallenge,
+    api_key::{ApiKey, KeyOwner, ServiceAccount},
     events::{SessionEvent, UserChange},
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
     second_factor::{Assurance, FactorKind, StoredPasskey},
@@ -145,6 +146,34 @@ pub(crate) fn linked_account(account: &LinkedAccount) -> v1::LinkedAccount {
     }
 }
 
+pub(crate) fn api_key(key: &ApiKey) -> v1::ApiKey {
+    let (owner_user_id, service_account_id) = match key.owner {
+        KeyOwner::User(id) => (id.to_string(), String::new()),
+        KeyOwner::ServiceAccount(id) => (String::new(), id.to_string()),
+    };
+    v1::ApiKey {
+        id: key.id.to_string(),
+        name: key.name.clone(),
+        owner_user_id,
+        service_account_id,
+        scopes: key.scopes.clone(),
+        created_at: Some(timestamp(key.created_at)),
+        expires_at: key.expires_at.map(timestamp),
+        last_used_at: key.last_used_at.map(timestamp),
+        rate_limit_per_minute: key.rate_limit_per_minute,
+    }
+}
+
+pub(crate) fn service_account(account: &ServiceAccount) -> v1::ServiceAccount {
+    v1::ServiceAccount {
+        id: account.id.to_string(),
+        name: account.name.clone(),
+        description: account.description.clone(),
+        roles: account.roles.clone(),
+        created_at: Some(timestamp(account.created_at)),
+    }
+}
+
 pub(crate) fn session_event(event: SessionEvent) -> Event {
     match event {
         SessionEvent::SessionRevoked { session_id, user_id } => Event::SessionRevoked(v1::SessionRevoked {
@@ -155,6 +184,10 @@ pub(crate) fn session_event(event: SessionEvent) -> Event {
             Event::UserChanged(v1::UserChanged { user_id: user_id.to_string(), change: user_change(change).into() })
         }
         SessionEvent::RolesChanged => Event::RolesChanged(v1::RolesChanged {}),
+        SessionEvent::ApiKeysChanged { owner_id, key_id } => Event::ApiKeysChanged(v1::ApiKeysChanged {
+            owner_id: owner_id.to_string(),
+            api_key_id: key_id.map(|id| id.to_string()).unwrap_or_default(),
+        }),
     }
 }
 

@@ -52,6 +52,10 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::PermissionUnknown(_) => ErrorReason::PermissionUnknown,
         Error::UserBanned => ErrorReason::UserBanned,
         Error::UserNotFound => ErrorReason::UserNotFound,
+        Error::ApiKeyNotFound => ErrorReason::ApiKeyNotFound,
+        Error::ApiKeyExpired => ErrorReason::ApiKeyExpired,
+        Error::ServiceAccountNotFound => ErrorReason::ServiceAccountNotFound,
+        Error::ApiKeyNotAccepted => ErrorReason::ApiKeyNotAccepted,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -79,8 +83,14 @@ pub fn to_status(error: Error) -> Status {
         | Error::Unauthenticated
         | Error::SessionExpired
         | Error::SecondFactorInvalid
-        | Error::PasskeyInvalid => (Code::Unauthenticated, error.to_string()),
-        Error::SessionNotFound | Error::PasskeyNotFound | Error::UserNotFound => (Code::NotFound, error.to_string()),
+        | Error::PasskeyInvalid
+        | Error::ApiKeyExpired
+        | Error::ApiKeyNotAccepted => (Code::Unauthenticated, error.to_string()),
+        Error::SessionNotFound
+        | Error::PasskeyNotFound
+        | Error::UserNotFound
+        | Error::ApiKeyNotFound
+        | Error::ServiceAccountNotFound => (Code::NotFound, error.to_string()),
         Error::PermissionDenied | Error::UserBanned => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
         Error::RedirectUriNotAllowed

@@ -16,6 +16,7 @@ use std::{
 };
 
 use keyport_core::{
+    api_key::ApiKeyId,
     events::{SessionEvent, UserChange},
     token::SessionId,
     user::UserId,
@@ -183,6 +184,9 @@ enum Decoded {
 
 /// The kind of [`SessionEvent::RolesChanged`], which has no user.
 const ROLES_KIND: &str = "roles";
+/// The kind of [`SessionEvent::ApiKeysChanged`]: the owner's id, then the
+/// key's (empty for all of the owner's).
+const KEYS_KIND: &str = "api_keys";
 
 /// `origin \t kind \t user_id \t detail`, where detail is the session id or
 /// the kind of user change.
@@ -191,6 +195,10 @@ pub(crate) fn encode(origin: &str, event: &SessionEvent) -> String {
         SessionEvent::SessionRevoked { session_id, user_id } => format!("{origin}\tsession\t{user_id}\t{session_id}"),
         SessionEvent::UserChanged { user_id, change } => format!("{origin}\tuser\t{user_id}\t{}", change.as_str()),
         SessionEvent::RolesChanged => format!("{origin}\t{ROLES_KIND}"),
+        SessionEvent::ApiKeysChanged { owner_id, key_id } => {
+            let key_id = key_id.as_ref().map(ApiKeyId::as_str).unwrap_or_default();
+            format!("{origin}\t{KEYS_KIND}\t{owner_id}\t{key_id}")
+        }
     }
 }
 
@@ -209,8 +217,16 @@ fn decode_event(kind: &str, user_id: Option<&str>, detail: Option<&str>) -> Opti
     if kind == ROLES_KIND {
         return Some(SessionEvent::RolesChanged);
     }
-    let user_id = UserId(Uuid::parse_str(user_id?).ok()?);
+    let owner = Uuid::parse_str(user_id?).ok()?;
     let detail = detail?;
+    if kind == KEYS_KIND {
+        let key_id = match detail {
+            "" => None,
+            id => Some(ApiKeyId::parse(id).ok()?),
+        };
+        return Some(SessionEvent::ApiKeysChanged { owner_id: owner, key_id });
+    }
+    let user_id = UserId(owner);
     match kind {
         "session" => Some(SessionEvent::SessionRevoked { session_id: SessionId::parse(detail).ok()?, user_id }),
         "user" => Some(SessionEvent::UserChanged { user_id, change: UserChange::parse(detail)? }),
@@ -229,6 +245,8 @@ mod tests {
             SessionEvent::SessionRevoked { session_id: SessionId::from_trusted("A".repeat(22)), user_id },
             SessionEvent::UserChanged { user_id, change: UserChange::Deleted },
             SessionEvent::RolesChanged,
+            SessionEvent::ApiKeysChanged { owner_id: user_id.0, key_id: None },
+            SessionEvent::ApiKeysChanged { owner_id: user_id.0, key_id: Some(ApiKeyId::from_trusted("B".repeat(22))) },
         ];
         for event in events {
             let payload = encode("replica-a", &event);

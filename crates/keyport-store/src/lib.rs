@@ -12,6 +12,7 @@
 //! conversions and shared inserts), `write.rs` (write transactions),
 //! `db_error.rs` (error classification). No module imports an area module.
 
+mod api_keys;
 mod audit;
 mod backend;
 mod counters;

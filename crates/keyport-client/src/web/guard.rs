@@ -200,6 +200,16 @@ impl Guard {
         let mut decisions = Vec::new();
         let principal = match self.token(request) {
             None => None,
+            // A key is scoped: it reaches only routes whose rule names the
+            // permissions to decide, never one that asks for a session (or
+            // roles, which would bypass the key's scopes).
+            Some((token, _)) if is_api_key(token) && access.permissions().is_none() => {
+                if *access != Access::Public {
+                    let refusal = Refusal::Unauthenticated { reason: "API_KEY_NOT_ACCEPTED" };
+                    return self.refuse(request, refusal, set_cookies);
+                }
+                None
+            }
             Some((token, source)) => match self.validate(token, request, access).await {
                 Ok(Checked { principal, refreshed, decisions: decided }) => {
                     if refreshed && source == Source::Cookie {
@@ -778,7 +788,9 @@ impl Guard {
             return Some((token, Source::Bearer));
         }
         let cookies = request.header("cookie")?;
-        self.inner.settings.cookie.read(cookies).map(|token| (token, Source::Cookie))
+        // A cookie carries a session, never a key: a key in one would be
+        // an ambient credential.
+        self.inner.settings.cookie.read(cookies).filter(|token| !is_api_key(token)).map(|token| (token, Source::Cookie))
     }
 
     /// CSRF defence (OWASP: verify the origin with standard headers). An
@@ -953,6 +965,11 @@ fn is_preflight(request: &impl RequestView) -> bool {
 /// The token of an `Authorization: Bearer <token>` header. Any other scheme
 /// (`Basic` from a site behind basic auth) is not Keyport's and leaves the
 /// session cookie in charge.
+/// Whether `token` is an API key rather than a session token.
+fn is_api_key(token: &str) -> bool {
+    token.starts_with(crate::cache::API_KEY_PREFIX)
+}
+
 fn bearer(request: &impl RequestView) -> Option<&str> {
     let (scheme, token) = request.header("authorization")?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

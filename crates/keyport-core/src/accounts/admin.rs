@@ -11,8 +11,9 @@ use uuid::Uuid;
 
 use super::{Accounts, collect_violations, user_changed};
 use crate::{
+    api_key::{KeyHolder, KeyPrincipal},
     audit::{AuditEvent, AuditKind},
-    authorization::{BUILT_IN_PERMISSIONS, USER_ROLE},
+    authorization::{BUILT_IN_PERMISSIONS, Roles, USER_ROLE},
     clock::Timestamp,
     email::Email,
     error::{Error, FieldViolation, Result},
@@ -36,6 +37,9 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 pub enum Admin<'a> {
     /// A signed-in user, allowed what their roles grant.
     Session(&'a Principal),
+    /// An API key (a service account's, for automation), allowed what its
+    /// scopes and its owner's roles both grant.
+    Key(&'a KeyPrincipal),
     /// The operator at the `keyport admin` command line: whoever can open
     /// the database may do all of it.
     Operator,
@@ -44,8 +48,28 @@ pub enum Admin<'a> {
 impl Admin<'_> {
     /// Whether the call is about the caller's own account.
     fn is(&self, user_id: UserId) -> bool {
-        matches!(self, Self::Session(caller) if caller.user.id == user_id)
+        match self {
+            Self::Session(caller) => caller.user.id == user_id,
+            Self::Key(caller) => matches!(&caller.holder, KeyHolder::User(owner) if owner.id == user_id),
+            Self::Operator => false,
+        }
     }
+
+    /// Whether the caller may use `permission`; the operator may use all.
+    fn allows(&self, roles: &Roles, permission: &str) -> bool {
+        match self {
+            Self::Session(caller) => roles.grants(&caller.user.roles, permission),
+            Self::Key(caller) => key_allows(roles, caller, permission),
+            Self::Operator => true,
+        }
+    }
+}
+
+/// Whether `caller`'s key may use `permission`: in its scopes, and granted
+/// by its owner's roles now.
+pub(super) fn key_allows(roles: &Roles, caller: &KeyPrincipal, permission: &str) -> bool {
+    caller.key.scopes.binary_search_by(|scope| scope.as_str().cmp(permission)).is_ok()
+        && roles.grants(caller.holder.roles(), permission)
 }
 
 /// What an admin filters [`Accounts::list_users`] by.
@@ -110,15 +134,11 @@ impl Accounts {
     /// Refuses a caller whose roles do not grant `permission`, and any
     /// impersonation session: an admin acting as a user administers nothing.
     pub(super) fn require(&self, admin: Admin<'_>, permission: &str) -> Result<()> {
-        match admin {
-            Admin::Session(caller)
-                if caller.session.impersonator.is_some()
-                    || !self.config.roles.current().grants(&caller.user.roles, permission) =>
-            {
-                Err(Error::PermissionDenied)
-            }
-            Admin::Session(_) | Admin::Operator => Ok(()),
+        let impersonating = matches!(admin, Admin::Session(caller) if caller.session.impersonator.is_some());
+        if impersonating || !admin.allows(&self.config.roles.current(), permission) {
+            return Err(Error::PermissionDenied);
         }
+        Ok(())
     }
 
     /// Opens a session as the user `user_id` for `caller`, an admin whose
@@ -180,9 +200,8 @@ impl Accounts {
         admin: Admin<'_>,
         mut permissions: impl Iterator<Item = &'p str>,
     ) -> Result<()> {
-        let Admin::Session(caller) = admin else { return Ok(()) };
         let roles = self.config.roles.current();
-        if permissions.all(|permission| roles.grants(&caller.user.roles, permission)) {
+        if permissions.all(|permission| admin.allows(&roles, permission)) {
             Ok(())
         } else {
             Err(Error::PermissionDenied)
@@ -215,6 +234,7 @@ impl Accounts {
         let audit = AuditEvent::new(kind, self.clock.now(), client).detail(detail);
         match admin {
             Admin::Session(caller) => audit.user(caller.user.id).session(&caller.session.id),
+            Admin::Key(caller) => key_audit(audit, caller),
             Admin::Operator => audit,
         }
     }
@@ -497,6 +517,17 @@ impl Accounts {
 }
 
 /// `page_size` in range, 0 meaning [`DEFAULT_PAGE_SIZE`].
+/// `audit` as made with the key `caller`: the owner's user, if a user's,
+/// and the key's id in the detail.
+pub(super) fn key_audit(audit: AuditEvent, caller: &KeyPrincipal) -> AuditEvent {
+    let detail = format!("api_key={} {}", caller.key.id, audit.detail.as_deref().unwrap_or_default());
+    let audit = audit.detail(detail.trim_end().to_owned());
+    match &caller.holder {
+        KeyHolder::User(owner) => audit.user(owner.id),
+        KeyHolder::ServiceAccount(_) => audit,
+    }
+}
+
 fn checked_page_size(page_size: u32) -> Result<u32> {
     match page_size {
         0 => Ok(DEFAULT_PAGE_SIZE),

@@ -1,20 +1,32 @@
 //! The one authorization call: a credential and the permissions a request
 //! needs, answered with a decision per permission and who is asking.
 
-use super::Accounts;
+use super::{Accounts, admin::key_allows};
 use crate::{
+    api_key::{KeyPrincipal, is_api_key},
     error::{Error, FieldViolation, Result},
     session::Principal,
 };
 
+/// Who a credential belongs to.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A session and its user (roles included).
+    Session(Principal),
+    /// An API key and its owner.
+    Key(KeyPrincipal),
+}
+
 /// A decided check.
 #[derive(Debug, Clone)]
 pub struct Authorization {
-    /// Who is asking: the session and its user (roles included).
-    pub principal: Principal,
+    /// Who is asking.
+    pub caller: Caller,
     /// Per asked permission, in order: allowed or not.
     pub decisions: Vec<bool>,
-    /// Every permission the principal's roles grant, sorted.
+    /// Every permission the caller is allowed, sorted: what the user's
+    /// roles grant, or for a key what its scopes and its owner's roles
+    /// both grant.
     pub granted: Vec<String>,
 }
 
@@ -26,10 +38,11 @@ impl Authorization {
 }
 
 impl Accounts {
-    /// Decides `permissions` for the holder of the session `token`. The
-    /// names are checked before the token, so a typo fails the same for
-    /// everyone; the session is read as `authenticate` reads it (through
-    /// the validated cache, sliding its expiry when due).
+    /// Decides `permissions` for the holder of `token`, a session token or
+    /// an API key. The names are checked before the credential, so a typo
+    /// fails the same for everyone; a session is read as `authenticate`
+    /// reads it (through the validated cache, sliding its expiry when due),
+    /// a key as `authenticate_key` checks it.
     pub async fn authorize(&self, token: &str, permissions: &[String], organization: &str) -> Result<Authorization> {
         if !organization.is_empty() {
             let violation = FieldViolation::new("organization_id", "organizations are not built yet: leave it empty");
@@ -37,9 +50,16 @@ impl Accounts {
         }
         let roles = self.config.roles.current();
         roles.check(permissions)?;
+        if is_api_key(token) {
+            let key = self.authenticate_key(token).await?;
+            let decisions = permissions.iter().map(|permission| key_allows(&roles, &key, permission)).collect();
+            // Scopes are sorted, so this is too.
+            let granted = key.key.scopes.iter().filter(|scope| key_allows(&roles, &key, scope)).cloned().collect();
+            return Ok(Authorization { caller: Caller::Key(key), decisions, granted });
+        }
         let principal = self.authenticate(token).await?;
         let decisions = roles.decisions(&principal.user.roles, permissions);
         let granted = roles.granted(&principal.user.roles).into_iter().map(str::to_owned).collect();
-        Ok(Authorization { principal, decisions, granted })
+        Ok(Authorization { caller: Caller::Session(principal), decisions, granted })
     }
 }

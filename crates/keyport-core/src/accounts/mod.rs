@@ -14,6 +14,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::{
+    api_key::ApiKeyPolicy,
     audit::{AuditEvent, AuditKind},
     authorization::RoleBook,
     clock::Clock,
@@ -39,6 +40,7 @@ use crate::{
 };
 
 mod admin;
+mod api_keys;
 mod authorization;
 mod challenge;
 mod email_change;
@@ -49,6 +51,7 @@ mod mail;
 mod oauth;
 mod passkeys;
 mod roles;
+mod service_accounts;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -57,13 +60,18 @@ pub use admin::{
     Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails,
     UserFilter, UserPage,
 };
-pub use authorization::Authorization;
+pub use api_keys::{CreatedApiKey, Keyring, MAX_KEY_RATE_PER_MINUTE, NewApiKey};
+pub use authorization::{Authorization, Caller};
+pub use service_accounts::MAX_SERVICE_ACCOUNT_ROLES;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 pub use factors::{FactorSummary, TotpEnrollment};
 pub use passkeys::StartedCeremony;
 pub use roles::{MAX_ROLE_GRANTS, RoleInfo};
 mod users;
+
+/// How long an expired API key is kept before the sweeper deletes it.
+const KEEP_EXPIRED_KEYS: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Tunable rules of [`Accounts`].
 #[derive(Debug, Clone)]
@@ -102,6 +110,8 @@ pub struct AccountsConfig {
     pub roles: Arc<RoleBook>,
     /// How admins may act as other users.
     pub impersonation: ImpersonationPolicy,
+    /// How API keys live.
+    pub api_keys: ApiKeyPolicy,
 }
 
 /// How admins may act as other users ([`Accounts::impersonate`]).
@@ -138,6 +148,7 @@ impl Default for AccountsConfig {
             second_factors: FactorSettings::default(),
             roles: Arc::new(RoleBook::default()),
             impersonation: ImpersonationPolicy::default(),
+            api_keys: ApiKeyPolicy::default(),
         }
     }
 }
@@ -269,6 +280,9 @@ impl Accounts {
             mails: self.mail_store().delete_mail_before(audit_before).await?,
             counters: self.throttle.sweep().await?,
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
+            // Kept a while past their expiry, to say "expired" rather than
+            // "unknown" to a caller still using one.
+            api_keys: self.api_key_store().delete_api_keys_expired_before(now.saturating_sub(KEEP_EXPIRED_KEYS)).await?,
         })
     }
 

@@ -2,6 +2,7 @@
 
 use super::{Accounts, SignedIn, user_changed};
 use crate::{
+    api_key::is_api_key,
     audit::{AuditEvent, AuditKind},
     email::Email,
     error::{Error, Result},
@@ -81,6 +82,9 @@ impl Accounts {
 
     /// Validates a session token, sliding its expiry when due.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        if is_api_key(token) {
+            return Err(Error::ApiKeyNotAccepted);
+        }
         let token = SessionToken::parse(token)?;
         let now = self.clock.now();
         // Taken before any read or write: whatever this call caches must not

@@ -19,11 +19,12 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    AuditQuery, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore,
+    ApiKeyStore, AuditQuery, KeyRefusal, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore,
     OAuthStore, PasskeyStore, RoleStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit,
     StoredRole, TotpFactor, UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
+    api_key::{ApiKey, ApiKeyId, KeyHolder, KeyOwner, ServiceAccount, ServiceAccountId},
     audit::AuditEvent,
     clock::Timestamp,
     email::Email,
@@ -65,6 +66,9 @@ struct Tables {
     passkeys: Vec<StoredPasskey>,
     roles: std::collections::BTreeMap<String, StoredRole>,
     ceremonies: HashMap<[u8; 32], Ceremony>,
+    /// API keys in creation order.
+    api_keys: Vec<ApiKey>,
+    service_accounts: HashMap<ServiceAccountId, ServiceAccount>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -478,6 +482,7 @@ impl UserStore for MemoryStore {
         tables.backup_codes.remove(&user_id);
         tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.passkeys.retain(|passkey| passkey.user_id != user_id);
+        tables.api_keys.retain(|key| key.owner != KeyOwner::User(user_id));
         tables.audit.push(audit.clone());
         Ok(())
     }
@@ -985,6 +990,156 @@ impl RoleStore for MemoryStore {
         }
         tables.audit.push(audit.clone());
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn insert_api_key(
+        &self,
+        key: &ApiKey,
+        max_per_owner: u64,
+        audit: &AuditEvent,
+    ) -> StoreResult<Result<(), KeyRefusal>> {
+        let mut tables = self.tables()?;
+        let owner_here = match key.owner {
+            KeyOwner::User(id) => tables.users.get(&id).is_some_and(|user| user.ban_at(key.created_at).is_none()),
+            KeyOwner::ServiceAccount(id) => tables.service_accounts.contains_key(&id),
+        };
+        if !owner_here {
+            return Ok(Err(KeyRefusal::OwnerGone));
+        }
+        let owned = tables.api_keys.iter().filter(|stored| stored.owner == key.owner).count();
+        if u64::try_from(owned).unwrap_or(u64::MAX) >= max_per_owner {
+            return Ok(Err(KeyRefusal::TooMany));
+        }
+        tables.api_keys.push(key.clone());
+        tables.audit.push(audit.clone());
+        Ok(Ok(()))
+    }
+
+    async fn find_api_key(&self, id: &ApiKeyId) -> StoreResult<Option<(ApiKey, KeyHolder)>> {
+        let tables = self.tables()?;
+        let Some(key) = tables.api_keys.iter().find(|key| key.id == *id) else { return Ok(None) };
+        let holder = match key.owner {
+            KeyOwner::User(owner) => tables.users.get(&owner).cloned().map(KeyHolder::User),
+            KeyOwner::ServiceAccount(owner) => tables.service_accounts.get(&owner).cloned().map(KeyHolder::ServiceAccount),
+        };
+        Ok(holder.map(|holder| (key.clone(), holder)))
+    }
+
+    async fn list_api_keys(&self, owner: KeyOwner) -> StoreResult<Vec<ApiKey>> {
+        let tables = self.tables()?;
+        Ok(tables.api_keys.iter().rev().filter(|key| key.owner == owner).cloned().collect())
+    }
+
+    async fn delete_api_key(
+        &self,
+        owner: KeyOwner,
+        id: &ApiKeyId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let before = tables.api_keys.len();
+        tables.api_keys.retain(|key| !(key.owner == owner && key.id == *id));
+        if tables.api_keys.len() == before {
+            return Ok(false);
+        }
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn rotate_api_key(
+        &self,
+        owner: KeyOwner,
+        old: &ApiKeyId,
+        old_expires_at: Option<Timestamp>,
+        new: &ApiKey,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<ApiKey>> {
+        let mut tables = self.tables()?;
+        let Some(at) = tables.api_keys.iter().position(|key| key.owner == owner && key.id == *old) else {
+            return Ok(None);
+        };
+        let replaced = match old_expires_at {
+            Some(expires_at) => {
+                tables.api_keys[at].expires_at = Some(expires_at);
+                tables.api_keys[at].clone()
+            }
+            None => tables.api_keys.remove(at),
+        };
+        tables.api_keys.push(new.clone());
+        tables.audit.push(audit.clone());
+        Ok(Some(replaced))
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp, since: Timestamp) -> StoreResult<()> {
+        let mut tables = self.tables()?;
+        if let Some(key) = tables.api_keys.iter_mut().find(|key| key.id == *id)
+            && key.last_used_at.is_none_or(|at| at <= since)
+        {
+            key.last_used_at = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn delete_api_keys_expired_before(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let count = tables.api_keys.len();
+        tables.api_keys.retain(|key| key.expires_at.is_none_or(|at| at >= before));
+        Ok(u64::try_from(count - tables.api_keys.len()).unwrap_or(u64::MAX))
+    }
+
+    async fn insert_service_account(&self, account: &ServiceAccount, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        if tables.service_accounts.values().any(|existing| existing.name == account.name) {
+            return Ok(false);
+        }
+        tables.service_accounts.insert(account.id, account.clone());
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn find_service_account(&self, id: ServiceAccountId) -> StoreResult<Option<ServiceAccount>> {
+        Ok(self.tables()?.service_accounts.get(&id).cloned())
+    }
+
+    async fn list_service_accounts(&self) -> StoreResult<Vec<ServiceAccount>> {
+        let mut accounts: Vec<ServiceAccount> = self.tables()?.service_accounts.values().cloned().collect();
+        accounts.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(accounts)
+    }
+
+    async fn set_service_account_roles(
+        &self,
+        id: ServiceAccountId,
+        roles: &[String],
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(account) = tables.service_accounts.get_mut(&id) else { return Ok(false) };
+        account.roles = roles.to_vec();
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn delete_service_account(
+        &self,
+        id: ServiceAccountId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Option<u64>> {
+        let mut tables = self.tables()?;
+        if tables.service_accounts.remove(&id).is_none() {
+            return Ok(None);
+        }
+        let count = tables.api_keys.len();
+        tables.api_keys.retain(|key| key.owner != KeyOwner::ServiceAccount(id));
+        tables.audit.push(audit.clone());
+        Ok(Some(u64::try_from(count - tables.api_keys.len()).unwrap_or(u64::MAX)))
     }
 }
 

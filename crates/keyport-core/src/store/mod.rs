@@ -11,6 +11,7 @@
 //! | second factors | [`FactorStore`] | authenticator apps, backup codes, sign-in challenges |
 //! | passkeys | [`PasskeyStore`] | passkeys and the ceremonies under way |
 //! | roles | [`RoleStore`] | roles admins define at run time |
+//! | API keys | [`ApiKeyStore`] | API keys and the service accounts that own them |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -32,6 +33,7 @@
 
 use async_trait::async_trait;
 
+mod api_keys;
 mod audit;
 mod counters;
 mod factors;
@@ -43,6 +45,7 @@ mod roles;
 mod sessions;
 mod users;
 
+pub use api_keys::{ApiKeyStore, KeyRefusal};
 pub use audit::{AuditQuery, AuditStore, StoredAudit};
 pub use counters::CounterStore;
 pub use factors::{FactorStore, TotpFactor};
@@ -97,6 +100,7 @@ pub trait Store:
     + FactorStore
     + PasskeyStore
     + RoleStore
+    + ApiKeyStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -130,4 +134,7 @@ pub struct Expired {
     /// Audit events past the retention period
     /// ([`AuditStore::delete_audit_events_before`]).
     pub audit_events: u64,
+    /// API keys expired for longer than they are kept to say so
+    /// ([`ApiKeyStore::delete_api_keys_expired_before`]).
+    pub api_keys: u64,
 }

@@ -106,6 +106,12 @@ impl Throttle {
 
     /// Takes one mail from `email`'s cap, or refuses with
     /// [`Error::RateLimited`].
+    /// Takes one check of the API key `key_id` from its own budget of
+    /// `per_minute` (a burst of as many), shared by every replica.
+    pub(crate) async fn admit_key(&self, key_id: &str, per_minute: u32) -> Result<()> {
+        self.take(CounterKey::new("api_key", key_id), Rate::per_minute(per_minute, per_minute)).await
+    }
+
     pub(crate) async fn admit_mail_to(&self, email: &Email) -> Result<()> {
         self.take(CounterKey::new("mail_to", email.as_str()), self.recipients).await
     }

@@ -1,6 +1,6 @@
 //! `keyport.v1.AdminService`.
 
-use keyport_core::accounts::{Admin, AuditFilter, NewUser, UserFilter};
+use keyport_core::accounts::{AuditFilter, NewUser, UserFilter};
 use keyport_proto::v1::{self, admin_service_server::AdminService};
 use tonic::{Request, Response, Status};
 
@@ -23,7 +23,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListUsersRequest>,
     ) -> Result<Response<v1::ListUsersResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let body = request.get_ref();
         let filter = user_filter(body).map_err(to_status)?;
         // A negative size is out of range like one over the maximum.
@@ -31,7 +31,7 @@ impl AdminService for AdminApi {
         let page = self
             .0
             .accounts
-            .list_users(Admin::Session(&caller), filter, page_size, &body.page_token)
+            .list_users(caller.admin(), filter, page_size, &body.page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::ListUsersResponse {
@@ -41,9 +41,9 @@ impl AdminService for AdminApi {
     }
 
     async fn get_user(&self, request: Request<v1::GetUserRequest>) -> Result<Response<v1::GetUserResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let details =
-            self.0.accounts.get_user(Admin::Session(&caller), &request.get_ref().user_id).await.map_err(to_status)?;
+            self.0.accounts.get_user(caller.admin(), &request.get_ref().user_id).await.map_err(to_status)?;
         Ok(Response::new(v1::GetUserResponse {
             user: Some(self.managed(&details.user)),
             sessions: details.sessions.iter().map(|session| convert::session(session, false)).collect(),
@@ -55,19 +55,19 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListRolesRequest>,
     ) -> Result<Response<v1::ListRolesResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
-        let roles = self.0.accounts.list_roles(Admin::Session(&caller)).await.map_err(to_status)?;
+        let caller = self.0.admin_caller(&request).await?;
+        let roles = self.0.accounts.list_roles(caller.admin()).await.map_err(to_status)?;
         Ok(Response::new(v1::ListRolesResponse { roles: roles.into_iter().map(convert::role).collect() }))
     }
 
     async fn put_role(&self, request: Request<v1::PutRoleRequest>) -> Result<Response<v1::PutRoleResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.get_ref();
         let role = self
             .0
             .accounts
-            .put_role(Admin::Session(&caller), &body.name, &body.grants, &client)
+            .put_role(caller.admin(), &body.name, &body.grants, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::PutRoleResponse { role: Some(convert::role(role)) }))
@@ -77,11 +77,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::DeleteRoleRequest>,
     ) -> Result<Response<v1::DeleteRoleResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         self.0
             .accounts
-            .delete_role(Admin::Session(&caller), &request.get_ref().name, &client)
+            .delete_role(caller.admin(), &request.get_ref().name, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::DeleteRoleResponse {}))
@@ -91,7 +91,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::CreateUserRequest>,
     ) -> Result<Response<v1::CreateUserResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.into_inner();
         let new = NewUser {
@@ -101,7 +101,7 @@ impl AdminService for AdminApi {
             email_verified: body.email_verified,
             roles: body.roles,
         };
-        let user = self.0.accounts.create_user(Admin::Session(&caller), new, &client).await.map_err(to_status)?;
+        let user = self.0.accounts.create_user(caller.admin(), new, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::CreateUserResponse { user: Some(self.managed(&user)) }))
     }
 
@@ -109,20 +109,20 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::SetUserRolesRequest>,
     ) -> Result<Response<v1::SetUserRolesResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.get_ref();
         let user = self
             .0
             .accounts
-            .set_user_roles(Admin::Session(&caller), &body.user_id, &body.roles, &client)
+            .set_user_roles(caller.admin(), &body.user_id, &body.roles, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::SetUserRolesResponse { user: Some(convert::user(&user)) }))
     }
 
     async fn ban_user(&self, request: Request<v1::BanUserRequest>) -> Result<Response<v1::BanUserResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.get_ref();
         let expires_at =
@@ -130,7 +130,7 @@ impl AdminService for AdminApi {
         let user = self
             .0
             .accounts
-            .ban_user(Admin::Session(&caller), &body.user_id, &body.reason, expires_at, &client)
+            .ban_user(caller.admin(), &body.user_id, &body.reason, expires_at, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::BanUserResponse { user: Some(self.managed(&user)) }))
@@ -140,12 +140,12 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::UnbanUserRequest>,
     ) -> Result<Response<v1::UnbanUserResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let user = self
             .0
             .accounts
-            .unban_user(Admin::Session(&caller), &request.get_ref().user_id, &client)
+            .unban_user(caller.admin(), &request.get_ref().user_id, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::UnbanUserResponse { user: Some(self.managed(&user)) }))
@@ -155,12 +155,12 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::RevokeUserSessionsRequest>,
     ) -> Result<Response<v1::RevokeUserSessionsResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let revoked = self
             .0
             .accounts
-            .revoke_user_sessions(Admin::Session(&caller), &request.get_ref().user_id, &client)
+            .revoke_user_sessions(caller.admin(), &request.get_ref().user_id, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked: u32::try_from(revoked).unwrap_or(u32::MAX) }))
@@ -181,7 +181,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ListAuditEventsRequest>,
     ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let body = request.into_inner();
         let instant = |field, at: Option<prost_types::Timestamp>| {
             at.as_ref().map(|at| convert::instant(field, at)).transpose().map_err(to_status)
@@ -196,7 +196,7 @@ impl AdminService for AdminApi {
         let page = self
             .0
             .accounts
-            .list_audit_events(Admin::Session(&caller), filter, page_size, &body.page_token)
+            .list_audit_events(caller.admin(), filter, page_size, &body.page_token)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::ListAuditEventsResponse {
@@ -209,14 +209,78 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::DeleteUserRequest>,
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        let caller = self.0.caller(&request).await?;
+        let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         self.0
             .accounts
-            .delete_user(Admin::Session(&caller), &request.get_ref().user_id, &client)
+            .delete_user(caller.admin(), &request.get_ref().user_id, &client)
             .await
             .map_err(to_status)?;
         Ok(Response::new(v1::DeleteUserResponse {}))
+    }
+
+    async fn create_service_account(
+        &self,
+        request: Request<v1::CreateServiceAccountRequest>,
+    ) -> Result<Response<v1::CreateServiceAccountResponse>, Status> {
+        let caller = self.0.admin_caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.get_ref();
+        let account = self
+            .0
+            .accounts
+            .create_service_account(caller.admin(), &body.name, &body.description, &body.roles, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::CreateServiceAccountResponse {
+            service_account: Some(convert::service_account(&account)),
+        }))
+    }
+
+    async fn list_service_accounts(
+        &self,
+        request: Request<v1::ListServiceAccountsRequest>,
+    ) -> Result<Response<v1::ListServiceAccountsResponse>, Status> {
+        let caller = self.0.admin_caller(&request).await?;
+        let accounts = self.0.accounts.list_service_accounts(caller.admin()).await.map_err(to_status)?;
+        Ok(Response::new(v1::ListServiceAccountsResponse {
+            service_accounts: accounts.iter().map(convert::service_account).collect(),
+        }))
+    }
+
+    async fn set_service_account_roles(
+        &self,
+        request: Request<v1::SetServiceAccountRolesRequest>,
+    ) -> Result<Response<v1::SetServiceAccountRolesResponse>, Status> {
+        let caller = self.0.admin_caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let body = request.get_ref();
+        let account = self
+            .0
+            .accounts
+            .set_service_account_roles(caller.admin(), &body.service_account_id, &body.roles, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::SetServiceAccountRolesResponse {
+            service_account: Some(convert::service_account(&account)),
+        }))
+    }
+
+    async fn delete_service_account(
+        &self,
+        request: Request<v1::DeleteServiceAccountRequest>,
+    ) -> Result<Response<v1::DeleteServiceAccountResponse>, Status> {
+        let caller = self.0.admin_caller(&request).await?;
+        let client = self.0.clients.resolve(&request);
+        let revoked = self
+            .0
+            .accounts
+            .delete_service_account(caller.admin(), &request.get_ref().service_account_id, &client)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(v1::DeleteServiceAccountResponse {
+            api_keys_revoked: u32::try_from(revoked).unwrap_or(u32::MAX),
+        }))
     }
 }
 

@@ -1,5 +1,6 @@
 //! `keyport.v1.AuthorizationService`.
 
+use keyport_core::{accounts::Caller, api_key::KeyHolder};
 use keyport_proto::v1::{self, authorization_service_server::AuthorizationService};
 use tonic::{Request, Response, Status};
 
@@ -29,14 +30,30 @@ impl AuthorizationService for AuthorizationApi {
             .zip(&decided.decisions)
             .map(|(permission, allowed)| v1::PermissionDecision { permission: permission.clone(), allowed: *allowed })
             .collect();
-        Ok(Response::new(v1::AuthorizeResponse {
+        let mut response = v1::AuthorizeResponse {
             allowed: decided.allowed(),
             decisions,
-            session: Some(convert::session(&decided.principal.session, true)),
-            user: Some(convert::user(&decided.principal.user)),
             granted: decided.granted,
-            refreshed: decided.principal.refreshed,
-            cache_ttl: prost_types::Duration::try_from(decided.principal.cache_ttl).ok(),
-        }))
+            ..Default::default()
+        };
+        match decided.caller {
+            Caller::Session(principal) => {
+                response.session = Some(convert::session(&principal.session, true));
+                response.user = Some(convert::user(&principal.user));
+                response.refreshed = principal.refreshed;
+                response.cache_ttl = prost_types::Duration::try_from(principal.cache_ttl).ok();
+            }
+            Caller::Key(key) => {
+                response.api_key = Some(convert::api_key(&key.key));
+                response.cache_ttl = prost_types::Duration::try_from(key.cache_ttl).ok();
+                match &key.holder {
+                    KeyHolder::User(user) => response.user = Some(convert::user(user)),
+                    KeyHolder::ServiceAccount(account) => {
+                        response.service_account = Some(convert::service_account(account));
+                    }
+                }
+            }
+        }
+        Ok(Response::new(response))
     }
 }

@@ -2,6 +2,7 @@
 //! Unix epoch; ids are text.
 
 pub mod account;
+pub mod api_key;
 pub mod audit_event;
 pub mod backup_code;
 pub mod email_sign_in;
@@ -12,6 +13,7 @@ pub mod passkey;
 pub mod passkey_ceremony;
 pub mod password;
 pub mod role;
+pub mod service_account;
 pub mod session;
 pub mod sign_in_challenge;
 pub mod totp_factor;

@@ -1768,12 +1768,398 @@ func (x *ListAuditEventsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Request of `CreateServiceAccount`.
+type CreateServiceAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Its name, unique (1-64 of a-z 0-9 _ - .).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// What it is for (at most 512 characters).
+	Description string `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	// Its roles: defined roles within the caller's reach.
+	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccountRequest) Reset() {
+	*x = CreateServiceAccountRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccountRequest) ProtoMessage() {}
+
+func (x *CreateServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *CreateServiceAccountRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateServiceAccountRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateServiceAccountRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// Response of `CreateServiceAccount`.
+type CreateServiceAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new service account.
+	ServiceAccount *ServiceAccount `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CreateServiceAccountResponse) Reset() {
+	*x = CreateServiceAccountResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceAccountResponse) ProtoMessage() {}
+
+func (x *CreateServiceAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceAccountResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceAccountResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *CreateServiceAccountResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
+// Request of `ListServiceAccounts`.
+type ListServiceAccountsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsRequest) Reset() {
+	*x = ListServiceAccountsRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsRequest) ProtoMessage() {}
+
+func (x *ListServiceAccountsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{32}
+}
+
+// Response of `ListServiceAccounts`.
+type ListServiceAccountsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Every service account, by name.
+	ServiceAccounts []*ServiceAccount `protobuf:"bytes,1,rep,name=service_accounts,json=serviceAccounts,proto3" json:"service_accounts,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ListServiceAccountsResponse) Reset() {
+	*x = ListServiceAccountsResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceAccountsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceAccountsResponse) ProtoMessage() {}
+
+func (x *ListServiceAccountsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceAccountsResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceAccountsResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListServiceAccountsResponse) GetServiceAccounts() []*ServiceAccount {
+	if x != nil {
+		return x.ServiceAccounts
+	}
+	return nil
+}
+
+// Request of `SetServiceAccountRoles`.
+type SetServiceAccountRolesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service account.
+	ServiceAccountId string `protobuf:"bytes,1,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	// Its new roles (replacing the old ones).
+	Roles         []string `protobuf:"bytes,2,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountRolesRequest) Reset() {
+	*x = SetServiceAccountRolesRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountRolesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountRolesRequest) ProtoMessage() {}
+
+func (x *SetServiceAccountRolesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountRolesRequest.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountRolesRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *SetServiceAccountRolesRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
+	}
+	return ""
+}
+
+func (x *SetServiceAccountRolesRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// Response of `SetServiceAccountRoles`.
+type SetServiceAccountRolesResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service account with its new roles.
+	ServiceAccount *ServiceAccount `protobuf:"bytes,1,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SetServiceAccountRolesResponse) Reset() {
+	*x = SetServiceAccountRolesResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetServiceAccountRolesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetServiceAccountRolesResponse) ProtoMessage() {}
+
+func (x *SetServiceAccountRolesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetServiceAccountRolesResponse.ProtoReflect.Descriptor instead.
+func (*SetServiceAccountRolesResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SetServiceAccountRolesResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
+// Request of `DeleteServiceAccount`.
+type DeleteServiceAccountRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service account.
+	ServiceAccountId string `protobuf:"bytes,1,opt,name=service_account_id,json=serviceAccountId,proto3" json:"service_account_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccountRequest) Reset() {
+	*x = DeleteServiceAccountRequest{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccountRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccountRequest) ProtoMessage() {}
+
+func (x *DeleteServiceAccountRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccountRequest.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccountRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteServiceAccountRequest) GetServiceAccountId() string {
+	if x != nil {
+		return x.ServiceAccountId
+	}
+	return ""
+}
+
+// Response of `DeleteServiceAccount`.
+type DeleteServiceAccountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many keys went with it.
+	ApiKeysRevoked uint32 `protobuf:"varint,1,opt,name=api_keys_revoked,json=apiKeysRevoked,proto3" json:"api_keys_revoked,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeleteServiceAccountResponse) Reset() {
+	*x = DeleteServiceAccountResponse{}
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteServiceAccountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteServiceAccountResponse) ProtoMessage() {}
+
+func (x *DeleteServiceAccountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_admin_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteServiceAccountResponse.ProtoReflect.Descriptor instead.
+func (*DeleteServiceAccountResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_admin_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeleteServiceAccountResponse) GetApiKeysRevoked() uint32 {
+	if x != nil {
+		return x.ApiKeysRevoked
+	}
+	return 0
+}
+
 var File_keyport_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1ekeyport/v1/admin_service.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"\x8d\x01\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/api_key.proto\x1a\x16keyport/v1/oauth.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"\x8d\x01\n" +
 	"\x04Role\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06grants\x18\x02 \x03(\tR\x06grants\x12\x1e\n" +
@@ -1878,11 +2264,29 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"page_token\x18\x06 \x01(\tR\tpageToken\"q\n" +
 	"\x17ListAuditEventsResponse\x12.\n" +
 	"\x06events\x18\x01 \x03(\v2\x16.keyport.v1.AuditEventR\x06events\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken*Y\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"i\n" +
+	"\x1bCreateServiceAccountRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"c\n" +
+	"\x1cCreateServiceAccountResponse\x12C\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1a.keyport.v1.ServiceAccountR\x0eserviceAccount\"\x1c\n" +
+	"\x1aListServiceAccountsRequest\"d\n" +
+	"\x1bListServiceAccountsResponse\x12E\n" +
+	"\x10service_accounts\x18\x01 \x03(\v2\x1a.keyport.v1.ServiceAccountR\x0fserviceAccounts\"c\n" +
+	"\x1dSetServiceAccountRolesRequest\x12,\n" +
+	"\x12service_account_id\x18\x01 \x01(\tR\x10serviceAccountId\x12\x14\n" +
+	"\x05roles\x18\x02 \x03(\tR\x05roles\"e\n" +
+	"\x1eSetServiceAccountRolesResponse\x12C\n" +
+	"\x0fservice_account\x18\x01 \x01(\v2\x1a.keyport.v1.ServiceAccountR\x0eserviceAccount\"K\n" +
+	"\x1bDeleteServiceAccountRequest\x12,\n" +
+	"\x12service_account_id\x18\x01 \x01(\tR\x10serviceAccountId\"H\n" +
+	"\x1cDeleteServiceAccountResponse\x12(\n" +
+	"\x10api_keys_revoked\x18\x01 \x01(\rR\x0eapiKeysRevoked*Y\n" +
 	"\tBanFilter\x12\x1a\n" +
 	"\x16BAN_FILTER_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11BAN_FILTER_BANNED\x10\x01\x12\x19\n" +
-	"\x15BAN_FILTER_NOT_BANNED\x10\x022\x8f\b\n" +
+	"\x15BAN_FILTER_NOT_BANNED\x10\x022\xbe\v\n" +
 	"\fAdminService\x12H\n" +
 	"\tListUsers\x12\x1c.keyport.v1.ListUsersRequest\x1a\x1d.keyport.v1.ListUsersResponse\x12B\n" +
 	"\aGetUser\x12\x1a.keyport.v1.GetUserRequest\x1a\x1b.keyport.v1.GetUserResponse\x12B\n" +
@@ -1899,7 +2303,11 @@ const file_keyport_v1_admin_service_proto_rawDesc = "" +
 	"DeleteRole\x12\x1d.keyport.v1.DeleteRoleRequest\x1a\x1e.keyport.v1.DeleteRoleResponse\x12K\n" +
 	"\n" +
 	"CreateUser\x12\x1d.keyport.v1.CreateUserRequest\x1a\x1e.keyport.v1.CreateUserResponse\x12Q\n" +
-	"\fSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\fSetUserRoles\x12\x1f.keyport.v1.SetUserRolesRequest\x1a .keyport.v1.SetUserRolesResponse\x12i\n" +
+	"\x14CreateServiceAccount\x12'.keyport.v1.CreateServiceAccountRequest\x1a(.keyport.v1.CreateServiceAccountResponse\x12f\n" +
+	"\x13ListServiceAccounts\x12&.keyport.v1.ListServiceAccountsRequest\x1a'.keyport.v1.ListServiceAccountsResponse\x12o\n" +
+	"\x16SetServiceAccountRoles\x12).keyport.v1.SetServiceAccountRolesRequest\x1a*.keyport.v1.SetServiceAccountRolesResponse\x12i\n" +
+	"\x14DeleteServiceAccount\x12'.keyport.v1.DeleteServiceAccountRequest\x1a(.keyport.v1.DeleteServiceAccountResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_admin_service_proto_rawDescOnce sync.Once
@@ -1914,101 +2322,121 @@ func file_keyport_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_keyport_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_keyport_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_keyport_v1_admin_service_proto_goTypes = []any{
-	(BanFilter)(0),                     // 0: keyport.v1.BanFilter
-	(*Role)(nil),                       // 1: keyport.v1.Role
-	(*ListRolesRequest)(nil),           // 2: keyport.v1.ListRolesRequest
-	(*ListRolesResponse)(nil),          // 3: keyport.v1.ListRolesResponse
-	(*PutRoleRequest)(nil),             // 4: keyport.v1.PutRoleRequest
-	(*PutRoleResponse)(nil),            // 5: keyport.v1.PutRoleResponse
-	(*DeleteRoleRequest)(nil),          // 6: keyport.v1.DeleteRoleRequest
-	(*DeleteRoleResponse)(nil),         // 7: keyport.v1.DeleteRoleResponse
-	(*CreateUserRequest)(nil),          // 8: keyport.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),         // 9: keyport.v1.CreateUserResponse
-	(*SetUserRolesRequest)(nil),        // 10: keyport.v1.SetUserRolesRequest
-	(*SetUserRolesResponse)(nil),       // 11: keyport.v1.SetUserRolesResponse
-	(*ManagedUser)(nil),                // 12: keyport.v1.ManagedUser
-	(*Ban)(nil),                        // 13: keyport.v1.Ban
-	(*ListUsersRequest)(nil),           // 14: keyport.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),          // 15: keyport.v1.ListUsersResponse
-	(*GetUserRequest)(nil),             // 16: keyport.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 17: keyport.v1.GetUserResponse
-	(*BanUserRequest)(nil),             // 18: keyport.v1.BanUserRequest
-	(*BanUserResponse)(nil),            // 19: keyport.v1.BanUserResponse
-	(*UnbanUserRequest)(nil),           // 20: keyport.v1.UnbanUserRequest
-	(*UnbanUserResponse)(nil),          // 21: keyport.v1.UnbanUserResponse
-	(*RevokeUserSessionsRequest)(nil),  // 22: keyport.v1.RevokeUserSessionsRequest
-	(*RevokeUserSessionsResponse)(nil), // 23: keyport.v1.RevokeUserSessionsResponse
-	(*ImpersonateUserRequest)(nil),     // 24: keyport.v1.ImpersonateUserRequest
-	(*ImpersonateUserResponse)(nil),    // 25: keyport.v1.ImpersonateUserResponse
-	(*DeleteUserRequest)(nil),          // 26: keyport.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 27: keyport.v1.DeleteUserResponse
-	(*AuditEvent)(nil),                 // 28: keyport.v1.AuditEvent
-	(*ListAuditEventsRequest)(nil),     // 29: keyport.v1.ListAuditEventsRequest
-	(*ListAuditEventsResponse)(nil),    // 30: keyport.v1.ListAuditEventsResponse
-	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
-	(*User)(nil),                       // 32: keyport.v1.User
-	(*Session)(nil),                    // 33: keyport.v1.Session
-	(*LinkedAccount)(nil),              // 34: keyport.v1.LinkedAccount
-	(*SessionGrant)(nil),               // 35: keyport.v1.SessionGrant
+	(BanFilter)(0),                         // 0: keyport.v1.BanFilter
+	(*Role)(nil),                           // 1: keyport.v1.Role
+	(*ListRolesRequest)(nil),               // 2: keyport.v1.ListRolesRequest
+	(*ListRolesResponse)(nil),              // 3: keyport.v1.ListRolesResponse
+	(*PutRoleRequest)(nil),                 // 4: keyport.v1.PutRoleRequest
+	(*PutRoleResponse)(nil),                // 5: keyport.v1.PutRoleResponse
+	(*DeleteRoleRequest)(nil),              // 6: keyport.v1.DeleteRoleRequest
+	(*DeleteRoleResponse)(nil),             // 7: keyport.v1.DeleteRoleResponse
+	(*CreateUserRequest)(nil),              // 8: keyport.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),             // 9: keyport.v1.CreateUserResponse
+	(*SetUserRolesRequest)(nil),            // 10: keyport.v1.SetUserRolesRequest
+	(*SetUserRolesResponse)(nil),           // 11: keyport.v1.SetUserRolesResponse
+	(*ManagedUser)(nil),                    // 12: keyport.v1.ManagedUser
+	(*Ban)(nil),                            // 13: keyport.v1.Ban
+	(*ListUsersRequest)(nil),               // 14: keyport.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),              // 15: keyport.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                 // 16: keyport.v1.GetUserRequest
+	(*GetUserResponse)(nil),                // 17: keyport.v1.GetUserResponse
+	(*BanUserRequest)(nil),                 // 18: keyport.v1.BanUserRequest
+	(*BanUserResponse)(nil),                // 19: keyport.v1.BanUserResponse
+	(*UnbanUserRequest)(nil),               // 20: keyport.v1.UnbanUserRequest
+	(*UnbanUserResponse)(nil),              // 21: keyport.v1.UnbanUserResponse
+	(*RevokeUserSessionsRequest)(nil),      // 22: keyport.v1.RevokeUserSessionsRequest
+	(*RevokeUserSessionsResponse)(nil),     // 23: keyport.v1.RevokeUserSessionsResponse
+	(*ImpersonateUserRequest)(nil),         // 24: keyport.v1.ImpersonateUserRequest
+	(*ImpersonateUserResponse)(nil),        // 25: keyport.v1.ImpersonateUserResponse
+	(*DeleteUserRequest)(nil),              // 26: keyport.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),             // 27: keyport.v1.DeleteUserResponse
+	(*AuditEvent)(nil),                     // 28: keyport.v1.AuditEvent
+	(*ListAuditEventsRequest)(nil),         // 29: keyport.v1.ListAuditEventsRequest
+	(*ListAuditEventsResponse)(nil),        // 30: keyport.v1.ListAuditEventsResponse
+	(*CreateServiceAccountRequest)(nil),    // 31: keyport.v1.CreateServiceAccountRequest
+	(*CreateServiceAccountResponse)(nil),   // 32: keyport.v1.CreateServiceAccountResponse
+	(*ListServiceAccountsRequest)(nil),     // 33: keyport.v1.ListServiceAccountsRequest
+	(*ListServiceAccountsResponse)(nil),    // 34: keyport.v1.ListServiceAccountsResponse
+	(*SetServiceAccountRolesRequest)(nil),  // 35: keyport.v1.SetServiceAccountRolesRequest
+	(*SetServiceAccountRolesResponse)(nil), // 36: keyport.v1.SetServiceAccountRolesResponse
+	(*DeleteServiceAccountRequest)(nil),    // 37: keyport.v1.DeleteServiceAccountRequest
+	(*DeleteServiceAccountResponse)(nil),   // 38: keyport.v1.DeleteServiceAccountResponse
+	(*timestamppb.Timestamp)(nil),          // 39: google.protobuf.Timestamp
+	(*User)(nil),                           // 40: keyport.v1.User
+	(*Session)(nil),                        // 41: keyport.v1.Session
+	(*LinkedAccount)(nil),                  // 42: keyport.v1.LinkedAccount
+	(*SessionGrant)(nil),                   // 43: keyport.v1.SessionGrant
+	(*ServiceAccount)(nil),                 // 44: keyport.v1.ServiceAccount
 }
 var file_keyport_v1_admin_service_proto_depIdxs = []int32{
-	31, // 0: keyport.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
+	39, // 0: keyport.v1.Role.updated_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: keyport.v1.ListRolesResponse.roles:type_name -> keyport.v1.Role
 	1,  // 2: keyport.v1.PutRoleResponse.role:type_name -> keyport.v1.Role
 	12, // 3: keyport.v1.CreateUserResponse.user:type_name -> keyport.v1.ManagedUser
-	32, // 4: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
-	32, // 5: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
+	40, // 4: keyport.v1.SetUserRolesResponse.user:type_name -> keyport.v1.User
+	40, // 5: keyport.v1.ManagedUser.user:type_name -> keyport.v1.User
 	13, // 6: keyport.v1.ManagedUser.ban:type_name -> keyport.v1.Ban
-	31, // 7: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
-	31, // 8: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 9: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
-	31, // 10: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
+	39, // 7: keyport.v1.Ban.banned_at:type_name -> google.protobuf.Timestamp
+	39, // 8: keyport.v1.Ban.expires_at:type_name -> google.protobuf.Timestamp
+	39, // 9: keyport.v1.ListUsersRequest.created_after:type_name -> google.protobuf.Timestamp
+	39, // 10: keyport.v1.ListUsersRequest.created_before:type_name -> google.protobuf.Timestamp
 	0,  // 11: keyport.v1.ListUsersRequest.ban:type_name -> keyport.v1.BanFilter
 	12, // 12: keyport.v1.ListUsersResponse.users:type_name -> keyport.v1.ManagedUser
 	12, // 13: keyport.v1.GetUserResponse.user:type_name -> keyport.v1.ManagedUser
-	33, // 14: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
-	34, // 15: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
-	31, // 16: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
+	41, // 14: keyport.v1.GetUserResponse.sessions:type_name -> keyport.v1.Session
+	42, // 15: keyport.v1.GetUserResponse.linked_accounts:type_name -> keyport.v1.LinkedAccount
+	39, // 16: keyport.v1.BanUserRequest.expires_at:type_name -> google.protobuf.Timestamp
 	12, // 17: keyport.v1.BanUserResponse.user:type_name -> keyport.v1.ManagedUser
 	12, // 18: keyport.v1.UnbanUserResponse.user:type_name -> keyport.v1.ManagedUser
-	35, // 19: keyport.v1.ImpersonateUserResponse.session:type_name -> keyport.v1.SessionGrant
-	31, // 20: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
-	31, // 21: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
-	31, // 22: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
+	43, // 19: keyport.v1.ImpersonateUserResponse.session:type_name -> keyport.v1.SessionGrant
+	39, // 20: keyport.v1.AuditEvent.at:type_name -> google.protobuf.Timestamp
+	39, // 21: keyport.v1.ListAuditEventsRequest.after:type_name -> google.protobuf.Timestamp
+	39, // 22: keyport.v1.ListAuditEventsRequest.before:type_name -> google.protobuf.Timestamp
 	28, // 23: keyport.v1.ListAuditEventsResponse.events:type_name -> keyport.v1.AuditEvent
-	14, // 24: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
-	16, // 25: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
-	18, // 26: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
-	20, // 27: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
-	22, // 28: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
-	24, // 29: keyport.v1.AdminService.ImpersonateUser:input_type -> keyport.v1.ImpersonateUserRequest
-	29, // 30: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
-	26, // 31: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
-	2,  // 32: keyport.v1.AdminService.ListRoles:input_type -> keyport.v1.ListRolesRequest
-	4,  // 33: keyport.v1.AdminService.PutRole:input_type -> keyport.v1.PutRoleRequest
-	6,  // 34: keyport.v1.AdminService.DeleteRole:input_type -> keyport.v1.DeleteRoleRequest
-	8,  // 35: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
-	10, // 36: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
-	15, // 37: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
-	17, // 38: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
-	19, // 39: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
-	21, // 40: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
-	23, // 41: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
-	25, // 42: keyport.v1.AdminService.ImpersonateUser:output_type -> keyport.v1.ImpersonateUserResponse
-	30, // 43: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
-	27, // 44: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
-	3,  // 45: keyport.v1.AdminService.ListRoles:output_type -> keyport.v1.ListRolesResponse
-	5,  // 46: keyport.v1.AdminService.PutRole:output_type -> keyport.v1.PutRoleResponse
-	7,  // 47: keyport.v1.AdminService.DeleteRole:output_type -> keyport.v1.DeleteRoleResponse
-	9,  // 48: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
-	11, // 49: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
-	37, // [37:50] is the sub-list for method output_type
-	24, // [24:37] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	44, // 24: keyport.v1.CreateServiceAccountResponse.service_account:type_name -> keyport.v1.ServiceAccount
+	44, // 25: keyport.v1.ListServiceAccountsResponse.service_accounts:type_name -> keyport.v1.ServiceAccount
+	44, // 26: keyport.v1.SetServiceAccountRolesResponse.service_account:type_name -> keyport.v1.ServiceAccount
+	14, // 27: keyport.v1.AdminService.ListUsers:input_type -> keyport.v1.ListUsersRequest
+	16, // 28: keyport.v1.AdminService.GetUser:input_type -> keyport.v1.GetUserRequest
+	18, // 29: keyport.v1.AdminService.BanUser:input_type -> keyport.v1.BanUserRequest
+	20, // 30: keyport.v1.AdminService.UnbanUser:input_type -> keyport.v1.UnbanUserRequest
+	22, // 31: keyport.v1.AdminService.RevokeUserSessions:input_type -> keyport.v1.RevokeUserSessionsRequest
+	24, // 32: keyport.v1.AdminService.ImpersonateUser:input_type -> keyport.v1.ImpersonateUserRequest
+	29, // 33: keyport.v1.AdminService.ListAuditEvents:input_type -> keyport.v1.ListAuditEventsRequest
+	26, // 34: keyport.v1.AdminService.DeleteUser:input_type -> keyport.v1.DeleteUserRequest
+	2,  // 35: keyport.v1.AdminService.ListRoles:input_type -> keyport.v1.ListRolesRequest
+	4,  // 36: keyport.v1.AdminService.PutRole:input_type -> keyport.v1.PutRoleRequest
+	6,  // 37: keyport.v1.AdminService.DeleteRole:input_type -> keyport.v1.DeleteRoleRequest
+	8,  // 38: keyport.v1.AdminService.CreateUser:input_type -> keyport.v1.CreateUserRequest
+	10, // 39: keyport.v1.AdminService.SetUserRoles:input_type -> keyport.v1.SetUserRolesRequest
+	31, // 40: keyport.v1.AdminService.CreateServiceAccount:input_type -> keyport.v1.CreateServiceAccountRequest
+	33, // 41: keyport.v1.AdminService.ListServiceAccounts:input_type -> keyport.v1.ListServiceAccountsRequest
+	35, // 42: keyport.v1.AdminService.SetServiceAccountRoles:input_type -> keyport.v1.SetServiceAccountRolesRequest
+	37, // 43: keyport.v1.AdminService.DeleteServiceAccount:input_type -> keyport.v1.DeleteServiceAccountRequest
+	15, // 44: keyport.v1.AdminService.ListUsers:output_type -> keyport.v1.ListUsersResponse
+	17, // 45: keyport.v1.AdminService.GetUser:output_type -> keyport.v1.GetUserResponse
+	19, // 46: keyport.v1.AdminService.BanUser:output_type -> keyport.v1.BanUserResponse
+	21, // 47: keyport.v1.AdminService.UnbanUser:output_type -> keyport.v1.UnbanUserResponse
+	23, // 48: keyport.v1.AdminService.RevokeUserSessions:output_type -> keyport.v1.RevokeUserSessionsResponse
+	25, // 49: keyport.v1.AdminService.ImpersonateUser:output_type -> keyport.v1.ImpersonateUserResponse
+	30, // 50: keyport.v1.AdminService.ListAuditEvents:output_type -> keyport.v1.ListAuditEventsResponse
+	27, // 51: keyport.v1.AdminService.DeleteUser:output_type -> keyport.v1.DeleteUserResponse
+	3,  // 52: keyport.v1.AdminService.ListRoles:output_type -> keyport.v1.ListRolesResponse
+	5,  // 53: keyport.v1.AdminService.PutRole:output_type -> keyport.v1.PutRoleResponse
+	7,  // 54: keyport.v1.AdminService.DeleteRole:output_type -> keyport.v1.DeleteRoleResponse
+	9,  // 55: keyport.v1.AdminService.CreateUser:output_type -> keyport.v1.CreateUserResponse
+	11, // 56: keyport.v1.AdminService.SetUserRoles:output_type -> keyport.v1.SetUserRolesResponse
+	32, // 57: keyport.v1.AdminService.CreateServiceAccount:output_type -> keyport.v1.CreateServiceAccountResponse
+	34, // 58: keyport.v1.AdminService.ListServiceAccounts:output_type -> keyport.v1.ListServiceAccountsResponse
+	36, // 59: keyport.v1.AdminService.SetServiceAccountRoles:output_type -> keyport.v1.SetServiceAccountRolesResponse
+	38, // 60: keyport.v1.AdminService.DeleteServiceAccount:output_type -> keyport.v1.DeleteServiceAccountResponse
+	44, // [44:61] is the sub-list for method output_type
+	27, // [27:44] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_admin_service_proto_init() }
@@ -2016,6 +2444,7 @@ func file_keyport_v1_admin_service_proto_init() {
 	if File_keyport_v1_admin_service_proto != nil {
 		return
 	}
+	file_keyport_v1_api_key_proto_init()
 	file_keyport_v1_oauth_proto_init()
 	file_keyport_v1_session_proto_init()
 	file_keyport_v1_user_proto_init()
@@ -2025,7 +2454,7 @@ func file_keyport_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_admin_service_proto_rawDesc), len(file_keyport_v1_admin_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,19 +19,23 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdminService_ListUsers_FullMethodName          = "/keyport.v1.AdminService/ListUsers"
-	AdminService_GetUser_FullMethodName            = "/keyport.v1.AdminService/GetUser"
-	AdminService_BanUser_FullMethodName            = "/keyport.v1.AdminService/BanUser"
-	AdminService_UnbanUser_FullMethodName          = "/keyport.v1.AdminService/UnbanUser"
-	AdminService_RevokeUserSessions_FullMethodName = "/keyport.v1.AdminService/RevokeUserSessions"
-	AdminService_ImpersonateUser_FullMethodName    = "/keyport.v1.AdminService/ImpersonateUser"
-	AdminService_ListAuditEvents_FullMethodName    = "/keyport.v1.AdminService/ListAuditEvents"
-	AdminService_DeleteUser_FullMethodName         = "/keyport.v1.AdminService/DeleteUser"
-	AdminService_ListRoles_FullMethodName          = "/keyport.v1.AdminService/ListRoles"
-	AdminService_PutRole_FullMethodName            = "/keyport.v1.AdminService/PutRole"
-	AdminService_DeleteRole_FullMethodName         = "/keyport.v1.AdminService/DeleteRole"
-	AdminService_CreateUser_FullMethodName         = "/keyport.v1.AdminService/CreateUser"
-	AdminService_SetUserRoles_FullMethodName       = "/keyport.v1.AdminService/SetUserRoles"
+	AdminService_ListUsers_FullMethodName              = "/keyport.v1.AdminService/ListUsers"
+	AdminService_GetUser_FullMethodName                = "/keyport.v1.AdminService/GetUser"
+	AdminService_BanUser_FullMethodName                = "/keyport.v1.AdminService/BanUser"
+	AdminService_UnbanUser_FullMethodName              = "/keyport.v1.AdminService/UnbanUser"
+	AdminService_RevokeUserSessions_FullMethodName     = "/keyport.v1.AdminService/RevokeUserSessions"
+	AdminService_ImpersonateUser_FullMethodName        = "/keyport.v1.AdminService/ImpersonateUser"
+	AdminService_ListAuditEvents_FullMethodName        = "/keyport.v1.AdminService/ListAuditEvents"
+	AdminService_DeleteUser_FullMethodName             = "/keyport.v1.AdminService/DeleteUser"
+	AdminService_ListRoles_FullMethodName              = "/keyport.v1.AdminService/ListRoles"
+	AdminService_PutRole_FullMethodName                = "/keyport.v1.AdminService/PutRole"
+	AdminService_DeleteRole_FullMethodName             = "/keyport.v1.AdminService/DeleteRole"
+	AdminService_CreateUser_FullMethodName             = "/keyport.v1.AdminService/CreateUser"
+	AdminService_SetUserRoles_FullMethodName           = "/keyport.v1.AdminService/SetUserRoles"
+	AdminService_CreateServiceAccount_FullMethodName   = "/keyport.v1.AdminService/CreateServiceAccount"
+	AdminService_ListServiceAccounts_FullMethodName    = "/keyport.v1.AdminService/ListServiceAccounts"
+	AdminService_SetServiceAccountRoles_FullMethodName = "/keyport.v1.AdminService/SetServiceAccountRoles"
+	AdminService_DeleteServiceAccount_FullMethodName   = "/keyport.v1.AdminService/DeleteServiceAccount"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -40,7 +44,9 @@ const (
 //
 // Administration of users, for admin principals only: a session in
 // `authorization: Bearer <token>` whose user's roles grant the permission
-// each RPC names (the default `admin` role grants all).
+// each RPC names (the default `admin` role grants all), or an API key
+// whose scopes and owner's roles both grant it (a service account's key,
+// for automation).
 //
 // Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
 // `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -129,6 +135,27 @@ type AdminServiceClient interface {
 	//
 	// Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
 	SetUserRoles(ctx context.Context, in *SetUserRolesRequest, opts ...grpc.CallOption) (*SetUserRolesResponse, error)
+	// Creates a service account with `roles` (defined roles within the
+	// caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+	// names it. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+	// over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+	// a role granting more than the caller has).
+	CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*CreateServiceAccountResponse, error)
+	// Every service account, by name. Needs `users:read`.
+	ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error)
+	// Replaces a service account's roles; its keys' cached answers drop at
+	// once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+	// old and the new roles within the caller's reach.
+	//
+	// Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+	SetServiceAccountRoles(ctx context.Context, in *SetServiceAccountRolesRequest, opts ...grpc.CallOption) (*SetServiceAccountRolesResponse, error)
+	// Deletes a service account and every key of it, at once everywhere.
+	// Needs `users:write`, and its roles within the caller's reach.
+	//
+	// Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+	DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error)
 }
 
 type adminServiceClient struct {
@@ -269,13 +296,55 @@ func (c *adminServiceClient) SetUserRoles(ctx context.Context, in *SetUserRolesR
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateServiceAccount(ctx context.Context, in *CreateServiceAccountRequest, opts ...grpc.CallOption) (*CreateServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListServiceAccounts(ctx context.Context, in *ListServiceAccountsRequest, opts ...grpc.CallOption) (*ListServiceAccountsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceAccountsResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListServiceAccounts_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) SetServiceAccountRoles(ctx context.Context, in *SetServiceAccountRolesRequest, opts ...grpc.CallOption) (*SetServiceAccountRolesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetServiceAccountRolesResponse)
+	err := c.cc.Invoke(ctx, AdminService_SetServiceAccountRoles_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) DeleteServiceAccount(ctx context.Context, in *DeleteServiceAccountRequest, opts ...grpc.CallOption) (*DeleteServiceAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteServiceAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_DeleteServiceAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
 //
 // Administration of users, for admin principals only: a session in
 // `authorization: Bearer <token>` whose user's roles grant the permission
-// each RPC names (the default `admin` role grants all).
+// each RPC names (the default `admin` role grants all), or an API key
+// whose scopes and owner's roles both grant it (a service account's key,
+// for automation).
 //
 // Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
 // `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -364,6 +433,27 @@ type AdminServiceServer interface {
 	//
 	// Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
 	SetUserRoles(context.Context, *SetUserRolesRequest) (*SetUserRolesResponse, error)
+	// Creates a service account with `roles` (defined roles within the
+	// caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+	// names it. Needs `users:write`.
+	//
+	// Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+	// over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+	// a role granting more than the caller has).
+	CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*CreateServiceAccountResponse, error)
+	// Every service account, by name. Needs `users:read`.
+	ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error)
+	// Replaces a service account's roles; its keys' cached answers drop at
+	// once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+	// old and the new roles within the caller's reach.
+	//
+	// Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+	SetServiceAccountRoles(context.Context, *SetServiceAccountRolesRequest) (*SetServiceAccountRolesResponse, error)
+	// Deletes a service account and every key of it, at once everywhere.
+	// Needs `users:write`, and its roles within the caller's reach.
+	//
+	// Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+	DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -412,6 +502,18 @@ func (UnimplementedAdminServiceServer) CreateUser(context.Context, *CreateUserRe
 }
 func (UnimplementedAdminServiceServer) SetUserRoles(context.Context, *SetUserRolesRequest) (*SetUserRolesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetUserRoles not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateServiceAccount(context.Context, *CreateServiceAccountRequest) (*CreateServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) ListServiceAccounts(context.Context, *ListServiceAccountsRequest) (*ListServiceAccountsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceAccounts not implemented")
+}
+func (UnimplementedAdminServiceServer) SetServiceAccountRoles(context.Context, *SetServiceAccountRolesRequest) (*SetServiceAccountRolesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetServiceAccountRoles not implemented")
+}
+func (UnimplementedAdminServiceServer) DeleteServiceAccount(context.Context, *DeleteServiceAccountRequest) (*DeleteServiceAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteServiceAccount not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -668,6 +770,78 @@ func _AdminService_SetUserRoles_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateServiceAccount(ctx, req.(*CreateServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListServiceAccounts_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceAccountsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListServiceAccounts(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListServiceAccounts_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListServiceAccounts(ctx, req.(*ListServiceAccountsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_SetServiceAccountRoles_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetServiceAccountRolesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).SetServiceAccountRoles(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_SetServiceAccountRoles_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).SetServiceAccountRoles(ctx, req.(*SetServiceAccountRolesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_DeleteServiceAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteServiceAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).DeleteServiceAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_DeleteServiceAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).DeleteServiceAccount(ctx, req.(*DeleteServiceAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -726,6 +900,22 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetUserRoles",
 			Handler:    _AdminService_SetUserRoles_Handler,
+		},
+		{
+			MethodName: "CreateServiceAccount",
+			Handler:    _AdminService_CreateServiceAccount_Handler,
+		},
+		{
+			MethodName: "ListServiceAccounts",
+			Handler:    _AdminService_ListServiceAccounts_Handler,
+		},
+		{
+			MethodName: "SetServiceAccountRoles",
+			Handler:    _AdminService_SetServiceAccountRoles_Handler,
+		},
+		{
+			MethodName: "DeleteServiceAccount",
+			Handler:    _AdminService_DeleteServiceAccount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

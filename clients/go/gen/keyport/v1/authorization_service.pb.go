@@ -25,7 +25,8 @@ const (
 // Request of `Authorize`.
 type AuthorizeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The session token of the request being checked (`kp_...`).
+	// The credential of the request being checked: a session token
+	// (`kp_...`) or an API key (`kpa_...`).
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// The permissions the request needs, 1 to 32, each `resource:action`.
 	Permissions []string `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
@@ -148,20 +149,26 @@ type AuthorizeResponse struct {
 	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
 	// One decision per asked permission, in the order asked.
 	Decisions []*PermissionDecision `protobuf:"bytes,2,rep,name=decisions,proto3" json:"decisions,omitempty"`
-	// The session, with its assurance level and `authenticated_at`.
+	// The session, with its assurance level and `authenticated_at`; unset
+	// for an API key.
 	Session *Session `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
-	// The session's user, with their roles.
+	// The session's user, with their roles; for a user's API key, its owner.
 	User *User `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
-	// Every permission the user's roles grant, sorted.
+	// Every permission the caller is allowed, sorted: what the user's roles
+	// grant, or for a key, what its scopes and its owner's roles both grant.
 	Granted []string `protobuf:"bytes,5,rep,name=granted,proto3" json:"granted,omitempty"`
 	// True when this call pushed the session's expiry forward (as
 	// `GetSessionResponse.refreshed`).
 	Refreshed bool `protobuf:"varint,6,opt,name=refreshed,proto3" json:"refreshed,omitempty"`
 	// How long a cache subscribed to `WatchSessionEvents` may reuse this
 	// answer without asking again. Never past the session's expiry.
-	CacheTtl      *durationpb.Duration `protobuf:"bytes,7,opt,name=cache_ttl,json=cacheTtl,proto3" json:"cache_ttl,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CacheTtl *durationpb.Duration `protobuf:"bytes,7,opt,name=cache_ttl,json=cacheTtl,proto3" json:"cache_ttl,omitempty"`
+	// The API key checked; unset for a session.
+	ApiKey *ApiKey `protobuf:"bytes,8,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	// The service account owning the key; unset otherwise.
+	ServiceAccount *ServiceAccount `protobuf:"bytes,9,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
@@ -243,12 +250,26 @@ func (x *AuthorizeResponse) GetCacheTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *AuthorizeResponse) GetApiKey() *ApiKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *AuthorizeResponse) GetServiceAccount() *ServiceAccount {
+	if x != nil {
+		return x.ServiceAccount
+	}
+	return nil
+}
+
 var File_keyport_v1_authorization_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_authorization_service_proto_rawDesc = "" +
 	"\n" +
 	"&keyport/v1/authorization_service.proto\x12\n" +
-	"keyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"s\n" +
+	"keyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18keyport/v1/api_key.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"s\n" +
 	"\x10AuthorizeRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12 \n" +
 	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12'\n" +
@@ -257,7 +278,7 @@ const file_keyport_v1_authorization_service_proto_rawDesc = "" +
 	"\n" +
 	"permission\x18\x01 \x01(\tR\n" +
 	"permission\x12\x18\n" +
-	"\aallowed\x18\x02 \x01(\bR\aallowed\"\xb0\x02\n" +
+	"\aallowed\x18\x02 \x01(\bR\aallowed\"\xa2\x03\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12<\n" +
 	"\tdecisions\x18\x02 \x03(\v2\x1e.keyport.v1.PermissionDecisionR\tdecisions\x12-\n" +
@@ -265,7 +286,9 @@ const file_keyport_v1_authorization_service_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\v2\x10.keyport.v1.UserR\x04user\x12\x18\n" +
 	"\agranted\x18\x05 \x03(\tR\agranted\x12\x1c\n" +
 	"\trefreshed\x18\x06 \x01(\bR\trefreshed\x126\n" +
-	"\tcache_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\bcacheTtl2`\n" +
+	"\tcache_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\bcacheTtl\x12+\n" +
+	"\aapi_key\x18\b \x01(\v2\x12.keyport.v1.ApiKeyR\x06apiKey\x12C\n" +
+	"\x0fservice_account\x18\t \x01(\v2\x1a.keyport.v1.ServiceAccountR\x0eserviceAccount2`\n" +
 	"\x14AuthorizationService\x12H\n" +
 	"\tAuthorize\x12\x1c.keyport.v1.AuthorizeRequest\x1a\x1d.keyport.v1.AuthorizeResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
@@ -289,19 +312,23 @@ var file_keyport_v1_authorization_service_proto_goTypes = []any{
 	(*Session)(nil),             // 3: keyport.v1.Session
 	(*User)(nil),                // 4: keyport.v1.User
 	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
+	(*ApiKey)(nil),              // 6: keyport.v1.ApiKey
+	(*ServiceAccount)(nil),      // 7: keyport.v1.ServiceAccount
 }
 var file_keyport_v1_authorization_service_proto_depIdxs = []int32{
 	1, // 0: keyport.v1.AuthorizeResponse.decisions:type_name -> keyport.v1.PermissionDecision
 	3, // 1: keyport.v1.AuthorizeResponse.session:type_name -> keyport.v1.Session
 	4, // 2: keyport.v1.AuthorizeResponse.user:type_name -> keyport.v1.User
 	5, // 3: keyport.v1.AuthorizeResponse.cache_ttl:type_name -> google.protobuf.Duration
-	0, // 4: keyport.v1.AuthorizationService.Authorize:input_type -> keyport.v1.AuthorizeRequest
-	2, // 5: keyport.v1.AuthorizationService.Authorize:output_type -> keyport.v1.AuthorizeResponse
-	5, // [5:6] is the sub-list for method output_type
-	4, // [4:5] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	6, // 4: keyport.v1.AuthorizeResponse.api_key:type_name -> keyport.v1.ApiKey
+	7, // 5: keyport.v1.AuthorizeResponse.service_account:type_name -> keyport.v1.ServiceAccount
+	0, // 6: keyport.v1.AuthorizationService.Authorize:input_type -> keyport.v1.AuthorizeRequest
+	2, // 7: keyport.v1.AuthorizationService.Authorize:output_type -> keyport.v1.AuthorizeResponse
+	7, // [7:8] is the sub-list for method output_type
+	6, // [6:7] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_authorization_service_proto_init() }
@@ -309,6 +336,7 @@ func file_keyport_v1_authorization_service_proto_init() {
 	if File_keyport_v1_authorization_service_proto != nil {
 		return
 	}
+	file_keyport_v1_api_key_proto_init()
 	file_keyport_v1_session_proto_init()
 	file_keyport_v1_user_proto_init()
 	type x struct{}

@@ -191,6 +191,20 @@ const (
 	// An admin call named a well-formed user id that no user has.
 	// gRPC code `NOT_FOUND`.
 	ErrorReason_ERROR_REASON_USER_NOT_FOUND ErrorReason = 41
+	// `RevokeApiKey` or `RotateApiKey` named a key that is not one of the
+	// caller's (or the named service account's): another owner's key
+	// answers the same as an unknown one. gRPC code `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_API_KEY_NOT_FOUND ErrorReason = 42
+	// An API key past its expiry was presented: create or rotate a new one.
+	// gRPC code `UNAUTHENTICATED`.
+	ErrorReason_ERROR_REASON_API_KEY_EXPIRED ErrorReason = 43
+	// A call named a well-formed service account id that no service account
+	// has. gRPC code `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND ErrorReason = 44
+	// An API key was presented where only a session is accepted (the
+	// user's own account, sessions, factors and keys; `GetSession`). Check
+	// keys with `Authorize`. gRPC code `UNAUTHENTICATED`.
+	ErrorReason_ERROR_REASON_API_KEY_NOT_ACCEPTED ErrorReason = 45
 )
 
 // Enum value maps for ErrorReason.
@@ -238,6 +252,10 @@ var (
 		39: "ERROR_REASON_PERMISSION_UNKNOWN",
 		40: "ERROR_REASON_USER_BANNED",
 		41: "ERROR_REASON_USER_NOT_FOUND",
+		42: "ERROR_REASON_API_KEY_NOT_FOUND",
+		43: "ERROR_REASON_API_KEY_EXPIRED",
+		44: "ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND",
+		45: "ERROR_REASON_API_KEY_NOT_ACCEPTED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -282,6 +300,10 @@ var (
 		"ERROR_REASON_PERMISSION_UNKNOWN":             39,
 		"ERROR_REASON_USER_BANNED":                    40,
 		"ERROR_REASON_USER_NOT_FOUND":                 41,
+		"ERROR_REASON_API_KEY_NOT_FOUND":              42,
+		"ERROR_REASON_API_KEY_EXPIRED":                43,
+		"ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND":      44,
+		"ERROR_REASON_API_KEY_NOT_ACCEPTED":           45,
 	}
 )
 
@@ -317,7 +339,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\x8e\f\n" +
+	"keyport.v1*\xa7\r\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -361,7 +383,11 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x1eERROR_REASON_PASSKEY_NOT_FOUND\x10&\x12#\n" +
 	"\x1fERROR_REASON_PERMISSION_UNKNOWN\x10'\x12\x1c\n" +
 	"\x18ERROR_REASON_USER_BANNED\x10(\x12\x1f\n" +
-	"\x1bERROR_REASON_USER_NOT_FOUND\x10)B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x1bERROR_REASON_USER_NOT_FOUND\x10)\x12\"\n" +
+	"\x1eERROR_REASON_API_KEY_NOT_FOUND\x10*\x12 \n" +
+	"\x1cERROR_REASON_API_KEY_EXPIRED\x10+\x12*\n" +
+	"&ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND\x10,\x12%\n" +
+	"!ERROR_REASON_API_KEY_NOT_ACCEPTED\x10-B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

@@ -1307,6 +1307,7 @@ type WatchSessionEventsResponse struct {
 	//	*WatchSessionEventsResponse_UserChanged
 	//	*WatchSessionEventsResponse_Heartbeat
 	//	*WatchSessionEventsResponse_RolesChanged
+	//	*WatchSessionEventsResponse_ApiKeysChanged
 	Event         isWatchSessionEventsResponse_Event `protobuf_oneof:"event"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1394,6 +1395,15 @@ func (x *WatchSessionEventsResponse) GetRolesChanged() *RolesChanged {
 	return nil
 }
 
+func (x *WatchSessionEventsResponse) GetApiKeysChanged() *ApiKeysChanged {
+	if x != nil {
+		if x, ok := x.Event.(*WatchSessionEventsResponse_ApiKeysChanged); ok {
+			return x.ApiKeysChanged
+		}
+	}
+	return nil
+}
+
 type isWatchSessionEventsResponse_Event interface {
 	isWatchSessionEventsResponse_Event()
 }
@@ -1425,6 +1435,12 @@ type WatchSessionEventsResponse_RolesChanged struct {
 	RolesChanged *RolesChanged `protobuf:"bytes,5,opt,name=roles_changed,json=rolesChanged,proto3,oneof"`
 }
 
+type WatchSessionEventsResponse_ApiKeysChanged struct {
+	// API keys were revoked, or their owner changed: drop every cached
+	// answer for them.
+	ApiKeysChanged *ApiKeysChanged `protobuf:"bytes,6,opt,name=api_keys_changed,json=apiKeysChanged,proto3,oneof"`
+}
+
 func (*WatchSessionEventsResponse_Ready) isWatchSessionEventsResponse_Event() {}
 
 func (*WatchSessionEventsResponse_SessionRevoked) isWatchSessionEventsResponse_Event() {}
@@ -1435,6 +1451,64 @@ func (*WatchSessionEventsResponse_Heartbeat) isWatchSessionEventsResponse_Event(
 
 func (*WatchSessionEventsResponse_RolesChanged) isWatchSessionEventsResponse_Event() {}
 
+func (*WatchSessionEventsResponse_ApiKeysChanged) isWatchSessionEventsResponse_Event() {}
+
+// API keys changed: one key (`api_key_id`), or every key of an owner.
+type ApiKeysChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The user or service account whose keys changed.
+	OwnerId string `protobuf:"bytes,1,opt,name=owner_id,json=ownerId,proto3" json:"owner_id,omitempty"`
+	// The one key that changed; empty when every key of `owner_id` did
+	// (a service account's roles changed, or it was deleted).
+	ApiKeyId      string `protobuf:"bytes,2,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApiKeysChanged) Reset() {
+	*x = ApiKeysChanged{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApiKeysChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApiKeysChanged) ProtoMessage() {}
+
+func (x *ApiKeysChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApiKeysChanged.ProtoReflect.Descriptor instead.
+func (*ApiKeysChanged) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ApiKeysChanged) GetOwnerId() string {
+	if x != nil {
+		return x.OwnerId
+	}
+	return ""
+}
+
+func (x *ApiKeysChanged) GetApiKeyId() string {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return ""
+}
+
 // The roles' grants changed: every cached decision is stale.
 type RolesChanged struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1444,7 +1518,7 @@ type RolesChanged struct {
 
 func (x *RolesChanged) Reset() {
 	*x = RolesChanged{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1530,7 @@ func (x *RolesChanged) String() string {
 func (*RolesChanged) ProtoMessage() {}
 
 func (x *RolesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1543,7 @@ func (x *RolesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolesChanged.ProtoReflect.Descriptor instead.
 func (*RolesChanged) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{24}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{25}
 }
 
 // First message of a `WatchSessionEvents` stream.
@@ -1481,7 +1555,7 @@ type StreamReady struct {
 
 func (x *StreamReady) Reset() {
 	*x = StreamReady{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1493,7 +1567,7 @@ func (x *StreamReady) String() string {
 func (*StreamReady) ProtoMessage() {}
 
 func (x *StreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1506,7 +1580,7 @@ func (x *StreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReady.ProtoReflect.Descriptor instead.
 func (*StreamReady) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{25}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{26}
 }
 
 // Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -1518,7 +1592,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1604,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1617,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{26}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{27}
 }
 
 var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
@@ -1617,14 +1691,19 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\x10revoked_sessions\x18\x01 \x01(\rR\x0frevokedSessions\"\x10\n" +
 	"\x0eSignOutRequest\"\x11\n" +
 	"\x0fSignOutResponse\"\x1b\n" +
-	"\x19WatchSessionEventsRequest\"\xd3\x02\n" +
+	"\x19WatchSessionEventsRequest\"\x9b\x03\n" +
 	"\x1aWatchSessionEventsResponse\x12/\n" +
 	"\x05ready\x18\x01 \x01(\v2\x17.keyport.v1.StreamReadyH\x00R\x05ready\x12E\n" +
 	"\x0fsession_revoked\x18\x02 \x01(\v2\x1a.keyport.v1.SessionRevokedH\x00R\x0esessionRevoked\x12<\n" +
 	"\fuser_changed\x18\x03 \x01(\v2\x17.keyport.v1.UserChangedH\x00R\vuserChanged\x125\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x15.keyport.v1.HeartbeatH\x00R\theartbeat\x12?\n" +
-	"\rroles_changed\x18\x05 \x01(\v2\x18.keyport.v1.RolesChangedH\x00R\frolesChangedB\a\n" +
-	"\x05event\"\x0e\n" +
+	"\rroles_changed\x18\x05 \x01(\v2\x18.keyport.v1.RolesChangedH\x00R\frolesChanged\x12F\n" +
+	"\x10api_keys_changed\x18\x06 \x01(\v2\x1a.keyport.v1.ApiKeysChangedH\x00R\x0eapiKeysChangedB\a\n" +
+	"\x05event\"I\n" +
+	"\x0eApiKeysChanged\x12\x19\n" +
+	"\bowner_id\x18\x01 \x01(\tR\aownerId\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\x02 \x01(\tR\bapiKeyId\"\x0e\n" +
 	"\fRolesChanged\"\r\n" +
 	"\vStreamReady\"\v\n" +
 	"\tHeartbeat2\xc1\b\n" +
@@ -1655,7 +1734,7 @@ func file_keyport_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_service_proto_rawDescData
 }
 
-var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignInRequest)(nil),               // 0: keyport.v1.SignInRequest
 	(*SignInResponse)(nil),              // 1: keyport.v1.SignInResponse
@@ -1681,66 +1760,68 @@ var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignOutResponse)(nil),             // 21: keyport.v1.SignOutResponse
 	(*WatchSessionEventsRequest)(nil),   // 22: keyport.v1.WatchSessionEventsRequest
 	(*WatchSessionEventsResponse)(nil),  // 23: keyport.v1.WatchSessionEventsResponse
-	(*RolesChanged)(nil),                // 24: keyport.v1.RolesChanged
-	(*StreamReady)(nil),                 // 25: keyport.v1.StreamReady
-	(*Heartbeat)(nil),                   // 26: keyport.v1.Heartbeat
-	(*SessionGrant)(nil),                // 27: keyport.v1.SessionGrant
-	(*SignInChallenge)(nil),             // 28: keyport.v1.SignInChallenge
-	(*timestamppb.Timestamp)(nil),       // 29: google.protobuf.Timestamp
-	(*User)(nil),                        // 30: keyport.v1.User
-	(*Session)(nil),                     // 31: keyport.v1.Session
-	(*durationpb.Duration)(nil),         // 32: google.protobuf.Duration
-	(*SessionRevoked)(nil),              // 33: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),                 // 34: keyport.v1.UserChanged
+	(*ApiKeysChanged)(nil),              // 24: keyport.v1.ApiKeysChanged
+	(*RolesChanged)(nil),                // 25: keyport.v1.RolesChanged
+	(*StreamReady)(nil),                 // 26: keyport.v1.StreamReady
+	(*Heartbeat)(nil),                   // 27: keyport.v1.Heartbeat
+	(*SessionGrant)(nil),                // 28: keyport.v1.SessionGrant
+	(*SignInChallenge)(nil),             // 29: keyport.v1.SignInChallenge
+	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
+	(*User)(nil),                        // 31: keyport.v1.User
+	(*Session)(nil),                     // 32: keyport.v1.Session
+	(*durationpb.Duration)(nil),         // 33: google.protobuf.Duration
+	(*SessionRevoked)(nil),              // 34: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),                 // 35: keyport.v1.UserChanged
 }
 var file_keyport_v1_session_service_proto_depIdxs = []int32{
-	27, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
-	28, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	27, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	29, // 3: keyport.v1.StartPasskeySignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	27, // 4: keyport.v1.FinishPasskeySignInResponse.session:type_name -> keyport.v1.SessionGrant
-	29, // 5: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	30, // 6: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
-	27, // 7: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	28, // 8: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	31, // 9: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
-	30, // 10: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
-	32, // 11: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
-	31, // 12: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
-	25, // 13: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
-	33, // 14: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
-	34, // 15: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
-	26, // 16: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
-	24, // 17: keyport.v1.WatchSessionEventsResponse.roles_changed:type_name -> keyport.v1.RolesChanged
-	0,  // 18: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
-	2,  // 19: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
-	4,  // 20: keyport.v1.SessionService.StartPasskeySignIn:input_type -> keyport.v1.StartPasskeySignInRequest
-	6,  // 21: keyport.v1.SessionService.FinishPasskeySignIn:input_type -> keyport.v1.FinishPasskeySignInRequest
-	8,  // 22: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
-	10, // 23: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
-	12, // 24: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
-	14, // 25: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
-	16, // 26: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
-	18, // 27: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
-	20, // 28: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
-	22, // 29: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
-	1,  // 30: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
-	3,  // 31: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
-	5,  // 32: keyport.v1.SessionService.StartPasskeySignIn:output_type -> keyport.v1.StartPasskeySignInResponse
-	7,  // 33: keyport.v1.SessionService.FinishPasskeySignIn:output_type -> keyport.v1.FinishPasskeySignInResponse
-	9,  // 34: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
-	11, // 35: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
-	13, // 36: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
-	15, // 37: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
-	17, // 38: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
-	19, // 39: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
-	21, // 40: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
-	23, // 41: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	28, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
+	29, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	28, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	30, // 3: keyport.v1.StartPasskeySignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	28, // 4: keyport.v1.FinishPasskeySignInResponse.session:type_name -> keyport.v1.SessionGrant
+	30, // 5: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	31, // 6: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
+	28, // 7: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	29, // 8: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	32, // 9: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
+	31, // 10: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
+	33, // 11: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
+	32, // 12: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
+	26, // 13: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
+	34, // 14: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
+	35, // 15: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
+	27, // 16: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
+	25, // 17: keyport.v1.WatchSessionEventsResponse.roles_changed:type_name -> keyport.v1.RolesChanged
+	24, // 18: keyport.v1.WatchSessionEventsResponse.api_keys_changed:type_name -> keyport.v1.ApiKeysChanged
+	0,  // 19: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
+	2,  // 20: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
+	4,  // 21: keyport.v1.SessionService.StartPasskeySignIn:input_type -> keyport.v1.StartPasskeySignInRequest
+	6,  // 22: keyport.v1.SessionService.FinishPasskeySignIn:input_type -> keyport.v1.FinishPasskeySignInRequest
+	8,  // 23: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
+	10, // 24: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
+	12, // 25: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
+	14, // 26: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
+	16, // 27: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
+	18, // 28: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
+	20, // 29: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
+	22, // 30: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
+	1,  // 31: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
+	3,  // 32: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
+	5,  // 33: keyport.v1.SessionService.StartPasskeySignIn:output_type -> keyport.v1.StartPasskeySignInResponse
+	7,  // 34: keyport.v1.SessionService.FinishPasskeySignIn:output_type -> keyport.v1.FinishPasskeySignInResponse
+	9,  // 35: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
+	11, // 36: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
+	13, // 37: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
+	15, // 38: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
+	17, // 39: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
+	19, // 40: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
+	21, // 41: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
+	23, // 42: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_service_proto_init() }
@@ -1769,6 +1850,7 @@ func file_keyport_v1_session_service_proto_init() {
 		(*WatchSessionEventsResponse_UserChanged)(nil),
 		(*WatchSessionEventsResponse_Heartbeat)(nil),
 		(*WatchSessionEventsResponse_RolesChanged)(nil),
+		(*WatchSessionEventsResponse_ApiKeysChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1776,7 +1858,7 @@ func file_keyport_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_service_proto_rawDesc), len(file_keyport_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   27,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from keyport.v1 import api_key_pb2 as _api_key_pb2
 from keyport.v1 import oauth_pb2 as _oauth_pb2
 from keyport.v1 import session_pb2 as _session_pb2
 from keyport.v1 import user_pb2 as _user_pb2
@@ -269,3 +270,55 @@ class ListAuditEventsResponse(_message.Message):
     events: _containers.RepeatedCompositeFieldContainer[AuditEvent]
     next_page_token: str
     def __init__(self, events: _Optional[_Iterable[_Union[AuditEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class CreateServiceAccountRequest(_message.Message):
+    __slots__ = ("name", "description", "roles")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateServiceAccountResponse(_message.Message):
+    __slots__ = ("service_account",)
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    service_account: _api_key_pb2.ServiceAccount
+    def __init__(self, service_account: _Optional[_Union[_api_key_pb2.ServiceAccount, _Mapping]] = ...) -> None: ...
+
+class ListServiceAccountsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListServiceAccountsResponse(_message.Message):
+    __slots__ = ("service_accounts",)
+    SERVICE_ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    service_accounts: _containers.RepeatedCompositeFieldContainer[_api_key_pb2.ServiceAccount]
+    def __init__(self, service_accounts: _Optional[_Iterable[_Union[_api_key_pb2.ServiceAccount, _Mapping]]] = ...) -> None: ...
+
+class SetServiceAccountRolesRequest(_message.Message):
+    __slots__ = ("service_account_id", "roles")
+    SERVICE_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ROLES_FIELD_NUMBER: _ClassVar[int]
+    service_account_id: str
+    roles: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, service_account_id: _Optional[str] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SetServiceAccountRolesResponse(_message.Message):
+    __slots__ = ("service_account",)
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    service_account: _api_key_pb2.ServiceAccount
+    def __init__(self, service_account: _Optional[_Union[_api_key_pb2.ServiceAccount, _Mapping]] = ...) -> None: ...
+
+class DeleteServiceAccountRequest(_message.Message):
+    __slots__ = ("service_account_id",)
+    SERVICE_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    service_account_id: str
+    def __init__(self, service_account_id: _Optional[str] = ...) -> None: ...
+
+class DeleteServiceAccountResponse(_message.Message):
+    __slots__ = ("api_keys_revoked",)
+    API_KEYS_REVOKED_FIELD_NUMBER: _ClassVar[int]
+    api_keys_revoked: int
+    def __init__(self, api_keys_revoked: _Optional[int] = ...) -> None: ...

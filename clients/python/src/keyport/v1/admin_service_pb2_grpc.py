@@ -28,7 +28,9 @@ if _version_not_supported:
 class AdminServiceStub(object):
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -110,12 +112,34 @@ class AdminServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesResponse.FromString,
                 _registered_method=True)
+        self.CreateServiceAccount = channel.unary_unary(
+                '/keyport.v1.AdminService/CreateServiceAccount',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountResponse.FromString,
+                _registered_method=True)
+        self.ListServiceAccounts = channel.unary_unary(
+                '/keyport.v1.AdminService/ListServiceAccounts',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsResponse.FromString,
+                _registered_method=True)
+        self.SetServiceAccountRoles = channel.unary_unary(
+                '/keyport.v1.AdminService/SetServiceAccountRoles',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesResponse.FromString,
+                _registered_method=True)
+        self.DeleteServiceAccount = channel.unary_unary(
+                '/keyport.v1.AdminService/DeleteServiceAccount',
+                request_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer(object):
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -270,6 +294,47 @@ class AdminServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateServiceAccount(self, request, context):
+        """Creates a service account with `roles` (defined roles within the
+        caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+        names it. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+        over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+        a role granting more than the caller has).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListServiceAccounts(self, request, context):
+        """Every service account, by name. Needs `users:read`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetServiceAccountRoles(self, request, context):
+        """Replaces a service account's roles; its keys' cached answers drop at
+        once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+        old and the new roles within the caller's reach.
+
+        Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteServiceAccount(self, request, context):
+        """Deletes a service account and every key of it, at once everywhere.
+        Needs `users:write`, and its roles within the caller's reach.
+
+        Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -338,6 +403,26 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     request_deserializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_admin__service__pb2.SetUserRolesResponse.SerializeToString,
             ),
+            'CreateServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateServiceAccount,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountResponse.SerializeToString,
+            ),
+            'ListServiceAccounts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListServiceAccounts,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsResponse.SerializeToString,
+            ),
+            'SetServiceAccountRoles': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetServiceAccountRoles,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesResponse.SerializeToString,
+            ),
+            'DeleteServiceAccount': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteServiceAccount,
+                    request_deserializer=keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'keyport.v1.AdminService', rpc_method_handlers)
@@ -349,7 +434,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 class AdminService(object):
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -701,6 +788,114 @@ class AdminService(object):
             '/keyport.v1.AdminService/SetUserRoles',
             keyport_dot_v1_dot_admin__service__pb2.SetUserRolesRequest.SerializeToString,
             keyport_dot_v1_dot_admin__service__pb2.SetUserRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/CreateServiceAccount',
+            keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.CreateServiceAccountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListServiceAccounts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/ListServiceAccounts',
+            keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.ListServiceAccountsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetServiceAccountRoles(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/SetServiceAccountRoles',
+            keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.SetServiceAccountRolesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteServiceAccount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.AdminService/DeleteServiceAccount',
+            keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountRequest.SerializeToString,
+            keyport_dot_v1_dot_admin__service__pb2.DeleteServiceAccountResponse.FromString,
             options,
             channel_credentials,
             insecure,

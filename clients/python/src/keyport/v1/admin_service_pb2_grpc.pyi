@@ -29,7 +29,9 @@ GRPC_VERSION: str
 class AdminServiceStub:
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -135,12 +137,38 @@ class AdminServiceStub:
 
     Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
     """
+    CreateServiceAccount: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.CreateServiceAccountRequest, _admin_service_pb2.CreateServiceAccountResponse]
+    """Creates a service account with `roles` (defined roles within the
+    caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+    names it. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+    over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+    a role granting more than the caller has).
+    """
+    ListServiceAccounts: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.ListServiceAccountsRequest, _admin_service_pb2.ListServiceAccountsResponse]
+    """Every service account, by name. Needs `users:read`."""
+    SetServiceAccountRoles: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.SetServiceAccountRolesRequest, _admin_service_pb2.SetServiceAccountRolesResponse]
+    """Replaces a service account's roles; its keys' cached answers drop at
+    once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+    old and the new roles within the caller's reach.
+
+    Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+    """
+    DeleteServiceAccount: _grpc.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteServiceAccountRequest, _admin_service_pb2.DeleteServiceAccountResponse]
+    """Deletes a service account and every key of it, at once everywhere.
+    Needs `users:write`, and its roles within the caller's reach.
+
+    Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -243,11 +271,37 @@ class AdminServiceAsyncStub(AdminServiceStub):
 
     Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
     """
+    CreateServiceAccount: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.CreateServiceAccountRequest, _admin_service_pb2.CreateServiceAccountResponse]  # type: ignore[assignment]
+    """Creates a service account with `roles` (defined roles within the
+    caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+    names it. Needs `users:write`.
+
+    Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+    over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+    a role granting more than the caller has).
+    """
+    ListServiceAccounts: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.ListServiceAccountsRequest, _admin_service_pb2.ListServiceAccountsResponse]  # type: ignore[assignment]
+    """Every service account, by name. Needs `users:read`."""
+    SetServiceAccountRoles: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.SetServiceAccountRolesRequest, _admin_service_pb2.SetServiceAccountRolesResponse]  # type: ignore[assignment]
+    """Replaces a service account's roles; its keys' cached answers drop at
+    once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+    old and the new roles within the caller's reach.
+
+    Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+    """
+    DeleteServiceAccount: _aio.UnaryUnaryMultiCallable[_admin_service_pb2.DeleteServiceAccountRequest, _admin_service_pb2.DeleteServiceAccountResponse]  # type: ignore[assignment]
+    """Deletes a service account and every key of it, at once everywhere.
+    Needs `users:write`, and its roles within the caller's reach.
+
+    Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """Administration of users, for admin principals only: a session in
     `authorization: Bearer <token>` whose user's roles grant the permission
-    each RPC names (the default `admin` role grants all).
+    each RPC names (the default `admin` role grants all), or an API key
+    whose scopes and owner's roles both grant it (a service account's key,
+    for automation).
 
     Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
     `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -425,6 +479,54 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         `Authorize` or `GetSession` sees the new roles. Needs `users:write`.
 
         Reasons: `INVALID_ARGUMENT` (a role neither the configuration nor `PutRole` defined).
+        """
+
+    @_abc_1.abstractmethod
+    def CreateServiceAccount(
+        self,
+        request: _admin_service_pb2.CreateServiceAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.CreateServiceAccountResponse, _abc.Awaitable[_admin_service_pb2.CreateServiceAccountResponse]]:
+        """Creates a service account with `roles` (defined roles within the
+        caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+        names it. Needs `users:write`.
+
+        Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+        over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+        a role granting more than the caller has).
+        """
+
+    @_abc_1.abstractmethod
+    def ListServiceAccounts(
+        self,
+        request: _admin_service_pb2.ListServiceAccountsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.ListServiceAccountsResponse, _abc.Awaitable[_admin_service_pb2.ListServiceAccountsResponse]]:
+        """Every service account, by name. Needs `users:read`."""
+
+    @_abc_1.abstractmethod
+    def SetServiceAccountRoles(
+        self,
+        request: _admin_service_pb2.SetServiceAccountRolesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.SetServiceAccountRolesResponse, _abc.Awaitable[_admin_service_pb2.SetServiceAccountRolesResponse]]:
+        """Replaces a service account's roles; its keys' cached answers drop at
+        once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+        old and the new roles within the caller's reach.
+
+        Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+        """
+
+    @_abc_1.abstractmethod
+    def DeleteServiceAccount(
+        self,
+        request: _admin_service_pb2.DeleteServiceAccountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_service_pb2.DeleteServiceAccountResponse, _abc.Awaitable[_admin_service_pb2.DeleteServiceAccountResponse]]:
+        """Deletes a service account and every key of it, at once everywhere.
+        Needs `users:write`, and its roles within the caller's reach.
+
+        Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
         """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

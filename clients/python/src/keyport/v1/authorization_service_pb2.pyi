@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import duration_pb2 as _duration_pb2
+from keyport.v1 import api_key_pb2 as _api_key_pb2
 from keyport.v1 import session_pb2 as _session_pb2
 from keyport.v1 import user_pb2 as _user_pb2
 from google.protobuf.internal import containers as _containers
@@ -30,7 +31,7 @@ class PermissionDecision(_message.Message):
     def __init__(self, permission: _Optional[str] = ..., allowed: bool = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("allowed", "decisions", "session", "user", "granted", "refreshed", "cache_ttl")
+    __slots__ = ("allowed", "decisions", "session", "user", "granted", "refreshed", "cache_ttl", "api_key", "service_account")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +39,8 @@ class AuthorizeResponse(_message.Message):
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     REFRESHED_FIELD_NUMBER: _ClassVar[int]
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     decisions: _containers.RepeatedCompositeFieldContainer[PermissionDecision]
     session: _session_pb2.Session
@@ -45,4 +48,6 @@ class AuthorizeResponse(_message.Message):
     granted: _containers.RepeatedScalarFieldContainer[str]
     refreshed: bool
     cache_ttl: _duration_pb2.Duration
-    def __init__(self, allowed: bool = ..., decisions: _Optional[_Iterable[_Union[PermissionDecision, _Mapping]]] = ..., session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., granted: _Optional[_Iterable[str]] = ..., refreshed: bool = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    api_key: _api_key_pb2.ApiKey
+    service_account: _api_key_pb2.ServiceAccount
+    def __init__(self, allowed: bool = ..., decisions: _Optional[_Iterable[_Union[PermissionDecision, _Mapping]]] = ..., session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., granted: _Optional[_Iterable[str]] = ..., refreshed: bool = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., api_key: _Optional[_Union[_api_key_pb2.ApiKey, _Mapping]] = ..., service_account: _Optional[_Union[_api_key_pb2.ServiceAccount, _Mapping]] = ...) -> None: ...

@@ -65,15 +65,21 @@ class AuthorizationServiceServicer(object):
     """
 
     def Authorize(self, request, context):
-        """Decides `permissions` for the holder of `token`. The credential is in
-        the body, as for `GetSession`: the caller is the app or service
-        checking a request, not the user. Like `GetSession`, it may push the
-        session's expiry forward (`refreshed`).
+        """Decides `permissions` for the holder of `token`: a session token or an
+        API key. The credential is in the body, as for `GetSession`: the
+        caller is the app or service checking a request, not the user. Like
+        `GetSession`, it may push a session's expiry forward (`refreshed`).
+
+        A key is allowed what its scopes and its owner's roles both grant.
+        Its answer names the key (`api_key`) and its owner: `user` for a
+        user's key (no `session`), `service_account` for a service account's.
 
         Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
         `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
         permission or more than 32, or `organization_id` set),
-        `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
+        `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
+        banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
+        (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,
         `UNAVAILABLE`, `MALFORMED_REQUEST`, an opaque `INTERNAL`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -173,18 +173,28 @@ class WatchSessionEventsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class WatchSessionEventsResponse(_message.Message):
-    __slots__ = ("ready", "session_revoked", "user_changed", "heartbeat", "roles_changed")
+    __slots__ = ("ready", "session_revoked", "user_changed", "heartbeat", "roles_changed", "api_keys_changed")
     READY_FIELD_NUMBER: _ClassVar[int]
     SESSION_REVOKED_FIELD_NUMBER: _ClassVar[int]
     USER_CHANGED_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ROLES_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    API_KEYS_CHANGED_FIELD_NUMBER: _ClassVar[int]
     ready: StreamReady
     session_revoked: _session_pb2.SessionRevoked
     user_changed: _session_pb2.UserChanged
     heartbeat: Heartbeat
     roles_changed: RolesChanged
-    def __init__(self, ready: _Optional[_Union[StreamReady, _Mapping]] = ..., session_revoked: _Optional[_Union[_session_pb2.SessionRevoked, _Mapping]] = ..., user_changed: _Optional[_Union[_session_pb2.UserChanged, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., roles_changed: _Optional[_Union[RolesChanged, _Mapping]] = ...) -> None: ...
+    api_keys_changed: ApiKeysChanged
+    def __init__(self, ready: _Optional[_Union[StreamReady, _Mapping]] = ..., session_revoked: _Optional[_Union[_session_pb2.SessionRevoked, _Mapping]] = ..., user_changed: _Optional[_Union[_session_pb2.UserChanged, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., roles_changed: _Optional[_Union[RolesChanged, _Mapping]] = ..., api_keys_changed: _Optional[_Union[ApiKeysChanged, _Mapping]] = ...) -> None: ...
+
+class ApiKeysChanged(_message.Message):
+    __slots__ = ("owner_id", "api_key_id")
+    OWNER_ID_FIELD_NUMBER: _ClassVar[int]
+    API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    owner_id: str
+    api_key_id: str
+    def __init__(self, owner_id: _Optional[str] = ..., api_key_id: _Optional[str] = ...) -> None: ...
 
 class RolesChanged(_message.Message):
     __slots__ = ()

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { ServiceAccount } from "./api_key_pb.js";
+import { file_keyport_v1_api_key } from "./api_key_pb.js";
 import type { LinkedAccount } from "./oauth_pb.js";
 import { file_keyport_v1_oauth } from "./oauth_pb.js";
 import type { Session, SessionGrant } from "./session_pb.js";
@@ -18,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/admin_service.proto.
  */
 export const file_keyport_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaAoEUm9sZRIMCgRuYW1lGAEgASgJEg4KBmdyYW50cxgCIAMoCRISCgpjb25maWd1cmVkGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhIKEExpc3RSb2xlc1JlcXVlc3QiNAoRTGlzdFJvbGVzUmVzcG9uc2USHwoFcm9sZXMYASADKAsyEC5rZXlwb3J0LnYxLlJvbGUiLgoOUHV0Um9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZncmFudHMYAiADKAkiMQoPUHV0Um9sZVJlc3BvbnNlEh4KBHJvbGUYASABKAsyEC5rZXlwb3J0LnYxLlJvbGUiIQoRRGVsZXRlUm9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIUChJEZWxldGVSb2xlUmVzcG9uc2UiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIikKFkltcGVyc29uYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChdJbXBlcnNvbmF0ZVVzZXJSZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiwwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIOCgZkZXRhaWwYCCABKAkSFgoOdGFyZ2V0X3VzZXJfaWQYCSABKAkitQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEikKBWFmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmtleXBvcnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqWQoJQmFuRmlsdGVyEhoKFkJBTl9GSUxURVJfVU5TUEVDSUZJRUQQABIVChFCQU5fRklMVEVSX0JBTk5FRBABEhkKFUJBTl9GSUxURVJfTk9UX0JBTk5FRBACMo8ICgxBZG1pblNlcnZpY2USSAoJTGlzdFVzZXJzEhwua2V5cG9ydC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0ua2V5cG9ydC52MS5MaXN0VXNlcnNSZXNwb25zZRJCCgdHZXRVc2VyEhoua2V5cG9ydC52MS5HZXRVc2VyUmVxdWVzdBobLmtleXBvcnQudjEuR2V0VXNlclJlc3BvbnNlEkIKB0JhblVzZXISGi5rZXlwb3J0LnYxLkJhblVzZXJSZXF1ZXN0Ghsua2V5cG9ydC52MS5CYW5Vc2VyUmVzcG9uc2USSAoJVW5iYW5Vc2VyEhwua2V5cG9ydC52MS5VbmJhblVzZXJSZXF1ZXN0Gh0ua2V5cG9ydC52MS5VbmJhblVzZXJSZXNwb25zZRJjChJSZXZva2VVc2VyU2Vzc2lvbnMSJS5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJi5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEloKD0ltcGVyc29uYXRlVXNlchIiLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVxdWVzdBojLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEkgKCUxpc3RSb2xlcxIcLmtleXBvcnQudjEuTGlzdFJvbGVzUmVxdWVzdBodLmtleXBvcnQudjEuTGlzdFJvbGVzUmVzcG9uc2USQgoHUHV0Um9sZRIaLmtleXBvcnQudjEuUHV0Um9sZVJlcXVlc3QaGy5rZXlwb3J0LnYxLlB1dFJvbGVSZXNwb25zZRJLCgpEZWxldGVSb2xlEh0ua2V5cG9ydC52MS5EZWxldGVSb2xlUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlUm9sZVJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("Ch5rZXlwb3J0L3YxL2FkbWluX3NlcnZpY2UucHJvdG8SCmtleXBvcnQudjEiaAoEUm9sZRIMCgRuYW1lGAEgASgJEg4KBmdyYW50cxgCIAMoCRISCgpjb25maWd1cmVkGAMgASgIEi4KCnVwZGF0ZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIhIKEExpc3RSb2xlc1JlcXVlc3QiNAoRTGlzdFJvbGVzUmVzcG9uc2USHwoFcm9sZXMYASADKAsyEC5rZXlwb3J0LnYxLlJvbGUiLgoOUHV0Um9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIOCgZncmFudHMYAiADKAkiMQoPUHV0Um9sZVJlc3BvbnNlEh4KBHJvbGUYASABKAsyEC5rZXlwb3J0LnYxLlJvbGUiIQoRRGVsZXRlUm9sZVJlcXVlc3QSDAoEbmFtZRgBIAEoCSIUChJEZWxldGVSb2xlUmVzcG9uc2UiaQoRQ3JlYXRlVXNlclJlcXVlc3QSDQoFZW1haWwYASABKAkSDAoEbmFtZRgCIAEoCRIQCghwYXNzd29yZBgDIAEoCRIWCg5lbWFpbF92ZXJpZmllZBgEIAEoCBINCgVyb2xlcxgFIAMoCSI7ChJDcmVhdGVVc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiNQoTU2V0VXNlclJvbGVzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg0KBXJvbGVzGAIgAygJIjYKFFNldFVzZXJSb2xlc1Jlc3BvbnNlEh4KBHVzZXIYASABKAsyEC5rZXlwb3J0LnYxLlVzZXIiSwoLTWFuYWdlZFVzZXISHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIcCgNiYW4YAiABKAsyDy5rZXlwb3J0LnYxLkJhbiJ0CgNCYW4SDgoGcmVhc29uGAEgASgJEi0KCWJhbm5lZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi6AEKEExpc3RVc2Vyc1JlcXVlc3QSFAoMZW1haWxfcHJlZml4GAEgASgJEjEKDWNyZWF0ZWRfYWZ0ZXIYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgRyb2xlGAQgASgJEiIKA2JhbhgFIAEoDjIVLmtleXBvcnQudjEuQmFuRmlsdGVyEhEKCXBhZ2Vfc2l6ZRgGIAEoBRISCgpwYWdlX3Rva2VuGAcgASgJIlQKEUxpc3RVc2Vyc1Jlc3BvbnNlEiYKBXVzZXJzGAEgAygLMhcua2V5cG9ydC52MS5NYW5hZ2VkVXNlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiIQoOR2V0VXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSKTAQoPR2V0VXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyEiUKCHNlc3Npb25zGAIgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uEjIKD2xpbmtlZF9hY2NvdW50cxgDIAMoCzIZLmtleXBvcnQudjEuTGlua2VkQWNjb3VudCJhCg5CYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI4Cg9CYW5Vc2VyUmVzcG9uc2USJQoEdXNlchgBIAEoCzIXLmtleXBvcnQudjEuTWFuYWdlZFVzZXIiIwoQVW5iYW5Vc2VyUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIjoKEVVuYmFuVXNlclJlc3BvbnNlEiUKBHVzZXIYASABKAsyFy5rZXlwb3J0LnYxLk1hbmFnZWRVc2VyIiwKGVJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSItChpSZXZva2VVc2VyU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgNIikKFkltcGVyc29uYXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJEChdJbXBlcnNvbmF0ZVVzZXJSZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiJAoRRGVsZXRlVXNlclJlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSIUChJEZWxldGVVc2VyUmVzcG9uc2UiwwEKCkF1ZGl0RXZlbnQSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGtpbmQYAyABKAkSDwoHdXNlcl9pZBgEIAEoCRISCgpzZXNzaW9uX2lkGAUgASgJEhIKCmlwX2FkZHJlc3MYBiABKAkSEgoKdXNlcl9hZ2VudBgHIAEoCRIOCgZkZXRhaWwYCCABKAkSFgoOdGFyZ2V0X3VzZXJfaWQYCSABKAkitQEKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCRIMCgRraW5kGAIgASgJEikKBWFmdGVyGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIqCgZiZWZvcmUYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCXBhZ2Vfc2l6ZRgFIAEoBRISCgpwYWdlX3Rva2VuGAYgASgJIloKF0xpc3RBdWRpdEV2ZW50c1Jlc3BvbnNlEiYKBmV2ZW50cxgBIAMoCzIWLmtleXBvcnQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTwobQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDQoFcm9sZXMYAyADKAkiUwocQ3JlYXRlU2VydmljZUFjY291bnRSZXNwb25zZRIzCg9zZXJ2aWNlX2FjY291bnQYASABKAsyGi5rZXlwb3J0LnYxLlNlcnZpY2VBY2NvdW50IhwKGkxpc3RTZXJ2aWNlQWNjb3VudHNSZXF1ZXN0IlMKG0xpc3RTZXJ2aWNlQWNjb3VudHNSZXNwb25zZRI0ChBzZXJ2aWNlX2FjY291bnRzGAEgAygLMhoua2V5cG9ydC52MS5TZXJ2aWNlQWNjb3VudCJKCh1TZXRTZXJ2aWNlQWNjb3VudFJvbGVzUmVxdWVzdBIaChJzZXJ2aWNlX2FjY291bnRfaWQYASABKAkSDQoFcm9sZXMYAiADKAkiVQoeU2V0U2VydmljZUFjY291bnRSb2xlc1Jlc3BvbnNlEjMKD3NlcnZpY2VfYWNjb3VudBgBIAEoCzIaLmtleXBvcnQudjEuU2VydmljZUFjY291bnQiOQobRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0EhoKEnNlcnZpY2VfYWNjb3VudF9pZBgBIAEoCSI4ChxEZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEhgKEGFwaV9rZXlzX3Jldm9rZWQYASABKA0qWQoJQmFuRmlsdGVyEhoKFkJBTl9GSUxURVJfVU5TUEVDSUZJRUQQABIVChFCQU5fRklMVEVSX0JBTk5FRBABEhkKFUJBTl9GSUxURVJfTk9UX0JBTk5FRBACMr4LCgxBZG1pblNlcnZpY2USSAoJTGlzdFVzZXJzEhwua2V5cG9ydC52MS5MaXN0VXNlcnNSZXF1ZXN0Gh0ua2V5cG9ydC52MS5MaXN0VXNlcnNSZXNwb25zZRJCCgdHZXRVc2VyEhoua2V5cG9ydC52MS5HZXRVc2VyUmVxdWVzdBobLmtleXBvcnQudjEuR2V0VXNlclJlc3BvbnNlEkIKB0JhblVzZXISGi5rZXlwb3J0LnYxLkJhblVzZXJSZXF1ZXN0Ghsua2V5cG9ydC52MS5CYW5Vc2VyUmVzcG9uc2USSAoJVW5iYW5Vc2VyEhwua2V5cG9ydC52MS5VbmJhblVzZXJSZXF1ZXN0Gh0ua2V5cG9ydC52MS5VbmJhblVzZXJSZXNwb25zZRJjChJSZXZva2VVc2VyU2Vzc2lvbnMSJS5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1JlcXVlc3QaJi5rZXlwb3J0LnYxLlJldm9rZVVzZXJTZXNzaW9uc1Jlc3BvbnNlEloKD0ltcGVyc29uYXRlVXNlchIiLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVxdWVzdBojLmtleXBvcnQudjEuSW1wZXJzb25hdGVVc2VyUmVzcG9uc2USWgoPTGlzdEF1ZGl0RXZlbnRzEiIua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiMua2V5cG9ydC52MS5MaXN0QXVkaXRFdmVudHNSZXNwb25zZRJLCgpEZWxldGVVc2VyEh0ua2V5cG9ydC52MS5EZWxldGVVc2VyUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlVXNlclJlc3BvbnNlEkgKCUxpc3RSb2xlcxIcLmtleXBvcnQudjEuTGlzdFJvbGVzUmVxdWVzdBodLmtleXBvcnQudjEuTGlzdFJvbGVzUmVzcG9uc2USQgoHUHV0Um9sZRIaLmtleXBvcnQudjEuUHV0Um9sZVJlcXVlc3QaGy5rZXlwb3J0LnYxLlB1dFJvbGVSZXNwb25zZRJLCgpEZWxldGVSb2xlEh0ua2V5cG9ydC52MS5EZWxldGVSb2xlUmVxdWVzdBoeLmtleXBvcnQudjEuRGVsZXRlUm9sZVJlc3BvbnNlEksKCkNyZWF0ZVVzZXISHS5rZXlwb3J0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0Gh4ua2V5cG9ydC52MS5DcmVhdGVVc2VyUmVzcG9uc2USUQoMU2V0VXNlclJvbGVzEh8ua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXF1ZXN0GiAua2V5cG9ydC52MS5TZXRVc2VyUm9sZXNSZXNwb25zZRJpChRDcmVhdGVTZXJ2aWNlQWNjb3VudBInLmtleXBvcnQudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0Gigua2V5cG9ydC52MS5DcmVhdGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlEmYKE0xpc3RTZXJ2aWNlQWNjb3VudHMSJi5rZXlwb3J0LnYxLkxpc3RTZXJ2aWNlQWNjb3VudHNSZXF1ZXN0Gicua2V5cG9ydC52MS5MaXN0U2VydmljZUFjY291bnRzUmVzcG9uc2USbwoWU2V0U2VydmljZUFjY291bnRSb2xlcxIpLmtleXBvcnQudjEuU2V0U2VydmljZUFjY291bnRSb2xlc1JlcXVlc3QaKi5rZXlwb3J0LnYxLlNldFNlcnZpY2VBY2NvdW50Um9sZXNSZXNwb25zZRJpChREZWxldGVTZXJ2aWNlQWNjb3VudBInLmtleXBvcnQudjEuRGVsZXRlU2VydmljZUFjY291bnRSZXF1ZXN0Gigua2V5cG9ydC52MS5EZWxldGVTZXJ2aWNlQWNjb3VudFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_keyport_v1_api_key, file_keyport_v1_oauth, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * A named set of grants.
@@ -899,6 +901,189 @@ export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> 
   messageDesc(file_keyport_v1_admin_service, 29);
 
 /**
+ * Request of `CreateServiceAccount`.
+ *
+ * @generated from message keyport.v1.CreateServiceAccountRequest
+ */
+export type CreateServiceAccountRequest = Message<"keyport.v1.CreateServiceAccountRequest"> & {
+  /**
+   * Its name, unique (1-64 of a-z 0-9 _ - .).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What it is for (at most 512 characters).
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+
+  /**
+   * Its roles: defined roles within the caller's reach.
+   *
+   * @generated from field: repeated string roles = 3;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message keyport.v1.CreateServiceAccountRequest.
+ * Use `create(CreateServiceAccountRequestSchema)` to create a new message.
+ */
+export const CreateServiceAccountRequestSchema: GenMessage<CreateServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 30);
+
+/**
+ * Response of `CreateServiceAccount`.
+ *
+ * @generated from message keyport.v1.CreateServiceAccountResponse
+ */
+export type CreateServiceAccountResponse = Message<"keyport.v1.CreateServiceAccountResponse"> & {
+  /**
+   * The new service account.
+   *
+   * @generated from field: keyport.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.CreateServiceAccountResponse.
+ * Use `create(CreateServiceAccountResponseSchema)` to create a new message.
+ */
+export const CreateServiceAccountResponseSchema: GenMessage<CreateServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 31);
+
+/**
+ * Request of `ListServiceAccounts`.
+ *
+ * @generated from message keyport.v1.ListServiceAccountsRequest
+ */
+export type ListServiceAccountsRequest = Message<"keyport.v1.ListServiceAccountsRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.ListServiceAccountsRequest.
+ * Use `create(ListServiceAccountsRequestSchema)` to create a new message.
+ */
+export const ListServiceAccountsRequestSchema: GenMessage<ListServiceAccountsRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 32);
+
+/**
+ * Response of `ListServiceAccounts`.
+ *
+ * @generated from message keyport.v1.ListServiceAccountsResponse
+ */
+export type ListServiceAccountsResponse = Message<"keyport.v1.ListServiceAccountsResponse"> & {
+  /**
+   * Every service account, by name.
+   *
+   * @generated from field: repeated keyport.v1.ServiceAccount service_accounts = 1;
+   */
+  serviceAccounts: ServiceAccount[];
+};
+
+/**
+ * Describes the message keyport.v1.ListServiceAccountsResponse.
+ * Use `create(ListServiceAccountsResponseSchema)` to create a new message.
+ */
+export const ListServiceAccountsResponseSchema: GenMessage<ListServiceAccountsResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 33);
+
+/**
+ * Request of `SetServiceAccountRoles`.
+ *
+ * @generated from message keyport.v1.SetServiceAccountRolesRequest
+ */
+export type SetServiceAccountRolesRequest = Message<"keyport.v1.SetServiceAccountRolesRequest"> & {
+  /**
+   * The service account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+
+  /**
+   * Its new roles (replacing the old ones).
+   *
+   * @generated from field: repeated string roles = 2;
+   */
+  roles: string[];
+};
+
+/**
+ * Describes the message keyport.v1.SetServiceAccountRolesRequest.
+ * Use `create(SetServiceAccountRolesRequestSchema)` to create a new message.
+ */
+export const SetServiceAccountRolesRequestSchema: GenMessage<SetServiceAccountRolesRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 34);
+
+/**
+ * Response of `SetServiceAccountRoles`.
+ *
+ * @generated from message keyport.v1.SetServiceAccountRolesResponse
+ */
+export type SetServiceAccountRolesResponse = Message<"keyport.v1.SetServiceAccountRolesResponse"> & {
+  /**
+   * The service account with its new roles.
+   *
+   * @generated from field: keyport.v1.ServiceAccount service_account = 1;
+   */
+  serviceAccount?: ServiceAccount | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.SetServiceAccountRolesResponse.
+ * Use `create(SetServiceAccountRolesResponseSchema)` to create a new message.
+ */
+export const SetServiceAccountRolesResponseSchema: GenMessage<SetServiceAccountRolesResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 35);
+
+/**
+ * Request of `DeleteServiceAccount`.
+ *
+ * @generated from message keyport.v1.DeleteServiceAccountRequest
+ */
+export type DeleteServiceAccountRequest = Message<"keyport.v1.DeleteServiceAccountRequest"> & {
+  /**
+   * The service account.
+   *
+   * @generated from field: string service_account_id = 1;
+   */
+  serviceAccountId: string;
+};
+
+/**
+ * Describes the message keyport.v1.DeleteServiceAccountRequest.
+ * Use `create(DeleteServiceAccountRequestSchema)` to create a new message.
+ */
+export const DeleteServiceAccountRequestSchema: GenMessage<DeleteServiceAccountRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 36);
+
+/**
+ * Response of `DeleteServiceAccount`.
+ *
+ * @generated from message keyport.v1.DeleteServiceAccountResponse
+ */
+export type DeleteServiceAccountResponse = Message<"keyport.v1.DeleteServiceAccountResponse"> & {
+  /**
+   * How many keys went with it.
+   *
+   * @generated from field: uint32 api_keys_revoked = 1;
+   */
+  apiKeysRevoked: number;
+};
+
+/**
+ * Describes the message keyport.v1.DeleteServiceAccountResponse.
+ * Use `create(DeleteServiceAccountResponseSchema)` to create a new message.
+ */
+export const DeleteServiceAccountResponseSchema: GenMessage<DeleteServiceAccountResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_admin_service, 37);
+
+/**
  * Which users `ListUsers` returns, by ban.
  *
  * @generated from enum keyport.v1.BanFilter
@@ -935,7 +1120,9 @@ export const BanFilterSchema: GenEnum<BanFilter> = /*@__PURE__*/
 /**
  * Administration of users, for admin principals only: a session in
  * `authorization: Bearer <token>` whose user's roles grant the permission
- * each RPC names (the default `admin` role grants all).
+ * each RPC names (the default `admin` role grants all), or an API key
+ * whose scopes and owner's roles both grant it (a service account's key,
+ * for automation).
  *
  * Every RPC may return `UNAUTHENTICATED`, `SESSION_EXPIRED`,
  * `PERMISSION_DENIED` (the caller's roles lack the permission),
@@ -1130,6 +1317,59 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof SetUserRolesRequestSchema;
     output: typeof SetUserRolesResponseSchema;
+  },
+  /**
+   * Creates a service account with `roles` (defined roles within the
+   * caller's reach). It owns no key until `ApiKeyService.CreateApiKey`
+   * names it. Needs `users:write`.
+   *
+   * Reasons: `INVALID_ARGUMENT` (a malformed or taken name, a description
+   * over 512 characters, a role not defined), `PERMISSION_DENIED` (also:
+   * a role granting more than the caller has).
+   *
+   * @generated from rpc keyport.v1.AdminService.CreateServiceAccount
+   */
+  createServiceAccount: {
+    methodKind: "unary";
+    input: typeof CreateServiceAccountRequestSchema;
+    output: typeof CreateServiceAccountResponseSchema;
+  },
+  /**
+   * Every service account, by name. Needs `users:read`.
+   *
+   * @generated from rpc keyport.v1.AdminService.ListServiceAccounts
+   */
+  listServiceAccounts: {
+    methodKind: "unary";
+    input: typeof ListServiceAccountsRequestSchema;
+    output: typeof ListServiceAccountsResponseSchema;
+  },
+  /**
+   * Replaces a service account's roles; its keys' cached answers drop at
+   * once everywhere (`ApiKeysChanged`). Needs `users:write`, and both the
+   * old and the new roles within the caller's reach.
+   *
+   * Reasons: `SERVICE_ACCOUNT_NOT_FOUND`, `INVALID_ARGUMENT`.
+   *
+   * @generated from rpc keyport.v1.AdminService.SetServiceAccountRoles
+   */
+  setServiceAccountRoles: {
+    methodKind: "unary";
+    input: typeof SetServiceAccountRolesRequestSchema;
+    output: typeof SetServiceAccountRolesResponseSchema;
+  },
+  /**
+   * Deletes a service account and every key of it, at once everywhere.
+   * Needs `users:write`, and its roles within the caller's reach.
+   *
+   * Reasons: `SERVICE_ACCOUNT_NOT_FOUND`.
+   *
+   * @generated from rpc keyport.v1.AdminService.DeleteServiceAccount
+   */
+  deleteServiceAccount: {
+    methodKind: "unary";
+    input: typeof DeleteServiceAccountRequestSchema;
+    output: typeof DeleteServiceAccountResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_keyport_v1_admin_service, 0);

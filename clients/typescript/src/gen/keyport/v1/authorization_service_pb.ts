@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { ApiKey, ServiceAccount } from "./api_key_pb.js";
+import { file_keyport_v1_api_key } from "./api_key_pb.js";
 import type { Session } from "./session_pb.js";
 import { file_keyport_v1_session } from "./session_pb.js";
 import type { User } from "./user_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/authorization_service.proto.
  */
 export const file_keyport_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZrZXlwb3J0L3YxL2F1dGhvcml6YXRpb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSJPChBBdXRob3JpemVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJEhcKD29yZ2FuaXphdGlvbl9pZBgDIAEoCSI5ChJQZXJtaXNzaW9uRGVjaXNpb24SEgoKcGVybWlzc2lvbhgBIAEoCRIPCgdhbGxvd2VkGAIgASgIIu8BChFBdXRob3JpemVSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjEKCWRlY2lzaW9ucxgCIAMoCzIeLmtleXBvcnQudjEuUGVybWlzc2lvbkRlY2lzaW9uEiQKB3Nlc3Npb24YAyABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgEIAEoCzIQLmtleXBvcnQudjEuVXNlchIPCgdncmFudGVkGAUgAygJEhEKCXJlZnJlc2hlZBgGIAEoCBIsCgljYWNoZV90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24yYAoUQXV0aG9yaXphdGlvblNlcnZpY2USSAoJQXV0aG9yaXplEhwua2V5cG9ydC52MS5BdXRob3JpemVSZXF1ZXN0Gh0ua2V5cG9ydC52MS5BdXRob3JpemVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiZrZXlwb3J0L3YxL2F1dGhvcml6YXRpb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSJPChBBdXRob3JpemVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJEhcKD29yZ2FuaXphdGlvbl9pZBgDIAEoCSI5ChJQZXJtaXNzaW9uRGVjaXNpb24SEgoKcGVybWlzc2lvbhgBIAEoCRIPCgdhbGxvd2VkGAIgASgIIskCChFBdXRob3JpemVSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjEKCWRlY2lzaW9ucxgCIAMoCzIeLmtleXBvcnQudjEuUGVybWlzc2lvbkRlY2lzaW9uEiQKB3Nlc3Npb24YAyABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgEIAEoCzIQLmtleXBvcnQudjEuVXNlchIPCgdncmFudGVkGAUgAygJEhEKCXJlZnJlc2hlZBgGIAEoCBIsCgljYWNoZV90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIwoHYXBpX2tleRgIIAEoCzISLmtleXBvcnQudjEuQXBpS2V5EjMKD3NlcnZpY2VfYWNjb3VudBgJIAEoCzIaLmtleXBvcnQudjEuU2VydmljZUFjY291bnQyYAoUQXV0aG9yaXphdGlvblNlcnZpY2USSAoJQXV0aG9yaXplEhwua2V5cG9ydC52MS5BdXRob3JpemVSZXF1ZXN0Gh0ua2V5cG9ydC52MS5BdXRob3JpemVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_keyport_v1_api_key, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `Authorize`.
@@ -25,7 +27,8 @@ export const file_keyport_v1_authorization_service: GenFile = /*@__PURE__*/
  */
 export type AuthorizeRequest = Message<"keyport.v1.AuthorizeRequest"> & {
   /**
-   * The session token of the request being checked (`kp_...`).
+   * The credential of the request being checked: a session token
+   * (`kp_...`) or an API key (`kpa_...`).
    *
    * @generated from field: string token = 1;
    */
@@ -102,21 +105,23 @@ export type AuthorizeResponse = Message<"keyport.v1.AuthorizeResponse"> & {
   decisions: PermissionDecision[];
 
   /**
-   * The session, with its assurance level and `authenticated_at`.
+   * The session, with its assurance level and `authenticated_at`; unset
+   * for an API key.
    *
    * @generated from field: keyport.v1.Session session = 3;
    */
   session?: Session | undefined;
 
   /**
-   * The session's user, with their roles.
+   * The session's user, with their roles; for a user's API key, its owner.
    *
    * @generated from field: keyport.v1.User user = 4;
    */
   user?: User | undefined;
 
   /**
-   * Every permission the user's roles grant, sorted.
+   * Every permission the caller is allowed, sorted: what the user's roles
+   * grant, or for a key, what its scopes and its owner's roles both grant.
    *
    * @generated from field: repeated string granted = 5;
    */
@@ -137,6 +142,20 @@ export type AuthorizeResponse = Message<"keyport.v1.AuthorizeResponse"> & {
    * @generated from field: google.protobuf.Duration cache_ttl = 7;
    */
   cacheTtl?: Duration | undefined;
+
+  /**
+   * The API key checked; unset for a session.
+   *
+   * @generated from field: keyport.v1.ApiKey api_key = 8;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The service account owning the key; unset otherwise.
+   *
+   * @generated from field: keyport.v1.ServiceAccount service_account = 9;
+   */
+  serviceAccount?: ServiceAccount | undefined;
 };
 
 /**
@@ -162,15 +181,21 @@ export const AuthorizeResponseSchema: GenMessage<AuthorizeResponse> = /*@__PURE_
  */
 export const AuthorizationService: GenService<{
   /**
-   * Decides `permissions` for the holder of `token`. The credential is in
-   * the body, as for `GetSession`: the caller is the app or service
-   * checking a request, not the user. Like `GetSession`, it may push the
-   * session's expiry forward (`refreshed`).
+   * Decides `permissions` for the holder of `token`: a session token or an
+   * API key. The credential is in the body, as for `GetSession`: the
+   * caller is the app or service checking a request, not the user. Like
+   * `GetSession`, it may push a session's expiry forward (`refreshed`).
+   *
+   * A key is allowed what its scopes and its owner's roles both grant.
+   * Its answer names the key (`api_key`) and its owner: `user` for a
+   * user's key (no `session`), `service_account` for a service account's.
    *
    * Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
    * `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
    * permission or more than 32, or `organization_id` set),
-   * `UNAUTHENTICATED`, `SESSION_EXPIRED`, `RESOURCE_EXHAUSTED`,
+   * `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
+   * banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
+   * (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,
    * `UNAVAILABLE`, `MALFORMED_REQUEST`, an opaque `INTERNAL`.
    *
    * @generated from rpc keyport.v1.AuthorizationService.Authorize
