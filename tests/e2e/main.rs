@@ -12,6 +12,7 @@
 
 mod account;
 mod admin;
+mod api_keys;
 mod audit;
 mod authorization;
 mod connections;

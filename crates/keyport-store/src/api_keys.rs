@@ -61,9 +61,7 @@ impl ApiKeyStore for SeaStore {
                 .map(user_from_row)
                 .transpose()?
                 .map(KeyHolder::User),
-            KeyOwner::ServiceAccount(owner) => {
-                find_account(&self.db, owner).await?.map(KeyHolder::ServiceAccount)
-            }
+            KeyOwner::ServiceAccount(owner) => find_account(&self.db, owner).await?.map(KeyHolder::ServiceAccount),
         };
         Ok(holder.map(|holder| (key, holder)))
     }

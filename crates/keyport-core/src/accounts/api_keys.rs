@@ -185,7 +185,9 @@ impl Accounts {
     /// Replaces the key `id` of `keyring` with a new one (same name,
     /// scopes, limit and lifetime); the old one works for `grace` more
     /// (revoked at once with none). Returns the new key with its secret,
-    /// and the old one as it is now.
+    /// and the old one as it is now. An expired key cannot be rotated.
+    /// (A key rotated during the grace of an earlier rotation gets the
+    /// lifetime that grace left it.)
     pub async fn rotate_api_key(
         &self,
         keyring: Keyring<'_>,
@@ -199,11 +201,13 @@ impl Accounts {
         }
         let owner = self.changing(keyring, client).await?;
         self.require_fresh(keyring)?;
+        let now = self.clock.now();
         let old = match self.api_key_store().find_api_key(&id).await? {
+            // Rotating must not bring an expired key back to life.
+            Some((key, _)) if key.owner == owner.owner && key.is_expired(now) => return Err(Error::ApiKeyExpired),
             Some((key, _)) if key.owner == owner.owner => key,
             _ => return Err(Error::ApiKeyNotFound),
         };
-        let now = self.clock.now();
         let token = ApiKeyToken::generate()?;
         let lifetime = old.expires_at.map(|expires_at| expires_at.duration_since(old.created_at));
         let new = ApiKey {

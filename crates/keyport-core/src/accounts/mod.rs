@@ -62,12 +62,12 @@ pub use admin::{
 };
 pub use api_keys::{CreatedApiKey, Keyring, MAX_KEY_RATE_PER_MINUTE, NewApiKey};
 pub use authorization::{Authorization, Caller};
-pub use service_accounts::MAX_SERVICE_ACCOUNT_ROLES;
 pub use challenge::{CompletedSignIn, IssuedChallenge, SignedIn};
 pub use email_sign_in::{EmailSignedIn, StartedEmailSignIn};
 pub use factors::{FactorSummary, TotpEnrollment};
 pub use passkeys::StartedCeremony;
 pub use roles::{MAX_ROLE_GRANTS, RoleInfo};
+pub use service_accounts::MAX_SERVICE_ACCOUNT_ROLES;
 mod users;
 
 /// How long an expired API key is kept before the sweeper deletes it.
@@ -282,7 +282,10 @@ impl Accounts {
             audit_events: self.audit_store().delete_audit_events_before(audit_before).await?,
             // Kept a while past their expiry, to say "expired" rather than
             // "unknown" to a caller still using one.
-            api_keys: self.api_key_store().delete_api_keys_expired_before(now.saturating_sub(KEEP_EXPIRED_KEYS)).await?,
+            api_keys: self
+                .api_key_store()
+                .delete_api_keys_expired_before(now.saturating_sub(KEEP_EXPIRED_KEYS))
+                .await?,
         })
     }
 

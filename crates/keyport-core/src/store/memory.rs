@@ -19,9 +19,9 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    ApiKeyStore, AuditQuery, KeyRefusal, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore, MailStore,
-    OAuthStore, PasskeyStore, RoleStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit,
-    StoredRole, TotpFactor, UnlinkOutcome, UserQuery, UserStore,
+    ApiKeyStore, AuditQuery, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore,
+    KeyRefusal, MailStore, OAuthStore, PasskeyStore, RoleStore, SessionBasis, SessionStore, Store, StoreError,
+    StoreResult, StoredAudit, StoredRole, TotpFactor, UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
     api_key::{ApiKey, ApiKeyId, KeyHolder, KeyOwner, ServiceAccount, ServiceAccountId},
@@ -1023,7 +1023,9 @@ impl ApiKeyStore for MemoryStore {
         let Some(key) = tables.api_keys.iter().find(|key| key.id == *id) else { return Ok(None) };
         let holder = match key.owner {
             KeyOwner::User(owner) => tables.users.get(&owner).cloned().map(KeyHolder::User),
-            KeyOwner::ServiceAccount(owner) => tables.service_accounts.get(&owner).cloned().map(KeyHolder::ServiceAccount),
+            KeyOwner::ServiceAccount(owner) => {
+                tables.service_accounts.get(&owner).cloned().map(KeyHolder::ServiceAccount)
+            }
         };
         Ok(holder.map(|holder| (key.clone(), holder)))
     }

@@ -28,12 +28,8 @@ impl AdminService for AdminApi {
         let filter = user_filter(body).map_err(to_status)?;
         // A negative size is out of range like one over the maximum.
         let page_size = u32::try_from(body.page_size).unwrap_or(u32::MAX);
-        let page = self
-            .0
-            .accounts
-            .list_users(caller.admin(), filter, page_size, &body.page_token)
-            .await
-            .map_err(to_status)?;
+        let page =
+            self.0.accounts.list_users(caller.admin(), filter, page_size, &body.page_token).await.map_err(to_status)?;
         Ok(Response::new(v1::ListUsersResponse {
             users: page.users.iter().map(|user| self.managed(user)).collect(),
             next_page_token: page.next_page_token.unwrap_or_default(),
@@ -42,8 +38,7 @@ impl AdminService for AdminApi {
 
     async fn get_user(&self, request: Request<v1::GetUserRequest>) -> Result<Response<v1::GetUserResponse>, Status> {
         let caller = self.0.admin_caller(&request).await?;
-        let details =
-            self.0.accounts.get_user(caller.admin(), &request.get_ref().user_id).await.map_err(to_status)?;
+        let details = self.0.accounts.get_user(caller.admin(), &request.get_ref().user_id).await.map_err(to_status)?;
         Ok(Response::new(v1::GetUserResponse {
             user: Some(self.managed(&details.user)),
             sessions: details.sessions.iter().map(|session| convert::session(session, false)).collect(),
@@ -64,12 +59,8 @@ impl AdminService for AdminApi {
         let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
         let body = request.get_ref();
-        let role = self
-            .0
-            .accounts
-            .put_role(caller.admin(), &body.name, &body.grants, &client)
-            .await
-            .map_err(to_status)?;
+        let role =
+            self.0.accounts.put_role(caller.admin(), &body.name, &body.grants, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::PutRoleResponse { role: Some(convert::role(role)) }))
     }
 
@@ -79,11 +70,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::DeleteRoleResponse>, Status> {
         let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        self.0
-            .accounts
-            .delete_role(caller.admin(), &request.get_ref().name, &client)
-            .await
-            .map_err(to_status)?;
+        self.0.accounts.delete_role(caller.admin(), &request.get_ref().name, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::DeleteRoleResponse {}))
     }
 
@@ -142,12 +129,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::UnbanUserResponse>, Status> {
         let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        let user = self
-            .0
-            .accounts
-            .unban_user(caller.admin(), &request.get_ref().user_id, &client)
-            .await
-            .map_err(to_status)?;
+        let user =
+            self.0.accounts.unban_user(caller.admin(), &request.get_ref().user_id, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::UnbanUserResponse { user: Some(self.managed(&user)) }))
     }
 
@@ -211,11 +194,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
         let caller = self.0.admin_caller(&request).await?;
         let client = self.0.clients.resolve(&request);
-        self.0
-            .accounts
-            .delete_user(caller.admin(), &request.get_ref().user_id, &client)
-            .await
-            .map_err(to_status)?;
+        self.0.accounts.delete_user(caller.admin(), &request.get_ref().user_id, &client).await.map_err(to_status)?;
         Ok(Response::new(v1::DeleteUserResponse {}))
     }
 

@@ -18,17 +18,16 @@ use keyport_core::{
 };
 use keyport_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
-    authorization_service_server::AuthorizationServiceServer,
-    o_auth_service_server::OAuthServiceServer, passkey_service_server::PasskeyServiceServer,
-    session_service_server::SessionServiceServer, two_factor_service_server::TwoFactorServiceServer,
-    user_service_server::UserServiceServer,
+    authorization_service_server::AuthorizationServiceServer, o_auth_service_server::OAuthServiceServer,
+    passkey_service_server::PasskeyServiceServer, session_service_server::SessionServiceServer,
+    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{
-    admin::AdminApi, api_key::ApiKeyApi, authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi, session::SessionApi,
-    two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
+    admin::AdminApi, api_key::ApiKeyApi, authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi,
+    session::SessionApi, two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
 };
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
 
