@@ -129,6 +129,14 @@ macro_rules! web_conformance {
             async fn a_role_change_reaches_the_next_request_at_once() -> TestResult {
                 super::a_role_change_reaches_the_next_request_at_once(START).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn api_keys_reach_permission_routes_only() -> TestResult {
+                super::api_keys_reach_permission_routes_only(START).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_key_revoked_mid_stream_is_refused_next() -> TestResult {
+                super::a_key_revoked_mid_stream_is_refused_next(START).await
+            }
         }
     };
 }
@@ -1001,5 +1009,102 @@ async fn a_role_change_reaches_the_next_request_at_once(start: StartApp) -> Test
         assert_eq!(status, StatusCode::FORBIDDEN, "removed: every later request: {body}");
     }
     assert_eq!(h.get_bearer("/posts/1", &ann).await?.0, StatusCode::OK, "reading is still the user role's");
+    Ok(())
+}
+
+/// An API key of `token`'s user with `scopes`, made through Keyport.
+async fn api_key(h: &Harness, token: &str, scopes: &[&str]) -> Result<(String, String), BoxError> {
+    use keyport_proto::v1::{CreateApiKeyRequest, api_key_service_client::ApiKeyServiceClient};
+    let request = CreateApiKeyRequest {
+        name: "script".into(),
+        scopes: scopes.iter().map(|scope| (*scope).to_owned()).collect(),
+        ..Default::default()
+    };
+    let created = ApiKeyServiceClient::new(h.keyport.channel()).create_api_key(authed(request, token)).await?;
+    let created = created.into_inner();
+    Ok((created.secret, created.api_key.ok_or("no key")?.id))
+}
+
+/// A key is a bearer credential for routes whose rule names permissions:
+/// decided on its scopes (within its owner's roles) and cached like a
+/// session; refused on routes that ask for a session or roles, and never
+/// read from a cookie.
+async fn api_keys_reach_permission_routes_only(start: StartApp) -> TestResult {
+    let h = Harness::start(start).await?;
+    let ann = h.keyport.sign_up("ann@example.com").await?;
+    h.grant_admin("ann@example.com").await?;
+    let ann = sign_in(&h, "ann@example.com").await?;
+    let (key, _) = api_key(&h, &ann, &["posts:read"]).await?;
+
+    assert_eq!(h.get_bearer("/posts/1", &key).await?, (StatusCode::OK, "open:ann@example.com".into()));
+    let (status, body) = h.send_bearer(Method::POST, "/posts/1", &key).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "posts:write is the owner's, not the key's: {body}");
+    assert_eq!(h.send_bearer(Method::POST, "/posts/1", &ann).await?.0, StatusCode::OK, "the owner may");
+    let misses = h.cache.stats().misses;
+    for _ in 0..3 {
+        assert_eq!(h.get_bearer("/posts/2", &key).await?.0, StatusCode::OK);
+    }
+    assert_eq!(h.cache.stats().misses, misses, "decided from the cache");
+
+    // A route that asks for a session, or for roles (which would bypass the
+    // key's scopes): refused with a reason that says why.
+    for path in ["/dashboard", "/admin", "/staff", "/api/me"] {
+        let (status, body) = h.get_bearer(path, &key).await?;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}: {body}");
+        assert!(body.contains("API_KEY_NOT_ACCEPTED"), "{path}: {body}");
+    }
+    // Public routes serve a key's request signed out.
+    let (status, body) = h.get_bearer("/public", &key).await?;
+    assert_eq!((status, body.as_str()), (StatusCode::OK, "public:anonymous"));
+    // A key in the session cookie is no credential at all.
+    assert_eq!(h.get_cookie("/posts/1", &key).await?.status(), StatusCode::UNAUTHORIZED);
+    // A handler's own check takes a key too.
+    let (status, body) = h.get_bearer("/billing", &key).await?;
+    assert_eq!(status, StatusCode::FORBIDDEN, "billing:read is not in the key's scopes: {body}");
+    Ok(())
+}
+
+/// Requests keep coming with a key while it is revoked through Keyport:
+/// once the event reached the app's cache, the next request is refused,
+/// and no later one passes.
+async fn a_key_revoked_mid_stream_is_refused_next(start: StartApp) -> TestResult {
+    use keyport_proto::v1::{RevokeApiKeyRequest, api_key_service_client::ApiKeyServiceClient};
+    let h = std::sync::Arc::new(Harness::start(start).await?);
+    h.keyport.sign_up("ann@example.com").await?;
+    let ann = sign_in(&h, "ann@example.com").await?;
+    let (key, key_id) = api_key(&h, &ann, &["posts:read"]).await?;
+    assert_eq!(h.get_bearer("/posts/1", &key).await?.0, StatusCode::OK);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let (h, key, stop) = (h.clone(), key.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                statuses.push(h.get_bearer("/posts/1", &key).await?.0);
+            }
+            Ok::<_, BoxError>(statuses)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let revoke = RevokeApiKeyRequest { api_key_id: key_id, service_account_id: String::new() };
+    ApiKeyServiceClient::new(h.keyport.channel()).revoke_api_key(authed(revoke, &ann)).await?;
+    let dropped = async {
+        while h.cache.lookup(&key).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .map_err(|_| "the revocation never reached the cache")?;
+    let (status, body) = h.get_bearer("/posts/1", &key).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "the next request: {body}");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let statuses = stream.await??;
+    assert!(statuses.first() == Some(&StatusCode::OK), "the stream ran before the revocation");
+    // Once refused, never allowed again.
+    let first_refusal = statuses.iter().position(|status| *status != StatusCode::OK).unwrap_or(statuses.len());
+    assert!(statuses[first_refusal..].iter().all(|status| *status == StatusCode::UNAUTHORIZED), "{statuses:?}");
+    assert!(h.cache.is_live(), "dropped by the event, not by a broken stream");
     Ok(())
 }

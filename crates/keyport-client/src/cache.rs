@@ -681,7 +681,37 @@ mod tests {
     #[test]
     fn session_ids_come_from_the_token() {
         assert_eq!(session_id_of("kp_abc.def"), Some("abc"));
+        assert_eq!(session_id_of("kpa_abc.def"), Some("kpa_abc"), "a key's entry is apart from sessions'");
         assert_eq!(session_id_of("abc.def"), None);
         assert_eq!(session_id_of("kp_abc"), None);
+        assert_eq!(session_id_of("kpa_abc"), None);
+    }
+
+    #[tokio::test]
+    async fn key_events_drop_one_key_or_all_of_an_owner() {
+        let (cache, _clock) = live_cache(CacheConfig::default());
+        let answer = authorized(&["posts:read"], &[("posts:read", true)]);
+        let owner = answer.principal.user_id.clone();
+        for token in ["kpa_one.x", "kpa_two.x", "kp_a.x"] {
+            let ticket = cache.inner.epoch.load(Ordering::Acquire);
+            cache.insert_authorized(token, &answer, Arc::new(answer.principal.clone()), ticket);
+        }
+        let changed = |owner_id: &str, api_key_id: &str| {
+            Event::ApiKeysChanged(keyport_proto::v1::ApiKeysChanged {
+                owner_id: owner_id.to_owned(),
+                api_key_id: api_key_id.to_owned(),
+            })
+        };
+        cache.inner.apply(changed(&owner, "one"));
+        assert!(cache.decide_cached("kpa_one.x", &["posts:read"]).is_none(), "the revoked key");
+        assert!(cache.decide_cached("kpa_two.x", &["posts:read"]).is_some(), "not the owner's other key");
+        cache.inner.apply(changed(&owner, ""));
+        assert!(cache.decide_cached("kpa_two.x", &["posts:read"]).is_none(), "every key of the owner");
+        assert!(cache.decide_cached("kp_a.x", &["posts:read"]).is_none(), "an owner entry of the same id goes too");
+        // A session whose id is the key's id is another entry.
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        cache.insert_authorized("kp_one.x", &answer, Arc::new(answer.principal.clone()), ticket);
+        cache.inner.apply(changed("someone-else", "one"));
+        assert!(cache.decide_cached("kp_one.x", &["posts:read"]).is_some());
     }
 }
