@@ -37,6 +37,7 @@ on_both_backends!(
     parallel_creations_cannot_pass_the_limit_of_keys,
     service_accounts_own_keys_that_admins_manage,
     revocations_reach_the_event_stream_of_every_replica,
+    the_rust_client_manages_and_checks_keys,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -523,5 +524,50 @@ async fn revocations_reach_the_event_stream_of_every_replica(backend: Backend) -
         "UNAUTHENTICATED",
         "on the replica",
     );
+    Ok(())
+}
+
+async fn the_rust_client_manages_and_checks_keys(backend: Backend) -> TestResult {
+    use keyport_client::{CacheConfig, ClientInfo, KeyportClient, NewApiKey, Reason, SessionCache};
+    let server = TestServer::start_with(backend, configure).await?;
+    let ann = user_with_roles(&server, "ann@example.com", "user writer").await?;
+    let client = KeyportClient::builder(format!("http://{}", server.addr)).build()?;
+    let here = ClientInfo::default();
+    let new = NewApiKey { name: "ci".into(), scopes: vec!["posts:read".into()], ..Default::default() };
+    let created = client.create_api_key(&ann, new, &here).await?;
+    assert_eq!(client.list_api_keys(&ann, &here).await?, vec![created.key.clone()]);
+
+    let decided = client.authorize(&created.secret, &["posts:read", "posts:write"], &here).await?;
+    assert_eq!(decided.decisions, [("posts:read".to_owned(), true), ("posts:write".to_owned(), false)]);
+    let caller = decided.principal.api_key.clone().ok_or("a key's principal names the key")?;
+    assert_eq!((caller.id.as_str(), caller.service_account_id), (created.key.id.as_str(), None));
+    assert_eq!((decided.principal.email.as_str(), decided.principal.session_id.as_str()), ("ann@example.com", ""));
+
+    // Through the cache: the second check is a hit, and a revocation drops it.
+    let cache = SessionCache::start(client.clone(), CacheConfig::default());
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !cache.is_live() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await?;
+    assert!(cache.authorize(&created.secret, &["posts:read"], &here).await?.all());
+    assert!(cache.decide_cached(&created.secret, &["posts:read"]).is_some(), "cached");
+    let rotated = client.rotate_api_key(&ann, &created.key.id, Duration::ZERO, &here).await?;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while cache.decide_cached(&created.secret, &["posts:read"]).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .map_err(|_| "the rotation never reached the cache")?;
+    let old = cache.authorize(&created.secret, &["posts:read"], &here).await;
+    assert!(matches!(&old, Err(error) if *error.reason() == Reason::Unauthenticated), "{old:?}");
+    assert!(cache.authorize(&rotated.secret, &["posts:read"], &here).await?.all());
+    client.revoke_api_key(&ann, &rotated.key.id, &here).await?;
+    let gone = client.revoke_api_key(&ann, &rotated.key.id, &here).await;
+    assert!(matches!(&gone, Err(error) if *error.reason() == Reason::ApiKeyNotFound), "{gone:?}");
+    let as_session = client.get_session(&rotated.secret, &here).await;
+    assert!(matches!(&as_session, Err(error) if *error.reason() == Reason::ApiKeyNotAccepted), "{as_session:?}");
     Ok(())
 }

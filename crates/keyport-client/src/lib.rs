@@ -13,6 +13,7 @@
 //! - [`web`]: the framework-free core of the Axum and Actix-web middleware:
 //!   token extraction, route rules, cookies, CSRF and redirect decisions.
 
+mod api_keys;
 mod authorization;
 mod cache;
 mod client;
@@ -25,6 +26,7 @@ mod principal;
 mod refusals;
 pub mod web;
 
+pub use api_keys::{ApiKeyInfo, CreatedApiKey, NewApiKey};
 pub use authorization::Authorized;
 pub use cache::{CacheConfig, CacheStats, Decision, SessionCache};
 pub use client::{
@@ -35,4 +37,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
 pub use factors::{FactorStatus, TotpEnrollment};
 pub use passkeys::{Passkey, PasskeyCeremony};
-pub use principal::{Assurance, Principal, SessionSummary, ValidatedSession};
+pub use principal::{ApiKeyCaller, Assurance, Principal, SessionSummary, ValidatedSession};
