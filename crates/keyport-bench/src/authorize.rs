@@ -19,10 +19,12 @@ const PERMISSIONS: [&str; 2] = ["users:read", "sessions:revoke"];
 /// Target: `Authorize` throughput at the highest concurrency, of `GetSession`'s.
 const TARGET_SHARE: f64 = 0.9;
 
-/// Calls `Authorize` with [`PERMISSIONS`], cycling over the session tokens.
-struct Authorize {
+/// Calls `Authorize` with `permissions`, cycling over the credentials
+/// (session tokens or API keys).
+pub(crate) struct Authorize {
     client: AuthorizationServiceClient<Channel>,
     tokens: Arc<[String]>,
+    permissions: &'static [&'static str],
     next: usize,
 }
 
@@ -32,11 +34,26 @@ impl Call for Authorize {
         self.next = self.next.wrapping_add(1);
         let request = AuthorizeRequest {
             token,
-            permissions: PERMISSIONS.map(String::from).to_vec(),
+            permissions: self.permissions.iter().map(|permission| (*permission).to_owned()).collect(),
             organization_id: String::new(),
         };
         self.client.authorize(request).await.map(drop).map_err(|status| status.code())
     }
+}
+
+/// `count` callers of `Authorize` with `permissions` over `tokens`.
+pub(crate) fn authorizers(
+    channels: &[Channel],
+    count: usize,
+    tokens: &Arc<[String]>,
+    permissions: &'static [&'static str],
+) -> Result<Vec<Authorize>, BoxError> {
+    (0..count)
+        .map(|index| {
+            let client = AuthorizationServiceClient::new(channel_for(channels, index)?);
+            Ok(Authorize { client, tokens: Arc::clone(tokens), permissions, next: index })
+        })
+        .collect()
 }
 
 /// For each of `concurrency`: `GetSession`, then `Authorize`, each a load step.
@@ -51,13 +68,7 @@ pub(crate) async fn authorize(
     for &callers in concurrency {
         eprintln!("GetSession then Authorize, {callers} callers");
         let get_session = closed_loop(get_session_callers(channels, callers, tokens)?, timing, server_pid).await?;
-        let authorizers = (0..callers)
-            .map(|index| {
-                let client = AuthorizationServiceClient::new(channel_for(channels, index)?);
-                Ok(Authorize { client, tokens: Arc::clone(tokens), next: index })
-            })
-            .collect::<Result<Vec<_>, BoxError>>()?;
-        let authorize = closed_loop(authorizers, timing, server_pid).await?;
+        let authorize = closed_loop(authorizers(channels, callers, tokens, &PERMISSIONS)?, timing, server_pid).await?;
         pairs.push((get_session, authorize));
     }
     Ok(pairs)

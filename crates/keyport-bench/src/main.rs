@@ -13,6 +13,7 @@
 
 #![allow(clippy::disallowed_methods, reason = "a benchmark reads the time to measure")]
 
+mod api_keys;
 mod authorize;
 mod counters;
 mod load;
@@ -110,6 +111,8 @@ enum Section {
     Passkeys,
     /// `Authorize` against `GetSession` at 1, 16 and 64 callers.
     Authorize,
+    /// `Authorize` with API keys against session tokens at 1, 16 and 64 callers.
+    ApiKeys,
 }
 
 #[tokio::main]
@@ -238,6 +241,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         false => None,
     };
 
+    let api_keys = match wants(Section::ApiKeys) {
+        true => Some(api_keys::api_keys(&bin, &[1, MID_CONCURRENCY, HIGH_CONCURRENCY], timing).await?),
+        false => None,
+    };
+
     let passkeys = match wants(Section::Passkeys) {
         true => Some(passkeys::passkeys(&bin).await?),
         false => None,
@@ -256,6 +264,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if let Some(pairs) = &authorized {
         markdown.push_str(&authorize::render(pairs));
+    }
+    if let Some(pairs) = &api_keys {
+        markdown.push_str(&api_keys::render(pairs));
     }
     print!("{markdown}");
     if let Some(path) = &args.out {
