@@ -19,6 +19,7 @@ mod m0009_impersonation;
 mod m0010_roles;
 mod m0011_audit_targets;
 mod m0012_api_keys;
+mod m0013_organizations;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0010_roles::Migration),
             Box::new(m0011_audit_targets::Migration),
             Box::new(m0012_api_keys::Migration),
+            Box::new(m0013_organizations::Migration),
         ]
     }
 }

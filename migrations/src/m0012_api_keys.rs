@@ -43,6 +43,7 @@ enum ApiKeys {
     ExpiresAt,
     LastUsedAt,
     RateLimitPerMinute,
+    ReplacedBy,
 }
 
 #[async_trait::async_trait]
@@ -74,6 +75,7 @@ impl MigrationTrait for Migration {
                     .col(big_integer_null(ApiKeys::ExpiresAt))
                     .col(big_integer_null(ApiKeys::LastUsedAt))
                     .col(big_integer(ApiKeys::RateLimitPerMinute))
+                    .col(string_len_null(ApiKeys::ReplacedBy, 22))
                     .foreign_key(
                         ForeignKey::create()
                             .from(ApiKeys::Table, ApiKeys::OwnerUserId)

@@ -251,6 +251,9 @@ async fn rotation_keeps_the_old_key_only_for_its_grace(backend: Backend) -> Test
     assert_ne!(second.id, first_id);
     assert_eq!((second.name.as_str(), second.scopes.clone()), ("deploys", vec!["posts:read".to_owned()]));
     assert!(stored_hash_matches(&server, &rotated.secret).await?);
+    assert_eq!(rotated.replaced.as_ref().map(|old| old.replaced_by_id.as_str()), Some(second.id.as_str()));
+    let again = rotate(&server, &ann, &first_id, Duration::ZERO).await;
+    refused(again, Code::InvalidArgument, "INVALID_ARGUMENT", "a key rotated already, in its grace");
     // Both work during the grace; the old one no longer after it.
     assert!(authorize(&server, &first.secret, &["posts:read"]).await?.allowed);
     assert!(authorize(&server, &rotated.secret, &["posts:read"]).await?.allowed);

@@ -23,6 +23,7 @@ mod failover;
 mod layering;
 mod mail;
 mod oauth;
+mod organizations;
 mod passkeys;
 mod races;
 mod reasons;

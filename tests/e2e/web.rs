@@ -1031,7 +1031,7 @@ async fn api_key(h: &Harness, token: &str, scopes: &[&str]) -> Result<(String, S
 /// read from a cookie.
 async fn api_keys_reach_permission_routes_only(start: StartApp) -> TestResult {
     let h = Harness::start(start).await?;
-    let ann = h.keyport.sign_up("ann@example.com").await?;
+    h.keyport.sign_up("ann@example.com").await?;
     h.grant_admin("ann@example.com").await?;
     let ann = sign_in(&h, "ann@example.com").await?;
     let (key, _) = api_key(&h, &ann, &["posts:read"]).await?;

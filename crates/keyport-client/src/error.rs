@@ -102,6 +102,16 @@ pub enum Reason {
     ServiceAccountNotFound,
     /// An API key was presented where only a session is accepted.
     ApiKeyNotAccepted,
+    /// No such organization among the caller's.
+    OrganizationNotFound,
+    /// The user is not a member of the organization.
+    MemberNotFound,
+    /// The invitation is unknown, used, expired or for another address.
+    InvitationInvalid,
+    /// The owner cannot leave or be removed: transfer the ownership first.
+    LastOwner,
+    /// Another organization has the slug.
+    SlugTaken,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -170,6 +180,11 @@ impl Reason {
             Self::ApiKeyExpired => ErrorReason::ApiKeyExpired,
             Self::ServiceAccountNotFound => ErrorReason::ServiceAccountNotFound,
             Self::ApiKeyNotAccepted => ErrorReason::ApiKeyNotAccepted,
+            Self::OrganizationNotFound => ErrorReason::OrganizationNotFound,
+            Self::MemberNotFound => ErrorReason::MemberNotFound,
+            Self::InvitationInvalid => ErrorReason::InvitationInvalid,
+            Self::LastOwner => ErrorReason::LastOwner,
+            Self::SlugTaken => ErrorReason::SlugTaken,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -238,6 +253,11 @@ impl From<ErrorReason> for Reason {
             ErrorReason::ApiKeyExpired => Self::ApiKeyExpired,
             ErrorReason::ServiceAccountNotFound => Self::ServiceAccountNotFound,
             ErrorReason::ApiKeyNotAccepted => Self::ApiKeyNotAccepted,
+            ErrorReason::OrganizationNotFound => Self::OrganizationNotFound,
+            ErrorReason::MemberNotFound => Self::MemberNotFound,
+            ErrorReason::InvitationInvalid => Self::InvitationInvalid,
+            ErrorReason::LastOwner => Self::LastOwner,
+            ErrorReason::SlugTaken => Self::SlugTaken,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

@@ -174,6 +174,8 @@ pub struct ApiKey {
     pub last_used_at: Option<Timestamp>,
     /// Most checks per minute; 0 for no limit of its own.
     pub rate_limit_per_minute: u32,
+    /// The key that replaced this one, while this one works out its grace.
+    pub replaced_by: Option<ApiKeyId>,
 }
 
 impl ApiKey {

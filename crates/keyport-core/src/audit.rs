@@ -104,6 +104,26 @@ pub enum AuditKind {
     ServiceAccountRolesChanged,
     /// An admin deleted a service account and its keys.
     ServiceAccountDeleted,
+    /// A user created an organization.
+    OrganizationCreated,
+    /// An organization was renamed.
+    OrganizationRenamed,
+    /// An organization was deleted.
+    OrganizationDeleted,
+    /// A member was given another role.
+    MemberRoleChanged,
+    /// A member was removed.
+    MemberRemoved,
+    /// A member left.
+    MemberLeft,
+    /// An organization changed owners.
+    OwnershipTransferred,
+    /// An address was invited to an organization.
+    InvitationCreated,
+    /// An invitation was withdrawn.
+    InvitationRevoked,
+    /// An invitation was accepted.
+    InvitationAccepted,
 }
 
 impl AuditKind {
@@ -158,6 +178,16 @@ impl AuditKind {
             Self::ServiceAccountCreated => "service_account_created",
             Self::ServiceAccountRolesChanged => "service_account_roles_changed",
             Self::ServiceAccountDeleted => "service_account_deleted",
+            Self::OrganizationCreated => "organization_created",
+            Self::OrganizationRenamed => "organization_renamed",
+            Self::OrganizationDeleted => "organization_deleted",
+            Self::MemberRoleChanged => "member_role_changed",
+            Self::MemberRemoved => "member_removed",
+            Self::MemberLeft => "member_left",
+            Self::OwnershipTransferred => "ownership_transferred",
+            Self::InvitationCreated => "invitation_created",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationAccepted => "invitation_accepted",
         }
     }
 }

@@ -156,6 +156,21 @@ pub enum Error {
     /// An API key was presented where only a session is accepted.
     #[error("an API key is not accepted here: this call needs a session")]
     ApiKeyNotAccepted,
+    /// No such organization among the caller's.
+    #[error("organization not found")]
+    OrganizationNotFound,
+    /// The user is not a member of the organization.
+    #[error("member not found")]
+    MemberNotFound,
+    /// The invitation is unknown, used, expired or for another address.
+    #[error("the invitation is not valid: ask for a new one")]
+    InvitationInvalid,
+    /// The owner cannot leave or be removed before handing over.
+    #[error("the owner must transfer the ownership first")]
+    LastOwner,
+    /// Another organization has the slug.
+    #[error("the slug is taken")]
+    SlugTaken,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

@@ -28,6 +28,10 @@ pub enum UserChange {
     /// A second factor was turned on or off, or a session of the user
     /// changed its assurance level.
     SecondFactor,
+    /// A membership of the user was added, removed or given another role,
+    /// an organization of theirs was deleted, or a session of theirs chose
+    /// another active organization.
+    Organizations,
 }
 
 impl UserChange {
@@ -42,6 +46,7 @@ impl UserChange {
             Self::Deleted => "deleted",
             Self::SessionsRevoked => "sessions_revoked",
             Self::SecondFactor => "second_factor",
+            Self::Organizations => "organizations",
         }
     }
 
@@ -56,6 +61,7 @@ impl UserChange {
             Self::Deleted,
             Self::SessionsRevoked,
             Self::SecondFactor,
+            Self::Organizations,
         ]
         .into_iter()
         .find(|change| change.as_str() == name)
@@ -122,6 +128,7 @@ mod tests {
             UserChange::Deleted,
             UserChange::SessionsRevoked,
             UserChange::SecondFactor,
+            UserChange::Organizations,
         ] {
             assert_eq!(UserChange::parse(change.as_str()), Some(change));
         }

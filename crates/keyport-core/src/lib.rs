@@ -24,6 +24,7 @@ pub mod events;
 mod hash_pool;
 pub mod mail;
 pub mod oauth;
+pub mod organization;
 pub mod password;
 pub mod second_factor;
 pub mod session;

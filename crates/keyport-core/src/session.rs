@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::{
     clock::Timestamp,
+    organization::OrganizationId,
     second_factor::Assurance,
     token::{SecretHash, SessionId},
     user::{User, UserId},
@@ -66,6 +67,9 @@ pub struct Session {
     /// The admin acting as the user, for a session opened by
     /// impersonation: such a session changes no credential and ends early.
     pub impersonator: Option<UserId>,
+    /// The organization the session works in, chosen by its user;
+    /// `Authorize` without an organization decides in it.
+    pub active_organization: Option<OrganizationId>,
 }
 
 /// A new session as handed to its user.
@@ -152,6 +156,7 @@ mod tests {
             assurance: Assurance::Aal1,
             authenticated_at: created,
             impersonator: None,
+            active_organization: None,
         }
     }
 

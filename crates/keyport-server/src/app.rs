@@ -78,6 +78,8 @@ impl Keyport {
         let mut accounts_config = config.accounts();
         accounts_config.second_factors.keys = Some(config.second_factors.keys(sqlite_dir(&config).as_deref())?);
         accounts_config.roles = Arc::new(config.authorization.role_book().map_err(StartError::Authorization)?);
+        accounts_config.organizations =
+            config.organizations.policy(&config.authorization.permissions).map_err(StartError::Authorization)?;
         let factors = &accounts_config.second_factors;
         accounts_config.second_factors.passkeys =
             config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);

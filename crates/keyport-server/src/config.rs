@@ -68,6 +68,54 @@ pub struct Config {
     pub authorization: AuthorizationConfig,
     /// API keys' lifetimes and bookkeeping.
     pub api_keys: ApiKeysConfig,
+    /// Organization roles and limits.
+    pub organizations: OrganizationsConfig,
+}
+
+/// The `[organizations]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrganizationsConfig {
+    /// Days an invitation works.
+    pub invitation_ttl_days: u64,
+    /// Most organizations one user may own.
+    pub max_owned: u64,
+    /// Most pending invitations of one organization.
+    pub max_pending_invitations: u64,
+    /// Role name to grants inside an organization: permissions of the
+    /// catalogue, `resource:*` or `*` (never Keyport's own). `owner`,
+    /// `admin` and `member` exist even if not listed.
+    pub roles: std::collections::BTreeMap<String, Vec<String>>,
+}
+
+impl Default for OrganizationsConfig {
+    fn default() -> Self {
+        let policy = keyport_core::organization::OrganizationPolicy::default();
+        Self {
+            invitation_ttl_days: policy.invitation_ttl.as_secs() / 86_400,
+            max_owned: policy.max_owned,
+            max_pending_invitations: policy.max_pending_invitations,
+            roles: keyport_core::organization::default_roles().into_iter().collect(),
+        }
+    }
+}
+
+impl OrganizationsConfig {
+    /// The policy these settings describe over the catalogue `permissions`,
+    /// or what is wrong with the roles.
+    pub fn policy(&self, permissions: &[String]) -> Result<keyport_core::organization::OrganizationPolicy, String> {
+        let mut roles: std::collections::BTreeMap<String, Vec<String>> =
+            keyport_core::organization::default_roles().into_iter().collect();
+        roles.extend(self.roles.clone());
+        let roles = keyport_core::authorization::Roles::new(permissions, roles)
+            .map_err(|problem| format!("organizations: {problem}"))?;
+        Ok(keyport_core::organization::OrganizationPolicy {
+            roles: std::sync::Arc::new(roles),
+            invitation_ttl: Duration::from_secs(self.invitation_ttl_days.max(1).saturating_mul(86_400)),
+            max_owned: self.max_owned,
+            max_pending_invitations: self.max_pending_invitations,
+        })
+    }
 }
 
 /// The `[api_keys]` section.
@@ -379,6 +427,7 @@ impl Default for Config {
             passkeys: PasskeysConfig::default(),
             authorization: AuthorizationConfig::default(),
             api_keys: ApiKeysConfig::default(),
+            organizations: OrganizationsConfig::default(),
         }
     }
 }
@@ -482,6 +531,7 @@ const KEYS: &[&str] = &[
     "passkeys",
     "authorization",
     "api_keys",
+    "organizations",
 ];
 
 impl Config {
@@ -560,6 +610,8 @@ impl Config {
                 admins: self.authorization.impersonate_admins,
             },
             api_keys: self.api_keys.policy(),
+            // Checked by `Keyport::open`, which reports bad roles.
+            organizations: self.organizations.policy(&self.authorization.permissions).unwrap_or_default(),
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

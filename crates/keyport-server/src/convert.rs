@@ -6,6 +6,7 @@ use keyport_core::{
     api_key::{ApiKey, KeyOwner, ServiceAccount},
     events::{SessionEvent, UserChange},
     oauth::{LinkedAccount, ProviderInfo, ProviderKind},
+    organization::{Invitation, Membership, Organization},
     second_factor::{Assurance, FactorKind, StoredPasskey},
     session::Session,
     store::StoredAudit,
@@ -91,6 +92,39 @@ pub(crate) fn session(session: &Session, current: bool) -> v1::Session {
         assurance_level: assurance(session.assurance).into(),
         authenticated_at: Some(timestamp(session.authenticated_at)),
         impersonator_id: session.impersonator.map(|id| id.to_string()).unwrap_or_default(),
+        active_organization_id: session.active_organization.map(|id| id.to_string()).unwrap_or_default(),
+    }
+}
+
+pub(crate) fn organization(organization: &Organization) -> v1::Organization {
+    v1::Organization {
+        id: organization.id.to_string(),
+        name: organization.name.clone(),
+        slug: organization.slug.clone(),
+        created_at: Some(timestamp(organization.created_at)),
+    }
+}
+
+/// A membership as its member sees it (`user` unset) or as the members
+/// list shows it (`organization` unset).
+pub(crate) fn membership(membership: &Membership, with_organization: bool) -> v1::Membership {
+    v1::Membership {
+        organization: with_organization.then(|| organization(&membership.organization)),
+        user: (!with_organization).then(|| user(&membership.user)),
+        role: membership.role.clone(),
+        joined_at: Some(timestamp(membership.joined_at)),
+    }
+}
+
+pub(crate) fn invitation(invitation: &Invitation) -> v1::Invitation {
+    v1::Invitation {
+        id: invitation.id.to_string(),
+        organization_id: invitation.organization_id.to_string(),
+        email: invitation.email.as_str().to_owned(),
+        role: invitation.role.clone(),
+        invited_by_user_id: invitation.invited_by.to_string(),
+        created_at: Some(timestamp(invitation.created_at)),
+        expires_at: Some(timestamp(invitation.expires_at)),
     }
 }
 
@@ -161,6 +195,7 @@ pub(crate) fn api_key(key: &ApiKey) -> v1::ApiKey {
         expires_at: key.expires_at.map(timestamp),
         last_used_at: key.last_used_at.map(timestamp),
         rate_limit_per_minute: key.rate_limit_per_minute,
+        replaced_by_id: key.replaced_by.as_ref().map(ToString::to_string).unwrap_or_default(),
     }
 }
 
@@ -201,6 +236,7 @@ fn user_change(change: UserChange) -> v1::UserChange {
         UserChange::Deleted => v1::UserChange::Deleted,
         UserChange::SessionsRevoked => v1::UserChange::SessionsRevoked,
         UserChange::SecondFactor => v1::UserChange::SecondFactor,
+        UserChange::Organizations => v1::UserChange::Organizations,
     }
 }
 

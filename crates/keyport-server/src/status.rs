@@ -56,6 +56,11 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::ApiKeyExpired => ErrorReason::ApiKeyExpired,
         Error::ServiceAccountNotFound => ErrorReason::ServiceAccountNotFound,
         Error::ApiKeyNotAccepted => ErrorReason::ApiKeyNotAccepted,
+        Error::OrganizationNotFound => ErrorReason::OrganizationNotFound,
+        Error::MemberNotFound => ErrorReason::MemberNotFound,
+        Error::InvitationInvalid => ErrorReason::InvitationInvalid,
+        Error::LastOwner => ErrorReason::LastOwner,
+        Error::SlugTaken => ErrorReason::SlugTaken,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -90,7 +95,11 @@ pub fn to_status(error: Error) -> Status {
         | Error::PasskeyNotFound
         | Error::UserNotFound
         | Error::ApiKeyNotFound
-        | Error::ServiceAccountNotFound => (Code::NotFound, error.to_string()),
+        | Error::ServiceAccountNotFound
+        | Error::OrganizationNotFound
+        | Error::MemberNotFound => (Code::NotFound, error.to_string()),
+        Error::InvitationInvalid | Error::LastOwner => (Code::FailedPrecondition, error.to_string()),
+        Error::SlugTaken => (Code::AlreadyExists, error.to_string()),
         Error::PermissionDenied | Error::UserBanned => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),
         Error::RedirectUriNotAllowed

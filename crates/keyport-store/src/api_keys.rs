@@ -123,11 +123,13 @@ impl ApiKeyStore for SeaStore {
             Some(expires_at) => {
                 api_key::Entity::update_many()
                     .col_expr(api_key::Column::ExpiresAt, expires_at.unix_millis().into())
+                    .col_expr(api_key::Column::ReplacedBy, new.id.to_string().into())
                     .filter(api_key::Column::Id.eq(old.as_str()))
                     .exec(&txn)
                     .await
                     .map_err(classify)?;
                 replaced.expires_at = Some(expires_at);
+                replaced.replaced_by = Some(new.id.clone());
             }
             None => {
                 api_key::Entity::delete_by_id(old.as_str()).exec(&txn).await.map_err(classify)?;
@@ -288,6 +290,7 @@ fn key_to_row(key: &ApiKey) -> api_key::ActiveModel {
         expires_at: Set(key.expires_at.map(Timestamp::unix_millis)),
         last_used_at: Set(key.last_used_at.map(Timestamp::unix_millis)),
         rate_limit_per_minute: Set(i64::from(key.rate_limit_per_minute)),
+        replaced_by: Set(key.replaced_by.as_ref().map(ApiKeyId::to_string)),
     }
 }
 
@@ -309,6 +312,7 @@ fn key_from_row(row: api_key::Model) -> StoreResult<ApiKey> {
         expires_at: row.expires_at.map(Timestamp::from_unix_millis),
         last_used_at: row.last_used_at.map(Timestamp::from_unix_millis),
         rate_limit_per_minute: u32::try_from(row.rate_limit_per_minute).unwrap_or(u32::MAX),
+        replaced_by: row.replaced_by.map(ApiKeyId::from_trusted),
     })
 }
 

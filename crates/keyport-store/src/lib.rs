@@ -22,6 +22,7 @@ pub mod events;
 mod factors;
 mod mail;
 mod oauth;
+mod organizations;
 mod passkeys;
 mod roles;
 mod rows;

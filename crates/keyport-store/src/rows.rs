@@ -6,6 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     mail::{EmailToken, Mail},
+    organization::OrganizationId,
     second_factor::Assurance,
     session::{ClientInfo, Session},
     store::{StoreError, StoreResult},
@@ -79,6 +80,15 @@ pub(crate) fn session_from_row(row: session::Model) -> Result<Session, StoreErro
         assurance: Assurance::from_level(row.assurance_level),
         authenticated_at: Timestamp::from_unix_millis(row.authenticated_at),
         impersonator: row.impersonator_id.as_deref().map(parse_user_id).transpose()?,
+        active_organization: row
+            .active_organization_id
+            .as_deref()
+            .map(|id| {
+                Uuid::parse_str(id)
+                    .map(OrganizationId)
+                    .map_err(|e| StoreError::Other(format!("malformed organization id {id:?}: {e}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -96,6 +106,7 @@ pub(crate) fn session_to_row(session: &Session) -> session::ActiveModel {
         assurance_level: Set(session.assurance.level()),
         authenticated_at: Set(session.authenticated_at.unix_millis()),
         impersonator_id: Set(session.impersonator.map(|id| id.to_string())),
+        active_organization_id: Set(session.active_organization.map(|id| id.to_string())),
     }
 }
 

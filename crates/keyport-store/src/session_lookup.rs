@@ -28,7 +28,7 @@ macro_rules! select_session {
             "SELECT s.user_id, s.secret_hash, s.created_at, s.expires_at, s.absolute_expires_at, s.refreshed_at, ",
             "s.ip_address, s.user_agent, s.assurance_level, s.authenticated_at, ",
             "u.email, u.name, u.email_verified, u.roles, u.created_at, u.updated_at, u.two_factor_enabled, ",
-            "u.banned_at, u.ban_reason, u.ban_expires_at, s.impersonator_id ",
+            "u.banned_at, u.ban_reason, u.ban_expires_at, s.impersonator_id, s.active_organization_id ",
             "FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ",
             $placeholder
         )
@@ -71,7 +71,7 @@ impl SessionLookup {
 }
 
 /// The row as the two entity models, so the one conversion of each
-/// (`rows.rs`) applies here too. (Twenty-one columns: more than sqlx's tuple
+/// (`rows.rs`) applies here too. (Twenty-two columns: more than sqlx's tuple
 /// rows take, hence by index.)
 fn models<'r, R>(id: &SessionId, row: &'r R) -> Result<(session::Model, user::Model), sqlx::Error>
 where
@@ -99,6 +99,7 @@ where
         assurance_level: row.try_get(8)?,
         authenticated_at: row.try_get(9)?,
         impersonator_id: row.try_get(20)?,
+        active_organization_id: row.try_get(21)?,
     };
     let user = user::Model {
         id: user_id,

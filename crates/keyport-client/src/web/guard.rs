@@ -962,14 +962,14 @@ fn is_preflight(request: &impl RequestView) -> bool {
         && request.header("access-control-request-method").is_some()
 }
 
-/// The token of an `Authorization: Bearer <token>` header. Any other scheme
-/// (`Basic` from a site behind basic auth) is not Keyport's and leaves the
-/// session cookie in charge.
 /// Whether `token` is an API key rather than a session token.
 fn is_api_key(token: &str) -> bool {
     token.starts_with(crate::cache::API_KEY_PREFIX)
 }
 
+/// The token of an `Authorization: Bearer <token>` header. Any other scheme
+/// (`Basic` from a site behind basic auth) is not Keyport's and leaves the
+/// session cookie in charge.
 fn bearer(request: &impl RequestView) -> Option<&str> {
     let (scheme, token) = request.header("authorization")?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())

@@ -559,7 +559,7 @@ fn parse_page_token(token: &str) -> Result<Option<Uuid>> {
 /// The user an admin call names, in the one form Keyport writes ids
 /// (lower-case, hyphenated): malformed is invalid input; whether such a
 /// user exists is for the store to say.
-fn parse_user_id(raw: &str) -> Result<UserId> {
+pub(super) fn parse_user_id(raw: &str) -> Result<UserId> {
     let malformed = || Error::invalid("user_id", "must be a user id (a hyphenated lower-case UUID)");
     let id = Uuid::try_parse(raw).map_err(|_| malformed())?;
     if id.hyphenated().to_string() != raw {

@@ -138,6 +138,7 @@ impl Accounts {
             expires_at: expires_in.map(|lifetime| now.saturating_add(lifetime)),
             last_used_at: None,
             rate_limit_per_minute: new.rate_limit_per_minute,
+            replaced_by: None,
         };
         let detail = format!("{}:{}:{}", key.id, key.name, key.scopes.join(" "));
         let audit = with_detail(owner.audit, AuditKind::ApiKeyCreated, detail);
@@ -185,9 +186,8 @@ impl Accounts {
     /// Replaces the key `id` of `keyring` with a new one (same name,
     /// scopes, limit and lifetime); the old one works for `grace` more
     /// (revoked at once with none). Returns the new key with its secret,
-    /// and the old one as it is now. An expired key cannot be rotated.
-    /// (A key rotated during the grace of an earlier rotation gets the
-    /// lifetime that grace left it.)
+    /// and the old one as it is now. An expired key cannot be rotated, nor
+    /// one already rotated (which is working out its grace).
     pub async fn rotate_api_key(
         &self,
         keyring: Keyring<'_>,
@@ -205,6 +205,10 @@ impl Accounts {
         let old = match self.api_key_store().find_api_key(&id).await? {
             // Rotating must not bring an expired key back to life.
             Some((key, _)) if key.owner == owner.owner && key.is_expired(now) => return Err(Error::ApiKeyExpired),
+            // One replacement per key: a second would outlive the grace.
+            Some((key, _)) if key.owner == owner.owner && key.replaced_by.is_some() => {
+                return Err(Error::invalid("api_key_id", "was rotated already: rotate its replacement"));
+            }
             Some((key, _)) if key.owner == owner.owner => key,
             _ => return Err(Error::ApiKeyNotFound),
         };
@@ -216,6 +220,7 @@ impl Accounts {
             created_at: now,
             expires_at: lifetime.map(|lifetime| now.saturating_add(lifetime)),
             last_used_at: None,
+            replaced_by: None,
             ..old.clone()
         };
         let old_expires_at = (!grace.is_zero())

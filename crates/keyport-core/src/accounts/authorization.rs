@@ -5,6 +5,7 @@ use super::{Accounts, admin::key_allows};
 use crate::{
     api_key::{KeyPrincipal, is_api_key},
     error::{Error, FieldViolation, Result},
+    organization::OrganizationId,
     session::Principal,
 };
 
@@ -28,6 +29,9 @@ pub struct Authorization {
     /// roles grant, or for a key what its scopes and its owner's roles
     /// both grant.
     pub granted: Vec<String>,
+    /// The organization decided in, and the user's role in it (`None`
+    /// when they are not a member).
+    pub organization: Option<(OrganizationId, Option<String>)>,
 }
 
 impl Authorization {
@@ -43,23 +47,48 @@ impl Accounts {
     /// fails the same for everyone; a session is read as `authenticate`
     /// reads it (through the validated cache, sliding its expiry when due),
     /// a key as `authenticate_key` checks it.
+    ///
+    /// In an organization (`organization`, or else the session's active
+    /// one) a user is also allowed what their role there grants; not a
+    /// member, nothing more than their own roles.
     pub async fn authorize(&self, token: &str, permissions: &[String], organization: &str) -> Result<Authorization> {
-        if !organization.is_empty() {
-            let violation = FieldViolation::new("organization_id", "organizations are not built yet: leave it empty");
-            return Err(Error::InvalidArgument(vec![violation]));
-        }
+        let named = match organization {
+            "" => None,
+            id => Some(OrganizationId::parse(id)?),
+        };
         let roles = self.config.roles.current();
         roles.check(permissions)?;
         if is_api_key(token) {
+            if named.is_some() {
+                let violation = FieldViolation::new("organization_id", "API keys are not scoped to organizations");
+                return Err(Error::InvalidArgument(vec![violation]));
+            }
             let key = self.authenticate_key(token).await?;
             let decisions = permissions.iter().map(|permission| key_allows(&roles, &key, permission)).collect();
             // Scopes are sorted, so this is too.
             let granted = key.key.scopes.iter().filter(|scope| key_allows(&roles, &key, scope)).cloned().collect();
-            return Ok(Authorization { caller: Caller::Key(key), decisions, granted });
+            return Ok(Authorization { caller: Caller::Key(key), decisions, granted, organization: None });
         }
         let principal = self.authenticate(token).await?;
-        let decisions = roles.decisions(&principal.user.roles, permissions);
-        let granted = roles.granted(&principal.user.roles).into_iter().map(str::to_owned).collect();
-        Ok(Authorization { caller: Caller::Session(principal), decisions, granted })
+        let user_roles = &principal.user.roles;
+        let Some(organization) = named.or(principal.session.active_organization) else {
+            let decisions = roles.decisions(user_roles, permissions);
+            let granted = roles.granted(user_roles).into_iter().map(str::to_owned).collect();
+            return Ok(Authorization { caller: Caller::Session(principal), decisions, granted, organization: None });
+        };
+        let membership = self.organization_store().find_membership(organization, principal.user.id).await?;
+        let role = membership.map(|(_, role, _)| role);
+        let policy = &self.config.organizations;
+        let allows = |permission: &str| {
+            roles.grants(user_roles, permission) || role.as_deref().is_some_and(|role| policy.grants(role, permission))
+        };
+        let decisions = permissions.iter().map(|permission| allows(permission)).collect();
+        let granted = roles.permissions().filter(|permission| allows(permission)).map(str::to_owned).collect();
+        Ok(Authorization {
+            caller: Caller::Session(principal),
+            decisions,
+            granted,
+            organization: Some((organization, role)),
+        })
     }
 }

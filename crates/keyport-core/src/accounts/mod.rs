@@ -22,6 +22,7 @@ use crate::{
     events::{EventPublisher, NoEvents, SessionEvent, UserChange},
     mail::{MAX_RESET_PASSWORD_TTL, MAX_SIGN_IN_TTL, MAX_VERIFY_EMAIL_TTL, MailSettings},
     oauth::{IdentityProvider, OAuthConfig},
+    organization::OrganizationPolicy,
     password::{HashParams, HashingLimits, PasswordHasher, PasswordPolicy},
     second_factor::{Assurance, FactorSettings},
     session::{ClientInfo, Principal, Session, SessionPolicy},
@@ -49,6 +50,7 @@ mod factors;
 mod first_password;
 mod mail;
 mod oauth;
+mod organizations;
 mod passkeys;
 mod roles;
 mod service_accounts;
@@ -112,6 +114,8 @@ pub struct AccountsConfig {
     pub impersonation: ImpersonationPolicy,
     /// How API keys live.
     pub api_keys: ApiKeyPolicy,
+    /// Organization roles and limits.
+    pub organizations: OrganizationPolicy,
 }
 
 /// How admins may act as other users ([`Accounts::impersonate`]).
@@ -149,6 +153,7 @@ impl Default for AccountsConfig {
             roles: Arc::new(RoleBook::default()),
             impersonation: ImpersonationPolicy::default(),
             api_keys: ApiKeyPolicy::default(),
+            organizations: OrganizationPolicy::default(),
         }
     }
 }
@@ -286,6 +291,7 @@ impl Accounts {
                 .api_key_store()
                 .delete_api_keys_expired_before(now.saturating_sub(KEEP_EXPIRED_KEYS))
                 .await?,
+            invitations: self.organization_store().delete_invitations_expired_before(now).await?,
         })
     }
 
@@ -419,6 +425,7 @@ impl Accounts {
             assurance,
             authenticated_at: now,
             impersonator: None,
+            active_organization: None,
         };
         Ok((token, session))
     }

@@ -19,9 +19,10 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    ApiKeyStore, AuditQuery, AuditStore, Credentials, EmailChange, EmailSignInStore, EmailTokenStore, FactorStore,
-    KeyRefusal, MailStore, OAuthStore, PasskeyStore, RoleStore, SessionBasis, SessionStore, Store, StoreError,
-    StoreResult, StoredAudit, StoredRole, TotpFactor, UnlinkOutcome, UserQuery, UserStore,
+    Acceptance, ApiKeyStore, AuditQuery, AuditStore, CreateRefusal, Credentials, EmailChange, EmailSignInStore,
+    EmailTokenStore, FactorStore, KeyRefusal, MailStore, MemberChange, OAuthStore, OrganizationStore, PasskeyStore,
+    RoleStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit, StoredRole, TotpFactor,
+    UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
     api_key::{ApiKey, ApiKeyId, KeyHolder, KeyOwner, ServiceAccount, ServiceAccountId},
@@ -31,6 +32,7 @@ use crate::{
     events::SessionEvent,
     mail::{EmailToken, Mail, QueuedMail, TokenPurpose, sign_in::EmailSignIn},
     oauth::{LinkedAccount, OAuthFlow},
+    organization::{ADMIN, Invitation, InvitationId, Membership, OWNER, Organization, OrganizationId},
     second_factor::{
         Assurance, Ceremony, CeremonyPurpose, FactorUse, PasskeyId, PasskeyUse, SealedSecret, SignInChallenge,
         StoredPasskey, TotpStep,
@@ -69,6 +71,10 @@ struct Tables {
     /// API keys in creation order.
     api_keys: Vec<ApiKey>,
     service_accounts: HashMap<ServiceAccountId, ServiceAccount>,
+    organizations: HashMap<OrganizationId, Organization>,
+    /// (organization, member, role, joined at), in join order.
+    memberships: Vec<(OrganizationId, UserId, String, Timestamp)>,
+    invitations: Vec<Invitation>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -483,6 +489,7 @@ impl UserStore for MemoryStore {
         tables.challenges.retain(|_, challenge| challenge.user_id != user_id);
         tables.passkeys.retain(|passkey| passkey.user_id != user_id);
         tables.api_keys.retain(|key| key.owner != KeyOwner::User(user_id));
+        tables.memberships.retain(|(_, member, _, _)| *member != user_id);
         tables.audit.push(audit.clone());
         Ok(())
     }
@@ -1068,6 +1075,7 @@ impl ApiKeyStore for MemoryStore {
         let replaced = match old_expires_at {
             Some(expires_at) => {
                 tables.api_keys[at].expires_at = Some(expires_at);
+                tables.api_keys[at].replaced_by = Some(new.id.clone());
                 tables.api_keys[at].clone()
             }
             None => tables.api_keys.remove(at),
@@ -1142,6 +1150,260 @@ impl ApiKeyStore for MemoryStore {
         tables.api_keys.retain(|key| key.owner != KeyOwner::ServiceAccount(id));
         tables.audit.push(audit.clone());
         Ok(Some(u64::try_from(count - tables.api_keys.len()).unwrap_or(u64::MAX)))
+    }
+}
+
+impl Tables {
+    fn membership(&self, id: OrganizationId, user: UserId) -> Option<(Organization, String, Timestamp)> {
+        let organization = self.organizations.get(&id)?;
+        self.memberships
+            .iter()
+            .find(|(of, member, _, _)| *of == id && *member == user)
+            .map(|(_, _, role, joined)| (organization.clone(), role.clone(), *joined))
+    }
+
+    fn membership_at(&self, id: OrganizationId, user: UserId) -> Option<usize> {
+        self.memberships.iter().position(|(of, member, _, _)| *of == id && *member == user)
+    }
+}
+
+#[async_trait]
+impl OrganizationStore for MemoryStore {
+    async fn insert_organization(
+        &self,
+        organization: &Organization,
+        owner: UserId,
+        max_owned: u64,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Result<(), CreateRefusal>> {
+        let mut tables = self.tables()?;
+        if !tables.users.contains_key(&owner) {
+            return Ok(Err(CreateRefusal::OwnerGone));
+        }
+        if tables.organizations.values().any(|existing| existing.slug == organization.slug) {
+            return Ok(Err(CreateRefusal::SlugTaken));
+        }
+        let owned = tables.memberships.iter().filter(|(_, member, role, _)| *member == owner && role == OWNER).count();
+        if u64::try_from(owned).unwrap_or(u64::MAX) >= max_owned {
+            return Ok(Err(CreateRefusal::TooMany));
+        }
+        tables.organizations.insert(organization.id, organization.clone());
+        tables.memberships.push((organization.id, owner, OWNER.to_owned(), organization.created_at));
+        tables.audit.push(audit.clone());
+        Ok(Ok(()))
+    }
+
+    async fn find_membership(
+        &self,
+        id: OrganizationId,
+        user: UserId,
+    ) -> StoreResult<Option<(Organization, String, Timestamp)>> {
+        Ok(self.tables()?.membership(id, user))
+    }
+
+    async fn list_memberships(&self, user: &User) -> StoreResult<Vec<Membership>> {
+        let tables = self.tables()?;
+        let mut memberships: Vec<Membership> = tables
+            .memberships
+            .iter()
+            .filter(|(_, member, _, _)| *member == user.id)
+            .filter_map(|(of, _, role, joined_at)| {
+                let organization = tables.organizations.get(of)?.clone();
+                Some(Membership { organization, user: user.clone(), role: role.clone(), joined_at: *joined_at })
+            })
+            .collect();
+        memberships.sort_by(|a, b| a.organization.name.cmp(&b.organization.name));
+        Ok(memberships)
+    }
+
+    async fn list_members(&self, organization: &Organization) -> StoreResult<Vec<Membership>> {
+        let tables = self.tables()?;
+        let mut members: Vec<Membership> = tables
+            .memberships
+            .iter()
+            .filter(|(of, _, _, _)| *of == organization.id)
+            .filter_map(|(_, member, role, joined_at)| {
+                let user = tables.users.get(member)?.clone();
+                Some(Membership { organization: organization.clone(), user, role: role.clone(), joined_at: *joined_at })
+            })
+            .collect();
+        members.sort_by(|a, b| a.user.email.as_str().cmp(b.user.email.as_str()));
+        Ok(members)
+    }
+
+    async fn rename_organization(&self, id: OrganizationId, name: &str, audit: &AuditEvent) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let Some(organization) = tables.organizations.get_mut(&id) else { return Ok(false) };
+        organization.name = name.to_owned();
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn delete_organization(&self, id: OrganizationId, audit: &AuditEvent) -> StoreResult<Option<Vec<UserId>>> {
+        let mut tables = self.tables()?;
+        if tables.organizations.remove(&id).is_none() {
+            return Ok(None);
+        }
+        let members =
+            tables.memberships.iter().filter(|(of, _, _, _)| *of == id).map(|(_, user, _, _)| *user).collect();
+        tables.memberships.retain(|(of, _, _, _)| *of != id);
+        tables.invitations.retain(|invitation| invitation.organization_id != id);
+        for session in tables.sessions.values_mut().filter(|session| session.active_organization == Some(id)) {
+            session.active_organization = None;
+        }
+        tables.audit.push(audit.clone());
+        Ok(Some(members))
+    }
+
+    async fn set_member_role(
+        &self,
+        id: OrganizationId,
+        user: UserId,
+        role: &str,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<MemberChange> {
+        let mut tables = self.tables()?;
+        let Some(at) = tables.membership_at(id, user) else { return Ok(MemberChange::NotMember) };
+        if tables.memberships[at].2 == OWNER {
+            return Ok(MemberChange::Owner);
+        }
+        tables.memberships[at].2 = role.to_owned();
+        tables.audit.push(audit.clone());
+        Ok(MemberChange::Changed)
+    }
+
+    async fn remove_member(
+        &self,
+        id: OrganizationId,
+        user: UserId,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<MemberChange> {
+        let mut tables = self.tables()?;
+        let Some(at) = tables.membership_at(id, user) else { return Ok(MemberChange::NotMember) };
+        if tables.memberships[at].2 == OWNER {
+            return Ok(MemberChange::Owner);
+        }
+        tables.memberships.remove(at);
+        for session in tables.sessions.values_mut() {
+            if session.user_id == user && session.active_organization == Some(id) {
+                session.active_organization = None;
+            }
+        }
+        tables.audit.push(audit.clone());
+        Ok(MemberChange::Changed)
+    }
+
+    async fn transfer_ownership(
+        &self,
+        id: OrganizationId,
+        from: UserId,
+        to: UserId,
+        audit: &AuditEvent,
+        _events: &[SessionEvent; 2],
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let (Some(owner), Some(next)) = (tables.membership_at(id, from), tables.membership_at(id, to)) else {
+            return Ok(false);
+        };
+        if tables.memberships[owner].2 != OWNER {
+            return Ok(false);
+        }
+        tables.memberships[owner].2 = ADMIN.to_owned();
+        tables.memberships[next].2 = OWNER.to_owned();
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn insert_invitation(
+        &self,
+        invitation: &Invitation,
+        max_pending: u64,
+        now: Timestamp,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let of = invitation.organization_id;
+        let pending = tables.invitations.iter().filter(|i| i.organization_id == of && i.expires_at > now).count();
+        if u64::try_from(pending).unwrap_or(u64::MAX) >= max_pending || !tables.organizations.contains_key(&of) {
+            return Ok(false);
+        }
+        tables.invitations.push(invitation.clone());
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn list_invitations(&self, id: OrganizationId, now: Timestamp) -> StoreResult<Vec<Invitation>> {
+        let tables = self.tables()?;
+        Ok(tables.invitations.iter().rev().filter(|i| i.organization_id == id && i.expires_at > now).cloned().collect())
+    }
+
+    async fn delete_invitation(
+        &self,
+        id: OrganizationId,
+        invitation: InvitationId,
+        audit: &AuditEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        let before = tables.invitations.len();
+        tables.invitations.retain(|i| !(i.organization_id == id && i.id == invitation));
+        if tables.invitations.len() == before {
+            return Ok(false);
+        }
+        tables.audit.push(audit.clone());
+        Ok(true)
+    }
+
+    async fn accept_invitation(
+        &self,
+        id: InvitationId,
+        user: &User,
+        email: &Email,
+        now: Timestamp,
+        audit: &AuditEvent,
+        _event: &SessionEvent,
+    ) -> StoreResult<Acceptance> {
+        let mut tables = self.tables()?;
+        let Some(at) = tables.invitations.iter().position(|i| i.id == id && i.email == *email && i.expires_at > now)
+        else {
+            return Ok(Acceptance::Invalid);
+        };
+        let of = tables.invitations[at].organization_id;
+        if tables.membership_at(of, user.id).is_some() {
+            return Ok(Acceptance::AlreadyMember);
+        }
+        let Some(organization) = tables.organizations.get(&of).cloned() else { return Ok(Acceptance::Invalid) };
+        let invitation = tables.invitations.remove(at);
+        tables.memberships.push((of, user.id, invitation.role.clone(), now));
+        tables.audit.push(audit.clone());
+        let membership = Membership { organization, user: user.clone(), role: invitation.role, joined_at: now };
+        Ok(Acceptance::Joined(Box::new(membership)))
+    }
+
+    async fn set_active_organization(
+        &self,
+        session: &SessionId,
+        user: UserId,
+        organization: Option<OrganizationId>,
+        _event: &SessionEvent,
+    ) -> StoreResult<bool> {
+        let mut tables = self.tables()?;
+        match tables.sessions.get_mut(session) {
+            Some(found) if found.user_id == user => {
+                found.active_organization = organization;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_invitations_expired_before(&self, before: Timestamp) -> StoreResult<u64> {
+        let mut tables = self.tables()?;
+        let count = tables.invitations.len();
+        tables.invitations.retain(|invitation| invitation.expires_at >= before);
+        Ok(u64::try_from(count - tables.invitations.len()).unwrap_or(u64::MAX))
     }
 }
 

@@ -12,6 +12,7 @@
 //! | passkeys | [`PasskeyStore`] | passkeys and the ceremonies under way |
 //! | roles | [`RoleStore`] | roles admins define at run time |
 //! | API keys | [`ApiKeyStore`] | API keys and the service accounts that own them |
+//! | organizations | [`OrganizationStore`] | organizations, memberships and invitations |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -40,6 +41,7 @@ mod factors;
 mod mail;
 pub mod memory;
 mod oauth;
+mod organizations;
 mod passkeys;
 mod roles;
 mod sessions;
@@ -51,6 +53,7 @@ pub use counters::CounterStore;
 pub use factors::{FactorStore, TotpFactor};
 pub use mail::{EmailChange, EmailSignInStore, EmailTokenStore, MailStore};
 pub use oauth::{OAuthStore, UnlinkOutcome};
+pub use organizations::{Acceptance, CreateRefusal, MemberChange, OrganizationStore};
 pub use passkeys::PasskeyStore;
 pub use roles::{RoleStore, StoredRole};
 pub use sessions::{SessionBasis, SessionStore};
@@ -101,6 +104,7 @@ pub trait Store:
     + PasskeyStore
     + RoleStore
     + ApiKeyStore
+    + OrganizationStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -137,4 +141,7 @@ pub struct Expired {
     /// API keys expired for longer than they are kept to say so
     /// ([`ApiKeyStore::delete_api_keys_expired_before`]).
     pub api_keys: u64,
+    /// Invitations past their expiry
+    /// ([`OrganizationStore::delete_invitations_expired_before`]).
+    pub invitations: u64,
 }

@@ -30,10 +30,17 @@ impl AuthorizationService for AuthorizationApi {
             .zip(&decided.decisions)
             .map(|(permission, allowed)| v1::PermissionDecision { permission: permission.clone(), allowed: *allowed })
             .collect();
+        let allowed = decided.allowed();
+        let (organization_id, organization_role) = match decided.organization {
+            Some((id, role)) => (id.to_string(), role.unwrap_or_default()),
+            None => (String::new(), String::new()),
+        };
         let mut response = v1::AuthorizeResponse {
-            allowed: decided.allowed(),
+            allowed,
             decisions,
             granted: decided.granted,
+            organization_id,
+            organization_role,
             ..Default::default()
         };
         match decided.caller {

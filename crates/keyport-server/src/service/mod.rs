@@ -5,6 +5,7 @@ mod admin;
 mod api_key;
 mod authorization;
 mod oauth;
+mod organization;
 mod passkey;
 mod session;
 mod two_factor;
@@ -19,15 +20,17 @@ use keyport_core::{
 use keyport_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     authorization_service_server::AuthorizationServiceServer, o_auth_service_server::OAuthServiceServer,
-    passkey_service_server::PasskeyServiceServer, session_service_server::SessionServiceServer,
-    two_factor_service_server::TwoFactorServiceServer, user_service_server::UserServiceServer,
+    organization_service_server::OrganizationServiceServer, passkey_service_server::PasskeyServiceServer,
+    session_service_server::SessionServiceServer, two_factor_service_server::TwoFactorServiceServer,
+    user_service_server::UserServiceServer,
 };
 use tokio::sync::watch;
 use tonic::{Request, Status};
 
 pub use self::{
-    admin::AdminApi, api_key::ApiKeyApi, authorization::AuthorizationApi, oauth::OAuthApi, passkey::PasskeyApi,
-    session::SessionApi, two_factor::TwoFactorApi, user::UserApi, watch_events::EventStream,
+    admin::AdminApi, api_key::ApiKeyApi, authorization::AuthorizationApi, oauth::OAuthApi,
+    organization::OrganizationApi, passkey::PasskeyApi, session::SessionApi, two_factor::TwoFactorApi, user::UserApi,
+    watch_events::EventStream,
 };
 use crate::{caller::ClientResolver, caller::bearer_token, events::EventBus, registry::Registry, status::to_status};
 
@@ -46,6 +49,10 @@ pub(crate) fn registry(shared: &Shared, max_message_bytes: usize) -> Registry {
         )
         .with(AdminServiceServer::new(AdminApi(shared.clone())).max_decoding_message_size(max_message_bytes))
         .with(ApiKeyServiceServer::new(ApiKeyApi(shared.clone())).max_decoding_message_size(max_message_bytes))
+        .with(
+            OrganizationServiceServer::new(OrganizationApi(shared.clone()))
+                .max_decoding_message_size(max_message_bytes),
+        )
 }
 
 /// What every service needs: the use cases and how to read callers.

@@ -27,6 +27,8 @@ pub struct Model {
     pub last_used_at: Option<i64>,
     /// Most checks per minute; 0 for none of its own.
     pub rate_limit_per_minute: i64,
+    /// The key that replaced this one during its grace; null otherwise.
+    pub replaced_by: Option<String>,
 }
 
 /// `api_keys` is read with its owner by hand.

@@ -32,6 +32,8 @@ pub struct Model {
     /// The admin who opened the session to act as the user; null for the
     /// user's own session.
     pub impersonator_id: Option<String>,
+    /// The organization the session works in; null for none.
+    pub active_organization_id: Option<String>,
 }
 
 /// Relations of `sessions`.
