@@ -507,7 +507,8 @@ async fn revocations_reach_the_event_stream_of_every_replica(backend: Backend) -
     let watched = if backend == Backend::Postgres { &replica } else { &server };
     let mut events = watched.sessions().watch_session_events(WatchSessionEventsRequest {}).await?.into_inner();
     assert!(matches!(events.message().await?.and_then(|m| m.event), Some(Event::Ready(_))));
-    assert!(authorize(&replica, &created.secret, &["posts:read"]).await?.allowed);
+    // Warmed into the watched replica's own cache, which must drop it.
+    assert!(authorize(watched, &created.secret, &["posts:read"]).await?.allowed);
     revoke(&server, &ann, &key_id).await?;
     let heard = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
@@ -522,7 +523,7 @@ async fn revocations_reach_the_event_stream_of_every_replica(backend: Backend) -
     assert_eq!(heard.api_key_id, key_id);
     assert_eq!(heard.owner_id, user_id(&server, &ann).await?);
     refused(
-        authorize(&replica, &created.secret, &["posts:read"]).await,
+        authorize(watched, &created.secret, &["posts:read"]).await,
         Code::Unauthenticated,
         "UNAUTHENTICATED",
         "on the replica",

@@ -16,7 +16,10 @@ use std::{
     time::Duration,
 };
 
+use uuid::Uuid;
+
 use crate::{
+    api_key::{ApiKey, ApiKeyId, KeyHolder},
     clock::Timestamp,
     events::SessionEvent,
     session::Session,
@@ -38,6 +41,22 @@ pub(crate) struct ValidatedCache {
 struct Entries {
     by_session: HashMap<SessionId, (Session, User, Timestamp)>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
+    /// API keys with their owners, and the keys of each owner (a user or a
+    /// service account), for the events that name the owner.
+    by_key: HashMap<ApiKeyId, (ApiKey, KeyHolder, Timestamp)>,
+    keys_by_owner: HashMap<Uuid, HashSet<ApiKeyId>>,
+}
+
+impl Entries {
+    fn len(&self) -> usize {
+        self.by_session.len() + self.by_key.len()
+    }
+
+    fn remove_keys_of(&mut self, owner: &Uuid) {
+        for id in self.keys_by_owner.remove(owner).unwrap_or_default() {
+            self.by_key.remove(&id);
+        }
+    }
 }
 
 impl ValidatedCache {
@@ -70,7 +89,7 @@ impl ValidatedCache {
         if self.generation.load(Ordering::Acquire) != ticket {
             return;
         }
-        if entries.by_session.len() >= MAX_ENTRIES {
+        if entries.len() >= MAX_ENTRIES {
             *entries = Entries::default();
         }
         entries.by_user.entry(user.id).or_default().insert(session.id.clone());
@@ -89,12 +108,43 @@ impl ValidatedCache {
                 for id in entries.by_user.remove(user_id).unwrap_or_default() {
                     entries.by_session.remove(&id);
                 }
+                // A user's keys stand on the user's roles and ban.
+                entries.remove_keys_of(&user_id.0);
+            }
+            SessionEvent::ApiKeysChanged { owner_id, key_id: None } => entries.remove_keys_of(owner_id),
+            SessionEvent::ApiKeysChanged { key_id: Some(key_id), .. } => {
+                entries.by_key.remove(key_id);
             }
             // Decisions are made from the roles in force at each check.
-            // Decisions are made from the roles in force at each check;
-            // keys are not cached here.
-            SessionEvent::RolesChanged | SessionEvent::ApiKeysChanged { .. } => {}
+            SessionEvent::RolesChanged => {}
         }
+    }
+
+    /// The cached key and owner, if cached less than `ttl` before `now`.
+    pub(crate) fn get_key(&self, id: &ApiKeyId, now: Timestamp) -> Option<(ApiKey, KeyHolder)> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (key, holder, cached_at) = entries.by_key.get(id)?;
+        (now.duration_since(*cached_at) < self.ttl).then(|| (key.clone(), holder.clone()))
+    }
+
+    /// Caches a key read made under `ticket`, unless an event came in
+    /// between.
+    pub(crate) fn insert_key(&self, key: &ApiKey, holder: &KeyHolder, now: Timestamp, ticket: u64) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if self.generation.load(Ordering::Acquire) != ticket {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            *entries = Entries::default();
+        }
+        entries.keys_by_owner.entry(key.owner.id()).or_default().insert(key.id.clone());
+        entries.by_key.insert(key.id.clone(), (key.clone(), holder.clone(), now));
     }
 
     /// Drops everything and serves again only when `enabled`.

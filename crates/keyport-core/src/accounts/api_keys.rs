@@ -72,11 +72,21 @@ impl Accounts {
     /// [`ApiKeyPolicy::last_used_interval`]: crate::api_key::ApiKeyPolicy::last_used_interval
     pub async fn authenticate_key(&self, raw: &str) -> Result<KeyPrincipal> {
         let token = ApiKeyToken::parse(raw)?;
-        let (key, holder) = self.api_key_store().find_api_key(token.id()).await?.ok_or(Error::Unauthenticated)?;
+        let now = self.clock.now();
+        // Taken before the read, as for sessions: a read that raced an
+        // event is not kept.
+        let ticket = self.cache.ticket();
+        let (mut key, holder) = match self.cache.get_key(token.id(), now) {
+            Some(cached) => cached,
+            None => {
+                let found = self.api_key_store().find_api_key(token.id()).await?.ok_or(Error::Unauthenticated)?;
+                self.cache.insert_key(&found.0, &found.1, now, ticket);
+                found
+            }
+        };
         if !key.secret_hash.verify(&token.secret_hash()) {
             return Err(Error::Unauthenticated);
         }
-        let now = self.clock.now();
         if matches!(&holder, KeyHolder::User(user) if user.ban_at(now).is_some()) {
             return Err(Error::Unauthenticated);
         }
@@ -90,8 +100,13 @@ impl Accounts {
         if key.last_used_at.is_none_or(|at| now.duration_since(at) >= interval) {
             // Bookkeeping: a failed write must not refuse a good key.
             let since = now.saturating_sub(interval);
-            if let Err(error) = self.api_key_store().touch_api_key(&key.id, now, since).await {
-                tracing::warn!(%error, key = %key.id, "cannot record an API key's use");
+            match self.api_key_store().touch_api_key(&key.id, now, since).await {
+                Ok(()) => {
+                    // So that the cached copy does not write again at once.
+                    key.last_used_at = Some(now);
+                    self.cache.insert_key(&key, &holder, now, ticket);
+                }
+                Err(error) => tracing::warn!(%error, key = %key.id, "cannot record an API key's use"),
             }
         }
         let cache_ttl = match (key.rate_limit_per_minute, key.expires_at) {
