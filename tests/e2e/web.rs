@@ -137,6 +137,10 @@ macro_rules! web_conformance {
             async fn a_key_revoked_mid_stream_is_refused_next() -> TestResult {
                 super::a_key_revoked_mid_stream_is_refused_next(START).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn organization_rules_follow_memberships() -> TestResult {
+                super::organization_rules_follow_memberships(START).await
+            }
         }
     };
 }
@@ -194,6 +198,11 @@ impl Harness {
 /// posts, editors write them, admins do all.
 fn catalogue(config: &mut keyport_server::config::Config) {
     config.authorization.permissions = apps::PERMISSIONS.map(String::from).to_vec();
+    // Inside an organization, members write posts; `billing` reads invoices.
+    config.organizations.roles = [("member", vec!["posts:*"]), ("billing", vec!["billing:read"])]
+        .into_iter()
+        .map(|(role, grants)| (role.to_owned(), grants.into_iter().map(String::from).collect()))
+        .collect();
     config.authorization.roles =
         [("user", vec!["posts:read"]), ("editor", vec!["posts:*"]), ("support", vec![]), ("admin", vec!["*"])]
             .into_iter()
@@ -1106,5 +1115,124 @@ async fn a_key_revoked_mid_stream_is_refused_next(start: StartApp) -> TestResult
     let first_refusal = statuses.iter().position(|status| *status != StatusCode::OK).unwrap_or(statuses.len());
     assert!(statuses[first_refusal..].iter().all(|status| *status == StatusCode::UNAUTHORIZED), "{statuses:?}");
     assert!(h.cache.is_live(), "dropped by the event, not by a broken stream");
+    Ok(())
+}
+
+/// Organization rules: the organization from the path or a header, allowed
+/// for members whose role there grants the permission, refused for anyone
+/// else; a member removed while their requests stream is refused next.
+async fn organization_rules_follow_memberships(start: StartApp) -> TestResult {
+    use keyport_proto::v1::{
+        AcceptInvitationRequest, CreateInvitationRequest, CreateOrganizationRequest, RemoveMemberRequest,
+        SetMemberRoleRequest, organization_service_client::OrganizationServiceClient,
+    };
+    let h = std::sync::Arc::new(Harness::start(start).await?);
+    let orgs = OrganizationServiceClient::new(h.keyport.channel());
+    for email in ["ann@example.com", "bob@example.com", "eve@example.com"] {
+        h.keyport.sign_up(email).await?;
+    }
+    let verified = "UPDATE users SET email_verified = true";
+    sea_orm::ConnectionTrait::execute_unprepared(&h.keyport.db, verified).await?;
+    let ann = sign_in(&h, "ann@example.com").await?;
+    let bob = sign_in(&h, "bob@example.com").await?;
+    let eve = sign_in(&h, "eve@example.com").await?;
+    let create = CreateOrganizationRequest { name: "Acme".into(), slug: "acme".into() };
+    let acme = orgs.clone().create_organization(authed(create, &ann)).await?.into_inner().organization.ok_or("none")?;
+    let invite = CreateInvitationRequest {
+        organization_id: acme.id.clone(),
+        email: "bob@example.com".into(),
+        role: "member".into(),
+    };
+    let invitation =
+        orgs.clone().create_invitation(authed(invite, &ann)).await?.into_inner().invitation.ok_or("none")?;
+    let joined =
+        orgs.clone().accept_invitation(authed(AcceptInvitationRequest { invitation_id: invitation.id }, &bob)).await?;
+    let bob_id = joined.into_inner().membership.and_then(|m| m.user).map(|u| u.id);
+    let bob_id = match bob_id {
+        Some(id) => id,
+        None => crate::authorization::user_id(&h.keyport, &bob).await?,
+    };
+
+    let in_acme = format!("/orgs/{}/posts", acme.id);
+    assert_eq!(h.get_bearer(&in_acme, &bob).await?, (StatusCode::OK, "open:bob@example.com".into()));
+    assert_eq!(h.get_bearer(&in_acme, &eve).await?.0, StatusCode::FORBIDDEN, "not a member");
+    assert_eq!(h.get_bearer("/orgs/nope/posts", &bob).await?.0, StatusCode::FORBIDDEN, "a malformed organization");
+    let elsewhere = "/orgs/0190e9b1-0000-7000-8000-000000000000/posts";
+    assert_eq!(h.get_bearer(elsewhere, &bob).await?.0, StatusCode::FORBIDDEN, "another organization");
+    let anonymous = h.http.get(h.url(&in_acme)).send().await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let by_header = |token: &str, org: Option<&str>| {
+        let mut request = h.http.get(h.url("/team/posts")).header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(org) = org {
+            request = request.header("x-organization-id", org);
+        }
+        request.send()
+    };
+    assert_eq!(by_header(&bob, Some(&acme.id)).await?.status(), StatusCode::OK);
+    assert_eq!(by_header(&bob, None).await?.status(), StatusCode::FORBIDDEN, "no organization named");
+    assert_eq!(by_header(&eve, Some(&acme.id)).await?.status(), StatusCode::FORBIDDEN);
+    // The handler's own check in the organization, and a custom role.
+    let invoices = format!("/orgs/{}/invoices", acme.id);
+    assert_eq!(h.get_bearer(&invoices, &bob).await?.0, StatusCode::FORBIDDEN, "a member reads no invoices");
+    let billing =
+        SetMemberRoleRequest { organization_id: acme.id.clone(), user_id: bob_id.clone(), role: "billing".into() };
+    orgs.clone().set_member_role(authed(billing, &ann)).await?;
+    let dropped = async {
+        while h.cache.lookup(&bob).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped)
+        .await
+        .map_err(|_| "the role change never reached the cache")?;
+    assert_eq!(h.get_bearer(&invoices, &bob).await?, (StatusCode::OK, "invoices:bob@example.com".into()));
+    assert_eq!(h.get_bearer(&in_acme, &bob).await?.0, StatusCode::FORBIDDEN, "billing writes no posts");
+    let member =
+        SetMemberRoleRequest { organization_id: acme.id.clone(), user_id: bob_id.clone(), role: "member".into() };
+    orgs.clone().set_member_role(authed(member, &ann)).await?;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while h.get_bearer(&in_acme, &bob).await.map(|(status, _)| status).ok() != Some(StatusCode::OK) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await
+    .map_err(|_| "the member role never came back")?;
+    let misses = h.cache.stats().misses;
+    assert_eq!(h.get_bearer(&in_acme, &bob).await?.0, StatusCode::OK);
+    assert_eq!(h.cache.stats().misses, misses, "decided from the cache");
+
+    // Removed while requests stream: once the event is in, refused next.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = {
+        let (h, bob, stop, path) = (h.clone(), bob.clone(), stop.clone(), in_acme.clone());
+        tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Acquire) {
+                statuses.push(h.get_bearer(&path, &bob).await?.0);
+            }
+            Ok::<_, BoxError>(statuses)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let remove = RemoveMemberRequest { organization_id: acme.id.clone(), user_id: bob_id };
+    orgs.clone().remove_member(authed(remove, &ann)).await?;
+    let dropped = async {
+        while h.cache.decide_cached_in(&bob, &acme.id, &["posts:write"]).is_some() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), dropped).await.map_err(|_| "the removal never reached the cache")?;
+    assert_eq!(h.get_bearer(&in_acme, &bob).await?.0, StatusCode::FORBIDDEN, "the next request");
+    stop.store(true, std::sync::atomic::Ordering::Release);
+    let statuses = stream.await??;
+    assert_eq!(statuses.first(), Some(&StatusCode::OK), "the stream ran before the removal");
+    let first_refusal = statuses.iter().position(|status| *status != StatusCode::OK).unwrap_or(statuses.len());
+    assert!(statuses[first_refusal..].iter().all(|status| *status == StatusCode::FORBIDDEN), "{statuses:?}");
+
+    // A key is not scoped to organizations.
+    let (key, _) = api_key(&h, &ann, &["posts:read"]).await?;
+    let (status, body) = h.get_bearer(&in_acme, &key).await?;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert!(body.contains("API_KEY_NOT_ACCEPTED"), "{body}");
     Ok(())
 }

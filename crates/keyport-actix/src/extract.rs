@@ -75,12 +75,26 @@ impl Auth {
 
     /// Like [`Auth::require`], for every one of `permissions`.
     pub async fn require_all(&self, permissions: &[&str]) -> Result<Principal, actix_web::Error> {
-        match self.0.require_all(permissions).await {
-            Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
-            Err(denied) => {
-                let response = crate::middleware::into_response(denied.reply);
-                Err(actix_web::error::InternalError::from_response(denied.refusal.reason(), response).into())
-            }
+        answer(self.0.require_all(permissions).await)
+    }
+
+    /// Like [`Auth::require`], in the organization `organization_id`: the
+    /// user's roles, or their role in it, must grant `permission`; a user
+    /// who is not a member is refused (403 `FORBIDDEN`).
+    pub async fn require_in(&self, organization_id: &str, permission: &str) -> Result<Principal, actix_web::Error> {
+        answer(self.0.require_in(organization_id, permission).await)
+    }
+}
+
+/// A handler check's answer, as the handler returns it.
+fn answer(
+    checked: Result<std::sync::Arc<keyport_client::Principal>, keyport_client::web::Denied>,
+) -> Result<Principal, actix_web::Error> {
+    match checked {
+        Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
+        Err(denied) => {
+            let response = crate::middleware::into_response(denied.reply);
+            Err(actix_web::error::InternalError::from_response(denied.refusal.reason(), response).into())
         }
     }
 }

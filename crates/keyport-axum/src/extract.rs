@@ -83,10 +83,24 @@ impl Auth {
 
     /// Like [`Auth::require`], for every one of `permissions`.
     pub async fn require_all(&self, permissions: &[&str]) -> Result<Principal, Response> {
-        match self.0.require_all(permissions).await {
-            Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
-            Err(denied) => Err(crate::layer::into_response(denied.reply).into_response()),
-        }
+        answer(self.0.require_all(permissions).await)
+    }
+
+    /// Like [`Auth::require`], in the organization `organization_id`: the
+    /// user's roles, or their role in it, must grant `permission`; a user
+    /// who is not a member is refused (403 `FORBIDDEN`).
+    pub async fn require_in(&self, organization_id: &str, permission: &str) -> Result<Principal, Response> {
+        answer(self.0.require_in(organization_id, permission).await)
+    }
+}
+
+/// A handler check's answer, as the handler returns it.
+fn answer(
+    checked: Result<std::sync::Arc<keyport_client::Principal>, keyport_client::web::Denied>,
+) -> Result<Principal, Response> {
+    match checked {
+        Ok(principal) => Ok(Principal(keyport_client::Principal::clone(&principal))),
+        Err(denied) => Err(crate::layer::into_response(denied.reply).into_response()),
     }
 }
 

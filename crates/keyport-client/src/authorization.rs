@@ -25,6 +25,9 @@ pub struct Authorized {
     pub refreshed: bool,
     /// How long a cache fed by `WatchSessionEvents` may reuse the answer.
     pub cache_ttl: Duration,
+    /// The organization decided in (named, or the session's active one),
+    /// and the user's role there (`None` when not a member).
+    pub organization: Option<(String, Option<String>)>,
 }
 
 impl Authorized {
@@ -39,10 +42,24 @@ impl KeyportClient {
     /// session token or an API key (`kpa_...`; see [`Principal::api_key`]). A name outside the server's catalogue fails with
     /// [`crate::Reason::PermissionUnknown`], not a deny.
     pub async fn authorize(&self, token: &str, permissions: &[&str], client: &ClientInfo) -> Result<Authorized, Error> {
+        self.authorize_in(token, "", permissions, client).await
+    }
+
+    /// Like [`KeyportClient::authorize`], in the organization
+    /// `organization_id` (empty: the session's active one): the user's
+    /// roles and their role in it both count; not a member, only their own
+    /// roles.
+    pub async fn authorize_in(
+        &self,
+        token: &str,
+        organization_id: &str,
+        permissions: &[&str],
+        client: &ClientInfo,
+    ) -> Result<Authorized, Error> {
         let message = v1::AuthorizeRequest {
             token: token.to_owned(),
             permissions: permissions.iter().map(|permission| (*permission).to_owned()).collect(),
-            organization_id: String::new(),
+            organization_id: organization_id.to_owned(),
         };
         let response = self
             .idempotent(|channel| {
@@ -64,6 +81,9 @@ impl KeyportClient {
             granted: response.granted,
             refreshed: response.refreshed,
             cache_ttl: response.cache_ttl.and_then(|ttl| Duration::try_from(ttl).ok()).unwrap_or_default(),
+            organization: Some(response.organization_id)
+                .filter(|id| !id.is_empty())
+                .map(|id| (id, Some(response.organization_role).filter(|role| !role.is_empty()))),
         })
     }
 }

@@ -153,6 +153,9 @@ struct Entry {
     /// Every permission the session's roles grant, sorted; `None` when the
     /// entry came from `GetSession`, which does not say.
     granted: Option<Arc<[String]>>,
+    /// What the session is allowed in each organization it was checked in,
+    /// sorted: the user's roles and their role there together.
+    in_organizations: HashMap<String, Arc<[String]>>,
 }
 
 /// A permission check answered by [`SessionCache::authorize`].
@@ -281,6 +284,60 @@ impl SessionCache {
         .flatten()
     }
 
+    /// Decides `permissions` for `token` in the organization
+    /// `organization_id`, as [`SessionCache::authorize`] does outside one:
+    /// here when this session's answer in that organization is cached,
+    /// else with one `Authorize` call naming it.
+    pub async fn authorize_in(
+        &self,
+        token: &str,
+        organization_id: &str,
+        permissions: &[&str],
+        client: &ClientInfo,
+    ) -> Result<Decision, Error> {
+        if let Some(hit) = self.decide_cached_in(token, organization_id, permissions) {
+            return Ok(hit);
+        }
+        let call = self.client.authorize_in(token, organization_id, permissions, client);
+        let (answer, ticket) = self.ask(token, call).await?;
+        let principal = Arc::new(answer.principal.clone());
+        self.insert_in_organization(token, organization_id, &answer, Arc::clone(&principal), ticket);
+        let allowed = answer.decisions.iter().map(|(_, allowed)| *allowed).collect();
+        Ok(Decision { principal, allowed, refreshed: answer.refreshed })
+    }
+
+    /// [`SessionCache::decide_cached`] in the organization `organization_id`.
+    pub fn decide_cached_in(&self, token: &str, organization_id: &str, permissions: &[&str]) -> Option<Decision> {
+        let entries = self.inner.entries.lock().ok()?;
+        if !permissions.iter().all(|permission| entries.known.contains(*permission)) {
+            return None;
+        }
+        self.hit(&entries, token, |entry| {
+            let granted = entry.in_organizations.get(organization_id)?;
+            let allowed = permissions.iter().map(|p| granted.binary_search_by(|g| g.as_str().cmp(p)).is_ok()).collect();
+            Some(Decision { principal: Arc::clone(&entry.principal), allowed, refreshed: false })
+        })
+        .flatten()
+    }
+
+    /// Caches an `Authorize` answer in an organization: added to the
+    /// session's entry (made, without the grants outside organizations,
+    /// if there is none).
+    fn insert_in_organization(
+        &self,
+        token: &str,
+        organization_id: &str,
+        answer: &Authorized,
+        principal: Arc<Principal>,
+        ticket: u64,
+    ) {
+        let mut granted = answer.granted.clone();
+        granted.sort_unstable();
+        let known = answer.decisions.iter().map(|(permission, _)| permission.as_str());
+        let scope = Scope::Organization(organization_id, granted.into());
+        self.insert_entry(token, principal, answer.cache_ttl, scope, known, ticket);
+    }
+
     /// What the cache holds and has done.
     pub fn stats(&self) -> CacheStats {
         let counters = &self.inner.counters;
@@ -360,8 +417,8 @@ impl SessionCache {
     }
 
     fn insert(&self, token: &str, answer: &ValidatedSession, ticket: u64) {
-        let no_permissions = None::<(Arc<[String]>, std::iter::Empty<&str>)>;
-        self.insert_entry(token, Arc::new(answer.principal.clone()), answer.cache_ttl, no_permissions, ticket);
+        let principal = Arc::new(answer.principal.clone());
+        self.insert_entry(token, principal, answer.cache_ttl, Scope::Session, std::iter::empty(), ticket);
     }
 
     /// Caches an `Authorize` answer: the session with its granted
@@ -370,15 +427,18 @@ impl SessionCache {
         let mut granted = answer.granted.clone();
         granted.sort_unstable();
         let known = answer.decisions.iter().map(|(permission, _)| permission.as_str());
-        self.insert_entry(token, principal, answer.cache_ttl, Some((granted.into(), known)), ticket);
+        self.insert_entry(token, principal, answer.cache_ttl, Scope::Granted(granted.into()), known, ticket);
     }
 
+    /// Caches `principal` for `token` under `ticket` with what `scope`
+    /// says it is allowed, and `known` as names Keyport decided.
     fn insert_entry<'a>(
         &self,
         token: &str,
         principal: Arc<Principal>,
         cache_ttl: Duration,
-        permissions: Option<(Arc<[String]>, impl Iterator<Item = &'a str>)>,
+        scope: Scope<'_>,
+        known: impl Iterator<Item = &'a str>,
         ticket: u64,
     ) {
         let ttl = cache_ttl.min(self.inner.config.max_ttl);
@@ -392,19 +452,46 @@ impl SessionCache {
         if self.inner.epoch.load(Ordering::Acquire) != ticket {
             return;
         }
+        entries.known.extend(known.map(str::to_owned));
+        let (granted, in_organization) = match scope {
+            Scope::Session => (None, None),
+            Scope::Granted(granted) => (Some(granted), None),
+            Scope::Organization(organization_id, granted) => {
+                // Added to the session's entry when it has one.
+                if let Some(entry) = entries.by_session.get_mut(session_id)
+                    && constant_time_eq::constant_time_eq(entry.token.as_bytes(), token.as_bytes())
+                {
+                    entry.in_organizations.insert(organization_id.to_owned(), granted);
+                    return;
+                }
+                (None, Some((organization_id.to_owned(), granted)))
+            }
+        };
         if entries.by_session.len() >= self.inner.config.max_entries {
             entries.evict(self.inner.clock.now());
         }
-        let granted = permissions.map(|(granted, known)| {
-            entries.known.extend(known.map(str::to_owned));
-            granted
-        });
         let user_id = principal.user_id.clone();
         entries.by_user.entry(user_id).or_default().insert(session_id.to_owned());
-        let entry =
-            Entry { token: token.to_owned(), principal, cache_ttl, valid_until: self.inner.clock.now() + ttl, granted };
+        let entry = Entry {
+            token: token.to_owned(),
+            principal,
+            cache_ttl,
+            valid_until: self.inner.clock.now() + ttl,
+            granted,
+            in_organizations: in_organization.into_iter().collect(),
+        };
         entries.by_session.insert(session_id.to_owned(), entry);
     }
+}
+
+/// What an answer says a cached session is allowed.
+enum Scope<'a> {
+    /// Nothing said (a `GetSession` answer).
+    Session,
+    /// Outside any organization named in the call: every permission granted.
+    Granted(Arc<[String]>),
+    /// In the organization named: every permission allowed there.
+    Organization(&'a str, Arc<[String]>),
 }
 
 impl Inner {
@@ -610,7 +697,36 @@ mod tests {
             granted: granted.iter().map(|p| (*p).to_owned()).collect(),
             refreshed: false,
             cache_ttl: Duration::from_secs(30),
+            organization: None,
         }
+    }
+
+    #[tokio::test]
+    async fn decisions_in_an_organization_are_kept_apart() {
+        let (cache, _clock) = live_cache(CacheConfig::default());
+        let ticket = cache.inner.epoch.load(Ordering::Acquire);
+        let outside = authorized(&[], &[("posts:read", false)]);
+        cache.insert_authorized("kp_a.x", &outside, Arc::new(outside.principal.clone()), ticket);
+        let inside = authorized(&["posts:read"], &[("posts:read", true)]);
+        cache.insert_in_organization("kp_a.x", "acme", &inside, Arc::new(inside.principal.clone()), ticket);
+        assert_eq!(cache.decide_cached("kp_a.x", &["posts:read"]).unwrap().allowed, [false]);
+        assert_eq!(cache.decide_cached_in("kp_a.x", "acme", &["posts:read"]).unwrap().allowed, [true]);
+        assert!(cache.decide_cached_in("kp_a.x", "beta", &["posts:read"]).is_none(), "another organization asks");
+        assert!(cache.decide_cached_in("kp_a.y", "acme", &["posts:read"]).is_none(), "another token never hits");
+        // An organization answer first makes an entry with nothing outside.
+        cache.insert_in_organization("kp_b.x", "acme", &inside, Arc::new(inside.principal.clone()), ticket);
+        assert!(cache.decide_cached_in("kp_b.x", "acme", &["posts:read"]).is_some());
+        assert!(cache.decide_cached("kp_b.x", &["posts:read"]).is_none());
+        // The user's change (a membership) drops both.
+        cache.inner.apply(Event::UserChanged(keyport_proto::v1::UserChanged {
+            user_id: inside.principal.user_id.clone(),
+            change: keyport_proto::v1::UserChange::Organizations.into(),
+        }));
+        assert!(cache.decide_cached_in("kp_a.x", "acme", &["posts:read"]).is_none());
+        assert!(cache.decide_cached_in("kp_b.x", "acme", &["posts:read"]).is_none());
+        let stale = cache.inner.epoch.load(Ordering::Acquire) - 1;
+        cache.insert_in_organization("kp_a.x", "acme", &inside, Arc::new(inside.principal.clone()), stale);
+        assert!(cache.decide_cached_in("kp_a.x", "acme", &["posts:read"]).is_none(), "a raced answer is not kept");
     }
 
     #[tokio::test]

@@ -36,6 +36,9 @@ pub struct Principal {
     /// empty), and for a service account's key `user_id` is the service
     /// account's id, `name` its name and `email` empty.
     pub api_key: Option<ApiKeyCaller>,
+    /// The organization the session works in
+    /// (`OrganizationService.SetActiveOrganization`); `None` for none.
+    pub active_organization_id: Option<String>,
 }
 
 /// The API key behind a request (see [`Principal::api_key`]).
@@ -82,6 +85,7 @@ impl Principal {
             authenticated_at: SystemTime::now(),
             impersonator_id: None,
             api_key: None,
+            active_organization_id: None,
         }
     }
 
@@ -127,6 +131,7 @@ pub(crate) fn principal(user: &v1::User, session: &v1::Session) -> Principal {
         authenticated_at: system_time(session.authenticated_at.as_ref()),
         impersonator_id: Some(session.impersonator_id.clone()).filter(|id| !id.is_empty()),
         api_key: None,
+        active_organization_id: Some(session.active_organization_id.clone()).filter(|id| !id.is_empty()),
     }
 }
 
@@ -173,6 +178,7 @@ pub(crate) fn key_principal(
             scopes: key.scopes.clone(),
             service_account_id: Some(key.service_account_id.clone()).filter(|id| !id.is_empty()),
         }),
+        active_organization_id: None,
     })
 }
 

@@ -104,6 +104,15 @@ fn app(
         .route("/staff", web::get().to(open))
         .route("/verified", web::get().to(open))
         .route("/broken", web::get().to(open))
+        .route("/orgs/{org}/posts", web::get().to(open))
+        .route("/team/posts", web::get().to(open))
+        .route(
+            "/orgs/{org}/invoices",
+            web::get().to(|auth: Auth, org: web::Path<String>| async move {
+                let caller = auth.require_in(&org, "billing:read").await?;
+                Ok::<_, actix_web::Error>(format!("invoices:{}", caller.email))
+            }),
+        )
         .route(
             "/billing",
             web::get().to(|auth: Auth| async move {

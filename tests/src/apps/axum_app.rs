@@ -63,6 +63,15 @@ pub async fn start(guard: Guard) -> std::io::Result<SocketAddr> {
         .route("/staff", get(open))
         .route("/verified", get(open))
         .route("/broken", get(open))
+        .route("/orgs/{org}/posts", get(open))
+        .route("/team/posts", get(open))
+        .route(
+            "/orgs/{org}/invoices",
+            get(|auth: Auth, axum::extract::Path(org): axum::extract::Path<String>| async move {
+                let caller = auth.require_in(&org, "billing:read").await?;
+                Ok::<_, axum::response::Response>(format!("invoices:{}", caller.email))
+            }),
+        )
         .route(
             "/billing",
             get(|auth: Auth| async move {

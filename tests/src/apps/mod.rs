@@ -29,13 +29,17 @@
 //!   → `open:<email|anonymous>`
 //! - `GET /billing` → `billing:<email>`: the handler checks `billing:read`
 //!   itself (`auth.require`)
+//! - `GET /orgs/{org}/posts` and `GET /team/posts` (the organization in
+//!   `x-organization-id`) → `open:<email|anonymous>`: `posts:write` in the
+//!   organization; `GET /orgs/{org}/invoices` → `invoices:<email>`: the
+//!   handler checks `billing:read` in it (`auth.require_in`)
 //! - `GET /sign-in` → `sign-in page`
 //! - `GET /unguarded` → a route outside the layer that uses the extractor
 
 pub mod actix_app;
 pub mod axum_app;
 
-use keyport_client::web::{Access, AuthSettings, RouteRules};
+use keyport_client::web::{Access, AuthSettings, OrganizationFrom, RouteRules};
 
 /// The permissions the conformance app's rules and handlers name: what the
 /// Keyport in front of it must have in its catalogue.
@@ -49,6 +53,8 @@ pub fn rules() -> RouteRules {
         .require_any_role("/staff", &["admin", "support"])
         .require("/verified", "a verified email", |principal| principal.email_verified)
         .require_permission("/broken", "nothing:here")
+        .require_permission_in_org("/orgs/*/posts", "posts:write", OrganizationFrom::Segment(1))
+        .require_permission_in_org("/team/posts", "posts:write", OrganizationFrom::Header("x-organization-id".into()))
         .protect("/dashboard(.*)")
         .require_role("/admin/**", "admin")
         .protect("/(api|trpc)(.*)")

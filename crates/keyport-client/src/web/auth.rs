@@ -132,6 +132,22 @@ impl<C: From<String>> Auth<C> {
         }
     }
 
+    /// Like [`Auth::require`], in the organization `organization_id`: the
+    /// user's roles, or their role in it, must grant `permission` (as
+    /// [`RouteRules::require_permission_in_org`](super::RouteRules::require_permission_in_org)).
+    /// A user who is not a member is refused (`FORBIDDEN`).
+    pub async fn require_in(&self, organization_id: &str, permission: &str) -> Result<Arc<Principal>, Denied> {
+        let Some(token) = self.token.as_deref() else {
+            return Err(self.denied(Refusal::Unauthenticated { reason: "UNAUTHENTICATED" }));
+        };
+        match self.guard.authorize_in(&self.client, token, organization_id, &[permission]).await {
+            Ok(decision) if decision.all() => Ok(decision.principal),
+            Ok(_) => Err(self.denied(Refusal::Forbidden)),
+            Err(error) if *error.reason() == crate::Reason::InvalidArgument => Err(self.denied(Refusal::Forbidden)),
+            Err(error) => Err(self.denied(refusal_for(&error))),
+        }
+    }
+
     fn denied(&self, refusal: Refusal) -> Denied {
         let reply = self.guard.refusal_reply(&(&self.request, self.query.as_deref()), refusal);
         Denied { refusal, reply }

@@ -105,6 +105,13 @@ struct Checked {
     decisions: Vec<bool>,
 }
 
+impl Checked {
+    /// A decision from the cache.
+    fn decided(decision: Decision) -> Self {
+        Self { principal: decision.principal, refreshed: false, decisions: decision.allowed }
+    }
+}
+
 /// Where the request's token came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
@@ -196,6 +203,14 @@ impl Guard {
         if self.is_cross_site_write(request) {
             return self.refuse(request, Refusal::CrossSite, Vec::new());
         }
+        // An organization rule needs the organization the request names, in
+        // the form of an id: anything else is no organization of the user's.
+        let organization = access.organization_from().map(|from| {
+            from.organization(request.path(), |name| request.header(name)).filter(|id| is_organization_id(id))
+        });
+        if let Some(None) = organization {
+            return self.refuse(request, Refusal::Forbidden, Vec::new());
+        }
         let mut set_cookies = Vec::new();
         let mut decisions = Vec::new();
         let principal = match self.token(request) {
@@ -203,14 +218,16 @@ impl Guard {
             // A key is scoped: it reaches only routes whose rule names the
             // permissions to decide, never one that asks for a session (or
             // roles, which would bypass the key's scopes).
-            Some((token, _)) if is_api_key(token) && access.permissions().is_none() => {
+            Some((token, _))
+                if is_api_key(token) && (access.permissions().is_none() || access.organization_from().is_some()) =>
+            {
                 if *access != Access::Public {
                     let refusal = Refusal::Unauthenticated { reason: "API_KEY_NOT_ACCEPTED" };
                     return self.refuse(request, refusal, set_cookies);
                 }
                 None
             }
-            Some((token, source)) => match self.validate(token, request, access).await {
+            Some((token, source)) => match self.validate(token, request, access, organization.flatten()).await {
                 Ok(Checked { principal, refreshed, decisions: decided }) => {
                     if refreshed && source == Source::Cookie {
                         set_cookies.push(self.inner.settings.cookie.issue(token, principal.expires_at));
@@ -270,7 +287,13 @@ impl Guard {
     /// The session of `token` (with the route's permissions decided, if it
     /// names any): from the cache, else from Keyport within the route's
     /// wait budget (an answer later than that counts as unavailable).
-    async fn validate(&self, token: &str, request: &impl RequestView, access: &Access) -> Result<Checked, Error> {
+    async fn validate(
+        &self,
+        token: &str,
+        request: &impl RequestView,
+        access: &Access,
+        organization: Option<&str>,
+    ) -> Result<Checked, Error> {
         let permissions: Vec<&str> = access.permissions().unwrap_or_default().iter().map(String::as_str).collect();
         let cache = match &self.inner.sessions {
             Sessions::Keyport(cache) => cache,
@@ -280,16 +303,23 @@ impl Guard {
             }
         };
         // A hit needs neither the client's details nor a timer.
-        if permissions.is_empty() {
-            if let Some(principal) = cache.lookup_shared(token) {
-                return Ok(Checked { principal, refreshed: false, decisions: Vec::new() });
+        let hit = match (permissions.is_empty(), organization) {
+            (true, _) => cache.lookup_shared(token).map(|principal| Checked {
+                principal,
+                refreshed: false,
+                decisions: Vec::new(),
+            }),
+            (false, None) => cache.decide_cached(token, &permissions).map(Checked::decided),
+            (false, Some(organization)) => {
+                cache.decide_cached_in(token, organization, &permissions).map(Checked::decided)
             }
-        } else if let Some(decision) = cache.decide_cached(token, &permissions) {
-            return Ok(Checked { principal: decision.principal, refreshed: false, decisions: decision.allowed });
+        };
+        if let Some(hit) = hit {
+            return Ok(hit);
         }
         // Boxed: the miss's state (a task handle, a timer) would otherwise
         // live in every request's future, hit or miss, and be moved with it.
-        Box::pin(self.fetch(cache, token, request, access)).await
+        Box::pin(self.fetch(cache, token, request, access, organization)).await
     }
 
     /// The session of `token` from Keyport, within the route's wait budget.
@@ -299,6 +329,7 @@ impl Guard {
         token: &str,
         request: &impl RequestView,
         access: &Access,
+        organization: Option<&str>,
     ) -> Result<Checked, Error> {
         let settings = &self.inner.settings;
         let wait = if *access == Access::Public { settings.public_wait } else { settings.protected_wait };
@@ -310,6 +341,7 @@ impl Guard {
         let call = {
             let (cache, token, client) = (SessionCache::clone(cache), token.to_owned(), self.client_info(request));
             let permissions: Vec<String> = access.permissions().unwrap_or_default().to_vec();
+            let organization = organization.map(str::to_owned);
             tokio::spawn(async move {
                 if permissions.is_empty() {
                     let session = cache.get_session(&token, &client).await?;
@@ -317,7 +349,10 @@ impl Guard {
                     return Ok(Checked { principal, refreshed: session.refreshed, decisions: Vec::new() });
                 }
                 let asked: Vec<&str> = permissions.iter().map(String::as_str).collect();
-                let decision = cache.authorize(&token, &asked, &client).await?;
+                let decision = match &organization {
+                    Some(organization) => cache.authorize_in(&token, organization, &asked, &client).await?,
+                    None => cache.authorize(&token, &asked, &client).await?,
+                };
                 Ok(Checked {
                     principal: decision.principal,
                     refreshed: decision.refreshed,
@@ -888,6 +923,22 @@ impl Guard {
         }
     }
 
+    /// Decides `permissions` for the session `token` in the organization
+    /// `organization_id`, through the cache, as organization rules do; an
+    /// offline guard answers from its granted lists, organizations aside.
+    pub async fn authorize_in(
+        &self,
+        client: &ClientInfo,
+        token: &str,
+        organization_id: &str,
+        permissions: &[&str],
+    ) -> Result<Decision, Error> {
+        match &self.inner.sessions {
+            Sessions::Keyport(cache) => cache.authorize_in(token, organization_id, permissions, client).await,
+            Sessions::Offline(_) => self.authorize(client, token, permissions).await,
+        }
+    }
+
     /// `page` (sign-in or step-up), with the page to come back to (a form
     /// post cannot be replayed by a redirect back, so it just goes there).
     fn return_location(&self, page: &str, request: &impl RequestView) -> String {
@@ -960,6 +1011,16 @@ fn is_preflight(request: &impl RequestView) -> bool {
     request.method() == "OPTIONS"
         && request.header("origin").is_some()
         && request.header("access-control-request-method").is_some()
+}
+
+/// Whether `id` has the form of an organization id (a UUID, lower-case
+/// and hyphenated), so that a bad URL is refused here, not sent on.
+fn is_organization_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(at, b)| match at {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 /// Whether `token` is an API key rather than a session token.

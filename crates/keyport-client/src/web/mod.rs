@@ -20,7 +20,7 @@ pub use cookie::{CookieSettings, SameSite};
 pub use guard::{FirstFactor, Guard, Outcome, Reply, RequestView, SignedUp};
 pub use redirect::safe_return_path;
 pub use reply::{Refusal, RefusalContext, RefusalPage};
-pub use rules::{Access, PatternError, Predicate, RouteRules};
+pub use rules::{Access, OrganizationFrom, PatternError, Predicate, RouteRules};
 
 use std::{sync::Arc, time::Duration};
 

@@ -39,6 +39,38 @@ pub enum Access {
     AllRoles(Vec<String>),
     /// A valid session that the app's own predicate accepts.
     Check(Predicate),
+    /// A valid session allowed every one of these permissions in the
+    /// organization the request names (`from`): by the user's roles, or by
+    /// their role in it. A user who is not a member gets no more than their
+    /// own roles: refused. API keys are not scoped to organizations.
+    PermissionsInOrganization {
+        /// The permissions, each `resource:action`.
+        permissions: Vec<String>,
+        /// Where the request names the organization.
+        from: OrganizationFrom,
+    },
+}
+
+/// Where a request names its organization, for
+/// [`Access::PermissionsInOrganization`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrganizationFrom {
+    /// A path segment, counted from 0 (`/orgs/{id}/billing`: 1).
+    Segment(usize),
+    /// A request header (`x-organization-id`).
+    Header(String),
+}
+
+impl OrganizationFrom {
+    /// The organization id `path` and `header` name, if any (not checked:
+    /// Keyport refuses a malformed one).
+    pub fn organization<'r>(&self, path: &'r str, header: impl Fn(&str) -> Option<&'r str>) -> Option<&'r str> {
+        let named = match self {
+            Self::Segment(index) => path.split('/').filter(|segment| !segment.is_empty()).nth(*index),
+            Self::Header(name) => header(name).map(str::trim),
+        };
+        named.filter(|id| !id.is_empty())
+    }
 }
 
 /// An app's own rule over the principal, for [`Access::Check`]; two are
@@ -94,7 +126,17 @@ impl Access {
     /// The permissions this access has Keyport decide, if any.
     pub fn permissions(&self) -> Option<&[String]> {
         match self {
-            Self::AllPermissions(permissions) | Self::AnyPermission(permissions) => Some(permissions),
+            Self::AllPermissions(permissions)
+            | Self::AnyPermission(permissions)
+            | Self::PermissionsInOrganization { permissions, .. } => Some(permissions),
+            _ => None,
+        }
+    }
+
+    /// Where this access finds its organization, if it is decided in one.
+    pub fn organization_from(&self) -> Option<&OrganizationFrom> {
+        match self {
+            Self::PermissionsInOrganization { from, .. } => Some(from),
             _ => None,
         }
     }
@@ -115,7 +157,9 @@ impl Access {
     /// meet this access (true for accesses that are not about permissions).
     pub fn permissions_met(&self, decisions: &[bool]) -> bool {
         match self {
-            Self::AllPermissions(_) => !decisions.is_empty() && decisions.iter().all(|allowed| *allowed),
+            Self::AllPermissions(_) | Self::PermissionsInOrganization { .. } => {
+                !decisions.is_empty() && decisions.iter().all(|allowed| *allowed)
+            }
             Self::AnyPermission(_) => decisions.iter().any(|allowed| *allowed),
             _ => true,
         }
@@ -127,7 +171,9 @@ impl Access {
         let names = match self {
             Self::Role(role) => std::slice::from_ref(role),
             Self::AnyRole(roles) | Self::AllRoles(roles) => roles,
-            Self::AllPermissions(permissions) | Self::AnyPermission(permissions) => {
+            Self::AllPermissions(permissions)
+            | Self::AnyPermission(permissions)
+            | Self::PermissionsInOrganization { permissions, .. } => {
                 if let Some(bad) = permissions.iter().find(|p| !is_permission(p)) {
                     return Some(format!("the permission {bad:?} is not `resource:action`"));
                 }
@@ -248,6 +294,22 @@ impl RouteRules {
     /// As [`RouteRules::require_all_permissions`].
     pub fn require_any_permission(self, pattern: &str, permissions: &[&str]) -> Self {
         self.add(pattern, Access::AnyPermission(owned(permissions)))
+    }
+
+    /// Requires, on `pattern`, `permission` in the organization the request
+    /// names (`from`): allowed by the user's roles or by their role in it
+    /// ([`Access::PermissionsInOrganization`]).
+    ///
+    /// # Panics
+    ///
+    /// If `pattern` is not valid, or `permission` is not `resource:action`.
+    pub fn require_permission_in_org(
+        self,
+        pattern: &str,
+        permission: impl Into<String>,
+        from: OrganizationFrom,
+    ) -> Self {
+        self.add(pattern, Access::PermissionsInOrganization { permissions: vec![permission.into()], from })
     }
 
     /// Requires, on `pattern`, at least one of `roles`.
