@@ -21,6 +21,7 @@ mod clock;
 mod endpoints;
 mod error;
 mod factors;
+mod organizations;
 mod passkeys;
 mod principal;
 mod refusals;
@@ -36,5 +37,6 @@ pub use client::{
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};
 pub use factors::{FactorStatus, TotpEnrollment};
+pub use organizations::{InvitationInfo, Member, OrganizationInfo};
 pub use passkeys::{Passkey, PasskeyCeremony};
 pub use principal::{ApiKeyCaller, Assurance, Principal, SessionSummary, ValidatedSession};
