@@ -129,7 +129,14 @@ async function freePort() {
 function keyportConfig(issuer, callback, publicUrl, smtpPort, passkeyOrigin) {
   // JSON strings are valid TOML basic strings (for these ASCII values).
   const str = JSON.stringify;
-  return `[passkeys]
+  return `[authorization]
+permissions = ["notes:read", "notes:write"]
+
+[authorization.roles]
+user = ["notes:read", "notes:write"]
+admin = ["*"]
+
+[passkeys]
 rp_id = "localhost"
 origins = [${str(passkeyOrigin)}]
 
@@ -1036,5 +1043,130 @@ test('passkeys: register one, sign in with it alone, use it as the second factor
     await page.goto('/sign-in');
     await signIn(page, email, PASSWORD);
     await expectPath(page, '/dashboard');
+  });
+});
+
+/** Signs `email` up in `page`, which lands on the dashboard. */
+async function signUpAs(page, email) {
+  await page.goto('/sign-up');
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Create account' }).click();
+  await expectPath(page, '/dashboard');
+}
+
+/** `GET path` without cookies, with `token` as the bearer. */
+async function asBearer(path, token) {
+  const response = await fetch(new URL(path, baseUrl), { headers: { Authorization: `Bearer ${token}` } });
+  return { status: response.status, body: await response.text() };
+}
+
+test('API keys: create one, see its secret once, call the API with it, revoke it', async () => {
+  await inNewBrowser(async (page) => {
+    await signUpAs(page, 'keys@example.com');
+    await page.getByRole('link', { name: 'API keys' }).click();
+    await expectPath(page, '/api-keys');
+    assert.equal(await page.locator('#no-api-keys').count(), 1);
+
+    await page.getByLabel('Name').fill('ci deploys');
+    await page.getByLabel('Scope').selectOption('notes:read');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const secret = await page.locator('#api-key-secret').innerText();
+    assert.match(secret, /^kpa_[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}$/);
+    assert.match(await alert(page).innerText(), /shown only once/);
+    await screenshot(page, '10-api-key');
+
+    // Listed, never shown again.
+    await page.goto('/api-keys');
+    assert.equal(await page.locator('tr.api-key').count(), 1);
+    assert.ok(!(await page.content()).includes(secret.split('.')[1]), 'the secret is not on the page again');
+
+    // The key calls the API route, and only routes that name a permission.
+    assert.deepEqual(await asBearer('/api/notes', secret), { status: 200, body: 'notes for keys@example.com (key ci deploys)' });
+    const dashboard = await asBearer('/dashboard', secret);
+    assert.equal(dashboard.status, 401);
+    assert.match(dashboard.body, /API_KEY_NOT_ACCEPTED/);
+
+    // A key without the route's permission is refused.
+    await page.getByLabel('Name').fill('writer');
+    await page.getByLabel('Scope').selectOption('notes:write');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    const writer = await page.locator('#api-key-secret').innerText();
+    assert.equal((await asBearer('/api/notes', writer)).status, 403);
+
+    // Revoked: refused from the next request.
+    await page.getByRole('button', { name: 'Revoke ci deploys' }).click();
+    await expectPath(page, '/api-keys');
+    assert.equal(await page.locator('tr.api-key').count(), 1);
+    assert.equal((await asBearer('/api/notes', secret)).status, 401);
+  });
+});
+
+test('organizations: create one, invite a member who accepts and switches to it; outsiders see nothing', async () => {
+  await inNewBrowser(async (owner) => {
+    await signUpAs(owner, 'org-owner@example.com');
+    await owner.getByRole('link', { name: 'Organizations' }).click();
+    await expectPath(owner, '/organizations');
+    await owner.getByLabel('Name').fill('Acme');
+    await owner.getByLabel('Slug').fill('acme');
+    await owner.getByRole('button', { name: 'Create organization' }).click();
+    await expectPath(owner, '/organizations');
+    assert.match(await owner.locator('tr.organization').innerText(), /Acme\s+owner/);
+
+    await owner.getByRole('link', { name: 'Acme' }).click();
+    await expectPath(owner, '/organizations/members');
+    const membersUrl = owner.url();
+    await owner.getByLabel('Email').fill('org-member@example.com');
+    await owner.getByLabel('Role').selectOption('member');
+    await owner.getByRole('button', { name: 'Invite' }).click();
+    await expectPath(owner, '/organizations/members');
+    const invitation = await owner.locator('#invitations code').innerText();
+    assert.match(invitation, /^[0-9a-f-]{36}$/);
+
+    await inNewBrowser(async (member) => {
+      await signUpAs(member, 'org-member@example.com');
+      // An unverified address cannot accept.
+      await member.goto('/organizations');
+      await member.getByLabel('Invitation id').fill(invitation);
+      await member.getByRole('button', { name: 'Accept invitation' }).click();
+      assert.match(await alert(member).innerText(), /INVITATION_INVALID|InvitationInvalid/);
+
+      await member.goto('/dashboard');
+      await member.getByRole('button', { name: 'Send me a verification link' }).click();
+      await member.waitForURL((url) => url.searchParams.get('verify') === 'sent');
+      await member.goto(linkIn(await mailTo('org-member@example.com'), '/verify-email'));
+      assert.equal(await heading(member).innerText(), 'Email verified');
+
+      await member.goto('/organizations');
+      await member.getByLabel('Invitation id').fill(invitation);
+      await member.getByRole('button', { name: 'Accept invitation' }).click();
+      await expectPath(member, '/organizations');
+      assert.match(await member.locator('tr.organization').innerText(), /Acme\s+member/);
+      await member.getByRole('button', { name: 'Switch to Acme' }).click();
+      await expectPath(member, '/organizations');
+      assert.equal(await member.locator('tr.organization .active').innerText(), 'active');
+      await screenshot(member, '11-organizations');
+
+      // The invitation worked once.
+      await member.getByLabel('Invitation id').fill(invitation);
+      await member.getByRole('button', { name: 'Accept invitation' }).click();
+      assert.match(await alert(member).innerText(), /INVITATION_INVALID|InvitationInvalid/);
+    });
+
+    await owner.goto(membersUrl);
+    const members = await owner.locator('tr.member').allInnerTexts();
+    assert.deepEqual(members.map((row) => row.replace(/\s+/g, ' ').trim()), [
+      'org-member@example.com member',
+      'org-owner@example.com owner',
+    ]);
+    assert.equal(await owner.locator('li.invitation').count(), 0, 'the accepted invitation is gone');
+
+    // Someone outside the organization sees nothing of it.
+    await inNewBrowser(async (outsider) => {
+      await signUpAs(outsider, 'org-outsider@example.com');
+      const response = await outsider.goto(membersUrl);
+      assert.equal(response.status(), 404);
+      assert.equal(await outsider.locator('tr.member').count(), 0);
+    });
   });
 });

@@ -16,11 +16,12 @@ use actix_web::{
     web,
 };
 use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
-use keyport_client::{EmailProof, web::Guard};
+use keyport_client::{EmailProof, NewApiKey, web::Guard};
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, PasskeyForm, PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm,
-    SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
+    Answer, ApiKeyForm, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm,
+    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, PasskeyForm, PasskeyIdForm, PasskeySignInForm,
+    PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
+    Site, StepUpForm, step_up as step_up_with,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -88,6 +89,16 @@ fn app(
         .route("/sign-in/step-up/passkey", web::post().to(passkey_step_up))
         .route("/sign-in/passkey/start", web::post().to(start_passkey_sign_in))
         .route("/sign-in/passkey", web::post().to(passkey_sign_in))
+        .route("/api-keys", web::get().to(api_keys))
+        .route("/api-keys", web::post().to(create_api_key))
+        .route("/api-keys/revoke", web::post().to(revoke_api_key))
+        .route("/api/notes", web::get().to(notes))
+        .route("/organizations", web::get().to(organizations))
+        .route("/organizations", web::post().to(create_organization))
+        .route("/organizations/switch", web::post().to(switch_organization))
+        .route("/organizations/members", web::get().to(members))
+        .route("/organizations/invite", web::post().to(invite))
+        .route("/invitations/accept", web::post().to(accept_invitation))
         .route("/passkeys", web::get().to(passkeys))
         .route("/passkeys", web::post().to(register_passkey))
         .route("/passkeys/start", web::post().to(start_passkey_registration))
@@ -278,6 +289,71 @@ async fn passkey_sign_in(
     form: web::Form<PasskeySignInForm>,
 ) -> HttpResponse {
     respond(site.passkey_signed_in(user.as_deref(), auth.finish_passkey_sign_in(&form.credential).await))
+}
+
+async fn api_keys(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.api_keys_page(&user, auth.list_api_keys().await, None))
+}
+
+async fn create_api_key(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<ApiKeyForm>,
+) -> HttpResponse {
+    let form = form.into_inner();
+    let new = NewApiKey { name: form.name, scopes: vec![form.scope], ..Default::default() };
+    let created = auth.create_api_key(new).await;
+    respond(site.api_keys_page(&user, auth.list_api_keys().await, Some(created)))
+}
+
+async fn revoke_api_key(site: web::Data<Site>, user: Principal, auth: Auth, form: web::Form<IdForm>) -> HttpResponse {
+    respond(site.api_key_revoked(&user, auth.revoke_api_key(&form.id).await))
+}
+
+async fn notes(site: web::Data<Site>, caller: Principal) -> HttpResponse {
+    respond(site.notes(&caller))
+}
+
+async fn organizations(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
+    respond(site.organizations_page(&user, auth.list_my_organizations().await))
+}
+
+async fn create_organization(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<OrganizationForm>,
+) -> HttpResponse {
+    respond(site.organization_changed(&user, auth.create_organization(&form.name, &form.slug).await))
+}
+
+async fn switch_organization(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<IdForm>,
+) -> HttpResponse {
+    respond(site.organization_changed(&user, auth.set_active_organization(&form.id).await))
+}
+
+async fn members(site: web::Data<Site>, user: Principal, auth: Auth, query: web::Query<IdForm>) -> HttpResponse {
+    let (members, invitations) = tokio::join!(auth.list_members(&query.id), auth.list_invitations(&query.id));
+    respond(site.members_page(&user, &query.id, members, invitations))
+}
+
+async fn invite(site: web::Data<Site>, user: Principal, auth: Auth, form: web::Form<InviteForm>) -> HttpResponse {
+    let invited = auth.create_invitation(&form.organization, &form.email, &form.role).await;
+    respond(site.invited(&user, &form.organization, invited))
+}
+
+async fn accept_invitation(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    form: web::Form<IdForm>,
+) -> HttpResponse {
+    respond(site.organization_changed(&user, auth.accept_invitation(&form.id).await))
 }
 
 async fn passkeys(

@@ -19,11 +19,12 @@ use axum::{
     routing::{get, post},
 };
 use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
-use keyport_client::EmailProof;
+use keyport_client::{EmailProof, NewApiKey};
 use keyport_example_site::{
-    Answer, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm, ForgotPasswordForm,
-    LinkQuery, PasskeyForm, PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm,
-    SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
+    Answer, ApiKeyForm, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm,
+    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, PasskeyForm, PasskeyIdForm, PasskeySignInForm,
+    PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
+    Site, StepUpForm, step_up as step_up_with,
 };
 use tokio::net::TcpListener;
 
@@ -69,6 +70,14 @@ fn app(site: Site) -> Router {
         .route("/sign-in/step-up/passkey", post(passkey_step_up))
         .route("/sign-in/passkey/start", post(start_passkey_sign_in))
         .route("/sign-in/passkey", post(passkey_sign_in))
+        .route("/api-keys", get(api_keys).post(create_api_key))
+        .route("/api-keys/revoke", post(revoke_api_key))
+        .route("/api/notes", get(notes))
+        .route("/organizations", get(organizations).post(create_organization))
+        .route("/organizations/switch", post(switch_organization))
+        .route("/organizations/members", get(members))
+        .route("/organizations/invite", post(invite))
+        .route("/invitations/accept", post(accept_invitation))
         .route("/passkeys", get(passkeys).post(register_passkey))
         .route("/passkeys/start", post(start_passkey_registration))
         .route("/passkeys/rename", post(rename_passkey))
@@ -288,6 +297,70 @@ async fn passkey_sign_in(
     Form(form): Form<PasskeySignInForm>,
 ) -> Response {
     respond(site.passkey_signed_in(user.as_deref(), auth.finish_passkey_sign_in(&form.credential).await))
+}
+
+async fn api_keys(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.api_keys_page(&user, auth.list_api_keys().await, None))
+}
+
+async fn create_api_key(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<ApiKeyForm>,
+) -> Response {
+    let new = NewApiKey { name: form.name, scopes: vec![form.scope], ..Default::default() };
+    let created = auth.create_api_key(new).await;
+    respond(site.api_keys_page(&user, auth.list_api_keys().await, Some(created)))
+}
+
+async fn revoke_api_key(State(site): State<Site>, user: Principal, auth: Auth, Form(form): Form<IdForm>) -> Response {
+    respond(site.api_key_revoked(&user, auth.revoke_api_key(&form.id).await))
+}
+
+async fn notes(State(site): State<Site>, caller: Principal) -> Response {
+    respond(site.notes(&caller))
+}
+
+async fn organizations(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
+    respond(site.organizations_page(&user, auth.list_my_organizations().await))
+}
+
+async fn create_organization(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<OrganizationForm>,
+) -> Response {
+    respond(site.organization_changed(&user, auth.create_organization(&form.name, &form.slug).await))
+}
+
+async fn switch_organization(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<IdForm>,
+) -> Response {
+    respond(site.organization_changed(&user, auth.set_active_organization(&form.id).await))
+}
+
+async fn members(State(site): State<Site>, user: Principal, auth: Auth, Query(query): Query<IdForm>) -> Response {
+    let (members, invitations) = tokio::join!(auth.list_members(&query.id), auth.list_invitations(&query.id));
+    respond(site.members_page(&user, &query.id, members, invitations))
+}
+
+async fn invite(State(site): State<Site>, user: Principal, auth: Auth, Form(form): Form<InviteForm>) -> Response {
+    let invited = auth.create_invitation(&form.organization, &form.email, &form.role).await;
+    respond(site.invited(&user, &form.organization, invited))
+}
+
+async fn accept_invitation(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Form(form): Form<IdForm>,
+) -> Response {
+    respond(site.organization_changed(&user, auth.accept_invitation(&form.id).await))
 }
 
 async fn passkeys(

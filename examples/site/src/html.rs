@@ -6,7 +6,8 @@
 use std::{fmt::Write as _, time::SystemTime};
 
 use keyport_client::{
-    Error, FactorStatus, Passkey, PasskeyCeremony, Principal, Reason, SessionSummary, TotpEnrollment,
+    ApiKeyInfo, CreatedApiKey, Error, FactorStatus, InvitationInfo, Member, OrganizationInfo, Passkey, PasskeyCeremony,
+    Principal, Reason, SessionSummary, TotpEnrollment,
 };
 
 /// Escapes text for an HTML element or a double-quoted attribute.
@@ -76,7 +77,7 @@ pub(crate) fn page(title: &str, user: Option<&Principal>, body: &str) -> String 
 <style>{STYLE}</style>
 </head>
 <body>
-<nav><a href="/">Home</a><a href="/dashboard">Dashboard</a><a href="/sessions">Sessions</a><a href="/admin">Admin</a>{who}</nav>
+<nav><a href="/">Home</a><a href="/dashboard">Dashboard</a><a href="/sessions">Sessions</a><a href="/organizations">Organizations</a><a href="/api-keys">API keys</a><a href="/admin">Admin</a>{who}</nav>
 <main>
 <h1>{title}</h1>
 {body}
@@ -689,4 +690,157 @@ mod tests {
     fn escapes_markup_and_quotes() {
         assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
     }
+}
+
+/// The caller's API keys, a form to make one, and, just made, its secret.
+pub(crate) fn api_keys(
+    user: &Principal,
+    keys: &[ApiKeyInfo],
+    created: Option<&CreatedApiKey>,
+    error: Option<&str>,
+) -> String {
+    let rows: String = keys
+        .iter()
+        .map(|key| {
+            let used = key.last_used_at.map_or("never".to_owned(), date);
+            let expires = key.expires_at.map_or("never".to_owned(), date);
+            format!(
+                r#"<tr class="api-key"><td>{name}</td><td><code>{scopes}</code></td><td>{used}</td><td>{expires}</td>
+<td><form class="inline" method="post" action="/api-keys/revoke"><input type="hidden" name="id" value="{id}"><button type="submit">Revoke {name}</button></form></td></tr>"#,
+                name = escape(&key.name),
+                scopes = escape(&key.scopes.join(" ")),
+                id = escape(&key.id),
+            )
+        })
+        .collect();
+    let list = if rows.is_empty() {
+        "<p id=\"no-api-keys\">No API keys yet.</p>".to_owned()
+    } else {
+        format!(
+            "<table id=\"api-keys\"><tr><th>Name</th><th>Scopes</th><th>Last used</th><th>Expires</th><th></th></tr>{rows}</table>"
+        )
+    };
+    let shown = created
+        .map(|created| {
+            format!(
+                r#"<p class="notice" role="alert">Key <strong>{name}</strong> created. Copy it now: it is shown only once.</p>
+<p><code id="api-key-secret">{secret}</code></p>"#,
+                name = escape(&created.key.name),
+                secret = escape(&created.secret),
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"{problem}{shown}{list}
+<h2>New key</h2>
+<form method="post" action="/api-keys">
+<label for="key-name">Name</label><input type="text" id="key-name" name="name" required maxlength="64">
+<label for="key-scope">Scope</label><select id="key-scope" name="scope"><option value="notes:read">notes:read</option><option value="notes:write">notes:write</option></select>
+<button type="submit">Create key</button>
+</form>
+<p>Use a key as <code>Authorization: Bearer kpa_...</code> on <code>/api/notes</code>.</p>"#,
+        problem = message("error", error),
+    );
+    page("API keys", Some(user), &body)
+}
+
+/// The caller's organizations, the active one, and the forms to make one,
+/// switch, and accept an invitation.
+pub(crate) fn organizations(user: &Principal, organizations: &[OrganizationInfo], error: Option<&str>) -> String {
+    let active = user.active_organization_id.as_deref();
+    let rows: String = organizations
+        .iter()
+        .map(|organization| {
+            let current = active == Some(organization.id.as_str());
+            let switch = if current {
+                "<strong class=\"active\">active</strong>".to_owned()
+            } else {
+                format!(
+                    r#"<form class="inline" method="post" action="/organizations/switch"><input type="hidden" name="id" value="{id}"><button type="submit">Switch to {name}</button></form>"#,
+                    id = escape(&organization.id),
+                    name = escape(&organization.name),
+                )
+            };
+            format!(
+                r#"<tr class="organization"><td><a href="/organizations/members?id={id}">{name}</a></td><td>{role}</td><td>{switch}</td></tr>"#,
+                id = escape(&organization.id),
+                name = escape(&organization.name),
+                role = escape(&organization.role),
+            )
+        })
+        .collect();
+    let list = if rows.is_empty() {
+        "<p id=\"no-organizations\">No organizations yet.</p>".to_owned()
+    } else {
+        format!("<table id=\"organizations\"><tr><th>Organization</th><th>Your role</th><th></th></tr>{rows}</table>")
+    };
+    let body = format!(
+        r#"{problem}{list}
+<h2>New organization</h2>
+<form method="post" action="/organizations">
+<label for="org-name">Name</label><input type="text" id="org-name" name="name" required maxlength="64">
+<label for="org-slug">Slug</label><input type="text" id="org-slug" name="slug" required maxlength="64">
+<button type="submit">Create organization</button>
+</form>
+<h2>Accept an invitation</h2>
+<form method="post" action="/invitations/accept">
+<label for="invitation-id">Invitation id</label><input type="text" id="invitation-id" name="id" required>
+<button type="submit">Accept invitation</button>
+</form>"#,
+        problem = message("error", error),
+    );
+    page("Organizations", Some(user), &body)
+}
+
+/// An organization's members and, for its managers, the pending
+/// invitations and the form to invite.
+pub(crate) fn members(
+    user: &Principal,
+    organization_id: &str,
+    members: &[Member],
+    invitations: Option<&[InvitationInfo]>,
+    notice: Option<&str>,
+) -> String {
+    let rows: String = members
+        .iter()
+        .map(|member| {
+            format!(
+                r#"<tr class="member"><td>{email}</td><td>{role}</td></tr>"#,
+                email = escape(&member.email),
+                role = escape(&member.role)
+            )
+        })
+        .collect();
+    let invitations = invitations
+        .map(|invitations| {
+            let pending: String = invitations
+                .iter()
+                .map(|invitation| {
+                    format!(
+                        r#"<li class="invitation">{email} as {role}: <code>{id}</code> (until {until})</li>"#,
+                        email = escape(&invitation.email),
+                        role = escape(&invitation.role),
+                        id = escape(&invitation.id),
+                        until = date(invitation.expires_at),
+                    )
+                })
+                .collect();
+            format!(
+                r#"<h2>Invitations</h2><ul id="invitations">{pending}</ul>
+<form method="post" action="/organizations/invite">
+<input type="hidden" name="organization" value="{organization}">
+<label for="invite-email">Email</label><input type="email" id="invite-email" name="email" required>
+<label for="invite-role">Role</label><select id="invite-role" name="role"><option value="member">member</option><option value="admin">admin</option></select>
+<button type="submit">Invite</button>
+</form>"#,
+                organization = escape(organization_id),
+            )
+        })
+        .unwrap_or_default();
+    let body = format!(
+        r#"{notice}<table id="members"><tr><th>Member</th><th>Role</th></tr>{rows}</table>{invitations}
+<p><a href="/organizations">All organizations</a></p>"#,
+        notice = message("notice", notice),
+    );
+    page("Members", Some(user), &body)
 }

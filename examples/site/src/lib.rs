@@ -46,8 +46,9 @@ mod html;
 use std::{env, net::SocketAddr, process::ExitCode, sync::Arc};
 
 use keyport_client::{
-    CacheConfig, Error, FactorAnswer, FactorStatus, FinishedOAuth, KeyportClient, Passkey, PasskeyCeremony, Principal,
-    Reason, SessionCache, SessionSummary, SignedIn, TotpEnrollment,
+    ApiKeyInfo, CacheConfig, CreatedApiKey, Error, FactorAnswer, FactorStatus, FinishedOAuth, InvitationInfo,
+    KeyportClient, Member, OrganizationInfo, Passkey, PasskeyCeremony, Principal, Reason, SessionCache, SessionSummary,
+    SignedIn, TotpEnrollment,
     web::{AuthSettings, FirstFactor, Guard, RouteRules, SignedUp, safe_return_path},
 };
 use serde::Deserialize;
@@ -132,6 +133,11 @@ pub fn settings() -> AuthSettings {
         .protect("/verify-email/send")
         .protect("/two-factor(.*)")
         .protect("/passkeys(.*)")
+        .protect("/api-keys(.*)")
+        .protect("/organizations(.*)")
+        .protect("/invitations(.*)")
+        // Machine callers: a session or an API key with `notes:read`.
+        .require_permission("/api/notes", "notes:read")
         .protect("/sign-in/step-up(.*)")
         .require_role("/admin(.*)", "admin");
     // Signed-out browsers asking for a protected page are sent to
@@ -322,6 +328,44 @@ pub struct PasskeySignInForm {
     /// The browser's answer (`PublicKeyCredential` JSON).
     #[serde(default)]
     pub credential: String,
+}
+
+/// `POST /api-keys`' form.
+#[derive(Debug, Deserialize)]
+pub struct ApiKeyForm {
+    /// What the key is for.
+    pub name: String,
+    /// The one permission it may use.
+    pub scope: String,
+}
+
+/// A form naming one thing by its id (`POST /api-keys/revoke`,
+/// `/organizations/switch`, `/invitations/accept`), or the query of
+/// `GET /organizations/members`.
+#[derive(Debug, Deserialize)]
+pub struct IdForm {
+    /// The id.
+    pub id: String,
+}
+
+/// `POST /organizations`' form.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationForm {
+    /// Display name.
+    pub name: String,
+    /// Unique handle.
+    pub slug: String,
+}
+
+/// `POST /organizations/invite`'s form.
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    /// The organization.
+    pub organization: String,
+    /// The address to invite.
+    pub email: String,
+    /// The role it gives.
+    pub role: String,
 }
 
 /// `GET /passkeys`' query: what the last change did.
@@ -814,6 +858,98 @@ impl Site {
         }
     }
 
+    // ----- API keys -----
+
+    /// `GET /api-keys`, once `Auth::list_api_keys` answered `listed`; with
+    /// the key just made (`created`), shown this once.
+    pub fn api_keys_page<C>(
+        &self,
+        user: &Principal,
+        listed: Result<Vec<ApiKeyInfo>, Error>,
+        created: Option<Result<CreatedApiKey, Error>>,
+    ) -> Answer<C> {
+        let (created, problem) = match created {
+            Some(Ok(created)) => (Some(created), None),
+            Some(Err(error)) => (None, Some(refusal_text(&error))),
+            None => (None, None),
+        };
+        match listed {
+            Ok(keys) => {
+                let status = if problem.is_some() { 400 } else { 200 };
+                Answer::page(status, html::api_keys(user, &keys, created.as_ref(), problem.as_deref()))
+            }
+            Err(error) => Answer::page(503, html::problem(Some(user), "Keyport did not answer", &error.to_string())),
+        }
+    }
+
+    /// `POST /api-keys/revoke`, once `Auth::revoke_api_key` answered.
+    pub fn api_key_revoked<C>(&self, user: &Principal, revoked: Result<(), Error>) -> Answer<C> {
+        match revoked {
+            Ok(()) => Answer::see_other("/api-keys"),
+            Err(error) => Answer::page(400, html::problem(Some(user), "Not revoked", &refusal_text(&error))),
+        }
+    }
+
+    /// `GET /api/notes`: the route rule let a session or a key with
+    /// `notes:read` through.
+    pub fn notes<C>(&self, caller: &Principal) -> Answer<C> {
+        let by = match &caller.api_key {
+            Some(key) => format!("key {}", key.name),
+            None => "session".to_owned(),
+        };
+        Answer::page(200, format!("notes for {} ({by})", caller.email))
+    }
+
+    // ----- Organizations -----
+
+    /// `GET /organizations`, once `Auth::list_my_organizations` answered.
+    pub fn organizations_page<C>(&self, user: &Principal, listed: Result<Vec<OrganizationInfo>, Error>) -> Answer<C> {
+        match listed {
+            Ok(organizations) => Answer::page(200, html::organizations(user, &organizations, None)),
+            Err(error) => Answer::page(503, html::problem(Some(user), "Keyport did not answer", &error.to_string())),
+        }
+    }
+
+    /// An organization change (`POST /organizations`, `/organizations/switch`,
+    /// `/invitations/accept`): back to the list, or the refusal.
+    pub fn organization_changed<C, T>(&self, user: &Principal, changed: Result<T, Error>) -> Answer<C> {
+        match changed {
+            Ok(_) => Answer::see_other("/organizations"),
+            Err(error) => Answer::page(400, html::organizations(user, &[], Some(&refusal_text(&error)))),
+        }
+    }
+
+    /// `GET /organizations/members?id=...`, once `Auth::list_members` (and,
+    /// for a manager, `Auth::list_invitations`) answered.
+    pub fn members_page<C>(
+        &self,
+        user: &Principal,
+        organization_id: &str,
+        members: Result<Vec<Member>, Error>,
+        invitations: Result<Vec<InvitationInfo>, Error>,
+    ) -> Answer<C> {
+        match members {
+            Ok(members) => {
+                let invitations = invitations.ok();
+                Answer::page(200, html::members(user, organization_id, &members, invitations.as_deref(), None))
+            }
+            Err(error) => Answer::page(404, html::problem(Some(user), "No such organization", &refusal_text(&error))),
+        }
+    }
+
+    /// `POST /organizations/invite`, once `Auth::create_invitation` answered.
+    pub fn invited<C>(
+        &self,
+        user: &Principal,
+        organization_id: &str,
+        invited: Result<InvitationInfo, Error>,
+    ) -> Answer<C> {
+        match invited {
+            Ok(_) => Answer::see_other(format!("/organizations/members?id={organization_id}")),
+            Err(error) => Answer::page(400, html::problem(Some(user), "Not invited", &refusal_text(&error))),
+        }
+    }
+
     // ----- Passkeys -----
 
     /// `GET /passkeys`, once `Auth::list_passkeys` answered `listed`.
@@ -1072,6 +1208,11 @@ pub async fn step_up<C: From<String>>(auth: &keyport_client::web::Auth<C>, form:
 }
 
 /// What to show when a passkey call failed.
+/// What a refusal says, with its reason for the curious.
+fn refusal_text(error: &Error) -> String {
+    format!("{} ({:?})", error.message(), error.reason())
+}
+
 fn passkey_refused<C>(user: &Principal, error: &Error) -> Answer<C> {
     match error.reason() {
         Reason::StepUpRequired => Answer::see_other("/sign-in/step-up?return_to=%2Fpasskeys"),

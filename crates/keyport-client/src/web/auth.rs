@@ -8,10 +8,15 @@ use super::{
     guard::{FirstFactor, Guard, Reply, RequestView, SignedUp, refusal_for},
     reply::Refusal,
 };
+use tonic::Status;
+
 use crate::{
+    KeyportClient, SessionCache,
+    api_keys::{ApiKeyInfo, CreatedApiKey, NewApiKey},
     client::{ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, SignedIn},
     error::Error,
     factors::{FactorStatus, TotpEnrollment},
+    organizations::{InvitationInfo, Member, OrganizationInfo},
     passkeys::{Passkey, PasskeyCeremony},
     principal::{Principal, SessionSummary},
 };
@@ -378,6 +383,69 @@ impl<C: From<String>> Auth<C> {
     /// Keyport answers `UNAUTHENTICATED` to the empty one.
     fn session_token(&self) -> &str {
         self.token.as_deref().unwrap_or_default()
+    }
+
+    /// The client of the guard's Keyport (an offline guard has none).
+    fn keyport(&self) -> Result<&KeyportClient, Error> {
+        self.guard
+            .cache()
+            .map(SessionCache::client)
+            .ok_or_else(|| Status::failed_precondition("an offline guard has no Keyport to ask").into())
+    }
+
+    /// The caller's API keys, newest first.
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyInfo>, Error> {
+        self.keyport()?.list_api_keys(self.session_token(), &self.client).await
+    }
+
+    /// Creates an API key of the caller's; its secret is in the answer only.
+    pub async fn create_api_key(&self, new: NewApiKey) -> Result<CreatedApiKey, Error> {
+        self.keyport()?.create_api_key(self.session_token(), new, &self.client).await
+    }
+
+    /// Revokes one of the caller's API keys.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<(), Error> {
+        self.keyport()?.revoke_api_key(self.session_token(), id, &self.client).await
+    }
+
+    /// The caller's organizations, with their role in each.
+    pub async fn list_my_organizations(&self) -> Result<Vec<OrganizationInfo>, Error> {
+        self.keyport()?.list_my_organizations(self.session_token(), &self.client).await
+    }
+
+    /// Creates an organization the caller owns.
+    pub async fn create_organization(&self, name: &str, slug: &str) -> Result<OrganizationInfo, Error> {
+        self.keyport()?.create_organization(self.session_token(), name, slug, &self.client).await
+    }
+
+    /// Makes `organization_id` (empty: none) the session's active organization.
+    pub async fn set_active_organization(&self, organization_id: &str) -> Result<(), Error> {
+        self.keyport()?.set_active_organization(self.session_token(), organization_id, &self.client).await
+    }
+
+    /// The members of one of the caller's organizations.
+    pub async fn list_members(&self, organization_id: &str) -> Result<Vec<Member>, Error> {
+        self.keyport()?.list_members(self.session_token(), organization_id, &self.client).await
+    }
+
+    /// The pending invitations of an organization the caller manages.
+    pub async fn list_invitations(&self, organization_id: &str) -> Result<Vec<InvitationInfo>, Error> {
+        self.keyport()?.list_invitations(self.session_token(), organization_id, &self.client).await
+    }
+
+    /// Invites `email` to an organization the caller manages.
+    pub async fn create_invitation(
+        &self,
+        organization_id: &str,
+        email: &str,
+        role: &str,
+    ) -> Result<InvitationInfo, Error> {
+        self.keyport()?.create_invitation(self.session_token(), organization_id, email, role, &self.client).await
+    }
+
+    /// Accepts an invitation to the caller's verified address.
+    pub async fn accept_invitation(&self, id: &str) -> Result<OrganizationInfo, Error> {
+        self.keyport()?.accept_invitation(self.session_token(), id, &self.client).await
     }
 }
 
