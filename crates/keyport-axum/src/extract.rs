@@ -95,6 +95,7 @@ impl Auth {
 }
 
 /// A handler check's answer, as the handler returns it.
+#[expect(clippy::result_large_err, reason = "the handler's own return type, which `require` returns as is")]
 fn answer(
     checked: Result<std::sync::Arc<keyport_client::Principal>, keyport_client::web::Denied>,
 ) -> Result<Principal, Response> {

@@ -43,6 +43,10 @@ pub struct SignedIn {
 /// How a password sign-in ended, as the proto's `SignInResponse.outcome`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per sign-in, matched at once: a box would cost every caller a deref for nothing"
+)]
 pub enum SignInOutcome {
     /// The user is signed in.
     Session(SignedIn),
@@ -142,6 +146,10 @@ pub struct OAuthCallback {
 
 /// How a social sign-in ended.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per finished flow, matched at once: a box would cost every caller a deref for nothing"
+)]
 pub enum FinishedOAuth {
     /// Signed in; `new_user` when the sign-in created the account.
     SignedIn {

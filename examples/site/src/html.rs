@@ -682,16 +682,6 @@ pub(crate) fn oauth_failed(
     (status, page("Sign-in failed", user, &body))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
-    }
-}
-
 /// The caller's API keys, a form to make one, and, just made, its secret.
 pub(crate) fn api_keys(
     user: &Principal,
@@ -843,4 +833,14 @@ pub(crate) fn members(
         notice = message("notice", notice),
     );
     page("Members", Some(user), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
 }

@@ -1039,6 +1039,10 @@ fn bearer(request: &impl RequestView) -> Option<&str> {
 /// How a first factor (password, mailbox, provider) ended in a web app.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per sign-in, matched at once: a box would cost every caller a deref for nothing"
+)]
 pub enum FirstFactor {
     /// Signed in; the accompanying cookie is the session's.
     SignedIn(SignedIn),
