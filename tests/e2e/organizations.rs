@@ -201,8 +201,12 @@ async fn owners_admins_and_members_each_do_their_part(backend: Backend) -> TestR
     remove(&server, &bob, &acme.id, &carol_id).await?;
     refused(members(&server, &carol, &acme.id).await, Code::NotFound, "ORGANIZATION_NOT_FOUND", "a removed member");
 
-    // The owner cannot leave; a transfer makes them an admin, who can.
+    // The owner cannot leave, nor delete their account; a transfer makes
+    // them an admin, who can leave.
     refused(leave(&server, &ann, &acme.id).await, Code::FailedPrecondition, "LAST_OWNER", "the owner leaving");
+    let delete_me = keyport_proto::v1::DeleteCurrentUserRequest { password: PASSWORD.into() };
+    let deleted = server.users().delete_current_user(authed(delete_me, &ann)).await;
+    refused(deleted, Code::FailedPrecondition, "LAST_OWNER", "the owner deleting their account");
     let to_self = TransferOwnershipRequest { organization_id: acme.id.clone(), user_id: ann_id.clone() };
     refused(
         orgs(&server).transfer_ownership(authed(to_self, &ann)).await,

@@ -129,6 +129,11 @@ impl Accounts {
     /// Deletes the caller's account after checking their password.
     pub async fn delete_current_user(&self, caller: &Principal, password: &str, client: &ClientInfo) -> Result<()> {
         self.require_step_up(caller)?;
+        // An organization is never left without its one owner.
+        let owned = self.organization_store().list_memberships(&caller.user).await?;
+        if owned.iter().any(|membership| membership.role == crate::organization::OWNER) {
+            return Err(Error::LastOwner);
+        }
         self.confirm_password(caller, "password", password, client).await?;
         let audit = AuditEvent::new(AuditKind::UserDeleted, self.clock.now(), client)
             .user(caller.user.id)
