@@ -11,9 +11,10 @@ import (
 )
 
 // Administration (docs/admin.md): the RPCs are the generated ones on
-// [Client.Admin], each called with the admin's session token on its
-// context ([WithToken]). This file adds the walk over every page of
-// ListUsers.
+// [Client.Admin] (users, and the service accounts that own API keys), each
+// called with the admin's session token on its context ([WithToken]), or
+// an API key whose scopes grant the call's permission. This file adds the
+// walk over every page of ListUsers.
 
 // errRepeatedPageToken is what [ListAllUsers] yields when the server
 // answers the page token it was asked with: the walk would never end.
@@ -23,8 +24,9 @@ var errRepeatedPageToken = errors.New("keyport: ListUsers answered the page toke
 // for req's filters (EmailPrefix, CreatedAfter, CreatedBefore, Role, Ban),
 // newest first, PageSize at a time (1-200; 0 means 50). A PageToken in req
 // starts the walk there instead of at the first page; req is not changed.
-// ctx carries the admin's session token ([WithToken]), whose roles must
-// grant users:read; opts go to every page's call.
+// ctx carries the admin's session token, or an API key ([WithToken]),
+// whose roles (and scopes) must grant users:read; opts go to every page's
+// call.
 //
 // The next page is asked for only when the loop has used up the one
 // before, with that page's next_page_token, until a page answers none.

@@ -40,9 +40,20 @@ type anAdmin struct {
 // server's database, and signs them in.
 func newAdmin(t *testing.T, c *keyport.Client) anAdmin {
 	t.Helper()
+	liveServer(t)
+	return newAdminOn(t, liveSrv, c)
+}
+
+// newAdminOn makes an admin with `keyport admin create-user` on srv's
+// database while it runs, and signs them in with c, a client of srv.
+func newAdminOn(t *testing.T, srv *server, c *keyport.Client) anAdmin {
+	t.Helper()
 	email := "root-" + uniqueEmail()
-	created := keyportAdmin(t, adminPassword+"\n",
+	created, err := srv.admin(adminPassword+"\n",
 		"create-user", "--email", email, "--role", "admin", "--password-stdin", "--email-verified")
+	if err != nil {
+		t.Fatal(err)
+	}
 	resp, err := c.Sessions.SignIn(t.Context(), &keyportv1.SignInRequest{Email: email, Password: adminPassword})
 	if err != nil || resp.GetSession() == nil {
 		t.Fatalf("the admin's SignIn: %v (reason %q), outcome %T", err, keyport.ErrorReason(err), resp.GetOutcome())

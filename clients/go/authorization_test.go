@@ -83,9 +83,9 @@ func TestAuthorizeRefusals(t *testing.T) {
 
 	many := func(n int) []string { return slices.Repeat([]string{"posts:read"}, n) }
 	for what, req := range map[string]*keyportv1.AuthorizeRequest{
-		"no permission":   {Token: token},
-		"33 permissions":  {Token: token, Permissions: many(33)},
-		"an organization": {Token: token, Permissions: []string{"posts:read"}, OrganizationId: "org_1"},
+		"no permission":               {Token: token},
+		"33 permissions":              {Token: token, Permissions: many(33)},
+		"a malformed organization id": {Token: token, Permissions: []string{"posts:read"}, OrganizationId: "org_1"},
 	} {
 		wantError(t, what, authorize(req), codes.InvalidArgument, keyport.ReasonInvalidArgument)
 	}

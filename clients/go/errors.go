@@ -148,6 +148,42 @@ const (
 	// ReasonUserNotFound: an AdminService call named a well-formed user id
 	// that no user has (a malformed one is [ReasonInvalidArgument]).
 	ReasonUserNotFound = "USER_NOT_FOUND"
+
+	// ReasonAPIKeyNotFound: RevokeApiKey or RotateApiKey named a key that
+	// is not one of the caller's (or the named service account's); another
+	// owner's key answers the same as an unknown one (a malformed id is
+	// [ReasonInvalidArgument]).
+	ReasonAPIKeyNotFound = "API_KEY_NOT_FOUND"
+	// ReasonAPIKeyExpired: an API key past its expiry (or past the grace of
+	// its rotation) was presented; create a new one.
+	ReasonAPIKeyExpired = "API_KEY_EXPIRED"
+	// ReasonServiceAccountNotFound: a call named a well-formed service
+	// account id that no service account has.
+	ReasonServiceAccountNotFound = "SERVICE_ACCOUNT_NOT_FOUND"
+	// ReasonAPIKeyNotAccepted: an API key was presented where only a
+	// session is accepted (GetSession, the user's own account, sessions,
+	// factors and keys); check keys with Authorize.
+	ReasonAPIKeyNotAccepted = "API_KEY_NOT_ACCEPTED"
+
+	// ReasonOrganizationNotFound: no such organization among the caller's;
+	// one they are not a member of answers the same as an unknown one (a
+	// malformed id is [ReasonInvalidArgument]).
+	ReasonOrganizationNotFound = "ORGANIZATION_NOT_FOUND"
+	// ReasonMemberNotFound: the user named is not a member of the
+	// organization (SetMemberRole, RemoveMember, TransferOwnership).
+	ReasonMemberNotFound = "MEMBER_NOT_FOUND"
+	// ReasonInvitationInvalid: the invitation is unknown, revoked, used,
+	// expired, or for another address than the caller's verified one; ask
+	// for a new one.
+	ReasonInvitationInvalid = "INVITATION_INVALID"
+	// ReasonLastOwner: the organization's owner cannot leave it or be
+	// removed (nor given another role), nor delete their account while
+	// they own one (DeleteCurrentUser); transfer the ownership first
+	// (TransferOwnership), or delete the organization.
+	ReasonLastOwner = "LAST_OWNER"
+	// ReasonSlugTaken: CreateOrganization with a slug another organization
+	// has.
+	ReasonSlugTaken = "SLUG_TAKEN"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"

@@ -7,10 +7,12 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"strings"
 	"time"
 
 	keyport "github.com/keyport/keyport/clients/go"
 	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Signs a user in, then calls a user-scoped RPC with the session token.
@@ -358,6 +360,174 @@ func Example_administration() {
 			http.Error(w, "Admins only.", http.StatusForbidden)
 		default: // ReasonUnauthenticated, ReasonSessionExpired
 			http.Error(w, "Please sign in again.", http.StatusUnauthorized)
+		}
+	})
+}
+
+// API keys: a settings page that makes one (its secret is shown once), an
+// API route that machine callers reach with one, its rotation, and an
+// admin's key for a service account. (Compiled by `go test`, not run.)
+func Example_apiKeys() {
+	var client *keyport.Client           // from keyport.Dial
+	var token func(*http.Request) string // the signed-in user's session token, from your session cookie
+
+	http.HandleFunc("POST /settings/api-keys", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.APIKeys.CreateApiKey(keyport.WithToken(r.Context(), token(r)), &keyportv1.CreateApiKeyRequest{
+			Name:   r.FormValue("name"),
+			Scopes: r.Form["scope"], // e.g. posts:read: catalogue permissions the user's roles grant
+		})
+		switch keyport.ErrorReason(err) {
+		case "":
+			if err != nil {
+				http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+				return
+			}
+			// Shown this once: Keyport keeps only its hash, and ListApiKeys never shows it.
+			fmt.Fprintln(w, "Your new key; copy it now:", resp.GetSecret())
+		case keyport.ReasonInvalidArgument, keyport.ReasonPermissionUnknown: // no name, no scope, one the user lacks
+			http.Error(w, "Name the key and choose what it may do.", http.StatusBadRequest)
+		case keyport.ReasonReauthenticationRequired, keyport.ReasonStepUpRequired: // a new credential needs a recent sign-in
+			http.Error(w, "Please sign in again first.", http.StatusForbidden)
+		default: // ReasonUnauthenticated, ReasonSessionExpired
+			http.Error(w, "Please sign in.", http.StatusUnauthorized)
+		}
+	})
+
+	// Machine callers send "Authorization: Bearer kpa_...".
+	http.HandleFunc("GET /api/posts", func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !keyport.IsAPIKey(key) {
+			http.Error(w, "Send an API key.", http.StatusUnauthorized)
+			return
+		}
+		resp, err := client.Authorization.Authorize(r.Context(), &keyportv1.AuthorizeRequest{Token: key, Permissions: []string{"posts:read"}})
+		switch reason := keyport.ErrorReason(err); {
+		case reason == keyport.ReasonUnauthenticated || reason == keyport.ReasonAPIKeyExpired:
+			http.Error(w, "Unknown, revoked or expired key.", http.StatusUnauthorized)
+		case err != nil:
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+		case !resp.GetAllowed(): // outside the key's scopes, or no longer granted to its owner
+			http.Error(w, "The key does not allow this.", http.StatusForbidden)
+		default: // resp.GetUser() for a user's key, resp.GetServiceAccount() for a service account's
+			fmt.Fprintf(w, "The posts, for key %s.\n", resp.GetApiKey().GetName())
+		}
+	})
+
+	// The old key keeps working for a day, while deployments move to the new one.
+	http.HandleFunc("POST /settings/api-keys/{id}/rotate", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.APIKeys.RotateApiKey(keyport.WithToken(r.Context(), token(r)), &keyportv1.RotateApiKeyRequest{
+			ApiKeyId: r.PathValue("id"),
+			Grace:    durationpb.New(24 * time.Hour),
+		})
+		if keyport.ErrorReason(err) == keyport.ReasonAPIKeyNotFound { // not one of the user's keys
+			http.Error(w, "No such key.", http.StatusNotFound)
+			return
+		} else if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "Your new key; copy it now:", resp.GetSecret())
+	})
+
+	// An admin (users:write) makes a service account for CI and a key of it that may read users.
+	http.HandleFunc("POST /admin/service-accounts", func(w http.ResponseWriter, r *http.Request) {
+		ctx := keyport.WithToken(r.Context(), token(r))
+		account, err := client.Admin.CreateServiceAccount(ctx, &keyportv1.CreateServiceAccountRequest{
+			Name: r.FormValue("name"), Description: "CI", Roles: []string{"auditor"},
+		})
+		if err != nil { // ReasonPermissionDenied, ReasonInvalidArgument (a malformed or taken name)
+			http.Error(w, "Could not create the service account.", http.StatusBadRequest)
+			return
+		}
+		key, err := client.APIKeys.CreateApiKey(ctx, &keyportv1.CreateApiKeyRequest{
+			Name: "ci", Scopes: []string{"users:read"}, ServiceAccountId: account.GetServiceAccount().GetId(),
+		})
+		if err != nil {
+			http.Error(w, "Could not create the key.", http.StatusBadRequest)
+			return
+		}
+		// client.Admin.ListUsers works with keyport.WithToken(ctx, key.GetSecret()); DeleteServiceAccount revokes it.
+		fmt.Fprintln(w, "The CI key; copy it now:", key.GetSecret())
+	})
+}
+
+// Organizations: a team created (its creator its owner), an invitation, its
+// acceptance, and a team's page authorized in the team. (Compiled by `go
+// test`, not run.)
+func Example_organizations() {
+	var client *keyport.Client           // from keyport.Dial
+	var token func(*http.Request) string // the signed-in user's session token, from your session cookie
+
+	// The "New team" form: the caller becomes the organization's owner.
+	http.HandleFunc("POST /teams", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Organizations.CreateOrganization(keyport.WithToken(r.Context(), token(r)), &keyportv1.CreateOrganizationRequest{
+			Name: r.FormValue("name"),
+			Slug: r.FormValue("slug"), // 1-64 of a-z 0-9 -
+		})
+		switch keyport.ErrorReason(err) {
+		case "":
+			if err != nil {
+				http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+				return
+			}
+			http.Redirect(w, r, "/teams/"+resp.GetOrganization().GetId(), http.StatusSeeOther)
+		case keyport.ReasonSlugTaken:
+			http.Error(w, "That handle is taken: choose another.", http.StatusConflict)
+		case keyport.ReasonInvalidArgument: // keyport.FieldViolations(err) says which field
+			http.Error(w, "Give a name and a handle of a-z, 0-9 and -.", http.StatusBadRequest)
+		default: // ReasonUnauthenticated, ReasonSessionExpired
+			http.Error(w, "Please sign in.", http.StatusUnauthorized)
+		}
+	})
+
+	// An owner or admin invites an address; mail the invitation's id to it.
+	http.HandleFunc("POST /teams/{id}/invitations", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Organizations.CreateInvitation(keyport.WithToken(r.Context(), token(r)), &keyportv1.CreateInvitationRequest{
+			OrganizationId: r.PathValue("id"), Email: r.FormValue("email"), Role: r.FormValue("role"),
+		})
+		switch keyport.ErrorReason(err) {
+		case "":
+			if err != nil {
+				http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "Invited; their link is /invitations/"+resp.GetInvitation().GetId())
+		case keyport.ReasonOrganizationNotFound: // unknown, or not one of the caller's
+			http.Error(w, "No such team.", http.StatusNotFound)
+		case keyport.ReasonPermissionDenied: // a member, or an admin inviting an admin
+			http.Error(w, "You may not invite to this team.", http.StatusForbidden)
+		default:
+			http.Error(w, "Could not invite.", http.StatusBadRequest)
+		}
+	})
+
+	// The invitation's link: it works once, for a user whose verified email is the invited address.
+	http.HandleFunc("POST /invitations/{id}", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Organizations.AcceptInvitation(keyport.WithToken(r.Context(), token(r)), &keyportv1.AcceptInvitationRequest{
+			InvitationId: r.PathValue("id"),
+		})
+		if keyport.ErrorReason(err) == keyport.ReasonInvitationInvalid { // unknown, revoked, used, expired, another address
+			http.Error(w, "This invitation no longer works: ask for a new one.", http.StatusGone)
+			return
+		} else if err != nil {
+			http.Error(w, "Please try again later.", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "Welcome to %s (%s).\n", resp.GetMembership().GetOrganization().GetName(), resp.GetMembership().GetRole())
+	})
+
+	// A team's pages: the user's own roles, or their role in the team, must grant the permission.
+	http.HandleFunc("GET /teams/{id}/posts", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := client.Authorization.Authorize(r.Context(), &keyportv1.AuthorizeRequest{
+			Token: token(r), Permissions: []string{"posts:read"}, OrganizationId: r.PathValue("id"),
+		})
+		switch {
+		case err != nil: // ReasonUnauthenticated, ReasonSessionExpired; ReasonInvalidArgument for a malformed id
+			http.Error(w, "Please sign in.", http.StatusUnauthorized)
+		case !resp.GetAllowed(): // a non-member has only their own roles: a deny, not an error
+			http.Error(w, "Not allowed.", http.StatusForbidden)
+		default:
+			fmt.Fprintf(w, "The team's posts, for its %s.\n", resp.GetOrganizationRole())
 		}
 	})
 }

@@ -10,8 +10,9 @@
 // web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]),
 // telling a sign-in's second-factor challenge from a session
 // ([SignInChallenge], [CompleteSignInWithTotp]), keeping a passkey
-// sign-in's ceremony in the browser ([PasskeyCeremonyCookie]), and walking
-// every page of an admin's user list ([ListAllUsers]).
+// sign-in's ceremony in the browser ([PasskeyCeremonyCookie]), walking
+// every page of an admin's user list ([ListAllUsers]), and telling an API
+// key from a session token ([IsAPIKey]).
 //
 //	client, err := keyport.Dial("keyport.internal:50051", keyport.WithCAFile("ca.pem"))
 //	if err != nil { ... }
@@ -75,16 +76,44 @@ type Client struct {
 	// holder of a session token (in the request, as for GetSession) and
 	// answers a decision per permission, the session and its user. A name
 	// outside the server's catalogue answers [ReasonPermissionUnknown].
+	// The token may be an API key ("kpa_..."): the answer then names the
+	// key (api_key) and its owner, user (with no session) or
+	// service_account. With an OrganizationId (or else the session's active
+	// organization) a session is also allowed what the user's role there
+	// grants (OrganizationId and OrganizationRole in the answer).
 	Authorization keyportv1.AuthorizationServiceClient
 	// Admin is the keyport.v1.AdminService client, for admins: ListUsers
 	// (see [ListAllUsers] for every page), GetUser, CreateUser,
-	// SetUserRoles, BanUser, UnbanUser, RevokeUserSessions and DeleteUser.
-	// Each call takes the admin's session token ([WithToken]) and needs a
-	// permission their roles grant (users:read, users:write or
-	// sessions:revoke; the admin role grants all), else
-	// [ReasonPermissionDenied]. An unknown user id answers
-	// [ReasonUserNotFound].
+	// SetUserRoles, BanUser, UnbanUser, RevokeUserSessions and DeleteUser,
+	// and the service accounts that own API keys (CreateServiceAccount,
+	// ListServiceAccounts, SetServiceAccountRoles, DeleteServiceAccount).
+	// Each call takes the admin's session token ([WithToken]), or an API
+	// key whose scopes grant the permission, and needs a permission their
+	// roles grant (users:read, users:write or sessions:revoke; the admin
+	// role grants all), else [ReasonPermissionDenied]. An unknown user id
+	// answers [ReasonUserNotFound], an unknown service account id
+	// [ReasonServiceAccountNotFound].
 	Admin keyportv1.AdminServiceClient
+	// APIKeys is the keyport.v1.ApiKeyService client: the API keys
+	// ("kpa_<id>.<secret>") of the signed-in user, or of a service account
+	// (ServiceAccountId, for an admin): CreateApiKey (its secret is shown
+	// this once), ListApiKeys (never a secret), RevokeApiKey and
+	// RotateApiKey (a new key; the old one keeps working for grace). Each
+	// call takes a session token ([WithToken]); an API key as the bearer
+	// answers [ReasonAPIKeyNotAccepted], another owner's or an unknown key
+	// id [ReasonAPIKeyNotFound]. See [IsAPIKey].
+	APIKeys keyportv1.ApiKeyServiceClient
+	// Organizations is the keyport.v1.OrganizationService client: the
+	// caller's organizations (CreateOrganization, ListMyOrganizations,
+	// RenameOrganization, DeleteOrganization), their members (ListMembers,
+	// SetMemberRole, RemoveMember, LeaveOrganization, TransferOwnership),
+	// invitations (CreateInvitation, ListInvitations, RevokeInvitation,
+	// AcceptInvitation) and the session's active organization
+	// (SetActiveOrganization). Each call takes a session token
+	// ([WithToken]; an API key answers [ReasonAPIKeyNotAccepted]). An
+	// organization the caller is not a member of answers
+	// [ReasonOrganizationNotFound], as an unknown one.
+	Organizations keyportv1.OrganizationServiceClient
 }
 
 // Dial returns a client for the Keyport server at address ("host:port", or
@@ -129,6 +158,8 @@ func NewFromConn(conn *grpc.ClientConn) *Client {
 		Passkeys:      keyportv1.NewPasskeyServiceClient(conn),
 		Authorization: keyportv1.NewAuthorizationServiceClient(conn),
 		Admin:         keyportv1.NewAdminServiceClient(conn),
+		APIKeys:       keyportv1.NewApiKeyServiceClient(conn),
+		Organizations: keyportv1.NewOrganizationServiceClient(conn),
 	}
 }
 
@@ -151,6 +182,9 @@ const authorizationKey = "authorization"
 // session token as "authorization: Bearer <token>", as user-scoped Keyport
 // RPCs (GetCurrentUser, ListSessions, SignOut, ...) expect. A token set
 // earlier on ctx is replaced; other outgoing metadata is kept.
+// AdminService calls also take an API key here, when its scopes grant
+// their permission; every other call answers [ReasonAPIKeyNotAccepted] to
+// one.
 //
 // GetSession is the exception: it takes the token in its request body.
 func WithToken(ctx context.Context, token string) context.Context {

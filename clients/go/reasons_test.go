@@ -29,6 +29,10 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonSecondFactorAlreadyEnrolled, keyport.ReasonSecondFactorNotEnrolled,
 		keyport.ReasonPasskeysDisabled, keyport.ReasonPasskeyInvalid, keyport.ReasonPasskeyNotFound,
 		keyport.ReasonPermissionUnknown, keyport.ReasonUserBanned, keyport.ReasonUserNotFound,
+		keyport.ReasonAPIKeyNotFound, keyport.ReasonAPIKeyExpired, keyport.ReasonServiceAccountNotFound,
+		keyport.ReasonAPIKeyNotAccepted,
+		keyport.ReasonOrganizationNotFound, keyport.ReasonMemberNotFound, keyport.ReasonInvitationInvalid,
+		keyport.ReasonLastOwner, keyport.ReasonSlugTaken,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

@@ -24,7 +24,7 @@ const buildHint = "build it with `CARGO_TARGET_DIR=/root/.cache/keyport/target c
 var (
 	// serverAddr is the live server's address, set by TestMain.
 	serverAddr string
-	// liveSrv is the live server, set by TestMain (for [keyportAdmin]).
+	// liveSrv is the live server, set by TestMain (for [server.admin]).
 	liveSrv *server
 	// serverErr says why there is no live server; tests that need one fail with it.
 	serverErr error
@@ -33,6 +33,13 @@ var (
 // startTestServer starts a keyport of its own for one test, with the extra
 // environment env, and stops it when the test ends.
 func startTestServer(t *testing.T, env ...string) string {
+	t.Helper()
+	return startOwnServer(t, env...).addr
+}
+
+// startOwnServer is [startTestServer] answering the server itself, for
+// [server.admin] on its database.
+func startOwnServer(t *testing.T, env ...string) *server {
 	t.Helper()
 	bin := os.Getenv("KEYPORT_BIN")
 	if bin == "" {
@@ -47,7 +54,7 @@ func startTestServer(t *testing.T, env ...string) string {
 			t.Error(err)
 		}
 	})
-	return srv.addr
+	return srv
 }
 
 // liveServer returns the address of the keyport server started by TestMain,
@@ -94,24 +101,11 @@ type server struct {
 	done    chan struct{} // closed when stdout is drained
 }
 
-// keyportAdmin runs `keyport --data-dir <the live server's> admin args...`
-// with the live server's settings while it runs, as an operator does on
-// its host, with stdin as its standard input (the password of
-// --password-stdin on the first line), and returns what it printed on
-// standard output. A failure to run it, or a non-zero exit, fails the test.
-func keyportAdmin(t *testing.T, stdin string, args ...string) string {
-	t.Helper()
-	liveServer(t)
-	stdout, err := liveSrv.admin(stdin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return stdout
-}
-
 // admin runs `keyport --data-dir <s's> admin args...` with s's
-// environment, and returns its standard output; a non-zero exit is an
-// error that holds its standard error.
+// environment while it runs, as an operator does on its host, with stdin
+// as its standard input (the password of --password-stdin on the first
+// line), and returns its standard output; a non-zero exit is an error that
+// holds its standard error.
 func (s *server) admin(stdin string, args ...string) (string, error) {
 	cmd := exec.Command(s.bin, append([]string{"--data-dir", s.dataDir, "admin"}, args...)...)
 	cmd.Env = s.env

@@ -6,7 +6,9 @@ directory, cheap password hashing, passkeys for ``localhost``
 (:data:`PASSKEYS_ENV`), the permissions ``posts:read`` and ``posts:write``
 (:data:`AUTHORIZATION_ENV`) and JSON logs, and stopped with SIGTERM at the end; :func:`admin` is its
 admin, made with its ``keyport admin`` command line. That server has no mail; the mail tests share a second one that
-delivers to a Mailpit of their own (:mod:`tests.mailpit`).
+delivers to a Mailpit of their own (:mod:`tests.mailpit`), the API key tests a third whose roles are
+:data:`API_KEYS_ROLES` (:func:`api_keys_server`, with its admin :func:`api_keys_admin`), and the organization tests a
+fourth with :data:`ORGANIZATIONS_ENV` (:func:`organizations_server`, with its admin :func:`organizations_admin`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,27 @@ PASSKEYS_ENV = {"KEYPORT_PASSKEYS__RP_ID": "localhost", "KEYPORT_PASSKEYS__ORIGI
 AUTHORIZATION_ENV = {
     "KEYPORT_AUTHORIZATION__PERMISSIONS": '["posts:read","posts:write"]',
     "KEYPORT_AUTHORIZATION__ROLES": '{user = ["posts:read"], admin = ["*"]}',
+}
+#: The roles of the API key tests' server: ``user`` grants both catalogue
+#: permissions, so that a key scoped to ``posts:read`` is narrower than its
+#: owner, and ``auditor`` (for service accounts) ``users:read`` and
+#: ``posts:read``.
+API_KEYS_ROLES = {
+    "KEYPORT_AUTHORIZATION__ROLES": (
+        '{user = ["posts:read","posts:write"], auditor = ["users:read","posts:read"], admin = ["*"]}'
+    ),
+}
+#: The organization tests' server: the catalogue ``posts:read``,
+#: ``posts:write`` and ``billing:read``; ``user`` grants ``posts:write``
+#: only, so that ``posts:read`` is what an organization's ``member`` role
+#: grants there (``[organizations.roles]``), and the custom organization
+#: role ``billing`` grants ``billing:read``. ``owner`` and ``admin`` keep
+#: their default ``*``.
+ORGANIZATIONS_ENV = {
+    "KEYPORT_AUTHORIZATION__PERMISSIONS": '["posts:read","posts:write","billing:read"]',
+    "KEYPORT_AUTHORIZATION__ROLES": '{user = ["posts:write"], admin = ["*"]}',
+    "KEYPORT_ORGANIZATIONS__ROLES__MEMBER": '["posts:read"]',
+    "KEYPORT_ORGANIZATIONS__ROLES__BILLING": '["billing:read"]',
 }
 
 
@@ -171,11 +194,10 @@ def account(client: KeyportClient) -> Account:
     return Account(email=email, password=PASSWORD, response=response)
 
 
-@pytest.fixture(scope="session")
-def admin(keyport_server: KeyportServer, client: KeyportClient) -> Admin:
-    """An admin of the test server: made with its command line while it runs, as an operator does, then signed in."""
+def _make_admin(server: KeyportServer, client: KeyportClient) -> Admin:
+    """An admin made with ``server``'s command line while it runs, as an operator does, then signed in."""
     email = unique_email("root")
-    made = keyport_server.admin(
+    made = server.admin(
         "create-user", "--email", email, "--role", "admin", "--password-stdin", "--email-verified",
         stdin=ADMIN_PASSWORD + "\n",
     )
@@ -183,6 +205,52 @@ def admin(keyport_server: KeyportServer, client: KeyportClient) -> Admin:
     grant = client.sessions.SignIn(session_service_pb2.SignInRequest(email=email, password=ADMIN_PASSWORD)).session
     assert grant.token, "the admin signs in with a password alone"
     return Admin(email=email, id=grant.user.id, token=grant.token, created=made.stdout)
+
+
+@pytest.fixture(scope="session")
+def admin(keyport_server: KeyportServer, client: KeyportClient) -> Admin:
+    """An admin of the test server: made with its command line while it runs, as an operator does, then signed in."""
+    return _make_admin(keyport_server, client)
+
+
+@pytest.fixture(scope="session")
+def api_keys_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """A keyport for the API key tests, with the roles :data:`API_KEYS_ROLES`."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-api-keys-data"), API_KEYS_ROLES) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def api_keys_client(api_keys_server: KeyportServer) -> Iterator[KeyportClient]:
+    """A client connected to :func:`api_keys_server`."""
+    with KeyportClient(api_keys_server.address, timeout=10) as keyport_client:
+        yield keyport_client
+
+
+@pytest.fixture(scope="session")
+def api_keys_admin(api_keys_server: KeyportServer, api_keys_client: KeyportClient) -> Admin:
+    """An admin of :func:`api_keys_server`, made as :func:`admin` is."""
+    return _make_admin(api_keys_server, api_keys_client)
+
+
+@pytest.fixture(scope="session")
+def organizations_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """A keyport for the organization tests, with :data:`ORGANIZATIONS_ENV`."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-organizations-data"), ORGANIZATIONS_ENV) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def organizations_client(organizations_server: KeyportServer) -> Iterator[KeyportClient]:
+    """A client connected to :func:`organizations_server`."""
+    with KeyportClient(organizations_server.address, timeout=10) as keyport_client:
+        yield keyport_client
+
+
+@pytest.fixture(scope="session")
+def organizations_admin(organizations_server: KeyportServer, organizations_client: KeyportClient) -> Admin:
+    """An admin of :func:`organizations_server`, made as :func:`admin` is: they create the users whose addresses are verified."""
+    return _make_admin(organizations_server, organizations_client)
 
 
 @pytest.fixture(scope="session")

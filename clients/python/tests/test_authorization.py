@@ -68,9 +68,9 @@ def test_permission_unknown_is_checked_before_the_token(client: KeyportClient) -
 @pytest.mark.parametrize(
     ("permissions", "organization_id"),
     [([], ""), (["posts:read"] * 33, ""), (["posts:read"], "org_1")],
-    ids=["no permission", "33 permissions", "an organization"],
+    ids=["no permission", "33 permissions", "a malformed organization id"],
 )
-def test_no_permission_more_than_32_or_an_organization_is_invalid_argument(
+def test_no_permission_more_than_32_or_a_malformed_organization_id_is_invalid_argument(
     client: KeyportClient, account: Account, permissions: List[str], organization_id: str
 ) -> None:
     with pytest.raises(InvalidArgument) as excinfo:

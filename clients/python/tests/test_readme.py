@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -15,8 +16,11 @@ from keyport import (
     CHALLENGE_COOKIE_NAME,
     EMAIL_SIGN_IN_COOKIE_NAME,
     PASSKEY_CEREMONY_COOKIE_NAME,
+    ApiKeyNotFound,
     EmailTaken,
+    InvalidArgument,
     KeyportClient,
+    PermissionDenied,
     PermissionUnknown,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
@@ -26,8 +30,9 @@ from keyport import (
     challenge_from_cookie,
     clear_email_sign_in_cookie,
     clear_passkey_ceremony_cookie,
+    list_all_users,
 )
-from keyport.v1 import admin_service_pb2, session_pb2, session_service_pb2, user_service_pb2
+from keyport.v1 import admin_service_pb2, api_key_service_pb2, session_pb2, session_service_pb2, user_service_pb2
 
 from .authenticator import enroll, next_totp, wrong_totp
 from .mailpit import Mailpit
@@ -218,6 +223,74 @@ def test_readme_authorization(client: KeyportClient, account: Account) -> None:
     assert authorize(client, "", ["posts:read"]) == (401, None)
     with pytest.raises(PermissionUnknown):
         authorize(client, account.token, ["posts:delete"])
+
+
+def test_readme_api_keys(api_keys_client: KeyportClient, api_keys_admin: Admin) -> None:
+    calls = _definitions("## API keys")
+    new_api_key, api_caller = calls["new_api_key"], calls["api_caller"]
+    rotate_api_key, service_account_key = calls["rotate_api_key"], calls["service_account_key"]
+    client = api_keys_client
+    email = unique_email("readme-keys")
+    client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD))
+    token = client.sessions.SignIn(session_service_pb2.SignInRequest(email=email, password=PASSWORD)).session.token
+
+    secret = new_api_key(client, token, "reports", ["posts:read"])
+    assert api_caller(client, f"Bearer {secret}", ["posts:read"]) == (200, f"reports of {email}")
+    assert api_caller(client, f"Bearer {secret}", ["posts:write"])[0] == 403, "outside the key's scopes"
+    assert api_caller(client, f"Bearer {token}", ["posts:read"])[0] == 401, "a session"
+    assert api_caller(client, None, ["posts:read"])[0] == 401
+    with pytest.raises(PermissionUnknown):
+        api_caller(client, f"Bearer {secret}", ["posts:delete"])
+
+    listed = client.api_keys.ListApiKeys(api_key_service_pb2.ListApiKeysRequest(), metadata=bearer_metadata(token))
+    key_id = listed.api_keys[0].id
+    rotated = rotate_api_key(client, token, key_id)
+    assert api_caller(client, f"Bearer {rotated}", ["posts:read"]) == (200, f"reports of {email}")
+    assert api_caller(client, f"Bearer {secret}", ["posts:read"])[0] == 200, "within the day's grace"
+    client.api_keys.RevokeApiKey(api_key_service_pb2.RevokeApiKeyRequest(api_key_id=key_id), metadata=bearer_metadata(token))
+    assert api_caller(client, f"Bearer {secret}", ["posts:read"])[0] == 401, "revoked"
+    with pytest.raises(ApiKeyNotFound):
+        rotate_api_key(client, token, key_id)
+
+    name = f"readme-{uuid.uuid4().hex[:8]}"
+    ci = service_account_key(client, api_keys_admin.token, name, ["auditor"])
+    assert api_caller(client, f"Bearer {ci}", ["users:read"]) == (200, f"ci of service account {name}")
+    assert any(managed.user.id == api_keys_admin.id for managed in list_all_users(client, ci))
+    with pytest.raises(PermissionDenied):
+        service_account_key(client, token, f"{name}-2", ["auditor"])
+
+
+def test_readme_organizations(organizations_client: KeyportClient, organizations_admin: Admin) -> None:
+    calls = _definitions("## Organizations")
+    create_team, invite, join, allowed_in = calls["create_team"], calls["invite"], calls["join"], calls["allowed_in"]
+    client = organizations_client
+    as_admin = bearer_metadata(organizations_admin.token)
+
+    def verified(label: str) -> Tuple[str, str]:
+        email = unique_email(label)
+        request = admin_service_pb2.CreateUserRequest(email=email, password=PASSWORD, email_verified=True)
+        client.admin.CreateUser(request, metadata=as_admin)
+        grant = client.sessions.SignIn(session_service_pb2.SignInRequest(email=email, password=PASSWORD)).session
+        return email, grant.token
+
+    (_, owner), (email, member), (_, other) = verified("readme-owner"), verified("readme-member"), verified("readme-other")
+    slug = f"readme-{uuid.uuid4().hex[:8]}"
+    status, org_id = create_team(client, owner, "Readme", slug)
+    assert status == 200 and org_id
+    assert create_team(client, other, "Another", slug) == (409, f"{slug} is taken: choose another.")
+    with pytest.raises(InvalidArgument):
+        create_team(client, other, "Another", "Not A Slug")
+
+    invitation_id = invite(client, owner, org_id, email, "member")
+    assert join(client, other, invitation_id)[0] == 410, "another user's invitation"
+    assert join(client, member, invitation_id) == (200, "Welcome to Readme (member).")
+    assert join(client, member, invitation_id)[0] == 410, "used"
+    with pytest.raises(PermissionDenied):
+        invite(client, member, org_id, unique_email("by-member"), "member")
+
+    assert allowed_in(client, member, org_id, ["posts:read"]) is True
+    assert allowed_in(client, member, "", ["posts:read"]) is False, "outside the organization"
+    assert allowed_in(client, other, org_id, ["posts:read"]) is False, "a non-member"
 
 
 def test_readme_administration(client: KeyportClient, admin: Admin, account: Account) -> None:

@@ -3,8 +3,11 @@
  * every page of `ListUsers`. The RPCs themselves stay the generated ones on
  * `KeyportClient.admin` (`listUsers`, `getUser`, `createUser`,
  * `setUserRoles`, `banUser`, `unbanUser`, `revokeUserSessions`,
- * `deleteUser`), each with the admin's session token in its call options
- * (`withSession(token)`).
+ * `deleteUser`, and the service accounts' `createServiceAccount`,
+ * `listServiceAccounts`, `setServiceAccountRoles` and
+ * `deleteServiceAccount`), each with the admin's session token in its call
+ * options (`withSession(token)`), or an API key whose scopes grant the
+ * call's permission (`withSession(key)`).
  *
  * @packageDocumentation
  */

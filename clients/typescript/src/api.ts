@@ -6,6 +6,7 @@
  */
 
 export { listAllUsers } from "./admin.js";
+export { API_KEY_PREFIX, isApiKey } from "./api-keys.js";
 export {
   AUTHORIZATION_HEADER,
   bearer,
@@ -52,9 +53,12 @@ export {
 // The generated API of keyport.v1: message types, their schemas (for
 // `create`, `toJson`, ...) and the service descriptors.
 export * from "./gen/keyport/v1/admin_service_pb.js";
+export * from "./gen/keyport/v1/api_key_pb.js";
+export * from "./gen/keyport/v1/api_key_service_pb.js";
 export * from "./gen/keyport/v1/authorization_service_pb.js";
 // `GetUser`'s linked accounts; the rest of OAuth's messages are not in the API yet.
 export { type LinkedAccount, LinkedAccountSchema } from "./gen/keyport/v1/oauth_pb.js";
+export * from "./gen/keyport/v1/organization_service_pb.js";
 export * from "./gen/keyport/v1/passkey_service_pb.js";
 export * from "./gen/keyport/v1/session_pb.js";
 export * from "./gen/keyport/v1/session_service_pb.js";

@@ -9,7 +9,9 @@ import { type Client, createClient, type Interceptor, type Transport } from "@co
 
 import { sessionInterceptor, type TokenSource } from "./auth.js";
 import { AdminService } from "./gen/keyport/v1/admin_service_pb.js";
+import { ApiKeyService } from "./gen/keyport/v1/api_key_service_pb.js";
 import { AuthorizationService } from "./gen/keyport/v1/authorization_service_pb.js";
+import { OrganizationService } from "./gen/keyport/v1/organization_service_pb.js";
 import { PasskeyService } from "./gen/keyport/v1/passkey_service_pb.js";
 import { SessionService } from "./gen/keyport/v1/session_service_pb.js";
 import { TwoFactorService } from "./gen/keyport/v1/two_factor_service_pb.js";
@@ -57,20 +59,52 @@ export interface KeyportClient {
    * permissions a request needs for the holder of a session token (in the
    * body, as for `getSession`) and answers a decision per permission, the
    * session and its user. A name outside the server's catalogue answers
-   * `PERMISSION_UNKNOWN`.
+   * `PERMISSION_UNKNOWN`. The token may be an API key (`kpa_...`): the
+   * answer then names the key (`apiKey`) and its owner (`user`, with no
+   * `session`, or `serviceAccount`). With an `organizationId` (or else the
+   * session's active organization) a session is also allowed what the
+   * user's role there grants (`organizationId`, `organizationRole`).
    */
   readonly authorization: Client<typeof AuthorizationService>;
   /**
    * `keyport.v1.AdminService`, for admins: `listUsers` (see
    * `listAllUsers` for every page), `getUser`, `createUser`,
    * `setUserRoles`, `banUser`, `unbanUser`, `revokeUserSessions` and
-   * `deleteUser`. Each call takes the admin's session token
-   * (`withSession(token)`, or the client's `token`) and needs a permission
-   * their roles grant (`users:read`, `users:write` or `sessions:revoke`;
-   * the `admin` role grants all), else `PERMISSION_DENIED`. An unknown user
-   * id answers `USER_NOT_FOUND`.
+   * `deleteUser`, and the service accounts that own API keys
+   * (`createServiceAccount`, `listServiceAccounts`,
+   * `setServiceAccountRoles`, `deleteServiceAccount`). Each call takes the
+   * admin's session token (`withSession(token)`, or the client's `token`),
+   * or an API key whose scopes grant the permission, and needs a
+   * permission their roles grant (`users:read`, `users:write` or
+   * `sessions:revoke`; the `admin` role grants all), else
+   * `PERMISSION_DENIED`. An unknown user id answers `USER_NOT_FOUND`, an
+   * unknown service account id `SERVICE_ACCOUNT_NOT_FOUND`.
    */
   readonly admin: Client<typeof AdminService>;
+  /**
+   * `keyport.v1.ApiKeyService`: the API keys (`kpa_<id>.<secret>`) of the
+   * signed-in user, or of a service account (`serviceAccountId`, for an
+   * admin): `createApiKey` (its answer's `secret` is shown this once),
+   * `listApiKeys` (never a secret), `revokeApiKey` and `rotateApiKey`
+   * (a new key and secret; the old key keeps working for `grace`). Each
+   * call takes a session token (`withSession(token)`); an API key as the
+   * bearer answers `API_KEY_NOT_ACCEPTED`. Another owner's or an unknown
+   * key id answers `API_KEY_NOT_FOUND`. See `isApiKey`.
+   */
+  readonly apiKeys: Client<typeof ApiKeyService>;
+  /**
+   * `keyport.v1.OrganizationService`: the caller's organizations
+   * (`createOrganization`, `listMyOrganizations`, `renameOrganization`,
+   * `deleteOrganization`), their members (`listMembers`, `setMemberRole`,
+   * `removeMember`, `leaveOrganization`, `transferOwnership`), invitations
+   * (`createInvitation`, `listInvitations`, `revokeInvitation`,
+   * `acceptInvitation`) and the session's active organization
+   * (`setActiveOrganization`). Each call takes a session token
+   * (`withSession(token)`; an API key answers `API_KEY_NOT_ACCEPTED`). An
+   * organization the caller is not a member of answers
+   * `ORGANIZATION_NOT_FOUND`, as an unknown one.
+   */
+  readonly organizations: Client<typeof OrganizationService>;
   /** The underlying Connect transport, for clients of other services. */
   readonly transport: Transport;
   /**
@@ -154,6 +188,8 @@ export function keyportClientFor(transport: Transport, close: () => void = () =>
     passkeys: createClient(PasskeyService, transport),
     authorization: createClient(AuthorizationService, transport),
     admin: createClient(AdminService, transport),
+    apiKeys: createClient(ApiKeyService, transport),
+    organizations: createClient(OrganizationService, transport),
     transport,
     close,
   };

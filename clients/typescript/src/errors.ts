@@ -112,6 +112,24 @@ export const ErrorReason = {
   USER_BANNED: "USER_BANNED",
   /** An admin call named a well-formed user id that no user has. */
   USER_NOT_FOUND: "USER_NOT_FOUND",
+  /** `RevokeApiKey` or `RotateApiKey` named a key that is not one of the caller's (or the named service account's): another owner's key answers the same as an unknown one. */
+  API_KEY_NOT_FOUND: "API_KEY_NOT_FOUND",
+  /** An API key past its expiry was presented: create a new one. */
+  API_KEY_EXPIRED: "API_KEY_EXPIRED",
+  /** A call named a well-formed service account id that no service account has. */
+  SERVICE_ACCOUNT_NOT_FOUND: "SERVICE_ACCOUNT_NOT_FOUND",
+  /** An API key was presented where only a session is accepted (`getSession`, the user's own account, sessions, factors and keys): check keys with `authorize`. */
+  API_KEY_NOT_ACCEPTED: "API_KEY_NOT_ACCEPTED",
+  /** No such organization among the caller's: one they are not a member of answers the same as an unknown one. */
+  ORGANIZATION_NOT_FOUND: "ORGANIZATION_NOT_FOUND",
+  /** The user named is not a member of the organization. */
+  MEMBER_NOT_FOUND: "MEMBER_NOT_FOUND",
+  /** The invitation is unknown, revoked, used, expired, or for another address than the caller's verified one: ask for a new one. */
+  INVITATION_INVALID: "INVITATION_INVALID",
+  /** The organization's owner cannot leave it or be removed, nor delete their account while they own one (`deleteCurrentUser`): transfer the ownership first (`transferOwnership`), or delete it. */
+  LAST_OWNER: "LAST_OWNER",
+  /** Another organization has this slug. */
+  SLUG_TAKEN: "SLUG_TAKEN",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

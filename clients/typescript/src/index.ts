@@ -1,8 +1,8 @@
 /**
  * Keyport's TypeScript client for Node.js: typed `UserService`,
  * `SessionService`, `TwoFactorService`, `PasskeyService`,
- * `AuthorizationService` and `AdminService` clients over gRPC (HTTP/2) or
- * gRPC-web (HTTP/1.1).
+ * `AuthorizationService`, `AdminService`, `ApiKeyService` and
+ * `OrganizationService` clients over gRPC (HTTP/2) or gRPC-web (HTTP/1.1).
  *
  * Browsers use `@keyport/client/web` instead, which has the same API over
  * `fetch` and no Node imports.
@@ -75,8 +75,8 @@ export interface KeyportClientOptions extends CommonClientOptions {
  *   an `http://` / `https://` URL.
  * @param options - Transport kind, default deadline, session token, TLS.
  * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`,
- *   `PasskeyService`, `AuthorizationService` and `AdminService` sharing one
- *   connection.
+ *   `PasskeyService`, `AuthorizationService`, `AdminService`,
+ *   `ApiKeyService` and `OrganizationService` sharing one connection.
  * @throws Error on an empty address or a scheme other than http(s).
  */
 export function createKeyportClient(address: string, options: KeyportClientOptions = {}): KeyportClient {

@@ -1,8 +1,8 @@
 /**
  * Keyport's TypeScript client for browsers (`@keyport/client/web`): typed
  * `UserService`, `SessionService`, `TwoFactorService`, `PasskeyService`,
- * `AuthorizationService` and `AdminService` clients over gRPC-web with
- * `fetch`.
+ * `AuthorizationService`, `AdminService`, `ApiKeyService` and
+ * `OrganizationService` clients over gRPC-web with `fetch`.
  *
  * Keyport serves gRPC-web on its gRPC port (HTTP/1.1 or HTTP/2). A page on
  * another origin needs that origin in the server's allowed CORS origins.
@@ -43,7 +43,8 @@ export interface KeyportWebClientOptions extends CommonClientOptions {
  *   means `http://host:port`.
  * @param options - Default deadline, session token, `fetch`.
  * @returns Clients for `UserService`, `SessionService`, `TwoFactorService`,
- *   `PasskeyService`, `AuthorizationService` and `AdminService`.
+ *   `PasskeyService`, `AuthorizationService`, `AdminService`,
+ *   `ApiKeyService` and `OrganizationService`.
  * @throws Error on an empty address or a scheme other than http(s).
  */
 export function createKeyportClient(address: string, options: KeyportWebClientOptions = {}): KeyportClient {

@@ -71,12 +71,12 @@ describe("AuthorizationService", () => {
     );
   });
 
-  it("answers INVALID_ARGUMENT for no permission, more than 32, or an organization", async () => {
+  it("answers INVALID_ARGUMENT for no permission, more than 32, or a malformed organization id", async () => {
     const token = await signedUp("invalid");
     const cases = {
       "no permission": { token, permissions: [] },
       "33 permissions": { token, permissions: Array.from({ length: 33 }, () => "posts:read") },
-      "an organization": { token, permissions: ["posts:read"], organizationId: "org_1" },
+      "a malformed organization id": { token, permissions: ["posts:read"], organizationId: "org_1" },
     };
     for (const [what, request] of Object.entries(cases)) {
       await refused(() => keyport.authorization.authorize(request), "INVALID_ARGUMENT", Code.InvalidArgument, what);

@@ -191,13 +191,7 @@ impl OrganizationStore for SeaStore {
             None => return Ok(MemberChange::NotMember),
             Some(current) if current == OWNER => return Ok(MemberChange::Owner),
             Some(_) => {
-                membership::Entity::update_many()
-                    .col_expr(membership::Column::Role, role.into())
-                    .filter(membership::Column::OrganizationId.eq(id.to_string()))
-                    .filter(membership::Column::UserId.eq(member.to_string()))
-                    .exec(&txn)
-                    .await
-                    .map_err(classify)?;
+                set_role(&txn, id, member, role).await?;
                 MemberChange::Changed
             }
         };
@@ -243,13 +237,7 @@ impl OrganizationStore for SeaStore {
             return Ok(false);
         }
         for (member, role) in [(from, ADMIN), (to, OWNER)] {
-            membership::Entity::update_many()
-                .col_expr(membership::Column::Role, role.into())
-                .filter(membership::Column::OrganizationId.eq(id.to_string()))
-                .filter(membership::Column::UserId.eq(member.to_string()))
-                .exec(&txn)
-                .await
-                .map_err(classify)?;
+            set_role(&txn, id, member, role).await?;
         }
         insert_audit(&txn, audit).await?;
         for event in events {
@@ -418,6 +406,17 @@ async fn locked_role(txn: &DatabaseTransaction, id: OrganizationId, member: User
         .await
         .map_err(classify)?;
     Ok(rows.into_iter().next().map(|row| row.role))
+}
+
+async fn set_role(txn: &DatabaseTransaction, id: OrganizationId, member: UserId, role: &str) -> StoreResult<()> {
+    membership::Entity::update_many()
+        .col_expr(membership::Column::Role, role.into())
+        .filter(membership::Column::OrganizationId.eq(id.to_string()))
+        .filter(membership::Column::UserId.eq(member.to_string()))
+        .exec(txn)
+        .await
+        .map_err(classify)?;
+    Ok(())
 }
 
 async fn insert_membership(

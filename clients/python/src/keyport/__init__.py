@@ -6,8 +6,9 @@ small hand-written layer:
 
 - :class:`KeyportClient`: a channel with the ``UserService``,
   ``SessionService``, ``TwoFactorService``, ``PasskeyService``,
-  ``AuthorizationService`` and ``AdminService`` stubs, a default deadline,
-  TLS/mTLS, and a context manager that closes it;
+  ``AuthorizationService``, ``AdminService``, ``ApiKeyService`` and
+  ``OrganizationService`` stubs, a default deadline, TLS/mTLS, and a
+  context manager that closes it;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
   tells Keyport the end user's address and user agent;
@@ -30,10 +31,13 @@ small hand-written layer:
   :func:`clear_passkey_ceremony_cookie`: keep a passkey sign-in's ceremony
   in the browser that started it (:mod:`keyport.passkeys`);
 - :func:`list_all_users` and :func:`list_all_users_async`: every page of
-  ``AdminService.ListUsers`` for an admin (:mod:`keyport.admin`).
+  ``AdminService.ListUsers`` for an admin (:mod:`keyport.admin`);
+- :func:`is_api_key` and :data:`API_KEY_PREFIX`: tell an API key
+  (``kpa_...``) from a session token (:mod:`keyport.api_keys`).
 """
 
 from keyport.admin import list_all_users, list_all_users_async
+from keyport.api_keys import API_KEY_PREFIX, is_api_key
 from keyport.client import (
     DEFAULT_TIMEOUT,
     KeyportClient,
@@ -45,22 +49,29 @@ from keyport.errors import (
     ERROR_DOMAIN,
     AccountLinkRefused,
     AlreadyLinked,
+    ApiKeyExpired,
+    ApiKeyNotAccepted,
+    ApiKeyNotFound,
     EmailTaken,
     EmailTokenInvalid,
     EventsLost,
     Internal,
     InvalidArgument,
     InvalidCredentials,
+    InvitationInvalid,
     KeyportError,
+    LastOwner,
     LastSignInMethod,
     LinkedAccountNotFound,
     EmailNotVerified,
     MailDisabled,
     MalformedRequest,
+    MemberNotFound,
     OAuthIdTokenInvalid,
     OAuthProviderError,
     OAuthProviderUnknown,
     OAuthStateInvalid,
+    OrganizationNotFound,
     PasskeyInvalid,
     PasskeyNotFound,
     PasskeysDisabled,
@@ -77,9 +88,11 @@ from keyport.errors import (
     SecondFactorAlreadyEnrolled,
     SecondFactorInvalid,
     SecondFactorNotEnrolled,
+    ServiceAccountNotFound,
     SessionExpired,
     SessionNotFound,
     SignInChallengeInvalid,
+    SlugTaken,
     StepUpRequired,
     Unauthenticated,
     Unavailable,
@@ -114,8 +127,12 @@ from keyport.passkeys import (
 )
 
 __all__ = [
+    "API_KEY_PREFIX",
     "AccountLinkRefused",
     "AlreadyLinked",
+    "ApiKeyExpired",
+    "ApiKeyNotAccepted",
+    "ApiKeyNotFound",
     "CHALLENGE_COOKIE_NAME",
     "DEFAULT_TIMEOUT",
     "EMAIL_SIGN_IN_COOKIE_NAME",
@@ -126,18 +143,22 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InvalidCredentials",
+    "InvitationInvalid",
     "KeyportClient",
     "KeyportError",
+    "LastOwner",
     "LastSignInMethod",
     "LinkedAccountNotFound",
     "EmailNotVerified",
     "MailDisabled",
     "MalformedRequest",
+    "MemberNotFound",
     "Metadata",
     "OAuthIdTokenInvalid",
     "OAuthProviderError",
     "OAuthProviderUnknown",
     "OAuthStateInvalid",
+    "OrganizationNotFound",
     "PASSKEY_CEREMONY_COOKIE_NAME",
     "PasskeyInvalid",
     "PasskeyNotFound",
@@ -155,10 +176,12 @@ __all__ = [
     "SecondFactorAlreadyEnrolled",
     "SecondFactorInvalid",
     "SecondFactorNotEnrolled",
+    "ServiceAccountNotFound",
     "SessionExpired",
     "SessionNotFound",
     "SetCookie",
     "SignInChallengeInvalid",
+    "SlugTaken",
     "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
@@ -179,6 +202,7 @@ __all__ = [
     "error_reason",
     "field_violations",
     "forwarded_client_metadata",
+    "is_api_key",
     "list_all_users",
     "list_all_users_async",
     "passkey_ceremony_cookie",

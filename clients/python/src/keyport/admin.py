@@ -2,8 +2,11 @@
 
 The RPCs are the generated ones on :attr:`keyport.KeyportClient.admin`
 (``ListUsers``, ``GetUser``, ``CreateUser``, ``SetUserRoles``, ``BanUser``,
-``UnbanUser``, ``RevokeUserSessions``, ``DeleteUser``), each with the admin's
-session token as ``metadata=bearer_metadata(token)``. This module walks
+``UnbanUser``, ``RevokeUserSessions``, ``DeleteUser``, and the service
+accounts' ``CreateServiceAccount``, ``ListServiceAccounts``,
+``SetServiceAccountRoles`` and ``DeleteServiceAccount``), each with the
+admin's session token as ``metadata=bearer_metadata(token)``, or an API key
+whose scopes grant the call's permission. This module walks
 every page of ``ListUsers``: :func:`list_all_users` with a
 :class:`keyport.KeyportClient` (or a stub on a channel of your own), and
 :func:`list_all_users_async` with a stub on a ``grpc.aio`` channel.
@@ -73,8 +76,8 @@ def list_all_users(
     Args:
         admin: The client (its :attr:`~keyport.KeyportClient.admin` stub), or
             an ``AdminServiceStub`` on a channel of your own.
-        token: The admin's session token; their roles must grant
-            ``users:read``.
+        token: The admin's session token, or an API key; their roles (and
+            the key's scopes) must grant ``users:read``.
         request: The filters (``email_prefix``, ``created_after``,
             ``created_before``, ``role``, ``ban``) and ``page_size`` (1-200;
             0 means 50) of every page; not changed. A ``page_token`` starts

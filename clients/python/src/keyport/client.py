@@ -2,7 +2,8 @@
 
 :class:`KeyportClient` owns one gRPC channel and exposes the generated
 ``UserService``, ``SessionService``, ``TwoFactorService``,
-``PasskeyService``, ``AuthorizationService`` and ``AdminService`` stubs on it,
+``PasskeyService``, ``AuthorizationService``, ``AdminService``,
+``ApiKeyService`` and ``OrganizationService`` stubs on it,
 with a default deadline and Keyport's errors raised as
 :class:`keyport.KeyportError` subclasses. The
 helpers turn a session token into call metadata; the error readers live in
@@ -20,7 +21,9 @@ import grpc
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
 from keyport.v1 import (
     admin_service_pb2_grpc,
+    api_key_service_pb2_grpc,
     authorization_service_pb2_grpc,
+    organization_service_pb2_grpc,
     passkey_service_pb2_grpc,
     session_service_pb2_grpc,
     two_factor_service_pb2_grpc,
@@ -57,9 +60,13 @@ def bearer_metadata(token: str) -> Metadata:
 
         client.sessions.ListSessions(ListSessionsRequest(), metadata=bearer_metadata(token))
 
+    ``AdminService`` calls also take an API key (``kpa_...``) whose scopes
+    grant their permission; every other call raises
+    :class:`keyport.ApiKeyNotAccepted` for one.
+
     Args:
         token: The session token from ``SignUp`` or ``SignIn``
-            (``SessionGrant.token``).
+            (``SessionGrant.token``), or an API key.
 
     Returns:
         ``(("authorization", "Bearer <token>"),)``.
@@ -236,14 +243,16 @@ class KeyportClient:
     """A connection to a Keyport server with its generated service stubs.
 
     Call the RPCs on :attr:`users`, :attr:`sessions`, :attr:`two_factor`,
-    :attr:`passkeys`, :attr:`authorization` and :attr:`admin` with request
-    messages from
+    :attr:`passkeys`, :attr:`authorization`, :attr:`admin`,
+    :attr:`api_keys` and :attr:`organizations` with request messages from
     :mod:`keyport.v1.user_service_pb2`,
     :mod:`keyport.v1.session_service_pb2`,
     :mod:`keyport.v1.two_factor_service_pb2`,
     :mod:`keyport.v1.passkey_service_pb2`,
-    :mod:`keyport.v1.authorization_service_pb2` and
-    :mod:`keyport.v1.admin_service_pb2`. A failed unary call that Keyport
+    :mod:`keyport.v1.authorization_service_pb2`,
+    :mod:`keyport.v1.admin_service_pb2`,
+    :mod:`keyport.v1.api_key_service_pb2` and
+    :mod:`keyport.v1.organization_service_pb2`. A failed unary call that Keyport
     answered raises the :class:`keyport.KeyportError` subclass of its reason
     (``InvalidCredentials``, ``RateLimited``, ...), itself a
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
@@ -270,16 +279,46 @@ class KeyportClient:
             (WebAuthn).
         authorization: Stub of ``keyport.v1.AuthorizationService``:
             ``Authorize``, which decides the permissions a request needs for
-            the holder of a session token (in the body, as for
-            ``GetSession``).
+            the holder of a session token or an API key (in the body, as
+            for ``GetSession``); for a key it answers ``api_key`` and its
+            owner, ``user`` (no ``session``) or ``service_account``. With
+            an ``organization_id`` (or else the session's active
+            organization) it also grants what the user's role there grants,
+            and answers ``organization_id`` and ``organization_role``.
         admin: Stub of ``keyport.v1.AdminService``, for admins: listing
             (see :func:`keyport.list_all_users` for every page), getting,
             creating, banning, unbanning and deleting users, setting their
-            roles and ending their sessions. Each call takes the admin's
-            token (``metadata=bearer_metadata(token)``) and needs a
+            roles and ending their sessions, and the service accounts that
+            own API keys (``CreateServiceAccount``, ``ListServiceAccounts``,
+            ``SetServiceAccountRoles``, ``DeleteServiceAccount``). Each call
+            takes the admin's token (``metadata=bearer_metadata(token)``),
+            or an API key whose scopes grant the permission, and needs a
             permission their roles grant (``users:read``, ``users:write``
             or ``sessions:revoke``), else raises ``PermissionDenied``; an
-            unknown user id raises ``UserNotFound``.
+            unknown user id raises ``UserNotFound``, an unknown service
+            account id ``ServiceAccountNotFound``.
+        api_keys: Stub of ``keyport.v1.ApiKeyService``: the API keys
+            (``kpa_<id>.<secret>``) of the signed-in user, or of a service
+            account (``service_account_id``, for an admin):
+            ``CreateApiKey`` (its ``secret`` is shown this once),
+            ``ListApiKeys`` (never a secret), ``RevokeApiKey`` and
+            ``RotateApiKey`` (a new key; the old one keeps working for
+            ``grace``). Each call takes a session token
+            (``metadata=bearer_metadata(token)``); a key as the bearer
+            raises ``ApiKeyNotAccepted``, another owner's or an unknown key
+            id ``ApiKeyNotFound``. See :func:`keyport.is_api_key`.
+        organizations: Stub of ``keyport.v1.OrganizationService``: the
+            caller's organizations (``CreateOrganization``,
+            ``ListMyOrganizations``, ``RenameOrganization``,
+            ``DeleteOrganization``), their members (``ListMembers``,
+            ``SetMemberRole``, ``RemoveMember``, ``LeaveOrganization``,
+            ``TransferOwnership``), invitations (``CreateInvitation``,
+            ``ListInvitations``, ``RevokeInvitation``, ``AcceptInvitation``)
+            and the session's active organization
+            (``SetActiveOrganization``). Each call takes a session token
+            (``metadata=bearer_metadata(token)``; a key raises
+            ``ApiKeyNotAccepted``); an organization the caller is not a
+            member of raises ``OrganizationNotFound``, as an unknown one.
     """
 
     channel: grpc.Channel
@@ -289,6 +328,8 @@ class KeyportClient:
     passkeys: passkey_service_pb2_grpc.PasskeyServiceStub
     authorization: authorization_service_pb2_grpc.AuthorizationServiceStub
     admin: admin_service_pb2_grpc.AdminServiceStub
+    api_keys: api_key_service_pb2_grpc.ApiKeyServiceStub
+    organizations: organization_service_pb2_grpc.OrganizationServiceStub
 
     def __init__(
         self,
@@ -356,6 +397,8 @@ class KeyportClient:
         self.passkeys = passkey_service_pb2_grpc.PasskeyServiceStub(self.channel)
         self.authorization = authorization_service_pb2_grpc.AuthorizationServiceStub(self.channel)
         self.admin = admin_service_pb2_grpc.AdminServiceStub(self.channel)
+        self.api_keys = api_key_service_pb2_grpc.ApiKeyServiceStub(self.channel)
+        self.organizations = organization_service_pb2_grpc.OrganizationServiceStub(self.channel)
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled. Idempotent."""

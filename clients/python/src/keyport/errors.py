@@ -23,6 +23,9 @@ __all__ = [
     "ERROR_DOMAIN",
     "AccountLinkRefused",
     "AlreadyLinked",
+    "ApiKeyExpired",
+    "ApiKeyNotAccepted",
+    "ApiKeyNotFound",
     "EmailTaken",
     "EmailTokenInvalid",
     "EmailNotVerified",
@@ -30,15 +33,19 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InvalidCredentials",
+    "InvitationInvalid",
     "KeyportError",
+    "LastOwner",
     "LastSignInMethod",
     "LinkedAccountNotFound",
     "MailDisabled",
     "MalformedRequest",
+    "MemberNotFound",
     "OAuthIdTokenInvalid",
     "OAuthProviderError",
     "OAuthProviderUnknown",
     "OAuthStateInvalid",
+    "OrganizationNotFound",
     "PasskeyInvalid",
     "PasskeyNotFound",
     "PasskeysDisabled",
@@ -55,9 +62,11 @@ __all__ = [
     "SecondFactorAlreadyEnrolled",
     "SecondFactorInvalid",
     "SecondFactorNotEnrolled",
+    "ServiceAccountNotFound",
     "SessionExpired",
     "SessionNotFound",
     "SignInChallengeInvalid",
+    "SlugTaken",
     "StepUpRequired",
     "Unauthenticated",
     "Unavailable",
@@ -179,6 +188,33 @@ class Reason(str, enum.Enum):
     USER_BANNED = "USER_BANNED"
     #: An admin call named a well-formed user id that no user has.
     USER_NOT_FOUND = "USER_NOT_FOUND"
+    #: ``RevokeApiKey`` or ``RotateApiKey`` named a key that is not one of
+    #: the caller's (or the named service account's): another owner's key
+    #: answers the same as an unknown one.
+    API_KEY_NOT_FOUND = "API_KEY_NOT_FOUND"
+    #: An API key past its expiry was presented: create a new one.
+    API_KEY_EXPIRED = "API_KEY_EXPIRED"
+    #: A call named a well-formed service account id that no service
+    #: account has.
+    SERVICE_ACCOUNT_NOT_FOUND = "SERVICE_ACCOUNT_NOT_FOUND"
+    #: An API key was presented where only a session is accepted
+    #: (``GetSession``, the user's own account, sessions, factors and keys):
+    #: check keys with ``Authorize``.
+    API_KEY_NOT_ACCEPTED = "API_KEY_NOT_ACCEPTED"
+    #: No such organization among the caller's: one they are not a member
+    #: of answers the same as an unknown one.
+    ORGANIZATION_NOT_FOUND = "ORGANIZATION_NOT_FOUND"
+    #: The user named is not a member of the organization.
+    MEMBER_NOT_FOUND = "MEMBER_NOT_FOUND"
+    #: The invitation is unknown, revoked, used, expired, or for another
+    #: address than the caller's verified one: ask for a new one.
+    INVITATION_INVALID = "INVITATION_INVALID"
+    #: The organization's owner cannot leave it or be removed, nor delete
+    #: their account while they own one (``DeleteCurrentUser``): transfer
+    #: the ownership first (``TransferOwnership``), or delete it.
+    LAST_OWNER = "LAST_OWNER"
+    #: Another organization has this slug.
+    SLUG_TAKEN = "SLUG_TAKEN"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -637,6 +673,60 @@ class UserNotFound(KeyportError):
     """``USER_NOT_FOUND``: an admin call named a user id that no user has."""
 
     REASON = Reason.USER_NOT_FOUND
+
+
+class ApiKeyNotFound(KeyportError):
+    """``API_KEY_NOT_FOUND``: the key id is not one of the caller's (or the service account's) keys."""
+
+    REASON = Reason.API_KEY_NOT_FOUND
+
+
+class ApiKeyExpired(KeyportError):
+    """``API_KEY_EXPIRED``: the API key is past its expiry; create a new one."""
+
+    REASON = Reason.API_KEY_EXPIRED
+
+
+class ServiceAccountNotFound(KeyportError):
+    """``SERVICE_ACCOUNT_NOT_FOUND``: the call named a service account id that no service account has."""
+
+    REASON = Reason.SERVICE_ACCOUNT_NOT_FOUND
+
+
+class ApiKeyNotAccepted(KeyportError):
+    """``API_KEY_NOT_ACCEPTED``: an API key where only a session is accepted; check keys with ``Authorize``."""
+
+    REASON = Reason.API_KEY_NOT_ACCEPTED
+
+
+class OrganizationNotFound(KeyportError):
+    """``ORGANIZATION_NOT_FOUND``: no such organization among the caller's (another's looks the same)."""
+
+    REASON = Reason.ORGANIZATION_NOT_FOUND
+
+
+class MemberNotFound(KeyportError):
+    """``MEMBER_NOT_FOUND``: the user named is not a member of the organization."""
+
+    REASON = Reason.MEMBER_NOT_FOUND
+
+
+class InvitationInvalid(KeyportError):
+    """``INVITATION_INVALID``: the invitation is unknown, revoked, used, expired or for another verified address."""
+
+    REASON = Reason.INVITATION_INVALID
+
+
+class LastOwner(KeyportError):
+    """``LAST_OWNER``: the owner cannot leave or be removed; transfer the ownership first."""
+
+    REASON = Reason.LAST_OWNER
+
+
+class SlugTaken(KeyportError):
+    """``SLUG_TAKEN``: another organization has this slug."""
+
+    REASON = Reason.SLUG_TAKEN
 
 
 class EventsLost(KeyportError):

@@ -20,6 +20,12 @@ export const linkReason: ErrorReason = ErrorReason.LAST_SIGN_IN_METHOD;
 // And the administration ones.
 export const bannedReason: ErrorReason = "USER_BANNED";
 export const notFoundReason: ErrorReason = ErrorReason.USER_NOT_FOUND;
+// And the API keys' ones.
+export const keyRefusedReason: ErrorReason = "API_KEY_NOT_ACCEPTED";
+export const accountNotFoundReason: ErrorReason = ErrorReason.SERVICE_ACCOUNT_NOT_FOUND;
+// And the organizations' ones.
+export const lastOwnerReason: ErrorReason = "LAST_OWNER";
+export const organizationNotFoundReason: ErrorReason = ErrorReason.ORGANIZATION_NOT_FOUND;
 
 // @ts-expect-error: a reason Keyport never sends is not an ErrorReason.
 export const notAReason: ErrorReason = "WRONG_PASSWORD";
@@ -52,6 +58,8 @@ export function describe(err: unknown): string {
     case "PASSKEY_INVALID":
     case "PERMISSION_UNKNOWN":
       return "bad input";
+    case "SLUG_TAKEN":
+      return "exists";
     case "EMAIL_TAKEN":
     case "ALREADY_LINKED":
     case "SECOND_FACTOR_ALREADY_ENROLLED":
@@ -61,6 +69,8 @@ export function describe(err: unknown): string {
     case "SESSION_EXPIRED":
     case "OAUTH_PROVIDER_ERROR":
     case "OAUTH_ID_TOKEN_INVALID":
+    case "API_KEY_EXPIRED":
+    case "API_KEY_NOT_ACCEPTED":
       return "sign in again";
     case "PERMISSION_DENIED":
     case "USER_BANNED":
@@ -70,6 +80,10 @@ export function describe(err: unknown): string {
     case "LINKED_ACCOUNT_NOT_FOUND":
     case "PASSKEY_NOT_FOUND":
     case "USER_NOT_FOUND":
+    case "API_KEY_NOT_FOUND":
+    case "SERVICE_ACCOUNT_NOT_FOUND":
+    case "ORGANIZATION_NOT_FOUND":
+    case "MEMBER_NOT_FOUND":
       return "not found";
     case "ACCOUNT_LINK_REFUSED":
     case "LAST_SIGN_IN_METHOD":
@@ -79,6 +93,8 @@ export function describe(err: unknown): string {
     case "STEP_UP_REQUIRED":
     case "SECOND_FACTOR_NOT_ENROLLED":
     case "PASSKEYS_DISABLED":
+    case "INVITATION_INVALID":
+    case "LAST_OWNER":
       return "refused";
     case "RATE_LIMITED":
     case "RESOURCE_EXHAUSTED":

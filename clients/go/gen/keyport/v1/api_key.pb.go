@@ -53,8 +53,11 @@ type ApiKey struct {
 	// limit of its own. A limited key's answers are not cached, so that
 	// every check counts.
 	RateLimitPerMinute uint32 `protobuf:"varint,9,opt,name=rate_limit_per_minute,json=rateLimitPerMinute,proto3" json:"rate_limit_per_minute,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The key that replaced this one (`RotateApiKey` with a grace), while
+	// this one works out its grace; empty otherwise. A key is rotated once.
+	ReplacedById  string `protobuf:"bytes,10,opt,name=replaced_by_id,json=replacedById,proto3" json:"replaced_by_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApiKey) Reset() {
@@ -150,6 +153,13 @@ func (x *ApiKey) GetRateLimitPerMinute() uint32 {
 	return 0
 }
 
+func (x *ApiKey) GetReplacedById() string {
+	if x != nil {
+		return x.ReplacedById
+	}
+	return ""
+}
+
 // A non-human principal that owns API keys: a backend job, a partner's
 // integration. Managed by admins; it never signs in, and its keys are its
 // only credentials.
@@ -239,7 +249,7 @@ var File_keyport_v1_api_key_proto protoreflect.FileDescriptor
 const file_keyport_v1_api_key_proto_rawDesc = "" +
 	"\n" +
 	"\x18keyport/v1/api_key.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfd\x02\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
 	"\x06ApiKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\"\n" +
@@ -252,7 +262,9 @@ const file_keyport_v1_api_key_proto_rawDesc = "" +
 	"expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12<\n" +
 	"\flast_used_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"lastUsedAt\x121\n" +
-	"\x15rate_limit_per_minute\x18\t \x01(\rR\x12rateLimitPerMinute\"\xa7\x01\n" +
+	"\x15rate_limit_per_minute\x18\t \x01(\rR\x12rateLimitPerMinute\x12$\n" +
+	"\x0ereplaced_by_id\x18\n" +
+	" \x01(\tR\freplacedById\"\xa7\x01\n" +
 	"\x0eServiceAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12 \n" +

@@ -30,7 +30,8 @@ type AuthorizeRequest struct {
 	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// The permissions the request needs, 1 to 32, each `resource:action`.
 	Permissions []string `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
-	// Reserved for organizations (not built yet): must be empty.
+	// The organization to decide in; empty for the session's active one
+	// (if any).
 	OrganizationId string `protobuf:"bytes,3,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache
@@ -167,8 +168,13 @@ type AuthorizeResponse struct {
 	ApiKey *ApiKey `protobuf:"bytes,8,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
 	// The service account owning the key; unset otherwise.
 	ServiceAccount *ServiceAccount `protobuf:"bytes,9,opt,name=service_account,json=serviceAccount,proto3" json:"service_account,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The organization decided in; empty for none.
+	OrganizationId string `protobuf:"bytes,10,opt,name=organization_id,json=organizationId,proto3" json:"organization_id,omitempty"`
+	// The user's role in it; empty when they are not a member (or none
+	// was decided in).
+	OrganizationRole string `protobuf:"bytes,11,opt,name=organization_role,json=organizationRole,proto3" json:"organization_role,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AuthorizeResponse) Reset() {
@@ -264,6 +270,20 @@ func (x *AuthorizeResponse) GetServiceAccount() *ServiceAccount {
 	return nil
 }
 
+func (x *AuthorizeResponse) GetOrganizationId() string {
+	if x != nil {
+		return x.OrganizationId
+	}
+	return ""
+}
+
+func (x *AuthorizeResponse) GetOrganizationRole() string {
+	if x != nil {
+		return x.OrganizationRole
+	}
+	return ""
+}
+
 var File_keyport_v1_authorization_service_proto protoreflect.FileDescriptor
 
 const file_keyport_v1_authorization_service_proto_rawDesc = "" +
@@ -278,7 +298,7 @@ const file_keyport_v1_authorization_service_proto_rawDesc = "" +
 	"\n" +
 	"permission\x18\x01 \x01(\tR\n" +
 	"permission\x12\x18\n" +
-	"\aallowed\x18\x02 \x01(\bR\aallowed\"\xa2\x03\n" +
+	"\aallowed\x18\x02 \x01(\bR\aallowed\"\xf8\x03\n" +
 	"\x11AuthorizeResponse\x12\x18\n" +
 	"\aallowed\x18\x01 \x01(\bR\aallowed\x12<\n" +
 	"\tdecisions\x18\x02 \x03(\v2\x1e.keyport.v1.PermissionDecisionR\tdecisions\x12-\n" +
@@ -288,7 +308,10 @@ const file_keyport_v1_authorization_service_proto_rawDesc = "" +
 	"\trefreshed\x18\x06 \x01(\bR\trefreshed\x126\n" +
 	"\tcache_ttl\x18\a \x01(\v2\x19.google.protobuf.DurationR\bcacheTtl\x12+\n" +
 	"\aapi_key\x18\b \x01(\v2\x12.keyport.v1.ApiKeyR\x06apiKey\x12C\n" +
-	"\x0fservice_account\x18\t \x01(\v2\x1a.keyport.v1.ServiceAccountR\x0eserviceAccount2`\n" +
+	"\x0fservice_account\x18\t \x01(\v2\x1a.keyport.v1.ServiceAccountR\x0eserviceAccount\x12'\n" +
+	"\x0forganization_id\x18\n" +
+	" \x01(\tR\x0eorganizationId\x12+\n" +
+	"\x11organization_role\x18\v \x01(\tR\x10organizationRole2`\n" +
 	"\x14AuthorizationService\x12H\n" +
 	"\tAuthorize\x12\x1c.keyport.v1.AuthorizeRequest\x1a\x1d.keyport.v1.AuthorizeResponseB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 

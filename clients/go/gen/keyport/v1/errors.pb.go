@@ -205,6 +205,21 @@ const (
 	// user's own account, sessions, factors and keys; `GetSession`). Check
 	// keys with `Authorize`. gRPC code `UNAUTHENTICATED`.
 	ErrorReason_ERROR_REASON_API_KEY_NOT_ACCEPTED ErrorReason = 45
+	// No such organization among the caller's: one they are not a member of
+	// answers the same as an unknown one. gRPC code `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_ORGANIZATION_NOT_FOUND ErrorReason = 46
+	// The user named is not a member of the organization. gRPC code
+	// `NOT_FOUND`.
+	ErrorReason_ERROR_REASON_MEMBER_NOT_FOUND ErrorReason = 47
+	// The invitation is unknown, revoked, used, expired, or for another
+	// address than the caller's verified one: ask for a new one. gRPC code
+	// `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_INVITATION_INVALID ErrorReason = 48
+	// The organization's owner cannot leave it or be removed: transfer the
+	// ownership first (`TransferOwnership`). gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_LAST_OWNER ErrorReason = 49
+	// Another organization has this slug. gRPC code `ALREADY_EXISTS`.
+	ErrorReason_ERROR_REASON_SLUG_TAKEN ErrorReason = 50
 )
 
 // Enum value maps for ErrorReason.
@@ -256,6 +271,11 @@ var (
 		43: "ERROR_REASON_API_KEY_EXPIRED",
 		44: "ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND",
 		45: "ERROR_REASON_API_KEY_NOT_ACCEPTED",
+		46: "ERROR_REASON_ORGANIZATION_NOT_FOUND",
+		47: "ERROR_REASON_MEMBER_NOT_FOUND",
+		48: "ERROR_REASON_INVITATION_INVALID",
+		49: "ERROR_REASON_LAST_OWNER",
+		50: "ERROR_REASON_SLUG_TAKEN",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -304,6 +324,11 @@ var (
 		"ERROR_REASON_API_KEY_EXPIRED":                43,
 		"ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND":      44,
 		"ERROR_REASON_API_KEY_NOT_ACCEPTED":           45,
+		"ERROR_REASON_ORGANIZATION_NOT_FOUND":         46,
+		"ERROR_REASON_MEMBER_NOT_FOUND":               47,
+		"ERROR_REASON_INVITATION_INVALID":             48,
+		"ERROR_REASON_LAST_OWNER":                     49,
+		"ERROR_REASON_SLUG_TAKEN":                     50,
 	}
 )
 
@@ -339,7 +364,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xa7\r\n" +
+	"keyport.v1*\xd2\x0e\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -387,7 +412,12 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x1eERROR_REASON_API_KEY_NOT_FOUND\x10*\x12 \n" +
 	"\x1cERROR_REASON_API_KEY_EXPIRED\x10+\x12*\n" +
 	"&ERROR_REASON_SERVICE_ACCOUNT_NOT_FOUND\x10,\x12%\n" +
-	"!ERROR_REASON_API_KEY_NOT_ACCEPTED\x10-B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"!ERROR_REASON_API_KEY_NOT_ACCEPTED\x10-\x12'\n" +
+	"#ERROR_REASON_ORGANIZATION_NOT_FOUND\x10.\x12!\n" +
+	"\x1dERROR_REASON_MEMBER_NOT_FOUND\x10/\x12#\n" +
+	"\x1fERROR_REASON_INVITATION_INVALID\x100\x12\x1b\n" +
+	"\x17ERROR_REASON_LAST_OWNER\x101\x12\x1b\n" +
+	"\x17ERROR_REASON_SLUG_TAKEN\x102B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

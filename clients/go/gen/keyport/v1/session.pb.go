@@ -157,6 +157,11 @@ const (
 	UserChange_USER_CHANGE_SECOND_FACTOR UserChange = 7
 	// An admin lifted the user's ban (`AdminService.UnbanUser`).
 	UserChange_USER_CHANGE_UNBANNED UserChange = 8
+	// The user's organizations changed: a membership was added, removed or
+	// given another role, an organization of theirs was deleted, or a
+	// session of theirs chose another active organization. Drop the user's
+	// cached decisions.
+	UserChange_USER_CHANGE_ORGANIZATIONS UserChange = 9
 )
 
 // Enum value maps for UserChange.
@@ -171,6 +176,7 @@ var (
 		6: "USER_CHANGE_SESSIONS_REVOKED",
 		7: "USER_CHANGE_SECOND_FACTOR",
 		8: "USER_CHANGE_UNBANNED",
+		9: "USER_CHANGE_ORGANIZATIONS",
 	}
 	UserChange_value = map[string]int32{
 		"USER_CHANGE_UNSPECIFIED":      0,
@@ -182,6 +188,7 @@ var (
 		"USER_CHANGE_SESSIONS_REVOKED": 6,
 		"USER_CHANGE_SECOND_FACTOR":    7,
 		"USER_CHANGE_UNBANNED":         8,
+		"USER_CHANGE_ORGANIZATIONS":    9,
 	}
 )
 
@@ -255,8 +262,12 @@ type Session struct {
 	// credentials, factors or sessions (`PERMISSION_DENIED`), and ends with
 	// `SignOut`.
 	ImpersonatorId string `protobuf:"bytes,12,opt,name=impersonator_id,json=impersonatorId,proto3" json:"impersonator_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The organization this session works in
+	// (`OrganizationService.SetActiveOrganization`); empty for none.
+	// `Authorize` without an `organization_id` decides in it.
+	ActiveOrganizationId string `protobuf:"bytes,13,opt,name=active_organization_id,json=activeOrganizationId,proto3" json:"active_organization_id,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Session) Reset() {
@@ -369,6 +380,13 @@ func (x *Session) GetAuthenticatedAt() *timestamppb.Timestamp {
 func (x *Session) GetImpersonatorId() string {
 	if x != nil {
 		return x.ImpersonatorId
+	}
+	return ""
+}
+
+func (x *Session) GetActiveOrganizationId() string {
+	if x != nil {
+		return x.ActiveOrganizationId
 	}
 	return ""
 }
@@ -632,7 +650,7 @@ var File_keyport_v1_session_proto protoreflect.FileDescriptor
 const file_keyport_v1_session_proto_rawDesc = "" +
 	"\n" +
 	"\x18keyport/v1/session.proto\x12\n" +
-	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\xc0\x04\n" +
+	"keyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\xf6\x04\n" +
 	"\aSession\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x129\n" +
@@ -650,7 +668,8 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x0fassurance_level\x18\n" +
 	" \x01(\x0e2\x1a.keyport.v1.AssuranceLevelR\x0eassuranceLevel\x12E\n" +
 	"\x10authenticated_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\x0fauthenticatedAt\x12'\n" +
-	"\x0fimpersonator_id\x18\f \x01(\tR\x0eimpersonatorId\"\xc7\x01\n" +
+	"\x0fimpersonator_id\x18\f \x01(\tR\x0eimpersonatorId\x124\n" +
+	"\x16active_organization_id\x18\r \x01(\tR\x14activeOrganizationId\"\xc7\x01\n" +
 	"\x0fSignInChallenge\x12\x1c\n" +
 	"\tchallenge\x18\x01 \x01(\tR\tchallenge\x122\n" +
 	"\afactors\x18\x02 \x03(\x0e2\x18.keyport.v1.SecondFactorR\afactors\x129\n" +
@@ -676,7 +695,7 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n" +
 	"\x19SECOND_FACTOR_BACKUP_CODE\x10\x02\x12\x19\n" +
-	"\x15SECOND_FACTOR_PASSKEY\x10\x03*\xff\x01\n" +
+	"\x15SECOND_FACTOR_PASSKEY\x10\x03*\x9e\x02\n" +
 	"\n" +
 	"UserChange\x12\x1b\n" +
 	"\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -687,7 +706,8 @@ const file_keyport_v1_session_proto_rawDesc = "" +
 	"\x13USER_CHANGE_DELETED\x10\x05\x12 \n" +
 	"\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06\x12\x1d\n" +
 	"\x19USER_CHANGE_SECOND_FACTOR\x10\a\x12\x18\n" +
-	"\x14USER_CHANGE_UNBANNED\x10\bB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x14USER_CHANGE_UNBANNED\x10\b\x12\x1d\n" +
+	"\x19USER_CHANGE_ORGANIZATIONS\x10\tB@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_session_proto_rawDescOnce sync.Once

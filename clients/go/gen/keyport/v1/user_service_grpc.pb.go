@@ -97,7 +97,8 @@ type UserServiceClient interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
 	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
-	// not pass it recently).
+	// not pass it recently), `LAST_OWNER` (the user owns an organization:
+	// transfer or delete it first).
 	DeleteCurrentUser(ctx context.Context, in *DeleteCurrentUserRequest, opts ...grpc.CallOption) (*DeleteCurrentUserResponse, error)
 	// Mails a single-use link that verifies an address; a newer link voids
 	// the older. Does nothing when the address is verified already. The link
@@ -393,7 +394,8 @@ type UserServiceServer interface {
 	// `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
 	// empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
 	// `STEP_UP_REQUIRED` (the user has a second factor and the session did
-	// not pass it recently).
+	// not pass it recently), `LAST_OWNER` (the user owns an organization:
+	// transfer or delete it first).
 	DeleteCurrentUser(context.Context, *DeleteCurrentUserRequest) (*DeleteCurrentUserResponse, error)
 	// Mails a single-use link that verifies an address; a newer link voids
 	// the older. Does nothing when the address is verified already. The link

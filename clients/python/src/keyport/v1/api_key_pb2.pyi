@@ -10,7 +10,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApiKey(_message.Message):
-    __slots__ = ("id", "name", "owner_user_id", "service_account_id", "scopes", "created_at", "expires_at", "last_used_at", "rate_limit_per_minute")
+    __slots__ = ("id", "name", "owner_user_id", "service_account_id", "scopes", "created_at", "expires_at", "last_used_at", "rate_limit_per_minute", "replaced_by_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     OWNER_USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class ApiKey(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     LAST_USED_AT_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_BY_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     owner_user_id: str
@@ -29,7 +30,8 @@ class ApiKey(_message.Message):
     expires_at: _timestamp_pb2.Timestamp
     last_used_at: _timestamp_pb2.Timestamp
     rate_limit_per_minute: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., owner_user_id: _Optional[str] = ..., service_account_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit_per_minute: _Optional[int] = ...) -> None: ...
+    replaced_by_id: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., owner_user_id: _Optional[str] = ..., service_account_id: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_used_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rate_limit_per_minute: _Optional[int] = ..., replaced_by_id: _Optional[str] = ...) -> None: ...
 
 class ServiceAccount(_message.Message):
     __slots__ = ("id", "name", "description", "roles", "created_at")

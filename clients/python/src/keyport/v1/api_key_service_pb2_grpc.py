@@ -135,8 +135,10 @@ class ApiKeyServiceServicer(object):
         keeps working for `grace` (at most 7 days), so that callers can move
         to the new one; with no grace it is revoked at once.
 
-        Reasons: `API_KEY_NOT_FOUND`, `SERVICE_ACCOUNT_NOT_FOUND`,
-        `INVALID_ARGUMENT` (a grace over 7 days), `REAUTHENTICATION_REQUIRED`
+        Reasons: `API_KEY_NOT_FOUND`, `API_KEY_EXPIRED` (an expired key is
+        not renewed by rotating it), `SERVICE_ACCOUNT_NOT_FOUND`,
+        `INVALID_ARGUMENT` (a grace over 7 days, or a key rotated already:
+        rotate its replacement), `REAUTHENTICATION_REQUIRED`
         and `STEP_UP_REQUIRED` (as for `CreateApiKey`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -81,8 +81,10 @@ class ApiKeyServiceStub:
     keeps working for `grace` (at most 7 days), so that callers can move
     to the new one; with no grace it is revoked at once.
 
-    Reasons: `API_KEY_NOT_FOUND`, `SERVICE_ACCOUNT_NOT_FOUND`,
-    `INVALID_ARGUMENT` (a grace over 7 days), `REAUTHENTICATION_REQUIRED`
+    Reasons: `API_KEY_NOT_FOUND`, `API_KEY_EXPIRED` (an expired key is
+    not renewed by rotating it), `SERVICE_ACCOUNT_NOT_FOUND`,
+    `INVALID_ARGUMENT` (a grace over 7 days, or a key rotated already:
+    rotate its replacement), `REAUTHENTICATION_REQUIRED`
     and `STEP_UP_REQUIRED` (as for `CreateApiKey`).
     """
 
@@ -139,8 +141,10 @@ class ApiKeyServiceAsyncStub(ApiKeyServiceStub):
     keeps working for `grace` (at most 7 days), so that callers can move
     to the new one; with no grace it is revoked at once.
 
-    Reasons: `API_KEY_NOT_FOUND`, `SERVICE_ACCOUNT_NOT_FOUND`,
-    `INVALID_ARGUMENT` (a grace over 7 days), `REAUTHENTICATION_REQUIRED`
+    Reasons: `API_KEY_NOT_FOUND`, `API_KEY_EXPIRED` (an expired key is
+    not renewed by rotating it), `SERVICE_ACCOUNT_NOT_FOUND`,
+    `INVALID_ARGUMENT` (a grace over 7 days, or a key rotated already:
+    rotate its replacement), `REAUTHENTICATION_REQUIRED`
     and `STEP_UP_REQUIRED` (as for `CreateApiKey`).
     """
 
@@ -218,8 +222,10 @@ class ApiKeyServiceServicer(metaclass=_abc_1.ABCMeta):
         keeps working for `grace` (at most 7 days), so that callers can move
         to the new one; with no grace it is revoked at once.
 
-        Reasons: `API_KEY_NOT_FOUND`, `SERVICE_ACCOUNT_NOT_FOUND`,
-        `INVALID_ARGUMENT` (a grace over 7 days), `REAUTHENTICATION_REQUIRED`
+        Reasons: `API_KEY_NOT_FOUND`, `API_KEY_EXPIRED` (an expired key is
+        not renewed by rotating it), `SERVICE_ACCOUNT_NOT_FOUND`,
+        `INVALID_ARGUMENT` (a grace over 7 days, or a key rotated already:
+        rotate its replacement), `REAUTHENTICATION_REQUIRED`
         and `STEP_UP_REQUIRED` (as for `CreateApiKey`).
         """
 

@@ -28,7 +28,7 @@ from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&keyport/v1/authorization_service.proto\x12\nkeyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18keyport/v1/api_key.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"O\n\x10\x41uthorizeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0bpermissions\x18\x02 \x03(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\"9\n\x12PermissionDecision\x12\x12\n\npermission\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\"\xc9\x02\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\tdecisions\x18\x02 \x03(\x0b\x32\x1e.keyport.v1.PermissionDecision\x12$\n\x07session\x18\x03 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x04 \x01(\x0b\x32\x10.keyport.v1.User\x12\x0f\n\x07granted\x18\x05 \x03(\t\x12\x11\n\trefreshed\x18\x06 \x01(\x08\x12,\n\tcache_ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x07\x61pi_key\x18\x08 \x01(\x0b\x32\x12.keyport.v1.ApiKey\x12\x33\n\x0fservice_account\x18\t \x01(\x0b\x32\x1a.keyport.v1.ServiceAccount2`\n\x14\x41uthorizationService\x12H\n\tAuthorize\x12\x1c.keyport.v1.AuthorizeRequest\x1a\x1d.keyport.v1.AuthorizeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&keyport/v1/authorization_service.proto\x12\nkeyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x18keyport/v1/api_key.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"O\n\x10\x41uthorizeRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x13\n\x0bpermissions\x18\x02 \x03(\t\x12\x17\n\x0forganization_id\x18\x03 \x01(\t\"9\n\x12PermissionDecision\x12\x12\n\npermission\x18\x01 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x02 \x01(\x08\"\xfd\x02\n\x11\x41uthorizeResponse\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x31\n\tdecisions\x18\x02 \x03(\x0b\x32\x1e.keyport.v1.PermissionDecision\x12$\n\x07session\x18\x03 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x04 \x01(\x0b\x32\x10.keyport.v1.User\x12\x0f\n\x07granted\x18\x05 \x03(\t\x12\x11\n\trefreshed\x18\x06 \x01(\x08\x12,\n\tcache_ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12#\n\x07\x61pi_key\x18\x08 \x01(\x0b\x32\x12.keyport.v1.ApiKey\x12\x33\n\x0fservice_account\x18\t \x01(\x0b\x32\x1a.keyport.v1.ServiceAccount\x12\x17\n\x0forganization_id\x18\n \x01(\t\x12\x19\n\x11organization_role\x18\x0b \x01(\t2`\n\x14\x41uthorizationService\x12H\n\tAuthorize\x12\x1c.keyport.v1.AuthorizeRequest\x1a\x1d.keyport.v1.AuthorizeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,7 +40,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PERMISSIONDECISION']._serialized_start=242
   _globals['_PERMISSIONDECISION']._serialized_end=299
   _globals['_AUTHORIZERESPONSE']._serialized_start=302
-  _globals['_AUTHORIZERESPONSE']._serialized_end=631
-  _globals['_AUTHORIZATIONSERVICE']._serialized_start=633
-  _globals['_AUTHORIZATIONSERVICE']._serialized_end=729
+  _globals['_AUTHORIZERESPONSE']._serialized_end=683
+  _globals['_AUTHORIZATIONSERVICE']._serialized_start=685
+  _globals['_AUTHORIZATIONSERVICE']._serialized_end=781
 # @@protoc_insertion_point(module_scope)

@@ -31,7 +31,7 @@ class PermissionDecision(_message.Message):
     def __init__(self, permission: _Optional[str] = ..., allowed: bool = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
-    __slots__ = ("allowed", "decisions", "session", "user", "granted", "refreshed", "cache_ttl", "api_key", "service_account")
+    __slots__ = ("allowed", "decisions", "session", "user", "granted", "refreshed", "cache_ttl", "api_key", "service_account", "organization_id", "organization_role")
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     DECISIONS_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,8 @@ class AuthorizeResponse(_message.Message):
     CACHE_TTL_FIELD_NUMBER: _ClassVar[int]
     API_KEY_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ROLE_FIELD_NUMBER: _ClassVar[int]
     allowed: bool
     decisions: _containers.RepeatedCompositeFieldContainer[PermissionDecision]
     session: _session_pb2.Session
@@ -50,4 +52,6 @@ class AuthorizeResponse(_message.Message):
     cache_ttl: _duration_pb2.Duration
     api_key: _api_key_pb2.ApiKey
     service_account: _api_key_pb2.ServiceAccount
-    def __init__(self, allowed: bool = ..., decisions: _Optional[_Iterable[_Union[PermissionDecision, _Mapping]]] = ..., session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., granted: _Optional[_Iterable[str]] = ..., refreshed: bool = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., api_key: _Optional[_Union[_api_key_pb2.ApiKey, _Mapping]] = ..., service_account: _Optional[_Union[_api_key_pb2.ServiceAccount, _Mapping]] = ...) -> None: ...
+    organization_id: str
+    organization_role: str
+    def __init__(self, allowed: bool = ..., decisions: _Optional[_Iterable[_Union[PermissionDecision, _Mapping]]] = ..., session: _Optional[_Union[_session_pb2.Session, _Mapping]] = ..., user: _Optional[_Union[_user_pb2.User, _Mapping]] = ..., granted: _Optional[_Iterable[str]] = ..., refreshed: bool = ..., cache_ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., api_key: _Optional[_Union[_api_key_pb2.ApiKey, _Mapping]] = ..., service_account: _Optional[_Union[_api_key_pb2.ServiceAccount, _Mapping]] = ..., organization_id: _Optional[str] = ..., organization_role: _Optional[str] = ...) -> None: ...

@@ -49,13 +49,19 @@ class AuthorizationServiceStub:
     caller is the app or service checking a request, not the user. Like
     `GetSession`, it may push a session's expiry forward (`refreshed`).
 
+    In an organization (`organization_id`, or else the session's active
+    organization) a session is allowed what the user's roles grant, and
+    what their role in the organization grants there; a user who is not a
+    member gets no more than their own roles (a deny, not an error).
+
     A key is allowed what its scopes and its owner's roles both grant.
     Its answer names the key (`api_key`) and its owner: `user` for a
     user's key (no `session`), `service_account` for a service account's.
 
     Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
     `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
-    permission or more than 32, or `organization_id` set),
+    permission or more than 32, a malformed `organization_id`, or one
+    with an API key: keys are not scoped to organizations),
     `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
     banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
     (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,
@@ -83,13 +89,19 @@ class AuthorizationServiceAsyncStub(AuthorizationServiceStub):
     caller is the app or service checking a request, not the user. Like
     `GetSession`, it may push a session's expiry forward (`refreshed`).
 
+    In an organization (`organization_id`, or else the session's active
+    organization) a session is allowed what the user's roles grant, and
+    what their role in the organization grants there; a user who is not a
+    member gets no more than their own roles (a deny, not an error).
+
     A key is allowed what its scopes and its owner's roles both grant.
     Its answer names the key (`api_key`) and its owner: `user` for a
     user's key (no `session`), `service_account` for a service account's.
 
     Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
     `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
-    permission or more than 32, or `organization_id` set),
+    permission or more than 32, a malformed `organization_id`, or one
+    with an API key: keys are not scoped to organizations),
     `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
     banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
     (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,
@@ -120,13 +132,19 @@ class AuthorizationServiceServicer(metaclass=_abc_1.ABCMeta):
         caller is the app or service checking a request, not the user. Like
         `GetSession`, it may push a session's expiry forward (`refreshed`).
 
+        In an organization (`organization_id`, or else the session's active
+        organization) a session is allowed what the user's roles grant, and
+        what their role in the organization grants there; a user who is not a
+        member gets no more than their own roles (a deny, not an error).
+
         A key is allowed what its scopes and its owner's roles both grant.
         Its answer names the key (`api_key`) and its owner: `user` for a
         user's key (no `session`), `service_account` for a service account's.
 
         Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
         `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
-        permission or more than 32, or `organization_id` set),
+        permission or more than 32, a malformed `organization_id`, or one
+        with an API key: keys are not scoped to organizations),
         `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
         banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
         (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,

@@ -26,27 +26,27 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyport/v1/session.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\xae\x03\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x61\x62solute_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0crefreshed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nip_address\x18\x07 \x01(\t\x12\x12\n\nuser_agent\x18\x08 \x01(\t\x12\x0f\n\x07\x63urrent\x18\t \x01(\x08\x12\x33\n\x0f\x61ssurance_level\x18\n \x01(\x0e\x32\x1a.keyport.v1.AssuranceLevel\x12\x34\n\x10\x61uthenticated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fimpersonator_id\x18\x0c \x01(\t\"\x98\x01\n\x0fSignInChallenge\x12\x11\n\tchallenge\x18\x01 \x01(\t\x12)\n\x07\x66\x61\x63tors\x18\x02 \x03(\x0e\x32\x18.keyport.v1.SecondFactor\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpasskey_options\x18\x04 \x01(\t\"c\n\x0cSessionGrant\x12\r\n\x05token\x18\x01 \x01(\t\x12$\n\x07session\x18\x02 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x03 \x01(\x0b\x32\x10.keyport.v1.User\"5\n\x0eSessionRevoked\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"F\n\x0bUserChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12&\n\x06\x63hange\x18\x02 \x01(\x0e\x32\x16.keyport.v1.UserChange*e\n\x0e\x41ssuranceLevel\x12\x1f\n\x1b\x41SSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41SSURANCE_LEVEL_AAL1\x10\x01\x12\x18\n\x14\x41SSURANCE_LEVEL_AAL2\x10\x02*\x7f\n\x0cSecondFactor\x12\x1d\n\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n\x19SECOND_FACTOR_BACKUP_CODE\x10\x02\x12\x19\n\x15SECOND_FACTOR_PASSKEY\x10\x03*\xff\x01\n\nUserChange\x12\x1b\n\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13USER_CHANGE_PROFILE\x10\x01\x12\x18\n\x14USER_CHANGE_PASSWORD\x10\x02\x12\x15\n\x11USER_CHANGE_ROLES\x10\x03\x12\x16\n\x12USER_CHANGE_BANNED\x10\x04\x12\x17\n\x13USER_CHANGE_DELETED\x10\x05\x12 \n\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06\x12\x1d\n\x19USER_CHANGE_SECOND_FACTOR\x10\x07\x12\x18\n\x14USER_CHANGE_UNBANNED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18keyport/v1/session.proto\x12\nkeyport.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15keyport/v1/user.proto\"\xce\x03\n\x07Session\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x13\x61\x62solute_expires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0crefreshed_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nip_address\x18\x07 \x01(\t\x12\x12\n\nuser_agent\x18\x08 \x01(\t\x12\x0f\n\x07\x63urrent\x18\t \x01(\x08\x12\x33\n\x0f\x61ssurance_level\x18\n \x01(\x0e\x32\x1a.keyport.v1.AssuranceLevel\x12\x34\n\x10\x61uthenticated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fimpersonator_id\x18\x0c \x01(\t\x12\x1e\n\x16\x61\x63tive_organization_id\x18\r \x01(\t\"\x98\x01\n\x0fSignInChallenge\x12\x11\n\tchallenge\x18\x01 \x01(\t\x12)\n\x07\x66\x61\x63tors\x18\x02 \x03(\x0e\x32\x18.keyport.v1.SecondFactor\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fpasskey_options\x18\x04 \x01(\t\"c\n\x0cSessionGrant\x12\r\n\x05token\x18\x01 \x01(\t\x12$\n\x07session\x18\x02 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x03 \x01(\x0b\x32\x10.keyport.v1.User\"5\n\x0eSessionRevoked\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\"F\n\x0bUserChanged\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12&\n\x06\x63hange\x18\x02 \x01(\x0e\x32\x16.keyport.v1.UserChange*e\n\x0e\x41ssuranceLevel\x12\x1f\n\x1b\x41SSURANCE_LEVEL_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41SSURANCE_LEVEL_AAL1\x10\x01\x12\x18\n\x14\x41SSURANCE_LEVEL_AAL2\x10\x02*\x7f\n\x0cSecondFactor\x12\x1d\n\x19SECOND_FACTOR_UNSPECIFIED\x10\x00\x12\x16\n\x12SECOND_FACTOR_TOTP\x10\x01\x12\x1d\n\x19SECOND_FACTOR_BACKUP_CODE\x10\x02\x12\x19\n\x15SECOND_FACTOR_PASSKEY\x10\x03*\x9e\x02\n\nUserChange\x12\x1b\n\x17USER_CHANGE_UNSPECIFIED\x10\x00\x12\x17\n\x13USER_CHANGE_PROFILE\x10\x01\x12\x18\n\x14USER_CHANGE_PASSWORD\x10\x02\x12\x15\n\x11USER_CHANGE_ROLES\x10\x03\x12\x16\n\x12USER_CHANGE_BANNED\x10\x04\x12\x17\n\x13USER_CHANGE_DELETED\x10\x05\x12 \n\x1cUSER_CHANGE_SESSIONS_REVOKED\x10\x06\x12\x1d\n\x19USER_CHANGE_SECOND_FACTOR\x10\x07\x12\x18\n\x14USER_CHANGE_UNBANNED\x10\x08\x12\x1d\n\x19USER_CHANGE_ORGANIZATIONS\x10\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'keyport.v1.session_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ASSURANCELEVEL']._serialized_start=912
-  _globals['_ASSURANCELEVEL']._serialized_end=1013
-  _globals['_SECONDFACTOR']._serialized_start=1015
-  _globals['_SECONDFACTOR']._serialized_end=1142
-  _globals['_USERCHANGE']._serialized_start=1145
-  _globals['_USERCHANGE']._serialized_end=1400
+  _globals['_ASSURANCELEVEL']._serialized_start=944
+  _globals['_ASSURANCELEVEL']._serialized_end=1045
+  _globals['_SECONDFACTOR']._serialized_start=1047
+  _globals['_SECONDFACTOR']._serialized_end=1174
+  _globals['_USERCHANGE']._serialized_start=1177
+  _globals['_USERCHANGE']._serialized_end=1463
   _globals['_SESSION']._serialized_start=97
-  _globals['_SESSION']._serialized_end=527
-  _globals['_SIGNINCHALLENGE']._serialized_start=530
-  _globals['_SIGNINCHALLENGE']._serialized_end=682
-  _globals['_SESSIONGRANT']._serialized_start=684
-  _globals['_SESSIONGRANT']._serialized_end=783
-  _globals['_SESSIONREVOKED']._serialized_start=785
-  _globals['_SESSIONREVOKED']._serialized_end=838
-  _globals['_USERCHANGED']._serialized_start=840
-  _globals['_USERCHANGED']._serialized_end=910
+  _globals['_SESSION']._serialized_end=559
+  _globals['_SIGNINCHALLENGE']._serialized_start=562
+  _globals['_SIGNINCHALLENGE']._serialized_end=714
+  _globals['_SESSIONGRANT']._serialized_start=716
+  _globals['_SESSIONGRANT']._serialized_end=815
+  _globals['_SESSIONREVOKED']._serialized_start=817
+  _globals['_SESSIONREVOKED']._serialized_end=870
+  _globals['_USERCHANGED']._serialized_start=872
+  _globals['_USERCHANGED']._serialized_end=942
 # @@protoc_insertion_point(module_scope)

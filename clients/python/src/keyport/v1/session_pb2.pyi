@@ -35,6 +35,7 @@ class UserChange(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     USER_CHANGE_SESSIONS_REVOKED: _ClassVar[UserChange]
     USER_CHANGE_SECOND_FACTOR: _ClassVar[UserChange]
     USER_CHANGE_UNBANNED: _ClassVar[UserChange]
+    USER_CHANGE_ORGANIZATIONS: _ClassVar[UserChange]
 ASSURANCE_LEVEL_UNSPECIFIED: AssuranceLevel
 ASSURANCE_LEVEL_AAL1: AssuranceLevel
 ASSURANCE_LEVEL_AAL2: AssuranceLevel
@@ -51,9 +52,10 @@ USER_CHANGE_DELETED: UserChange
 USER_CHANGE_SESSIONS_REVOKED: UserChange
 USER_CHANGE_SECOND_FACTOR: UserChange
 USER_CHANGE_UNBANNED: UserChange
+USER_CHANGE_ORGANIZATIONS: UserChange
 
 class Session(_message.Message):
-    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at", "impersonator_id")
+    __slots__ = ("id", "user_id", "created_at", "expires_at", "absolute_expires_at", "refreshed_at", "ip_address", "user_agent", "current", "assurance_level", "authenticated_at", "impersonator_id", "active_organization_id")
     ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +68,7 @@ class Session(_message.Message):
     ASSURANCE_LEVEL_FIELD_NUMBER: _ClassVar[int]
     AUTHENTICATED_AT_FIELD_NUMBER: _ClassVar[int]
     IMPERSONATOR_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     id: str
     user_id: str
     created_at: _timestamp_pb2.Timestamp
@@ -78,7 +81,8 @@ class Session(_message.Message):
     assurance_level: AssuranceLevel
     authenticated_at: _timestamp_pb2.Timestamp
     impersonator_id: str
-    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., impersonator_id: _Optional[str] = ...) -> None: ...
+    active_organization_id: str
+    def __init__(self, id: _Optional[str] = ..., user_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., current: bool = ..., assurance_level: _Optional[_Union[AssuranceLevel, str]] = ..., authenticated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., impersonator_id: _Optional[str] = ..., active_organization_id: _Optional[str] = ...) -> None: ...
 
 class SignInChallenge(_message.Message):
     __slots__ = ("challenge", "factors", "expires_at", "passkey_options")

@@ -200,7 +200,8 @@ class UserServiceServicer(object):
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
         empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
         `STEP_UP_REQUIRED` (the user has a second factor and the session did
-        not pass it recently).
+        not pass it recently), `LAST_OWNER` (the user owns an organization:
+        transfer or delete it first).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -96,7 +96,8 @@ class UserServiceStub:
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
     `STEP_UP_REQUIRED` (the user has a second factor and the session did
-    not pass it recently).
+    not pass it recently), `LAST_OWNER` (the user owns an organization:
+    transfer or delete it first).
     """
     RequestEmailVerification: _grpc.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]
     """Mails a single-use link that verifies an address; a newer link voids
@@ -266,7 +267,8 @@ class UserServiceAsyncStub(UserServiceStub):
     `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
     empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
     `STEP_UP_REQUIRED` (the user has a second factor and the session did
-    not pass it recently).
+    not pass it recently), `LAST_OWNER` (the user owns an organization:
+    transfer or delete it first).
     """
     RequestEmailVerification: _aio.UnaryUnaryMultiCallable[_user_service_pb2.RequestEmailVerificationRequest, _user_service_pb2.RequestEmailVerificationResponse]  # type: ignore[assignment]
     """Mails a single-use link that verifies an address; a newer link voids
@@ -463,7 +465,8 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
         empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
         `STEP_UP_REQUIRED` (the user has a second factor and the session did
-        not pass it recently).
+        not pass it recently), `LAST_OWNER` (the user owns an organization:
+        transfer or delete it first).
         """
 
     @_abc_1.abstractmethod

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/api_key.proto.
  */
 export const file_keyport_v1_api_key: GenFile = /*@__PURE__*/
-  fileDesc("ChhrZXlwb3J0L3YxL2FwaV9rZXkucHJvdG8SCmtleXBvcnQudjEilgIKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDW93bmVyX3VzZXJfaWQYAyABKAkSGgoSc2VydmljZV9hY2NvdW50X2lkGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFXJhdGVfbGltaXRfcGVyX21pbnV0ZRgJIAEoDSJ+Cg5TZXJ2aWNlQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEg0KBXJvbGVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("ChhrZXlwb3J0L3YxL2FwaV9rZXkucHJvdG8SCmtleXBvcnQudjEirgIKBkFwaUtleRIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhUKDW93bmVyX3VzZXJfaWQYAyABKAkSGgoSc2VydmljZV9hY2NvdW50X2lkGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpjcmVhdGVkX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEh0KFXJhdGVfbGltaXRfcGVyX21pbnV0ZRgJIAEoDRIWCg5yZXBsYWNlZF9ieV9pZBgKIAEoCSJ+Cg5TZXJ2aWNlQWNjb3VudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEg0KBXJvbGVzGAQgAygJEi4KCmNyZWF0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * A long-lived credential of a machine caller, as listed: never its
@@ -92,6 +92,14 @@ export type ApiKey = Message<"keyport.v1.ApiKey"> & {
    * @generated from field: uint32 rate_limit_per_minute = 9;
    */
   rateLimitPerMinute: number;
+
+  /**
+   * The key that replaced this one (`RotateApiKey` with a grace), while
+   * this one works out its grace; empty otherwise. A key is rotated once.
+   *
+   * @generated from field: string replaced_by_id = 10;
+   */
+  replacedById: string;
 };
 
 /**

@@ -323,8 +323,10 @@ export const ApiKeyService: GenService<{
    * keeps working for `grace` (at most 7 days), so that callers can move
    * to the new one; with no grace it is revoked at once.
    *
-   * Reasons: `API_KEY_NOT_FOUND`, `SERVICE_ACCOUNT_NOT_FOUND`,
-   * `INVALID_ARGUMENT` (a grace over 7 days), `REAUTHENTICATION_REQUIRED`
+   * Reasons: `API_KEY_NOT_FOUND`, `API_KEY_EXPIRED` (an expired key is
+   * not renewed by rotating it), `SERVICE_ACCOUNT_NOT_FOUND`,
+   * `INVALID_ARGUMENT` (a grace over 7 days, or a key rotated already:
+   * rotate its replacement), `REAUTHENTICATION_REQUIRED`
    * and `STEP_UP_REQUIRED` (as for `CreateApiKey`).
    *
    * @generated from rpc keyport.v1.ApiKeyService.RotateApiKey

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/authorization_service.proto.
  */
 export const file_keyport_v1_authorization_service: GenFile = /*@__PURE__*/
-  fileDesc("CiZrZXlwb3J0L3YxL2F1dGhvcml6YXRpb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSJPChBBdXRob3JpemVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJEhcKD29yZ2FuaXphdGlvbl9pZBgDIAEoCSI5ChJQZXJtaXNzaW9uRGVjaXNpb24SEgoKcGVybWlzc2lvbhgBIAEoCRIPCgdhbGxvd2VkGAIgASgIIskCChFBdXRob3JpemVSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjEKCWRlY2lzaW9ucxgCIAMoCzIeLmtleXBvcnQudjEuUGVybWlzc2lvbkRlY2lzaW9uEiQKB3Nlc3Npb24YAyABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgEIAEoCzIQLmtleXBvcnQudjEuVXNlchIPCgdncmFudGVkGAUgAygJEhEKCXJlZnJlc2hlZBgGIAEoCBIsCgljYWNoZV90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIwoHYXBpX2tleRgIIAEoCzISLmtleXBvcnQudjEuQXBpS2V5EjMKD3NlcnZpY2VfYWNjb3VudBgJIAEoCzIaLmtleXBvcnQudjEuU2VydmljZUFjY291bnQyYAoUQXV0aG9yaXphdGlvblNlcnZpY2USSAoJQXV0aG9yaXplEhwua2V5cG9ydC52MS5BdXRob3JpemVSZXF1ZXN0Gh0ua2V5cG9ydC52MS5BdXRob3JpemVSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_duration, file_keyport_v1_api_key, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiZrZXlwb3J0L3YxL2F1dGhvcml6YXRpb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSJPChBBdXRob3JpemVSZXF1ZXN0Eg0KBXRva2VuGAEgASgJEhMKC3Blcm1pc3Npb25zGAIgAygJEhcKD29yZ2FuaXphdGlvbl9pZBgDIAEoCSI5ChJQZXJtaXNzaW9uRGVjaXNpb24SEgoKcGVybWlzc2lvbhgBIAEoCRIPCgdhbGxvd2VkGAIgASgIIv0CChFBdXRob3JpemVSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEjEKCWRlY2lzaW9ucxgCIAMoCzIeLmtleXBvcnQudjEuUGVybWlzc2lvbkRlY2lzaW9uEiQKB3Nlc3Npb24YAyABKAsyEy5rZXlwb3J0LnYxLlNlc3Npb24SHgoEdXNlchgEIAEoCzIQLmtleXBvcnQudjEuVXNlchIPCgdncmFudGVkGAUgAygJEhEKCXJlZnJlc2hlZBgGIAEoCBIsCgljYWNoZV90dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIwoHYXBpX2tleRgIIAEoCzISLmtleXBvcnQudjEuQXBpS2V5EjMKD3NlcnZpY2VfYWNjb3VudBgJIAEoCzIaLmtleXBvcnQudjEuU2VydmljZUFjY291bnQSFwoPb3JnYW5pemF0aW9uX2lkGAogASgJEhkKEW9yZ2FuaXphdGlvbl9yb2xlGAsgASgJMmAKFEF1dGhvcml6YXRpb25TZXJ2aWNlEkgKCUF1dGhvcml6ZRIcLmtleXBvcnQudjEuQXV0aG9yaXplUmVxdWVzdBodLmtleXBvcnQudjEuQXV0aG9yaXplUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_duration, file_keyport_v1_api_key, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `Authorize`.
@@ -42,7 +42,8 @@ export type AuthorizeRequest = Message<"keyport.v1.AuthorizeRequest"> & {
   permissions: string[];
 
   /**
-   * Reserved for organizations (not built yet): must be empty.
+   * The organization to decide in; empty for the session's active one
+   * (if any).
    *
    * @generated from field: string organization_id = 3;
    */
@@ -156,6 +157,21 @@ export type AuthorizeResponse = Message<"keyport.v1.AuthorizeResponse"> & {
    * @generated from field: keyport.v1.ServiceAccount service_account = 9;
    */
   serviceAccount?: ServiceAccount | undefined;
+
+  /**
+   * The organization decided in; empty for none.
+   *
+   * @generated from field: string organization_id = 10;
+   */
+  organizationId: string;
+
+  /**
+   * The user's role in it; empty when they are not a member (or none
+   * was decided in).
+   *
+   * @generated from field: string organization_role = 11;
+   */
+  organizationRole: string;
 };
 
 /**
@@ -186,13 +202,19 @@ export const AuthorizationService: GenService<{
    * caller is the app or service checking a request, not the user. Like
    * `GetSession`, it may push a session's expiry forward (`refreshed`).
    *
+   * In an organization (`organization_id`, or else the session's active
+   * organization) a session is allowed what the user's roles grant, and
+   * what their role in the organization grants there; a user who is not a
+   * member gets no more than their own roles (a deny, not an error).
+   *
    * A key is allowed what its scopes and its owner's roles both grant.
    * Its answer names the key (`api_key`) and its owner: `user` for a
    * user's key (no `session`), `service_account` for a service account's.
    *
    * Reasons: `PERMISSION_UNKNOWN` (a name outside the catalogue, or not
    * `resource:action`; checked before the token), `INVALID_ARGUMENT` (no
-   * permission or more than 32, or `organization_id` set),
+   * permission or more than 32, a malformed `organization_id`, or one
+   * with an API key: keys are not scoped to organizations),
    * `UNAUTHENTICATED` (also a revoked key, or a user's key whose user is
    * banned or gone), `SESSION_EXPIRED`, `API_KEY_EXPIRED`, `RATE_LIMITED`
    * (the key's own limit, with a retry delay), `RESOURCE_EXHAUSTED`,

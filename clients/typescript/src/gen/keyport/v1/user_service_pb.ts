@@ -694,7 +694,8 @@ export const UserService: GenService<{
    * `SESSION_EXPIRED`, `INVALID_CREDENTIALS`, `INVALID_ARGUMENT` (password
    * empty), `RATE_LIMITED` (too many wrong passwords), `RESOURCE_EXHAUSTED`,
    * `STEP_UP_REQUIRED` (the user has a second factor and the session did
-   * not pass it recently).
+   * not pass it recently), `LAST_OWNER` (the user owns an organization:
+   * transfer or delete it first).
    *
    * @generated from rpc keyport.v1.UserService.DeleteCurrentUser
    */
