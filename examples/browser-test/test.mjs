@@ -1122,6 +1122,12 @@ test('organizations: create one, invite a member who accepts and switches to it;
     await expectPath(owner, '/organizations/members');
     const invitation = await owner.locator('#invitations code').innerText();
     assert.match(invitation, /^[0-9a-f-]{36}$/);
+    // Mailed to the address, with a link to the site's organizations page.
+    const mailed = (await mailTo('org-member@example.com')).match(
+      new RegExp(`${baseUrl}/organizations\\?invitation=[0-9a-f-]{36}`),
+    );
+    assert.ok(mailed, 'the invitation mail links to the organizations page');
+    assert.ok(mailed[0].endsWith(invitation));
 
     await inNewBrowser(async (member) => {
       await signUpAs(member, 'org-member@example.com');
@@ -1134,11 +1140,12 @@ test('organizations: create one, invite a member who accepts and switches to it;
       await member.goto('/dashboard');
       await member.getByRole('button', { name: 'Send me a verification link' }).click();
       await member.waitForURL((url) => url.searchParams.get('verify') === 'sent');
-      await member.goto(linkIn(await mailTo('org-member@example.com'), '/verify-email'));
+      await member.goto(linkIn(await mailTo('org-member@example.com', 2), '/verify-email'));
       assert.equal(await heading(member).innerText(), 'Email verified');
 
-      await member.goto('/organizations');
-      await member.getByLabel('Invitation id').fill(invitation);
+      // The mailed link fills the invitation in.
+      await member.goto(mailed[0]);
+      assert.equal(await member.getByLabel('Invitation id').inputValue(), invitation);
       await member.getByRole('button', { name: 'Accept invitation' }).click();
       await expectPath(member, '/organizations');
       assert.match(await member.locator('tr.organization').innerText(), /Acme\s+member/);

@@ -16,7 +16,12 @@ use keyport_proto::v1::{
     watch_session_events_response::Event,
 };
 use keyport_server::config::Config;
-use keyport_tests::{Backend, TestServer, grpc::authed, server::PASSWORD};
+use keyport_tests::{
+    Backend, TestServer,
+    grpc::authed,
+    mailpit::{Mailpit, PUBLIC_BASE_URL},
+    server::PASSWORD,
+};
 use tokio::sync::Barrier;
 use tonic::{Code, Status, transport::Channel};
 
@@ -32,6 +37,7 @@ on_both_backends!(
     invitations_work_once_for_their_address_before_they_expire,
     parallel_accepts_make_exactly_one_membership,
     authorize_decides_in_the_named_or_active_organization,
+    an_invitation_is_mailed_to_the_invited_address,
 );
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -441,5 +447,28 @@ async fn authorize_decides_in_the_named_or_active_organization(backend: Backend)
     }
     let session = server.sessions().get_session(GetSessionRequest { token: bob.clone() }).await?.into_inner();
     assert_eq!(session.session.map(|s| s.active_organization_id), Some(String::new()), "active in none now");
+    Ok(())
+}
+
+async fn an_invitation_is_mailed_to_the_invited_address(backend: Backend) -> TestResult {
+    let mailpit = Mailpit::start().await?;
+    let server = TestServer::start_with(backend, |config| {
+        configure(config);
+        mailpit.configure(&mut config.mail);
+    })
+    .await?;
+    let ann = verified(&server, "ann@example.com").await?;
+    let acme = create(&server, &ann, "Acme <Labs>", "acme").await?;
+    let invitation = invite(&server, &ann, &acme.id, "bob@example.com", "member").await?;
+    let mails = mailpit.wait_for("bob@example.com", 1).await?;
+    let mail = &mails[0];
+    assert!(mail.subject.contains("Acme <Labs>"), "{}", mail.subject);
+    let link = format!("{PUBLIC_BASE_URL}/organizations?invitation={}", invitation.id);
+    assert!(mail.text.contains(&link), "{}", mail.text);
+    assert!(mail.html.contains("Acme &lt;Labs&gt;"), "the name is escaped in HTML: {}", mail.html);
+    // The mailed id is what accepting takes, for the invited address only.
+    let bob = verified(&server, "bob@example.com").await?;
+    accept(&server, &bob, &invitation.id).await?;
+    assert_eq!(members(&server, &ann, &acme.id).await?.len(), 2);
     Ok(())
 }

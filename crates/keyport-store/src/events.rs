@@ -246,7 +246,10 @@ mod tests {
             SessionEvent::UserChanged { user_id, change: UserChange::Deleted },
             SessionEvent::RolesChanged,
             SessionEvent::ApiKeysChanged { owner_id: user_id.0, key_id: None },
-            SessionEvent::ApiKeysChanged { owner_id: user_id.0, key_id: Some(ApiKeyId::from_trusted("B".repeat(22))) },
+            SessionEvent::ApiKeysChanged {
+                owner_id: user_id.0,
+                key_id: Some(ApiKeyId::from_trusted(format!("{}A", "B".repeat(21)))),
+            },
         ];
         for event in events {
             let payload = encode("replica-a", &event);

@@ -6,6 +6,7 @@ use keyport_core::{
     audit::AuditEvent,
     email::Email,
     events::{SessionEvent, UserChange},
+    mail::Mail,
     organization::{ADMIN, Invitation, InvitationId, Membership, OWNER, Organization, OrganizationId},
     store::{Acceptance, CreateRefusal, MemberChange, OrganizationStore, StoreError, StoreResult},
     token::SessionId,
@@ -21,7 +22,7 @@ use crate::{
     SeaStore,
     db_error::classify,
     entity::{invitation, membership, organization, session, user},
-    rows::{insert_audit, parse_user_id, user_from_row},
+    rows::{insert_audit, insert_mail, parse_user_id, user_from_row},
     write::{begin, lock_user, notify},
 };
 
@@ -250,6 +251,7 @@ impl OrganizationStore for SeaStore {
     async fn insert_invitation(
         &self,
         made: &Invitation,
+        mail: Option<&Mail>,
         max_pending: u64,
         now: Timestamp,
         audit: &AuditEvent,
@@ -283,6 +285,9 @@ impl OrganizationStore for SeaStore {
             expires_at: Set(made.expires_at.unix_millis()),
         };
         invitation::Entity::insert(row).exec_without_returning(&txn).await.map_err(classify)?;
+        if let Some(mail) = mail {
+            insert_mail(&txn, mail).await?;
+        }
         insert_audit(&txn, audit).await?;
         txn.commit().await.map_err(classify)?;
         Ok(true)

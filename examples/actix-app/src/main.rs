@@ -19,9 +19,9 @@ use keyport_actix::{Auth, CookieHeader, KeyportMiddleware, Principal};
 use keyport_client::{EmailProof, NewApiKey, web::Guard};
 use keyport_example_site::{
     Answer, ApiKeyForm, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm,
-    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, PasskeyForm, PasskeyIdForm, PasskeySignInForm,
-    PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, StepUpForm, step_up as step_up_with,
+    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, OrganizationsQuery, PasskeyForm,
+    PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery,
+    SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
 };
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -315,8 +315,13 @@ async fn notes(site: web::Data<Site>, caller: Principal) -> HttpResponse {
     respond(site.notes(&caller))
 }
 
-async fn organizations(site: web::Data<Site>, user: Principal, auth: Auth) -> HttpResponse {
-    respond(site.organizations_page(&user, auth.list_my_organizations().await))
+async fn organizations(
+    site: web::Data<Site>,
+    user: Principal,
+    auth: Auth,
+    query: web::Query<OrganizationsQuery>,
+) -> HttpResponse {
+    respond(site.organizations_page(&user, &query, auth.list_my_organizations().await))
 }
 
 async fn create_organization(

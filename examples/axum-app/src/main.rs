@@ -22,9 +22,9 @@ use keyport_axum::{Auth, CookieHeader, KeyportLayer, Principal};
 use keyport_client::{EmailProof, NewApiKey};
 use keyport_example_site::{
     Answer, ApiKeyForm, CALLBACK_PATH, CallbackQuery, Config, DashboardQuery, EmailCodeForm, EmailSignInForm,
-    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, PasskeyForm, PasskeyIdForm, PasskeySignInForm,
-    PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery, SignInForm, SignInQuery, SignUpForm,
-    Site, StepUpForm, step_up as step_up_with,
+    ForgotPasswordForm, IdForm, InviteForm, LinkQuery, OrganizationForm, OrganizationsQuery, PasskeyForm,
+    PasskeyIdForm, PasskeySignInForm, PasskeysQuery, ResetPasswordForm, RevokeForm, SecondFactorForm, SessionsQuery,
+    SignInForm, SignInQuery, SignUpForm, Site, StepUpForm, step_up as step_up_with,
 };
 use tokio::net::TcpListener;
 
@@ -322,8 +322,13 @@ async fn notes(State(site): State<Site>, caller: Principal) -> Response {
     respond(site.notes(&caller))
 }
 
-async fn organizations(State(site): State<Site>, user: Principal, auth: Auth) -> Response {
-    respond(site.organizations_page(&user, auth.list_my_organizations().await))
+async fn organizations(
+    State(site): State<Site>,
+    user: Principal,
+    auth: Auth,
+    Query(query): Query<OrganizationsQuery>,
+) -> Response {
+    respond(site.organizations_page(&user, &query, auth.list_my_organizations().await))
 }
 
 async fn create_organization(

@@ -736,7 +736,12 @@ pub(crate) fn api_keys(
 
 /// The caller's organizations, the active one, and the forms to make one,
 /// switch, and accept an invitation.
-pub(crate) fn organizations(user: &Principal, organizations: &[OrganizationInfo], error: Option<&str>) -> String {
+pub(crate) fn organizations(
+    user: &Principal,
+    organizations: &[OrganizationInfo],
+    invitation: &str,
+    error: Option<&str>,
+) -> String {
     let active = user.active_organization_id.as_deref();
     let rows: String = organizations
         .iter()
@@ -774,10 +779,11 @@ pub(crate) fn organizations(user: &Principal, organizations: &[OrganizationInfo]
 </form>
 <h2>Accept an invitation</h2>
 <form method="post" action="/invitations/accept">
-<label for="invitation-id">Invitation id</label><input type="text" id="invitation-id" name="id" required>
+<label for="invitation-id">Invitation id</label><input type="text" id="invitation-id" name="id" value="{invitation}" required>
 <button type="submit">Accept invitation</button>
 </form>"#,
         problem = message("error", error),
+        invitation = escape(invitation),
     );
     page("Organizations", Some(user), &body)
 }

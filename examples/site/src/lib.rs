@@ -348,6 +348,13 @@ pub struct IdForm {
     pub id: String,
 }
 
+/// `GET /organizations`' query.
+#[derive(Debug, Deserialize)]
+pub struct OrganizationsQuery {
+    /// An invitation to accept (the link of an invitation mail).
+    pub invitation: Option<String>,
+}
+
 /// `POST /organizations`' form.
 #[derive(Debug, Deserialize)]
 pub struct OrganizationForm {
@@ -902,10 +909,18 @@ impl Site {
 
     // ----- Organizations -----
 
-    /// `GET /organizations`, once `Auth::list_my_organizations` answered.
-    pub fn organizations_page<C>(&self, user: &Principal, listed: Result<Vec<OrganizationInfo>, Error>) -> Answer<C> {
+    /// `GET /organizations`, once `Auth::list_my_organizations` answered;
+    /// `?invitation=<id>` (the link of an invitation mail) fills in the
+    /// invitation to accept.
+    pub fn organizations_page<C>(
+        &self,
+        user: &Principal,
+        query: &OrganizationsQuery,
+        listed: Result<Vec<OrganizationInfo>, Error>,
+    ) -> Answer<C> {
+        let invitation = query.invitation.as_deref().unwrap_or_default();
         match listed {
-            Ok(organizations) => Answer::page(200, html::organizations(user, &organizations, None)),
+            Ok(organizations) => Answer::page(200, html::organizations(user, &organizations, invitation, None)),
             Err(error) => Answer::page(503, html::problem(Some(user), "Keyport did not answer", &error.to_string())),
         }
     }
@@ -915,7 +930,7 @@ impl Site {
     pub fn organization_changed<C, T>(&self, user: &Principal, changed: Result<T, Error>) -> Answer<C> {
         match changed {
             Ok(_) => Answer::see_other("/organizations"),
-            Err(error) => Answer::page(400, html::organizations(user, &[], Some(&refusal_text(&error)))),
+            Err(error) => Answer::page(400, html::organizations(user, &[], "", Some(&refusal_text(&error)))),
         }
     }
 

@@ -49,8 +49,14 @@ impl Accounts {
         let ttl = settings.verify_email_ttl;
         let token = MailToken::generate()?;
         let link = settings.link(&settings.change_email_path, &token);
-        let context =
-            MailContext { email: new_email.as_str(), name: &caller.user.name, link: &link, code: "", expires_in: ttl };
+        let context = MailContext {
+            organization: "",
+            email: new_email.as_str(),
+            name: &caller.user.name,
+            link: &link,
+            code: "",
+            expires_in: ttl,
+        };
         let confirm = self.render(settings, MailKind::ChangeEmail, &new_email, &context)?;
         let reset = settings.page(&settings.forgot_password_path);
         let notice = self.compose(settings, MailKind::EmailChangeRequested, &caller.user, &reset, Duration::ZERO)?;

@@ -85,8 +85,14 @@ impl Accounts {
             }
             let settings = accounts.mail_settings()?;
             let link = settings.link(&settings.sign_in_path, &token);
-            let context =
-                MailContext { email: started.email.as_str(), name: &name, link: &link, code: &code, expires_in: ttl };
+            let context = MailContext {
+                organization: "",
+                email: started.email.as_str(),
+                name: &name,
+                link: &link,
+                code: &code,
+                expires_in: ttl,
+            };
             let mail = accounts.render(settings, MailKind::SignIn, &started.email, &context)?;
             accounts.email_sign_in_store().create_email_sign_in(&started, &mail).await?;
             accounts.mail_queued.notify_one();

@@ -37,6 +37,7 @@ impl Accounts {
         let now = self.clock.now();
         let code = new_code()?;
         let context = MailContext {
+            organization: "",
             email: caller.user.email.as_str(),
             name: &caller.user.name,
             link: "",

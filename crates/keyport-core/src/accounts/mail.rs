@@ -121,7 +121,14 @@ impl Accounts {
         let token = MailToken::generate()?;
         let ttl = settings.verify_email_ttl;
         let link = settings.link(&settings.verify_email_path, &token);
-        let context = MailContext { email: user.email.as_str(), name: &user.name, link: &link, code, expires_in: ttl };
+        let context = MailContext {
+            organization: "",
+            email: user.email.as_str(),
+            name: &user.name,
+            link: &link,
+            code,
+            expires_in: ttl,
+        };
         let mail = self.render(settings, MailKind::VerifyEmail, &user.email, &context)?;
         let stored = EmailToken {
             hash: token.hash(),
@@ -293,7 +300,8 @@ impl Accounts {
         link: &str,
         expires_in: Duration,
     ) -> Result<Mail> {
-        let context = MailContext { email: user.email.as_str(), name: &user.name, link, code: "", expires_in };
+        let context =
+            MailContext { organization: "", email: user.email.as_str(), name: &user.name, link, code: "", expires_in };
         self.render(settings, kind, &user.email, &context)
     }
 

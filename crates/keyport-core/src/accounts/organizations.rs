@@ -13,6 +13,7 @@ use crate::{
     email::Email,
     error::{Error, Result},
     events::{SessionEvent, UserChange},
+    mail::{MailKind, templates::MailContext},
     organization::{
         ADMIN, Invitation, InvitationId, MEMBER, Membership, OWNER, Organization, OrganizationId, manages,
         parse_organization_name, parse_slug,
@@ -235,9 +236,30 @@ impl Accounts {
         };
         let detail = format!("{}:{}:{}", invitation.id, invitation.email, invitation.role);
         let audit = self.member_audit(caller, AuditKind::InvitationCreated, client, &seat.organization, &detail);
+        let mail = match &self.mail {
+            Some(settings) => {
+                // The recipient's cap: invitations cannot flood a mailbox.
+                self.throttle.admit_mail_to(&invitation.email).await?;
+                let link = settings.page(&format!("/organizations?invitation={}", invitation.id));
+                let context = MailContext {
+                    email: invitation.email.as_str(),
+                    name: "",
+                    link: &link,
+                    code: "",
+                    expires_in: self.config.organizations.invitation_ttl,
+                    organization: &seat.organization.name,
+                };
+                Some(self.render(settings, MailKind::Invitation, &invitation.email, &context)?)
+            }
+            None => None,
+        };
         let max = self.config.organizations.max_pending_invitations;
-        if !self.organization_store().insert_invitation(&invitation, max, now, &audit).await? {
+        let stored = self.organization_store().insert_invitation(&invitation, mail.as_ref(), max, now, &audit).await?;
+        if !stored {
             return Err(Error::invalid("email", "the organization has the most pending invitations allowed"));
+        }
+        if mail.is_some() {
+            self.mail_queued.notify_one();
         }
         Ok(invitation)
     }

@@ -40,11 +40,13 @@ pub enum MailKind {
     EmailChangeRequested,
     /// A code that lets an account without a password set one.
     PasswordSetup,
+    /// An invitation to join an organization.
+    Invitation,
 }
 
 impl MailKind {
     /// Every kind, for template loading and checks.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::VerifyEmail,
         Self::ResetPassword,
         Self::PasswordChanged,
@@ -53,6 +55,7 @@ impl MailKind {
         Self::ChangeEmail,
         Self::EmailChangeRequested,
         Self::PasswordSetup,
+        Self::Invitation,
     ];
 
     /// Stable name: in the outbox, and the stem of the template files.
@@ -66,6 +69,7 @@ impl MailKind {
             Self::ChangeEmail => "change_email",
             Self::EmailChangeRequested => "email_change_requested",
             Self::PasswordSetup => "password_setup",
+            Self::Invitation => "invitation",
         }
     }
 

@@ -15,6 +15,7 @@
 //! | `link` | the link to follow (empty for notices) |
 //! | `code` | the sign-in code (empty but for `sign_in`) |
 //! | `expires_in` | how long the link works, in words ("1 hour") |
+//! | `organization` | the organization an invitation is to (empty for other mails) |
 //!
 //! Loading renders every template once with sample values, so a broken
 //! override stops the server at start, not at the first mail. An unknown
@@ -48,7 +49,7 @@ pub enum TemplateError {
 }
 
 /// The built-in templates, by file name.
-const BUILT_IN: [(&str, &str); 24] = [
+const BUILT_IN: [(&str, &str); 27] = [
     ("verify_email.subject.txt", include_str!("../../templates/mail/verify_email.subject.txt")),
     ("verify_email.txt", include_str!("../../templates/mail/verify_email.txt")),
     ("verify_email.html", include_str!("../../templates/mail/verify_email.html")),
@@ -73,6 +74,9 @@ const BUILT_IN: [(&str, &str); 24] = [
     ("password_setup.subject.txt", include_str!("../../templates/mail/password_setup.subject.txt")),
     ("password_setup.txt", include_str!("../../templates/mail/password_setup.txt")),
     ("password_setup.html", include_str!("../../templates/mail/password_setup.html")),
+    ("invitation.subject.txt", include_str!("../../templates/mail/invitation.subject.txt")),
+    ("invitation.txt", include_str!("../../templates/mail/invitation.txt")),
+    ("invitation.html", include_str!("../../templates/mail/invitation.html")),
 ];
 
 /// What a rendered message says, before it gets an id and a recipient.
@@ -99,6 +103,8 @@ pub struct MailContext<'a> {
     pub code: &'a str,
     /// How long the link works.
     pub expires_in: Duration,
+    /// The organization an invitation is to; empty for other mails.
+    pub organization: &'a str,
 }
 
 /// Every kind's templates, parsed and checked.
@@ -132,6 +138,7 @@ impl MailTemplates {
         }
         let templates = Self { env: Arc::new(env), app_name: app_name.to_owned() };
         let sample = MailContext {
+            organization: "Acme",
             email: "ann@example.com",
             name: "Ann",
             link: "https://app.example.com/x?token=kpm_sample",
@@ -153,6 +160,7 @@ impl MailTemplates {
             (Value::from("link"), Value::from(context.link)),
             (Value::from("code"), Value::from(context.code)),
             (Value::from("expires_in"), Value::from(in_words(context.expires_in))),
+            (Value::from("organization"), Value::from(context.organization)),
         ]));
         let part = |suffix: &str| {
             let name = format!("{}.{suffix}", kind.as_str());
@@ -180,7 +188,14 @@ mod tests {
     use super::*;
 
     fn context<'a>(link: &'a str, name: &'a str) -> MailContext<'a> {
-        MailContext { email: "ann@example.com", name, link, code: "", expires_in: Duration::from_secs(3600) }
+        MailContext {
+            organization: "",
+            email: "ann@example.com",
+            name,
+            link,
+            code: "",
+            expires_in: Duration::from_secs(3600),
+        }
     }
 
     #[test]

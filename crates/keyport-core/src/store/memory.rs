@@ -1320,6 +1320,7 @@ impl OrganizationStore for MemoryStore {
     async fn insert_invitation(
         &self,
         invitation: &Invitation,
+        mail: Option<&Mail>,
         max_pending: u64,
         now: Timestamp,
         audit: &AuditEvent,
@@ -1331,6 +1332,9 @@ impl OrganizationStore for MemoryStore {
             return Ok(false);
         }
         tables.invitations.push(invitation.clone());
+        if let Some(mail) = mail {
+            tables.queue(mail);
+        }
         tables.audit.push(audit.clone());
         Ok(true)
     }

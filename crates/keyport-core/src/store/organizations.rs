@@ -8,6 +8,7 @@ use crate::{
     clock::Timestamp,
     email::Email,
     events::SessionEvent,
+    mail::Mail,
     organization::{Invitation, InvitationId, Membership, Organization, OrganizationId},
     token::SessionId,
     user::{User, UserId},
@@ -119,11 +120,13 @@ pub trait OrganizationStore: Send + Sync + 'static {
         events: &[SessionEvent; 2],
     ) -> StoreResult<bool>;
 
-    /// Stores `invitation`, unless its organization already has
-    /// `max_pending` pending ones at `now`; false then.
+    /// Stores `invitation`, and queues its `mail` in the same transaction,
+    /// unless its organization already has `max_pending` pending ones at
+    /// `now`; false then.
     async fn insert_invitation(
         &self,
         invitation: &Invitation,
+        mail: Option<&Mail>,
         max_pending: u64,
         now: Timestamp,
         audit: &AuditEvent,
