@@ -22,6 +22,7 @@ use crate::{
     api_key::{ApiKey, ApiKeyId, KeyHolder},
     clock::Timestamp,
     events::SessionEvent,
+    organization::OrganizationId,
     session::Session,
     token::SessionId,
     user::{User, UserId},
@@ -45,11 +46,15 @@ struct Entries {
     /// service account), for the events that name the owner.
     by_key: HashMap<ApiKeyId, (ApiKey, KeyHolder, Timestamp)>,
     keys_by_owner: HashMap<Uuid, HashSet<ApiKeyId>>,
+    /// Each user's role in the organizations they were checked in (`None`:
+    /// not a member), for `Authorize` in an organization. Every change to
+    /// a user's memberships is a `UserChanged` event about them.
+    memberships: HashMap<UserId, HashMap<OrganizationId, (Option<String>, Timestamp)>>,
 }
 
 impl Entries {
     fn len(&self) -> usize {
-        self.by_session.len() + self.by_key.len()
+        self.by_session.len() + self.by_key.len() + self.memberships.len()
     }
 
     fn remove_keys_of(&mut self, owner: &Uuid) {
@@ -110,6 +115,7 @@ impl ValidatedCache {
                 }
                 // A user's keys stand on the user's roles and ban.
                 entries.remove_keys_of(&user_id.0);
+                entries.memberships.remove(user_id);
             }
             SessionEvent::ApiKeysChanged { owner_id, key_id: None } => entries.remove_keys_of(owner_id),
             SessionEvent::ApiKeysChanged { key_id: Some(key_id), .. } => {
@@ -118,6 +124,45 @@ impl ValidatedCache {
             // Decisions are made from the roles in force at each check.
             SessionEvent::RolesChanged => {}
         }
+    }
+
+    /// `user`'s cached role in `organization` (`Some(None)`: cached as not
+    /// a member), if cached less than `ttl` before `now`.
+    pub(crate) fn get_membership(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Option<Option<String>> {
+        if !self.enabled.load(Ordering::Acquire) {
+            return None;
+        }
+        let entries = self.entries.lock().ok()?;
+        let (role, cached_at) = entries.memberships.get(&user)?.get(&organization)?;
+        (now.duration_since(*cached_at) < self.ttl).then(|| role.clone())
+    }
+
+    /// Caches a membership read made under `ticket`, unless an event came
+    /// in between.
+    pub(crate) fn insert_membership(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: Option<String>,
+        now: Timestamp,
+        ticket: u64,
+    ) {
+        if !self.enabled.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(mut entries) = self.entries.lock() else { return };
+        if self.generation.load(Ordering::Acquire) != ticket {
+            return;
+        }
+        if entries.len() >= MAX_ENTRIES {
+            *entries = Entries::default();
+        }
+        entries.memberships.entry(user).or_default().insert(organization, (role, now));
     }
 
     /// The cached key and owner, if cached less than `ttl` before `now`.

@@ -7,6 +7,7 @@ use crate::{
     error::{Error, FieldViolation, Result},
     organization::OrganizationId,
     session::Principal,
+    user::UserId,
 };
 
 /// Who a credential belongs to.
@@ -76,8 +77,7 @@ impl Accounts {
             let granted = roles.granted(user_roles).into_iter().map(str::to_owned).collect();
             return Ok(Authorization { caller: Caller::Session(principal), decisions, granted, organization: None });
         };
-        let membership = self.organization_store().find_membership(organization, principal.user.id).await?;
-        let role = membership.map(|(_, role, _)| role);
+        let role = self.membership_role(organization, principal.user.id).await?;
         let policy = &self.config.organizations;
         let allows = |permission: &str| {
             roles.grants(user_roles, permission) || role.as_deref().is_some_and(|role| policy.grants(role, permission))
@@ -90,5 +90,19 @@ impl Accounts {
             granted,
             organization: Some((organization, role)),
         })
+    }
+
+    /// `user`'s role in `organization` (`None`: not a member), through the
+    /// validated cache, which their next membership change empties.
+    async fn membership_role(&self, organization: OrganizationId, user: UserId) -> Result<Option<String>> {
+        let now = self.clock.now();
+        if let Some(role) = self.cache.get_membership(organization, user, now) {
+            return Ok(role);
+        }
+        // Taken before the read: an answer that raced an event is not kept.
+        let ticket = self.cache.ticket();
+        let role = self.organization_store().find_membership(organization, user).await?.map(|(_, role, _)| role);
+        self.cache.insert_membership(organization, user, role.clone(), now, ticket);
+        Ok(role)
     }
 }
