@@ -20,6 +20,7 @@ mod counters;
 mod email_change;
 mod email_sign_in;
 mod failover;
+mod grpc_layer;
 mod layering;
 mod mail;
 mod oauth;

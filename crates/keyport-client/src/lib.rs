@@ -21,6 +21,7 @@ mod clock;
 mod endpoints;
 mod error;
 mod factors;
+pub mod grpc;
 mod organizations;
 mod passkeys;
 mod principal;
