@@ -1,6 +1,9 @@
 package keyport
 
 import (
+	"errors"
+	"time"
+
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 )
@@ -189,6 +192,207 @@ const (
 	ReasonEventsLost = "EVENTS_LOST"
 )
 
+// Sentinel errors, one per reason, for errors.Is:
+//
+//	if errors.Is(err, keyport.ErrSessionExpired) { ... }
+//
+// An error that a client of [Dial] returns for a call Keyport answered is
+// an [*Error], which matches the sentinel of its reason (and no other);
+// [WrapError] makes one of a gRPC error of a connection of your own
+// ([NewFromConn]). Each sentinel's Error() is "keyport: " and its reason.
+var (
+	// ErrInvalidArgument is the sentinel of [ReasonInvalidArgument].
+	ErrInvalidArgument error = &reasonSentinel{ReasonInvalidArgument}
+	// ErrInvalidCredentials is the sentinel of [ReasonInvalidCredentials].
+	ErrInvalidCredentials error = &reasonSentinel{ReasonInvalidCredentials}
+	// ErrEmailTaken is the sentinel of [ReasonEmailTaken].
+	ErrEmailTaken error = &reasonSentinel{ReasonEmailTaken}
+	// ErrWeakPassword is the sentinel of [ReasonWeakPassword].
+	ErrWeakPassword error = &reasonSentinel{ReasonWeakPassword}
+	// ErrPasswordTooLong is the sentinel of [ReasonPasswordTooLong].
+	ErrPasswordTooLong error = &reasonSentinel{ReasonPasswordTooLong}
+	// ErrPasswordTooCommon is the sentinel of [ReasonPasswordTooCommon].
+	ErrPasswordTooCommon error = &reasonSentinel{ReasonPasswordTooCommon}
+	// ErrPasswordContainsEmail is the sentinel of [ReasonPasswordContainsEmail].
+	ErrPasswordContainsEmail error = &reasonSentinel{ReasonPasswordContainsEmail}
+	// ErrMalformedRequest is the sentinel of [ReasonMalformedRequest].
+	ErrMalformedRequest error = &reasonSentinel{ReasonMalformedRequest}
+	// ErrUnauthenticated is the sentinel of [ReasonUnauthenticated].
+	ErrUnauthenticated error = &reasonSentinel{ReasonUnauthenticated}
+	// ErrSessionExpired is the sentinel of [ReasonSessionExpired].
+	ErrSessionExpired error = &reasonSentinel{ReasonSessionExpired}
+	// ErrSessionNotFound is the sentinel of [ReasonSessionNotFound].
+	ErrSessionNotFound error = &reasonSentinel{ReasonSessionNotFound}
+	// ErrRateLimited is the sentinel of [ReasonRateLimited].
+	ErrRateLimited error = &reasonSentinel{ReasonRateLimited}
+	// ErrResourceExhausted is the sentinel of [ReasonResourceExhausted].
+	ErrResourceExhausted error = &reasonSentinel{ReasonResourceExhausted}
+	// ErrPermissionDenied is the sentinel of [ReasonPermissionDenied].
+	ErrPermissionDenied error = &reasonSentinel{ReasonPermissionDenied}
+	// ErrUnavailable is the sentinel of [ReasonUnavailable].
+	ErrUnavailable error = &reasonSentinel{ReasonUnavailable}
+	// ErrInternal is the sentinel of [ReasonInternal].
+	ErrInternal error = &reasonSentinel{ReasonInternal}
+	// ErrOAuthProviderUnknown is the sentinel of [ReasonOAuthProviderUnknown].
+	ErrOAuthProviderUnknown error = &reasonSentinel{ReasonOAuthProviderUnknown}
+	// ErrRedirectURINotAllowed is the sentinel of [ReasonRedirectURINotAllowed].
+	ErrRedirectURINotAllowed error = &reasonSentinel{ReasonRedirectURINotAllowed}
+	// ErrOAuthStateInvalid is the sentinel of [ReasonOAuthStateInvalid].
+	ErrOAuthStateInvalid error = &reasonSentinel{ReasonOAuthStateInvalid}
+	// ErrOAuthProviderError is the sentinel of [ReasonOAuthProviderError].
+	ErrOAuthProviderError error = &reasonSentinel{ReasonOAuthProviderError}
+	// ErrOAuthIDTokenInvalid is the sentinel of [ReasonOAuthIDTokenInvalid].
+	ErrOAuthIDTokenInvalid error = &reasonSentinel{ReasonOAuthIDTokenInvalid}
+	// ErrAccountLinkRefused is the sentinel of [ReasonAccountLinkRefused].
+	ErrAccountLinkRefused error = &reasonSentinel{ReasonAccountLinkRefused}
+	// ErrAlreadyLinked is the sentinel of [ReasonAlreadyLinked].
+	ErrAlreadyLinked error = &reasonSentinel{ReasonAlreadyLinked}
+	// ErrLinkedAccountNotFound is the sentinel of [ReasonLinkedAccountNotFound].
+	ErrLinkedAccountNotFound error = &reasonSentinel{ReasonLinkedAccountNotFound}
+	// ErrLastSignInMethod is the sentinel of [ReasonLastSignInMethod].
+	ErrLastSignInMethod error = &reasonSentinel{ReasonLastSignInMethod}
+	// ErrEmailTokenInvalid is the sentinel of [ReasonEmailTokenInvalid].
+	ErrEmailTokenInvalid error = &reasonSentinel{ReasonEmailTokenInvalid}
+	// ErrMailDisabled is the sentinel of [ReasonMailDisabled].
+	ErrMailDisabled error = &reasonSentinel{ReasonMailDisabled}
+	// ErrEmailNotVerified is the sentinel of [ReasonEmailNotVerified].
+	ErrEmailNotVerified error = &reasonSentinel{ReasonEmailNotVerified}
+	// ErrReauthenticationRequired is the sentinel of [ReasonReauthenticationRequired].
+	ErrReauthenticationRequired error = &reasonSentinel{ReasonReauthenticationRequired}
+	// ErrSignInChallengeInvalid is the sentinel of [ReasonSignInChallengeInvalid].
+	ErrSignInChallengeInvalid error = &reasonSentinel{ReasonSignInChallengeInvalid}
+	// ErrSecondFactorInvalid is the sentinel of [ReasonSecondFactorInvalid].
+	ErrSecondFactorInvalid error = &reasonSentinel{ReasonSecondFactorInvalid}
+	// ErrStepUpRequired is the sentinel of [ReasonStepUpRequired].
+	ErrStepUpRequired error = &reasonSentinel{ReasonStepUpRequired}
+	// ErrSecondFactorAlreadyEnrolled is the sentinel of [ReasonSecondFactorAlreadyEnrolled].
+	ErrSecondFactorAlreadyEnrolled error = &reasonSentinel{ReasonSecondFactorAlreadyEnrolled}
+	// ErrSecondFactorNotEnrolled is the sentinel of [ReasonSecondFactorNotEnrolled].
+	ErrSecondFactorNotEnrolled error = &reasonSentinel{ReasonSecondFactorNotEnrolled}
+	// ErrPasskeysDisabled is the sentinel of [ReasonPasskeysDisabled].
+	ErrPasskeysDisabled error = &reasonSentinel{ReasonPasskeysDisabled}
+	// ErrPasskeyInvalid is the sentinel of [ReasonPasskeyInvalid].
+	ErrPasskeyInvalid error = &reasonSentinel{ReasonPasskeyInvalid}
+	// ErrPasskeyNotFound is the sentinel of [ReasonPasskeyNotFound].
+	ErrPasskeyNotFound error = &reasonSentinel{ReasonPasskeyNotFound}
+	// ErrPermissionUnknown is the sentinel of [ReasonPermissionUnknown].
+	ErrPermissionUnknown error = &reasonSentinel{ReasonPermissionUnknown}
+	// ErrUserBanned is the sentinel of [ReasonUserBanned].
+	ErrUserBanned error = &reasonSentinel{ReasonUserBanned}
+	// ErrUserNotFound is the sentinel of [ReasonUserNotFound].
+	ErrUserNotFound error = &reasonSentinel{ReasonUserNotFound}
+	// ErrAPIKeyNotFound is the sentinel of [ReasonAPIKeyNotFound].
+	ErrAPIKeyNotFound error = &reasonSentinel{ReasonAPIKeyNotFound}
+	// ErrAPIKeyExpired is the sentinel of [ReasonAPIKeyExpired].
+	ErrAPIKeyExpired error = &reasonSentinel{ReasonAPIKeyExpired}
+	// ErrServiceAccountNotFound is the sentinel of [ReasonServiceAccountNotFound].
+	ErrServiceAccountNotFound error = &reasonSentinel{ReasonServiceAccountNotFound}
+	// ErrAPIKeyNotAccepted is the sentinel of [ReasonAPIKeyNotAccepted].
+	ErrAPIKeyNotAccepted error = &reasonSentinel{ReasonAPIKeyNotAccepted}
+	// ErrOrganizationNotFound is the sentinel of [ReasonOrganizationNotFound].
+	ErrOrganizationNotFound error = &reasonSentinel{ReasonOrganizationNotFound}
+	// ErrMemberNotFound is the sentinel of [ReasonMemberNotFound].
+	ErrMemberNotFound error = &reasonSentinel{ReasonMemberNotFound}
+	// ErrInvitationInvalid is the sentinel of [ReasonInvitationInvalid].
+	ErrInvitationInvalid error = &reasonSentinel{ReasonInvitationInvalid}
+	// ErrLastOwner is the sentinel of [ReasonLastOwner].
+	ErrLastOwner error = &reasonSentinel{ReasonLastOwner}
+	// ErrSlugTaken is the sentinel of [ReasonSlugTaken].
+	ErrSlugTaken error = &reasonSentinel{ReasonSlugTaken}
+	// ErrEventsLost is the sentinel of [ReasonEventsLost].
+	ErrEventsLost error = &reasonSentinel{ReasonEventsLost}
+)
+
+// reasonSentinel is the type of the Err* sentinels: an [*Error] of its
+// reason matches it.
+type reasonSentinel struct{ reason string }
+
+func (s *reasonSentinel) Error() string { return "keyport: " + s.reason }
+
+// Error is a failed call that Keyport answered with a reason (a gRPC status
+// with a google.rpc.ErrorInfo of domain [ErrorDomain]): what every call
+// through a client of [Dial] returns for one, unary or streaming. It keeps
+// the call's gRPC status, so status.FromError, status.Code, [ErrorReason],
+// [ErrorInfo], [FieldViolations] and [RetryDelay] read it as they read the
+// status error, and Error() is that error's text. errors.Is(err,
+// keyport.ErrRateLimited) and the other sentinels match the reason;
+// errors.As(err, &kerr) with a *keyport.Error gets it. Errors that never
+// reached Keyport (a connection failure, a client-side deadline) carry no
+// reason and stay plain gRPC status errors.
+type Error struct {
+	// Reason is the ErrorInfo's reason, e.g. [ReasonRateLimited]; a reason
+	// this version does not know (a newer server's) matches no sentinel.
+	Reason string
+
+	status *status.Status
+	err    error
+}
+
+// Error returns the text of the gRPC status error.
+func (e *Error) Error() string { return e.err.Error() }
+
+// GRPCStatus returns the call's status, for status.FromError and status.Code.
+func (e *Error) GRPCStatus() *status.Status { return e.status }
+
+// Unwrap returns the gRPC status error.
+func (e *Error) Unwrap() error { return e.err }
+
+// Is reports whether target is the sentinel of e's reason (for errors.Is).
+func (e *Error) Is(target error) bool {
+	s, ok := target.(*reasonSentinel)
+	return ok && s.reason == e.Reason
+}
+
+// WrapError returns err as an [*Error] when it is (or wraps) a gRPC status
+// error with a google.rpc.ErrorInfo of domain [ErrorDomain], so that
+// errors.Is matches the sentinel of its reason. It returns err itself when
+// it is nil, already an [*Error], or carries no Keyport reason. The clients
+// of [Dial] do this for every call; use it for calls on a connection of your
+// own ([NewFromConn]).
+func WrapError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var kerr *Error
+	if errors.As(err, &kerr) {
+		return err
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			return &Error{Reason: info.GetReason(), status: st, err: err}
+		}
+	}
+	return err
+}
+
+// RetryDelay returns how long to wait before trying a call again, from the
+// google.rpc.RetryInfo detail that Keyport attaches to [ReasonRateLimited]
+// errors, and true; or 0 and false when err carries none (nil, another
+// reason, or an error that never reached Keyport).
+//
+//	if delay, ok := keyport.RetryDelay(err); ok {
+//		time.Sleep(delay)
+//	}
+func RetryDelay(err error) (time.Duration, bool) {
+	if err == nil {
+		return 0, false
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if retry, ok := d.(*errdetails.RetryInfo); ok && retry.GetRetryDelay() != nil {
+			return retry.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 0, false
+}
+
 // ErrorInfo returns the google.rpc.ErrorInfo detail of a Keyport error: the
 // first one with domain [ErrorDomain], else the first one of any domain. It
 // returns nil when err is nil, is not a gRPC status error, or carries no
@@ -222,7 +426,8 @@ func ErrorInfo(err error) *errdetails.ErrorInfo {
 // [ReasonInvalidCredentials] or [ReasonEmailTaken], read from the
 // google.rpc.ErrorInfo detail of its gRPC status (see [ErrorInfo]). It
 // returns "" when err is nil or carries no ErrorInfo; branch on
-// status.Code(err) in that case.
+// status.Code(err) in that case. errors.Is with the sentinels
+// ([ErrInvalidCredentials], ...) tells the same apart.
 func ErrorReason(err error) string {
 	return ErrorInfo(err).GetReason()
 }

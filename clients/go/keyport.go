@@ -4,9 +4,11 @@
 // The typed service clients are generated from Keyport's proto files into
 // the package github.com/keyport/keyport/clients/go/gen/keyport/v1; this
 // package adds what every caller needs around them: connecting with TLS,
-// mutual TLS or plaintext, a default per-call deadline, attaching a session
-// token to a call ([WithToken]), reading the stable error reason that
-// Keyport puts on every error ([ErrorReason]), the small parts that the
+// mutual TLS or plaintext, a default per-call deadline ([DefaultTimeout]),
+// attaching a session token to a call ([WithToken]), reading the stable
+// error reason that Keyport puts on every error ([ErrorReason], or
+// errors.Is with a sentinel such as [ErrSessionExpired]) and the delay of a
+// [ReasonRateLimited] one ([RetryDelay]), the small parts that the
 // web pages of the mail flows repeat ([TokenFromLink], [EmailSignInCookie]),
 // telling a sign-in's second-factor challenge from a session
 // ([SignInChallenge], [CompleteSignInWithTotp]), keeping a passkey
@@ -32,9 +34,11 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// DefaultTimeout is the deadline Keyport calls get when neither the caller's
-// context nor [WithTimeout] sets one.
-const DefaultTimeout = 10 * time.Second
+// DefaultTimeout is the deadline unary Keyport calls get when neither the
+// caller's context nor [WithTimeout] sets one: 2 seconds, the Rust client's
+// default request timeout (keyport-client's request_timeout), as in the
+// TypeScript and Python SDKs.
+const DefaultTimeout = 2 * time.Second
 
 // Client is a connection to one Keyport server (or a load balancer in front
 // of several) with a typed client per Keyport service. It is safe for
@@ -147,8 +151,9 @@ func Dial(address string, opts ...Option) (*Client, error) {
 }
 
 // NewFromConn wraps a gRPC connection that the caller set up itself. The
-// options of [Dial] (such as the default timeout) do not apply; Close
-// closes conn.
+// options of [Dial] (such as the default timeout) do not apply, and its
+// calls return plain gRPC status errors: pass them through [WrapError] for
+// errors.Is with the sentinels. Close closes conn.
 func NewFromConn(conn *grpc.ClientConn) *Client {
 	return &Client{
 		conn:          conn,
@@ -197,6 +202,30 @@ func WithToken(ctx context.Context, token string) context.Context {
 	md.Set(authorizationKey, "Bearer "+strings.TrimSpace(token))
 	return metadata.NewOutgoingContext(ctx, md)
 }
+
+// errorInterceptor returns the errors Keyport answered as [*Error]s, for
+// errors.Is with the sentinels.
+func errorInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	return WrapError(invoker(ctx, method, req, reply, cc, opts...))
+}
+
+// streamErrorInterceptor is [errorInterceptor] for streams: opening one, and
+// each message received or sent.
+func streamErrorInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	stream, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, WrapError(err)
+	}
+	return errorStream{stream}, nil
+}
+
+// errorStream is a client stream whose errors go through [WrapError]; io.EOF
+// stays io.EOF.
+type errorStream struct{ grpc.ClientStream }
+
+func (s errorStream) RecvMsg(m any) error { return WrapError(s.ClientStream.RecvMsg(m)) }
+
+func (s errorStream) SendMsg(m any) error { return WrapError(s.ClientStream.SendMsg(m)) }
 
 // timeoutInterceptor gives unary calls without a deadline one of d.
 // Streaming calls (WatchSessionEvents) are long-lived by design and are left

@@ -2,6 +2,7 @@ package keyport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,6 +92,9 @@ func wantError(t *testing.T, what string, err error, code codes.Code, reason str
 	}
 	if info := keyport.ErrorInfo(err); info != nil && info.GetDomain() != keyport.ErrorDomain {
 		t.Errorf("%s: ErrorInfo domain %q, want %q", what, info.GetDomain(), keyport.ErrorDomain)
+	}
+	if sentinel := sentinels[reason]; sentinel != nil && !errors.Is(err, sentinel) {
+		t.Errorf("%s: errors.Is(err, sentinel of %s) is false (err: %#v)", what, reason, err)
 	}
 }
 

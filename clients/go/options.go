@@ -126,7 +126,7 @@ func WithServerName(name string) Option {
 }
 
 // WithTimeout sets the deadline of every unary call whose context has none
-// (default [DefaultTimeout]). A deadline on the call's context always wins.
+// (default [DefaultTimeout], 2 s). A deadline on the call's context always wins.
 // Zero or a negative duration turns the default deadline off. Streaming
 // calls never get a default deadline.
 func WithTimeout(d time.Duration) Option {
@@ -187,7 +187,11 @@ func (o *options) dialOptions() ([]grpc.DialOption, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(creds),
+		grpc.WithChainUnaryInterceptor(errorInterceptor),
+		grpc.WithChainStreamInterceptor(streamErrorInterceptor),
+	}
 	if o.userAgent != "" {
 		opts = append(opts, grpc.WithUserAgent(o.userAgent))
 	}

@@ -7,8 +7,9 @@ directory, cheap password hashing, passkeys for ``localhost``
 (:data:`AUTHORIZATION_ENV`) and JSON logs, and stopped with SIGTERM at the end; :func:`admin` is its
 admin, made with its ``keyport admin`` command line. That server has no mail; the mail tests share a second one that
 delivers to a Mailpit of their own (:mod:`tests.mailpit`), the API key tests a third whose roles are
-:data:`API_KEYS_ROLES` (:func:`api_keys_server`, with its admin :func:`api_keys_admin`), and the organization tests a
-fourth with :data:`ORGANIZATIONS_ENV` (:func:`organizations_server`, with its admin :func:`organizations_admin`).
+:data:`API_KEYS_ROLES` (:func:`api_keys_server`, with its admin :func:`api_keys_admin`), the organization tests a
+fourth with :data:`ORGANIZATIONS_ENV` (:func:`organizations_server`, with its admin :func:`organizations_admin`), and
+the rate-limit tests a fifth with :data:`SIGN_IN_LIMITS_ENV` (:func:`rate_limited_server`).
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ ORGANIZATIONS_ENV = {
     "KEYPORT_ORGANIZATIONS__ROLES__MEMBER": '["posts:read"]',
     "KEYPORT_ORGANIZATIONS__ROLES__BILLING": '["billing:read"]',
 }
+
+#: The rate-limit tests' server: an account may fail 2 sign-ins before each
+#: further attempt answers ``RATE_LIMITED`` (the default is 10).
+SIGN_IN_LIMITS_ENV = {"KEYPORT_SIGN_IN_LIMITS__PER_ACCOUNT": "2"}
 
 
 def _keyport_bin() -> Path:
@@ -251,6 +256,13 @@ def organizations_client(organizations_server: KeyportServer) -> Iterator[Keypor
 def organizations_admin(organizations_server: KeyportServer, organizations_client: KeyportClient) -> Admin:
     """An admin of :func:`organizations_server`, made as :func:`admin` is: they create the users whose addresses are verified."""
     return _make_admin(organizations_server, organizations_client)
+
+
+@pytest.fixture(scope="session")
+def rate_limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyportServer]:
+    """A keyport with :data:`SIGN_IN_LIMITS_ENV`: the third failed sign-in of an account is ``RATE_LIMITED``."""
+    with running_keyport(tmp_path_factory.mktemp("keyport-rate-limited-data"), SIGN_IN_LIMITS_ENV) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 import keyport
+import keyport.errors
 from keyport import (
     DEFAULT_TIMEOUT,
     EmailTaken,
@@ -26,7 +27,10 @@ from keyport import (
     WeakPassword,
     bearer_metadata,
     error_reason,
+    retry_delay,
 )
+from google.protobuf import duration_pb2
+from google.rpc import error_details_pb2, status_pb2
 from keyport.v1 import errors_pb2, oauth_service_pb2, oauth_service_pb2_grpc, session_service_pb2, user_service_pb2
 
 from .support import PASSWORD, Account, KeyportServer, unique_email
@@ -153,22 +157,99 @@ def test_every_reason_of_the_proto_has_a_member_and_a_class() -> None:
         for name in errors_pb2.ErrorReason.keys()
         if name != "ERROR_REASON_UNSPECIFIED"
     }
-    assert len(proto) > 20
+    assert len(proto) >= 50
+    # The newest ones among them.
+    assert {
+        "ORGANIZATION_NOT_FOUND",
+        "MEMBER_NOT_FOUND",
+        "INVITATION_INVALID",
+        "LAST_OWNER",
+        "SLUG_TAKEN",
+        "API_KEY_NOT_FOUND",
+        "API_KEY_EXPIRED",
+        "API_KEY_NOT_ACCEPTED",
+    } <= proto
     assert {reason.value for reason in Reason} == proto
     classes = {cls.REASON: cls for cls in KeyportError.__subclasses__()}
     assert set(classes) == set(Reason)
+    assert len(classes) == len(proto), "one class per reason, no two for one"
     for reason, cls in classes.items():
+        assert reason is not None
         assert cls.__name__ in keyport.__all__ and getattr(keyport, cls.__name__) is cls, reason
+        assert cls.__name__ in keyport.errors.__all__ and getattr(keyport.errors, cls.__name__) is cls, reason
+        # And each is what a failed call with that reason raises, sync or grpc.aio.
+        for failed in (
+            _FakeError(grpc.StatusCode.FAILED_PRECONDITION, "failed", [_info(reason.value)]),
+            _aio_error(grpc.StatusCode.FAILED_PRECONDITION, "failed", [_info(reason.value)]),
+        ):
+            raised = KeyportError.from_rpc_error(failed)
+            assert type(raised) is cls and raised.reason == reason, (reason, type(failed))
 
 
-def test_the_default_deadline_is_ten_seconds_as_in_the_go_sdk(keyport_server: KeyportServer) -> None:
+def _aio_error(code: grpc.StatusCode, message: str, details: list) -> grpc.aio.AioRpcError:  # type: ignore[type-arg]
+    """A failed call as grpc.aio raises it."""
+    status = status_pb2.Status(code=code.value[0], message=message)
+    for detail in details:
+        status.details.add().Pack(detail)
+    trailers = grpc.aio.Metadata(("grpc-status-details-bin", status.SerializeToString()))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, message)
+
+
+def test_retry_delay_reads_retry_info_of_sync_and_aio_errors() -> None:
+    retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1, nanos=500_000_000))
+    for make in (_FakeError, _aio_error):
+        limited = make(grpc.StatusCode.RESOURCE_EXHAUSTED, "slow down", [_info("RATE_LIMITED"), retry])
+        assert retry_delay(limited) == datetime.timedelta(seconds=1.5)
+        raised = KeyportError.from_rpc_error(limited)
+        assert isinstance(raised, keyport.errors.RateLimited)
+        assert raised.retry_delay == retry_delay(raised) == datetime.timedelta(seconds=1.5)
+        assert retry_delay(make(grpc.StatusCode.UNAUTHENTICATED, "no", [_info("INVALID_CREDENTIALS")])) is None
+        # A RetryInfo without a delay is none.
+        empty = make(grpc.StatusCode.RESOURCE_EXHAUSTED, "x", [_info("RATE_LIMITED"), error_details_pb2.RetryInfo()])
+        assert retry_delay(empty) is None
+
+    class Bare(grpc.RpcError):
+        pass
+
+    assert retry_delay(Bare()) is None
+
+
+def test_the_server_sets_retry_info_on_rate_limited(rate_limited_server: KeyportServer) -> None:
+    with KeyportClient(rate_limited_server.address, timeout=10) as client:
+        email = unique_email("limited")
+        client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD))
+        # SIGN_IN_LIMITS_ENV: two failed attempts, then each further one waits.
+        for _ in range(2):
+            with pytest.raises(InvalidCredentials) as wrong:
+                _sign_in(client, email, "wrong password")
+            assert retry_delay(wrong.value) is None
+        try:
+            _sign_in(client, email, "wrong password")
+        except keyport.errors.RateLimited as err:
+            assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            delay = retry_delay(err)
+            assert delay is not None and datetime.timedelta(0) < delay <= datetime.timedelta(minutes=15)
+            assert err.retry_delay == delay
+            # What grpc raised has it too.
+            assert retry_delay(err.rpc_error) == delay
+        else:
+            pytest.fail("the third failed sign-in was not RATE_LIMITED")
+
+
+def test_the_default_deadline_is_two_seconds_as_in_the_rust_client(keyport_server: KeyportServer) -> None:
     request = session_service_pb2.SignInRequest(email=unique_email(), password=PASSWORD)
-    assert DEFAULT_TIMEOUT == 10.0
+    assert DEFAULT_TIMEOUT == 2.0
     with KeyportClient(keyport_server.address) as default:
         assert default.timeout == DEFAULT_TIMEOUT
         future = default.sessions.SignIn.future(request)
         remaining = future.time_remaining()
-        assert remaining is not None and 8 < remaining <= 10
+        assert remaining is not None and 1 < remaining <= 2
         assert isinstance(future.exception(timeout=10), InvalidCredentials)
+        # A call's own timeout wins.
+        remaining = default.sessions.SignIn.future(request, timeout=7).time_remaining()
+        assert remaining is not None and 6 < remaining <= 7
+    with KeyportClient(keyport_server.address, timeout=5) as longer:
+        remaining = longer.sessions.SignIn.future(request).time_remaining()
+        assert remaining is not None and 4 < remaining <= 5
     with KeyportClient(keyport_server.address, timeout=None) as unbounded:
         assert unbounded.sessions.SignIn.future(request).time_remaining() is None

@@ -17,6 +17,7 @@ export {
 export {
   baseUrlOf,
   type CommonClientOptions,
+  DEFAULT_TIMEOUT_MS,
   type KeyportClient,
   keyportClientFor,
 } from "./common.js";
@@ -27,6 +28,7 @@ export {
   fieldViolations,
   isErrorReason,
   KEYPORT_ERROR_DOMAIN,
+  retryDelay,
 } from "./errors.js";
 export {
   CHALLENGE_COOKIE_NAME,

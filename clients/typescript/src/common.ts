@@ -115,12 +115,22 @@ export interface KeyportClient {
   close(): void;
 }
 
+/**
+ * The deadline in milliseconds of every unary call that neither the client's
+ * `timeoutMs` nor the call's own options set: 2 seconds, the Rust client's
+ * default request timeout (and the Go and Python SDKs' default).
+ */
+export const DEFAULT_TIMEOUT_MS = 2_000;
+
 /** Options that every transport accepts. */
 export interface CommonClientOptions {
   /**
-   * Default deadline of every call in milliseconds, sent as `grpc-timeout`
-   * (the server enforces it too). A call can override it with
-   * `{ timeoutMs }` in its call options. Unset: no deadline.
+   * Default deadline of every unary call in milliseconds, sent as
+   * `grpc-timeout` (the server enforces it too): {@link DEFAULT_TIMEOUT_MS}
+   * (2 s) unless set; `0` turns it off. A call overrides it with
+   * `{ timeoutMs }` in its call options (`0`: no deadline). Server streams
+   * (`watchSessionEvents`) never get it: they live long by design, so give
+   * one a `signal` or a `timeoutMs` of its own.
    */
   timeoutMs?: number;
   /**
@@ -170,6 +180,30 @@ export function interceptorsOf(options: CommonClientOptions): Interceptor[] {
     interceptors.push(sessionInterceptor(options.token));
   }
   return interceptors;
+}
+
+/**
+ * `transport` with a default deadline for its unary calls: a unary call
+ * without a `timeoutMs` of its own gets `timeoutMs`; server streams are left
+ * as they are. (A transport's own `defaultTimeoutMs` would apply to streams
+ * too.)
+ *
+ * @param transport - A transport without a `defaultTimeoutMs`.
+ * @param timeoutMs - The client's `timeoutMs`; `undefined` means
+ *   {@link DEFAULT_TIMEOUT_MS}, `0` or less no default deadline.
+ * @returns The transport to build the clients on.
+ */
+export function withUnaryDeadline(transport: Transport, timeoutMs: number | undefined): Transport {
+  const defaultMs = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (defaultMs <= 0) {
+    return transport;
+  }
+  return {
+    unary: (method, signal, callTimeoutMs, header, input, contextValues) =>
+      transport.unary(method, signal, callTimeoutMs ?? defaultMs, header, input, contextValues),
+    stream: (method, signal, callTimeoutMs, header, input, contextValues) =>
+      transport.stream(method, signal, callTimeoutMs, header, input, contextValues),
+  };
 }
 
 /**

@@ -1,10 +1,12 @@
 /**
- * Reading Keyport's rich errors: `google.rpc.ErrorInfo` (a stable `reason`)
- * and `google.rpc.BadRequest` (field violations) from a failed call.
+ * Reading Keyport's rich errors: `google.rpc.ErrorInfo` (a stable `reason`),
+ * `google.rpc.BadRequest` (field violations) and `google.rpc.RetryInfo` (how
+ * long to wait) from a failed call.
  *
  * @packageDocumentation
  */
 
+import { durationMs } from "@bufbuild/protobuf/wkt";
 import { ConnectError } from "@connectrpc/connect";
 
 import {
@@ -12,14 +14,15 @@ import {
   type BadRequest_FieldViolation,
   type ErrorInfo,
   ErrorInfoSchema,
+  RetryInfoSchema,
 } from "./gen/google/rpc/error_details_pb.js";
 import type { ErrorReason as ProtoErrorReason } from "./gen/keyport/v1/errors_pb.js";
 
 /** `ErrorInfo.domain` of every error Keyport sends. */
 export const KEYPORT_ERROR_DOMAIN = "keyport.dev";
 
-/** The reason names of the proto's `keyport.v1.ErrorReason`, without `UNSPECIFIED`. */
-type ProtoReasonName = Exclude<keyof typeof ProtoErrorReason, "UNSPECIFIED">;
+/** The reason names of the proto's `keyport.v1.ErrorReason`, `UNSPECIFIED` included. */
+type ProtoReasonName = keyof typeof ProtoErrorReason;
 
 /**
  * The stable error reasons Keyport sends in `ErrorInfo.reason`: one per value
@@ -28,10 +31,16 @@ type ProtoReasonName = Exclude<keyof typeof ProtoErrorReason, "UNSPECIFIED">;
  * is named here. Branch on these, never on messages.
  *
  * A newer server may send a reason not listed here; {@link errorReason}
- * returns `undefined` for it, so handle that case by the gRPC code
- * (`ConnectError.code`).
+ * returns `UNSPECIFIED` for it (the proto's value 0, which Keyport itself
+ * never sends), so a `switch` that handles `UNSPECIFIED` (or has a
+ * `default`) handles it; `errorInfo(err)?.reason` has the raw string.
  */
 export const ErrorReason = {
+  /**
+   * The fallback: Keyport sent a reason this version of the SDK does not know
+   * (a newer server's). Handle it by the gRPC code (`ConnectError.code`).
+   */
+  UNSPECIFIED: "UNSPECIFIED",
   /** Malformed, empty or oversized input; see {@link fieldViolations}. */
   INVALID_ARGUMENT: "INVALID_ARGUMENT",
   /** The password is shorter than the server's minimum. */
@@ -140,7 +149,8 @@ export type ErrorReason = (typeof ErrorReason)[keyof typeof ErrorReason];
 const knownReasons: ReadonlySet<string> = new Set(Object.values(ErrorReason));
 
 /**
- * Whether `value` is one of the reasons this version of the SDK knows.
+ * Whether `value` is a member of {@link ErrorReason}: one of the reasons this
+ * version of the SDK knows, or `UNSPECIFIED`.
  *
  * @param value - Any string, e.g. `errorInfo(err)?.reason`.
  * @returns `true` for a member of {@link ErrorReason}.
@@ -170,7 +180,8 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
  * The stable reason of a Keyport error, e.g. `"INVALID_CREDENTIALS"`,
  * `"EMAIL_TAKEN"`, `"WEAK_PASSWORD"`, `"UNAUTHENTICATED"` or
  * `"SESSION_EXPIRED"` (see {@link ErrorReason}). The result is typed as the
- * {@link ErrorReason} union, so a `switch` over it is checked by the compiler.
+ * {@link ErrorReason} union, so the compiler checks the reasons it is
+ * compared with (a misspelt one does not build) and a `switch` over it.
  *
  * @example
  * ```ts
@@ -183,13 +194,43 @@ export function errorInfo(err: unknown): ErrorInfo | undefined {
  * ```
  *
  * @param err - Anything caught from a client call.
- * @returns `ErrorInfo.reason` of the Keyport ErrorInfo detail, or `undefined`
- *   when there is none (see {@link errorInfo}) or its reason is not one this
- *   SDK knows (a newer server's; `errorInfo(err)?.reason` has the raw string).
+ * @returns `ErrorInfo.reason` of the Keyport ErrorInfo detail; `"UNSPECIFIED"`
+ *   when that reason is not one this SDK knows (a newer server's;
+ *   `errorInfo(err)?.reason` has the raw string); `undefined` when there is
+ *   no Keyport ErrorInfo (see {@link errorInfo}).
  */
 export function errorReason(err: unknown): ErrorReason | undefined {
-  const reason = errorInfo(err)?.reason;
-  return reason !== undefined && isErrorReason(reason) ? reason : undefined;
+  const info = errorInfo(err);
+  if (info === undefined) {
+    return undefined;
+  }
+  return isErrorReason(info.reason) ? info.reason : ErrorReason.UNSPECIFIED;
+}
+
+/**
+ * How long to wait before trying again, from the `google.rpc.RetryInfo` that
+ * Keyport attaches to a `RATE_LIMITED` error.
+ *
+ * @example
+ * ```ts
+ * } catch (err) {
+ *   const delayMs = retryDelay(err);
+ *   if (delayMs === undefined) throw err;
+ *   await new Promise((resolve) => setTimeout(resolve, delayMs));
+ * }
+ * ```
+ *
+ * @param err - Anything caught from a client call.
+ * @returns The `retry_delay` of the first RetryInfo detail, in milliseconds;
+ *   `undefined` when `err` is not a `ConnectError` or carries no RetryInfo
+ *   with a delay (every reason but `RATE_LIMITED`).
+ */
+export function retryDelay(err: unknown): number | undefined {
+  if (!(err instanceof ConnectError)) {
+    return undefined;
+  }
+  const delay = err.findDetails(RetryInfoSchema).find((info) => info.retryDelay !== undefined)?.retryDelay;
+  return delay === undefined ? undefined : durationMs(delay);
 }
 
 /**

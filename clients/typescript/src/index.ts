@@ -25,6 +25,7 @@ import {
   interceptorsOf,
   type KeyportClient,
   keyportClientFor,
+  withUnaryDeadline,
 } from "./common.js";
 
 export * from "./api.js";
@@ -82,7 +83,6 @@ export interface KeyportClientOptions extends CommonClientOptions {
 export function createKeyportClient(address: string, options: KeyportClientOptions = {}): KeyportClient {
   const baseUrl = baseUrlOf(address, options.tls !== undefined);
   const interceptors = interceptorsOf(options);
-  const defaultTimeoutMs = options.timeoutMs;
   const kind = options.transport ?? "grpc";
   switch (kind) {
     case "grpc": {
@@ -90,8 +90,8 @@ export function createKeyportClient(address: string, options: KeyportClientOptio
         ...options.tls,
         ...options.http2Options,
       });
-      const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors, defaultTimeoutMs });
-      return keyportClientFor(transport, () => sessionManager.abort());
+      const transport = createGrpcTransport({ baseUrl, sessionManager, interceptors });
+      return keyportClientFor(withUnaryDeadline(transport, options.timeoutMs), () => sessionManager.abort());
     }
     case "grpc-web": {
       const transport = createGrpcWebTransport({
@@ -99,9 +99,8 @@ export function createKeyportClient(address: string, options: KeyportClientOptio
         httpVersion: "1.1",
         nodeOptions: { ...options.tls },
         interceptors,
-        defaultTimeoutMs,
       });
-      return keyportClientFor(transport);
+      return keyportClientFor(withUnaryDeadline(transport, options.timeoutMs));
     }
     default:
       throw new Error(`keyport: unknown transport kind "${String(kind satisfies never)}"`);

@@ -18,6 +18,7 @@ import {
   interceptorsOf,
   type KeyportClient,
   keyportClientFor,
+  withUnaryDeadline,
 } from "./common.js";
 
 export * from "./api.js";
@@ -51,8 +52,7 @@ export function createKeyportClient(address: string, options: KeyportWebClientOp
   const transport = createGrpcWebTransport({
     baseUrl: baseUrlOf(address),
     interceptors: interceptorsOf(options),
-    defaultTimeoutMs: options.timeoutMs,
     ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
   });
-  return keyportClientFor(transport);
+  return keyportClientFor(withUnaryDeadline(transport, options.timeoutMs));
 }

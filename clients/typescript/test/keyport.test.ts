@@ -327,21 +327,22 @@ describe("@keyport/client without a server", () => {
     assert.deepEqual(fieldViolations("nope"), []);
   });
 
-  it("narrows reasons to ErrorReason: a reason it does not know is undefined, yet in errorInfo", () => {
+  it("narrows reasons to ErrorReason: a reason it does not know is UNSPECIFIED, yet in errorInfo", () => {
     const withReason = (reason: string, domain = KEYPORT_ERROR_DOMAIN) =>
       new ConnectError("x", Code.FailedPrecondition, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain } }]);
     assert.equal(errorReason(withReason("LAST_SIGN_IN_METHOD")), "LAST_SIGN_IN_METHOD");
-    assert.equal(errorReason(withReason("A_REASON_FROM_A_NEWER_SERVER")), undefined);
+    assert.equal(errorReason(withReason("A_REASON_FROM_A_NEWER_SERVER")), "UNSPECIFIED");
     assert.equal(errorInfo(withReason("A_REASON_FROM_A_NEWER_SERVER"))?.reason, "A_REASON_FROM_A_NEWER_SERVER");
     assert.equal(errorReason(withReason("LAST_SIGN_IN_METHOD", "example.com")), undefined);
     assert.equal(isErrorReason("OAUTH_STATE_INVALID"), true);
     assert.equal(isErrorReason("oauth_state_invalid"), false);
   });
 
-  it("lists every reason of the proto's ErrorReason enum, and no other", () => {
+  it("lists every reason of the proto's ErrorReason enum, and no other (UNSPECIFIED, its 0, is the fallback)", () => {
     // A numeric TypeScript enum maps names to numbers and numbers back to names.
-    const proto = Object.keys(ProtoErrorReason).filter((name) => Number.isNaN(Number(name)) && name !== "UNSPECIFIED");
+    const proto = Object.keys(ProtoErrorReason).filter((name) => Number.isNaN(Number(name)));
     assert.ok(proto.length > 20, `found the proto's reasons: ${proto.join(", ")}`);
+    assert.ok(proto.includes("UNSPECIFIED") && proto.includes("ORGANIZATION_NOT_FOUND"));
     assert.deepEqual(Object.values(ErrorReason).sort(), proto.sort());
     assert.deepEqual(Object.keys(ErrorReason), Object.values(ErrorReason));
   });

@@ -7,13 +7,15 @@ small hand-written layer:
 - :class:`KeyportClient`: a channel with the ``UserService``,
   ``SessionService``, ``TwoFactorService``, ``PasskeyService``,
   ``AuthorizationService``, ``AdminService``, ``ApiKeyService`` and
-  ``OrganizationService`` stubs, a default deadline, TLS/mTLS, and a
-  context manager that closes it;
+  ``OrganizationService`` stubs, a default deadline
+  (:data:`DEFAULT_TIMEOUT`, 2 s), TLS/mTLS, and a context manager that
+  closes it; :class:`AsyncKeyportClient` is the same over ``grpc.aio``;
 - :func:`bearer_metadata`: the ``authorization: Bearer <token>`` metadata
   that user-scoped RPCs need, and :func:`forwarded_client_metadata`, which
   tells Keyport the end user's address and user agent;
-- :func:`error_reason`, :func:`error_info` and :func:`field_violations`:
-  Keyport's ``google.rpc`` error details of a failed call;
+- :func:`error_reason`, :func:`error_info`, :func:`field_violations` and
+  :func:`retry_delay`: Keyport's ``google.rpc`` error details of a failed
+  call;
 - :class:`Reason`, the reasons, and :class:`KeyportError` with a subclass
   per reason (:class:`InvalidCredentials`, :class:`RateLimited`, ...), which
   :class:`KeyportClient` raises for the errors Keyport answers;
@@ -37,6 +39,7 @@ small hand-written layer:
 """
 
 from keyport.admin import list_all_users, list_all_users_async
+from keyport.aio import AsyncKeyportClient
 from keyport.api_keys import API_KEY_PREFIX, is_api_key
 from keyport.client import (
     DEFAULT_TIMEOUT,
@@ -102,6 +105,7 @@ from keyport.errors import (
     error_info,
     error_reason,
     field_violations,
+    retry_delay,
 )
 from keyport.factors import (
     CHALLENGE_COOKIE_NAME,
@@ -130,6 +134,7 @@ __all__ = [
     "API_KEY_PREFIX",
     "AccountLinkRefused",
     "AlreadyLinked",
+    "AsyncKeyportClient",
     "ApiKeyExpired",
     "ApiKeyNotAccepted",
     "ApiKeyNotFound",
@@ -207,6 +212,7 @@ __all__ = [
     "list_all_users_async",
     "passkey_ceremony_cookie",
     "passkey_ceremony_from_cookie",
+    "retry_delay",
     "sign_in_challenge",
     "token_from_link",
 ]

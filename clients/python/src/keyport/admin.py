@@ -141,7 +141,7 @@ async def list_all_users_async(
         request: The filters and ``page_size`` of every page, as for
             :func:`list_all_users`; not changed.
         timeout: Deadline of each page's call in seconds:
-            :data:`keyport.DEFAULT_TIMEOUT` (10 s) unless given; ``None``
+            :data:`keyport.DEFAULT_TIMEOUT` (2 s) unless given; ``None``
             means none.
         metadata: More metadata for each call.
 

@@ -4,8 +4,9 @@
 ``UserService``, ``SessionService``, ``TwoFactorService``,
 ``PasskeyService``, ``AuthorizationService``, ``AdminService``,
 ``ApiKeyService`` and ``OrganizationService`` stubs on it,
-with a default deadline and Keyport's errors raised as
-:class:`keyport.KeyportError` subclasses. The
+with a default deadline (:data:`DEFAULT_TIMEOUT`) and Keyport's errors
+raised as :class:`keyport.KeyportError` subclasses
+(:class:`keyport.AsyncKeyportClient` is the same over ``grpc.aio``). The
 helpers turn a session token into call metadata; the error readers live in
 :mod:`keyport.errors` and are re-exported here.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import collections
 from types import TracebackType
-from typing import Any, Callable, Optional, Sequence, Tuple, Type
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Type
 
 import grpc
 
@@ -42,9 +43,11 @@ __all__ = [
     "forwarded_client_metadata",
 ]
 
-#: Default deadline of unary calls, in seconds: the Go SDK's
-#: ``keyport.DefaultTimeout`` (10 s).
-DEFAULT_TIMEOUT = 10.0
+#: Default deadline of unary calls, in seconds: 2 s, the Rust client's
+#: default request timeout (``keyport-client``'s ``request_timeout``), and
+#: the TypeScript SDK's ``DEFAULT_TIMEOUT_MS`` and the Go SDK's
+#: ``keyport.DefaultTimeout``.
+DEFAULT_TIMEOUT = 2.0
 
 #: gRPC call metadata: a sequence of ``(key, value)`` pairs.
 Metadata = Tuple[Tuple[str, str], ...]
@@ -116,6 +119,33 @@ def forwarded_client_metadata(*, ip_address: Optional[str] = None, user_agent: O
             raise ValueError(f"{key} must be printable ASCII")
         entries.append((key, value))
     return tuple(entries)
+
+
+def _channel_arguments(
+    *,
+    tls: bool,
+    timeout: Optional[float],
+    root_certificates: Optional[bytes],
+    private_key: Optional[bytes],
+    certificate_chain: Optional[bytes],
+    options: Optional[Sequence[Tuple[str, Any]]],
+) -> Tuple[Optional[grpc.ChannelCredentials], List[Tuple[str, Any]]]:
+    """Checks a client's settings; returns its credentials (``None``: plaintext) and channel options."""
+    if not tls and (root_certificates or private_key or certificate_chain):
+        raise ValueError("root_certificates, private_key and certificate_chain need tls=True")
+    if (private_key is None) != (certificate_chain is None):
+        raise ValueError("private_key and certificate_chain must be given together")
+    if timeout is not None and timeout <= 0:
+        raise ValueError("timeout must be positive (or None for no deadline)")
+    channel_options = [("grpc.primary_user_agent", _USER_AGENT), *(options or ())]
+    if not tls:
+        return None, channel_options
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=root_certificates,
+        private_key=private_key,
+        certificate_chain=certificate_chain,
+    )
+    return credentials, channel_options
 
 
 class _CallDetails(
@@ -258,6 +288,9 @@ class KeyportClient:
     :class:`grpc.RpcError`; one that never reached Keyport raises a plain
     :class:`grpc.RpcError`. Server streams raise plain
     :class:`grpc.RpcError` (see :meth:`keyport.KeyportError.from_rpc_error`).
+    Every unary call without a ``timeout=`` of its own gets the default
+    deadline, :data:`DEFAULT_TIMEOUT` (2 s). For asyncio, use
+    :class:`keyport.AsyncKeyportClient`.
 
     Use it as a context manager, or call :meth:`close`, to release the
     channel::
@@ -350,8 +383,9 @@ class KeyportClient:
             address: ``host:port`` of the Keyport gRPC listener.
             timeout: Default deadline in seconds for every unary call that
                 does not pass its own ``timeout=``: :data:`DEFAULT_TIMEOUT`
-                (10 s, as in the Go SDK) unless given. ``None`` means no
-                deadline. Streaming calls never get a default deadline.
+                (2 s, as in the Rust client and the other SDKs) unless
+                given. ``None`` means no deadline. Streaming calls never get
+                a default deadline.
             tls: Connect with TLS. Without it the channel is plaintext.
             root_certificates: PEM CA certificates that verify the server;
                 ``None`` uses the system's roots. Needs ``tls=True``.
@@ -367,20 +401,15 @@ class KeyportClient:
                 one half of the client key pair is given, or ``timeout`` is
                 not positive.
         """
-        if not tls and (root_certificates or private_key or certificate_chain):
-            raise ValueError("root_certificates, private_key and certificate_chain need tls=True")
-        if (private_key is None) != (certificate_chain is None):
-            raise ValueError("private_key and certificate_chain must be given together")
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be positive (or None for no deadline)")
-
-        channel_options = [("grpc.primary_user_agent", _USER_AGENT), *(options or ())]
-        if tls:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=root_certificates,
-                private_key=private_key,
-                certificate_chain=certificate_chain,
-            )
+        credentials, channel_options = _channel_arguments(
+            tls=tls,
+            timeout=timeout,
+            root_certificates=root_certificates,
+            private_key=private_key,
+            certificate_chain=certificate_chain,
+            options=options,
+        )
+        if credentials is not None:
             self._raw_channel = grpc.secure_channel(address, credentials, options=channel_options)
         else:
             self._raw_channel = grpc.insecure_channel(address, options=channel_options)

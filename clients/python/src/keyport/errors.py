@@ -3,10 +3,12 @@
 Every error Keyport raises is a gRPC status with a ``google.rpc.ErrorInfo``
 detail of domain ``keyport.dev`` whose ``reason`` is stable. This module
 reads those details (:func:`error_reason`, :func:`error_info`,
-:func:`field_violations`), names the reasons (:class:`Reason`), and turns a
+:func:`field_violations`, :func:`retry_delay`), names the reasons
+(:class:`Reason`), and turns a
 failed call into the :class:`KeyportError` subclass of its reason
 (:meth:`KeyportError.from_rpc_error`), which :class:`keyport.KeyportClient`
-raises for every failed unary call that Keyport answered.
+and :class:`keyport.AsyncKeyportClient` raise for every failed unary call
+that Keyport answered.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ __all__ = [
     "error_info",
     "error_reason",
     "field_violations",
+    "retry_delay",
 ]
 
 #: ``ErrorInfo.domain`` of every error that Keyport itself raises.
@@ -311,8 +314,26 @@ def field_violations(err: grpc.RpcError) -> List[Tuple[str, str]]:
     return violations
 
 
-def _retry_delay(err: grpc.RpcError) -> Optional[datetime.timedelta]:
-    """The ``google.rpc.RetryInfo`` delay of a failed call, if it has one."""
+def retry_delay(err: grpc.RpcError) -> Optional[datetime.timedelta]:
+    """Returns how long to wait before trying a ``RATE_LIMITED`` call again.
+
+    Keyport attaches a ``google.rpc.RetryInfo`` to ``RATE_LIMITED`` errors
+    (:class:`RateLimited`, whose :attr:`RateLimited.retry_delay` is this)::
+
+        except RateLimited as err:
+            time.sleep((retry_delay(err) or datetime.timedelta(minutes=1)).total_seconds())
+
+    Works for errors raised by synchronous stubs and by ``grpc.aio`` stubs,
+    and for :class:`KeyportError`.
+
+    Args:
+        err: The error raised by a stub call.
+
+    Returns:
+        The ``retry_delay`` of the first ``RetryInfo`` that has one, or
+        ``None`` if the error carries none (every other reason, and errors
+        that never reached Keyport).
+    """
     status = _rich_status(err)
     if status is None:
         return None
@@ -327,7 +348,8 @@ def _retry_delay(err: grpc.RpcError) -> Optional[datetime.timedelta]:
 class KeyportError(grpc.RpcError, grpc.Call):
     """A failed call that Keyport answered with an error reason.
 
-    :class:`keyport.KeyportClient` raises the subclass of the reason
+    :class:`keyport.KeyportClient` (and :class:`keyport.AsyncKeyportClient`)
+    raises the subclass of the reason
     (:class:`InvalidCredentials`, :class:`RateLimited`, ...), or this class
     itself for a reason this version does not know. Errors that never
     reached Keyport (connection failures, client-side deadlines) carry no
@@ -509,8 +531,8 @@ class RateLimited(KeyportError):
 
     @property
     def retry_delay(self) -> Optional[datetime.timedelta]:
-        """How long to wait before trying again (``google.rpc.RetryInfo``)."""
-        return _retry_delay(self)
+        """How long to wait before trying again (``google.rpc.RetryInfo``); see :func:`retry_delay`."""
+        return retry_delay(self)
 
 
 class ResourceExhausted(KeyportError):

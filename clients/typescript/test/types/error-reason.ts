@@ -4,8 +4,8 @@
  * does.
  */
 
-import { ErrorReason, errorReason, isErrorReason } from "@keyport/client";
-import { errorReason as webErrorReason } from "@keyport/client/web";
+import { ErrorReason, errorReason, isErrorReason, retryDelay } from "@keyport/client";
+import { errorReason as webErrorReason, retryDelay as webRetryDelay } from "@keyport/client/web";
 
 /** `true` when `A` and `B` are the same type (not merely assignable). */
 type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
@@ -30,6 +30,37 @@ export const organizationNotFoundReason: ErrorReason = ErrorReason.ORGANIZATION_
 // @ts-expect-error: a reason Keyport never sends is not an ErrorReason.
 export const notAReason: ErrorReason = "WRONG_PASSWORD";
 
+// A reason from a newer server reads as the fallback member.
+export const fallbackReason: ErrorReason = ErrorReason.UNSPECIFIED;
+
+// The union is what `errorReason` answers, so a misspelt reason in a
+// comparison does not build. (Were it `string`, these comparisons would
+// compile, and the unused `@ts-expect-error`s would fail this file.)
+export function isRateLimited(err: unknown): boolean {
+  // @ts-expect-error: "RATE_LIMTED" is no reason; the types have no overlap.
+  return errorReason(err) === "RATE_LIMTED";
+}
+export function isNotUnauthenticated(err: unknown): boolean {
+  // @ts-expect-error: "UNAUTHENTICATD" is no reason, from the web entry point either.
+  return webErrorReason(err) !== "UNAUTHENTICATD";
+}
+export function isExpired(err: unknown): boolean {
+  switch (errorReason(err)) {
+    // @ts-expect-error: a misspelt case is not comparable to the union.
+    case "SESION_EXPIRED":
+      return true;
+    default:
+      return false;
+  }
+}
+// The same comparisons, spelt right, build.
+export const spelledRight = (err: unknown): boolean =>
+  errorReason(err) === "RATE_LIMITED" || webErrorReason(err) === ErrorReason.SESSION_EXPIRED;
+
+// retryDelay answers milliseconds, or undefined without RetryInfo.
+export const retryDelayType: Equals<ReturnType<typeof retryDelay>, number | undefined> = true;
+export const webRetryDelayType: Equals<ReturnType<typeof webRetryDelay>, number | undefined> = true;
+
 export function narrowsAString(raw: string): ErrorReason | undefined {
   return isErrorReason(raw) ? raw : undefined;
 }
@@ -44,6 +75,8 @@ export function describe(err: unknown): string {
   switch (reason) {
     case undefined:
       return "not from Keyport";
+    case "UNSPECIFIED":
+      return "from a newer Keyport";
     case "INVALID_ARGUMENT":
     case "WEAK_PASSWORD":
     case "PASSWORD_TOO_LONG":
