@@ -20,6 +20,7 @@ mod m0010_roles;
 mod m0011_audit_targets;
 mod m0012_api_keys;
 mod m0013_organizations;
+mod m0014_signing_keys;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0011_audit_targets::Migration),
             Box::new(m0012_api_keys::Migration),
             Box::new(m0013_organizations::Migration),
+            Box::new(m0014_signing_keys::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@
 // clippy's allow-*-in-tests settings do not see.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_tokens;
 mod account;
 mod admin;
 mod api_keys;

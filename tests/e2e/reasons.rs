@@ -61,6 +61,8 @@ fn every_domain_error() -> Vec<(Error, Code)> {
         (Error::InvitationInvalid, Code::FailedPrecondition),
         (Error::LastOwner, Code::FailedPrecondition),
         (Error::SlugTaken, Code::AlreadyExists),
+        (Error::AccessTokensDisabled, Code::FailedPrecondition),
+        (Error::AudienceNotAllowed, Code::InvalidArgument),
         (Error::RateLimited { retry_after: Duration::from_secs(30) }, Code::ResourceExhausted),
         (Error::Overloaded, Code::ResourceExhausted),
         (Error::Unavailable("connection refused".into()), Code::Unavailable),

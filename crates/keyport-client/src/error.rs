@@ -112,6 +112,10 @@ pub enum Reason {
     LastOwner,
     /// Another organization has the slug.
     SlugTaken,
+    /// The server issues no access tokens (`[access_tokens]` has no issuer).
+    AccessTokensDisabled,
+    /// The audience is not one of the server's `access_tokens.audiences`.
+    AudienceNotAllowed,
     /// `WatchSessionEvents` ended because events may have been lost: flush
     /// and subscribe again.
     EventsLost,
@@ -185,6 +189,8 @@ impl Reason {
             Self::InvitationInvalid => ErrorReason::InvitationInvalid,
             Self::LastOwner => ErrorReason::LastOwner,
             Self::SlugTaken => ErrorReason::SlugTaken,
+            Self::AccessTokensDisabled => ErrorReason::AccessTokensDisabled,
+            Self::AudienceNotAllowed => ErrorReason::AudienceNotAllowed,
             Self::EventsLost => ErrorReason::EventsLost,
             Self::Internal => ErrorReason::Internal,
             Self::Other(_) => ErrorReason::Unspecified,
@@ -258,6 +264,8 @@ impl From<ErrorReason> for Reason {
             ErrorReason::InvitationInvalid => Self::InvitationInvalid,
             ErrorReason::LastOwner => Self::LastOwner,
             ErrorReason::SlugTaken => Self::SlugTaken,
+            ErrorReason::AccessTokensDisabled => Self::AccessTokensDisabled,
+            ErrorReason::AudienceNotAllowed => Self::AudienceNotAllowed,
             ErrorReason::EventsLost => Self::EventsLost,
             ErrorReason::Internal => Self::Internal,
             ErrorReason::Unspecified => Self::Other(String::new()),

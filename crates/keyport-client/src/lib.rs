@@ -13,6 +13,7 @@
 //! - [`web`]: the framework-free core of the Axum and Actix-web middleware:
 //!   token extraction, route rules, cookies, CSRF and redirect decisions.
 
+mod access_tokens;
 mod api_keys;
 mod authorization;
 mod cache;
@@ -28,6 +29,9 @@ mod principal;
 mod refusals;
 pub mod web;
 
+pub use access_tokens::{
+    AccessTokenClaims, AccessTokenVerifier, Actor, IssuedAccessToken, JwksDocument, VerifierConfig, VerifyError,
+};
 pub use api_keys::{ApiKeyInfo, CreatedApiKey, NewApiKey};
 pub use authorization::Authorized;
 pub use cache::{CacheConfig, CacheStats, Decision, SessionCache};

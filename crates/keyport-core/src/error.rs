@@ -171,6 +171,12 @@ pub enum Error {
     /// Another organization has the slug.
     #[error("the slug is taken")]
     SlugTaken,
+    /// This server issues no access tokens.
+    #[error("access tokens are not enabled on this server")]
+    AccessTokensDisabled,
+    /// The audience is not one the server issues access tokens for.
+    #[error("access tokens are not issued for this audience")]
+    AudienceNotAllowed,
     /// The call needs to send mail and this server has no mail configured.
     #[error("mail delivery is not configured")]
     MailDisabled,

@@ -12,6 +12,7 @@
 //! `session.rs`, `oauth.rs`, `audit.rs`), its use cases on [`Accounts`]
 //! (`accounts/<area>.rs`), and its storage trait (`store/<area>.rs`).
 
+pub mod access_token;
 pub mod accounts;
 pub mod api_key;
 pub mod audit;

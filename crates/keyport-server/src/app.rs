@@ -9,6 +9,7 @@ use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsCo
 use tonic_health::ServingStatus;
 
 use crate::{
+    access_tokens::JwksLayer,
     caller::ClientResolver,
     config::Config,
     events::{CacheHealth, EventBus},
@@ -48,6 +49,9 @@ pub enum StartError {
     /// The permission catalogue or a role is malformed.
     #[error("{0}")]
     Authorization(String),
+    /// `[access_tokens]` is wrong.
+    #[error("{0}")]
+    AccessTokens(String),
     /// The second-factor settings are unusable.
     #[error("{0}")]
     SecondFactors(#[from] crate::second_factors::SecondFactorsError),
@@ -80,6 +84,7 @@ impl Keyport {
         accounts_config.roles = Arc::new(config.authorization.role_book().map_err(StartError::Authorization)?);
         accounts_config.organizations =
             config.organizations.policy(&config.authorization.permissions).map_err(StartError::Authorization)?;
+        accounts_config.access_tokens = config.access_tokens.policy().map_err(StartError::AccessTokens)?;
         let factors = &accounts_config.second_factors;
         accounts_config.second_factors.passkeys =
             config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);
@@ -133,6 +138,7 @@ impl Keyport {
 
         // Every task started here ends with `serve` (the set aborts them
         // when dropped), whichever way it returns.
+        let jwks = JwksLayer::new(accounts.clone());
         let mut background = spawn_background(&config, accounts, events, relay, health.clone());
         if let Some(courier) = courier {
             background.spawn(courier.run(stop_rx.clone()));
@@ -147,7 +153,7 @@ impl Keyport {
         let mut routes = api.into_routes().add_service(health_service);
         // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
         routes = routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
-        run(server, routes, listener, stop_rx).await
+        run(server, routes, jwks, listener, stop_rx).await
     }
 }
 
@@ -178,6 +184,7 @@ fn spawn_background(
 async fn run(
     server: &crate::config::ServerConfig,
     routes: tonic::service::Routes,
+    jwks: JwksLayer,
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
@@ -192,6 +199,8 @@ async fn run(
         .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
         .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        // Plain HTTP, so outside gRPC-web (which refuses it).
+        .layer(jwks)
         .layer(tower::util::option_layer(grpc_web::cors(&server.cors_allowed_origins)))
         .layer(tonic_web::GrpcWebLayer::new())
         // Inside gRPC-web, so that browsers get the same answers.

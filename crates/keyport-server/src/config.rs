@@ -21,6 +21,7 @@ use keyport_oauth::ProviderSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    access_tokens::AccessTokensConfig,
     mail::MailConfig,
     second_factors::{PasskeysConfig, SecondFactorsConfig},
 };
@@ -70,6 +71,8 @@ pub struct Config {
     pub api_keys: ApiKeysConfig,
     /// Organization roles and limits.
     pub organizations: OrganizationsConfig,
+    /// Signed access tokens (JWTs) and their keys; off until `issuer` is set.
+    pub access_tokens: AccessTokensConfig,
 }
 
 /// The `[organizations]` section.
@@ -428,6 +431,7 @@ impl Default for Config {
             authorization: AuthorizationConfig::default(),
             api_keys: ApiKeysConfig::default(),
             organizations: OrganizationsConfig::default(),
+            access_tokens: AccessTokensConfig::default(),
         }
     }
 }
@@ -532,6 +536,7 @@ const KEYS: &[&str] = &[
     "authorization",
     "api_keys",
     "organizations",
+    "access_tokens",
 ];
 
 impl Config {
@@ -612,6 +617,8 @@ impl Config {
             api_keys: self.api_keys.policy(),
             // Checked by `Keyport::open`, which reports bad roles.
             organizations: self.organizations.policy(&self.authorization.permissions).unwrap_or_default(),
+            // Checked by `Keyport::open` too.
+            access_tokens: self.access_tokens.policy().unwrap_or_default(),
             audit_retention: match self.audit.retention_days {
                 0 => Duration::MAX,
                 days => Duration::from_secs(days.saturating_mul(86_400)),

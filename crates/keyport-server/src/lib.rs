@@ -4,6 +4,7 @@
 //! The `keyport` binary is a thin CLI over [`Keyport`]; tests embed the same
 //! type to run the real server in-process on port 0 with a controlled clock.
 
+pub mod access_tokens;
 pub mod admin_cli;
 mod app;
 pub mod caller;

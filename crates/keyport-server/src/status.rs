@@ -61,6 +61,8 @@ pub fn reason_of(error: &Error) -> ErrorReason {
         Error::InvitationInvalid => ErrorReason::InvitationInvalid,
         Error::LastOwner => ErrorReason::LastOwner,
         Error::SlugTaken => ErrorReason::SlugTaken,
+        Error::AccessTokensDisabled => ErrorReason::AccessTokensDisabled,
+        Error::AudienceNotAllowed => ErrorReason::AudienceNotAllowed,
         Error::RateLimited { .. } => ErrorReason::RateLimited,
         Error::Overloaded => ErrorReason::ResourceExhausted,
         Error::Unavailable(_) => ErrorReason::Unavailable,
@@ -98,7 +100,10 @@ pub fn to_status(error: Error) -> Status {
         | Error::ServiceAccountNotFound
         | Error::OrganizationNotFound
         | Error::MemberNotFound => (Code::NotFound, error.to_string()),
-        Error::InvitationInvalid | Error::LastOwner => (Code::FailedPrecondition, error.to_string()),
+        Error::InvitationInvalid | Error::LastOwner | Error::AccessTokensDisabled => {
+            (Code::FailedPrecondition, error.to_string())
+        }
+        Error::AudienceNotAllowed => (Code::InvalidArgument, error.to_string()),
         Error::SlugTaken => (Code::AlreadyExists, error.to_string()),
         Error::PermissionDenied | Error::UserBanned => (Code::PermissionDenied, error.to_string()),
         Error::OAuthProviderUnknown | Error::LinkedAccountNotFound => (Code::NotFound, error.to_string()),

@@ -28,6 +28,7 @@ mod roles;
 mod rows;
 mod session_lookup;
 mod sessions;
+mod signing_keys;
 mod store;
 mod users;
 mod write;

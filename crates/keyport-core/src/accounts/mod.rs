@@ -14,6 +14,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::{
+    access_token::AccessTokenPolicy,
     api_key::ApiKeyPolicy,
     audit::{AuditEvent, AuditKind},
     authorization::RoleBook,
@@ -40,6 +41,7 @@ use crate::{
     validated_cache::ValidatedCache,
 };
 
+mod access_tokens;
 mod admin;
 mod api_keys;
 mod authorization;
@@ -58,6 +60,7 @@ mod sessions;
 #[cfg(test)]
 mod tests;
 
+pub use access_tokens::{IssuedAccessToken, Jwks};
 pub use admin::{
     Admin, AuditFilter, AuditPage, DEFAULT_PAGE_SIZE, MAX_BAN_REASON_CHARS, MAX_PAGE_SIZE, NewUser, UserDetails,
     UserFilter, UserPage,
@@ -116,6 +119,8 @@ pub struct AccountsConfig {
     pub api_keys: ApiKeyPolicy,
     /// Organization roles and limits.
     pub organizations: OrganizationPolicy,
+    /// Access tokens (JWTs): issuer, audiences, lifetime, key rotation.
+    pub access_tokens: AccessTokenPolicy,
 }
 
 /// How admins may act as other users ([`Accounts::impersonate`]).
@@ -154,6 +159,7 @@ impl Default for AccountsConfig {
             impersonation: ImpersonationPolicy::default(),
             api_keys: ApiKeyPolicy::default(),
             organizations: OrganizationPolicy::default(),
+            access_tokens: AccessTokenPolicy::default(),
         }
     }
 }
@@ -175,6 +181,8 @@ pub struct Accounts {
     mail_queued: Arc<Notify>,
     /// Permits of the work enumeration-safe requests do after answering.
     detached: Arc<Semaphore>,
+    /// The access-token signing keys as last read.
+    signing_keys: Arc<access_tokens::SigningKeys>,
     config: AccountsConfig,
 }
 
@@ -190,6 +198,7 @@ impl Accounts {
             mail: None,
             mail_queued: Arc::new(Notify::new()),
             detached: Arc::new(Semaphore::new(mail::MAX_DETACHED)),
+            signing_keys: Arc::default(),
             store,
             clock,
             config,
@@ -292,6 +301,7 @@ impl Accounts {
                 .delete_api_keys_expired_before(now.saturating_sub(KEEP_EXPIRED_KEYS))
                 .await?,
             invitations: self.organization_store().delete_invitations_expired_before(now).await?,
+            signing_keys: self.sweep_signing_keys().await?,
         })
     }
 

@@ -1,4 +1,5 @@
-//! TOTP secrets sealed at rest with XChaCha20-Poly1305 under a key from the
+//! Secrets sealed at rest (TOTP secrets, access-token signing keys) with
+//! XChaCha20-Poly1305 under a key from the
 //! configuration, bound to their user (the user id is the associated data,
 //! so a sealed secret copied to another user's row does not open).
 //!
@@ -88,16 +89,23 @@ impl FactorKeys {
 
     /// Seals `secret` for `user`.
     pub fn seal(&self, secret: &TotpSecret, user: UserId) -> Result<SealedSecret> {
+        self.seal_bytes(secret.as_bytes(), user.0.as_bytes()).map(SealedSecret)
+    }
+
+    /// Seals `plain`, bound to `context` (the associated data: the same
+    /// context must be given to open it), as `v1.<key id>.<body>`. Also
+    /// seals the access-token signing keys, bound to their `kid`.
+    pub fn seal_bytes(&self, plain: &[u8], context: &[u8]) -> Result<String> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|e| Error::Internal(format!("randomness: {e}")))?;
         let cipher = XChaCha20Poly1305::new(&self.current.key);
-        let payload = Payload { msg: secret.as_bytes(), aad: user.0.as_bytes() };
+        let payload = Payload { msg: plain, aad: context };
         let sealed = cipher
             .encrypt(XNonce::from_slice(&nonce), payload)
-            .map_err(|_| Error::Internal("sealing a TOTP secret failed".into()))?;
+            .map_err(|_| Error::Internal("sealing failed".into()))?;
         let mut body = nonce.to_vec();
         body.extend_from_slice(&sealed);
-        Ok(SealedSecret(format!("{VERSION}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(body))))
+        Ok(format!("{VERSION}.{}.{}", self.current.id, URL_SAFE_NO_PAD.encode(body)))
     }
 
     /// Whether `sealed` was sealed with the current key (else it is due to be
@@ -110,8 +118,14 @@ impl FactorKeys {
     /// secret sealed for someone else is an internal error: it is logged,
     /// never shown.
     pub fn open(&self, sealed: &SealedSecret, user: UserId) -> Result<TotpSecret> {
-        let broken = |why: &str| Error::Internal(format!("cannot open a TOTP secret: {why}"));
-        let mut parts = sealed.0.splitn(3, '.');
+        self.open_bytes(&sealed.0, user.0.as_bytes()).map(|secret| TotpSecret::from_bytes(secret.to_vec()))
+    }
+
+    /// Opens what [`FactorKeys::seal_bytes`] sealed with `context`; wiped
+    /// when dropped.
+    pub fn open_bytes(&self, sealed: &str, context: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let broken = |why: &str| Error::Internal(format!("cannot open a sealed secret: {why}"));
+        let mut parts = sealed.splitn(3, '.');
         let (Some(VERSION), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(broken("unknown format"));
         };
@@ -124,11 +138,11 @@ impl FactorKeys {
             return Err(broken("too short"));
         }
         let (nonce, sealed) = body.split_at(NONCE_BYTES);
-        let payload = Payload { msg: sealed, aad: user.0.as_bytes() };
-        let secret = XChaCha20Poly1305::new(&key.key)
+        let payload = Payload { msg: sealed, aad: context };
+        XChaCha20Poly1305::new(&key.key)
             .decrypt(XNonce::from_slice(nonce), payload)
-            .map_err(|_| broken("authentication failed"))?;
-        Ok(TotpSecret::from_bytes(secret))
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| broken("authentication failed"))
     }
 }
 

@@ -21,10 +21,11 @@ use async_trait::async_trait;
 use super::{
     Acceptance, ApiKeyStore, AuditQuery, AuditStore, CreateRefusal, Credentials, EmailChange, EmailSignInStore,
     EmailTokenStore, FactorStore, KeyRefusal, MailStore, MemberChange, OAuthStore, OrganizationStore, PasskeyStore,
-    RoleStore, SessionBasis, SessionStore, Store, StoreError, StoreResult, StoredAudit, StoredRole, TotpFactor,
-    UnlinkOutcome, UserQuery, UserStore,
+    RoleStore, SessionBasis, SessionStore, SigningKeyStore, Store, StoreError, StoreResult, StoredAudit, StoredRole,
+    TotpFactor, UnlinkOutcome, UserQuery, UserStore,
 };
 use crate::{
+    access_token::StoredSigningKey,
     api_key::{ApiKey, ApiKeyId, KeyHolder, KeyOwner, ServiceAccount, ServiceAccountId},
     audit::AuditEvent,
     clock::Timestamp,
@@ -75,6 +76,7 @@ struct Tables {
     /// (organization, member, role, joined at), in join order.
     memberships: Vec<(OrganizationId, UserId, String, Timestamp)>,
     invitations: Vec<Invitation>,
+    signing_keys: Vec<StoredSigningKey>,
     outbox: Vec<OutboxEntry>,
     audit: Vec<AuditEvent>,
 }
@@ -1164,6 +1166,31 @@ impl Tables {
 
     fn membership_at(&self, id: OrganizationId, user: UserId) -> Option<usize> {
         self.memberships.iter().position(|(of, member, _, _)| *of == id && *member == user)
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for MemoryStore {
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let mut keys = self.tables()?.signing_keys.clone();
+        keys.sort_by_key(|key| key.generation);
+        Ok(keys)
+    }
+
+    async fn insert_signing_key(&self, key: &StoredSigningKey) -> StoreResult<bool> {
+        let mut t = self.tables()?;
+        if t.signing_keys.iter().any(|stored| stored.generation == key.generation || stored.kid == key.kid) {
+            return Ok(false);
+        }
+        t.signing_keys.push(key.clone());
+        Ok(true)
+    }
+
+    async fn delete_signing_keys_below(&self, generation: i64) -> StoreResult<u64> {
+        let mut t = self.tables()?;
+        let before = t.signing_keys.len();
+        t.signing_keys.retain(|key| key.generation >= generation);
+        Ok(count(before - t.signing_keys.len()))
     }
 }
 

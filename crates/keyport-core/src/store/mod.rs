@@ -13,6 +13,7 @@
 //! | roles | [`RoleStore`] | roles admins define at run time |
 //! | API keys | [`ApiKeyStore`] | API keys and the service accounts that own them |
 //! | organizations | [`OrganizationStore`] | organizations, memberships and invitations |
+//! | access tokens | [`SigningKeyStore`] | the keys that sign them, sealed |
 //! | throttling | [`CounterStore`] | request budgets and failed sign-ins (not part of [`Store`]: see its docs) |
 //!
 //! [`Store`] is all of them together, plus [`Store::ping`]: one store type
@@ -45,6 +46,7 @@ mod organizations;
 mod passkeys;
 mod roles;
 mod sessions;
+mod signing_keys;
 mod users;
 
 pub use api_keys::{ApiKeyStore, KeyRefusal};
@@ -57,6 +59,7 @@ pub use organizations::{Acceptance, CreateRefusal, MemberChange, OrganizationSto
 pub use passkeys::PasskeyStore;
 pub use roles::{RoleStore, StoredRole};
 pub use sessions::{SessionBasis, SessionStore};
+pub use signing_keys::SigningKeyStore;
 pub use users::{Credentials, UserQuery, UserStore};
 
 /// Why a storage call failed.
@@ -105,6 +108,7 @@ pub trait Store:
     + RoleStore
     + ApiKeyStore
     + OrganizationStore
+    + SigningKeyStore
 {
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -144,4 +148,7 @@ pub struct Expired {
     /// Invitations past their expiry
     /// ([`OrganizationStore::delete_invitations_expired_before`]).
     pub invitations: u64,
+    /// Access-token signing keys no live token needs
+    /// ([`SigningKeyStore::delete_signing_keys_below`]).
+    pub signing_keys: u64,
 }

@@ -145,6 +145,26 @@ impl SessionService for SessionApi {
         }))
     }
 
+    async fn issue_access_token(
+        &self,
+        request: Request<v1::IssueAccessTokenRequest>,
+    ) -> Result<Response<v1::IssueAccessTokenResponse>, Status> {
+        let body = request.get_ref();
+        let issued = self.0.accounts.issue_access_token(&body.token, &body.audience).await.map_err(to_status)?;
+        Ok(Response::new(v1::IssueAccessTokenResponse {
+            access_token: issued.token,
+            expires_at: Some(convert::timestamp(issued.expires_at)),
+        }))
+    }
+
+    async fn get_jwks(&self, _request: Request<v1::GetJwksRequest>) -> Result<Response<v1::GetJwksResponse>, Status> {
+        let jwks = self.0.accounts.jwks().await.map_err(to_status)?;
+        Ok(Response::new(v1::GetJwksResponse {
+            jwks: jwks.json,
+            max_age: prost_types::Duration::try_from(jwks.max_age).ok(),
+        }))
+    }
+
     async fn list_sessions(
         &self,
         request: Request<v1::ListSessionsRequest>,

@@ -19,5 +19,6 @@ pub mod role;
 pub mod service_account;
 pub mod session;
 pub mod sign_in_challenge;
+pub mod signing_key;
 pub mod totp_factor;
 pub mod user;
