@@ -223,6 +223,7 @@ main() {
   export EXAMPLE_AXUM_BIN="$CARGO_TARGET_DIR/debug/keyport-example-axum"
   export EXAMPLE_ACTIX_BIN="$CARGO_TARGET_DIR/debug/keyport-example-actix"
   step "SDK code matches a fresh generation" bash scripts/generate-sdks.sh --check
+  step "every package has the workspace's version" bash scripts/check-versions.sh
   step "TypeScript SDK against a live server" bash clients/typescript/test.sh
   step "Python SDK against a live server" bash clients/python/test.sh
   step "Go SDK against a live server" bash clients/go/test.sh

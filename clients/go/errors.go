@@ -187,6 +187,12 @@ const (
 	// ReasonSlugTaken: CreateOrganization with a slug another organization
 	// has.
 	ReasonSlugTaken = "SLUG_TAKEN"
+	// ReasonAccessTokensDisabled: IssueAccessToken or GetJwks on a server
+	// that issues no access tokens ([access_tokens] has no issuer).
+	ReasonAccessTokensDisabled = "ACCESS_TOKENS_DISABLED"
+	// ReasonAudienceNotAllowed: IssueAccessToken for an audience that is
+	// not one of the server's access_tokens.audiences.
+	ReasonAudienceNotAllowed = "AUDIENCE_NOT_ALLOWED"
 	// ReasonEventsLost: a WatchSessionEvents stream ended because events
 	// may have been lost; flush what was cached from it and subscribe again.
 	ReasonEventsLost = "EVENTS_LOST"
@@ -299,6 +305,10 @@ var (
 	ErrLastOwner error = &reasonSentinel{ReasonLastOwner}
 	// ErrSlugTaken is the sentinel of [ReasonSlugTaken].
 	ErrSlugTaken error = &reasonSentinel{ReasonSlugTaken}
+	// ErrAccessTokensDisabled is the sentinel of [ReasonAccessTokensDisabled].
+	ErrAccessTokensDisabled error = &reasonSentinel{ReasonAccessTokensDisabled}
+	// ErrAudienceNotAllowed is the sentinel of [ReasonAudienceNotAllowed].
+	ErrAudienceNotAllowed error = &reasonSentinel{ReasonAudienceNotAllowed}
 	// ErrEventsLost is the sentinel of [ReasonEventsLost].
 	ErrEventsLost error = &reasonSentinel{ReasonEventsLost}
 )

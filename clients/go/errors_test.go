@@ -73,6 +73,8 @@ var sentinels = map[string]error{
 	keyport.ReasonInvitationInvalid:           keyport.ErrInvitationInvalid,
 	keyport.ReasonLastOwner:                   keyport.ErrLastOwner,
 	keyport.ReasonSlugTaken:                   keyport.ErrSlugTaken,
+	keyport.ReasonAccessTokensDisabled:        keyport.ErrAccessTokensDisabled,
+	keyport.ReasonAudienceNotAllowed:          keyport.ErrAudienceNotAllowed,
 	keyport.ReasonEventsLost:                  keyport.ErrEventsLost,
 }
 

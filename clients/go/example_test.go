@@ -3,15 +3,21 @@ package keyport_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"strings"
 	"time"
 
 	keyport "github.com/keyport/keyport/clients/go"
+	"github.com/keyport/keyport/clients/go/accesstoken"
 	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -530,4 +536,90 @@ func Example_organizations() {
 			fmt.Fprintf(w, "The team's posts, for its %s.\n", resp.GetOrganizationRole())
 		}
 	})
+}
+
+// Guards a net/http app: the session cache follows Keyport's events, and
+// the middleware lets through only requests with a valid session (bearer
+// token or session cookie), the principal in their context.
+// (Compiled by `go test`, not run: it needs a Keyport server.)
+func ExampleGuard_Middleware() {
+	client, err := keyport.Dial("localhost:50051", keyport.WithInsecure())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	cache := keyport.NewSessionCache(context.Background(), client, keyport.CacheConfig{})
+	defer cache.Close()
+	guard := keyport.NewGuard(cache, keyport.GuardConfig{})
+
+	me := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		principal, _ := keyport.PrincipalFrom(r.Context())
+		fmt.Fprintln(w, "hello", principal.User.GetEmail())
+	})
+	mux := http.NewServeMux()
+	mux.Handle("GET /me", guard.Middleware(me))                                   // 401 / 503 JSON otherwise
+	mux.Handle("POST /posts", guard.RequirePermissions("posts:write")(me))        // 403 without it
+	mux.Handle("GET /", guard.OptionalMiddleware(http.FileServer(http.Dir(".")))) // signed in or not
+	log.Fatal(http.ListenAndServe(":8080", mux))
+}
+
+// Guards a gRPC service of yours (here the standard health service) by its
+// callers' session tokens (authorization: Bearer metadata).
+// (Compiled by `go test`, not run: it needs a Keyport server.)
+func ExampleGuard_UnaryServerInterceptor() {
+	client, err := keyport.Dial("localhost:50051", keyport.WithInsecure())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	cache := keyport.NewSessionCache(context.Background(), client, keyport.CacheConfig{})
+	defer cache.Close()
+	guard := keyport.NewGuard(cache, keyport.GuardConfig{})
+
+	srv := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(guard.UnaryServerInterceptor("reports:read")),
+		grpc.ChainStreamInterceptor(guard.StreamServerInterceptor("reports:read")),
+	)
+	healthpb.RegisterHealthServer(srv, health.NewServer()) // handlers call keyport.PrincipalFrom(ctx)
+	lis, err := net.Listen("tcp", ":50052")
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(srv.Serve(lis))
+}
+
+// Verifies Keyport's JWT access tokens offline: a service that was handed
+// one (Authorization: Bearer) checks it against Keyport's key set, with no
+// call to Keyport per request.
+// (Compiled by `go test`, not run: it needs a Keyport server.)
+func Example_accessTokens() {
+	client, err := keyport.Dial("localhost:50051", keyport.WithInsecure())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	ctx := context.Background()
+
+	// Where the session lives (a web app): exchange it for a token for "orders".
+	issued, err := client.Sessions.IssueAccessToken(ctx, &keyportv1.IssueAccessTokenRequest{Token: "kp_...", Audience: "orders"})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// In the orders service: verify it.
+	verifier, err := accesstoken.NewVerifier(accesstoken.Config{
+		JWKSURL:  "http://localhost:50051/.well-known/jwks.json", // or Fetch: accesstoken.FromClient(client)
+		Issuer:   "https://keyport.example.com",
+		Audience: "orders",
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	claims, err := verifier.Verify(ctx, issued.GetAccessToken())
+	if errors.Is(err, accesstoken.ErrInvalid) || errors.Is(err, accesstoken.ErrUnknownKey) {
+		log.Fatal("refused: ", err) // answer 401
+	} else if err != nil {
+		log.Fatal(err) // the key set is unavailable: answer 503
+	}
+	fmt.Println(claims.Subject, claims.SessionID, claims.Roles, claims.ExpiresAt)
 }

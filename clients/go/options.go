@@ -30,7 +30,7 @@ type options struct {
 }
 
 func defaultOptions() *options {
-	return &options{timeout: DefaultTimeout, userAgent: "keyport-go"}
+	return &options{timeout: DefaultTimeout, userAgent: "keyport-go/" + Version}
 }
 
 // WithInsecure makes the client talk plaintext HTTP/2, without TLS: for a

@@ -33,6 +33,7 @@ func TestReasonsMatchTheProtoEnum(t *testing.T) {
 		keyport.ReasonAPIKeyNotAccepted,
 		keyport.ReasonOrganizationNotFound, keyport.ReasonMemberNotFound, keyport.ReasonInvitationInvalid,
 		keyport.ReasonLastOwner, keyport.ReasonSlugTaken,
+		keyport.ReasonAccessTokensDisabled, keyport.ReasonAudienceNotAllowed,
 	}
 	seen := map[string]bool{}
 	for _, reason := range constants {

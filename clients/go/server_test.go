@@ -146,8 +146,15 @@ func startServer(bin string, env ...string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startServerAt(bin, "127.0.0.1:0", dataDir, env...)
+}
+
+// startServerAt is [startServer] listening on listen, with the data
+// directory dataDir (which it removes if it fails to start): a restart of
+// an earlier server on its address and database.
+func startServerAt(bin, listen, dataDir string, env ...string) (*server, error) {
 	cmd := exec.Command(bin, "serve",
-		"--listen", "127.0.0.1:0",
+		"--listen", listen,
 		"--data-dir", dataDir,
 		"--log-format", "json")
 	cmd.Env = append(os.Environ(),
@@ -237,6 +244,11 @@ func servingAddress(line []byte) (string, bool) {
 // than 10 seconds, and removes its data directory.
 func (s *server) stop() error {
 	defer os.RemoveAll(s.dataDir)
+	return s.halt()
+}
+
+// halt is [server.stop] that keeps the data directory, for a restart.
+func (s *server) halt() error {
 	_ = s.cmd.Process.Signal(syscall.SIGTERM)
 	exited := make(chan error, 1)
 	go func() {

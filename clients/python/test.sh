@@ -9,7 +9,8 @@
 # (default python3.11) and KEYPORT_PY_VENV its location (default .venv), so
 # another Python can be tried side by side:
 #   PYTHON=python3.9 KEYPORT_PY_VENV=.venv-3.9 ./test.sh
-# KEYPORT_PY_TYPECHECK=0 skips the mypy --strict pass.
+# KEYPORT_PY_TYPECHECK=0 skips the mypy --strict pass, KEYPORT_PY_PUBLISH_CHECK=0
+# the publishing dry run (build the sdist and wheel, twine check them).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,6 +46,34 @@ cd "$here"
 if [[ "$typecheck" == 1 ]]; then
   "$venv/bin/python" -m mypy
 fi
+
+# Publishing dry run: what `twine upload` would send, built and checked
+# (metadata, README rendering) without uploading. No build isolation: the
+# venv's pinned setuptools builds it, offline. build and twine need 3.11+.
+if [[ "${KEYPORT_PY_PUBLISH_CHECK:-1}" == 1 ]] && "$venv/bin/python" -c 'import build, twine' 2>/dev/null; then
+  dist="$(mktemp -d)"
+  trap 'rm -rf "$dist"' EXIT
+  "$venv/bin/python" -m build --no-isolation --sdist --wheel --outdir "$dist" "$here" >"$dist/build.log" 2>&1 \
+    || { cat "$dist/build.log" >&2; exit 1; }
+  "$venv/bin/python" -m twine check --strict "$dist"/*.whl "$dist"/*.tar.gz
+  # The wheel must carry the typed marker and the generated code.
+  "$venv/bin/python" - "$dist" <<'PY'
+import sys, zipfile, pathlib
+wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
+names = set(zipfile.ZipFile(wheel).namelist())
+for needed in ("keyport/py.typed", "keyport/v1/session_service_pb2.py", "keyport/v1/session_service_pb2.pyi",
+               "keyport/cache/state.py", "keyport/web/asgi.py", "keyport/grpc_auth.py"):
+    assert needed in names, f"{wheel.name} lacks {needed}"
+assert not any(name.startswith("tests/") for name in names), "the tests are not shipped"
+print(f"publish dry run: {wheel.name} ({len(names)} files) and its sdist pass twine check")
+PY
+fi
+
+# The tests start processes (keyport, openssl, the conformance apps) while
+# grpc threads run. On Python < 3.11 subprocess forks rather than vforks, so
+# grpc's fork handlers run in the child, and they abort it ("epoll_wait
+# error: Bad file descriptor"). The tests never use grpc in a forked child.
+export GRPC_ENABLE_FORK_SUPPORT="${GRPC_ENABLE_FORK_SUPPORT:-false}"
 
 # pytest exits 5 when it collects no test: that is a failure here, as is any
 # other non-zero status; set -e passes it on.

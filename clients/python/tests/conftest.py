@@ -91,8 +91,13 @@ def _keyport_bin() -> Path:
 
 
 @contextlib.contextmanager
-def running_keyport(data_dir: Path, extra_env: Optional[Dict[str, str]] = None) -> Iterator[KeyportServer]:
-    """Runs ``keyport serve`` on 127.0.0.1:0 with ``extra_env`` and yields it once it listens.
+def running_keyport(
+    data_dir: Path, extra_env: Optional[Dict[str, str]] = None, listen: str = "127.0.0.1:0"
+) -> Iterator[KeyportServer]:
+    """Runs ``keyport serve`` on ``listen`` (127.0.0.1:0) with ``extra_env`` and yields it once it listens.
+
+    A restart is another ``running_keyport`` on the address and data
+    directory of the first.
 
     On exit it stops the server with SIGTERM and fails the test if the
     server does not exit cleanly.
@@ -108,7 +113,7 @@ def running_keyport(data_dir: Path, extra_env: Optional[Dict[str, str]] = None) 
             str(binary),
             "serve",
             "--listen",
-            "127.0.0.1:0",
+            listen,
             "--data-dir",
             str(data_dir),
             "--log-format",

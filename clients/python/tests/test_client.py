@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.cookies
+import importlib.metadata
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Optional, Union
 
@@ -72,7 +73,7 @@ def test_errors_without_status_details_have_no_reason() -> None:
 
 
 def test_package_exports() -> None:
-    assert keyport.__version__ == "0.1.0"
+    assert keyport.__version__ == importlib.metadata.version("keyport-client")
     assert keyport.ERROR_DOMAIN == "keyport.dev"
     assert set(keyport.__all__) >= {"KeyportClient", "bearer_metadata", "error_reason"}
 

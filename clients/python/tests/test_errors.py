@@ -168,6 +168,8 @@ def test_every_reason_of_the_proto_has_a_member_and_a_class() -> None:
         "API_KEY_NOT_FOUND",
         "API_KEY_EXPIRED",
         "API_KEY_NOT_ACCEPTED",
+        "ACCESS_TOKENS_DISABLED",
+        "AUDIENCE_NOT_ALLOWED",
     } <= proto
     assert {reason.value for reason in Reason} == proto
     classes = {cls.REASON: cls for cls in KeyportError.__subclasses__()}

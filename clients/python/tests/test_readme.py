@@ -312,3 +312,51 @@ def test_readme_administration(client: KeyportClient, admin: Admin, account: Acc
     assert ban(client, account.token, user_id, "x")[0] == 403
     with pytest.raises(Unauthenticated):
         ban(client, "kp_" + "A" * 22 + "." + "A" * 43, user_id, "x")
+
+
+def test_readme_fastapi_app_guards_its_routes(keyport_server: KeyportServer, client: KeyportClient) -> None:
+    pytest.importorskip("fastapi")
+    uvicorn = pytest.importorskip("uvicorn")
+    httpx = pytest.importorskip("httpx")
+    import socket
+    import threading
+
+    source = _block("python", after="**FastAPI**")
+    assert "127.0.0.1:50051" in source
+    namespace: Dict[str, Any] = {"__name__": "readme_fastapi"}
+    exec(compile(source.replace("127.0.0.1:50051", keyport_server.address), str(README), "exec"), namespace)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(namespace["app"], log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            threading.Event().wait(0.01)
+        email = unique_email("readme-fastapi")
+        token = client.users.SignUp(user_service_pb2.SignUpRequest(email=email, password=PASSWORD)).session.token
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with httpx.Client(base_url=url, timeout=10) as http:
+            auth = {"authorization": f"Bearer {token}"}
+            assert http.get("/me", headers=auth).json()["email"] == email
+            assert http.get("/posts", headers=auth).json() == {"reader": email}, "user grants posts:read"
+            assert http.get("/", headers=auth).json() == {"signed_in": True}
+            assert http.get("/").json() == {"signed_in": False}
+            refused = http.get("/me")
+            assert refused.status_code == 401 and refused.json()["detail"]["error"] == "UNAUTHENTICATED"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_readme_grpc_service_example_builds_a_guarded_server(keyport_server: KeyportServer) -> None:
+    source = _block("python", after="## gRPC services: authenticating callers")
+    namespace: Dict[str, Any] = {"__name__": "readme_grpc"}
+    exec(compile(source.replace("127.0.0.1:50051", keyport_server.address), str(README), "exec"), namespace)
+    try:
+        assert namespace["cache"].wait_until_live(), "the example's cache subscribes"
+        assert namespace["server"] is not None
+    finally:
+        namespace["cache"].close()
+        namespace["keyport"].close()

@@ -314,6 +314,7 @@ async fn sweep_expired(accounts: Accounts) {
                 mails = swept.mails,
                 throttling_counters = swept.counters,
                 audit_events = swept.audit_events,
+                signing_keys = swept.signing_keys,
                 "deleted expired rows"
             ),
             Err(error) => tracing::warn!(%error, "sweeping expired rows failed"),

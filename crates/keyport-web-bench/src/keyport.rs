@@ -13,6 +13,11 @@ use tokio::{
 
 use crate::BoxError;
 
+/// The `iss` of the benchmark server's access tokens.
+pub(crate) const ACCESS_TOKEN_ISSUER: &str = "https://bench.keyport.test";
+/// Their one audience.
+pub(crate) const ACCESS_TOKEN_AUDIENCE: &str = "bench";
+
 /// A running `keyport serve`, killed on drop.
 pub(crate) struct Keyport {
     /// `http://127.0.0.1:PORT`.
@@ -32,6 +37,9 @@ impl Keyport {
             .env("RUST_LOG", "warn,keyport=info")
             // Every request comes from one address; budgets would skew it.
             .env("KEYPORT_REQUEST_LIMITS__BURST", "0")
+            // Access tokens on, to time their verification.
+            .env("KEYPORT_ACCESS_TOKENS__ISSUER", ACCESS_TOKEN_ISSUER)
+            .env("KEYPORT_ACCESS_TOKENS__AUDIENCES", format!("[\"{ACCESS_TOKEN_AUDIENCE}\"]"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)

@@ -30,7 +30,7 @@ use axum::{Router, routing::get};
 use clap::Parser;
 use keyport_axum::KeyportLayer;
 use keyport_client::{
-    CacheConfig, ClientInfo, KeyportClient, NewApiKey, SessionCache, SignInOutcome, SignUpOutcome,
+    AccessTokenVerifier, CacheConfig, ClientInfo, KeyportClient, NewApiKey, SessionCache, SignInOutcome, SignUpOutcome,
     web::{AuthSettings, Guard, Outcome, RequestView, RouteRules},
 };
 
@@ -144,6 +144,21 @@ async fn main() -> Result<(), BoxError> {
         "An API key on a cache hit costs {:+.2} µs against a session on a cache hit (target: at most 2 µs added).\n",
         (on_key_hit.as_secs_f64() - on_permission_hit.as_secs_f64()) * 1e6
     );
+
+    eprintln!("timing access-token verification ...");
+    let access_token = client.issue_access_token(&token, "").await?.token;
+    let verifier =
+        AccessTokenVerifier::new(client.clone(), keyport::ACCESS_TOKEN_ISSUER, keyport::ACCESS_TOKEN_AUDIENCE);
+    let on_jwt = time_verifications(&verifier, &access_token, args.iterations).await?;
+    println!("## Offline access-token (JWT) verification against a session cache hit (one caller)\n");
+    println!("| check | per call | per second, one core |\n|---|---|---|");
+    for (name, time) in [
+        ("`AccessTokenVerifier::verify` (EdDSA, keys cached)", on_jwt),
+        ("`Guard::check`, protected route, cache hit", on_hit),
+    ] {
+        println!("| {name} | {:.2} µs | {:.0} |", time.as_secs_f64() * 1e6, 1.0 / time.as_secs_f64());
+    }
+    println!();
 
     eprintln!("timing Actix in process ...");
     let bearer_value = format!("Bearer {token}");
@@ -359,6 +374,22 @@ async fn time_checks(guard: &Guard, view: &View, iterations: u32) -> Duration {
         std::hint::black_box(guard.check(view).await);
     }
     start.elapsed() / iterations
+}
+
+/// Mean time of one `verify` of `token` (checked valid first), keys cached.
+async fn time_verifications(
+    verifier: &AccessTokenVerifier,
+    token: &str,
+    iterations: u32,
+) -> Result<Duration, BoxError> {
+    for _ in 0..100 {
+        verifier.verify(token).await?;
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(verifier.verify(token).await.is_ok());
+    }
+    Ok(start.elapsed() / iterations)
 }
 
 /// Milliseconds from each `RevokeSession` returning to the cache forgetting.

@@ -36,8 +36,20 @@ small hand-written layer:
   ``AdminService.ListUsers`` for an admin (:mod:`keyport.admin`);
 - :func:`is_api_key` and :data:`API_KEY_PREFIX`: tell an API key
   (``kpa_...``) from a session token (:mod:`keyport.api_keys`).
+
+For apps and services that check their callers (imported on their own, so
+that a plain client loads none of it):
+
+- :mod:`keyport.cache`: ``SessionCache`` (thread) and ``AsyncSessionCache``
+  (asyncio), revocation-aware caches fed by ``WatchSessionEvents``;
+- :mod:`keyport.web`: the request guard, with ASGI
+  (:mod:`keyport.web.asgi`), FastAPI (:mod:`keyport.web.fastapi`) and WSGI
+  (:mod:`keyport.web.wsgi`) adapters;
+- :mod:`keyport.grpc_auth`: server interceptors for ``grpc`` and ``grpc.aio``;
+- :mod:`keyport.jwt`: verification of Keyport's access tokens (the ``jwt`` extra).
 """
 
+from keyport._version import __version__
 from keyport.admin import list_all_users, list_all_users_async
 from keyport.aio import AsyncKeyportClient
 from keyport.api_keys import API_KEY_PREFIX, is_api_key
@@ -50,11 +62,13 @@ from keyport.client import (
 )
 from keyport.errors import (
     ERROR_DOMAIN,
+    AccessTokensDisabled,
     AccountLinkRefused,
     AlreadyLinked,
     ApiKeyExpired,
     ApiKeyNotAccepted,
     ApiKeyNotFound,
+    AudienceNotAllowed,
     EmailTaken,
     EmailTokenInvalid,
     EventsLost,
@@ -132,12 +146,14 @@ from keyport.passkeys import (
 
 __all__ = [
     "API_KEY_PREFIX",
+    "AccessTokensDisabled",
     "AccountLinkRefused",
     "AlreadyLinked",
     "AsyncKeyportClient",
     "ApiKeyExpired",
     "ApiKeyNotAccepted",
     "ApiKeyNotFound",
+    "AudienceNotAllowed",
     "CHALLENGE_COOKIE_NAME",
     "DEFAULT_TIMEOUT",
     "EMAIL_SIGN_IN_COOKIE_NAME",
@@ -216,6 +232,3 @@ __all__ = [
     "sign_in_challenge",
     "token_from_link",
 ]
-
-#: Version of this package.
-__version__ = "0.1.0"

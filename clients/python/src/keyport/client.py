@@ -19,6 +19,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Type
 
 import grpc
 
+from keyport._version import __version__
 from keyport.errors import ERROR_DOMAIN, KeyportError, error_info, error_reason, field_violations
 from keyport.v1 import (
     admin_service_pb2_grpc,
@@ -52,7 +53,7 @@ DEFAULT_TIMEOUT = 2.0
 #: gRPC call metadata: a sequence of ``(key, value)`` pairs.
 Metadata = Tuple[Tuple[str, str], ...]
 
-_USER_AGENT = "keyport-client-python/0.1.0"
+_USER_AGENT = f"keyport-client-python/{__version__}"
 
 
 def bearer_metadata(token: str) -> Metadata:

@@ -23,11 +23,13 @@ from grpc_status import rpc_status
 
 __all__ = [
     "ERROR_DOMAIN",
+    "AccessTokensDisabled",
     "AccountLinkRefused",
     "AlreadyLinked",
     "ApiKeyExpired",
     "ApiKeyNotAccepted",
     "ApiKeyNotFound",
+    "AudienceNotAllowed",
     "EmailTaken",
     "EmailTokenInvalid",
     "EmailNotVerified",
@@ -218,6 +220,12 @@ class Reason(str, enum.Enum):
     LAST_OWNER = "LAST_OWNER"
     #: Another organization has this slug.
     SLUG_TAKEN = "SLUG_TAKEN"
+    #: This server issues no access tokens (``[access_tokens]`` has no
+    #: ``issuer``).
+    ACCESS_TOKENS_DISABLED = "ACCESS_TOKENS_DISABLED"
+    #: The audience asked of ``IssueAccessToken`` is not one of the server's
+    #: ``access_tokens.audiences``.
+    AUDIENCE_NOT_ALLOWED = "AUDIENCE_NOT_ALLOWED"
     #: ``WatchSessionEvents`` ended because events may have been lost: flush
     #: what was cached from the stream and subscribe again.
     EVENTS_LOST = "EVENTS_LOST"
@@ -749,6 +757,18 @@ class SlugTaken(KeyportError):
     """``SLUG_TAKEN``: another organization has this slug."""
 
     REASON = Reason.SLUG_TAKEN
+
+
+class AccessTokensDisabled(KeyportError):
+    """``ACCESS_TOKENS_DISABLED``: this server issues no access tokens."""
+
+    REASON = Reason.ACCESS_TOKENS_DISABLED
+
+
+class AudienceNotAllowed(KeyportError):
+    """``AUDIENCE_NOT_ALLOWED``: the audience is not one of the server's ``access_tokens.audiences``."""
+
+    REASON = Reason.AUDIENCE_NOT_ALLOWED
 
 
 class EventsLost(KeyportError):

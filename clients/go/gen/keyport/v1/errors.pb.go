@@ -220,6 +220,12 @@ const (
 	ErrorReason_ERROR_REASON_LAST_OWNER ErrorReason = 49
 	// Another organization has this slug. gRPC code `ALREADY_EXISTS`.
 	ErrorReason_ERROR_REASON_SLUG_TAKEN ErrorReason = 50
+	// This server issues no access tokens (`[access_tokens]` has no
+	// `issuer`). gRPC code `FAILED_PRECONDITION`.
+	ErrorReason_ERROR_REASON_ACCESS_TOKENS_DISABLED ErrorReason = 51
+	// The audience asked for is not one of the server's
+	// `access_tokens.audiences`. gRPC code `INVALID_ARGUMENT`.
+	ErrorReason_ERROR_REASON_AUDIENCE_NOT_ALLOWED ErrorReason = 52
 )
 
 // Enum value maps for ErrorReason.
@@ -276,6 +282,8 @@ var (
 		48: "ERROR_REASON_INVITATION_INVALID",
 		49: "ERROR_REASON_LAST_OWNER",
 		50: "ERROR_REASON_SLUG_TAKEN",
+		51: "ERROR_REASON_ACCESS_TOKENS_DISABLED",
+		52: "ERROR_REASON_AUDIENCE_NOT_ALLOWED",
 	}
 	ErrorReason_value = map[string]int32{
 		"ERROR_REASON_UNSPECIFIED":                    0,
@@ -329,6 +337,8 @@ var (
 		"ERROR_REASON_INVITATION_INVALID":             48,
 		"ERROR_REASON_LAST_OWNER":                     49,
 		"ERROR_REASON_SLUG_TAKEN":                     50,
+		"ERROR_REASON_ACCESS_TOKENS_DISABLED":         51,
+		"ERROR_REASON_AUDIENCE_NOT_ALLOWED":           52,
 	}
 )
 
@@ -364,7 +374,7 @@ var File_keyport_v1_errors_proto protoreflect.FileDescriptor
 const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\n" +
 	"\x17keyport/v1/errors.proto\x12\n" +
-	"keyport.v1*\xd2\x0e\n" +
+	"keyport.v1*\xa2\x0f\n" +
 	"\vErrorReason\x12\x1c\n" +
 	"\x18ERROR_REASON_UNSPECIFIED\x10\x00\x12!\n" +
 	"\x1dERROR_REASON_INVALID_ARGUMENT\x10\x01\x12\"\n" +
@@ -417,7 +427,9 @@ const file_keyport_v1_errors_proto_rawDesc = "" +
 	"\x1dERROR_REASON_MEMBER_NOT_FOUND\x10/\x12#\n" +
 	"\x1fERROR_REASON_INVITATION_INVALID\x100\x12\x1b\n" +
 	"\x17ERROR_REASON_LAST_OWNER\x101\x12\x1b\n" +
-	"\x17ERROR_REASON_SLUG_TAKEN\x102B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
+	"\x17ERROR_REASON_SLUG_TAKEN\x102\x12'\n" +
+	"#ERROR_REASON_ACCESS_TOKENS_DISABLED\x103\x12%\n" +
+	"!ERROR_REASON_AUDIENCE_NOT_ALLOWED\x104B@Z>github.com/keyport/keyport/clients/go/gen/keyport/v1;keyportv1b\x06proto3"
 
 var (
 	file_keyport_v1_errors_proto_rawDescOnce sync.Once

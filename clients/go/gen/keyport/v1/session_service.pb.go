@@ -860,6 +860,213 @@ func (x *GetSessionRequest) GetToken() string {
 	return ""
 }
 
+// Request of `IssueAccessToken`.
+type IssueAccessTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The session token to exchange.
+	Token string `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Who the access token is for (its `aud` claim): one of the server's
+	// `access_tokens.audiences`. Empty: the first of them.
+	Audience      string `protobuf:"bytes,2,opt,name=audience,proto3" json:"audience,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAccessTokenRequest) Reset() {
+	*x = IssueAccessTokenRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAccessTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAccessTokenRequest) ProtoMessage() {}
+
+func (x *IssueAccessTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAccessTokenRequest.ProtoReflect.Descriptor instead.
+func (*IssueAccessTokenRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *IssueAccessTokenRequest) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *IssueAccessTokenRequest) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+// Response of `IssueAccessToken`.
+type IssueAccessTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The signed JWT. Claims: `iss`, `sub` (the user id), `aud`, `exp`,
+	// `iat`, `nbf`, `jti`, `sid` (the session id), `roles`, and
+	// `permissions` when `access_tokens.include_permissions` is on. Header:
+	// `alg` (`EdDSA` or `ES256`), `typ` `at+jwt`, `kid`.
+	AccessToken string `protobuf:"bytes,1,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// When it stops being valid (its `exp`).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssueAccessTokenResponse) Reset() {
+	*x = IssueAccessTokenResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssueAccessTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssueAccessTokenResponse) ProtoMessage() {}
+
+func (x *IssueAccessTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssueAccessTokenResponse.ProtoReflect.Descriptor instead.
+func (*IssueAccessTokenResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *IssueAccessTokenResponse) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+func (x *IssueAccessTokenResponse) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
+// Request of `GetJwks`.
+type GetJwksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJwksRequest) Reset() {
+	*x = GetJwksRequest{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJwksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJwksRequest) ProtoMessage() {}
+
+func (x *GetJwksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJwksRequest.ProtoReflect.Descriptor instead.
+func (*GetJwksRequest) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
+}
+
+// Response of `GetJwks`.
+type GetJwksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The JSON Web Key Set (RFC 7517), as JSON.
+	Jwks string `protobuf:"bytes,1,opt,name=jwks,proto3" json:"jwks,omitempty"`
+	// How long it may be cached: keys are published at least this long
+	// before they sign.
+	MaxAge        *durationpb.Duration `protobuf:"bytes,2,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetJwksResponse) Reset() {
+	*x = GetJwksResponse{}
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetJwksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetJwksResponse) ProtoMessage() {}
+
+func (x *GetJwksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetJwksResponse.ProtoReflect.Descriptor instead.
+func (*GetJwksResponse) Descriptor() ([]byte, []int) {
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetJwksResponse) GetJwks() string {
+	if x != nil {
+		return x.Jwks
+	}
+	return ""
+}
+
+func (x *GetJwksResponse) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
 // Response of `GetSession`.
 type GetSessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -879,7 +1086,7 @@ type GetSessionResponse struct {
 
 func (x *GetSessionResponse) Reset() {
 	*x = GetSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1098,7 @@ func (x *GetSessionResponse) String() string {
 func (*GetSessionResponse) ProtoMessage() {}
 
 func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[13]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1111,7 @@ func (x *GetSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSessionResponse.ProtoReflect.Descriptor instead.
 func (*GetSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{13}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetSessionResponse) GetSession() *Session {
@@ -944,7 +1151,7 @@ type ListSessionsRequest struct {
 
 func (x *ListSessionsRequest) Reset() {
 	*x = ListSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1163,7 @@ func (x *ListSessionsRequest) String() string {
 func (*ListSessionsRequest) ProtoMessage() {}
 
 func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[14]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1176,7 @@ func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{14}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
 }
 
 // Response of `ListSessions`.
@@ -983,7 +1190,7 @@ type ListSessionsResponse struct {
 
 func (x *ListSessionsResponse) Reset() {
 	*x = ListSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1202,7 @@ func (x *ListSessionsResponse) String() string {
 func (*ListSessionsResponse) ProtoMessage() {}
 
 func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[15]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1215,7 @@ func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{15}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSessionsResponse) GetSessions() []*Session {
@@ -1029,7 +1236,7 @@ type RevokeSessionRequest struct {
 
 func (x *RevokeSessionRequest) Reset() {
 	*x = RevokeSessionRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1248,7 @@ func (x *RevokeSessionRequest) String() string {
 func (*RevokeSessionRequest) ProtoMessage() {}
 
 func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[16]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1261,7 @@ func (x *RevokeSessionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionRequest.ProtoReflect.Descriptor instead.
 func (*RevokeSessionRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{16}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RevokeSessionRequest) GetSessionId() string {
@@ -1073,7 +1280,7 @@ type RevokeSessionResponse struct {
 
 func (x *RevokeSessionResponse) Reset() {
 	*x = RevokeSessionResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1292,7 @@ func (x *RevokeSessionResponse) String() string {
 func (*RevokeSessionResponse) ProtoMessage() {}
 
 func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[17]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1305,7 @@ func (x *RevokeSessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeSessionResponse.ProtoReflect.Descriptor instead.
 func (*RevokeSessionResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{17}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{21}
 }
 
 // Request of `RevokeOtherSessions`.
@@ -1110,7 +1317,7 @@ type RevokeOtherSessionsRequest struct {
 
 func (x *RevokeOtherSessionsRequest) Reset() {
 	*x = RevokeOtherSessionsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1329,7 @@ func (x *RevokeOtherSessionsRequest) String() string {
 func (*RevokeOtherSessionsRequest) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[18]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1342,7 @@ func (x *RevokeOtherSessionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsRequest.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{18}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{22}
 }
 
 // Response of `RevokeOtherSessions`.
@@ -1149,7 +1356,7 @@ type RevokeOtherSessionsResponse struct {
 
 func (x *RevokeOtherSessionsResponse) Reset() {
 	*x = RevokeOtherSessionsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1368,7 @@ func (x *RevokeOtherSessionsResponse) String() string {
 func (*RevokeOtherSessionsResponse) ProtoMessage() {}
 
 func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[19]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1381,7 @@ func (x *RevokeOtherSessionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeOtherSessionsResponse.ProtoReflect.Descriptor instead.
 func (*RevokeOtherSessionsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{19}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RevokeOtherSessionsResponse) GetRevokedSessions() uint32 {
@@ -1193,7 +1400,7 @@ type SignOutRequest struct {
 
 func (x *SignOutRequest) Reset() {
 	*x = SignOutRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1205,7 +1412,7 @@ func (x *SignOutRequest) String() string {
 func (*SignOutRequest) ProtoMessage() {}
 
 func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[20]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1218,7 +1425,7 @@ func (x *SignOutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutRequest.ProtoReflect.Descriptor instead.
 func (*SignOutRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{20}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{24}
 }
 
 // Response of `SignOut`.
@@ -1230,7 +1437,7 @@ type SignOutResponse struct {
 
 func (x *SignOutResponse) Reset() {
 	*x = SignOutResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1242,7 +1449,7 @@ func (x *SignOutResponse) String() string {
 func (*SignOutResponse) ProtoMessage() {}
 
 func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[21]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1255,7 +1462,7 @@ func (x *SignOutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignOutResponse.ProtoReflect.Descriptor instead.
 func (*SignOutResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{21}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{25}
 }
 
 // Request of `WatchSessionEvents`.
@@ -1267,7 +1474,7 @@ type WatchSessionEventsRequest struct {
 
 func (x *WatchSessionEventsRequest) Reset() {
 	*x = WatchSessionEventsRequest{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1486,7 @@ func (x *WatchSessionEventsRequest) String() string {
 func (*WatchSessionEventsRequest) ProtoMessage() {}
 
 func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[22]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1499,7 @@ func (x *WatchSessionEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsRequest) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{22}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{26}
 }
 
 // One message of the `WatchSessionEvents` stream.
@@ -1315,7 +1522,7 @@ type WatchSessionEventsResponse struct {
 
 func (x *WatchSessionEventsResponse) Reset() {
 	*x = WatchSessionEventsResponse{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1534,7 @@ func (x *WatchSessionEventsResponse) String() string {
 func (*WatchSessionEventsResponse) ProtoMessage() {}
 
 func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[23]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1547,7 @@ func (x *WatchSessionEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchSessionEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchSessionEventsResponse) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{23}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WatchSessionEventsResponse) GetEvent() isWatchSessionEventsResponse_Event {
@@ -1467,7 +1674,7 @@ type ApiKeysChanged struct {
 
 func (x *ApiKeysChanged) Reset() {
 	*x = ApiKeysChanged{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1479,7 +1686,7 @@ func (x *ApiKeysChanged) String() string {
 func (*ApiKeysChanged) ProtoMessage() {}
 
 func (x *ApiKeysChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[24]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1492,7 +1699,7 @@ func (x *ApiKeysChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiKeysChanged.ProtoReflect.Descriptor instead.
 func (*ApiKeysChanged) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{24}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ApiKeysChanged) GetOwnerId() string {
@@ -1518,7 +1725,7 @@ type RolesChanged struct {
 
 func (x *RolesChanged) Reset() {
 	*x = RolesChanged{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1530,7 +1737,7 @@ func (x *RolesChanged) String() string {
 func (*RolesChanged) ProtoMessage() {}
 
 func (x *RolesChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[25]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1543,7 +1750,7 @@ func (x *RolesChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RolesChanged.ProtoReflect.Descriptor instead.
 func (*RolesChanged) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{25}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{29}
 }
 
 // First message of a `WatchSessionEvents` stream.
@@ -1555,7 +1762,7 @@ type StreamReady struct {
 
 func (x *StreamReady) Reset() {
 	*x = StreamReady{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1567,7 +1774,7 @@ func (x *StreamReady) String() string {
 func (*StreamReady) ProtoMessage() {}
 
 func (x *StreamReady) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[26]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1580,7 +1787,7 @@ func (x *StreamReady) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamReady.ProtoReflect.Descriptor instead.
 func (*StreamReady) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{26}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{30}
 }
 
 // Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -1592,7 +1799,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1811,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_keyport_v1_session_service_proto_msgTypes[27]
+	mi := &file_keyport_v1_session_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1824,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{27}
+	return file_keyport_v1_session_service_proto_rawDescGZIP(), []int{31}
 }
 
 var File_keyport_v1_session_service_proto protoreflect.FileDescriptor
@@ -1673,7 +1880,18 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\bnew_user\x18\x03 \x01(\bR\anewUser\x129\n" +
 	"\tchallenge\x18\x04 \x01(\v2\x1b.keyport.v1.SignInChallengeR\tchallenge\")\n" +
 	"\x11GetSessionRequest\x12\x14\n" +
-	"\x05token\x18\x01 \x01(\tR\x05token\"\xbf\x01\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\"K\n" +
+	"\x17IssueAccessTokenRequest\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x12\x1a\n" +
+	"\baudience\x18\x02 \x01(\tR\baudience\"x\n" +
+	"\x18IssueAccessTokenResponse\x12!\n" +
+	"\faccess_token\x18\x01 \x01(\tR\vaccessToken\x129\n" +
+	"\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\x10\n" +
+	"\x0eGetJwksRequest\"Y\n" +
+	"\x0fGetJwksResponse\x12\x12\n" +
+	"\x04jwks\x18\x01 \x01(\tR\x04jwks\x122\n" +
+	"\amax_age\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"\xbf\x01\n" +
 	"\x12GetSessionResponse\x12-\n" +
 	"\asession\x18\x01 \x01(\v2\x13.keyport.v1.SessionR\asession\x12$\n" +
 	"\x04user\x18\x02 \x01(\v2\x10.keyport.v1.UserR\x04user\x12\x1c\n" +
@@ -1706,7 +1924,7 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"api_key_id\x18\x02 \x01(\tR\bapiKeyId\"\x0e\n" +
 	"\fRolesChanged\"\r\n" +
 	"\vStreamReady\"\v\n" +
-	"\tHeartbeat2\xc1\b\n" +
+	"\tHeartbeat2\xe4\t\n" +
 	"\x0eSessionService\x12?\n" +
 	"\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12W\n" +
 	"\x0eCompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12c\n" +
@@ -1715,7 +1933,9 @@ const file_keyport_v1_session_service_proto_rawDesc = "" +
 	"\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n" +
 	"\x11FinishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n" +
 	"\n" +
-	"GetSession\x12\x1d.keyport.v1.GetSessionRequest\x1a\x1e.keyport.v1.GetSessionResponse\x12Q\n" +
+	"GetSession\x12\x1d.keyport.v1.GetSessionRequest\x1a\x1e.keyport.v1.GetSessionResponse\x12]\n" +
+	"\x10IssueAccessToken\x12#.keyport.v1.IssueAccessTokenRequest\x1a$.keyport.v1.IssueAccessTokenResponse\x12B\n" +
+	"\aGetJwks\x12\x1a.keyport.v1.GetJwksRequest\x1a\x1b.keyport.v1.GetJwksResponse\x12Q\n" +
 	"\fListSessions\x12\x1f.keyport.v1.ListSessionsRequest\x1a .keyport.v1.ListSessionsResponse\x12T\n" +
 	"\rRevokeSession\x12 .keyport.v1.RevokeSessionRequest\x1a!.keyport.v1.RevokeSessionResponse\x12f\n" +
 	"\x13RevokeOtherSessions\x12&.keyport.v1.RevokeOtherSessionsRequest\x1a'.keyport.v1.RevokeOtherSessionsResponse\x12B\n" +
@@ -1734,7 +1954,7 @@ func file_keyport_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_keyport_v1_session_service_proto_rawDescData
 }
 
-var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_keyport_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*SignInRequest)(nil),               // 0: keyport.v1.SignInRequest
 	(*SignInResponse)(nil),              // 1: keyport.v1.SignInResponse
@@ -1749,79 +1969,89 @@ var file_keyport_v1_session_service_proto_goTypes = []any{
 	(*FinishEmailSignInRequest)(nil),    // 10: keyport.v1.FinishEmailSignInRequest
 	(*FinishEmailSignInResponse)(nil),   // 11: keyport.v1.FinishEmailSignInResponse
 	(*GetSessionRequest)(nil),           // 12: keyport.v1.GetSessionRequest
-	(*GetSessionResponse)(nil),          // 13: keyport.v1.GetSessionResponse
-	(*ListSessionsRequest)(nil),         // 14: keyport.v1.ListSessionsRequest
-	(*ListSessionsResponse)(nil),        // 15: keyport.v1.ListSessionsResponse
-	(*RevokeSessionRequest)(nil),        // 16: keyport.v1.RevokeSessionRequest
-	(*RevokeSessionResponse)(nil),       // 17: keyport.v1.RevokeSessionResponse
-	(*RevokeOtherSessionsRequest)(nil),  // 18: keyport.v1.RevokeOtherSessionsRequest
-	(*RevokeOtherSessionsResponse)(nil), // 19: keyport.v1.RevokeOtherSessionsResponse
-	(*SignOutRequest)(nil),              // 20: keyport.v1.SignOutRequest
-	(*SignOutResponse)(nil),             // 21: keyport.v1.SignOutResponse
-	(*WatchSessionEventsRequest)(nil),   // 22: keyport.v1.WatchSessionEventsRequest
-	(*WatchSessionEventsResponse)(nil),  // 23: keyport.v1.WatchSessionEventsResponse
-	(*ApiKeysChanged)(nil),              // 24: keyport.v1.ApiKeysChanged
-	(*RolesChanged)(nil),                // 25: keyport.v1.RolesChanged
-	(*StreamReady)(nil),                 // 26: keyport.v1.StreamReady
-	(*Heartbeat)(nil),                   // 27: keyport.v1.Heartbeat
-	(*SessionGrant)(nil),                // 28: keyport.v1.SessionGrant
-	(*SignInChallenge)(nil),             // 29: keyport.v1.SignInChallenge
-	(*timestamppb.Timestamp)(nil),       // 30: google.protobuf.Timestamp
-	(*User)(nil),                        // 31: keyport.v1.User
-	(*Session)(nil),                     // 32: keyport.v1.Session
-	(*durationpb.Duration)(nil),         // 33: google.protobuf.Duration
-	(*SessionRevoked)(nil),              // 34: keyport.v1.SessionRevoked
-	(*UserChanged)(nil),                 // 35: keyport.v1.UserChanged
+	(*IssueAccessTokenRequest)(nil),     // 13: keyport.v1.IssueAccessTokenRequest
+	(*IssueAccessTokenResponse)(nil),    // 14: keyport.v1.IssueAccessTokenResponse
+	(*GetJwksRequest)(nil),              // 15: keyport.v1.GetJwksRequest
+	(*GetJwksResponse)(nil),             // 16: keyport.v1.GetJwksResponse
+	(*GetSessionResponse)(nil),          // 17: keyport.v1.GetSessionResponse
+	(*ListSessionsRequest)(nil),         // 18: keyport.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),        // 19: keyport.v1.ListSessionsResponse
+	(*RevokeSessionRequest)(nil),        // 20: keyport.v1.RevokeSessionRequest
+	(*RevokeSessionResponse)(nil),       // 21: keyport.v1.RevokeSessionResponse
+	(*RevokeOtherSessionsRequest)(nil),  // 22: keyport.v1.RevokeOtherSessionsRequest
+	(*RevokeOtherSessionsResponse)(nil), // 23: keyport.v1.RevokeOtherSessionsResponse
+	(*SignOutRequest)(nil),              // 24: keyport.v1.SignOutRequest
+	(*SignOutResponse)(nil),             // 25: keyport.v1.SignOutResponse
+	(*WatchSessionEventsRequest)(nil),   // 26: keyport.v1.WatchSessionEventsRequest
+	(*WatchSessionEventsResponse)(nil),  // 27: keyport.v1.WatchSessionEventsResponse
+	(*ApiKeysChanged)(nil),              // 28: keyport.v1.ApiKeysChanged
+	(*RolesChanged)(nil),                // 29: keyport.v1.RolesChanged
+	(*StreamReady)(nil),                 // 30: keyport.v1.StreamReady
+	(*Heartbeat)(nil),                   // 31: keyport.v1.Heartbeat
+	(*SessionGrant)(nil),                // 32: keyport.v1.SessionGrant
+	(*SignInChallenge)(nil),             // 33: keyport.v1.SignInChallenge
+	(*timestamppb.Timestamp)(nil),       // 34: google.protobuf.Timestamp
+	(*User)(nil),                        // 35: keyport.v1.User
+	(*durationpb.Duration)(nil),         // 36: google.protobuf.Duration
+	(*Session)(nil),                     // 37: keyport.v1.Session
+	(*SessionRevoked)(nil),              // 38: keyport.v1.SessionRevoked
+	(*UserChanged)(nil),                 // 39: keyport.v1.UserChanged
 }
 var file_keyport_v1_session_service_proto_depIdxs = []int32{
-	28, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
-	29, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	28, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	30, // 3: keyport.v1.StartPasskeySignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	28, // 4: keyport.v1.FinishPasskeySignInResponse.session:type_name -> keyport.v1.SessionGrant
-	30, // 5: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
-	31, // 6: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
-	28, // 7: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
-	29, // 8: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
-	32, // 9: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
-	31, // 10: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
-	33, // 11: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
-	32, // 12: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
-	26, // 13: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
-	34, // 14: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
-	35, // 15: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
-	27, // 16: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
-	25, // 17: keyport.v1.WatchSessionEventsResponse.roles_changed:type_name -> keyport.v1.RolesChanged
-	24, // 18: keyport.v1.WatchSessionEventsResponse.api_keys_changed:type_name -> keyport.v1.ApiKeysChanged
-	0,  // 19: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
-	2,  // 20: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
-	4,  // 21: keyport.v1.SessionService.StartPasskeySignIn:input_type -> keyport.v1.StartPasskeySignInRequest
-	6,  // 22: keyport.v1.SessionService.FinishPasskeySignIn:input_type -> keyport.v1.FinishPasskeySignInRequest
-	8,  // 23: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
-	10, // 24: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
-	12, // 25: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
-	14, // 26: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
-	16, // 27: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
-	18, // 28: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
-	20, // 29: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
-	22, // 30: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
-	1,  // 31: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
-	3,  // 32: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
-	5,  // 33: keyport.v1.SessionService.StartPasskeySignIn:output_type -> keyport.v1.StartPasskeySignInResponse
-	7,  // 34: keyport.v1.SessionService.FinishPasskeySignIn:output_type -> keyport.v1.FinishPasskeySignInResponse
-	9,  // 35: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
-	11, // 36: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
-	13, // 37: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
-	15, // 38: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
-	17, // 39: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
-	19, // 40: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
-	21, // 41: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
-	23, // 42: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
-	31, // [31:43] is the sub-list for method output_type
-	19, // [19:31] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	32, // 0: keyport.v1.SignInResponse.session:type_name -> keyport.v1.SessionGrant
+	33, // 1: keyport.v1.SignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	32, // 2: keyport.v1.CompleteSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	34, // 3: keyport.v1.StartPasskeySignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	32, // 4: keyport.v1.FinishPasskeySignInResponse.session:type_name -> keyport.v1.SessionGrant
+	34, // 5: keyport.v1.StartEmailSignInResponse.expires_at:type_name -> google.protobuf.Timestamp
+	35, // 6: keyport.v1.FinishEmailSignInResponse.user:type_name -> keyport.v1.User
+	32, // 7: keyport.v1.FinishEmailSignInResponse.session:type_name -> keyport.v1.SessionGrant
+	33, // 8: keyport.v1.FinishEmailSignInResponse.challenge:type_name -> keyport.v1.SignInChallenge
+	34, // 9: keyport.v1.IssueAccessTokenResponse.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 10: keyport.v1.GetJwksResponse.max_age:type_name -> google.protobuf.Duration
+	37, // 11: keyport.v1.GetSessionResponse.session:type_name -> keyport.v1.Session
+	35, // 12: keyport.v1.GetSessionResponse.user:type_name -> keyport.v1.User
+	36, // 13: keyport.v1.GetSessionResponse.cache_ttl:type_name -> google.protobuf.Duration
+	37, // 14: keyport.v1.ListSessionsResponse.sessions:type_name -> keyport.v1.Session
+	30, // 15: keyport.v1.WatchSessionEventsResponse.ready:type_name -> keyport.v1.StreamReady
+	38, // 16: keyport.v1.WatchSessionEventsResponse.session_revoked:type_name -> keyport.v1.SessionRevoked
+	39, // 17: keyport.v1.WatchSessionEventsResponse.user_changed:type_name -> keyport.v1.UserChanged
+	31, // 18: keyport.v1.WatchSessionEventsResponse.heartbeat:type_name -> keyport.v1.Heartbeat
+	29, // 19: keyport.v1.WatchSessionEventsResponse.roles_changed:type_name -> keyport.v1.RolesChanged
+	28, // 20: keyport.v1.WatchSessionEventsResponse.api_keys_changed:type_name -> keyport.v1.ApiKeysChanged
+	0,  // 21: keyport.v1.SessionService.SignIn:input_type -> keyport.v1.SignInRequest
+	2,  // 22: keyport.v1.SessionService.CompleteSignIn:input_type -> keyport.v1.CompleteSignInRequest
+	4,  // 23: keyport.v1.SessionService.StartPasskeySignIn:input_type -> keyport.v1.StartPasskeySignInRequest
+	6,  // 24: keyport.v1.SessionService.FinishPasskeySignIn:input_type -> keyport.v1.FinishPasskeySignInRequest
+	8,  // 25: keyport.v1.SessionService.StartEmailSignIn:input_type -> keyport.v1.StartEmailSignInRequest
+	10, // 26: keyport.v1.SessionService.FinishEmailSignIn:input_type -> keyport.v1.FinishEmailSignInRequest
+	12, // 27: keyport.v1.SessionService.GetSession:input_type -> keyport.v1.GetSessionRequest
+	13, // 28: keyport.v1.SessionService.IssueAccessToken:input_type -> keyport.v1.IssueAccessTokenRequest
+	15, // 29: keyport.v1.SessionService.GetJwks:input_type -> keyport.v1.GetJwksRequest
+	18, // 30: keyport.v1.SessionService.ListSessions:input_type -> keyport.v1.ListSessionsRequest
+	20, // 31: keyport.v1.SessionService.RevokeSession:input_type -> keyport.v1.RevokeSessionRequest
+	22, // 32: keyport.v1.SessionService.RevokeOtherSessions:input_type -> keyport.v1.RevokeOtherSessionsRequest
+	24, // 33: keyport.v1.SessionService.SignOut:input_type -> keyport.v1.SignOutRequest
+	26, // 34: keyport.v1.SessionService.WatchSessionEvents:input_type -> keyport.v1.WatchSessionEventsRequest
+	1,  // 35: keyport.v1.SessionService.SignIn:output_type -> keyport.v1.SignInResponse
+	3,  // 36: keyport.v1.SessionService.CompleteSignIn:output_type -> keyport.v1.CompleteSignInResponse
+	5,  // 37: keyport.v1.SessionService.StartPasskeySignIn:output_type -> keyport.v1.StartPasskeySignInResponse
+	7,  // 38: keyport.v1.SessionService.FinishPasskeySignIn:output_type -> keyport.v1.FinishPasskeySignInResponse
+	9,  // 39: keyport.v1.SessionService.StartEmailSignIn:output_type -> keyport.v1.StartEmailSignInResponse
+	11, // 40: keyport.v1.SessionService.FinishEmailSignIn:output_type -> keyport.v1.FinishEmailSignInResponse
+	17, // 41: keyport.v1.SessionService.GetSession:output_type -> keyport.v1.GetSessionResponse
+	14, // 42: keyport.v1.SessionService.IssueAccessToken:output_type -> keyport.v1.IssueAccessTokenResponse
+	16, // 43: keyport.v1.SessionService.GetJwks:output_type -> keyport.v1.GetJwksResponse
+	19, // 44: keyport.v1.SessionService.ListSessions:output_type -> keyport.v1.ListSessionsResponse
+	21, // 45: keyport.v1.SessionService.RevokeSession:output_type -> keyport.v1.RevokeSessionResponse
+	23, // 46: keyport.v1.SessionService.RevokeOtherSessions:output_type -> keyport.v1.RevokeOtherSessionsResponse
+	25, // 47: keyport.v1.SessionService.SignOut:output_type -> keyport.v1.SignOutResponse
+	27, // 48: keyport.v1.SessionService.WatchSessionEvents:output_type -> keyport.v1.WatchSessionEventsResponse
+	35, // [35:49] is the sub-list for method output_type
+	21, // [21:35] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_keyport_v1_session_service_proto_init() }
@@ -1844,7 +2074,7 @@ func file_keyport_v1_session_service_proto_init() {
 		(*FinishEmailSignInRequest_Token)(nil),
 		(*FinishEmailSignInRequest_Code)(nil),
 	}
-	file_keyport_v1_session_service_proto_msgTypes[23].OneofWrappers = []any{
+	file_keyport_v1_session_service_proto_msgTypes[27].OneofWrappers = []any{
 		(*WatchSessionEventsResponse_Ready)(nil),
 		(*WatchSessionEventsResponse_SessionRevoked)(nil),
 		(*WatchSessionEventsResponse_UserChanged)(nil),
@@ -1858,7 +2088,7 @@ func file_keyport_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_keyport_v1_session_service_proto_rawDesc), len(file_keyport_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

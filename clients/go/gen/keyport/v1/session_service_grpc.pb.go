@@ -26,6 +26,8 @@ const (
 	SessionService_StartEmailSignIn_FullMethodName    = "/keyport.v1.SessionService/StartEmailSignIn"
 	SessionService_FinishEmailSignIn_FullMethodName   = "/keyport.v1.SessionService/FinishEmailSignIn"
 	SessionService_GetSession_FullMethodName          = "/keyport.v1.SessionService/GetSession"
+	SessionService_IssueAccessToken_FullMethodName    = "/keyport.v1.SessionService/IssueAccessToken"
+	SessionService_GetJwks_FullMethodName             = "/keyport.v1.SessionService/GetJwks"
 	SessionService_ListSessions_FullMethodName        = "/keyport.v1.SessionService/ListSessions"
 	SessionService_RevokeSession_FullMethodName       = "/keyport.v1.SessionService/RevokeSession"
 	SessionService_RevokeOtherSessions_FullMethodName = "/keyport.v1.SessionService/RevokeOtherSessions"
@@ -125,6 +127,24 @@ type SessionServiceClient interface {
 	// Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
 	// also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
 	GetSession(ctx context.Context, in *GetSessionRequest, opts ...grpc.CallOption) (*GetSessionResponse, error)
+	// Exchanges a live session for a short-lived signed access token (a JWT,
+	// RFC 9068 `at+jwt`) that services verify offline against the JWKS
+	// (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+	//
+	// For services that cannot call Keyport on each request. The token stays
+	// valid until it expires, whatever happens to the session meanwhile:
+	// keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+	// default) and use `WatchSessionEvents` where revocation must be
+	// immediate. Like `GetSession`, it takes the session token in the body.
+	// Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+	// `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+	IssueAccessToken(ctx context.Context, in *IssueAccessTokenRequest, opts ...grpc.CallOption) (*IssueAccessTokenResponse, error)
+	// The public keys that verify access tokens, as a JSON Web Key Set: the
+	// same document as `GET /.well-known/jwks.json`. It holds the signing key,
+	// the next one (published before it signs), and earlier ones until the
+	// last token they signed has expired. Any caller may ask.
+	// Reasons: `ACCESS_TOKENS_DISABLED`.
+	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
 	// Lists the calling user's live sessions, newest first.
 	//
 	// Needs a session; a user sees only their own sessions.
@@ -235,6 +255,26 @@ func (c *sessionServiceClient) GetSession(ctx context.Context, in *GetSessionReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetSessionResponse)
 	err := c.cc.Invoke(ctx, SessionService_GetSession_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) IssueAccessToken(ctx context.Context, in *IssueAccessTokenRequest, opts ...grpc.CallOption) (*IssueAccessTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IssueAccessTokenResponse)
+	err := c.cc.Invoke(ctx, SessionService_IssueAccessToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *sessionServiceClient) GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetJwksResponse)
+	err := c.cc.Invoke(ctx, SessionService_GetJwks_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -392,6 +432,24 @@ type SessionServiceServer interface {
 	// Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
 	// also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
 	GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error)
+	// Exchanges a live session for a short-lived signed access token (a JWT,
+	// RFC 9068 `at+jwt`) that services verify offline against the JWKS
+	// (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+	//
+	// For services that cannot call Keyport on each request. The token stays
+	// valid until it expires, whatever happens to the session meanwhile:
+	// keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+	// default) and use `WatchSessionEvents` where revocation must be
+	// immediate. Like `GetSession`, it takes the session token in the body.
+	// Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+	// `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+	IssueAccessToken(context.Context, *IssueAccessTokenRequest) (*IssueAccessTokenResponse, error)
+	// The public keys that verify access tokens, as a JSON Web Key Set: the
+	// same document as `GET /.well-known/jwks.json`. It holds the signing key,
+	// the next one (published before it signs), and earlier ones until the
+	// last token they signed has expired. Any caller may ask.
+	// Reasons: `ACCESS_TOKENS_DISABLED`.
+	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
 	// Lists the calling user's live sessions, newest first.
 	//
 	// Needs a session; a user sees only their own sessions.
@@ -458,6 +516,12 @@ func (UnimplementedSessionServiceServer) FinishEmailSignIn(context.Context, *Fin
 }
 func (UnimplementedSessionServiceServer) GetSession(context.Context, *GetSessionRequest) (*GetSessionResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSession not implemented")
+}
+func (UnimplementedSessionServiceServer) IssueAccessToken(context.Context, *IssueAccessTokenRequest) (*IssueAccessTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IssueAccessToken not implemented")
+}
+func (UnimplementedSessionServiceServer) GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetJwks not implemented")
 }
 func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
@@ -621,6 +685,42 @@ func _SessionService_GetSession_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_IssueAccessToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IssueAccessTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).IssueAccessToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_IssueAccessToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).IssueAccessToken(ctx, req.(*IssueAccessTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SessionService_GetJwks_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetJwksRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).GetJwks(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_GetJwks_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).GetJwks(ctx, req.(*GetJwksRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SessionService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListSessionsRequest)
 	if err := dec(in); err != nil {
@@ -738,6 +838,14 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSession",
 			Handler:    _SessionService_GetSession_Handler,
+		},
+		{
+			MethodName: "IssueAccessToken",
+			Handler:    _SessionService_IssueAccessToken_Handler,
+		},
+		{
+			MethodName: "GetJwks",
+			Handler:    _SessionService_GetJwks_Handler,
 		},
 		{
 			MethodName: "ListSessions",

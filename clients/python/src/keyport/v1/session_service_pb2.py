@@ -28,7 +28,7 @@ from keyport.v1 import session_pb2 as keyport_dot_v1_dot_session__pb2
 from keyport.v1 import user_pb2 as keyport_dot_v1_dot_user__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyport/v1/session_service.proto\x12\nkeyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"0\n\rSignInRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"z\n\x0eSignInResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrantH\x00\x12\x30\n\tchallenge\x18\x02 \x01(\x0b\x32\x1b.keyport.v1.SignInChallengeH\x00\x42\t\n\x07outcome\"~\n\x15\x43ompleteSignInRequest\x12\x11\n\tchallenge\x18\x01 \x01(\t\x12\x13\n\ttotp_code\x18\x02 \x01(\tH\x00\x12\x15\n\x0b\x62\x61\x63kup_code\x18\x03 \x01(\tH\x00\x12\x1c\n\x12passkey_credential\x18\x04 \x01(\tH\x00\x42\x08\n\x06\x61nswer\"^\n\x16\x43ompleteSignInResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x19\n\x11\x62\x61\x63kup_codes_left\x18\x02 \x01(\r\"\x1b\n\x19StartPasskeySignInRequest\"o\n\x1aStartPasskeySignInResponse\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x1a\x46inishPasskeySignInRequest\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"H\n\x1b\x46inishPasskeySignInResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\"(\n\x17StartEmailSignInRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"[\n\x18StartEmailSignInResponse\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x18\x46inishEmailSignInRequest\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12\x0f\n\x05token\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x63ode\x18\x03 \x01(\tH\x00\x42\x07\n\x05proof\"\xa8\x01\n\x19\x46inishEmailSignInResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x10\n\x08new_user\x18\x03 \x01(\x08\x12.\n\tchallenge\x18\x04 \x01(\x0b\x32\x1b.keyport.v1.SignInChallenge\"\"\n\x11GetSessionRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\x9b\x01\n\x12GetSessionResponse\x12$\n\x07session\x18\x01 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x02 \x01(\x0b\x32\x10.keyport.v1.User\x12\x11\n\trefreshed\x18\x03 \x01(\x08\x12,\n\tcache_ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ListSessionsRequest\"=\n\x14ListSessionsResponse\x12%\n\x08sessions\x18\x01 \x03(\x0b\x32\x13.keyport.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse\"\x1c\n\x1aRevokeOtherSessionsRequest\"7\n\x1bRevokeOtherSessionsResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"\x10\n\x0eSignOutRequest\"\x11\n\x0fSignOutResponse\"\x1b\n\x19WatchSessionEventsRequest\"\xce\x02\n\x1aWatchSessionEventsResponse\x12(\n\x05ready\x18\x01 \x01(\x0b\x32\x17.keyport.v1.StreamReadyH\x00\x12\x35\n\x0fsession_revoked\x18\x02 \x01(\x0b\x32\x1a.keyport.v1.SessionRevokedH\x00\x12/\n\x0cuser_changed\x18\x03 \x01(\x0b\x32\x17.keyport.v1.UserChangedH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.keyport.v1.HeartbeatH\x00\x12\x31\n\rroles_changed\x18\x05 \x01(\x0b\x32\x18.keyport.v1.RolesChangedH\x00\x12\x36\n\x10\x61pi_keys_changed\x18\x06 \x01(\x0b\x32\x1a.keyport.v1.ApiKeysChangedH\x00\x42\x07\n\x05\x65vent\"6\n\x0e\x41piKeysChanged\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"\x0e\n\x0cRolesChanged\"\r\n\x0bStreamReady\"\x0b\n\tHeartbeat2\xc1\x08\n\x0eSessionService\x12?\n\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12W\n\x0e\x43ompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12\x63\n\x12StartPasskeySignIn\x12%.keyport.v1.StartPasskeySignInRequest\x1a&.keyport.v1.StartPasskeySignInResponse\x12\x66\n\x13\x46inishPasskeySignIn\x12&.keyport.v1.FinishPasskeySignInRequest\x1a\'.keyport.v1.FinishPasskeySignInResponse\x12]\n\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n\x11\x46inishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n\nGetSession\x12\x1d.keyport.v1.GetSessionRequest\x1a\x1e.keyport.v1.GetSessionResponse\x12Q\n\x0cListSessions\x12\x1f.keyport.v1.ListSessionsRequest\x1a .keyport.v1.ListSessionsResponse\x12T\n\rRevokeSession\x12 .keyport.v1.RevokeSessionRequest\x1a!.keyport.v1.RevokeSessionResponse\x12\x66\n\x13RevokeOtherSessions\x12&.keyport.v1.RevokeOtherSessionsRequest\x1a\'.keyport.v1.RevokeOtherSessionsResponse\x12\x42\n\x07SignOut\x12\x1a.keyport.v1.SignOutRequest\x1a\x1b.keyport.v1.SignOutResponse\x12\x65\n\x12WatchSessionEvents\x12%.keyport.v1.WatchSessionEventsRequest\x1a&.keyport.v1.WatchSessionEventsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n keyport/v1/session_service.proto\x12\nkeyport.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18keyport/v1/session.proto\x1a\x15keyport/v1/user.proto\"0\n\rSignInRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"z\n\x0eSignInResponse\x12+\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrantH\x00\x12\x30\n\tchallenge\x18\x02 \x01(\x0b\x32\x1b.keyport.v1.SignInChallengeH\x00\x42\t\n\x07outcome\"~\n\x15\x43ompleteSignInRequest\x12\x11\n\tchallenge\x18\x01 \x01(\t\x12\x13\n\ttotp_code\x18\x02 \x01(\tH\x00\x12\x15\n\x0b\x62\x61\x63kup_code\x18\x03 \x01(\tH\x00\x12\x1c\n\x12passkey_credential\x18\x04 \x01(\tH\x00\x42\x08\n\x06\x61nswer\"^\n\x16\x43ompleteSignInResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x19\n\x11\x62\x61\x63kup_codes_left\x18\x02 \x01(\r\"\x1b\n\x19StartPasskeySignInRequest\"o\n\x1aStartPasskeySignInResponse\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x0f\n\x07options\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x1a\x46inishPasskeySignInRequest\x12\x10\n\x08\x63\x65remony\x18\x01 \x01(\t\x12\x12\n\ncredential\x18\x02 \x01(\t\"H\n\x1b\x46inishPasskeySignInResponse\x12)\n\x07session\x18\x01 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\"(\n\x17StartEmailSignInRequest\x12\r\n\x05\x65mail\x18\x01 \x01(\t\"[\n\x18StartEmailSignInResponse\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"U\n\x18\x46inishEmailSignInRequest\x12\x0f\n\x07\x62inding\x18\x01 \x01(\t\x12\x0f\n\x05token\x18\x02 \x01(\tH\x00\x12\x0e\n\x04\x63ode\x18\x03 \x01(\tH\x00\x42\x07\n\x05proof\"\xa8\x01\n\x19\x46inishEmailSignInResponse\x12\x1e\n\x04user\x18\x01 \x01(\x0b\x32\x10.keyport.v1.User\x12)\n\x07session\x18\x02 \x01(\x0b\x32\x18.keyport.v1.SessionGrant\x12\x10\n\x08new_user\x18\x03 \x01(\x08\x12.\n\tchallenge\x18\x04 \x01(\x0b\x32\x1b.keyport.v1.SignInChallenge\"\"\n\x11GetSessionRequest\x12\r\n\x05token\x18\x01 \x01(\t\":\n\x17IssueAccessTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08\x61udience\x18\x02 \x01(\t\"`\n\x18IssueAccessTokenResponse\x12\x14\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\t\x12.\n\nexpires_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x10\n\x0eGetJwksRequest\"K\n\x0fGetJwksResponse\x12\x0c\n\x04jwks\x18\x01 \x01(\t\x12*\n\x07max_age\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9b\x01\n\x12GetSessionResponse\x12$\n\x07session\x18\x01 \x01(\x0b\x32\x13.keyport.v1.Session\x12\x1e\n\x04user\x18\x02 \x01(\x0b\x32\x10.keyport.v1.User\x12\x11\n\trefreshed\x18\x03 \x01(\x08\x12,\n\tcache_ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x15\n\x13ListSessionsRequest\"=\n\x14ListSessionsResponse\x12%\n\x08sessions\x18\x01 \x03(\x0b\x32\x13.keyport.v1.Session\"*\n\x14RevokeSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x17\n\x15RevokeSessionResponse\"\x1c\n\x1aRevokeOtherSessionsRequest\"7\n\x1bRevokeOtherSessionsResponse\x12\x18\n\x10revoked_sessions\x18\x01 \x01(\r\"\x10\n\x0eSignOutRequest\"\x11\n\x0fSignOutResponse\"\x1b\n\x19WatchSessionEventsRequest\"\xce\x02\n\x1aWatchSessionEventsResponse\x12(\n\x05ready\x18\x01 \x01(\x0b\x32\x17.keyport.v1.StreamReadyH\x00\x12\x35\n\x0fsession_revoked\x18\x02 \x01(\x0b\x32\x1a.keyport.v1.SessionRevokedH\x00\x12/\n\x0cuser_changed\x18\x03 \x01(\x0b\x32\x17.keyport.v1.UserChangedH\x00\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x15.keyport.v1.HeartbeatH\x00\x12\x31\n\rroles_changed\x18\x05 \x01(\x0b\x32\x18.keyport.v1.RolesChangedH\x00\x12\x36\n\x10\x61pi_keys_changed\x18\x06 \x01(\x0b\x32\x1a.keyport.v1.ApiKeysChangedH\x00\x42\x07\n\x05\x65vent\"6\n\x0e\x41piKeysChanged\x12\x10\n\x08owner_id\x18\x01 \x01(\t\x12\x12\n\napi_key_id\x18\x02 \x01(\t\"\x0e\n\x0cRolesChanged\"\r\n\x0bStreamReady\"\x0b\n\tHeartbeat2\xe4\t\n\x0eSessionService\x12?\n\x06SignIn\x12\x19.keyport.v1.SignInRequest\x1a\x1a.keyport.v1.SignInResponse\x12W\n\x0e\x43ompleteSignIn\x12!.keyport.v1.CompleteSignInRequest\x1a\".keyport.v1.CompleteSignInResponse\x12\x63\n\x12StartPasskeySignIn\x12%.keyport.v1.StartPasskeySignInRequest\x1a&.keyport.v1.StartPasskeySignInResponse\x12\x66\n\x13\x46inishPasskeySignIn\x12&.keyport.v1.FinishPasskeySignInRequest\x1a\'.keyport.v1.FinishPasskeySignInResponse\x12]\n\x10StartEmailSignIn\x12#.keyport.v1.StartEmailSignInRequest\x1a$.keyport.v1.StartEmailSignInResponse\x12`\n\x11\x46inishEmailSignIn\x12$.keyport.v1.FinishEmailSignInRequest\x1a%.keyport.v1.FinishEmailSignInResponse\x12K\n\nGetSession\x12\x1d.keyport.v1.GetSessionRequest\x1a\x1e.keyport.v1.GetSessionResponse\x12]\n\x10IssueAccessToken\x12#.keyport.v1.IssueAccessTokenRequest\x1a$.keyport.v1.IssueAccessTokenResponse\x12\x42\n\x07GetJwks\x12\x1a.keyport.v1.GetJwksRequest\x1a\x1b.keyport.v1.GetJwksResponse\x12Q\n\x0cListSessions\x12\x1f.keyport.v1.ListSessionsRequest\x1a .keyport.v1.ListSessionsResponse\x12T\n\rRevokeSession\x12 .keyport.v1.RevokeSessionRequest\x1a!.keyport.v1.RevokeSessionResponse\x12\x66\n\x13RevokeOtherSessions\x12&.keyport.v1.RevokeOtherSessionsRequest\x1a\'.keyport.v1.RevokeOtherSessionsResponse\x12\x42\n\x07SignOut\x12\x1a.keyport.v1.SignOutRequest\x1a\x1b.keyport.v1.SignOutResponse\x12\x65\n\x12WatchSessionEvents\x12%.keyport.v1.WatchSessionEventsRequest\x1a&.keyport.v1.WatchSessionEventsResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -61,36 +61,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FINISHEMAILSIGNINRESPONSE']._serialized_end=1235
   _globals['_GETSESSIONREQUEST']._serialized_start=1237
   _globals['_GETSESSIONREQUEST']._serialized_end=1271
-  _globals['_GETSESSIONRESPONSE']._serialized_start=1274
-  _globals['_GETSESSIONRESPONSE']._serialized_end=1429
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1431
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1452
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1454
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1515
-  _globals['_REVOKESESSIONREQUEST']._serialized_start=1517
-  _globals['_REVOKESESSIONREQUEST']._serialized_end=1559
-  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1561
-  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1584
-  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_start=1586
-  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_end=1614
-  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_start=1616
-  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_end=1671
-  _globals['_SIGNOUTREQUEST']._serialized_start=1673
-  _globals['_SIGNOUTREQUEST']._serialized_end=1689
-  _globals['_SIGNOUTRESPONSE']._serialized_start=1691
-  _globals['_SIGNOUTRESPONSE']._serialized_end=1708
-  _globals['_WATCHSESSIONEVENTSREQUEST']._serialized_start=1710
-  _globals['_WATCHSESSIONEVENTSREQUEST']._serialized_end=1737
-  _globals['_WATCHSESSIONEVENTSRESPONSE']._serialized_start=1740
-  _globals['_WATCHSESSIONEVENTSRESPONSE']._serialized_end=2074
-  _globals['_APIKEYSCHANGED']._serialized_start=2076
-  _globals['_APIKEYSCHANGED']._serialized_end=2130
-  _globals['_ROLESCHANGED']._serialized_start=2132
-  _globals['_ROLESCHANGED']._serialized_end=2146
-  _globals['_STREAMREADY']._serialized_start=2148
-  _globals['_STREAMREADY']._serialized_end=2161
-  _globals['_HEARTBEAT']._serialized_start=2163
-  _globals['_HEARTBEAT']._serialized_end=2174
-  _globals['_SESSIONSERVICE']._serialized_start=2177
-  _globals['_SESSIONSERVICE']._serialized_end=3266
+  _globals['_ISSUEACCESSTOKENREQUEST']._serialized_start=1273
+  _globals['_ISSUEACCESSTOKENREQUEST']._serialized_end=1331
+  _globals['_ISSUEACCESSTOKENRESPONSE']._serialized_start=1333
+  _globals['_ISSUEACCESSTOKENRESPONSE']._serialized_end=1429
+  _globals['_GETJWKSREQUEST']._serialized_start=1431
+  _globals['_GETJWKSREQUEST']._serialized_end=1447
+  _globals['_GETJWKSRESPONSE']._serialized_start=1449
+  _globals['_GETJWKSRESPONSE']._serialized_end=1524
+  _globals['_GETSESSIONRESPONSE']._serialized_start=1527
+  _globals['_GETSESSIONRESPONSE']._serialized_end=1682
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1684
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1705
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1707
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1768
+  _globals['_REVOKESESSIONREQUEST']._serialized_start=1770
+  _globals['_REVOKESESSIONREQUEST']._serialized_end=1812
+  _globals['_REVOKESESSIONRESPONSE']._serialized_start=1814
+  _globals['_REVOKESESSIONRESPONSE']._serialized_end=1837
+  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_start=1839
+  _globals['_REVOKEOTHERSESSIONSREQUEST']._serialized_end=1867
+  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_start=1869
+  _globals['_REVOKEOTHERSESSIONSRESPONSE']._serialized_end=1924
+  _globals['_SIGNOUTREQUEST']._serialized_start=1926
+  _globals['_SIGNOUTREQUEST']._serialized_end=1942
+  _globals['_SIGNOUTRESPONSE']._serialized_start=1944
+  _globals['_SIGNOUTRESPONSE']._serialized_end=1961
+  _globals['_WATCHSESSIONEVENTSREQUEST']._serialized_start=1963
+  _globals['_WATCHSESSIONEVENTSREQUEST']._serialized_end=1990
+  _globals['_WATCHSESSIONEVENTSRESPONSE']._serialized_start=1993
+  _globals['_WATCHSESSIONEVENTSRESPONSE']._serialized_end=2327
+  _globals['_APIKEYSCHANGED']._serialized_start=2329
+  _globals['_APIKEYSCHANGED']._serialized_end=2383
+  _globals['_ROLESCHANGED']._serialized_start=2385
+  _globals['_ROLESCHANGED']._serialized_end=2399
+  _globals['_STREAMREADY']._serialized_start=2401
+  _globals['_STREAMREADY']._serialized_end=2414
+  _globals['_HEARTBEAT']._serialized_start=2416
+  _globals['_HEARTBEAT']._serialized_end=2427
+  _globals['_SESSIONSERVICE']._serialized_start=2430
+  _globals['_SESSIONSERVICE']._serialized_end=3682
 # @@protoc_insertion_point(module_scope)

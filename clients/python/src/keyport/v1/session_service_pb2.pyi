@@ -118,6 +118,34 @@ class GetSessionRequest(_message.Message):
     token: str
     def __init__(self, token: _Optional[str] = ...) -> None: ...
 
+class IssueAccessTokenRequest(_message.Message):
+    __slots__ = ("token", "audience")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    audience: str
+    def __init__(self, token: _Optional[str] = ..., audience: _Optional[str] = ...) -> None: ...
+
+class IssueAccessTokenResponse(_message.Message):
+    __slots__ = ("access_token", "expires_at")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetJwksRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetJwksResponse(_message.Message):
+    __slots__ = ("jwks", "max_age")
+    JWKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_AGE_FIELD_NUMBER: _ClassVar[int]
+    jwks: str
+    max_age: _duration_pb2.Duration
+    def __init__(self, jwks: _Optional[str] = ..., max_age: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
 class GetSessionResponse(_message.Message):
     __slots__ = ("session", "user", "refreshed", "cache_ttl")
     SESSION_FIELD_NUMBER: _ClassVar[int]

@@ -79,6 +79,16 @@ class SessionServiceStub(object):
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.GetSessionRequest.SerializeToString,
                 response_deserializer=keyport_dot_v1_dot_session__service__pb2.GetSessionResponse.FromString,
                 _registered_method=True)
+        self.IssueAccessToken = channel.unary_unary(
+                '/keyport.v1.SessionService/IssueAccessToken',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenResponse.FromString,
+                _registered_method=True)
+        self.GetJwks = channel.unary_unary(
+                '/keyport.v1.SessionService/GetJwks',
+                request_serializer=keyport_dot_v1_dot_session__service__pb2.GetJwksRequest.SerializeToString,
+                response_deserializer=keyport_dot_v1_dot_session__service__pb2.GetJwksResponse.FromString,
+                _registered_method=True)
         self.ListSessions = channel.unary_unary(
                 '/keyport.v1.SessionService/ListSessions',
                 request_serializer=keyport_dot_v1_dot_session__service__pb2.ListSessionsRequest.SerializeToString,
@@ -231,6 +241,34 @@ class SessionServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueAccessToken(self, request, context):
+        """Exchanges a live session for a short-lived signed access token (a JWT,
+        RFC 9068 `at+jwt`) that services verify offline against the JWKS
+        (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+
+        For services that cannot call Keyport on each request. The token stays
+        valid until it expires, whatever happens to the session meanwhile:
+        keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+        default) and use `WatchSessionEvents` where revocation must be
+        immediate. Like `GetSession`, it takes the session token in the body.
+        Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+        `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetJwks(self, request, context):
+        """The public keys that verify access tokens, as a JSON Web Key Set: the
+        same document as `GET /.well-known/jwks.json`. It holds the signing key,
+        the next one (published before it signs), and earlier ones until the
+        last token they signed has expired. Any caller may ask.
+        Reasons: `ACCESS_TOKENS_DISABLED`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListSessions(self, request, context):
         """Lists the calling user's live sessions, newest first.
 
@@ -329,6 +367,16 @@ def add_SessionServiceServicer_to_server(servicer, server):
                     servicer.GetSession,
                     request_deserializer=keyport_dot_v1_dot_session__service__pb2.GetSessionRequest.FromString,
                     response_serializer=keyport_dot_v1_dot_session__service__pb2.GetSessionResponse.SerializeToString,
+            ),
+            'IssueAccessToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueAccessToken,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenResponse.SerializeToString,
+            ),
+            'GetJwks': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetJwks,
+                    request_deserializer=keyport_dot_v1_dot_session__service__pb2.GetJwksRequest.FromString,
+                    response_serializer=keyport_dot_v1_dot_session__service__pb2.GetJwksResponse.SerializeToString,
             ),
             'ListSessions': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSessions,
@@ -555,6 +603,60 @@ class SessionService(object):
             '/keyport.v1.SessionService/GetSession',
             keyport_dot_v1_dot_session__service__pb2.GetSessionRequest.SerializeToString,
             keyport_dot_v1_dot_session__service__pb2.GetSessionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueAccessToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/IssueAccessToken',
+            keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.IssueAccessTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetJwks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/keyport.v1.SessionService/GetJwks',
+            keyport_dot_v1_dot_session__service__pb2.GetJwksRequest.SerializeToString,
+            keyport_dot_v1_dot_session__service__pb2.GetJwksResponse.FromString,
             options,
             channel_credentials,
             insecure,

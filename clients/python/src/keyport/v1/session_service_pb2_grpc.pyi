@@ -127,6 +127,26 @@ class SessionServiceStub:
     Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
     also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
     """
+    IssueAccessToken: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.IssueAccessTokenRequest, _session_service_pb2.IssueAccessTokenResponse]
+    """Exchanges a live session for a short-lived signed access token (a JWT,
+    RFC 9068 `at+jwt`) that services verify offline against the JWKS
+    (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+
+    For services that cannot call Keyport on each request. The token stays
+    valid until it expires, whatever happens to the session meanwhile:
+    keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+    default) and use `WatchSessionEvents` where revocation must be
+    immediate. Like `GetSession`, it takes the session token in the body.
+    Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+    `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+    """
+    GetJwks: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.GetJwksRequest, _session_service_pb2.GetJwksResponse]
+    """The public keys that verify access tokens, as a JSON Web Key Set: the
+    same document as `GET /.well-known/jwks.json`. It holds the signing key,
+    the next one (published before it signs), and earlier ones until the
+    last token they signed has expired. Any caller may ask.
+    Reasons: `ACCESS_TOKENS_DISABLED`.
+    """
     ListSessions: _grpc.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]
     """Lists the calling user's live sessions, newest first.
 
@@ -267,6 +287,26 @@ class SessionServiceAsyncStub(SessionServiceStub):
     most once per refresh interval and then says so in `refreshed`.
     Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
     also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
+    """
+    IssueAccessToken: _aio.UnaryUnaryMultiCallable[_session_service_pb2.IssueAccessTokenRequest, _session_service_pb2.IssueAccessTokenResponse]  # type: ignore[assignment]
+    """Exchanges a live session for a short-lived signed access token (a JWT,
+    RFC 9068 `at+jwt`) that services verify offline against the JWKS
+    (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+
+    For services that cannot call Keyport on each request. The token stays
+    valid until it expires, whatever happens to the session meanwhile:
+    keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+    default) and use `WatchSessionEvents` where revocation must be
+    immediate. Like `GetSession`, it takes the session token in the body.
+    Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+    `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+    """
+    GetJwks: _aio.UnaryUnaryMultiCallable[_session_service_pb2.GetJwksRequest, _session_service_pb2.GetJwksResponse]  # type: ignore[assignment]
+    """The public keys that verify access tokens, as a JSON Web Key Set: the
+    same document as `GET /.well-known/jwks.json`. It holds the signing key,
+    the next one (published before it signs), and earlier ones until the
+    last token they signed has expired. Any caller may ask.
+    Reasons: `ACCESS_TOKENS_DISABLED`.
     """
     ListSessions: _aio.UnaryUnaryMultiCallable[_session_service_pb2.ListSessionsRequest, _session_service_pb2.ListSessionsResponse]  # type: ignore[assignment]
     """Lists the calling user's live sessions, newest first.
@@ -447,6 +487,38 @@ class SessionServiceServicer(metaclass=_abc_1.ABCMeta):
         most once per refresh interval and then says so in `refreshed`.
         Reasons: `UNAUTHENTICATED` (empty, malformed, unknown or revoked token,
         also when revoked while this call was refreshing it), `SESSION_EXPIRED`.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueAccessToken(
+        self,
+        request: _session_service_pb2.IssueAccessTokenRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.IssueAccessTokenResponse, _abc.Awaitable[_session_service_pb2.IssueAccessTokenResponse]]:
+        """Exchanges a live session for a short-lived signed access token (a JWT,
+        RFC 9068 `at+jwt`) that services verify offline against the JWKS
+        (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+
+        For services that cannot call Keyport on each request. The token stays
+        valid until it expires, whatever happens to the session meanwhile:
+        keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+        default) and use `WatchSessionEvents` where revocation must be
+        immediate. Like `GetSession`, it takes the session token in the body.
+        Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+        `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+        """
+
+    @_abc_1.abstractmethod
+    def GetJwks(
+        self,
+        request: _session_service_pb2.GetJwksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_session_service_pb2.GetJwksResponse, _abc.Awaitable[_session_service_pb2.GetJwksResponse]]:
+        """The public keys that verify access tokens, as a JSON Web Key Set: the
+        same document as `GET /.well-known/jwks.json`. It holds the signing key,
+        the next one (published before it signs), and earlier ones until the
+        last token they signed has expired. Any caller may ask.
+        Reasons: `ACCESS_TOKENS_DISABLED`.
         """
 
     @_abc_1.abstractmethod

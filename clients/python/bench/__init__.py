@@ -1,0 +1,1 @@
+"""Benchmarks of the guard (``python -m bench.run``); see bench/README.md."""
