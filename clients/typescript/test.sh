@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Tests the TypeScript SDK against a real keyport server: checks that the
 # generated code is current, builds (tsc -> dist/), type-checks sources,
-# tests and examples, then runs the tests (node --test).
+# tests and examples, checks what would be published (npm pack and npm
+# publish dry runs), then runs the tests (node --test) and a smoke run of the
+# benchmark.
 #
 # Needs KEYPORT_BIN, the keyport binary, e.g.:
 #   CARGO_TARGET_DIR=/root/.cache/keyport/target cargo build -p keyport-server
@@ -29,4 +31,10 @@ bash "$here/generate.sh" --check
 cd "$here"
 npm run --silent build
 npm run --silent typecheck
+# Publishing, without publishing: the tarball's contents and metadata, then
+# npm's own checks (prepack builds dist/ again).
+node tools/check-package.mjs
+npm publish --dry-run --access public --silent >/dev/null
 node --import tsx --test test/*.test.ts
+# The benchmark still runs (tiny counts; its numbers mean nothing here).
+node --import tsx bench/bench.ts --smoke >/dev/null

@@ -139,6 +139,10 @@ export const ErrorReason = {
   LAST_OWNER: "LAST_OWNER",
   /** Another organization has this slug. */
   SLUG_TAKEN: "SLUG_TAKEN",
+  /** This server issues no access tokens (`[access_tokens]` has no `issuer`). */
+  ACCESS_TOKENS_DISABLED: "ACCESS_TOKENS_DISABLED",
+  /** The audience asked of `issueAccessToken` is not one of the server's `access_tokens.audiences`. */
+  AUDIENCE_NOT_ALLOWED: "AUDIENCE_NOT_ALLOWED",
   /** `WatchSessionEvents` ended because events may have been lost: flush and subscribe again. */
   EVENTS_LOST: "EVENTS_LOST",
 } as const satisfies { readonly [Name in ProtoReasonName]: Name };

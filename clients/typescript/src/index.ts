@@ -4,6 +4,12 @@
  * `AuthorizationService`, `AdminService`, `ApiKeyService` and
  * `OrganizationService` clients over gRPC (HTTP/2) or gRPC-web (HTTP/1.1).
  *
+ * Services also get a revocation-aware session cache (`SessionCache`), a
+ * request guard (`KeyportGuard`, with `authenticateRequest` for web-standard
+ * `Request`s) and a Connect server interceptor (`keyportInterceptor`); the
+ * Express, Fastify and grpc-js adapters are `@keyport/client/express`,
+ * `/fastify` and `/grpc-js`.
+ *
  * Browsers use `@keyport/client/web` instead, which has the same API over
  * `fetch` and no Node imports.
  *
@@ -17,6 +23,7 @@ import {
   createGrpcTransport,
   createGrpcWebTransport,
   Http2SessionManager,
+  type Http2SessionOptions,
 } from "@connectrpc/connect-node";
 
 import {
@@ -29,6 +36,42 @@ import {
 } from "./common.js";
 
 export * from "./api.js";
+export {
+  CLIENT_IP_HEADER,
+  type ClientInfo,
+  type Decision,
+  type Principal,
+  SessionCache,
+  type SessionCacheOptions,
+  type SessionCacheStats,
+  USER_AGENT_HEADER,
+  type ValidatedSession,
+} from "./cache.js";
+export {
+  type AuthenticateOptions,
+  type Authenticator,
+  type AuthResult,
+  bearerOf,
+  KeyportGuard,
+  type KeyportGuardOptions,
+  type Refusal,
+  refusalBody,
+  refusalHeaders,
+  type RefusalReason,
+  refusalResponse,
+  type RequestCredentials,
+  SESSION_COOKIE_NAME,
+  type SessionCookieOptions,
+} from "./guard.js";
+export {
+  type AccessTokenAlgorithm,
+  type AccessTokenClaims,
+  AccessTokenError,
+  type AccessTokenFailure,
+  AccessTokenVerifier,
+  type AccessTokenVerifierOptions,
+} from "./jwt.js";
+export { grpcStatusOf, keyportInterceptor, type KeyportInterceptorOptions, keyportPrincipal, refusalError } from "./grpc.js";
 
 /**
  * The wire protocol of a client: `"grpc"` (HTTP/2, what services use) or
@@ -60,6 +103,17 @@ export interface KeyportClientOptions extends CommonClientOptions {
    * over `tls`; for settings this interface does not name.
    */
   http2Options?: http2.ClientSessionOptions | http2.SecureClientSessionOptions;
+  /**
+   * HTTP/2 keepalive of the connection (gRPC transport only): with
+   * `pingIntervalMs`, a PING is sent that often while a call or stream is
+   * open, and a connection whose PING is not answered within
+   * `pingTimeoutMs` (default 15 s) is closed with its calls. For the client
+   * of a `SessionCache`, e.g. `{ pingIntervalMs: 1_000, pingTimeoutMs:
+   * 2_000 }`: a frozen Keyport keeps the event stream open and silent, and
+   * this closes it within seconds (the cache then stops serving) instead of
+   * at the 40 s heartbeat timeout. Default: no PINGs.
+   */
+  keepalive?: Pick<Http2SessionOptions, "pingIntervalMs" | "pingTimeoutMs">;
 }
 
 /**
@@ -86,7 +140,7 @@ export function createKeyportClient(address: string, options: KeyportClientOptio
   const kind = options.transport ?? "grpc";
   switch (kind) {
     case "grpc": {
-      const sessionManager = new Http2SessionManager(baseUrl, undefined, {
+      const sessionManager = new Http2SessionManager(baseUrl, options.keepalive, {
         ...options.tls,
         ...options.http2Options,
       });

@@ -83,9 +83,11 @@ describe("npm pack", () => {
 
   it("ships the built dist/ (prepack builds it)", () => {
     assert.ok(existsSync(tarball), `${tarball} was written`);
-    for (const file of ["dist/index.js", "dist/index.d.ts", "dist/web.js", "dist/web.d.ts", "dist/errors.js", "package.json", "README.md"]) {
+    for (const file of ["dist/index.js", "dist/index.d.ts", "dist/web.js", "dist/web.d.ts", "dist/errors.js", "dist/express.js", "dist/fastify.js", "dist/grpc-js.js", "dist/jwt.js", "package.json", "README.md", "LICENSE"]) {
       assert.ok(files.includes(file), `${file} is in the tarball: ${files.join(", ")}`);
     }
+    const junk = files.filter((file) => /^(src|test|examples|bench|node_modules)\//.test(file) || file.endsWith(".map"));
+    assert.deepEqual(junk, [], "no sources, tests or maps");
   });
 
   it("installs into a fresh project with one copy of @bufbuild/protobuf, type-checks and runs there", async () => {
@@ -132,5 +134,56 @@ describe("npm pack", () => {
     await run(process.execPath, [tsc, "-p", join(app, "tsconfig.json")], { cwd: app, timeout: 120_000 });
     const { stdout } = await run(process.execPath, [join(app, "out", "app.js"), server.address], { cwd: app, timeout: 60_000 });
     assert.deepEqual(JSON.parse(stdout), { email: "packed@example.com", reason: "EMAIL_TAKEN" });
+  });
+
+  it("gives an Express app typed req.auth through @keyport/client/express (express an optional peer)", async () => {
+    const app = join(scratch, "express-app");
+    await mkdir(join(app, "src"), { recursive: true });
+    await writeFile(
+      join(app, "package.json"),
+      JSON.stringify({
+        name: "keyport-pack-test-express-app",
+        private: true,
+        type: "module",
+        dependencies: {
+          "@bufbuild/protobuf": pkg.devDependencies["@bufbuild/protobuf"],
+          "@keyport/client": `file:${tarball}`,
+          express: pkg.devDependencies.express,
+          "@types/express": pkg.devDependencies["@types/express"],
+        },
+      }),
+    );
+    await writeFile(
+      join(app, "tsconfig.json"),
+      JSON.stringify({
+        compilerOptions: {
+          target: "ES2022",
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          types: ["node"],
+          typeRoots: [join(packageDir, "node_modules", "@types"), join(app, "node_modules", "@types")],
+        },
+        include: ["src"],
+      }),
+    );
+    await writeFile(
+      join(app, "src", "app.ts"),
+      `import express from "express";
+import { createKeyportClient, KeyportGuard } from "@keyport/client";
+import { keyportMiddleware } from "@keyport/client/express";
+
+const guard = new KeyportGuard(createKeyportClient("127.0.0.1:1"), { cache: false });
+const app = express();
+app.get("/me", keyportMiddleware(guard), (req, res) => {
+  const email: string | undefined = req.auth?.user.email;
+  res.json({ email });
+});
+`,
+    );
+    await run(npm, ["install", "--no-audit", "--no-fund", "--prefer-offline", "--ignore-scripts"], { cwd: app, timeout: 180_000 });
+    assert.ok(!existsSync(join(app, "node_modules", "fastify")), "optional peers are not installed");
+    await run(process.execPath, [tsc, "-p", join(app, "tsconfig.json")], { cwd: app, timeout: 120_000 });
   });
 });

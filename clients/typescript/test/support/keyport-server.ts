@@ -18,12 +18,28 @@ import { createInterface } from "node:readline";
 export interface KeyportServer {
   /** `host:port` it listens on. */
   readonly address: string;
+  /** Its process id (to freeze it with SIGSTOP, say). */
+  readonly pid: number;
   /** Its data directory (the SQLite database), for {@link keyportAdmin}. */
   readonly dataDir: string;
   /** The `KEYPORT_*` settings it was started with (on top of the process's environment). */
   readonly settings: Readonly<Record<string, string>>;
   /** Stops it (SIGTERM, then SIGKILL) and removes its data directory. */
   stop(): Promise<void>;
+  /**
+   * Stops it, keeping its data directory, runs `meanwhile` (e.g. changes
+   * to the database behind its back), and starts it again on the same
+   * address and database; the returned server replaces this one.
+   */
+  restart(meanwhile?: () => Promise<void>): Promise<KeyportServer>;
+}
+
+/** Where {@link startKeyport} listens and keeps its database. */
+export interface ServeOptions {
+  /** `host:port`; default `127.0.0.1:0`. */
+  readonly listen?: string;
+  /** An existing data directory to reuse; default a fresh one. */
+  readonly dataDir?: string;
 }
 
 /** The `[passkeys]` section of every test server; `{ KEYPORT_PASSKEYS__RP_ID: "" }` turns passkeys off. */
@@ -64,9 +80,9 @@ export function keyportBin(): string {
  *
  * @param env - Extra environment variables for the server.
  */
-export async function startKeyport(env: Record<string, string> = {}): Promise<KeyportServer> {
+export async function startKeyport(env: Record<string, string> = {}, serve: ServeOptions = {}): Promise<KeyportServer> {
   const bin = keyportBin();
-  const dataDir = await mkdtemp(join(tmpdir(), "keyport-ts-"));
+  const dataDir = serve.dataDir ?? (await mkdtemp(join(tmpdir(), "keyport-ts-")));
   const settings = {
     KEYPORT_HASHING__MEMORY_KIB: "1024",
     KEYPORT_HASHING__ITERATIONS: "1",
@@ -76,7 +92,7 @@ export async function startKeyport(env: Record<string, string> = {}): Promise<Ke
   };
   const child = spawn(
     bin,
-    ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"],
+    ["serve", "--listen", serve.listen ?? "127.0.0.1:0", "--data-dir", dataDir, "--log-format", "json"],
     { env: { ...process.env, ...settings }, stdio: ["ignore", "pipe", "pipe"] },
   );
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
@@ -90,7 +106,12 @@ export async function startKeyport(env: Record<string, string> = {}): Promise<Ke
   };
   try {
     const address = await waitForAddress(child, () => stderr);
-    return { address, dataDir, settings, stop };
+    const restart = async (meanwhile?: () => Promise<void>): Promise<KeyportServer> => {
+      await stopProcess(child, exited);
+      await meanwhile?.();
+      return startKeyport(env, { listen: address, dataDir });
+    };
+    return { address, pid: child.pid!, dataDir, settings, stop, restart };
   } catch (error) {
     await stop();
     throw error;

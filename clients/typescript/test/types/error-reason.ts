@@ -90,6 +90,7 @@ export function describe(err: unknown): string {
     case "SECOND_FACTOR_INVALID":
     case "PASSKEY_INVALID":
     case "PERMISSION_UNKNOWN":
+    case "AUDIENCE_NOT_ALLOWED":
       return "bad input";
     case "SLUG_TAKEN":
       return "exists";
@@ -126,6 +127,7 @@ export function describe(err: unknown): string {
     case "STEP_UP_REQUIRED":
     case "SECOND_FACTOR_NOT_ENROLLED":
     case "PASSKEYS_DISABLED":
+    case "ACCESS_TOKENS_DISABLED":
     case "INVITATION_INVALID":
     case "LAST_OWNER":
       return "refused";

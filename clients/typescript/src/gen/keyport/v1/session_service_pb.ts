@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file keyport/v1/session_service.proto.
  */
 export const file_keyport_v1_session_service: GenFile = /*@__PURE__*/
-  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJInoKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAEjAKCWNoYWxsZW5nZRgCIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlSABCCQoHb3V0Y29tZSJ+ChVDb21wbGV0ZVNpZ25JblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAMgASgJSAASHAoScGFzc2tleV9jcmVkZW50aWFsGAQgASgJSABCCAoGYW5zd2VyIl4KFkNvbXBsZXRlU2lnbkluUmVzcG9uc2USKQoHc2Vzc2lvbhgBIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhkKEWJhY2t1cF9jb2Rlc19sZWZ0GAIgASgNIhsKGVN0YXJ0UGFzc2tleVNpZ25JblJlcXVlc3QibwoaU3RhcnRQYXNza2V5U2lnbkluUmVzcG9uc2USEAoIY2VyZW1vbnkYASABKAkSDwoHb3B0aW9ucxgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChpGaW5pc2hQYXNza2V5U2lnbkluUmVxdWVzdBIQCghjZXJlbW9ueRgBIAEoCRISCgpjcmVkZW50aWFsGAIgASgJIkgKG0ZpbmlzaFBhc3NrZXlTaWduSW5SZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiKAoXU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkiWwoYU3RhcnRFbWFpbFNpZ25JblJlc3BvbnNlEg8KB2JpbmRpbmcYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0Eg8KB2JpbmRpbmcYASABKAkSDwoFdG9rZW4YAiABKAlIABIOCgRjb2RlGAMgASgJSABCBwoFcHJvb2YiqAEKGUZpbmlzaEVtYWlsU2lnbkluUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSEAoIbmV3X3VzZXIYAyABKAgSLgoJY2hhbGxlbmdlGAQgASgLMhsua2V5cG9ydC52MS5TaWduSW5DaGFsbGVuZ2UiIgoRR2V0U2Vzc2lvblJlcXVlc3QSDQoFdG9rZW4YASABKAkimwEKEkdldFNlc3Npb25SZXNwb25zZRIkCgdzZXNzaW9uGAEgASgLMhMua2V5cG9ydC52MS5TZXNzaW9uEh4KBHVzZXIYAiABKAsyEC5rZXlwb3J0LnYxLlVzZXISEQoJcmVmcmVzaGVkGAMgASgIEiwKCWNhY2hlX3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiIVChNMaXN0U2Vzc2lvbnNSZXF1ZXN0Ij0KFExpc3RTZXNzaW9uc1Jlc3BvbnNlEiUKCHNlc3Npb25zGAEgAygLMhMua2V5cG9ydC52MS5TZXNzaW9uIioKFFJldm9rZVNlc3Npb25SZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiFwoVUmV2b2tlU2Vzc2lvblJlc3BvbnNlIhwKGlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0IjcKG1Jldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRIYChByZXZva2VkX3Nlc3Npb25zGAEgASgNIhAKDlNpZ25PdXRSZXF1ZXN0IhEKD1NpZ25PdXRSZXNwb25zZSIbChlXYXRjaFNlc3Npb25FdmVudHNSZXF1ZXN0Is4CChpXYXRjaFNlc3Npb25FdmVudHNSZXNwb25zZRIoCgVyZWFkeRgBIAEoCzIXLmtleXBvcnQudjEuU3RyZWFtUmVhZHlIABI1Cg9zZXNzaW9uX3Jldm9rZWQYAiABKAsyGi5rZXlwb3J0LnYxLlNlc3Npb25SZXZva2VkSAASLwoMdXNlcl9jaGFuZ2VkGAMgASgLMhcua2V5cG9ydC52MS5Vc2VyQ2hhbmdlZEgAEioKCWhlYXJ0YmVhdBgEIAEoCzIVLmtleXBvcnQudjEuSGVhcnRiZWF0SAASMQoNcm9sZXNfY2hhbmdlZBgFIAEoCzIYLmtleXBvcnQudjEuUm9sZXNDaGFuZ2VkSAASNgoQYXBpX2tleXNfY2hhbmdlZBgGIAEoCzIaLmtleXBvcnQudjEuQXBpS2V5c0NoYW5nZWRIAEIHCgVldmVudCI2Cg5BcGlLZXlzQ2hhbmdlZBIQCghvd25lcl9pZBgBIAEoCRISCgphcGlfa2V5X2lkGAIgASgJIg4KDFJvbGVzQ2hhbmdlZCINCgtTdHJlYW1SZWFkeSILCglIZWFydGJlYXQywQgKDlNlc3Npb25TZXJ2aWNlEj8KBlNpZ25JbhIZLmtleXBvcnQudjEuU2lnbkluUmVxdWVzdBoaLmtleXBvcnQudjEuU2lnbkluUmVzcG9uc2USVwoOQ29tcGxldGVTaWduSW4SIS5rZXlwb3J0LnYxLkNvbXBsZXRlU2lnbkluUmVxdWVzdBoiLmtleXBvcnQudjEuQ29tcGxldGVTaWduSW5SZXNwb25zZRJjChJTdGFydFBhc3NrZXlTaWduSW4SJS5rZXlwb3J0LnYxLlN0YXJ0UGFzc2tleVNpZ25JblJlcXVlc3QaJi5rZXlwb3J0LnYxLlN0YXJ0UGFzc2tleVNpZ25JblJlc3BvbnNlEmYKE0ZpbmlzaFBhc3NrZXlTaWduSW4SJi5rZXlwb3J0LnYxLkZpbmlzaFBhc3NrZXlTaWduSW5SZXF1ZXN0Gicua2V5cG9ydC52MS5GaW5pc2hQYXNza2V5U2lnbkluUmVzcG9uc2USXQoQU3RhcnRFbWFpbFNpZ25JbhIjLmtleXBvcnQudjEuU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QaJC5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXNwb25zZRJgChFGaW5pc2hFbWFpbFNpZ25JbhIkLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0GiUua2V5cG9ydC52MS5GaW5pc2hFbWFpbFNpZ25JblJlc3BvbnNlEksKCkdldFNlc3Npb24SHS5rZXlwb3J0LnYxLkdldFNlc3Npb25SZXF1ZXN0Gh4ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVzcG9uc2USUQoMTGlzdFNlc3Npb25zEh8ua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXF1ZXN0GiAua2V5cG9ydC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJUCg1SZXZva2VTZXNzaW9uEiAua2V5cG9ydC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBohLmtleXBvcnQudjEuUmV2b2tlU2Vzc2lvblJlc3BvbnNlEmYKE1Jldm9rZU90aGVyU2Vzc2lvbnMSJi5rZXlwb3J0LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXF1ZXN0Gicua2V5cG9ydC52MS5SZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USQgoHU2lnbk91dBIaLmtleXBvcnQudjEuU2lnbk91dFJlcXVlc3QaGy5rZXlwb3J0LnYxLlNpZ25PdXRSZXNwb25zZRJlChJXYXRjaFNlc3Npb25FdmVudHMSJS5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1JlcXVlc3QaJi5rZXlwb3J0LnYxLldhdGNoU2Vzc2lvbkV2ZW50c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
+  fileDesc("CiBrZXlwb3J0L3YxL3Nlc3Npb25fc2VydmljZS5wcm90bxIKa2V5cG9ydC52MSIwCg1TaWduSW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJInoKDlNpZ25JblJlc3BvbnNlEisKB3Nlc3Npb24YASABKAsyGC5rZXlwb3J0LnYxLlNlc3Npb25HcmFudEgAEjAKCWNoYWxsZW5nZRgCIAEoCzIbLmtleXBvcnQudjEuU2lnbkluQ2hhbGxlbmdlSABCCQoHb3V0Y29tZSJ+ChVDb21wbGV0ZVNpZ25JblJlcXVlc3QSEQoJY2hhbGxlbmdlGAEgASgJEhMKCXRvdHBfY29kZRgCIAEoCUgAEhUKC2JhY2t1cF9jb2RlGAMgASgJSAASHAoScGFzc2tleV9jcmVkZW50aWFsGAQgASgJSABCCAoGYW5zd2VyIl4KFkNvbXBsZXRlU2lnbkluUmVzcG9uc2USKQoHc2Vzc2lvbhgBIAEoCzIYLmtleXBvcnQudjEuU2Vzc2lvbkdyYW50EhkKEWJhY2t1cF9jb2Rlc19sZWZ0GAIgASgNIhsKGVN0YXJ0UGFzc2tleVNpZ25JblJlcXVlc3QibwoaU3RhcnRQYXNza2V5U2lnbkluUmVzcG9uc2USEAoIY2VyZW1vbnkYASABKAkSDwoHb3B0aW9ucxgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJCChpGaW5pc2hQYXNza2V5U2lnbkluUmVxdWVzdBIQCghjZXJlbW9ueRgBIAEoCRISCgpjcmVkZW50aWFsGAIgASgJIkgKG0ZpbmlzaFBhc3NrZXlTaWduSW5SZXNwb25zZRIpCgdzZXNzaW9uGAEgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQiKAoXU3RhcnRFbWFpbFNpZ25JblJlcXVlc3QSDQoFZW1haWwYASABKAkiWwoYU3RhcnRFbWFpbFNpZ25JblJlc3BvbnNlEg8KB2JpbmRpbmcYASABKAkSLgoKZXhwaXJlc19hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVQoYRmluaXNoRW1haWxTaWduSW5SZXF1ZXN0Eg8KB2JpbmRpbmcYASABKAkSDwoFdG9rZW4YAiABKAlIABIOCgRjb2RlGAMgASgJSABCBwoFcHJvb2YiqAEKGUZpbmlzaEVtYWlsU2lnbkluUmVzcG9uc2USHgoEdXNlchgBIAEoCzIQLmtleXBvcnQudjEuVXNlchIpCgdzZXNzaW9uGAIgASgLMhgua2V5cG9ydC52MS5TZXNzaW9uR3JhbnQSEAoIbmV3X3VzZXIYAyABKAgSLgoJY2hhbGxlbmdlGAQgASgLMhsua2V5cG9ydC52MS5TaWduSW5DaGFsbGVuZ2UiIgoRR2V0U2Vzc2lvblJlcXVlc3QSDQoFdG9rZW4YASABKAkiOgoXSXNzdWVBY2Nlc3NUb2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkSEAoIYXVkaWVuY2UYAiABKAkiYAoYSXNzdWVBY2Nlc3NUb2tlblJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRIuCgpleHBpcmVzX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIQCg5HZXRKd2tzUmVxdWVzdCJLCg9HZXRKd2tzUmVzcG9uc2USDAoEandrcxgBIAEoCRIqCgdtYXhfYWdlGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIpsBChJHZXRTZXNzaW9uUmVzcG9uc2USJAoHc2Vzc2lvbhgBIAEoCzITLmtleXBvcnQudjEuU2Vzc2lvbhIeCgR1c2VyGAIgASgLMhAua2V5cG9ydC52MS5Vc2VyEhEKCXJlZnJlc2hlZBgDIAEoCBIsCgljYWNoZV90dGwYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iFQoTTGlzdFNlc3Npb25zUmVxdWVzdCI9ChRMaXN0U2Vzc2lvbnNSZXNwb25zZRIlCghzZXNzaW9ucxgBIAMoCzITLmtleXBvcnQudjEuU2Vzc2lvbiIqChRSZXZva2VTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIhcKFVJldm9rZVNlc3Npb25SZXNwb25zZSIcChpSZXZva2VPdGhlclNlc3Npb25zUmVxdWVzdCI3ChtSZXZva2VPdGhlclNlc3Npb25zUmVzcG9uc2USGAoQcmV2b2tlZF9zZXNzaW9ucxgBIAEoDSIQCg5TaWduT3V0UmVxdWVzdCIRCg9TaWduT3V0UmVzcG9uc2UiGwoZV2F0Y2hTZXNzaW9uRXZlbnRzUmVxdWVzdCLOAgoaV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2USKAoFcmVhZHkYASABKAsyFy5rZXlwb3J0LnYxLlN0cmVhbVJlYWR5SAASNQoPc2Vzc2lvbl9yZXZva2VkGAIgASgLMhoua2V5cG9ydC52MS5TZXNzaW9uUmV2b2tlZEgAEi8KDHVzZXJfY2hhbmdlZBgDIAEoCzIXLmtleXBvcnQudjEuVXNlckNoYW5nZWRIABIqCgloZWFydGJlYXQYBCABKAsyFS5rZXlwb3J0LnYxLkhlYXJ0YmVhdEgAEjEKDXJvbGVzX2NoYW5nZWQYBSABKAsyGC5rZXlwb3J0LnYxLlJvbGVzQ2hhbmdlZEgAEjYKEGFwaV9rZXlzX2NoYW5nZWQYBiABKAsyGi5rZXlwb3J0LnYxLkFwaUtleXNDaGFuZ2VkSABCBwoFZXZlbnQiNgoOQXBpS2V5c0NoYW5nZWQSEAoIb3duZXJfaWQYASABKAkSEgoKYXBpX2tleV9pZBgCIAEoCSIOCgxSb2xlc0NoYW5nZWQiDQoLU3RyZWFtUmVhZHkiCwoJSGVhcnRiZWF0MuQJCg5TZXNzaW9uU2VydmljZRI/CgZTaWduSW4SGS5rZXlwb3J0LnYxLlNpZ25JblJlcXVlc3QaGi5rZXlwb3J0LnYxLlNpZ25JblJlc3BvbnNlElcKDkNvbXBsZXRlU2lnbkluEiEua2V5cG9ydC52MS5Db21wbGV0ZVNpZ25JblJlcXVlc3QaIi5rZXlwb3J0LnYxLkNvbXBsZXRlU2lnbkluUmVzcG9uc2USYwoSU3RhcnRQYXNza2V5U2lnbkluEiUua2V5cG9ydC52MS5TdGFydFBhc3NrZXlTaWduSW5SZXF1ZXN0GiYua2V5cG9ydC52MS5TdGFydFBhc3NrZXlTaWduSW5SZXNwb25zZRJmChNGaW5pc2hQYXNza2V5U2lnbkluEiYua2V5cG9ydC52MS5GaW5pc2hQYXNza2V5U2lnbkluUmVxdWVzdBonLmtleXBvcnQudjEuRmluaXNoUGFzc2tleVNpZ25JblJlc3BvbnNlEl0KEFN0YXJ0RW1haWxTaWduSW4SIy5rZXlwb3J0LnYxLlN0YXJ0RW1haWxTaWduSW5SZXF1ZXN0GiQua2V5cG9ydC52MS5TdGFydEVtYWlsU2lnbkluUmVzcG9uc2USYAoRRmluaXNoRW1haWxTaWduSW4SJC5rZXlwb3J0LnYxLkZpbmlzaEVtYWlsU2lnbkluUmVxdWVzdBolLmtleXBvcnQudjEuRmluaXNoRW1haWxTaWduSW5SZXNwb25zZRJLCgpHZXRTZXNzaW9uEh0ua2V5cG9ydC52MS5HZXRTZXNzaW9uUmVxdWVzdBoeLmtleXBvcnQudjEuR2V0U2Vzc2lvblJlc3BvbnNlEl0KEElzc3VlQWNjZXNzVG9rZW4SIy5rZXlwb3J0LnYxLklzc3VlQWNjZXNzVG9rZW5SZXF1ZXN0GiQua2V5cG9ydC52MS5Jc3N1ZUFjY2Vzc1Rva2VuUmVzcG9uc2USQgoHR2V0SndrcxIaLmtleXBvcnQudjEuR2V0Sndrc1JlcXVlc3QaGy5rZXlwb3J0LnYxLkdldEp3a3NSZXNwb25zZRJRCgxMaXN0U2Vzc2lvbnMSHy5rZXlwb3J0LnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaIC5rZXlwb3J0LnYxLkxpc3RTZXNzaW9uc1Jlc3BvbnNlElQKDVJldm9rZVNlc3Npb24SIC5rZXlwb3J0LnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GiEua2V5cG9ydC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2USZgoTUmV2b2tlT3RoZXJTZXNzaW9ucxImLmtleXBvcnQudjEuUmV2b2tlT3RoZXJTZXNzaW9uc1JlcXVlc3QaJy5rZXlwb3J0LnYxLlJldm9rZU90aGVyU2Vzc2lvbnNSZXNwb25zZRJCCgdTaWduT3V0Ehoua2V5cG9ydC52MS5TaWduT3V0UmVxdWVzdBobLmtleXBvcnQudjEuU2lnbk91dFJlc3BvbnNlEmUKEldhdGNoU2Vzc2lvbkV2ZW50cxIlLmtleXBvcnQudjEuV2F0Y2hTZXNzaW9uRXZlbnRzUmVxdWVzdBomLmtleXBvcnQudjEuV2F0Y2hTZXNzaW9uRXZlbnRzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_keyport_v1_session, file_keyport_v1_user]);
 
 /**
  * Request of `SignIn`.
@@ -428,6 +428,110 @@ export const GetSessionRequestSchema: GenMessage<GetSessionRequest> = /*@__PURE_
   messageDesc(file_keyport_v1_session_service, 12);
 
 /**
+ * Request of `IssueAccessToken`.
+ *
+ * @generated from message keyport.v1.IssueAccessTokenRequest
+ */
+export type IssueAccessTokenRequest = Message<"keyport.v1.IssueAccessTokenRequest"> & {
+  /**
+   * The session token to exchange.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+
+  /**
+   * Who the access token is for (its `aud` claim): one of the server's
+   * `access_tokens.audiences`. Empty: the first of them.
+   *
+   * @generated from field: string audience = 2;
+   */
+  audience: string;
+};
+
+/**
+ * Describes the message keyport.v1.IssueAccessTokenRequest.
+ * Use `create(IssueAccessTokenRequestSchema)` to create a new message.
+ */
+export const IssueAccessTokenRequestSchema: GenMessage<IssueAccessTokenRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 13);
+
+/**
+ * Response of `IssueAccessToken`.
+ *
+ * @generated from message keyport.v1.IssueAccessTokenResponse
+ */
+export type IssueAccessTokenResponse = Message<"keyport.v1.IssueAccessTokenResponse"> & {
+  /**
+   * The signed JWT. Claims: `iss`, `sub` (the user id), `aud`, `exp`,
+   * `iat`, `nbf`, `jti`, `sid` (the session id), `roles`, and
+   * `permissions` when `access_tokens.include_permissions` is on. Header:
+   * `alg` (`EdDSA` or `ES256`), `typ` `at+jwt`, `kid`.
+   *
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * When it stops being valid (its `exp`).
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 2;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.IssueAccessTokenResponse.
+ * Use `create(IssueAccessTokenResponseSchema)` to create a new message.
+ */
+export const IssueAccessTokenResponseSchema: GenMessage<IssueAccessTokenResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 14);
+
+/**
+ * Request of `GetJwks`.
+ *
+ * @generated from message keyport.v1.GetJwksRequest
+ */
+export type GetJwksRequest = Message<"keyport.v1.GetJwksRequest"> & {
+};
+
+/**
+ * Describes the message keyport.v1.GetJwksRequest.
+ * Use `create(GetJwksRequestSchema)` to create a new message.
+ */
+export const GetJwksRequestSchema: GenMessage<GetJwksRequest> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 15);
+
+/**
+ * Response of `GetJwks`.
+ *
+ * @generated from message keyport.v1.GetJwksResponse
+ */
+export type GetJwksResponse = Message<"keyport.v1.GetJwksResponse"> & {
+  /**
+   * The JSON Web Key Set (RFC 7517), as JSON.
+   *
+   * @generated from field: string jwks = 1;
+   */
+  jwks: string;
+
+  /**
+   * How long it may be cached: keys are published at least this long
+   * before they sign.
+   *
+   * @generated from field: google.protobuf.Duration max_age = 2;
+   */
+  maxAge?: Duration | undefined;
+};
+
+/**
+ * Describes the message keyport.v1.GetJwksResponse.
+ * Use `create(GetJwksResponseSchema)` to create a new message.
+ */
+export const GetJwksResponseSchema: GenMessage<GetJwksResponse> = /*@__PURE__*/
+  messageDesc(file_keyport_v1_session_service, 16);
+
+/**
  * Response of `GetSession`.
  *
  * @generated from message keyport.v1.GetSessionResponse
@@ -469,7 +573,7 @@ export type GetSessionResponse = Message<"keyport.v1.GetSessionResponse"> & {
  * Use `create(GetSessionResponseSchema)` to create a new message.
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 13);
+  messageDesc(file_keyport_v1_session_service, 17);
 
 /**
  * Request of `ListSessions`.
@@ -484,7 +588,7 @@ export type ListSessionsRequest = Message<"keyport.v1.ListSessionsRequest"> & {
  * Use `create(ListSessionsRequestSchema)` to create a new message.
  */
 export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 14);
+  messageDesc(file_keyport_v1_session_service, 18);
 
 /**
  * Response of `ListSessions`.
@@ -505,7 +609,7 @@ export type ListSessionsResponse = Message<"keyport.v1.ListSessionsResponse"> & 
  * Use `create(ListSessionsResponseSchema)` to create a new message.
  */
 export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 15);
+  messageDesc(file_keyport_v1_session_service, 19);
 
 /**
  * Request of `RevokeSession`.
@@ -526,7 +630,7 @@ export type RevokeSessionRequest = Message<"keyport.v1.RevokeSessionRequest"> & 
  * Use `create(RevokeSessionRequestSchema)` to create a new message.
  */
 export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 16);
+  messageDesc(file_keyport_v1_session_service, 20);
 
 /**
  * Response of `RevokeSession`.
@@ -541,7 +645,7 @@ export type RevokeSessionResponse = Message<"keyport.v1.RevokeSessionResponse"> 
  * Use `create(RevokeSessionResponseSchema)` to create a new message.
  */
 export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 17);
+  messageDesc(file_keyport_v1_session_service, 21);
 
 /**
  * Request of `RevokeOtherSessions`.
@@ -556,7 +660,7 @@ export type RevokeOtherSessionsRequest = Message<"keyport.v1.RevokeOtherSessions
  * Use `create(RevokeOtherSessionsRequestSchema)` to create a new message.
  */
 export const RevokeOtherSessionsRequestSchema: GenMessage<RevokeOtherSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 18);
+  messageDesc(file_keyport_v1_session_service, 22);
 
 /**
  * Response of `RevokeOtherSessions`.
@@ -577,7 +681,7 @@ export type RevokeOtherSessionsResponse = Message<"keyport.v1.RevokeOtherSession
  * Use `create(RevokeOtherSessionsResponseSchema)` to create a new message.
  */
 export const RevokeOtherSessionsResponseSchema: GenMessage<RevokeOtherSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 19);
+  messageDesc(file_keyport_v1_session_service, 23);
 
 /**
  * Request of `SignOut`.
@@ -592,7 +696,7 @@ export type SignOutRequest = Message<"keyport.v1.SignOutRequest"> & {
  * Use `create(SignOutRequestSchema)` to create a new message.
  */
 export const SignOutRequestSchema: GenMessage<SignOutRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 20);
+  messageDesc(file_keyport_v1_session_service, 24);
 
 /**
  * Response of `SignOut`.
@@ -607,7 +711,7 @@ export type SignOutResponse = Message<"keyport.v1.SignOutResponse"> & {
  * Use `create(SignOutResponseSchema)` to create a new message.
  */
 export const SignOutResponseSchema: GenMessage<SignOutResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 21);
+  messageDesc(file_keyport_v1_session_service, 25);
 
 /**
  * Request of `WatchSessionEvents`.
@@ -622,7 +726,7 @@ export type WatchSessionEventsRequest = Message<"keyport.v1.WatchSessionEventsRe
  * Use `create(WatchSessionEventsRequestSchema)` to create a new message.
  */
 export const WatchSessionEventsRequestSchema: GenMessage<WatchSessionEventsRequest> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 22);
+  messageDesc(file_keyport_v1_session_service, 26);
 
 /**
  * One message of the `WatchSessionEvents` stream.
@@ -694,7 +798,7 @@ export type WatchSessionEventsResponse = Message<"keyport.v1.WatchSessionEventsR
  * Use `create(WatchSessionEventsResponseSchema)` to create a new message.
  */
 export const WatchSessionEventsResponseSchema: GenMessage<WatchSessionEventsResponse> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 23);
+  messageDesc(file_keyport_v1_session_service, 27);
 
 /**
  * API keys changed: one key (`api_key_id`), or every key of an owner.
@@ -723,7 +827,7 @@ export type ApiKeysChanged = Message<"keyport.v1.ApiKeysChanged"> & {
  * Use `create(ApiKeysChangedSchema)` to create a new message.
  */
 export const ApiKeysChangedSchema: GenMessage<ApiKeysChanged> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 24);
+  messageDesc(file_keyport_v1_session_service, 28);
 
 /**
  * The roles' grants changed: every cached decision is stale.
@@ -738,7 +842,7 @@ export type RolesChanged = Message<"keyport.v1.RolesChanged"> & {
  * Use `create(RolesChangedSchema)` to create a new message.
  */
 export const RolesChangedSchema: GenMessage<RolesChanged> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 25);
+  messageDesc(file_keyport_v1_session_service, 29);
 
 /**
  * First message of a `WatchSessionEvents` stream.
@@ -753,7 +857,7 @@ export type StreamReady = Message<"keyport.v1.StreamReady"> & {
  * Use `create(StreamReadySchema)` to create a new message.
  */
 export const StreamReadySchema: GenMessage<StreamReady> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 26);
+  messageDesc(file_keyport_v1_session_service, 30);
 
 /**
  * Periodic keep-alive of a `WatchSessionEvents` stream.
@@ -768,7 +872,7 @@ export type Heartbeat = Message<"keyport.v1.Heartbeat"> & {
  * Use `create(HeartbeatSchema)` to create a new message.
  */
 export const HeartbeatSchema: GenMessage<Heartbeat> = /*@__PURE__*/
-  messageDesc(file_keyport_v1_session_service, 27);
+  messageDesc(file_keyport_v1_session_service, 31);
 
 /**
  * Sessions: sign-in, validating a token, and a user's own sessions.
@@ -917,6 +1021,40 @@ export const SessionService: GenService<{
     methodKind: "unary";
     input: typeof GetSessionRequestSchema;
     output: typeof GetSessionResponseSchema;
+  },
+  /**
+   * Exchanges a live session for a short-lived signed access token (a JWT,
+   * RFC 9068 `at+jwt`) that services verify offline against the JWKS
+   * (`GetJwks`, or `GET /.well-known/jwks.json` on this port).
+   *
+   * For services that cannot call Keyport on each request. The token stays
+   * valid until it expires, whatever happens to the session meanwhile:
+   * keep its lifetime short (`access_tokens.ttl_secs`, 15 minutes by
+   * default) and use `WatchSessionEvents` where revocation must be
+   * immediate. Like `GetSession`, it takes the session token in the body.
+   * Reasons: those of `GetSession`, `API_KEY_NOT_ACCEPTED` for an API key,
+   * `AUDIENCE_NOT_ALLOWED`, `ACCESS_TOKENS_DISABLED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.IssueAccessToken
+   */
+  issueAccessToken: {
+    methodKind: "unary";
+    input: typeof IssueAccessTokenRequestSchema;
+    output: typeof IssueAccessTokenResponseSchema;
+  },
+  /**
+   * The public keys that verify access tokens, as a JSON Web Key Set: the
+   * same document as `GET /.well-known/jwks.json`. It holds the signing key,
+   * the next one (published before it signs), and earlier ones until the
+   * last token they signed has expired. Any caller may ask.
+   * Reasons: `ACCESS_TOKENS_DISABLED`.
+   *
+   * @generated from rpc keyport.v1.SessionService.GetJwks
+   */
+  getJwks: {
+    methodKind: "unary";
+    input: typeof GetJwksRequestSchema;
+    output: typeof GetJwksResponseSchema;
   },
   /**
    * Lists the calling user's live sessions, newest first.
