@@ -212,3 +212,38 @@ mod tests {
         assert!(SessionId::parse(&"*".repeat(SESSION_ID_LEN)).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A client's token either is exactly the format or is
+        /// `Unauthenticated`: never a panic, never another error.
+        #[test]
+        fn any_string_parses_or_is_unauthenticated(raw in "\\PC{0,100}|kp_[A-Za-z0-9_.=+/-]{0,80}") {
+            match SessionToken::parse(&raw) {
+                Ok(token) => prop_assert_eq!(token.expose(), raw),
+                Err(error) => prop_assert!(matches!(error, Error::Unauthenticated), "{error:?}"),
+            }
+        }
+
+        /// Changing any one character of a real token makes it another
+        /// token or no token: never the same session with the same secret.
+        #[test]
+        fn a_changed_character_is_another_token(index in 0usize..TOKEN_LEN, replacement in "[ -~]") {
+            let token = SessionToken::generate().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let wire = token.expose();
+            let mut changed: Vec<char> = wire.chars().collect();
+            let new = replacement.chars().next().unwrap_or('A');
+            prop_assume!(changed[index] != new);
+            changed[index] = new;
+            let changed: String = changed.into_iter().collect();
+            if let Ok(parsed) = SessionToken::parse(&changed) {
+                prop_assert!(parsed.id() != token.id() || !parsed.secret_hash().verify(&token.secret_hash()));
+            }
+        }
+    }
+}

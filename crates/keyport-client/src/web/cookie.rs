@@ -264,3 +264,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::CookieSettings;
+
+    proptest! {
+        /// Any `Cookie` header reads without panicking, and what is read is
+        /// the value of the session cookie itself, never of another cookie
+        /// whose name merely ends or starts the same.
+        #[test]
+        fn the_session_cookie_is_read_from_any_header(
+            others in prop::collection::vec(("[a-zA-Z_-]{1,20}", "[ -~]{0,20}"), 0..5),
+            token in "kp_[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}",
+            position in 0usize..6,
+        ) {
+            let settings = CookieSettings::default();
+            let mut pairs: Vec<String> = others
+                .iter()
+                .filter(|(name, _)| *name != settings.name)
+                .map(|(name, value)| format!("{name}={}", value.replace(';', ",")))
+                .collect();
+            pairs.push(format!("x{}=decoy", settings.name));
+            let at = position.min(pairs.len());
+            pairs.insert(at, format!("{}={token}", settings.name));
+            let header = pairs.join("; ");
+            prop_assert_eq!(settings.read(&header), Some(token.as_str()), "{}", header);
+        }
+
+        /// Junk never panics.
+        #[test]
+        fn junk_headers_are_read_safely(header in "\\PC{0,80}") {
+            let _ = CookieSettings::default().read(&header);
+        }
+    }
+}

@@ -364,3 +364,47 @@ mod tests {
         assert!(matches!(normalise("/a/b").0, Cow::Borrowed(_)), "a normal path is borrowed");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::{Pattern, normalise};
+
+    proptest! {
+        /// Any input parses or is refused, never panics; a normalised path
+        /// has no empty, `.` or `..` segment and no trailing `/`, and
+        /// normalising it again changes nothing (unless decoding made a new
+        /// escape, like `%%300` into `%00`: paths are decoded once, as
+        /// frameworks route them).
+        #[test]
+        fn normalising_is_total_and_idempotent(path in "[/a-z.%2fF0-9]{0,40}") {
+            let normal = normalise(&path);
+            let text = normal.0.as_ref();
+            prop_assert!(text.is_empty() || text.starts_with('/'), "{text:?}");
+            prop_assert!(!text.ends_with('/'), "{text:?}");
+            for segment in text.split('/').skip(1) {
+                prop_assert!(!matches!(segment, "" | "." | ".."), "{text:?}");
+            }
+            if !text.contains('%') {
+                let again = normalise(text);
+                prop_assert_eq!(again.0.as_ref(), text);
+            }
+            let _ = Pattern::parse(&path);
+        }
+
+        /// A rule for `/admin/**` covers every spelling of a path under
+        /// `/admin` that a framework would route there.
+        #[test]
+        fn no_spelling_slips_past_a_prefix_rule(
+            rest in "(/[a-z0-9]{1,8}){0,3}",
+            noise in prop::sample::select(vec!["", "/.", "/x/..", "//", "/./"]),
+            encode_first in any::<bool>(),
+        ) {
+            let rule = Pattern::parse("/admin/**").map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let head = if encode_first { "/%61dmin" } else { "/admin" };
+            let path = format!("{noise}{head}{rest}");
+            prop_assert!(rule.matches(&normalise(&path)), "{path} slipped past /admin/**");
+        }
+    }
+}

@@ -53,3 +53,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::safe_return_path;
+
+    proptest! {
+        /// Whatever comes in, what is accepted is a path on this site: one
+        /// leading slash, and no decoding of it reaches another host.
+        #[test]
+        fn an_accepted_path_never_leaves_the_site(raw in ".{0,64}|/[/\\\\%a-zA-Z0-9:@.?#=&_-]{0,48}") {
+            if let Some(path) = safe_return_path(&raw) {
+                prop_assert_eq!(path, raw.as_str());
+                prop_assert!(path.starts_with('/') && !path.starts_with("//"));
+                prop_assert!(!path.contains('\\'));
+                let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+                prop_assert!(!decoded.starts_with("//") && !decoded.contains('\\'), "{decoded}");
+                prop_assert!(!path.chars().any(|c| c.is_control() || c.is_whitespace()));
+            }
+        }
+
+        /// Plain local paths are kept.
+        #[test]
+        fn plain_local_paths_are_accepted(path in "/([a-z0-9_-]{1,16}(/[a-z0-9_-]{1,16}){0,4})?") {
+            prop_assert_eq!(safe_return_path(&path), Some(path.as_str()));
+        }
+    }
+}
