@@ -17,7 +17,6 @@ import (
 	"github.com/keyport/keyport/clients/go/accesstoken"
 	keyportv1 "github.com/keyport/keyport/clients/go/gen/keyport/v1"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // Keyport's own access tokens, verified by package accesstoken.
@@ -37,16 +36,16 @@ func accessTokenServer(t *testing.T, env ...string) (*keyport.Client, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	skipWithoutAccessTokens(t, c)
+	requireAccessTokens(t, c)
 	return c, srv.addr
 }
 
-// skipWithoutAccessTokens skips the test on a keyport older than access
-// tokens (IssueAccessToken and GetJwks are Unimplemented there).
-func skipWithoutAccessTokens(t *testing.T, c *keyport.Client) {
+// requireAccessTokens fails the test when the server under test cannot
+// serve the keys: these tests must never pass by not running.
+func requireAccessTokens(t *testing.T, c *keyport.Client) {
 	t.Helper()
-	if _, err := c.Sessions.GetJwks(t.Context(), &keyportv1.GetJwksRequest{}); status.Code(err) == codes.Unimplemented {
-		t.Skip("this keyport has no access tokens (GetJwks is Unimplemented)")
+	if _, err := c.Sessions.GetJwks(t.Context(), &keyportv1.GetJwksRequest{}); err != nil {
+		t.Fatalf("GetJwks on the test server: %v", err)
 	}
 }
 
@@ -229,10 +228,11 @@ func TestAccessTokensSurviveKeyRotation(t *testing.T) {
 
 func TestAccessTokensDisabled(t *testing.T) {
 	c := newClient(t)
-	skipWithoutAccessTokens(t, c)
 	_, up := signUp(t, c)
 	_, err := c.Sessions.IssueAccessToken(t.Context(), &keyportv1.IssueAccessTokenRequest{Token: up.GetSession().GetToken()})
 	wantError(t, "IssueAccessToken without [access_tokens]", err, codes.FailedPrecondition, keyport.ReasonAccessTokensDisabled)
+	_, err = c.Sessions.GetJwks(t.Context(), &keyportv1.GetJwksRequest{})
+	wantError(t, "GetJwks without [access_tokens]", err, codes.FailedPrecondition, keyport.ReasonAccessTokensDisabled)
 }
 
 func splitJWT(t *testing.T, token string) (header, payload, signature string) {
