@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, AsyncIterator, Iterator, Optional, Tuple
+from typing import Any, AsyncIterator, Iterator, List, Optional, Tuple
 
 import grpc
 import grpc.aio
@@ -145,6 +146,44 @@ def test_a_revoked_token_is_refused(cache: SessionCache, keyport_client: Keyport
         revoke(keyport_client, by=user.laptop, token=user.phone)
         wait_for(lambda: cache.lookup(user.phone) is None, what="the revocation reaching the cache")
         assert refused(stub, user.phone) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+
+
+def test_parallel_callers_racing_a_revocation(cache: SessionCache, keyport_client: KeyportClient) -> None:
+    """16 callers behind a barrier, each calling until refused, while the
+    session is revoked: every call started after the event reached the cache
+    is refused, and each caller sees its own principal until then."""
+    user = two_sessions(keyport_client)
+    barrier = threading.Barrier(17)
+    revoked = threading.Event()
+    late_passes: List[str] = []
+
+    def caller() -> int:
+        barrier.wait()
+        served = 0
+        while True:
+            after_event = revoked.is_set()
+            try:
+                _, email = call(stub, user.phone)
+            except grpc.RpcError as err:
+                assert error_reason(err) == "UNAUTHENTICATED", err
+                return served
+            assert email == user.email
+            served += 1
+            if after_event:
+                late_passes.append(email)
+            if served > 10_000:
+                return served
+
+    with service(KeyportServerInterceptor(cache)) as stub, ThreadPoolExecutor(max_workers=16) as pool:
+        assert call(stub, user.phone)[1] == user.email
+        calls = [pool.submit(caller) for _ in range(16)]
+        barrier.wait()
+        revoke(keyport_client, by=user.laptop, token=user.phone)
+        wait_for(lambda: cache.lookup(user.phone) is None, what="the revocation reaching the cache")
+        revoked.set()
+        served = [future.result(timeout=30) for future in calls]
+    assert late_passes == [], f"{len(late_passes)} calls passed after the revocation reached the cache"
+    assert all(count < 10_000 for count in served), "every caller was refused in the end"
 
 
 def test_permissions_are_required(cache: SessionCache, keyport_client: KeyportClient) -> None:
