@@ -29,6 +29,7 @@ on_both_backends!(
     forged_tampered_and_stale_tokens_are_refused,
     keys_rotate_with_overlap_and_old_ones_are_swept,
     replicas_making_the_first_key_at_once_share_one,
+    calls_cancelled_while_the_first_key_is_made_leave_one_usable_key,
     bad_requests_are_refused_with_their_reasons,
 );
 
@@ -298,6 +299,34 @@ async fn replicas_making_the_first_key_at_once_share_one(backend: Backend) -> Te
     let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await?.ok_or("no key")?;
     let sealed: String = row.try_get("", "sealed_private_key")?;
     assert!(sealed.starts_with("v1.") && sealed.split('.').count() == 3, "{sealed}");
+    Ok(())
+}
+
+async fn calls_cancelled_while_the_first_key_is_made_leave_one_usable_key(backend: Backend) -> TestResult {
+    let server = Arc::new(TestServer::start_with(backend, configure).await?);
+    let ann = server.sign_up("ann@example.com").await?;
+    // No key yet: eight calls start making it and are dropped mid-flight,
+    // at staggered moments, by their deadline.
+    let barrier = Arc::new(Barrier::new(8));
+    let calls = (0..8u64).map(|i| {
+        let (server, barrier, ann) = (server.clone(), barrier.clone(), ann.clone());
+        tokio::spawn(async move {
+            barrier.wait().await;
+            let _ = tokio::time::timeout(Duration::from_micros(200 * i), issue(&server, &ann, "")).await;
+        })
+    });
+    futures::future::try_join_all(calls).await?;
+    // The key's insert ran to its end on its own task, and the lock went
+    // with the cancelled callers: the next calls are served with one key.
+    let tokens = futures::future::try_join_all((0..4).map(|_| issue(&server, &ann, ""))).await?;
+    let kids: std::collections::BTreeSet<String> =
+        tokens.iter().map(|issued| kid(&issued.access_token)).collect::<Result<_, _>>()?;
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    assert_eq!(server.scalar("SELECT COUNT(*) FROM signing_keys").await?, 1);
+    let orders = verifier(&server, "orders")?;
+    for issued in &tokens {
+        orders.verify(&issued.access_token).await?;
+    }
     Ok(())
 }
 
