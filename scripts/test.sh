@@ -7,7 +7,9 @@
 #     own server with its initdb/pg_ctl/postgres, found via KEYPORT_PG_BIN;
 #   - the pinned buf from tools/package-lock.json (`npm ci` in tools/);
 #   - Mailpit, the SMTP server the mail tests start (`go install` into
-#     ~/.cache/keyport/bin, found by the tests there or via KEYPORT_MAILPIT).
+#     ~/.cache/keyport/bin, found by the tests there or via KEYPORT_MAILPIT);
+#   - promtool (Debian package `prometheus`), which lints the live metrics
+#     endpoint (or KEYPORT_PROMTOOL).
 #
 # `scripts/test.sh --quick` runs the Rust part only (cargo fmt, clippy and
 # every workspace test), for day-to-day work; CI runs everything.
@@ -107,6 +109,14 @@ ensure_openssl() {
   fi
 }
 
+# The metrics test lints the live endpoint with Prometheus' promtool.
+ensure_promtool() {
+  if [[ -z ${KEYPORT_PROMTOOL:-} ]] && ! command -v promtool >/dev/null 2>&1; then
+    banner "installing promtool (Debian package prometheus)"
+    apt_install prometheus
+  fi
+}
+
 ensure_go() {
   if ! command -v go >/dev/null 2>&1; then
     banner "installing Go (Debian package golang)"
@@ -201,6 +211,7 @@ main() {
   ensure_npm
   ensure_oidc_provider
   ensure_openssl
+  ensure_promtool
   ensure_go
   ensure_mailpit
   require_rust

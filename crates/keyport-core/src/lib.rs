@@ -25,6 +25,7 @@ pub mod events;
 mod hash_pool;
 pub mod mail;
 pub mod oauth;
+pub mod observe;
 pub mod organization;
 pub mod password;
 pub mod second_factor;

@@ -26,6 +26,7 @@ use crate::{
     email::Email,
     error::{Error, Result},
     hash_pool::HashPool,
+    observe,
 };
 
 /// Rules a new password must meet. No composition rules (NIST 800-63B
@@ -204,6 +205,11 @@ impl PasswordHasher {
         self.inner.limits.workers.max(1).saturating_sub(self.inner.permits.available_permits())
     }
 
+    /// Callers waiting for a hashing thread right now.
+    pub fn queued(&self) -> usize {
+        self.inner.waiting.load(Ordering::Acquire)
+    }
+
     /// Hashes a new password into a PHC string.
     pub async fn hash(&self, password: Password) -> Result<String> {
         let inner = Arc::clone(&self.inner);
@@ -234,10 +240,14 @@ impl PasswordHasher {
 
     /// Runs `work` on a hashing thread once a permit is free.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+        // A duration for a histogram, on tokio's clock like the wait itself.
+        let asked = tokio::time::Instant::now();
         let Some(permit) = self.admit().await else {
+            observe::hashing_rejected();
             tracing::warn!("password hashing pool saturated");
             return Err(Error::Overloaded);
         };
+        observe::hashing_waited(asked.elapsed());
         self.inner.pool.run(permit, work).await
     }
 

@@ -22,6 +22,7 @@ use crate::{
     api_key::{ApiKey, ApiKeyId, KeyHolder},
     clock::Timestamp,
     events::SessionEvent,
+    observe::{self, CacheKind},
     organization::OrganizationId,
     session::Session,
     token::SessionId,
@@ -77,12 +78,25 @@ impl ValidatedCache {
 
     /// The cached session and user, if cached less than `ttl` before `now`.
     pub(crate) fn get(&self, id: &SessionId, now: Timestamp) -> Option<(Session, User)> {
+        let hit = self.lookup(|entries| {
+            let (session, user, cached_at) = entries.by_session.get(id)?;
+            (now.duration_since(*cached_at) < self.ttl).then(|| (session.clone(), user.clone()))
+        });
+        observe::cache_lookup(CacheKind::Session, hit.is_some());
+        hit
+    }
+
+    /// `read` under the lock, or `None` while the cache is off.
+    fn lookup<T>(&self, read: impl FnOnce(&Entries) -> Option<T>) -> Option<T> {
         if !self.enabled.load(Ordering::Acquire) {
             return None;
         }
-        let entries = self.entries.lock().ok()?;
-        let (session, user, cached_at) = entries.by_session.get(id)?;
-        (now.duration_since(*cached_at) < self.ttl).then(|| (session.clone(), user.clone()))
+        read(&*self.entries.lock().ok()?)
+    }
+
+    /// Entries held now (sessions, API keys and users' memberships).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.lock().map(|entries| entries.len()).unwrap_or_default()
     }
 
     /// Caches a read made under `ticket`, unless an event came in between.
@@ -167,12 +181,12 @@ impl ValidatedCache {
 
     /// The cached key and owner, if cached less than `ttl` before `now`.
     pub(crate) fn get_key(&self, id: &ApiKeyId, now: Timestamp) -> Option<(ApiKey, KeyHolder)> {
-        if !self.enabled.load(Ordering::Acquire) {
-            return None;
-        }
-        let entries = self.entries.lock().ok()?;
-        let (key, holder, cached_at) = entries.by_key.get(id)?;
-        (now.duration_since(*cached_at) < self.ttl).then(|| (key.clone(), holder.clone()))
+        let hit = self.lookup(|entries| {
+            let (key, holder, cached_at) = entries.by_key.get(id)?;
+            (now.duration_since(*cached_at) < self.ttl).then(|| (key.clone(), holder.clone()))
+        });
+        observe::cache_lookup(CacheKind::ApiKey, hit.is_some());
+        hit
     }
 
     /// Caches a key read made under `ticket`, unless an event came in

@@ -19,6 +19,8 @@ use crate::{
     mail::Courier,
     malformed::MalformedRequestLayer,
     oversized::DiscardOversizedLayer,
+    prometheus,
+    rpc_metrics::RpcMetricsLayer,
     service::{self, Shared},
 };
 
@@ -52,6 +54,9 @@ pub enum StartError {
     /// `[access_tokens]` is wrong.
     #[error("{0}")]
     AccessTokens(String),
+    /// `[metrics]` is wrong.
+    #[error("{0}")]
+    Metrics(String),
     /// The second-factor settings are unusable.
     #[error("{0}")]
     SecondFactors(#[from] crate::second_factors::SecondFactorsError),
@@ -64,15 +69,18 @@ pub enum StartError {
 pub struct Keyport {
     config: Config,
     accounts: Accounts,
+    store: SeaStore,
     events: EventBus,
     relay: Option<PgEventRelay>,
     courier: Option<Courier>,
+    metrics: Option<TcpListener>,
 }
 
 impl Keyport {
     /// Opens the database (creating the SQLite data directory if needed),
     /// applies migrations and builds the use cases.
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        config.metrics.address().map_err(StartError::Metrics)?;
         let store = open_store(&config).await?;
         store.migrate().await?;
         let events = EventBus::new();
@@ -88,7 +96,7 @@ impl Keyport {
         let factors = &accounts_config.second_factors;
         accounts_config.second_factors.passkeys =
             config.passkeys.relying_party(&factors.issuer, factors.challenge_ttl)?.map(Arc::new);
-        let mut accounts = Accounts::new(Arc::new(store), clock, accounts_config)?
+        let mut accounts = Accounts::new(Arc::new(store.clone()), clock, accounts_config)?
             .with_events(Arc::new(events.clone()))
             .with_providers(providers);
         if let Some(counters) = counters {
@@ -107,7 +115,19 @@ impl Keyport {
             );
             None
         };
-        Ok(Self { config, accounts, events, relay, courier })
+        Ok(Self { config, accounts, store, events, relay, courier, metrics: None })
+    }
+
+    /// Binds the metrics listener of `[metrics] listen`, if set, and
+    /// returns its address (the port chosen for `:0`). [`Keyport::serve`]
+    /// binds it otherwise.
+    pub async fn bind_metrics(&mut self) -> Result<Option<std::net::SocketAddr>, StartError> {
+        if self.metrics.is_none()
+            && let Some(address) = self.config.metrics.address().map_err(StartError::Metrics)?
+        {
+            self.metrics = Some(TcpListener::bind(address).await?);
+        }
+        Ok(self.metrics.as_ref().map(TcpListener::local_addr).transpose()?)
     }
 
     /// The use cases, for in-process callers and tests.
@@ -118,11 +138,12 @@ impl Keyport {
     /// Serves gRPC on `listener` until `shutdown` resolves, then lets
     /// in-flight calls finish for up to `shutdown_grace_ms`.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), StartError> {
-        let Self { config, accounts, events, relay, courier } = self;
+        self.bind_metrics().await?;
+        let Self { config, accounts, store, events, relay, courier, metrics } = self;
         let server = &config.server;
         let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Shared {
@@ -139,7 +160,13 @@ impl Keyport {
         // Every task started here ends with `serve` (the set aborts them
         // when dropped), whichever way it returns.
         let jwks = JwksLayer::new(accounts.clone());
-        let mut background = spawn_background(&config, accounts, events, relay, health.clone());
+        let mut background = spawn_background(&config, accounts.clone(), events.clone(), relay, health.clone());
+        let measured = metrics.is_some();
+        if let Some(listener) = metrics {
+            prometheus::install();
+            let sampled = prometheus::Sampled { accounts: accounts.clone(), store, events, mail: courier.is_some() };
+            background.spawn(prometheus::serve(listener, sampled, stop_rx.clone()));
+        }
         if let Some(courier) = courier {
             background.spawn(courier.run(stop_rx.clone()));
         }
@@ -153,7 +180,7 @@ impl Keyport {
         let mut routes = api.into_routes().add_service(health_service);
         // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
         routes = routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
-        run(server, routes, jwks, listener, stop_rx).await
+        run(server, routes, jwks, measured, listener, stop_rx).await
     }
 }
 
@@ -185,6 +212,7 @@ async fn run(
     server: &crate::config::ServerConfig,
     routes: tonic::service::Routes,
     jwks: JwksLayer,
+    measured: bool,
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
@@ -203,6 +231,9 @@ async fn run(
         .layer(jwks)
         .layer(tower::util::option_layer(grpc_web::cors(&server.cors_allowed_origins)))
         .layer(tonic_web::GrpcWebLayer::new())
+        // Inside gRPC-web, so that browser calls count like the others, and
+        // outside the rewrites below, so that it counts what callers get.
+        .layer(tower::util::option_layer(measured.then_some(RpcMetricsLayer)))
         // Inside gRPC-web, so that browsers get the same answers.
         .layer(DiscardOversizedLayer)
         .layer(MalformedRequestLayer)
@@ -278,14 +309,11 @@ async fn open_store(config: &Config) -> Result<SeaStore, StartError> {
 /// file goes when no key is configured; `None` on PostgreSQL, whose
 /// replicas must be given one shared key.
 fn sqlite_dir(config: &Config) -> Option<std::path::PathBuf> {
-    let url = config.effective_database_url();
-    if Backend::of_url(&url) != Some(Backend::Sqlite) {
+    if Backend::of_url(&config.effective_database_url()) != Some(Backend::Sqlite) {
         return None;
     }
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-    let file = std::path::Path::new(path.split('?').next().unwrap_or_default());
-    match file.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !path.starts_with(":memory:") => Some(dir.to_path_buf()),
+    match config.sqlite_file().as_deref().and_then(std::path::Path::parent) {
+        Some(dir) if !dir.as_os_str().is_empty() => Some(dir.to_path_buf()),
         _ => Some(config.data_dir.clone()),
     }
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     access_tokens::AccessTokensConfig,
     mail::MailConfig,
+    prometheus::MetricsConfig,
     second_factors::{PasskeysConfig, SecondFactorsConfig},
 };
 
@@ -73,6 +74,8 @@ pub struct Config {
     pub organizations: OrganizationsConfig,
     /// Signed access tokens (JWTs) and their keys; off until `issuer` is set.
     pub access_tokens: AccessTokensConfig,
+    /// Prometheus metrics on a listener of their own; off until `listen` is set.
+    pub metrics: MetricsConfig,
 }
 
 /// The `[organizations]` section.
@@ -432,6 +435,7 @@ impl Default for Config {
             api_keys: ApiKeysConfig::default(),
             organizations: OrganizationsConfig::default(),
             access_tokens: AccessTokensConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -537,6 +541,7 @@ const KEYS: &[&str] = &[
     "api_keys",
     "organizations",
     "access_tokens",
+    "metrics",
 ];
 
 impl Config {
@@ -564,6 +569,14 @@ impl Config {
         } else {
             self.database_url.clone()
         }
+    }
+
+    /// The SQLite database file, `None` on PostgreSQL or in memory.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let url = self.effective_database_url();
+        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+        let file = path.split('?').next().unwrap_or_default();
+        (!file.is_empty() && !file.starts_with(":memory:")).then(|| PathBuf::from(file))
     }
 
     /// The identity rules these settings describe.

@@ -55,6 +55,11 @@ impl EventBus {
         self.sender.subscribe()
     }
 
+    /// Open subscriptions (`WatchSessionEvents` streams).
+    pub(crate) fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
     /// Whether events from every replica are arriving.
     pub(crate) fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)

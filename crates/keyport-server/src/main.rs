@@ -8,10 +8,12 @@ use keyport_core::SystemClock;
 use keyport_server::{
     Config, Keyport,
     admin_cli::{self, AdminCommand},
+    backup_cli,
     config::{LogFormat, Overrides},
-    telemetry,
+    health_probe, telemetry,
 };
 use tokio::net::TcpListener;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 /// Keyport: sign-up, sign-in and sessions over gRPC.
 #[derive(Debug, Parser)]
@@ -42,6 +44,22 @@ enum Command {
     Serve,
     /// Apply migrations and exit.
     Migrate,
+    /// Copy the SQLite database to PATH, a new file, consistently, while
+    /// the server may be serving from it (PostgreSQL: use pg_dump).
+    Backup {
+        /// Where to write the copy; must not exist.
+        path: PathBuf,
+    },
+    /// Put the backup at PATH in place as the SQLite database, which must
+    /// not exist: stop the server and move the old files aside first.
+    Restore {
+        /// The backup to restore (from `keyport backup`).
+        path: PathBuf,
+    },
+    /// Ask the server on the configured `listen` address (or `--listen`)
+    /// whether it is serving: exit 0 when it is, 1 when not (for container
+    /// health checks). Plaintext only.
+    Health,
     /// Administer users on the configured database, with the server running
     /// or not: create the first admin, grant and revoke roles, ban, list.
     Admin {
@@ -67,15 +85,50 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Command::Admin { command } = cli.command {
-        telemetry::init_for_tools();
-        return administer(command, config).await;
+    if let command @ (Command::Serve | Command::Migrate) = cli.command {
+        telemetry::init(config.log_format);
+        return match run(command, config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "keyport stopped");
+                ExitCode::FAILURE
+            }
+        };
     }
-    telemetry::init(config.log_format);
-    match run(cli.command, config).await {
-        Ok(()) => ExitCode::SUCCESS,
+    telemetry::init_for_tools();
+    match cli.command {
+        Command::Health => check_health(config.listen).await,
+        Command::Backup { path } => answer("backup", backup_cli::backup(&config, &path).await),
+        Command::Restore { path } => answer("restore", backup_cli::restore(&config, &path).await),
+        Command::Admin { command } => administer(command, config).await,
+        Command::Serve | Command::Migrate => ExitCode::SUCCESS,
+    }
+}
+
+/// Prints a tool's answer, or why it failed.
+fn answer(tool: &str, outcome: Result<String, impl std::fmt::Display>) -> ExitCode {
+    match outcome {
+        Ok(answer) => {
+            print!("{answer}");
+            ExitCode::SUCCESS
+        }
         Err(error) => {
-            tracing::error!(%error, "keyport stopped");
+            eprintln!("keyport {tool}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Probes the server's health service; prints the status.
+async fn check_health(listen: std::net::SocketAddr) -> ExitCode {
+    let address = health_probe::probe_address(listen);
+    match health_probe::probe(address).await {
+        Ok(status) => {
+            println!("{}", status.as_str_name());
+            if status == ServingStatus::Serving { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+        }
+        Err(error) => {
+            eprintln!("keyport health: {error}");
             ExitCode::FAILURE
         }
     }
@@ -90,29 +143,23 @@ async fn administer(command: AdminCommand, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match admin_cli::run(keyport.accounts(), command, std::io::stdin().lock()).await {
-        Ok(answer) => {
-            print!("{answer}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("keyport admin: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    answer("admin", admin_cli::run(keyport.accounts(), command, std::io::stdin().lock()).await)
 }
 
 async fn run(command: Command, config: Config) -> Result<(), keyport_server::StartError> {
     let listen = config.listen;
-    let keyport = Keyport::open(config, Arc::new(SystemClock)).await?;
+    let mut keyport = Keyport::open(config, Arc::new(SystemClock)).await?;
     match command {
         Command::Migrate => {
             tracing::info!("migrations applied");
             Ok(())
         }
-        Command::Admin { .. } => Ok(()),
+        Command::Admin { .. } | Command::Health | Command::Backup { .. } | Command::Restore { .. } => Ok(()),
         Command::Serve => {
             let listener = TcpListener::bind(listen).await?;
+            if let Some(address) = keyport.bind_metrics().await? {
+                tracing::info!(%address, path = keyport_server::prometheus::METRICS_PATH, "serving metrics");
+            }
             tracing::info!(address = %listener.local_addr()?, "keyport serving gRPC");
             keyport.serve(listener, shutdown_signal()).await?;
             tracing::info!("keyport stopped");

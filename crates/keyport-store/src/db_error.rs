@@ -17,8 +17,15 @@ pub(crate) fn classify(error: DbErr) -> StoreError {
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => is_connection_loss(e),
         _ => false,
     };
+    // Constraint outcomes above are answers; these are failures.
+    let kind = if unavailable { "unavailable" } else { "other" };
+    metrics::counter!(DB_ERRORS, "kind" => kind).increment(1);
     if unavailable { StoreError::Unavailable(error.to_string()) } else { StoreError::Other(error.to_string()) }
 }
+
+/// Database calls that failed, by `kind`: `unavailable` (connection lost,
+/// pool exhausted, SQLite busy) or `other`.
+pub const DB_ERRORS: &str = "keyport_db_errors_total";
 
 fn is_sqlite_busy(code: &str) -> bool {
     // SQLite's codes are short numbers whose low byte is the primary code;

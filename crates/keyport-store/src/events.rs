@@ -34,6 +34,9 @@ pub(crate) const CHANNEL: &str = "keyport_session_events";
 pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// How long without a heartbeat back before the relay counts as stalled.
 pub const STALL_AFTER: Duration = Duration::from_millis(1000);
+/// Round trips of this replica's heartbeats through PostgreSQL: how late
+/// the other replicas' events arrive.
+pub const RELAY_LAG: &str = "keyport_event_relay_lag_seconds";
 /// The detail field of a heartbeat notification.
 const HEARTBEAT_KIND: &str = "heartbeat";
 
@@ -72,7 +75,8 @@ impl PgEventRelay {
     /// [`Relayed::Resync`] and silence as [`Relayed::Stalled`].
     pub async fn listen(self, deliver: impl Fn(Relayed) + Send + Sync + 'static) {
         let deliver = Arc::new(deliver);
-        let echo = Arc::new(Echo { last: Mutex::new(Instant::now()), stalled: Default::default() });
+        let echo =
+            Arc::new(Echo { last: Mutex::new(Instant::now()), sent: Mutex::new(None), stalled: Default::default() });
         let heartbeats = tokio::spawn(self.clone().send_heartbeats(echo.clone(), deliver.clone()));
         let _stop_heartbeats = AbortOnDrop(heartbeats);
         let mut backoff = Duration::from_millis(100);
@@ -126,6 +130,7 @@ impl PgEventRelay {
                 tracing::warn!(silence = ?STALL_AFTER, "session event relay stalled; server caches off until it is back");
                 deliver(Relayed::Stalled);
             }
+            echo.sending();
             let send = sqlx::query("SELECT pg_notify($1, $2)").bind(CHANNEL).bind(&payload).execute(&self.pool);
             if let Ok(Err(error)) = tokio::time::timeout(HEARTBEAT, send).await {
                 tracing::debug!(%error, "could not send a session event heartbeat");
@@ -144,14 +149,27 @@ impl PgEventRelay {
 /// the relay is stalled.
 struct Echo {
     last: Mutex<Instant>,
+    /// When the heartbeat in flight was sent, to time its round trip.
+    sent: Mutex<Option<Instant>>,
     stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Echo {
+    /// Notes that a heartbeat is being sent.
+    fn sending(&self) {
+        if let Ok(mut sent) = self.sent.lock() {
+            *sent = Some(Instant::now());
+        }
+    }
+
     /// Records a heartbeat; true when it ends a stall.
     fn came_back(&self) -> bool {
+        let now = Instant::now();
+        if let Some(sent) = self.sent.lock().ok().and_then(|mut sent| sent.take()) {
+            metrics::histogram!(RELAY_LAG).record(now.duration_since(sent).as_secs_f64());
+        }
         if let Ok(mut last) = self.last.lock() {
-            *last = Instant::now();
+            *last = now;
         }
         self.stalled.swap(false, std::sync::atomic::Ordering::AcqRel)
     }

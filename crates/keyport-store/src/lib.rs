@@ -15,6 +15,7 @@
 mod api_keys;
 mod audit;
 mod backend;
+pub mod backup;
 mod counters;
 mod db_error;
 pub mod entity;
@@ -35,4 +36,5 @@ mod write;
 
 pub use backend::{Backend, StoreOptions};
 pub use counters::SharedCounters;
-pub use store::SeaStore;
+pub use db_error::DB_ERRORS;
+pub use store::{PoolStats, SeaStore};

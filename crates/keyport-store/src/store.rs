@@ -89,6 +89,22 @@ impl SeaStore {
         &self.origin
     }
 
+    /// The connection pool's use right now.
+    pub fn pool_stats(&self) -> PoolStats {
+        let (size, idle, max) = match self.backend {
+            Backend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+            Backend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+            }
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        PoolStats { in_use: size - idle, idle, max }
+    }
+
     /// The underlying connection, for tests and admin tooling.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
@@ -105,4 +121,15 @@ impl Store for SeaStore {
     async fn ping(&self) -> StoreResult<()> {
         self.db.ping().await.map_err(classify)
     }
+}
+
+/// How many of a pool's connections are open and busy ([`SeaStore::pool_stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections lent out to calls.
+    pub in_use: u32,
+    /// Open connections waiting for a call.
+    pub idle: u32,
+    /// The most the pool opens.
+    pub max: u32,
 }

@@ -268,6 +268,21 @@ impl Accounts {
         self.hasher.running()
     }
 
+    /// The levels a metrics scrape samples: hashing threads busy and callers
+    /// waiting for one, and entries in the session cache.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            hashes_running: self.hasher.running(),
+            hashes_queued: self.hasher.queued(),
+            cached_entries: self.cache.len(),
+        }
+    }
+
+    /// Mails in the outbox not yet sent nor failed for good.
+    pub async fn pending_mail(&self) -> Result<u64> {
+        Ok(self.mail_store().count_pending_mail().await?)
+    }
+
     /// Checks that storage answers.
     pub async fn ping(&self) -> Result<()> {
         Ok(self.store.ping().await?)
@@ -460,4 +475,15 @@ fn collect_violations<A, B>(a: Result<A>, b: Result<B>) -> Result<(A, B)> {
             Err(Error::InvalidArgument(violations))
         }
     }
+}
+
+/// Levels sampled by a metrics scrape ([`Accounts::gauges`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gauges {
+    /// Password hashes and verifications running on the hashing threads.
+    pub hashes_running: usize,
+    /// Callers waiting for a hashing thread.
+    pub hashes_queued: usize,
+    /// Sessions, API keys and memberships in the server's cache.
+    pub cached_entries: usize,
 }

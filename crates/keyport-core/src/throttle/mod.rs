@@ -16,6 +16,7 @@ use crate::{
     clock::Clock,
     email::Email,
     error::{Error, Result},
+    observe,
     store::CounterStore,
 };
 
@@ -122,7 +123,10 @@ impl Throttle {
         }
         match self.counters.take_token(&key, rate, self.clock.now()).await? {
             Ok(()) => Ok(()),
-            Err(retry_after) => Err(Error::RateLimited { retry_after }),
+            Err(retry_after) => {
+                observe::rate_limited(key.scope());
+                Err(Error::RateLimited { retry_after })
+            }
         }
     }
 
@@ -137,7 +141,11 @@ impl Throttle {
         if let Some(ip) = ip {
             keys.push((failures::address_key(ip), self.sign_ins.per_ip));
         }
-        Ok(self.counters.reserve_attempt(&keys, self.sign_ins.window, self.clock.now()).await?)
+        let reserved = self.counters.reserve_attempt(&keys, self.sign_ins.window, self.clock.now()).await?;
+        if reserved.is_err() {
+            observe::rate_limited("failed_sign_ins");
+        }
+        Ok(reserved)
     }
 
     /// Refunds a successful attempt. Only this attempt: earlier failures
