@@ -21,14 +21,53 @@ use crate::{
     principal::{Principal, SessionSummary, ValidatedSession, principal, summary},
 };
 
-/// The end user behind a call, forwarded to Keyport (which believes it only
-/// from peers listed in its `trusted_proxies`).
+/// The end user behind a call, forwarded to Keyport (which believes the
+/// address and agent only from peers listed in its `trusted_proxies`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     /// The end user's IP address.
     pub ip_address: Option<String>,
     /// The end user's user agent.
     pub user_agent: Option<String>,
+    /// The W3C trace context of the request being served, forwarded so
+    /// that Keyport's span joins its trace: `traceparent`, sent only when
+    /// well-formed ([`ClientInfo::with_trace_context`]).
+    pub traceparent: Option<String>,
+    /// The W3C `tracestate` that goes with `traceparent`.
+    pub tracestate: Option<String>,
+}
+
+/// The longest `tracestate` forwarded (W3C: 32 entries of at most 256 bytes
+/// may be cut to 512 bytes).
+const MAX_TRACESTATE: usize = 512;
+
+impl ClientInfo {
+    /// These details with the trace context of an incoming request, from
+    /// its `traceparent` and `tracestate` headers; a malformed
+    /// `traceparent` is dropped, and `tracestate` with it.
+    #[must_use]
+    pub fn with_trace_context(mut self, traceparent: Option<&str>, tracestate: Option<&str>) -> Self {
+        self.traceparent = traceparent.filter(|value| is_traceparent(value)).map(str::to_owned);
+        self.tracestate = self
+            .traceparent
+            .as_ref()
+            .and(tracestate)
+            .filter(|state| state.len() <= MAX_TRACESTATE && state.bytes().all(|b| (0x20..0x7f).contains(&b)))
+            .map(str::to_owned);
+        self
+    }
+}
+
+/// Whether `value` is a version-00 W3C `traceparent`:
+/// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`, lower case,
+/// with neither id all zeros.
+pub fn is_traceparent(value: &str) -> bool {
+    let parts: Vec<&str> = value.split('-').collect();
+    let hex =
+        |part: &str, len: usize| part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |part: &str| part.bytes().any(|b| b != b'0');
+    matches!(parts.as_slice(), [version, trace, span, flags]
+        if *version == "00" && hex(trace, 32) && hex(span, 16) && hex(flags, 2) && nonzero(trace) && nonzero(span))
 }
 
 /// A successful sign-in or sign-up.
@@ -838,6 +877,12 @@ impl KeyportClient {
         if let Some(agent) = &client.user_agent {
             insert("x-keyport-user-agent", agent);
         }
+        if let Some(parent) = &client.traceparent {
+            insert("traceparent", parent);
+            if let Some(state) = &client.tracestate {
+                insert("tracestate", state);
+            }
+        }
         request
     }
 
@@ -936,4 +981,33 @@ pub(crate) fn signed_in(grant: v1::SessionGrant) -> Result<SignedIn, Error> {
         return Err(Status::internal("session grant without user or session").into());
     };
     Ok(SignedIn { principal: principal(user, session), token: grant.token })
+}
+
+#[cfg(test)]
+mod trace_context_tests {
+    use super::*;
+
+    #[test]
+    fn only_version_00_traceparents_with_real_ids_pass() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert!(is_traceparent(good));
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0\n",
+        ] {
+            assert!(!is_traceparent(bad), "{bad}");
+        }
+        let long_state = "a=".to_owned() + &"b".repeat(MAX_TRACESTATE);
+        let info = ClientInfo::default().with_trace_context(Some(good), Some(&long_state));
+        assert_eq!((info.traceparent.as_deref(), info.tracestate), (Some(good), None));
+        let info = ClientInfo::default().with_trace_context(Some(good), Some("a=1\r\nx: y"));
+        assert_eq!(info.tracestate, None, "control characters are not forwarded");
+    }
 }

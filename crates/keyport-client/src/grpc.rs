@@ -113,7 +113,8 @@ async fn check(cache: &SessionCache, permissions: &[String], headers: &http::Hea
     let Some(token) = bearer(headers) else {
         return Err(refusal(Code::Unauthenticated, Reason::Unauthenticated, "no bearer token"));
     };
-    let client = ClientInfo::default();
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let client = ClientInfo::default().with_trace_context(header("traceparent"), header("tracestate"));
     if permissions.is_empty() {
         return cache.get_session(token, &client).await.map(|session| session.principal).map_err(forwarded);
     }

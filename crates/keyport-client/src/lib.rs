@@ -37,7 +37,7 @@ pub use authorization::Authorized;
 pub use cache::{CacheConfig, CacheStats, Decision, SessionCache};
 pub use client::{
     ClientBuilder, ClientInfo, EmailProof, FactorAnswer, FinishedOAuth, KeyportClient, OAuthCallback,
-    SecondFactorChallenge, SignInOutcome, SignUpOutcome, SignedIn, StartedEmailSignIn, StartedOAuth,
+    SecondFactorChallenge, SignInOutcome, SignUpOutcome, SignedIn, StartedEmailSignIn, StartedOAuth, is_traceparent,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Reason};

@@ -20,7 +20,7 @@ use crate::{
     malformed::MalformedRequestLayer,
     oversized::DiscardOversizedLayer,
     prometheus,
-    rpc_metrics::RpcMetricsLayer,
+    rpc_observer::RpcObserverLayer,
     service::{self, Shared},
 };
 
@@ -161,7 +161,6 @@ impl Keyport {
         // when dropped), whichever way it returns.
         let jwks = JwksLayer::new(accounts.clone());
         let mut background = spawn_background(&config, accounts.clone(), events.clone(), relay, health.clone());
-        let measured = metrics.is_some();
         if let Some(listener) = metrics {
             prometheus::install();
             let sampled = prometheus::Sampled { accounts: accounts.clone(), store, events, mail: courier.is_some() };
@@ -180,7 +179,7 @@ impl Keyport {
         let mut routes = api.into_routes().add_service(health_service);
         // v1alpha too: many tools (Postman, grpcui, Python's grpc_reflection) speak only that.
         routes = routes.add_service(reflection().build_v1()?).add_service(reflection().build_v1alpha()?);
-        run(server, routes, jwks, measured, listener, stop_rx).await
+        run(server, routes, jwks, listener, stop_rx).await
     }
 }
 
@@ -212,7 +211,6 @@ async fn run(
     server: &crate::config::ServerConfig,
     routes: tonic::service::Routes,
     jwks: JwksLayer,
-    measured: bool,
     listener: TcpListener,
     stop: watch::Receiver<bool>,
 ) -> Result<(), StartError> {
@@ -226,14 +224,14 @@ async fn run(
         // the idle timeout; dead ones are closed after the ping timeout.
         .http2_keepalive_interval(crate::config::ServerConfig::millis(server.http2_keepalive_interval_ms))
         .http2_keepalive_timeout(Some(Duration::from_millis(server.http2_keepalive_timeout_ms)))
-        .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+        .trace_fn(crate::telemetry::rpc_span)
         // Plain HTTP, so outside gRPC-web (which refuses it).
         .layer(jwks)
         .layer(tower::util::option_layer(grpc_web::cors(&server.cors_allowed_origins)))
         .layer(tonic_web::GrpcWebLayer::new())
         // Inside gRPC-web, so that browser calls count like the others, and
-        // outside the rewrites below, so that it counts what callers get.
-        .layer(tower::util::option_layer(measured.then_some(RpcMetricsLayer)))
+        // outside the rewrites below, so that it sees what callers get.
+        .layer(RpcObserverLayer)
         // Inside gRPC-web, so that browsers get the same answers.
         .layer(DiscardOversizedLayer)
         .layer(MalformedRequestLayer)

@@ -25,6 +25,7 @@ use crate::{
     mail::MailConfig,
     prometheus::MetricsConfig,
     second_factors::{PasskeysConfig, SecondFactorsConfig},
+    telemetry::TracingConfig,
 };
 
 /// Everything `keyport serve` can be told.
@@ -76,6 +77,8 @@ pub struct Config {
     pub access_tokens: AccessTokensConfig,
     /// Prometheus metrics on a listener of their own; off until `listen` is set.
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces over OTLP; off until `otlp_endpoint` is set.
+    pub tracing: TracingConfig,
 }
 
 /// The `[organizations]` section.
@@ -436,6 +439,7 @@ impl Default for Config {
             organizations: OrganizationsConfig::default(),
             access_tokens: AccessTokensConfig::default(),
             metrics: MetricsConfig::default(),
+            tracing: TracingConfig::default(),
         }
     }
 }
@@ -542,6 +546,7 @@ const KEYS: &[&str] = &[
     "organizations",
     "access_tokens",
     "metrics",
+    "tracing",
 ];
 
 impl Config {

@@ -21,7 +21,7 @@ mod malformed;
 mod oversized;
 pub mod prometheus;
 mod registry;
-mod rpc_metrics;
+mod rpc_observer;
 pub mod second_factors;
 pub mod service;
 pub mod status;

@@ -86,14 +86,19 @@ async fn main() -> ExitCode {
         }
     };
     if let command @ (Command::Serve | Command::Migrate) = cli.command {
-        telemetry::init(config.log_format);
-        return match run(command, config).await {
-            Ok(()) => ExitCode::SUCCESS,
+        let telemetry = match telemetry::init(config.log_format, &config.tracing) {
+            Ok(telemetry) => telemetry,
             Err(error) => {
-                tracing::error!(%error, "keyport stopped");
-                ExitCode::FAILURE
+                eprintln!("keyport: invalid configuration: {error}");
+                return ExitCode::from(2);
             }
         };
+        let outcome = run(command, config).await;
+        if let Err(error) = &outcome {
+            tracing::error!(%error, "keyport stopped");
+        }
+        telemetry.shutdown();
+        return if outcome.is_ok() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     }
     telemetry::init_for_tools();
     match cli.command {

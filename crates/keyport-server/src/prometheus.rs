@@ -16,7 +16,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
 use tokio::{net::TcpListener, sync::watch};
 
-use crate::{events::EventBus, rpc_metrics};
+use crate::{events::EventBus, rpc_observer};
 
 /// The path of the scrape endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -147,9 +147,9 @@ const BUILD_INFO: &str = "keyport_build_info";
 fn describe() {
     use keyport_core::observe;
 
-    describe_counter!(rpc_metrics::REQUESTS, "gRPC calls answered, by service, method and gRPC code.");
-    describe_histogram!(rpc_metrics::DURATION, Unit::Seconds, "Time to answer a gRPC call (to its response headers).");
-    describe_counter!(rpc_metrics::ERRORS, "gRPC calls refused, by service, method and Keyport's reason.");
+    describe_counter!(rpc_observer::REQUESTS, "gRPC calls answered, by service, method and gRPC code.");
+    describe_histogram!(rpc_observer::DURATION, Unit::Seconds, "Time to answer a gRPC call (to its response headers).");
+    describe_counter!(rpc_observer::ERRORS, "gRPC calls refused, by service, method and Keyport's reason.");
     describe_gauge!(HASHING_IN_FLIGHT, "Password hashes and verifications running on the hashing threads.");
     describe_gauge!(HASHING_QUEUED, "Callers waiting for a hashing thread.");
     describe_histogram!(observe::HASHING_WAIT, Unit::Seconds, "Time a hash waited for a hashing thread.");

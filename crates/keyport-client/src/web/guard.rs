@@ -800,7 +800,8 @@ impl Guard {
         self.token(request).map(|(token, _)| token)
     }
 
-    /// The end user's address and agent, to forward to Keyport.
+    /// The end user's address and agent, and the request's trace context,
+    /// to forward to Keyport.
     pub fn client_info(&self, request: &impl RequestView) -> ClientInfo {
         let forwarded = self
             .inner
@@ -815,7 +816,10 @@ impl Guard {
         ClientInfo {
             ip_address: forwarded.or_else(|| request.peer_ip()),
             user_agent: request.header("user-agent").map(str::to_owned),
+            ..ClientInfo::default()
         }
+        // The app's own span is not known here; its caller's trace is.
+        .with_trace_context(request.header("traceparent"), request.header("tracestate"))
     }
 
     fn token<'r>(&self, request: &'r impl RequestView) -> Option<(&'r str, Source)> {
@@ -1132,6 +1136,18 @@ mod tests {
     fn guard() -> Guard {
         let settings = AuthSettings::new(RouteRules::new().require_role("/admin", "admin").protect("/app")).shared();
         Guard::offline(settings, [("ann-token", Principal::for_tests("ann@example.com", &[]))])
+    }
+
+    #[test]
+    fn the_requests_trace_context_is_forwarded_when_well_formed() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let view = |headers| View { method: "GET", path: "/app", headers };
+        let info = guard().client_info(&view(vec![("traceparent", parent), ("tracestate", "vendor=1")]));
+        assert_eq!((info.traceparent.as_deref(), info.tracestate.as_deref()), (Some(parent), Some("vendor=1")));
+        let bad = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7";
+        let info = guard().client_info(&view(vec![("traceparent", bad), ("tracestate", "vendor=1")]));
+        assert_eq!((info.traceparent, info.tracestate), (None, None), "a broken parent takes its state with it");
+        assert_eq!(guard().client_info(&view(vec![])).traceparent, None);
     }
 
     /// The fields the span of one request ends up with.

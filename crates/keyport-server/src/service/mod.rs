@@ -98,6 +98,8 @@ impl Shared {
     /// The principal behind a user-scoped call, from its bearer token.
     async fn caller<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
         let token = bearer_token(request.metadata()).map_err(to_status)?;
-        self.accounts.authenticate(token).await.map_err(to_status)
+        let principal = self.accounts.authenticate(token).await.map_err(to_status)?;
+        crate::telemetry::record_user(&principal.user.id);
+        Ok(principal)
     }
 }

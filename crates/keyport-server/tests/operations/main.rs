@@ -6,6 +6,7 @@ mod backup;
 mod health;
 mod metrics;
 mod process;
+mod tracing;
 
 /// What every test here returns.
 type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;

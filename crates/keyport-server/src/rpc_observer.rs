@@ -1,9 +1,12 @@
-//! Per-RPC metrics: calls by code, latency, and refusals by Keyport's reason.
+//! What each call's answer was, for the metrics and the call's span:
+//! calls by code, latency, and refusals by Keyport's reason.
 //!
-//! A layer inside gRPC-web, so that browser calls are counted like the
-//! others, and outside the answer rewrites, so that it counts what callers
-//! receive. Only methods Keyport serves get their own labels; any other
-//! path is counted as `unknown`, so a scanner cannot grow the label set.
+//! A layer inside gRPC-web, so that browser calls are observed like the
+//! others, and outside the answer rewrites, so that it sees what callers
+//! receive. Only methods Keyport serves get their own names; any other
+//! path is `unknown`, so a scanner cannot grow the label set. Without a
+//! metrics recorder the counters are no-ops; without a trace exporter the
+//! span fields go nowhere.
 
 use std::{
     collections::HashMap,
@@ -90,25 +93,32 @@ fn method_of(path: &str) -> Method {
         .unwrap_or(UNKNOWN)
 }
 
-/// Counts and times every call; see the module docs.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct RpcMetricsLayer;
+/// The service and method names of a request path, `unknown` for a path
+/// Keyport does not serve.
+pub(crate) fn names_of(path: &str) -> (&'static str, &'static str) {
+    let Method { service, method } = method_of(path);
+    (service, method)
+}
 
-impl<S> Layer<S> for RpcMetricsLayer {
-    type Service = RpcMetrics<S>;
+/// Observes every call; see the module docs.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RpcObserverLayer;
+
+impl<S> Layer<S> for RpcObserverLayer {
+    type Service = RpcObserver<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcMetrics { inner }
+        RpcObserver { inner }
     }
 }
 
-/// The service of [`RpcMetricsLayer`].
+/// The service of [`RpcObserverLayer`].
 #[derive(Debug, Clone)]
-pub(crate) struct RpcMetrics<S> {
+pub(crate) struct RpcObserver<S> {
     inner: S,
 }
 
-impl<S> Service<Request<Body>> for RpcMetrics<S>
+impl<S> Service<Request<Body>> for RpcObserver<S>
 where
     S: Service<Request<Body>, Response = Response<Body>>,
 {
@@ -160,7 +170,10 @@ where
                     record(method, started, code_of(headers), Some(headers));
                 }
                 // The transport failed the call; it gets no gRPC answer.
-                Err(_) => record(method, started, 2, None),
+                Err(_) => {
+                    record(method, started, 2, None);
+                    tracing::Span::current().record("rpc.grpc.status_code", 2);
+                }
             }
         }
         Poll::Ready(answer)
@@ -177,15 +190,25 @@ fn code_of(headers: &HeaderMap) -> usize {
         .unwrap_or(0)
 }
 
+/// Records one answered call; `headers` are absent when the call ended
+/// without an answer (cancelled, or failed in the transport).
 fn record(method: Method, started: Instant, code: usize, headers: Option<&HeaderMap>) {
     let Method { service, method } = method;
     let code_name = CODES.get(code).copied().unwrap_or("UNKNOWN");
     metrics::counter!(REQUESTS, "service" => service, "method" => method, "code" => code_name).increment(1);
     metrics::histogram!(DURATION, "service" => service, "method" => method).record(started.elapsed().as_secs_f64());
-    if code != 0
-        && let Some(reason) = headers.and_then(reason_of)
-    {
+    let reason = if code == 0 { None } else { headers.and_then(reason_of) };
+    if let Some(reason) = reason {
         metrics::counter!(ERRORS, "service" => service, "method" => method, "reason" => reason).increment(1);
+    }
+    // Answered calls are observed while their span is entered (tonic enters
+    // it around each poll); a dropped call's span is not current here.
+    if headers.is_some() {
+        let span = tracing::Span::current();
+        span.record("rpc.grpc.status_code", code);
+        if let Some(reason) = reason {
+            span.record("keyport.reason", reason);
+        }
     }
 }
 
