@@ -238,6 +238,7 @@ main() {
   step "TypeScript SDK against a live server" bash clients/typescript/test.sh
   step "Python SDK against a live server" bash clients/python/test.sh
   step "Go SDK against a live server" bash clients/go/test.sh
+  step "deployment recipes (Helm chart, container, systemd, dashboard)" bash deploy/test.sh
   step "example apps in headless Chromium" bash examples/browser-test/test.sh
 
   banner "all checks passed"
