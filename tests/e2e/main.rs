@@ -21,6 +21,7 @@ mod counters;
 mod email_change;
 mod email_sign_in;
 mod failover;
+mod faults;
 mod grpc_layer;
 mod layering;
 mod mail;
@@ -35,6 +36,7 @@ mod sign_in;
 mod sign_up;
 mod tls;
 mod transport;
+mod upgrade;
 mod verified_sign_up;
 mod web;
 

@@ -167,6 +167,13 @@ impl TestServer {
         Ok(server)
     }
 
+    /// Starts a server on the database at `url` as it is (an SQLite
+    /// `sqlite://...?mode=rwc` URL or a PostgreSQL one), which the server
+    /// migrates: for databases a test prepared itself.
+    pub async fn start_on_database(url: &str, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
+        Self::start_on(tempfile::tempdir()?, url.to_owned(), configure, None, None).await
+    }
+
     /// Starts a server on a private PostgreSQL cluster that the test may stop.
     pub async fn start_on_cluster(cluster: &PgCluster, configure: impl FnOnce(&mut Config)) -> Result<Self, BoxError> {
         let url = cluster.create_database("keyport")?;

@@ -3,7 +3,7 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use keyport_core::{Accounts, Clock, store::StoreError};
-use keyport_store::{Backend, SeaStore, StoreOptions, events::PgEventRelay};
+use keyport_store::{Backend, Migrated, SeaStore, StoreOptions, events::PgEventRelay};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tonic::transport::{Certificate, Identity as TlsIdentity, Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
@@ -82,7 +82,14 @@ impl Keyport {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         config.metrics.address().map_err(StartError::Metrics)?;
         let store = open_store(&config).await?;
-        store.migrate().await?;
+        match store.migrate().await? {
+            Migrated::Current { applied: 0 } => tracing::info!("schema up to date"),
+            Migrated::Current { applied } => tracing::info!(applied, "migrations applied"),
+            Migrated::Newer { unknown } => tracing::warn!(
+                unknown = unknown.join(","),
+                "the schema is newer than this Keyport (a rolling upgrade?): serving it as it is"
+            ),
+        }
         let events = EventBus::new();
         let relay = PgEventRelay::new(&store);
         let providers = keyport_oauth::providers(&config.oauth.providers)?;

@@ -155,10 +155,8 @@ async fn run(command: Command, config: Config) -> Result<(), keyport_server::Sta
     let listen = config.listen;
     let mut keyport = Keyport::open(config, Arc::new(SystemClock)).await?;
     match command {
-        Command::Migrate => {
-            tracing::info!("migrations applied");
-            Ok(())
-        }
+        // Keyport::open migrated (and said what it did).
+        Command::Migrate => Ok(()),
         Command::Admin { .. } | Command::Health | Command::Backup { .. } | Command::Restore { .. } => Ok(()),
         Command::Serve => {
             let listener = TcpListener::bind(listen).await?;

@@ -10,17 +10,16 @@ use keyport_core::{
     Clock, SystemClock,
     store::{Store, StoreError, StoreResult},
 };
-use keyport_migration::Migrator;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection,
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
 };
-use sea_orm_migration::MigratorTrait;
 
 use crate::{
     backend::{Backend, StoreOptions},
     counters::SharedCounters,
     db_error::classify,
+    migrate::Migrated,
     session_lookup::SessionLookup,
 };
 
@@ -68,9 +67,12 @@ impl SeaStore {
         Ok(Self { db, backend, sessions, origin: SystemClock.now().uuid_v7().simple().to_string() })
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> StoreResult<()> {
-        Migrator::up(&self.db, None).await.map_err(classify)
+    /// Applies pending migrations; replicas starting together on
+    /// PostgreSQL take turns. A schema a newer Keyport migrated further is
+    /// left as it is, provided every migration of this build is applied
+    /// (an older replica restarting during a rolling upgrade).
+    pub async fn migrate(&self) -> StoreResult<Migrated> {
+        crate::migrate::migrate(&self.db, self.backend).await
     }
 
     /// The backend in use.

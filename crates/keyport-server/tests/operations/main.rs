@@ -1,8 +1,9 @@
 //! The `keyport` binary as an operator runs it: its metrics listener
-//! scraped and checked with `promtool`, `keyport health`, and `keyport
-//! backup` and `restore`.
+//! scraped and checked with `promtool`, `keyport health`, `keyport
+//! backup` and `restore`, and SQLite on a disk that fills up.
 
 mod backup;
+mod disk_full;
 mod health;
 mod metrics;
 mod process;

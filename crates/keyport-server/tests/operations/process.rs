@@ -25,7 +25,33 @@ impl Served {
     /// Starts `keyport serve` on SQLite in `data_dir`, with `env` set, and
     /// waits until it logs its gRPC address.
     pub(crate) async fn start(data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, BoxError> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keyport"))
+        Self::spawn(Command::new(env!("CARGO_BIN_EXE_keyport")), data_dir, env).await
+    }
+
+    /// Like [`Served::start`], with no file it writes allowed past
+    /// `max_file_kib` KiB (the soft `RLIMIT_FSIZE`): a disk that fills up.
+    /// Past it, writes fail with `EFBIG` (`SIGXFSZ` is ignored).
+    pub(crate) async fn start_limited(data_dir: &Path, max_file_kib: u64) -> Result<Self, BoxError> {
+        let mut command = Command::new("bash");
+        command
+            .args(["-c", r#"trap '' XFSZ; ulimit -S -f "$1"; shift; exec "$@""#, "keyport-limited"])
+            .arg(max_file_kib.to_string())
+            .arg(env!("CARGO_BIN_EXE_keyport"));
+        Self::spawn(command, data_dir, &[]).await
+    }
+
+    /// Lifts the file size limit of [`Served::start_limited`]: space freed.
+    pub(crate) async fn lift_file_limit(&self) -> Result<(), BoxError> {
+        let pid = self.child.id().ok_or("keyport has exited")?;
+        let status = Command::new("prlimit").arg(format!("--pid={pid}")).arg("--fsize=unlimited").status().await?;
+        if !status.success() {
+            return Err(format!("prlimit failed: {status}").into());
+        }
+        Ok(())
+    }
+
+    async fn spawn(mut command: Command, data_dir: &Path, env: &[(&str, &str)]) -> Result<Self, BoxError> {
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json", "serve"])
