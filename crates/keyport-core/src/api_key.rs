@@ -356,3 +356,96 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Length of a well-formed key: the prefix, the id, the dot, the secret.
+    const KEY_LEN: usize = API_KEY_PREFIX.len() + SESSION_ID_LEN + 1 + 43;
+
+    proptest! {
+        /// A client's key either is exactly the format, and then reads back
+        /// as the same id and secret, or is `Unauthenticated`: never a
+        /// panic, never another error. Besides any text, the inputs are
+        /// text of exactly a key's length (what passes the length check),
+        /// and keys of the right shape, some with the prefix in another
+        /// case or another separator (a random final character decodes
+        /// cleanly one time in four to sixteen, so both outcomes occur).
+        #[test]
+        fn any_string_parses_exactly_or_is_unauthenticated(
+            raw in prop_oneof![
+                "\\PC{0,100}",
+                "kpa_[A-Za-z0-9_.=+/-]{0,80}",
+                "\\PC{1,70}".prop_map(|text| {
+                    let mut text: String = text.chars().scan(0, |len, c| {
+                        *len += c.len_utf8();
+                        (*len <= KEY_LEN).then_some(c)
+                    }).collect();
+                    while text.len() < KEY_LEN {
+                        text.push('A');
+                    }
+                    text
+                }),
+                "kpa_[A-Za-z0-9_-]{22}\\.[A-Za-z0-9_-]{43}",
+                "[kK][pP][aA]_[A-Za-z0-9_-]{22}[.!][A-Za-z0-9_-]{43}",
+            ]
+        ) {
+            match ApiKeyToken::parse(&raw) {
+                Ok(key) => {
+                    prop_assert_eq!(key.expose(), raw.as_str());
+                    let (id, secret) = raw[API_KEY_PREFIX.len()..].split_once('.').unwrap_or_default();
+                    prop_assert_eq!(key.id().as_str(), id);
+                    prop_assert!(key.secret_hash().verify(&SecretHash::of(secret)));
+                    prop_assert!(ApiKeyId::parse(id).is_ok(), "the id of a key is a valid key id");
+                }
+                Err(error) => prop_assert!(matches!(error, Error::Unauthenticated), "{error:?}"),
+            }
+        }
+
+        /// Every key of the format parses, whatever its 128-bit id and
+        /// 256-bit secret: the parser refuses nothing it should take.
+        #[test]
+        fn every_well_formed_key_parses_back(id in any::<[u8; 16]>(), secret in any::<[u8; 32]>()) {
+            let (id, secret) = (URL_SAFE_NO_PAD.encode(id), URL_SAFE_NO_PAD.encode(secret));
+            let wire = format!("{API_KEY_PREFIX}{id}.{secret}");
+            let key = ApiKeyToken::parse(&wire).map_err(|e| TestCaseError::fail(format!("{wire}: {e:?}")))?;
+            prop_assert_eq!(key.id().as_str(), id.as_str());
+            prop_assert!(key.secret_hash().verify(&SecretHash::of(&secret)));
+            prop_assert_eq!(key.expose(), wire);
+        }
+
+        /// Changing any one character of a real key makes it another key or
+        /// no key: never the same key id with the same secret. Each case
+        /// changes every position in turn, mostly to base64url characters,
+        /// so that many changed keys still parse.
+        #[test]
+        fn a_changed_character_is_another_key(
+            replacements in proptest::collection::vec(
+                prop_oneof![3 => "[A-Za-z0-9_-]", 1 => "[ -~]", 1 => "\\PC"], KEY_LEN,
+            ),
+        ) {
+            let key = ApiKeyToken::generate().map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let wire: Vec<char> = key.expose().chars().collect();
+            prop_assert_eq!(wire.len(), KEY_LEN);
+            for (index, replacement) in replacements.iter().enumerate() {
+                let new = replacement.chars().next().unwrap_or('A');
+                if wire[index] == new {
+                    continue;
+                }
+                let mut changed = wire.clone();
+                changed[index] = new;
+                let changed: String = changed.into_iter().collect();
+                if let Ok(parsed) = ApiKeyToken::parse(&changed) {
+                    prop_assert!(
+                        parsed.id() != key.id() || !parsed.secret_hash().verify(&key.secret_hash()),
+                        "{changed} opens the same key"
+                    );
+                }
+            }
+        }
+    }
+}

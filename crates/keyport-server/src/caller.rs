@@ -171,3 +171,152 @@ mod tests {
         assert!(truncate_user_agent(&long).len() <= MAX_USER_AGENT_BYTES);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    use proptest::prelude::*;
+    use tonic::metadata::AsciiMetadataValue;
+
+    use super::*;
+
+    /// Addresses of every form: IPv4, IPv6, IPv4 mapped into IPv6.
+    fn address() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u16; 8]>().prop_map(IpAddr::from),
+            any::<[u8; 4]>().prop_map(|octets| IpAddr::V6(Ipv4Addr::from(octets).to_ipv6_mapped())),
+        ]
+    }
+
+    /// What a peer may put in `x-keyport-client-ip`: addresses, padded or
+    /// not, with ports or zones, near-addresses, runs thousands long, any
+    /// bytes (what a header cannot hold is not sent at all).
+    fn forwarded_ip() -> impl Strategy<Value = Vec<u8>> {
+        let text = prop_oneof![
+            (address(), "[ \t]{0,3}", "[ \t]{0,3}").prop_map(|(ip, before, after)| format!("{before}{ip}{after}")),
+            (address(), any::<u16>()).prop_map(|(ip, port)| SocketAddr::new(ip, port).to_string()),
+            (address(), "%[a-z0-9]{1,8}").prop_map(|(ip, zone)| format!("{ip}{zone}")),
+            (address(), address()).prop_map(|(a, b)| format!("{a}, {b}")),
+            "[0-9a-fA-F.:]{0,48}",
+            (address(), 1..4096usize).prop_map(|(ip, n)| format!("{ip}{}", "0".repeat(n))),
+            "\\PC{0,32}",
+        ];
+        prop_oneof![6 => text.prop_map(String::into_bytes), 1 => proptest::collection::vec(any::<u8>(), 0..64)]
+    }
+
+    /// A user agent as sent: printable, sometimes long, sometimes not ASCII.
+    fn user_agent() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof!["[ -~]{0,1200}", "\\PC{0,600}"].prop_map(String::into_bytes)
+    }
+
+    /// The address of a forwarded value, by the rule the resolver
+    /// documents: one IP address, surrounding whitespace aside.
+    fn spelled_address(value: &[u8]) -> Option<IpAddr> {
+        std::str::from_utf8(value).ok()?.trim().parse().ok()
+    }
+
+    /// A call from `peer` carrying whichever of the values a header can hold.
+    fn call(peer: IpAddr, forwarded_ip: &[u8], forwarded_agent: &[u8], own_agent: &[u8]) -> Request<()> {
+        let mut request = Request::new(());
+        request.extensions_mut().insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(SocketAddr::new(peer, 4000)),
+        });
+        for (key, value) in
+            [(CLIENT_IP_KEY, forwarded_ip), (USER_AGENT_KEY, forwarded_agent), ("user-agent", own_agent)]
+        {
+            if let Ok(value) = AsciiMetadataValue::try_from(value) {
+                request.metadata_mut().insert(key, value);
+            }
+        }
+        request
+    }
+
+    /// The peer, the trusted list, and whether the peer is on it (in its
+    /// own form or the other IPv4 form).
+    fn peer_and_proxies() -> impl Strategy<Value = (IpAddr, Vec<IpAddr>, bool)> {
+        (address(), proptest::collection::vec(address(), 0..3), any::<bool>(), any::<bool>()).prop_map(
+            |(peer, mut proxies, listed, other_form)| {
+                if listed {
+                    let entry = match (peer.to_canonical(), other_form) {
+                        (IpAddr::V4(v4), true) => IpAddr::V6(v4.to_ipv6_mapped()),
+                        (canonical, true) => canonical,
+                        (_, false) => peer,
+                    };
+                    proxies.push(entry);
+                }
+                let trusted = proxies.iter().any(|proxy| proxy.to_canonical() == peer.to_canonical());
+                (peer, proxies, trusted)
+            },
+        )
+    }
+
+    proptest! {
+        /// Whatever an untrusted peer sends, the call is reported as the
+        /// peer's own address with the peer's own user agent.
+        #[test]
+        fn an_untrusted_peer_is_its_own_client(
+            (peer, proxies, _) in peer_and_proxies(),
+            ip in forwarded_ip(),
+            agent in user_agent(),
+            own in user_agent(),
+        ) {
+            let mut proxies = proxies;
+            proxies.retain(|proxy| proxy.to_canonical() != peer.to_canonical());
+            let request = call(peer, &ip, &agent, &own);
+            let resolver = ClientResolver::new(proxies);
+            prop_assert!(!resolver.is_trusted(&request));
+            let info = resolver.resolve(&request);
+            prop_assert_eq!(info.ip_address, Some(peer.to_canonical().to_string()));
+            let own = std::str::from_utf8(&own).ok().filter(|own| own.is_ascii() && !own.is_empty());
+            match (info.user_agent.as_deref(), own) {
+                (Some(reported), Some(own)) => prop_assert!(own.starts_with(reported), "{reported:?}"),
+                (reported, own) => prop_assert!(reported.is_none() && own.is_none(), "{reported:?} {own:?}"),
+            }
+        }
+
+        /// From a trusted peer, a forwarded value that is one IP address
+        /// is the client, in canonical form; anything else (a port, a zone,
+        /// a list, a long run, junk, bytes) is ignored for the peer's own.
+        #[test]
+        fn a_trusted_peer_forwards_an_address_or_nothing(
+            (peer, proxies, trusted) in peer_and_proxies(),
+            ip in forwarded_ip(),
+        ) {
+            let mut proxies = proxies;
+            if !trusted {
+                proxies.push(peer);
+            }
+            let request = call(peer, &ip, b"", b"");
+            let resolver = ClientResolver::new(proxies);
+            prop_assert!(resolver.is_trusted(&request));
+            let expected = spelled_address(&ip).unwrap_or(peer).to_canonical();
+            prop_assert_eq!(resolver.resolve(&request).ip_address, Some(expected.to_string()));
+        }
+
+        /// The user agent reported is the forwarded one for a trusted peer
+        /// and the peer's own otherwise; at most 512 bytes of it, whole if
+        /// it fits, and never one the headers did not carry.
+        #[test]
+        fn user_agents_are_the_right_one_and_bounded(
+            (peer, proxies, trusted) in peer_and_proxies(),
+            agent in user_agent(),
+            own in user_agent(),
+        ) {
+            let request = call(peer, b"", &agent, &own);
+            let info = ClientResolver::new(proxies).resolve(&request);
+            let sent = if trusted { &agent } else { &own };
+            let sent = std::str::from_utf8(sent).ok().filter(|sent| sent.is_ascii() && !sent.is_empty());
+            match (info.user_agent.as_deref(), sent) {
+                (Some(reported), Some(sent)) => {
+                    prop_assert!(reported.len() <= MAX_USER_AGENT_BYTES, "{} bytes", reported.len());
+                    prop_assert!(sent.starts_with(reported));
+                    prop_assert_eq!(reported.len(), sent.len().min(MAX_USER_AGENT_BYTES));
+                }
+                (reported, sent) => prop_assert!(reported.is_none() && sent.is_none(), "{reported:?} {sent:?}"),
+            }
+        }
+    }
+}

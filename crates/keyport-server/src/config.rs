@@ -739,3 +739,302 @@ mod tests {
         assert_eq!(config.effective_database_url(), "sqlite://keyport-data/keyport.db?mode=rwc");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's own signature
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A setting: its section (empty at the top level), its key, and its
+    /// default, whose TOML type is the type the key wants.
+    #[derive(Debug, Clone)]
+    struct Setting {
+        section: String,
+        key: String,
+        default: toml::Value,
+    }
+
+    impl Setting {
+        /// The dotted path, as an error names it.
+        fn path(&self) -> String {
+            if self.section.is_empty() { self.key.clone() } else { format!("{}.{}", self.section, self.key) }
+        }
+
+        /// The environment variable that sets it.
+        fn env_var(&self) -> String {
+            format!("KEYPORT_{}", self.path().replace('.', "__").to_uppercase())
+        }
+
+        /// A file that sets it to `value` (TOML).
+        fn file(&self, value: &str) -> String {
+            match self.section.as_str() {
+                "" => format!("{} = {value}\n", self.key),
+                section => format!("[{section}]\n{} = {value}\n", self.key),
+            }
+        }
+    }
+
+    /// Every top-level key and every key of a section, read off the
+    /// defaults so that a new key is covered without editing this list.
+    fn settings() -> Vec<Setting> {
+        let Ok(defaults) = toml::Table::try_from(Config::default()) else { return Vec::new() };
+        let mut settings = Vec::new();
+        for (key, default) in defaults {
+            match default {
+                toml::Value::Table(section) => settings.extend(section.into_iter().map(|(sub, default)| Setting {
+                    section: key.clone(),
+                    key: sub,
+                    default,
+                })),
+                default => settings.push(Setting { section: String::new(), key, default }),
+            }
+        }
+        settings
+    }
+
+    /// The sections (the top-level keys that are tables) and their keys.
+    fn sections() -> Vec<(String, Vec<String>)> {
+        let mut sections: Vec<(String, Vec<String>)> = Vec::new();
+        for setting in settings().into_iter().filter(|setting| !setting.section.is_empty()) {
+            match sections.last_mut() {
+                Some((section, keys)) if *section == setting.section => keys.push(setting.key),
+                _ => sections.push((setting.section, vec![setting.key])),
+            }
+        }
+        sections
+    }
+
+    /// TOML values of another type than `default`'s, none of which serde
+    /// or figment turns into that type. (No array for a table: serde reads
+    /// a struct from a sequence too.)
+    fn wrong_value(default: &toml::Value) -> BoxedStrategy<String> {
+        let string = "\"[a-z]{1,8}\"".boxed();
+        let integer = "[1-9][0-9]{0,8}".boxed();
+        let array = prop_oneof![Just("[]".to_owned()), Just("[1, 2]".to_owned()), Just("[\"a\"]".to_owned())].boxed();
+        let boolean = prop_oneof![Just("true".to_owned()), Just("false".to_owned())].boxed();
+        let table = Just("{ a = 1 }".to_owned()).boxed();
+        match default {
+            toml::Value::Integer(_) => prop_oneof![string, boolean, array, table, Just("1.5".to_owned())].boxed(),
+            toml::Value::Float(_) => prop_oneof![string, boolean, array, table].boxed(),
+            toml::Value::Boolean(_) => prop_oneof![string, integer, array, table].boxed(),
+            toml::Value::String(_) => prop_oneof![integer, boolean, array, table].boxed(),
+            toml::Value::Array(_) => prop_oneof![string, integer, boolean, table].boxed(),
+            toml::Value::Table(_) | toml::Value::Datetime(_) => prop_oneof![string, integer, boolean].boxed(),
+        }
+    }
+
+    /// What `keyport serve` would load from `file` (if any) and `env`, in a
+    /// jail (a scratch directory and environment): the configuration, or
+    /// the error as a user reads it.
+    fn load(file: Option<&str>, env: &[(String, String)]) -> Result<Result<Config, String>, TestCaseError> {
+        let mut outcome = None;
+        figment::Jail::try_with(|jail| {
+            let path = match file {
+                Some(text) => {
+                    jail.create_file("keyport.toml", text)?;
+                    Some(std::path::Path::new("keyport.toml"))
+                }
+                None => None,
+            };
+            for (key, value) in env {
+                jail.set_env(key, value);
+            }
+            outcome = Some(Config::load(path, &Overrides::default()).map_err(|error| error.to_string()));
+            Ok(())
+        })
+        .map_err(|error| TestCaseError::fail(format!("jail: {error}")))?;
+        outcome.ok_or_else(|| TestCaseError::fail("the jail did not run"))
+    }
+
+    /// Whether `message` says which key is wrong, as figment names it: the
+    /// file's `default.<path>` or the environment's `<PATH>`, possibly
+    /// followed by what inside the value is wrong (an enum's variant).
+    fn names_key(message: &str, path: &str) -> bool {
+        let message = message.to_lowercase();
+        [format!("for key \"default.{path}"), format!("for key \"{path}")].iter().any(|named| {
+            message
+                .match_indices(named.as_str())
+                .any(|(at, _)| matches!(message[at + named.len()..].chars().next(), Some('"' | '.')))
+        })
+    }
+
+    /// Names of keys and sections, known ones and others, plain and dotted.
+    fn toml_key() -> impl Strategy<Value = String> {
+        let known: Vec<String> = settings()
+            .iter()
+            .flat_map(|setting| [setting.section.clone(), setting.key.clone(), setting.path()])
+            .filter(|name| !name.is_empty())
+            .collect();
+        prop_oneof![4 => proptest::sample::select(known), 1 => "[a-z_]{1,12}", 1 => "\\PC{0,8}"]
+    }
+
+    /// Values of every TOML kind, well-formed or nearly.
+    fn toml_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "-?[0-9]{1,25}",
+            "[0-9]{1,5}\\.[0-9]{0,3}",
+            Just("true".to_owned()),
+            "\"[^\"\\\\\n]{0,16}\"",
+            "'[^'\n]{0,16}'",
+            "\\[[0-9a-z\", \\[\\]]{0,16}\\]?",
+            "\\{[a-z0-9 =\",]{0,16}\\}?",
+            "[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}Z)?",
+            "[0-9.:\\[\\]a-f]{0,24}",
+            "\\PC{0,12}",
+        ]
+    }
+
+    /// A value of `default`'s type: any integer a `u8` holds (the
+    /// narrowest key, `tracing.sample_percent`), any boolean; strings, arrays
+    /// and tables keep their default (their own rules are not this test's).
+    fn right_value(default: &toml::Value) -> BoxedStrategy<toml::Value> {
+        match default {
+            toml::Value::Integer(_) => (0..=i64::from(u8::MAX)).prop_map(toml::Value::Integer).boxed(),
+            toml::Value::Boolean(_) => any::<bool>().prop_map(toml::Value::Boolean).boxed(),
+            other => Just(other.clone()).boxed(),
+        }
+    }
+
+    /// A well-formed file setting some keys to values of their type, and
+    /// those keys with their values.
+    fn well_formed_file() -> impl Strategy<Value = (String, Vec<(Setting, toml::Value)>)> {
+        proptest::sample::subsequence(settings(), 0..=12)
+            .prop_flat_map(|chosen| {
+                let values: Vec<_> = chosen.iter().map(|setting| right_value(&setting.default)).collect();
+                (Just(chosen), values)
+            })
+            .prop_map(|(chosen, values)| {
+                let set: Vec<(Setting, toml::Value)> = chosen.into_iter().zip(values).collect();
+                let mut file = toml::Table::new();
+                for (setting, value) in &set {
+                    let table = match setting.section.as_str() {
+                        "" => &mut file,
+                        section => {
+                            match file.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new())) {
+                                toml::Value::Table(table) => table,
+                                _ => continue,
+                            }
+                        }
+                    };
+                    table.insert(setting.key.clone(), value.clone());
+                }
+                (toml::to_string(&file).unwrap_or_default(), set)
+            })
+    }
+
+    /// A TOML-ish file: section headers, arrays of tables, assignments and
+    /// junk, one a line.
+    fn toml_text() -> impl Strategy<Value = String> {
+        let line = prop_oneof![
+            2 => toml_key().prop_map(|name| format!("[{name}]")),
+            1 => toml_key().prop_map(|name| format!("[[{name}]]")),
+            6 => (toml_key(), toml_value()).prop_map(|(name, value)| format!("{name} = {value}")),
+            1 => "\\PC{0,24}",
+        ];
+        proptest::collection::vec(line, 0..12).prop_map(|lines| lines.join("\n"))
+    }
+
+    /// `KEYPORT_*` variables: known settings in any case, unknown ones,
+    /// odd separators; values of every kind, control characters included.
+    /// (No NUL: no environment holds one.)
+    fn env_vars() -> impl Strategy<Value = Vec<(String, String)>> {
+        let known: Vec<String> = settings().iter().map(Setting::env_var).collect();
+        let name = prop_oneof![
+            4 => proptest::sample::select(known.clone()),
+            2 => proptest::sample::select(known).prop_map(|name| name.to_lowercase().replacen("keyport_", "KEYPORT_", 1)),
+            2 => "[A-Za-z0-9_.]{0,16}(__[A-Za-z0-9_.]{0,12}){0,3}".prop_map(|rest| format!("KEYPORT_{rest}")),
+        ];
+        let value = prop_oneof![toml_value(), "\\PC{0,24}"].prop_map(|value| value.replace('\0', ""));
+        proptest::collection::vec((name, value), 0..6)
+    }
+
+    proptest! {
+        /// Whatever the file holds, loading it is a configuration or an
+        /// error, never a panic.
+        #[test]
+        fn any_file_loads_or_is_an_error(text in toml_text()) {
+            let _ = load(Some(&text), &[])?;
+        }
+
+        /// A file of values of the right types loads, each key as written
+        /// and the others at their defaults; and what loads can be written
+        /// back as a file that loads the same.
+        #[test]
+        fn a_well_formed_file_loads_as_written((text, set) in well_formed_file()) {
+            let config = load(Some(&text), &[])?.map_err(TestCaseError::fail)?;
+            let loaded = toml::Table::try_from(&config).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let mut expected = toml::Table::try_from(Config::default()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            for (setting, value) in set {
+                match setting.section.as_str() {
+                    "" => expected.insert(setting.key, value),
+                    section => expected.get_mut(section).and_then(toml::Value::as_table_mut).and_then(|table| table.insert(setting.key, value)),
+                };
+            }
+            prop_assert_eq!(&loaded, &expected, "{}", text);
+            let written = toml::to_string(&config).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(load(Some(&written), &[])?, Ok(config), "{}", written);
+        }
+
+        /// Whatever `KEYPORT_*` variables are set, loading is a
+        /// configuration or an error, never a panic.
+        #[test]
+        fn any_environment_loads_or_is_an_error(env in env_vars()) {
+            let _ = load(None, &env)?;
+        }
+
+        /// A value of the wrong type for a known key, in the file or in the
+        /// environment, is an error that names that key.
+        #[test]
+        fn a_wrong_type_is_an_error_naming_the_key(
+            (setting, value, from_env) in proptest::sample::select(settings())
+                .prop_flat_map(|setting| {
+                    let value = wrong_value(&setting.default);
+                    (Just(setting), value, any::<bool>())
+                })
+        ) {
+            let loaded = match from_env {
+                true => load(None, &[(setting.env_var(), value.clone())])?,
+                false => load(Some(&setting.file(&value)), &[])?,
+            };
+            match loaded {
+                Ok(_) => prop_assert!(false, "{} = {value} was accepted", setting.path()),
+                Err(message) => prop_assert!(names_key(&message, &setting.path()), "{message}"),
+            }
+        }
+
+        /// An unknown key, at the top of the file or in any section of it,
+        /// or after a section's `__` in the environment, is an error that
+        /// names it. (No `__` inside the name: that would nest it, and
+        /// figment skips a variable with an empty part, as `KEYPORT_SERVER__A__`.)
+        #[test]
+        fn unknown_keys_are_errors_naming_them(
+            (section, known) in proptest::sample::select(sections()),
+            name in "[a-z]([a-z0-9]|_[a-z0-9]){0,12}_?",
+            place in 0..3u8,
+        ) {
+            prop_assume!(!known.contains(&name) && !KEYS.contains(&name.as_str()));
+            let loaded = match place {
+                0 => load(Some(&format!("{name} = 1\n")), &[])?,
+                1 => load(Some(&format!("[{section}]\n{name} = 1\n")), &[])?,
+                _ => load(None, &[(format!("KEYPORT_{}__{}", section.to_uppercase(), name.to_uppercase()), "1".into())])?,
+            };
+            match loaded {
+                Ok(_) => prop_assert!(false, "`{name}` was accepted"),
+                Err(message) => prop_assert!(message.contains(&format!("unknown field: found `{name}`")), "{message}"),
+            }
+        }
+
+        /// A `KEYPORT_*` variable whose first part is no top-level key (say
+        /// `KEYPORT_CONFIG`) is not a setting: it changes nothing.
+        #[test]
+        fn unrelated_environment_variables_are_ignored(name in "[A-Z][A-Z0-9_]{0,15}", value in "\\PC{0,24}") {
+            let top = name.split("__").next().unwrap_or_default();
+            prop_assume!(!KEYS.iter().any(|key| key.eq_ignore_ascii_case(top)));
+            let baseline = load(None, &[])?;
+            prop_assert!(baseline.is_ok(), "{baseline:?}");
+            prop_assert_eq!(load(None, &[(format!("KEYPORT_{name}"), value)])?, baseline);
+        }
+    }
+}

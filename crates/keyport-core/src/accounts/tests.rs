@@ -28,6 +28,7 @@ use crate::{
 };
 
 mod factors;
+mod oauth_callback;
 mod passkeys;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
