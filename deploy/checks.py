@@ -127,9 +127,10 @@ def check_pod_spec(c: Checks, owner: str, pod: dict, *, probes: bool) -> None:
         c.check(bool(res.get("requests", {}).get("memory")) and bool(res.get("limits", {}).get("memory")),
                 f"{name}: memory request and limit set")
         if probes:
-            for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-                probe = container.get(kind, {})
-                c.check(probe.get("grpc", {}).get("port") == 50051, f"{name}: {kind} is a native gRPC probe on 50051")
+            for kind, service in (("startupProbe", None), ("readinessProbe", None), ("livenessProbe", "liveness")):
+                probe = container.get(kind, {}).get("grpc", {})
+                c.check(probe.get("port") == 50051 and probe.get("service") == service,
+                        f"{name}: {kind} is a native gRPC probe on 50051, service {service or 'the whole server'}")
             env = {e["name"]: e for e in container.get("env", [])}
             c.check(env.get("KEYPORT_CONFIG", {}).get("value") == "/etc/keyport/keyport.toml",
                     f"{name}: KEYPORT_CONFIG points at the mounted keyport.toml")

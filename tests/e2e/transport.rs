@@ -322,6 +322,9 @@ async fn postgres_outage_flips_health_and_recovers() -> TestResult {
     let stopping = cluster.clone();
     tokio::task::spawn_blocking(move || stopping.stop()).await??;
     wait_for_health(&server, ServingStatus::NotServing).await?;
+    // The process is alive all the same: a liveness probe must not restart it.
+    let alive = HealthCheckRequest { service: keyport_server::LIVENESS.into() };
+    assert_eq!(server.health().check(alive).await?.into_inner().status(), ServingStatus::Serving);
 
     let status = server.sessions().get_session(GetSessionRequest { token: token.clone() }).await.unwrap_err();
     assert_eq!((status.code(), reason(&status).as_str()), (Code::Unavailable, "UNAVAILABLE"));

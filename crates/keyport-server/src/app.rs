@@ -24,9 +24,6 @@ use crate::{
     service::{self, Shared},
 };
 
-/// How often expired sessions, flows and audit events are swept.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
-
 /// Why Keyport could not start or keep serving.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -162,7 +159,7 @@ impl Keyport {
         let api = service::registry(&shared, server.max_message_bytes);
         let (reporter, health_service) = tonic_health::server::health_reporter();
         let health = Health::new(reporter, api.names());
-        health.report(ServingStatus::Serving).await;
+        health.start(ServingStatus::Serving).await;
 
         // Every task started here ends with `serve` (the set aborts them
         // when dropped), whichever way it returns.
@@ -204,7 +201,7 @@ fn spawn_background(
     let interval = Duration::from_millis(config.database.health_check_interval_ms.max(10));
     let mut tasks = JoinSet::new();
     tasks.spawn(health::monitor(accounts.clone(), cache_health.clone(), health, interval));
-    tasks.spawn(sweep_expired(accounts));
+    tasks.spawn(sweep_expired(accounts, Duration::from_secs(config.database.sweep_interval_secs.max(1))));
     if let Some(relay) = relay {
         tasks.spawn(events.relay(relay, cache_health));
     }
@@ -333,8 +330,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
-async fn sweep_expired(accounts: Accounts) {
-    let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
+async fn sweep_expired(accounts: Accounts, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
     loop {
         ticker.tick().await;
         match accounts.sweep_expired().await {

@@ -285,6 +285,9 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
     /// Milliseconds between database health checks (drives gRPC health).
     pub health_check_interval_ms: u64,
+    /// Seconds between sweeps of expired rows (sessions, flows, tokens,
+    /// audit events past retention); each replica sweeps, once at start too.
+    pub sweep_interval_secs: u64,
 }
 
 /// Transport limits.
@@ -446,7 +449,12 @@ impl Default for Config {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { max_connections: 0, acquire_timeout_ms: 3_000, health_check_interval_ms: 1_000 }
+        Self {
+            max_connections: 0,
+            acquire_timeout_ms: 3_000,
+            health_check_interval_ms: 1_000,
+            sweep_interval_secs: 3_600,
+        }
     }
 }
 

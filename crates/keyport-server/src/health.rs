@@ -1,5 +1,7 @@
 //! gRPC health that follows the database: NOT_SERVING while it cannot be
-//! reached, SERVING again once it answers.
+//! reached, SERVING again once it answers. One entry does not follow it:
+//! [`LIVENESS`], for probes that restart a process, which a database
+//! outage is no reason to do.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,6 +9,11 @@ use keyport_core::Accounts;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 use crate::events::CacheHealth;
+
+/// The health entry that answers SERVING for as long as the process
+/// serves gRPC at all, whatever the database does: what a liveness probe
+/// asks (`service: liveness` in Kubernetes' gRPC probe).
+pub const LIVENESS: &str = "liveness";
 
 /// Reports one status for the whole server (`""`) and each API service.
 #[derive(Clone)]
@@ -22,7 +29,13 @@ impl Health {
         Self { reporter, names }
     }
 
-    /// Sets every reported service to `status`.
+    /// Marks the process alive ([`LIVENESS`]) and every service `status`.
+    pub(crate) async fn start(&self, status: ServingStatus) {
+        self.reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
+        self.report(status).await;
+    }
+
+    /// Sets every reported service to `status` ([`LIVENESS`] excepted).
     pub(crate) async fn report(&self, status: ServingStatus) {
         for name in self.names.iter() {
             self.reporter.set_service_status(*name, status).await;

@@ -29,3 +29,4 @@ pub mod telemetry;
 
 pub use app::{Keyport, StartError};
 pub use config::Config;
+pub use health::LIVENESS;

@@ -303,13 +303,16 @@ spec:
           containerPort: {{ .Values.metrics.port }}
           protocol: TCP
         {{- end }}
-      {{- $probe := ternary (dict "tcpSocket" (dict "port" "grpc")) (dict "grpc" (dict "port" (int .Values.service.port))) .Values.tls.enabled }}
+      {{- $tcp := dict "tcpSocket" (dict "port" "grpc") }}
+      {{- $probe := ternary $tcp (dict "grpc" (dict "port" (int .Values.service.port))) .Values.tls.enabled }}
+      {{- /* "liveness" stays SERVING through database outages: restarting does not fix those. */}}
+      {{- $liveness := ternary $tcp (dict "grpc" (dict "port" (int .Values.service.port) "service" "liveness")) .Values.tls.enabled }}
       startupProbe:
         {{- toYaml (merge (dict) $probe .Values.probes.startup) | nindent 8 }}
       readinessProbe:
         {{- toYaml (merge (dict) $probe .Values.probes.readiness) | nindent 8 }}
       livenessProbe:
-        {{- toYaml (merge (dict) $probe .Values.probes.liveness) | nindent 8 }}
+        {{- toYaml (merge (dict) $liveness .Values.probes.liveness) | nindent 8 }}
       {{- if gt (int .Values.preStopSleepSeconds) 0 }}
       lifecycle:
         preStop:
