@@ -7,7 +7,9 @@
 //! revocation across replicas, a legitimate sign-in during a flood of
 //! abandoned ones, and the mail flows (reset for known against unknown
 //! addresses, courier throughput into Mailpit), and the throttling counters
-//! in memory against PostgreSQL. The
+//! in memory against PostgreSQL. Not part of the default run: the soak of
+//! [`soak`] (`--only soak`), minutes of mixed load watching memory and
+//! table sizes. The
 //! result is a Markdown report on stdout (and optionally in a file); see
 //! `docs/benchmarks.md` for how to run it and the latest numbers.
 
@@ -23,6 +25,7 @@ mod procfs;
 mod promises;
 mod report;
 mod server;
+mod soak;
 mod workload;
 
 use std::error::Error;
@@ -75,6 +78,9 @@ struct Args {
     /// Fresh starts measured for start to SERVING and idle RSS.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=100))]
     starts: u16,
+    /// Minutes of mixed load per backend in the soak (`--only soak`).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1440))]
+    soak_minutes: u32,
     /// Run only this section.
     #[arg(long, value_enum)]
     only: Option<Section>,
@@ -113,6 +119,10 @@ enum Section {
     Authorize,
     /// `Authorize` with API keys against session tokens at 1, 16 and 64 callers.
     ApiKeys,
+    /// Minutes of mixed load on SQLite and on two PostgreSQL replicas,
+    /// watching memory, descriptors and table rows. Only with `--only soak`:
+    /// it is not part of the default run.
+    Soak,
 }
 
 #[tokio::main]
@@ -137,7 +147,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let bin = keyport_bin(args.keyport_bin.as_deref())?;
     let timing = Timing { warmup: Duration::from_secs(args.warmup), duration: Duration::from_secs(args.duration) };
     warn_if_busy();
-    let wants = |section: Section| args.only.is_none_or(|only| only == section);
+    // The soak is long: it runs only when asked for by name.
+    let wants = |section: Section| args.only.map_or(section != Section::Soak, |only| only == section);
     let mut report = Report::new(Settings {
         keyport_bin: bin.clone(),
         timing,
@@ -209,7 +220,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
         }
     }
 
-    let pg = if wants(Section::CacheMiss) || wants(Section::CrossReplica) || wants(Section::Counters) {
+    let pg_sections = [Section::CacheMiss, Section::CrossReplica, Section::Counters, Section::Soak];
+    let pg = if pg_sections.into_iter().any(wants) {
         eprintln!("starting PostgreSQL (initdb + pg_ctl in a temporary directory)");
         Some(keyport_tests::pg::PgCluster::start()?)
     } else {
@@ -251,6 +263,11 @@ async fn run(args: Args) -> Result<(), BoxError> {
         false => None,
     };
 
+    let soaked = match &pg {
+        Some(pg) if wants(Section::Soak) => Some(soak::soak(&bin, pg, args.soak_minutes).await?),
+        _ => None,
+    };
+
     let mut markdown = report.render();
     markdown.push_str(&promises::render(cache.as_deref(), revocations.as_ref(), flood.as_ref()));
     if let Some(mail) = &mail {
@@ -267,6 +284,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     if let Some(pairs) = &api_keys {
         markdown.push_str(&api_keys::render(pairs));
+    }
+    if let Some(soaked) = &soaked {
+        markdown.push_str(&soak::render(soaked));
     }
     print!("{markdown}");
     if let Some(path) = &args.out {

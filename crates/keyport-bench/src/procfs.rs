@@ -1,6 +1,6 @@
 //! What `/proc` says about a process: CPU time, to show how a load step split
-//! the machine's cores between the server and the load generator, and
-//! resident memory.
+//! the machine's cores between the server and the load generator, resident
+//! memory, and open file descriptors.
 
 use std::time::Instant;
 
@@ -67,6 +67,21 @@ impl CpuSample {
 
 /// The resident set size (`VmRSS` in `/proc/PID/status`) of process `pid`, in MB (10^6 bytes).
 pub(crate) fn rss_mb(pid: u32) -> Result<f64, BoxError> {
+    Ok(rss_kib(pid)? as f64 * 1024.0 / 1_000_000.0)
+}
+
+/// The resident set size of process `pid`, in MiB (2^20 bytes).
+pub(crate) fn rss_mib(pid: u32) -> Result<f64, BoxError> {
+    Ok(rss_kib(pid)? as f64 / 1024.0)
+}
+
+/// The file descriptors process `pid` has open (entries of `/proc/PID/fd`):
+/// sockets, database files and pipes alike.
+pub(crate) fn open_fds(pid: u32) -> Result<usize, BoxError> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+fn rss_kib(pid: u32) -> Result<u64, BoxError> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kib = status
         .lines()
@@ -76,5 +91,5 @@ pub(crate) fn rss_mb(pid: u32) -> Result<f64, BoxError> {
         .trim()
         .parse::<u64>()?;
     // `/proc` says kB but means KiB.
-    Ok(kib as f64 * 1024.0 / 1_000_000.0)
+    Ok(kib)
 }

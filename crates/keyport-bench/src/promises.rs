@@ -67,7 +67,7 @@ pub(crate) struct CancelledFlood {
 
 /// The key sealing TOTP secrets, which a server on PostgreSQL needs (the
 /// same for both replicas).
-const BENCH_FACTOR_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+pub(crate) const BENCH_FACTOR_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
 
 /// Runs the cache comparison on SQLite and on a PostgreSQL this starts.
 pub(crate) async fn cache_miss(

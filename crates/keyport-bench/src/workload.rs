@@ -18,7 +18,7 @@ use crate::BoxError;
 use crate::load::Call;
 
 /// Client-side limit on any one request, so that no caller can hang a step.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Concurrent sign-ups while creating the users (each costs one password hash).
 pub(crate) const SIGN_UP_CONCURRENCY: usize = 4;
 /// Attempts per sign-up when the server answers `RESOURCE_EXHAUSTED`.
