@@ -191,8 +191,10 @@ async fn soak_backend(bin: &Path, store: Store<'_>, minutes: usize) -> Result<Ba
 }
 
 /// The soak's server configuration besides the database: short sessions,
-/// a sweep every half minute, the shortest audit retention, no limits in the way, the OIDC provider.
-/// (`ServerProcess` turns the request budgets off for every section.)
+/// a sweep every half minute, the shortest audit retention, no limits in the way, the OIDC provider,
+/// and metrics recorded but never scraped: the case in which a recorder
+/// without upkeep kept every observation. (`ServerProcess` turns the
+/// request budgets off for every section.)
 fn server_env(issuer: &str) -> Vec<(&'static str, String)> {
     let provider = format!(
         "[{{id=\"{PROVIDER_ID}\",kind=\"oidc\",issuer=\"{issuer}\",client_id=\"{}\",client_secret=\"{}\"}}]",
@@ -209,6 +211,7 @@ fn server_env(issuer: &str) -> Vec<(&'static str, String)> {
         ("KEYPORT_SIGN_IN_LIMITS__PER_IP", SIGN_IN_LIMIT.to_owned()),
         ("KEYPORT_OAUTH__REDIRECT_URIS", format!("[\"{REDIRECT_URI}\"]")),
         ("KEYPORT_OAUTH__PROVIDERS", provider),
+        ("KEYPORT_METRICS__LISTEN", "127.0.0.1:0".to_owned()),
     ]
 }
 

@@ -14,7 +14,7 @@ use keyport_store::SeaStore;
 use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::{Deserialize, Serialize};
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{net::TcpListener, sync::watch, time::MissedTickBehavior};
 
 use crate::{events::EventBus, rpc_observer};
 
@@ -27,6 +27,9 @@ const LATENCY_BUCKETS: &[f64] =
     &[0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// The longest an outbox count may hold up a scrape.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the histograms' pending observations are folded into their
+/// buckets, scrape or not (the exporter's own listener uses 5 s too).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The `[metrics]` section: where to serve them; off until `listen` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,8 +109,29 @@ impl Sampled {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `stop` turns true.
-pub(crate) async fn serve(listener: TcpListener, sampled: Sampled, mut stop: watch::Receiver<bool>) {
+/// Serves `GET /metrics` on `listener`, and keeps the recorder's memory
+/// bounded, until `stop` turns true.
+pub(crate) async fn serve(listener: TcpListener, sampled: Sampled, stop: watch::Receiver<bool>) {
+    tokio::join!(serve_scrapes(listener, sampled, stop.clone()), keep_up(stop));
+}
+
+/// Folds the histograms' pending observations into their buckets every
+/// [`UPKEEP_INTERVAL`]. The recorder keeps each observation until then, so
+/// with scrapes far apart, or no scraper yet, memory grew with every call
+/// (a `build_recorder` recorder gets no upkeep task of its own).
+async fn keep_up(mut stop: watch::Receiver<bool>) {
+    let handle = recorder();
+    let mut ticks = tokio::time::interval(UPKEEP_INTERVAL);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => handle.run_upkeep(),
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}
+
+async fn serve_scrapes(listener: TcpListener, sampled: Sampled, mut stop: watch::Receiver<bool>) {
     let handle = recorder();
     let app = Router::new().route(
         METRICS_PATH,
